@@ -9,6 +9,7 @@ import (
 	_ "github.com/schollz/progressbar/v3"
 	_ "github.com/urfave/cli/v2"
 	_ "sigs.k8s.io/yaml"
+	_ "gopkg.in/yaml.v3"
 	_ "golang.org/x/crypto/bcrypt"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"

@@ -1,0 +1,48 @@
+// Package progress is how packages below cmd/ tell the user what they are
+// doing without printing: they call a Reporter, and cmd/ferry decides whether
+// that becomes a progress bar, plain log lines or nothing at all.
+package progress
+
+// Reporter receives progress from long-running work. Implementations must be
+// safe for concurrent use, because downloads and uploads run in parallel.
+type Reporter interface {
+	// Start begins a phase of work ("export", "import", ...) whose size in
+	// bytes is known up front (0 when it is not).
+	Start(phase string, totalBytes int64)
+	// Add records n more bytes of the current phase as done.
+	Add(n int64)
+	// Logf reports one finished step (an image exported, a tag written).
+	Logf(format string, args ...any)
+	// Warnf reports something the user should know about but that does not
+	// stop the work (a skipped non-distributable layer, a fallback used).
+	Warnf(format string, args ...any)
+	// Done ends the current phase.
+	Done()
+}
+
+// Nop is a Reporter that discards everything; it is what library callers get
+// when they pass no Reporter.
+type Nop struct{}
+
+// Start implements Reporter.
+func (Nop) Start(string, int64) {}
+
+// Add implements Reporter.
+func (Nop) Add(int64) {}
+
+// Logf implements Reporter.
+func (Nop) Logf(string, ...any) {}
+
+// Warnf implements Reporter.
+func (Nop) Warnf(string, ...any) {}
+
+// Done implements Reporter.
+func (Nop) Done() {}
+
+// OrNop returns r, or Nop when r is nil, so callers need no nil checks.
+func OrNop(r Reporter) Reporter {
+	if r == nil {
+		return Nop{}
+	}
+	return r
+}
