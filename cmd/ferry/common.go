@@ -1,0 +1,42 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/ferry-dev/ferry/internal/regopts"
+)
+
+// parseLabels turns KEY=VALUE strings into a map.
+func parseLabels(kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	labels := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usagef("label %q is not KEY=VALUE", kv)
+		}
+		labels[k] = v
+	}
+	return labels, nil
+}
+
+func joinComma(s []string) string { return strings.Join(s, ", ") }
+
+// explain turns registry errors into ones that tell the user what to do.
+func explain(err error, ref string) error {
+	if err == nil {
+		return nil
+	}
+	return regopts.Explain(err, ref)
+}
+
+// plural returns "1 image" or "2 images".
+func plural(n int, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}

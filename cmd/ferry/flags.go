@@ -1,0 +1,58 @@
+package main
+
+import (
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ferry-dev/ferry/internal/regopts"
+)
+
+// registryFlags are the registry access flags every command takes; their
+// names follow imgpkg's so that scripts move over unchanged.
+func registryFlags() []cli.Flag {
+	const cat = "Registry"
+	return []cli.Flag{
+		&cli.StringFlag{Name: "registry-username", EnvVars: []string{"FERRY_USERNAME"}, Category: cat,
+			Usage: "username for the registries (default: Docker config and credential helpers)"},
+		&cli.StringFlag{Name: "registry-password", EnvVars: []string{"FERRY_PASSWORD"}, Category: cat,
+			Usage: "password for the registries"},
+		&cli.StringFlag{Name: "registry-token", EnvVars: []string{"FERRY_TOKEN"}, Category: cat,
+			Usage: "bearer token for the registries"},
+		&cli.BoolFlag{Name: "registry-anon", Category: cat,
+			Usage: "send no credentials at all"},
+		&cli.BoolFlag{Name: "registry-insecure", Category: cat,
+			Usage: "allow plain HTTP and unverified TLS (never the default)"},
+		&cli.StringSliceFlag{Name: "registry-ca-cert-path", Category: cat,
+			Usage: "PEM file with CA certificates to trust besides the system's (repeatable)"},
+		&cli.IntFlag{Name: "registry-retry-count", Value: 5, Category: cat,
+			Usage: "attempts per request on 5xx, 429 and dropped connections, with exponential backoff"},
+		&cli.DurationFlag{Name: "registry-response-header-timeout", Value: 30 * time.Second, Category: cat,
+			Usage: "how long to wait for a registry to start answering a request"},
+	}
+}
+
+// withRegistryFlags appends the registry flags to a command's own.
+func withRegistryFlags(flags ...cli.Flag) []cli.Flag {
+	return append(flags, registryFlags()...)
+}
+
+// registryOptions reads the registry flags of c.
+func registryOptions(c *cli.Context) regopts.Options {
+	return regopts.Options{
+		Username:              c.String("registry-username"),
+		Password:              c.String("registry-password"),
+		Token:                 c.String("registry-token"),
+		Anon:                  c.Bool("registry-anon"),
+		Insecure:              c.Bool("registry-insecure"),
+		CACertPaths:           c.StringSlice("registry-ca-cert-path"),
+		RetryCount:            c.Int("registry-retry-count"),
+		ResponseHeaderTimeout: c.Duration("registry-response-header-timeout"),
+		UserAgent:             "ferry/" + version,
+	}
+}
+
+// jsonFlag asks for a machine-readable result on stdout.
+func jsonFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "json", Usage: "print a machine-readable result on stdout"}
+}

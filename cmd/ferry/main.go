@@ -1,0 +1,95 @@
+// Command ferry carries imgpkg-style bundles across air gaps: it pushes and
+// pulls bundles, exports a bundle and every image it locks into one
+// .tar.zst archive, and imports that archive into one repository.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// usageError marks errors that come from how ferry was called rather than
+// from the work itself; they exit with status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// usagef builds a usageError.
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// run executes ferry with the given arguments and returns the exit code.
+// It is separate from main so that tests can run the CLI in-process.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := newApp(stdin, stdout, stderr)
+	err := app.RunContext(ctx, args)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "ferry: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	onUsage := func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+	app := &cli.App{
+		Name:    "ferry",
+		Usage:   "carry imgpkg bundles and their images across air gaps",
+		Version: version,
+		Description: `ferry moves imgpkg-style bundles between registries and across air gaps.
+
+   ferry export writes a bundle and every image its .imgpkg/images.yml locks
+   (nested bundles too) into one zstd-compressed OCI image-layout archive;
+   ferry import uploads that archive into one repository, recreating the tags
+   imgpkg writes, so that imgpkg pull and ferry pull find every image there.
+
+   Credentials come from --registry-* flags, FERRY_USERNAME/FERRY_PASSWORD/
+   FERRY_TOKEN, or the Docker config and its credential helpers.`,
+		Reader:                 stdin,
+		Writer:                 stdout,
+		ErrWriter:              stderr,
+		HideHelpCommand:        true,
+		UseShortOptionHandling: false,
+		OnUsageError:           onUsage,
+		ExitErrHandler:         func(*cli.Context, error) {},
+		Commands: []*cli.Command{
+			pushCommand(),
+			pullCommand(),
+			tagCommand(),
+		},
+	}
+	for _, c := range app.Commands {
+		setUsageHandler(c, onUsage)
+	}
+	return app
+}
+
+func setUsageHandler(c *cli.Command, h cli.OnUsageErrorFunc) {
+	c.OnUsageError = h
+	for _, sub := range c.Subcommands {
+		setUsageHandler(sub, h)
+	}
+}

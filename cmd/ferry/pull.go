@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/urfave/cli/v2"
+
+	"github.com/ferry-dev/ferry/internal/pull"
+)
+
+func pullCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "pull",
+		Usage:     "pull a bundle (-b) or plain image (-i) into a directory",
+		UsageText: "ferry pull -b REF -o DIR [-r] [--overwrite]\n   ferry pull -i REF -o DIR",
+		Description: `Extracts the bundle's files into DIR. Entries that would land outside DIR
+   (.., absolute paths, links) are refused.
+
+   When the bundle has been relocated (copied or imported into another
+   repository), .imgpkg/images.yml is rewritten to name every image in the
+   bundle's repository: from its image-locations image when there is one,
+   otherwise only if every image is found there by digest.
+
+   -r also pulls nested bundles into DIR/.imgpkg/bundles/sha256-<hex>/.`,
+		Flags: withRegistryFlags(
+			&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "bundle to pull (tag or digest reference)"},
+			&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "plain image to pull"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "directory to write into (created if missing; must be empty unless --overwrite)"},
+			&cli.BoolFlag{Name: "recursive", Aliases: []string{"r"}, Usage: "also pull nested bundles"},
+			&cli.BoolFlag{Name: "overwrite", Usage: "replace the contents of a non-empty output directory"},
+			jsonFlag(),
+		),
+		Action: runPull,
+	}
+}
+
+func runPull(c *cli.Context) error {
+	out := newPrinter(c)
+	src, isBundle, err := bundleOrImage(c)
+	if err != nil {
+		return err
+	}
+	dir := c.String("output")
+	if dir == "" {
+		return usagef("pull: give the output directory with -o DIR")
+	}
+	if c.Bool("recursive") && !isBundle {
+		return usagef("pull: -r is for bundles (-b)")
+	}
+	reg := registryOptions(c)
+	ref, err := name.ParseReference(src, reg.NameOptions()...)
+	if err != nil {
+		return usagef("pull: %q is not a valid reference: %v", src, err)
+	}
+	remoteOpts, err := reg.RemoteOptions(c.Context)
+	if err != nil {
+		return err
+	}
+	res, err := pull.Pull(c.Context, ref, dir, pull.Options{
+		Bundle:    isBundle,
+		Recursive: c.Bool("recursive"),
+		Overwrite: c.Bool("overwrite"),
+		Remote:    remoteOpts,
+		Name:      reg.NameOptions(),
+		Reporter:  out.Reporter(),
+	})
+	if err != nil {
+		return explain(err, src)
+	}
+	return out.Result(res, func(w io.Writer) {
+		fmt.Fprintf(w, "Pulled %s (%s) into %s\n", res.Ref, res.Digest, res.Dir)
+		printRewrite(w, res)
+	})
+}
+
+func printRewrite(w io.Writer, res *pull.Result) {
+	switch res.Rewrite {
+	case pull.RewriteLocations:
+		fmt.Fprintf(w, "%s: images.yml rewritten to the bundle's repository (image-locations image found)\n", res.Dir)
+	case pull.RewriteChecked:
+		fmt.Fprintf(w, "%s: images.yml rewritten to the bundle's repository (every image found there by digest)\n", res.Dir)
+	case pull.RewriteNone:
+		if res.Bundle {
+			fmt.Fprintf(w, "%s: images.yml left as pushed (images are at their original locations)\n", res.Dir)
+		}
+	}
+	for i := range res.Nested {
+		fmt.Fprintf(w, "Pulled nested bundle %s into %s\n", res.Nested[i].Digest, res.Nested[i].Dir)
+		printRewrite(w, &res.Nested[i])
+	}
+}

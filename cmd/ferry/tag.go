@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/urfave/cli/v2"
+
+	"github.com/ferry-dev/ferry/internal/taglist"
+)
+
+func tagCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "tag",
+		Usage: "work with a repository's tags",
+		Subcommands: []*cli.Command{{
+			Name:      "list",
+			Aliases:   []string{"ls"},
+			Usage:     "list the tags of a repository",
+			UsageText: "ferry tag list -i REPO [--digests] [--imgpkg-internal-tags]",
+			Description: `Lists the tags of REPO. The tags imgpkg and ferry write for their own
+   bookkeeping (sha256-<hex>.imgpkg, ….image-locations.imgpkg, cosign's
+   .sig/.att/.sbom) are hidden unless --imgpkg-internal-tags is given.`,
+			Flags: withRegistryFlags(
+				&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "repository to list"},
+				&cli.BoolFlag{Name: "digests", Usage: "also show the digest each tag points at"},
+				&cli.BoolFlag{Name: "imgpkg-internal-tags", Usage: "include imgpkg's and cosign's internal tags"},
+				jsonFlag(),
+			),
+			Action: runTagList,
+		}},
+	}
+}
+
+func runTagList(c *cli.Context) error {
+	out := newPrinter(c)
+	src := c.String("image")
+	if src == "" {
+		return usagef("tag list: give the repository with -i REPO")
+	}
+	reg := registryOptions(c)
+	repo, err := name.NewRepository(src, reg.NameOptions()...)
+	if err != nil {
+		return usagef("tag list: %q is not a repository: %v", src, err)
+	}
+	remoteOpts, err := reg.RemoteOptions(c.Context)
+	if err != nil {
+		return err
+	}
+	list, err := taglist.List(c.Context, repo, taglist.Options{
+		Digests:  c.Bool("digests"),
+		Internal: c.Bool("imgpkg-internal-tags"),
+		Remote:   remoteOpts,
+	})
+	if err != nil {
+		return explain(err, src)
+	}
+	return out.Result(list, func(w io.Writer) {
+		for _, t := range list {
+			if t.Digest != "" {
+				fmt.Fprintf(w, "%s\t%s\n", t.Name, t.Digest)
+			} else {
+				fmt.Fprintln(w, t.Name)
+			}
+		}
+	})
+}

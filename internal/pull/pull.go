@@ -1,0 +1,286 @@
+// Package pull writes a bundle (or a plain image) from a registry into a
+// local directory, and points the bundle's images.yml at the repository the
+// bundle was pulled from when the bundle has been relocated there.
+package pull
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/ferry-dev/ferry/internal/bundle"
+	"github.com/ferry-dev/ferry/internal/progress"
+	"github.com/ferry-dev/ferry/internal/safetar"
+	"github.com/ferry-dev/ferry/lock"
+	"github.com/ferry-dev/ferry/tags"
+)
+
+// Options control a pull.
+type Options struct {
+	// Bundle says the reference must be a bundle (-b); otherwise it must be
+	// a plain image (-i), as imgpkg insists.
+	Bundle bool
+	// Recursive pulls nested bundles into .imgpkg/bundles/sha256-<hex>/ of
+	// the output directory, as imgpkg pull -r does.
+	Recursive bool
+	// Overwrite allows a non-empty output directory, whose contents are
+	// replaced.
+	Overwrite bool
+	// Remote and Name configure registry access.
+	Remote []remote.Option
+	Name   []name.Option
+	// Reporter receives one line per step.
+	Reporter progress.Reporter
+}
+
+// Rewrite says how a bundle's images.yml was treated.
+type Rewrite string
+
+const (
+	// RewriteNone: the lock already names the images where they are, or the
+	// bundle has not been relocated; images.yml is left as pushed.
+	RewriteNone Rewrite = "none"
+	// RewriteLocations: the bundle's image-locations image was found in its
+	// repository and images.yml now points there.
+	RewriteLocations Rewrite = "locations-image"
+	// RewriteChecked: no locations image, but every image exists as
+	// REPO@digest in the bundle's repository, so images.yml points there.
+	RewriteChecked Rewrite = "checked-digests"
+)
+
+// Result describes what a pull wrote.
+type Result struct {
+	Ref     string   `json:"ref"`
+	Digest  string   `json:"digest"`
+	Dir     string   `json:"dir"`
+	Bundle  bool     `json:"bundle"`
+	Rewrite Rewrite  `json:"imagesLockRewrite,omitempty"`
+	Nested  []Result `json:"nestedBundles,omitempty"`
+}
+
+// Pull writes the image or bundle at ref into dir.
+func Pull(ctx context.Context, ref name.Reference, dir string, opts Options) (*Result, error) {
+	opts.Reporter = progress.OrNop(opts.Reporter)
+	opts.Remote = append([]remote.Option{remote.WithContext(ctx)}, opts.Remote...)
+	if err := safetar.PrepareDir(dir, opts.Overwrite); err != nil {
+		return nil, err
+	}
+	p := &puller{opts: opts, root: dir, seen: map[v1.Hash]bool{}}
+	res, err := p.pull(ctx, ref, dir, opts.Bundle)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", ref, err)
+	}
+	return res, nil
+}
+
+type puller struct {
+	opts Options
+	root string
+	seen map[v1.Hash]bool
+}
+
+func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantBundle bool) (*Result, error) {
+	img, err := remote.Image(ref, p.opts.Remote...)
+	if err != nil {
+		return nil, err
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		return nil, err
+	}
+	p.seen[digest] = true
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	isBundle := bundle.IsBundle(cfg)
+	switch {
+	case wantBundle && !isBundle:
+		return nil, fmt.Errorf("%s is not a bundle (its config has no %q label); use -i to pull a plain image", ref, bundle.LabelKey)
+	case !wantBundle && isBundle:
+		return nil, fmt.Errorf("%s is a bundle; use -b to pull a bundle", ref)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	if len(layers) != 1 {
+		return nil, fmt.Errorf("%s has %d layers; ferry pulls images with exactly one layer, as imgpkg pushes them", ref, len(layers))
+	}
+	rc, err := layers[0].Uncompressed()
+	if err != nil {
+		return nil, fmt.Errorf("reading layer: %w", err)
+	}
+	err = safetar.Extract(ctx, rc, dir, safetar.Options{})
+	rc.Close()
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Ref: ref.String(), Digest: digest.String(), Dir: dir, Bundle: isBundle}
+	p.opts.Reporter.Logf("pulled %s@%s into %s", ref.Context(), digest, dir)
+	if !isBundle {
+		return res, nil
+	}
+
+	lockPath := filepath.Join(dir, ".imgpkg", "images.yml")
+	l, err := lock.ReadImagesLock(lockPath)
+	if err != nil {
+		return nil, err
+	}
+	repo := ref.Context()
+	locations, err := p.locations(repo, digest)
+	if err != nil {
+		return nil, err
+	}
+	rewritten, how, err := p.relocate(repo, l, locations)
+	if err != nil {
+		return nil, err
+	}
+	res.Rewrite = how
+	if how != RewriteNone {
+		if err := rewritten.WriteFile(lockPath); err != nil {
+			return nil, err
+		}
+		switch how {
+		case RewriteLocations:
+			p.opts.Reporter.Logf("rewrote %s to %s (from the bundle's image-locations image)", lockPath, repo)
+		case RewriteChecked:
+			p.opts.Reporter.Logf("rewrote %s to %s (every image was found there by digest)", lockPath, repo)
+		}
+	}
+	if !p.opts.Recursive {
+		return res, nil
+	}
+	for i, img := range rewritten.Images {
+		d, err := name.NewDigest(img.Image, p.opts.Name...)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", img.Image, err)
+		}
+		h, err := v1.NewHash(d.DigestStr())
+		if err != nil {
+			return nil, err
+		}
+		if p.seen[h] {
+			continue
+		}
+		nested, err := p.isBundle(d, locations, l.Images[i].Image)
+		if err != nil {
+			return nil, fmt.Errorf("nested image %s: %w", img.Image, err)
+		}
+		if !nested {
+			continue
+		}
+		sub := filepath.Join(p.root, ".imgpkg", "bundles", h.Algorithm+"-"+h.Hex)
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			return nil, err
+		}
+		nr, err := p.pull(ctx, d, sub, true)
+		if err != nil {
+			return nil, fmt.Errorf("nested bundle %s: %w", img.Image, err)
+		}
+		res.Nested = append(res.Nested, *nr)
+	}
+	return res, nil
+}
+
+// locations reads the bundle's image-locations image from repo, or returns
+// nil when there is none.
+func (p *puller) locations(repo name.Repository, digest v1.Hash) (*lock.ImageLocations, error) {
+	ref := repo.Tag(tags.ImageLocations(digest))
+	img, err := remote.Image(ref, p.opts.Remote...)
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading image-locations image %s: %w", ref, err)
+	}
+	return bundle.ReadLocations(img, ref.String())
+}
+
+// relocate returns the lock rewritten to point at repo, and how it decided.
+func (p *puller) relocate(repo name.Repository, l *lock.ImagesLock, locations *lock.ImageLocations) (*lock.ImagesLock, Rewrite, error) {
+	out := *l
+	out.Images = make([]lock.ImageRef, len(l.Images))
+	copy(out.Images, l.Images)
+	moved := false
+	for i, img := range l.Images {
+		d, err := name.NewDigest(img.Image, p.opts.Name...)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %w", img.Image, err)
+		}
+		if d.Context().String() != repo.String() {
+			moved = true
+		}
+		out.Images[i].Image = repo.Digest(d.DigestStr()).String()
+	}
+	if !moved {
+		return l, RewriteNone, nil
+	}
+	if locations != nil {
+		return &out, RewriteLocations, nil
+	}
+	for _, img := range out.Images {
+		d, _ := name.NewDigest(img.Image, p.opts.Name...)
+		if _, err := remote.Head(d, p.opts.Remote...); err != nil {
+			if isNotFound(err) {
+				// Not relocated (or only partly): the images are still where
+				// the lock says, so leave it alone as imgpkg does.
+				return l, RewriteNone, nil
+			}
+			return nil, "", fmt.Errorf("checking %s: %w", d, err)
+		}
+	}
+	return &out, RewriteChecked, nil
+}
+
+// isBundle tells whether the lock image at d is a bundle, from the
+// locations image when there is one, else from its config.
+func (p *puller) isBundle(d name.Digest, locations *lock.ImageLocations, original string) (bool, error) {
+	if locations != nil {
+		for _, loc := range locations.Images {
+			if loc.Image == original {
+				return loc.IsBundle, nil
+			}
+		}
+	}
+	desc, err := remote.Get(d, p.opts.Remote...)
+	if err != nil {
+		return false, err
+	}
+	if desc.MediaType.IsIndex() {
+		return false, nil
+	}
+	img, err := desc.Image()
+	if err != nil {
+		return false, err
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return false, err
+	}
+	return bundle.IsBundle(cfg), nil
+}
+
+// isNotFound tells whether err is a registry's "no such manifest".
+func isNotFound(err error) bool {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		if te.StatusCode == http.StatusNotFound {
+			return true
+		}
+		for _, d := range te.Errors {
+			if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode {
+				return true
+			}
+		}
+	}
+	return false
+}
