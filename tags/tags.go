@@ -1,0 +1,131 @@
+// Package tags names the tags ferry writes into a destination repository.
+//
+// The names are a contract with imgpkg (DESIGN §2): a repository filled by
+// ferry must look to imgpkg exactly as if imgpkg had filled it, so every rule
+// here follows imgpkg v0.43 (pkg/imgpkg/internal/util tag generators).
+package tags
+
+import (
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+const (
+	// Suffix ends every tag imgpkg (and ferry) invent for their own
+	// bookkeeping; `tag list` hides such tags by default.
+	Suffix = ".imgpkg"
+
+	// locationsSuffix ends the tag of a bundle's image-locations image.
+	locationsSuffix = ".image-locations" + Suffix
+
+	// MaxLen is the longest tag the distribution spec allows.
+	MaxLen = 128
+
+	// maxRepoPrefix is how much of the source path a repo-based tag keeps:
+	// 49 + "-" + "sha256-<64 hex>.imgpkg" is exactly MaxLen.
+	maxRepoPrefix = 49
+)
+
+// Imgpkg returns the tag imgpkg gives every image it copies into a
+// repository, so that the registry never garbage-collects an image that is
+// only referenced from a lock: "sha256-<hex>.imgpkg".
+func Imgpkg(d v1.Hash) string {
+	return digestPart(d) + Suffix
+}
+
+// ImageLocations returns the tag of the image-locations image that records
+// where a bundle's images went: "sha256-<hex>.image-locations.imgpkg", where
+// d is the digest of the bundle (not of the locations image).
+func ImageLocations(d v1.Hash) string {
+	return digestPart(d) + locationsSuffix
+}
+
+// RepoBased returns the tag `--repo-based-tags` uses instead of Imgpkg:
+// "<path>-sha256-<hex>.imgpkg", which keeps a hint of where the image came
+// from when many sources share one destination repository.
+//
+// repoPath is the source repository path without its registry host (for
+// example name.Repository.RepositoryStr()). It is made into a valid tag
+// prefix the way imgpkg does it: "/" becomes "-", every character outside
+// [a-zA-Z0-9._-] is dropped, only the last 49 characters are kept, and then
+// leading "." and "-" are dropped, because a tag must start with
+// [a-zA-Z0-9_]. An empty prefix gives Imgpkg(d). For sha256 digests the
+// result is at most MaxLen characters.
+func RepoBased(repoPath string, d v1.Hash) string {
+	prefix := cleanPath(repoPath)
+	if prefix == "" {
+		return Imgpkg(d)
+	}
+	return prefix + "-" + Imgpkg(d)
+}
+
+// cleanPath turns a repository path into a tag prefix (see RepoBased).
+func cleanPath(repoPath string) string {
+	var b strings.Builder
+	b.Grow(len(repoPath))
+	for _, r := range repoPath {
+		switch {
+		case r == '/':
+			b.WriteByte('-')
+		case isTagChar(r):
+			b.WriteRune(r)
+		}
+	}
+	s := b.String() // ASCII only from here, so byte offsets are characters.
+	if len(s) > maxRepoPrefix {
+		s = s[len(s)-maxRepoPrefix:]
+	}
+	// imgpkg strips every leading character that may not start a tag both
+	// before and after the cut; doing it once after the cut is equivalent.
+	return strings.TrimLeft(s, ".-")
+}
+
+func isTagChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+		r == '.' || r == '_' || r == '-'
+}
+
+// digestPart is "<algorithm>-<hex>", the digest with ':' (not allowed in a
+// tag) replaced by '-'.
+func digestPart(d v1.Hash) string {
+	return d.Algorithm + "-" + d.Hex
+}
+
+// IsInternal reports whether tag is bookkeeping rather than a name a person
+// chose: any tag ending in ".imgpkg" (which includes image-locations and
+// repo-based tags, exactly what imgpkg's `tag list` hides), and cosign's
+// "sha256-<hex>.sig", ".att" and ".sbom" tags, which ferry copies alongside
+// signed images and hides too.
+func IsInternal(tag string) bool {
+	if strings.HasSuffix(tag, Suffix) {
+		return true
+	}
+	return isCosignTag(tag)
+}
+
+func isCosignTag(tag string) bool {
+	rest, ok := strings.CutPrefix(tag, "sha256-")
+	if !ok {
+		return false
+	}
+	hex, ext, ok := strings.Cut(rest, ".")
+	if !ok || len(hex) != 64 || !isLowerHex(hex) {
+		return false
+	}
+	switch ext {
+	case "sig", "att", "sbom":
+		return true
+	}
+	return false
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
