@@ -1,0 +1,400 @@
+package bundle
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/ferry-dev/ferry/internal/progress"
+)
+
+// BundleLabel is the config label that makes an image a bundle. imgpkg sets
+// it to "true", but readers (imgpkg's and ours) only check that the key is
+// there.
+const BundleLabel = "dev.carvel.imgpkg.bundle"
+
+// Paths inside a bundle's layer, slash-separated and relative to its root.
+const (
+	// MetadataDir holds a bundle's metadata; it must sit at the root.
+	MetadataDir = ".imgpkg"
+	// ImagesLockPath is the bundle's ImagesLock, which every bundle has.
+	ImagesLockPath = ".imgpkg/images.yml"
+	// BundleMetadataPath is the optional bundle.yml (kind: Bundle).
+	BundleMetadataPath = ".imgpkg/bundle.yml"
+	// LocationsPath is the file inside an image-locations image.
+	LocationsPath = "image-locations.yml"
+)
+
+// DefaultExclusions returns what a nil BuildOptions.Exclusions means: imgpkg's
+// default for --file-exclusion. It is a function so no caller can change the
+// default for everyone else.
+func DefaultExclusions() []string { return []string{".git"} }
+
+// BuildOptions control Build.
+type BuildOptions struct {
+	// Bundle builds a bundle: the directories must hold exactly one
+	// .imgpkg/images.yml and the config gets BundleLabel. Without it Build
+	// makes a plain image, and a .imgpkg directory is an error (as in imgpkg).
+	Bundle bool
+	// PreservePermissions keeps each file's full mode instead of mode&0700.
+	// Like imgpkg, every directory then gets the mode of the input directory
+	// it was found under (imgpkg stats the -f path, not the directory itself),
+	// so that the digest still matches imgpkg's.
+	PreservePermissions bool
+	// Exclusions are paths, relative to an input directory and
+	// slash-separated, that are left out with everything under them. As in
+	// imgpkg they match whole relative paths, not base names: ".git" leaves
+	// out dir/.git but not dir/sub/.git. nil means DefaultExclusions; an empty
+	// non-nil slice excludes nothing.
+	Exclusions []string
+	// Labels are added to the image config. BundleLabel is reserved: Bundle
+	// decides it.
+	Labels map[string]string
+	// TempDir is where the layer is staged; "" means os.TempDir().
+	TempDir string
+	// Reporter receives the bytes read from the input files; nil is fine.
+	Reporter progress.Reporter
+}
+
+// Image is an image made by Build. Its layer lives in a temporary file that
+// the caller owns: use the image (push it, export it) and then Close it to
+// remove the file. Digest, Manifest and ConfigFile keep working after Close;
+// reading the layer does not.
+type Image interface {
+	v1.Image
+	io.Closer
+}
+
+// Build makes an image whose single layer holds the given directories (and
+// regular files, which land at the root under their base name, as imgpkg's
+// -f allows), with the bytes imgpkg would produce: a USTAR stream in lexical
+// walk order, each input directory contributing its own "." entry, mtime 0,
+// uid/gid 0, no owner names, directories 0700, files mode&0700. The same
+// relative path from two inputs is an error, as in imgpkg. The tar is staged
+// in a temporary file rather than memory so that large directories work;
+// see Image for who removes it.
+func Build(ctx context.Context, dirs []string, opts BuildOptions) (Image, error) {
+	if len(dirs) == 0 {
+		return nil, errors.New("build: no directories given")
+	}
+	if _, ok := opts.Labels[BundleLabel]; ok {
+		return nil, fmt.Errorf("build: label %q is reserved: it is set for bundles and only for them", BundleLabel)
+	}
+	entries, err := collect(ctx, dirs, opts)
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	if opts.Bundle {
+		if err := validateBundle(dirs, entries); err != nil {
+			return nil, fmt.Errorf("build bundle: %w", err)
+		}
+	} else if err := validatePlain(entries); err != nil {
+		return nil, fmt.Errorf("build image: %w", err)
+	}
+
+	staged, err := stage(ctx, entries, opts)
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	img, err := staged.image(opts)
+	if err != nil {
+		_ = staged.Close()
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	return img, nil
+}
+
+// entry is one tar entry, decided before anything is written so that every
+// validation error comes before the (possibly long) copy.
+type entry struct {
+	rel   string // name in the tar, slash-separated
+	disk  string // where it is read from
+	shown string // how errors name it: input path joined with rel
+	dir   bool
+	mode  int64
+	size  int64
+}
+
+func collect(ctx context.Context, inputs []string, opts BuildOptions) ([]entry, error) {
+	exclusions := opts.Exclusions
+	if exclusions == nil {
+		exclusions = DefaultExclusions()
+	}
+	excluded := make(map[string]bool, len(exclusions))
+	for _, e := range exclusions {
+		excluded[path.Clean(filepath.ToSlash(e))] = true
+	}
+
+	var entries []entry
+	owner := map[string]string{} // rel → the path that first claimed it
+	claim := func(e entry) error {
+		if e.rel == "." {
+			return nil // every input directory has its own root entry, as in imgpkg
+		}
+		if prev, ok := owner[e.rel]; ok {
+			return fmt.Errorf("%s and %s would both be %q in the image", prev, e.shown, e.rel)
+		}
+		owner[e.rel] = e.shown
+		return nil
+	}
+
+	for _, input := range inputs {
+		info, err := os.Stat(input)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case info.Mode().IsRegular():
+			e := fileEntry(filepath.Base(input), input, input, info, opts.PreservePermissions)
+			if excluded[e.rel] {
+				continue
+			}
+			if err := claim(e); err != nil {
+				return nil, err
+			}
+			entries = append(entries, e)
+		case info.IsDir():
+			found, err := walk(ctx, input, info, excluded, opts.PreservePermissions)
+			if err != nil {
+				return nil, err
+			}
+			for _, e := range found {
+				if err := claim(e); err != nil {
+					return nil, err
+				}
+			}
+			entries = append(entries, found...)
+		default:
+			return nil, fmt.Errorf("%s is a %s: only directories and regular files can be pushed", input, kind(info.Mode()))
+		}
+	}
+	return entries, nil
+}
+
+func walk(ctx context.Context, input string, rootInfo fs.FileInfo, excluded map[string]bool, preserve bool) ([]entry, error) {
+	// A symlink given on the command line is followed (os.Stat above did),
+	// while links found inside are refused.
+	root, err := filepath.EvalSymlinks(input)
+	if err != nil {
+		return nil, err
+	}
+	dirMode := int64(0o700)
+	if preserve {
+		// imgpkg writes the input directory's os.FileMode, ModeDir bit
+		// included, for every directory; the bit forces a GNU base-256 mode
+		// field, and matching it is what keeps the digest equal to imgpkg's.
+		dirMode = int64(rootInfo.Mode())
+	}
+
+	var entries []entry
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		shown := filepath.Join(input, filepath.FromSlash(rel))
+		if excluded[rel] {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			entries = append(entries, entry{rel: rel, disk: p, shown: shown, dir: true, mode: dirMode})
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if !info.Mode().IsRegular() {
+			return fmt.Errorf("%s is a %s: bundles and images hold only regular files and directories", shown, kind(info.Mode()))
+		}
+		entries = append(entries, fileEntry(rel, p, shown, info, preserve))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return entries, nil
+}
+
+func fileEntry(rel, disk, shown string, info fs.FileInfo, preserve bool) entry {
+	mode := int64(info.Mode() & 0o700)
+	if preserve {
+		mode = int64(info.Mode())
+	}
+	return entry{rel: rel, disk: disk, shown: shown, mode: mode, size: info.Size()}
+}
+
+func kind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	default:
+		return "special file (" + m.Type().String() + ")"
+	}
+}
+
+func validatePlain(entries []entry) error {
+	for _, e := range entries {
+		if e.rel == MetadataDir && e.dir {
+			return fmt.Errorf("%s: a directory holding %s is a bundle; build it as one", e.shown, MetadataDir)
+		}
+	}
+	return nil
+}
+
+// staged is a layer written to a temporary file.
+type staged struct {
+	path string
+	once sync.Once
+	err  error
+}
+
+func (s *staged) Close() error {
+	s.once.Do(func() {
+		if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.err = err
+		}
+	})
+	return s.err
+}
+
+func stage(ctx context.Context, entries []entry, opts BuildOptions) (_ *staged, err error) {
+	f, err := os.CreateTemp(opts.TempDir, "ferry-layer-*.tar")
+	if err != nil {
+		return nil, err
+	}
+	s := &staged{path: f.Name()}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = s.Close()
+		}
+	}()
+
+	var total int64
+	for _, e := range entries {
+		total += e.size
+	}
+	r := progress.OrNop(opts.Reporter)
+	r.Start("build", total)
+	defer r.Done()
+
+	tw := tar.NewWriter(f)
+	for _, e := range entries {
+		if err := writeEntry(ctx, tw, e, r); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, fmt.Errorf("writing %s: %w", s.path, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("writing %s: %w", s.path, err)
+	}
+	return s, nil
+}
+
+func writeEntry(ctx context.Context, tw *tar.Writer, e entry, r progress.Reporter) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	hdr := &tar.Header{Name: e.rel, Mode: e.mode, ModTime: time.Time{}, Typeflag: tar.TypeDir}
+	if e.dir {
+		if err := tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("adding %s: %w", e.shown, err)
+		}
+		return nil
+	}
+	hdr.Typeflag, hdr.Size = tar.TypeReg, e.size
+	if err := tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("adding %s: %w", e.shown, err)
+	}
+	in, err := os.Open(e.disk)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	n, err := io.CopyN(tw, &ctxReader{ctx: ctx, r: in}, e.size)
+	r.Add(n)
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("adding %s: it shrank from %d to %d bytes while being read", e.shown, e.size, n)
+	}
+	if err != nil {
+		return fmt.Errorf("adding %s: %w", e.shown, err)
+	}
+	return nil
+}
+
+// ctxReader lets a cancelled push stop in the middle of a large file.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+func (s *staged) image(opts BuildOptions) (Image, error) {
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return os.Open(s.path)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("layer from %s: %w", s.path, err)
+	}
+	var labels map[string]string
+	if len(opts.Labels) > 0 || opts.Bundle {
+		labels = make(map[string]string, len(opts.Labels)+1)
+		for k, v := range opts.Labels {
+			labels[k] = v
+		}
+		if opts.Bundle {
+			labels[BundleLabel] = "true"
+		}
+	}
+	img, err := imgpkgImage(layer, labels)
+	if err != nil {
+		return nil, err
+	}
+	return &builtImage{Image: img, staged: s}, nil
+}
+
+type builtImage struct {
+	v1.Image
+	staged *staged
+}
+
+// Close implements io.Closer: it removes the staged layer.
+func (b *builtImage) Close() error { return b.staged.Close() }

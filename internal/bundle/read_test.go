@@ -1,0 +1,167 @@
+package bundle
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/ferry-dev/ferry/lock"
+)
+
+func TestReadBuiltBundleFromRegistry(t *testing.T) {
+	img, ref := pushAndPull(t, build(t, []string{copyGolden(t)}, BuildOptions{Bundle: true}), "golden/bundle")
+	if got := digestOf(t, img); got != goldenManifest {
+		t.Errorf("digest in the registry %s, want %s", got, goldenManifest)
+	}
+	isBundle, err := IsBundleImage(img)
+	if err != nil || !isBundle {
+		t.Errorf("IsBundleImage = %v, %v; want true", isBundle, err)
+	}
+
+	got, err := ReadImagesLock(img, ref.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := lock.ParseImagesLock(goldenImagesYML(t), "golden images.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("images lock %+v, want %+v", got, want)
+	}
+	if len(got.Images) != 1 || got.Images[0].Image != "127.0.0.1:5900/src/app1@sha256:862fa98b7c02f30d6a7e5654cdc84c8ebecffd32e61f8e2861fa4f41d4da5edf" {
+		t.Errorf("images %+v, want the one app1 image", got.Images)
+	}
+
+	md, err := ReadBundleMetadata(img, ref.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundleYML, err := os.ReadFile(filepath.Join(goldenDir, "bundle-basic", ".imgpkg", "bundle.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantMD, err := lock.ParseBundle(bundleYML, "golden bundle.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(md, wantMD) || md.Metadata.Name != "golden-basic" {
+		t.Errorf("bundle metadata %+v, want %+v", md, wantMD)
+	}
+}
+
+func TestReadBundleMetadataIsOptional(t *testing.T) {
+	img := build(t, []string{bundleTree(t)}, BuildOptions{Bundle: true})
+	md, err := ReadBundleMetadata(img, "b")
+	if md != nil || err != nil {
+		t.Errorf("ReadBundleMetadata = %+v, %v; want nil, nil", md, err)
+	}
+}
+
+func TestIsBundle(t *testing.T) {
+	plain := build(t, []string{writeTree(t, [2]string{"a", "a"})}, BuildOptions{})
+	if ok, err := IsBundleImage(plain); ok || err != nil {
+		t.Errorf("IsBundleImage(plain) = %v, %v; want false", ok, err)
+	}
+	if IsBundle(nil) {
+		t.Error("IsBundle(nil) = true")
+	}
+	// Only the key matters, as in imgpkg.
+	cfg := &v1.ConfigFile{Config: v1.Config{Labels: map[string]string{BundleLabel: "false"}}}
+	if !IsBundle(cfg) {
+		t.Error(`IsBundle with label value "false" = false, want true (the key decides)`)
+	}
+}
+
+// layerImage is a one-layer image whose layer holds the given tar entries;
+// a header with Typeflag TypeDir gets no content.
+func layerImage(t *testing.T, files ...[2]string) v1.Image {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range files {
+		h := &tar.Header{Name: f[0], Mode: 0o600, Typeflag: tar.TypeReg, Size: int64(len(f[1]))}
+		if f[1] == "/" {
+			h.Typeflag, h.Size = tar.TypeDir, 0
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size > 0 {
+			if _, err := tw.Write([]byte(f[1])); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func TestReadImagesLockAcceptsDotSlashNames(t *testing.T) {
+	img := layerImage(t, [2]string{"./", "/"}, [2]string{"./.imgpkg/", "/"}, [2]string{"./.imgpkg/images.yml", string(goldenImagesYML(t))})
+	got, err := ReadImagesLock(img, "reg/b@sha256:x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Images) != 1 {
+		t.Errorf("%d images, want 1", len(got.Images))
+	}
+}
+
+func TestReadImagesLockErrors(t *testing.T) {
+	const source = "registry.example/team/bundle:v1"
+	imagesYML := string(goldenImagesYML(t))
+	twoLayers, err := random.Image(64, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		img       v1.Image
+		fragments []string
+	}{
+		{"two layers", twoLayers, []string{source, "exactly one layer", "2"}},
+		{"no layers", empty.Image, []string{source, "exactly one layer", "0"}},
+		{"no images.yml", layerImage(t, [2]string{"README", "x"}), []string{source, ImagesLockPath}},
+		{"images.yml twice", layerImage(t, [2]string{".imgpkg/images.yml", imagesYML}, [2]string{"./.imgpkg/images.yml", imagesYML}), []string{source, "twice"}},
+		{"images.yml a directory", layerImage(t, [2]string{".imgpkg/images.yml", "/"}), []string{source, "not a regular file"}},
+		{"invalid images.yml", layerImage(t, [2]string{".imgpkg/images.yml", "kind: ImagesLock\n"}), []string{source, ImagesLockPath}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ReadImagesLock(tc.img, source)
+			t.Log(err)
+			wantErr(t, err, tc.fragments...)
+		})
+	}
+}
+
+func TestReadBundleMetadataErrors(t *testing.T) {
+	const source = "registry.example/team/bundle:v1"
+	img := layerImage(t, [2]string{".imgpkg/bundle.yml", "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: Bundle\nbogus: 1\n"})
+	_, err := ReadBundleMetadata(img, source)
+	wantErr(t, err, source, BundleMetadataPath)
+}
