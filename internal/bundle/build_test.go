@@ -475,3 +475,41 @@ func mustMkdir(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 }
+
+// onStart runs a function when Build starts copying, which is after the
+// inputs were listed and the temporary file created: the moment to change
+// things under a running build.
+type onStart struct {
+	recorder
+	fn func()
+}
+
+func (o *onStart) Start(phase string, total int64) { o.recorder.Start(phase, total); o.fn() }
+
+func TestBuildCancelledWhileCopyingLeavesNoStagedFile(t *testing.T) {
+	tmp := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := Build(ctx, []string{writeTree(t, [2]string{"a", "a"})}, BuildOptions{TempDir: tmp, Reporter: &onStart{fn: cancel}})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("build cancelled while copying: %v, want context.Canceled", err)
+	}
+	if n := countFiles(t, tmp); n != 0 {
+		t.Errorf("%d files left in TempDir, want 0", n)
+	}
+}
+
+func TestBuildFileShrinkingWhileCopyingIsAnError(t *testing.T) {
+	dir := writeTree(t, [2]string{"a.txt", "twelve bytes"})
+	victim := filepath.Join(dir, "a.txt")
+	tmp := t.TempDir()
+	_, err := Build(context.Background(), []string{dir}, BuildOptions{TempDir: tmp, Reporter: &onStart{fn: func() {
+		if err := os.WriteFile(victim, []byte("short"), 0o644); err != nil {
+			t.Error(err)
+		}
+	}}})
+	wantErr(t, err, victim, "shrank")
+	if n := countFiles(t, tmp); n != 0 {
+		t.Errorf("%d files left in TempDir, want 0", n)
+	}
+}

@@ -7,12 +7,15 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/ferry-dev/ferry/lock"
@@ -164,4 +167,33 @@ func TestReadBundleMetadataErrors(t *testing.T) {
 	img := layerImage(t, [2]string{".imgpkg/bundle.yml", "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: Bundle\nbogus: 1\n"})
 	_, err := ReadBundleMetadata(img, source)
 	wantErr(t, err, source, BundleMetadataPath)
+}
+
+// images.yml is the first file in a bundle's layer, but the reader must still
+// read the layer to its end, or a corrupted blob would go unnoticed.
+func TestReadImagesLockVerifiesTheWholeLayer(t *testing.T) {
+	img := build(t, []string{bundleTree(t, [2]string{"zz-large.txt", strings.Repeat("payload ", 4096)})}, BuildOptions{Bundle: true})
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	layerDigest, err := layers[0].Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := tamperingRegistry(t, map[string]bool{layerDigest.String(): true})
+	ref, err := name.ParseReference(host + "/team/bundle:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img, remote.WithContext(t.Context())); err != nil {
+		t.Fatal(err)
+	}
+	pulled, err := remote.Image(ref, remote.WithContext(t.Context()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ReadImagesLock(pulled, ref.String())
+	t.Log(err)
+	wantErr(t, err, ref.String())
 }
