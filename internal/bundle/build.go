@@ -19,10 +19,10 @@ import (
 	"github.com/ferry-dev/ferry/internal/progress"
 )
 
-// BundleLabel is the config label that makes an image a bundle. imgpkg sets
+// LabelKey is the config label that makes an image a bundle. imgpkg sets
 // it to "true", but readers (imgpkg's and ours) only check that the key is
 // there.
-const BundleLabel = "dev.carvel.imgpkg.bundle"
+const LabelKey = "dev.carvel.imgpkg.bundle"
 
 // Paths inside a bundle's layer, slash-separated and relative to its root.
 const (
@@ -44,7 +44,7 @@ func DefaultExclusions() []string { return []string{".git"} }
 // BuildOptions control Build.
 type BuildOptions struct {
 	// Bundle builds a bundle: the directories must hold exactly one
-	// .imgpkg/images.yml and the config gets BundleLabel. Without it Build
+	// .imgpkg/images.yml and the config gets LabelKey. Without it Build
 	// makes a plain image, and a .imgpkg directory is an error (as in imgpkg).
 	Bundle bool
 	// PreservePermissions keeps each file's full mode instead of mode&0700.
@@ -58,7 +58,7 @@ type BuildOptions struct {
 	// out dir/.git but not dir/sub/.git. nil means DefaultExclusions; an empty
 	// non-nil slice excludes nothing.
 	Exclusions []string
-	// Labels are added to the image config. BundleLabel is reserved: Bundle
+	// Labels are added to the image config. LabelKey is reserved: Bundle
 	// decides it.
 	Labels map[string]string
 	// TempDir is where the layer is staged; "" means os.TempDir().
@@ -88,8 +88,8 @@ func Build(ctx context.Context, dirs []string, opts BuildOptions) (Image, error)
 	if len(dirs) == 0 {
 		return nil, errors.New("build: no directories given")
 	}
-	if _, ok := opts.Labels[BundleLabel]; ok {
-		return nil, fmt.Errorf("build: label %q is reserved: it is set for bundles and only for them", BundleLabel)
+	if _, ok := opts.Labels[LabelKey]; ok {
+		return nil, fmt.Errorf("build: label %q is reserved: it is set for bundles and only for them", LabelKey)
 	}
 	entries, err := collect(ctx, dirs, opts)
 	if err != nil {
@@ -381,7 +381,7 @@ func (s *staged) image(opts BuildOptions) (Image, error) {
 			labels[k] = v
 		}
 		if opts.Bundle {
-			labels[BundleLabel] = "true"
+			labels[LabelKey] = "true"
 		}
 	}
 	img, err := imgpkgImage(layer, labels)

@@ -275,8 +275,8 @@ func TestBuildPlainImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(cfg.Config.Labels, map[string]string{"team": "blue", BundleLabel: "true"}) {
-		t.Errorf("bundle labels %v, want team=blue and %s", cfg.Config.Labels, BundleLabel)
+	if !reflect.DeepEqual(cfg.Config.Labels, map[string]string{"team": "blue", LabelKey: "true"}) {
+		t.Errorf("bundle labels %v, want team=blue and %s", cfg.Config.Labels, LabelKey)
 	}
 }
 
@@ -406,10 +406,10 @@ func TestBuildErrors(t *testing.T) {
 			return []string{a, f}, BuildOptions{}, []string{filepath.Join(a, "x.yml"), f}
 		}},
 		{"reserved label", func(t *testing.T) ([]string, BuildOptions, []string) {
-			return []string{bundleTree(t)}, BuildOptions{Bundle: true, Labels: map[string]string{BundleLabel: "true"}}, []string{BundleLabel}
+			return []string{bundleTree(t)}, BuildOptions{Bundle: true, Labels: map[string]string{LabelKey: "true"}}, []string{LabelKey}
 		}},
 		{"reserved label on plain image", func(t *testing.T) ([]string, BuildOptions, []string) {
-			return []string{writeTree(t, [2]string{"a", "a"})}, BuildOptions{Labels: map[string]string{BundleLabel: "x"}}, []string{BundleLabel}
+			return []string{writeTree(t, [2]string{"a", "a"})}, BuildOptions{Labels: map[string]string{LabelKey: "x"}}, []string{LabelKey}
 		}},
 		{"plain image with .imgpkg", func(t *testing.T) ([]string, BuildOptions, []string) {
 			dir := bundleTree(t)

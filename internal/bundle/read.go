@@ -18,17 +18,17 @@ import (
 // images.yml files are a few MiB.
 const maxMetadataSize = 64 << 20
 
-// IsBundle reports whether cfg carries BundleLabel. Like imgpkg, it checks
+// IsBundle reports whether cfg carries LabelKey. Like imgpkg, it checks
 // that the key exists, whatever its value.
 func IsBundle(cfg *v1.ConfigFile) bool {
 	if cfg == nil {
 		return false
 	}
-	_, ok := cfg.Config.Labels[BundleLabel]
+	_, ok := cfg.Config.Labels[LabelKey]
 	return ok
 }
 
-// IsBundleImage reports whether img's config carries BundleLabel.
+// IsBundleImage reports whether img's config carries LabelKey.
 func IsBundleImage(img v1.Image) (bool, error) {
 	cfg, err := img.ConfigFile()
 	if err != nil {

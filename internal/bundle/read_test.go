@@ -80,7 +80,7 @@ func TestIsBundle(t *testing.T) {
 		t.Error("IsBundle(nil) = true")
 	}
 	// Only the key matters, as in imgpkg.
-	cfg := &v1.ConfigFile{Config: v1.Config{Labels: map[string]string{BundleLabel: "false"}}}
+	cfg := &v1.ConfigFile{Config: v1.Config{Labels: map[string]string{LabelKey: "false"}}}
 	if !IsBundle(cfg) {
 		t.Error(`IsBundle with label value "false" = false, want true (the key decides)`)
 	}
