@@ -1,0 +1,111 @@
+package regopts
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// Explain turns the registry failures users can fix themselves (refused
+// credentials, an untrusted certificate, an unreachable host) into a message
+// saying what to do. ref is the reference or repository the operation
+// concerned, as the user wrote it. The original error stays wrapped, so
+// errors.Is and errors.As keep working; other errors are returned unchanged.
+func Explain(err error, ref string) error {
+	if err == nil {
+		return nil
+	}
+	host := registryHost(ref, err)
+	about := ""
+	if ref != "" {
+		about = " for " + ref
+	}
+	switch {
+	case isCertificateError(err):
+		return fmt.Errorf("cannot verify the TLS certificate of registry %s%s: "+
+			"if it is signed by a private CA, trust that CA with --registry-ca-cert-path FILE, "+
+			"or skip verification with --registry-insecure (unsafe): %w", host, about, err)
+	case isAuthError(err):
+		return fmt.Errorf("registry %s refused access%s: "+
+			"give credentials with --registry-username and --registry-password "+
+			"(or FERRY_USERNAME and FERRY_PASSWORD), a token with --registry-token (or FERRY_TOKEN), "+
+			"or run \"docker login %s\": %w", host, about, host, err)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("cannot reach registry %s%s: connection refused: %w", host, about, err)
+	case isDNSError(err):
+		return fmt.Errorf("cannot reach registry %s%s: its host name does not resolve: %w", host, about, err)
+	}
+	return err
+}
+
+func isCertificateError(err error) bool {
+	var (
+		verr *tls.CertificateVerificationError
+		uerr x509.UnknownAuthorityError
+		herr x509.HostnameError
+		ierr x509.CertificateInvalidError
+	)
+	if errors.As(err, &verr) || errors.As(err, &uerr) || errors.As(err, &herr) || errors.As(err, &ierr) {
+		return true
+	}
+	// Some layers flatten errors into strings; x509 messages are recognisable.
+	msg := err.Error()
+	return strings.Contains(msg, "x509: ") || strings.Contains(msg, "tls: failed to verify certificate")
+}
+
+func isAuthError(err error) bool {
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		return false
+	}
+	if te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden {
+		return true
+	}
+	for _, d := range te.Errors {
+		if d.Code == transport.UnauthorizedErrorCode || d.Code == transport.DeniedErrorCode {
+			return true
+		}
+	}
+	return false
+}
+
+func isDNSError(err error) bool {
+	var de *net.DNSError
+	return errors.As(err, &de)
+}
+
+// registryHost names the registry the user meant: from ref when it parses,
+// else from the failed request.
+func registryHost(ref string, err error) string {
+	if ref != "" {
+		if r, perr := name.ParseReference(ref, name.WeakValidation); perr == nil {
+			return r.Context().RegistryStr()
+		}
+		if r, perr := name.NewRepository(ref, name.WeakValidation); perr == nil {
+			return r.RegistryStr()
+		}
+	}
+	var te *transport.Error
+	if errors.As(err, &te) && te.Request != nil && te.Request.URL != nil {
+		return te.Request.URL.Host
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
+			return u.Host
+		}
+	}
+	if ref != "" {
+		return ref
+	}
+	return "(unknown)"
+}

@@ -1,0 +1,225 @@
+package regopts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// retryTransport retries transient failures of requests it can replay.
+//
+// go-containerregistry's transport retry is not used for this because it
+// sleeps without watching the request's context, ignores Retry-After, and
+// re-sends the same *http.Request, whose body the first attempt consumed.
+type retryTransport struct {
+	inner    http.RoundTripper
+	attempts int
+	backoff  time.Duration
+}
+
+// handledKey marks, in the context of the requests retryTransport sends, that
+// the transport owns their retries. The mark travels to go-containerregistry
+// errors through transport.Error.Request, which is how the predicate above
+// the transport knows not to retry them again.
+type handledKey struct{}
+
+// exhaustedError is a transient network error that retryTransport already
+// retried as often as it was allowed to.
+type exhaustedError struct {
+	attempts int
+	err      error
+}
+
+func (e *exhaustedError) Error() string {
+	return fmt.Sprintf("%v (gave up after %d attempts)", e.err, e.attempts)
+}
+
+func (e *exhaustedError) Unwrap() error { return e.err }
+
+// RoundTrip implements http.RoundTripper.
+func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !replayable(req) {
+		// A streamed body is gone after the first attempt; the caller
+		// (go-containerregistry's upload retry) must restart from the source.
+		return t.inner.RoundTrip(req)
+	}
+	ctx := context.WithValue(req.Context(), handledKey{}, true)
+	for attempt := 1; ; attempt++ {
+		r := req.Clone(ctx)
+		if attempt > 1 && req.GetBody != nil {
+			body, err := req.GetBody()
+			if err != nil {
+				return nil, fmt.Errorf("%s %s: replay request body: %w", req.Method, urlForError(req), err)
+			}
+			r.Body = body
+		}
+		resp, err := t.inner.RoundTrip(r)
+		wait, again := t.shouldRetry(ctx, resp, err, attempt)
+		if !again {
+			return resp, err
+		}
+		if attempt >= t.attempts {
+			if err != nil {
+				return nil, &exhaustedError{attempts: attempt, err: err}
+			}
+			// The caller sees the registry's own error response; its
+			// Request carries handledKey, so nothing above retries it.
+			return resp, nil
+		}
+		if resp != nil {
+			discard(resp)
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return nil, fmt.Errorf("%s %s: waiting to retry after attempt %d: %w", req.Method, urlForError(req), attempt, err)
+		}
+	}
+}
+
+// shouldRetry decides whether an attempt's outcome is transient and, if so,
+// how long to wait before the next one.
+func (t *retryTransport) shouldRetry(ctx context.Context, resp *http.Response, err error, attempt int) (time.Duration, bool) {
+	if ctx.Err() != nil {
+		return 0, false
+	}
+	if err != nil {
+		return t.backoffFor(attempt), transientNetError(err)
+	}
+	if !retryableStatus(resp.StatusCode) {
+		return 0, false
+	}
+	wait := t.backoffFor(attempt)
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok && ra > wait {
+			wait = ra
+		}
+	}
+	return wait, true
+}
+
+// backoffFor is the wait after the given attempt: backoff doubled per
+// attempt, capped, plus up to 10% jitter so parallel uploads that failed
+// together do not retry in lockstep.
+func (t *retryTransport) backoffFor(attempt int) time.Duration {
+	d := t.backoff
+	for i := 1; i < attempt && d < MaxRetryWait; i++ {
+		d *= 2
+	}
+	d = min(d, MaxRetryWait)
+	if d > 0 {
+		d += time.Duration(rand.Int64N(int64(d)/10 + 1))
+	}
+	return d
+}
+
+// replayable reports whether req can be sent again: it has no body, or
+// net/http knows how to produce a fresh copy of it.
+func replayable(req *http.Request) bool {
+	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+}
+
+// retryableStatus is 408, 429 and every 5xx except those that say the
+// request itself is unsupported.
+func retryableStatus(code int) bool {
+	switch code {
+	case http.StatusRequestTimeout, http.StatusTooManyRequests:
+		return true
+	case http.StatusNotImplemented, http.StatusHTTPVersionNotSupported:
+		return false
+	}
+	return code >= 500 && code <= 599
+}
+
+// transientNetError reports connection drops and timeouts, which a retry may
+// cure. Refused connections and DNS failures are not: they mean the registry
+// is not there, and the user should hear so at once.
+func transientNetError(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// retryableAboveTransport is the predicate go-containerregistry's own retry
+// loops use. They only ever see failures retryTransport did not handle:
+// streamed uploads and anything it could not replay.
+func retryableAboveTransport(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var ex *exhaustedError
+	if errors.As(err, &ex) {
+		return false
+	}
+	var te *transport.Error
+	if errors.As(err, &te) {
+		if te.Request != nil && te.Request.Context().Value(handledKey{}) != nil {
+			return false
+		}
+		return retryableStatus(te.StatusCode) || te.Temporary()
+	}
+	return transientNetError(err)
+}
+
+// parseRetryAfter reads a Retry-After value, delay-seconds or an HTTP date,
+// capped at MaxRetryWait. A date in the past means "now".
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		if secs >= int64(MaxRetryWait/time.Second) {
+			return MaxRetryWait, true
+		}
+		return time.Duration(secs) * time.Second, true
+	}
+	at, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return min(max(at.Sub(now), 0), MaxRetryWait), true
+}
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// discard drains a little of a failed response so its connection can be
+// reused, then closes it.
+func discard(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+}
+
+// urlForError names a request's target without its query, which for blob
+// storage redirects can hold signed credentials.
+func urlForError(req *http.Request) string {
+	return req.URL.Scheme + "://" + req.URL.Host + req.URL.Path
+}
