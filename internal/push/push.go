@@ -45,11 +45,11 @@ type Result struct {
 // tag, so that the user's tag never names content that is not all there.
 func Push(ctx context.Context, tag name.Tag, dirs []string, opts Options) (*Result, error) {
 	rep := progress.OrNop(opts.Reporter)
-	img, cleanup, err := bundle.Build(ctx, dirs, opts.Build)
+	img, err := bundle.Build(ctx, dirs, opts.Build)
 	if err != nil {
 		return nil, err
 	}
-	defer cleanup()
+	defer img.Close()
 	digest, err := img.Digest()
 	if err != nil {
 		return nil, err
@@ -70,7 +70,11 @@ func Push(ctx context.Context, tag name.Tag, dirs []string, opts Options) (*Resu
 		Tags:   []string{internal.TagStr(), tag.TagStr()},
 	}
 	if opts.LockOutput != "" {
-		bl := lock.NewBundleLock(res.Image, tag.TagStr())
+		bl := lock.BundleLock{
+			APIVersion: lock.APIVersion,
+			Kind:       lock.KindBundleLock,
+			Bundle:     lock.BundleRef{Image: res.Image, Tag: tag.TagStr()},
+		}
 		if err := bl.WriteFile(opts.LockOutput); err != nil {
 			return nil, err
 		}
