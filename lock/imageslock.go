@@ -76,12 +76,8 @@ func validateImageRef(doc *document, list string, i int, r *ImageRef) error {
 	if _, err := NormalizeDigestRef(r.Image); err != nil {
 		return doc.errorf(path, "%s[%d].image: %v", list, i, err)
 	}
-	for k, v := range r.Annotations {
-		// A !!binary value can smuggle bytes that no YAML text can carry;
-		// writing them back would silently change them.
-		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return doc.errorf([]any{list, i, "annotations"}, "%s[%d].annotations: not valid UTF-8", list, i)
-		}
+	if err := checkAnnotations(r.Annotations); err != nil {
+		return doc.errorf([]any{list, i, "annotations"}, "%s[%d].annotations: %v", list, i, err)
 	}
 	if len(r.Annotations) == 0 {
 		r.Annotations = nil
@@ -99,10 +95,8 @@ func (l ImagesLock) Validate() error {
 		if _, err := NormalizeDigestRef(r.Image); err != nil {
 			return fmt.Errorf("images[%d].image: %w", i, err)
 		}
-		for k, v := range r.Annotations {
-			if !utf8.ValidString(k) || !utf8.ValidString(v) {
-				return fmt.Errorf("images[%d].annotations: not valid UTF-8", i)
-			}
+		if err := checkAnnotations(r.Annotations); err != nil {
+			return fmt.Errorf("images[%d].annotations: %w", i, err)
 		}
 	}
 	return nil
@@ -132,6 +126,22 @@ func (l ImagesLock) WriteFile(path string) error {
 	}
 	if err := writeFileAtomic(path, b); err != nil {
 		return fmt.Errorf("write images lock %s: %w", path, err)
+	}
+	return nil
+}
+
+// checkAnnotations refuses annotations that the imgpkg writer cannot write
+// back unchanged, so a lock ferry accepts is a lock ferry can write.
+func checkAnnotations(a map[string]string) error {
+	for k, v := range a {
+		// A !!binary value can carry bytes that YAML text cannot.
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return fmt.Errorf("%q: not valid UTF-8", k)
+		}
+		// The writer leaves "<<" unquoted, and YAML reads that as a merge.
+		if k == "<<" {
+			return fmt.Errorf("key %q cannot be written back as YAML", k)
+		}
 	}
 	return nil
 }

@@ -97,6 +97,7 @@ func TestParseImagesLockErrors(t *testing.T) {
 		{"upper-case repository", hdr + "kind: ImagesLock\nimages:\n- image: Nginx@sha256:" + hexA + "\n", 4, "malformed image reference"},
 		{"two digests", hdr + "kind: ImagesLock\nimages:\n- image: a@sha256:" + hexA + "@sha256:" + hexA + "\n", 4, "malformed image reference"},
 		{"second document", hdr + "kind: ImagesLock\n---\n" + hdr + "kind: ImagesLock\n", 3, "more than one YAML document"},
+		{"merge-key annotation", hdr + "kind: ImagesLock\nimages:\n- image: nginx@sha256:" + hexA + "\n  annotations: {'<<': x}\n", 5, "cannot be written back"},
 		{"binary annotation", hdr + "kind: ImagesLock\nimages:\n- image: nginx@sha256:" + hexA + "\n  annotations:\n    a: !!binary /w==\n", 6, "not valid UTF-8"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

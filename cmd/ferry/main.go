@@ -61,13 +61,13 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Version: version,
 		Description: `ferry moves imgpkg-style bundles between registries and across air gaps.
 
-   ferry export writes a bundle and every image its .imgpkg/images.yml locks
-   (nested bundles too) into one zstd-compressed OCI image-layout archive;
-   ferry import uploads that archive into one repository, recreating the tags
-   imgpkg writes, so that imgpkg pull and ferry pull find every image there.
+ferry export writes a bundle and every image its .imgpkg/images.yml locks
+(nested bundles too) into one zstd-compressed OCI image-layout archive;
+ferry import uploads that archive into one repository, recreating the tags
+imgpkg writes, so that imgpkg pull and ferry pull find every image there.
 
-   Credentials come from --registry-* flags, FERRY_USERNAME/FERRY_PASSWORD/
-   FERRY_TOKEN, or the Docker config and its credential helpers.`,
+Credentials come from --registry-* flags, FERRY_USERNAME/FERRY_PASSWORD/
+FERRY_TOKEN, or the Docker config and its credential helpers.`,
 		Reader:                 stdin,
 		Writer:                 stdout,
 		ErrWriter:              stderr,

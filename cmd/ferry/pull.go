@@ -16,14 +16,14 @@ func pullCommand() *cli.Command {
 		Usage:     "pull a bundle (-b) or plain image (-i) into a directory",
 		UsageText: "ferry pull -b REF -o DIR [-r] [--overwrite]\n   ferry pull -i REF -o DIR",
 		Description: `Extracts the bundle's files into DIR. Entries that would land outside DIR
-   (.., absolute paths, links) are refused.
+(.., absolute paths, links) are refused.
 
-   When the bundle has been relocated (copied or imported into another
-   repository), .imgpkg/images.yml is rewritten to name every image in the
-   bundle's repository: from its image-locations image when there is one,
-   otherwise only if every image is found there by digest.
+When the bundle has been relocated (copied or imported into another
+repository), .imgpkg/images.yml is rewritten to name every image in the
+bundle's repository: from its image-locations image when there is one,
+otherwise only if every image is found there by digest.
 
-   -r also pulls nested bundles into DIR/.imgpkg/bundles/sha256-<hex>/.`,
+-r also pulls nested bundles into DIR/.imgpkg/bundles/sha256-<hex>/.`,
 		Flags: withRegistryFlags(
 			&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "bundle to pull (tag or digest reference)"},
 			&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "plain image to pull"},

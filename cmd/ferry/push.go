@@ -17,13 +17,13 @@ func pushCommand() *cli.Command {
 		Usage:     "push a directory as a bundle (-b) or a plain image (-i)",
 		UsageText: "ferry push -b REPO:TAG -f DIR [-f DIR...] [--lock-output FILE]\n   ferry push -i REPO:TAG -f DIR [-f DIR...]",
 		Description: `Builds one layer from the files under each DIR, exactly as imgpkg does (so
-   the same directory gives the same digest), and pushes it with the given tag
-   and the tag sha256-<hex>.imgpkg.
+the same directory gives the same digest), and pushes it with the given tag
+and the tag sha256-<hex>.imgpkg.
 
-   A bundle's directories must hold exactly one .imgpkg/ with a valid
-   images.yml (an ImagesLock naming every image by digest). Only regular files
-   and directories are allowed; .git is left out unless --file-exclusion says
-   otherwise.`,
+A bundle's directories must hold exactly one .imgpkg/ with a valid
+images.yml (an ImagesLock naming every image by digest). Only regular files
+and directories are allowed; .git is left out unless --file-exclusion says
+otherwise.`,
 		Flags: withRegistryFlags(
 			&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "bundle reference to push to (REPO:TAG)"},
 			&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "plain image reference to push to (REPO:TAG)"},

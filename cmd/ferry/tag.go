@@ -20,8 +20,8 @@ func tagCommand() *cli.Command {
 			Usage:     "list the tags of a repository",
 			UsageText: "ferry tag list -i REPO [--digests] [--imgpkg-internal-tags]",
 			Description: `Lists the tags of REPO. The tags imgpkg and ferry write for their own
-   bookkeeping (sha256-<hex>.imgpkg, ….image-locations.imgpkg, cosign's
-   .sig/.att/.sbom) are hidden unless --imgpkg-internal-tags is given.`,
+bookkeeping (sha256-<hex>.imgpkg, ….image-locations.imgpkg, cosign's
+.sig/.att/.sbom) are hidden unless --imgpkg-internal-tags is given.`,
 			Flags: withRegistryFlags(
 				&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "repository to list"},
 				&cli.BoolFlag{Name: "digests", Usage: "also show the digest each tag points at"},

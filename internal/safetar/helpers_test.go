@@ -6,11 +6,13 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"testing"
 )
 
@@ -42,6 +44,15 @@ func dir(name string) entry { return entry{name: name, typ: tar.TypeDir, mode: 0
 
 func buildTar(t testing.TB, entries ...entry) []byte {
 	t.Helper()
+	b, err := encodeTar(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// encodeTar writes entries as a tar stream, or says why it cannot.
+func encodeTar(entries []entry) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
@@ -53,18 +64,18 @@ func buildTar(t testing.TB, entries ...entry) []byte {
 			hdr.Devmajor, hdr.Devminor = 1, 3
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatalf("write header %q: %v", e.name, err)
+			return nil, fmt.Errorf("write header %q: %w", e.name, err)
 		}
 		if e.typ == tar.TypeReg {
 			if _, err := io.WriteString(tw, e.body); err != nil {
-				t.Fatalf("write body %q: %v", e.name, err)
+				return nil, fmt.Errorf("write body %q: %w", e.name, err)
 			}
 		}
 	}
 	if err := tw.Close(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return buf.Bytes()
+	return buf.Bytes(), nil
 }
 
 // workspace makes parent/out, the output directory, inside a fresh temp
@@ -204,4 +215,43 @@ func must(t testing.TB, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// sparseTar is a PAX-format GNU sparse (1.0) file "s" of realSize bytes, all
+// hole, written by hand because tar.Writer cannot write sparse files. The
+// extended header is encoded as a regular file whose type flag is then
+// patched to 'x', with the header checksum recomputed.
+func sparseTar(t testing.TB, realSize int64) []byte {
+	t.Helper()
+	rec := func(k, v string) string {
+		s := " " + k + "=" + v + "\n"
+		n := len(s) + 1
+		for len(strconv.Itoa(n))+len(s) != n {
+			n = len(strconv.Itoa(n)) + len(s)
+		}
+		return strconv.Itoa(n) + s
+	}
+	pax := rec("GNU.sparse.major", "1") + rec("GNU.sparse.minor", "0") +
+		rec("GNU.sparse.name", "s") + rec("GNU.sparse.realsize", strconv.FormatInt(realSize, 10))
+	sparseMap := make([]byte, 512) // no data segments, one block
+	copy(sparseMap, "1\n0\n0\n")
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	must(t, tw.WriteHeader(&tar.Header{Name: "pax", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(pax)), Format: tar.FormatUSTAR}))
+	_, err := io.WriteString(tw, pax)
+	must(t, err)
+	must(t, tw.WriteHeader(&tar.Header{Name: "s", Typeflag: tar.TypeReg, Mode: 0o644, Size: 512, Format: tar.FormatUSTAR}))
+	_, err = tw.Write(sparseMap)
+	must(t, err)
+	must(t, tw.Close())
+
+	b := buf.Bytes()
+	b[156] = tar.TypeXHeader
+	copy(b[148:156], "        ")
+	sum := 0
+	for _, c := range b[:512] {
+		sum += int(c)
+	}
+	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
+	return b
 }

@@ -49,7 +49,8 @@ var (
 	// directory is a symbolic link.
 	ErrUnsafePath = errors.New("unsafe path")
 	// ErrUnsupportedType is wrapped by the error for an entry that is neither
-	// a regular file nor a directory: links, devices, FIFOs and the like.
+	// a regular file nor a directory: links, devices, FIFOs, sparse files
+	// and the like.
 	ErrUnsupportedType = errors.New("unsupported entry type")
 )
 
@@ -147,6 +148,9 @@ func (x *extractor) entry(hdr *tar.Header, body io.Reader) error {
 	case tar.TypeReg, tar.TypeDir:
 	default:
 		return fmt.Errorf("%w: %s (bundles hold regular files and directories only)", ErrUnsupportedType, typeName(hdr.Typeflag))
+	}
+	if isSparse(hdr) {
+		return fmt.Errorf("%w: sparse file (bundles hold regular files and directories only)", ErrUnsupportedType)
 	}
 
 	rel, err := cleanName(hdr.Name)
@@ -277,6 +281,18 @@ func (x *extractor) applyDirModes() error {
 		}
 	}
 	return nil
+}
+
+// isSparse reports a PAX-format GNU sparse file, which the tar reader
+// presents as a regular file: its holes come out as zeros, so a few hundred
+// bytes of tar could fill the disk with a terabyte-long file.
+func isSparse(hdr *tar.Header) bool {
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
 
 // spreadOwnerBits copies the owner permission bits to group and others, what

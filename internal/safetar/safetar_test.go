@@ -142,6 +142,29 @@ func TestExtractRegularTar(t *testing.T) {
 	}
 }
 
+func TestExtractRefusesSparseFile(t *testing.T) {
+	// The reader would hand out 64 MiB of zeros for these 2 KiB.
+	tarball := sparseTar(t, 64<<20)
+	var hdr *tar.Header
+	for tr := tar.NewReader(bytes.NewReader(tarball)); ; {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		hdr = h
+	}
+	if hdr == nil || hdr.Name != "s" || hdr.Typeflag != tar.TypeReg || hdr.Size != 64<<20 {
+		t.Fatalf("test tar is not the sparse file it should be: %+v", hdr)
+	}
+
+	_, out := workspace(t)
+	err := Extract(context.Background(), bytes.NewReader(tarball), out, Options{})
+	if !errors.Is(err, ErrUnsupportedType) || !strings.Contains(err.Error(), `"s"`) || !strings.Contains(err.Error(), "sparse") {
+		t.Fatalf("Extract error = %v, want ErrUnsupportedType naming the sparse entry s", err)
+	}
+	assertNames(t, out)
+}
+
 func TestExtractRefusesDuplicateFile(t *testing.T) {
 	_, out := workspace(t)
 	err := Extract(context.Background(), bytes.NewReader(buildTar(t, file("a.txt", "first"), file("a.txt", "second"))), out, Options{})
