@@ -39,7 +39,7 @@ func TestParseBundleErrors(t *testing.T) {
 		line      int
 		msg       string
 	}{
-		{"is an ImagesLock", hdr + "kind: ImagesLock\nimages: []\n", 2, "is a ImagesLock, expected Bundle"},
+		{"is an ImagesLock", hdr + "kind: ImagesLock\nimages: []\n", 2, "is an ImagesLock, expected Bundle"},
 		{"unknown metadata field", hdr + "kind: Bundle\nmetadata:\n  name: x\n  version: 1.0\n", 5, `unknown field "version"`},
 		{"unknown author field", hdr + "kind: Bundle\nauthors:\n- name: a\n  mail: a@b\n", 5, `unknown field "mail"`},
 		{"websites as strings", hdr + "kind: Bundle\nwebsites:\n- https://example.com\n", 4, "cannot unmarshal !!str"},
@@ -90,7 +90,7 @@ func TestParseBundleLockErrors(t *testing.T) {
 		{"invalid tag", hdr + "kind: BundleLock\nbundle:\n  image: user/app@sha256:" + hexA + "\n  tag: -v1\n", 5, `bundle.tag "-v1" is not a valid tag`},
 		{"too long tag", hdr + "kind: BundleLock\nbundle:\n  image: user/app@sha256:" + hexA + "\n  tag: " + strings.Repeat("t", 129) + "\n", 5, "is not a valid tag"},
 		{"unknown field", hdr + "kind: BundleLock\nbundle:\n  image: user/app@sha256:" + hexA + "\n  digest: x\n", 5, `unknown field "digest"`},
-		{"is an ImageLocations", hdr + "kind: ImageLocations\n", 2, "is a ImageLocations, expected BundleLock"},
+		{"is an ImageLocations", hdr + "kind: ImageLocations\n", 2, "is an ImageLocations, expected BundleLock"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := lock.ParseBundleLock([]byte(tc.doc), "lock.yml")

@@ -114,7 +114,7 @@ func load(data []byte, source, want string) (*document, error) {
 		return nil, parseErrorf(source, root.Line, "missing kind, expected %s", want)
 	case kind.Value == want:
 	case knownKinds[kind.Value]:
-		return nil, parseErrorf(source, kind.Line, "is a %s, expected %s", kind.Value, want)
+		return nil, parseErrorf(source, kind.Line, "is %s %s, expected %s", article(kind.Value), kind.Value, want)
 	default:
 		return nil, parseErrorf(source, kind.Line, "unknown kind %q, expected %s", kind.Value, want)
 	}
@@ -207,6 +207,14 @@ func isNull(n *yaml.Node) bool {
 		return len(n.Content) == 0 || isNull(n.Content[0])
 	}
 	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+}
+
+// article is "an" before the kinds that start with a vowel ("an ImagesLock").
+func article(kind string) string {
+	if strings.HasPrefix(kind, "I") {
+		return "an"
+	}
+	return "a"
 }
 
 func describe(n *yaml.Node) string {

@@ -74,7 +74,7 @@ func TestParseImagesLockErrors(t *testing.T) {
 		{"kind null", hdr + "kind:\n", 2, "kind must be a string"},
 		{"is a BundleLock", hdr + "kind: BundleLock\n", 2, "is a BundleLock, expected ImagesLock"},
 		{"is a Bundle", "\n" + hdr + "kind: Bundle\n", 3, "is a Bundle, expected ImagesLock"},
-		{"is an ImageLocations", hdr + "kind: ImageLocations\n", 2, "is a ImageLocations, expected ImagesLock"},
+		{"is an ImageLocations", hdr + "kind: ImageLocations\n", 2, "is an ImageLocations, expected ImagesLock"},
 		{"unknown kind", hdr + "kind: PackageRepository\n", 2, `unknown kind "PackageRepository"`},
 		{"kind is case sensitive", hdr + "kind: imageslock\n", 2, `unknown kind "imageslock"`},
 		{"missing apiVersion", "kind: ImagesLock\n", 1, "missing apiVersion"},
