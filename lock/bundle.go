@@ -90,13 +90,21 @@ func (b Bundle) checkText() error {
 	return nil
 }
 
+// Validate reports whether b can be written.
+func (b Bundle) Validate() error {
+	if err := checkHeader(&b.APIVersion, &b.Kind, KindBundle); err != nil {
+		return err
+	}
+	return b.checkText()
+}
+
 // Marshal returns b as imgpkg writes it. An empty APIVersion or Kind is
 // filled in.
 func (b Bundle) Marshal() ([]byte, error) {
 	if err := checkHeader(&b.APIVersion, &b.Kind, KindBundle); err != nil {
 		return nil, fmt.Errorf("marshal bundle metadata: %w", err)
 	}
-	if err := b.checkText(); err != nil {
+	if err := b.Validate(); err != nil {
 		return nil, fmt.Errorf("marshal bundle metadata: %w", err)
 	}
 	out, err := marshal(b)
