@@ -27,8 +27,10 @@ const (
 
 // Request is one request a registry or proxy received.
 type Request struct {
+	// Method is the HTTP method.
 	Method string
-	Kind   Kind
+	// Kind is what the path addresses.
+	Kind Kind
 	// Repo is the repository path (no host); empty for base and catalog.
 	Repo string
 	// Ref is the tag or digest of a manifest, the digest of a blob or
@@ -42,7 +44,7 @@ type Request struct {
 
 // Call is a class of requests counted together.
 type Call struct {
-	Method string
+	Method string // HTTP method, as in Request
 	Kind   Kind
 }
 

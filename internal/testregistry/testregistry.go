@@ -147,7 +147,8 @@ func (e *Endpoint) Authenticator() authn.Authenticator {
 
 // RemoteOptions returns go-containerregistry remote options that reach this
 // endpoint: its credentials, a transport trusting its CA and t's context, so
-// that tests can seed and inspect content directly.
+// that tests can seed and inspect content directly. The context ends before
+// cleanup functions run, so do not use these options inside t.Cleanup.
 func (e *Endpoint) RemoteOptions(t testing.TB) []remote.Option {
 	return []remote.Option{
 		remote.WithAuth(e.Authenticator()),
