@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,12 +47,18 @@ type faults struct {
 	// it answered the request itself.
 	inject func(n int, w http.ResponseWriter, r *http.Request) bool
 
+	// armed is off while a test seeds the registry.
+	armed atomic.Bool
+
 	mu   sync.Mutex
 	hits []time.Time
 }
 
+// arm starts injecting; requests before it pass untouched and uncounted.
+func (f *faults) arm() { f.armed.Store(true) }
+
 func (f *faults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if f.match != nil && f.match(r) {
+	if f.armed.Load() && f.match != nil && f.match(r) {
 		f.mu.Lock()
 		f.hits = append(f.hits, time.Now())
 		n := len(f.hits)

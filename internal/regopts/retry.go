@@ -141,9 +141,11 @@ func retryableStatus(code int) bool {
 
 // transientNetError reports connection drops and timeouts, which a retry may
 // cure. Refused connections and DNS failures are not: they mean the registry
-// is not there, and the user should hear so at once.
+// is not there, and the user should hear so at once. Callers rule out an
+// expired context first: net/http's own timeouts also match
+// context.DeadlineExceeded, so the error alone cannot tell them apart.
 func transientNetError(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
@@ -159,6 +161,8 @@ func transientNetError(err error) bool {
 // loops use. They only ever see failures retryTransport did not handle:
 // streamed uploads and anything it could not replay.
 func retryableAboveTransport(err error) bool {
+	// An expired context and net/http's timeouts look alike here; this loop
+	// sleeps without watching the context, so it must not retry either.
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
