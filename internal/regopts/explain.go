@@ -21,31 +21,46 @@ import (
 // concerned, as the user wrote it. The original error stays wrapped, so
 // errors.Is and errors.As keep working; other errors are returned unchanged.
 func Explain(err error, ref string) error {
-	if err == nil {
-		return nil
+	var done *explainedError
+	if err == nil || errors.As(err, &done) {
+		// Several layers may call Explain on the way up; say it once.
+		return err
 	}
 	host := registryHost(ref, err)
 	about := ""
 	if ref != "" {
 		about = " for " + ref
 	}
+	var hint string
 	switch {
 	case isCertificateError(err):
-		return fmt.Errorf("cannot verify the TLS certificate of registry %s%s: "+
+		hint = fmt.Sprintf("cannot verify the TLS certificate of registry %s%s: "+
 			"if it is signed by a private CA, trust that CA with --registry-ca-cert-path FILE, "+
-			"or skip verification with --registry-insecure (unsafe): %w", host, about, err)
+			"or skip verification with --registry-insecure (unsafe)", host, about)
 	case isAuthError(err):
-		return fmt.Errorf("registry %s refused access%s: "+
-			"give credentials with --registry-username and --registry-password "+
+		hint = fmt.Sprintf("registry %s refused access%s: "+
+			"give (or correct) credentials with --registry-username and --registry-password "+
 			"(or FERRY_USERNAME and FERRY_PASSWORD), a token with --registry-token (or FERRY_TOKEN), "+
-			"or run \"docker login %s\": %w", host, about, host, err)
+			"or run \"docker login %s\"", host, about, host)
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return fmt.Errorf("cannot reach registry %s%s: connection refused: %w", host, about, err)
+		hint = fmt.Sprintf("cannot reach registry %s%s: connection refused", host, about)
 	case isDNSError(err):
-		return fmt.Errorf("cannot reach registry %s%s: its host name does not resolve: %w", host, about, err)
+		hint = fmt.Sprintf("cannot reach registry %s%s: its host name does not resolve", host, about)
+	default:
+		return err
 	}
-	return err
+	return &explainedError{hint: hint, err: err}
 }
+
+// explainedError is a registry failure with advice in front of it.
+type explainedError struct {
+	hint string
+	err  error
+}
+
+func (e *explainedError) Error() string { return e.hint + ": " + e.err.Error() }
+
+func (e *explainedError) Unwrap() error { return e.err }
 
 func isCertificateError(err error) bool {
 	var (

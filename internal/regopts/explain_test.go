@@ -1,0 +1,135 @@
+package regopts
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+func TestExplainDenied(t *testing.T) {
+	denied := func(_ int, w http.ResponseWriter, _ *http.Request) bool {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = io.WriteString(w, `{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}`)
+		return true
+	}
+	f := &faults{next: quietRegistry(), match: isManifest(http.MethodGet), inject: denied}
+	host := serve(t, f)
+	f.arm()
+	ref := host + "/team/app:v1"
+
+	r, err := ParseReference(ref, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := fast(1).RemoteOptions(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = remote.Get(r, opts...)
+	explained := Explain(err, ref)
+	msg := explained.Error()
+	for _, want := range []string{"registry " + host + " refused access for " + ref, "--registry-username", "docker login " + host} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("Explain = %q, missing %q", msg, want)
+		}
+	}
+	var te *transport.Error
+	if !errors.As(explained, &te) || te.StatusCode != http.StatusForbidden {
+		t.Errorf("Explain lost the 403 transport.Error: %v", explained)
+	}
+}
+
+func TestExplainConnectionRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := ln.Addr().String()
+	ln.Close() // nothing listens there any more
+
+	ref := host + "/app:v1"
+	_, err = head(t, context.Background(), ref, fast(3))
+	if err == nil {
+		t.Fatal("Head against a closed port succeeded")
+	}
+	explained := Explain(err, ref)
+	if want := "cannot reach registry " + host; !strings.Contains(explained.Error(), want) {
+		t.Errorf("Explain = %q, want it to contain %q", explained, want)
+	}
+	if !errors.Is(explained, syscall.ECONNREFUSED) {
+		t.Errorf("Explain lost ECONNREFUSED: %v", explained)
+	}
+}
+
+func TestExplainLeavesOtherErrorsAlone(t *testing.T) {
+	if Explain(nil, "example.com/a:b") != nil {
+		t.Error("Explain(nil) != nil")
+	}
+	other := errors.New("manifest has no layers")
+	if got := Explain(other, "example.com/a:b"); got != other {
+		t.Errorf("Explain(%v) = %v, want it unchanged", other, got)
+	}
+	notFound := &transport.Error{StatusCode: http.StatusNotFound}
+	if got := Explain(notFound, "example.com/a:b"); got != error(notFound) {
+		t.Errorf("Explain(404) = %v, want it unchanged", got)
+	}
+}
+
+func TestExplainNamesDockerHubForShortNames(t *testing.T) {
+	err := &transport.Error{StatusCode: http.StatusUnauthorized}
+	msg := Explain(err, "library/nginx:1.27").Error()
+	if want := "registry " + name.DefaultRegistry + " refused"; !strings.Contains(msg, want) {
+		t.Errorf("Explain = %q, want it to contain %q", msg, want)
+	}
+}
+
+func TestNameOptions(t *testing.T) {
+	const ref = "registry.example.com/team/app:v1"
+	secure, err := ParseReference(ref, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := secure.Context().Scheme(); got != "https" {
+		t.Errorf("scheme without --registry-insecure = %s, want https", got)
+	}
+	insecure, err := ParseReference(ref, Options{Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := insecure.Context().Scheme(); got != "http" {
+		t.Errorf("scheme with --registry-insecure = %s, want http", got)
+	}
+	repo, err := ParseRepository("registry.example.com/team/app", Options{Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if repo.Scheme() != "http" || repo.RepositoryStr() != "team/app" {
+		t.Errorf("ParseRepository = %s (%s), want team/app over http", repo, repo.Scheme())
+	}
+	const bad = "Registry.example.com/UPPER:v1"
+	if _, err := ParseReference(bad, Options{}); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Errorf("ParseReference(%q) error = %v, want one naming the input", bad, err)
+	}
+	if _, err := ParseRepository("repo:tag", Options{}); err == nil || !strings.Contains(err.Error(), "repo:tag") {
+		t.Errorf("ParseRepository(repo:tag) error = %v, want one naming the input", err)
+	}
+}
+
+func TestExplainSaysItOnce(t *testing.T) {
+	err := &transport.Error{StatusCode: http.StatusUnauthorized}
+	once := Explain(err, "example.com/a:b")
+	twice := Explain(once, "example.com/a:b")
+	if twice.Error() != once.Error() {
+		t.Errorf("explaining twice changed the message:\n%s\n%s", once, twice)
+	}
+}
