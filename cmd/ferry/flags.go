@@ -1,8 +1,6 @@
 package main
 
 import (
-	"time"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-dev/ferry/internal/regopts"
@@ -27,8 +25,8 @@ func registryFlags() []cli.Flag {
 			Usage: "PEM file with CA certificates to trust besides the system's (repeatable)"},
 		&cli.IntFlag{Name: "registry-retry-count", Value: 5, Category: cat,
 			Usage: "attempts per request on 5xx, 429 and dropped connections, with exponential backoff"},
-		&cli.DurationFlag{Name: "registry-response-header-timeout", Value: 30 * time.Second, Category: cat,
-			Usage: "how long to wait for a registry to start answering a request"},
+		&cli.DurationFlag{Name: "registry-response-header-timeout", Value: regopts.DefaultResponseHeaderTimeout, Category: cat,
+			Usage: "how long to wait for a registry to start answering a request (the last PUT of a large blob answers only once it is stored)"},
 	}
 }
 
