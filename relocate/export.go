@@ -1,0 +1,307 @@
+package relocate
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/atomicfile"
+	"github.com/ferry-dev/ferry/internal/progress"
+)
+
+// DefaultSpoolBudget bounds the bytes downloaded ahead of the archive
+// writer (memory and temporary files together) when
+// ExportOptions.SpoolBudget is zero.
+const DefaultSpoolBudget int64 = 2 << 30
+
+// ExportOptions configures Export and ExportFile.
+type ExportOptions struct {
+	// Level is the zstd level of the archive.
+	Level archive.Level
+	// Concurrency is how many blobs download at once (the one being
+	// written and those fetched ahead of it); 0 means DefaultConcurrency.
+	// It never changes the archive's bytes.
+	Concurrency int
+	// CreatedBy is recorded in the archive's index (ferry and its version).
+	CreatedBy string
+	// Reporter receives progress; nil discards it.
+	Reporter progress.Reporter
+	// Remote is passed to every registry call.
+	Remote []remote.Option
+	// TempDir is where blobs fetched ahead are spooled, in a directory
+	// removed before Export returns; "" means os.TempDir().
+	TempDir string
+	// SpoolBudget bounds the bytes held ahead of the writer; 0 means
+	// DefaultSpoolBudget. A blob larger than the budget is streamed
+	// straight from the registry when its turn comes.
+	SpoolBudget int64
+}
+
+// ExportResult describes a written archive.
+type ExportResult struct {
+	// Path is the archive file (ExportFile only).
+	Path string
+	// SHA256 is the hex sha256 of the archive's bytes.
+	SHA256 string
+	// Images is the number of entries in the archive's index.json.
+	Images int
+	// Blobs is the number of configs and layers written.
+	Blobs int
+	// Bytes is the size of the manifests and blobs carried (before the
+	// archive's compression).
+	Bytes int64
+	// ArchiveBytes is the size of the archive itself.
+	ArchiveBytes int64
+	// Skipped are the non-distributable layers left out.
+	Skipped []Blob
+}
+
+// ExportFile writes the archive of p to path atomically: into a temporary
+// file beside it that is synced and renamed over path only when complete,
+// so that a failure or cancellation never leaves a file under path. It then
+// writes path.sha256 in sha256sum format. The file is created before any
+// download, so an unwritable destination fails fast. Writing to standard
+// output ("-") is the caller's business: use Export.
+func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (*ExportResult, error) {
+	f, err := atomicfile.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("export to %s: %w", path, err)
+	}
+	res, err := Export(ctx, p, f, opts)
+	if err != nil {
+		f.Abort()
+		return nil, fmt.Errorf("export to %s: %w", path, err)
+	}
+	if err := f.Commit(); err != nil {
+		return nil, fmt.Errorf("export to %s: %w", path, err)
+	}
+	if err := atomicfile.WriteChecksumFile(path, res.SHA256); err != nil {
+		return nil, fmt.Errorf("export to %s: checksum file: %w", path, err)
+	}
+	res.Path = path
+	return res, nil
+}
+
+// Export writes the archive of p to w (DESIGN §3): the layout header, the
+// index, every manifest, then configs and layers in plan order. Blobs are
+// downloaded concurrently but written in order, so the output is
+// byte-identical for the same plan whatever the concurrency; each is
+// verified against its digest and size as it is written. On error, what was
+// written to w is incomplete and must be discarded.
+func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (_ *ExportResult, err error) {
+	rep := progress.OrNop(opts.Reporter)
+	conc := opts.Concurrency
+	if conc <= 0 {
+		conc = DefaultConcurrency
+	}
+	budget := opts.SpoolBudget
+	if budget <= 0 {
+		budget = DefaultSpoolBudget
+	}
+
+	index, manifests, err := archiveHead(p, opts.CreatedBy)
+	if err != nil {
+		return nil, err
+	}
+	puller, err := remote.NewPuller(append(append([]remote.Option{}, opts.Remote...), remote.WithContext(ctx), remote.WithJobs(conc))...)
+	if err != nil {
+		return nil, err
+	}
+
+	sum := sha256.New()
+	out := &countingWriter{w: io.MultiWriter(w, sum)}
+	aw, err := archive.NewWriter(out, archive.WriterOptions{Level: opts.Level})
+	if err != nil {
+		return nil, err
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			// The archive is abandoned; only the encoder's resources matter.
+			aw.Close()
+		}
+	}()
+
+	rep.Start("export", p.TotalBytes)
+	defer rep.Done()
+
+	if err := aw.WriteHeader(index, manifests); err != nil {
+		return nil, fmt.Errorf("write archive head: %w", err)
+	}
+	for _, m := range manifests {
+		rep.Add(int64(len(m)))
+	}
+
+	done := newImageTracker(p)
+	for _, im := range done.ready(-1) {
+		logImage(rep, im)
+	}
+
+	open := func(ctx context.Context, b Blob) (io.ReadCloser, error) {
+		l, err := puller.Layer(ctx, b.Source)
+		if err != nil {
+			return nil, err
+		}
+		return l.Compressed()
+	}
+	pf := newPrefetcher(ctx, p.Blobs, open, conc, budget, opts.TempDir)
+	defer func() {
+		if cerr := pf.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	for i, b := range p.Blobs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := writeBlob(ctx, aw, pf, i, b, rep); err != nil {
+			return nil, err
+		}
+		for _, im := range done.ready(i) {
+			logImage(rep, im)
+		}
+	}
+	closed = true
+	if err := aw.Close(); err != nil {
+		return nil, fmt.Errorf("finish archive: %w", err)
+	}
+	return &ExportResult{
+		SHA256:       hex.EncodeToString(sum.Sum(nil)),
+		Images:       len(p.Images),
+		Blobs:        len(p.Blobs),
+		Bytes:        p.TotalBytes,
+		ArchiveBytes: out.n,
+		Skipped:      p.Skipped,
+	}, nil
+}
+
+func writeBlob(ctx context.Context, aw *archive.Writer, pf *prefetcher, i int, b Blob, rep progress.Reporter) error {
+	rc, err := pf.next(i)
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", b.Source, err)
+	}
+	defer rc.Close()
+	r := &progressReader{ctx: ctx, r: rc, rep: rep}
+	if err := aw.WriteBlob(b.Digest, b.Size, r); err != nil {
+		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+			return fmt.Errorf("fetch %s: %w (%v)", b.Source, cerr, err)
+		}
+		return fmt.Errorf("fetch %s: %w", b.Source, err)
+	}
+	return nil
+}
+
+// archiveHead builds index.json and the manifests map from the plan.
+func archiveHead(p *Plan, createdBy string) ([]byte, map[v1.Hash][]byte, error) {
+	entries := make([]archive.Entry, 0, len(p.Images))
+	for _, im := range p.Images {
+		entries = append(entries, archive.Entry{
+			Descriptor: v1.Descriptor{
+				MediaType: im.MediaType,
+				Size:      im.Size,
+				Digest:    im.Digest,
+			},
+			Role:        im.Role,
+			OriginalRef: im.OriginalRef,
+			Tag:         im.Tag,
+		})
+	}
+	skipped := make([]v1.Descriptor, 0, len(p.Skipped))
+	for _, b := range p.Skipped {
+		skipped = append(skipped, v1.Descriptor{MediaType: b.MediaType, Size: b.Size, Digest: b.Digest, URLs: b.URLs})
+	}
+	index, err := archive.BuildIndex(entries, archive.IndexOptions{CreatedBy: createdBy, SkippedLayers: skipped})
+	if err != nil {
+		return nil, nil, fmt.Errorf("build archive index: %w", err)
+	}
+	manifests := make(map[v1.Hash][]byte, len(p.Manifests))
+	for h, m := range p.Manifests {
+		manifests[h] = m.Raw
+	}
+	return index, manifests, nil
+}
+
+// imageTracker knows, for each image of the plan, the position of the last
+// of its blobs in the plan's order, so that one line per image can be
+// logged when the image is complete in the archive.
+type imageTracker struct {
+	byLast map[int][]*Image
+}
+
+func newImageTracker(p *Plan) *imageTracker {
+	pos := make(map[v1.Hash]int, len(p.Blobs))
+	for i, b := range p.Blobs {
+		pos[b.Digest] = i
+	}
+	t := &imageTracker{byLast: map[int][]*Image{}}
+	for _, im := range p.Images {
+		last := -1
+		seen := map[v1.Hash]bool{}
+		var walk func(h v1.Hash)
+		walk = func(h v1.Hash) {
+			if seen[h] {
+				return
+			}
+			seen[h] = true
+			m, ok := p.Manifests[h]
+			if !ok {
+				return
+			}
+			for _, d := range referencedBlobs(m) {
+				if i, ok := pos[d]; ok && i > last {
+					last = i
+				}
+				walk(d)
+			}
+		}
+		walk(im.Digest)
+		t.byLast[last] = append(t.byLast[last], im)
+	}
+	return t
+}
+
+// ready returns the images whose last blob is blob i (-1: images with no
+// blob at all, complete once the head is written).
+func (t *imageTracker) ready(i int) []*Image { return t.byLast[i] }
+
+func logImage(rep progress.Reporter, im *Image) {
+	rep.Logf("exported %s %s (%s)", im.Role, im.OriginalRef, im.Digest)
+}
+
+// countingWriter counts the bytes of the archive.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// progressReader reports bytes as they reach the archive writer, and stops
+// a blob being copied from a spool when the export is cancelled.
+type progressReader struct {
+	ctx context.Context
+	r   io.Reader
+	rep progress.Reporter
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	if err := p.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.rep.Add(int64(n))
+	}
+	return n, err
+}

@@ -1,0 +1,402 @@
+// Package relocate resolves a bundle (or an image, or a lock file) into a
+// Plan — every image, manifest and blob that must travel, each once — and
+// executes that plan as a move: registry to archive (Export), and later
+// archive to registry and registry to registry.
+//
+// The plan is computed once and is deterministic: the same content in the
+// registry gives the same Plan, whatever the concurrency used to resolve it,
+// which is what makes exported archives byte-identical.
+package relocate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"sigs.k8s.io/yaml"
+
+	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/progress"
+	"github.com/ferry-dev/ferry/lock"
+)
+
+// DefaultConcurrency is how many registry requests run at once when
+// Options.Concurrency or ExportOptions.Concurrency is zero.
+const DefaultConcurrency = 8
+
+// Source names what to relocate. Exactly one field must be set; they mirror
+// the -b, -i and --lock flags.
+type Source struct {
+	// Bundle is a bundle reference (tag or digest); its lock is followed.
+	Bundle string
+	// Image is any image or index reference, copied as is (a bundle given
+	// here is copied as a plain image: its lock is not followed).
+	Image string
+	// LockFile is the path of an ImagesLock or a BundleLock file.
+	LockFile string
+}
+
+func (s Source) String() string {
+	switch {
+	case s.Bundle != "":
+		return "bundle " + s.Bundle
+	case s.Image != "":
+		return "image " + s.Image
+	default:
+		return "lock file " + s.LockFile
+	}
+}
+
+// Options configures Resolve.
+type Options struct {
+	// Remote is passed to every registry call (auth, transport, ...).
+	Remote []remote.Option
+	// Name is used to parse every reference (e.g. name.Insecure).
+	Name []name.Option
+	// Concurrency bounds the manifests resolved at once; 0 means
+	// DefaultConcurrency.
+	Concurrency int
+	// IncludeNonDistributable keeps foreign / non-distributable layers in
+	// the plan instead of listing them in Plan.Skipped.
+	IncludeNonDistributable bool
+	// Reporter receives warnings (skipped layers); nil discards them.
+	Reporter progress.Reporter
+}
+
+// Plan is everything a move must carry, each digest once, in a
+// deterministic order.
+type Plan struct {
+	// Root is the bundle given with -b (or a BundleLock), or the image given
+	// with -i; nil for an ImagesLock file.
+	Root *Image
+	// Images lists every image that the archive's index.json names: the
+	// root, nested bundles and lock images (manifests or indexes). Index
+	// children are not listed here; they are reachable through Children.
+	// Order: breadth-first from the root, each lock in its own order.
+	Images []*Image
+	// Manifests holds the raw bytes of every manifest and index: those of
+	// Images and those of every index child, to any depth.
+	Manifests map[v1.Hash]Manifest
+	// Blobs lists configs first, then layers, each group sorted by digest.
+	Blobs []Blob
+	// Skipped lists the non-distributable layers left out of Blobs.
+	Skipped []Blob
+	// TotalBytes is the size of every manifest and blob that will be moved.
+	TotalBytes int64
+}
+
+// Image is one entry of a Plan's index: a manifest or an index.
+type Image struct {
+	Digest    v1.Hash
+	MediaType types.MediaType
+	Size      int64
+	Role      archive.Role
+	// OriginalRef is the reference as written in the lock, or as given on
+	// the command line for the root.
+	OriginalRef string
+	// Tag is the root's tag (from -b REPO:TAG or a BundleLock); empty
+	// otherwise.
+	Tag string
+	// Source is where the image was resolved.
+	Source name.Digest
+	// Platforms are those of an index's children, or the image's own
+	// platform when its config names one.
+	Platforms []v1.Platform
+	// Lock is the bundle's own images.yml (root and nested bundles only).
+	Lock *lock.ImagesLock
+	// Children are an index's direct children, in index order.
+	Children []v1.Hash
+}
+
+// Manifest is the raw bytes of a manifest or index, as the registry served
+// them (digests are computed over exactly these bytes).
+type Manifest struct {
+	Raw       []byte
+	MediaType types.MediaType
+	// Source is where the manifest was fetched.
+	Source name.Digest
+}
+
+// Blob is a config or layer to move.
+type Blob struct {
+	Digest    v1.Hash
+	Size      int64
+	MediaType types.MediaType
+	// Config is true for image configs, which are written before layers.
+	Config bool
+	// Source is repository@digest of the blob, in the repository of the
+	// first image (in plan order) that references it.
+	Source name.Digest
+	// URLs are the foreign URLs of a non-distributable layer, if any.
+	URLs []string
+	// Image is the first image (in plan order) that references the blob,
+	// to name it in messages.
+	Image string
+}
+
+// Resolve computes the Plan for src: it fetches every manifest (and the
+// configs and images.yml needed to find bundles), concurrently, but with a
+// result that does not depend on the concurrency.
+func Resolve(ctx context.Context, src Source, opts Options) (*Plan, error) {
+	n := 0
+	for _, s := range []string{src.Bundle, src.Image, src.LockFile} {
+		if s != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, errors.New("resolve: exactly one of bundle, image or lock file must be given")
+	}
+	conc := opts.Concurrency
+	if conc <= 0 {
+		conc = DefaultConcurrency
+	}
+	puller, err := remote.NewPuller(append(append([]remote.Option{}, opts.Remote...), remote.WithContext(ctx), remote.WithJobs(conc))...)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", src, err)
+	}
+	r := &resolver{
+		puller:   puller,
+		nameOpts: opts.Name,
+		conc:     conc,
+		nodes:    map[v1.Hash]*node{},
+		images:   map[v1.Hash]*Image{},
+	}
+
+	var first []want
+	switch {
+	case src.Bundle != "":
+		ref, err := name.ParseReference(src.Bundle, opts.Name...)
+		if err != nil {
+			return nil, fmt.Errorf("resolve bundle %s: %w", src.Bundle, err)
+		}
+		first = []want{{ref: ref, original: src.Bundle, tag: tagOf(ref), kind: wantRootBundle}}
+	case src.Image != "":
+		ref, err := name.ParseReference(src.Image, opts.Name...)
+		if err != nil {
+			return nil, fmt.Errorf("resolve image %s: %w", src.Image, err)
+		}
+		first = []want{{ref: ref, original: src.Image, tag: tagOf(ref), kind: wantRootImage}}
+	default:
+		first, err = r.lockFileWants(src.LockFile)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := r.run(ctx, first); err != nil {
+		return nil, err
+	}
+	return r.plan(opts)
+}
+
+// tagOf returns the tag of a tag reference, "" for a digest reference.
+func tagOf(ref name.Reference) string {
+	if t, ok := ref.(name.Tag); ok {
+		return t.TagStr()
+	}
+	return ""
+}
+
+// lockFileWants reads an ImagesLock or BundleLock file into the first
+// level of resolution.
+func (r *resolver) lockFileWants(path string) ([]want, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read lock file %s: %w", path, err)
+	}
+	if lockKind(data) == lock.KindBundleLock {
+		bl, err := lock.ParseBundleLock(data, path)
+		if err != nil {
+			return nil, fmt.Errorf("read lock file %s: %w", path, err)
+		}
+		ref, err := r.digestRef(bl.Bundle.Digest())
+		if err != nil {
+			return nil, fmt.Errorf("lock file %s: bundle %s: %w", path, bl.Bundle.Image, err)
+		}
+		return []want{{ref: ref, digest: mustHash(ref), original: bl.Bundle.Image, tag: bl.Bundle.Tag, kind: wantRootBundle}}, nil
+	}
+	il, err := lock.ParseImagesLock(data, path)
+	if err != nil {
+		return nil, fmt.Errorf("read lock file %s: %w", path, err)
+	}
+	return r.lockWants(il, name.Repository{}, "lock file "+path)
+}
+
+// lockKind returns the kind of a lock document without validating it, so
+// that the strict parser of the right kind can be chosen (and report what
+// is wrong with the document).
+func lockKind(data []byte) string {
+	var doc struct {
+		Kind string `json:"kind"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return ""
+	}
+	return doc.Kind
+}
+
+// digestRef re-parses a normalised lock reference with the caller's name
+// options (name.Insecure, say), which the lock package does not know about.
+func (r *resolver) digestRef(d name.Digest, err error) (name.Digest, error) {
+	if err != nil {
+		return name.Digest{}, err
+	}
+	return name.NewDigest(d.String(), r.nameOpts...)
+}
+
+// lockWants turns the images of a lock into wants of the next level.
+func (r *resolver) lockWants(il *lock.ImagesLock, bundleRepo name.Repository, lockedBy string) ([]want, error) {
+	var out []want
+	for _, im := range il.Images {
+		ref, err := r.digestRef(im.Digest())
+		if err != nil {
+			return nil, fmt.Errorf("image %s locked by %s: %w", im.Image, lockedBy, err)
+		}
+		out = append(out, want{ref: ref, digest: mustHash(ref), original: im.Image, kind: wantLockImage, lockedBy: lockedBy, bundleRepo: bundleRepo})
+	}
+	return out, nil
+}
+
+// mustHash returns the digest of a digest reference; name.NewDigest has
+// already validated it, so a failure here is impossible.
+func mustHash(d name.Digest) v1.Hash {
+	h, err := v1.NewHash(d.DigestStr())
+	if err != nil {
+		return v1.Hash{}
+	}
+	return h
+}
+
+// plan flattens the resolved graph into a Plan.
+func (r *resolver) plan(opts Options) (*Plan, error) {
+	rep := progress.OrNop(opts.Reporter)
+	p := &Plan{Manifests: make(map[v1.Hash]Manifest, len(r.order))}
+	for _, im := range r.imageOrder {
+		p.Images = append(p.Images, r.images[im])
+	}
+	if r.root != nil {
+		p.Root = r.images[*r.root]
+	}
+
+	type seenBlob struct {
+		blob        Blob
+		distributes bool
+	}
+	blobs := map[v1.Hash]*seenBlob{}
+	var blobOrder []v1.Hash
+	add := func(n *node, d v1.Descriptor, config bool) error {
+		if b, ok := blobs[d.Digest]; ok {
+			if b.blob.Size != d.Size {
+				return fmt.Errorf("blob %s has size %d in %s but %d in %s", d.Digest, d.Size, n.source, b.blob.Size, b.blob.Image)
+			}
+			b.blob.Config = b.blob.Config || config
+			b.distributes = b.distributes || d.MediaType.IsDistributable()
+			return nil
+		}
+		blobs[d.Digest] = &seenBlob{
+			blob: Blob{
+				Digest:    d.Digest,
+				Size:      d.Size,
+				MediaType: d.MediaType,
+				Config:    config,
+				Source:    n.source.Context().Digest(d.Digest.String()),
+				URLs:      d.URLs,
+				Image:     n.source.String(),
+			},
+			distributes: d.MediaType.IsDistributable(),
+		}
+		blobOrder = append(blobOrder, d.Digest)
+		return nil
+	}
+	for _, h := range r.order {
+		n := r.nodes[h]
+		p.Manifests[h] = Manifest{Raw: n.raw, MediaType: n.mediaType, Source: n.source}
+		p.TotalBytes += int64(len(n.raw))
+		switch {
+		case n.manifest != nil:
+			if err := add(n, n.manifest.Config, true); err != nil {
+				return nil, err
+			}
+			for _, l := range n.manifest.Layers {
+				if err := add(n, l, false); err != nil {
+					return nil, err
+				}
+			}
+		case n.index != nil:
+			// Children that are neither manifests nor indexes are plain
+			// blobs the index points to; they travel like layers.
+			for _, c := range n.index.Manifests {
+				if !c.MediaType.IsImage() && !c.MediaType.IsIndex() {
+					if err := add(n, c, false); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
+	}
+	var configs, layers []Blob
+	for _, h := range blobOrder {
+		b := blobs[h]
+		if _, isManifest := p.Manifests[h]; isManifest {
+			// Already in the archive as a manifest; a blob entry would
+			// write the same path twice.
+			continue
+		}
+		switch {
+		case b.blob.Config:
+			configs = append(configs, b.blob)
+		case !b.distributes && !opts.IncludeNonDistributable:
+			p.Skipped = append(p.Skipped, b.blob)
+		default:
+			layers = append(layers, b.blob)
+		}
+	}
+	byDigest := func(bs []Blob) {
+		sort.Slice(bs, func(i, j int) bool { return bs[i].Digest.String() < bs[j].Digest.String() })
+	}
+	byDigest(configs)
+	byDigest(layers)
+	byDigest(p.Skipped)
+	p.Blobs = append(configs, layers...)
+	for _, b := range p.Blobs {
+		p.TotalBytes += b.Size
+	}
+	for _, b := range p.Skipped {
+		rep.Warnf("skipping non-distributable layer %s (%s, %d bytes) of %s", b.Digest, b.MediaType, b.Size, b.Image)
+	}
+	return p, nil
+}
+
+// referencedBlobs returns what a manifest points to: config and layers of an
+// image, children of an index. Raw bytes in a Plan were parsed during
+// Resolve, so a failure here means nothing is referenced.
+func referencedBlobs(m Manifest) []v1.Hash {
+	var out []v1.Hash
+	switch {
+	case m.MediaType.IsIndex():
+		im, err := v1.ParseIndexManifest(bytes.NewReader(m.Raw))
+		if err != nil {
+			return nil
+		}
+		for _, d := range im.Manifests {
+			out = append(out, d.Digest)
+		}
+	case m.MediaType.IsImage():
+		mf, err := v1.ParseManifest(bytes.NewReader(m.Raw))
+		if err != nil {
+			return nil
+		}
+		out = append(out, mf.Config.Digest)
+		for _, d := range mf.Layers {
+			out = append(out, d.Digest)
+		}
+	}
+	return out
+}

@@ -1,0 +1,167 @@
+package relocate
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// blobStore serves generated blobs with a small random delay, so that
+// downloads finish out of order, and records how much the prefetcher holds.
+type blobStore struct {
+	data [][]byte
+
+	mu        sync.Mutex
+	open      int
+	maxOpen   int
+	fetches   map[int]int
+	failFirst map[int]bool
+}
+
+func (s *blobStore) opener(blobs []Blob) opener {
+	index := map[v1.Hash]int{}
+	for i, b := range blobs {
+		index[b.Digest] = i
+	}
+	return func(ctx context.Context, b Blob) (io.ReadCloser, error) {
+		i := index[b.Digest]
+		s.mu.Lock()
+		s.fetches[i]++
+		if s.failFirst[i] && s.fetches[i] == 1 {
+			s.mu.Unlock()
+			return nil, fmt.Errorf("blob %d: transient failure", i)
+		}
+		s.open++
+		s.maxOpen = max(s.maxOpen, s.open)
+		s.mu.Unlock()
+		select {
+		case <-time.After(time.Duration(rand.IntN(3)) * time.Millisecond):
+		case <-ctx.Done():
+			s.mu.Lock()
+			s.open--
+			s.mu.Unlock()
+			return nil, ctx.Err()
+		}
+		return &storeReader{Reader: bytes.NewReader(s.data[i]), s: s}, nil
+	}
+}
+
+type storeReader struct {
+	io.Reader
+	s    *blobStore
+	once sync.Once
+}
+
+func (r *storeReader) Close() error {
+	r.once.Do(func() {
+		r.s.mu.Lock()
+		r.s.open--
+		r.s.mu.Unlock()
+	})
+	return nil
+}
+
+func TestPrefetcherKeepsOrderAndBounds(t *testing.T) {
+	sizes := []int{10, memSpoolMax + 1, 300, 2 * memSpoolMax, 5, memSpoolMax + 7, 1, 4 * memSpoolMax, 20, 30}
+	s := &blobStore{fetches: map[int]int{}, failFirst: map[int]bool{2: true, 5: true}}
+	var blobs []Blob
+	for i, n := range sizes {
+		b := make([]byte, n)
+		for j := range b {
+			b[j] = byte(i*7 + j)
+		}
+		s.data = append(s.data, b)
+		sum := sha256.Sum256(b)
+		blobs = append(blobs, Blob{Digest: v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", sum)}, Size: int64(n)})
+	}
+	const workers = 4
+	budget := int64(3 * memSpoolMax) // smaller than blob 7: it must stream
+	dir := t.TempDir()
+	pf := newPrefetcher(context.Background(), blobs, s.opener(blobs), workers, budget, dir)
+	for i := range blobs {
+		rc, err := pf.next(i)
+		if err != nil {
+			t.Fatalf("blob %d: %v", i, err)
+		}
+		got, err := io.ReadAll(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pf.mu.Lock()
+		ahead, reserved := pf.ahead, pf.reserved
+		pf.mu.Unlock()
+		if ahead > workers || reserved > budget {
+			t.Errorf("at blob %d: %d blobs, %d bytes held ahead; limits %d, %d", i, ahead, reserved, workers, budget)
+		}
+		rc.Close()
+		if !bytes.Equal(got, s.data[i]) {
+			t.Fatalf("blob %d: got %d bytes that are not the blob", i, len(got))
+		}
+	}
+	if err := pf.close(); err != nil {
+		t.Fatal(err)
+	}
+	if s.maxOpen > workers {
+		t.Errorf("%d downloads at once, want at most %d", s.maxOpen, workers)
+	}
+	if s.fetches[2] != 2 || s.fetches[5] != 2 {
+		t.Errorf("blobs whose first fetch failed were fetched %d and %d times, want a second try each", s.fetches[2], s.fetches[5])
+	}
+	if names := dirNames(t, dir); len(names) != 0 {
+		t.Errorf("spool directory left behind: %v", names)
+	}
+}
+
+func TestPrefetcherCleansUpWhenAbandoned(t *testing.T) {
+	s := &blobStore{fetches: map[int]int{}}
+	var blobs []Blob
+	for i := range 6 {
+		b := bytes.Repeat([]byte{byte(i)}, memSpoolMax+100)
+		s.data = append(s.data, b)
+		blobs = append(blobs, Blob{Digest: v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%064x", i)}, Size: int64(len(b))})
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	pf := newPrefetcher(ctx, blobs, s.opener(blobs), 4, 1<<30, dir)
+	rc, err := pf.next(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Let the workers spool the next blobs to files, then give up.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		pf.mu.Lock()
+		spooled := pf.state[1] == slotSpooled && pf.state[2] == slotSpooled
+		pf.mu.Unlock()
+		if spooled || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if names := dirNames(t, dir); len(names) != 1 {
+		t.Fatalf("spool directory not created: %v", names)
+	}
+	cancel()
+	rc.Close()
+	if _, err := pf.next(1); err == nil {
+		t.Error("next after cancel succeeded")
+	}
+	if err := pf.close(); err != nil {
+		t.Fatal(err)
+	}
+	if names := dirNames(t, dir); len(names) != 0 {
+		t.Errorf("left behind after cancel: %v", names)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,466 @@
+package relocate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/bundle"
+	"github.com/ferry-dev/ferry/lock"
+)
+
+// Resolution runs level by level (breadth-first): every manifest of a level
+// is fetched concurrently, then the level is registered in its own order.
+// Which repository a digest is taken from, and the order of Plan.Images, are
+// therefore fixed by the content alone, never by which request finished
+// first.
+
+type wantKind int
+
+const (
+	wantRootBundle wantKind = iota // -b or a BundleLock: must be a bundle, lock followed
+	wantRootImage                  // -i: copied as is
+	wantLockImage                  // an image named in a lock
+	wantChild                      // a manifest or index named by an index
+)
+
+// want is one reference to resolve at some level.
+type want struct {
+	ref      name.Reference
+	digest   v1.Hash // zero for a root given by tag
+	original string  // as written in the lock or on the command line
+	tag      string  // roots only
+	kind     wantKind
+	// follow is set for lock images of a bundle: if they are bundles
+	// themselves (nested bundles), their lock is followed too. Images of an
+	// ImagesLock file are copied as they are.
+	follow bool
+	// lockedBy names the bundle, lock file or index that refers to ref,
+	// for error messages.
+	lockedBy string
+	// bundleRepo is the repository of the bundle whose lock names ref.
+	bundleRepo name.Repository
+}
+
+func (w want) followsLock() bool {
+	return w.kind == wantRootBundle || (w.kind == wantLockImage && w.follow)
+}
+
+// node is one resolved manifest or index.
+type node struct {
+	digest    v1.Hash
+	source    name.Digest
+	mediaType types.MediaType
+	raw       []byte
+	manifest  *v1.Manifest
+	index     *v1.IndexManifest
+	desc      *remote.Descriptor
+
+	configChecked bool
+	bundle        bool
+	platform      *v1.Platform
+	lockRead      bool
+	lock          *lock.ImagesLock
+
+	childrenQueued bool
+	lockQueued     bool
+}
+
+type resolver struct {
+	puller   *remote.Puller
+	nameOpts []name.Option
+	conc     int
+
+	nodes      map[v1.Hash]*node
+	order      []v1.Hash // nodes in the order they were resolved
+	images     map[v1.Hash]*Image
+	imageOrder []v1.Hash
+	root       *v1.Hash
+}
+
+// job is the work one digest needs at one level.
+type job struct {
+	w           want
+	n           *node // nil: the manifest must be fetched
+	checkConfig bool
+	readLock    bool
+	result      *node
+}
+
+func (r *resolver) run(ctx context.Context, level []want) error {
+	for len(level) > 0 {
+		jobs := r.jobsFor(level)
+		err := forEach(ctx, r.conc, len(jobs), func(ctx context.Context, i int) error {
+			return r.do(ctx, jobs[i])
+		})
+		if err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			if j.result != nil {
+				if _, ok := r.nodes[j.result.digest]; !ok {
+					r.nodes[j.result.digest] = j.result
+					r.order = append(r.order, j.result.digest)
+				}
+			}
+		}
+		next, err := r.register(level, jobs)
+		if err != nil {
+			return err
+		}
+		level = next
+	}
+	return nil
+}
+
+// jobsFor merges the wants of a level into at most one job per digest,
+// skipping work already done at an earlier level.
+func (r *resolver) jobsFor(level []want) []*job {
+	var jobs []*job
+	byDigest := map[v1.Hash]*job{}
+	for _, w := range level {
+		needConfig := w.kind != wantChild
+		needLock := w.followsLock()
+		if w.digest == (v1.Hash{}) {
+			jobs = append(jobs, &job{w: w, checkConfig: needConfig, readLock: needLock})
+			continue
+		}
+		if j, ok := byDigest[w.digest]; ok {
+			j.checkConfig = j.checkConfig || needConfig
+			j.readLock = j.readLock || needLock
+			continue
+		}
+		n := r.nodes[w.digest]
+		if n != nil && n.done(needConfig, needLock) {
+			continue
+		}
+		j := &job{w: w, n: n, checkConfig: needConfig, readLock: needLock}
+		byDigest[w.digest] = j
+		jobs = append(jobs, j)
+	}
+	return jobs
+}
+
+// done reports whether n already has what a want needs.
+func (n *node) done(needConfig, needLock bool) bool {
+	if n.manifest == nil {
+		return true // indexes have no config and are never bundles
+	}
+	if needConfig && !n.configChecked {
+		return false
+	}
+	if needLock && !n.lockRead && (!n.configChecked || n.bundle) {
+		return false
+	}
+	return true
+}
+
+// do runs one job. It only touches its own node, so jobs of a level run
+// in parallel without locks.
+func (r *resolver) do(ctx context.Context, j *job) error {
+	w := j.w
+	n := j.n
+	if n != nil {
+		// Found at an earlier level, whose context (which the descriptor
+		// keeps for its later reads) has ended.
+		desc, err := r.puller.Get(ctx, n.source)
+		if err != nil {
+			return wantError(w, err)
+		}
+		n.desc = desc
+	} else {
+		desc, src, err := r.fetch(ctx, w)
+		if err != nil {
+			return wantError(w, err)
+		}
+		n, err = newNode(desc, src)
+		if err != nil {
+			return wantError(w, err)
+		}
+		j.result = n
+	}
+	if n.manifest == nil {
+		return nil
+	}
+	if (j.checkConfig || j.readLock) && !n.configChecked {
+		img, err := n.desc.Image()
+		if err != nil {
+			return wantError(w, err)
+		}
+		if isImageConfig(n.manifest.Config.MediaType) {
+			cfg, err := img.ConfigFile()
+			if err != nil {
+				return wantError(w, fmt.Errorf("config %s: %w", n.manifest.Config.Digest, err))
+			}
+			n.bundle = bundle.IsBundle(cfg)
+			if cfg.OS != "" || cfg.Architecture != "" {
+				p := cfg.Platform()
+				n.platform = p
+			}
+		}
+		n.configChecked = true
+	}
+	if j.readLock && n.bundle && !n.lockRead {
+		img, err := n.desc.Image()
+		if err != nil {
+			return wantError(w, err)
+		}
+		l, err := bundle.ReadImagesLock(img, n.source.String())
+		if err != nil {
+			return fmt.Errorf("read .imgpkg/images.yml of bundle %s: %w", w.original, err)
+		}
+		n.lock = l
+		n.lockRead = true
+	}
+	return nil
+}
+
+// wantError names the reference that failed and what refers to it.
+func wantError(w want, err error) error {
+	switch w.kind {
+	case wantRootBundle:
+		return fmt.Errorf("resolve bundle %s: %w", w.original, err)
+	case wantRootImage:
+		return fmt.Errorf("resolve image %s: %w", w.original, err)
+	default:
+		return fmt.Errorf("resolve %s (locked by %s): %w", w.original, w.lockedBy, err)
+	}
+}
+
+func isImageConfig(mt types.MediaType) bool {
+	return mt == types.DockerConfigJSON || mt == types.OCIConfigJSON
+}
+
+// fetch gets the manifest a want names and checks that a digest reference
+// got exactly that digest.
+func (r *resolver) fetch(ctx context.Context, w want) (*remote.Descriptor, name.Digest, error) {
+	if w.kind == wantLockImage {
+		d, ok := w.ref.(name.Digest)
+		if !ok {
+			return nil, name.Digest{}, fmt.Errorf("%s is not a digest reference", w.ref)
+		}
+		return r.resolveLockImage(ctx, w.bundleRepo, d)
+	}
+	desc, err := r.puller.Get(ctx, w.ref)
+	if err != nil {
+		return nil, name.Digest{}, err
+	}
+	if w.digest != (v1.Hash{}) && desc.Digest != w.digest {
+		return nil, name.Digest{}, fmt.Errorf("registry returned manifest %s for %s", desc.Digest, w.ref)
+	}
+	return desc, w.ref.Context().Digest(desc.Digest.String()), nil
+}
+
+// resolveLockImage is the one place a lock image is looked up. Copying from
+// a repository that was itself relocated (imgpkg's behaviour) will try
+// bundleRepo first here, falling back to ref; for now ref is used as is.
+func (r *resolver) resolveLockImage(ctx context.Context, bundleRepo name.Repository, ref name.Digest) (*remote.Descriptor, name.Digest, error) {
+	_ = bundleRepo
+	desc, err := r.puller.Get(ctx, ref)
+	if err != nil {
+		return nil, name.Digest{}, err
+	}
+	if desc.Digest.String() != ref.DigestStr() {
+		return nil, name.Digest{}, fmt.Errorf("registry returned manifest %s for %s", desc.Digest, ref)
+	}
+	return desc, ref, nil
+}
+
+func newNode(desc *remote.Descriptor, src name.Digest) (*node, error) {
+	n := &node{digest: desc.Digest, source: src, mediaType: desc.MediaType, raw: desc.Manifest, desc: desc}
+	switch {
+	case desc.MediaType.IsImage():
+		m, err := v1.ParseManifest(bytes.NewReader(desc.Manifest))
+		if err != nil {
+			return nil, fmt.Errorf("parse manifest %s: %w", desc.Digest, err)
+		}
+		n.manifest = m
+	case desc.MediaType.IsIndex():
+		m, err := v1.ParseIndexManifest(bytes.NewReader(desc.Manifest))
+		if err != nil {
+			return nil, fmt.Errorf("parse index %s: %w", desc.Digest, err)
+		}
+		n.index = m
+	case desc.MediaType.IsSchema1():
+		return nil, fmt.Errorf("manifest %s is Docker schema 1 (%s), which cannot be relocated by digest", desc.Digest, desc.MediaType)
+	default:
+		return nil, fmt.Errorf("manifest %s has unsupported media type %q", desc.Digest, desc.MediaType)
+	}
+	return n, nil
+}
+
+// register records the Images of a level and returns the next level.
+func (r *resolver) register(level []want, jobs []*job) ([]want, error) {
+	// A root given by tag has no digest until it is fetched.
+	rootDigest := func(w want) v1.Hash {
+		if w.digest != (v1.Hash{}) {
+			return w.digest
+		}
+		for _, j := range jobs {
+			if j.w.ref == w.ref && j.result != nil {
+				return j.result.digest
+			}
+		}
+		return v1.Hash{}
+	}
+	var next []want
+	for _, w := range level {
+		d := rootDigest(w)
+		n := r.nodes[d]
+		if n == nil {
+			return nil, wantError(w, errors.New("not resolved")) // unreachable: do() fetched it
+		}
+		if w.kind == wantRootBundle {
+			if n.index != nil {
+				return nil, fmt.Errorf("%s is an image index (%s), not a bundle; use -i to export it as an image", w.original, n.mediaType)
+			}
+			if !n.bundle {
+				return nil, fmt.Errorf("%s is not a bundle (its config has no %s label); use -i to export it as an image", w.original, bundle.LabelKey)
+			}
+		}
+		if w.kind != wantChild {
+			im := r.images[d]
+			if im == nil {
+				im = &Image{
+					Digest:      d,
+					MediaType:   n.mediaType,
+					Size:        int64(len(n.raw)),
+					Role:        roleOf(w, n),
+					OriginalRef: w.original,
+					Tag:         w.tag,
+					Source:      n.source,
+					Platforms:   platformsOf(n),
+					Children:    childrenOf(n),
+				}
+				r.images[d] = im
+				r.imageOrder = append(r.imageOrder, d)
+				if w.kind == wantRootBundle || w.kind == wantRootImage {
+					dd := d
+					r.root = &dd
+				}
+			}
+			if w.followsLock() && n.bundle && n.lock != nil && !n.lockQueued {
+				im.Lock = n.lock
+				n.lockQueued = true
+				ws, err := r.lockWants(n.lock, n.source.Context(), "bundle "+w.original)
+				if err != nil {
+					return nil, err
+				}
+				for i := range ws {
+					ws[i].follow = true
+				}
+				next = append(next, ws...)
+			}
+		}
+		if n.index != nil && !n.childrenQueued {
+			n.childrenQueued = true
+			for _, c := range n.index.Manifests {
+				if !c.MediaType.IsImage() && !c.MediaType.IsIndex() {
+					continue
+				}
+				next = append(next, want{
+					ref:      n.source.Context().Digest(c.Digest.String()),
+					digest:   c.Digest,
+					original: n.source.Context().Digest(c.Digest.String()).String(),
+					kind:     wantChild,
+					lockedBy: "index " + w.original,
+				})
+			}
+		}
+	}
+	return next, nil
+}
+
+func roleOf(w want, n *node) archive.Role {
+	switch {
+	case w.kind == wantRootBundle:
+		return archive.RoleBundle
+	case w.followsLock() && n.bundle:
+		return archive.RoleNestedBundle
+	default:
+		return archive.RoleImage
+	}
+}
+
+func platformsOf(n *node) []v1.Platform {
+	var ps []v1.Platform
+	if n.index != nil {
+		for _, c := range n.index.Manifests {
+			if c.Platform != nil {
+				ps = append(ps, *c.Platform)
+			}
+		}
+	} else if n.platform != nil {
+		ps = append(ps, *n.platform)
+	}
+	return ps
+}
+
+func childrenOf(n *node) []v1.Hash {
+	if n.index == nil {
+		return nil
+	}
+	var cs []v1.Hash
+	for _, c := range n.index.Manifests {
+		if c.MediaType.IsImage() || c.MediaType.IsIndex() {
+			cs = append(cs, c.Digest)
+		}
+	}
+	return cs
+}
+
+// forEach runs fn(ctx, i) for i in [0, n) with at most limit running at
+// once. The first failure cancels the others; the error returned is the
+// failure of the lowest index (not the cancellations it caused), so a run
+// with several broken references reports the same one each time it can.
+func forEach(ctx context.Context, limit, n int, fn func(ctx context.Context, i int) error) error {
+	if limit < 1 {
+		limit = 1
+	}
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, n)
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+loop:
+	for i := 0; i < n; i++ {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			break loop
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := fn(ctx, i); err != nil {
+				errs[i] = err
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := parent.Err(); err != nil {
+		return err
+	}
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
