@@ -1,0 +1,196 @@
+package archive
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// DefaultMaxManifestSize bounds one manifest or index in the head, as
+// registries do (distribution refuses manifests over 4 MiB), so that a
+// hostile archive cannot make a Reader hold an arbitrary blob in memory.
+const DefaultMaxManifestSize = 4 << 20
+
+// ref is why a digest is expected: the descriptor that names it first and
+// who holds that descriptor, for messages.
+type ref struct {
+	desc v1.Descriptor
+	from string
+}
+
+// catalog follows the closure of index.json: the manifests still wanted,
+// those read, and the configs and layers they reference. Writer and Reader
+// share it so that they agree on what a valid head is.
+type catalog struct {
+	maxManifest int64
+	want        map[v1.Hash]ref
+	manifests   map[v1.Hash][]byte
+	blobs       map[v1.Hash]ref
+}
+
+func newCatalog(info *indexInfo, maxManifest int64) (*catalog, error) {
+	c := &catalog{
+		maxManifest: maxManifest,
+		want:        map[v1.Hash]ref{},
+		manifests:   map[v1.Hash][]byte{},
+		blobs:       map[v1.Hash]ref{},
+	}
+	for _, e := range info.entries {
+		if err := c.wantManifest(e.Descriptor, indexName); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *catalog) wanted(d v1.Hash) bool {
+	_, ok := c.want[d]
+	return ok
+}
+
+func (c *catalog) complete() bool { return len(c.want) == 0 }
+
+// firstWanted returns the smallest wanted digest, so that messages about
+// missing manifests do not depend on map order.
+func (c *catalog) firstWanted() (v1.Hash, ref) {
+	var best v1.Hash
+	for d := range c.want {
+		if best.Hex == "" || d.String() < best.String() {
+			best = d
+		}
+	}
+	return best, c.want[best]
+}
+
+func (c *catalog) wantManifest(d v1.Descriptor, from string) error {
+	if err := checkDigest(d.Digest); err != nil {
+		return fmt.Errorf("manifest referenced by %s: %w", from, err)
+	}
+	if d.Size <= 0 || d.Size > c.maxManifest {
+		return fmt.Errorf("manifest %s referenced by %s: size %d is outside 1..%d bytes", d.Digest, from, d.Size, c.maxManifest)
+	}
+	if b, ok := c.manifests[d.Digest]; ok {
+		if int64(len(b)) != d.Size {
+			return fmt.Errorf("manifest %s: %s says %d bytes, it has %d", d.Digest, from, d.Size, len(b))
+		}
+		return nil
+	}
+	if r, ok := c.want[d.Digest]; ok {
+		if r.desc.Size != d.Size {
+			return fmt.Errorf("manifest %s: %s says %d bytes, %s says %d", d.Digest, from, d.Size, r.from, r.desc.Size)
+		}
+		return nil
+	}
+	c.want[d.Digest] = ref{desc: d, from: from}
+	return nil
+}
+
+func (c *catalog) addBlob(d v1.Descriptor, from string) error {
+	if err := checkDigest(d.Digest); err != nil {
+		return fmt.Errorf("blob referenced by %s: %w", from, err)
+	}
+	if d.Size < 0 {
+		return fmt.Errorf("blob %s referenced by %s: size %d", d.Digest, from, d.Size)
+	}
+	if r, ok := c.blobs[d.Digest]; ok {
+		if r.desc.Size != d.Size {
+			return fmt.Errorf("blob %s: %s says %d bytes, %s says %d", d.Digest, from, d.Size, r.from, r.desc.Size)
+		}
+		return nil
+	}
+	c.blobs[d.Digest] = ref{desc: d, from: from}
+	return nil
+}
+
+// addManifest records the wanted manifest d, whose bytes b the caller has
+// verified against d, and wants what it references in turn.
+func (c *catalog) addManifest(d v1.Hash, b []byte) error {
+	r, ok := c.want[d]
+	if !ok {
+		return fmt.Errorf("manifest %s is not referenced by index.json or any index", d)
+	}
+	if int64(len(b)) != r.desc.Size {
+		return fmt.Errorf("manifest %s: %d bytes, %s says %d", d, len(b), r.from, r.desc.Size)
+	}
+	delete(c.want, d)
+	c.manifests[d] = b
+
+	mt := r.desc.MediaType
+	var probe struct {
+		SchemaVersion int64           `json:"schemaVersion"`
+		MediaType     types.MediaType `json:"mediaType"`
+	}
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return fmt.Errorf("manifest %s (referenced by %s): not valid JSON: %w", d, r.from, err)
+	}
+	if probe.SchemaVersion != 2 {
+		return fmt.Errorf("manifest %s (referenced by %s): schemaVersion %d, want 2", d, r.from, probe.SchemaVersion)
+	}
+	if probe.MediaType != "" && probe.MediaType != mt {
+		return fmt.Errorf("manifest %s: its mediaType is %s, %s says %s", d, probe.MediaType, r.from, mt)
+	}
+	if mt.IsIndex() {
+		var idx v1.IndexManifest
+		if err := json.Unmarshal(b, &idx); err != nil {
+			return fmt.Errorf("index %s (referenced by %s): %w", d, r.from, err)
+		}
+		from := "index " + d.String()
+		for _, child := range idx.Manifests {
+			var err error
+			switch {
+			case isManifestType(child.MediaType):
+				err = c.wantManifest(child, from)
+			case child.MediaType.IsSchema1():
+				err = fmt.Errorf("%s names %s of media type %s (Docker schema 1), which is not supported", from, child.Digest, child.MediaType)
+			default:
+				// Artifacts may hang blobs directly off an index; they
+				// travel like layers.
+				err = c.addBlob(child, from)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var m v1.Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("manifest %s (referenced by %s): %w", d, r.from, err)
+	}
+	from := "manifest " + d.String()
+	if err := c.addBlob(m.Config, from); err != nil {
+		return err
+	}
+	for _, l := range m.Layers {
+		if err := c.addBlob(l, from); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// expected returns the configs and layers the head references and does not
+// itself hold, sorted by digest.
+func (c *catalog) expected() []v1.Descriptor {
+	out := make([]v1.Descriptor, 0, len(c.blobs))
+	for d, r := range c.blobs {
+		if _, inHead := c.manifests[d]; inHead {
+			continue
+		}
+		desc := r.desc
+		out = append(out, v1.Descriptor{MediaType: desc.MediaType, Size: desc.Size, Digest: desc.Digest, URLs: desc.URLs})
+	}
+	slices.SortFunc(out, func(a, b v1.Descriptor) int {
+		switch {
+		case a.Digest.String() < b.Digest.String():
+			return -1
+		case a.Digest.String() > b.Digest.String():
+			return 1
+		}
+		return 0
+	})
+	return out
+}

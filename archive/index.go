@@ -1,0 +1,308 @@
+package archive
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// FormatVersion is the archive format this package writes and the newest
+// it reads.
+const FormatVersion = 1
+
+// Annotations of index.json (DESIGN §3).
+const (
+	// AnnotationArchiveVersion is set on the index: the format version.
+	AnnotationArchiveVersion = "dev.ferry.archive.version"
+	// AnnotationCreatedBy is set on the index: the program that wrote it.
+	AnnotationCreatedBy = "dev.ferry.archive.created-by"
+	// AnnotationSkippedLayers is set on the index when layers were left
+	// out: their digests, sorted, joined by ",", with no spaces
+	// ("sha256:<hex>,sha256:<hex>"). Absent when nothing was skipped.
+	AnnotationSkippedLayers = "dev.ferry.skipped-layers"
+	// AnnotationRole is set on each descriptor: its Role.
+	AnnotationRole = "dev.ferry.role"
+	// AnnotationOriginalRef is set on each descriptor: the reference as
+	// written in the lock or given with -b.
+	AnnotationOriginalRef = "dev.ferry.original-ref"
+	// AnnotationRefName is the OCI tag annotation, set on the root only.
+	AnnotationRefName = "org.opencontainers.image.ref.name"
+)
+
+// ErrNewerFormat matches (errors.Is) the error a Reader returns for an
+// archive written in a format version newer than FormatVersion, so that the
+// CLI can tell the user to upgrade rather than suspect a damaged file.
+var ErrNewerFormat = errors.New("archive format is newer than this ferry understands")
+
+type newerFormatError struct{ version int }
+
+func (e newerFormatError) Error() string {
+	return fmt.Sprintf("archive format version %d is newer than this ferry understands (%d); upgrade ferry", e.version, FormatVersion)
+}
+
+func (e newerFormatError) Is(target error) bool { return target == ErrNewerFormat }
+
+// Role says why an image is in the archive. It is a string so that later
+// format revisions can add roles (signatures, attestations) that older
+// readers pass through.
+type Role string
+
+// Roles of format version 1.
+const (
+	RoleBundle       Role = "bundle"        // the root bundle
+	RoleNestedBundle Role = "nested-bundle" // a bundle named by another bundle's lock
+	RoleImage        Role = "image"         // an image (manifest or index) named by a lock
+)
+
+// known reports whether r is a role of format version 1, for which an
+// original reference is mandatory.
+func (r Role) known() bool {
+	return r == RoleBundle || r == RoleNestedBundle || r == RoleImage
+}
+
+// Entry is one descriptor of index.json.
+type Entry struct {
+	// Descriptor is the manifest or index: media type, digest, size, and
+	// platform when known. A Reader returns it as found in index.json,
+	// ferry's annotations included.
+	Descriptor v1.Descriptor
+	// Role is recorded as dev.ferry.role.
+	Role Role
+	// OriginalRef is recorded as dev.ferry.original-ref; required for the
+	// roles of format version 1.
+	OriginalRef string
+	// Tag is the root's original tag, recorded as
+	// org.opencontainers.image.ref.name; only a RoleBundle entry has one.
+	Tag string
+}
+
+// IndexOptions are the index-level facts BuildIndex records.
+type IndexOptions struct {
+	// CreatedBy names the writer, e.g. "ferry v1.2.3"; required.
+	CreatedBy string
+	// SkippedLayers are the non-distributable layers left out of the
+	// archive. Only their digests are recorded (AnnotationSkippedLayers):
+	// the manifests that reference them carry the rest.
+	SkippedLayers []v1.Descriptor
+}
+
+// BuildIndex returns index.json for entries: an OCI index whose
+// descriptors carry ferry's annotations, compact JSON, deterministic.
+//
+// Descriptors are ordered with the RoleBundle entry (the root) first, then
+// by OriginalRef, then digest, then role: the order a person reading
+// `ferry inspect` expects, and one that depends only on the entries, never
+// on the order the caller found them in.
+func BuildIndex(entries []Entry, opts IndexOptions) ([]byte, error) {
+	if opts.CreatedBy == "" {
+		return nil, errors.New("build index.json: IndexOptions.CreatedBy is empty")
+	}
+	if len(entries) == 0 {
+		return nil, errors.New("build index.json: no entries")
+	}
+	if err := checkEntries(entries); err != nil {
+		return nil, fmt.Errorf("build index.json: %w", err)
+	}
+	sorted := slices.Clone(entries)
+	slices.SortStableFunc(sorted, compareEntries)
+
+	idx := v1.IndexManifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIImageIndex,
+		Manifests:     make([]v1.Descriptor, 0, len(sorted)),
+		Annotations: map[string]string{
+			AnnotationArchiveVersion: strconv.Itoa(FormatVersion),
+			AnnotationCreatedBy:      opts.CreatedBy,
+		},
+	}
+	skipped := make([]string, 0, len(opts.SkippedLayers))
+	for _, s := range opts.SkippedLayers {
+		if err := checkDigest(s.Digest); err != nil {
+			return nil, fmt.Errorf("build index.json: skipped layer: %w", err)
+		}
+		skipped = append(skipped, s.Digest.String())
+	}
+	slices.Sort(skipped)
+	if skipped = slices.Compact(skipped); len(skipped) > 0 {
+		idx.Annotations[AnnotationSkippedLayers] = strings.Join(skipped, ",")
+	}
+	for _, e := range sorted {
+		d := e.Descriptor
+		d.Annotations = maps.Clone(d.Annotations)
+		if d.Annotations == nil {
+			d.Annotations = map[string]string{}
+		}
+		d.Annotations[AnnotationRole] = string(e.Role)
+		delete(d.Annotations, AnnotationOriginalRef)
+		if e.OriginalRef != "" {
+			d.Annotations[AnnotationOriginalRef] = e.OriginalRef
+		}
+		delete(d.Annotations, AnnotationRefName)
+		if e.Tag != "" {
+			d.Annotations[AnnotationRefName] = e.Tag
+		}
+		idx.Manifests = append(idx.Manifests, d)
+	}
+	b, err := json.Marshal(idx)
+	if err != nil {
+		return nil, fmt.Errorf("build index.json: %w", err)
+	}
+	return b, nil
+}
+
+func compareEntries(a, b Entry) int {
+	ra, rb := a.Role == RoleBundle, b.Role == RoleBundle
+	switch {
+	case ra && !rb:
+		return -1
+	case rb && !ra:
+		return 1
+	}
+	if c := strings.Compare(a.OriginalRef, b.OriginalRef); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Descriptor.Digest.String(), b.Descriptor.Digest.String()); c != 0 {
+		return c
+	}
+	return strings.Compare(string(a.Role), string(b.Role))
+}
+
+// checkEntries enforces what both the Writer and the Reader require of
+// index.json descriptors, so that the Writer never produces an archive the
+// Reader refuses.
+func checkEntries(entries []Entry) error {
+	type key struct {
+		d    v1.Hash
+		role Role
+		ref  string
+	}
+	seen := map[key]bool{}
+	roots := 0
+	for i, e := range entries {
+		d := e.Descriptor
+		name := fmt.Sprintf("entry %d (%s %s)", i, e.OriginalRef, d.Digest)
+		if err := checkDigest(d.Digest); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if d.Size <= 0 {
+			return fmt.Errorf("%s: size %d", name, d.Size)
+		}
+		if !isManifestType(d.MediaType) {
+			return fmt.Errorf("%s: media type %q is not an image manifest or index", name, d.MediaType)
+		}
+		if !validRole(e.Role) {
+			return fmt.Errorf("%s: role %q is not lowercase letters and dashes", name, e.Role)
+		}
+		if e.Role.known() && e.OriginalRef == "" {
+			return fmt.Errorf("%s: role %s needs an original reference", name, e.Role)
+		}
+		if e.Role == RoleBundle {
+			roots++
+		}
+		if e.Tag != "" && e.Role != RoleBundle {
+			return fmt.Errorf("%s: only the root bundle has a tag, %s has %q", name, e.Role, e.Tag)
+		}
+		k := key{d.Digest, e.Role, e.OriginalRef}
+		if seen[k] {
+			return fmt.Errorf("%s: listed twice", name)
+		}
+		seen[k] = true
+	}
+	if roots > 1 {
+		return fmt.Errorf("%d entries have role %s; an archive has one root", roots, RoleBundle)
+	}
+	return nil
+}
+
+func validRole(r Role) bool {
+	if r == "" {
+		return false
+	}
+	for _, c := range r {
+		if (c < 'a' || c > 'z') && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// isManifestType reports whether mt is a manifest or index this format
+// carries in its head. Docker schema 1 is not: it cannot be pushed by
+// digest to current registries.
+func isManifestType(mt types.MediaType) bool {
+	return mt.IsImage() || mt.IsIndex()
+}
+
+// indexInfo is index.json, checked and decoded.
+type indexInfo struct {
+	index     *v1.IndexManifest
+	version   int
+	createdBy string
+	entries   []Entry
+	skipped   []v1.Hash
+}
+
+// parseIndex checks index.json: an OCI index of a format version this
+// package reads, every descriptor a valid Entry.
+func parseIndex(b []byte) (*indexInfo, error) {
+	var idx v1.IndexManifest
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return nil, fmt.Errorf("%s: not an OCI index: %w", indexName, err)
+	}
+	if idx.SchemaVersion != 2 {
+		return nil, fmt.Errorf("%s: not an OCI index: schemaVersion %d, want 2", indexName, idx.SchemaVersion)
+	}
+	if idx.MediaType != "" && idx.MediaType != types.OCIImageIndex {
+		return nil, fmt.Errorf("%s: not an OCI index: mediaType %q", indexName, idx.MediaType)
+	}
+	v, ok := idx.Annotations[AnnotationArchiveVersion]
+	if !ok {
+		return nil, fmt.Errorf("%s: no %s annotation: not a ferry archive", indexName, AnnotationArchiveVersion)
+	}
+	version, err := strconv.Atoi(v)
+	if err != nil || version < 1 {
+		return nil, fmt.Errorf("%s: %s %q is not a format version", indexName, AnnotationArchiveVersion, v)
+	}
+	if version > FormatVersion {
+		return nil, fmt.Errorf("%s: %w", indexName, newerFormatError{version})
+	}
+	info := &indexInfo{index: &idx, version: version, createdBy: idx.Annotations[AnnotationCreatedBy]}
+	if s := idx.Annotations[AnnotationSkippedLayers]; s != "" {
+		seen := map[v1.Hash]bool{}
+		for _, part := range strings.Split(s, ",") {
+			h, err := v1.NewHash(part)
+			if err == nil {
+				err = checkDigest(h)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s: %q: %w", indexName, AnnotationSkippedLayers, part, err)
+			}
+			if !seen[h] {
+				seen[h] = true
+				info.skipped = append(info.skipped, h)
+			}
+		}
+	}
+	if len(idx.Manifests) == 0 {
+		return nil, fmt.Errorf("%s: lists no images", indexName)
+	}
+	for _, d := range idx.Manifests {
+		info.entries = append(info.entries, Entry{
+			Descriptor:  d,
+			Role:        Role(d.Annotations[AnnotationRole]),
+			OriginalRef: d.Annotations[AnnotationOriginalRef],
+			Tag:         d.Annotations[AnnotationRefName],
+		})
+	}
+	if err := checkEntries(info.entries); err != nil {
+		return nil, fmt.Errorf("%s: %w", indexName, err)
+	}
+	return info, nil
+}

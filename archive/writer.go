@@ -1,0 +1,277 @@
+package archive
+
+import (
+	"archive/tar"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// WriterOptions configures a Writer.
+type WriterOptions struct {
+	// Level is the zstd level; the zero value is Default.
+	Level Level
+	// Concurrency is how many zstd frames are compressed at once; 0 means
+	// GOMAXPROCS, 1 compresses in the caller's goroutine. It never changes
+	// the output.
+	Concurrency int
+}
+
+// Writer writes an archive: WriteHeader once, WriteBlob for every config
+// and layer, Close. It checks as it goes that the result is an archive a
+// Reader accepts: every manifest reachable from index.json is in the head,
+// every blob verifies and is referenced, none is written twice, none is
+// missing at Close.
+//
+// Once a call has failed after bytes reached the output (a blob that does
+// not match its digest, a failed write), every later call returns that
+// error and the output must be discarded. Errors that are caught before
+// anything is written (a digest written twice, an unknown blob) leave the
+// Writer usable. A Writer is not safe for concurrent use.
+type Writer struct {
+	fw  *frameWriter
+	tw  *tar.Writer
+	buf []byte
+
+	cat     *catalog
+	skipped map[v1.Hash]bool
+	written map[v1.Hash]bool
+	header  bool
+	closed  bool
+	failed  error
+}
+
+// NewWriter returns a Writer that writes a zstd-compressed archive to w.
+// Close does not close w.
+func NewWriter(w io.Writer, opts WriterOptions) (*Writer, error) {
+	fw, err := newFrameWriter(w, opts.Level, opts.Concurrency)
+	if err != nil {
+		return nil, fmt.Errorf("archive writer: %w", err)
+	}
+	return &Writer{
+		fw:      fw,
+		tw:      tar.NewWriter(fw),
+		buf:     make([]byte, 256<<10),
+		written: map[v1.Hash]bool{},
+	}, nil
+}
+
+// tarHeader is the one header every entry gets, so that archives depend on
+// content only: no times, owners or host modes.
+func tarHeader(name string, size int64) *tar.Header {
+	h := &tar.Header{
+		Typeflag: tar.TypeReg,
+		Name:     name,
+		Size:     size,
+		Mode:     0o644,
+		ModTime:  time.Unix(0, 0),
+		Format:   tar.FormatUSTAR,
+	}
+	if size >= 1<<33 { // USTAR's size field stops below 8 GiB.
+		h.Format = tar.FormatPAX
+	}
+	return h
+}
+
+// WriteHeader writes oci-layout, index (from BuildIndex) and the manifests
+// and indexes, sorted by digest. manifests must hold exactly the closure of
+// index: every manifest and index it names, and those they name, each
+// matching its digest.
+func (w *Writer) WriteHeader(index []byte, manifests map[v1.Hash][]byte) error {
+	if err := w.usable(); err != nil {
+		return err
+	}
+	if w.header {
+		return errors.New("archive head: WriteHeader called twice")
+	}
+	info, err := parseIndex(index)
+	if err != nil {
+		return fmt.Errorf("archive head: %w", err)
+	}
+	cat, err := newCatalog(info, DefaultMaxManifestSize)
+	if err != nil {
+		return fmt.Errorf("archive head: %w", err)
+	}
+	for d, b := range manifests {
+		if err := checkDigest(d); err != nil {
+			return fmt.Errorf("archive head: manifest: %w", err)
+		}
+		if got := sha256.Sum256(b); hex.EncodeToString(got[:]) != d.Hex {
+			return fmt.Errorf("archive head: manifest %s: its bytes have digest sha256:%x", d, got)
+		}
+	}
+	for !cat.complete() {
+		d, r := cat.firstWanted()
+		b, ok := manifests[d]
+		if !ok {
+			return fmt.Errorf("archive head: manifest %s (referenced by %s) is not among the manifests given", d, r.from)
+		}
+		if err := cat.addManifest(d, b); err != nil {
+			return fmt.Errorf("archive head: %w", err)
+		}
+	}
+	order := make([]v1.Hash, 0, len(manifests))
+	for d := range manifests {
+		if _, ok := cat.manifests[d]; !ok {
+			return fmt.Errorf("archive head: manifest %s is not reachable from index.json", d)
+		}
+		order = append(order, d)
+	}
+	slices.SortFunc(order, func(a, b v1.Hash) int { return cmpHash(a, b) })
+
+	w.header = true
+	w.cat = cat
+	w.skipped = map[v1.Hash]bool{}
+	for _, s := range info.skipped {
+		w.skipped[s] = true
+	}
+	if err := w.writeEntry(layoutName, []byte(layoutJSON)); err != nil {
+		return err
+	}
+	if err := w.writeEntry(indexName, index); err != nil {
+		return err
+	}
+	for _, d := range order {
+		if err := w.writeEntry(blobName(d), manifests[d]); err != nil {
+			return err
+		}
+		w.written[d] = true
+	}
+	// End the frame with the head, so the head decompresses on its own.
+	if err := w.tw.Flush(); err != nil {
+		return w.fail(fmt.Errorf("archive head: %w", err))
+	}
+	w.fw.endFrame()
+	if w.fw.err != nil {
+		return w.fail(fmt.Errorf("archive head: %w", w.fw.err))
+	}
+	return nil
+}
+
+func cmpHash(a, b v1.Hash) int {
+	switch as, bs := a.String(), b.String(); {
+	case as < bs:
+		return -1
+	case as > bs:
+		return 1
+	}
+	return 0
+}
+
+func (w *Writer) writeEntry(name string, b []byte) error {
+	if err := w.tw.WriteHeader(tarHeader(name, int64(len(b)))); err != nil {
+		return w.fail(fmt.Errorf("%s: %w", name, err))
+	}
+	if _, err := w.tw.Write(b); err != nil {
+		return w.fail(fmt.Errorf("%s: %w", name, err))
+	}
+	return nil
+}
+
+// WriteBlob writes a config or layer of size bytes read from r, in the
+// caller's order. It verifies digest and size as the bytes stream through
+// (memory does not grow with the blob), and refuses a digest that no
+// manifest references, that was already written, or that index.json lists
+// as skipped. It reads exactly size bytes, plus one to detect a longer r.
+func (w *Writer) WriteBlob(d v1.Hash, size int64, r io.Reader) error {
+	if err := w.usable(); err != nil {
+		return err
+	}
+	if !w.header {
+		return fmt.Errorf("blob %s: WriteBlob before WriteHeader", d)
+	}
+	if err := checkDigest(d); err != nil {
+		return fmt.Errorf("blob: %w", err)
+	}
+	if w.written[d] {
+		return fmt.Errorf("blob %s: already in the archive", d)
+	}
+	if w.skipped[d] {
+		return fmt.Errorf("blob %s: index.json lists it as skipped", d)
+	}
+	ref, ok := w.cat.blobs[d]
+	if !ok {
+		return fmt.Errorf("blob %s: no manifest in the archive references it", d)
+	}
+	if ref.desc.Size != size {
+		return fmt.Errorf("blob %s: size %d, %s says %d", d, size, ref.from, ref.desc.Size)
+	}
+
+	name := blobName(d)
+	if err := w.tw.WriteHeader(tarHeader(name, size)); err != nil {
+		return w.fail(fmt.Errorf("blob %s: %w", d, err))
+	}
+	h := sha256.New()
+	n, err := io.CopyBuffer(w.tw, io.TeeReader(io.LimitReader(r, size), h), w.buf)
+	if err != nil {
+		return w.fail(fmt.Errorf("blob %s: %w", d, err))
+	}
+	if n < size {
+		return w.fail(fmt.Errorf("blob %s: got %d bytes, want %d", d, n, size))
+	}
+	var one [1]byte
+	if k, _ := io.ReadFull(r, one[:]); k > 0 {
+		return w.fail(fmt.Errorf("blob %s: longer than %d bytes", d, size))
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != d.Hex {
+		return w.fail(fmt.Errorf("blob %s: content has digest sha256:%s", d, got))
+	}
+	w.written[d] = true
+	return nil
+}
+
+// Close ends the tar and the zstd stream; it does not close the underlying
+// writer. It fails, naming the blob and a manifest that references it, if a
+// config or layer the manifests reference was not written (skipped layers
+// excepted). Calling it again returns nil.
+func (w *Writer) Close() error {
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	err := w.failed
+	if err == nil && !w.header {
+		err = errors.New("archive: closed before WriteHeader")
+	}
+	if err == nil {
+		for _, b := range w.cat.expected() {
+			if !w.written[b.Digest] && !w.skipped[b.Digest] {
+				err = fmt.Errorf("archive: blob %s (referenced by %s) was not written", b.Digest, w.cat.blobs[b.Digest].from)
+				break
+			}
+		}
+	}
+	if err == nil {
+		if terr := w.tw.Close(); terr != nil {
+			err = fmt.Errorf("archive: %w", terr)
+		}
+	}
+	if ferr := w.fw.Close(); err == nil && ferr != nil {
+		err = fmt.Errorf("archive: %w", ferr)
+	}
+	w.buf = nil
+	return err
+}
+
+func (w *Writer) usable() error {
+	if w.failed != nil {
+		return w.failed
+	}
+	if w.closed {
+		return errors.New("archive: Writer is closed")
+	}
+	return nil
+}
+
+func (w *Writer) fail(err error) error {
+	if w.failed == nil {
+		w.failed = err
+	}
+	return w.failed
+}
