@@ -50,7 +50,9 @@ func (e fuzzEnv) checkConfined(t *testing.T) {
 	}
 }
 
-// FuzzExtract feeds arbitrary bytes to Extract as the tar stream.
+// FuzzExtract feeds arbitrary bytes to Extract as the tar stream. Each run
+// touches the filesystem, so minimizing a large input takes minutes with the
+// default budget; fuzz with -fuzzminimizetime=2s.
 func FuzzExtract(f *testing.F) {
 	f.Add(goldenLayer(f), false)
 	f.Add(sparseTar(f, 1<<20), false)
