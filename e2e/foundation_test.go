@@ -295,6 +295,11 @@ func TestPullRefusesEntriesEscapingTheDirectory(t *testing.T) {
 	for label, entries := range map[string][]tar.Header{
 		"dotdot":   {{Name: "../escape.txt", Typeflag: tar.TypeReg, Size: 3, Mode: 0o644}},
 		"absolute": {{Name: "/tmp/ferry-abs-escape.txt", Typeflag: tar.TypeReg, Size: 3, Mode: 0o644}},
+		"dotdot-after-good-files": {
+			{Name: ".imgpkg/", Typeflag: tar.TypeDir, Mode: 0o755},
+			{Name: ".imgpkg/images.yml", Typeflag: tar.TypeReg, Size: 3, Mode: 0o644},
+			{Name: "../escape.txt", Typeflag: tar.TypeReg, Size: 3, Mode: 0o644},
+		},
 		"symlink": {
 			{Name: "link", Typeflag: tar.TypeSymlink, Linkname: "..", Mode: 0o777},
 			{Name: "link/escape.txt", Typeflag: tar.TypeReg, Size: 3, Mode: 0o644},
@@ -314,6 +319,9 @@ func TestPullRefusesEntriesEscapingTheDirectory(t *testing.T) {
 			}
 			if _, err := os.Stat("/tmp/ferry-abs-escape.txt"); !os.IsNotExist(err) {
 				t.Fatalf("a file was written at an absolute path")
+			}
+			if left, _ := os.ReadDir(out); len(left) != 0 {
+				t.Fatalf("a failed pull left %d entries in the output directory", len(left))
 			}
 		})
 	}

@@ -76,6 +76,11 @@ func Pull(ctx context.Context, ref name.Reference, dir string, opts Options) (*R
 	p := &puller{opts: opts, root: dir, seen: map[v1.Hash]bool{}}
 	res, err := p.pull(ctx, ref, dir, opts.Bundle)
 	if err != nil {
+		// The directory was empty (or the user gave it up with Overwrite),
+		// so emptying it again leaves no half-pulled bundle behind.
+		if cerr := safetar.PrepareDir(dir, true); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("cleaning up %s: %w", dir, cerr))
+		}
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
 	return res, nil
