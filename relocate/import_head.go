@@ -1,0 +1,317 @@
+package relocate
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ferry-dev/ferry/archive"
+)
+
+// The head of an archive (index.json and every manifest) is the whole plan
+// of an import: which images get which tags, which blobs must be in the
+// destination, and in what order manifests can be committed. importHead is
+// that plan, computed before the first config or layer is read.
+
+// importManifest is one manifest or index of the archive's head.
+type importManifest struct {
+	digest    v1.Hash
+	raw       []byte
+	mediaType types.MediaType
+	// children are the manifests and indexes an index names.
+	children []v1.Descriptor
+	// blobs are the configs and layers of a manifest, and the non-manifest
+	// descriptors of an index; each digest once.
+	blobs []v1.Descriptor
+	// layers are a manifest's layer digests, in order (bundle images.yml
+	// is read from them).
+	layers []v1.Hash
+}
+
+// importEntry is one descriptor of index.json.
+type importEntry struct {
+	archive.Entry
+	digest v1.Hash
+}
+
+// isBundle reports whether the entry is the root or a nested bundle.
+func (e importEntry) isBundle() bool {
+	return e.Role == archive.RoleBundle || e.Role == archive.RoleNestedBundle
+}
+
+// name describes the entry in messages: its original reference and digest.
+func (e importEntry) name() string {
+	if e.OriginalRef == "" {
+		return e.digest.String()
+	}
+	return fmt.Sprintf("%s (%s)", e.OriginalRef, e.digest)
+}
+
+// importHead is the plan read from an archive's head.
+type importHead struct {
+	// entries are those of index.json, each digest once, in index order.
+	entries []importEntry
+	byDigest map[v1.Hash]*importEntry
+	// root is the root bundle (or, in an archive of a single image, the
+	// entry that carries the original tag); nil when there is none.
+	root      *importEntry
+	manifests map[v1.Hash]*importManifest
+	// commit groups manifests in the order they must be PUT: every
+	// manifest of a group only refers to manifests of earlier groups.
+	commit [][]v1.Hash
+	// blobs are the configs and layers the destination must hold when the
+	// manifests are PUT, sorted by digest; skipped (non-distributable)
+	// layers are not among them.
+	blobs    []v1.Descriptor
+	blobSize map[v1.Hash]int64
+	skipped  map[v1.Hash]bool
+}
+
+// bundles returns the root and nested bundle entries, in index order.
+func (h *importHead) bundles() []importEntry {
+	var out []importEntry
+	for _, e := range h.entries {
+		if e.isBundle() {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// isBundle reports whether d is a bundle entry of the archive.
+func (h *importHead) isBundle(d v1.Hash) bool {
+	e, ok := h.byDigest[d]
+	return ok && e.isBundle()
+}
+
+// readImportHead builds the plan from the head the archive Reader has read.
+func readImportHead(ar *archive.Reader) (*importHead, error) {
+	h := &importHead{
+		byDigest:  map[v1.Hash]*importEntry{},
+		manifests: map[v1.Hash]*importManifest{},
+		blobSize:  map[v1.Hash]int64{},
+		skipped:   map[v1.Hash]bool{},
+	}
+	for _, d := range ar.SkippedLayers() {
+		h.skipped[d] = true
+	}
+	at := map[v1.Hash]int{}
+	for _, e := range ar.Entries() {
+		d := e.Descriptor.Digest
+		if i, ok := at[d]; ok {
+			// One digest, two descriptors: a bundle role wins, so its
+			// locations image is not forgotten.
+			next := importEntry{Entry: e, digest: d}
+			if !h.entries[i].isBundle() && next.isBundle() {
+				h.entries[i] = next
+			}
+			continue
+		}
+		at[d] = len(h.entries)
+		h.entries = append(h.entries, importEntry{Entry: e, digest: d})
+	}
+	if len(h.entries) == 0 {
+		return nil, fmt.Errorf("index.json lists no images")
+	}
+	for i := range h.entries {
+		h.byDigest[h.entries[i].digest] = &h.entries[i]
+	}
+	for i := range h.entries {
+		e := &h.entries[i]
+		if e.Role == archive.RoleBundle && h.root == nil {
+			h.root = e
+		}
+	}
+	if h.root == nil {
+		for i := range h.entries {
+			if h.entries[i].Tag != "" {
+				h.root = &h.entries[i]
+				break
+			}
+		}
+	}
+
+	// Walk every manifest reachable from index.json.
+	var walk func(d v1.Hash, mt types.MediaType, from string) error
+	walk = func(d v1.Hash, mt types.MediaType, from string) error {
+		if _, ok := h.manifests[d]; ok {
+			return nil
+		}
+		raw, ok := ar.Manifest(d)
+		if !ok {
+			return fmt.Errorf("manifest %s (referenced by %s) is not in the archive", d, from)
+		}
+		m, err := parseImportManifest(d, raw, mt)
+		if err != nil {
+			return fmt.Errorf("archive entry blobs/%s/%s (referenced by %s): %w", d.Algorithm, d.Hex, from, err)
+		}
+		h.manifests[d] = m
+		for _, c := range m.children {
+			if err := walk(c.Digest, c.MediaType, "index "+d.String()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, e := range h.entries {
+		if err := walk(e.digest, e.Descriptor.MediaType, "index.json entry "+e.name()); err != nil {
+			return nil, err
+		}
+	}
+
+	for _, m := range h.manifests {
+		for _, b := range m.blobs {
+			if h.skipped[b.Digest] {
+				continue
+			}
+			if _, isManifest := h.manifests[b.Digest]; isManifest {
+				continue
+			}
+			if _, seen := h.blobSize[b.Digest]; seen {
+				continue
+			}
+			h.blobSize[b.Digest] = b.Size
+			h.blobs = append(h.blobs, v1.Descriptor{Digest: b.Digest, Size: b.Size, MediaType: b.MediaType})
+		}
+	}
+	sort.Slice(h.blobs, func(i, j int) bool { return h.blobs[i].Digest.String() < h.blobs[j].Digest.String() })
+	h.commit = importCommitOrder(h)
+	return h, nil
+}
+
+// parseImportManifest reads what an import needs from a manifest or index.
+// mt is the media type the referring descriptor gives; the manifest's own
+// mediaType field is used when that is empty.
+func parseImportManifest(d v1.Hash, raw []byte, mt types.MediaType) (*importManifest, error) {
+	var probe struct {
+		MediaType types.MediaType `json:"mediaType"`
+		Manifests json.RawMessage `json:"manifests"`
+	}
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		return nil, fmt.Errorf("not a valid manifest: %w", err)
+	}
+	if mt == "" {
+		mt = probe.MediaType
+	}
+	if mt == "" {
+		// An OCI manifest may omit mediaType; an index is recognised by
+		// its manifests list.
+		if len(probe.Manifests) > 0 {
+			mt = types.OCIImageIndex
+		} else {
+			mt = types.OCIManifestSchema1
+		}
+	}
+	m := &importManifest{digest: d, raw: raw, mediaType: mt}
+	seen := map[v1.Hash]bool{}
+	addBlob := func(desc v1.Descriptor) {
+		if !seen[desc.Digest] {
+			seen[desc.Digest] = true
+			m.blobs = append(m.blobs, desc)
+		}
+	}
+	switch {
+	case mt.IsIndex():
+		idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+		if err != nil {
+			return nil, fmt.Errorf("not a valid index: %w", err)
+		}
+		for _, c := range idx.Manifests {
+			if c.MediaType.IsImage() || c.MediaType.IsIndex() {
+				m.children = append(m.children, c)
+			} else {
+				addBlob(c)
+			}
+		}
+	case mt.IsSchema1():
+		return nil, fmt.Errorf("media type %s (Docker schema 1) is not supported", mt)
+	default:
+		mf, err := v1.ParseManifest(bytes.NewReader(raw))
+		if err != nil {
+			return nil, fmt.Errorf("not a valid manifest: %w", err)
+		}
+		addBlob(mf.Config)
+		for _, l := range mf.Layers {
+			addBlob(l)
+			m.layers = append(m.layers, l.Digest)
+		}
+	}
+	return m, nil
+}
+
+// Manifest classes, committed in this order.
+const (
+	importCommitIndexChild = iota // a manifest or index some index names
+	importCommitIndex             // an index named by index.json only
+	importCommitImage             // an image named by index.json only
+	importCommitNestedBundle
+	importCommitRootBundle
+)
+
+// importCommitOrder groups manifests so that children come before parents: index
+// children first (deepest first), then indexes, then images, then nested
+// bundles and last the root bundle, so that a bundle appears in the
+// destination only once everything it locks is there.
+func importCommitOrder(h *importHead) [][]v1.Hash {
+	isChild := map[v1.Hash]bool{}
+	for _, m := range h.manifests {
+		for _, c := range m.children {
+			isChild[c.Digest] = true
+		}
+	}
+	height := map[v1.Hash]int{}
+	var heightOf func(d v1.Hash, depth int) int
+	heightOf = func(d v1.Hash, depth int) int {
+		if v, ok := height[d]; ok {
+			return v
+		}
+		hgt := 0
+		// Content addressing makes cycles impossible; the depth guard only
+		// keeps a hostile archive from recursing forever.
+		if depth < 64 {
+			for _, c := range h.manifests[d].children {
+				hgt = max(hgt, heightOf(c.Digest, depth+1)+1)
+			}
+		}
+		height[d] = hgt
+		return hgt
+	}
+	type key struct{ class, height int }
+	groups := map[key][]v1.Hash{}
+	for d, m := range h.manifests {
+		class := importCommitImage
+		switch e := h.byDigest[d]; {
+		case isChild[d]:
+			class = importCommitIndexChild
+		case e != nil && h.root == e && e.isBundle():
+			class = importCommitRootBundle
+		case e != nil && e.isBundle():
+			class = importCommitNestedBundle
+		case m.mediaType.IsIndex():
+			class = importCommitIndex
+		}
+		k := key{class, heightOf(d, 0)}
+		groups[k] = append(groups[k], d)
+	}
+	keys := make([]key, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].class != keys[j].class {
+			return keys[i].class < keys[j].class
+		}
+		return keys[i].height < keys[j].height
+	})
+	out := make([][]v1.Hash, 0, len(keys))
+	for _, k := range keys {
+		g := groups[k]
+		sort.Slice(g, func(i, j int) bool { return g[i].String() < g[j].String() })
+		out = append(out, g)
+	}
+	return out
+}

@@ -1,0 +1,433 @@
+package relocate_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/ferry-dev/ferry/fixtures"
+	"github.com/ferry-dev/ferry/internal/bundle"
+	"github.com/ferry-dev/ferry/internal/testregistry"
+	"github.com/ferry-dev/ferry/lock"
+	"github.com/ferry-dev/ferry/relocate"
+)
+
+// impSource is the content the import tests carry: a root bundle locking
+// two images that share a layer and a nested bundle, which locks a
+// multi-platform index and the first image again. Every digest the tests
+// expect is taken from these values, which the test built itself.
+type impSource struct {
+	reg  *testregistry.Registry
+	opts []remote.Option
+
+	app1, app2  v1.Image
+	idx         v1.ImageIndex
+	nested      v1.Image
+	root        v1.Image
+	app1Ref     string // as written in the locks
+	app2Ref     string
+	idxRef      string
+	nestedRef   string
+	rootTagRef  string // REPO:v1, as given with -b
+	nestedLocks []string
+	rootLocks   []string
+}
+
+// impNewSource pushes the source content to a fresh registry. bigLayer adds
+// a layer above the in-memory spool limit to app2, so imports spool it to a
+// file.
+func impNewSource(t testing.TB, bigLayer int64) *impSource {
+	t.Helper()
+	reg := testregistry.NewGGCR(t)
+	s := &impSource{reg: reg, opts: reg.RemoteOptions(t)}
+
+	shared := impMust(random.Layer(3000, types.DockerLayer))
+	s.app1 = impMust(mutate.AppendLayers(impMust(random.Image(1500, 1)), shared))
+	layers := []v1.Layer{shared}
+	if bigLayer > 0 {
+		layers = append(layers, impMust(random.Layer(bigLayer, types.DockerLayer)))
+	}
+	s.app2 = impMust(mutate.AppendLayers(impMust(random.Image(2500, 1)), layers...))
+	var adds []mutate.IndexAddendum
+	for i, arch := range []string{"amd64", "arm64"} {
+		adds = append(adds, mutate.IndexAddendum{
+			Add:        impMust(random.Image(int64(700+i), 1)),
+			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}},
+		})
+	}
+	s.idx = mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex), adds...)
+
+	s.app1Ref = s.push(t, "src/app1", s.app1)
+	s.app2Ref = s.push(t, "src/app2", s.app2)
+	s.idxRef = s.push(t, "src/multi", s.idx)
+	s.nestedLocks = []string{s.idxRef, s.app1Ref}
+	s.nested, s.nestedRef = s.pushBundle(t, "src/nested", "", s.nestedLocks)
+	s.rootLocks = []string{s.app1Ref, s.app2Ref, s.nestedRef}
+	s.root, _ = s.pushBundle(t, "src/root", "v1", s.rootLocks)
+	s.rootTagRef = reg.Repo("src/root") + ":v1"
+	return s
+}
+
+func (s *impSource) push(t testing.TB, repo string, obj remote.Taggable) string {
+	t.Helper()
+	var d v1.Hash
+	switch o := obj.(type) {
+	case v1.Image:
+		d = impMust(o.Digest())
+	case v1.ImageIndex:
+		d = impMust(o.Digest())
+	}
+	ref := impMust(name.NewDigest(s.reg.Repo(repo) + "@" + d.String()))
+	var err error
+	switch o := obj.(type) {
+	case v1.Image:
+		err = remote.Write(ref, o, s.opts...)
+	case v1.ImageIndex:
+		err = remote.WriteIndex(ref, o, s.opts...)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref.String()
+}
+
+// pushBundle builds a bundle locking images the way imgpkg does (the bundle
+// package) and pushes it, tagged when tag is set.
+func (s *impSource) pushBundle(t testing.TB, repo, tag string, images []string) (v1.Image, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "bundle")
+	if err := fixtures.WriteBundleDir(dir, images); err != nil {
+		t.Fatal(err)
+	}
+	img, err := bundle.Build(context.Background(), []string{dir}, bundle.BuildOptions{Bundle: true, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	d := impMust(img.Digest())
+	var ref name.Reference = impMust(name.NewDigest(s.reg.Repo(repo) + "@" + d.String()))
+	if tag != "" {
+		ref = impMust(name.NewTag(s.reg.Repo(repo) + ":" + tag))
+	}
+	if err := remote.Write(ref, img, s.opts...); err != nil {
+		t.Fatal(err)
+	}
+	// The built image's layer is staged in a file that Close removes; the
+	// copy read back from the registry outlives it.
+	return impMust(remote.Image(ref, s.opts...)), s.reg.Repo(repo) + "@" + d.String()
+}
+
+// export writes the archive of the root bundle with the exporter.
+func (s *impSource) export(t testing.TB) []byte {
+	t.Helper()
+	ctx := context.Background()
+	p, err := relocate.Resolve(ctx, relocate.Source{Bundle: s.rootTagRef}, relocate.Options{Remote: s.opts})
+	if err != nil {
+		t.Fatalf("resolve %s: %v", s.rootTagRef, err)
+	}
+	var buf bytes.Buffer
+	if _, err := relocate.Export(ctx, p, &buf, relocate.ExportOptions{Remote: s.opts, TempDir: t.TempDir(), CreatedBy: "ferry import tests"}); err != nil {
+		t.Fatalf("export %s: %v", s.rootTagRef, err)
+	}
+	return buf.Bytes()
+}
+
+// blobs returns every config and layer of the source, computed from the
+// images the test built.
+func (s *impSource) blobs(t testing.TB) map[v1.Hash]int64 {
+	t.Helper()
+	out := map[v1.Hash]int64{}
+	imgs := []v1.Image{s.app1, s.app2, s.nested, s.root}
+	for _, d := range impMust(s.idx.IndexManifest()).Manifests {
+		imgs = append(imgs, impMust(s.idx.Image(d.Digest)))
+	}
+	for _, img := range imgs {
+		m := impMust(img.Manifest())
+		out[m.Config.Digest] = m.Config.Size
+		for _, l := range m.Layers {
+			out[l.Digest] = l.Size
+		}
+	}
+	return out
+}
+
+// locationsDigest is the digest of the locations image for an
+// ImageLocations built by hand from the refs a bundle locks.
+func impLocationsDigest(t testing.TB, images []string, bundles ...string) v1.Hash {
+	t.Helper()
+	isBundle := map[string]bool{}
+	for _, b := range bundles {
+		isBundle[b] = true
+	}
+	var l lock.ImageLocations
+	for _, img := range images {
+		l.Images = append(l.Images, lock.ImageLocation{Image: img, IsBundle: isBundle[img]})
+	}
+	img, err := bundle.LocationsImage(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return impMust(img.Digest())
+}
+
+// wantTags is the complete tag set an import of s must leave, computed
+// from the source values alone.
+func (s *impSource) wantTags(t testing.TB) map[string]string {
+	t.Helper()
+	dig := func(d v1.Hash) string { return d.String() }
+	tag := func(d v1.Hash) string { return "sha256-" + d.Hex + ".imgpkg" }
+	app1, app2 := impMust(s.app1.Digest()), impMust(s.app2.Digest())
+	idx, nested, root := impMust(s.idx.Digest()), impMust(s.nested.Digest()), impMust(s.root.Digest())
+	rootLoc := impLocationsDigest(t, s.rootLocks, s.nestedRef)
+	nestedLoc := impLocationsDigest(t, s.nestedLocks)
+	return map[string]string{
+		tag(app1):   dig(app1),
+		tag(app2):   dig(app2),
+		tag(idx):    dig(idx),
+		tag(nested): dig(nested),
+		tag(root):   dig(root),
+		"sha256-" + root.Hex + ".image-locations.imgpkg":   dig(rootLoc),
+		tag(rootLoc): dig(rootLoc),
+		"sha256-" + nested.Hex + ".image-locations.imgpkg": dig(nestedLoc),
+		tag(nestedLoc): dig(nestedLoc),
+		"v1":           dig(root),
+	}
+}
+
+// impDest is a destination registry, optionally behind a fault proxy.
+type impDest struct {
+	reg   *testregistry.Registry
+	proxy *testregistry.FaultProxy
+	ep    *testregistry.Endpoint
+	repo  name.Repository
+}
+
+func impNewDest(t testing.TB, withProxy bool) *impDest {
+	t.Helper()
+	d := &impDest{reg: testregistry.NewGGCR(t)}
+	d.ep = &d.reg.Endpoint
+	if withProxy {
+		d.proxy = testregistry.NewFaultProxy(t, d.reg)
+		d.ep = &d.proxy.Endpoint
+	}
+	d.repo = impMust(name.NewRepository(d.ep.Repo("dst/imported")))
+	return d
+}
+
+// options are import options that reach the destination, with one quick
+// retry so fault tests stay fast.
+func (d *impDest) options(t testing.TB) relocate.ImportOptions {
+	opts := append(d.ep.RemoteOptions(t),
+		remote.WithRetryBackoff(remote.Backoff{Duration: 10 * time.Millisecond, Factor: 1, Steps: 2}))
+	return relocate.ImportOptions{Remote: opts, SpoolDir: t.TempDir()}
+}
+
+// tags returns every tag of the destination repository and its digest,
+// read directly from the registry (not through the proxy).
+func (d *impDest) tags(t testing.TB) map[string]string {
+	t.Helper()
+	repo := impMust(name.NewRepository(d.reg.Repo("dst/imported")))
+	opts := d.reg.RemoteOptions(t)
+	list, err := remote.List(repo, opts...)
+	var terr *transport.Error
+	if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+		return map[string]string{}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, tg := range list {
+		desc, err := remote.Head(repo.Tag(tg), opts...)
+		if err != nil {
+			t.Fatalf("head %s: %v", tg, err)
+		}
+		out[tg] = desc.Digest.String()
+	}
+	return out
+}
+
+// hasManifest reports whether the destination serves d by digest.
+func (d *impDest) hasManifest(t testing.TB, h v1.Hash) bool {
+	t.Helper()
+	repo := impMust(name.NewRepository(d.reg.Repo("dst/imported")))
+	_, err := remote.Head(repo.Digest(h.String()), d.reg.RemoteOptions(t)...)
+	return err == nil
+}
+
+// hasBlob reports whether the destination holds blob h.
+func (d *impDest) hasBlob(t testing.TB, h v1.Hash) bool {
+	t.Helper()
+	repo := impMust(name.NewRepository(d.reg.Repo("dst/imported")))
+	l, err := remote.Layer(repo.Digest(h.String()), d.reg.RemoteOptions(t)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return false
+	}
+	rc.Close()
+	return true
+}
+
+// uploads counts the blob upload requests the destination received.
+func impUploads(c testregistry.Counts) int { return c.Get("", testregistry.KindUpload) }
+
+// manifestPuts returns the references of the manifest PUTs, in order.
+func impManifestPuts(reqs []testregistry.Request) []string {
+	var out []string
+	for _, r := range reqs {
+		if r.Method == "PUT" && r.Kind == testregistry.KindManifest {
+			out = append(out, r.Ref)
+		}
+	}
+	return out
+}
+
+// impZstdToTar decompresses an archive into its plain tar.
+func impZstdToTar(t testing.TB, archive []byte) []byte {
+	t.Helper()
+	dec, err := zstd.NewReader(bytes.NewReader(archive))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	out, err := io.ReadAll(dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func impGzip(t testing.TB, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// impFlipInTar returns a copy of a plain tar archive in which one byte of
+// the entry named entry is changed; the tar stays well-formed.
+func impFlipInTar(t testing.TB, plain []byte, entry string) []byte {
+	t.Helper()
+	var offset int64
+	cr := &impCountingReader{r: bytes.NewReader(plain)}
+	tr := tar.NewReader(cr)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("entry %s not in the archive: %v", entry, err)
+		}
+		if h.Name == entry {
+			// The data of a regular USTAR/PAX entry starts right after
+			// its header, which is where Next left the reader.
+			offset = cr.n
+			break
+		}
+	}
+	out := append([]byte(nil), plain...)
+	out[offset+10] ^= 0xff
+	return out
+}
+
+type impCountingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *impCountingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// impRecorder is a progress.Reporter that keeps what it is told.
+type impRecorder struct {
+	mu      sync.Mutex
+	started []string
+	total   int64
+	added   int64
+	logs    []string
+	done    int
+}
+
+func (r *impRecorder) Start(phase string, total int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.started = append(r.started, phase)
+	r.total = total
+}
+
+func (r *impRecorder) Add(n int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.added += n
+}
+
+func (r *impRecorder) Logf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.logs = append(r.logs, fmt.Sprintf(format, args...))
+}
+
+func (r *impRecorder) Warnf(format string, args ...any) { r.Logf("warning: "+format, args...) }
+
+func (r *impRecorder) Done() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.done++
+}
+
+func impMust[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// impDiffTags describes how got differs from want, or "" when equal.
+func impDiffTags(got, want map[string]string) string {
+	var diffs []string
+	for k, w := range want {
+		if g, ok := got[k]; !ok {
+			diffs = append(diffs, fmt.Sprintf("missing %s (want %s)", k, w))
+		} else if g != w {
+			diffs = append(diffs, fmt.Sprintf("%s -> %s, want %s", k, g, w))
+		}
+	}
+	for k, g := range got {
+		if _, ok := want[k]; !ok {
+			diffs = append(diffs, fmt.Sprintf("unexpected %s -> %s", k, g))
+		}
+	}
+	sort.Strings(diffs)
+	return strings.Join(diffs, "\n")
+}

@@ -1,0 +1,405 @@
+package relocate_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/ferry-dev/ferry/internal/testregistry"
+	"github.com/ferry-dev/ferry/lock"
+	"github.com/ferry-dev/ferry/relocate"
+)
+
+func TestImportRecreatesTheImgpkgRepository(t *testing.T) {
+	src := impNewSource(t, 0)
+	archive := src.export(t)
+	dst := impNewDest(t, false)
+
+	rec := &impRecorder{}
+	opts := dst.options(t)
+	opts.Reporter = rec
+	opts.LockOutput = filepath.Join(t.TempDir(), "bundle.lock.yml")
+	res, err := relocate.Import(context.Background(), bytes.NewReader(archive), dst.repo, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	want := src.wantTags(t)
+	if d := impDiffTags(dst.tags(t), want); d != "" {
+		t.Errorf("destination tags differ:\n%s", d)
+	}
+	// Index children are there by digest (their index needs them) but
+	// untagged, which the exact tag set above already checks.
+	for _, c := range impMust(src.idx.IndexManifest()).Manifests {
+		if !dst.hasManifest(t, c.Digest) {
+			t.Errorf("index child %s missing from the destination", c.Digest)
+		}
+	}
+	blobs := src.blobs(t)
+	var total int64
+	for d, size := range blobs {
+		total += size
+		if !dst.hasBlob(t, d) {
+			t.Errorf("blob %s missing from the destination", d)
+		}
+	}
+
+	root := impMust(src.root.Digest())
+	if res.Root != dst.repo.Name()+"@"+root.String() || res.Tag != "v1" {
+		t.Errorf("result root %s tag %q, want %s@%s and v1", res.Root, res.Tag, dst.repo.Name(), root)
+	}
+	if res.BlobsUploaded != len(blobs) || res.BytesUploaded != total || res.BlobsPresent != 0 {
+		t.Errorf("result uploaded %d blobs (%d bytes), %d present; want %d (%d bytes), 0",
+			res.BlobsUploaded, res.BytesUploaded, res.BlobsPresent, len(blobs), total)
+	}
+	got := map[string]string{}
+	for _, tr := range res.Tags {
+		got[tr.Tag] = tr.Digest
+		if tr.Action != relocate.TagCreate {
+			t.Errorf("tag %s: action %s, want create in an empty repository", tr.Tag, tr.Action)
+		}
+	}
+	if d := impDiffTags(got, want); d != "" {
+		t.Errorf("result tags differ:\n%s", d)
+	}
+	if n := len(res.Tags); n == 0 || res.Tags[n-1].Tag != "v1" {
+		t.Errorf("result tags do not end with v1: %v", res.Tags)
+	}
+
+	// The original tag is the commit point: the registry received it after
+	// every other manifest.
+	puts := impManifestPuts(dst.reg.Requests())
+	if len(puts) == 0 || puts[len(puts)-1] != "v1" {
+		t.Errorf("last manifest PUT is not the root tag v1: %v", puts)
+	}
+
+	bl, err := lock.ReadBundleLock(opts.LockOutput)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bl.Bundle.Image != res.Root || bl.Bundle.Tag != "v1" {
+		t.Errorf("lock output names %s tag %q, want %s and v1", bl.Bundle.Image, bl.Bundle.Tag, res.Root)
+	}
+
+	if len(rec.started) != 1 || rec.started[0] != "import" || rec.total != total || rec.added != total || rec.done != 1 {
+		t.Errorf("progress: started %v total %d added %d done %d; want [import] %d %d 1",
+			rec.started, rec.total, rec.added, rec.done, total, total)
+	}
+	if !strings.Contains(strings.Join(rec.logs, "\n"), "v1") {
+		t.Errorf("progress logs do not mention the root tag: %v", rec.logs)
+	}
+}
+
+func TestImportAgainUploadsNothingAndKeepsTheTags(t *testing.T) {
+	src := impNewSource(t, 0)
+	archive := src.export(t)
+	dst := impNewDest(t, false)
+	ctx := context.Background()
+	if _, err := relocate.Import(ctx, bytes.NewReader(archive), dst.repo, dst.options(t)); err != nil {
+		t.Fatal(err)
+	}
+	dst.reg.ResetCounts()
+
+	res, err := relocate.Import(ctx, bytes.NewReader(archive), dst.repo, dst.options(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dst.reg.Counts()
+	if n := impUploads(c); n != 0 {
+		t.Errorf("second import made %d upload requests, want 0", n)
+	}
+	if n := c.Get(http.MethodPut, testregistry.KindManifest); n != 0 {
+		t.Errorf("second import made %d manifest PUTs, want 0 (everything already in place)", n)
+	}
+	blobs := src.blobs(t)
+	if res.BlobsUploaded != 0 || res.BlobsPresent != len(blobs) {
+		t.Errorf("second import: %d uploaded, %d present; want 0 and %d", res.BlobsUploaded, res.BlobsPresent, len(blobs))
+	}
+	for _, tr := range res.Tags {
+		if tr.Action != relocate.TagUnchanged || tr.Previous != tr.Digest {
+			t.Errorf("second import: tag %+v, want unchanged", tr)
+		}
+	}
+	if d := impDiffTags(dst.tags(t), src.wantTags(t)); d != "" {
+		t.Errorf("destination tags differ after the second import:\n%s", d)
+	}
+}
+
+func TestImportFailingTagLeavesRootTagUnwrittenAndRerunCompletes(t *testing.T) {
+	src := impNewSource(t, 0)
+	archive := src.export(t)
+	dst := impNewDest(t, true)
+	ctx := context.Background()
+
+	// Every PUT of a locations tag fails, after all blobs, manifests and
+	// sha256 tags went in.
+	dst.proxy.SetRules(testregistry.Rule{
+		Method: http.MethodPut,
+		Kind:   testregistry.KindManifest,
+		Path:   regexp.MustCompile(`/manifests/sha256-[0-9a-f]{64}\.image-locations\.imgpkg$`),
+		Fault:  testregistry.FaultStatus,
+		Status: http.StatusForbidden,
+	})
+	_, err := relocate.Import(ctx, bytes.NewReader(archive), dst.repo, dst.options(t))
+	if err == nil {
+		t.Fatal("import succeeded through a registry refusing locations tags")
+	}
+	if !strings.Contains(err.Error(), ".image-locations.imgpkg") {
+		t.Errorf("error does not name the tag: %v", err)
+	}
+	got := dst.tags(t)
+	if _, ok := got["v1"]; ok {
+		t.Fatalf("root tag v1 written although an earlier tag failed: %v", got)
+	}
+	if len(got) == 0 {
+		t.Fatal("no tag at all was written before the failure; the test does not exercise ordering")
+	}
+
+	dst.proxy.SetRules()
+	dst.reg.ResetCounts()
+	res, err := relocate.Import(ctx, bytes.NewReader(archive), dst.repo, dst.options(t))
+	if err != nil {
+		t.Fatalf("re-run: %v", err)
+	}
+	if d := impDiffTags(dst.tags(t), src.wantTags(t)); d != "" {
+		t.Errorf("tags after the re-run differ:\n%s", d)
+	}
+	if n := impUploads(dst.reg.Counts()); n != 0 || res.BlobsUploaded != 0 {
+		t.Errorf("re-run uploaded again (%d upload requests, %d blobs), want nothing", n, res.BlobsUploaded)
+	}
+}
+
+func TestImportInterruptedDuringUploadsTagsNothingAndResumes(t *testing.T) {
+	src := impNewSource(t, 0)
+	archive := src.export(t)
+	dst := impNewDest(t, true)
+	ctx := context.Background()
+
+	dst.proxy.SetRules(testregistry.FailAfterUploads(2))
+	if _, err := relocate.Import(ctx, bytes.NewReader(archive), dst.repo, dst.options(t)); err == nil {
+		t.Fatal("import succeeded through a registry that died after two uploads")
+	}
+	if got := dst.tags(t); len(got) != 0 {
+		t.Fatalf("tags written although blobs failed: %v", got)
+	}
+	if n := len(impManifestPuts(dst.reg.Requests())); n != 0 {
+		t.Errorf("%d manifests PUT although blobs failed", n)
+	}
+
+	dst.proxy.SetRules()
+	res, err := relocate.Import(ctx, bytes.NewReader(archive), dst.repo, dst.options(t))
+	if err != nil {
+		t.Fatalf("re-run: %v", err)
+	}
+	blobs := src.blobs(t)
+	if res.BlobsPresent < 2 || res.BlobsUploaded+res.BlobsPresent != len(blobs) {
+		t.Errorf("re-run: %d present, %d uploaded; want at least the 2 first uploads present, %d in all",
+			res.BlobsPresent, res.BlobsUploaded, len(blobs))
+	}
+	if d := impDiffTags(dst.tags(t), src.wantTags(t)); d != "" {
+		t.Errorf("tags after the re-run differ:\n%s", d)
+	}
+}
+
+func TestImportCorruptBlobNamesItsDigestAndTagsNothing(t *testing.T) {
+	src := impNewSource(t, 0)
+	plain := impZstdToTar(t, src.export(t))
+	m := impMust(src.app2.Manifest())
+	bad := m.Layers[len(m.Layers)-1].Digest
+	corrupt := impFlipInTar(t, plain, "blobs/sha256/"+bad.Hex)
+
+	dst := impNewDest(t, false)
+	opts := dst.options(t)
+	_, err := relocate.Import(context.Background(), bytes.NewReader(corrupt), dst.repo, opts)
+	if err == nil {
+		t.Fatal("import of a corrupted blob succeeded")
+	}
+	if !strings.Contains(err.Error(), bad.Hex) {
+		t.Errorf("error does not name the corrupted blob %s: %v", bad, err)
+	}
+	if got := dst.tags(t); len(got) != 0 {
+		t.Errorf("tags written despite the corrupted blob: %v", got)
+	}
+	if dst.hasBlob(t, bad) {
+		t.Errorf("corrupted blob %s was uploaded", bad)
+	}
+	if left := impDirEntries(t, opts.SpoolDir); len(left) != 0 {
+		t.Errorf("spool left behind: %v", left)
+	}
+}
+
+func TestImportRepoBasedTags(t *testing.T) {
+	src := impNewSource(t, 0)
+	archive := src.export(t)
+	dst := impNewDest(t, false)
+	opts := dst.options(t)
+	opts.RepoBasedTags = true
+	if _, err := relocate.Import(context.Background(), bytes.NewReader(archive), dst.repo, opts); err != nil {
+		t.Fatal(err)
+	}
+
+	// The prefix is the source path recorded in the archive, "/" made "-";
+	// locations images keep their plain tags.
+	want := src.wantTags(t)
+	for path, img := range map[string]interface{ Digest() (v1.Hash, error) }{
+		"src-app1": src.app1, "src-app2": src.app2, "src-multi": src.idx, "src-nested": src.nested, "src-root": src.root,
+	} {
+		d := impMust(img.Digest())
+		plain := "sha256-" + d.Hex + ".imgpkg"
+		delete(want, plain)
+		want[path+"-"+plain] = d.String()
+	}
+	if d := impDiffTags(dst.tags(t), want); d != "" {
+		t.Errorf("destination tags differ:\n%s", d)
+	}
+}
+
+func TestImportDryRunReadsTheHeadAndChangesNothing(t *testing.T) {
+	// A 3 MiB random layer, which no compression shrinks, lies past the
+	// head of the archive.
+	src := impNewSource(t, 3<<20)
+	archive := src.export(t)
+	dst := impNewDest(t, false)
+	ctx := context.Background()
+
+	opts := dst.options(t)
+	opts.DryRun = true
+	cr := &impCountingReader{r: bytes.NewReader(archive)}
+	res, err := relocate.Import(ctx, cr, dst.repo, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cr.n > int64(len(archive))-(2<<20) {
+		t.Errorf("dry run read %d of the archive's %d bytes; it should stop after the head", cr.n, len(archive))
+	}
+	for _, r := range dst.reg.Requests() {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			t.Errorf("dry run sent %s %s", r.Method, r.Path)
+		}
+	}
+	if got := dst.tags(t); len(got) != 0 {
+		t.Errorf("dry run wrote tags: %v", got)
+	}
+	blobs := src.blobs(t)
+	var total int64
+	for _, s := range blobs {
+		total += s
+	}
+	if !res.DryRun || res.BlobsUploaded != len(blobs) || res.BytesUploaded != total || res.BlobsPresent != 0 {
+		t.Errorf("dry run result %+v; want %d blobs (%d bytes) missing", res, len(blobs), total)
+	}
+	want := src.wantTags(t)
+	for _, tr := range res.Tags {
+		if tr.Action != relocate.TagCreate || tr.Previous != "" {
+			t.Errorf("dry run into an empty repository: %+v, want create", tr)
+		}
+		if strings.HasSuffix(tr.Tag, ".image-locations.imgpkg") {
+			// Bundle layers are not in the destination yet.
+			if tr.Digest != "" {
+				t.Errorf("dry run computed %s without the bundle's layer: %s", tr.Tag, tr.Digest)
+			}
+			continue
+		}
+		if want[tr.Tag] != tr.Digest {
+			t.Errorf("dry run: tag %s -> %s, want %s", tr.Tag, tr.Digest, want[tr.Tag])
+		}
+	}
+
+	// After a real import, someone moves v1; a dry run reports exactly that.
+	if _, err := relocate.Import(ctx, bytes.NewReader(archive), dst.repo, dst.options(t)); err != nil {
+		t.Fatal(err)
+	}
+	app1 := impMust(src.app1.Digest())
+	if err := remote.Tag(dst.repo.Tag("v1"), src.app1, dst.reg.RemoteOptions(t)...); err != nil {
+		t.Fatal(err)
+	}
+	before := dst.tags(t)
+	dst.reg.ResetCounts()
+	res, err = relocate.Import(ctx, bytes.NewReader(archive), dst.repo, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := impDiffTags(dst.tags(t), before); d != "" {
+		t.Errorf("dry run changed tags:\n%s", d)
+	}
+	if res.BlobsUploaded != 0 || res.BlobsPresent != len(blobs) {
+		t.Errorf("dry run after import: %d missing, %d present; want 0 and %d", res.BlobsUploaded, res.BlobsPresent, len(blobs))
+	}
+	got := map[string]string{}
+	for _, tr := range res.Tags {
+		got[tr.Tag] = tr.Digest
+		wantAction := relocate.TagUnchanged
+		if tr.Tag == "v1" {
+			wantAction = relocate.TagMove
+			if tr.Previous != app1.String() {
+				t.Errorf("dry run: v1 previous %s, want %s", tr.Previous, app1)
+			}
+		}
+		if tr.Action != wantAction {
+			t.Errorf("dry run: tag %s action %s, want %s", tr.Tag, tr.Action, wantAction)
+		}
+	}
+	if d := impDiffTags(got, want); d != "" {
+		t.Errorf("dry run tags (all computable now) differ:\n%s", d)
+	}
+}
+
+func TestImportReadsGzipAndPlainTar(t *testing.T) {
+	src := impNewSource(t, 0)
+	plain := impZstdToTar(t, src.export(t))
+	want := src.wantTags(t)
+	for name, data := range map[string][]byte{"tar": plain, "gzip": impGzip(t, plain)} {
+		t.Run(name, func(t *testing.T) {
+			dst := impNewDest(t, false)
+			if _, err := relocate.Import(context.Background(), bytes.NewReader(data), dst.repo, dst.options(t)); err != nil {
+				t.Fatal(err)
+			}
+			if d := impDiffTags(dst.tags(t), want); d != "" {
+				t.Errorf("destination tags differ:\n%s", d)
+			}
+		})
+	}
+}
+
+func TestImportSpoolsLargeBlobsWithinItsBudgetAndCleansUp(t *testing.T) {
+	// A 2 MiB layer goes to a spool file; a budget of one byte still lets
+	// it through, alone.
+	src := impNewSource(t, 2<<20)
+	archive := src.export(t)
+	dst := impNewDest(t, false)
+	opts := dst.options(t)
+	opts.SpoolBytes = 1
+	opts.Concurrency = 2
+	if _, err := relocate.Import(context.Background(), bytes.NewReader(archive), dst.repo, opts); err != nil {
+		t.Fatal(err)
+	}
+	for d := range src.blobs(t) {
+		if !dst.hasBlob(t, d) {
+			t.Errorf("blob %s missing", d)
+		}
+	}
+	if left := impDirEntries(t, opts.SpoolDir); len(left) != 0 {
+		t.Errorf("spool left behind: %v", left)
+	}
+}
+
+func impDirEntries(t testing.TB, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
