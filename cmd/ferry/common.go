@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/ferry-dev/ferry/internal/regopts"
 )
 
@@ -39,4 +41,13 @@ func plural(n int, word string) string {
 		return fmt.Sprintf("%d %s", n, word)
 	}
 	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// parseRepo reads a --to-repo value.
+func parseRepo(s string, reg regopts.Options) (name.Repository, error) {
+	repo, err := name.NewRepository(s, reg.NameOptions()...)
+	if err != nil {
+		return repo, usagef("%q is not a repository (REGISTRY/PATH): %v", s, err)
+	}
+	return repo, nil
 }

@@ -78,6 +78,8 @@ FERRY_TOKEN, or the Docker config and its credential helpers.`,
 		Commands: []*cli.Command{
 			pushCommand(),
 			pullCommand(),
+			exportCommand(),
+			importCommand(),
 			tagCommand(),
 		},
 	}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/atomicfile"
+	"github.com/ferry-dev/ferry/relocate"
+)
+
+// sourceFlags select what a move carries: a bundle, an image or a lock file.
+func sourceFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "bundle to carry, with every image its images.yml locks (nested bundles too)"},
+		&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "one image or image index to carry as is"},
+		&cli.StringFlag{Name: "lock", Usage: "an ImagesLock or BundleLock file naming what to carry"},
+		&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultConcurrency, Usage: "registry requests (manifests, blob downloads) at once"},
+		&cli.BoolFlag{Name: "include-non-distributable-layers", Usage: "also carry foreign (non-distributable) layers, which are left out by default"},
+	}
+}
+
+// planSource reads -b, -i and --lock, exactly one of which must be given.
+func planSource(c *cli.Context) (relocate.Source, error) {
+	src := relocate.Source{Bundle: c.String("bundle"), Image: c.String("image"), LockFile: c.String("lock")}
+	n := 0
+	for _, s := range []string{src.Bundle, src.Image, src.LockFile} {
+		if s != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return src, usagef("%s: give exactly one of -b BUNDLE, -i IMAGE or --lock FILE", c.Command.Name)
+	}
+	return src, nil
+}
+
+// resolvePlan resolves the source flags of c into a plan.
+func resolvePlan(c *cli.Context, out *printer) (*relocate.Plan, relocate.Options, error) {
+	src, err := planSource(c)
+	if err != nil {
+		return nil, relocate.Options{}, err
+	}
+	reg := registryOptions(c)
+	remoteOpts, err := reg.RemoteOptions(c.Context)
+	if err != nil {
+		return nil, relocate.Options{}, err
+	}
+	opts := relocate.Options{
+		Remote:                  remoteOpts,
+		Name:                    reg.NameOptions(),
+		Concurrency:             c.Int("concurrency"),
+		IncludeNonDistributable: c.Bool("include-non-distributable-layers"),
+		Reporter:                out.Reporter(),
+	}
+	out.Infof("resolving %s", src)
+	p, err := relocate.Resolve(c.Context, src, opts)
+	if err != nil {
+		return nil, opts, explain(err, src.String())
+	}
+	out.Infof("resolved %s and %s (%s)", plural(len(p.Images), "image"), plural(len(p.Blobs), "blob"), humanBytes(p.TotalBytes))
+	return p, opts, nil
+}
+
+func exportCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "export",
+		Usage:     "write a bundle and every image it locks into one .tar.zst archive",
+		UsageText: "ferry export -b REF -o FILE.tar.zst [--level fastest|default|better|best] [--concurrency N]\n   ferry export -i REF -o FILE.tar.zst\n   ferry export --lock images.yml -o FILE.tar.zst\n   ferry export -b REF -o - > FILE.tar.zst",
+		Description: `Resolves the bundle, every image its .imgpkg/images.yml locks, nested
+bundles to any depth and every child of an image index, and writes them,
+each blob once, into one zstd-compressed OCI image layout (DESIGN §3).
+
+The archive is deterministic (the same content gives the same bytes,
+whatever --concurrency), written to a temporary file beside FILE and renamed
+only when complete, and verified blob by blob as it is written. ferry prints
+its sha256 and writes FILE.sha256 (sha256sum format). With -o - the archive
+goes to standard output and the result to standard error.
+
+--level sets the zstd level. Layers are mostly gzip already, so a higher
+level mostly costs time: default is the measured best trade-off.`,
+		Flags: withRegistryFlags(append(sourceFlags(),
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive to write (FILE.tar.zst, or - for standard output)"},
+			&cli.StringFlag{Name: "level", Value: "default", Usage: "zstd level: fastest, default, better or best"},
+			jsonFlag(),
+		)...),
+		Action: runExport,
+	}
+}
+
+// exportJSON is the --json result of export.
+type exportJSON struct {
+	Archive      string   `json:"archive"`
+	SHA256       string   `json:"sha256"`
+	Images       int      `json:"images"`
+	Blobs        int      `json:"blobs"`
+	Bytes        int64    `json:"bytes"`
+	ArchiveBytes int64    `json:"archiveBytes"`
+	Skipped      []string `json:"skippedLayers,omitempty"`
+}
+
+func runExport(c *cli.Context) error {
+	out := newPrinter(c)
+	dest := c.String("output")
+	if dest == "" {
+		return usagef("export: give the archive to write with -o FILE.tar.zst (or -o - for standard output)")
+	}
+	level, err := archive.ParseLevel(c.String("level"))
+	if err != nil {
+		return usageError{err}
+	}
+	if _, err := planSource(c); err != nil {
+		return err
+	}
+	if dest == "-" {
+		if out.json {
+			return usagef("export: --json prints on standard output, which -o - uses for the archive")
+		}
+		// Standard output carries the archive; the human result goes to stderr.
+		out.stdout = out.stderr
+	} else {
+		// Fail on a missing or read-only directory before any download.
+		f, err := atomicfile.Create(dest)
+		if err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		f.Abort()
+	}
+	p, ropts, err := resolvePlan(c, out)
+	if err != nil {
+		return err
+	}
+	eopts := relocate.ExportOptions{
+		Level:       level,
+		Concurrency: c.Int("concurrency"),
+		CreatedBy:   "ferry " + version,
+		Reporter:    out.Reporter(),
+		Remote:      ropts.Remote,
+	}
+	var res *relocate.ExportResult
+	if dest == "-" {
+		res, err = relocate.Export(c.Context, p, c.App.Writer, eopts)
+	} else {
+		res, err = relocate.ExportFile(c.Context, p, dest, eopts)
+	}
+	if err != nil {
+		return explain(err, dest)
+	}
+	j := exportJSON{Archive: dest, SHA256: res.SHA256, Images: res.Images, Blobs: res.Blobs, Bytes: res.Bytes, ArchiveBytes: res.ArchiveBytes}
+	for _, s := range res.Skipped {
+		j.Skipped = append(j.Skipped, s.Digest.String())
+	}
+	return out.Result(j, func(w io.Writer) {
+		fmt.Fprintf(w, "Exported %s and %s (%s) into %s (%s)\n", plural(res.Images, "image"), plural(res.Blobs, "blob"),
+			humanBytes(res.Bytes), dest, humanBytes(res.ArchiveBytes))
+		fmt.Fprintf(w, "sha256: %s\n", res.SHA256)
+		if dest != "-" {
+			fmt.Fprintf(w, "Checksum written to %s.sha256\n", dest)
+		}
+	})
+}
