@@ -405,7 +405,7 @@ func (im *importer) stream(ctx context.Context) error {
 			break
 		}
 		if err := up.add(d, size, rd); err != nil {
-			up.fail(fmt.Errorf("archive entry blobs/%s/%s: %w", d.Algorithm, d.Hex, err))
+			up.fail(err)
 			break
 		}
 	}
