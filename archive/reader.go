@@ -217,10 +217,7 @@ func (r *Reader) next() (*tar.Header, error) {
 		return nil, io.EOF
 	}
 	if err != nil {
-		if err == io.ErrUnexpectedEOF {
-			err = errors.New("truncated archive")
-		}
-		return nil, fmt.Errorf("archive entry after %s: %w", r.last, err)
+		return nil, fmt.Errorf("archive entry after %s: %w", r.last, explain(err))
 	}
 	name := hdr.Name
 	r.last = name
@@ -271,10 +268,10 @@ func typeName(t byte) string {
 func (r *Reader) readAll(hdr *tar.Header) ([]byte, error) {
 	b := make([]byte, hdr.Size)
 	if _, err := io.ReadFull(r.tr, b); err != nil {
-		if err == io.ErrUnexpectedEOF || err == io.EOF {
-			err = errors.New("truncated archive")
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
 		}
-		return nil, fmt.Errorf("archive entry %s: %w", hdr.Name, err)
+		return nil, fmt.Errorf("archive entry %s: %w", hdr.Name, explain(err))
 	}
 	return b, nil
 }
@@ -524,10 +521,7 @@ func (r *Reader) finish(consumed int64) error {
 			break
 		}
 		if err != nil {
-			if err == io.ErrUnexpectedEOF {
-				err = errors.New("truncated archive")
-			}
-			return fmt.Errorf("archive: after the end of the tar: %w", err)
+			return fmt.Errorf("archive: after the end of the tar: %w", explain(err))
 		}
 	}
 	for _, b := range r.head.Blobs {
@@ -536,6 +530,22 @@ func (r *Reader) finish(consumed int64) error {
 		}
 	}
 	return nil
+}
+
+// explain turns the errors of the decompressors and archive/tar into
+// words for the user, keeping them for errors.Is.
+func explain(err error) error {
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("truncated archive: %w", err)
+	case errors.Is(err, zstd.ErrCRCMismatch), errors.Is(err, gzip.ErrChecksum):
+		return fmt.Errorf("checksum mismatch, the archive is corrupt: %w", err)
+	case errors.Is(err, zstd.ErrWindowSizeExceeded), errors.Is(err, zstd.ErrDecoderSizeExceeded):
+		return fmt.Errorf("zstd window over the reader's limit (ReaderOptions.MaxWindow): %w", err)
+	case errors.Is(err, tar.ErrHeader):
+		return fmt.Errorf("corrupt archive: %w", err)
+	}
+	return err
 }
 
 func allZero(b []byte) bool {
@@ -600,10 +610,7 @@ func (b *blobReader) Read(p []byte) (int, error) {
 		b.r.bodyBytes += b.size
 		return n, io.EOF
 	case err != nil:
-		if err == io.ErrUnexpectedEOF {
-			err = errors.New("truncated archive")
-		}
-		b.err = fmt.Errorf("archive entry %s: %w", b.name, err)
+		b.err = fmt.Errorf("archive entry %s: %w", b.name, explain(err))
 		return n, b.err
 	}
 	return n, nil

@@ -1,0 +1,212 @@
+package atomicfile
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func entries(t *testing.T, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, de := range des {
+		names = append(names, de.Name())
+	}
+	return names
+}
+
+func TestCommit(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.tar.zst")
+	f, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := regexp.MatchString(`^\.out\.tar\.zst\.tmp-[0-9a-f]+$`, filepath.Base(f.Name())); !ok || filepath.Dir(f.Name()) != dir {
+		t.Errorf("temporary name %s", f.Name())
+	}
+	if _, err := f.Write([]byte("hello ")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("world")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("target exists before Commit: %v", err)
+	}
+	if err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || string(b) != "hello world" {
+		t.Errorf("content %q, %v", b, err)
+	}
+	if got := entries(t, dir); len(got) != 1 || got[0] != "out.tar.zst" {
+		t.Errorf("directory holds %v", got)
+	}
+	// Same mode as os.Create would give.
+	ref, err := os.Create(filepath.Join(dir, "ref"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref.Close()
+	fi, _ := os.Stat(path)
+	ri, _ := os.Stat(ref.Name())
+	if fi.Mode() != ri.Mode() {
+		t.Errorf("mode %v, os.Create gives %v", fi.Mode(), ri.Mode())
+	}
+
+	// Abort after Commit is a no-op; the file stays.
+	if err := f.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("Abort after Commit removed the file: %v", err)
+	}
+	if err := f.Commit(); err == nil {
+		t.Error("second Commit succeeded")
+	}
+	if _, err := f.Write([]byte("x")); err == nil {
+		t.Error("Write after Commit succeeded")
+	}
+}
+
+func TestCommitReplaces(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a")
+	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("new"))
+	// Until Commit, the old file is intact.
+	if b, _ := os.ReadFile(path); string(b) != "old" {
+		t.Errorf("before Commit: %q", b)
+	}
+	if err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "new" {
+		t.Errorf("after Commit: %q", b)
+	}
+}
+
+func TestAbort(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a")
+	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("partial"))
+	if err := f.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Abort(); err != nil {
+		t.Errorf("second Abort: %v", err)
+	}
+	if got := entries(t, dir); len(got) != 1 || got[0] != "a" {
+		t.Errorf("directory holds %v", got)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "old" {
+		t.Errorf("Abort changed the target: %q", b)
+	}
+	if err := f.Commit(); err == nil {
+		t.Error("Commit after Abort succeeded")
+	}
+}
+
+func TestCreateFailsEarly(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct{ path, want string }{
+		"missing directory": {filepath.Join(dir, "nope", "a"), "does not exist"},
+		"parent is a file":  {filepath.Join(file, "a"), "not a directory"},
+		"target is a dir":   {dir, "is a directory"},
+	} {
+		_, err := Create(tc.path)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.path) {
+			t.Errorf("%s: %v, want an error naming %s and saying %q", name, err, tc.path, tc.want)
+		}
+	}
+	if os.Geteuid() == 0 {
+		t.Skip("root writes to read-only directories")
+	}
+	ro := filepath.Join(dir, "ro")
+	if err := os.Mkdir(ro, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(filepath.Join(ro, "a")); err == nil || !strings.Contains(err.Error(), "not writable") {
+		t.Errorf("read-only directory: %v", err)
+	}
+}
+
+func TestWriteChecksumFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bundle.tar.zst")
+	content := []byte("archive bytes")
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(content)
+	if err := WriteChecksumFile(path, sum[:]); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path + ".sha256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := hex.EncodeToString(sum[:]) + "  bundle.tar.zst\n"; string(b) != want {
+		t.Errorf("checksum file %q, want %q", b, want)
+	}
+	if got := entries(t, dir); len(got) != 2 {
+		t.Errorf("directory holds %v", got)
+	}
+	if err := WriteChecksumFile(path, sum[:4]); err == nil {
+		t.Error("a 4-byte sum was accepted")
+	}
+
+	// sha256sum itself agrees, also for a name it must escape.
+	if _, err := exec.LookPath("sha256sum"); err != nil {
+		t.Skip("no sha256sum")
+	}
+	odd := filepath.Join(dir, `odd\name`)
+	if err := os.WriteFile(odd, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteChecksumFile(odd, sum[:]); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"bundle.tar.zst.sha256", `odd\name.sha256`} {
+		cmd := exec.Command("sha256sum", "-c", "--strict", f)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("sha256sum -c %s: %v\n%s", f, err, out)
+		}
+	}
+	// And it notices a different file.
+	os.WriteFile(path, []byte("tampered"), 0o644)
+	cmd := exec.Command("sha256sum", "-c", "--status", "bundle.tar.zst.sha256")
+	cmd.Dir = dir
+	if err := cmd.Run(); err == nil {
+		t.Error("sha256sum -c accepted a changed file")
+	}
+}
