@@ -21,6 +21,10 @@ import (
 // ExportOptions.SpoolBudget is zero.
 const DefaultSpoolBudget int64 = 2 << 30
 
+// DefaultCreatedBy is recorded in the archive when ExportOptions.CreatedBy
+// is empty.
+const DefaultCreatedBy = "ferry"
+
 // ExportOptions configures Export and ExportFile.
 type ExportOptions struct {
 	// Level is the zstd level of the archive.
@@ -29,7 +33,8 @@ type ExportOptions struct {
 	// written and those fetched ahead of it); 0 means DefaultConcurrency.
 	// It never changes the archive's bytes.
 	Concurrency int
-	// CreatedBy is recorded in the archive's index (ferry and its version).
+	// CreatedBy is recorded in the archive's index (ferry and its
+	// version); "" means DefaultCreatedBy.
 	CreatedBy string
 	// Reporter receives progress; nil discards it.
 	Reporter progress.Reporter
@@ -82,7 +87,11 @@ func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (
 	if err := f.Commit(); err != nil {
 		return nil, fmt.Errorf("export to %s: %w", path, err)
 	}
-	if err := atomicfile.WriteChecksumFile(path, res.SHA256); err != nil {
+	sum, err := hex.DecodeString(res.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("export to %s: %w", path, err)
+	}
+	if err := atomicfile.WriteChecksumFile(path, sum); err != nil {
 		return nil, fmt.Errorf("export to %s: checksum file: %w", path, err)
 	}
 	res.Path = path
@@ -106,7 +115,11 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (_ *E
 		budget = DefaultSpoolBudget
 	}
 
-	index, manifests, err := archiveHead(p, opts.CreatedBy)
+	createdBy := opts.CreatedBy
+	if createdBy == "" {
+		createdBy = DefaultCreatedBy
+	}
+	index, manifests, err := archiveHead(p, createdBy)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +129,7 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (_ *E
 	}
 
 	sum := sha256.New()
-	out := &countingWriter{w: io.MultiWriter(w, sum)}
+	out := &archiveCounter{w: io.MultiWriter(w, sum)}
 	aw, err := archive.NewWriter(out, archive.WriterOptions{Level: opts.Level})
 	if err != nil {
 		return nil, err
@@ -188,7 +201,7 @@ func writeBlob(ctx context.Context, aw *archive.Writer, pf *prefetcher, i int, b
 		return fmt.Errorf("fetch %s: %w", b.Source, err)
 	}
 	defer rc.Close()
-	r := &progressReader{ctx: ctx, r: rc, rep: rep}
+	r := &exportReader{ctx: ctx, r: rc, rep: rep}
 	if err := aw.WriteBlob(b.Digest, b.Size, r); err != nil {
 		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 			return fmt.Errorf("fetch %s: %w (%v)", b.Source, cerr, err)
@@ -202,12 +215,13 @@ func writeBlob(ctx context.Context, aw *archive.Writer, pf *prefetcher, i int, b
 func archiveHead(p *Plan, createdBy string) ([]byte, map[v1.Hash][]byte, error) {
 	entries := make([]archive.Entry, 0, len(p.Images))
 	for _, im := range p.Images {
+		d := v1.Descriptor{MediaType: im.MediaType, Size: im.Size, Digest: im.Digest}
+		if im.MediaType.IsImage() && len(im.Platforms) == 1 {
+			pl := im.Platforms[0]
+			d.Platform = &pl
+		}
 		entries = append(entries, archive.Entry{
-			Descriptor: v1.Descriptor{
-				MediaType: im.MediaType,
-				Size:      im.Size,
-				Digest:    im.Digest,
-			},
+			Descriptor:  d,
 			Role:        im.Role,
 			OriginalRef: im.OriginalRef,
 			Tag:         im.Tag,
@@ -275,27 +289,27 @@ func logImage(rep progress.Reporter, im *Image) {
 	rep.Logf("exported %s %s (%s)", im.Role, im.OriginalRef, im.Digest)
 }
 
-// countingWriter counts the bytes of the archive.
-type countingWriter struct {
+// archiveCounter counts the bytes of the archive.
+type archiveCounter struct {
 	w io.Writer
 	n int64
 }
 
-func (c *countingWriter) Write(p []byte) (int, error) {
+func (c *archiveCounter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
 }
 
-// progressReader reports bytes as they reach the archive writer, and stops
+// exportReader reports bytes as they reach the archive writer, and stops
 // a blob being copied from a spool when the export is cancelled.
-type progressReader struct {
+type exportReader struct {
 	ctx context.Context
 	r   io.Reader
 	rep progress.Reporter
 }
 
-func (p *progressReader) Read(b []byte) (int, error) {
+func (p *exportReader) Read(b []byte) (int, error) {
 	if err := p.ctx.Err(); err != nil {
 		return 0, err
 	}

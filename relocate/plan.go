@@ -101,8 +101,9 @@ type Image struct {
 	// OriginalRef is the reference as written in the lock, or as given on
 	// the command line for the root.
 	OriginalRef string
-	// Tag is the root's tag (from -b REPO:TAG or a BundleLock); empty
-	// otherwise.
+	// Tag is the root bundle's tag (from -b REPO:TAG or a BundleLock);
+	// empty otherwise, -i included: only a root bundle's tag is restored
+	// at import.
 	Tag string
 	// Source is where the image was resolved.
 	Source name.Digest
@@ -177,13 +178,13 @@ func Resolve(ctx context.Context, src Source, opts Options) (*Plan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("resolve bundle %s: %w", src.Bundle, err)
 		}
-		first = []want{{ref: ref, original: src.Bundle, tag: tagOf(ref), kind: wantRootBundle}}
+		first = []want{{ref: ref, digest: digestOf(ref), original: src.Bundle, tag: tagOf(ref), kind: wantRootBundle}}
 	case src.Image != "":
 		ref, err := name.ParseReference(src.Image, opts.Name...)
 		if err != nil {
 			return nil, fmt.Errorf("resolve image %s: %w", src.Image, err)
 		}
-		first = []want{{ref: ref, original: src.Image, tag: tagOf(ref), kind: wantRootImage}}
+		first = []want{{ref: ref, digest: digestOf(ref), original: src.Image, kind: wantRootImage}}
 	default:
 		first, err = r.lockFileWants(src.LockFile)
 		if err != nil {
@@ -202,6 +203,14 @@ func tagOf(ref name.Reference) string {
 		return t.TagStr()
 	}
 	return ""
+}
+
+// digestOf returns the digest of a digest reference, zero for a tag.
+func digestOf(ref name.Reference) v1.Hash {
+	if d, ok := ref.(name.Digest); ok {
+		return mustHash(d)
+	}
+	return v1.Hash{}
 }
 
 // lockFileWants reads an ImagesLock or BundleLock file into the first

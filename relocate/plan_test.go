@@ -22,6 +22,7 @@ import (
 )
 
 func TestResolveBundleFollowsNestedBundlesAndIndexes(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	p, err := Resolve(context.Background(), Source{Bundle: w.rootTag}, Options{Remote: w.opts, Concurrency: 4})
 	if err != nil {
@@ -130,6 +131,7 @@ func TestResolveBundleFollowsNestedBundlesAndIndexes(t *testing.T) {
 }
 
 func TestResolveIsDeterministicWhateverTheConcurrency(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	var plans []*Plan
 	for _, c := range []int{1, 16} {
@@ -145,6 +147,7 @@ func TestResolveIsDeterministicWhateverTheConcurrency(t *testing.T) {
 }
 
 func TestResolveBundleFlagOnNonBundleSuggestsImageFlag(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	for _, ref := range []string{w.app1Ref, w.idxRef} {
 		_, err := Resolve(context.Background(), Source{Bundle: ref}, Options{Remote: w.opts})
@@ -155,6 +158,7 @@ func TestResolveBundleFlagOnNonBundleSuggestsImageFlag(t *testing.T) {
 }
 
 func TestResolveImageFlagCopiesABundleAsAPlainImage(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	p, err := Resolve(context.Background(), Source{Image: w.rootTag}, Options{Remote: w.opts})
 	if err != nil {
@@ -163,7 +167,7 @@ func TestResolveImageFlagCopiesABundleAsAPlainImage(t *testing.T) {
 	if len(p.Images) != 1 || p.Root != p.Images[0] || p.Root.Role != archive.RoleImage || p.Root.Lock != nil {
 		t.Fatalf("plan images = %+v, want only the root as a plain image", p.Images)
 	}
-	if p.Root.Tag != "v1" || p.Root.Digest != must(w.root.Digest()) {
+	if p.Root.Tag != "" || p.Root.Digest != must(w.root.Digest()) {
 		t.Errorf("root = %s tag %q", p.Root.Digest, p.Root.Tag)
 	}
 	cfg, layers := blobsOf(t, w.root)
@@ -173,6 +177,7 @@ func TestResolveImageFlagCopiesABundleAsAPlainImage(t *testing.T) {
 }
 
 func TestResolveLockFiles(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	dir := t.TempDir()
 
@@ -212,6 +217,7 @@ func TestResolveLockFiles(t *testing.T) {
 }
 
 func TestResolveMissingLockImageNamesItAndItsBundle(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	gone := w.ep.Repo("gone") + "@sha256:" + sha256Hex([]byte("never pushed"))
 	_, broken := w.pushBundle(t, "broken", "v1", []string{w.app1Ref, gone})
@@ -224,6 +230,7 @@ func TestResolveMissingLockImageNamesItAndItsBundle(t *testing.T) {
 }
 
 func TestResolveRejectsAManifestThatIsNotTheLockedDigest(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	// Store app1's manifest under another digest: the registry then serves
 	// bytes that do not hash to the digest the lock asks for.
@@ -253,6 +260,7 @@ func TestResolveRejectsAManifestThatIsNotTheLockedDigest(t *testing.T) {
 }
 
 func TestResolveUnreadableImagesLockNamesTheBundle(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	// Labelled as a bundle, but its layer has no .imgpkg/images.yml.
 	img := must(random.Image(100, 1))
@@ -290,6 +298,7 @@ func (w *world) foreignImage(t testing.TB, repo string, withBlob bool) (v1.Image
 }
 
 func TestResolveSkipsNonDistributableLayers(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	_, foreign, ref := w.foreignImage(t, "windows", true)
 	_, _ = w.pushBundle(t, "withforeign", "v1", []string{ref})
@@ -326,6 +335,7 @@ func TestResolveSkipsNonDistributableLayers(t *testing.T) {
 }
 
 func TestResolveNeedsExactlyOneSource(t *testing.T) {
+	t.Parallel()
 	for _, src := range []Source{{}, {Bundle: "a/b:c", Image: "a/b:c"}} {
 		if _, err := Resolve(context.Background(), src, Options{}); err == nil {
 			t.Errorf("Resolve(%+v) succeeded", src)
@@ -337,6 +347,7 @@ func TestResolveNeedsExactlyOneSource(t *testing.T) {
 }
 
 func TestResolveFollowsABundleFirstSeenAsAnIndexChild(t *testing.T) {
+	t.Parallel()
 	t.Parallel()
 	w := newWorld(t)
 	// The nested bundle is a child of an index at level 2, and locked by a

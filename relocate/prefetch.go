@@ -37,16 +37,16 @@ const (
 	slotTaken              // handed to the writer
 )
 
-type spool struct {
+type prefetchSpool struct {
 	mem  []byte
 	file string
 }
 
-type opener func(ctx context.Context, b Blob) (io.ReadCloser, error)
+type blobOpener func(ctx context.Context, b Blob) (io.ReadCloser, error)
 
 type prefetcher struct {
 	blobs  []Blob
-	open   opener
+	open   blobOpener
 	limit  int   // blobs held ahead of the head
 	budget int64 // bytes held ahead of the head
 	dir    string
@@ -59,7 +59,7 @@ type prefetcher struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
 	state    []slotState
-	spools   []spool
+	spools   []prefetchSpool
 	errs     []error
 	head     int
 	ahead    int
@@ -72,7 +72,7 @@ type prefetcher struct {
 // newPrefetcher starts workers-1 download workers (the writer itself is the
 // last one). With workers <= 1 nothing is fetched ahead and nothing is
 // spooled.
-func newPrefetcher(ctx context.Context, blobs []Blob, open opener, workers int, budget int64, dir string) *prefetcher {
+func newPrefetcher(ctx context.Context, blobs []Blob, open blobOpener, workers int, budget int64, dir string) *prefetcher {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &prefetcher{
 		blobs:  blobs,
@@ -83,7 +83,7 @@ func newPrefetcher(ctx context.Context, blobs []Blob, open opener, workers int, 
 		ctx:    ctx,
 		cancel: cancel,
 		state:  make([]slotState, len(blobs)),
-		spools: make([]spool, len(blobs)),
+		spools: make([]prefetchSpool, len(blobs)),
 		errs:   make([]error, len(blobs)),
 	}
 	p.cond = sync.NewCond(&p.mu)
@@ -155,10 +155,10 @@ func (p *prefetcher) work() {
 }
 
 // fill downloads one blob into a spool.
-func (p *prefetcher) fill(b Blob) (sp spool, err error) {
+func (p *prefetcher) fill(b Blob) (sp prefetchSpool, err error) {
 	rc, err := p.open(p.ctx, b)
 	if err != nil {
-		return spool{}, err
+		return prefetchSpool{}, err
 	}
 	defer rc.Close()
 	if b.Size <= memSpoolMax {
@@ -167,17 +167,17 @@ func (p *prefetcher) fill(b Blob) (sp spool, err error) {
 		// Reading one byte more than expected lets the writer's size check
 		// see a blob that is too long instead of a silently cut one.
 		if _, err := io.Copy(&buf, io.LimitReader(rc, b.Size+1)); err != nil {
-			return spool{}, err
+			return prefetchSpool{}, err
 		}
-		return spool{mem: buf.Bytes()}, nil
+		return prefetchSpool{mem: buf.Bytes()}, nil
 	}
 	dir, err := p.spoolDir()
 	if err != nil {
-		return spool{}, err
+		return prefetchSpool{}, err
 	}
 	f, err := os.CreateTemp(dir, "blob-")
 	if err != nil {
-		return spool{}, fmt.Errorf("spool %s: %w", b.Digest, err)
+		return prefetchSpool{}, fmt.Errorf("spool %s: %w", b.Digest, err)
 	}
 	defer func() {
 		if err != nil {
@@ -186,12 +186,12 @@ func (p *prefetcher) fill(b Blob) (sp spool, err error) {
 	}()
 	if _, err := io.Copy(f, io.LimitReader(rc, b.Size+1)); err != nil {
 		f.Close()
-		return spool{}, fmt.Errorf("spool %s: %w", b.Digest, err)
+		return prefetchSpool{}, fmt.Errorf("spool %s: %w", b.Digest, err)
 	}
 	if err := f.Close(); err != nil {
-		return spool{}, fmt.Errorf("spool %s: %w", b.Digest, err)
+		return prefetchSpool{}, fmt.Errorf("spool %s: %w", b.Digest, err)
 	}
-	return spool{file: f.Name()}, nil
+	return prefetchSpool{file: f.Name()}, nil
 }
 
 // spoolDir creates the temporary directory on first use, so that exports
@@ -233,7 +233,7 @@ func (p *prefetcher) next(i int) (io.ReadCloser, error) {
 		case slotSpooled:
 			p.state[i] = slotTaken
 			sp := p.spools[i]
-			p.spools[i] = spool{}
+			p.spools[i] = prefetchSpool{}
 			p.mu.Unlock()
 			return p.reader(i, sp)
 		default: // spooling
@@ -243,7 +243,7 @@ func (p *prefetcher) next(i int) (io.ReadCloser, error) {
 }
 
 // reader reads a spool and gives its room back when closed.
-func (p *prefetcher) reader(i int, sp spool) (io.ReadCloser, error) {
+func (p *prefetcher) reader(i int, sp prefetchSpool) (io.ReadCloser, error) {
 	release := func() {
 		if sp.file != "" {
 			os.Remove(sp.file)
@@ -299,7 +299,7 @@ func (p *prefetcher) close() error {
 		if sp.file != "" {
 			os.Remove(sp.file)
 		}
-		p.spools[i] = spool{}
+		p.spools[i] = prefetchSpool{}
 	}
 	if p.tempDir != "" {
 		if err := os.RemoveAll(p.tempDir); err != nil {

@@ -27,7 +27,7 @@ type blobStore struct {
 	failFirst map[int]bool
 }
 
-func (s *blobStore) opener(blobs []Blob) opener {
+func (s *blobStore) blobOpener(blobs []Blob) blobOpener {
 	index := map[v1.Hash]int{}
 	for i, b := range blobs {
 		index[b.Digest] = i
@@ -86,7 +86,7 @@ func TestPrefetcherKeepsOrderAndBounds(t *testing.T) {
 	const workers = 4
 	budget := int64(3 * memSpoolMax) // smaller than blob 7: it must stream
 	dir := t.TempDir()
-	pf := newPrefetcher(context.Background(), blobs, s.opener(blobs), workers, budget, dir)
+	pf := newPrefetcher(context.Background(), blobs, s.blobOpener(blobs), workers, budget, dir)
 	for i := range blobs {
 		rc, err := pf.next(i)
 		if err != nil {
@@ -131,7 +131,7 @@ func TestPrefetcherCleansUpWhenAbandoned(t *testing.T) {
 	}
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	pf := newPrefetcher(ctx, blobs, s.opener(blobs), 4, 1<<30, dir)
+	pf := newPrefetcher(ctx, blobs, s.blobOpener(blobs), 4, 1<<30, dir)
 	rc, err := pf.next(0)
 	if err != nil {
 		t.Fatal(err)
