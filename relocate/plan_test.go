@@ -348,7 +348,6 @@ func TestResolveNeedsExactlyOneSource(t *testing.T) {
 
 func TestResolveFollowsABundleFirstSeenAsAnIndexChild(t *testing.T) {
 	t.Parallel()
-	t.Parallel()
 	w := newWorld(t)
 	// The nested bundle is a child of an index at level 2, and locked by a
 	// bundle only at level 3: it must still be recognised and followed.
