@@ -68,6 +68,21 @@ type ExportResult struct {
 	Skipped []Blob
 }
 
+// CheckExportPath reports whether an archive could be created at path (its
+// directory exists and is writable), without leaving anything behind. The
+// CLI calls it before Resolve, so that a typo in -o fails before anything
+// is fetched; ExportFile checks again, for real, when it starts.
+func CheckExportPath(path string) error {
+	f, err := atomicfile.Create(path)
+	if err != nil {
+		return fmt.Errorf("export to %s: %w", path, err)
+	}
+	if err := f.Abort(); err != nil {
+		return fmt.Errorf("export to %s: %w", path, err)
+	}
+	return nil
+}
+
 // ExportFile writes the archive of p to path atomically: into a temporary
 // file beside it that is synced and renamed over path only when complete,
 // so that a failure or cancellation never leaves a file under path. It then
@@ -104,7 +119,7 @@ func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (
 // byte-identical for the same plan whatever the concurrency; each is
 // verified against its digest and size as it is written. On error, what was
 // written to w is incomplete and must be discarded.
-func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (_ *ExportResult, err error) {
+func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res *ExportResult, err error) {
 	rep := progress.OrNop(opts.Reporter)
 	conc := opts.Concurrency
 	if conc <= 0 {
@@ -167,7 +182,7 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (_ *E
 	pf := newPrefetcher(ctx, p.Blobs, open, conc, budget, opts.TempDir)
 	defer func() {
 		if cerr := pf.close(); cerr != nil && err == nil {
-			err = cerr
+			res, err = nil, cerr
 		}
 	}()
 	for i, b := range p.Blobs {
