@@ -714,6 +714,15 @@ func (im *importer) writeTags(ctx context.Context) ([]TagResult, error) {
 			return nil, err
 		}
 	}
+	unchanged := 0
+	for _, r := range results {
+		if r.Action == TagUnchanged {
+			unchanged++
+		}
+	}
+	if unchanged > 0 {
+		im.rep.Logf("%d tags already in place", unchanged)
+	}
 	// Concurrent writes finish in any order; report them in commit order.
 	order := map[string]int{}
 	for i, n := range names {

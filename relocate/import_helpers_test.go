@@ -288,7 +288,13 @@ func (d *impDest) hasBlob(t testing.TB, h v1.Hash) bool {
 	if err != nil {
 		return false
 	}
-	rc.Close()
+	defer rc.Close()
+	// go-containerregistry checks the digest when the blob is read to
+	// its end, so this also proves the stored bytes are the right ones.
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		t.Errorf("blob %s in the destination: %v", h, err)
+		return false
+	}
 	return true
 }
 

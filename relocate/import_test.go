@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -388,6 +389,42 @@ func TestImportSpoolsLargeBlobsWithinItsBudgetAndCleansUp(t *testing.T) {
 	}
 	if left := impDirEntries(t, opts.SpoolDir); len(left) != 0 {
 		t.Errorf("spool left behind: %v", left)
+	}
+}
+
+func TestImportRetriesFailedUploadsFromTheSpool(t *testing.T) {
+	// The 2 MiB layer is spooled to a file, the rest in memory; the first
+	// blob data requests are refused or cut, so their uploads are sent
+	// again from the spools.
+	src := impNewSource(t, 2<<20)
+	archive := src.export(t)
+	dst := impNewDest(t, true)
+	dst.proxy.SetRules(
+		testregistry.Rule{Method: http.MethodPatch, Kind: testregistry.KindUpload, Fault: testregistry.FaultDrop, Times: 2},
+		testregistry.Rule{Method: http.MethodPatch, Kind: testregistry.KindUpload, Fault: testregistry.FaultStatus, Status: http.StatusServiceUnavailable, Times: 2},
+	)
+	rec := &impRecorder{}
+	opts := dst.options(t)
+	opts.Reporter = rec
+	opts.Remote = append(opts.Remote, remote.WithRetryBackoff(remote.Backoff{Duration: 10 * time.Millisecond, Factor: 1, Steps: 3}))
+	if _, err := relocate.Import(context.Background(), bytes.NewReader(archive), dst.repo, opts); err != nil {
+		t.Fatal(err)
+	}
+	if hits := dst.proxy.Hits(); hits[0] != 2 || hits[1] != 2 {
+		t.Fatalf("faults injected %v, want [2 2]", hits)
+	}
+	var total int64
+	for d, size := range src.blobs(t) {
+		total += size
+		if !dst.hasBlob(t, d) {
+			t.Errorf("blob %s missing", d)
+		}
+	}
+	if rec.added != total {
+		t.Errorf("progress added %d bytes over retried uploads, want exactly %d", rec.added, total)
+	}
+	if d := impDiffTags(dst.tags(t), src.wantTags(t)); d != "" {
+		t.Errorf("destination tags differ:\n%s", d)
 	}
 }
 
