@@ -54,7 +54,7 @@ func (e importEntry) name() string {
 // importHead is the plan read from an archive's head.
 type importHead struct {
 	// entries are those of index.json, each digest once, in index order.
-	entries []importEntry
+	entries  []importEntry
 	byDigest map[v1.Hash]*importEntry
 	// root is the root bundle (or, in an archive of a single image, the
 	// entry that carries the original tag); nil when there is none.

@@ -207,7 +207,7 @@ func (s *impSource) wantTags(t testing.TB) map[string]string {
 		tag(idx):    dig(idx),
 		tag(nested): dig(nested),
 		tag(root):   dig(root),
-		"sha256-" + root.Hex + ".image-locations.imgpkg":   dig(rootLoc),
+		"sha256-" + root.Hex + ".image-locations.imgpkg": dig(rootLoc),
 		tag(rootLoc): dig(rootLoc),
 		"sha256-" + nested.Hex + ".image-locations.imgpkg": dig(nestedLoc),
 		tag(nestedLoc): dig(nestedLoc),
