@@ -244,29 +244,81 @@ func checkLayout(t *testing.T, dir string, fx *fixture) {
 }
 
 func TestDeterministic(t *testing.T) {
-	// Three frames' worth of data, so that concurrency matters.
-	fx := newFixture(t, fixtureOptions{bigLayer: 2*frameSize + frameSize/2})
-	ref := fx.write(t, WriterOptions{Concurrency: 1}, nil)
+	// Small frames, so that several are in flight with a small fixture;
+	// the code path is the one of real 8 MiB frames.
+	const small = 64 << 10
+	fx := newFixture(t, fixtureOptions{bigLayer: 5*small + small/3})
+	ref := fx.writeFrames(t, WriterOptions{Concurrency: 1}, small, nil)
 	for _, c := range []int{2, 3, 8, 0} {
-		if got := fx.write(t, WriterOptions{Concurrency: c}, nil); !bytes.Equal(got, ref) {
+		if got := fx.writeFrames(t, WriterOptions{Concurrency: c}, small, nil); !bytes.Equal(got, ref) {
 			t.Errorf("concurrency %d: %d bytes differ from concurrency 1's %d", c, len(got), len(ref))
 		}
 	}
 	// How the blobs' bytes arrive does not matter either.
-	if got := fx.write(t, WriterOptions{Concurrency: 2}, iotest.HalfReader); !bytes.Equal(got, ref) {
+	if got := fx.writeFrames(t, WriterOptions{Concurrency: 2}, small, iotest.HalfReader); !bytes.Equal(got, ref) {
 		t.Error("half reads change the archive")
 	}
 	// The levels differ from each other, and each one is stable too.
-	fast := fx.write(t, WriterOptions{Level: Fastest, Concurrency: 1}, nil)
+	fast := fx.writeFrames(t, WriterOptions{Level: Fastest, Concurrency: 1}, small, nil)
 	if bytes.Equal(fast, ref) {
 		t.Error("fastest and default give the same bytes")
 	}
-	if got := fx.write(t, WriterOptions{Level: Fastest, Concurrency: 2}, nil); !bytes.Equal(got, fast) {
-		t.Error("fastest: concurrency 2 differs from 1")
+	if got := fx.writeFrames(t, WriterOptions{Level: Fastest, Concurrency: 3}, small, nil); !bytes.Equal(got, fast) {
+		t.Error("fastest: concurrency 3 differs from 1")
+	}
+	// It is many frames, and one valid stream.
+	if frames := countFrames(t, ref); frames < 8 {
+		t.Errorf("%d frames, want at least 8", frames)
 	}
 	if _, _, err := readArchive(ref, ReaderOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// Real frames: the same bytes whatever the concurrency too.
+	if a, b := fx.write(t, WriterOptions{Concurrency: 1}, nil), fx.write(t, WriterOptions{Concurrency: 2}, nil); !bytes.Equal(a, b) {
+		t.Error("8 MiB frames: concurrency 2 differs from 1")
+	}
+}
+
+// countFrames counts the zstd frames of b by decoding each frame header
+// and walking its blocks (format spec, section 3.1.1).
+func countFrames(t *testing.T, b []byte) int {
+	t.Helper()
+	n := 0
+	for len(b) > 0 {
+		if len(b) < 6 || !bytes.Equal(b[:4], []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+			t.Fatalf("frame %d: no magic", n)
+		}
+		fhd := b[4]
+		single := fhd&0x20 != 0
+		pos := 5
+		if !single {
+			pos++ // window descriptor
+		}
+		pos += []int{0, 1, 2, 4}[fhd&3] // dictionary id
+		fcs := []int{0, 2, 4, 8}[fhd>>6]
+		if fcs == 0 && single {
+			fcs = 1
+		}
+		pos += fcs
+		for {
+			h := uint32(b[pos]) | uint32(b[pos+1])<<8 | uint32(b[pos+2])<<16
+			pos += 3
+			size := int(h >> 3)
+			if (h>>1)&3 == 1 { // RLE: one byte
+				size = 1
+			}
+			pos += size
+			if h&1 == 1 {
+				break
+			}
+		}
+		if fhd&0x04 != 0 {
+			pos += 4 // content checksum
+		}
+		b = b[pos:]
+		n++
+	}
+	return n
 }
 
 func TestGzipAndPlainTar(t *testing.T) {
@@ -363,7 +415,7 @@ func TestNextDrainCatchesCorruptUnreadBlob(t *testing.T) {
 }
 
 func TestInspectReadsOnlyTheHead(t *testing.T) {
-	fx := newFixture(t, fixtureOptions{bigLayer: 3 * frameSize})
+	fx := newFixture(t, fixtureOptions{bigLayer: 4 << 20, random: true})
 	data := fx.write(t, WriterOptions{Level: Fastest}, nil)
 
 	cr := &countingReader{r: bytes.NewReader(data)}
@@ -511,5 +563,45 @@ func TestParseLevel(t *testing.T) {
 	}
 	if _, err := NewWriter(io.Discard, WriterOptions{Concurrency: -1}); err == nil {
 		t.Error("NewWriter with concurrency -1 succeeded")
+	}
+}
+
+func TestTarHeaderFormats(t *testing.T) {
+	small := tarHeader("blobs/sha256/"+strings.Repeat("a", 64), 1<<33-1)
+	big := tarHeader("blobs/sha256/"+strings.Repeat("a", 64), 1<<33)
+	if small.Format != tar.FormatUSTAR || big.Format != tar.FormatPAX {
+		t.Errorf("formats %v and %v", small.Format, big.Format)
+	}
+	for _, h := range []*tar.Header{small, big} {
+		var buf bytes.Buffer
+		if err := tar.NewWriter(&buf).WriteHeader(h); err != nil {
+			t.Errorf("size %d: %v", h.Size, err)
+		}
+		// The header's bytes are the same every time (no clock, no user).
+		var again bytes.Buffer
+		tar.NewWriter(&again).WriteHeader(tarHeader(h.Name, h.Size))
+		if !bytes.Equal(buf.Bytes(), again.Bytes()) {
+			t.Errorf("size %d: header bytes differ", h.Size)
+		}
+	}
+}
+
+// TestReaderAcceptsPAX reads entries written in PAX format, as a large
+// blob's would be.
+func TestReaderAcceptsPAX(t *testing.T) {
+	fx := newFixture(t, fixtureOptions{})
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range fx.entries0() {
+		h := &tar.Header{Name: e.name, Typeflag: tar.TypeReg, Size: int64(len(e.body)), Mode: 0o644,
+			Format: tar.FormatPAX, PAXRecords: map[string]string{"comment": "pax"}}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(e.body)
+	}
+	tw.Close()
+	if _, _, err := readArchive(buf.Bytes(), ReaderOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }

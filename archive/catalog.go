@@ -3,6 +3,7 @@ package archive
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -56,13 +57,8 @@ func (c *catalog) complete() bool { return len(c.want) == 0 }
 // firstWanted returns the smallest wanted digest, so that messages about
 // missing manifests do not depend on map order.
 func (c *catalog) firstWanted() (v1.Hash, ref) {
-	var best v1.Hash
-	for d := range c.want {
-		if best.Hex == "" || d.String() < best.String() {
-			best = d
-		}
-	}
-	return best, c.want[best]
+	d := slices.MinFunc(slices.Collect(maps.Keys(c.want)), cmpHash)
+	return d, c.want[d]
 }
 
 func (c *catalog) wantManifest(d v1.Descriptor, from string) error {
@@ -183,14 +179,6 @@ func (c *catalog) expected() []v1.Descriptor {
 		desc := r.desc
 		out = append(out, v1.Descriptor{MediaType: desc.MediaType, Size: desc.Size, Digest: desc.Digest, URLs: desc.URLs})
 	}
-	slices.SortFunc(out, func(a, b v1.Descriptor) int {
-		switch {
-		case a.Digest.String() < b.Digest.String():
-			return -1
-		case a.Digest.String() > b.Digest.String():
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b v1.Descriptor) int { return cmpHash(a.Digest, b.Digest) })
 	return out
 }

@@ -98,6 +98,7 @@ type frameWriter struct {
 	w    io.Writer
 	enc  *zstd.Encoder
 	conc int
+	size int // frameSize, smaller in tests
 
 	cur      []byte      // the frame being filled
 	inflight []*frameJob // frames being compressed, oldest first
@@ -112,7 +113,7 @@ type frameJob struct {
 	done     chan struct{}
 }
 
-func newFrameWriter(w io.Writer, level Level, concurrency int) (*frameWriter, error) {
+func newFrameWriter(w io.Writer, level Level, concurrency, size int) (*frameWriter, error) {
 	zl, err := level.zstd()
 	if err != nil {
 		return nil, err
@@ -130,7 +131,7 @@ func newFrameWriter(w io.Writer, level Level, concurrency int) (*frameWriter, er
 	if err != nil {
 		return nil, err
 	}
-	return &frameWriter{w: w, enc: enc, conc: concurrency}, nil
+	return &frameWriter{w: w, enc: enc, conc: concurrency, size: size}, nil
 }
 
 // Write implements io.Writer.
@@ -204,7 +205,7 @@ func (f *frameWriter) getIn() []byte {
 		f.freeIn = f.freeIn[:n-1]
 		return b
 	}
-	return make([]byte, 0, frameSize)
+	return make([]byte, 0, f.size)
 }
 
 func (f *frameWriter) getOut() []byte {
@@ -213,7 +214,7 @@ func (f *frameWriter) getOut() []byte {
 		f.freeOut = f.freeOut[:n-1]
 		return b
 	}
-	return make([]byte, 0, f.enc.MaxEncodedSize(frameSize))
+	return make([]byte, 0, f.enc.MaxEncodedSize(f.size))
 }
 
 // Close compresses what is left and waits for every frame; it does not

@@ -125,7 +125,8 @@ type fixture struct {
 }
 
 type fixtureOptions struct {
-	bigLayer int // size of an extra text-like layer of the image, 0 for none
+	bigLayer int  // size of an extra layer of the image, 0 for none
+	random   bool // the extra layer is random rather than text-like
 }
 
 func newFixture(t testing.TB, o fixtureOptions) *fixture {
@@ -156,6 +157,9 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	var big testBlob
 	if o.bigLayer > 0 {
 		big = newBlob(dockerLayer, textBytes(5, o.bigLayer))
+		if o.random {
+			big = newBlob(dockerLayer, randomBytes(5, o.bigLayer))
+		}
 		layers = append(layers, big)
 	}
 	fx.image = manifestJSON(types.DockerManifestSchema2, imgCfg, layers...)
@@ -228,8 +232,15 @@ func desc(b testBlob) v1.Descriptor {
 // as a bytes.Reader).
 func (fx *fixture) write(t testing.TB, opts WriterOptions, wrap func(io.Reader) io.Reader) []byte {
 	t.Helper()
+	return fx.writeFrames(t, opts, frameSize, wrap)
+}
+
+// writeFrames is write with frames of size bytes, so that tests see many
+// frames without compressing many megabytes.
+func (fx *fixture) writeFrames(t testing.TB, opts WriterOptions, size int, wrap func(io.Reader) io.Reader) []byte {
+	t.Helper()
 	var buf bytes.Buffer
-	w, err := NewWriter(&buf, opts)
+	w, err := newWriter(&buf, opts, size)
 	if err != nil {
 		t.Fatal(err)
 	}

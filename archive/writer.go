@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -50,7 +52,11 @@ type Writer struct {
 // NewWriter returns a Writer that writes a zstd-compressed archive to w.
 // Close does not close w.
 func NewWriter(w io.Writer, opts WriterOptions) (*Writer, error) {
-	fw, err := newFrameWriter(w, opts.Level, opts.Concurrency)
+	return newWriter(w, opts, frameSize)
+}
+
+func newWriter(w io.Writer, opts WriterOptions, frameSize int) (*Writer, error) {
+	fw, err := newFrameWriter(w, opts.Level, opts.Concurrency, frameSize)
 	if err != nil {
 		return nil, fmt.Errorf("archive writer: %w", err)
 	}
@@ -106,14 +112,19 @@ func (w *Writer) WriteHeader(index []byte, manifests map[v1.Hash][]byte) error {
 			return fmt.Errorf("archive head: manifest %s: its bytes have digest sha256:%x", d, got)
 		}
 	}
+	// Level by level (index.json's, then their children...), each in
+	// digest order, so that the error for a bad set names the same
+	// manifest every time.
 	for !cat.complete() {
-		d, r := cat.firstWanted()
-		b, ok := manifests[d]
-		if !ok {
-			return fmt.Errorf("archive head: manifest %s (referenced by %s) is not among the manifests given", d, r.from)
-		}
-		if err := cat.addManifest(d, b); err != nil {
-			return fmt.Errorf("archive head: %w", err)
+		level := slices.SortedFunc(maps.Keys(cat.want), cmpHash)
+		for _, d := range level {
+			b, ok := manifests[d]
+			if !ok {
+				return fmt.Errorf("archive head: manifest %s (referenced by %s) is not among the manifests given", d, cat.want[d].from)
+			}
+			if err := cat.addManifest(d, b); err != nil {
+				return fmt.Errorf("archive head: %w", err)
+			}
 		}
 	}
 	order := make([]v1.Hash, 0, len(manifests))
@@ -154,14 +165,12 @@ func (w *Writer) WriteHeader(index []byte, manifests map[v1.Hash][]byte) error {
 	return nil
 }
 
+// cmpHash orders digests as their strings sort, without building them.
 func cmpHash(a, b v1.Hash) int {
-	switch as, bs := a.String(), b.String(); {
-	case as < bs:
-		return -1
-	case as > bs:
-		return 1
+	if c := strings.Compare(a.Algorithm, b.Algorithm); c != 0 {
+		return c
 	}
-	return 0
+	return strings.Compare(a.Hex, b.Hex)
 }
 
 func (w *Writer) writeEntry(name string, b []byte) error {
