@@ -310,6 +310,7 @@ type archiveCounter struct {
 	n int64
 }
 
+// Write implements io.Writer.
 func (c *archiveCounter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
@@ -324,6 +325,7 @@ type exportReader struct {
 	rep progress.Reporter
 }
 
+// Read implements io.Reader.
 func (p *exportReader) Read(b []byte) (int, error) {
 	if err := p.ctx.Err(); err != nil {
 		return 0, err

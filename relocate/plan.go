@@ -43,6 +43,7 @@ type Source struct {
 	LockFile string
 }
 
+// String names the source in messages, as the user gave it.
 func (s Source) String() string {
 	switch {
 	case s.Bundle != "":
@@ -94,10 +95,13 @@ type Plan struct {
 
 // Image is one entry of a Plan's index: a manifest or an index.
 type Image struct {
+	// Digest, MediaType and Size describe the manifest or index itself.
 	Digest    v1.Hash
 	MediaType types.MediaType
 	Size      int64
-	Role      archive.Role
+	// Role is why the image travels: the root bundle, a nested bundle, or
+	// an image a lock names (or -i, or an ImagesLock file).
+	Role archive.Role
 	// OriginalRef is the reference as written in the lock, or as given on
 	// the command line for the root.
 	OriginalRef string

@@ -272,6 +272,8 @@ type spoolReader struct {
 	once    sync.Once
 }
 
+// Close closes the spool file, removes it and frees its share of the
+// budget; it is safe to call more than once.
 func (r *spoolReader) Close() error {
 	var err error
 	r.once.Do(func() {
