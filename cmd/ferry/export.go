@@ -7,7 +7,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-dev/ferry/archive"
-	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"github.com/ferry-dev/ferry/relocate"
 )
 
@@ -120,13 +119,9 @@ func runExport(c *cli.Context) error {
 		}
 		// Standard output carries the archive; the human result goes to stderr.
 		out.stdout = out.stderr
-	} else {
-		// Fail on a missing or read-only directory before any download.
-		f, err := atomicfile.Create(dest)
-		if err != nil {
-			return fmt.Errorf("export: %w", err)
-		}
-		f.Abort()
+	} else if err := relocate.CheckExportPath(dest); err != nil {
+		// A missing or read-only directory fails before any download.
+		return err
 	}
 	p, ropts, err := resolvePlan(c, out)
 	if err != nil {
