@@ -70,7 +70,8 @@ func exportCommand() *cli.Command {
 		UsageText: "ferry export -b REF -o FILE.tar.zst [--level fastest|default|better|best] [--concurrency N]\n   ferry export -i REF -o FILE.tar.zst\n   ferry export --lock images.yml -o FILE.tar.zst\n   ferry export -b REF -o - > FILE.tar.zst",
 		Description: `Resolves the bundle, every image its .imgpkg/images.yml locks, nested
 bundles to any depth and every child of an image index, and writes them,
-each blob once, into one zstd-compressed OCI image layout (DESIGN §3).
+each blob once, into one zstd-compressed OCI image layout that crane, oras
+and regctl read after zstd -d.
 
 The archive is deterministic (the same content gives the same bytes,
 whatever --concurrency), written to a temporary file beside FILE and renamed
