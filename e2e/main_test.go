@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,6 +56,12 @@ func (r result) String() string {
 // environment without any Docker config, so no host credentials leak in.
 func ferry(t *testing.T, env []string, args ...string) result {
 	t.Helper()
+	return ferryIn(t, env, nil, args...)
+}
+
+// ferryIn is ferry with stdin as the process's standard input.
+func ferryIn(t *testing.T, env []string, stdin io.Reader, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ferryBin, args...)
@@ -66,7 +73,7 @@ func ferry(t *testing.T, env []string, args ...string) result {
 		"TMPDIR=" + os.TempDir(),
 	}, env...)
 	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Stdout, cmd.Stderr, cmd.Stdin = &stdout, &stderr, stdin
 	err := cmd.Run()
 	code := 0
 	if err != nil {
