@@ -25,8 +25,22 @@ import (
 // DefaultImportConcurrency is how many registry requests an import runs at
 // once (existence checks, uploads, manifests, tags) when
 // ImportOptions.Concurrency is zero. It is also the number of blobs
-// uploading at once; one more may be spooled while they do.
-const DefaultImportConcurrency = 4
+// uploading at once; one more is spooled while they do.
+//
+// Measured with BenchmarkImport (16 images × 4 layers of 2 MiB, 134 MB,
+// into an in-memory distribution registry on 2 cores), in MB/s:
+//
+//	concurrency (spooled)    1 (1)  1 (2)  2 (3)  4 (5)  4 (8)  8 (9)  16 (17)
+//	loopback                  ~150   ~140   ~150   ~140   ~150   ~160   ~160
+//	10 ms per request           21     21     40     69     67     92    105
+//
+// On loopback client and registry share the CPU (reading, verifying and
+// the registry's hashing), so overlap gains nothing; with any latency each
+// upload's four round trips (HEAD, POST, PATCH, PUT) dominate and
+// concurrency pays up to about 8. Spooling more blobs than are uploading
+// does not help (4/5 vs 4/8). A re-import with every blob present reads
+// and verifies the archive at about 1 GB/s.
+const DefaultImportConcurrency = 8
 
 // DefaultImportSpoolBytes bounds the temporary disk used by blobs waiting
 // for their upload when ImportOptions.SpoolBytes is zero.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -76,17 +77,33 @@ func importBenchArchive(b *testing.B, images, layers int, layerSize int64) ([]by
 func BenchmarkImport(b *testing.B) {
 	arch, total := importBenchArchive(b, 16, 4, 2<<20)
 	ctx := context.Background()
-	for _, c := range []struct{ conc, slots int }{{1, 1}, {1, 2}, {2, 3}, {4, 5}, {4, 8}, {8, 9}} {
-		b.Run(fmt.Sprintf("first/conc=%d/spool=%d", c.conc, c.slots), func(b *testing.B) {
+	type config struct {
+		conc, slots int
+		latency     time.Duration
+	}
+	var configs []config
+	for _, lat := range []time.Duration{0, 10 * time.Millisecond} {
+		for _, c := range []struct{ conc, slots int }{{1, 1}, {1, 2}, {2, 3}, {4, 5}, {4, 8}, {8, 9}, {16, 17}} {
+			configs = append(configs, config{c.conc, c.slots, lat})
+		}
+	}
+	for _, c := range configs {
+		b.Run(fmt.Sprintf("first/latency=%s/conc=%d/spool=%d", c.latency, c.conc, c.slots), func(b *testing.B) {
 			b.SetBytes(total)
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				dst := testregistry.NewDistribution(b)
-				repo, err := name.NewRepository(dst.Repo("bench/imported"))
+				ep := &dst.Endpoint
+				if c.latency > 0 {
+					// Every request waits, as over a network with that
+					// round-trip time.
+					ep = &testregistry.NewFaultProxy(b, dst, testregistry.Rule{Fault: testregistry.FaultStall, Delay: c.latency}).Endpoint
+				}
+				repo, err := name.NewRepository(ep.Repo("bench/imported"))
 				if err != nil {
 					b.Fatal(err)
 				}
-				opts := ImportOptions{Remote: dst.RemoteOptions(b), Concurrency: c.conc, spoolSlots: c.slots, SpoolDir: b.TempDir()}
+				opts := ImportOptions{Remote: ep.RemoteOptions(b), Concurrency: c.conc, spoolSlots: c.slots, SpoolDir: b.TempDir()}
 				b.StartTimer()
 				if _, err := Import(ctx, bytes.NewReader(arch), repo, opts); err != nil {
 					b.Fatal(err)
