@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -96,6 +97,26 @@ func TestImportRecreatesTheImgpkgRepository(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(rec.logs, "\n"), "v1") {
 		t.Errorf("progress logs do not mention the root tag: %v", rec.logs)
+	}
+}
+
+func TestImportIntoDistributionCommitsChildrenBeforeParents(t *testing.T) {
+	// The CNCF registry refuses a manifest whose blobs or children are not
+	// there yet, so this import only succeeds in commit order.
+	src := impNewSource(t, 0)
+	archive := src.export(t)
+	reg := testregistry.NewDistribution(t)
+	dst := &impDest{reg: reg, ep: &reg.Endpoint, repo: impMust(name.NewRepository(reg.Repo("dst/imported")))}
+	if _, err := relocate.Import(context.Background(), bytes.NewReader(archive), dst.repo, dst.options(t)); err != nil {
+		t.Fatal(err)
+	}
+	if d := impDiffTags(dst.tags(t), src.wantTags(t)); d != "" {
+		t.Errorf("destination tags differ:\n%s", d)
+	}
+	for _, c := range impMust(src.idx.IndexManifest()).Manifests {
+		if !dst.hasManifest(t, c.Digest) {
+			t.Errorf("index child %s missing from the destination", c.Digest)
+		}
 	}
 }
 
