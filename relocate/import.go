@@ -200,8 +200,6 @@ type importTag struct {
 	tag    string
 	digest v1.Hash // zero when not known (dry run)
 	m      importRawManifest
-	// loc is the locations image a tag points at, pushed before its tags.
-	loc *importLocations
 }
 
 // importLocations is the locations image of one bundle.
@@ -551,8 +549,8 @@ func (im *importer) locations(ctx context.Context, bundles []importEntry) ([]*im
 // repo-based, as imgpkg does it).
 func importLocationTags(l *importLocations) []importTag {
 	return []importTag{
-		{tag: tags.ImageLocations(l.bundle.digest), digest: l.digest, m: l.m, loc: l},
-		{tag: tags.Imgpkg(l.digest), digest: l.digest, m: l.m, loc: l},
+		{tag: tags.ImageLocations(l.bundle.digest), digest: l.digest, m: l.m},
+		{tag: tags.Imgpkg(l.digest), digest: l.digest, m: l.m},
 	}
 }
 

@@ -134,11 +134,9 @@ type importUploads struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 
-	mu       sync.Mutex
-	dir      string // created on the first file spool
-	err      error
-	uploaded int
-	bytes    int64
+	mu  sync.Mutex
+	dir string // created on the first file spool
+	err error
 }
 
 func newImportUploads(ctx context.Context, pusher *remote.Pusher, repo name.Repository, workers, slots int, budgetBytes int64, spoolDir string, rep progress.Reporter) *importUploads {
@@ -284,10 +282,6 @@ func (u *importUploads) upload(sp *importSpool) error {
 	if rest := sp.size - sp.reported.Swap(sp.size); rest > 0 {
 		u.rep.Add(rest)
 	}
-	u.mu.Lock()
-	u.uploaded++
-	u.bytes += sp.size
-	u.mu.Unlock()
 	return nil
 }
 
