@@ -522,11 +522,14 @@ func TestBuildIndex(t *testing.T) {
 		"no entries":    {nil, IndexOptions{CreatedBy: "x"}, "no entries"},
 		"bad digest": {bad(func(e *Entry) { e.Descriptor.Digest = v1.Hash{Algorithm: "sha512", Hex: "ab"} }),
 			IndexOptions{CreatedBy: "x"}, "sha256"},
-		"no size":       {bad(func(e *Entry) { e.Descriptor.Size = 0 }), IndexOptions{CreatedBy: "x"}, "size"},
-		"layer type":    {bad(func(e *Entry) { e.Descriptor.MediaType = types.DockerLayer }), IndexOptions{CreatedBy: "x"}, "media type"},
-		"no role":       {bad(func(e *Entry) { e.Role = "" }), IndexOptions{CreatedBy: "x"}, "role"},
-		"no ref":        {bad(func(e *Entry) { e.OriginalRef = "" }), IndexOptions{CreatedBy: "x"}, "original reference"},
-		"tag on image":  {bad(func(e *Entry) { e.Tag = "v1" }), IndexOptions{CreatedBy: "x"}, "only the root"},
+		"no size":    {bad(func(e *Entry) { e.Descriptor.Size = 0 }), IndexOptions{CreatedBy: "x"}, "size"},
+		"layer type": {bad(func(e *Entry) { e.Descriptor.MediaType = types.DockerLayer }), IndexOptions{CreatedBy: "x"}, "media type"},
+		"no role":    {bad(func(e *Entry) { e.Role = "" }), IndexOptions{CreatedBy: "x"}, "role"},
+		"no ref":     {bad(func(e *Entry) { e.OriginalRef = "" }), IndexOptions{CreatedBy: "x"}, "original reference"},
+		"tag on an image beside the bundle": {[]Entry{fx.entries[3], func() Entry { e := fx.entries[0]; e.Tag = "v2"; return e }()},
+			IndexOptions{CreatedBy: "x"}, "only the root"},
+		"two tags": {[]Entry{func() Entry { e := fx.entries[0]; e.Tag = "v2"; return e }(), func() Entry { e := fx.entries[1]; e.Tag = "v3"; return e }()},
+			IndexOptions{CreatedBy: "x"}, "only the root"},
 		"two roots":     {[]Entry{fx.entries[3], func() Entry { e := fx.entries[2]; e.Role = RoleBundle; return e }()}, IndexOptions{CreatedBy: "x"}, "one root"},
 		"twice":         {[]Entry{good, good}, IndexOptions{CreatedBy: "x"}, "twice"},
 		"skipped bogus": {fx.entries, IndexOptions{CreatedBy: "x", SkippedLayers: []v1.Descriptor{{Digest: v1.Hash{Algorithm: "md5", Hex: "00"}}}}, "skipped"},
@@ -535,6 +538,18 @@ func TestBuildIndex(t *testing.T) {
 			t.Errorf("%s: got %v, want an error mentioning %q", name, err, tc.want)
 		}
 	}
+	// An archive of a single image: the image is the root and has the tag.
+	// (Its reference sorts after the other's, so only the tag puts it first.)
+	img := fx.entries[1]
+	img.Tag = "1.0"
+	b, err = BuildIndex([]Entry{fx.entries[0], img}, IndexOptions{CreatedBy: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := parseIndex(b)
+	if err != nil || info.entries[0].Tag != "1.0" || info.entries[0].Descriptor.Digest != img.Descriptor.Digest {
+		t.Errorf("tagged image is not first: %v %+v", err, info)
+	}
 	// A role this version does not know passes through (forward
 	// compatibility), without an original reference if need be.
 	sig := Entry{Descriptor: good.Descriptor, Role: "signature"}
@@ -542,7 +557,7 @@ func TestBuildIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := parseIndex(b)
+	info, err = parseIndex(b)
 	if err != nil || info.entries[0].Role != "signature" {
 		t.Errorf("unknown role: %v", err)
 	}

@@ -79,7 +79,9 @@ type Entry struct {
 	// roles of format version 1.
 	OriginalRef string
 	// Tag is the root's original tag, recorded as
-	// org.opencontainers.image.ref.name; only a RoleBundle entry has one.
+	// org.opencontainers.image.ref.name. At most one entry has one: the
+	// RoleBundle entry when there is one, otherwise the image an archive
+	// of a single image was made from.
 	Tag string
 }
 
@@ -96,10 +98,10 @@ type IndexOptions struct {
 // BuildIndex returns index.json for entries: an OCI index whose
 // descriptors carry ferry's annotations, compact JSON, deterministic.
 //
-// Descriptors are ordered with the RoleBundle entry (the root) first, then
-// by OriginalRef, then digest, then role: the order a person reading
-// `ferry inspect` expects, and one that depends only on the entries, never
-// on the order the caller found them in.
+// Descriptors are ordered with the root (the RoleBundle entry, or the
+// entry with a Tag) first, then by OriginalRef, then digest, then role: the
+// order a person reading `ferry inspect` expects, and one that depends only
+// on the entries, never on the order the caller found them in.
 func BuildIndex(entries []Entry, opts IndexOptions) ([]byte, error) {
 	if opts.CreatedBy == "" {
 		return nil, errors.New("build index.json: IndexOptions.CreatedBy is empty")
@@ -158,7 +160,7 @@ func BuildIndex(entries []Entry, opts IndexOptions) ([]byte, error) {
 }
 
 func compareEntries(a, b Entry) int {
-	ra, rb := a.Role == RoleBundle, b.Role == RoleBundle
+	ra, rb := a.isRoot(), b.isRoot()
 	switch {
 	case ra && !rb:
 		return -1
@@ -174,6 +176,10 @@ func compareEntries(a, b Entry) int {
 	return strings.Compare(string(a.Role), string(b.Role))
 }
 
+// isRoot reports whether e is the root of its archive; checkEntries
+// ensures there is at most one.
+func (e Entry) isRoot() bool { return e.Role == RoleBundle || e.Tag != "" }
+
 // checkEntries enforces what both the Writer and the Reader require of
 // index.json descriptors, so that the Writer never produces an archive the
 // Reader refuses.
@@ -184,7 +190,8 @@ func checkEntries(entries []Entry) error {
 		ref  string
 	}
 	seen := map[key]bool{}
-	roots := 0
+	roots, tags := 0, 0
+	var tagged Entry
 	for i, e := range entries {
 		d := e.Descriptor
 		name := fmt.Sprintf("entry %d (%s %s)", i, e.OriginalRef, d.Digest)
@@ -206,8 +213,9 @@ func checkEntries(entries []Entry) error {
 		if e.Role == RoleBundle {
 			roots++
 		}
-		if e.Tag != "" && e.Role != RoleBundle {
-			return fmt.Errorf("%s: only the root bundle has a tag, %s has %q", name, e.Role, e.Tag)
+		if e.Tag != "" {
+			tags++
+			tagged = e
 		}
 		k := key{d.Digest, e.Role, e.OriginalRef}
 		if seen[k] {
@@ -217,6 +225,12 @@ func checkEntries(entries []Entry) error {
 	}
 	if roots > 1 {
 		return fmt.Errorf("%d entries have role %s; an archive has one root", roots, RoleBundle)
+	}
+	if tags > 1 {
+		return fmt.Errorf("%d entries have a tag; only the root has one", tags)
+	}
+	if tags == 1 && roots == 1 && tagged.Role != RoleBundle {
+		return fmt.Errorf("%s %s has tag %q; only the root bundle has one", tagged.Role, tagged.OriginalRef, tagged.Tag)
 	}
 	return nil
 }
