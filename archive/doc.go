@@ -26,7 +26,7 @@
 // more), mtime 0, uid/gid 0, no user or group names, mode 0644. The zstd
 // stream is a sequence of independent frames of at most frameSize bytes of
 // tar each (plus one frame boundary right after the head), each with its
-// content checksum; see compress.go for why frames rather than one frame.
+// content checksum (frameSize explains why frames rather than one).
 // The same inputs therefore give the same bytes whatever
 // WriterOptions.Concurrency is.
 package archive

@@ -88,7 +88,8 @@ func tarHeader(name string, size int64) *tar.Header {
 // WriteHeader writes oci-layout, index (from BuildIndex) and the manifests
 // and indexes, sorted by digest. manifests must hold exactly the closure of
 // index: every manifest and index it names, and those they name, each
-// matching its digest.
+// matching its digest and at most DefaultMaxManifestSize bytes (what a
+// Reader accepts by default).
 func (w *Writer) WriteHeader(index []byte, manifests map[v1.Hash][]byte) error {
 	if err := w.usable(); err != nil {
 		return err
