@@ -80,6 +80,8 @@ FERRY_TOKEN, or the Docker config and its credential helpers.`,
 			pullCommand(),
 			exportCommand(),
 			importCommand(),
+			inspectCommand(),
+			verifyCommand(),
 			tagCommand(),
 		},
 	}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ferry-dev/ferry/relocate"
+)
+
+func inspectCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "inspect",
+		Usage:     "show what an archive holds and the tags an import will write",
+		UsageText: "ferry inspect FILE.tar.zst [--json]\n   ferry inspect - < FILE.tar.zst",
+		Description: `Reads only the head of the archive (index.json and the manifests come
+first), so it answers at once whatever the archive's size. It verifies what
+it reads; ferry verify checks the configs and layers too.`,
+		Flags:  []cli.Flag{jsonFlag()},
+		Action: runInspect,
+	}
+}
+
+// openArchive opens the archive named by the command's one argument ("-"
+// is standard input).
+func openArchive(c *cli.Context) (io.Reader, func(), error) {
+	if c.NArg() != 1 {
+		return nil, nil, usagef("%s: give one archive (FILE.tar.zst, or - for standard input)", c.Command.Name)
+	}
+	path := c.Args().First()
+	if path == "-" {
+		return c.App.Reader, func() {}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", c.Command.Name, err)
+	}
+	return f, func() { f.Close() }, nil
+}
+
+func runInspect(c *cli.Context) error {
+	out := newPrinter(c)
+	in, done, err := openArchive(c)
+	if err != nil {
+		return err
+	}
+	defer done()
+	inv, err := relocate.Inspect(in)
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", c.Args().First(), err)
+	}
+	return out.Result(inv, func(w io.Writer) {
+		fmt.Fprintf(w, "Archive: %s (format %d, %s", c.Args().First(), inv.Version, inv.Compression)
+		if inv.CreatedBy != "" {
+			fmt.Fprintf(w, ", written by %s", inv.CreatedBy)
+		}
+		fmt.Fprintln(w, ")")
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ROLE\tREFERENCE\tDIGEST\tPLATFORMS\tSIZE")
+		for _, im := range inv.Images {
+			ref := im.OriginalRef
+			if im.Tag != "" && !strings.Contains(ref, ":"+im.Tag) {
+				ref += " (tag " + im.Tag + ")"
+			}
+			plats := strings.Join(im.Platforms, ",")
+			if plats == "" {
+				plats = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", im.Role, ref, shortDigest(im.Digest), plats, humanBytes(im.Size))
+		}
+		tw.Flush()
+		fmt.Fprintf(w, "Total: %s, %s (%s), %d manifests\n", plural(len(inv.Images), "image"), plural(inv.Blobs, "blob"), humanBytes(inv.Bytes+inv.ManifestBytes), inv.Manifests)
+		for _, s := range inv.Skipped {
+			fmt.Fprintf(w, "Left out (non-distributable): %s\n", s)
+		}
+		fmt.Fprintln(w, "An import writes these tags, the last one last:")
+		for _, t := range inv.Tags {
+			fmt.Fprintf(w, "  %s\n", t)
+		}
+	})
+}
+
+// shortDigest abbreviates sha256:<64 hex> for tables.
+func shortDigest(d string) string {
+	if len(d) > len("sha256:")+12 {
+		return d[:len("sha256:")+12]
+	}
+	return d
+}
+
+func verifyCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "verify",
+		Usage:     "check an archive offline: every digest, size and reference",
+		UsageText: "ferry verify FILE.tar.zst [--json]",
+		Description: `Reads the whole archive once, without a network, and checks the layout,
+index.json, every manifest, every config and layer against its digest and
+size, that every image a bundle's images.yml locks is in the archive, and,
+when FILE.sha256 exists beside it, the archive's checksum. Exits 1 naming
+the first problem.`,
+		Flags:  []cli.Flag{jsonFlag()},
+		Action: runVerify,
+	}
+}
+
+func runVerify(c *cli.Context) error {
+	out := newPrinter(c)
+	if c.NArg() != 1 || c.Args().First() == "-" {
+		return usagef("verify: give one archive file")
+	}
+	path := c.Args().First()
+	res, err := relocate.VerifyFile(c.Context, path, out.Reporter())
+	if err != nil {
+		return err
+	}
+	return out.Result(res, func(w io.Writer) {
+		fmt.Fprintf(w, "OK: %s verified: %s, %s (%s), %s\n", path, plural(res.Images, "image"), plural(res.Blobs, "blob"), humanBytes(res.Bytes), plural(res.Bundles, "bundle lock"))
+		fmt.Fprintf(w, "sha256: %s", res.SHA256)
+		if res.Sidecar != "" {
+			fmt.Fprintf(w, " (matches %s)", res.Sidecar)
+		}
+		fmt.Fprintln(w)
+	})
+}

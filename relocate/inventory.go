@@ -1,0 +1,145 @@
+package relocate
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/tags"
+)
+
+// Inventory describes an archive from its head alone: what it holds and the
+// tags an import writes. It is what `ferry inspect` prints.
+type Inventory struct {
+	// Compression, Version and CreatedBy come from the archive's head.
+	Compression string `json:"compression"`
+	Version     int    `json:"formatVersion"`
+	CreatedBy   string `json:"createdBy,omitempty"`
+	// Images are index.json's entries, the root first.
+	Images []InventoryImage `json:"images"`
+	// Blobs and Bytes count every config and layer the archive holds (each
+	// once) and their size; Manifests and ManifestBytes the manifests and
+	// indexes.
+	Blobs         int   `json:"blobs"`
+	Bytes         int64 `json:"bytes"`
+	Manifests     int   `json:"manifests"`
+	ManifestBytes int64 `json:"manifestBytes"`
+	// Skipped are the non-distributable layers left out at export.
+	Skipped []string `json:"skippedLayers,omitempty"`
+	// Tags are the tags an import writes (without --repo-based-tags), in
+	// the order it writes them; the original tag comes last.
+	Tags []string `json:"importTags"`
+}
+
+// InventoryImage is one entry of an archive's index.json.
+type InventoryImage struct {
+	Digest      string   `json:"digest"`
+	MediaType   string   `json:"mediaType"`
+	Role        string   `json:"role"`
+	OriginalRef string   `json:"originalRef,omitempty"`
+	Tag         string   `json:"tag,omitempty"`
+	Platforms   []string `json:"platforms,omitempty"`
+	// Size is the manifest, configs and layers this entry reaches (shared
+	// blobs count in every entry that reaches them).
+	Size int64 `json:"size"`
+}
+
+// Inspect reads only the head of the archive in r (index.json and the
+// manifests come first) and describes it. It never reads a config or layer,
+// so it is quick on any archive; `verify` checks those.
+func Inspect(r io.Reader) (*Inventory, error) {
+	h, err := archive.Inspect(r)
+	if err != nil {
+		return nil, err
+	}
+	inv := &Inventory{Compression: string(h.Compression), Version: h.Version, CreatedBy: h.CreatedBy}
+	skipped := map[v1.Hash]bool{}
+	for _, d := range h.SkippedLayers {
+		skipped[d] = true
+		inv.Skipped = append(inv.Skipped, d.String())
+	}
+	for _, b := range h.Blobs {
+		if skipped[b.Digest] {
+			continue
+		}
+		inv.Blobs++
+		inv.Bytes += b.Size
+	}
+	for _, m := range h.Manifests {
+		inv.Manifests++
+		inv.ManifestBytes += int64(len(m))
+	}
+	var bundles, imgpkgTags []string
+	var original string
+	for _, e := range h.Entries {
+		d := e.Descriptor.Digest
+		size, plats, err := reach(h, d, skipped)
+		if err != nil {
+			return nil, err
+		}
+		inv.Images = append(inv.Images, InventoryImage{
+			Digest: d.String(), MediaType: string(e.Descriptor.MediaType), Role: string(e.Role),
+			OriginalRef: e.OriginalRef, Tag: e.Tag, Platforms: plats, Size: size,
+		})
+		imgpkgTags = append(imgpkgTags, tags.Imgpkg(d))
+		if e.Role == archive.RoleBundle || e.Role == archive.RoleNestedBundle {
+			bundles = append(bundles, tags.ImageLocations(d))
+		}
+		if e.Tag != "" {
+			original = e.Tag
+		}
+	}
+	sort.Strings(imgpkgTags)
+	sort.Strings(bundles)
+	inv.Tags = append(imgpkgTags, bundles...)
+	if len(bundles) > 0 {
+		inv.Tags = append(inv.Tags, "sha256-<locations digest>.imgpkg (one per bundle, known at import)")
+	}
+	if original != "" {
+		inv.Tags = append(inv.Tags, original)
+	}
+	return inv, nil
+}
+
+// reach sums the sizes of what manifest d references, following index
+// children, and lists the platforms of an index.
+func reach(h *archive.Head, d v1.Hash, skipped map[v1.Hash]bool) (int64, []string, error) {
+	raw, ok := h.Manifests[d]
+	if !ok {
+		return 0, nil, fmt.Errorf("manifest %s is not in the archive's head", d)
+	}
+	var m struct {
+		MediaType string          `json:"mediaType"`
+		Config    *v1.Descriptor  `json:"config"`
+		Layers    []v1.Descriptor `json:"layers"`
+		Manifests []v1.Descriptor `json:"manifests"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return 0, nil, fmt.Errorf("manifest %s: %w", d, err)
+	}
+	size := int64(len(raw))
+	var plats []string
+	if m.Config != nil {
+		size += m.Config.Size
+	}
+	for _, l := range m.Layers {
+		if !skipped[l.Digest] {
+			size += l.Size
+		}
+	}
+	for _, c := range m.Manifests {
+		n, _, err := reach(h, c.Digest, skipped)
+		if err != nil {
+			return 0, nil, err
+		}
+		size += n
+		if c.Platform != nil {
+			plats = append(plats, c.Platform.String())
+		}
+	}
+	return size, plats, nil
+}
