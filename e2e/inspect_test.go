@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"archive/tar"
 	"bytes"
 	"encoding/json"
 	"io"
@@ -60,29 +61,50 @@ func TestInspectListsImagesAndImportTags(t *testing.T) {
 }
 
 func TestInspectReadsOnlyTheHead(t *testing.T) {
-	_, archive := exported(t)
+	f, archive := exported(t)
 	raw, _ := os.ReadFile(archive)
-	// Cut the archive right after its head: inspect must still answer, since
-	// it never reads a config or layer; verify must fail.
 	zr, _ := zstd.NewReader(bytes.NewReader(raw))
 	plain, _ := io.ReadAll(zr)
 	zr.Close()
-	firstConfigOrLayer := bytes.Index(plain, []byte("blobs/sha256/"))
-	// Skip the manifests: find the last manifest's header by looking for the
-	// largest offset whose entry inspect needs; simpler: keep 60% of the tar,
-	// which always holds the head of this small fixture but not all blobs.
-	_ = firstConfigOrLayer
-	cut := plain[:len(plain)*6/10]
+	// Find where the last manifest entry ends: everything after is configs
+	// and layers, which inspect must never need.
+	cr := &countingReader{r: bytes.NewReader(plain)}
+	tr := tar.NewReader(cr)
+	headEnd := int64(0)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		io.Copy(io.Discard, tr)
+		if f.allManifests["sha256:"+strings.TrimPrefix(h.Name, "blobs/sha256/")] {
+			headEnd = (cr.n + 511) / 512 * 512
+		}
+	}
+	if headEnd == 0 || headEnd >= int64(len(plain))-1024 {
+		t.Fatalf("could not find the head's end (%d of %d)", headEnd, len(plain))
+	}
+	cut := plain[:headEnd]
 	r := ferryIn(t, nil, bytes.NewReader(cut), "inspect", "-")
 	if r.Code != 0 {
-		t.Fatalf("inspect of an archive cut after its head: %s", r)
+		t.Fatalf("inspect of an archive cut right after its head: %s", r)
 	}
-	dir := t.TempDir()
-	p := filepath.Join(dir, "cut.tar")
+	p := filepath.Join(t.TempDir(), "cut.tar")
 	os.WriteFile(p, cut, 0o644)
 	if r := ferry(t, nil, "verify", p); r.Code != 1 || !strings.Contains(r.Stderr, "truncated") {
 		t.Fatalf("verify of a truncated archive: %s", r)
 	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func TestVerifyGoodAndDamagedArchives(t *testing.T) {
