@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/lock"
 )
 
 // The head of an archive (index.json and every manifest) is the whole plan
@@ -69,6 +70,10 @@ type importHead struct {
 	blobs    []v1.Descriptor
 	blobSize map[v1.Hash]int64
 	skipped  map[v1.Hash]bool
+	// locks are the images.yml of bundles, when the mover already knows
+	// them (a copy read them while planning); the others are read back
+	// from the destination once their layers are there.
+	locks map[v1.Hash]*lock.ImagesLock
 }
 
 // bundles returns the root and nested bundle entries, in index order.
@@ -90,17 +95,24 @@ func (h *importHead) isBundle(d v1.Hash) bool {
 
 // readImportHead builds the plan from the head the archive Reader has read.
 func readImportHead(ar *archive.Reader) (*importHead, error) {
+	return newImportHead(ar.Entries(), ar.SkippedLayers(), ar.Manifest)
+}
+
+// newImportHead builds the plan of what a destination must hold from the
+// entries of an archive's index.json (or of a Plan, see Copy), the layers
+// left out, and the raw manifests and indexes by digest.
+func newImportHead(entries []archive.Entry, skipped []v1.Hash, manifest func(v1.Hash) ([]byte, bool)) (*importHead, error) {
 	h := &importHead{
 		byDigest:  map[v1.Hash]*importEntry{},
 		manifests: map[v1.Hash]*importManifest{},
 		blobSize:  map[v1.Hash]int64{},
 		skipped:   map[v1.Hash]bool{},
 	}
-	for _, d := range ar.SkippedLayers() {
+	for _, d := range skipped {
 		h.skipped[d] = true
 	}
 	at := map[v1.Hash]int{}
-	for _, e := range ar.Entries() {
+	for _, e := range entries {
 		d := e.Descriptor.Digest
 		if i, ok := at[d]; ok {
 			// One digest, two descriptors: a bundle role wins, so its
@@ -141,7 +153,7 @@ func readImportHead(ar *archive.Reader) (*importHead, error) {
 		if _, ok := h.manifests[d]; ok {
 			return nil
 		}
-		raw, ok := ar.Manifest(d)
+		raw, ok := manifest(d)
 		if !ok {
 			return fmt.Errorf("manifest %s (referenced by %s) is not in the archive", d, from)
 		}
