@@ -2,6 +2,7 @@ package relocate
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,7 +17,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/bundle"
@@ -156,7 +157,14 @@ func verify(ctx context.Context, r io.Reader, res *VerifyResult) error {
 	// Every image a bundle locks must have travelled with it.
 	for _, b := range bundles {
 		src := fmt.Sprintf("bundle %s (%s)", b.entry.OriginalRef, b.entry.Descriptor.Digest)
-		img, err := mutate.AppendLayers(empty.Image, static.NewLayer(want[b.layer.Digest], b.layer.MediaType))
+		data := want[b.layer.Digest]
+		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(data)), nil
+		}, tarball.WithMediaType(b.layer.MediaType))
+		if err != nil {
+			return fmt.Errorf("%s: %w", src, err)
+		}
+		img, err := mutate.AppendLayers(empty.Image, layer)
 		if err != nil {
 			return err
 		}

@@ -41,7 +41,7 @@ func usagef(format string, args ...any) error {
 // It is separate from main so that tests can run the CLI in-process.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
-	err := app.RunContext(ctx, args)
+	err := app.RunContext(ctx, flagsFirst(args))
 	if err == nil {
 		return 0
 	}
@@ -96,4 +96,23 @@ func setUsageHandler(c *cli.Command, h cli.OnUsageErrorFunc) {
 	for _, sub := range c.Subcommands {
 		setUsageHandler(sub, h)
 	}
+}
+
+// flagsFirst lets `ferry inspect FILE --json` work: urfave/cli stops parsing
+// flags at the first argument, so for the commands that take a file
+// argument and only boolean flags, flags are moved before it.
+func flagsFirst(args []string) []string {
+	if len(args) < 3 || (args[1] != "inspect" && args[1] != "verify") {
+		return args
+	}
+	out := append([]string{}, args[:2]...)
+	var rest []string
+	for _, a := range args[2:] {
+		if len(a) > 1 && a[0] == '-' {
+			out = append(out, a)
+		} else {
+			rest = append(rest, a)
+		}
+	}
+	return append(out, rest...)
 }

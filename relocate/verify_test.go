@@ -1,0 +1,109 @@
+package relocate
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+
+	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/fixtures"
+	"github.com/ferry-dev/ferry/internal/bundle"
+)
+
+// writeBundleOnlyArchive writes an archive holding a bundle that locks
+// locked, and (when withImage) the locked image itself.
+func writeBundleOnlyArchive(t *testing.T, path string, withImage bool) {
+	t.Helper()
+	app, err := fixtures.Image(1, 1, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appDigest, _ := app.Digest()
+	dir := filepath.Join(t.TempDir(), "b")
+	if err := fixtures.WriteBundleDir(dir, []string{"127.0.0.1:5000/app@" + appDigest.String()}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := bundle.Build(context.Background(), []string{dir}, bundle.BuildOptions{Bundle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	images := []v1.Image{b}
+	bd, _ := b.Digest()
+	braw, _ := b.RawManifest()
+	bmt, _ := b.MediaType()
+	entries := []archive.Entry{{Descriptor: v1.Descriptor{MediaType: bmt, Digest: bd, Size: int64(len(braw))}, Role: archive.RoleBundle, OriginalRef: "127.0.0.1:5000/b:v1", Tag: "v1"}}
+	manifests := map[v1.Hash][]byte{bd: braw}
+	if withImage {
+		images = append(images, app)
+		araw, _ := app.RawManifest()
+		amt, _ := app.MediaType()
+		entries = append(entries, archive.Entry{Descriptor: v1.Descriptor{MediaType: amt, Digest: appDigest, Size: int64(len(araw))}, Role: archive.RoleImage, OriginalRef: "127.0.0.1:5000/app@" + appDigest.String()})
+		manifests[appDigest] = araw
+	}
+	index, err := archive.BuildIndex(entries, archive.IndexOptions{CreatedBy: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w, err := archive.NewWriter(f, archive.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteHeader(index, manifests); err != nil {
+		t.Fatal(err)
+	}
+	// Configs then layers, each once, sorted as the Writer expects any order.
+	for _, img := range images {
+		cfg, _ := partial.ConfigLayer(img)
+		d, _ := cfg.Digest()
+		size, _ := cfg.Size()
+		rc, _ := cfg.Compressed()
+		if err := w.WriteBlob(d, size, rc); err != nil {
+			t.Fatal(err)
+		}
+		rc.Close()
+	}
+	for _, img := range images {
+		layers, _ := img.Layers()
+		for _, l := range layers {
+			d, _ := l.Digest()
+			size, _ := l.Size()
+			rc, _ := l.Compressed()
+			if err := w.WriteBlob(d, size, rc); err != nil {
+				t.Fatal(err)
+			}
+			rc.Close()
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestVerifyFileChecksBundleLocks(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.tar.zst")
+	writeBundleOnlyArchive(t, good, true)
+	res, err := VerifyFile(context.Background(), good, nil)
+	if err != nil || !res.Verified || res.Bundles != 1 || res.Images != 2 {
+		t.Fatalf("good archive: %+v, %v", res, err)
+	}
+
+	missing := filepath.Join(dir, "missing.tar.zst")
+	writeBundleOnlyArchive(t, missing, false)
+	_, err = VerifyFile(context.Background(), missing, nil)
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:5000/app@sha256:") || !strings.Contains(err.Error(), "does not hold") {
+		t.Fatalf("want an error naming the locked image the archive lacks, got %v", err)
+	}
+}
