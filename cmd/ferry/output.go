@@ -85,7 +85,7 @@ func (r *reporter) Start(phase string, total int64) {
 		return
 	}
 	if total > 0 {
-		fmt.Fprintf(r.w, "%s: %s to move\n", phase, humanBytes(total))
+		fmt.Fprintf(r.w, "%s: %s in total\n", phase, humanBytes(total))
 	}
 }
 
