@@ -38,7 +38,8 @@ import (
 // multi-platform index and the first image again. Every digest the tests
 // expect is taken from these values, which the test built itself.
 type impSource struct {
-	reg  *testregistry.Registry
+	reg  *testregistry.Registry // nil when reached through another endpoint
+	ep   *testregistry.Endpoint
 	opts []remote.Option
 
 	app1, app2  v1.Image
@@ -60,7 +61,16 @@ type impSource struct {
 func impNewSource(t testing.TB, bigLayer int64) *impSource {
 	t.Helper()
 	reg := testregistry.NewGGCR(t)
-	s := &impSource{reg: reg, opts: reg.RemoteOptions(t)}
+	s := impNewSourceAt(t, &reg.Endpoint, bigLayer)
+	s.reg = reg
+	return s
+}
+
+// impNewSourceAt pushes the source content through ep (a registry, or a
+// proxy in front of one); every reference names ep.
+func impNewSourceAt(t testing.TB, ep *testregistry.Endpoint, bigLayer int64) *impSource {
+	t.Helper()
+	s := &impSource{ep: ep, opts: ep.RemoteOptions(t)}
 
 	shared := impMust(random.Layer(3000, types.DockerLayer))
 	s.app1 = impMust(mutate.AppendLayers(impMust(random.Image(1500, 1)), shared))
@@ -85,7 +95,7 @@ func impNewSource(t testing.TB, bigLayer int64) *impSource {
 	s.nested, s.nestedRef = s.pushBundle(t, "src/nested", "", s.nestedLocks)
 	s.rootLocks = []string{s.app1Ref, s.app2Ref, s.nestedRef}
 	s.root, _ = s.pushBundle(t, "src/root", "v1", s.rootLocks)
-	s.rootTagRef = reg.Repo("src/root") + ":v1"
+	s.rootTagRef = ep.Repo("src/root") + ":v1"
 	return s
 }
 
@@ -98,7 +108,7 @@ func (s *impSource) push(t testing.TB, repo string, obj remote.Taggable) string 
 	case v1.ImageIndex:
 		d = impMust(o.Digest())
 	}
-	ref := impMust(name.NewDigest(s.reg.Repo(repo) + "@" + d.String()))
+	ref := impMust(name.NewDigest(s.ep.Repo(repo) + "@" + d.String()))
 	var err error
 	switch o := obj.(type) {
 	case v1.Image:
@@ -126,16 +136,16 @@ func (s *impSource) pushBundle(t testing.TB, repo, tag string, images []string) 
 	}
 	defer img.Close()
 	d := impMust(img.Digest())
-	var ref name.Reference = impMust(name.NewDigest(s.reg.Repo(repo) + "@" + d.String()))
+	var ref name.Reference = impMust(name.NewDigest(s.ep.Repo(repo) + "@" + d.String()))
 	if tag != "" {
-		ref = impMust(name.NewTag(s.reg.Repo(repo) + ":" + tag))
+		ref = impMust(name.NewTag(s.ep.Repo(repo) + ":" + tag))
 	}
 	if err := remote.Write(ref, img, s.opts...); err != nil {
 		t.Fatal(err)
 	}
 	// The built image's layer is staged in a file that Close removes; the
 	// copy read back from the registry outlives it.
-	return impMust(remote.Image(ref, s.opts...)), s.reg.Repo(repo) + "@" + d.String()
+	return impMust(remote.Image(ref, s.opts...)), s.ep.Repo(repo) + "@" + d.String()
 }
 
 // export writes the archive of the root bundle with the exporter.

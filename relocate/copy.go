@@ -1,0 +1,280 @@
+package relocate
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/progress"
+	"github.com/ferry-dev/ferry/lock"
+)
+
+// DefaultCopyBlobAttempts is how many times a copy starts a blob's upload
+// afresh when CopyOptions.BlobAttempts is zero.
+const DefaultCopyBlobAttempts = 3
+
+// CopyOptions configures Copy.
+type CopyOptions struct {
+	// Remote is passed to every registry call, source and destination
+	// alike (auth, transport, retries). Credentials for two registries
+	// that need different ones come from a keychain (the Docker config).
+	Remote []remote.Option
+	// Name is used to parse the plan's original references (for
+	// RepoBasedTags) and tags.
+	Name []name.Option
+	// Concurrency bounds the registry requests made at once, and so the
+	// blobs streaming at once; 0 means DefaultImportConcurrency, for the
+	// reasons measured there (the destination's round trips dominate).
+	Concurrency int
+	// RepoBasedTags gives lock images and bundles the tag
+	// "<source path>-sha256-<hex>.imgpkg" (imgpkg's --repo-based-tags); the
+	// path is that of the reference the lock names, never the
+	// destination's.
+	RepoBasedTags bool
+	// DryRun checks the destination and reports what a copy would send and
+	// tag, and changes nothing.
+	DryRun bool
+	// LockOutput, when set, is a file that receives a BundleLock naming the
+	// root bundle at its new home (written atomically, after the root tag).
+	LockOutput string
+	// Reporter receives progress; nil discards it.
+	Reporter progress.Reporter
+	// BlobAttempts is how many times a blob's upload is started afresh (a
+	// new GET from the source, a new upload session at the destination)
+	// when its bytes fail on the way; 0 means DefaultCopyBlobAttempts.
+	// Single requests are retried below this, by the transport in Remote.
+	BlobAttempts int
+}
+
+// Copy executes the plan p straight from the source registries into repo,
+// with exactly what an Import of p's archive would leave there (DESIGN §2):
+// the same blobs and manifests, the same tags, the same image-locations
+// images, in the same commit order, with the root's original tag last, so
+// a failure anywhere before it never moves that tag.
+//
+// Blobs the destination has already are skipped (HEAD). The others stream
+// from their source to the destination, several at once and never held in
+// memory or on disk; each is verified against its digest as it is read, and
+// the destination verifies it again. Within one registry a blob is mounted
+// from its source repository instead (the registry copies nothing), falling
+// back to streaming when the registry declines. A blob whose bytes fail on
+// the way (the source cut the download, the destination lost part of the
+// upload) is sent again from a fresh GET, up to CopyOptions.BlobAttempts
+// times. A copy is idempotent: run again after a failure, it sends only what
+// is missing.
+func Copy(ctx context.Context, p *Plan, repo name.Repository, opts CopyOptions) (*ImportResult, error) {
+	res, err := runCopy(ctx, p, repo, opts)
+	if err != nil {
+		return nil, fmt.Errorf("copy to %s: %w", repo, err)
+	}
+	return res, nil
+}
+
+func runCopy(ctx context.Context, p *Plan, repo name.Repository, opts CopyOptions) (*ImportResult, error) {
+	if p == nil || len(p.Images) == 0 {
+		return nil, errors.New("the plan holds no images")
+	}
+	head, err := planHead(p)
+	if err != nil {
+		return nil, err
+	}
+	dst, err := newDestination(repo, head, commitOptions{
+		Remote:        opts.Remote,
+		Name:          opts.Name,
+		Concurrency:   opts.Concurrency,
+		RepoBasedTags: opts.RepoBasedTags,
+		DryRun:        opts.DryRun,
+		LockOutput:    opts.LockOutput,
+		Reporter:      opts.Reporter,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c := &copier{attempts: opts.BlobAttempts, sources: make(map[v1.Hash]Blob, len(p.Blobs))}
+	if c.attempts <= 0 {
+		c.attempts = DefaultCopyBlobAttempts
+	}
+	for _, b := range p.Blobs {
+		c.sources[b.Digest] = b
+	}
+	return dst.commit(ctx, "copy", "copied", c.move)
+}
+
+// planHead is what an archive of p would hold at its head: the entries of
+// its index.json, in the same order, and every manifest. The bundles'
+// images.yml were read while planning, so locations images need not read
+// them back from the destination.
+func planHead(p *Plan) (*importHead, error) {
+	entries := make([]archive.Entry, 0, len(p.Images))
+	locks := map[v1.Hash]*lock.ImagesLock{}
+	for _, im := range p.Images {
+		entries = append(entries, archive.Entry{
+			Descriptor:  v1.Descriptor{MediaType: im.MediaType, Size: im.Size, Digest: im.Digest},
+			Role:        im.Role,
+			OriginalRef: im.OriginalRef,
+			Tag:         im.Tag,
+		})
+		if im.Lock != nil {
+			locks[im.Digest] = im.Lock
+		}
+	}
+	// index.json's order (archive.BuildIndex): the root first, then by
+	// original reference, digest and role. Tags are reported in an order
+	// that follows it, so a copy reports them as an import would.
+	slices.SortStableFunc(entries, func(a, b archive.Entry) int {
+		ra, rb := a.Role == archive.RoleBundle || a.Tag != "", b.Role == archive.RoleBundle || b.Tag != ""
+		switch {
+		case ra && !rb:
+			return -1
+		case rb && !ra:
+			return 1
+		}
+		return cmp.Or(
+			cmp.Compare(a.OriginalRef, b.OriginalRef),
+			cmp.Compare(a.Descriptor.Digest.String(), b.Descriptor.Digest.String()),
+			cmp.Compare(a.Role, b.Role),
+		)
+	})
+	skipped := make([]v1.Hash, 0, len(p.Skipped))
+	for _, b := range p.Skipped {
+		skipped = append(skipped, b.Digest)
+	}
+	head, err := newImportHead(entries, skipped, func(d v1.Hash) ([]byte, bool) {
+		m, ok := p.Manifests[d]
+		return m.Raw, ok
+	})
+	if err != nil {
+		return nil, err
+	}
+	head.locks = locks
+	return head, nil
+}
+
+// copier carries what a copy adds to the commit phase: where each blob
+// comes from.
+type copier struct {
+	attempts int
+	sources  map[v1.Hash]Blob
+}
+
+// move sends every blob the destination lacks, concurrently.
+func (c *copier) move(ctx context.Context, dst *destination, res *ImportResult) error {
+	var todo []Blob
+	for _, d := range dst.head.blobs {
+		if dst.blobPresent[d.Digest] {
+			continue
+		}
+		b, ok := c.sources[d.Digest]
+		if !ok {
+			// planHead's manifests are the plan's, so this cannot happen.
+			return fmt.Errorf("blob %s is referenced by a manifest but not in the plan", d.Digest)
+		}
+		todo = append(todo, b)
+	}
+	var mu sync.Mutex
+	err := importParallel(ctx, dst.conc, len(todo), func(ctx context.Context, i int) error {
+		mounted, err := c.copyBlob(ctx, dst, todo[i])
+		if err != nil {
+			return err
+		}
+		if mounted {
+			mu.Lock()
+			res.BlobsMounted++
+			res.BytesMounted += todo[i].Size
+			mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if res.BlobsMounted > 0 {
+		dst.rep.Logf("mounted %d blobs (%d bytes) from their source repositories in %s", res.BlobsMounted, res.BytesMounted, dst.repo.RegistryStr())
+	}
+	return nil
+}
+
+// copyBlob uploads one blob from its source, mounting it when source and
+// destination are one registry, and reports whether it was mounted.
+func (c *copier) copyBlob(ctx context.Context, dst *destination, b Blob) (bool, error) {
+	src := b.Source.Context()
+	// Mounting only means something within one registry; across two,
+	// go-containerregistry would still send mount= and from=, naming a
+	// repository of the wrong registry.
+	mount := src.RegistryStr() == dst.repo.RegistryStr() && src.String() != dst.repo.String()
+	st := &copyState{}
+	for attempt := 1; ; attempt++ {
+		l := &copyLayer{ctx: ctx, pull: dst.pull, blob: b, st: st, rep: dst.rep}
+		st.opened.Store(false)
+		st.streamErr.Store(nil)
+		var layer v1.Layer = l
+		if mount {
+			layer = &remote.MountableLayer{Layer: l, Reference: b.Source}
+		}
+		err := dst.push.Upload(ctx, dst.repo, layer)
+		if err == nil {
+			// Nothing read from the source: the registry mounted it (or
+			// another writer put it there since the probe).
+			mounted := !st.opened.Load()
+			if rest := b.Size - st.reported.Swap(b.Size); rest > 0 {
+				dst.rep.Add(rest)
+			}
+			return mounted, nil
+		}
+		if ctx.Err() != nil {
+			return false, fmt.Errorf("copy blob %s from %s: %w", b.Digest, b.Source, context.Cause(ctx))
+		}
+		if attempt >= c.attempts || !st.restartable(err) {
+			return false, fmt.Errorf("copy blob %s from %s to %s: %w", b.Digest, b.Source, dst.repo, err)
+		}
+		dst.rep.Warnf("blob %s failed on its way from %s to %s (%v); sending it again from a fresh download (attempt %d of %d)",
+			b.Digest, b.Source, dst.repo, err, attempt+1, c.attempts)
+	}
+}
+
+// copyState is what the attempts to copy one blob share.
+type copyState struct {
+	// reported is how many of its bytes have been reported to the
+	// Reporter; retries report only what goes beyond it.
+	reported atomic.Int64
+	// opened is set once the source has been asked for the blob in this
+	// attempt.
+	opened atomic.Bool
+	// streamErr is the source's failure part way through this attempt.
+	streamErr atomic.Pointer[error]
+}
+
+// restartable reports whether a failed upload may succeed from scratch:
+// when the source cut the blob part way, or when the destination lost
+// track of the upload session (a request retried after part of its body
+// had arrived leaves a session holding the wrong bytes).
+func (st *copyState) restartable(err error) bool {
+	if st.streamErr.Load() != nil {
+		return true
+	}
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		return false
+	}
+	if te.StatusCode == http.StatusRequestedRangeNotSatisfiable {
+		return true
+	}
+	for _, d := range te.Errors {
+		switch d.Code {
+		case transport.DigestInvalidErrorCode, transport.BlobUploadInvalidErrorCode, transport.BlobUploadUnknownErrorCode, transport.SizeInvalidErrorCode:
+			return true
+		}
+	}
+	return false
+}

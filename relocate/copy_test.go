@@ -1,0 +1,447 @@
+package relocate_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/ferry-dev/ferry/internal/testregistry"
+	"github.com/ferry-dev/ferry/lock"
+	"github.com/ferry-dev/ferry/relocate"
+)
+
+// cpPlan resolves the source's root bundle.
+func cpPlan(t testing.TB, src *impSource) *relocate.Plan {
+	t.Helper()
+	p, err := relocate.Resolve(context.Background(), relocate.Source{Bundle: src.rootTagRef}, relocate.Options{Remote: src.opts})
+	if err != nil {
+		t.Fatalf("resolve %s: %v", src.rootTagRef, err)
+	}
+	return p
+}
+
+// cpOptions are copy options reaching both sides (loopback registries
+// without auth need nothing else), with quick retries.
+func cpOptions(t testing.TB, d *impDest) relocate.CopyOptions {
+	io := d.options(t)
+	return relocate.CopyOptions{Remote: io.Remote}
+}
+
+// cpMounts counts the cross-repository mounts a registry completed: a
+// mount is a POST to the upload endpoint answered 201 Created at once,
+// where a plain upload's POST gets 202 Accepted.
+func cpMounts(reqs []testregistry.Request) int {
+	n := 0
+	for _, r := range reqs {
+		if r.Method == http.MethodPost && r.Kind == testregistry.KindUpload && r.Status == http.StatusCreated {
+			n++
+		}
+	}
+	return n
+}
+
+// cpBlobGets counts the GETs of blob d a registry served.
+func cpBlobGets(reqs []testregistry.Request, d v1.Hash) int {
+	n := 0
+	for _, r := range reqs {
+		if r.Method == http.MethodGet && r.Kind == testregistry.KindBlob && r.Ref == d.String() {
+			n++
+		}
+	}
+	return n
+}
+
+func TestCopyRecreatesTheImgpkgRepositoryInAnotherRegistry(t *testing.T) {
+	src := impNewSource(t, 0)
+	p := cpPlan(t, src)
+	dst := impNewDest(t, false)
+
+	rec := &impRecorder{}
+	opts := cpOptions(t, dst)
+	opts.Reporter = rec
+	opts.LockOutput = filepath.Join(t.TempDir(), "bundle.lock.yml")
+	res, err := relocate.Copy(context.Background(), p, dst.repo, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	want := src.wantTags(t)
+	if d := impDiffTags(dst.tags(t), want); d != "" {
+		t.Errorf("destination tags differ:\n%s", d)
+	}
+	for _, c := range impMust(src.idx.IndexManifest()).Manifests {
+		if !dst.hasManifest(t, c.Digest) {
+			t.Errorf("index child %s missing from the destination", c.Digest)
+		}
+	}
+	blobs := src.blobs(t)
+	var total int64
+	for d, size := range blobs {
+		total += size
+		if !dst.hasBlob(t, d) {
+			t.Errorf("blob %s missing from the destination", d)
+		}
+	}
+	root := impMust(src.root.Digest())
+	if res.Root != dst.repo.Name()+"@"+root.String() || res.Tag != "v1" {
+		t.Errorf("result root %s tag %q, want %s@%s and v1", res.Root, res.Tag, dst.repo.Name(), root)
+	}
+	if res.BlobsUploaded != len(blobs) || res.BytesUploaded != total || res.BlobsPresent != 0 || res.BlobsMounted != 0 {
+		t.Errorf("result: %d blobs sent (%d bytes), %d present, %d mounted; want %d (%d bytes), 0, 0",
+			res.BlobsUploaded, res.BytesUploaded, res.BlobsPresent, res.BlobsMounted, len(blobs), total)
+	}
+	got := map[string]string{}
+	for _, tr := range res.Tags {
+		got[tr.Tag] = tr.Digest
+		if tr.Action != relocate.TagCreate {
+			t.Errorf("tag %s: action %s, want create in an empty repository", tr.Tag, tr.Action)
+		}
+	}
+	if d := impDiffTags(got, want); d != "" {
+		t.Errorf("result tags differ:\n%s", d)
+	}
+	puts := impManifestPuts(dst.reg.Requests())
+	if len(puts) == 0 || puts[len(puts)-1] != "v1" {
+		t.Errorf("last manifest PUT is not the root tag v1: %v", puts)
+	}
+	// Across registries nothing can be mounted, and no mount is asked for.
+	for _, r := range dst.reg.Requests() {
+		if r.Method == http.MethodPost && r.Kind == testregistry.KindUpload && r.Status != http.StatusAccepted {
+			t.Errorf("upload POST answered %d, want 202 (a plain upload)", r.Status)
+		}
+	}
+	bl, err := lock.ReadBundleLock(opts.LockOutput)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bl.Bundle.Image != res.Root || bl.Bundle.Tag != "v1" {
+		t.Errorf("lock output names %s tag %q, want %s and v1", bl.Bundle.Image, bl.Bundle.Tag, res.Root)
+	}
+	if len(rec.started) != 1 || rec.started[0] != "copy" || rec.total != total || rec.added != total || rec.done != 1 {
+		t.Errorf("progress: started %v total %d added %d done %d; want [copy] %d %d 1",
+			rec.started, rec.total, rec.added, rec.done, total, total)
+	}
+}
+
+func TestCopyWithinOneRegistryMountsEveryBlob(t *testing.T) {
+	reg := testregistry.NewDistribution(t)
+	src := impNewSourceAt(t, &reg.Endpoint, 0)
+	src.reg = reg
+	p := cpPlan(t, src)
+	dst := &impDest{reg: reg, ep: &reg.Endpoint, repo: impMust(name.NewRepository(reg.Repo("dst/imported")))}
+	reg.ResetCounts()
+
+	res, err := relocate.Copy(context.Background(), p, dst.repo, cpOptions(t, dst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs := src.blobs(t)
+	reqs := reg.Requests()
+	if n := cpMounts(reqs); n != len(blobs) {
+		t.Errorf("%d blobs mounted, want all %d", n, len(blobs))
+	}
+	// The only bytes sent are the two locations images' configs and
+	// layers, which are new content; no blob of the source is read.
+	if n := reg.Counts().Get(http.MethodPatch, testregistry.KindUpload); n != 4 {
+		t.Errorf("%d blobs sent, want 4 (the locations images' configs and layers)", n)
+	}
+	if n := reg.Counts().Get(http.MethodGet, testregistry.KindBlob); n != 0 {
+		t.Errorf("a copy within one registry read %d blobs", n)
+	}
+	if res.BlobsMounted != len(blobs) || res.BlobsUploaded != len(blobs) {
+		t.Errorf("result: %d mounted of %d sent, want %d of %d", res.BlobsMounted, res.BlobsUploaded, len(blobs), len(blobs))
+	}
+	if d := impDiffTags(dst.tags(t), src.wantTags(t)); d != "" {
+		t.Errorf("destination tags differ:\n%s", d)
+	}
+	for d := range blobs {
+		if !dst.hasBlob(t, d) {
+			t.Errorf("blob %s missing from the destination", d)
+		}
+	}
+}
+
+func TestCopyAgainSendsNothingAndKeepsTheTags(t *testing.T) {
+	src := impNewSource(t, 0)
+	p := cpPlan(t, src)
+	dst := impNewDest(t, false)
+	ctx := context.Background()
+	if _, err := relocate.Copy(ctx, p, dst.repo, cpOptions(t, dst)); err != nil {
+		t.Fatal(err)
+	}
+	dst.reg.ResetCounts()
+	src.reg.ResetCounts()
+
+	res, err := relocate.Copy(ctx, p, dst.repo, cpOptions(t, dst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dst.reg.Counts()
+	if n := impUploads(c); n != 0 {
+		t.Errorf("second copy made %d upload requests, want 0", n)
+	}
+	if n := c.Get(http.MethodPut, testregistry.KindManifest); n != 0 {
+		t.Errorf("second copy made %d manifest PUTs, want 0", n)
+	}
+	if n := src.reg.Counts().Get(http.MethodGet, testregistry.KindBlob); n != 0 {
+		t.Errorf("second copy read %d blobs from the source, want 0", n)
+	}
+	if blobs := src.blobs(t); res.BlobsUploaded != 0 || res.BlobsPresent != len(blobs) {
+		t.Errorf("second copy: %d sent, %d present; want 0 and %d", res.BlobsUploaded, res.BlobsPresent, len(blobs))
+	}
+	for _, tr := range res.Tags {
+		if tr.Action != relocate.TagUnchanged {
+			t.Errorf("second copy: tag %+v, want unchanged", tr)
+		}
+	}
+	if d := impDiffTags(dst.tags(t), src.wantTags(t)); d != "" {
+		t.Errorf("destination tags differ:\n%s", d)
+	}
+}
+
+func TestCopyDryRunChangesNothing(t *testing.T) {
+	src := impNewSource(t, 0)
+	p := cpPlan(t, src)
+	dst := impNewDest(t, false)
+	opts := cpOptions(t, dst)
+	opts.DryRun = true
+	res, err := relocate.Copy(context.Background(), p, dst.repo, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.DryRun || res.BlobsUploaded != len(src.blobs(t)) {
+		t.Errorf("dry run: %+v", res)
+	}
+	// Locks are known from the plan, so even the locations images' digests
+	// are reported, as a real copy would write them.
+	got := map[string]string{}
+	for _, tr := range res.Tags {
+		got[tr.Tag] = tr.Digest
+	}
+	if d := impDiffTags(got, src.wantTags(t)); d != "" {
+		t.Errorf("dry run tags differ:\n%s", d)
+	}
+	if len(dst.tags(t)) != 0 || impUploads(dst.reg.Counts()) != 0 || dst.reg.Counts().Get(http.MethodPut, testregistry.KindManifest) != 0 {
+		t.Errorf("dry run changed the destination")
+	}
+	if strings.Contains(res.Repository, "@") {
+		t.Errorf("repository %q", res.Repository)
+	}
+}
+
+// cpCutProxy is a loopback reverse proxy in front of a registry that cuts
+// the first cuts downloads of blob digest half way: the response promises
+// the whole blob, then the connection closes, as when a source registry
+// goes away during a copy.
+type cpCutProxy struct {
+	testregistry.Endpoint
+	mu     sync.Mutex
+	digest string
+	cuts   int
+}
+
+func newCutProxy(t testing.TB, target *testregistry.Registry) *cpCutProxy {
+	t.Helper()
+	u := impMust(url.Parse(target.URL))
+	p := &cpCutProxy{}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(u)
+			pr.Out.Host = pr.In.Host
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			if req := resp.Request; req.Method != http.MethodGet || !p.take(req.URL.Path) {
+				return nil
+			}
+			resp.Body = &cpCutBody{rc: resp.Body, left: resp.ContentLength / 2}
+			return nil
+		},
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	srv := httptest.NewServer(rp)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	t.Cleanup(srv.Close)
+	p.URL = srv.URL
+	p.Host = strings.TrimPrefix(srv.URL, "http://")
+	return p
+}
+
+// cut arms the proxy to cut the next n downloads of d.
+func (p *cpCutProxy) cut(d v1.Hash, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.digest, p.cuts = d.String(), n
+}
+
+// take reports whether the download of path must be cut, and counts the
+// cut.
+func (p *cpCutProxy) take(path string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cuts == 0 || !strings.HasSuffix(path, "/blobs/"+p.digest) {
+		return false
+	}
+	p.cuts--
+	return true
+}
+
+// cpCutBody returns left bytes, then fails, which makes the reverse proxy
+// abort the response mid-body.
+type cpCutBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (b *cpCutBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, errors.New("cut")
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *cpCutBody) Close() error { return b.rc.Close() }
+
+func TestCopyStartsABlobAgainWhenTheSourceCutsIt(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	proxy := newCutProxy(t, reg)
+	src := impNewSourceAt(t, &proxy.Endpoint, 2<<20)
+	p := cpPlan(t, src)
+	dst := impNewDest(t, false)
+
+	// The 2 MiB layer of app2 is cut twice; the third download succeeds.
+	m := impMust(src.app2.Manifest())
+	big := m.Layers[len(m.Layers)-1]
+	proxy.cut(big.Digest, 2)
+	reg.ResetCounts()
+
+	rec := &impRecorder{}
+	opts := cpOptions(t, dst)
+	opts.Reporter = rec
+	if _, err := relocate.Copy(context.Background(), p, dst.repo, opts); err != nil {
+		t.Fatal(err)
+	}
+	if n := cpBlobGets(reg.Requests(), big.Digest); n != 3 {
+		t.Errorf("the cut blob was downloaded %d times, want 3 (two cut, one whole)", n)
+	}
+	if !dst.hasBlob(t, big.Digest) {
+		t.Errorf("blob %s missing from the destination", big.Digest)
+	}
+	var total int64
+	for _, size := range src.blobs(t) {
+		total += size
+	}
+	if rec.added != total {
+		t.Errorf("progress added %d bytes over restarted blobs, want exactly %d", rec.added, total)
+	}
+	warned := false
+	for _, l := range rec.logs {
+		warned = warned || (strings.HasPrefix(l, "warning:") && strings.Contains(l, big.Digest.String()))
+	}
+	if !warned {
+		t.Errorf("no warning names the restarted blob %s: %v", big.Digest, rec.logs)
+	}
+	if d := impDiffTags(dst.tags(t), src.wantTags(t)); d != "" {
+		t.Errorf("destination tags differ:\n%s", d)
+	}
+}
+
+func TestCopyGivesUpOnABlobTheSourceKeepsCutting(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	proxy := newCutProxy(t, reg)
+	src := impNewSourceAt(t, &proxy.Endpoint, 2<<20)
+	p := cpPlan(t, src)
+	dst := impNewDest(t, false)
+	m := impMust(src.app2.Manifest())
+	big := m.Layers[len(m.Layers)-1]
+	proxy.cut(big.Digest, 100)
+
+	opts := cpOptions(t, dst)
+	opts.BlobAttempts = 2
+	_, err := relocate.Copy(context.Background(), p, dst.repo, opts)
+	if err == nil {
+		t.Fatal("copy succeeded with a blob the source always cuts")
+	}
+	for _, want := range []string{big.Digest.String(), proxy.Host, dst.repo.String(), "part way"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %q: %v", want, err)
+		}
+	}
+	if tags := dst.tags(t); len(tags) != 0 {
+		t.Errorf("a failed copy wrote tags: %v", tags)
+	}
+}
+
+func TestCopyFromASourceThatWentAwayNamesItAndTagsNothing(t *testing.T) {
+	src := impNewSource(t, 0)
+	p := cpPlan(t, src)
+	dst := impNewDest(t, false)
+	src.reg.Close() // after planning, before any blob is read
+
+	_, err := relocate.Copy(context.Background(), p, dst.repo, cpOptions(t, dst))
+	if err == nil {
+		t.Fatal("copy succeeded from a registry that is gone")
+	}
+	for _, want := range []string{src.reg.Host, dst.repo.String(), "copy blob"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %q: %v", want, err)
+		}
+	}
+	if tags := dst.tags(t); len(tags) != 0 {
+		t.Errorf("a failed copy wrote tags: %v", tags)
+	}
+}
+
+func TestCopyMovesAnExistingRootTagOnlyWhenEverythingIsThere(t *testing.T) {
+	src := impNewSource(t, 0)
+	p := cpPlan(t, src)
+	dst := impNewDest(t, true)
+	// v1 already names another image at the destination.
+	old := impMust(src.app1.Digest())
+	if err := remote.Write(dst.repo.Tag("v1"), src.app1, dst.reg.RemoteOptions(t)...); err != nil {
+		t.Fatal(err)
+	}
+
+	// A destination that refuses the last locations tag: the copy fails
+	// after every blob and manifest is in, and v1 must not have moved.
+	dst.proxy.SetRules(testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindManifest,
+		Path: regexp.MustCompile(`image-locations`), Fault: testregistry.FaultStatus, Status: http.StatusForbidden})
+	if _, err := relocate.Copy(context.Background(), p, dst.repo, cpOptions(t, dst)); err == nil {
+		t.Fatal("copy succeeded although a tag was refused")
+	}
+	if got := dst.tags(t)["v1"]; got != old.String() {
+		t.Fatalf("a failed copy moved v1 to %s", got)
+	}
+
+	dst.proxy.SetRules()
+	res, err := relocate.Copy(context.Background(), p, dst.repo, cpOptions(t, dst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := impMust(src.root.Digest())
+	last := res.Tags[len(res.Tags)-1]
+	if last.Tag != "v1" || last.Action != relocate.TagMove || last.Previous != old.String() || last.Digest != root.String() {
+		t.Errorf("root tag result %+v, want v1 moved from %s to %s", last, old, root)
+	}
+	if d := impDiffTags(dst.tags(t), src.wantTags(t)); d != "" {
+		t.Errorf("destination tags differ:\n%s", d)
+	}
+}
