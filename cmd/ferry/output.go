@@ -80,7 +80,9 @@ func (r *reporter) Start(phase string, total int64) {
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionClearOnFinish(),
-			progressbar.OptionFullWidth(),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionShowCount(),
+			progressbar.OptionUseIECUnits(true),
 		)
 		return
 	}
