@@ -76,7 +76,7 @@ type CopyOptions struct {
 func Copy(ctx context.Context, p *Plan, repo name.Repository, opts CopyOptions) (*ImportResult, error) {
 	res, err := runCopy(ctx, p, repo, opts)
 	if err != nil {
-		return nil, fmt.Errorf("copy to %s: %w", repo, err)
+		return nil, fmt.Errorf("copy to %s: %w", repo, withHTTPStatus(err))
 	}
 	return res, nil
 }

@@ -66,6 +66,17 @@ func importIsNotFound(err error) bool {
 	return errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound
 }
 
+// withHTTPStatus adds the HTTP status to a registry error whose message
+// gives only the registry's error code: "UNKNOWN" says less to a user than
+// "HTTP 413 Request Entity Too Large" (a quota) or "HTTP 507".
+func withHTTPStatus(err error) error {
+	var te *transport.Error
+	if err == nil || !errors.As(err, &te) || te.StatusCode == 0 {
+		return err
+	}
+	return fmt.Errorf("%w (HTTP %d %s)", err, te.StatusCode, http.StatusText(te.StatusCode))
+}
+
 // importBlobExists HEADs a blob in repo.
 func importBlobExists(ctx context.Context, p *remote.Puller, repo name.Repository, d v1.Hash) (bool, error) {
 	l, err := p.Layer(ctx, repo.Digest(d.String()))
