@@ -335,3 +335,30 @@ func TestCopyBetweenRegistriesWithTheirOwnCredentials(t *testing.T) {
 		t.Fatalf("root tag missing after the copy: %v", got)
 	}
 }
+
+func TestCopyChainOfAirGapsNeedsNoAccessToTheFirstSide(t *testing.T) {
+	a := testregistry.NewDistribution(t)
+	f := newExportFixture(t, a)
+	b := testregistry.NewDistribution(t)
+	c := testregistry.NewDistribution(t)
+	bRepo := b.Repo("gap1/release")
+	mustFerry(t, "copy", "-b", f.root, "--to-repo", bRepo)
+	a.Close() // the first side is out of reach from now on
+
+	// B -> C by copy: images.yml still names A, so every image must be
+	// found in B.
+	cRepo := c.Repo("gap2/release")
+	r := mustFerry(t, "copy", "-b", bRepo+":v1", "--to-repo", cRepo)
+	if !strings.Contains(r.Stderr, "was relocated") || !strings.Contains(r.Stderr, bRepo) || strings.Contains(r.Stderr, "warning:") {
+		t.Errorf("want one note that the images were found in %s, and no warning:\n%s", bRepo, r.Stderr)
+	}
+	assertTags(t, tagsOf(t, c, cRepo), f.wantTags(t))
+	assertPulledFrom(t, f, cRepo)
+
+	// B -> C by export and import: the same plan, the same result.
+	archive := filepath.Join(t.TempDir(), "hop2.tar.zst")
+	mustFerry(t, "export", "-b", bRepo+":v1", "-o", archive)
+	viaTar := c.Repo("gap2/from-archive")
+	mustFerry(t, "import", "-f", archive, "--to-repo", viaTar)
+	assertTags(t, tagsOf(t, c, viaTar), f.wantTags(t))
+}

@@ -445,3 +445,114 @@ func TestCopyMovesAnExistingRootTagOnlyWhenEverythingIsThere(t *testing.T) {
 		t.Errorf("destination tags differ:\n%s", d)
 	}
 }
+
+func TestCopyFromARelocatedBundleNeedsNoAccessToTheFirstSide(t *testing.T) {
+	src := impNewSource(t, 0) // side A
+	b := impNewDest(t, false) // side B
+	ctx := context.Background()
+	if _, err := relocate.Copy(ctx, cpPlan(t, src), b.repo, cpOptions(t, b)); err != nil {
+		t.Fatal(err)
+	}
+	src.reg.Close()
+
+	// From B, whose images.yml still names A.
+	rec := &impRecorder{}
+	p, err := relocate.Resolve(ctx, relocate.Source{Bundle: b.repo.String() + ":v1"}, relocate.Options{Remote: b.reg.RemoteOptions(t), Reporter: rec})
+	if err != nil {
+		t.Fatalf("resolve from the relocated repository: %v", err)
+	}
+	for _, im := range p.Images {
+		if im.Source.Context().String() != b.repo.String() {
+			t.Errorf("image %s resolved at %s, want it in %s", im.OriginalRef, im.Source, b.repo)
+		}
+	}
+	for _, bl := range p.Blobs {
+		if bl.Source.Context().String() != b.repo.String() {
+			t.Errorf("blob %s to be read from %s, want %s", bl.Digest, bl.Source, b.repo)
+		}
+	}
+	var found, warned int
+	for _, l := range rec.logs {
+		if strings.Contains(l, "was relocated") && strings.Contains(l, b.repo.String()) {
+			found++
+		}
+		if strings.HasPrefix(l, "warning:") {
+			warned++
+		}
+	}
+	if found != 1 || warned != 0 {
+		t.Errorf("want one line saying the images were found in %s and no warning: %v", b.repo, rec.logs)
+	}
+
+	c := impNewDest(t, false) // side C
+	if _, err := relocate.Copy(ctx, p, c.repo, cpOptions(t, c)); err != nil {
+		t.Fatal(err)
+	}
+	// images.yml (and so the locations images) still name A: C's tags are
+	// exactly those a copy from A gives.
+	if d := impDiffTags(c.tags(t), src.wantTags(t)); d != "" {
+		t.Errorf("tags at the third registry differ:\n%s", d)
+	}
+}
+
+func TestResolveSaysWhenARelocatedBundleImageIsOnlyAtItsOriginalReference(t *testing.T) {
+	src := impNewSource(t, 0)
+	b := impNewDest(t, false)
+	ctx := context.Background()
+	if _, err := relocate.Copy(ctx, cpPlan(t, src), b.repo, cpOptions(t, b)); err != nil {
+		t.Fatal(err)
+	}
+	// app2 goes missing from B; A still has it.
+	app2 := impMust(src.app2.Digest())
+	if err := remote.Delete(b.repo.Digest(app2.String()), b.reg.RemoteOptions(t)...); err != nil {
+		t.Fatal(err)
+	}
+
+	rec := &impRecorder{}
+	p, err := relocate.Resolve(ctx, relocate.Source{Bundle: b.repo.String() + ":v1"}, relocate.Options{Remote: b.reg.RemoteOptions(t), Reporter: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warnings []string
+	for _, l := range rec.logs {
+		if strings.HasPrefix(l, "warning:") {
+			warnings = append(warnings, l)
+		}
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], src.app2Ref) || !strings.Contains(warnings[0], b.repo.String()) {
+		t.Errorf("want one warning naming %s and %s: %v", src.app2Ref, b.repo, warnings)
+	}
+	for _, im := range p.Images {
+		want := b.repo.String()
+		if im.Digest == app2 {
+			want = impMust(name.ParseReference(src.app2Ref)).Context().String()
+		}
+		if im.Source.Context().String() != want {
+			t.Errorf("image %s resolved at %s, want %s", im.OriginalRef, im.Source, want)
+		}
+	}
+
+	// Without A as well, the error says both places were tried.
+	src.reg.Close()
+	_, err = relocate.Resolve(ctx, relocate.Source{Bundle: b.repo.String() + ":v1"}, relocate.Options{Remote: b.reg.RemoteOptions(t)})
+	if err == nil || !strings.Contains(err.Error(), "relocated to") || !strings.Contains(err.Error(), src.app2Ref) {
+		t.Errorf("want an error naming %s and the relocated repository: %v", src.app2Ref, err)
+	}
+}
+
+func TestResolveOfABundleNeverRelocatedSaysNothing(t *testing.T) {
+	src := impNewSource(t, 0)
+	rec := &impRecorder{}
+	p, err := relocate.Resolve(context.Background(), relocate.Source{Bundle: src.rootTagRef}, relocate.Options{Remote: src.opts, Reporter: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.logs) != 0 {
+		t.Errorf("resolving a bundle at its first home reported %v", rec.logs)
+	}
+	for _, im := range p.Images {
+		if im.OriginalRef != im.Source.String() && im.Role != "bundle" {
+			t.Errorf("image %s resolved at %s", im.OriginalRef, im.Source)
+		}
+	}
+}

@@ -67,7 +67,9 @@ type Options struct {
 	// IncludeNonDistributable keeps foreign / non-distributable layers in
 	// the plan instead of listing them in Plan.Skipped.
 	IncludeNonDistributable bool
-	// Reporter receives warnings (skipped layers); nil discards them.
+	// Reporter receives warnings (skipped layers, images of a relocated
+	// bundle found only at their original reference) and where the images
+	// of relocated bundles were found; nil discards them.
 	Reporter progress.Reporter
 }
 
@@ -168,11 +170,13 @@ func Resolve(ctx context.Context, src Source, opts Options) (*Plan, error) {
 		return nil, fmt.Errorf("resolve %s: %w", src, err)
 	}
 	r := &resolver{
-		puller:   puller,
-		nameOpts: opts.Name,
-		conc:     conc,
-		nodes:    map[v1.Hash]*node{},
-		images:   map[v1.Hash]*Image{},
+		puller:    puller,
+		nameOpts:  opts.Name,
+		conc:      conc,
+		rep:       progress.OrNop(opts.Reporter),
+		nodes:     map[v1.Hash]*node{},
+		images:    map[v1.Hash]*Image{},
+		relocated: map[v1.Hash]*relocatedCheck{},
 	}
 
 	var first []want
@@ -239,7 +243,7 @@ func (r *resolver) lockFileWants(path string) ([]want, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read lock file %s: %w", path, err)
 	}
-	return r.lockWants(il, name.Repository{}, "lock file "+path)
+	return r.lockWants(il, name.Repository{}, v1.Hash{}, "lock file "+path)
 }
 
 // lockKind returns the kind of a lock document without validating it, so
@@ -265,14 +269,16 @@ func (r *resolver) digestRef(d name.Digest, err error) (name.Digest, error) {
 }
 
 // lockWants turns the images of a lock into wants of the next level.
-func (r *resolver) lockWants(il *lock.ImagesLock, bundleRepo name.Repository, lockedBy string) ([]want, error) {
+// bundleRepo and bundle name the bundle whose lock it is, if any, where its
+// images are looked for first.
+func (r *resolver) lockWants(il *lock.ImagesLock, bundleRepo name.Repository, bundle v1.Hash, lockedBy string) ([]want, error) {
 	var out []want
 	for _, im := range il.Images {
 		ref, err := r.digestRef(im.Digest())
 		if err != nil {
 			return nil, fmt.Errorf("image %s locked by %s: %w", im.Image, lockedBy, err)
 		}
-		out = append(out, want{ref: ref, digest: mustHash(ref), original: im.Image, kind: wantLockImage, lockedBy: lockedBy, bundleRepo: bundleRepo})
+		out = append(out, want{ref: ref, digest: mustHash(ref), original: im.Image, kind: wantLockImage, lockedBy: lockedBy, bundleRepo: bundleRepo, bundle: bundle})
 	}
 	return out, nil
 }

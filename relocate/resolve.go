@@ -14,7 +14,9 @@ import (
 
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/bundle"
+	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/lock"
+	"github.com/ferry-dev/ferry/tags"
 )
 
 // Resolution runs level by level (breadth-first): every manifest of a level
@@ -46,8 +48,10 @@ type want struct {
 	// lockedBy names the bundle, lock file or index that refers to ref,
 	// for error messages.
 	lockedBy string
-	// bundleRepo is the repository of the bundle whose lock names ref.
+	// bundleRepo is the repository of the bundle whose lock names ref, and
+	// bundle its digest (zero for the images of a lock file).
 	bundleRepo name.Repository
+	bundle     v1.Hash
 }
 
 func (w want) followsLock() bool {
@@ -72,12 +76,20 @@ type node struct {
 
 	childrenQueued bool
 	lockQueued     bool
+
+	// via says where a lock image was found, for register to report.
+	via lockSource
 }
 
 type resolver struct {
 	puller   *remote.Puller
 	nameOpts []name.Option
 	conc     int
+	rep      progress.Reporter
+
+	relocatedMu sync.Mutex
+	relocated   map[v1.Hash]*relocatedCheck // by bundle digest
+	saidFound   bool
 
 	nodes      map[v1.Hash]*node
 	order      []v1.Hash // nodes in the order they were resolved
@@ -177,7 +189,7 @@ func (r *resolver) do(ctx context.Context, j *job) error {
 		}
 		n.desc = desc
 	} else {
-		desc, src, err := r.fetch(ctx, w)
+		desc, src, via, err := r.fetch(ctx, w)
 		if err != nil {
 			return wantError(w, err)
 		}
@@ -185,6 +197,7 @@ func (r *resolver) do(ctx context.Context, j *job) error {
 		if err != nil {
 			return wantError(w, err)
 		}
+		n.via = via
 		j.result = n
 	}
 	if n.manifest == nil {
@@ -241,37 +254,106 @@ func isImageConfig(mt types.MediaType) bool {
 
 // fetch gets the manifest a want names and checks that a digest reference
 // got exactly that digest.
-func (r *resolver) fetch(ctx context.Context, w want) (*remote.Descriptor, name.Digest, error) {
+func (r *resolver) fetch(ctx context.Context, w want) (*remote.Descriptor, name.Digest, lockSource, error) {
 	if w.kind == wantLockImage {
 		d, ok := w.ref.(name.Digest)
 		if !ok {
-			return nil, name.Digest{}, fmt.Errorf("%s is not a digest reference", w.ref)
+			return nil, name.Digest{}, 0, fmt.Errorf("%s is not a digest reference", w.ref)
 		}
-		return r.resolveLockImage(ctx, w.bundleRepo, d)
+		return r.resolveLockImage(ctx, w, d)
 	}
 	desc, err := r.puller.Get(ctx, w.ref)
 	if err != nil {
-		return nil, name.Digest{}, err
+		return nil, name.Digest{}, 0, err
 	}
 	if w.digest != (v1.Hash{}) && desc.Digest != w.digest {
-		return nil, name.Digest{}, fmt.Errorf("registry returned manifest %s for %s", desc.Digest, w.ref)
+		return nil, name.Digest{}, 0, fmt.Errorf("registry returned manifest %s for %s", desc.Digest, w.ref)
 	}
-	return desc, w.ref.Context().Digest(desc.Digest.String()), nil
+	return desc, w.ref.Context().Digest(desc.Digest.String()), viaOriginal, nil
 }
 
-// resolveLockImage is the one place a lock image is looked up. Copying from
-// a repository that was itself relocated (imgpkg's behaviour) will try
-// bundleRepo first here, falling back to ref; for now ref is used as is.
-func (r *resolver) resolveLockImage(ctx context.Context, bundleRepo name.Repository, ref name.Digest) (*remote.Descriptor, name.Digest, error) {
-	_ = bundleRepo
+// lockSource is where a lock image was found.
+type lockSource int
+
+const (
+	// viaOriginal: at the reference the lock names, the bundle not being
+	// relocated (or the image being in the bundle's repository anyway).
+	viaOriginal lockSource = iota
+	// viaBundleRepo: in the bundle's repository, the lock naming another.
+	viaBundleRepo
+	// viaFallback: at the reference the lock names, although the bundle
+	// was relocated (it has an image-locations image) and the image should
+	// have been in its repository.
+	viaFallback
+)
+
+// relocatedCheck remembers whether a bundle's repository holds its
+// image-locations image, asked once per bundle.
+type relocatedCheck struct {
+	once sync.Once
+	yes  bool
+}
+
+// isRelocated reports whether the bundle was relocated into repo by imgpkg
+// or ferry, which write an image-locations image beside every bundle they
+// relocate.
+func (r *resolver) isRelocated(ctx context.Context, repo name.Repository, bundle v1.Hash) bool {
+	r.relocatedMu.Lock()
+	c := r.relocated[bundle]
+	if c == nil {
+		c = &relocatedCheck{}
+		r.relocated[bundle] = c
+	}
+	r.relocatedMu.Unlock()
+	c.once.Do(func() {
+		_, err := r.puller.Head(ctx, repo.Tag(tags.ImageLocations(bundle)))
+		c.yes = err == nil
+	})
+	return c.yes
+}
+
+// resolveLockImage is the one place a lock image is looked up. A bundle
+// that was relocated (imported or copied into its repository, by ferry or
+// imgpkg) still names its images' original locations, which a second hop
+// across an air gap cannot reach; as imgpkg does, the image is looked for
+// in the bundle's own repository first, by digest, and only then at the
+// reference the lock names. Whether the bundle was relocated (its
+// image-locations image is there) only decides whether falling back is
+// worth a warning.
+func (r *resolver) resolveLockImage(ctx context.Context, w want, ref name.Digest) (*remote.Descriptor, name.Digest, lockSource, error) {
+	if w.bundle == (v1.Hash{}) || ref.Context().String() == w.bundleRepo.String() {
+		desc, err := r.getDigest(ctx, ref)
+		return desc, ref, viaOriginal, err
+	}
+	relocated := r.isRelocated(ctx, w.bundleRepo, w.bundle)
+	inRepo := w.bundleRepo.Digest(ref.DigestStr())
+	desc, inErr := r.getDigest(ctx, inRepo)
+	if inErr == nil {
+		return desc, inRepo, viaBundleRepo, nil
+	}
+	desc, err := r.getDigest(ctx, ref)
+	if err != nil {
+		if relocated {
+			return nil, name.Digest{}, 0, fmt.Errorf("not in the repository %s the bundle was relocated to (%v), nor at its original reference: %w", w.bundleRepo, inErr, err)
+		}
+		return nil, name.Digest{}, 0, err
+	}
+	if relocated {
+		return desc, ref, viaFallback, nil
+	}
+	return desc, ref, viaOriginal, nil
+}
+
+// getDigest fetches ref and checks the registry served that digest.
+func (r *resolver) getDigest(ctx context.Context, ref name.Digest) (*remote.Descriptor, error) {
 	desc, err := r.puller.Get(ctx, ref)
 	if err != nil {
-		return nil, name.Digest{}, err
+		return nil, err
 	}
 	if desc.Digest.String() != ref.DigestStr() {
-		return nil, name.Digest{}, fmt.Errorf("registry returned manifest %s for %s", desc.Digest, ref)
+		return nil, fmt.Errorf("registry returned manifest %s for %s", desc.Digest, ref)
 	}
-	return desc, ref, nil
+	return desc, nil
 }
 
 func newNode(desc *remote.Descriptor, src name.Digest) (*node, error) {
@@ -326,6 +408,9 @@ func (r *resolver) register(level []want, jobs []*job) ([]want, error) {
 				return nil, fmt.Errorf("%s is not a bundle (its config has no %s label); use -i to export it as an image", w.original, bundle.LabelKey)
 			}
 		}
+		if w.kind == wantLockImage {
+			r.reportVia(w, n)
+		}
 		if w.kind != wantChild {
 			im := r.images[d]
 			if im == nil {
@@ -350,7 +435,7 @@ func (r *resolver) register(level []want, jobs []*job) ([]want, error) {
 			if w.followsLock() && n.bundle && n.lock != nil && !n.lockQueued {
 				im.Lock = n.lock
 				n.lockQueued = true
-				ws, err := r.lockWants(n.lock, n.source.Context(), "bundle "+w.original)
+				ws, err := r.lockWants(n.lock, n.source.Context(), d, "bundle "+w.original)
 				if err != nil {
 					return nil, err
 				}
@@ -377,6 +462,21 @@ func (r *resolver) register(level []want, jobs []*job) ([]want, error) {
 		}
 	}
 	return next, nil
+}
+
+// reportVia says, in plan order, when the images of a relocated bundle
+// were found in its repository (once) and each time one had to be taken
+// from its original reference instead.
+func (r *resolver) reportVia(w want, n *node) {
+	switch n.via {
+	case viaBundleRepo:
+		if !r.saidFound {
+			r.saidFound = true
+			r.rep.Logf("%s was relocated: its images (and those of any relocated bundle it locks) are read from its repository %s, not from the original locations its images.yml names", w.lockedBy, w.bundleRepo)
+		}
+	case viaFallback:
+		r.rep.Warnf("image %s (locked by %s) is not in the repository %s the bundle was relocated to; using its original reference", w.original, w.lockedBy, w.bundleRepo)
+	}
 }
 
 func roleOf(w want, n *node) archive.Role {
