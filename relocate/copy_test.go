@@ -14,11 +14,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/ferry-dev/ferry/internal/regopts"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 	"github.com/ferry-dev/ferry/lock"
 	"github.com/ferry-dev/ferry/relocate"
@@ -321,11 +323,31 @@ func (b *cpCutBody) Read(p []byte) (int, error) {
 func (b *cpCutBody) Close() error { return b.rc.Close() }
 
 func TestCopyStartsABlobAgainWhenTheSourceCutsIt(t *testing.T) {
+	// Once with go-containerregistry's own transport into its registry, once
+	// with ferry's retrying transport into the CNCF registry, which keeps
+	// what part of a request body arrived.
+	t.Run("ggcr", func(t *testing.T) {
+		dst := impNewDest(t, false)
+		cpCutAndCopy(t, dst, cpOptions(t, dst).Remote)
+	})
+	t.Run("ferry transport into distribution", func(t *testing.T) {
+		reg := testregistry.NewDistribution(t)
+		dst := &impDest{reg: reg, ep: &reg.Endpoint, repo: impMust(name.NewRepository(reg.Repo("dst/imported")))}
+		ropts, err := regopts.Options{RetryBackoff: 10 * time.Millisecond}.RemoteOptions(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cpCutAndCopy(t, dst, ropts)
+	})
+}
+
+// cpCutAndCopy copies a source whose biggest layer is cut part way on its
+// first two downloads, and checks the copy completes from a third.
+func cpCutAndCopy(t *testing.T, dst *impDest, remoteOpts []remote.Option) {
 	reg := testregistry.NewGGCR(t)
 	proxy := newCutProxy(t, reg)
 	src := impNewSourceAt(t, &proxy.Endpoint, 2<<20)
 	p := cpPlan(t, src)
-	dst := impNewDest(t, false)
 
 	// The 2 MiB layer of app2 is cut twice; the third download succeeds.
 	m := impMust(src.app2.Manifest())
@@ -334,8 +356,7 @@ func TestCopyStartsABlobAgainWhenTheSourceCutsIt(t *testing.T) {
 	reg.ResetCounts()
 
 	rec := &impRecorder{}
-	opts := cpOptions(t, dst)
-	opts.Reporter = rec
+	opts := relocate.CopyOptions{Remote: remoteOpts, Reporter: rec}
 	if _, err := relocate.Copy(context.Background(), p, dst.repo, opts); err != nil {
 		t.Fatal(err)
 	}
@@ -554,5 +575,39 @@ func TestResolveOfABundleNeverRelocatedSaysNothing(t *testing.T) {
 		if im.OriginalRef != im.Source.String() && im.Role != "bundle" {
 			t.Errorf("image %s resolved at %s", im.OriginalRef, im.Source)
 		}
+	}
+}
+
+func TestCopyRetriesUploadsTheDestinationDroppedOrRefused(t *testing.T) {
+	src := impNewSource(t, 2<<20)
+	p := cpPlan(t, src)
+	dst := impNewDest(t, true)
+	dst.proxy.SetRules(
+		testregistry.Rule{Method: http.MethodPatch, Kind: testregistry.KindUpload, Fault: testregistry.FaultDrop, Times: 2},
+		testregistry.Rule{Method: http.MethodPatch, Kind: testregistry.KindUpload, Fault: testregistry.FaultStatus, Status: http.StatusServiceUnavailable, Times: 2},
+	)
+	ropts, err := regopts.Options{RetryBackoff: 10 * time.Millisecond}.RemoteOptions(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &impRecorder{}
+	if _, err := relocate.Copy(context.Background(), p, dst.repo, relocate.CopyOptions{Remote: ropts, Reporter: rec}); err != nil {
+		t.Fatal(err)
+	}
+	if hits := dst.proxy.Hits(); hits[0] != 2 || hits[1] != 2 {
+		t.Fatalf("faults injected %v, want [2 2]", hits)
+	}
+	var total int64
+	for d, size := range src.blobs(t) {
+		total += size
+		if !dst.hasBlob(t, d) {
+			t.Errorf("blob %s missing", d)
+		}
+	}
+	if rec.added != total {
+		t.Errorf("progress added %d bytes over retried uploads, want exactly %d", rec.added, total)
+	}
+	if d := impDiffTags(dst.tags(t), src.wantTags(t)); d != "" {
+		t.Errorf("destination tags differ:\n%s", d)
 	}
 }
