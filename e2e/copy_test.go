@@ -99,10 +99,22 @@ func TestCopyAcrossRegistriesRecreatesImgpkgTags(t *testing.T) {
 	if n := dst.Counts().Get(http.MethodPut, testregistry.KindManifest); n != 0 {
 		t.Fatalf("re-copy wrote %d manifests", n)
 	}
-	if n := src.Counts().Get(http.MethodGet, testregistry.KindBlob); n > 2 {
-		// Resolving reads the two bundles' layers (their images.yml) and
-		// configs (the bundle label) — nothing else.
-		t.Logf("re-copy read %d blobs from the source", n)
+	// Planning reads configs and bundle layers; no image layer is read.
+	layers := map[string]bool{}
+	for _, ref := range []name.Digest{f.app1, f.app2, f.app3} {
+		img, err := remote.Image(ref, src.RemoteOptions(t)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := img.Manifest()
+		for _, l := range m.Layers {
+			layers[l.Digest.String()] = true
+		}
+	}
+	for _, req := range src.Requests() {
+		if req.Method == http.MethodGet && req.Kind == testregistry.KindBlob && layers[req.Ref] {
+			t.Errorf("re-copy read layer %s from the source", req.Ref)
+		}
 	}
 	if !strings.Contains(r.Stdout, "unchanged") {
 		t.Errorf("re-copy does not report unchanged tags:\n%s", r)
@@ -237,11 +249,11 @@ func TestCopySurvivesA429Storm(t *testing.T) {
 	f := newExportFixture(t, src)
 	dst := testregistry.NewDistribution(t)
 	proxy := testregistry.NewFaultProxy(t, dst,
-		testregistry.Rule{Kind: testregistry.KindUpload, Fault: testregistry.FaultRetryAfter, Times: 12})
+		testregistry.Rule{Kind: testregistry.KindUpload, Fault: testregistry.FaultRetryAfter, Times: 6})
 	repo := proxy.Repo("far/release")
 	mustFerry(t, "copy", "-b", f.root, "--to-repo", repo)
-	if hits := proxy.Hits(); hits[0] != 12 {
-		t.Fatalf("429s sent %v, want 12", hits)
+	if hits := proxy.Hits(); hits[0] != 6 {
+		t.Fatalf("429s sent %v, want 6", hits)
 	}
 	assertTags(t, tagsOf(t, dst, dst.Repo("far/release")), f.wantTags(t))
 }
@@ -361,4 +373,32 @@ func TestCopyChainOfAirGapsNeedsNoAccessToTheFirstSide(t *testing.T) {
 	viaTar := c.Repo("gap2/from-archive")
 	mustFerry(t, "import", "-f", archive, "--to-repo", viaTar)
 	assertTags(t, tagsOf(t, c, viaTar), f.wantTags(t))
+}
+
+func TestCopyOfAnImageAndOfALockFile(t *testing.T) {
+	src := testregistry.NewDistribution(t)
+	f := newExportFixture(t, src)
+	dst := testregistry.NewDistribution(t)
+
+	// -i: the index and its children, tagged as imgpkg tags a lock image.
+	repo := dst.Repo("far/multi")
+	mustFerry(t, "copy", "-i", f.index.String(), "--to-repo", repo)
+	assertTags(t, tagsOf(t, dst, repo), map[string]string{"sha256-" + hexOf(f.index.DigestStr()) + ".imgpkg": f.index.DigestStr()})
+	for _, c := range f.indexChildren {
+		digestOf(t, dst, repo+"@"+c.String()) // fails the test when absent
+	}
+
+	// --lock: every image of an ImagesLock, no bundle, no locations image.
+	l := lock.ImagesLock{APIVersion: lock.APIVersion, Kind: lock.KindImagesLock,
+		Images: []lock.ImageRef{{Image: f.app1.String()}, {Image: f.app3.String()}}}
+	path := filepath.Join(t.TempDir(), "images.yml")
+	if err := l.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	repo = dst.Repo("far/locked")
+	mustFerry(t, "copy", "--lock", path, "--to-repo", repo)
+	assertTags(t, tagsOf(t, dst, repo), map[string]string{
+		"sha256-" + hexOf(f.app1.DigestStr()) + ".imgpkg": f.app1.DigestStr(),
+		"sha256-" + hexOf(f.app3.DigestStr()) + ".imgpkg": f.app3.DigestStr(),
+	})
 }
