@@ -327,9 +327,19 @@ func (r *resolver) resolveLockImage(ctx context.Context, w want, ref name.Digest
 	}
 	relocated := r.isRelocated(ctx, w.bundleRepo, w.bundle)
 	inRepo := w.bundleRepo.Digest(ref.DigestStr())
-	desc, inErr := r.getDigest(ctx, inRepo)
+	var inErr error
+	if !relocated {
+		// Most bundles were never relocated: a HEAD, which registries
+		// such as Docker Hub do not count against pull limits, rules the
+		// bundle's repository out before the manifest is fetched.
+		_, inErr = r.puller.Head(ctx, inRepo)
+	}
 	if inErr == nil {
-		return desc, inRepo, viaBundleRepo, nil
+		desc, err := r.getDigest(ctx, inRepo)
+		if err == nil {
+			return desc, inRepo, viaBundleRepo, nil
+		}
+		inErr = err
 	}
 	desc, err := r.getDigest(ctx, ref)
 	if err != nil {
