@@ -224,12 +224,25 @@ func (p *prefetcher) next(i int) (io.ReadCloser, error) {
 		}
 		switch p.state[i] {
 		case slotPending, slotFailed:
-			// The head is never spooled: it streams straight through. A
-			// worker's failure gets one more try here, which also turns
-			// a blob that fails for good into the writer's error.
+			// The head is never spooled: it streams straight through.
+			// Every blob gets two tries to open: a worker's failed one and
+			// one here, or two here when no worker got to it first, so
+			// the outcome does not depend on who won that race. A blob
+			// that fails for good becomes the writer's error.
+			tries := 1
+			if p.state[i] == slotPending {
+				tries = 2
+			}
 			p.state[i] = slotTaken
 			p.mu.Unlock()
-			return p.open(p.ctx, p.blobs[i])
+			var rc io.ReadCloser
+			var err error
+			for range tries {
+				if rc, err = p.open(p.ctx, p.blobs[i]); err == nil || p.ctx.Err() != nil {
+					break
+				}
+			}
+			return rc, err
 		case slotSpooled:
 			p.state[i] = slotTaken
 			sp := p.spools[i]
