@@ -168,7 +168,7 @@ func runCopy(c *cli.Context) error {
 		return explain(err, "")
 	}
 	return out.Result(res, func(w io.Writer) {
-		printImport(w, res)
+		printImport(w, "Copied into", res)
 		if res.BlobsMounted > 0 {
 			fmt.Fprintf(w, "Mounted within the registry (no bytes copied): %s (%s)\n", plural(res.BlobsMounted, "blob"), humanBytes(res.BytesMounted))
 		}

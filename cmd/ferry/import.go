@@ -74,11 +74,12 @@ func runImport(c *cli.Context) error {
 	if err != nil {
 		return explain(err, to)
 	}
-	return out.Result(res, func(w io.Writer) { printImport(w, res) })
+	return out.Result(res, func(w io.Writer) { printImport(w, "Imported into", res) })
 }
 
-func printImport(w io.Writer, res *relocate.ImportResult) {
-	verb := "Imported into"
+// printImport prints the result of an import or copy; verb says which
+// ("Imported into", "Copied into").
+func printImport(w io.Writer, verb string, res *relocate.ImportResult) {
 	if res.DryRun {
 		verb = "Dry run (nothing changed) for"
 	}

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestFlagsFirstMovesFlagsOfFileCommands(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"ferry inspect a.tar.zst --json", "ferry inspect --json a.tar.zst"},
+		{"ferry verify --json a.tar.zst", "ferry verify --json a.tar.zst"},
+		{"ferry inspect -", "ferry inspect -"},
+		{"ferry export -b r -o x --json", "ferry export -b r -o x --json"},
+	} {
+		got := strings.Join(flagsFirst(strings.Fields(tc.in)), " ")
+		if got != tc.want {
+			t.Errorf("flagsFirst(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"ferry", "--help"}, 0, "air gaps"},
+		{[]string{"ferry", "export", "-o", "x.tar.zst"}, 2, "exactly one of -b"},
+		{[]string{"ferry", "export", "-b", "r:1", "-o", "x", "--level", "huge"}, 2, "huge"},
+		{[]string{"ferry", "import", "-f", "x"}, 2, "--to-repo"},
+		{[]string{"ferry", "inspect"}, 2, "give one archive"},
+		{[]string{"ferry", "verify", "/no/such/archive.tar.zst"}, 1, "/no/such/archive.tar.zst"},
+		{[]string{"ferry", "pull", "-i", "r:1", "-o", "d", "-r"}, 2, "-r is for bundles"},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), tc.args, strings.NewReader(""), &out, &errOut)
+		if code != tc.code || !strings.Contains(out.String()+errOut.String(), tc.want) {
+			t.Errorf("%v: exit %d, want %d with %q\nstdout: %s\nstderr: %s", tc.args, code, tc.code, tc.want, out.String(), errOut.String())
+		}
+	}
+}
