@@ -552,14 +552,77 @@ func TestBuildIndex(t *testing.T) {
 	}
 	// A role this version does not know passes through (forward
 	// compatibility), without an original reference if need be.
-	sig := Entry{Descriptor: good.Descriptor, Role: "signature"}
-	b, err = BuildIndex([]Entry{sig}, IndexOptions{CreatedBy: "x"})
+	future := Entry{Descriptor: good.Descriptor, Role: "provenance"}
+	b, err = BuildIndex([]Entry{future}, IndexOptions{CreatedBy: "x"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	info, err = parseIndex(b)
-	if err != nil || info.entries[0].Role != "signature" {
+	if err != nil || info.entries[0].Role != "provenance" {
 		t.Errorf("unknown role: %v", err)
+	}
+}
+
+func TestArtifactEntries(t *testing.T) {
+	fx := newFixture(t, fixtureOptions{})
+	subject := fx.entries[0]
+	other := fx.entries[1].Descriptor
+	sig := Entry{Descriptor: other, Role: RoleSignature, OriginalRef: "registry.example/app:sha256-x.sig", Subject: subject.Descriptor.Digest, SignatureKind: "att"}
+	ref := Entry{Descriptor: other, Role: RoleReferrer, OriginalRef: "registry.example/app@" + other.Digest.String(), Subject: subject.Descriptor.Digest}
+	b, err := BuildIndex([]Entry{ref, subject, sig}, IndexOptions{CreatedBy: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx v1.IndexManifest
+	if err := json.Unmarshal(b, &idx); err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]map[string]string{}
+	for _, d := range idx.Manifests {
+		found[d.Annotations["dev.ferry.role"]] = d.Annotations
+	}
+	if a := found["signature"]; a["dev.ferry.subject"] != subject.Descriptor.Digest.String() || a["dev.ferry.signature-kind"] != "att" {
+		t.Errorf("signature annotations %v", a)
+	}
+	if a := found["referrer"]; a["dev.ferry.subject"] != subject.Descriptor.Digest.String() || a["dev.ferry.signature-kind"] != "" {
+		t.Errorf("referrer annotations %v", a)
+	}
+	info, err := parseIndex(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[Role]Entry{}
+	for _, e := range info.entries {
+		got[e.Role] = e
+	}
+	if e := got[RoleSignature]; e.Subject != sig.Subject || e.SignatureKind != "att" || e.OriginalRef != sig.OriginalRef {
+		t.Errorf("signature read back as %+v", e)
+	}
+	if e := got[RoleReferrer]; e.Subject != ref.Subject || e.SignatureKind != "" {
+		t.Errorf("referrer read back as %+v", e)
+	}
+
+	for name, tc := range map[string]struct {
+		entries []Entry
+		want    string
+	}{
+		"signature without subject": {[]Entry{subject, func() Entry { e := sig; e.Subject = v1.Hash{}; return e }()}, "needs a subject"},
+		"referrer without subject":  {[]Entry{subject, func() Entry { e := ref; e.Subject = v1.Hash{}; return e }()}, "needs a subject"},
+		"signature of another kind": {[]Entry{subject, func() Entry { e := sig; e.SignatureKind = "cert"; return e }()}, "signature kind"},
+		"kind on a referrer":        {[]Entry{subject, func() Entry { e := ref; e.SignatureKind = "sig"; return e }()}, "signature kind"},
+		"subject on an image":       {[]Entry{func() Entry { e := subject; e.Subject = other.Digest; return e }()}, "cannot have a subject"},
+		"subject not in the index":  {[]Entry{sig}, "not an entry"},
+		"tag on a signature":        {[]Entry{subject, func() Entry { e := sig; e.Tag = "v1"; return e }()}, "cannot have a tag"},
+	} {
+		if _, err := BuildIndex(tc.entries, IndexOptions{CreatedBy: "x"}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an error mentioning %q", name, err, tc.want)
+		}
+	}
+	// A reader refuses a subject annotation that is not a digest.
+	idx.Manifests[1].Annotations["dev.ferry.subject"] = "sha256:nothex"
+	bad, _ := json.Marshal(idx)
+	if _, err := parseIndex(bad); err == nil || !strings.Contains(err.Error(), "dev.ferry.subject") {
+		t.Errorf("bad subject annotation: %v", err)
 	}
 }
 

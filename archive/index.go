@@ -34,6 +34,13 @@ const (
 	AnnotationOriginalRef = "dev.ferry.original-ref"
 	// AnnotationRefName is the OCI tag annotation, set on the root only.
 	AnnotationRefName = "org.opencontainers.image.ref.name"
+	// AnnotationSubject is set on signature and referrer descriptors: the
+	// digest of the image or bundle the artifact is about.
+	AnnotationSubject = "dev.ferry.subject"
+	// AnnotationSignatureKind is set on signature descriptors: the suffix
+	// of cosign's tag ("sig", "att" or "sbom"), so that an import can
+	// write "sha256-<subject hex>.<kind>" again.
+	AnnotationSignatureKind = "dev.ferry.signature-kind"
 )
 
 // ErrNewerFormat matches (errors.Is) the error a Reader returns for an
@@ -59,13 +66,29 @@ const (
 	RoleBundle       Role = "bundle"        // the root bundle
 	RoleNestedBundle Role = "nested-bundle" // a bundle named by another bundle's lock
 	RoleImage        Role = "image"         // an image (manifest or index) named by a lock
+	// RoleSignature is a cosign artifact found under the tag
+	// "sha256-<subject hex>.<kind>" beside its subject; Entry.Subject and
+	// Entry.SignatureKind say which tag. Readers that predate it pass it
+	// through as an unknown role, so the format version stays 1.
+	RoleSignature Role = "signature"
+	// RoleReferrer is an artifact whose manifest names its subject (OCI 1.1
+	// referrers API, or the tag-schema fallback); Entry.Subject is set.
+	RoleReferrer Role = "referrer"
 )
+
+// SignatureKinds are the cosign tag suffixes a RoleSignature entry may
+// record: signatures, attestations and SBOMs.
+var SignatureKinds = []string{"sig", "att", "sbom"}
 
 // known reports whether r is a role of format version 1, for which an
 // original reference is mandatory.
 func (r Role) known() bool {
-	return r == RoleBundle || r == RoleNestedBundle || r == RoleImage
+	return r == RoleBundle || r == RoleNestedBundle || r == RoleImage || r == RoleSignature || r == RoleReferrer
 }
+
+// IsArtifact reports whether r is a role of an artifact about another
+// entry (a signature or a referrer) rather than of content a lock names.
+func (r Role) IsArtifact() bool { return r == RoleSignature || r == RoleReferrer }
 
 // Entry is one descriptor of index.json.
 type Entry struct {
@@ -83,6 +106,14 @@ type Entry struct {
 	// RoleBundle entry when there is one, otherwise the image an archive
 	// of a single image was made from.
 	Tag string
+	// Subject is the digest of the entry a signature or referrer is about,
+	// recorded as dev.ferry.subject; required for those roles and refused
+	// on the others.
+	Subject v1.Hash
+	// SignatureKind is the cosign tag suffix of a signature ("sig", "att",
+	// "sbom"), recorded as dev.ferry.signature-kind; required for
+	// RoleSignature only.
+	SignatureKind string
 }
 
 // IndexOptions are the index-level facts BuildIndex records.
@@ -150,6 +181,14 @@ func BuildIndex(entries []Entry, opts IndexOptions) ([]byte, error) {
 		if e.Tag != "" {
 			d.Annotations[AnnotationRefName] = e.Tag
 		}
+		delete(d.Annotations, AnnotationSubject)
+		if e.Subject != (v1.Hash{}) {
+			d.Annotations[AnnotationSubject] = e.Subject.String()
+		}
+		delete(d.Annotations, AnnotationSignatureKind)
+		if e.SignatureKind != "" {
+			d.Annotations[AnnotationSignatureKind] = e.SignatureKind
+		}
 		idx.Manifests = append(idx.Manifests, d)
 	}
 	b, err := json.Marshal(idx)
@@ -173,7 +212,13 @@ func compareEntries(a, b Entry) int {
 	if c := strings.Compare(a.Descriptor.Digest.String(), b.Descriptor.Digest.String()); c != 0 {
 		return c
 	}
-	return strings.Compare(string(a.Role), string(b.Role))
+	if c := strings.Compare(string(a.Role), string(b.Role)); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Subject.String(), b.Subject.String()); c != 0 {
+		return c
+	}
+	return strings.Compare(a.SignatureKind, b.SignatureKind)
 }
 
 // isRoot reports whether e is the root of its archive; checkEntries
@@ -185,9 +230,11 @@ func (e Entry) isRoot() bool { return e.Role == RoleBundle || e.Tag != "" }
 // Reader refuses.
 func checkEntries(entries []Entry) error {
 	type key struct {
-		d    v1.Hash
-		role Role
-		ref  string
+		d       v1.Hash
+		role    Role
+		ref     string
+		subject v1.Hash
+		kind    string
 	}
 	seen := map[key]bool{}
 	roots, tags := 0, 0
@@ -210,6 +257,9 @@ func checkEntries(entries []Entry) error {
 		if e.Role.known() && e.OriginalRef == "" {
 			return fmt.Errorf("%s: role %s needs an original reference", name, e.Role)
 		}
+		if err := checkArtifact(e); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
 		if e.Role == RoleBundle {
 			roots++
 		}
@@ -217,11 +267,17 @@ func checkEntries(entries []Entry) error {
 			tags++
 			tagged = e
 		}
-		k := key{d.Digest, e.Role, e.OriginalRef}
+		k := key{d.Digest, e.Role, e.OriginalRef, e.Subject, e.SignatureKind}
 		if seen[k] {
 			return fmt.Errorf("%s: listed twice", name)
 		}
 		seen[k] = true
+	}
+	// An artifact travels with what it is about, never alone.
+	for i, e := range entries {
+		if e.Role.IsArtifact() && !slices.ContainsFunc(entries, func(o Entry) bool { return o.Descriptor.Digest == e.Subject }) {
+			return fmt.Errorf("entry %d (%s %s): subject %s is not an entry of the index", i, e.OriginalRef, e.Descriptor.Digest, e.Subject)
+		}
 	}
 	if roots > 1 {
 		return fmt.Errorf("%d entries have role %s; an archive has one root", roots, RoleBundle)
@@ -231,6 +287,32 @@ func checkEntries(entries []Entry) error {
 	}
 	if tags == 1 && roots == 1 && tagged.Role != RoleBundle {
 		return fmt.Errorf("%s %s has tag %q; only the root bundle has one", tagged.Role, tagged.OriginalRef, tagged.Tag)
+	}
+	return nil
+}
+
+// checkArtifact enforces the subject and kind of signature and referrer
+// entries, and that other known roles carry neither.
+func checkArtifact(e Entry) error {
+	switch {
+	case e.Role.IsArtifact():
+		if e.Subject == (v1.Hash{}) {
+			return fmt.Errorf("role %s needs a subject (%s)", e.Role, AnnotationSubject)
+		}
+		if err := checkDigest(e.Subject); err != nil {
+			return fmt.Errorf("subject: %w", err)
+		}
+		if e.Tag != "" {
+			return fmt.Errorf("role %s cannot have a tag", e.Role)
+		}
+	case e.Role.known() && e.Subject != (v1.Hash{}):
+		return fmt.Errorf("role %s cannot have a subject", e.Role)
+	}
+	switch {
+	case e.Role == RoleSignature && !slices.Contains(SignatureKinds, e.SignatureKind):
+		return fmt.Errorf("signature kind %q is not one of %s", e.SignatureKind, strings.Join(SignatureKinds, ", "))
+	case e.Role != RoleSignature && e.Role.known() && e.SignatureKind != "":
+		return fmt.Errorf("role %s cannot have a signature kind", e.Role)
 	}
 	return nil
 }
@@ -307,13 +389,22 @@ func parseIndex(b []byte) (*indexInfo, error) {
 	if len(idx.Manifests) == 0 {
 		return nil, fmt.Errorf("%s: lists no images", indexName)
 	}
-	for _, d := range idx.Manifests {
-		info.entries = append(info.entries, Entry{
-			Descriptor:  d,
-			Role:        Role(d.Annotations[AnnotationRole]),
-			OriginalRef: d.Annotations[AnnotationOriginalRef],
-			Tag:         d.Annotations[AnnotationRefName],
-		})
+	for i, d := range idx.Manifests {
+		e := Entry{
+			Descriptor:    d,
+			Role:          Role(d.Annotations[AnnotationRole]),
+			OriginalRef:   d.Annotations[AnnotationOriginalRef],
+			Tag:           d.Annotations[AnnotationRefName],
+			SignatureKind: d.Annotations[AnnotationSignatureKind],
+		}
+		if s, ok := d.Annotations[AnnotationSubject]; ok {
+			h, err := v1.NewHash(s)
+			if err != nil {
+				return nil, fmt.Errorf("%s: entry %d (%s): %s %q: %w", indexName, i, d.Digest, AnnotationSubject, s, err)
+			}
+			e.Subject = h
+		}
+		info.entries = append(info.entries, e)
 	}
 	if err := checkEntries(info.entries); err != nil {
 		return nil, fmt.Errorf("%s: %w", indexName, err)
