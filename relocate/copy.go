@@ -120,10 +120,12 @@ func planHead(p *Plan) (*importHead, error) {
 	locks := map[v1.Hash]*lock.ImagesLock{}
 	for _, im := range p.Images {
 		entries = append(entries, archive.Entry{
-			Descriptor:  v1.Descriptor{MediaType: im.MediaType, Size: im.Size, Digest: im.Digest},
-			Role:        im.Role,
-			OriginalRef: im.OriginalRef,
-			Tag:         im.Tag,
+			Descriptor:    v1.Descriptor{MediaType: im.MediaType, Size: im.Size, Digest: im.Digest},
+			Role:          im.Role,
+			OriginalRef:   im.OriginalRef,
+			Tag:           im.Tag,
+			Subject:       im.Subject,
+			SignatureKind: im.SignatureKind,
 		})
 		if im.Lock != nil {
 			locks[im.Digest] = im.Lock
@@ -144,6 +146,8 @@ func planHead(p *Plan) (*importHead, error) {
 			cmp.Compare(a.OriginalRef, b.OriginalRef),
 			cmp.Compare(a.Descriptor.Digest.String(), b.Descriptor.Digest.String()),
 			cmp.Compare(a.Role, b.Role),
+			cmp.Compare(a.Subject.String(), b.Subject.String()),
+			cmp.Compare(a.SignatureKind, b.SignatureKind),
 		)
 	})
 	skipped := make([]v1.Hash, 0, len(p.Skipped))

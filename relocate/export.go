@@ -236,10 +236,12 @@ func archiveHead(p *Plan, createdBy string) ([]byte, map[v1.Hash][]byte, error) 
 			d.Platform = &pl
 		}
 		entries = append(entries, archive.Entry{
-			Descriptor:  d,
-			Role:        im.Role,
-			OriginalRef: im.OriginalRef,
-			Tag:         im.Tag,
+			Descriptor:    d,
+			Role:          im.Role,
+			OriginalRef:   im.OriginalRef,
+			Tag:           im.Tag,
+			Subject:       im.Subject,
+			SignatureKind: im.SignatureKind,
 		})
 	}
 	skipped := make([]v1.Descriptor, 0, len(p.Skipped))

@@ -247,12 +247,19 @@ func (dst *destination) probe(ctx context.Context) error {
 func (dst *destination) commitManifests(ctx context.Context) error {
 	for _, group := range dst.head.commit {
 		var todo []v1.Hash
+		conc := dst.conc
 		for _, d := range group {
 			if !dst.manifestPresent[d] {
 				todo = append(todo, d)
+				if dst.head.manifests[d].subject {
+					// go-containerregistry updates the subject's
+					// fallback index (registries without the referrers
+					// API) by read-modify-write: one at a time.
+					conc = 1
+				}
 			}
 		}
-		err := importParallel(ctx, dst.conc, len(todo), func(ctx context.Context, i int) error {
+		err := importParallel(ctx, conc, len(todo), func(ctx context.Context, i int) error {
 			d := todo[i]
 			m := dst.head.manifests[d]
 			if err := importPutManifest(ctx, dst.push, dst.pull, dst.repo, d, importRawManifest{raw: m.raw, mediaType: m.mediaType}); err != nil {
@@ -281,13 +288,21 @@ func (dst *destination) imgpkgTag(e importEntry) (string, error) {
 	return tags.RepoBased(ref.Context().RepositoryStr(), e.digest), nil
 }
 
-// entryTags returns the ".imgpkg" tags of every index.json entry (sorted
-// by tag) and the original tags, written last.
+// entryTags returns the ".imgpkg" tags of every index.json entry but
+// referrers, and the cosign tags of signatures (together, sorted by tag),
+// and the original tags, written last.
 func (dst *destination) entryTags() (imgpkg, originals []importTag, err error) {
 	seen := map[string]bool{}
 	for _, e := range dst.head.entries {
 		m := dst.head.manifests[e.digest]
 		raw := importRawManifest{raw: m.raw, mediaType: m.mediaType}
+		if t := artifactTag(e.Entry); t != "" && !seen[t] {
+			seen[t] = true
+			imgpkg = append(imgpkg, importTag{tag: t, digest: e.digest, m: raw})
+		}
+		if !hasImgpkgTag(e.Role) {
+			continue
+		}
 		t, err := dst.imgpkgTag(e)
 		if err != nil {
 			return nil, nil, err

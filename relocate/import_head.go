@@ -31,6 +31,10 @@ type importManifest struct {
 	// layers are a manifest's layer digests, in order (bundle images.yml
 	// is read from them).
 	layers []v1.Hash
+	// subject is set when the manifest names a subject: PUT into a
+	// registry without the referrers API, it updates the subject's
+	// fallback index, which concurrent PUTs would race on.
+	subject bool
 }
 
 // importEntry is one descriptor of index.json.
@@ -202,6 +206,7 @@ func parseImportManifest(d v1.Hash, raw []byte, mt types.MediaType) (*importMani
 	var probe struct {
 		MediaType types.MediaType `json:"mediaType"`
 		Manifests json.RawMessage `json:"manifests"`
+		Subject   json.RawMessage `json:"subject"`
 	}
 	if err := json.Unmarshal(raw, &probe); err != nil {
 		return nil, fmt.Errorf("not a valid manifest: %w", err)
@@ -218,7 +223,7 @@ func parseImportManifest(d v1.Hash, raw []byte, mt types.MediaType) (*importMani
 			mt = types.OCIManifestSchema1
 		}
 	}
-	m := &importManifest{digest: d, raw: raw, mediaType: mt}
+	m := &importManifest{digest: d, raw: raw, mediaType: mt, subject: len(probe.Subject) > 0 && string(probe.Subject) != "null"}
 	seen := map[v1.Hash]bool{}
 	addBlob := func(desc v1.Descriptor) {
 		if !seen[desc.Digest] {
@@ -262,6 +267,7 @@ const (
 	importCommitImage             // an image named by index.json only
 	importCommitNestedBundle
 	importCommitRootBundle
+	importCommitArtifact // signatures and referrers, once what they are about is there
 )
 
 // importCommitOrder groups manifests so that children come before parents: index
@@ -299,6 +305,8 @@ func importCommitOrder(h *importHead) [][]v1.Hash {
 		switch e := h.byDigest[d]; {
 		case isChild[d]:
 			class = importCommitIndexChild
+		case e != nil && e.Role.IsArtifact():
+			class = importCommitArtifact
 		case e != nil && h.root == e && e.isBundle():
 			class = importCommitRootBundle
 		case e != nil && e.isBundle():

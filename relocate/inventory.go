@@ -37,12 +37,14 @@ type Inventory struct {
 
 // InventoryImage is one entry of an archive's index.json.
 type InventoryImage struct {
-	Digest      string   `json:"digest"`
-	MediaType   string   `json:"mediaType"`
-	Role        string   `json:"role"`
-	OriginalRef string   `json:"originalRef,omitempty"`
-	Tag         string   `json:"tag,omitempty"`
-	Platforms   []string `json:"platforms,omitempty"`
+	Digest      string `json:"digest"`
+	MediaType   string `json:"mediaType"`
+	Role        string `json:"role"`
+	OriginalRef string `json:"originalRef,omitempty"`
+	Tag         string `json:"tag,omitempty"`
+	// Subject is what a signature or referrer is about.
+	Subject   string   `json:"subject,omitempty"`
+	Platforms []string `json:"platforms,omitempty"`
 	// Size is the manifest, configs and layers this entry reaches (shared
 	// blobs count in every entry that reaches them).
 	Size int64 `json:"size"`
@@ -85,7 +87,15 @@ func Inspect(r io.Reader) (*Inventory, error) {
 			Digest: d.String(), MediaType: string(e.Descriptor.MediaType), Role: string(e.Role),
 			OriginalRef: e.OriginalRef, Tag: e.Tag, Platforms: plats, Size: size,
 		})
-		imgpkgTags = append(imgpkgTags, tags.Imgpkg(d))
+		if e.Role.IsArtifact() {
+			inv.Images[len(inv.Images)-1].Subject = e.Subject.String()
+		}
+		if t := artifactTag(e); t != "" {
+			imgpkgTags = append(imgpkgTags, t)
+		}
+		if hasImgpkgTag(e.Role) {
+			imgpkgTags = append(imgpkgTags, tags.Imgpkg(d))
+		}
 		if e.Role == archive.RoleBundle || e.Role == archive.RoleNestedBundle {
 			bundles = append(bundles, tags.ImageLocations(d))
 		}

@@ -67,6 +67,14 @@ type Options struct {
 	// IncludeNonDistributable keeps foreign / non-distributable layers in
 	// the plan instead of listing them in Plan.Skipped.
 	IncludeNonDistributable bool
+	// CosignSignatures carries cosign's artifacts of every image and
+	// bundle: the manifests tagged "sha256-<hex>.sig", ".att" and ".sbom"
+	// in the repository the image was resolved from. Three HEADs per image.
+	CosignSignatures bool
+	// Referrers carries the artifacts whose manifests name an image or
+	// bundle as their subject (OCI 1.1 referrers API, or the "sha256-<hex>"
+	// tag-schema index on registries without it). One request per image.
+	Referrers bool
 	// Reporter receives warnings (skipped layers, images of a relocated
 	// bundle found only at their original reference) and where the images
 	// of relocated bundles were found; nil discards them.
@@ -120,6 +128,11 @@ type Image struct {
 	Lock *lock.ImagesLock
 	// Children are an index's direct children, in index order.
 	Children []v1.Hash
+	// Subject is the image or bundle a signature or referrer is about.
+	Subject v1.Hash
+	// SignatureKind is the cosign tag suffix of a signature ("sig", "att",
+	// "sbom").
+	SignatureKind string
 }
 
 // Manifest is the raw bytes of a manifest or index, as the registry served
@@ -201,6 +214,15 @@ func Resolve(ctx context.Context, src Source, opts Options) (*Plan, error) {
 	}
 	if err := r.run(ctx, first); err != nil {
 		return nil, err
+	}
+	if opts.CosignSignatures || opts.Referrers {
+		arts, err := r.artifactWants(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("resolve %s: %w", src, err)
+		}
+		if err := r.run(ctx, arts); err != nil {
+			return nil, err
+		}
 	}
 	return r.plan(opts)
 }

@@ -32,6 +32,7 @@ const (
 	wantRootImage                  // -i: copied as is
 	wantLockImage                  // an image named in a lock
 	wantChild                      // a manifest or index named by an index
+	wantArtifact                   // a signature or referrer of an image above
 )
 
 // want is one reference to resolve at some level.
@@ -52,6 +53,10 @@ type want struct {
 	// bundle its digest (zero for the images of a lock file).
 	bundleRepo name.Repository
 	bundle     v1.Hash
+	// role, subject and sigKind describe an artifact (wantArtifact only).
+	role    archive.Role
+	subject v1.Hash
+	sigKind string
 }
 
 func (w want) followsLock() bool {
@@ -139,7 +144,7 @@ func (r *resolver) jobsFor(level []want) []*job {
 	var jobs []*job
 	byDigest := map[v1.Hash]*job{}
 	for _, w := range level {
-		needConfig := w.kind != wantChild
+		needConfig := w.kind != wantChild && w.kind != wantArtifact
 		needLock := w.followsLock()
 		if w.digest == (v1.Hash{}) {
 			jobs = append(jobs, &job{w: w, checkConfig: needConfig, readLock: needLock})
@@ -421,7 +426,15 @@ func (r *resolver) register(level []want, jobs []*job) ([]want, error) {
 		if w.kind == wantLockImage {
 			r.reportVia(w, n)
 		}
-		if w.kind != wantChild {
+		if w.kind == wantArtifact {
+			// An artifact that is already in the plan (as an image, or
+			// as the artifact of another subject) travels once, under
+			// its first role.
+			if r.images[d] == nil {
+				r.images[d] = artifactImage(w, n, d)
+				r.imageOrder = append(r.imageOrder, d)
+			}
+		} else if w.kind != wantChild {
 			im := r.images[d]
 			if im == nil {
 				im = &Image{

@@ -1,0 +1,173 @@
+package relocate
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/ferry-dev/ferry/archive"
+)
+
+// Signatures, attestations and referrers travel with what they are about
+// when asked (Options.CosignSignatures, Options.Referrers): each costs
+// requests for every image, found or not, so both are off by default, as
+// imgpkg's --cosign-signatures is.
+//
+// They are looked for beside every entry of the plan's index (the root,
+// nested bundles and the images locks name), in the repository each was
+// resolved from. That is what imgpkg signs and fetches signatures for; the
+// children of an index are not looked at (cosign signs the index digest
+// unless told to recurse), nor are artifacts of artifacts (a signature of
+// an SBOM referrer stays behind).
+
+// CosignTag returns cosign's tag for an artifact of kind ("sig", "att",
+// "sbom") about the manifest d: "sha256-<hex>.<kind>".
+func CosignTag(d v1.Hash, kind string) string {
+	return fmt.Sprintf("%s-%s.%s", d.Algorithm, d.Hex, kind)
+}
+
+// artifactTag returns the tag a signature entry is written under at the
+// destination (the one it was found under), "" for other entries.
+func artifactTag(e archive.Entry) string {
+	if e.Role != archive.RoleSignature {
+		return ""
+	}
+	return CosignTag(e.Subject, e.SignatureKind)
+}
+
+// hasImgpkgTag reports whether an entry of a role gets its own
+// "sha256-<hex>.imgpkg" tag. imgpkg tags everything it copies, signatures
+// included; it knows nothing of referrers, which the destination's
+// referrers API (or the tag-schema fallback index) keeps listed.
+func hasImgpkgTag(r archive.Role) bool { return r != archive.RoleReferrer }
+
+// artifactWants looks up the artifacts of every image resolved so far and
+// returns them as one level of wants, in plan order: for each image its
+// cosign tags (sig, att, sbom), then its referrers by digest.
+func (r *resolver) artifactWants(ctx context.Context, opts Options) ([]want, error) {
+	subjects := make([]*Image, 0, len(r.imageOrder))
+	for _, d := range r.imageOrder {
+		subjects = append(subjects, r.images[d])
+	}
+	found := make([][]want, len(subjects))
+	err := forEach(ctx, r.conc, len(subjects), func(ctx context.Context, i int) error {
+		im := subjects[i]
+		var ws []want
+		if opts.CosignSignatures {
+			for _, kind := range archive.SignatureKinds {
+				w, ok, err := r.cosignWant(ctx, im, kind)
+				if err != nil {
+					return err
+				}
+				if ok {
+					ws = append(ws, w)
+				}
+			}
+		}
+		if opts.Referrers {
+			rs, err := r.referrerWants(ctx, im, opts.Remote)
+			if err != nil {
+				return err
+			}
+			ws = append(ws, rs...)
+		}
+		found[i] = ws
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []want
+	sigs, refs := 0, 0
+	for _, ws := range found {
+		for _, w := range ws {
+			if w.role == archive.RoleSignature {
+				sigs++
+			} else {
+				refs++
+			}
+		}
+		out = append(out, ws...)
+	}
+	r.rep.Logf("found %d cosign signatures, attestations or SBOMs and %d referrers of %d images", sigs, refs, len(subjects))
+	return out, nil
+}
+
+// cosignWant looks up the tag "sha256-<hex>.<kind>" beside im. A HEAD is
+// enough to learn the digest, and most lookups find nothing; registries
+// such as Docker Hub do not count HEADs against pull limits.
+func (r *resolver) cosignWant(ctx context.Context, im *Image, kind string) (want, bool, error) {
+	tag := im.Source.Context().Tag(CosignTag(im.Digest, kind))
+	desc, err := r.puller.Head(ctx, tag)
+	if importIsNotFound(err) {
+		return want{}, false, nil
+	}
+	if err != nil {
+		return want{}, false, fmt.Errorf("look up %s of %s: %w", tag, im.OriginalRef, err)
+	}
+	ref := tag.Context().Digest(desc.Digest.String())
+	return want{
+		ref:      ref,
+		digest:   desc.Digest,
+		original: tag.String(),
+		kind:     wantArtifact,
+		lockedBy: kind + " of " + im.OriginalRef,
+		role:     archive.RoleSignature,
+		subject:  im.Digest,
+		sigKind:  kind,
+	}, true, nil
+}
+
+// referrerWants lists the referrers of im: the referrers API, or, where
+// the registry has none, the "sha256-<hex>" fallback index
+// (go-containerregistry falls back by itself).
+func (r *resolver) referrerWants(ctx context.Context, im *Image, ropts []remote.Option) ([]want, error) {
+	idx, err := remote.Referrers(im.Source, append(append([]remote.Option{}, ropts...), remote.WithContext(ctx))...)
+	if err != nil {
+		return nil, fmt.Errorf("list referrers of %s (%s): %w", im.OriginalRef, im.Source, err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("list referrers of %s (%s): %w", im.OriginalRef, im.Source, err)
+	}
+	descs := append([]v1.Descriptor(nil), m.Manifests...)
+	sort.Slice(descs, func(i, j int) bool { return descs[i].Digest.String() < descs[j].Digest.String() })
+	var out []want
+	seen := map[v1.Hash]bool{}
+	for _, d := range descs {
+		if seen[d.Digest] || (!d.MediaType.IsImage() && !d.MediaType.IsIndex()) {
+			continue
+		}
+		seen[d.Digest] = true
+		ref := im.Source.Context().Digest(d.Digest.String())
+		out = append(out, want{
+			ref:      ref,
+			digest:   d.Digest,
+			original: ref.String(),
+			kind:     wantArtifact,
+			lockedBy: "referrers of " + im.OriginalRef,
+			role:     archive.RoleReferrer,
+			subject:  im.Digest,
+		})
+	}
+	return out, nil
+}
+
+// artifactImage is the Image register records for an artifact want.
+func artifactImage(w want, n *node, d v1.Hash) *Image {
+	return &Image{
+		Digest:        d,
+		MediaType:     n.mediaType,
+		Size:          int64(len(n.raw)),
+		Role:          w.role,
+		OriginalRef:   w.original,
+		Source:        n.source,
+		Platforms:     platformsOf(n),
+		Children:      childrenOf(n),
+		Subject:       w.subject,
+		SignatureKind: w.sigKind,
+	}
+}
