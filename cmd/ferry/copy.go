@@ -39,6 +39,14 @@ its images are looked up in the bundle's own repository first (through its
 image-locations image), so a second hop needs no access to the first side;
 ferry says when an original location had to be used instead.
 
+--cosign-signatures and --referrers (off by default: they cost requests for
+every image) also carry, for the bundle, nested bundles and every image a
+lock names, cosign's sha256-<hex>.sig/.att/.sbom artifacts (same tags at
+REPO, plus sha256-<their hex>.imgpkg as imgpkg writes) and the OCI 1.1
+referrers (pushed by digest; REPO lists them through its referrers API, or
+the sha256-<hex> fallback tag where it has none). With --tar they change
+nothing: the archive holds what its export carried.
+
 Credentials: --registry-username/--registry-password/--registry-token and
 the FERRY_* variables are sent to every registry; when source and
 destination need different credentials, put both in the Docker config

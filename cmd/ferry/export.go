@@ -18,7 +18,30 @@ func sourceFlags() []cli.Flag {
 		&cli.StringFlag{Name: "lock", Usage: "an ImagesLock or BundleLock file naming what to carry"},
 		&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultConcurrency, Usage: "registry requests (manifests, blob downloads) at once"},
 		&cli.BoolFlag{Name: "include-non-distributable-layers", Usage: "also carry foreign (non-distributable) layers, which are left out by default"},
+		cosignSignaturesFlag(),
+		referrersFlag(),
 	}
+}
+
+// The artifact flags cost requests for every image, found or not, so they
+// are off by default (as imgpkg's --cosign-signatures is).
+const (
+	cosignSignaturesUsage = "also carry cosign's signatures, attestations and SBOMs: for the bundle, nested bundles and every image a lock names, " +
+		"the manifests tagged sha256-<hex>.sig, .att and .sbom in its repository (3 HEADs per image). " +
+		"At the destination they keep those tags and, as imgpkg does, also get sha256-<their hex>.imgpkg. " +
+		"Not looked up: children of an image index, artifacts of artifacts"
+	referrersUsage = "also carry OCI 1.1 referrers: for the bundle, nested bundles and every image a lock names, the artifacts whose manifest names it as subject, " +
+		"from the registry's referrers API or, without one, its sha256-<hex> fallback tag (1 request per image). " +
+		"At the destination they are pushed by digest (no tag of their own), listed by its referrers API or the fallback tag go-containerregistry updates"
+	importArtifactsUsage = "accepted for scripts; an import carries the signatures and referrers the archive holds (export decides)"
+)
+
+func cosignSignaturesFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "cosign-signatures", Usage: cosignSignaturesUsage}
+}
+
+func referrersFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "referrers", Usage: referrersUsage}
 }
 
 // planSource reads -b, -i and --lock, exactly one of which must be given.
@@ -52,6 +75,8 @@ func resolvePlan(c *cli.Context, out *printer) (*relocate.Plan, relocate.Options
 		Name:                    reg.NameOptions(),
 		Concurrency:             c.Int("concurrency"),
 		IncludeNonDistributable: c.Bool("include-non-distributable-layers"),
+		CosignSignatures:        c.Bool("cosign-signatures"),
+		Referrers:               c.Bool("referrers"),
 		Reporter:                out.Reporter(),
 	}
 	out.Infof("resolving %s", src)

@@ -23,6 +23,11 @@ image-locations image per bundle, and last the root bundle's original tag.
 A failure before that never moves the original tag, and running the same
 import again finishes what an interrupted one started.
 
+Signatures and referrers exported with --cosign-signatures or --referrers
+are imported too, always: cosign's under their sha256-<hex>.sig/.att/.sbom
+tags (plus sha256-<their hex>.imgpkg), referrers by digest, before the
+original tag.
+
 --dry-run reads only the archive's head and reports what would be uploaded
 and which tags would be created or moved, changing nothing.`,
 		Flags: withRegistryFlags(
@@ -31,6 +36,8 @@ and which tags would be created or moved, changing nothing.`,
 			&cli.BoolFlag{Name: "repo-based-tags", Usage: "tag images <source-path>-sha256-<hex>.imgpkg, as imgpkg's flag of the same name"},
 			&cli.StringFlag{Name: "lock-output", Usage: "write a BundleLock naming the bundle at its new home"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "report what would be uploaded and tagged; change nothing"},
+			&cli.BoolFlag{Name: "cosign-signatures", Usage: importArtifactsUsage},
+			&cli.BoolFlag{Name: "referrers", Usage: importArtifactsUsage},
 			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultImportConcurrency, Usage: "registry requests at once"},
 			jsonFlag(),
 		),
