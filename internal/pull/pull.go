@@ -5,8 +5,11 @@ package pull
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/progress"
@@ -70,14 +74,29 @@ type Result struct {
 func Pull(ctx context.Context, ref name.Reference, dir string, opts Options) (*Result, error) {
 	opts.Reporter = progress.OrNop(opts.Reporter)
 	opts.Remote = append([]remote.Option{remote.WithContext(ctx)}, opts.Remote...)
-	if err := safetar.PrepareDir(dir, opts.Overwrite); err != nil {
+	empty, err := safetar.CheckEmptyDir(dir)
+	if err != nil {
 		return nil, err
 	}
 	p := &puller{opts: opts, root: dir, seen: map[v1.Hash]bool{}}
+	if empty || !opts.Overwrite {
+		// Creates a missing dir; refuses a non-empty one without Overwrite.
+		if err := safetar.PrepareDir(dir, false); err != nil {
+			return nil, err
+		}
+	} else {
+		// The user's files go only once the new layer is downloaded and
+		// verified, so a refused login or a dropped connection keeps them.
+		p.clear = func() error { return safetar.PrepareDir(dir, true) }
+	}
 	res, err := p.pull(ctx, ref, dir, opts.Bundle)
 	if err != nil {
-		// The directory was empty (or the user gave it up with Overwrite),
-		// so emptying it again leaves no half-pulled bundle behind.
+		// Once extraction began, the directory held nothing of the user's
+		// (it was empty, or Overwrite gave it up), so emptying it again
+		// leaves no half-pulled bundle behind. Before that, it is untouched.
+		if p.clear != nil {
+			return nil, fmt.Errorf("pull %s: %w", ref, err)
+		}
 		if cerr := safetar.PrepareDir(dir, true); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("cleaning up %s: %w", dir, cerr))
 		}
@@ -87,9 +106,10 @@ func Pull(ctx context.Context, ref name.Reference, dir string, opts Options) (*R
 }
 
 type puller struct {
-	opts Options
-	root string
-	seen map[v1.Hash]bool
+	opts  Options
+	root  string
+	seen  map[v1.Hash]bool
+	clear func() error // empties the output directory before the first extraction
 }
 
 func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantBundle bool) (*Result, error) {
@@ -120,7 +140,18 @@ func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantB
 	if len(layers) != 1 {
 		return nil, fmt.Errorf("%s has %d layers; ferry pulls images with exactly one layer, as imgpkg pushes them", ref, len(layers))
 	}
-	rc, err := layers[0].Uncompressed()
+	local, cleanup, err := fetchLayer(layers[0])
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	if p.clear != nil {
+		if err := p.clear(); err != nil {
+			return nil, err
+		}
+		p.clear = nil
+	}
+	rc, err := local.Uncompressed()
 	if err != nil {
 		return nil, fmt.Errorf("reading layer: %w", err)
 	}
@@ -288,4 +319,43 @@ func isNotFound(err error) bool {
 		}
 	}
 	return false
+}
+
+// fetchLayer downloads l's compressed bytes to a temporary file and checks
+// them against l's digest before anything is extracted: extraction stops at
+// the tar's end marker, which would otherwise leave the digest unchecked.
+func fetchLayer(l v1.Layer) (v1.Layer, func(), error) {
+	want, err := l.Digest()
+	if err != nil {
+		return nil, nil, err
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, nil, fmt.Errorf("layer %s: %w", want, err)
+	}
+	defer rc.Close()
+	f, err := os.CreateTemp("", "ferry-pull-layer-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("layer %s: %w", want, err)
+	}
+	cleanup := func() { os.Remove(f.Name()) }
+	h := sha256.New()
+	_, err = io.Copy(io.MultiWriter(f, h), rc)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("layer %s: %w", want, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); want.Algorithm != "sha256" || got != want.Hex {
+		cleanup()
+		return nil, nil, fmt.Errorf("layer %s: downloaded content has digest sha256:%s", want, got)
+	}
+	local, err := tarball.LayerFromFile(f.Name())
+	if err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("layer %s: %w", want, err)
+	}
+	return local, cleanup, nil
 }
