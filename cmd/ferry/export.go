@@ -167,7 +167,7 @@ func runExport(c *cli.Context) error {
 		res, err = relocate.ExportFile(c.Context, p, dest, eopts)
 	}
 	if err != nil {
-		return explain(err, dest)
+		return explain(err, "")
 	}
 	j := exportJSON{Archive: dest, SHA256: res.SHA256, Images: res.Images, Blobs: res.Blobs, Bytes: res.Bytes, ArchiveBytes: res.ArchiveBytes}
 	for _, s := range res.Skipped {

@@ -98,17 +98,11 @@ func isDNSError(err error) bool {
 	return errors.As(err, &de)
 }
 
-// registryHost names the registry the user meant: from ref when it parses,
-// else from the failed request.
+// registryHost names the registry that failed: the failed request's host
+// when the error carries it, else ref's.
 func registryHost(ref string, err error) string {
-	if ref != "" {
-		if r, perr := name.ParseReference(ref, name.WeakValidation); perr == nil {
-			return r.Context().RegistryStr()
-		}
-		if r, perr := name.NewRepository(ref, name.WeakValidation); perr == nil {
-			return r.RegistryStr()
-		}
-	}
+	// The failing request's host comes first: a move touches several
+	// registries, and the one that refused may not be the one in ref.
 	var te *transport.Error
 	if errors.As(err, &te) && te.Request != nil && te.Request.URL != nil {
 		return te.Request.URL.Host
@@ -120,6 +114,12 @@ func registryHost(ref string, err error) string {
 		}
 	}
 	if ref != "" {
+		if r, perr := name.ParseReference(ref, name.WeakValidation); perr == nil {
+			return r.Context().RegistryStr()
+		}
+		if r, perr := name.NewRepository(ref, name.WeakValidation); perr == nil {
+			return r.RegistryStr()
+		}
 		return ref
 	}
 	return "(unknown)"
