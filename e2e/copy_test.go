@@ -116,7 +116,7 @@ func TestCopyAcrossRegistriesRecreatesImgpkgTags(t *testing.T) {
 			t.Errorf("re-copy read layer %s from the source", req.Ref)
 		}
 	}
-	if !strings.Contains(r.Stdout, "unchanged") {
+	if !strings.Contains(r.Stderr, "unchanged") {
 		t.Errorf("re-copy does not report unchanged tags:\n%s", r)
 	}
 	assertTags(t, tagsOf(t, dst, repo), f.wantTags(t))
@@ -194,7 +194,7 @@ func TestCopyMovesAnExistingTagAndSaysSo(t *testing.T) {
 	}
 
 	r := mustFerry(t, "copy", "-b", f.root, "--to-repo", repo)
-	if !strings.Contains(r.Stdout, "move") || !strings.Contains(r.Stdout, "(was "+old.DigestStr()+")") {
+	if !strings.Contains(r.Stderr, "move") || !strings.Contains(r.Stderr, "(was "+old.DigestStr()+")") {
 		t.Fatalf("the moved tag is not reported with its previous digest:\n%s", r)
 	}
 	want := f.wantTags(t)

@@ -255,7 +255,7 @@ func TestPullAfterRelocationRewritesImagesLock(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out")
 			r := mustFerry(t, "pull", "-b", dst+"@"+outerDigest.DigestStr(), "-o", out, "-r")
 			want := map[bool]string{true: "image-locations", false: "found there by digest"}[withLocations]
-			if !strings.Contains(r.Stdout, want) {
+			if !strings.Contains(r.Stderr, want) {
 				t.Fatalf("pull does not say it used the %s: %s", want, r)
 			}
 			l, _ := lock.ReadImagesLock(filepath.Join(out, ".imgpkg", "images.yml"))

@@ -110,7 +110,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 func TestVerifyGoodAndDamagedArchives(t *testing.T) {
 	_, archive := exported(t)
 	r := mustFerry(t, "verify", archive)
-	if !strings.Contains(r.Stdout, "matches") {
+	if !strings.Contains(r.Stderr, "matches") {
 		t.Fatalf("verify does not report the .sha256 match: %s", r)
 	}
 

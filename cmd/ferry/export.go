@@ -143,8 +143,6 @@ func runExport(c *cli.Context) error {
 		if out.json {
 			return usagef("export: --json prints on standard output, which -o - uses for the archive")
 		}
-		// Standard output carries the archive; the human result goes to stderr.
-		out.stdout = out.stderr
 	} else if err := relocate.CheckExportPath(dest); err != nil {
 		// A missing or read-only directory fails before any download.
 		return err

@@ -53,7 +53,7 @@ func runInspect(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("inspect %s: %w", c.Args().First(), err)
 	}
-	return out.Result(inv, func(w io.Writer) {
+	return out.Listing(inv, func(w io.Writer) {
 		fmt.Fprintf(w, "Archive: %s (format %d, %s", c.Args().First(), inv.Version, inv.Compression)
 		if inv.CreatedBy != "" {
 			fmt.Fprintf(w, ", written by %s", inv.CreatedBy)

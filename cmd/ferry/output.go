@@ -36,16 +36,27 @@ func (p *printer) Infof(format string, args ...any) {
 	fmt.Fprintf(p.stderr, format+"\n", args...)
 }
 
-// Result prints v as JSON on stdout when --json was given, and otherwise
-// calls human, which prints the result for a person on stdout.
+// Result ends a command that does work (push, pull, export, import, copy,
+// verify): v as JSON on stdout with --json, otherwise human prints a
+// summary for a person on stderr, so that stdout carries only data.
 func (p *printer) Result(v any, human func(w io.Writer)) error {
+	return p.result(v, human, p.stderr)
+}
+
+// Listing ends a command whose output is the data itself (tag list,
+// inspect): v as JSON with --json, otherwise human's table, on stdout.
+func (p *printer) Listing(v any, human func(w io.Writer)) error {
+	return p.result(v, human, p.stdout)
+}
+
+func (p *printer) result(v any, human func(w io.Writer), w io.Writer) error {
 	if p.json {
 		enc := json.NewEncoder(p.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	}
 	if human != nil {
-		human(p.stdout)
+		human(w)
 	}
 	return nil
 }

@@ -56,7 +56,7 @@ func runTagList(c *cli.Context) error {
 	if err != nil {
 		return explain(err, src)
 	}
-	return out.Result(list, func(w io.Writer) {
+	return out.Listing(list, func(w io.Writer) {
 		for _, t := range list {
 			if t.Digest != "" {
 				fmt.Fprintf(w, "%s\t%s\n", t.Name, t.Digest)
