@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -96,6 +97,13 @@ func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (
 	}
 	res, err := Export(ctx, p, f, opts)
 	if err != nil {
+		f.Abort()
+		return nil, fmt.Errorf("export to %s: %w", path, err)
+	}
+	// An old checksum must not outlive the archive it describes: without
+	// this, a crash between the rename and the new sidecar would leave a
+	// good archive beside a checksum that calls it corrupt.
+	if err := os.Remove(path + ".sha256"); err != nil && !errors.Is(err, os.ErrNotExist) {
 		f.Abort()
 		return nil, fmt.Errorf("export to %s: %w", path, err)
 	}

