@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-dev/ferry/internal/regopts"
@@ -17,6 +18,9 @@ func registryFlags() []cli.Flag {
 			Usage: "password for the registries"},
 		&cli.StringFlag{Name: "registry-token", EnvVars: []string{"FERRY_TOKEN"}, Category: cat,
 			Usage: "bearer token for the registries"},
+		&cli.StringSliceFlag{Name: "registry-credential-host", Category: cat,
+			Usage: "registry (host[:port]) that also gets the explicit credentials above; repeatable; * for every registry. " +
+				"By default they go only to the registries named by -b, -i and --to-repo: others (say, hosts named in a bundle's images.yml) get the Docker config's"},
 		&cli.BoolFlag{Name: "registry-anon", Category: cat,
 			Usage: "send no credentials at all"},
 		&cli.BoolFlag{Name: "registry-insecure", Category: cat,
@@ -39,6 +43,7 @@ func withRegistryFlags(flags ...cli.Flag) []cli.Flag {
 func registryOptions(c *cli.Context) regopts.Options {
 	return regopts.Options{
 		Username:              c.String("registry-username"),
+		CredentialHosts:       credentialHosts(c),
 		Password:              c.String("registry-password"),
 		Token:                 c.String("registry-token"),
 		Anon:                  c.Bool("registry-anon"),
@@ -53,4 +58,33 @@ func registryOptions(c *cli.Context) regopts.Options {
 // jsonFlag asks for a machine-readable result on stdout.
 func jsonFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "json", Usage: "print a machine-readable result on stdout"}
+}
+
+// credentialHosts lists the registries that get explicit credentials: those
+// named on the command line, plus --registry-credential-host; nil (every
+// registry) when that flag says "*".
+func credentialHosts(c *cli.Context) []string {
+	hosts := []string{}
+	for _, h := range c.StringSlice("registry-credential-host") {
+		if h == "*" {
+			return nil
+		}
+		hosts = append(hosts, h)
+	}
+	for _, flag := range []string{"bundle", "image", "to-repo"} {
+		v := c.String(flag)
+		if v == "" {
+			continue
+		}
+		opts := []name.Option{name.WeakValidation}
+		if c.Bool("registry-insecure") {
+			opts = append(opts, name.Insecure)
+		}
+		if ref, err := name.ParseReference(v, opts...); err == nil {
+			hosts = append(hosts, ref.Context().RegistryStr())
+		} else if repo, err := name.NewRepository(v, opts...); err == nil {
+			hosts = append(hosts, repo.RegistryStr())
+		}
+	}
+	return hosts
 }

@@ -49,8 +49,15 @@ const (
 type Options struct {
 	// Username and Password are explicit basic credentials
 	// (--registry-username/--registry-password, FERRY_USERNAME/FERRY_PASSWORD).
-	// They are sent to every registry the command talks to, as imgpkg does.
+	// They go to the registries in CredentialHosts, or to every registry
+	// when it is empty (as imgpkg does).
 	Username, Password string
+	// CredentialHosts limits the explicit credentials (Username/Password or
+	// Token) to these registries (host[:port]); any other registry gets the
+	// Docker config's. nil means every registry; an empty non-nil slice,
+	// none. A bundle's images.yml may name any host, so sending a password
+	// to every registry would hand it to whoever wrote the lock.
+	CredentialHosts []string
 	// Token is an explicit bearer token (--registry-token, FERRY_TOKEN),
 	// sent as is instead of running the registry's token exchange.
 	Token string
@@ -126,8 +133,9 @@ func ParseRepository(s string, o Options) (name.Repository, error) {
 	return repo, nil
 }
 
-// Keychain resolves credentials: none when Anon, the explicit ones for every
-// registry when given, otherwise the Docker config and credential helpers.
+// Keychain resolves credentials: none when Anon, the explicit ones for the
+// CredentialHosts (every registry when empty) when given, otherwise the
+// Docker config and credential helpers.
 // Invalid options yield a keychain whose Resolve fails with Validate's error,
 // so a misconfiguration surfaces on first use instead of falling back silently.
 func (o Options) Keychain() authn.Keychain {
@@ -138,12 +146,40 @@ func (o Options) Keychain() authn.Keychain {
 	case o.Anon:
 		return fixedKeychain{auth: authn.Anonymous}
 	case o.Token != "":
-		return fixedKeychain{auth: &authn.Bearer{Token: o.Token}}
+		return o.scoped(&authn.Bearer{Token: o.Token})
 	case o.Username != "":
-		return fixedKeychain{auth: &authn.Basic{Username: o.Username, Password: o.Password}}
+		return o.scoped(&authn.Basic{Username: o.Username, Password: o.Password})
 	default:
 		return authn.DefaultKeychain
 	}
+}
+
+// scoped gives auth to CredentialHosts (or to every registry when there are
+// none) and the Docker config's credentials to the rest.
+func (o Options) scoped(auth authn.Authenticator) authn.Keychain {
+	if o.CredentialHosts == nil {
+		return fixedKeychain{auth: auth}
+	}
+	hosts := make(map[string]bool, len(o.CredentialHosts))
+	for _, h := range o.CredentialHosts {
+		hosts[h] = true
+	}
+	return hostKeychain{hosts: hosts, auth: auth, others: authn.DefaultKeychain}
+}
+
+// hostKeychain answers its hosts with auth and defers the others.
+type hostKeychain struct {
+	hosts  map[string]bool
+	auth   authn.Authenticator
+	others authn.Keychain
+}
+
+// Resolve implements authn.Keychain.
+func (k hostKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	if k.hosts[r.RegistryStr()] {
+		return k.auth, nil
+	}
+	return k.others.Resolve(r)
 }
 
 // fixedKeychain answers every registry with the same authenticator.

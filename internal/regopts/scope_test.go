@@ -1,0 +1,57 @@
+package regopts
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+func TestExplicitCredentialsGoOnlyToTheirHosts(t *testing.T) {
+	// An empty Docker config, so that other hosts get no credentials.
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"auths":{}}`), 0o600)
+	t.Setenv("DOCKER_CONFIG", dir)
+
+	o := Options{Username: "u", Password: "secret", CredentialHosts: []string{"mine.example.com:5000"}}
+	kc := o.Keychain()
+	for host, wantSecret := range map[string]bool{"mine.example.com:5000": true, "evil.example.com": false, "mine.example.com": false} {
+		repo, err := name.NewRepository(host + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := kc.Resolve(repo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := a.Authorization()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Password == "secret"; got != wantSecret {
+			t.Errorf("%s: password sent = %v, want %v", host, got, wantSecret)
+		}
+	}
+
+	// An empty list: explicit credentials go nowhere.
+	a, _ := Options{Username: "u", Password: "secret", CredentialHosts: []string{}}.Keychain().Resolve(mustRepo(t, "any.example.com/x"))
+	if cfg, _ := a.Authorization(); cfg.Password == "secret" {
+		t.Error("credentials sent although no host was allowed")
+	}
+
+	// nil: explicit credentials go everywhere (imgpkg's behaviour).
+	a, _ = Options{Username: "u", Password: "secret"}.Keychain().Resolve(mustRepo(t, "any.example.com/x"))
+	if cfg, _ := a.Authorization(); cfg.Password != "secret" {
+		t.Error("unscoped credentials were not sent")
+	}
+}
+
+func mustRepo(t *testing.T, s string) name.Repository {
+	t.Helper()
+	r, err := name.NewRepository(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
