@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -30,6 +31,10 @@ type catalog struct {
 	want        map[v1.Hash]ref
 	manifests   map[v1.Hash][]byte
 	blobs       map[v1.Hash]ref
+	// distributable holds, for every digest some descriptor names with a
+	// media type other than a non-distributable layer's, the first such
+	// descriptor: such a digest can never be a skipped layer.
+	distributable map[v1.Hash]ref
 }
 
 func newCatalog(info *indexInfo, maxManifest int64) (*catalog, error) {
@@ -38,6 +43,8 @@ func newCatalog(info *indexInfo, maxManifest int64) (*catalog, error) {
 		want:        map[v1.Hash]ref{},
 		manifests:   map[v1.Hash][]byte{},
 		blobs:       map[v1.Hash]ref{},
+
+		distributable: map[v1.Hash]ref{},
 	}
 	for _, e := range info.entries {
 		if err := c.wantManifest(e.Descriptor, indexName); err != nil {
@@ -68,6 +75,7 @@ func (c *catalog) wantManifest(d v1.Descriptor, from string) error {
 	if d.Size <= 0 || d.Size > c.maxManifest {
 		return fmt.Errorf("manifest %s referenced by %s: size %d is outside 1..%d bytes", d.Digest, from, d.Size, c.maxManifest)
 	}
+	c.noteType(d, from)
 	if b, ok := c.manifests[d.Digest]; ok {
 		if int64(len(b)) != d.Size {
 			return fmt.Errorf("manifest %s: %s says %d bytes, it has %d", d.Digest, from, d.Size, len(b))
@@ -91,6 +99,7 @@ func (c *catalog) addBlob(d v1.Descriptor, from string) error {
 	if d.Size < 0 {
 		return fmt.Errorf("blob %s referenced by %s: size %d", d.Digest, from, d.Size)
 	}
+	c.noteType(d, from)
 	if r, ok := c.blobs[d.Digest]; ok {
 		if r.desc.Size != d.Size {
 			return fmt.Errorf("blob %s: %s says %d bytes, %s says %d", d.Digest, from, d.Size, r.from, r.desc.Size)
@@ -181,4 +190,41 @@ func (c *catalog) expected() []v1.Descriptor {
 	}
 	slices.SortFunc(out, func(a, b v1.Descriptor) int { return cmpHash(a.Digest, b.Digest) })
 	return out
+}
+
+// noteType records the first descriptor that names d.Digest with a
+// distributable media type.
+func (c *catalog) noteType(d v1.Descriptor, from string) {
+	if _, ok := c.distributable[d.Digest]; !ok && !nonDistributable(d.MediaType) {
+		c.distributable[d.Digest] = ref{desc: d, from: from}
+	}
+}
+
+// checkSkipped enforces, once the head is complete, what makes a layer
+// listed in AnnotationSkippedLayers legitimately absent: a manifest
+// references it, and every descriptor naming it marks it non-distributable.
+// Without this an index could excuse any layer from being in the archive
+// and Close, Next and Verify would all accept an archive that is missing
+// content. Writer and Reader both call it so that they agree.
+func (c *catalog) checkSkipped(skipped []v1.Hash) error {
+	for _, d := range skipped {
+		if _, ok := c.blobs[d]; !ok {
+			return fmt.Errorf("%s lists %s, which no manifest references as a layer", AnnotationSkippedLayers, d)
+		}
+		if dr, ok := c.distributable[d]; ok {
+			return fmt.Errorf("%s lists %s, but %s names it with media type %q, which is distributable; only non-distributable layers may be left out",
+				AnnotationSkippedLayers, d, dr.from, dr.desc.MediaType)
+		}
+	}
+	return nil
+}
+
+// nonDistributable reports whether mt is the media type of a layer that
+// may be left out of an archive: Docker's foreign layer or any OCI
+// non-distributable layer (tar, tar+gzip, tar+zstd). It is a superset of
+// go-containerregistry's !IsDistributable, which relocate's planner uses,
+// so every layer a plan skips is one the archive accepts as skipped.
+func nonDistributable(mt types.MediaType) bool {
+	return mt == types.DockerForeignLayer ||
+		strings.HasPrefix(string(mt), "application/vnd.oci.image.layer.nondistributable.v1.tar")
 }

@@ -26,6 +26,10 @@ const (
 	// AnnotationSkippedLayers is set on the index when layers were left
 	// out: their digests, sorted, joined by ",", with no spaces
 	// ("sha256:<hex>,sha256:<hex>"). Absent when nothing was skipped.
+	// Writer and Reader accept a digest here only if a manifest references
+	// it and every descriptor naming it has a non-distributable layer
+	// media type (Docker foreign, OCI nondistributable): otherwise the
+	// annotation could excuse any missing layer.
 	AnnotationSkippedLayers = "dev.ferry.skipped-layers"
 	// AnnotationRole is set on each descriptor: its Role.
 	AnnotationRole = "dev.ferry.role"
@@ -122,7 +126,9 @@ type IndexOptions struct {
 	CreatedBy string
 	// SkippedLayers are the non-distributable layers left out of the
 	// archive. Only their digests are recorded (AnnotationSkippedLayers):
-	// the manifests that reference them carry the rest.
+	// the manifests that reference them carry the rest. Writer.WriteHeader
+	// refuses the index unless each is a non-distributable layer (see
+	// AnnotationSkippedLayers).
 	SkippedLayers []v1.Descriptor
 }
 

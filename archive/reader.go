@@ -121,8 +121,9 @@ type Reader struct {
 // bytes) and reads the head: oci-layout (first; version checked),
 // index.json (second; format version checked), then every manifest and
 // index reachable from index.json, each verified against its digest and
-// size. It reads nothing past the last manifest. Close releases the
-// decoder; it does not close r.
+// size, and every layer listed as skipped must be one the manifests
+// reference as non-distributable. It reads nothing past the last manifest.
+// Close releases the decoder; it does not close r.
 func NewReader(r io.Reader, opts ReaderOptions) (*Reader, error) {
 	if opts.MaxWindow == 0 {
 		opts.MaxWindow = DefaultMaxWindow
@@ -394,6 +395,9 @@ func (r *Reader) readHead(comp Compression, opts ReaderOptions) error {
 		return fmt.Errorf("archive entry %s: not referenced by index.json or any manifest", blobName(d))
 	}
 
+	if err := cat.checkSkipped(info.skipped); err != nil {
+		return fmt.Errorf("archive entry %s: %w", indexName, err)
+	}
 	r.cat = cat
 	for _, s := range info.skipped {
 		r.skipped[s] = true

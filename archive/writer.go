@@ -89,7 +89,8 @@ func tarHeader(name string, size int64) *tar.Header {
 // and indexes, sorted by digest. manifests must hold exactly the closure of
 // index: every manifest and index it names, and those they name, each
 // matching its digest and at most DefaultMaxManifestSize bytes (what a
-// Reader accepts by default).
+// Reader accepts by default). Every layer index.json lists as skipped must
+// be referenced by a manifest, always as a non-distributable layer.
 func (w *Writer) WriteHeader(index []byte, manifests map[v1.Hash][]byte) error {
 	if err := w.usable(); err != nil {
 		return err
@@ -127,6 +128,9 @@ func (w *Writer) WriteHeader(index []byte, manifests map[v1.Hash][]byte) error {
 				return fmt.Errorf("archive head: %w", err)
 			}
 		}
+	}
+	if err := cat.checkSkipped(info.skipped); err != nil {
+		return fmt.Errorf("archive head: %s: %w", indexName, err)
 	}
 	order := make([]v1.Hash, 0, len(manifests))
 	for d := range manifests {

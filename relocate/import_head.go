@@ -104,7 +104,9 @@ func readImportHead(ar *archive.Reader) (*importHead, error) {
 
 // newImportHead builds the plan of what a destination must hold from the
 // entries of an archive's index.json (or of a Plan, see Copy), the layers
-// left out, and the raw manifests and indexes by digest.
+// left out, and the raw manifests and indexes by digest. skipped is
+// trusted: the archive Reader admits only layers every manifest marks
+// non-distributable, and a Plan skips only those.
 func newImportHead(entries []archive.Entry, skipped []v1.Hash, manifest func(v1.Hash) ([]byte, bool)) (*importHead, error) {
 	h := &importHead{
 		byDigest:  map[v1.Hash]*importEntry{},
