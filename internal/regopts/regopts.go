@@ -270,8 +270,12 @@ func (o Options) transport() (http.RoundTripper, error) {
 	case o.ResponseHeaderTimeout > 0:
 		base.ResponseHeaderTimeout = o.ResponseHeaderTimeout
 	}
+	var inner http.RoundTripper = base
+	if base.ResponseHeaderTimeout > 0 {
+		inner = idleTransport{inner: base, idle: base.ResponseHeaderTimeout}
+	}
 	return &retryTransport{
-		inner:    base,
+		inner:    inner,
 		attempts: o.retryCount(),
 		backoff:  o.retryBackoff(),
 	}, nil

@@ -1,0 +1,65 @@
+package regopts
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// idleTransport fails a response whose body stops flowing for longer than
+// idle. ResponseHeaderTimeout only covers the wait for headers: a registry
+// or network that stalls in the middle of a blob would otherwise hang an
+// unattended export or copy for ever.
+type idleTransport struct {
+	inner http.RoundTripper
+	idle  time.Duration
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t idleTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithCancelCause(req.Context())
+	resp, err := t.inner.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	stalled := fmt.Errorf("no data from %s for %s (--registry-response-header-timeout)", req.URL.Host, t.idle)
+	b := &idleBody{rc: resp.Body, ctx: ctx, cancel: cancel, idle: t.idle}
+	b.timer = time.AfterFunc(t.idle, func() { cancel(stalled) })
+	resp.Body = b
+	return resp, nil
+}
+
+// idleBody re-arms its timer on every read and cancels the request when it
+// fires.
+type idleBody struct {
+	rc     io.ReadCloser
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	idle   time.Duration
+	timer  *time.Timer
+	once   sync.Once
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if n > 0 {
+		b.timer.Reset(b.idle)
+	}
+	if err != nil && err != io.EOF {
+		if cause := context.Cause(b.ctx); cause != nil && cause != context.Canceled {
+			return n, cause
+		}
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.once.Do(func() { b.timer.Stop() })
+	err := b.rc.Close()
+	b.cancel(nil)
+	return err
+}

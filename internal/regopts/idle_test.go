@@ -1,0 +1,74 @@
+package regopts
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestStalledBodyFailsAfterTheIdleTimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		w.Write([]byte(strings.Repeat("x", 100)))
+		w.(http.Flusher).Flush()
+		select { // then stall, as a broken network does
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+
+	rt, err := Options{ResponseHeaderTimeout: 300 * time.Millisecond, RetryCount: 1}.transport()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, srv.URL, nil)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(resp.Body)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "no data from") {
+			t.Fatalf("want a stall error, got %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("reading a stalled body did not fail")
+	}
+}
+
+func TestSteadyBodyIsNotCutByTheIdleTimeout(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// 10 chunks, 100 ms apart: longer in total than the idle timeout,
+		// but never idle for that long.
+		for i := 0; i < 10; i++ {
+			w.Write([]byte(strings.Repeat("y", 10)))
+			w.(http.Flusher).Flush()
+			time.Sleep(100 * time.Millisecond)
+		}
+	}))
+	defer srv.Close()
+	rt, _ := Options{ResponseHeaderTimeout: 400 * time.Millisecond, RetryCount: 1}.transport()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || len(b) != 100 {
+		t.Fatalf("read %d bytes, %v", len(b), err)
+	}
+}
