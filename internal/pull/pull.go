@@ -74,6 +74,8 @@ type Result struct {
 func Pull(ctx context.Context, ref name.Reference, dir string, opts Options) (*Result, error) {
 	opts.Reporter = progress.OrNop(opts.Reporter)
 	opts.Remote = append([]remote.Option{remote.WithContext(ctx)}, opts.Remote...)
+	_, statErr := os.Lstat(dir)
+	created := errors.Is(statErr, os.ErrNotExist)
 	empty, err := safetar.CheckEmptyDir(dir)
 	if err != nil {
 		return nil, err
@@ -99,6 +101,8 @@ func Pull(ctx context.Context, ref name.Reference, dir string, opts Options) (*R
 		}
 		if cerr := safetar.PrepareDir(dir, true); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("cleaning up %s: %w", dir, cerr))
+		} else if created {
+			os.Remove(dir) // it did not exist before this pull
 		}
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}

@@ -112,3 +112,18 @@ func TestOverwriteKeepsFilesWhenThePullFails(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestFailedPullLeavesNoDirectoryItCreated(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ref, _ := pushBundle(t, host)
+	out := filepath.Join(t.TempDir(), "new")
+	// A bundle pulled as a plain image is refused.
+	if _, err := Pull(context.Background(), ref, out, Options{Bundle: false}); err == nil || !strings.Contains(err.Error(), "use -b") {
+		t.Fatalf("want a refusal suggesting -b, got %v", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("the failed pull left %s behind (%v)", out, err)
+	}
+}
