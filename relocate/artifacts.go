@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/parallel"
 )
 
 // Signatures, attestations and referrers travel with what they are about
@@ -53,7 +54,7 @@ func (r *resolver) artifactWants(ctx context.Context, opts Options) ([]want, err
 		subjects = append(subjects, r.images[d])
 	}
 	found := make([][]want, len(subjects))
-	err := forEach(ctx, r.conc, len(subjects), func(ctx context.Context, i int) error {
+	err := parallel.ForEach(ctx, r.conc, len(subjects), func(ctx context.Context, i int) error {
 		im := subjects[i]
 		var ws []want
 		if opts.CosignSignatures {

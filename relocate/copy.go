@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/parallel"
 	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/lock"
 )
@@ -187,7 +188,7 @@ func (c *copier) move(ctx context.Context, dst *destination, res *ImportResult) 
 		todo = append(todo, b)
 	}
 	var mu sync.Mutex
-	err := importParallel(ctx, dst.conc, len(todo), func(ctx context.Context, i int) error {
+	err := parallel.ForEach(ctx, dst.conc, len(todo), func(ctx context.Context, i int) error {
 		mounted, err := c.copyBlob(ctx, dst, todo[i])
 		if err != nil {
 			return err

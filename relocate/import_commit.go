@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferry-dev/ferry/internal/bundle"
+	"github.com/ferry-dev/ferry/internal/parallel"
 	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/lock"
 	"github.com/ferry-dev/ferry/tags"
@@ -214,7 +215,7 @@ func (dst *destination) probe(ctx context.Context) error {
 	}
 	blobOK := make([]bool, len(blobs))
 	manOK := make([]bool, len(manifests))
-	err := importParallel(ctx, dst.conc, len(blobs)+len(manifests), func(ctx context.Context, i int) error {
+	err := parallel.ForEach(ctx, dst.conc, len(blobs)+len(manifests), func(ctx context.Context, i int) error {
 		if i < len(blobs) {
 			ok, err := importBlobExists(ctx, dst.pull, dst.repo, blobs[i].Digest)
 			blobOK[i] = ok
@@ -259,7 +260,7 @@ func (dst *destination) commitManifests(ctx context.Context) error {
 				}
 			}
 		}
-		err := importParallel(ctx, conc, len(todo), func(ctx context.Context, i int) error {
+		err := parallel.ForEach(ctx, conc, len(todo), func(ctx context.Context, i int) error {
 			d := todo[i]
 			m := dst.head.manifests[d]
 			if err := importPutManifest(ctx, dst.push, dst.pull, dst.repo, d, importRawManifest{raw: m.raw, mediaType: m.mediaType}); err != nil {
@@ -332,7 +333,7 @@ func (dst *destination) readBundleLock(ctx context.Context, b importEntry) (*loc
 // locations builds the locations image of every bundle in bundles.
 func (dst *destination) locations(ctx context.Context, bundles []importEntry) ([]*importLocations, error) {
 	out := make([]*importLocations, len(bundles))
-	err := importParallel(ctx, dst.conc, len(bundles), func(ctx context.Context, i int) error {
+	err := parallel.ForEach(ctx, dst.conc, len(bundles), func(ctx context.Context, i int) error {
 		b := bundles[i]
 		il := dst.head.locks[b.digest]
 		if il == nil {
@@ -395,7 +396,7 @@ func (dst *destination) currentTags(ctx context.Context, names []string) (map[st
 		}
 	}
 	got := make([]*v1.Descriptor, len(todo))
-	err = importParallel(ctx, dst.conc, len(todo), func(ctx context.Context, i int) error {
+	err = parallel.ForEach(ctx, dst.conc, len(todo), func(ctx context.Context, i int) error {
 		desc, err := importHeadManifest(ctx, dst.pull, dst.repo.Tag(todo[i]))
 		got[i] = desc
 		return err
@@ -519,13 +520,13 @@ func (dst *destination) writeTags(ctx context.Context) ([]TagResult, error) {
 		return nil
 	}
 	putAll := func(ts []importTag) error {
-		return importParallel(ctx, dst.conc, len(ts), func(ctx context.Context, i int) error { return put(ctx, ts[i]) })
+		return parallel.ForEach(ctx, dst.conc, len(ts), func(ctx context.Context, i int) error { return put(ctx, ts[i]) })
 	}
 
 	if err := putAll(imgpkg); err != nil {
 		return nil, err
 	}
-	err = importParallel(ctx, dst.conc, len(locs), func(ctx context.Context, i int) error {
+	err = parallel.ForEach(ctx, dst.conc, len(locs), func(ctx context.Context, i int) error {
 		l := locs[i]
 		ts := importLocationTags(l)
 		need := false

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -20,45 +19,6 @@ import (
 // What an import asks of the destination registry, through
 // go-containerregistry: existence checks, manifest PUTs checked against the
 // digest the registry reports, tags, and reading a bundle's layer back.
-
-// importParallel runs fn(ctx, i) for i in [0, n) with at most limit at
-// once, and returns the first error; the others are canceled through ctx.
-func importParallel(ctx context.Context, limit, n int, fn func(ctx context.Context, i int) error) error {
-	if n == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
-		sem   = make(chan struct{}, max(limit, 1))
-	)
-	for i := 0; i < n; i++ {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := fn(ctx, i); err != nil {
-				once.Do(func() { first = err })
-				cancel(err)
-			}
-		}(i)
-	}
-	wg.Wait()
-	if first != nil {
-		return first
-	}
-	return context.Cause(ctx)
-}
 
 // importIsNotFound reports whether err is the registry saying "no such thing".
 func importIsNotFound(err error) bool {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/bundle"
+	"github.com/ferry-dev/ferry/internal/parallel"
 	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/lock"
 	"github.com/ferry-dev/ferry/tags"
@@ -115,7 +116,7 @@ type job struct {
 func (r *resolver) run(ctx context.Context, level []want) error {
 	for len(level) > 0 {
 		jobs := r.jobsFor(level)
-		err := forEach(ctx, r.conc, len(jobs), func(ctx context.Context, i int) error {
+		err := parallel.ForEach(ctx, r.conc, len(jobs), func(ctx context.Context, i int) error {
 			return r.do(ctx, jobs[i])
 		})
 		if err != nil {
@@ -538,52 +539,4 @@ func childrenOf(n *node) []v1.Hash {
 		}
 	}
 	return cs
-}
-
-// forEach runs fn(ctx, i) for i in [0, n) with at most limit running at
-// once. The first failure cancels the others; the error returned is the
-// failure of the lowest index (not the cancellations it caused), so a run
-// with several broken references reports the same one each time it can.
-func forEach(ctx context.Context, limit, n int, fn func(ctx context.Context, i int) error) error {
-	if limit < 1 {
-		limit = 1
-	}
-	parent := ctx
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make([]error, n)
-	sem := make(chan struct{}, limit)
-	var wg sync.WaitGroup
-loop:
-	for i := 0; i < n; i++ {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			break loop
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := fn(ctx, i); err != nil {
-				errs[i] = err
-				cancel()
-			}
-		}()
-	}
-	wg.Wait()
-	if err := parent.Err(); err != nil {
-		return err
-	}
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return err
-		}
-	}
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }

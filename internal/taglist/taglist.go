@@ -6,11 +6,11 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/ferry-dev/ferry/internal/parallel"
 	"github.com/ferry-dev/ferry/tags"
 )
 
@@ -54,30 +54,17 @@ func List(ctx context.Context, repo name.Repository, opts Options) ([]Tag, error
 	if workers <= 0 {
 		workers = 8
 	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-		sem   = make(chan struct{}, workers)
-	)
-	for i := range out {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(t *Tag) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			desc, err := remote.Head(repo.Tag(t.Name), ropts...)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if first == nil {
-					first = fmt.Errorf("resolve %s:%s: %w", repo, t.Name, err)
-				}
-				return
-			}
-			t.Digest = desc.Digest.String()
-		}(&out[i])
+	err = parallel.ForEach(ctx, workers, len(out), func(ctx context.Context, i int) error {
+		t := &out[i]
+		desc, err := remote.Head(repo.Tag(t.Name), append([]remote.Option{remote.WithContext(ctx)}, opts.Remote...)...)
+		if err != nil {
+			return fmt.Errorf("resolve %s:%s: %w", repo, t.Name, err)
+		}
+		t.Digest = desc.Digest.String()
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	wg.Wait()
-	return out, first
+	return out, nil
 }
