@@ -3,6 +3,8 @@ package archive
 import (
 	"context"
 	"io"
+
+	"github.com/ferry-dev/ferry/internal/ctxio"
 )
 
 // Report is the result of Verify.
@@ -21,7 +23,7 @@ type Report struct {
 // with the first error. It stops when ctx is done.
 func Verify(ctx context.Context, r io.Reader) (Report, error) {
 	var rep Report
-	ar, err := NewReader(ctxReader{ctx: ctx, r: r}, ReaderOptions{})
+	ar, err := NewReader(ctxio.NewReader(ctx, r), ReaderOptions{})
 	if err != nil {
 		return rep, err
 	}
@@ -49,17 +51,4 @@ func Inspect(r io.Reader) (*Head, error) {
 	}
 	defer ar.Close()
 	return ar.Head(), nil
-}
-
-// ctxReader stops a long read when its context is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -16,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/ferry-dev/ferry/internal/ctxio"
 	"github.com/ferry-dev/ferry/internal/progress"
 )
 
@@ -343,7 +344,7 @@ func writeEntry(ctx context.Context, tw *tar.Writer, e entry, r progress.Reporte
 		return err
 	}
 	defer in.Close()
-	n, err := io.CopyN(tw, &ctxReader{ctx: ctx, r: in}, e.size)
+	n, err := io.CopyN(tw, ctxio.NewReader(ctx, in), e.size)
 	r.Add(n)
 	if errors.Is(err, io.EOF) {
 		return fmt.Errorf("adding %s: it shrank from %d to %d bytes while being read", e.shown, e.size, n)
@@ -352,19 +353,6 @@ func writeEntry(ctx context.Context, tw *tar.Writer, e entry, r progress.Reporte
 		return fmt.Errorf("adding %s: %w", e.shown, err)
 	}
 	return nil
-}
-
-// ctxReader lets a cancelled push stop in the middle of a large file.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 func (s *staged) image(opts BuildOptions) (Image, error) {

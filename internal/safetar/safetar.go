@@ -28,6 +28,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/ferry-dev/ferry/internal/ctxio"
 )
 
 // Limits on names, the Linux ones (PATH_MAX, NAME_MAX): a longer name cannot
@@ -117,7 +119,7 @@ type dirMode struct {
 }
 
 func (x *extractor) run(r io.Reader) error {
-	tr := tar.NewReader(&ctxReader{ctx: x.ctx, r: r})
+	tr := tar.NewReader(ctxio.NewReader(x.ctx, r))
 	for {
 		if err := x.ctx.Err(); err != nil {
 			return err
@@ -375,18 +377,4 @@ func typeName(t byte) string {
 	default:
 		return fmt.Sprintf("type flag %q", t)
 	}
-}
-
-// ctxReader stops a long copy when ctx is cancelled instead of reading a
-// large layer to its end.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
