@@ -19,13 +19,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/ferry-dev/ferry/internal/atomicfile"
 )
 
 // APIVersion is the apiVersion of every document in this package.
@@ -297,34 +298,25 @@ func marshal(v any) ([]byte, error) {
 	return append([]byte("---\n"), b...), nil
 }
 
-// writeFileAtomic replaces path with data so that a reader sees either the
-// old file or the new one, never a partial write: a temporary file in the
-// same directory (so the rename cannot cross file systems) is synced and
-// renamed over path. The file is created 0600, like imgpkg's lock output.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+// writeFileAtomic replaces path with data through atomicfile, so that a
+// reader sees the old file or the new one, never a partial write.
+//
+// The file is 0600, as imgpkg writes its lock outputs
+// (os.WriteFile(path, b, 0600)), rather than atomicfile's os.Create mode:
+// these files have always been private and users' scripts may rely on it.
+// The mode is set on the still empty temporary file, before any byte of
+// data is written to it.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := atomicfile.Create(path)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
+	defer f.Abort()
+	if err := os.Chmod(f.Name(), 0o600); err != nil {
 		return err
 	}
-	if err = f.Sync(); err != nil {
+	if _, err := f.Write(data); err != nil {
 		return err
 	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return f.Commit()
 }

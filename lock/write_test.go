@@ -226,7 +226,12 @@ func TestWriteFile(t *testing.T) {
 		if string(got) != string(want) {
 			t.Errorf("%s holds %q, want %q", name, got, want)
 		}
+		// Private like imgpkg's lock outputs, not os.Create's 0666 &^ umask.
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode = %v, %v; want 0600", name, fi.Mode().Perm(), err)
+		}
 	}
+	wantOnly(t, dir, "bundle.yml", "image-locations.yml", "images.yml", "lock.yml")
 }
 
 func TestWriteFileFailures(t *testing.T) {
