@@ -232,9 +232,7 @@ func (c *copier) copyBlob(ctx context.Context, dst *destination, b Blob) (bool, 
 			// Nothing read from the source: the registry mounted it (or
 			// another writer put it there since the probe).
 			mounted := !st.opened.Load()
-			if rest := b.Size - st.reported.Swap(b.Size); rest > 0 {
-				dst.rep.Add(rest)
-			}
+			st.progress.finish(dst.rep, b.Size)
 			return mounted, nil
 		}
 		if ctx.Err() != nil {
@@ -250,9 +248,8 @@ func (c *copier) copyBlob(ctx context.Context, dst *destination, b Blob) (bool, 
 
 // copyState is what the attempts to copy one blob share.
 type copyState struct {
-	// reported is how many of its bytes have been reported to the
-	// Reporter; retries report only what goes beyond it.
-	reported atomic.Int64
+	// progress is what has been reported of the blob, across attempts.
+	progress blobProgress
 	// opened is set once the source has been asked for the blob in this
 	// attempt.
 	opened atomic.Bool

@@ -66,37 +66,22 @@ func (l *copyLayer) Compressed() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read blob %s: %w", l.blob.Source, err)
 	}
-	return &copyReader{rc: rc, src: l.blob.Source, st: l.st, rep: l.rep}, nil
+	return &copyReader{progressReader: progressReader{rc: rc, p: &l.st.progress, rep: l.rep}, src: l.blob.Source, st: l.st}, nil
 }
 
-// copyReader reports progress as a blob streams through, only for bytes
-// beyond what earlier attempts reached, and marks a failure of the source
-// part way (a cut download, a digest that does not match) so that the
-// upload is started again rather than given up.
+// copyReader reports progress as a blob streams through (see
+// blobProgress) and marks a failure of the source part way (a cut
+// download, a digest that does not match) so that the upload is started
+// again rather than given up.
 type copyReader struct {
-	rc  io.ReadCloser
+	progressReader
 	src name.Digest
 	st  *copyState
-	rep progress.Reporter
-	n   int64
 }
 
 // Read implements io.Reader.
 func (r *copyReader) Read(p []byte) (int, error) {
-	n, err := r.rc.Read(p)
-	if n > 0 {
-		r.n += int64(n)
-		for {
-			prev := r.st.reported.Load()
-			if r.n <= prev {
-				break
-			}
-			if r.st.reported.CompareAndSwap(prev, r.n) {
-				r.rep.Add(r.n - prev)
-				break
-			}
-		}
-	}
+	n, err := r.progressReader.Read(p)
 	if err != nil && !errors.Is(err, io.EOF) {
 		serr := error(&copySourceError{src: r.src, err: err})
 		r.st.streamErr.Store(&serr)
@@ -104,9 +89,6 @@ func (r *copyReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-// Close implements io.Closer.
-func (r *copyReader) Close() error { return r.rc.Close() }
 
 // copySourceError is a failure of the source part way through a blob. It
 // deliberately does not unwrap to the network error beneath: the HTTP

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"sync"
-	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -27,11 +26,6 @@ import (
 // not be. What is spooled is bounded by count and by bytes; the reader blocks
 // while the bound is reached, so temporary disk never grows with the
 // archive.
-
-// importMemSpoolMax is the largest blob spooled in memory rather than in a
-// temporary file: configs and small layers, where a file costs more than
-// the copy. At most the spool count of them are held at once.
-const importMemSpoolMax = 1 << 20
 
 // importBudget bounds the spooled blobs not yet uploaded: at most slots
 // blobs and at most bytes of temporary disk. A blob bigger than the whole
@@ -100,9 +94,9 @@ type importSpool struct {
 	size   int64
 	mem    []byte
 	file   string
-	// reported is how many of its bytes have been reported to the
-	// Reporter; retries report only what goes beyond it.
-	reported atomic.Int64
+	// progress is what has been reported of the blob, across upload
+	// attempts.
+	progress blobProgress
 }
 
 // disk is the temporary disk the spool holds against the budget.
@@ -185,7 +179,7 @@ func (u *importUploads) add(d v1.Hash, size int64, r io.Reader) error {
 	}
 	sp := &importSpool{digest: d, size: size}
 	disk := int64(0)
-	if size > importMemSpoolMax {
+	if size > memSpoolMax {
 		disk = size
 	}
 	if err := u.budget.acquire(u.ctx, disk); err != nil {
@@ -279,9 +273,7 @@ func (u *importUploads) upload(sp *importSpool) error {
 	}
 	// A registry that already had the blob (another import running at
 	// the same time) reads nothing; the bar still completes.
-	if rest := sp.size - sp.reported.Swap(sp.size); rest > 0 {
-		u.rep.Add(rest)
-	}
+	sp.progress.finish(u.rep, sp.size)
 	return nil
 }
 
@@ -331,7 +323,7 @@ func (l *importSpoolLayer) Compressed() (io.ReadCloser, error) {
 	} else {
 		rc = io.NopCloser(bytes.NewReader(l.sp.mem))
 	}
-	return &importSpoolReader{rc: rc, sp: l.sp, rep: l.rep}, nil
+	return &progressReader{rc: rc, p: &l.sp.progress, rep: l.rep}, nil
 }
 
 // Uncompressed implements v1.Layer; uploads do not use it.
@@ -347,32 +339,3 @@ func (l *importSpoolLayer) Size() (int64, error) { return l.sp.size, nil }
 func (l *importSpoolLayer) MediaType() (types.MediaType, error) {
 	return types.MediaType("application/octet-stream"), nil
 }
-
-// importSpoolReader reports progress as a blob is sent: only bytes beyond what
-// earlier attempts reached, so a retried upload never counts twice.
-type importSpoolReader struct {
-	rc  io.ReadCloser
-	sp  *importSpool
-	rep progress.Reporter
-	n   int64
-}
-
-func (r *importSpoolReader) Read(p []byte) (int, error) {
-	n, err := r.rc.Read(p)
-	if n > 0 {
-		r.n += int64(n)
-		for {
-			prev := r.sp.reported.Load()
-			if r.n <= prev {
-				break
-			}
-			if r.sp.reported.CompareAndSwap(prev, r.n) {
-				r.rep.Add(r.n - prev)
-				break
-			}
-		}
-	}
-	return n, err
-}
-
-func (r *importSpoolReader) Close() error { return r.rc.Close() }

@@ -22,9 +22,10 @@ import (
 // content; a blob bigger than the whole budget is never spooled, the writer
 // streams it when it reaches the head.
 
-// memSpoolMax is the largest blob spooled in memory rather than on disk:
-// configs and small layers, where a file per blob would cost more than it
-// saves. At most limit of them are held, so memory stays bounded.
+// memSpoolMax is the largest blob spooled in memory rather than on disk,
+// by the export prefetcher and by the import's upload spool alike: configs
+// and small layers, where a file per blob would cost more than it saves.
+// Each holds at most its count limit of them, so memory stays bounded.
 const memSpoolMax = 1 << 20
 
 type slotState int
