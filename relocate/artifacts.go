@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/parallel"
+	"github.com/ferry-dev/ferry/internal/regerr"
 )
 
 // Signatures, attestations and referrers travel with what they are about
@@ -103,7 +104,7 @@ func (r *resolver) artifactWants(ctx context.Context, opts Options) ([]want, err
 func (r *resolver) cosignWant(ctx context.Context, im *Image, kind string) (want, bool, error) {
 	tag := im.Source.Context().Tag(CosignTag(im.Digest, kind))
 	desc, err := r.puller.Head(ctx, tag)
-	if importIsNotFound(err) {
+	if regerr.IsNotFound(err) {
 		return want{}, false, nil
 	}
 	if err != nil {

@@ -14,17 +14,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ferry-dev/ferry/internal/regerr"
 )
 
 // What an import asks of the destination registry, through
 // go-containerregistry: existence checks, manifest PUTs checked against the
 // digest the registry reports, tags, and reading a bundle's layer back.
-
-// importIsNotFound reports whether err is the registry saying "no such thing".
-func importIsNotFound(err error) bool {
-	var terr *transport.Error
-	return errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound
-}
 
 // withHTTPStatus adds the HTTP status to a registry error whose message
 // gives only the registry's error code: "UNKNOWN" says less to a user than
@@ -54,7 +50,7 @@ func importBlobExists(ctx context.Context, p *remote.Puller, repo name.Repositor
 // when it has no such manifest or tag.
 func importHeadManifest(ctx context.Context, p *remote.Puller, ref name.Reference) (*v1.Descriptor, error) {
 	desc, err := p.Head(ctx, ref)
-	if importIsNotFound(err) {
+	if regerr.IsNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
@@ -67,7 +63,7 @@ func importHeadManifest(ctx context.Context, p *remote.Puller, ref name.Referenc
 // has none.
 func importListTags(ctx context.Context, p *remote.Puller, repo name.Repository) (map[string]bool, error) {
 	list, err := p.List(ctx, repo)
-	if importIsNotFound(err) {
+	if regerr.IsNotFound(err) {
 		return map[string]bool{}, nil
 	}
 	if err != nil {
