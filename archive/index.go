@@ -150,7 +150,7 @@ func BuildIndex(entries []Entry, opts IndexOptions) ([]byte, error) {
 		return nil, fmt.Errorf("build index.json: %w", err)
 	}
 	sorted := slices.Clone(entries)
-	slices.SortStableFunc(sorted, compareEntries)
+	SortEntries(sorted)
 
 	idx := v1.IndexManifest{
 		SchemaVersion: 2,
@@ -203,6 +203,11 @@ func BuildIndex(entries []Entry, opts IndexOptions) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// SortEntries sorts entries, stably, in the order BuildIndex writes them to
+// index.json, so that a mover working from a plan rather than an archive
+// (a copy) visits them, and reports their tags, as an import would.
+func SortEntries(entries []Entry) { slices.SortStableFunc(entries, compareEntries) }
 
 func compareEntries(a, b Entry) int {
 	ra, rb := a.isRoot(), b.isRoot()

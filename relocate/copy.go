@@ -1,12 +1,10 @@
 package relocate
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -132,25 +130,9 @@ func planHead(p *Plan) (*importHead, error) {
 			locks[im.Digest] = im.Lock
 		}
 	}
-	// index.json's order (archive.BuildIndex): the root first, then by
-	// original reference, digest and role. Tags are reported in an order
-	// that follows it, so a copy reports them as an import would.
-	slices.SortStableFunc(entries, func(a, b archive.Entry) int {
-		ra, rb := a.Role == archive.RoleBundle || a.Tag != "", b.Role == archive.RoleBundle || b.Tag != ""
-		switch {
-		case ra && !rb:
-			return -1
-		case rb && !ra:
-			return 1
-		}
-		return cmp.Or(
-			cmp.Compare(a.OriginalRef, b.OriginalRef),
-			cmp.Compare(a.Descriptor.Digest.String(), b.Descriptor.Digest.String()),
-			cmp.Compare(a.Role, b.Role),
-			cmp.Compare(a.Subject.String(), b.Subject.String()),
-			cmp.Compare(a.SignatureKind, b.SignatureKind),
-		)
-	})
+	// Tags are reported in an order that follows index.json's, so a copy
+	// reports them as an import would.
+	archive.SortEntries(entries)
 	skipped := make([]v1.Hash, 0, len(p.Skipped))
 	for _, b := range p.Skipped {
 		skipped = append(skipped, b.Digest)
