@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/atomicfile"
+	"github.com/ferry-dev/ferry/internal/ctxio"
 	"github.com/ferry-dev/ferry/internal/progress"
 )
 
@@ -224,7 +225,9 @@ func writeBlob(ctx context.Context, aw *archive.Writer, pf *prefetcher, i int, b
 		return fmt.Errorf("fetch %s: %w", b.Source, err)
 	}
 	defer rc.Close()
-	r := &exportReader{ctx: ctx, r: rc, rep: rep}
+	// Bytes are reported as they reach the archive writer; a blob copied
+	// from a spool stops when the export is cancelled.
+	r := ctxio.NewReader(ctx, &reportReader{r: rc, rep: rep})
 	if err := aw.WriteBlob(b.Digest, b.Size, r); err != nil {
 		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 			return fmt.Errorf("fetch %s: %w (%v)", b.Source, cerr, err)
@@ -324,25 +327,5 @@ type archiveCounter struct {
 func (c *archiveCounter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
-	return n, err
-}
-
-// exportReader reports bytes as they reach the archive writer, and stops
-// a blob being copied from a spool when the export is cancelled.
-type exportReader struct {
-	ctx context.Context
-	r   io.Reader
-	rep progress.Reporter
-}
-
-// Read implements io.Reader.
-func (p *exportReader) Read(b []byte) (int, error) {
-	if err := p.ctx.Err(); err != nil {
-		return 0, err
-	}
-	n, err := p.r.Read(b)
-	if n > 0 {
-		p.rep.Add(int64(n))
-	}
 	return n, err
 }

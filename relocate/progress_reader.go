@@ -58,3 +58,20 @@ func (r *progressReader) Read(b []byte) (int, error) {
 
 // Close implements io.Closer.
 func (r *progressReader) Close() error { return r.rc.Close() }
+
+// reportReader adds every byte read through it to rep: for a stream read
+// once, where no attempt can repeat bytes (an export's blobs, `ferry
+// verify`'s archive).
+type reportReader struct {
+	r   io.Reader
+	rep progress.Reporter
+}
+
+// Read implements io.Reader.
+func (c *reportReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.rep.Add(int64(n))
+	}
+	return n, err
+}
