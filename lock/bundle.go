@@ -2,7 +2,6 @@ package lock
 
 import (
 	"fmt"
-	"os"
 	"unicode/utf8"
 )
 
@@ -66,11 +65,7 @@ func ParseBundle(data []byte, source string) (*Bundle, error) {
 
 // ReadBundle reads and parses the Bundle at path.
 func ReadBundle(path string) (*Bundle, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read bundle metadata: %w", err)
-	}
-	return ParseBundle(data, path)
+	return readDoc(path, "bundle metadata", ParseBundle)
 }
 
 // checkText refuses strings that YAML text cannot carry unchanged.
@@ -116,12 +111,5 @@ func (b Bundle) Marshal() ([]byte, error) {
 
 // WriteFile writes b to path atomically.
 func (b Bundle) WriteFile(path string) error {
-	out, err := b.Marshal()
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := writeFileAtomic(path, out); err != nil {
-		return fmt.Errorf("write bundle metadata %s: %w", path, err)
-	}
-	return nil
+	return writeDoc(path, "bundle metadata", b)
 }

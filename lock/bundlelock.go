@@ -2,7 +2,6 @@ package lock
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/google/go-containerregistry/pkg/name"
 )
@@ -54,11 +53,7 @@ func ParseBundleLock(data []byte, source string) (*BundleLock, error) {
 
 // ReadBundleLock reads and parses the BundleLock at path.
 func ReadBundleLock(path string) (*BundleLock, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read bundle lock: %w", err)
-	}
-	return ParseBundleLock(data, path)
+	return readDoc(path, "bundle lock", ParseBundleLock)
 }
 
 type fieldError struct {
@@ -109,12 +104,5 @@ func (l BundleLock) Marshal() ([]byte, error) {
 
 // WriteFile writes l to path atomically.
 func (l BundleLock) WriteFile(path string) error {
-	b, err := l.Marshal()
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := writeFileAtomic(path, b); err != nil {
-		return fmt.Errorf("write bundle lock %s: %w", path, err)
-	}
-	return nil
+	return writeDoc(path, "bundle lock", l)
 }

@@ -2,7 +2,6 @@ package lock
 
 import (
 	"fmt"
-	"os"
 	"unicode/utf8"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -61,11 +60,7 @@ func ParseImagesLock(data []byte, source string) (*ImagesLock, error) {
 
 // ReadImagesLock reads and parses the ImagesLock at path.
 func ReadImagesLock(path string) (*ImagesLock, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read images lock: %w", err)
-	}
-	return ParseImagesLock(data, path)
+	return readDoc(path, "images lock", ParseImagesLock)
 }
 
 func validateImageRef(doc *document, list string, i int, r *ImageRef) error {
@@ -120,14 +115,7 @@ func (l ImagesLock) Marshal() ([]byte, error) {
 
 // WriteFile writes l to path atomically (see Marshal for the format).
 func (l ImagesLock) WriteFile(path string) error {
-	b, err := l.Marshal()
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := writeFileAtomic(path, b); err != nil {
-		return fmt.Errorf("write images lock %s: %w", path, err)
-	}
-	return nil
+	return writeDoc(path, "images lock", l)
 }
 
 // checkAnnotations refuses annotations that the imgpkg writer cannot write

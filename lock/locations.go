@@ -2,7 +2,6 @@ package lock
 
 import (
 	"fmt"
-	"os"
 	"sort"
 )
 
@@ -55,11 +54,7 @@ func ParseImageLocations(data []byte, source string) (*ImageLocations, error) {
 
 // ReadImageLocations reads and parses the ImageLocations at path.
 func ReadImageLocations(path string) (*ImageLocations, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read image locations: %w", err)
-	}
-	return ParseImageLocations(data, path)
+	return readDoc(path, "image locations", ParseImageLocations)
 }
 
 // Validate reports whether l can be written.
@@ -101,12 +96,5 @@ func (l ImageLocations) Marshal() ([]byte, error) {
 
 // WriteFile writes l to path atomically.
 func (l ImageLocations) WriteFile(path string) error {
-	b, err := l.Marshal()
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := writeFileAtomic(path, b); err != nil {
-		return fmt.Errorf("write image locations %s: %w", path, err)
-	}
-	return nil
+	return writeDoc(path, "image locations", l)
 }

@@ -298,6 +298,29 @@ func marshal(v any) ([]byte, error) {
 	return append([]byte("---\n"), b...), nil
 }
 
+// readDoc reads the file at path and parses it; what names the kind of
+// document in errors.
+func readDoc[T any](path, what string, parse func(data []byte, source string) (*T, error)) (*T, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	return parse(data, path)
+}
+
+// writeDoc writes what doc marshals to path atomically; what names the
+// kind of document in errors.
+func writeDoc(path, what string, doc interface{ Marshal() ([]byte, error) }) error {
+	b, err := doc.Marshal()
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := writeFileAtomic(path, b); err != nil {
+		return fmt.Errorf("write %s %s: %w", what, path, err)
+	}
+	return nil
+}
+
 // writeFileAtomic replaces path with data through atomicfile, so that a
 // reader sees the old file or the new one, never a partial write.
 //
