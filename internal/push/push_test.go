@@ -1,0 +1,178 @@
+package push_test
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/ferry-dev/ferry/internal/bundle"
+	"github.com/ferry-dev/ferry/internal/push"
+	"github.com/ferry-dev/ferry/internal/testregistry"
+)
+
+// goldenDir is /work/shared/golden seen from this package.
+const goldenDir = "../../../shared/golden"
+
+// goldenDigest is the manifest digest imgpkg v0.43 gave golden/bundle-basic
+// (golden/README.md), and goldenTag the tag imgpkg writes beside it.
+const (
+	goldenDigest = "sha256:1dd1fe82d28c36e0cd1a72e97295ba91f1c9b705249fecbd9a99a84668c09922"
+	goldenTag    = "sha256-1dd1fe82d28c36e0cd1a72e97295ba91f1c9b705249fecbd9a99a84668c09922.imgpkg"
+)
+
+// copyGolden copies golden/bundle-basic to a temporary directory with the
+// modes imgpkg pushed it with (the shared copy is read-only).
+func copyGolden(t *testing.T) string {
+	t.Helper()
+	modes := map[string]os.FileMode{
+		".": 0o755, ".imgpkg": 0o755, ".imgpkg/bundle.yml": 0o644, ".imgpkg/images.yml": 0o644,
+		"README.txt": 0o644, "config": 0o755, "config/app.yml": 0o644, "config/nested": 0o755,
+		"config/nested/private.txt": 0o600, "config/run.sh": 0o755,
+	}
+	src := filepath.Join(goldenDir, "bundle-basic")
+	dst := filepath.Join(t.TempDir(), "bundle-basic")
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o700)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o600)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rel, mode := range modes {
+		if err := os.Chmod(filepath.Join(dst, filepath.FromSlash(rel)), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+// manifestPuts returns the references of the manifest PUTs the registry
+// received, in order.
+func manifestPuts(reqs []testregistry.Request) []string {
+	var out []string
+	for _, r := range reqs {
+		if r.Method == http.MethodPut && r.Kind == testregistry.KindManifest {
+			out = append(out, r.Ref)
+		}
+	}
+	return out
+}
+
+func TestPushTagsImgpkgFirstAndWritesLock(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	tag, err := name.NewTag(reg.Repo("team/basic") + ":v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lockPath := filepath.Join(t.TempDir(), "bundle.lock.yml")
+	res, err := push.Push(context.Background(), tag, []string{copyGolden(t)}, push.Options{
+		Build:      bundle.BuildOptions{Bundle: true},
+		LockOutput: lockPath,
+		Remote:     reg.RemoteOptions(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The .imgpkg tag is written before the user's, and each once.
+	if got := strings.Join(manifestPuts(reg.Requests()), " "); got != goldenTag+" v1" {
+		t.Errorf("manifest PUTs in order: %s; want %s then v1", got, goldenTag)
+	}
+	for _, tg := range []string{goldenTag, "v1"} {
+		desc, err := remote.Head(tag.Context().Tag(tg), reg.RemoteOptions(t)...)
+		if err != nil {
+			t.Fatalf("tag %s: %v", tg, err)
+		}
+		if desc.Digest.String() != goldenDigest {
+			t.Errorf("tag %s points at %s, want imgpkg's %s", tg, desc.Digest, goldenDigest)
+		}
+	}
+
+	wantImage := reg.Host + "/team/basic@" + goldenDigest
+	if res.Image != wantImage || res.Digest != goldenDigest || strings.Join(res.Tags, " ") != goldenTag+" v1" || res.LockOutput != lockPath {
+		t.Errorf("result %+v", res)
+	}
+
+	// The lock as imgpkg writes it: "---", keys sorted, private.
+	got, err := os.ReadFile(lockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "---\n" +
+		"apiVersion: imgpkg.carvel.dev/v1alpha1\n" +
+		"bundle:\n" +
+		"  image: " + wantImage + "\n" +
+		"  tag: v1\n" +
+		"kind: BundleLock\n"
+	if string(got) != want {
+		t.Errorf("lock output:\n%s\nwant:\n%s", got, want)
+	}
+	if fi, err := os.Stat(lockPath); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("lock output mode %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
+}
+
+// A registry that refuses the .imgpkg tag never gets the user's tag, and no
+// lock is written: the user's tag only ever names content that is there.
+func TestPushRefusedImgpkgTagLeavesUserTagAlone(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	proxy := testregistry.NewFaultProxy(t, reg, testregistry.Rule{
+		Method: http.MethodPut,
+		Kind:   testregistry.KindManifest,
+		Path:   regexp.MustCompile(`/manifests/sha256-[0-9a-f]{64}\.imgpkg$`),
+		Fault:  testregistry.FaultStatus,
+		Status: http.StatusForbidden,
+	})
+	tag, err := name.NewTag(proxy.Repo("team/basic") + ":v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lockPath := filepath.Join(t.TempDir(), "bundle.lock.yml")
+	_, err = push.Push(context.Background(), tag, []string{copyGolden(t)}, push.Options{
+		Build:      bundle.BuildOptions{Bundle: true},
+		LockOutput: lockPath,
+		// The proxy's error body says UNAVAILABLE, which go-containerregistry
+		// retries; one attempt keeps the test quick.
+		Remote: append(proxy.RemoteOptions(t), remote.WithRetryBackoff(remote.Backoff{Duration: time.Millisecond, Steps: 1})),
+	})
+	if err == nil || !strings.Contains(err.Error(), tag.String()) {
+		t.Fatalf("err = %v, want an error naming %s", err, tag)
+	}
+	if puts := manifestPuts(reg.Requests()); len(puts) != 0 {
+		t.Errorf("the registry received manifest PUTs %v", puts)
+	}
+	puts := manifestPuts(proxy.Requests())
+	if len(puts) == 0 {
+		t.Error("no manifest PUT reached the proxy")
+	}
+	for _, p := range puts {
+		if p != goldenTag {
+			t.Errorf("manifest PUTs sent: %v, want only %s", puts, goldenTag)
+			break
+		}
+	}
+	if _, err := os.Stat(lockPath); !os.IsNotExist(err) {
+		t.Errorf("lock output written after a failed push (%v)", err)
+	}
+}

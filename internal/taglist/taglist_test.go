@@ -1,0 +1,178 @@
+package taglist_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/ferry-dev/ferry/internal/taglist"
+	"github.com/ferry-dev/ferry/internal/testregistry"
+)
+
+// seeded is a repository holding two images under user and internal tags.
+type seeded struct {
+	reg  *testregistry.Registry
+	repo name.Repository
+	// digest of each tag, computed here from the manifest bytes pushed.
+	digest map[string]string
+}
+
+// seed pushes two images and tags them: user tags, imgpkg's and cosign's
+// bookkeeping tags, and names that only look like them.
+func seed(t *testing.T) *seeded {
+	t.Helper()
+	reg := testregistry.NewGGCR(t)
+	repo, err := name.NewRepository(reg.Repo("team/app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &seeded{reg: reg, repo: repo, digest: map[string]string{}}
+	var hexes []string
+	var imgs []v1.Image
+	for range 2 {
+		img, err := random.Image(64, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := img.RawManifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(raw)
+		hexes = append(hexes, hex.EncodeToString(sum[:]))
+		imgs = append(imgs, img)
+	}
+	tagsOf := [][]string{
+		{"v1", "latest", "sha256-" + hexes[0] + ".imgpkg", "sha256-" + hexes[0] + ".image-locations.imgpkg", "team-app-sha256-" + hexes[0] + ".imgpkg"},
+		{"v2", "sha256-" + hexes[0] + ".sig", "sha256-" + hexes[0] + ".att", "sha256-" + hexes[0] + ".sbom", "sha256-abc.sig", "v1.imgpkg.bak"},
+	}
+	opts := reg.RemoteOptions(t)
+	for i, ts := range tagsOf {
+		for _, tg := range ts {
+			if err := remote.Write(repo.Tag(tg), imgs[i], opts...); err != nil {
+				t.Fatal(err)
+			}
+			s.digest[tg] = "sha256:" + hexes[i]
+		}
+	}
+	return s
+}
+
+func names(ts []taglist.Tag) string {
+	var out []string
+	for _, t := range ts {
+		out = append(out, t.Name)
+	}
+	return strings.Join(out, " ")
+}
+
+func TestListHidesInternalTags(t *testing.T) {
+	s := seed(t)
+	got, err := taglist.List(context.Background(), s.repo, taglist.Options{Remote: s.reg.RemoteOptions(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sorted by name; cosign lookalikes with a short digest and a name
+	// that merely contains ".imgpkg" are a person's tags.
+	if want := "latest sha256-abc.sig v1 v1.imgpkg.bak v2"; names(got) != want {
+		t.Errorf("tags %q, want %q", names(got), want)
+	}
+	for _, tg := range got {
+		if tg.Digest != "" {
+			t.Errorf("tag %s has digest %s without Digests", tg.Name, tg.Digest)
+		}
+	}
+
+	all, err := taglist.List(context.Background(), s.repo, taglist.Options{Internal: true, Remote: s.reg.RemoteOptions(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != len(s.digest) {
+		t.Errorf("with Internal: %d tags (%s), want all %d", len(all), names(all), len(s.digest))
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i-1].Name >= all[i].Name {
+			t.Errorf("with Internal: not sorted: %q before %q", all[i-1].Name, all[i].Name)
+		}
+	}
+}
+
+func TestListDigests(t *testing.T) {
+	s := seed(t)
+	got, err := taglist.List(context.Background(), s.repo, taglist.Options{Digests: true, Internal: true, Concurrency: 3, Remote: s.reg.RemoteOptions(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(s.digest) {
+		t.Fatalf("%d tags, want %d", len(got), len(s.digest))
+	}
+	for _, tg := range got {
+		if tg.Digest != s.digest[tg.Name] {
+			t.Errorf("tag %s: digest %q, want %s", tg.Name, tg.Digest, s.digest[tg.Name])
+		}
+	}
+}
+
+// A tag that cannot be resolved fails the listing, naming it, and stops
+// the look-ups still to come.
+func TestListDigestsFirstError(t *testing.T) {
+	s := seed(t)
+	proxy := testregistry.NewFaultProxy(t, s.reg, testregistry.Rule{
+		Method: http.MethodHead,
+		Kind:   testregistry.KindManifest,
+		Path:   regexp.MustCompile(`/manifests/sha256-abc\.sig$`),
+		Fault:  testregistry.FaultStatus,
+		Status: http.StatusForbidden,
+	})
+	repo, err := name.NewRepository(proxy.Repo("team/app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One look-up at a time, so "after the failure" is well defined:
+	// latest, then sha256-abc.sig, which fails.
+	opts := append(proxy.RemoteOptions(t), remote.WithRetryBackoff(remote.Backoff{Duration: time.Millisecond, Steps: 1}))
+	got, err := taglist.List(context.Background(), repo, taglist.Options{Digests: true, Concurrency: 1, Remote: opts})
+	if err == nil || !strings.Contains(err.Error(), repo.String()+":sha256-abc.sig") {
+		t.Fatalf("err = %v, want one naming %s:sha256-abc.sig", err, repo)
+	}
+	if got != nil {
+		t.Errorf("a failed listing returned %v", got)
+	}
+	var heads []string
+	for _, r := range proxy.Requests() {
+		if r.Method == http.MethodHead && r.Kind == testregistry.KindManifest {
+			heads = append(heads, r.Ref)
+		}
+	}
+	if len(heads) < 2 || heads[0] != "latest" || heads[1] != "sha256-abc.sig" {
+		t.Errorf("HEAD requests %v, want latest then sha256-abc.sig", heads)
+	}
+	for _, h := range heads {
+		if h != "latest" && h != "sha256-abc.sig" {
+			t.Errorf("HEAD requests %v: tags after the failure were still resolved", heads)
+			break
+		}
+	}
+}
+
+func TestListMissingRepository(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	repo, err := name.NewRepository(reg.Repo("no/such/repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = taglist.List(context.Background(), repo, taglist.Options{Remote: reg.RemoteOptions(t)})
+	if err == nil || !strings.Contains(err.Error(), repo.String()) {
+		t.Errorf("err = %v, want one naming %s", err, repo)
+	}
+}
