@@ -10,18 +10,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/progress"
+	"github.com/ferry-dev/ferry/internal/regerr"
 	"github.com/ferry-dev/ferry/internal/safetar"
 	"github.com/ferry-dev/ferry/lock"
 	"github.com/ferry-dev/ferry/tags"
@@ -236,7 +235,7 @@ func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantB
 func (p *puller) locations(repo name.Repository, digest v1.Hash) (*lock.ImageLocations, error) {
 	ref := repo.Tag(tags.ImageLocations(digest))
 	img, err := remote.Image(ref, p.opts.Remote...)
-	if isNotFound(err) {
+	if regerr.IsNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
@@ -270,7 +269,7 @@ func (p *puller) relocate(repo name.Repository, l *lock.ImagesLock, locations *l
 	for _, img := range out.Images {
 		d, _ := name.NewDigest(img.Image, p.opts.Name...)
 		if _, err := remote.Head(d, p.opts.Remote...); err != nil {
-			if isNotFound(err) {
+			if regerr.IsNotFound(err) {
 				// Not relocated (or only partly): the images are still where
 				// the lock says, so leave it alone as imgpkg does.
 				return l, RewriteNone, nil
@@ -307,22 +306,6 @@ func (p *puller) isBundle(d name.Digest, locations *lock.ImageLocations, origina
 		return false, err
 	}
 	return bundle.IsBundle(cfg), nil
-}
-
-// isNotFound tells whether err is a registry's "no such manifest".
-func isNotFound(err error) bool {
-	var te *transport.Error
-	if errors.As(err, &te) {
-		if te.StatusCode == http.StatusNotFound {
-			return true
-		}
-		for _, d := range te.Errors {
-			if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // fetchLayer downloads l's compressed bytes to a temporary file and checks
