@@ -56,7 +56,7 @@ func VerifyFile(ctx context.Context, path string, rep progress.Reporter) (*Verif
 		defer progress.OrNop(rep).Done()
 	}
 	sum := sha256.New()
-	in := io.TeeReader(&countReader{r: bufio.NewReaderSize(f, 1<<20), rep: progress.OrNop(rep)}, sum)
+	in := io.TeeReader(&reportReader{r: bufio.NewReaderSize(f, 1<<20), rep: progress.OrNop(rep)}, sum)
 	if err := verify(ctx, in, res); err != nil {
 		return res, fmt.Errorf("verify %s: %w", path, err)
 	}
@@ -80,17 +80,6 @@ func VerifyFile(ctx context.Context, path string, rep progress.Reporter) (*Verif
 	}
 	res.Verified = true
 	return res, nil
-}
-
-type countReader struct {
-	r   io.Reader
-	rep progress.Reporter
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.rep.Add(int64(n))
-	return n, err
 }
 
 // verify reads the archive in r once, checking it whole.
