@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 )
 
 // ForEach calls fn(ctx, i) for every i in [0, n), at most limit at once
@@ -31,10 +32,12 @@ func ForEach(ctx context.Context, limit, n int, fn func(ctx context.Context, i i
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
-		wg   sync.WaitGroup
-		errs = make([]error, n)
-		sem  = make(chan struct{}, max(limit, 1))
+		wg    sync.WaitGroup
+		errs  = make([]error, n)
+		first atomic.Int64 // index of the failure that canceled the rest
+		sem   = make(chan struct{}, max(limit, 1))
 	)
+	first.Store(-1)
 	for i := 0; i < n; i++ {
 		select {
 		case sem <- struct{}{}:
@@ -52,7 +55,9 @@ func ForEach(ctx context.Context, limit, n int, fn func(ctx context.Context, i i
 			defer func() { <-sem }()
 			if err := fn(ctx, i); err != nil {
 				errs[i] = err
-				cancel(err)
+				if first.CompareAndSwap(-1, int64(i)) {
+					cancel(err)
+				}
 			}
 		}()
 	}
@@ -60,16 +65,18 @@ func ForEach(ctx context.Context, limit, n int, fn func(ctx context.Context, i i
 	if err := parent.Err(); err != nil {
 		return context.Cause(parent)
 	}
-	cause := context.Cause(ctx)
+	cause := first.Load()
 	var fallback error
-	for _, err := range errs {
+	for i, err := range errs {
 		if err == nil {
 			continue
 		}
 		if fallback == nil {
 			fallback = err
 		}
-		consequence := errors.Is(err, context.Canceled) || (err != cause && errors.Is(err, cause))
+		// errors.Is, never ==: an error's dynamic type may not be
+		// comparable (go-containerregistry's multierrs is a slice).
+		consequence := errors.Is(err, context.Canceled) || (int64(i) != cause && errors.Is(err, errs[cause]))
 		if !consequence {
 			return err
 		}

@@ -125,3 +125,19 @@ func TestForEachParentCanceled(t *testing.T) {
 		t.Errorf("%d calls started, want 2 (none after the parent was canceled)", s)
 	}
 }
+
+// listError is an error whose dynamic type cannot be compared with ==, as
+// go-containerregistry's transport.multierrs cannot.
+type listError []string
+
+func (l listError) Error() string { return fmt.Sprint([]string(l)) }
+
+func TestForEachUncomparableErrors(t *testing.T) {
+	err := ForEach(context.Background(), 3, 3, func(ctx context.Context, i int) error {
+		return listError{fmt.Sprint("failure ", i)}
+	})
+	var le listError
+	if !errors.As(err, &le) || le[0] != "failure 0" {
+		t.Errorf("err = %v, want failure 0", err)
+	}
+}
