@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/ctxio"
 	"github.com/ferry-dev/ferry/internal/progress"
 )
 
@@ -173,7 +174,9 @@ type ImportResult struct {
 // Digest, and the tag named after the locations image's own digest is not
 // listed.
 func Import(ctx context.Context, r io.Reader, repo name.Repository, opts ImportOptions) (*ImportResult, error) {
-	res, err := runImport(ctx, r, repo, opts)
+	// Reads stop when ctx ends, so a cancelled import of a slow pipe does
+	// not wait for its next byte.
+	res, err := runImport(ctx, ctxio.NewReader(ctx, r), repo, opts)
 	if err != nil {
 		return nil, fmt.Errorf("import to %s: %w", repo, withHTTPStatus(err))
 	}

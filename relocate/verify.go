@@ -21,6 +21,7 @@ import (
 
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/bundle"
+	"github.com/ferry-dev/ferry/internal/ctxio"
 	"github.com/ferry-dev/ferry/internal/progress"
 )
 
@@ -56,7 +57,7 @@ func VerifyFile(ctx context.Context, path string, rep progress.Reporter) (*Verif
 		defer progress.OrNop(rep).Done()
 	}
 	sum := sha256.New()
-	in := io.TeeReader(&reportReader{r: bufio.NewReaderSize(f, 1<<20), rep: progress.OrNop(rep)}, sum)
+	in := io.TeeReader(&reportReader{r: ctxio.NewReader(ctx, bufio.NewReaderSize(f, 1<<20)), rep: progress.OrNop(rep)}, sum)
 	if err := verify(ctx, in, res); err != nil {
 		return res, fmt.Errorf("verify %s: %w", path, err)
 	}
