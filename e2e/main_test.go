@@ -46,6 +46,11 @@ func TestMain(m *testing.M) {
 type result struct {
 	Stdout, Stderr string
 	Code           int
+	// Elapsed is the process's wall time and MaxRSS its peak resident set
+	// in bytes (-1 where the platform does not say), for the tests that
+	// bound what a hostile input may cost.
+	Elapsed time.Duration
+	MaxRSS  int64
 }
 
 func (r result) String() string {
@@ -74,7 +79,9 @@ func ferryIn(t *testing.T, env []string, stdin io.Reader, args ...string) result
 	}, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr, cmd.Stdin = &stdout, &stderr, stdin
+	start := time.Now()
 	err := cmd.Run()
+	elapsed := time.Since(start)
 	code := 0
 	if err != nil {
 		ee, ok := err.(*exec.ExitError)
@@ -83,7 +90,7 @@ func ferryIn(t *testing.T, env []string, stdin io.Reader, args ...string) result
 		}
 		code = ee.ExitCode()
 	}
-	return result{Stdout: stdout.String(), Stderr: stderr.String(), Code: code}
+	return result{Stdout: stdout.String(), Stderr: stderr.String(), Code: code, Elapsed: elapsed, MaxRSS: maxRSS(cmd.ProcessState)}
 }
 
 // mustFerry runs ferry and fails the test unless it exits 0.
