@@ -218,6 +218,9 @@ func (r *Reader) next() (*tar.Header, error) {
 		return nil, io.EOF
 	}
 	if err != nil {
+		if r.last == "" {
+			return nil, fmt.Errorf("first archive entry: %w", explain(err))
+		}
 		return nil, fmt.Errorf("archive entry after %s: %w", r.last, explain(err))
 	}
 	name := hdr.Name
