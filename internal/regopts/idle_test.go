@@ -51,16 +51,16 @@ func TestStalledBodyFailsAfterTheIdleTimeout(t *testing.T) {
 
 func TestSteadyBodyIsNotCutByTheIdleTimeout(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// 10 chunks, 100 ms apart: longer in total than the idle timeout,
-		// but never idle for that long.
+		// 10 chunks, 150 ms apart: longer in total than the idle timeout,
+		// but never idle for nearly that long, even on a loaded machine.
 		for i := 0; i < 10; i++ {
 			w.Write([]byte(strings.Repeat("y", 10)))
 			w.(http.Flusher).Flush()
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(150 * time.Millisecond)
 		}
 	}))
 	defer srv.Close()
-	rt, _ := Options{ResponseHeaderTimeout: 400 * time.Millisecond, RetryCount: 1}.transport()
+	rt, _ := Options{ResponseHeaderTimeout: 1200 * time.Millisecond, RetryCount: 1}.transport()
 	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
 	resp, err := rt.RoundTrip(req)
 	if err != nil {
