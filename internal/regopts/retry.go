@@ -122,9 +122,26 @@ func (t *retryTransport) backoffFor(attempt int) time.Duration {
 }
 
 // replayable reports whether req can be sent again: it has no body, or
-// net/http knows how to produce a fresh copy of it.
+// net/http knows how to produce a fresh copy of it, and it does not write
+// into a blob upload session.
 func replayable(req *http.Request) bool {
+	if writesUploadSession(req) {
+		return false
+	}
 	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+}
+
+// writesUploadSession reports whether req sends blob data into an upload
+// session (a PATCH, or a PUT with a body). The registry may already hold
+// part of the bytes of a failed attempt, and answers a resend into the same
+// session with 416; only a new session, which go-containerregistry's upload
+// retry opens from the layer, can repeat it.
+func writesUploadSession(req *http.Request) bool {
+	if req.URL == nil || !strings.Contains(req.URL.Path, "/blobs/uploads/") {
+		return false
+	}
+	hasBody := req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
+	return req.Method == http.MethodPatch || (req.Method == http.MethodPut && hasBody)
 }
 
 // retryableStatus is 408, 429 and every 5xx except those that say the
