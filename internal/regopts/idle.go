@@ -12,7 +12,9 @@ import (
 // idleTransport fails a response whose body stops flowing for longer than
 // idle. ResponseHeaderTimeout only covers the wait for headers: a registry
 // or network that stalls in the middle of a blob would otherwise hang an
-// unattended export or copy for ever.
+// unattended export or copy for ever. Only time spent inside Read counts, so
+// a consumer that pauses (a slow pipe, a destination taking its time) is
+// never blamed on the registry.
 type idleTransport struct {
 	inner http.RoundTripper
 	idle  time.Duration
@@ -29,12 +31,13 @@ func (t idleTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	stalled := fmt.Errorf("no data from %s for %s (--registry-response-header-timeout)", req.URL.Host, t.idle)
 	b := &idleBody{rc: resp.Body, ctx: ctx, cancel: cancel, idle: t.idle}
 	b.timer = time.AfterFunc(t.idle, func() { cancel(stalled) })
+	b.timer.Stop() // armed only while a Read waits
 	resp.Body = b
 	return resp, nil
 }
 
-// idleBody re-arms its timer on every read and cancels the request when it
-// fires.
+// idleBody arms its timer for the length of each Read and cancels the
+// request when it fires.
 type idleBody struct {
 	rc     io.ReadCloser
 	ctx    context.Context
@@ -45,10 +48,9 @@ type idleBody struct {
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
+	b.timer.Reset(b.idle)
 	n, err := b.rc.Read(p)
-	if n > 0 {
-		b.timer.Reset(b.idle)
-	}
+	b.timer.Stop()
 	if err != nil && err != io.EOF {
 		if cause := context.Cause(b.ctx); cause != nil && cause != context.Canceled {
 			return n, cause

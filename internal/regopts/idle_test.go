@@ -72,3 +72,27 @@ func TestSteadyBodyIsNotCutByTheIdleTimeout(t *testing.T) {
 		t.Fatalf("read %d bytes, %v", len(b), err)
 	}
 }
+
+func TestAPausingConsumerIsNotAStall(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(strings.Repeat("z", 64<<10)))
+	}))
+	defer srv.Close()
+	rt, _ := Options{ResponseHeaderTimeout: 200 * time.Millisecond, RetryCount: 1}.transport()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 1024)
+	if _, err := resp.Body.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	// The reader is busy elsewhere for longer than the timeout; the data is
+	// all there, so the rest must still read.
+	time.Sleep(600 * time.Millisecond)
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		t.Fatalf("a pause of the consumer was taken for a stall: %v", err)
+	}
+}
