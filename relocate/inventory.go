@@ -75,11 +75,12 @@ func Inspect(r io.Reader) (*Inventory, error) {
 		inv.Manifests++
 		inv.ManifestBytes += int64(len(m))
 	}
+	memo := map[v1.Hash]reached{}
 	var bundles, imgpkgTags []string
 	var original string
 	for _, e := range h.Entries {
 		d := e.Descriptor.Digest
-		size, plats, err := reach(h, d, skipped)
+		size, plats, err := reach(h, d, skipped, memo)
 		if err != nil {
 			return nil, err
 		}
@@ -115,9 +116,20 @@ func Inspect(r io.Reader) (*Inventory, error) {
 	return inv, nil
 }
 
+// reached is what reach found for one manifest.
+type reached struct {
+	size  int64
+	plats []string
+}
+
 // reach sums the sizes of what manifest d references, following index
-// children, and lists the platforms of an index.
-func reach(h *archive.Head, d v1.Hash, skipped map[v1.Hash]bool) (int64, []string, error) {
+// children, and lists the platforms of an index. memo keeps each
+// manifest's answer: indexes that list the same child many times, nested,
+// would otherwise take exponential time on a tiny archive.
+func reach(h *archive.Head, d v1.Hash, skipped map[v1.Hash]bool, memo map[v1.Hash]reached) (int64, []string, error) {
+	if r, ok := memo[d]; ok {
+		return r.size, r.plats, nil
+	}
 	raw, ok := h.Manifests[d]
 	if !ok {
 		return 0, nil, fmt.Errorf("manifest %s is not in the archive's head", d)
@@ -142,7 +154,7 @@ func reach(h *archive.Head, d v1.Hash, skipped map[v1.Hash]bool) (int64, []strin
 		}
 	}
 	for _, c := range m.Manifests {
-		n, _, err := reach(h, c.Digest, skipped)
+		n, _, err := reach(h, c.Digest, skipped, memo)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -151,5 +163,6 @@ func reach(h *archive.Head, d v1.Hash, skipped map[v1.Hash]bool) (int64, []strin
 			plats = append(plats, c.Platform.String())
 		}
 	}
+	memo[d] = reached{size: size, plats: plats}
 	return size, plats, nil
 }
