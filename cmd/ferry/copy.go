@@ -48,9 +48,10 @@ the sha256-<hex> fallback tag where it has none). With --tar they change
 nothing: the archive holds what its export carried.
 
 Credentials: --registry-username/--registry-password/--registry-token and
-the FERRY_* variables are sent to every registry; when source and
-destination need different credentials, put both in the Docker config
-(docker login to each) and give no explicit ones.
+the FERRY_* variables go to the registries of -b/-i and --to-repo (and of
+--registry-credential-host); when source and destination need different
+credentials, put both in the Docker config (docker login to each) and give
+no explicit ones.
 
 imgpkg's spellings work unchanged:
   imgpkg copy -b REF --to-repo REPO      ferry copy -b REF --to-repo REPO
@@ -61,7 +62,8 @@ imgpkg's spellings work unchanged:
                                          (the same as ferry import -f FILE --to-repo REPO)
 The archive is ferry's .tar.zst (an OCI image layout): imgpkg cannot read
 it, nor ferry imgpkg's tar.`,
-		Flags: withRegistryFlags(append(sourceFlags(),
+		Flags: withRegistryFlags(append(sourceFlags(
+			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultImportConcurrency, Usage: "registry requests (manifests, blob checks, uploads, mounts; with --to-tar: downloads) at once"}),
 			&cli.StringFlag{Name: "to-repo", Usage: "destination repository (REGISTRY/PATH)"},
 			&cli.StringFlag{Name: "to-tar", Usage: "write an archive instead, as ferry export -o (FILE.tar.zst, or - for standard output)"},
 			&cli.StringFlag{Name: "tar", Usage: "copy from an archive instead, as ferry import -f (FILE.tar.zst, or - for standard input)"},

@@ -10,13 +10,14 @@ import (
 	"github.com/ferry-dev/ferry/relocate"
 )
 
-// sourceFlags select what a move carries: a bundle, an image or a lock file.
-func sourceFlags() []cli.Flag {
+// sourceFlags select what a move carries: a bundle, an image or a lock file;
+// concurrency is the --concurrency flag, whose meaning differs by command.
+func sourceFlags(concurrency cli.Flag) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "bundle to carry, with every image its images.yml locks (nested bundles too)"},
 		&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "one image or image index to carry as is"},
 		&cli.StringFlag{Name: "lock", Usage: "an ImagesLock or BundleLock file naming what to carry"},
-		&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultConcurrency, Usage: "registry requests (manifests, blob downloads) at once; never changes the archive. 8 measured best against a registry 10 ms away (55 MB/s at 1, 121 at 4, 127 at 8, 121 at 16)"},
+		concurrency,
 		&cli.BoolFlag{Name: "include-non-distributable-layers", Usage: "also carry foreign (non-distributable) layers, which are left out by default"},
 		cosignSignaturesFlag(),
 		referrersFlag(),
@@ -106,7 +107,8 @@ goes to standard output and the result to standard error.
 
 --level sets the zstd level. Layers are mostly gzip already, so a higher
 level mostly costs time: default is the measured best trade-off.`,
-		Flags: withRegistryFlags(append(sourceFlags(),
+		Flags: withRegistryFlags(append(sourceFlags(
+			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultConcurrency, Usage: "registry requests (manifests, blob downloads) at once; never changes the archive. 8 measured best against a registry 10 ms away (55 MB/s at 1, 121 at 4, 127 at 8, 121 at 16)"}),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive to write (FILE.tar.zst, or - for standard output)"},
 			&cli.StringFlag{Name: "level", Value: "default", Usage: "zstd level: fastest, default, better or best"},
 			jsonFlag(),

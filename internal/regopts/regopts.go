@@ -95,6 +95,9 @@ func (o Options) Validate() error {
 		return errors.New("give either a registry username and password or a registry token, not both")
 	case o.Anon && (o.Username != "" || o.Token != ""):
 		return errors.New("--registry-anon cannot be combined with registry credentials")
+	case (o.Username != "" || o.Token != "") && o.CredentialHosts != nil && len(o.CredentialHosts) == 0:
+		return errors.New("registry credentials given, but no registry to send them to: " +
+			"name it with --registry-credential-host HOST (or * for every registry)")
 	case o.RetryCount < 0:
 		return fmt.Errorf("registry retry count must not be negative, got %d", o.RetryCount)
 	case o.RetryBackoff < 0:

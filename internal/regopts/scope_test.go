@@ -34,14 +34,14 @@ func TestExplicitCredentialsGoOnlyToTheirHosts(t *testing.T) {
 		}
 	}
 
-	// An empty list: explicit credentials go nowhere.
-	a, _ := Options{Username: "u", Password: "secret", CredentialHosts: []string{}}.Keychain().Resolve(mustRepo(t, "any.example.com/x"))
-	if cfg, _ := a.Authorization(); cfg.Password == "secret" {
-		t.Error("credentials sent although no host was allowed")
+	// An empty list: credentials that could go nowhere are an error, not
+	// silently dropped.
+	if err := (Options{Username: "u", Password: "secret", CredentialHosts: []string{}}).Validate(); err == nil {
+		t.Error("credentials with no registry to send them to were accepted")
 	}
 
 	// nil: explicit credentials go everywhere (imgpkg's behaviour).
-	a, _ = Options{Username: "u", Password: "secret"}.Keychain().Resolve(mustRepo(t, "any.example.com/x"))
+	a, _ := Options{Username: "u", Password: "secret"}.Keychain().Resolve(mustRepo(t, "any.example.com/x"))
 	if cfg, _ := a.Authorization(); cfg.Password != "secret" {
 		t.Error("unscoped credentials were not sent")
 	}
