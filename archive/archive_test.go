@@ -139,11 +139,14 @@ func TestStandardTools(t *testing.T) {
 	checkLayout(t, dir, fx)
 
 	// GNU tar and the zstd CLI, when present, read the archive as it is.
-	if _, err := exec.LookPath("tar"); err != nil {
-		t.Skip("no tar")
-	}
-	if _, err := exec.LookPath("zstd"); err != nil {
-		t.Skip("no zstd")
+	// CI installs both (.ci/run), so there a missing one is a failure.
+	for _, tool := range []string{"tar", "zstd"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s is not installed; .ci/run installs it", tool)
+			}
+			t.Skipf("no %s on this machine", tool)
+		}
 	}
 	file := filepath.Join(t.TempDir(), "a.tar.zst")
 	if err := os.WriteFile(file, data, 0o644); err != nil {

@@ -132,14 +132,14 @@ func TestVerifyGoodAndDamagedArchives(t *testing.T) {
 	copyPath := filepath.Join(dir, "copy.tar.zst")
 	os.WriteFile(copyPath, raw, 0o644)
 	os.WriteFile(copyPath+".sha256", []byte(strings.Repeat("0", 64)+"  copy.tar.zst\n"), 0o644)
-	if r := ferry(t, nil, "verify", copyPath); r.Code != 1 || !strings.Contains(r.Stderr, "sha256") {
-		t.Fatalf("verify with a wrong .sha256: %s", r)
+	if r := ferry(t, nil, "verify", copyPath); r.Code != 1 || !strings.Contains(r.Stderr, "copy.tar.zst.sha256 says") {
+		t.Fatalf("verify with a wrong .sha256 must name the sidecar: %s", r)
 	}
 	// A flipped byte in the compressed stream: zstd's checksum or the tar catches it.
 	raw[len(raw)/2] ^= 0x55
 	os.WriteFile(copyPath, raw, 0o644)
 	os.Remove(copyPath + ".sha256")
-	if r := ferry(t, nil, "verify", copyPath); r.Code != 1 {
-		t.Fatalf("verify of a damaged stream passed: %s", r)
+	if r := ferry(t, nil, "verify", copyPath); r.Code != 1 || !strings.Contains(r.Stderr, "verify "+copyPath+":") {
+		t.Fatalf("verify of a damaged stream must fail naming the archive: %s", r)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/lock"
@@ -45,6 +46,15 @@ type Result struct {
 // tag, so that the user's tag never names content that is not all there.
 func Push(ctx context.Context, tag name.Tag, dirs []string, opts Options) (*Result, error) {
 	rep := progress.OrNop(opts.Reporter)
+	if opts.LockOutput != "" {
+		// A lock file that cannot be written must fail the push before any
+		// tag moves, not after.
+		f, err := atomicfile.Create(opts.LockOutput)
+		if err != nil {
+			return nil, fmt.Errorf("push %s: lock output: %w", tag, err)
+		}
+		f.Abort()
+	}
 	img, err := bundle.Build(ctx, dirs, opts.Build)
 	if err != nil {
 		return nil, err

@@ -176,3 +176,23 @@ func TestPushRefusedImgpkgTagLeavesUserTagAlone(t *testing.T) {
 		t.Errorf("lock output written after a failed push (%v)", err)
 	}
 }
+
+func TestPushWithAnUnwritableLockOutputWritesNoTag(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	tag, err := name.NewTag(reg.Repo("team/basic") + ":v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lockPath := filepath.Join(t.TempDir(), "no-such-dir", "bundle.lock.yml")
+	_, err = push.Push(context.Background(), tag, []string{copyGolden(t)}, push.Options{
+		Build:      bundle.BuildOptions{Bundle: true},
+		LockOutput: lockPath,
+		Remote:     reg.RemoteOptions(t),
+	})
+	if err == nil || !strings.Contains(err.Error(), "no-such-dir") {
+		t.Fatalf("want an error naming the lock output's directory, got %v", err)
+	}
+	if puts := manifestPuts(reg.Requests()); len(puts) != 0 {
+		t.Fatalf("tags written before the lock output was found unwritable: %v", puts)
+	}
+}
