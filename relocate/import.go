@@ -174,8 +174,8 @@ type ImportResult struct {
 // Digest, and the tag named after the locations image's own digest is not
 // listed.
 func Import(ctx context.Context, r io.Reader, repo name.Repository, opts ImportOptions) (*ImportResult, error) {
-	// Reads stop when ctx ends, so a cancelled import of a slow pipe does
-	// not wait for its next byte.
+	// No read starts once ctx ends. A read already blocked on a silent pipe
+	// still waits for its data: a second Ctrl-C ends ferry then.
 	res, err := runImport(ctx, ctxio.NewReader(ctx, r), repo, opts)
 	if err != nil {
 		return nil, fmt.Errorf("import to %s: %w", repo, withHTTPStatus(err))
