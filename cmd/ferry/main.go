@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -52,7 +53,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(stderr, "ferry: %v\n", err)
+	fmt.Fprintf(stderr, "ferry: %s\n", redactQueries(err.Error()))
 	var ue usageError
 	if errors.As(err, &ue) {
 		return 2
@@ -123,4 +124,12 @@ func flagsFirst(args []string) []string {
 		}
 	}
 	return append(out, rest...)
+}
+
+// redactQueries hides the query strings of URLs in an error: a registry may
+// redirect blob downloads to storage URLs whose query holds a signature,
+// which must not end up in logs.
+func redactQueries(msg string) string {
+	queryInURL := regexp.MustCompile(`(https?://[^\s?"']+)\?[^\s"']*`)
+	return queryInURL.ReplaceAllString(msg, "$1?REDACTED")
 }

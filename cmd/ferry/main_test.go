@@ -42,3 +42,16 @@ func TestExitCodes(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactQueries(t *testing.T) {
+	in := `GET "https://bucket.s3.example.com/blob?X-Amz-Signature=abc&X-Amz-Credential=k": EOF; http://h:5000/v2/x/blobs/uploads/1?_state=s; no url here`
+	got := redactQueries(in)
+	for _, secret := range []string{"X-Amz-Signature", "abc", "_state=s"} {
+		if strings.Contains(got, secret) {
+			t.Errorf("%q survived: %s", secret, got)
+		}
+	}
+	if !strings.Contains(got, "https://bucket.s3.example.com/blob?REDACTED") || !strings.Contains(got, "no url here") {
+		t.Errorf("redaction changed more than the query: %s", got)
+	}
+}
