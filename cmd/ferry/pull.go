@@ -64,7 +64,8 @@ func runPull(c *cli.Context) error {
 		Overwrite: c.Bool("overwrite"),
 		Remote:    remoteOpts,
 		Name:      reg.NameOptions(),
-		Reporter:  out.Reporter(),
+		// No step lines: the summary below says what was pulled and how
+		// images.yml was treated, for the root and every nested bundle.
 	})
 	if err != nil {
 		return explain(err, src)
