@@ -2,9 +2,12 @@ package regopts
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 )
@@ -64,4 +67,35 @@ func (b *idleBody) Close() error {
 	err := b.rc.Close()
 	b.cancel(nil)
 	return err
+}
+
+// writeDeadlineConn fails a write that cannot hand its bytes to the network
+// for longer than idle: a registry that stops reading an upload would
+// otherwise block it for ever. Only writes get a deadline; an idle pooled
+// connection, which writes nothing, is never touched.
+type writeDeadlineConn struct {
+	net.Conn
+	idle time.Duration
+}
+
+func (c *writeDeadlineConn) Write(p []byte) (int, error) {
+	if err := c.SetWriteDeadline(time.Now().Add(c.idle)); err != nil {
+		return 0, err
+	}
+	n, err := c.Conn.Write(p)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return n, fmt.Errorf("registry %s took no data for %s (--registry-response-header-timeout): %w", c.RemoteAddr(), c.idle, err)
+	}
+	return n, err
+}
+
+// withWriteDeadlines wraps the connections dial makes.
+func withWriteDeadlines(dial func(ctx context.Context, network, addr string) (net.Conn, error), idle time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &writeDeadlineConn{Conn: c, idle: idle}, nil
+	}
 }

@@ -96,3 +96,37 @@ func TestAPausingConsumerIsNotAStall(t *testing.T) {
 		t.Fatalf("a pause of the consumer was taken for a stall: %v", err)
 	}
 }
+
+func TestUploadToARegistryThatStopsReadingFails(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // read nothing of the body: the client's writes back up
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	rt, err := Options{ResponseHeaderTimeout: 500 * time.Millisecond, RetryCount: 1}.transport()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := strings.NewReader(strings.Repeat("u", 256<<20))
+	req, _ := http.NewRequest(http.MethodPatch, srv.URL+"/v2/x/blobs/uploads/1", body)
+	done := make(chan error, 1)
+	go func() {
+		resp, err := rt.RoundTrip(req)
+		if resp != nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "took no data") {
+			t.Fatalf("want a write stall error, got %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("an upload to a registry that stopped reading hung")
+	}
+}

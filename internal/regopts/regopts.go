@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"time"
@@ -276,6 +277,11 @@ func (o Options) transport() (http.RoundTripper, error) {
 	var inner http.RoundTripper = base
 	if base.ResponseHeaderTimeout > 0 {
 		inner = idleTransport{inner: base, idle: base.ResponseHeaderTimeout}
+		dial := base.DialContext
+		if dial == nil {
+			dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+		}
+		base.DialContext = withWriteDeadlines(dial, base.ResponseHeaderTimeout)
 	}
 	return &retryTransport{
 		inner:    inner,
