@@ -30,7 +30,7 @@ func registryFlags() []cli.Flag {
 		&cli.IntFlag{Name: "registry-retry-count", Value: 5, Category: cat,
 			Usage: "attempts per request on 5xx, 429 and dropped connections, with exponential backoff"},
 		&cli.DurationFlag{Name: "registry-response-header-timeout", Value: regopts.DefaultResponseHeaderTimeout, Category: cat,
-			Usage: "how long to wait for a registry to start answering a request, and the longest pause allowed inside a download (the last PUT of a large blob answers only once it is stored)"},
+			Usage: "how long to wait for a registry to start answering a request, and the longest a download or upload may make no progress (the last PUT of a large blob answers only once it is stored)"},
 	}
 }
 
