@@ -239,7 +239,7 @@ func TestArtifactsExportImport(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			repo := impMust(name.NewRepository(tc.reg.Repo("dst/imported")))
-			if _, err := relocate.Import(context.Background(), bytes.NewReader(data), repo, relocate.ImportOptions{Remote: tc.reg.RemoteOptions(t), SpoolDir: t.TempDir()}); err != nil {
+			if _, err := relocate.Import(context.Background(), bytes.NewReader(data), repo, relocate.ImportOptions{DestinationOptions: relocate.DestinationOptions{Remote: tc.reg.RemoteOptions(t)}, SpoolDir: t.TempDir()}); err != nil {
 				t.Fatal(err)
 			}
 			got := s.checkReferrer(t, tc.reg, "dst/imported", tc.fallback)
@@ -252,7 +252,7 @@ func TestArtifactsExportImport(t *testing.T) {
 	t.Run("repo-based tags", func(t *testing.T) {
 		reg := testregistry.NewGGCR(t)
 		repo := impMust(name.NewRepository(reg.Repo("dst/imported")))
-		if _, err := relocate.Import(context.Background(), bytes.NewReader(data), repo, relocate.ImportOptions{Remote: reg.RemoteOptions(t), SpoolDir: t.TempDir(), RepoBasedTags: true}); err != nil {
+		if _, err := relocate.Import(context.Background(), bytes.NewReader(data), repo, relocate.ImportOptions{DestinationOptions: relocate.DestinationOptions{Remote: reg.RemoteOptions(t), RepoBasedTags: true}, SpoolDir: t.TempDir()}); err != nil {
 			t.Fatal(err)
 		}
 		got := regTags(t, fromTestRegistry(reg), "dst/imported")
@@ -279,7 +279,7 @@ func TestArtifactsCopy(t *testing.T) {
 	s := newArtSource(t)
 	reg := newReferrersRegistry(t)
 	repo := impMust(name.NewRepository(reg.Repo("dst/copied")))
-	res, err := relocate.Copy(context.Background(), s.resolve(t, true, true), repo, relocate.CopyOptions{Remote: s.opts})
+	res, err := relocate.Copy(context.Background(), s.resolve(t, true, true), repo, relocate.CopyOptions{DestinationOptions: relocate.DestinationOptions{Remote: s.opts}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +315,7 @@ func TestArtifactsOnlyWhenAsked(t *testing.T) {
 			}
 			reg := testregistry.NewGGCR(t)
 			repo := impMust(name.NewRepository(reg.Repo("dst/x")))
-			if _, err := relocate.Copy(context.Background(), p, repo, relocate.CopyOptions{Remote: s.opts}); err != nil {
+			if _, err := relocate.Copy(context.Background(), p, repo, relocate.CopyOptions{DestinationOptions: relocate.DestinationOptions{Remote: s.opts}}); err != nil {
 				t.Fatal(err)
 			}
 			got := regTags(t, fromTestRegistry(reg), "dst/x")

@@ -15,7 +15,6 @@ import (
 
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/parallel"
-	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/lock"
 )
 
@@ -25,30 +24,9 @@ const DefaultCopyBlobAttempts = 3
 
 // CopyOptions configures Copy.
 type CopyOptions struct {
-	// Remote is passed to every registry call, source and destination
-	// alike (auth, transport, retries). Credentials for two registries
-	// that need different ones come from a keychain (the Docker config).
-	Remote []remote.Option
-	// Name is used to parse the plan's original references (for
-	// RepoBasedTags) and tags.
-	Name []name.Option
-	// Concurrency bounds the registry requests made at once, and so the
-	// blobs streaming at once; 0 means DefaultImportConcurrency, for the
-	// reasons measured there (the destination's round trips dominate).
-	Concurrency int
-	// RepoBasedTags gives lock images and bundles the tag
-	// "<source path>-sha256-<hex>.imgpkg" (imgpkg's --repo-based-tags); the
-	// path is that of the reference the lock names, never the
-	// destination's.
-	RepoBasedTags bool
-	// DryRun checks the destination and reports what a copy would send and
-	// tag, and changes nothing.
-	DryRun bool
-	// LockOutput, when set, is a file that receives a BundleLock naming the
-	// root bundle at its new home (written atomically, after the root tag).
-	LockOutput string
-	// Reporter receives progress; nil discards it.
-	Reporter progress.Reporter
+	// DestinationOptions say how to reach the registries and what to write
+	// at the destination; Remote serves the sources too.
+	DestinationOptions
 	// BlobAttempts is how many times a blob's upload is started afresh (a
 	// new GET from the source, a new upload session at the destination)
 	// when its bytes fail on the way; 0 means DefaultCopyBlobAttempts.
@@ -88,15 +66,7 @@ func runCopy(ctx context.Context, p *Plan, repo name.Repository, opts CopyOption
 	if err != nil {
 		return nil, err
 	}
-	dst, err := newDestination(repo, head, commitOptions{
-		Remote:        opts.Remote,
-		Name:          opts.Name,
-		Concurrency:   opts.Concurrency,
-		RepoBasedTags: opts.RepoBasedTags,
-		DryRun:        opts.DryRun,
-		LockOutput:    opts.LockOutput,
-		Reporter:      opts.Reporter,
-	})
+	dst, err := newDestination(repo, head, opts.DestinationOptions)
 	if err != nil {
 		return nil, err
 	}

@@ -40,7 +40,7 @@ func cpPlan(t testing.TB, src *impSource) *relocate.Plan {
 // without auth need nothing else), with quick retries.
 func cpOptions(t testing.TB, d *impDest) relocate.CopyOptions {
 	io := d.options(t)
-	return relocate.CopyOptions{Remote: io.Remote}
+	return relocate.CopyOptions{DestinationOptions: relocate.DestinationOptions{Remote: io.Remote}}
 }
 
 // cpMounts counts the cross-repository mounts a registry completed: a
@@ -356,7 +356,7 @@ func cpCutAndCopy(t *testing.T, dst *impDest, remoteOpts []remote.Option) {
 	reg.ResetCounts()
 
 	rec := &impRecorder{}
-	opts := relocate.CopyOptions{Remote: remoteOpts, Reporter: rec}
+	opts := relocate.CopyOptions{DestinationOptions: relocate.DestinationOptions{Remote: remoteOpts, Reporter: rec}}
 	if _, err := relocate.Copy(context.Background(), p, dst.repo, opts); err != nil {
 		t.Fatal(err)
 	}
@@ -591,7 +591,7 @@ func TestCopyRetriesUploadsTheDestinationDroppedOrRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &impRecorder{}
-	if _, err := relocate.Copy(context.Background(), p, dst.repo, relocate.CopyOptions{Remote: ropts, Reporter: rec}); err != nil {
+	if _, err := relocate.Copy(context.Background(), p, dst.repo, relocate.CopyOptions{DestinationOptions: relocate.DestinationOptions{Remote: ropts, Reporter: rec}}); err != nil {
 		t.Fatal(err)
 	}
 	if hits := dst.proxy.Hits(); hits[0] != 2 || hits[1] != 2 {

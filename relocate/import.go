@@ -8,11 +8,9 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/ctxio"
-	"github.com/ferry-dev/ferry/internal/progress"
 )
 
 // DefaultImportConcurrency is how many registry requests an import runs at
@@ -41,29 +39,11 @@ const DefaultImportSpoolBytes int64 = 2 << 30
 
 // ImportOptions configures Import.
 type ImportOptions struct {
-	// Remote is passed to every registry call (auth, transport, retries).
-	Remote []remote.Option
-	// Name is used to parse the archive's original references (for
-	// RepoBasedTags) and tags.
-	Name []name.Option
-	// Concurrency bounds the registry requests made at once; 0 means
-	// DefaultImportConcurrency.
-	Concurrency int
-	// RepoBasedTags gives lock images and bundles the tag
-	// "<source path>-sha256-<hex>.imgpkg" instead of "sha256-<hex>.imgpkg"
-	// (imgpkg's --repo-based-tags); the path is that of the reference the
-	// archive recorded at export, never the destination's.
-	RepoBasedTags bool
-	// DryRun checks the destination and reports what an import would
-	// upload and tag, and changes nothing. It reads only the archive's head
-	// (index.json and the manifests), never its configs and layers, so it is
-	// quick on any archive but does not verify them; see Import.
-	DryRun bool
-	// LockOutput, when set, is a file that receives a BundleLock naming the
-	// root bundle at its new home (written atomically, after the root tag).
-	LockOutput string
-	// Reporter receives progress; nil discards it.
-	Reporter progress.Reporter
+	// DestinationOptions say how to reach and write the destination. With
+	// DryRun an import reads only the archive's head (index.json and the
+	// manifests), never its configs and layers, so it is quick on any
+	// archive but does not verify them; see Import.
+	DestinationOptions
 	// SpoolDir is where blobs waiting for their upload are kept, in a
 	// directory removed before Import returns; "" means os.TempDir().
 	SpoolDir string
@@ -200,15 +180,7 @@ func runImport(ctx context.Context, r io.Reader, repo name.Repository, opts Impo
 	if err != nil {
 		return nil, err
 	}
-	dst, err := newDestination(repo, head, commitOptions{
-		Remote:        opts.Remote,
-		Name:          opts.Name,
-		Concurrency:   opts.Concurrency,
-		RepoBasedTags: opts.RepoBasedTags,
-		DryRun:        opts.DryRun,
-		LockOutput:    opts.LockOutput,
-		Reporter:      opts.Reporter,
-	})
+	dst, err := newDestination(repo, head, opts.DestinationOptions)
 	if err != nil {
 		return nil, err
 	}

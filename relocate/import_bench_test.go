@@ -103,7 +103,7 @@ func BenchmarkImport(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				opts := ImportOptions{Remote: ep.RemoteOptions(b), Concurrency: c.conc, spoolSlots: c.slots, SpoolDir: b.TempDir()}
+				opts := ImportOptions{DestinationOptions: DestinationOptions{Remote: ep.RemoteOptions(b), Concurrency: c.conc}, spoolSlots: c.slots, SpoolDir: b.TempDir()}
 				b.StartTimer()
 				if _, err := Import(ctx, bytes.NewReader(arch), repo, opts); err != nil {
 					b.Fatal(err)
@@ -120,7 +120,7 @@ func BenchmarkImport(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		opts := ImportOptions{Remote: dst.RemoteOptions(b), SpoolDir: b.TempDir()}
+		opts := ImportOptions{DestinationOptions: DestinationOptions{Remote: dst.RemoteOptions(b)}, SpoolDir: b.TempDir()}
 		if _, err := Import(ctx, bytes.NewReader(arch), repo, opts); err != nil {
 			b.Fatal(err)
 		}

@@ -27,23 +27,39 @@ import (
 // there already, the manifests PUT children first, the ".imgpkg" tags, the
 // image-locations images, the root's original tag last, and the lock output.
 
-// commitOptions are the settings of the commit phase, taken from
-// ImportOptions or CopyOptions.
-type commitOptions struct {
-	Remote        []remote.Option
-	Name          []name.Option
-	Concurrency   int
+// DestinationOptions are the settings an import and a copy share: how they
+// reach the destination and what they write there (the commit phase).
+type DestinationOptions struct {
+	// Remote is passed to every registry call (auth, transport, retries).
+	// For a copy that includes the sources: credentials for registries
+	// that need different ones come from a keychain (the Docker config).
+	Remote []remote.Option
+	// Name is used to parse the original references (for RepoBasedTags)
+	// and tags.
+	Name []name.Option
+	// Concurrency bounds the registry requests made at once; 0 means
+	// DefaultImportConcurrency (the destination's round trips dominate).
+	Concurrency int
+	// RepoBasedTags gives lock images and bundles the tag
+	// "<source path>-sha256-<hex>.imgpkg" instead of "sha256-<hex>.imgpkg"
+	// (imgpkg's --repo-based-tags); the path is that of the original
+	// reference, never the destination's.
 	RepoBasedTags bool
-	DryRun        bool
-	LockOutput    string
-	Reporter      progress.Reporter
+	// DryRun checks the destination and reports what would be sent and
+	// tagged, and changes nothing.
+	DryRun bool
+	// LockOutput, when set, is a file that receives a BundleLock naming the
+	// root bundle at its new home (written atomically, after the root tag).
+	LockOutput string
+	// Reporter receives progress; nil discards it.
+	Reporter progress.Reporter
 }
 
 // destination is the repository an import or a copy writes into, with the
 // plan of what it must hold.
 type destination struct {
 	repo name.Repository
-	opts commitOptions
+	opts DestinationOptions
 	conc int
 	rep  progress.Reporter
 	pull *remote.Puller
@@ -56,7 +72,7 @@ type destination struct {
 
 // newDestination checks what can be checked before anything is changed
 // and prepares the registry clients.
-func newDestination(repo name.Repository, head *importHead, opts commitOptions) (*destination, error) {
+func newDestination(repo name.Repository, head *importHead, opts DestinationOptions) (*destination, error) {
 	dst := &destination{
 		repo: repo,
 		opts: opts,

@@ -250,7 +250,7 @@ func impNewDest(t testing.TB, withProxy bool) *impDest {
 func (d *impDest) options(t testing.TB) relocate.ImportOptions {
 	opts := append(d.ep.RemoteOptions(t),
 		remote.WithRetryBackoff(remote.Backoff{Duration: 10 * time.Millisecond, Factor: 1, Steps: 2}))
-	return relocate.ImportOptions{Remote: opts, SpoolDir: t.TempDir()}
+	return relocate.ImportOptions{DestinationOptions: relocate.DestinationOptions{Remote: opts}, SpoolDir: t.TempDir()}
 }
 
 // tags returns every tag of the destination repository and its digest,

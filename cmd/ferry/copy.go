@@ -164,13 +164,15 @@ func runCopy(c *cli.Context) error {
 		return err
 	}
 	res, err := relocate.Copy(c.Context, p, repo, relocate.CopyOptions{
-		Remote:        ropts.Remote,
-		Name:          ropts.Name,
-		Concurrency:   c.Int("concurrency"),
-		RepoBasedTags: c.Bool("repo-based-tags"),
-		DryRun:        c.Bool("dry-run"),
-		LockOutput:    c.String("lock-output"),
-		Reporter:      out.Reporter(),
+		DestinationOptions: relocate.DestinationOptions{
+			Remote:        ropts.Remote,
+			Name:          ropts.Name,
+			Concurrency:   c.Int("concurrency"),
+			RepoBasedTags: c.Bool("repo-based-tags"),
+			DryRun:        c.Bool("dry-run"),
+			LockOutput:    c.String("lock-output"),
+			Reporter:      out.Reporter(),
+		},
 	})
 	if err != nil {
 		// The failing side (source or destination) is named by the

@@ -70,13 +70,15 @@ func runImport(c *cli.Context) error {
 		return err
 	}
 	res, err := relocate.Import(c.Context, in, repo, relocate.ImportOptions{
-		Remote:        remoteOpts,
-		Name:          reg.NameOptions(),
-		Concurrency:   c.Int("concurrency"),
-		RepoBasedTags: c.Bool("repo-based-tags"),
-		DryRun:        c.Bool("dry-run"),
-		LockOutput:    c.String("lock-output"),
-		Reporter:      out.Reporter(),
+		DestinationOptions: relocate.DestinationOptions{
+			Remote:        remoteOpts,
+			Name:          reg.NameOptions(),
+			Concurrency:   c.Int("concurrency"),
+			RepoBasedTags: c.Bool("repo-based-tags"),
+			DryRun:        c.Bool("dry-run"),
+			LockOutput:    c.String("lock-output"),
+			Reporter:      out.Reporter(),
+		},
 	})
 	if err != nil {
 		source := file
