@@ -81,41 +81,7 @@ func TestCopyRecreatesTheImgpkgRepositoryInAnotherRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	want := src.wantTags(t)
-	if d := impDiffTags(dst.tags(t), want); d != "" {
-		t.Errorf("destination tags differ:\n%s", d)
-	}
-	for _, c := range impMust(src.idx.IndexManifest()).Manifests {
-		if !dst.hasManifest(t, c.Digest) {
-			t.Errorf("index child %s missing from the destination", c.Digest)
-		}
-	}
-	blobs := src.blobs(t)
-	var total int64
-	for d, size := range blobs {
-		total += size
-		if !dst.hasBlob(t, d) {
-			t.Errorf("blob %s missing from the destination", d)
-		}
-	}
-	root := impMust(src.root.Digest())
-	if res.Root != dst.repo.Name()+"@"+root.String() || res.Tag != "v1" {
-		t.Errorf("result root %s tag %q, want %s@%s and v1", res.Root, res.Tag, dst.repo.Name(), root)
-	}
-	if res.BlobsUploaded != len(blobs) || res.BytesUploaded != total || res.BlobsPresent != 0 || res.BlobsMounted != 0 {
-		t.Errorf("result: %d blobs sent (%d bytes), %d present, %d mounted; want %d (%d bytes), 0, 0",
-			res.BlobsUploaded, res.BytesUploaded, res.BlobsPresent, res.BlobsMounted, len(blobs), total)
-	}
-	got := map[string]string{}
-	for _, tr := range res.Tags {
-		got[tr.Tag] = tr.Digest
-		if tr.Action != relocate.TagCreate {
-			t.Errorf("tag %s: action %s, want create in an empty repository", tr.Tag, tr.Action)
-		}
-	}
-	if d := impDiffTags(got, want); d != "" {
-		t.Errorf("result tags differ:\n%s", d)
-	}
+	total := checkFirstMove(t, src, dst, res)
 	puts := impManifestPuts(dst.reg.Requests())
 	if len(puts) == 0 || puts[len(puts)-1] != "v1" {
 		t.Errorf("last manifest PUT is not the root tag v1: %v", puts)

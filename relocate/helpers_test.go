@@ -116,8 +116,15 @@ func (w *world) pushIndex(t testing.TB, repo string, idx v1.ImageIndex) string {
 // pushBundle builds a bundle locking images with the bundle package (the
 // same bytes as imgpkg) and pushes it, under tag if given.
 func (w *world) pushBundle(t testing.TB, repo, tag string, images []string) (v1.Image, string) {
+	return PushTestBundle(t, w.ep, w.opts, repo, tag, images)
+}
+
+// PushTestBundle builds a bundle locking images with the bundle package and
+// pushes it to ep's repo, tagged when tag is set. It returns the image read
+// back from the registry and its repo@digest.
+func PushTestBundle(t testing.TB, ep *testregistry.Endpoint, opts []remote.Option, repo, tag string, images []string) (v1.Image, string) {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), repo)
+	dir := filepath.Join(t.TempDir(), "bundle")
 	if err := fixtures.WriteBundleDir(dir, images); err != nil {
 		t.Fatal(err)
 	}
@@ -127,17 +134,16 @@ func (w *world) pushBundle(t testing.TB, repo, tag string, images []string) (v1.
 	}
 	defer img.Close()
 	d := must(img.Digest())
-	var ref name.Reference = must(name.NewDigest(w.ep.Repo(repo) + "@" + d.String()))
+	var ref name.Reference = must(name.NewDigest(ep.Repo(repo) + "@" + d.String()))
 	if tag != "" {
-		ref = must(name.NewTag(w.ep.Repo(repo) + ":" + tag))
+		ref = must(name.NewTag(ep.Repo(repo) + ":" + tag))
 	}
-	if err := remote.Write(ref, img, w.opts...); err != nil {
+	if err := remote.Write(ref, img, opts...); err != nil {
 		t.Fatal(err)
 	}
-	// The staged layer goes away with Close; keep a copy that does not
-	// need it, for the digests tests compare against.
-	kept := must(remote.Image(ref, w.opts...))
-	return kept, w.ep.Repo(repo) + "@" + d.String()
+	// The staged layer goes away with Close; the copy read back from the
+	// registry outlives it.
+	return must(remote.Image(ref, opts...)), ep.Repo(repo) + "@" + d.String()
 }
 
 // must turns a (value, error) pair into the value. It is for building

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -26,7 +25,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/ferry-dev/ferry/fixtures"
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 	"github.com/ferry-dev/ferry/lock"
@@ -125,27 +123,7 @@ func (s *impSource) push(t testing.TB, repo string, obj remote.Taggable) string 
 // pushBundle builds a bundle locking images the way imgpkg does (the bundle
 // package) and pushes it, tagged when tag is set.
 func (s *impSource) pushBundle(t testing.TB, repo, tag string, images []string) (v1.Image, string) {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "bundle")
-	if err := fixtures.WriteBundleDir(dir, images); err != nil {
-		t.Fatal(err)
-	}
-	img, err := bundle.Build(context.Background(), []string{dir}, bundle.BuildOptions{Bundle: true, TempDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer img.Close()
-	d := impMust(img.Digest())
-	var ref name.Reference = impMust(name.NewDigest(s.ep.Repo(repo) + "@" + d.String()))
-	if tag != "" {
-		ref = impMust(name.NewTag(s.ep.Repo(repo) + ":" + tag))
-	}
-	if err := remote.Write(ref, img, s.opts...); err != nil {
-		t.Fatal(err)
-	}
-	// The built image's layer is staged in a file that Close removes; the
-	// copy read back from the registry outlives it.
-	return impMust(remote.Image(ref, s.opts...)), s.ep.Repo(repo) + "@" + d.String()
+	return relocate.PushTestBundle(t, s.ep, s.opts, repo, tag, images)
 }
 
 // export writes the archive of the root bundle with the exporter.
@@ -446,4 +424,50 @@ func impDiffTags(got, want map[string]string) string {
 	}
 	sort.Strings(diffs)
 	return strings.Join(diffs, "\n")
+}
+
+// checkFirstMove asserts what a first import or copy of src into the empty
+// dst leaves: exactly src's tags, every index child and blob, the root and
+// its tag in the result, every blob counted as sent (none present, none
+// mounted) and every tag created. It returns the bytes of the blobs sent.
+func checkFirstMove(t *testing.T, src *impSource, dst *impDest, res *relocate.ImportResult) int64 {
+	t.Helper()
+	want := src.wantTags(t)
+	if d := impDiffTags(dst.tags(t), want); d != "" {
+		t.Errorf("destination tags differ:\n%s", d)
+	}
+	// Index children are there by digest (their index needs them) but
+	// untagged, which the exact tag set above already checks.
+	for _, c := range impMust(src.idx.IndexManifest()).Manifests {
+		if !dst.hasManifest(t, c.Digest) {
+			t.Errorf("index child %s missing from the destination", c.Digest)
+		}
+	}
+	blobs := src.blobs(t)
+	var total int64
+	for d, size := range blobs {
+		total += size
+		if !dst.hasBlob(t, d) {
+			t.Errorf("blob %s missing from the destination", d)
+		}
+	}
+	root := impMust(src.root.Digest())
+	if res.Root != dst.repo.Name()+"@"+root.String() || res.Tag != "v1" {
+		t.Errorf("result root %s tag %q, want %s@%s and v1", res.Root, res.Tag, dst.repo.Name(), root)
+	}
+	if res.BlobsUploaded != len(blobs) || res.BytesUploaded != total || res.BlobsPresent != 0 || res.BlobsMounted != 0 {
+		t.Errorf("result: %d blobs sent (%d bytes), %d present, %d mounted; want %d (%d bytes), 0, 0",
+			res.BlobsUploaded, res.BytesUploaded, res.BlobsPresent, res.BlobsMounted, len(blobs), total)
+	}
+	got := map[string]string{}
+	for _, tr := range res.Tags {
+		got[tr.Tag] = tr.Digest
+		if tr.Action != relocate.TagCreate {
+			t.Errorf("tag %s: action %s, want create in an empty repository", tr.Tag, tr.Action)
+		}
+	}
+	if d := impDiffTags(got, want); d != "" {
+		t.Errorf("result tags differ:\n%s", d)
+	}
+	return total
 }

@@ -34,44 +34,7 @@ func TestImportRecreatesTheImgpkgRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	want := src.wantTags(t)
-	if d := impDiffTags(dst.tags(t), want); d != "" {
-		t.Errorf("destination tags differ:\n%s", d)
-	}
-	// Index children are there by digest (their index needs them) but
-	// untagged, which the exact tag set above already checks.
-	for _, c := range impMust(src.idx.IndexManifest()).Manifests {
-		if !dst.hasManifest(t, c.Digest) {
-			t.Errorf("index child %s missing from the destination", c.Digest)
-		}
-	}
-	blobs := src.blobs(t)
-	var total int64
-	for d, size := range blobs {
-		total += size
-		if !dst.hasBlob(t, d) {
-			t.Errorf("blob %s missing from the destination", d)
-		}
-	}
-
-	root := impMust(src.root.Digest())
-	if res.Root != dst.repo.Name()+"@"+root.String() || res.Tag != "v1" {
-		t.Errorf("result root %s tag %q, want %s@%s and v1", res.Root, res.Tag, dst.repo.Name(), root)
-	}
-	if res.BlobsUploaded != len(blobs) || res.BytesUploaded != total || res.BlobsPresent != 0 {
-		t.Errorf("result uploaded %d blobs (%d bytes), %d present; want %d (%d bytes), 0",
-			res.BlobsUploaded, res.BytesUploaded, res.BlobsPresent, len(blobs), total)
-	}
-	got := map[string]string{}
-	for _, tr := range res.Tags {
-		got[tr.Tag] = tr.Digest
-		if tr.Action != relocate.TagCreate {
-			t.Errorf("tag %s: action %s, want create in an empty repository", tr.Tag, tr.Action)
-		}
-	}
-	if d := impDiffTags(got, want); d != "" {
-		t.Errorf("result tags differ:\n%s", d)
-	}
+	total := checkFirstMove(t, src, dst, res)
 	if n := len(res.Tags); n == 0 || res.Tags[n-1].Tag != "v1" {
 		t.Errorf("result tags do not end with v1: %v", res.Tags)
 	}
