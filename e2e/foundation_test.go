@@ -16,7 +16,7 @@ import (
 	"github.com/ferry-dev/ferry/lock"
 )
 
-// From shared/golden/README.md: digests imgpkg v0.43 gave for bundle-basic.
+// From fixtures/golden/README.md: digests imgpkg v0.43 gave for bundle-basic.
 const (
 	goldenBundle         = "sha256:1dd1fe82d28c36e0cd1a72e97295ba91f1c9b705249fecbd9a99a84668c09922"
 	goldenBundlePreserve = "sha256:a55b55e347f7c959beaa9d0c944d8967fd7ee501e44608b65b2a2aaf750c3668"

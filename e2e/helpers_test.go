@@ -3,8 +3,6 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -16,46 +14,19 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/ferry-dev/ferry/fixtures"
+	"github.com/ferry-dev/ferry/fixtures/golden"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 )
 
-// goldenModes are the modes the golden README says imgpkg pushed with.
-var goldenModes = map[string]os.FileMode{
-	".": 0o755, ".imgpkg": 0o755, ".imgpkg/bundle.yml": 0o644, ".imgpkg/images.yml": 0o644,
-	"README.txt": 0o644, "config": 0o755, "config/app.yml": 0o644, "config/nested": 0o755,
-	"config/nested/private.txt": 0o600, "config/run.sh": 0o755,
-}
-
-// goldenBundleDir copies shared/golden/bundle-basic into a temp dir with the
-// modes imgpkg saw (shared/ is read-only, which would change mode & 0700).
+// goldenBundleDir writes fixtures/golden/bundle-basic into a temp dir with
+// the modes imgpkg saw when it pushed it.
 func goldenBundleDir(t *testing.T) string {
 	t.Helper()
-	src := filepath.Join(repoRoot(t), "..", "shared", "golden", "bundle-basic")
-	dst := filepath.Join(t.TempDir(), "bundle-basic")
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		out := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(out, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(out, b, 0o644)
-	})
+	dir, err := golden.BundleBasic(t.TempDir())
 	if err != nil {
-		t.Fatalf("copying golden bundle: %v", err)
+		t.Fatal(err)
 	}
-	for rel, mode := range goldenModes {
-		if err := os.Chmod(filepath.Join(dst, rel), mode); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dst
+	return dir
 }
 
 // seedImage pushes a generated image to ref and returns its digest reference.

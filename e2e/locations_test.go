@@ -17,7 +17,7 @@ import (
 // TestImportedLocationsImagesHoldHandWrittenYAML reads the image-locations
 // images an import wrote back from the registry with go-containerregistry
 // and compares them with what imgpkg would write, spelled out by hand in the
-// format of shared/golden/image-locations.yml, so that this check does not
+// format of fixtures/golden/image-locations.yml, so that this check does not
 // rest on ferry's own LocationsImage (which wantTags uses).
 func TestImportedLocationsImagesHoldHandWrittenYAML(t *testing.T) {
 	f, archive := exported(t)

@@ -103,7 +103,7 @@ func mustFerry(t *testing.T, args ...string) result {
 	return r
 }
 
-// repoRoot is the checkout's top directory; shared/ sits beside it.
+// repoRoot is the checkout's top directory.
 func repoRoot(t *testing.T) string {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)

@@ -5,11 +5,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferry-dev/ferry/fixtures/golden"
 	"github.com/ferry-dev/ferry/lock"
 )
 
 func TestParseBundle(t *testing.T) {
-	b, err := lock.ReadBundle(goldenDir + "/bundle-basic/.imgpkg/bundle.yml")
+	path, err := golden.WriteFile(t.TempDir(), "bundle-basic/.imgpkg/bundle.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := lock.ReadBundle(path)
 	if err != nil {
 		t.Fatal(err)
 	}

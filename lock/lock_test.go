@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferry-dev/ferry/fixtures/golden"
 	"github.com/ferry-dev/ferry/lock"
 )
 
@@ -17,12 +18,9 @@ const (
 	hdr  = "apiVersion: imgpkg.carvel.dev/v1alpha1\n"
 )
 
-// goldenDir is /work/shared/golden in the checkout and beside the CI clone.
-var goldenDir = filepath.Join("..", "..", "shared", "golden")
-
 func readGolden(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(goldenDir, name))
+	b, err := golden.ReadFile(name)
 	if err != nil {
 		t.Fatalf("golden data: %v", err)
 	}
@@ -147,7 +145,10 @@ func TestParseImagesLockValid(t *testing.T) {
 }
 
 func TestReadImagesLockGolden(t *testing.T) {
-	path := filepath.Join(goldenDir, "bundle-basic", ".imgpkg", "images.yml")
+	path, err := golden.WriteFile(t.TempDir(), "bundle-basic/.imgpkg/images.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	l, err := lock.ReadImagesLock(path)
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"os"
 	"strings"
 	"testing"
 
@@ -15,13 +14,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/fixtures/golden"
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/lock"
 	"github.com/ferry-dev/ferry/relocate"
 )
 
 // The golden figures below are those imgpkg v0.43 wrote when it copied the
-// bundle-basic bundle to a repository (../shared/golden/README.md).
+// bundle-basic bundle to a repository (fixtures/golden/README.md).
 const (
 	goldenBundle    = "sha256:1dd1fe82d28c36e0cd1a72e97295ba91f1c9b705249fecbd9a99a84668c09922"
 	goldenApp1      = "sha256:862fa98b7c02f30d6a7e5654cdc84c8ebecffd32e61f8e2861fa4f41d4da5edf"
@@ -35,9 +35,9 @@ const (
 // sha256-<hex>.tar.gz), written with the archive Writer.
 func impGoldenArchive(t *testing.T) []byte {
 	t.Helper()
-	f, err := os.Open("../../shared/golden/basic.imgpkg.tar")
+	f, err := golden.Open("basic.imgpkg.tar")
 	if err != nil {
-		t.Fatalf("golden data: %v", err)
+		t.Fatal(err)
 	}
 	defer f.Close()
 

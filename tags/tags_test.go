@@ -29,7 +29,7 @@ func hash(t *testing.T, hex string) v1.Hash {
 }
 
 func TestImgpkgAndImageLocations(t *testing.T) {
-	// Tags imgpkg wrote for the golden bundle (shared/golden/README.md).
+	// Tags imgpkg wrote for the golden bundle (fixtures/golden/README.md).
 	bundle := hash(t, "1dd1fe82d28c36e0cd1a72e97295ba91f1c9b705249fecbd9a99a84668c09922")
 	if got, want := tags.Imgpkg(bundle), "sha256-1dd1fe82d28c36e0cd1a72e97295ba91f1c9b705249fecbd9a99a84668c09922.imgpkg"; got != want {
 		t.Errorf("Imgpkg = %q, want %q", got, want)

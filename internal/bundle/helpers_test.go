@@ -11,63 +11,35 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ferry-dev/ferry/fixtures/golden"
 )
 
-// goldenDir is /work/shared/golden seen from this package: the repository
-// root's sibling "shared".
-const goldenDir = "../../../shared/golden"
-
-// goldenModes are the modes imgpkg saw when it pushed golden/bundle-basic
-// (golden/README.md); the shared copy is read-only, so tests copy and chmod.
-var goldenModes = map[string]os.FileMode{
-	".": 0o755, ".imgpkg": 0o755, ".imgpkg/bundle.yml": 0o644, ".imgpkg/images.yml": 0o644,
-	"README.txt": 0o644, "config": 0o755, "config/app.yml": 0o644, "config/nested": 0o755,
-	"config/nested/private.txt": 0o600, "config/run.sh": 0o755,
-}
-
-// copyGolden copies golden/bundle-basic to a temporary directory with the
+// copyGolden writes golden/bundle-basic to a temporary directory with the
 // modes imgpkg pushed it with.
 func copyGolden(t *testing.T) string {
 	t.Helper()
-	src := filepath.Join(goldenDir, "bundle-basic")
-	dst := filepath.Join(t.TempDir(), "bundle-basic")
-	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o700)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, data, 0o600)
-	})
+	dir, err := golden.BundleBasic(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for rel, mode := range goldenModes {
-		if err := os.Chmod(filepath.Join(dst, filepath.FromSlash(rel)), mode); err != nil {
-			t.Fatal(err)
-		}
+	return dir
+}
+
+// readGolden returns a golden file.
+func readGolden(t *testing.T, name string) []byte {
+	t.Helper()
+	data, err := golden.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return dst
+	return data
 }
 
 // goldenImagesYML is the golden bundle's images.yml, a valid ImagesLock.
 func goldenImagesYML(t *testing.T) []byte {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(goldenDir, "bundle-basic", ".imgpkg", "images.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
+	return readGolden(t, "bundle-basic/.imgpkg/images.yml")
 }
 
 // writeTree creates files (path → content; a path ending in "/" is a

@@ -1,8 +1,6 @@
 package bundle
 
 import (
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -46,10 +44,7 @@ func TestLocationsImageMatchesImgpkgGolden(t *testing.T) {
 		t.Errorf("layers %+v, want one docker layer %s of 297 bytes", m.Layers, goldenLocationsLayer)
 	}
 
-	want, err := os.ReadFile(filepath.Join(goldenDir, "image-locations.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := readGolden(t, "image-locations.yml")
 	entries, _ := layerEntries(t, img)
 	wantEntries := []tarEntry{
 		{name: ".", mode: 0o700, typ: '5'},

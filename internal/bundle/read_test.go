@@ -4,8 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"io"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -50,10 +48,7 @@ func TestReadBuiltBundleFromRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bundleYML, err := os.ReadFile(filepath.Join(goldenDir, "bundle-basic", ".imgpkg", "bundle.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	bundleYML := readGolden(t, "bundle-basic/.imgpkg/bundle.yml")
 	wantMD, err := lock.ParseBundle(bundleYML, "golden bundle.yml")
 	if err != nil {
 		t.Fatal(err)

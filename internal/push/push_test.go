@@ -13,13 +13,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/ferry-dev/ferry/fixtures/golden"
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/push"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 )
-
-// goldenDir is /work/shared/golden seen from this package.
-const goldenDir = "../../../shared/golden"
 
 // goldenDigest is the manifest digest imgpkg v0.43 gave golden/bundle-basic
 // (golden/README.md), and goldenTag the tag imgpkg writes beside it.
@@ -28,43 +26,15 @@ const (
 	goldenTag    = "sha256-1dd1fe82d28c36e0cd1a72e97295ba91f1c9b705249fecbd9a99a84668c09922.imgpkg"
 )
 
-// copyGolden copies golden/bundle-basic to a temporary directory with the
-// modes imgpkg pushed it with (the shared copy is read-only).
+// copyGolden writes golden/bundle-basic to a temporary directory with the
+// modes imgpkg pushed it with.
 func copyGolden(t *testing.T) string {
 	t.Helper()
-	modes := map[string]os.FileMode{
-		".": 0o755, ".imgpkg": 0o755, ".imgpkg/bundle.yml": 0o644, ".imgpkg/images.yml": 0o644,
-		"README.txt": 0o644, "config": 0o755, "config/app.yml": 0o644, "config/nested": 0o755,
-		"config/nested/private.txt": 0o600, "config/run.sh": 0o755,
-	}
-	src := filepath.Join(goldenDir, "bundle-basic")
-	dst := filepath.Join(t.TempDir(), "bundle-basic")
-	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o700)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o600)
-	})
+	dir, err := golden.BundleBasic(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for rel, mode := range modes {
-		if err := os.Chmod(filepath.Join(dst, filepath.FromSlash(rel)), mode); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dst
+	return dir
 }
 
 // manifestPuts returns the references of the manifest PUTs the registry

@@ -14,13 +14,11 @@ import (
 	"sort"
 	"strconv"
 	"testing"
+
+	"github.com/ferry-dev/ferry/fixtures/golden"
 )
 
-// goldenDir is /work/shared/golden seen from this package; it holds what
-// imgpkg itself produced (see its README).
-const goldenDir = "../../../shared/golden"
-
-// Digests from goldenDir/README.md: the bundle-basic layer as imgpkg pushed
+// Digests from fixtures/golden/README.md: the bundle-basic layer as imgpkg pushed
 // it, compressed and uncompressed.
 const (
 	goldenLayerHex  = "9b0ff7cbb64fc95778032e3957067084a64c3bed42efcf0519f202e2a102392b"
@@ -169,9 +167,9 @@ func tree(t testing.TB, dir string) map[string]string {
 // archive imgpkg wrote, checked against the digests imgpkg reported.
 func goldenLayer(t testing.TB) []byte {
 	t.Helper()
-	f, err := os.Open(filepath.Join(goldenDir, "basic.imgpkg.tar"))
+	f, err := golden.Open("basic.imgpkg.tar")
 	if err != nil {
-		t.Fatalf("golden data (see /work/shared/golden/README.md): %v", err)
+		t.Fatal(err)
 	}
 	defer f.Close()
 	tr := tar.NewReader(f)

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ferry-dev/ferry/fixtures/golden"
 )
 
 func TestExtractRefusesUnsafeEntries(t *testing.T) {
@@ -92,7 +94,11 @@ func TestExtractGoldenBundleLayer(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The files imgpkg pushed to make that layer.
-	want := tree(t, filepath.Join(goldenDir, "bundle-basic"))
+	src, err := golden.BundleBasic(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := tree(t, src)
 	got := tree(t, out)
 	if len(got) != len(want) {
 		t.Errorf("extracted %d paths, want %d: %v", len(got), len(want), keys(got))
