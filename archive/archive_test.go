@@ -282,44 +282,24 @@ func TestDeterministic(t *testing.T) {
 	}
 }
 
-// countFrames counts the zstd frames of b by decoding each frame header
-// and walking its blocks (format spec, section 3.1.1).
+// countFrames counts the data frames of b (walkFrames), which must end
+// with exactly two skippable frames: the table of contents and the seek
+// table.
 func countFrames(t *testing.T, b []byte) int {
 	t.Helper()
-	n := 0
-	for len(b) > 0 {
-		if len(b) < 6 || !bytes.Equal(b[:4], []byte{0x28, 0xb5, 0x2f, 0xfd}) {
-			t.Fatalf("frame %d: no magic", n)
+	n, skippable := 0, 0
+	for _, f := range walkFrames(t, b) {
+		switch {
+		case f.skippable:
+			skippable++
+		case skippable > 0:
+			t.Fatalf("data frame at offset %d after a skippable frame", f.offset)
+		default:
+			n++
 		}
-		fhd := b[4]
-		single := fhd&0x20 != 0
-		pos := 5
-		if !single {
-			pos++ // window descriptor
-		}
-		pos += []int{0, 1, 2, 4}[fhd&3] // dictionary id
-		fcs := []int{0, 2, 4, 8}[fhd>>6]
-		if fcs == 0 && single {
-			fcs = 1
-		}
-		pos += fcs
-		for {
-			h := uint32(b[pos]) | uint32(b[pos+1])<<8 | uint32(b[pos+2])<<16
-			pos += 3
-			size := int(h >> 3)
-			if (h>>1)&3 == 1 { // RLE: one byte
-				size = 1
-			}
-			pos += size
-			if h&1 == 1 {
-				break
-			}
-		}
-		if fhd&0x04 != 0 {
-			pos += 4 // content checksum
-		}
-		b = b[pos:]
-		n++
+	}
+	if skippable != 2 {
+		t.Fatalf("%d skippable frames at the end, want 2 (table of contents, seek table)", skippable)
 	}
 	return n
 }

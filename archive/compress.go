@@ -109,6 +109,12 @@ type frameWriter struct {
 	freeOut  [][]byte
 	syncOut  []byte // the output buffer when conc == 1
 	err      error
+
+	// cut counts the frames cut so far (written or being compressed), so
+	// that the frame an entry starts in is known when it starts.
+	cut int
+	// table lists every frame written, in order: the seek table.
+	table []seekEntry
 }
 
 type frameJob struct {
@@ -166,10 +172,11 @@ func (f *frameWriter) endFrame() {
 	}
 	src := f.cur
 	f.cur = nil
+	f.cut++
 	if f.conc == 1 {
 		f.syncOut = f.enc.EncodeAll(src, f.syncOut[:0])
+		f.write(f.syncOut, len(src))
 		f.freeIn = append(f.freeIn, src[:0])
-		f.write(f.syncOut)
 		return
 	}
 	if len(f.inflight) == f.conc {
@@ -188,18 +195,34 @@ func (f *frameWriter) retireOldest() {
 	f.inflight[0] = nil
 	f.inflight = f.inflight[1:]
 	<-j.done
-	f.write(j.dst)
+	f.write(j.dst, len(j.src))
 	f.freeIn = append(f.freeIn, j.src[:0])
 	f.freeOut = append(f.freeOut, j.dst[:0])
 }
 
-func (f *frameWriter) write(b []byte) {
+// write writes one frame, compressed to b from n bytes, and records it in
+// the seek table.
+func (f *frameWriter) write(b []byte, n int) {
 	if f.err != nil {
 		return
 	}
 	if _, err := f.w.Write(b); err != nil {
 		f.err = err
+		return
 	}
+	f.table = append(f.table, seekEntry{compressed: uint32(len(b)), decompressed: uint32(n)})
+}
+
+// writeSkippable writes a zstd skippable frame holding payload after every
+// frame cut so far, and records it in the seek table (it decompresses to
+// nothing). Decoders, the zstd CLI among them, pass over it.
+func (f *frameWriter) writeSkippable(magic uint32, payload []byte) {
+	f.endFrame()
+	for len(f.inflight) > 0 {
+		f.retireOldest()
+	}
+	f.cut++
+	f.write(skippableFrame(magic, payload), 0)
 }
 
 func (f *frameWriter) getIn() []byte {
@@ -220,8 +243,9 @@ func (f *frameWriter) getOut() []byte {
 	return make([]byte, 0, f.enc.MaxEncodedSize(f.size))
 }
 
-// Close compresses what is left and waits for every frame; it does not
-// close the underlying writer. It always waits, even after an error, so
+// Close compresses what is left and waits for every frame, then, unless a
+// write failed, ends the stream with the seek table (seekable.go); it does
+// not close the underlying writer. It always waits, even after an error, so
 // that no goroutine outlives the Writer.
 func (f *frameWriter) Close() error {
 	f.endFrame()
@@ -229,5 +253,20 @@ func (f *frameWriter) Close() error {
 		f.retireOldest()
 	}
 	f.cur, f.freeIn, f.freeOut, f.syncOut = nil, nil, nil, nil
+	if f.err == nil {
+		if _, err := f.w.Write(encodeSeekTable(f.table)); err != nil {
+			f.err = err
+		}
+	}
 	return f.err
+}
+
+// abort waits for the frames being compressed and writes nothing more.
+func (f *frameWriter) abort() {
+	for len(f.inflight) > 0 {
+		j := f.inflight[0]
+		f.inflight = f.inflight[1:]
+		<-j.done
+	}
+	f.cur, f.freeIn, f.freeOut, f.syncOut = nil, nil, nil, nil
 }

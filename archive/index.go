@@ -23,6 +23,11 @@ const (
 	AnnotationArchiveVersion = "dev.ferry.archive.version"
 	// AnnotationCreatedBy is set on the index: the program that wrote it.
 	AnnotationCreatedBy = "dev.ferry.archive.created-by"
+	// AnnotationSeekable is set on the index ("true") by BuildIndex: the
+	// archive ends with a table of contents and a seek table (toc.go,
+	// seektable.go). Readers that predate it ignore it; Verify uses it to
+	// tell a damaged seek table from an archive written without one.
+	AnnotationSeekable = "dev.ferry.archive.seekable"
 	// AnnotationSkippedLayers is set on the index when layers were left
 	// out: their digests, sorted, joined by ",", with no spaces
 	// ("sha256:<hex>,sha256:<hex>"). Absent when nothing was skipped.
@@ -159,6 +164,7 @@ func BuildIndex(entries []Entry, opts IndexOptions) ([]byte, error) {
 		Annotations: map[string]string{
 			AnnotationArchiveVersion: strconv.Itoa(FormatVersion),
 			AnnotationCreatedBy:      opts.CreatedBy,
+			AnnotationSeekable:       "true",
 		},
 	}
 	skipped := make([]string, 0, len(opts.SkippedLayers))

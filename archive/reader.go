@@ -64,6 +64,20 @@ type ReaderOptions struct {
 	Concurrency int
 }
 
+// withDefaults fills in the zero fields.
+func (opts ReaderOptions) withDefaults() ReaderOptions {
+	if opts.MaxWindow == 0 {
+		opts.MaxWindow = DefaultMaxWindow
+	}
+	if opts.MaxManifestSize <= 0 {
+		opts.MaxManifestSize = DefaultMaxManifestSize
+	}
+	if opts.MaxHeadSize <= 0 {
+		opts.MaxHeadSize = DefaultMaxHeadSize
+	}
+	return opts
+}
+
 // Head is what precedes the configs and layers of an archive: the layout
 // version, index.json and every manifest and index it reaches.
 type Head struct {
@@ -109,6 +123,13 @@ type Reader struct {
 	last    string // the last entry read, for messages
 	blobs   bool   // a blob entry has been read: no more directories
 
+	// entryEnd is where the last entry's data ends in the tar; offsets
+	// records where each config and layer's header starts, and tarSize
+	// the tar's whole length once read: what a seek table must agree with.
+	entryEnd int64
+	offsets  map[v1.Hash]int64
+	tarSize  int64
+
 	cur       *blobReader
 	buf       []byte // for draining
 	err       error
@@ -125,15 +146,7 @@ type Reader struct {
 // reference as non-distributable. It reads nothing past the last manifest.
 // Close releases the decoder; it does not close r.
 func NewReader(r io.Reader, opts ReaderOptions) (*Reader, error) {
-	if opts.MaxWindow == 0 {
-		opts.MaxWindow = DefaultMaxWindow
-	}
-	if opts.MaxManifestSize <= 0 {
-		opts.MaxManifestSize = DefaultMaxManifestSize
-	}
-	if opts.MaxHeadSize <= 0 {
-		opts.MaxHeadSize = DefaultMaxHeadSize
-	}
+	opts = opts.withDefaults()
 	br := bufio.NewReaderSize(r, 64<<10)
 	magic, err := br.Peek(512)
 	if len(magic) == 0 {
@@ -143,6 +156,7 @@ func NewReader(r io.Reader, opts ReaderOptions) (*Reader, error) {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
 	ar := &Reader{
+		offsets: map[v1.Hash]int64{},
 		seen:    map[string]bool{},
 		present: map[v1.Hash]bool{},
 		skipped: map[v1.Hash]bool{},
@@ -213,7 +227,17 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // a name of the layout, seen once, a regular file (or one of the two
 // optional directories before the first blob).
 func (r *Reader) next() (*tar.Header, error) {
+	// archive/tar reads exactly the header blocks and skips exactly the
+	// padding, so an entry's header starts at the end of the previous
+	// entry's data rounded up to a block.
+	at := (r.entryEnd + 511) &^ 511
 	hdr, err := r.tr.Next()
+	if err == nil {
+		r.entryEnd = r.src.n + hdr.Size
+		if d, ok := parseBlobName(hdr.Name); ok {
+			r.offsets[d] = at
+		}
+	}
 	if err == io.EOF {
 		return nil, io.EOF
 	}
@@ -491,7 +515,7 @@ func (r *Reader) Next() (v1.Hash, int64, io.Reader, error) {
 	if hdr.Size != ref.desc.Size {
 		return r.fail(fmt.Errorf("archive entry %s: %d bytes, %s says %d", hdr.Name, hdr.Size, ref.from, ref.desc.Size))
 	}
-	r.cur = &blobReader{r: r, name: hdr.Name, d: d, size: hdr.Size, h: sha256.New()}
+	r.cur = &blobReader{r: r, entryCheck: newEntryCheck(hdr.Name, d, hdr.Size)}
 	return d, hdr.Size, r.cur, nil
 }
 
@@ -531,6 +555,7 @@ func (r *Reader) finish(consumed int64) error {
 			return fmt.Errorf("archive: after the end of the tar: %w", explain(err))
 		}
 	}
+	r.tarSize = r.src.n
 	for _, b := range r.head.Blobs {
 		if !r.present[b.Digest] && !r.skipped[b.Digest] {
 			return fmt.Errorf("archive: blob %s (referenced by %s) is missing", b.Digest, r.cat.blobs[b.Digest].from)
@@ -580,14 +605,37 @@ func (r *Reader) Close() error {
 // blobReader is the reader Next returns: the tar entry, hashed as it is
 // read and verified at its end.
 type blobReader struct {
-	r    *Reader
+	r *Reader
+	entryCheck
+	err  error
+	done bool
+}
+
+// entryCheck hashes a blob entry's bytes as they are read and checks their
+// size and digest at the end.
+type entryCheck struct {
 	name string
 	d    v1.Hash
 	size int64
 	h    hash.Hash
 	n    int64
-	err  error
-	done bool
+}
+
+func newEntryCheck(name string, d v1.Hash, size int64) entryCheck {
+	return entryCheck{name: name, d: d, size: size, h: sha256.New()}
+}
+
+func (c *entryCheck) add(p []byte) {
+	c.h.Write(p)
+	c.n += int64(len(p))
+}
+
+// verify is called at the end of the entry's bytes.
+func (c *entryCheck) verify() error {
+	if got := hex.EncodeToString(c.h.Sum(nil)); c.n != c.size || got != c.d.Hex {
+		return fmt.Errorf("archive entry %s: content (%d bytes) has digest sha256:%s, want %s (%d bytes)", c.name, c.n, got, c.d, c.size)
+	}
+	return nil
 }
 
 // Read implements io.Reader.
@@ -603,12 +651,10 @@ func (b *blobReader) Read(p []byte) (int, error) {
 		return 0, b.err
 	}
 	n, err := b.r.tr.Read(p)
-	b.h.Write(p[:n])
-	b.n += int64(n)
+	b.add(p[:n])
 	switch {
 	case err == io.EOF:
-		if got := hex.EncodeToString(b.h.Sum(nil)); b.n != b.size || got != b.d.Hex {
-			b.err = fmt.Errorf("archive entry %s: content (%d bytes) has digest sha256:%s, want %s (%d bytes)", b.name, b.n, got, b.d, b.size)
+		if b.err = b.verify(); b.err != nil {
 			return n, b.err
 		}
 		b.done = true

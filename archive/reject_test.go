@@ -16,6 +16,10 @@ import (
 // verifyErr runs a full pass and returns its error.
 func verifyErr(data []byte, opts ReaderOptions) error {
 	_, _, err := readArchive(data, opts)
+	if err == nil {
+		// Verify also checks what only a file offers: the seek table.
+		_, err = Verify(context.Background(), bytes.NewReader(data))
+	}
 	return err
 }
 

@@ -2,7 +2,12 @@ package archive
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"os"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ferry-dev/ferry/internal/ctxio"
 )
@@ -15,11 +20,30 @@ type Report struct {
 	Blobs int
 	// BlobBytes is their total size.
 	BlobBytes int64
+	// SeekTable says what Verify found of the table of contents and seek
+	// table that end an archive of this version: SeekTableChecked (present
+	// and consistent with every entry read), SeekTableAbsent (an archive
+	// written without one), or SeekTableUnchecked (read from a pipe, whose
+	// end cannot be read again).
+	SeekTable SeekTableStatus
 }
+
+// SeekTableStatus is what Verify found of an archive's seek table.
+type SeekTableStatus string
+
+// SeekTableStatus values.
+const (
+	SeekTableChecked   SeekTableStatus = "checked"
+	SeekTableAbsent    SeekTableStatus = "absent"
+	SeekTableUnchecked SeekTableStatus = "unchecked"
+)
 
 // Verify reads the whole archive from r once and checks everything a
 // Reader checks (`ferry verify`): layout, index, every manifest, blob,
-// digest, size, checksum and reference. It returns what it read so far
+// digest, size, checksum and reference. When r is a file (an *os.File, or
+// any io.ReaderAt with a Size method) it also checks the table of contents
+// and seek table at its end against what it read: every frame accounted
+// for, every blob where the table says. It returns what it read so far
 // with the first error. It stops when ctx is done.
 func Verify(ctx context.Context, r io.Reader) (Report, error) {
 	var rep Report
@@ -33,12 +57,111 @@ func Verify(ctx context.Context, r io.Reader) (Report, error) {
 		_, _, _, err := ar.Next()
 		rep.Blobs, rep.BlobBytes = ar.bodyBlobs, ar.bodyBytes
 		if err == io.EOF {
-			return rep, nil
+			break
 		}
 		if err != nil {
 			return rep, err
 		}
 	}
+	rep.SeekTable, err = checkTrailer(r, ar)
+	return rep, err
+}
+
+// sizedReaderAt is what bytes.Reader, strings.Reader and io.SectionReader
+// are: random access with a known size.
+type sizedReaderAt interface {
+	io.ReaderAt
+	Size() int64
+}
+
+// randomAccess returns r as random access, when it is a file.
+func randomAccess(r io.Reader) (io.ReaderAt, int64, bool) {
+	switch v := r.(type) {
+	case *os.File:
+		fi, err := v.Stat()
+		if err != nil || !fi.Mode().IsRegular() {
+			return nil, 0, false
+		}
+		return v, fi.Size(), true
+	case sizedReaderAt:
+		return v, v.Size(), true
+	}
+	return nil, 0, false
+}
+
+// checkTrailer checks, after a full read by ar, that the table of contents
+// and seek table at the end of the file r agree with what was read.
+func checkTrailer(r io.Reader, ar *Reader) (SeekTableStatus, error) {
+	head := ar.Head()
+	declared := head.Index.Annotations[AnnotationSeekable] == "true"
+	if head.Compression != CompressionZstd {
+		// Recompressed with gzip or decompressed: the frames are gone.
+		return SeekTableAbsent, nil
+	}
+	ra, size, ok := randomAccess(r)
+	if !ok {
+		return SeekTableUnchecked, nil
+	}
+	frames, err := readSeekTable(ra, size)
+	if errors.Is(err, ErrNotSeekable) && !declared {
+		return SeekTableAbsent, nil
+	}
+	if errors.Is(err, ErrNotSeekable) {
+		return "", fmt.Errorf("archive: %s says the archive ends with a seek table, and it does not (damaged, or recompressed by another tool)", indexName)
+	}
+	if err != nil {
+		return "", fmt.Errorf("archive: %w", err)
+	}
+	if err := checkFrames(ra, size, frames, ar); err != nil {
+		return "", fmt.Errorf("archive: %w", err)
+	}
+	return SeekTableChecked, nil
+}
+
+// checkFrames checks the seek table's frames and the table of contents
+// against the entries ar read: the frames cover the whole tar, and each
+// blob starts the frame the table of contents names.
+func checkFrames(ra io.ReaderAt, size int64, frames []frameLoc, ar *Reader) error {
+	if len(frames) == 0 {
+		return errors.New("seek table: no frames")
+	}
+	tocFrame := frames[len(frames)-1]
+	frames = frames[:len(frames)-1]
+	var tarSize int64
+	for _, f := range frames {
+		tarSize += f.tarSize
+	}
+	if tarSize != ar.tarSize {
+		return fmt.Errorf("seek table: its frames hold %d bytes of tar, the archive has %d", tarSize, ar.tarSize)
+	}
+	toc, err := readTOC(ra, tocFrame)
+	if err != nil {
+		return err
+	}
+	listed := map[v1.Hash]bool{}
+	for _, b := range toc {
+		if listed[b.Digest] {
+			return fmt.Errorf("table of contents: blob %s listed twice", b.Digest)
+		}
+		listed[b.Digest] = true
+		at, ok := ar.offsets[b.Digest]
+		if !ok || !ar.present[b.Digest] {
+			return fmt.Errorf("table of contents: blob %s is not a config or layer of the archive", b.Digest)
+		}
+		if b.Frame < 0 || b.Frame >= len(frames) || frames[b.Frame].tarOffset != at {
+			return fmt.Errorf("table of contents: blob %s: frame %d, but its entry starts at tar offset %d", b.Digest, b.Frame, at)
+		}
+	}
+	if len(listed) != ar.bodyBlobs {
+		return fmt.Errorf("table of contents: lists %d blobs, the archive holds %d", len(listed), ar.bodyBlobs)
+	}
+	// This package writes the descriptor as 0; the format lets readers
+	// ignore its unused bits, but a changed bit is still a damaged byte.
+	var desc [1]byte
+	if _, err := ra.ReadAt(desc[:], size-5); err != nil || desc[0] != 0 {
+		return fmt.Errorf("seek table: descriptor %#x, want 0", desc[0])
+	}
+	return nil
 }
 
 // Inspect reads only the head of the archive in r (`ferry inspect`): it

@@ -44,6 +44,7 @@ type Writer struct {
 	cat     *catalog
 	skipped map[v1.Hash]bool
 	written map[v1.Hash]bool
+	toc     []tocBlob
 	header  bool
 	closed  bool
 	failed  error
@@ -217,6 +218,14 @@ func (w *Writer) WriteBlob(d v1.Hash, size int64, r io.Reader) error {
 		return fmt.Errorf("blob %s: size %d, %s says %d", d, size, ref.from, ref.desc.Size)
 	}
 
+	// Every blob starts a frame of its own, so that a reader with the
+	// seek table and the table of contents can decompress it alone.
+	if err := w.tw.Flush(); err != nil {
+		return w.fail(fmt.Errorf("blob %s: %w", d, err))
+	}
+	w.fw.endFrame()
+	w.toc = append(w.toc, tocBlob{Digest: d, Size: size, Frame: w.fw.cut})
+
 	name := blobName(d)
 	if err := w.tw.WriteHeader(tarHeader(name, size)); err != nil {
 		return w.fail(fmt.Errorf("blob %s: %w", d, err))
@@ -266,8 +275,20 @@ func (w *Writer) Close() error {
 			err = fmt.Errorf("archive: %w", terr)
 		}
 	}
-	if ferr := w.fw.Close(); err == nil && ferr != nil {
-		err = fmt.Errorf("archive: %w", ferr)
+	if err != nil {
+		w.fw.abort()
+		w.buf = nil
+		return err
+	}
+	// After the tar: the table of contents, then the seek table, both in
+	// skippable frames that decompress to nothing.
+	toc, err := encodeTOC(w.toc)
+	if err == nil {
+		w.fw.writeSkippable(skippableMagicTOC, toc)
+		err = w.fw.Close()
+	}
+	if err != nil {
+		err = fmt.Errorf("archive: %w", err)
 	}
 	w.buf = nil
 	return err

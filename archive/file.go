@@ -1,0 +1,200 @@
+package archive
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/compress/zstd"
+)
+
+// File is an archive opened for random access: its head, and any config or
+// layer read on its own, straight from where it lies, through the seek
+// table and the table of contents. Reading a blob decompresses only the
+// frames that hold it; the bytes before it are never read.
+//
+// A File verifies what it reads as a Reader does: the head in full when it
+// is opened, and each blob against its tar header and its digest as it is
+// read. It does not read what it is not asked for, so unlike a Reader it
+// says nothing about the blobs nobody reads (Verify reads them all). A
+// File is safe for concurrent use; each blob reader is not.
+type File struct {
+	ra   io.ReaderAt
+	size int64
+	opts ReaderOptions
+	head *Head
+	// frames are the frames before the table of contents: the tar.
+	frames []frameLoc
+	// dataEnd is where the table of contents starts.
+	dataEnd int64
+	blobs   map[v1.Hash]tocBlob
+}
+
+// OpenFile opens the archive in ra, size bytes long. It reads the seek
+// table and the table of contents at the end, then the head from the
+// start (verified as NewReader verifies it), and checks that the table of
+// contents lists exactly the configs and layers the manifests reference
+// (skipped layers excepted), each in a frame of its own.
+//
+// It returns an error matching ErrNotSeekable when the archive has no seek
+// table (written by an older ferry, gzip, plain tar): read it with
+// NewReader, front to back. Any other error means the archive is damaged.
+func OpenFile(ra io.ReaderAt, size int64, opts ReaderOptions) (*File, error) {
+	opts = opts.withDefaults()
+	frames, err := readSeekTable(ra, size)
+	if err != nil {
+		return nil, err
+	}
+	if len(frames) == 0 {
+		return nil, errors.New("seek table: no frames")
+	}
+	last := frames[len(frames)-1]
+	toc, err := readTOC(ra, last)
+	if err != nil {
+		return nil, err
+	}
+	f := &File{
+		ra:      ra,
+		size:    size,
+		opts:    opts,
+		frames:  frames[:len(frames)-1],
+		dataEnd: last.offset,
+		blobs:   make(map[v1.Hash]tocBlob, len(toc)),
+	}
+	// The head comes first, as in any archive; reading it through a Reader
+	// checks it the same way. One decoder goroutine: nothing past the last
+	// manifest is decompressed.
+	headOpts := opts
+	headOpts.Concurrency = 1
+	ar, err := NewReader(io.NewSectionReader(ra, 0, f.dataEnd), headOpts)
+	if err != nil {
+		return nil, err
+	}
+	f.head = ar.Head()
+	ar.Close()
+	if err := f.checkTOC(toc, ar.skipped); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// checkTOC accepts a table of contents that lists each config and layer
+// of the head once, at its size, in frames of the tar in increasing order.
+func (f *File) checkTOC(toc []tocBlob, skipped map[v1.Hash]bool) error {
+	want := make(map[v1.Hash]int64, len(f.head.Blobs))
+	for _, b := range f.head.Blobs {
+		if !skipped[b.Digest] {
+			want[b.Digest] = b.Size
+		}
+	}
+	prev := -1
+	for i, b := range toc {
+		size, ok := want[b.Digest]
+		switch {
+		case !ok && f.blobs[b.Digest] != (tocBlob{}):
+			return fmt.Errorf("table of contents: blob %s listed twice", b.Digest)
+		case !ok:
+			return fmt.Errorf("table of contents: blob %s is not a config or layer of the archive's manifests", b.Digest)
+		case b.Size != size:
+			return fmt.Errorf("table of contents: blob %s: %d bytes, the manifests say %d", b.Digest, b.Size, size)
+		case b.Frame <= prev || b.Frame >= len(f.frames):
+			return fmt.Errorf("table of contents: entry %d (blob %s) names frame %d, out of order or beyond the %d frames", i, b.Digest, b.Frame, len(f.frames))
+		case f.frames[b.Frame].tarSize == 0:
+			return fmt.Errorf("table of contents: blob %s names frame %d, which holds no tar", b.Digest, b.Frame)
+		}
+		prev = b.Frame
+		delete(want, b.Digest)
+		f.blobs[b.Digest] = b
+	}
+	for _, b := range f.head.Blobs {
+		if _, missing := want[b.Digest]; missing {
+			return fmt.Errorf("archive: blob %s (referenced by a manifest) is not in the table of contents", b.Digest)
+		}
+	}
+	return nil
+}
+
+// Head returns the head read by OpenFile. The caller must not modify it.
+func (f *File) Head() *Head { return f.head }
+
+// Has reports whether the archive holds blob d (a config or layer).
+func (f *File) Has(d v1.Hash) bool {
+	_, ok := f.blobs[d]
+	return ok
+}
+
+// Blob returns a reader of blob d's bytes, read straight from where the
+// blob lies. The reader fails, naming the archive entry, if the tar header
+// there is not d's, or if the bytes do not match d's size and digest when
+// it reaches their end; Close releases its decoder. Every call returns a
+// new, independent reader, so a failed upload can read the blob again.
+func (f *File) Blob(d v1.Hash) (io.ReadCloser, error) {
+	b, ok := f.blobs[d]
+	if !ok {
+		return nil, fmt.Errorf("archive: blob %s is not in the archive", d)
+	}
+	fr := f.frames[b.Frame]
+	name := blobName(d)
+	dec, err := zstd.NewReader(io.NewSectionReader(f.ra, fr.offset, f.dataEnd-fr.offset),
+		zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(f.opts.MaxWindow),
+		zstd.WithDecoderMaxMemory(f.opts.MaxWindow))
+	if err != nil {
+		return nil, fmt.Errorf("archive entry %s: zstd: %w", name, err)
+	}
+	tr := tar.NewReader(dec)
+	hdr, err := tr.Next()
+	if err != nil {
+		dec.Close()
+		return nil, fmt.Errorf("archive entry %s: at frame %d (offset %d): %w", name, b.Frame, fr.offset, explain(err))
+	}
+	if hdr.Name != name || hdr.Typeflag != tar.TypeReg || hdr.Size != b.Size {
+		dec.Close()
+		return nil, fmt.Errorf("archive entry %s: frame %d (offset %d) starts entry %q (type %s, %d bytes), want %s (%d bytes): the table of contents is wrong",
+			name, b.Frame, fr.offset, hdr.Name, typeName(hdr.Typeflag), hdr.Size, name, b.Size)
+	}
+	return &fileBlob{dec: dec, r: io.LimitReader(tr, b.Size), entryCheck: newEntryCheck(name, d, b.Size)}, nil
+}
+
+// fileBlob reads one blob of a File, verifying it at its end.
+type fileBlob struct {
+	dec *zstd.Decoder
+	r   io.Reader
+	entryCheck
+	err error
+}
+
+// Read implements io.Reader.
+func (b *fileBlob) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.dec == nil {
+		return 0, errors.New("archive: blob reader is closed")
+	}
+	n, err := b.r.Read(p)
+	b.add(p[:n])
+	switch {
+	case err == io.EOF:
+		if b.err = b.verify(); b.err != nil {
+			return n, b.err
+		}
+		b.err = io.EOF
+	case err != nil:
+		b.err = fmt.Errorf("archive entry %s: %w", b.name, explain(err))
+		return n, b.err
+	}
+	return n, err
+}
+
+// Close implements io.Closer.
+func (b *fileBlob) Close() error {
+	if b.dec != nil {
+		b.dec.Close()
+		b.dec = nil
+	}
+	return nil
+}

@@ -1,0 +1,136 @@
+package archive
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// The seek table ends every archive this package writes: a zstd skippable
+// frame in the zstd seekable format (facebook/zstd,
+// contrib/seekable_format), listing the compressed and decompressed size of
+// every frame before it. Any seekable-format reader can jump to any offset
+// of the tar with it; the zstd CLI and every zstd decoder skip it.
+//
+//	Skippable_Magic_Number 0x184D2A5E | Frame_Size (4 bytes)
+//	entries: Compressed_Size (4) | Decompressed_Size (4)   (one per frame)
+//	footer:  Number_Of_Frames (4) | Seek_Table_Descriptor (1) | 0x8F92EAB1
+//
+// All little-endian. The descriptor's Checksum_Flag is off: every data frame
+// already carries its own content checksum (the same XXH64 the flag would
+// repeat), which the decoder checks.
+const (
+	skippableMagicSeekTable = 0x184D2A5E
+	seekableMagic           = 0x8F92EAB1
+	seekFooterSize          = 9
+	seekEntrySize           = 8
+	skippableHeaderSize     = 8
+	// maxSeekFrames is the seekable format's own limit on frames.
+	maxSeekFrames = 0x8000000
+	// seekChecksumFlag and seekReservedBits are bits of the descriptor.
+	seekChecksumFlag = 0x80
+	seekReservedBits = 0x7c
+)
+
+// seekEntry is one frame of the seek table.
+type seekEntry struct {
+	compressed, decompressed uint32
+}
+
+// skippableFrame returns a zstd skippable frame with the given magic
+// (0x184D2A50 to 0x184D2A5F) around payload.
+func skippableFrame(magic uint32, payload []byte) []byte {
+	b := make([]byte, skippableHeaderSize, skippableHeaderSize+len(payload))
+	binary.LittleEndian.PutUint32(b[0:], magic)
+	binary.LittleEndian.PutUint32(b[4:], uint32(len(payload)))
+	return append(b, payload...)
+}
+
+// encodeSeekTable returns the seek table frame for table.
+func encodeSeekTable(table []seekEntry) []byte {
+	payload := make([]byte, 0, len(table)*seekEntrySize+seekFooterSize)
+	for _, e := range table {
+		payload = binary.LittleEndian.AppendUint32(payload, e.compressed)
+		payload = binary.LittleEndian.AppendUint32(payload, e.decompressed)
+	}
+	payload = binary.LittleEndian.AppendUint32(payload, uint32(len(table)))
+	payload = append(payload, 0) // descriptor: no checksums
+	payload = binary.LittleEndian.AppendUint32(payload, seekableMagic)
+	return skippableFrame(skippableMagicSeekTable, payload)
+}
+
+// frameLoc is where one frame of a seekable archive lies.
+type frameLoc struct {
+	// offset and size are the frame's place in the compressed file.
+	offset, size int64
+	// tarOffset and tarSize are the place of its content in the tar.
+	tarOffset, tarSize int64
+}
+
+// ErrNotSeekable is returned by OpenFile for an archive that does not end
+// with a seek table: one written by an older ferry, a gzip or plain tar,
+// or one recompressed by another tool. Such an archive is read front to
+// back with NewReader instead.
+var ErrNotSeekable = errors.New("archive has no seek table")
+
+// readSeekTable reads the seek table at the end of a file of size bytes and
+// returns where every frame before it lies.
+// It returns ErrNotSeekable when the file does not end with the seekable
+// format's footer, and a descriptive error when it does but the table does
+// not describe the file exactly.
+func readSeekTable(ra io.ReaderAt, size int64) ([]frameLoc, error) {
+	if size < skippableHeaderSize+seekFooterSize {
+		return nil, ErrNotSeekable
+	}
+	var foot [seekFooterSize]byte
+	if _, err := ra.ReadAt(foot[:], size-seekFooterSize); err != nil {
+		return nil, fmt.Errorf("read seek table footer: %w", err)
+	}
+	if binary.LittleEndian.Uint32(foot[5:]) != seekableMagic {
+		return nil, ErrNotSeekable
+	}
+	n := int64(binary.LittleEndian.Uint32(foot[0:]))
+	desc := foot[4]
+	if desc&seekReservedBits != 0 {
+		return nil, fmt.Errorf("seek table: reserved descriptor bits set (%#x)", desc)
+	}
+	es := int64(seekEntrySize)
+	if desc&seekChecksumFlag != 0 {
+		es += 4
+	}
+	if n > maxSeekFrames {
+		return nil, fmt.Errorf("seek table: %d frames, more than the format's %d", n, maxSeekFrames)
+	}
+	frameSize := skippableHeaderSize + n*es + seekFooterSize
+	if frameSize > size {
+		return nil, fmt.Errorf("seek table: %d frames do not fit in a %d-byte file", n, size)
+	}
+	table := make([]byte, frameSize)
+	if _, err := ra.ReadAt(table, size-frameSize); err != nil {
+		return nil, fmt.Errorf("read seek table: %w", err)
+	}
+	if m := binary.LittleEndian.Uint32(table[0:]); m != skippableMagicSeekTable {
+		return nil, fmt.Errorf("seek table: frame magic %#x, want %#x", m, skippableMagicSeekTable)
+	}
+	if fs := int64(binary.LittleEndian.Uint32(table[4:])); fs != frameSize-skippableHeaderSize {
+		return nil, fmt.Errorf("seek table: frame size %d, %d frames need %d", fs, n, frameSize-skippableHeaderSize)
+	}
+	frames := make([]frameLoc, n)
+	var off, tarOff int64
+	for i := range frames {
+		e := table[skippableHeaderSize+int64(i)*es:]
+		c := int64(binary.LittleEndian.Uint32(e[0:]))
+		d := int64(binary.LittleEndian.Uint32(e[4:]))
+		if c == 0 {
+			return nil, fmt.Errorf("seek table: frame %d has no bytes", i)
+		}
+		frames[i] = frameLoc{offset: off, size: c, tarOffset: tarOff, tarSize: d}
+		off += c
+		tarOff += d
+	}
+	if off != size-frameSize {
+		return nil, fmt.Errorf("seek table: its frames add up to %d bytes, the file has %d before the table", off, size-frameSize)
+	}
+	return frames, nil
+}
