@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
@@ -31,6 +32,8 @@ import (
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sirupsen/logrus"
+
+	"github.com/ferry-dev/ferry/internal/registry"
 	"golang.org/x/crypto/bcrypt"
 
 	// Drivers and the access controller register themselves by name in
@@ -156,6 +159,23 @@ func (e *Endpoint) RemoteOptions(t testing.TB) []remote.Option {
 		remote.WithContext(t.Context()),
 	}
 }
+
+// ClientOptions returns the options of a registry.Client that reaches this
+// endpoint: its credentials, a transport trusting its CA, and no waiting
+// between upload attempts.
+func (e *Endpoint) ClientOptions() registry.Options {
+	return registry.Options{
+		Transport: e.Transport(),
+		Keychain:  fixedKeychain{e.Authenticator()},
+		Backoff:   time.Millisecond,
+	}
+}
+
+// fixedKeychain gives every registry the same credentials.
+type fixedKeychain struct{ auth authn.Authenticator }
+
+// Resolve implements authn.Keychain.
+func (k fixedKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { return k.auth, nil }
 
 // Registry is a registry running in-process on loopback for one test.
 type Registry struct {

@@ -1,0 +1,441 @@
+// Package registry makes the requests of ferry's moves to a registry, and
+// only those, over the OCI distribution API: blob and manifest checks, blob
+// downloads, blob uploads and manifest PUTs.
+//
+// go-containerregistry's remote package does all of this too, and ferry
+// uses it everywhere else (resolving, pulling, pushing bundles). Its remote
+// package, though, spends requests and CPU a move does not need: every
+// upload checks the blob again (HEAD) after the caller already did, sends
+// it in three requests (POST, PATCH, PUT) where two do, and a manifest PUT
+// does not say what digest the registry stored, which costs a HEAD more;
+// every download is hashed by go-containerregistry and again by the archive
+// writer that must verify it anyway. Here each blob is checked once, sent
+// in two requests, each manifest written in one, and downloads come
+// unverified for the caller to verify once. Authentication, scheme
+// detection and error decoding stay go-containerregistry's (its transport
+// package), so credentials and errors behave as everywhere else in ferry.
+package registry
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Options configure a Client. The zero value is usable: the Docker config's
+// credentials, go-containerregistry's default transport, three attempts per
+// upload.
+type Options struct {
+	// Transport carries every request below authentication: TLS, timeouts
+	// and the retries of requests that can be replayed. nil means
+	// remote.DefaultTransport.
+	Transport http.RoundTripper
+	// Keychain gives each registry its credentials; nil means
+	// authn.DefaultKeychain.
+	Keychain authn.Keychain
+	// UserAgent is sent with every request; "" means "ferry".
+	UserAgent string
+	// UploadAttempts is how many upload sessions a blob gets when one fails
+	// part way (a dropped connection, a 5xx, a session the registry lost);
+	// 0 means DefaultUploadAttempts. A blob's bytes cannot be replayed into
+	// the same session (the registry may already hold part of them), so each
+	// attempt opens a new one and reads the blob again from its source.
+	UploadAttempts int
+	// Backoff is the wait before the second upload attempt, doubled for each
+	// further one; 0 means one second.
+	Backoff time.Duration
+}
+
+// DefaultUploadAttempts is Options.UploadAttempts when it is zero.
+const DefaultUploadAttempts = 3
+
+// Client makes requests to registries. It authenticates once per
+// repository and access (pull, push, push with mounts from another
+// repository) and reuses that for every later request, over the pooled
+// connections of Options.Transport. A Client is safe for concurrent use.
+type Client struct {
+	opts Options
+
+	mu    sync.Mutex
+	repos map[repoKey]*repoEntry
+}
+
+type repoKey struct {
+	repo  string
+	push  bool
+	mount string
+}
+
+// repoEntry lets concurrent callers wait for one authentication.
+type repoEntry struct {
+	done chan struct{}
+	repo *Repo
+	err  error
+}
+
+// New returns a Client.
+func New(opts Options) *Client {
+	if opts.Transport == nil {
+		opts.Transport = remote.DefaultTransport
+	}
+	if opts.Keychain == nil {
+		opts.Keychain = authn.DefaultKeychain
+	}
+	if opts.UserAgent == "" {
+		opts.UserAgent = "ferry"
+	}
+	if opts.UploadAttempts <= 0 {
+		opts.UploadAttempts = DefaultUploadAttempts
+	}
+	if opts.Backoff <= 0 {
+		opts.Backoff = time.Second
+	}
+	return &Client{opts: opts, repos: map[repoKey]*repoEntry{}}
+}
+
+// Access is what a Repo may do.
+type Access struct {
+	// Push asks for push access (pull is always included).
+	Push bool
+	// MountFrom is a repository of the same registry whose blobs uploads
+	// may mount (pull access to it is asked for too).
+	MountFrom *name.Repository
+}
+
+// Repo returns a client for one repository with the given access,
+// authenticating on first use.
+func (c *Client) Repo(ctx context.Context, repo name.Repository, access Access) (*Repo, error) {
+	key := repoKey{repo: repo.Name(), push: access.Push}
+	if access.MountFrom != nil {
+		key.mount = access.MountFrom.Name()
+	}
+	c.mu.Lock()
+	e, ok := c.repos[key]
+	if !ok {
+		e = &repoEntry{done: make(chan struct{})}
+		c.repos[key] = e
+	}
+	c.mu.Unlock()
+	if ok {
+		select {
+		case <-e.done:
+			return e.repo, e.err
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
+	e.repo, e.err = c.newRepo(ctx, repo, access)
+	if e.err != nil {
+		// A failed authentication is not remembered: the next caller tries
+		// again (the context of this one may simply have ended).
+		c.mu.Lock()
+		delete(c.repos, key)
+		c.mu.Unlock()
+	}
+	close(e.done)
+	return e.repo, e.err
+}
+
+func (c *Client) newRepo(ctx context.Context, repo name.Repository, access Access) (*Repo, error) {
+	auth, err := c.opts.Keychain.Resolve(repo)
+	if err != nil {
+		return nil, fmt.Errorf("credentials for %s: %w", repo, err)
+	}
+	scopes := []string{repo.Scope(transport.PullScope)}
+	if access.Push {
+		scopes[0] = repo.Scope(transport.PushScope)
+	}
+	if access.MountFrom != nil {
+		scopes = append(scopes, access.MountFrom.Scope(transport.PullScope))
+	}
+	rt := transport.NewUserAgent(c.opts.Transport, c.opts.UserAgent)
+	rt, err = transport.NewWithContext(ctx, repo.Registry, auth, rt, scopes)
+	if err != nil {
+		return nil, fmt.Errorf("authenticate to %s: %w", repo, err)
+	}
+	return &Repo{
+		name:   repo,
+		access: access,
+		client: &http.Client{Transport: rt},
+		opts:   c.opts,
+	}, nil
+}
+
+// Repo makes requests to one repository.
+type Repo struct {
+	name   name.Repository
+	access Access
+	client *http.Client
+	opts   Options
+}
+
+// Name returns the repository.
+func (r *Repo) Name() name.Repository { return r.name }
+
+func (r *Repo) url(path string) *url.URL {
+	return &url.URL{Scheme: r.name.Registry.Scheme(), Host: r.name.RegistryStr(), Path: "/v2/" + r.name.RepositoryStr() + path}
+}
+
+func (r *Repo) do(ctx context.Context, method string, u *url.URL, body io.Reader, size int64, hdr http.Header) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	if body != nil {
+		req.ContentLength = size
+	}
+	return r.client.Do(req)
+}
+
+// drain lets the connection be reused.
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+}
+
+// BlobExists reports whether the repository has blob d (HEAD).
+func (r *Repo) BlobExists(ctx context.Context, d v1.Hash) (bool, error) {
+	resp, err := r.do(ctx, http.MethodHead, r.url("/blobs/"+d.String()), nil, 0, nil)
+	if err != nil {
+		return false, fmt.Errorf("check blob %s@%s: %w", r.name, d, err)
+	}
+	defer drain(resp)
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusNotFound:
+		return false, nil
+	}
+	return false, fmt.Errorf("check blob %s@%s: %w", r.name, d, transport.CheckError(resp))
+}
+
+// manifestAccept lists every manifest media type ferry carries.
+var manifestAccept = strings.Join([]string{
+	string(types.OCIManifestSchema1), string(types.OCIImageIndex),
+	string(types.DockerManifestSchema2), string(types.DockerManifestList),
+}, ", ")
+
+// ManifestDescriptor is what a HEAD of a manifest says; nil means the
+// repository has no such manifest or tag.
+func (r *Repo) ManifestDescriptor(ctx context.Context, reference string) (*v1.Descriptor, error) {
+	resp, err := r.do(ctx, http.MethodHead, r.url("/manifests/"+reference), nil, 0, http.Header{"Accept": {manifestAccept}})
+	if err != nil {
+		return nil, fmt.Errorf("check %s: %w", r.ref(reference), err)
+	}
+	defer drain(resp)
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, nil
+	}
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		return nil, fmt.Errorf("check %s: %w", r.ref(reference), err)
+	}
+	d, err := v1.NewHash(resp.Header.Get("Docker-Content-Digest"))
+	if err != nil {
+		return nil, fmt.Errorf("check %s: the registry's Docker-Content-Digest: %w", r.ref(reference), err)
+	}
+	return &v1.Descriptor{Digest: d, Size: resp.ContentLength, MediaType: types.MediaType(resp.Header.Get("Content-Type"))}, nil
+}
+
+// ref names reference (a tag or digest) of the repository in messages.
+func (r *Repo) ref(reference string) string {
+	if strings.Contains(reference, ":") {
+		return r.name.Name() + "@" + reference
+	}
+	return r.name.Name() + ":" + reference
+}
+
+// PutManifest PUTs raw under reference (a tag, or the digest of raw) and
+// returns the digest the registry says it stored; it fails if that is not
+// the digest of raw, which would mean the registry rewrote the manifest.
+func (r *Repo) PutManifest(ctx context.Context, reference string, raw []byte, mt types.MediaType) (v1.Hash, error) {
+	sum := sha256.Sum256(raw)
+	want := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, r.url("/manifests/"+reference).String(), bytes.NewReader(raw))
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	req.Header.Set("Content-Type", string(mt))
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("put manifest %s: %w", r.ref(reference), err)
+	}
+	defer drain(resp)
+	if err := transport.CheckError(resp, http.StatusOK, http.StatusCreated, http.StatusAccepted); err != nil {
+		return v1.Hash{}, fmt.Errorf("put manifest %s: %w", r.ref(reference), err)
+	}
+	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != want.String() {
+		return v1.Hash{}, fmt.Errorf("put manifest %s: the registry stored digest %s, the manifest's bytes have %s", r.ref(reference), got, want)
+	}
+	return want, nil
+}
+
+// GetBlob downloads blob d. The bytes are the registry's, unverified: the
+// caller checks them against d. A redirect to storage is followed without
+// the registry's credentials.
+func (r *Repo) GetBlob(ctx context.Context, d v1.Hash) (io.ReadCloser, error) {
+	resp, err := r.do(ctx, http.MethodGet, r.url("/blobs/"+d.String()), nil, 0, nil)
+	if err != nil {
+		return nil, fmt.Errorf("fetch blob %s@%s: %w", r.name, d, err)
+	}
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		drain(resp)
+		return nil, fmt.Errorf("fetch blob %s@%s: %w", r.name, d, err)
+	}
+	return resp.Body, nil
+}
+
+// Opener returns a fresh reader of a blob's bytes for each upload attempt.
+type Opener func() (io.ReadCloser, error)
+
+// SourceError marks a failure to read a blob from where an upload takes it
+// (an archive, another registry), as opposed to a failure of the
+// destination: no new upload session can cure it.
+type SourceError struct{ Err error }
+
+func (e *SourceError) Error() string { return e.Err.Error() }
+func (e *SourceError) Unwrap() error { return e.Err }
+
+// Upload puts blob d of size bytes into the repository in two requests: a
+// POST opening an upload session (which mounts the blob instead when the
+// Repo has Access.MountFrom and the registry agrees), and a PUT of the
+// whole blob from open(). It does not check first whether the repository
+// has the blob: the caller did. It returns whether the blob was mounted.
+//
+// A failure on the way (a dropped connection, a 5xx, a lost session) opens
+// a new session and calls open again, up to Options.UploadAttempts times;
+// an error open's reader returns (wrapped in SourceError) ends the upload
+// at once. The registry verifies the bytes against d before it stores them.
+func (r *Repo) Upload(ctx context.Context, d v1.Hash, size int64, open Opener) (mounted bool, err error) {
+	for attempt := 1; ; attempt++ {
+		mounted, err = r.uploadOnce(ctx, d, size, open)
+		if err == nil || ctx.Err() != nil || attempt >= r.opts.UploadAttempts || !retryableUpload(err) {
+			if err != nil {
+				err = fmt.Errorf("upload blob %s to %s: %w", d, r.name, err)
+			}
+			return mounted, err
+		}
+		wait := r.opts.Backoff << (attempt - 1)
+		wait += time.Duration(rand.Int64N(int64(wait)/10 + 1))
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return false, fmt.Errorf("upload blob %s to %s: %w (after %v)", d, r.name, context.Cause(ctx), err)
+		}
+	}
+}
+
+func (r *Repo) uploadOnce(ctx context.Context, d v1.Hash, size int64, open Opener) (bool, error) {
+	u := r.url("/blobs/uploads/")
+	if m := r.access.MountFrom; m != nil {
+		u.RawQuery = url.Values{"mount": {d.String()}, "from": {m.RepositoryStr()}}.Encode()
+	}
+	resp, err := r.do(ctx, http.MethodPost, u, nil, 0, nil)
+	if err != nil {
+		return false, err
+	}
+	drain(resp)
+	switch resp.StatusCode {
+	case http.StatusCreated:
+		return true, nil
+	case http.StatusAccepted:
+	default:
+		return false, transport.CheckError(resp)
+	}
+	loc, err := resp.Location()
+	if err != nil {
+		return false, fmt.Errorf("the registry opened an upload session without a usable Location: %w", err)
+	}
+	q := loc.Query()
+	q.Set("digest", d.String())
+	loc.RawQuery = q.Encode()
+
+	rc, err := open()
+	if err != nil {
+		return false, &SourceError{err}
+	}
+	src := &sourceReader{r: rc}
+	defer rc.Close()
+	resp, err = r.do(ctx, http.MethodPut, loc, src, size, http.Header{"Content-Type": {"application/octet-stream"}})
+	if src.err != nil {
+		// What failed is the source; the request's own error only says
+		// that its body ended early.
+		if resp != nil {
+			drain(resp)
+		}
+		return false, &SourceError{src.err}
+	}
+	if err != nil {
+		return false, err
+	}
+	defer drain(resp)
+	if err := transport.CheckError(resp, http.StatusCreated, http.StatusNoContent, http.StatusAccepted); err != nil {
+		return false, err
+	}
+	return false, nil
+}
+
+// sourceReader remembers the error its reader returned, so that an upload
+// can tell a failing source from a failing destination.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF && s.err == nil {
+		s.err = err
+	}
+	return n, err
+}
+
+// retryableUpload reports whether a failed upload may succeed in a new
+// session: a dropped connection or timeout, a 5xx or 429, or the registry
+// saying the session or the bytes it got are wrong (after a drop, a session
+// may hold part of a body).
+func retryableUpload(err error) bool {
+	var se *SourceError
+	if errors.As(err, &se) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var te *transport.Error
+	if errors.As(err, &te) {
+		switch {
+		case te.StatusCode >= 500, te.StatusCode == http.StatusTooManyRequests,
+			te.StatusCode == http.StatusRequestTimeout, te.StatusCode == http.StatusRequestedRangeNotSatisfiable:
+			return true
+		}
+		for _, d := range te.Errors {
+			switch d.Code {
+			case transport.DigestInvalidErrorCode, transport.BlobUploadInvalidErrorCode,
+				transport.BlobUploadUnknownErrorCode, transport.SizeInvalidErrorCode:
+				return true
+			}
+		}
+		return false
+	}
+	// Anything else is the connection (reset, cut, timed out, refused):
+	// a few more attempts cost seconds and may carry a large upload over a
+	// flaky link.
+	return true
+}

@@ -1,0 +1,256 @@
+package registry_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ferry-dev/ferry/internal/registry"
+	"github.com/ferry-dev/ferry/internal/testregistry"
+)
+
+func digestOf(b []byte) v1.Hash {
+	s := sha256.Sum256(b)
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(s[:])}
+}
+
+func opener(b []byte, opened *atomic.Int32) registry.Opener {
+	return func() (io.ReadCloser, error) {
+		if opened != nil {
+			opened.Add(1)
+		}
+		return io.NopCloser(bytes.NewReader(b)), nil
+	}
+}
+
+func repoOf(t *testing.T, ep *testregistry.Endpoint, path string, access registry.Access) *registry.Repo {
+	t.Helper()
+	repo, err := name.NewRepository(ep.Repo(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := registry.New(ep.ClientOptions()).Repo(context.Background(), repo, access)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestUploadIsTwoRequests(t *testing.T) {
+	reg := testregistry.NewDistribution(t)
+	r := repoOf(t, &reg.Endpoint, "team/app", registry.Access{Push: true})
+	blob := bytes.Repeat([]byte("ferry "), 100000)
+	d := digestOf(blob)
+	ctx := context.Background()
+
+	if ok, err := r.BlobExists(ctx, d); err != nil || ok {
+		t.Fatalf("before upload: exists %v, %v", ok, err)
+	}
+	reg.ResetCounts()
+	mounted, err := r.Upload(ctx, d, int64(len(blob)), opener(blob, nil))
+	if err != nil || mounted {
+		t.Fatalf("upload: mounted %v, %v", mounted, err)
+	}
+	c := reg.Counts()
+	if c.Get(http.MethodPost, testregistry.KindUpload) != 1 || c.Get(http.MethodPut, testregistry.KindUpload) != 1 || c.Total() != 2 {
+		t.Errorf("upload made %v requests, want one POST and one PUT", c)
+	}
+	if ok, err := r.BlobExists(ctx, d); err != nil || !ok {
+		t.Fatalf("after upload: exists %v, %v", ok, err)
+	}
+	rc, err := r.GetBlob(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, blob) {
+		t.Errorf("downloaded %d bytes (%v), want the %d uploaded", len(got), err, len(blob))
+	}
+	if _, err := r.GetBlob(ctx, digestOf([]byte("absent"))); err == nil {
+		t.Error("GetBlob of an absent blob: no error")
+	}
+}
+
+func TestUploadMountsWithinARegistry(t *testing.T) {
+	reg := testregistry.NewDistribution(t)
+	src := repoOf(t, &reg.Endpoint, "src/app", registry.Access{Push: true})
+	blob := []byte("a layer that already sits in src/app")
+	d := digestOf(blob)
+	ctx := context.Background()
+	if _, err := src.Upload(ctx, d, int64(len(blob)), opener(blob, nil)); err != nil {
+		t.Fatal(err)
+	}
+	from := src.Name()
+	dst := repoOf(t, &reg.Endpoint, "dst/app", registry.Access{Push: true, MountFrom: &from})
+	var opened atomic.Int32
+	mounted, err := dst.Upload(ctx, d, int64(len(blob)), opener(blob, &opened))
+	if err != nil || !mounted || opened.Load() != 0 {
+		t.Fatalf("mounted %v, source opened %d times, %v; want a mount that reads nothing", mounted, opened.Load(), err)
+	}
+	if ok, err := dst.BlobExists(ctx, d); err != nil || !ok {
+		t.Fatalf("mounted blob: exists %v, %v", ok, err)
+	}
+}
+
+// image pushes a config and a layer and returns an image manifest naming
+// them.
+func image(t *testing.T, r *registry.Repo, seed string) []byte {
+	t.Helper()
+	ctx := context.Background()
+	layer := []byte("layer " + seed)
+	config := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+	for _, b := range [][]byte{layer, config} {
+		if _, err := r.Upload(ctx, digestOf(b), int64(len(b)), opener(b, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := json.Marshal(v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIManifestSchema1,
+		Config:        v1.Descriptor{MediaType: types.OCIConfigJSON, Size: int64(len(config)), Digest: digestOf(config)},
+		Layers:        []v1.Descriptor{{MediaType: types.OCILayer, Size: int64(len(layer)), Digest: digestOf(layer)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestPutManifestByTagInOneRequest(t *testing.T) {
+	reg := testregistry.NewDistribution(t)
+	r := repoOf(t, &reg.Endpoint, "team/app", registry.Access{Push: true})
+	ctx := context.Background()
+	m := image(t, r, "one")
+	reg.ResetCounts()
+	d, err := r.PutManifest(ctx, "sha256-x.imgpkg", m, types.OCIManifestSchema1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := digestOf(m); d != want {
+		t.Errorf("PutManifest returned %s, the manifest's digest is %s", d, want)
+	}
+	if c := reg.Counts(); c.Total() != 1 {
+		t.Errorf("a manifest PUT by tag took %v requests, want 1", c)
+	}
+	for _, ref := range []string{"sha256-x.imgpkg", d.String()} {
+		desc, err := r.ManifestDescriptor(ctx, ref)
+		if err != nil || desc == nil || desc.Digest != d || desc.Size != int64(len(m)) {
+			t.Errorf("HEAD %s: %+v, %v; want %s (%d bytes)", ref, desc, err, d, len(m))
+		}
+	}
+	if desc, err := r.ManifestDescriptor(ctx, "absent"); desc != nil || err != nil {
+		t.Errorf("HEAD of an absent tag: %+v, %v; want nil, nil", desc, err)
+	}
+	// The registry refuses a manifest whose blobs it does not have: the
+	// property that lets an import tag as it PUTs.
+	var bad v1.Manifest
+	if err := json.Unmarshal(m, &bad); err != nil {
+		t.Fatal(err)
+	}
+	bad.Layers[0].Digest = digestOf([]byte("never uploaded"))
+	raw, _ := json.Marshal(bad)
+	if _, err := r.PutManifest(ctx, "broken", raw, types.OCIManifestSchema1); err == nil || !strings.Contains(err.Error(), "broken") {
+		t.Errorf("manifest naming a missing blob: %v, want an error naming the tag", err)
+	}
+}
+
+func TestUploadRetriesInANewSession(t *testing.T) {
+	reg := testregistry.NewDistribution(t)
+	proxy := testregistry.NewFaultProxy(t, reg, testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindUpload, Fault: testregistry.FaultDrop, Times: 1})
+	r := repoOf(t, &proxy.Endpoint, "team/app", registry.Access{Push: true})
+	blob := bytes.Repeat([]byte("x"), 1<<20)
+	var opened atomic.Int32
+	if _, err := r.Upload(context.Background(), digestOf(blob), int64(len(blob)), opener(blob, &opened)); err != nil {
+		t.Fatalf("upload through one dropped PUT: %v", err)
+	}
+	if n := proxy.Counts().Get(http.MethodPost, testregistry.KindUpload); n != 2 || opened.Load() != 2 {
+		t.Errorf("%d sessions opened, source read %d times; want 2 and 2", n, opened.Load())
+	}
+}
+
+func TestUploadGivesUp(t *testing.T) {
+	reg := testregistry.NewDistribution(t)
+	proxy := testregistry.NewFaultProxy(t, reg, testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindUpload, Fault: testregistry.FaultStatus, Status: http.StatusInternalServerError})
+	r := repoOf(t, &proxy.Endpoint, "team/app", registry.Access{Push: true})
+	blob := []byte("blob")
+	d := digestOf(blob)
+	_, err := r.Upload(context.Background(), d, int64(len(blob)), opener(blob, nil))
+	if err == nil || !strings.Contains(err.Error(), d.String()) {
+		t.Fatalf("upload into a failing registry: %v, want an error naming %s", err, d)
+	}
+	if n := proxy.Counts().Get(http.MethodPut, testregistry.KindUpload); n != registry.DefaultUploadAttempts {
+		t.Errorf("%d PUTs, want %d attempts", n, registry.DefaultUploadAttempts)
+	}
+}
+
+type failingReader struct{ n int }
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, errors.New("archive entry blobs/sha256/x: checksum mismatch")
+	}
+	k := min(len(p), f.n)
+	f.n -= k
+	return k, nil
+}
+
+func TestUploadStopsOnASourceError(t *testing.T) {
+	reg := testregistry.NewDistribution(t)
+	r := repoOf(t, &reg.Endpoint, "team/app", registry.Access{Push: true})
+	var opened atomic.Int32
+	open := func() (io.ReadCloser, error) {
+		opened.Add(1)
+		return io.NopCloser(&failingReader{n: 100000}), nil
+	}
+	_, err := r.Upload(context.Background(), digestOf([]byte("whatever")), 200000, open)
+	var se *registry.SourceError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "checksum mismatch") {
+		t.Fatalf("upload from a failing source: %v, want a SourceError with its message", err)
+	}
+	if opened.Load() != 1 {
+		t.Errorf("source opened %d times, want 1: a new session cannot cure the source", opened.Load())
+	}
+}
+
+func TestAuthAndTLS(t *testing.T) {
+	reg := testregistry.NewDistribution(t, testregistry.WithAuth("alice", "s3cret"), testregistry.WithTLS())
+	r := repoOf(t, &reg.Endpoint, "team/app", registry.Access{Push: true})
+	blob := []byte("over TLS, with basic auth")
+	if _, err := r.Upload(context.Background(), digestOf(blob), int64(len(blob)), opener(blob, nil)); err != nil {
+		t.Fatal(err)
+	}
+	// The wrong password is refused.
+	ep := reg.Endpoint
+	ep.Password = "wrong"
+	repo, _ := name.NewRepository(ep.Repo("team/app"))
+	bad, err := registry.New(ep.ClientOptions()).Repo(context.Background(), repo, registry.Access{Push: true})
+	if err == nil {
+		_, err = bad.BlobExists(context.Background(), digestOf(blob))
+	}
+	if err == nil {
+		t.Error("wrong password: no error")
+	}
+	// And so is a client that does not trust the registry's CA.
+	opts := reg.ClientOptions()
+	opts.Transport = http.DefaultTransport
+	untrusting, err := registry.New(opts).Repo(context.Background(), repo, registry.Access{})
+	if err == nil {
+		_, err = untrusting.BlobExists(context.Background(), digestOf(blob))
+	}
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("untrusted CA: %v, want a certificate error", err)
+	}
+}
