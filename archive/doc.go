@@ -1,6 +1,6 @@
 // Package archive reads and writes ferry's archive format, version 1: one
 // zstd stream around one POSIX tar whose contents are an OCI Image Layout
-// 1.1 (DESIGN §3). It knows nothing about registries; relocate feeds the
+// 1.1 (docs/archive-format.md). It knows nothing about registries; relocate feeds the
 // Writer and consumes the Reader.
 //
 // The tar holds, in this order and nothing else:

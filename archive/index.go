@@ -17,7 +17,7 @@ import (
 // it reads.
 const FormatVersion = 1
 
-// Annotations of index.json (DESIGN §3).
+// Annotations of index.json (docs/archive-format.md).
 const (
 	// AnnotationArchiveVersion is set on the index: the format version.
 	AnnotationArchiveVersion = "dev.ferry.archive.version"

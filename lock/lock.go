@@ -1,7 +1,7 @@
 // Package lock reads and writes imgpkg's configuration documents: ImagesLock
 // (a bundle's .imgpkg/images.yml), Bundle (.imgpkg/bundle.yml), BundleLock
 // (the --lock-output of push) and ImageLocations (the content of a bundle's
-// image-locations image). See DESIGN §1.
+// image-locations image). See docs/bundle.md.
 //
 // Parsing is strict, so a typo in a lock file is reported where it is rather
 // than silently dropping an image from a copy: unknown fields, a wrong or

@@ -35,7 +35,7 @@ type CopyOptions struct {
 }
 
 // Copy executes the plan p straight from the source registries into repo,
-// with exactly what an Import of p's archive would leave there (DESIGN §2):
+// with exactly what an Import of p's archive would leave there (docs/destination.md):
 // the same blobs and manifests, the same tags, the same image-locations
 // images, in the same commit order, with the root's original tag last, so
 // a failure anywhere before it never moves that tag.

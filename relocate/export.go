@@ -122,7 +122,7 @@ func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (
 	return res, nil
 }
 
-// Export writes the archive of p to w (DESIGN §3): the layout header, the
+// Export writes the archive of p to w (docs/archive-format.md): the layout header, the
 // index, every manifest, then configs and layers in plan order. Blobs are
 // downloaded concurrently but written in order, so the output is
 // byte-identical for the same plan whatever the concurrency; each is

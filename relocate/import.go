@@ -125,7 +125,7 @@ type ImportResult struct {
 
 // Import reads a ferry archive (zstd, gzip or plain tar) once, front to
 // back, and puts everything it holds into repo, recreating what imgpkg
-// writes there (DESIGN §2):
+// writes there (docs/destination.md):
 //
 //   - From the head (index.json and the manifests) it knows every blob; it
 //     checks which ones repo already has, then uploads the missing ones as

@@ -1,6 +1,6 @@
 // Package tags names the tags ferry writes into a destination repository.
 //
-// The names are a contract with imgpkg (DESIGN §2): a repository filled by
+// The names are a contract with imgpkg (docs/destination.md): a repository filled by
 // ferry must look to imgpkg exactly as if imgpkg had filled it, so every rule
 // here follows imgpkg v0.43 (pkg/imgpkg/internal/util tag generators).
 package tags

@@ -13,7 +13,7 @@ import (
 )
 
 // LocationsImage builds the image-locations image imgpkg writes beside a
-// relocated bundle (DESIGN §2): the layer imgpkg's push of a temporary
+// relocated bundle (docs/destination.md): the layer imgpkg's push of a temporary
 // directory holding only image-locations.yml would give, so the digest
 // depends on l alone and equals imgpkg's.
 func LocationsImage(l lock.ImageLocations) (v1.Image, error) {

@@ -439,3 +439,180 @@ func retryableUpload(err error) bool {
 	// flaky link.
 	return true
 }
+
+// DefaultResumeWindow is how much of a streamed blob UploadStream keeps to
+// resend after a dropped connection: more than the data a connection can
+// have in flight (socket buffers on both sides), so that the offset the
+// registry reports after a drop is almost always within it.
+const DefaultResumeWindow = 8 << 20
+
+// UploadStream puts blob d of size bytes, read once from src, into the
+// repository: a POST opening a session, one PATCH streaming the bytes, and
+// a PUT committing them. It is for a source that cannot be read again (an
+// archive arriving on a pipe). It keeps the last DefaultResumeWindow bytes
+// it sent: when the PATCH fails part way, it asks the registry how many
+// bytes the session holds (the OCI distribution API's upload status) and
+// resumes from there, up to Options.UploadAttempts times, as long as those
+// bytes are still in the window. An error reading src (wrapped in
+// SourceError) ends the upload at once.
+func (r *Repo) UploadStream(ctx context.Context, d v1.Hash, size int64, src io.Reader) error {
+	err := r.uploadStream(ctx, d, size, src)
+	if err != nil {
+		return fmt.Errorf("upload blob %s to %s: %w", d, r.name, err)
+	}
+	return nil
+}
+
+func (r *Repo) uploadStream(ctx context.Context, d v1.Hash, size int64, src io.Reader) error {
+	loc, err := r.startSession(ctx)
+	if err != nil {
+		return err
+	}
+	body := &resumable{src: src, ring: make([]byte, min(int64(DefaultResumeWindow), max(size, 1)))}
+	for attempt := 1; ; attempt++ {
+		err := r.patch(ctx, loc, body, size)
+		if err == nil {
+			loc = body.next
+			break
+		}
+		if body.err != nil {
+			return &SourceError{body.err}
+		}
+		if ctx.Err() != nil || attempt >= r.opts.UploadAttempts || !retryableUpload(err) {
+			return err
+		}
+		// Ask the session where it stands, and go on from there if the
+		// window still holds what follows.
+		status, offset, serr := r.uploadStatus(ctx, loc)
+		if serr != nil {
+			return fmt.Errorf("%w; then the upload session could not be resumed: %v", err, serr)
+		}
+		if offset < body.windowStart() || offset > body.consumed {
+			return fmt.Errorf("%w; the registry holds %d bytes of the blob and ferry can resend only from %d (a blob streamed from a pipe is not kept): run the import again, or import from a file",
+				err, offset, body.windowStart())
+		}
+		body.rewind(offset)
+		loc = status
+	}
+	q := loc.Query()
+	q.Set("digest", d.String())
+	loc.RawQuery = q.Encode()
+	resp, err := r.do(ctx, http.MethodPut, loc, nil, 0, nil)
+	if err != nil {
+		return err
+	}
+	defer drain(resp)
+	return transport.CheckError(resp, http.StatusCreated, http.StatusNoContent, http.StatusAccepted)
+}
+
+// startSession opens an upload session and returns its location.
+func (r *Repo) startSession(ctx context.Context) (*url.URL, error) {
+	resp, err := r.do(ctx, http.MethodPost, r.url("/blobs/uploads/"), nil, 0, nil)
+	if err != nil {
+		return nil, err
+	}
+	drain(resp)
+	if err := transport.CheckError(resp, http.StatusAccepted); err != nil {
+		return nil, err
+	}
+	loc, err := resp.Location()
+	if err != nil {
+		return nil, fmt.Errorf("the registry opened an upload session without a usable Location: %w", err)
+	}
+	return loc, nil
+}
+
+// patch sends the rest of body, from its current offset, in one PATCH.
+func (r *Repo) patch(ctx context.Context, loc *url.URL, body *resumable, size int64) error {
+	from := body.pos
+	hdr := http.Header{"Content-Type": {"application/octet-stream"}}
+	if size > from {
+		hdr.Set("Content-Range", fmt.Sprintf("%d-%d", from, size-1))
+	}
+	resp, err := r.do(ctx, http.MethodPatch, loc, io.LimitReader(body, size-from), size-from, hdr)
+	if err != nil {
+		return err
+	}
+	defer drain(resp)
+	if err := transport.CheckError(resp, http.StatusAccepted, http.StatusNoContent, http.StatusCreated); err != nil {
+		return err
+	}
+	next, err := resp.Location()
+	if err != nil {
+		return fmt.Errorf("the registry answered a PATCH without a usable Location: %w", err)
+	}
+	body.next = next
+	return nil
+}
+
+// uploadStatus asks where an upload session stands: its next location
+// and how many bytes it holds (the Range header, "0-<last byte>").
+func (r *Repo) uploadStatus(ctx context.Context, loc *url.URL) (*url.URL, int64, error) {
+	resp, err := r.do(ctx, http.MethodGet, loc, nil, 0, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer drain(resp)
+	if err := transport.CheckError(resp, http.StatusNoContent, http.StatusOK); err != nil {
+		return nil, 0, err
+	}
+	next, err := resp.Location()
+	if err != nil {
+		next = loc
+	}
+	var first, last int64
+	if _, err := fmt.Sscanf(resp.Header.Get("Range"), "%d-%d", &first, &last); err != nil || first != 0 {
+		return nil, 0, fmt.Errorf("upload status: Range %q", resp.Header.Get("Range"))
+	}
+	// "0-0" is what distribution says of an empty session too; resuming
+	// from 0 is right then, and merely refused (a new attempt fails) for a
+	// session that holds one byte.
+	if last == 0 {
+		return next, 0, nil
+	}
+	return next, last + 1, nil
+}
+
+// resumable is a PATCH body read once from src, whose last len(ring) bytes
+// can be sent again from any offset in them.
+type resumable struct {
+	src      io.Reader
+	ring     []byte
+	consumed int64 // bytes read from src
+	pos      int64 // the next byte Read returns
+	err      error // the source's error
+	next     *url.URL
+}
+
+func (b *resumable) windowStart() int64 { return max(0, b.consumed-int64(len(b.ring))) }
+
+// rewind makes Read continue from offset, which must be in the window.
+func (b *resumable) rewind(offset int64) { b.pos = offset }
+
+// Read implements io.Reader.
+func (b *resumable) Read(p []byte) (int, error) {
+	if b.pos < b.consumed {
+		// Resend from the window.
+		n := int64(len(p))
+		n = min(n, b.consumed-b.pos)
+		at := b.pos % int64(len(b.ring))
+		n = min(n, int64(len(b.ring))-at)
+		copy(p, b.ring[at:at+n])
+		b.pos += n
+		return int(n), nil
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	n, err := b.src.Read(p)
+	for k := 0; k < n; {
+		at := (b.consumed + int64(k)) % int64(len(b.ring))
+		k += copy(b.ring[at:], p[k:n])
+	}
+	b.consumed += int64(n)
+	b.pos = b.consumed
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
