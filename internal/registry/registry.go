@@ -61,6 +61,10 @@ type Options struct {
 	// Backoff is the wait before the second upload attempt, doubled for each
 	// further one; 0 means one second.
 	Backoff time.Duration
+	// ResumeWindow is how many of the last bytes of a streamed upload are
+	// kept to resend after a failure (UploadStream); 0 means
+	// DefaultResumeWindow.
+	ResumeWindow int
 }
 
 // DefaultUploadAttempts is Options.UploadAttempts when it is zero.
@@ -106,6 +110,9 @@ func New(opts Options) *Client {
 	}
 	if opts.Backoff <= 0 {
 		opts.Backoff = time.Second
+	}
+	if opts.ResumeWindow <= 0 {
+		opts.ResumeWindow = DefaultResumeWindow
 	}
 	return &Client{opts: opts, repos: map[repoKey]*repoEntry{}}
 }
@@ -334,12 +341,8 @@ func (r *Repo) Upload(ctx context.Context, d v1.Hash, size int64, open Opener) (
 			}
 			return mounted, err
 		}
-		wait := r.opts.Backoff << (attempt - 1)
-		wait += time.Duration(rand.Int64N(int64(wait)/10 + 1))
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return false, fmt.Errorf("upload blob %s to %s: %w (after %v)", d, r.name, context.Cause(ctx), err)
+		if werr := r.wait(ctx, attempt); werr != nil {
+			return false, fmt.Errorf("upload blob %s to %s: %w (after %v)", d, r.name, werr, err)
 		}
 	}
 }
@@ -449,7 +452,7 @@ const DefaultResumeWindow = 8 << 20
 // UploadStream puts blob d of size bytes, read once from src, into the
 // repository: a POST opening a session, one PATCH streaming the bytes, and
 // a PUT committing them. It is for a source that cannot be read again (an
-// archive arriving on a pipe). It keeps the last DefaultResumeWindow bytes
+// archive arriving on a pipe). It keeps the last Options.ResumeWindow bytes
 // it sent: when the PATCH fails part way, it asks the registry how many
 // bytes the session holds (the OCI distribution API's upload status) and
 // resumes from there, up to Options.UploadAttempts times, as long as those
@@ -468,7 +471,7 @@ func (r *Repo) uploadStream(ctx context.Context, d v1.Hash, size int64, src io.R
 	if err != nil {
 		return err
 	}
-	body := &resumable{src: src, ring: make([]byte, min(int64(DefaultResumeWindow), max(size, 1)))}
+	body := &resumable{src: src, ring: make([]byte, min(int64(r.opts.ResumeWindow), max(size, 1)))}
 	for attempt := 1; ; attempt++ {
 		err := r.patch(ctx, loc, body, size)
 		if err == nil {
@@ -483,7 +486,7 @@ func (r *Repo) uploadStream(ctx context.Context, d v1.Hash, size int64, src io.R
 		}
 		// Ask the session where it stands, and go on from there if the
 		// window still holds what follows.
-		status, offset, serr := r.uploadStatus(ctx, loc)
+		status, offset, serr := r.settledStatus(ctx, loc, attempt)
 		if serr != nil {
 			return fmt.Errorf("%w; then the upload session could not be resumed: %v", err, serr)
 		}
@@ -543,6 +546,50 @@ func (r *Repo) patch(ctx context.Context, loc *url.URL, body *resumable, size in
 	}
 	body.next = next
 	return nil
+}
+
+// settledStatus waits as Upload does between attempts, then asks where the
+// session stands until two answers agree: the registry may still be
+// storing what it received of the failed request when the client sees the
+// failure, and resuming before it is done would interleave the two.
+func (r *Repo) settledStatus(ctx context.Context, loc *url.URL, attempt int) (*url.URL, int64, error) {
+	if err := r.wait(ctx, attempt); err != nil {
+		return nil, 0, err
+	}
+	next, offset, err := r.uploadStatus(ctx, loc)
+	for range 5 {
+		if err != nil {
+			return nil, 0, err
+		}
+		if err := sleep(ctx, r.opts.Backoff/4); err != nil {
+			return nil, 0, err
+		}
+		again, o, err2 := r.uploadStatus(ctx, loc)
+		if err2 == nil && o == offset {
+			return next, offset, nil
+		}
+		next, offset, err = again, o, err2
+	}
+	return nil, 0, fmt.Errorf("the upload session's size kept changing (last %d bytes)", offset)
+}
+
+// wait sleeps before attempt+1: Options.Backoff doubled per attempt, with
+// up to 10% jitter so that parallel uploads that failed together do not
+// retry in lockstep.
+func (r *Repo) wait(ctx context.Context, attempt int) error {
+	d := r.opts.Backoff << (attempt - 1)
+	return sleep(ctx, d+time.Duration(rand.Int64N(int64(d)/10+1)))
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }
 
 // uploadStatus asks where an upload session stands: its next location

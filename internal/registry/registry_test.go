@@ -254,3 +254,98 @@ func TestAuthAndTLS(t *testing.T) {
 		t.Errorf("untrusted CA: %v, want a certificate error", err)
 	}
 }
+
+func TestUploadStreamIsThreeRequests(t *testing.T) {
+	reg := testregistry.NewDistribution(t)
+	r := repoOf(t, &reg.Endpoint, "team/app", registry.Access{Push: true})
+	blob := bytes.Repeat([]byte("stream "), 300000)
+	d := digestOf(blob)
+	reg.ResetCounts()
+	if err := r.UploadStream(context.Background(), d, int64(len(blob)), bytes.NewReader(blob)); err != nil {
+		t.Fatal(err)
+	}
+	c := reg.Counts()
+	if c.Get(http.MethodPost, testregistry.KindUpload) != 1 || c.Get(http.MethodPatch, testregistry.KindUpload) != 1 ||
+		c.Get(http.MethodPut, testregistry.KindUpload) != 1 || c.Total() != 3 {
+		t.Errorf("streamed upload made %v, want POST, PATCH, PUT", c)
+	}
+	if ok, err := r.BlobExists(context.Background(), d); err != nil || !ok {
+		t.Fatalf("exists %v, %v", ok, err)
+	}
+}
+
+func TestUploadStreamResumesWhereTheRegistryStopped(t *testing.T) {
+	// The filesystem driver keeps what arrived of a cut request, as
+	// production storage does; the in-memory one drops it.
+	reg := testregistry.NewDistribution(t, testregistry.WithFilesystem(t.TempDir()))
+	proxy := testregistry.NewCutProxy(t, reg)
+	r := repoOf(t, &proxy.Endpoint, "team/app", registry.Access{Push: true})
+	blob := make([]byte, 6<<20)
+	for i := range blob {
+		blob[i] = byte(i * 7 / 3)
+	}
+	d := digestOf(blob)
+	// The PATCH is cut after 3 MiB of it: well inside the window.
+	proxy.Arm("PATCH /v2/", 3<<20, 1)
+	reads := &countingReader{r: bytes.NewReader(blob)}
+	if err := r.UploadStream(context.Background(), d, int64(len(blob)), reads); err != nil {
+		t.Fatalf("upload through a cut PATCH: %v", err)
+	}
+	if proxy.Cuts() != 1 {
+		t.Fatalf("the proxy cut %d connections, want 1", proxy.Cuts())
+	}
+	if reads.n != int64(len(blob)) {
+		t.Errorf("read %d bytes of the source, want each of the %d once", reads.n, len(blob))
+	}
+	c := reg.Counts()
+	if n := c.Get(http.MethodPost, testregistry.KindUpload); n != 1 {
+		t.Errorf("%d upload sessions, want 1 resumed session", n)
+	}
+	if n := c.Get(http.MethodPatch, testregistry.KindUpload); n != 2 {
+		t.Errorf("%d PATCHes, want the cut one and the one that resumed it", n)
+	}
+	resp, err := reg.Client().Get(reg.URL + "/v2/team/app/blobs/" + d.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Equal(got, blob) {
+		t.Errorf("the registry holds %d bytes that differ from the %d sent", len(got), len(blob))
+	}
+}
+
+func TestUploadStreamSaysWhyItCannotResume(t *testing.T) {
+	// The in-memory driver drops what arrived of a cut request: the session
+	// holds 0 bytes, and with a 1 MiB window the first 2 MiB are gone.
+	reg := testregistry.NewDistribution(t)
+	proxy := testregistry.NewCutProxy(t, reg)
+	opts := proxy.ClientOptions()
+	opts.ResumeWindow = 1 << 20
+	repo, _ := name.NewRepository(proxy.Repo("team/app"))
+	r, err := registry.New(opts).Repo(context.Background(), repo, registry.Access{Push: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := make([]byte, 6<<20)
+	d := digestOf(blob)
+	proxy.Arm("PATCH /v2/", 3<<20, 1)
+	err = r.UploadStream(context.Background(), d, int64(len(blob)), bytes.NewReader(blob))
+	if err == nil || !strings.Contains(err.Error(), d.String()) || !strings.Contains(err.Error(), "holds 0 bytes") {
+		t.Fatalf("upload that cannot resume: %v, want an error naming the blob and what the registry holds", err)
+	}
+	if n := reg.Counts().Get(http.MethodPut, testregistry.KindUpload); n != 0 {
+		t.Errorf("%d PUTs: nothing may be committed", n)
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
