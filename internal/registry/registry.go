@@ -316,11 +316,35 @@ type Opener func() (io.ReadCloser, error)
 
 // SourceError marks a failure to read a blob from where an upload takes it
 // (an archive, another registry), as opposed to a failure of the
-// destination: no new upload session can cure it.
+// destination. Upload opens the source again in a new session unless the
+// error is Permanent: a download cut part way may well succeed again, a
+// damaged archive will not.
 type SourceError struct{ Err error }
 
 func (e *SourceError) Error() string { return e.Err.Error() }
 func (e *SourceError) Unwrap() error { return e.Err }
+
+// permanentError is an error no new attempt can cure.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err, returned by a source, as one that reading the source
+// again cannot cure (bytes that do not match their digest in an archive):
+// Upload then stops at once. Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+// IsPermanent reports whether err was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
 
 // Upload puts blob d of size bytes into the repository in two requests: a
 // POST opening an upload session (which mounts the blob instead when the
@@ -328,10 +352,12 @@ func (e *SourceError) Unwrap() error { return e.Err }
 // whole blob from open(). It does not check first whether the repository
 // has the blob: the caller did. It returns whether the blob was mounted.
 //
-// A failure on the way (a dropped connection, a 5xx, a lost session) opens
-// a new session and calls open again, up to Options.UploadAttempts times;
-// an error open's reader returns (wrapped in SourceError) ends the upload
-// at once. The registry verifies the bytes against d before it stores them.
+// A failure on the way (a dropped connection, a 5xx, a lost session, a
+// source cut part way) opens a new session and calls open again, up to
+// Options.UploadAttempts times; an error of the source marked Permanent
+// ends the upload at once. Errors of the source come wrapped in
+// SourceError. The registry verifies the bytes against d before it stores
+// them.
 func (r *Repo) Upload(ctx context.Context, d v1.Hash, size int64, open Opener) (mounted bool, err error) {
 	for attempt := 1; ; attempt++ {
 		mounted, err = r.uploadOnce(ctx, d, size, open)
@@ -417,9 +443,12 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 // saying the session or the bytes it got are wrong (after a drop, a session
 // may hold part of a body).
 func retryableUpload(err error) bool {
-	var se *SourceError
-	if errors.As(err, &se) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if IsPermanent(err) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
+	}
+	var se *SourceError
+	if errors.As(err, &se) {
+		return true
 	}
 	var te *transport.Error
 	if errors.As(err, &te) {
@@ -457,7 +486,7 @@ const DefaultResumeWindow = 8 << 20
 // bytes the session holds (the OCI distribution API's upload status) and
 // resumes from there, up to Options.UploadAttempts times, as long as those
 // bytes are still in the window. An error reading src (wrapped in
-// SourceError) ends the upload at once.
+// SourceError) ends the upload at once: src cannot be read again.
 func (r *Repo) UploadStream(ctx context.Context, d v1.Hash, size int64, src io.Reader) error {
 	err := r.uploadStream(ctx, d, size, src)
 	if err != nil {

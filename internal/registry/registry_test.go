@@ -196,11 +196,17 @@ func TestUploadGivesUp(t *testing.T) {
 	}
 }
 
-type failingReader struct{ n int }
+type failingReader struct {
+	n         int
+	permanent bool
+}
 
 func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n <= 0 && f.permanent {
+		return 0, registry.Permanent(errors.New("archive entry blobs/sha256/x: checksum mismatch"))
+	}
 	if f.n <= 0 {
-		return 0, errors.New("archive entry blobs/sha256/x: checksum mismatch")
+		return 0, io.ErrUnexpectedEOF
 	}
 	k := min(len(p), f.n)
 	f.n -= k
@@ -213,15 +219,37 @@ func TestUploadStopsOnASourceError(t *testing.T) {
 	var opened atomic.Int32
 	open := func() (io.ReadCloser, error) {
 		opened.Add(1)
-		return io.NopCloser(&failingReader{n: 100000}), nil
+		return io.NopCloser(&failingReader{n: 100000, permanent: true}), nil
 	}
 	_, err := r.Upload(context.Background(), digestOf([]byte("whatever")), 200000, open)
 	var se *registry.SourceError
-	if !errors.As(err, &se) || !strings.Contains(err.Error(), "checksum mismatch") {
-		t.Fatalf("upload from a failing source: %v, want a SourceError with its message", err)
+	if !errors.As(err, &se) || !registry.IsPermanent(err) || !strings.Contains(err.Error(), "checksum mismatch") {
+		t.Fatalf("upload from a failing source: %v, want a permanent SourceError with its message", err)
 	}
 	if opened.Load() != 1 {
 		t.Errorf("source opened %d times, want 1: a new session cannot cure the source", opened.Load())
+	}
+	if n := reg.Counts().Get(http.MethodPost, testregistry.KindUpload); n != 1 {
+		t.Errorf("%d upload sessions, want 1", n)
+	}
+}
+
+func TestUploadOpensACutSourceAgain(t *testing.T) {
+	reg := testregistry.NewDistribution(t)
+	r := repoOf(t, &reg.Endpoint, "team/app", registry.Access{Push: true})
+	blob := bytes.Repeat([]byte("y"), 200000)
+	var opened atomic.Int32
+	open := func() (io.ReadCloser, error) {
+		if opened.Add(1) == 1 {
+			return io.NopCloser(&failingReader{n: 100000}), nil
+		}
+		return io.NopCloser(bytes.NewReader(blob)), nil
+	}
+	if _, err := r.Upload(context.Background(), digestOf(blob), int64(len(blob)), open); err != nil {
+		t.Fatalf("upload whose source is cut once: %v", err)
+	}
+	if opened.Load() != 2 {
+		t.Errorf("source opened %d times, want 2", opened.Load())
 	}
 }
 
