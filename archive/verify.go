@@ -74,8 +74,10 @@ type sizedReaderAt interface {
 	Size() int64
 }
 
-// randomAccess returns r as random access, when it is a file.
-func randomAccess(r io.Reader) (io.ReaderAt, int64, bool) {
+// RandomAccess returns r as random access with its size, when it is a file
+// (an *os.File of a regular file, or any io.ReaderAt with a Size method):
+// what OpenFile needs.
+func RandomAccess(r io.Reader) (io.ReaderAt, int64, bool) {
 	switch v := r.(type) {
 	case *os.File:
 		fi, err := v.Stat()
@@ -98,7 +100,7 @@ func checkTrailer(r io.Reader, ar *Reader) (SeekTableStatus, error) {
 		// Recompressed with gzip or decompressed: the frames are gone.
 		return SeekTableAbsent, nil
 	}
-	ra, size, ok := randomAccess(r)
+	ra, size, ok := RandomAccess(r)
 	if !ok {
 		return SeekTableUnchecked, nil
 	}

@@ -220,7 +220,7 @@ func TestCopyRefusedByTheDestinationTagsNothing(t *testing.T) {
 		want string
 	}{
 		{"403 on upload", testregistry.Rule{Method: http.MethodPost, Kind: testregistry.KindUpload, Fault: testregistry.FaultStatus, Status: http.StatusForbidden}, "refused access"},
-		{"413 on blob data", testregistry.Rule{Method: http.MethodPatch, Kind: testregistry.KindUpload, Fault: testregistry.FaultStatus, Status: http.StatusRequestEntityTooLarge}, "HTTP 413"},
+		{"413 on blob data", testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindUpload, Fault: testregistry.FaultStatus, Status: http.StatusRequestEntityTooLarge}, "HTTP 413"},
 		{"507 on commit", testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindUpload, Fault: testregistry.FaultStatus, Status: http.StatusInsufficientStorage}, "HTTP 507"},
 		{"403 on the root tag", testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindManifest, Path: regexp.MustCompile(`/manifests/v1$`), Fault: testregistry.FaultStatus, Status: http.StatusForbidden}, "v1"},
 	}

@@ -4,34 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
-	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/parallel"
 	"github.com/ferry-dev/ferry/lock"
 )
 
-// DefaultCopyBlobAttempts is how many times a copy starts a blob's upload
-// afresh when CopyOptions.BlobAttempts is zero.
-const DefaultCopyBlobAttempts = 3
-
 // CopyOptions configures Copy.
 type CopyOptions struct {
 	// DestinationOptions say how to reach the registries and what to write
-	// at the destination; Remote serves the sources too.
+	// at the destination; its Client reaches the sources too, and says how
+	// many times a blob's upload is started afresh (a new GET from the
+	// source, a new upload session at the destination) when its bytes fail
+	// on the way (registry.Options.UploadAttempts).
 	DestinationOptions
-	// BlobAttempts is how many times a blob's upload is started afresh (a
-	// new GET from the source, a new upload session at the destination)
-	// when its bytes fail on the way; 0 means DefaultCopyBlobAttempts.
-	// Single requests are retried below this, by the transport in Remote.
-	BlobAttempts int
 }
 
 // Copy executes the plan p straight from the source registries into repo,
@@ -40,15 +30,16 @@ type CopyOptions struct {
 // images, in the same commit order, with the root's original tag last, so
 // a failure anywhere before it never moves that tag.
 //
-// Blobs the destination has already are skipped (HEAD). The others stream
+// Blobs the destination has already are skipped (HEAD; a manifest it has
+// vouches for its blobs). The others stream
 // from their source to the destination, several at once and never held in
 // memory or on disk; each is verified against its digest as it is read, and
 // the destination verifies it again. Within one registry a blob is mounted
 // from its source repository instead (the registry copies nothing), falling
 // back to streaming when the registry declines. A blob whose bytes fail on
 // the way (the source cut the download, the destination lost part of the
-// upload) is sent again from a fresh GET, up to CopyOptions.BlobAttempts
-// times. A copy is idempotent: run again after a failure, it sends only what
+// upload) is sent again from a fresh GET, as often as the Client's
+// UploadAttempts allow. A copy is idempotent: run again after a failure, it sends only what
 // is missing.
 func Copy(ctx context.Context, p *Plan, repo name.Repository, opts CopyOptions) (*ImportResult, error) {
 	res, err := runCopy(ctx, p, repo, opts)
@@ -66,14 +57,11 @@ func runCopy(ctx context.Context, p *Plan, repo name.Repository, opts CopyOption
 	if err != nil {
 		return nil, err
 	}
-	dst, err := newDestination(repo, head, opts.DestinationOptions)
+	dst, err := newDestination(ctx, repo, head, opts.DestinationOptions)
 	if err != nil {
 		return nil, err
 	}
-	c := &copier{attempts: opts.BlobAttempts, sources: make(map[v1.Hash]Blob, len(p.Blobs))}
-	if c.attempts <= 0 {
-		c.attempts = DefaultCopyBlobAttempts
-	}
+	c := &copier{sources: make(map[v1.Hash]Blob, len(p.Blobs))}
 	for _, b := range p.Blobs {
 		c.sources[b.Digest] = b
 	}
@@ -121,8 +109,7 @@ func planHead(p *Plan) (*importHead, error) {
 // copier carries what a copy adds to the commit phase: where each blob
 // comes from.
 type copier struct {
-	attempts int
-	sources  map[v1.Hash]Blob
+	sources map[v1.Hash]Blob
 }
 
 // move sends every blob the destination lacks, concurrently.
@@ -160,75 +147,4 @@ func (c *copier) move(ctx context.Context, dst *destination, res *ImportResult) 
 		dst.rep.Logf("mounted %d blobs (%d bytes) from their source repositories in %s", res.BlobsMounted, res.BytesMounted, dst.repo.RegistryStr())
 	}
 	return nil
-}
-
-// copyBlob uploads one blob from its source, mounting it when source and
-// destination are one registry, and reports whether it was mounted.
-func (c *copier) copyBlob(ctx context.Context, dst *destination, b Blob) (bool, error) {
-	src := b.Source.Context()
-	// Mounting only means something within one registry; across two,
-	// go-containerregistry would still send mount= and from=, naming a
-	// repository of the wrong registry.
-	mount := src.RegistryStr() == dst.repo.RegistryStr() && src.String() != dst.repo.String()
-	st := &copyState{}
-	for attempt := 1; ; attempt++ {
-		l := &copyLayer{ctx: ctx, pull: dst.pull, blob: b, st: st, rep: dst.rep}
-		st.opened.Store(false)
-		st.streamErr.Store(nil)
-		var layer v1.Layer = l
-		if mount {
-			layer = &remote.MountableLayer{Layer: l, Reference: b.Source}
-		}
-		err := dst.push.Upload(ctx, dst.repo, layer)
-		if err == nil {
-			// Nothing read from the source: the registry mounted it (or
-			// another writer put it there since the probe).
-			mounted := !st.opened.Load()
-			st.progress.finish(dst.rep, b.Size)
-			return mounted, nil
-		}
-		if ctx.Err() != nil {
-			return false, fmt.Errorf("copy blob %s from %s: %w", b.Digest, b.Source, context.Cause(ctx))
-		}
-		if attempt >= c.attempts || !st.restartable(err) {
-			return false, fmt.Errorf("copy blob %s from %s to %s: %w", b.Digest, b.Source, dst.repo, err)
-		}
-		dst.rep.Warnf("blob %s failed on its way from %s to %s (%v); sending it again from a fresh download (attempt %d of %d)",
-			b.Digest, b.Source, dst.repo, err, attempt+1, c.attempts)
-	}
-}
-
-// copyState is what the attempts to copy one blob share.
-type copyState struct {
-	// progress is what has been reported of the blob, across attempts.
-	progress blobProgress
-	// opened is set once the source has been asked for the blob in this
-	// attempt.
-	opened atomic.Bool
-	// streamErr is the source's failure part way through this attempt.
-	streamErr atomic.Pointer[error]
-}
-
-// restartable reports whether a failed upload may succeed from scratch:
-// when the source cut the blob part way, or when the destination lost
-// track of the upload session (a request retried after part of its body
-// had arrived leaves a session holding the wrong bytes).
-func (st *copyState) restartable(err error) bool {
-	if st.streamErr.Load() != nil {
-		return true
-	}
-	var te *transport.Error
-	if !errors.As(err, &te) {
-		return false
-	}
-	if te.StatusCode == http.StatusRequestedRangeNotSatisfiable {
-		return true
-	}
-	for _, d := range te.Errors {
-		switch d.Code {
-		case transport.DigestInvalidErrorCode, transport.BlobUploadInvalidErrorCode, transport.BlobUploadUnknownErrorCode, transport.SizeInvalidErrorCode:
-			return true
-		}
-	}
-	return false
 }

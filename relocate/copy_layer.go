@@ -5,101 +5,81 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
-	"github.com/ferry-dev/ferry/internal/progress"
+	"github.com/ferry-dev/ferry/internal/registry"
 )
 
-// copyLayer presents a blob of the source registry to go-containerregistry's
-// uploader. Every Compressed is a fresh GET, so an upload that is retried
-// (by the transport or by go-containerregistry) reads the blob again from
-// the start instead of from a half-consumed stream; nothing is buffered
-// beyond what the HTTP client holds in flight.
-type copyLayer struct {
-	ctx  context.Context
-	pull *remote.Puller
-	blob Blob
-	st   *copyState
-	rep  progress.Reporter
-}
-
-// errCopyNoDiffID is returned by copyLayer.DiffID: an upload never needs
-// it, and computing it would mean decompressing the blob.
-var errCopyNoDiffID = errors.New("diff ID of a blob being copied is not known")
-
-// Digest implements v1.Layer.
-func (l *copyLayer) Digest() (v1.Hash, error) { return l.blob.Digest, nil }
-
-// DiffID implements v1.Layer.
-func (l *copyLayer) DiffID() (v1.Hash, error) { return v1.Hash{}, errCopyNoDiffID }
-
-// Uncompressed implements v1.Layer; uploads do not use it.
-func (l *copyLayer) Uncompressed() (io.ReadCloser, error) { return nil, errCopyNoDiffID }
-
-// Size implements v1.Layer, with the size the manifest gives (the source
-// is not asked: a HEAD per blob would buy nothing, since a wrong size
-// fails the digest check anyway).
-func (l *copyLayer) Size() (int64, error) { return l.blob.Size, nil }
-
-// MediaType implements v1.Layer. As for imports, no type is given:
-// go-containerregistry silently skips a layer whose type says
-// non-distributable, and a plan made with IncludeNonDistributable holds
-// such layers on purpose.
-func (l *copyLayer) MediaType() (types.MediaType, error) {
-	return types.MediaType("application/octet-stream"), nil
-}
-
-// Compressed implements v1.Layer: a new download of the blob from its
-// source, verified by go-containerregistry against the digest as it is
-// read.
-func (l *copyLayer) Compressed() (io.ReadCloser, error) {
-	l.st.opened.Store(true)
-	rl, err := l.pull.Layer(l.ctx, l.blob.Source)
+// copyBlob uploads one blob from its source, mounting it when source and
+// destination are one registry, and reports whether it was mounted. Every
+// attempt is a fresh download from the source, verified against the digest
+// as it streams into the destination; nothing is held in memory or on disk
+// beyond what the HTTP client has in flight.
+func (c *copier) copyBlob(ctx context.Context, dst *destination, b Blob) (bool, error) {
+	srcRepo := b.Source.Context()
+	src, err := dst.client.Repo(ctx, srcRepo, registry.Access{})
 	if err != nil {
-		return nil, fmt.Errorf("read blob %s: %w", l.blob.Source, err)
+		return false, fmt.Errorf("copy blob %s from %s: %w", b.Digest, b.Source, err)
 	}
-	rc, err := rl.Compressed()
+	up := dst.reg
+	// Mounting only means something within one registry; across two, the
+	// mount would name a repository of the wrong registry.
+	if srcRepo.RegistryStr() == dst.repo.RegistryStr() && srcRepo.String() != dst.repo.String() {
+		if up, err = dst.client.Repo(ctx, dst.repo, registry.Access{Push: true, MountFrom: &srcRepo}); err != nil {
+			return false, fmt.Errorf("copy blob %s from %s: %w", b.Digest, b.Source, err)
+		}
+	}
+	p := &blobProgress{}
+	mounted, err := up.Upload(ctx, b.Digest, b.Size, func() (io.ReadCloser, error) {
+		rc, err := src.GetBlob(ctx, b.Digest)
+		if err != nil {
+			if permanentHTTP(err) {
+				err = registry.Permanent(err)
+			}
+			return nil, err
+		}
+		return &progressReader{rc: copySource{newDigestReader(rc, b.Digest, b.Size, b.Source.String()), b}, p: p, rep: dst.rep}, nil
+	}, registry.OnRetry(func(attempt, attempts int, err error) {
+		dst.rep.Warnf("blob %s failed on its way from %s to %s (%v); sending it again from a fresh download (attempt %d of %d)",
+			b.Digest, b.Source, dst.repo, err, attempt, attempts)
+	}))
 	if err != nil {
-		return nil, fmt.Errorf("read blob %s: %w", l.blob.Source, err)
+		if ctx.Err() != nil {
+			return false, fmt.Errorf("copy blob %s from %s: %w", b.Digest, b.Source, context.Cause(ctx))
+		}
+		return false, fmt.Errorf("copy blob %s from %s: %w", b.Digest, b.Source, err)
 	}
-	return &copyReader{progressReader: progressReader{rc: rc, p: &l.st.progress, rep: l.rep}, src: l.blob.Source, st: l.st}, nil
+	p.finish(dst.rep, b.Size)
+	return mounted, nil
 }
 
-// copyReader reports progress as a blob streams through (see
-// blobProgress) and marks a failure of the source part way (a cut
-// download, a digest that does not match) so that the upload is started
-// again rather than given up.
-type copyReader struct {
-	progressReader
-	src name.Digest
-	st  *copyState
+// permanentHTTP reports a registry refusal that asking again will not
+// change: a 4xx other than 408 and 429.
+func permanentHTTP(err error) bool {
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		return false
+	}
+	return te.StatusCode >= 400 && te.StatusCode < 500 &&
+		te.StatusCode != http.StatusRequestTimeout && te.StatusCode != http.StatusTooManyRequests
+}
+
+// copySource says which source failed, and that it failed part way.
+type copySource struct {
+	rc io.ReadCloser
+	b  Blob
 }
 
 // Read implements io.Reader.
-func (r *copyReader) Read(p []byte) (int, error) {
-	n, err := r.progressReader.Read(p)
-	if err != nil && !errors.Is(err, io.EOF) {
-		serr := error(&copySourceError{src: r.src, err: err})
-		r.st.streamErr.Store(&serr)
-		return n, serr
+func (s copySource) Read(p []byte) (int, error) {
+	n, err := s.rc.Read(p)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("reading %s from its source failed part way: %w", s.b.Source, err)
 	}
 	return n, err
 }
 
-// copySourceError is a failure of the source part way through a blob. It
-// deliberately does not unwrap to the network error beneath: the HTTP
-// transport would otherwise take it for a failure of the destination and
-// replay the upload request into the same session, on top of the bytes
-// that already arrived. The copy starts the blob afresh instead.
-type copySourceError struct {
-	src name.Digest
-	err error
-}
-
-func (e *copySourceError) Error() string {
-	return fmt.Sprintf("reading %s from its source failed part way: %v", e.src, e.err)
-}
+// Close implements io.Closer.
+func (s copySource) Close() error { return s.rc.Close() }

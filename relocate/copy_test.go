@@ -20,6 +20,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/ferry-dev/ferry/internal/registry"
 	"github.com/ferry-dev/ferry/internal/regopts"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 	"github.com/ferry-dev/ferry/lock"
@@ -40,7 +41,7 @@ func cpPlan(t testing.TB, src *impSource) *relocate.Plan {
 // without auth need nothing else), with quick retries.
 func cpOptions(t testing.TB, d *impDest) relocate.CopyOptions {
 	io := d.options(t)
-	return relocate.CopyOptions{DestinationOptions: relocate.DestinationOptions{Remote: io.Remote}}
+	return relocate.CopyOptions{DestinationOptions: relocate.DestinationOptions{Remote: io.Remote, Client: io.Client}}
 }
 
 // cpMounts counts the cross-repository mounts a registry completed: a
@@ -124,7 +125,7 @@ func TestCopyWithinOneRegistryMountsEveryBlob(t *testing.T) {
 	}
 	// The only bytes sent are the two locations images' configs and
 	// layers, which are new content; no blob of the source is read.
-	if n := reg.Counts().Get(http.MethodPatch, testregistry.KindUpload); n != 4 {
+	if n := reg.Counts().Get(http.MethodPut, testregistry.KindUpload); n != 4 {
 		t.Errorf("%d blobs sent, want 4 (the locations images' configs and layers)", n)
 	}
 	if n := reg.Counts().Get(http.MethodGet, testregistry.KindBlob); n != 0 {
@@ -362,7 +363,9 @@ func TestCopyGivesUpOnABlobTheSourceKeepsCutting(t *testing.T) {
 	proxy.cut(big.Digest, 100)
 
 	opts := cpOptions(t, dst)
-	opts.BlobAttempts = 2
+	copts := dst.ep.ClientOptions()
+	copts.UploadAttempts = 2
+	opts.Client = registry.New(copts)
 	_, err := relocate.Copy(context.Background(), p, dst.repo, opts)
 	if err == nil {
 		t.Fatal("copy succeeded with a blob the source always cuts")
@@ -549,15 +552,20 @@ func TestCopyRetriesUploadsTheDestinationDroppedOrRefused(t *testing.T) {
 	p := cpPlan(t, src)
 	dst := impNewDest(t, true)
 	dst.proxy.SetRules(
-		testregistry.Rule{Method: http.MethodPatch, Kind: testregistry.KindUpload, Fault: testregistry.FaultDrop, Times: 2},
-		testregistry.Rule{Method: http.MethodPatch, Kind: testregistry.KindUpload, Fault: testregistry.FaultStatus, Status: http.StatusServiceUnavailable, Times: 2},
+		testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindUpload, Fault: testregistry.FaultDrop, Times: 2},
+		testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindUpload, Fault: testregistry.FaultStatus, Status: http.StatusServiceUnavailable, Times: 2},
 	)
-	ropts, err := regopts.Options{RetryBackoff: 10 * time.Millisecond}.RemoteOptions(context.Background())
+	ro := regopts.Options{RetryBackoff: 10 * time.Millisecond}
+	ropts, err := ro.RemoteOptions(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	copts, err := ro.ClientOptions()
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := &impRecorder{}
-	if _, err := relocate.Copy(context.Background(), p, dst.repo, relocate.CopyOptions{DestinationOptions: relocate.DestinationOptions{Remote: ropts, Reporter: rec}}); err != nil {
+	if _, err := relocate.Copy(context.Background(), p, dst.repo, relocate.CopyOptions{DestinationOptions: relocate.DestinationOptions{Remote: ropts, Client: registry.New(copts), Reporter: rec}}); err != nil {
 		t.Fatal(err)
 	}
 	if hits := dst.proxy.Hits(); hits[0] != 2 || hits[1] != 2 {

@@ -16,6 +16,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"github.com/ferry-dev/ferry/internal/ctxio"
 	"github.com/ferry-dev/ferry/internal/progress"
+	"github.com/ferry-dev/ferry/internal/registry"
 )
 
 // DefaultSpoolBudget bounds the bytes downloaded ahead of the archive
@@ -42,6 +43,8 @@ type ExportOptions struct {
 	Reporter progress.Reporter
 	// Remote is passed to every registry call.
 	Remote []remote.Option
+	// Client downloads the blobs; nil means a default registry.Client.
+	Client *registry.Client
 	// TempDir is where blobs fetched ahead are spooled, in a directory
 	// removed before Export returns; "" means os.TempDir().
 	TempDir string

@@ -34,7 +34,8 @@ import (
 const DefaultImportConcurrency = 8
 
 // DefaultImportSpoolBytes bounds the temporary disk used by blobs waiting
-// for their upload when ImportOptions.SpoolBytes is zero.
+// for their upload when ImportOptions.SpoolDir is set and SpoolBytes is
+// zero.
 const DefaultImportSpoolBytes int64 = 2 << 30
 
 // ImportOptions configures Import.
@@ -44,15 +45,23 @@ type ImportOptions struct {
 	// manifests), never its configs and layers, so it is quick on any
 	// archive but does not verify them; see Import.
 	DestinationOptions
-	// SpoolDir is where blobs waiting for their upload are kept, in a
-	// directory removed before Import returns; "" means os.TempDir().
+	// SpoolDir, when set, makes an import read front to back (from a pipe,
+	// or an archive without a seek table) keep each large blob in a
+	// temporary file under it until its upload is done, in a directory
+	// removed before Import returns: an upload that fails part way is then
+	// sent again in full, at the cost of writing the blob to disk. Without
+	// it, a large blob streams from the archive straight into its upload,
+	// which resumes after a dropped connection from what the registry
+	// holds (see registry.Repo.UploadStream), and nothing is written to
+	// disk. An archive read from a file with a seek table never spools:
+	// any blob can be read again from the file.
 	SpoolDir string
 	// SpoolBytes bounds the temporary disk those blobs use; 0 means
 	// DefaultImportSpoolBytes. A single blob bigger than that is still
 	// spooled, alone.
 	SpoolBytes int64
 
-	// spoolSlots overrides how many blobs may be spooled at once (tests and
+	// spoolSlots overrides how many blobs may be held at once (tests and
 	// measurements); 0 means Concurrency+1.
 	spoolSlots int
 }
@@ -123,64 +132,72 @@ type ImportResult struct {
 	DryRun bool `json:"dryRun"`
 }
 
-// Import reads a ferry archive (zstd, gzip or plain tar) once, front to
-// back, and puts everything it holds into repo, recreating what imgpkg
-// writes there (docs/destination.md):
+// Import puts everything a ferry archive holds into repo, recreating what
+// imgpkg writes there (docs/destination.md):
 //
-//   - From the head (index.json and the manifests) it knows every blob; it
-//     checks which ones repo already has, then uploads the missing ones as
-//     the stream goes by, each verified against its digest while it is read
-//     (a mismatch aborts the import, naming the digest and archive entry).
-//     Nothing is extracted to disk; blobs waiting for their upload are
-//     spooled, within ImportOptions.SpoolBytes, and removed on every exit.
-//   - Then every manifest is PUT by digest, children before parents, and the
+//   - From the head (index.json and the manifests) it knows every blob. It
+//     asks repo which manifests it has (a manifest present implies its
+//     blobs), then which of the other blobs, and uploads only the missing
+//     ones, each verified against its digest as it is read (a mismatch
+//     aborts the import, naming the digest and archive entry).
+//   - When r is a file with a seek table (archive.OpenFile), each missing
+//     blob is read straight from where it lies, several at once, and blobs
+//     repo has are never read: a re-import reads the head alone. Otherwise
+//     (a pipe, an older archive, gzip or plain tar) the archive is read
+//     once, front to back, and each missing blob is uploaded as it goes by
+//     (see ImportOptions.SpoolDir). Nothing is extracted to disk.
+//   - Then every manifest is PUT, children before parents, by its
+//     "sha256-<hex>.imgpkg" (or repo-based) tag when it has one, which
+//     stores and tags it in one request, and by digest otherwise; the
 //     digest the registry reports is checked against the archive's.
-//   - Then the tags: "sha256-<hex>.imgpkg" (or repo-based) for every image
-//     of index.json, an image-locations image per bundle with its two tags,
-//     and last the root's original tag, the commit point: a failure earlier
-//     never moves it. Tags already pointing at the right digest are not
-//     written again.
+//   - Then an image-locations image per bundle with its two tags, and last
+//     the root's original tag, the commit point: a failure earlier never
+//     moves it. Tags already pointing at the right digest are not written
+//     again.
 //
 // An import is idempotent and resumable: run again after a failure or a
 // kill, it uploads only what is missing and completes. The locations images
-// are built from each bundle's images.yml, read back from the destination
-// once the blobs are in (bundle layers are small), so both a real and a dry
-// run get it the same way.
+// are built from each bundle's images.yml, read from the archive (a file) or
+// back from the destination once the blobs are in (a stream).
 //
 // With DryRun only the head is read: the result says which blobs are
-// missing and which tags would be created or moved. A bundle whose layer is
-// not in repo yet cannot have its locations image computed without reading
-// the archive's layers, so its locations tag is reported with an empty
-// Digest, and the tag named after the locations image's own digest is not
-// listed.
+// missing and which tags would be created or moved. From a stream, a bundle
+// whose layer is not in repo yet cannot have its locations image computed
+// without reading the archive's layers, so its locations tag is reported
+// with an empty Digest, and the tag named after the locations image's own
+// digest is not listed.
 func Import(ctx context.Context, r io.Reader, repo name.Repository, opts ImportOptions) (*ImportResult, error) {
-	// No read starts once ctx ends. A read already blocked on a silent pipe
-	// still waits for its data: a second Ctrl-C ends ferry then.
-	res, err := runImport(ctx, ctxio.NewReader(ctx, r), repo, opts)
+	res, err := runImport(ctx, r, repo, opts)
 	if err != nil {
 		return nil, fmt.Errorf("import to %s: %w", repo, withHTTPStatus(err))
 	}
 	return res, nil
 }
 
-// importer carries what an import adds to the commit phase: the archive
-// whose stream brings the configs and layers.
-type importer struct {
-	ar   *archive.Reader
-	opts ImportOptions
-}
-
 func runImport(ctx context.Context, r io.Reader, repo name.Repository, opts ImportOptions) (*ImportResult, error) {
-	ar, err := archive.NewReader(r, archive.ReaderOptions{})
+	if ra, size, ok := archive.RandomAccess(r); ok {
+		f, err := archive.OpenFile(ra, size, archive.ReaderOptions{})
+		switch {
+		case err == nil:
+			return importFile(ctx, f, repo, opts)
+		case !errors.Is(err, archive.ErrNotSeekable):
+			return nil, err
+		}
+		// No seek table: OpenFile read with ReadAt only, so r is still at
+		// its start for a front-to-back read.
+	}
+	// No read starts once ctx ends. A read already blocked on a silent pipe
+	// still waits for its data: a second Ctrl-C ends ferry then.
+	ar, err := archive.NewReader(ctxio.NewReader(ctx, r), archive.ReaderOptions{})
 	if err != nil {
 		return nil, err
 	}
 	defer ar.Close()
-	head, err := readImportHead(ar)
+	head, err := archiveImportHead(ar.Head())
 	if err != nil {
 		return nil, err
 	}
-	dst, err := newDestination(repo, head, opts.DestinationOptions)
+	dst, err := newDestination(ctx, repo, head, opts.DestinationOptions)
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +205,13 @@ func runImport(ctx context.Context, r io.Reader, repo name.Repository, opts Impo
 	return dst.commit(ctx, "import", "imported", func(ctx context.Context, dst *destination, _ *ImportResult) error {
 		return im.stream(ctx, dst)
 	})
+}
+
+// importer carries what an import from a stream adds to the commit phase:
+// the archive whose stream brings the configs and layers.
+type importer struct {
+	ar   *archive.Reader
+	opts ImportOptions
 }
 
 // stream reads the archive's configs and layers, uploading those repo
@@ -201,7 +225,7 @@ func (im *importer) stream(ctx context.Context, dst *destination) error {
 	if budget <= 0 {
 		budget = DefaultImportSpoolBytes
 	}
-	up := newImportUploads(ctx, dst.push, dst.repo, dst.conc, slots, budget, im.opts.SpoolDir, dst.rep)
+	up := newImportUploads(ctx, dst, slots, budget, im.opts.SpoolDir)
 	defer up.close()
 
 	seen := map[v1.Hash]bool{}

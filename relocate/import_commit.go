@@ -1,13 +1,15 @@
 package relocate
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
-	"sync"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -17,6 +19,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/parallel"
 	"github.com/ferry-dev/ferry/internal/progress"
+	"github.com/ferry-dev/ferry/internal/registry"
 	"github.com/ferry-dev/ferry/lock"
 	"github.com/ferry-dev/ferry/tags"
 )
@@ -30,10 +33,13 @@ import (
 // DestinationOptions are the settings an import and a copy share: how they
 // reach the destination and what they write there (the commit phase).
 type DestinationOptions struct {
-	// Remote is passed to every registry call (auth, transport, retries).
-	// For a copy that includes the sources: credentials for registries
-	// that need different ones come from a keychain (the Docker config).
+	// Remote is passed to the registry calls made through
+	// go-containerregistry (tag listing, manifests with a subject).
 	Remote []remote.Option
+	// Client makes every other request, to the destination and, for a
+	// copy, to the sources; nil means a registry.Client with the Docker
+	// config's credentials and go-containerregistry's default transport.
+	Client *registry.Client
 	// Name is used to parse the original references (for RepoBasedTags)
 	// and tags.
 	Name []name.Option
@@ -55,30 +61,49 @@ type DestinationOptions struct {
 	Reporter progress.Reporter
 }
 
+// client returns Client, or the default one.
+func (o DestinationOptions) client() *registry.Client {
+	if o.Client != nil {
+		return o.Client
+	}
+	return registry.New(registry.Options{})
+}
+
 // destination is the repository an import or a copy writes into, with the
 // plan of what it must hold.
 type destination struct {
-	repo name.Repository
-	opts DestinationOptions
-	conc int
-	rep  progress.Reporter
-	pull *remote.Puller
-	push *remote.Pusher
-	head *importHead
+	repo   name.Repository
+	opts   DestinationOptions
+	conc   int
+	rep    progress.Reporter
+	client *registry.Client
+	reg    *registry.Repo
+	pull   *remote.Puller
+	push   *remote.Pusher
+	head   *importHead
+	// blob reads a config or layer of the plan for the commit phase (a
+	// bundle's layer, for its locations image): from the archive when the
+	// mover has it at hand, otherwise from the destination once uploaded.
+	blob func(ctx context.Context, d v1.Hash) (io.ReadCloser, error)
+	// blobLocal says that blob reads the archive, which holds every blob.
+	blobLocal bool
 
 	blobPresent     map[v1.Hash]bool
 	manifestPresent map[v1.Hash]bool
+	// existing are the tags of the repository before anything is written.
+	existing map[string]bool
 }
 
 // newDestination checks what can be checked before anything is changed
 // and prepares the registry clients.
-func newDestination(repo name.Repository, head *importHead, opts DestinationOptions) (*destination, error) {
+func newDestination(ctx context.Context, repo name.Repository, head *importHead, opts DestinationOptions) (*destination, error) {
 	dst := &destination{
-		repo: repo,
-		opts: opts,
-		conc: opts.Concurrency,
-		rep:  progress.OrNop(opts.Reporter),
-		head: head,
+		repo:   repo,
+		opts:   opts,
+		conc:   opts.Concurrency,
+		rep:    progress.OrNop(opts.Reporter),
+		head:   head,
+		client: opts.client(),
 	}
 	if dst.conc <= 0 {
 		dst.conc = DefaultImportConcurrency
@@ -93,7 +118,21 @@ func newDestination(repo name.Repository, head *importHead, opts DestinationOpti
 	if dst.push, err = remote.NewPusher(opts.Remote...); err != nil {
 		return nil, err
 	}
+	access := registry.Access{Push: !opts.DryRun}
+	if dst.reg, err = dst.client.Repo(ctx, repo, access); err != nil {
+		return nil, err
+	}
+	dst.blob = dst.blobFromDestination
 	return dst, nil
+}
+
+// blobFromDestination reads blob d back from the destination, verified.
+func (dst *destination) blobFromDestination(ctx context.Context, d v1.Hash) (io.ReadCloser, error) {
+	rc, err := dst.reg.GetBlob(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	return newDigestReader(rc, d, dst.head.blobSize[d], dst.repo.Name()+"@"+d.String()), nil
 }
 
 // blobMover puts the configs and layers dst lacks (those not in
@@ -134,13 +173,26 @@ func (dst *destination) commit(ctx context.Context, phase, done string, move blo
 		}
 	}
 
-	var err error
+	imgpkg, originals, err := dst.entryTags()
+	if err != nil {
+		return nil, err
+	}
 	if dst.opts.DryRun {
-		res.Tags, err = dst.dryRunTags(ctx)
+		res.Tags, err = dst.dryRunTags(ctx, imgpkg, originals)
 		if err != nil {
 			return nil, err
 		}
 		return res, nil
+	}
+	// What the tags point at before anything is written, so that the
+	// result says truly which were created, moved or left alone.
+	names := tagNames(imgpkg, originals)
+	for _, b := range head.bundles() {
+		names = append(names, tags.ImageLocations(b.digest))
+	}
+	cur, err := dst.currentTags(ctx, names)
+	if err != nil {
+		return nil, err
 	}
 
 	dst.rep.Start(phase, missing)
@@ -148,13 +200,33 @@ func (dst *destination) commit(ctx context.Context, phase, done string, move blo
 	if err := move(ctx, dst, res); err != nil {
 		return nil, err
 	}
-	if err := dst.commitManifests(ctx); err != nil {
-		return nil, err
-	}
-	res.Tags, err = dst.writeTags(ctx)
+	results, err := dst.commitManifests(ctx, imgpkg, cur)
 	if err != nil {
 		return nil, err
 	}
+	locResults, err := dst.writeLocations(ctx, cur)
+	if err != nil {
+		return nil, err
+	}
+	results = append(results, locResults...)
+	// The commit point: only now, with everything else in place.
+	for _, t := range originals {
+		r, err := dst.putTag(ctx, t, cur)
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, r)
+	}
+	unchanged := 0
+	for _, r := range results {
+		if r.Action == TagUnchanged {
+			unchanged++
+		}
+	}
+	if unchanged > 0 {
+		dst.rep.Logf("%d tags already in place", unchanged)
+	}
+	res.Tags = results
 	if dst.opts.LockOutput != "" {
 		bl := lock.BundleLock{Bundle: lock.BundleRef{Image: res.Root, Tag: res.Tag}}
 		if err := bl.WriteFile(dst.opts.LockOutput); err != nil {
@@ -165,6 +237,17 @@ func (dst *destination) commit(ctx context.Context, phase, done string, move blo
 		dst.rep.Logf("%s %s", done, res.Root)
 	}
 	return res, nil
+}
+
+// tagNames lists the tags of the given lists, in order.
+func tagNames(lists ...[]importTag) []string {
+	var names []string
+	for _, l := range lists {
+		for _, t := range l {
+			names = append(names, t.tag)
+		}
+	}
+	return names
 }
 
 // importTag is one tag to write.
@@ -222,51 +305,91 @@ func (dst *destination) describe(d v1.Hash) string {
 	return d.String()
 }
 
-// probe checks, concurrently, which blobs and manifests repo already has.
+// probe checks, concurrently, which manifests repo already has, then which
+// blobs. A manifest the registry holds implies its configs, layers and
+// children (it refused the manifest without them), so their blobs are not
+// asked about: a re-import of a complete archive costs one HEAD per
+// manifest, whatever the archive's size.
 func (dst *destination) probe(ctx context.Context) error {
-	blobs := dst.head.blobs
-	manifests := make([]v1.Hash, 0, len(dst.head.manifests))
+	var manifests []v1.Hash
 	for _, g := range dst.head.commit {
 		manifests = append(manifests, g...)
 	}
-	blobOK := make([]bool, len(blobs))
 	manOK := make([]bool, len(manifests))
-	err := parallel.ForEach(ctx, dst.conc, len(blobs)+len(manifests), func(ctx context.Context, i int) error {
-		if i < len(blobs) {
-			ok, err := importBlobExists(ctx, dst.pull, dst.repo, blobs[i].Digest)
-			blobOK[i] = ok
-			return err
-		}
-		i -= len(blobs)
-		desc, err := importHeadManifest(ctx, dst.pull, dst.repo.Digest(manifests[i].String()))
-		manOK[i] = desc != nil
+	err := parallel.ForEach(ctx, dst.conc, len(manifests), func(ctx context.Context, i int) error {
+		desc, err := dst.reg.ManifestDescriptor(ctx, manifests[i].String())
+		manOK[i] = desc != nil && desc.Digest == manifests[i]
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	dst.blobPresent = make(map[v1.Hash]bool, len(blobs))
-	for i, b := range blobs {
-		if blobOK[i] {
+	dst.manifestPresent = make(map[v1.Hash]bool, len(manifests))
+	dst.blobPresent = make(map[v1.Hash]bool, len(dst.head.blobs))
+	var cover func(d v1.Hash)
+	cover = func(d v1.Hash) {
+		m := dst.head.manifests[d]
+		for _, b := range m.blobs {
 			dst.blobPresent[b.Digest] = true
 		}
+		for _, c := range m.children {
+			if !dst.manifestPresent[c.Digest] {
+				dst.manifestPresent[c.Digest] = true
+				cover(c.Digest)
+			}
+		}
 	}
-	dst.manifestPresent = make(map[v1.Hash]bool, len(manifests))
 	for i, d := range manifests {
-		if manOK[i] {
+		if manOK[i] && !dst.manifestPresent[d] {
 			dst.manifestPresent[d] = true
+			cover(d)
+		}
+	}
+	var blobs []v1.Hash
+	for _, b := range dst.head.blobs {
+		if !dst.blobPresent[b.Digest] {
+			blobs = append(blobs, b.Digest)
+		}
+	}
+	blobOK := make([]bool, len(blobs))
+	err = parallel.ForEach(ctx, dst.conc, len(blobs), func(ctx context.Context, i int) error {
+		ok, err := dst.reg.BlobExists(ctx, blobs[i])
+		blobOK[i] = ok
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for i, d := range blobs {
+		if blobOK[i] {
+			dst.blobPresent[d] = true
 		}
 	}
 	return nil
 }
 
-// commitManifests PUTs the missing manifests, group by group.
-func (dst *destination) commitManifests(ctx context.Context) error {
+// commitManifests PUTs the missing manifests, group by group (children
+// before parents), and writes the ".imgpkg" and cosign tags: a manifest
+// that has a tag to write is PUT by that tag, which stores and tags it in
+// one request (the registry refuses it unless every blob and child it
+// names is there), and by digest only when it has none. It returns the
+// results of the tags in imgpkg, in that order.
+func (dst *destination) commitManifests(ctx context.Context, imgpkg []importTag, cur map[string]v1.Hash) ([]TagResult, error) {
+	byDigest := map[v1.Hash][]importTag{}
+	results := make([]TagResult, len(imgpkg))
+	at := map[string]int{}
+	for i, t := range imgpkg {
+		results[i] = importTagResult(t, cur)
+		at[t.tag] = i
+		if results[i].Action != TagUnchanged {
+			byDigest[t.digest] = append(byDigest[t.digest], t)
+		}
+	}
 	for _, group := range dst.head.commit {
 		var todo []v1.Hash
 		conc := dst.conc
 		for _, d := range group {
-			if !dst.manifestPresent[d] {
+			if !dst.manifestPresent[d] || len(byDigest[d]) > 0 {
 				todo = append(todo, d)
 				if dst.head.manifests[d].subject {
 					// go-containerregistry updates the subject's
@@ -279,17 +402,65 @@ func (dst *destination) commitManifests(ctx context.Context) error {
 		err := parallel.ForEach(ctx, conc, len(todo), func(ctx context.Context, i int) error {
 			d := todo[i]
 			m := dst.head.manifests[d]
-			if err := importPutManifest(ctx, dst.push, dst.pull, dst.repo, d, importRawManifest{raw: m.raw, mediaType: m.mediaType}); err != nil {
-				return err
+			raw := importRawManifest{raw: m.raw, mediaType: m.mediaType}
+			refs := make([]string, 0, 1+len(byDigest[d]))
+			for _, t := range byDigest[d] {
+				refs = append(refs, t.tag)
 			}
-			dst.rep.Logf("pushed manifest %s", dst.describe(d))
+			if len(refs) == 0 {
+				refs = append(refs, d.String())
+			}
+			for k, ref := range refs {
+				if err := dst.putManifest(ctx, ref, d, raw, m.subject); err != nil {
+					return err
+				}
+				if k == 0 && !dst.manifestPresent[d] {
+					dst.rep.Logf("pushed manifest %s", dst.describe(d))
+				}
+				if ref != d.String() {
+					dst.rep.Logf("tagged %s:%s (%s)", dst.repo, ref, d)
+				}
+			}
 			return nil
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
+	return results, nil
+}
+
+// putManifest PUTs a manifest of the archive under ref (a tag or its
+// digest). A manifest with a subject goes through go-containerregistry,
+// which also maintains the referrers fallback tag on registries without
+// the referrers API.
+func (dst *destination) putManifest(ctx context.Context, ref string, d v1.Hash, m importRawManifest, subject bool) error {
+	if subject {
+		r, err := dst.reference(ref)
+		if err != nil {
+			return err
+		}
+		if err := dst.push.Put(ctx, r, m); err != nil {
+			return fmt.Errorf("put manifest %s: %w", r, err)
+		}
+		return nil
+	}
+	got, err := dst.reg.PutManifest(ctx, ref, m.raw, m.mediaType)
+	if err != nil {
+		return err
+	}
+	if got != d {
+		return fmt.Errorf("put manifest %s: stored as %s, the archive has %s", dst.describe(d), got, d)
+	}
 	return nil
+}
+
+// reference parses ref, a tag or a digest, in the destination repository.
+func (dst *destination) reference(ref string) (name.Reference, error) {
+	if strings.HasPrefix(ref, "sha256:") {
+		return name.NewDigest(dst.repo.Name()+"@"+ref, dst.opts.Name...)
+	}
+	return name.NewTag(dst.repo.Name()+":"+ref, dst.opts.Name...)
 }
 
 // imgpkgTag returns the "sha256-<hex>.imgpkg" tag of an index.json entry,
@@ -336,10 +507,11 @@ func (dst *destination) entryTags() (imgpkg, originals []importTag, err error) {
 	return imgpkg, originals, nil
 }
 
-// readBundleLock reads a bundle's images.yml from the destination, whose
-// copy of its layer is verified against the layer's digest as it is read.
+// readBundleLock reads a bundle's images.yml: from its layer in the
+// archive when the mover has it, otherwise from the destination, verified
+// against the layer's digest as it is read.
 func (dst *destination) readBundleLock(ctx context.Context, b importEntry) (*lock.ImagesLock, error) {
-	img, err := partial.CompressedToImage(&importDestImage{ctx: ctx, puller: dst.pull, repo: dst.repo, m: dst.head.manifests[b.digest]})
+	img, err := partial.CompressedToImage(&importBlobImage{ctx: ctx, blob: dst.blob, m: dst.head.manifests[b.digest]})
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", b.name(), err)
 	}
@@ -399,21 +571,25 @@ func importLocationTags(l *importLocations) []importTag {
 
 // currentTags returns what each of names points at in repo now; names
 // missing from the map do not exist. One tag listing finds which exist, so
-// a fresh repository costs one request, not one per tag.
+// a fresh repository costs one request, not one per tag; the listing is
+// kept (dst.existing) for tags named later.
 func (dst *destination) currentTags(ctx context.Context, names []string) (map[string]v1.Hash, error) {
-	existing, err := importListTags(ctx, dst.pull, dst.repo)
-	if err != nil {
-		return nil, err
+	if dst.existing == nil {
+		existing, err := importListTags(ctx, dst.pull, dst.repo)
+		if err != nil {
+			return nil, err
+		}
+		dst.existing = existing
 	}
 	var todo []string
 	for _, n := range names {
-		if existing[n] {
+		if dst.existing[n] {
 			todo = append(todo, n)
 		}
 	}
 	got := make([]*v1.Descriptor, len(todo))
-	err = parallel.ForEach(ctx, dst.conc, len(todo), func(ctx context.Context, i int) error {
-		desc, err := importHeadManifest(ctx, dst.pull, dst.repo.Tag(todo[i]))
+	err := parallel.ForEach(ctx, dst.conc, len(todo), func(ctx context.Context, i int) error {
+		desc, err := dst.reg.ManifestDescriptor(ctx, todo[i])
 		got[i] = desc
 		return err
 	})
@@ -446,21 +622,17 @@ func importTagResult(t importTag, cur map[string]v1.Hash) TagResult {
 }
 
 // dryRunTags reports the tags an import would write, changing nothing.
-func (dst *destination) dryRunTags(ctx context.Context) ([]TagResult, error) {
-	imgpkg, originals, err := dst.entryTags()
-	if err != nil {
-		return nil, err
-	}
+func (dst *destination) dryRunTags(ctx context.Context, imgpkg, originals []importTag) ([]TagResult, error) {
 	// Locations images can be computed for the bundles whose lock is
-	// known or whose layers are already in repo; the others only after
-	// their layers are uploaded.
+	// known, whose layers the mover can read, or whose layers are already
+	// in repo; the others only after their layers are uploaded.
 	var known, unknown []importEntry
 	for _, b := range dst.head.bundles() {
 		present := true
 		for _, l := range dst.head.manifests[b.digest].layers {
 			present = present && dst.blobPresent[l]
 		}
-		if present || dst.head.locks[b.digest] != nil {
+		if present || dst.head.locks[b.digest] != nil || dst.blobLocal {
 			known = append(known, b)
 		} else {
 			unknown = append(unknown, b)
@@ -479,11 +651,7 @@ func (dst *destination) dryRunTags(ctx context.Context) ([]TagResult, error) {
 	}
 	all = append(all, originals...)
 
-	names := make([]string, len(all))
-	for i, t := range all {
-		names[i] = t.tag
-	}
-	cur, err := dst.currentTags(ctx, names)
+	cur, err := dst.currentTags(ctx, tagNames(all))
 	if err != nil {
 		return nil, err
 	}
@@ -494,98 +662,117 @@ func (dst *destination) dryRunTags(ctx context.Context) ([]TagResult, error) {
 	return out, nil
 }
 
-// writeTags writes every tag in commit order: the ".imgpkg" tags, then each
-// bundle's locations image and its tags, then the original tags.
-func (dst *destination) writeTags(ctx context.Context) ([]TagResult, error) {
-	imgpkg, originals, err := dst.entryTags()
-	if err != nil {
-		return nil, err
+// putTag writes tag t unless it already points at the right digest, and
+// returns what it did.
+func (dst *destination) putTag(ctx context.Context, t importTag, cur map[string]v1.Hash) (TagResult, error) {
+	r := importTagResult(t, cur)
+	if r.Action == TagUnchanged {
+		return r, nil
 	}
+	if err := dst.putManifest(ctx, t.tag, t.digest, t.m, false); err != nil {
+		return r, fmt.Errorf("tag %s:%s: %w", dst.repo, t.tag, err)
+	}
+	dst.rep.Logf("tagged %s:%s (%s)", dst.repo, t.tag, t.digest)
+	return r, nil
+}
+
+// writeLocations puts each bundle's locations image into repo, with its
+// two tags, and returns their results in bundle order.
+func (dst *destination) writeLocations(ctx context.Context, cur map[string]v1.Hash) ([]TagResult, error) {
 	locs, err := dst.locations(ctx, dst.head.bundles())
 	if err != nil {
 		return nil, err
 	}
-	var locTags []importTag
+	own := make([]string, 0, len(locs))
 	for _, l := range locs {
-		locTags = append(locTags, importLocationTags(l)...)
+		own = append(own, tags.Imgpkg(l.digest))
 	}
-	var names []string
-	for _, stage := range [][]importTag{imgpkg, locTags, originals} {
-		for _, t := range stage {
-			names = append(names, t.tag)
-		}
-	}
-	cur, err := dst.currentTags(ctx, names)
+	ownCur, err := dst.currentTags(ctx, own)
 	if err != nil {
 		return nil, err
 	}
-
-	var results []TagResult
-	var mu sync.Mutex
-	put := func(ctx context.Context, t importTag) error {
-		r := importTagResult(t, cur)
-		if r.Action != TagUnchanged {
-			if err := dst.push.Put(ctx, dst.repo.Tag(t.tag), t.m); err != nil {
-				return fmt.Errorf("tag %s:%s: %w", dst.repo, t.tag, err)
-			}
-			dst.rep.Logf("tagged %s:%s (%s)", dst.repo, t.tag, t.digest)
-		}
-		mu.Lock()
-		results = append(results, r)
-		mu.Unlock()
-		return nil
+	for t, d := range ownCur {
+		cur[t] = d
 	}
-	putAll := func(ts []importTag) error {
-		return parallel.ForEach(ctx, dst.conc, len(ts), func(ctx context.Context, i int) error { return put(ctx, ts[i]) })
-	}
-
-	if err := putAll(imgpkg); err != nil {
-		return nil, err
-	}
-	err = parallel.ForEach(ctx, dst.conc, len(locs), func(ctx context.Context, i int) error {
-		l := locs[i]
-		ts := importLocationTags(l)
-		need := false
-		for _, t := range ts {
-			need = need || importTagResult(t, cur).Action != TagUnchanged
-		}
-		if need {
-			if err := dst.push.Push(ctx, dst.repo.Digest(l.digest.String()), l.img); err != nil {
-				return fmt.Errorf("push locations image of bundle %s: %w", l.bundle.name(), err)
+	// Every locations image's blobs first, then the tags: a refused tag
+	// then never leaves another bundle's locations image half uploaded.
+	var todo []*importLocations
+	for _, l := range locs {
+		for _, t := range importLocationTags(l) {
+			if importTagResult(t, cur).Action != TagUnchanged {
+				todo = append(todo, l)
+				break
 			}
 		}
-		for _, t := range ts {
-			if err := put(ctx, t); err != nil {
-				return err
-			}
+	}
+	err = parallel.ForEach(ctx, dst.conc, len(todo), func(ctx context.Context, i int) error {
+		if err := dst.uploadImageBlobs(ctx, todo[i].img); err != nil {
+			return fmt.Errorf("push locations image of bundle %s: %w", todo[i].bundle.name(), err)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	// The commit point: only now, with everything else in place.
-	for _, t := range originals {
-		if err := put(ctx, t); err != nil {
-			return nil, err
+	results := make([][]TagResult, len(locs))
+	err = parallel.ForEach(ctx, dst.conc, len(locs), func(ctx context.Context, i int) error {
+		for _, t := range importLocationTags(locs[i]) {
+			r, err := dst.putTag(ctx, t, cur)
+			if err != nil {
+				return err
+			}
+			results[i] = append(results[i], r)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	unchanged := 0
+	var out []TagResult
 	for _, r := range results {
-		if r.Action == TagUnchanged {
-			unchanged++
+		out = append(out, r...)
+	}
+	return out, nil
+}
+
+// uploadImageBlobs puts the config and layers of a small image built in
+// memory (a locations image) into repo, unless they are there.
+func (dst *destination) uploadImageBlobs(ctx context.Context, img v1.Image) error {
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	cfg, err := img.RawConfigFile()
+	if err != nil {
+		return err
+	}
+	blobs := [][]byte{cfg}
+	for _, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			return err
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+		blobs = append(blobs, b)
+	}
+	for _, b := range blobs {
+		d := sha256Hash(b)
+		ok, err := dst.reg.BlobExists(ctx, d)
+		if err != nil {
+			return err
+		}
+		if ok {
+			continue
+		}
+		if _, err := dst.reg.Upload(ctx, d, int64(len(b)), func() (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(b)), nil
+		}); err != nil {
+			return err
 		}
 	}
-	if unchanged > 0 {
-		dst.rep.Logf("%d tags already in place", unchanged)
-	}
-	// Concurrent writes finish in any order; report them in commit order.
-	order := map[string]int{}
-	for i, n := range names {
-		if _, ok := order[n]; !ok {
-			order[n] = i
-		}
-	}
-	sort.SliceStable(results, func(i, j int) bool { return order[results[i].Tag] < order[results[j].Tag] })
-	return results, nil
+	return nil
 }

@@ -3,8 +3,11 @@ package relocate
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 
@@ -31,32 +34,6 @@ func withHTTPStatus(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w (HTTP %d %s)", err, te.StatusCode, http.StatusText(te.StatusCode))
-}
-
-// importBlobExists HEADs a blob in repo.
-func importBlobExists(ctx context.Context, p *remote.Puller, repo name.Repository, d v1.Hash) (bool, error) {
-	l, err := p.Layer(ctx, repo.Digest(d.String()))
-	if err != nil {
-		return false, err
-	}
-	ok, err := partial.Exists(l)
-	if err != nil {
-		return false, fmt.Errorf("check blob %s@%s: %w", repo, d, err)
-	}
-	return ok, nil
-}
-
-// importHeadManifest returns the descriptor the registry reports for ref, or nil
-// when it has no such manifest or tag.
-func importHeadManifest(ctx context.Context, p *remote.Puller, ref name.Reference) (*v1.Descriptor, error) {
-	desc, err := p.Head(ctx, ref)
-	if regerr.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("check %s: %w", ref, err)
-	}
-	return desc, nil
 }
 
 // importListTags returns the tags of repo; a repository that does not exist yet
@@ -89,55 +66,29 @@ func (m importRawManifest) RawManifest() ([]byte, error) { return m.raw, nil }
 // MediaType sets the Content-Type of the PUT.
 func (m importRawManifest) MediaType() (types.MediaType, error) { return m.mediaType, nil }
 
-// importPutManifest PUTs m at repo@d and checks that the registry now
-// serves d there. go-containerregistry's Put does not expose the response's
-// Docker-Content-Digest, so the check is a HEAD of repo@d, whose
-// Docker-Content-Digest and size must be those of the archive's bytes.
-func importPutManifest(ctx context.Context, push *remote.Pusher, pull *remote.Puller, repo name.Repository, d v1.Hash, m importRawManifest) error {
-	ref := repo.Digest(d.String())
-	if err := push.Put(ctx, ref, m); err != nil {
-		return fmt.Errorf("put manifest %s: %w", ref, err)
-	}
-	desc, err := pull.Head(ctx, ref)
-	if err != nil {
-		return fmt.Errorf("check manifest %s after put: %w", ref, err)
-	}
-	if desc.Digest != d || desc.Size != int64(len(m.raw)) {
-		return fmt.Errorf("put manifest %s: registry reports digest %s and size %d, the archive has %s and %d bytes",
-			ref, desc.Digest, desc.Size, d, len(m.raw))
-	}
-	return nil
-}
-
-// importDestImage is an image of the archive whose blobs are read from the
-// destination: its manifest comes from the archive (so it need not have
-// been PUT yet), its config and layers from the registry (verified against
-// their digests by go-containerregistry as they are read). An import reads
-// bundles' images.yml this way once the blobs are in.
-type importDestImage struct {
-	ctx    context.Context
-	puller *remote.Puller
-	repo   name.Repository
-	m      *importManifest
+// importBlobImage is an image of the plan whose manifest is at hand (so it
+// need not have been PUT yet) and whose config and layers are read through
+// blob: from the archive, or from the destination once uploaded. An import
+// reads bundles' images.yml this way.
+type importBlobImage struct {
+	ctx  context.Context
+	blob func(ctx context.Context, d v1.Hash) (io.ReadCloser, error)
+	m    *importManifest
 }
 
 // RawManifest implements partial.CompressedImageCore.
-func (i *importDestImage) RawManifest() ([]byte, error) { return i.m.raw, nil }
+func (i *importBlobImage) RawManifest() ([]byte, error) { return i.m.raw, nil }
 
 // MediaType implements partial.CompressedImageCore.
-func (i *importDestImage) MediaType() (types.MediaType, error) { return i.m.mediaType, nil }
+func (i *importBlobImage) MediaType() (types.MediaType, error) { return i.m.mediaType, nil }
 
 // RawConfigFile implements partial.CompressedImageCore.
-func (i *importDestImage) RawConfigFile() ([]byte, error) {
+func (i *importBlobImage) RawConfigFile() ([]byte, error) {
 	mf, err := v1.ParseManifest(bytes.NewReader(i.m.raw))
 	if err != nil {
 		return nil, err
 	}
-	l, err := i.puller.Layer(i.ctx, i.repo.Digest(mf.Config.Digest.String()))
-	if err != nil {
-		return nil, err
-	}
-	rc, err := l.Compressed()
+	rc, err := i.blob(i.ctx, mf.Config.Digest)
 	if err != nil {
 		return nil, err
 	}
@@ -146,6 +97,79 @@ func (i *importDestImage) RawConfigFile() ([]byte, error) {
 }
 
 // LayerByDigest implements partial.CompressedImageCore.
-func (i *importDestImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
-	return i.puller.Layer(i.ctx, i.repo.Digest(h.String()))
+func (i *importBlobImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
+	return &importBlobLayer{img: i, d: h}, nil
 }
+
+// importBlobLayer is a layer of an importBlobImage.
+type importBlobLayer struct {
+	img *importBlobImage
+	d   v1.Hash
+}
+
+// Digest implements partial.CompressedLayer.
+func (l *importBlobLayer) Digest() (v1.Hash, error) { return l.d, nil }
+
+// Compressed implements partial.CompressedLayer.
+func (l *importBlobLayer) Compressed() (io.ReadCloser, error) { return l.img.blob(l.img.ctx, l.d) }
+
+// Size implements partial.CompressedLayer.
+func (l *importBlobLayer) Size() (int64, error) {
+	for _, b := range l.img.m.blobs {
+		if b.Digest == l.d {
+			return b.Size, nil
+		}
+	}
+	return 0, fmt.Errorf("blob %s is not in manifest %s", l.d, l.img.m.digest)
+}
+
+// MediaType implements partial.CompressedLayer.
+func (l *importBlobLayer) MediaType() (types.MediaType, error) {
+	for _, b := range l.img.m.blobs {
+		if b.Digest == l.d {
+			return b.MediaType, nil
+		}
+	}
+	return "", fmt.Errorf("blob %s is not in manifest %s", l.d, l.img.m.digest)
+}
+
+// sha256Hash is the digest of b.
+func sha256Hash(b []byte) v1.Hash {
+	sum := sha256.Sum256(b)
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+}
+
+// digestReader checks, at the end of a blob read from a registry, that its
+// bytes have its size and digest: a registry that serves other bytes than
+// it was asked for fails the read, naming where they came from.
+type digestReader struct {
+	rc   io.ReadCloser
+	d    v1.Hash
+	size int64
+	from string
+	h    hash.Hash
+	n    int64
+}
+
+func newDigestReader(rc io.ReadCloser, d v1.Hash, size int64, from string) *digestReader {
+	return &digestReader{rc: rc, d: d, size: size, from: from, h: sha256.New()}
+}
+
+// Read implements io.Reader.
+func (r *digestReader) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	r.h.Write(p[:n])
+	r.n += int64(n)
+	if r.n > r.size {
+		return n, fmt.Errorf("%s: more than the %d bytes expected", r.from, r.size)
+	}
+	if err == io.EOF {
+		if got := hex.EncodeToString(r.h.Sum(nil)); r.n != r.size || got != r.d.Hex {
+			return n, fmt.Errorf("%s: %d bytes with digest sha256:%s, want %d bytes with %s", r.from, r.n, got, r.size, r.d)
+		}
+	}
+	return n, err
+}
+
+// Close implements io.Closer.
+func (r *digestReader) Close() error { return r.rc.Close() }

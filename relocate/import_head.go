@@ -97,9 +97,12 @@ func (h *importHead) isBundle(d v1.Hash) bool {
 	return ok && e.isBundle()
 }
 
-// readImportHead builds the plan from the head the archive Reader has read.
-func readImportHead(ar *archive.Reader) (*importHead, error) {
-	return newImportHead(ar.Entries(), ar.SkippedLayers(), ar.Manifest)
+// archiveImportHead builds the plan from an archive's head.
+func archiveImportHead(h *archive.Head) (*importHead, error) {
+	return newImportHead(h.Entries, h.SkippedLayers, func(d v1.Hash) ([]byte, bool) {
+		b, ok := h.Manifests[d]
+		return b, ok
+	})
 }
 
 // newImportHead builds the plan of what a destination must hold from the

@@ -26,6 +26,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/ferry-dev/ferry/internal/bundle"
+	"github.com/ferry-dev/ferry/internal/registry"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 	"github.com/ferry-dev/ferry/lock"
 	"github.com/ferry-dev/ferry/relocate"
@@ -228,7 +229,7 @@ func impNewDest(t testing.TB, withProxy bool) *impDest {
 func (d *impDest) options(t testing.TB) relocate.ImportOptions {
 	opts := append(d.ep.RemoteOptions(t),
 		remote.WithRetryBackoff(remote.Backoff{Duration: 10 * time.Millisecond, Factor: 1, Steps: 2}))
-	return relocate.ImportOptions{DestinationOptions: relocate.DestinationOptions{Remote: opts}, SpoolDir: t.TempDir()}
+	return relocate.ImportOptions{DestinationOptions: relocate.DestinationOptions{Remote: opts, Client: registry.New(d.ep.ClientOptions())}}
 }
 
 // tags returns every tag of the destination repository and its digest,
@@ -470,4 +471,17 @@ func checkFirstMove(t *testing.T, src *impSource, dst *impDest, res *relocate.Im
 		t.Errorf("result tags differ:\n%s", d)
 	}
 	return total
+}
+
+// impVia is a way an import reads an archive.
+type impVia struct {
+	name string
+	open func([]byte) io.Reader
+}
+
+// impVias are the two ways an import reads an archive: from a file, at
+// random through its seek table, and from a pipe, front to back.
+var impVias = []impVia{
+	{"file", func(b []byte) io.Reader { return bytes.NewReader(b) }},
+	{"pipe", func(b []byte) io.Reader { return struct{ io.Reader }{bytes.NewReader(b)} }},
 }

@@ -9,23 +9,21 @@ import (
 	"os"
 	"sync"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/internal/progress"
+	"github.com/ferry-dev/ferry/internal/registry"
 )
 
-// Uploads overlap reading the archive: the reader copies each missing blob
-// (verified by the archive Reader as it goes) into a spool — memory for
-// small blobs, a temporary file for the rest — and hands it to a bounded
-// pool of uploaders, then goes on with the next blob. An upload that fails
-// part way is retried from the spool (go-containerregistry reopens the layer
-// for each attempt), which a blob streamed straight from the archive could
-// not be. What is spooled is bounded by count and by bytes; the reader blocks
-// while the bound is reached, so temporary disk never grows with the
-// archive.
+// Uploads from a stream overlap reading the archive: the reader copies each
+// missing blob that is small (at most memSpoolMax) into memory and hands it
+// to a bounded pool of uploaders, then goes on with the next blob; a failed
+// upload is sent again from memory. A larger blob is uploaded by the reader
+// itself as it reads it (registry.Repo.UploadStream, which resumes after a
+// dropped connection from what the registry holds), so nothing reaches the
+// disk; with ImportOptions.SpoolDir it is copied to a temporary file and
+// queued like a small one instead. What is held is bounded by count, by
+// memory and by disk; the reader blocks while a bound is reached.
 
 // importBudget bounds the spooled blobs not yet uploaded: at most slots
 // blobs and at most bytes of temporary disk. A blob bigger than the whole
@@ -35,8 +33,10 @@ type importBudget struct {
 	mu       sync.Mutex
 	maxSlots int
 	maxBytes int64
+	maxMem   int64
 	slots    int
 	bytes    int64
+	mem      int64
 	wake     chan struct{}
 
 	// peaks, for tests and measurements.
@@ -44,19 +44,22 @@ type importBudget struct {
 	peakBytes int64
 }
 
-func newImportBudget(slots int, bytes int64) *importBudget {
-	return &importBudget{maxSlots: max(slots, 1), maxBytes: bytes, wake: make(chan struct{})}
+func newImportBudget(slots int, bytes, mem int64) *importBudget {
+	return &importBudget{maxSlots: max(slots, 1), maxBytes: bytes, maxMem: mem, wake: make(chan struct{})}
 }
 
-// acquire blocks until a blob using disk bytes of temporary disk (0 for a
-// memory spool) fits, or ctx ends.
-func (b *importBudget) acquire(ctx context.Context, disk int64) error {
+// acquire blocks until a blob using mem bytes of memory and disk bytes of
+// temporary disk fits, or ctx ends.
+func (b *importBudget) acquire(ctx context.Context, mem, disk int64) error {
 	for {
 		b.mu.Lock()
-		fits := b.slots < b.maxSlots && (disk == 0 || b.bytes == 0 || b.bytes+disk <= b.maxBytes)
+		fits := b.slots < b.maxSlots &&
+			(disk == 0 || b.bytes == 0 || b.bytes+disk <= b.maxBytes) &&
+			(mem == 0 || b.mem == 0 || b.mem+mem <= b.maxMem)
 		if fits {
 			b.slots++
 			b.bytes += disk
+			b.mem += mem
 			b.peakSlots = max(b.peakSlots, b.slots)
 			b.peakBytes = max(b.peakBytes, b.bytes)
 			b.mu.Unlock()
@@ -73,11 +76,12 @@ func (b *importBudget) acquire(ctx context.Context, disk int64) error {
 }
 
 // release returns what acquire took and wakes the waiting reader.
-func (b *importBudget) release(disk int64) {
+func (b *importBudget) release(mem, disk int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.slots--
 	b.bytes -= disk
+	b.mem -= mem
 	close(b.wake)
 	b.wake = make(chan struct{})
 }
@@ -107,6 +111,14 @@ func (s *importSpool) disk() int64 {
 	return s.size
 }
 
+// memory is the memory the spool holds against the budget.
+func (s *importSpool) memory() int64 {
+	if s.file != "" {
+		return 0
+	}
+	return s.size
+}
+
 func (s *importSpool) remove() {
 	if s.file != "" {
 		_ = os.Remove(s.file)
@@ -118,8 +130,7 @@ func (s *importSpool) remove() {
 type importUploads struct {
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
-	pusher   *remote.Pusher
-	repo     name.Repository
+	dst      *destination
 	budget   *importBudget
 	spoolDir string
 	rep      progress.Reporter
@@ -133,19 +144,18 @@ type importUploads struct {
 	err error
 }
 
-func newImportUploads(ctx context.Context, pusher *remote.Pusher, repo name.Repository, workers, slots int, budgetBytes int64, spoolDir string, rep progress.Reporter) *importUploads {
+func newImportUploads(ctx context.Context, dst *destination, slots int, budgetBytes int64, spoolDir string) *importUploads {
 	ctx, cancel := context.WithCancelCause(ctx)
 	u := &importUploads{
 		ctx:      ctx,
 		cancel:   cancel,
-		pusher:   pusher,
-		repo:     repo,
-		budget:   newImportBudget(slots, budgetBytes),
+		dst:      dst,
+		budget:   newImportBudget(slots, budgetBytes, memSpoolBudget),
 		spoolDir: spoolDir,
-		rep:      rep,
+		rep:      dst.rep,
 		jobs:     make(chan *importSpool),
 	}
-	for i := 0; i < max(workers, 1); i++ {
+	for i := 0; i < max(dst.conc, 1); i++ {
 		u.wg.Add(1)
 		go u.work()
 	}
@@ -169,25 +179,32 @@ func (u *importUploads) failure() error {
 	return u.err
 }
 
-// add spools the blob d from r and queues its upload. It blocks while the
-// spool budget is used up. The archive Reader verifies the blob's digest
-// and size as r reaches its end; a mismatch fails add, before anything is
-// queued.
+// add uploads the blob d read from r: a small one (or, with a spool
+// directory, any) is spooled and queued, and add returns once it is; a large
+// one streams into its upload before add returns. It blocks while the spool
+// budget is used up. The archive Reader verifies the blob's digest and size
+// as r reaches its end; a mismatch fails add, before anything spooled is
+// queued or anything streamed is committed.
 func (u *importUploads) add(d v1.Hash, size int64, r io.Reader) error {
 	if err := u.failure(); err != nil {
 		return err
 	}
+	if size > memSpoolMax && u.spoolDir == "" {
+		return u.stream(d, size, r)
+	}
 	sp := &importSpool{digest: d, size: size}
-	disk := int64(0)
+	var mem, disk int64
 	if size > memSpoolMax {
 		disk = size
+	} else {
+		mem = size
 	}
-	if err := u.budget.acquire(u.ctx, disk); err != nil {
+	if err := u.budget.acquire(u.ctx, mem, disk); err != nil {
 		return err
 	}
 	if err := u.spool(sp, disk > 0, r); err != nil {
 		sp.remove()
-		u.budget.release(disk)
+		u.budget.release(mem, disk)
 		return err
 	}
 	select {
@@ -195,9 +212,22 @@ func (u *importUploads) add(d v1.Hash, size int64, r io.Reader) error {
 		return nil
 	case <-u.ctx.Done():
 		sp.remove()
-		u.budget.release(disk)
+		u.budget.release(mem, disk)
 		return context.Cause(u.ctx)
 	}
+}
+
+// stream uploads blob d as it is read from r, in the reader's goroutine.
+func (u *importUploads) stream(d v1.Hash, size int64, r io.Reader) error {
+	err := u.dst.reg.UploadStream(u.ctx, d, size, &reportReader{r: r, rep: u.rep})
+	if err != nil {
+		var se *registry.SourceError
+		if errors.As(err, &se) {
+			// The archive's own error says more than the upload's.
+			return se.Err
+		}
+	}
+	return err
 }
 
 // spool copies r into memory or into a file of the spool directory.
@@ -262,17 +292,15 @@ func (u *importUploads) work() {
 			}
 		}
 		sp.remove()
-		u.budget.release(sp.disk())
+		u.budget.release(sp.memory(), sp.disk())
 	}
 }
 
 func (u *importUploads) upload(sp *importSpool) error {
-	l := &importSpoolLayer{sp: sp, rep: u.rep}
-	if err := u.pusher.Upload(u.ctx, u.repo, l); err != nil {
-		return fmt.Errorf("upload blob %s to %s: %w", sp.digest, u.repo, err)
+	_, err := u.dst.reg.Upload(u.ctx, sp.digest, sp.size, sp.open(u.rep))
+	if err != nil {
+		return err
 	}
-	// A registry that already had the blob (another import running at
-	// the same time) reads nothing; the bar still completes.
 	sp.progress.finish(u.rep, sp.size)
 	return nil
 }
@@ -294,48 +322,20 @@ func (u *importUploads) close() error {
 	return u.failure()
 }
 
-// importSpoolLayer presents a spool to go-containerregistry's uploader.
-type importSpoolLayer struct {
-	sp  *importSpool
-	rep progress.Reporter
-}
-
-// errImportNoDiffID is returned by importSpoolLayer.DiffID: an upload never needs it,
-// and computing it would mean decompressing the blob.
-var errImportNoDiffID = errors.New("diff ID of a spooled blob is not known")
-
-// Digest implements v1.Layer.
-func (l *importSpoolLayer) Digest() (v1.Hash, error) { return l.sp.digest, nil }
-
-// DiffID implements v1.Layer.
-func (l *importSpoolLayer) DiffID() (v1.Hash, error) { return v1.Hash{}, errImportNoDiffID }
-
-// Compressed implements v1.Layer: a fresh reader of the spool for every
-// attempt, counting what is sent.
-func (l *importSpoolLayer) Compressed() (io.ReadCloser, error) {
-	var rc io.ReadCloser
-	if l.sp.file != "" {
-		f, err := os.Open(l.sp.file)
-		if err != nil {
-			return nil, err
+// open returns a fresh reader of the spool for every upload attempt,
+// counting what is sent.
+func (s *importSpool) open(rep progress.Reporter) registry.Opener {
+	return func() (io.ReadCloser, error) {
+		var rc io.ReadCloser
+		if s.file != "" {
+			f, err := os.Open(s.file)
+			if err != nil {
+				return nil, registry.Permanent(err)
+			}
+			rc = f
+		} else {
+			rc = io.NopCloser(bytes.NewReader(s.mem))
 		}
-		rc = f
-	} else {
-		rc = io.NopCloser(bytes.NewReader(l.sp.mem))
+		return &progressReader{rc: rc, p: &s.progress, rep: rep}, nil
 	}
-	return &progressReader{rc: rc, p: &l.sp.progress, rep: l.rep}, nil
-}
-
-// Uncompressed implements v1.Layer; uploads do not use it.
-func (l *importSpoolLayer) Uncompressed() (io.ReadCloser, error) { return nil, errImportNoDiffID }
-
-// Size implements v1.Layer.
-func (l *importSpoolLayer) Size() (int64, error) { return l.sp.size, nil }
-
-// MediaType implements v1.Layer. A blob is uploaded the same whatever its
-// type; go-containerregistry would silently skip one whose type says
-// non-distributable, which an archive made with
-// --include-non-distributable-layers does hold, so no such type is given.
-func (l *importSpoolLayer) MediaType() (types.MediaType, error) {
-	return types.MediaType("application/octet-stream"), nil
 }

@@ -3,6 +3,7 @@ package relocate_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,45 +22,49 @@ import (
 )
 
 func TestImportRecreatesTheImgpkgRepository(t *testing.T) {
-	src := impNewSource(t, 0)
-	archive := src.export(t)
-	dst := impNewDest(t, false)
+	for _, via := range impVias {
+		t.Run(via.name, func(t *testing.T) {
+			src := impNewSource(t, 0)
+			archive := src.export(t)
+			dst := impNewDest(t, false)
 
-	rec := &impRecorder{}
-	opts := dst.options(t)
-	opts.Reporter = rec
-	opts.LockOutput = filepath.Join(t.TempDir(), "bundle.lock.yml")
-	res, err := relocate.Import(context.Background(), bytes.NewReader(archive), dst.repo, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+			rec := &impRecorder{}
+			opts := dst.options(t)
+			opts.Reporter = rec
+			opts.LockOutput = filepath.Join(t.TempDir(), "bundle.lock.yml")
+			res, err := relocate.Import(context.Background(), via.open(archive), dst.repo, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
 
-	total := checkFirstMove(t, src, dst, res)
-	if n := len(res.Tags); n == 0 || res.Tags[n-1].Tag != "v1" {
-		t.Errorf("result tags do not end with v1: %v", res.Tags)
-	}
+			total := checkFirstMove(t, src, dst, res)
+			if n := len(res.Tags); n == 0 || res.Tags[n-1].Tag != "v1" {
+				t.Errorf("result tags do not end with v1: %v", res.Tags)
+			}
 
-	// The original tag is the commit point: the registry received it after
-	// every other manifest.
-	puts := impManifestPuts(dst.reg.Requests())
-	if len(puts) == 0 || puts[len(puts)-1] != "v1" {
-		t.Errorf("last manifest PUT is not the root tag v1: %v", puts)
-	}
+			// The original tag is the commit point: the registry received it after
+			// every other manifest.
+			puts := impManifestPuts(dst.reg.Requests())
+			if len(puts) == 0 || puts[len(puts)-1] != "v1" {
+				t.Errorf("last manifest PUT is not the root tag v1: %v", puts)
+			}
 
-	bl, err := lock.ReadBundleLock(opts.LockOutput)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bl.Bundle.Image != res.Root || bl.Bundle.Tag != "v1" {
-		t.Errorf("lock output names %s tag %q, want %s and v1", bl.Bundle.Image, bl.Bundle.Tag, res.Root)
-	}
+			bl, err := lock.ReadBundleLock(opts.LockOutput)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bl.Bundle.Image != res.Root || bl.Bundle.Tag != "v1" {
+				t.Errorf("lock output names %s tag %q, want %s and v1", bl.Bundle.Image, bl.Bundle.Tag, res.Root)
+			}
 
-	if len(rec.started) != 1 || rec.started[0] != "import" || rec.total != total || rec.added != total || rec.done != 1 {
-		t.Errorf("progress: started %v total %d added %d done %d; want [import] %d %d 1",
-			rec.started, rec.total, rec.added, rec.done, total, total)
-	}
-	if !strings.Contains(strings.Join(rec.logs, "\n"), "v1") {
-		t.Errorf("progress logs do not mention the root tag: %v", rec.logs)
+			if len(rec.started) != 1 || rec.started[0] != "import" || rec.total != total || rec.added != total || rec.done != 1 {
+				t.Errorf("progress: started %v total %d added %d done %d; want [import] %d %d 1",
+					rec.started, rec.total, rec.added, rec.done, total, total)
+			}
+			if !strings.Contains(strings.Join(rec.logs, "\n"), "v1") {
+				t.Errorf("progress logs do not mention the root tag: %v", rec.logs)
+			}
+		})
 	}
 }
 
@@ -84,140 +89,166 @@ func TestImportIntoDistributionCommitsChildrenBeforeParents(t *testing.T) {
 }
 
 func TestImportAgainUploadsNothingAndKeepsTheTags(t *testing.T) {
-	src := impNewSource(t, 0)
-	archive := src.export(t)
-	dst := impNewDest(t, false)
-	ctx := context.Background()
-	if _, err := relocate.Import(ctx, bytes.NewReader(archive), dst.repo, dst.options(t)); err != nil {
-		t.Fatal(err)
-	}
-	dst.reg.ResetCounts()
+	for _, via := range impVias {
+		t.Run(via.name, func(t *testing.T) {
+			src := impNewSource(t, 0)
+			archive := src.export(t)
+			dst := impNewDest(t, false)
+			ctx := context.Background()
+			if _, err := relocate.Import(ctx, via.open(archive), dst.repo, dst.options(t)); err != nil {
+				t.Fatal(err)
+			}
+			dst.reg.ResetCounts()
 
-	res, err := relocate.Import(ctx, bytes.NewReader(archive), dst.repo, dst.options(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := dst.reg.Counts()
-	if n := impUploads(c); n != 0 {
-		t.Errorf("second import made %d upload requests, want 0", n)
-	}
-	if n := c.Get(http.MethodPut, testregistry.KindManifest); n != 0 {
-		t.Errorf("second import made %d manifest PUTs, want 0 (everything already in place)", n)
-	}
-	blobs := src.blobs(t)
-	if res.BlobsUploaded != 0 || res.BlobsPresent != len(blobs) {
-		t.Errorf("second import: %d uploaded, %d present; want 0 and %d", res.BlobsUploaded, res.BlobsPresent, len(blobs))
-	}
-	for _, tr := range res.Tags {
-		if tr.Action != relocate.TagUnchanged || tr.Previous != tr.Digest {
-			t.Errorf("second import: tag %+v, want unchanged", tr)
-		}
-	}
-	if d := impDiffTags(dst.tags(t), src.wantTags(t)); d != "" {
-		t.Errorf("destination tags differ after the second import:\n%s", d)
+			res, err := relocate.Import(ctx, via.open(archive), dst.repo, dst.options(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := dst.reg.Counts()
+			if n := impUploads(c); n != 0 {
+				t.Errorf("second import made %d upload requests, want 0", n)
+			}
+			if n := c.Get(http.MethodPut, testregistry.KindManifest); n != 0 {
+				t.Errorf("second import made %d manifest PUTs, want 0 (everything already in place)", n)
+			}
+			blobs := src.blobs(t)
+			if res.BlobsUploaded != 0 || res.BlobsPresent != len(blobs) {
+				t.Errorf("second import: %d uploaded, %d present; want 0 and %d", res.BlobsUploaded, res.BlobsPresent, len(blobs))
+			}
+			for _, tr := range res.Tags {
+				if tr.Action != relocate.TagUnchanged || tr.Previous != tr.Digest {
+					t.Errorf("second import: tag %+v, want unchanged", tr)
+				}
+			}
+			if d := impDiffTags(dst.tags(t), src.wantTags(t)); d != "" {
+				t.Errorf("destination tags differ after the second import:\n%s", d)
+			}
+		})
 	}
 }
 
 func TestImportFailingTagLeavesRootTagUnwrittenAndRerunCompletes(t *testing.T) {
-	src := impNewSource(t, 0)
-	archive := src.export(t)
-	dst := impNewDest(t, true)
-	ctx := context.Background()
+	for _, via := range impVias {
+		t.Run(via.name, func(t *testing.T) {
+			src := impNewSource(t, 0)
+			archive := src.export(t)
+			dst := impNewDest(t, true)
+			ctx := context.Background()
 
-	// Every PUT of a locations tag fails, after all blobs, manifests and
-	// sha256 tags went in.
-	dst.proxy.SetRules(testregistry.Rule{
-		Method: http.MethodPut,
-		Kind:   testregistry.KindManifest,
-		Path:   regexp.MustCompile(`/manifests/sha256-[0-9a-f]{64}\.image-locations\.imgpkg$`),
-		Fault:  testregistry.FaultStatus,
-		Status: http.StatusForbidden,
-	})
-	_, err := relocate.Import(ctx, bytes.NewReader(archive), dst.repo, dst.options(t))
-	if err == nil {
-		t.Fatal("import succeeded through a registry refusing locations tags")
-	}
-	if !strings.Contains(err.Error(), ".image-locations.imgpkg") {
-		t.Errorf("error does not name the tag: %v", err)
-	}
-	got := dst.tags(t)
-	if _, ok := got["v1"]; ok {
-		t.Fatalf("root tag v1 written although an earlier tag failed: %v", got)
-	}
-	if len(got) == 0 {
-		t.Fatal("no tag at all was written before the failure; the test does not exercise ordering")
-	}
+			// Every PUT of a locations tag fails, after all blobs, manifests and
+			// sha256 tags went in.
+			dst.proxy.SetRules(testregistry.Rule{
+				Method: http.MethodPut,
+				Kind:   testregistry.KindManifest,
+				Path:   regexp.MustCompile(`/manifests/sha256-[0-9a-f]{64}\.image-locations\.imgpkg$`),
+				Fault:  testregistry.FaultStatus,
+				Status: http.StatusForbidden,
+			})
+			_, err := relocate.Import(ctx, via.open(archive), dst.repo, dst.options(t))
+			if err == nil {
+				t.Fatal("import succeeded through a registry refusing locations tags")
+			}
+			if !strings.Contains(err.Error(), ".image-locations.imgpkg") {
+				t.Errorf("error does not name the tag: %v", err)
+			}
+			got := dst.tags(t)
+			if _, ok := got["v1"]; ok {
+				t.Fatalf("root tag v1 written although an earlier tag failed: %v", got)
+			}
+			if len(got) == 0 {
+				t.Fatal("no tag at all was written before the failure; the test does not exercise ordering")
+			}
 
-	dst.proxy.SetRules()
-	dst.reg.ResetCounts()
-	res, err := relocate.Import(ctx, bytes.NewReader(archive), dst.repo, dst.options(t))
-	if err != nil {
-		t.Fatalf("re-run: %v", err)
-	}
-	if d := impDiffTags(dst.tags(t), src.wantTags(t)); d != "" {
-		t.Errorf("tags after the re-run differ:\n%s", d)
-	}
-	if n := impUploads(dst.reg.Counts()); n != 0 || res.BlobsUploaded != 0 {
-		t.Errorf("re-run uploaded again (%d upload requests, %d blobs), want nothing", n, res.BlobsUploaded)
+			dst.proxy.SetRules()
+			dst.reg.ResetCounts()
+			res, err := relocate.Import(ctx, via.open(archive), dst.repo, dst.options(t))
+			if err != nil {
+				t.Fatalf("re-run: %v", err)
+			}
+			if d := impDiffTags(dst.tags(t), src.wantTags(t)); d != "" {
+				t.Errorf("tags after the re-run differ:\n%s", d)
+			}
+			if n := impUploads(dst.reg.Counts()); n != 0 || res.BlobsUploaded != 0 {
+				t.Errorf("re-run uploaded again (%d upload requests, %d blobs), want nothing", n, res.BlobsUploaded)
+			}
+		})
 	}
 }
 
 func TestImportInterruptedDuringUploadsTagsNothingAndResumes(t *testing.T) {
-	src := impNewSource(t, 0)
-	archive := src.export(t)
-	dst := impNewDest(t, true)
-	ctx := context.Background()
+	for _, via := range impVias {
+		t.Run(via.name, func(t *testing.T) {
+			src := impNewSource(t, 0)
+			archive := src.export(t)
+			dst := impNewDest(t, true)
+			ctx := context.Background()
 
-	dst.proxy.SetRules(testregistry.FailAfterUploads(2))
-	if _, err := relocate.Import(ctx, bytes.NewReader(archive), dst.repo, dst.options(t)); err == nil {
-		t.Fatal("import succeeded through a registry that died after two uploads")
-	}
-	if got := dst.tags(t); len(got) != 0 {
-		t.Fatalf("tags written although blobs failed: %v", got)
-	}
-	if n := len(impManifestPuts(dst.reg.Requests())); n != 0 {
-		t.Errorf("%d manifests PUT although blobs failed", n)
-	}
+			dst.proxy.SetRules(testregistry.FailAfterUploads(2))
+			if _, err := relocate.Import(ctx, via.open(archive), dst.repo, dst.options(t)); err == nil {
+				t.Fatal("import succeeded through a registry that died after two uploads")
+			}
+			if got := dst.tags(t); len(got) != 0 {
+				t.Fatalf("tags written although blobs failed: %v", got)
+			}
+			if n := len(impManifestPuts(dst.reg.Requests())); n != 0 {
+				t.Errorf("%d manifests PUT although blobs failed", n)
+			}
 
-	dst.proxy.SetRules()
-	res, err := relocate.Import(ctx, bytes.NewReader(archive), dst.repo, dst.options(t))
-	if err != nil {
-		t.Fatalf("re-run: %v", err)
-	}
-	blobs := src.blobs(t)
-	if res.BlobsPresent < 2 || res.BlobsUploaded+res.BlobsPresent != len(blobs) {
-		t.Errorf("re-run: %d present, %d uploaded; want at least the 2 first uploads present, %d in all",
-			res.BlobsPresent, res.BlobsUploaded, len(blobs))
-	}
-	if d := impDiffTags(dst.tags(t), src.wantTags(t)); d != "" {
-		t.Errorf("tags after the re-run differ:\n%s", d)
+			dst.proxy.SetRules()
+			res, err := relocate.Import(ctx, via.open(archive), dst.repo, dst.options(t))
+			if err != nil {
+				t.Fatalf("re-run: %v", err)
+			}
+			blobs := src.blobs(t)
+			if res.BlobsPresent < 2 || res.BlobsUploaded+res.BlobsPresent != len(blobs) {
+				t.Errorf("re-run: %d present, %d uploaded; want at least the 2 first uploads present, %d in all",
+					res.BlobsPresent, res.BlobsUploaded, len(blobs))
+			}
+			if d := impDiffTags(dst.tags(t), src.wantTags(t)); d != "" {
+				t.Errorf("tags after the re-run differ:\n%s", d)
+			}
+		})
 	}
 }
 
 func TestImportCorruptBlobNamesItsDigestAndTagsNothing(t *testing.T) {
-	src := impNewSource(t, 0)
-	plain := impZstdToTar(t, src.export(t))
-	m := impMust(src.app2.Manifest())
-	bad := m.Layers[len(m.Layers)-1].Digest
-	corrupt := impFlipInTar(t, plain, "blobs/sha256/"+bad.Hex)
+	for _, via := range impVias {
+		t.Run(via.name, func(t *testing.T) {
+			src := impNewSource(t, 0)
+			m := impMust(src.app2.Manifest())
+			bad := m.Layers[len(m.Layers)-1].Digest
+			// A layer of random bytes is stored as is in the zstd stream:
+			// flip one of its bytes there, in the frame that holds it.
+			archive := src.export(t)
+			layer := impMust(io.ReadAll(impMust(impMust(src.app2.LayerByDigest(bad)).Compressed())))
+			at := bytes.Index(archive, layer[len(layer)/2:len(layer)/2+64])
+			if at < 0 {
+				t.Fatal("the layer's bytes are not stored as is in the archive")
+			}
+			corrupt := bytes.Clone(archive)
+			corrupt[at+10] ^= 0x40
 
-	dst := impNewDest(t, false)
-	opts := dst.options(t)
-	_, err := relocate.Import(context.Background(), bytes.NewReader(corrupt), dst.repo, opts)
-	if err == nil {
-		t.Fatal("import of a corrupted blob succeeded")
-	}
-	if !strings.Contains(err.Error(), bad.Hex) {
-		t.Errorf("error does not name the corrupted blob %s: %v", bad, err)
-	}
-	if got := dst.tags(t); len(got) != 0 {
-		t.Errorf("tags written despite the corrupted blob: %v", got)
-	}
-	if dst.hasBlob(t, bad) {
-		t.Errorf("corrupted blob %s was uploaded", bad)
-	}
-	if left := impDirEntries(t, opts.SpoolDir); len(left) != 0 {
-		t.Errorf("spool left behind: %v", left)
+			tmp := t.TempDir()
+			t.Setenv("TMPDIR", tmp)
+			dst := impNewDest(t, false)
+			opts := dst.options(t)
+			_, err := relocate.Import(context.Background(), via.open(corrupt), dst.repo, opts)
+			if err == nil {
+				t.Fatal("import of a corrupted blob succeeded")
+			}
+			if !strings.Contains(err.Error(), bad.Hex) {
+				t.Errorf("error does not name the corrupted blob %s: %v", bad, err)
+			}
+			if got := dst.tags(t); len(got) != 0 {
+				t.Errorf("tags written despite the corrupted blob: %v", got)
+			}
+			if dst.hasBlob(t, bad) {
+				t.Errorf("corrupted blob %s was uploaded", bad)
+			}
+			if left := impDirEntries(t, tmp); len(left) != 0 {
+				t.Errorf("temporary files left behind: %v", left)
+			}
+		})
 	}
 }
 
@@ -361,9 +392,11 @@ func TestImportSpoolsLargeBlobsWithinItsBudgetAndCleansUp(t *testing.T) {
 	archive := src.export(t)
 	dst := impNewDest(t, false)
 	opts := dst.options(t)
+	opts.SpoolDir = t.TempDir()
 	opts.SpoolBytes = 1
 	opts.Concurrency = 2
-	if _, err := relocate.Import(context.Background(), bytes.NewReader(archive), dst.repo, opts); err != nil {
+	// Only an import from a pipe spools: a file can be read again.
+	if _, err := relocate.Import(context.Background(), impVias[1].open(archive), dst.repo, opts); err != nil {
 		t.Fatal(err)
 	}
 	for d := range src.blobs(t) {
@@ -376,39 +409,43 @@ func TestImportSpoolsLargeBlobsWithinItsBudgetAndCleansUp(t *testing.T) {
 	}
 }
 
-func TestImportRetriesFailedUploadsFromTheSpool(t *testing.T) {
-	// The 2 MiB layer is spooled to a file, the rest in memory; the first
-	// blob data requests are refused or cut, so their uploads are sent
-	// again from the spools.
-	src := impNewSource(t, 2<<20)
-	archive := src.export(t)
-	dst := impNewDest(t, true)
-	dst.proxy.SetRules(
-		testregistry.Rule{Method: http.MethodPatch, Kind: testregistry.KindUpload, Fault: testregistry.FaultDrop, Times: 2},
-		testregistry.Rule{Method: http.MethodPatch, Kind: testregistry.KindUpload, Fault: testregistry.FaultStatus, Status: http.StatusServiceUnavailable, Times: 2},
-	)
-	rec := &impRecorder{}
-	opts := dst.options(t)
-	opts.Reporter = rec
-	opts.Remote = append(opts.Remote, remote.WithRetryBackoff(remote.Backoff{Duration: 10 * time.Millisecond, Factor: 1, Steps: 3}))
-	if _, err := relocate.Import(context.Background(), bytes.NewReader(archive), dst.repo, opts); err != nil {
-		t.Fatal(err)
-	}
-	if hits := dst.proxy.Hits(); hits[0] != 2 || hits[1] != 2 {
-		t.Fatalf("faults injected %v, want [2 2]", hits)
-	}
-	var total int64
-	for d, size := range src.blobs(t) {
-		total += size
-		if !dst.hasBlob(t, d) {
-			t.Errorf("blob %s missing", d)
-		}
-	}
-	if rec.added != total {
-		t.Errorf("progress added %d bytes over retried uploads, want exactly %d", rec.added, total)
-	}
-	if d := impDiffTags(dst.tags(t), src.wantTags(t)); d != "" {
-		t.Errorf("destination tags differ:\n%s", d)
+func TestImportRetriesFailedUploads(t *testing.T) {
+	for _, via := range impVias {
+		t.Run(via.name, func(t *testing.T) {
+			// The 2 MiB layer is spooled to a file, the rest in memory; the first
+			// blob data requests are refused or cut, so their uploads are sent
+			// again from the spools.
+			src := impNewSource(t, 2<<20)
+			archive := src.export(t)
+			dst := impNewDest(t, true)
+			dst.proxy.SetRules(
+				testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindUpload, Fault: testregistry.FaultDrop, Times: 2},
+				testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindUpload, Fault: testregistry.FaultStatus, Status: http.StatusServiceUnavailable, Times: 2},
+			)
+			rec := &impRecorder{}
+			opts := dst.options(t)
+			opts.Reporter = rec
+			opts.Remote = append(opts.Remote, remote.WithRetryBackoff(remote.Backoff{Duration: 10 * time.Millisecond, Factor: 1, Steps: 3}))
+			if _, err := relocate.Import(context.Background(), via.open(archive), dst.repo, opts); err != nil {
+				t.Fatal(err)
+			}
+			if hits := dst.proxy.Hits(); hits[0] != 2 || hits[1] != 2 {
+				t.Fatalf("faults injected %v, want [2 2]", hits)
+			}
+			var total int64
+			for d, size := range src.blobs(t) {
+				total += size
+				if !dst.hasBlob(t, d) {
+					t.Errorf("blob %s missing", d)
+				}
+			}
+			if rec.added != total {
+				t.Errorf("progress added %d bytes over retried uploads, want exactly %d", rec.added, total)
+			}
+			if d := impDiffTags(dst.tags(t), src.wantTags(t)); d != "" {
+				t.Errorf("destination tags differ:\n%s", d)
+			}
+		})
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/progress"
+	"github.com/ferry-dev/ferry/internal/registry"
 	"github.com/ferry-dev/ferry/lock"
 )
 
@@ -59,6 +60,10 @@ func (s Source) String() string {
 type Options struct {
 	// Remote is passed to every registry call (auth, transport, ...).
 	Remote []remote.Option
+	// Client is handed on to the moves that execute the plan (ExportOptions,
+	// DestinationOptions), which download with it; nil means a default
+	// registry.Client.
+	Client *registry.Client
 	// Name is used to parse every reference (e.g. name.Insecure).
 	Name []name.Option
 	// Concurrency bounds the manifests resolved at once; 0 means

@@ -22,11 +22,16 @@ import (
 // content; a blob bigger than the whole budget is never spooled, the writer
 // streams it when it reaches the head.
 
-// memSpoolMax is the largest blob spooled in memory rather than on disk,
-// by the export prefetcher and by the import's upload spool alike: configs
-// and small layers, where a file per blob would cost more than it saves.
-// Each holds at most its count limit of them, so memory stays bounded.
-const memSpoolMax = 1 << 20
+// memSpoolMax is the largest blob held in memory while it waits: by the
+// export prefetcher for the writer, and by an import from a stream for its
+// upload. Larger blobs stream (or, with a spool directory, go to disk).
+// memSpoolBudget bounds what is held at once, so that memory stays flat
+// whatever the archive; at 4 MiB, the many-small-layers case (a few MiB
+// each, most images) keeps every upload stream busy.
+const (
+	memSpoolMax    = 4 << 20
+	memSpoolBudget = 24 << 20
+)
 
 type slotState int
 

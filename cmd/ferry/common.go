@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/ferry-dev/ferry/internal/registry"
 	"github.com/ferry-dev/ferry/internal/regopts"
 )
 
@@ -41,6 +42,16 @@ func plural(n int, word string) string {
 		return fmt.Sprintf("%d %s", n, word)
 	}
 	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// registryClient returns the client of ferry's moves, reaching registries
+// as reg says.
+func registryClient(reg regopts.Options) (*registry.Client, error) {
+	opts, err := reg.ClientOptions()
+	if err != nil {
+		return nil, err
+	}
+	return registry.New(opts), nil
 }
 
 // parseRepo reads a --to-repo value.

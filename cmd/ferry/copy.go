@@ -166,6 +166,7 @@ func runCopy(c *cli.Context) error {
 	res, err := relocate.Copy(c.Context, p, repo, relocate.CopyOptions{
 		DestinationOptions: relocate.DestinationOptions{
 			Remote:        ropts.Remote,
+			Client:        ropts.Client,
 			Name:          ropts.Name,
 			Concurrency:   c.Int("concurrency"),
 			RepoBasedTags: c.Bool("repo-based-tags"),

@@ -71,8 +71,13 @@ func resolvePlan(c *cli.Context, out *printer) (*relocate.Plan, relocate.Options
 	if err != nil {
 		return nil, relocate.Options{}, err
 	}
+	client, err := registryClient(reg)
+	if err != nil {
+		return nil, relocate.Options{}, err
+	}
 	opts := relocate.Options{
 		Remote:                  remoteOpts,
+		Client:                  client,
 		Name:                    reg.NameOptions(),
 		Concurrency:             c.Int("concurrency"),
 		IncludeNonDistributable: c.Bool("include-non-distributable-layers"),
@@ -159,6 +164,7 @@ func runExport(c *cli.Context) error {
 		CreatedBy:   "ferry " + version,
 		Reporter:    out.Reporter(),
 		Remote:      ropts.Remote,
+		Client:      ropts.Client,
 	}
 	var res *relocate.ExportResult
 	if dest == "-" {

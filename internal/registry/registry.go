@@ -358,7 +358,11 @@ func IsPermanent(err error) bool {
 // ends the upload at once. Errors of the source come wrapped in
 // SourceError. The registry verifies the bytes against d before it stores
 // them.
-func (r *Repo) Upload(ctx context.Context, d v1.Hash, size int64, open Opener) (mounted bool, err error) {
+func (r *Repo) Upload(ctx context.Context, d v1.Hash, size int64, open Opener, opts ...UploadOption) (mounted bool, err error) {
+	var cfg uploadConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	for attempt := 1; ; attempt++ {
 		mounted, err = r.uploadOnce(ctx, d, size, open)
 		if err == nil || ctx.Err() != nil || attempt >= r.opts.UploadAttempts || !retryableUpload(err) {
@@ -367,10 +371,27 @@ func (r *Repo) Upload(ctx context.Context, d v1.Hash, size int64, open Opener) (
 			}
 			return mounted, err
 		}
+		if cfg.onRetry != nil {
+			cfg.onRetry(attempt+1, r.opts.UploadAttempts, err)
+		}
 		if werr := r.wait(ctx, attempt); werr != nil {
 			return false, fmt.Errorf("upload blob %s to %s: %w (after %v)", d, r.name, werr, err)
 		}
 	}
+}
+
+// UploadOption changes one Upload.
+type UploadOption func(*uploadConfig)
+
+type uploadConfig struct {
+	onRetry func(attempt, attempts int, err error)
+}
+
+// OnRetry has f called before each new attempt of an upload, with the
+// attempt's number, how many there may be, and why the last one failed: a
+// caller can tell the user.
+func OnRetry(f func(attempt, attempts int, err error)) UploadOption {
+	return func(c *uploadConfig) { c.onRetry = f }
 }
 
 func (r *Repo) uploadOnce(ctx context.Context, d v1.Hash, size int64, open Opener) (bool, error) {
@@ -382,12 +403,14 @@ func (r *Repo) uploadOnce(ctx context.Context, d v1.Hash, size int64, open Opene
 	if err != nil {
 		return false, err
 	}
-	drain(resp)
 	switch resp.StatusCode {
 	case http.StatusCreated:
+		drain(resp)
 		return true, nil
 	case http.StatusAccepted:
+		drain(resp)
 	default:
+		defer drain(resp)
 		return false, transport.CheckError(resp)
 	}
 	loc, err := resp.Location()
@@ -543,7 +566,7 @@ func (r *Repo) startSession(ctx context.Context) (*url.URL, error) {
 	if err != nil {
 		return nil, err
 	}
-	drain(resp)
+	defer drain(resp)
 	if err := transport.CheckError(resp, http.StatusAccepted); err != nil {
 		return nil, err
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/ferry-dev/ferry/internal/registry"
 )
 
 const (
@@ -235,6 +237,31 @@ func (o Options) RemoteOptions(ctx context.Context) ([]remote.Option, error) {
 		// No status codes: statuses are retried below, by ferry's transport,
 		// or above, by the predicate for streamed uploads.
 		remote.WithRetryStatusCodes(),
+	}, nil
+}
+
+// ClientOptions returns the options of a registry.Client that reaches
+// registries exactly as RemoteOptions do: the same credentials, TLS,
+// timeouts and retrying transport, and as many upload attempts as requests
+// get.
+func (o Options) ClientOptions() (registry.Options, error) {
+	if err := o.Validate(); err != nil {
+		return registry.Options{}, err
+	}
+	rt, err := o.transport()
+	if err != nil {
+		return registry.Options{}, err
+	}
+	ua := o.UserAgent
+	if ua == "" {
+		ua = DefaultUserAgent
+	}
+	return registry.Options{
+		Transport:      rt,
+		Keychain:       o.Keychain(),
+		UserAgent:      ua,
+		UploadAttempts: o.retryCount(),
+		Backoff:        o.retryBackoff(),
 	}, nil
 }
 
