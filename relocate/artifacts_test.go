@@ -100,7 +100,7 @@ func (s *artSource) resolve(t testing.TB, sigs, refs bool) *relocate.Plan {
 func (s *artSource) exportWith(t testing.TB, sigs, refs bool) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	if _, err := relocate.Export(context.Background(), s.resolve(t, sigs, refs), &buf, relocate.ExportOptions{Remote: s.opts, TempDir: t.TempDir()}); err != nil {
+	if _, err := relocate.Export(context.Background(), s.resolve(t, sigs, refs), &buf, relocate.ExportOptions{Remote: s.opts}); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()

@@ -44,7 +44,7 @@ func benchBundle(b *testing.B, ep *testregistry.Endpoint, images, layers int, la
 	if err := fixtures.WriteBundleDir(dir, refs); err != nil {
 		b.Fatal(err)
 	}
-	bimg, err := bundle.Build(context.Background(), []string{dir}, bundle.BuildOptions{Bundle: true, TempDir: b.TempDir()})
+	bimg, err := bundle.Build(context.Background(), []string{dir}, bundle.BuildOptions{Bundle: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func BenchmarkExport(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/concurrency=%d", ep.name, c), func(b *testing.B) {
 				b.SetBytes(p.TotalBytes)
 				for b.Loop() {
-					if _, err := Export(context.Background(), p, io.Discard, ExportOptions{Remote: opts, Concurrency: c, TempDir: b.TempDir()}); err != nil {
+					if _, err := Export(context.Background(), p, io.Discard, ExportOptions{Remote: opts, Concurrency: c}); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -19,10 +19,9 @@ import (
 	"github.com/ferry-dev/ferry/internal/registry"
 )
 
-// DefaultSpoolBudget bounds the bytes downloaded ahead of the archive
-// writer (memory and temporary files together) when
-// ExportOptions.SpoolBudget is zero.
-const DefaultSpoolBudget int64 = 2 << 30
+// DefaultSpoolBudget bounds the memory holding blobs downloaded ahead of the
+// archive writer when ExportOptions.SpoolBudget is zero.
+const DefaultSpoolBudget int64 = memSpoolBudget
 
 // DefaultCreatedBy is recorded in the archive when ExportOptions.CreatedBy
 // is empty.
@@ -45,12 +44,10 @@ type ExportOptions struct {
 	Remote []remote.Option
 	// Client downloads the blobs; nil means a default registry.Client.
 	Client *registry.Client
-	// TempDir is where blobs fetched ahead are spooled, in a directory
-	// removed before Export returns; "" means os.TempDir().
-	TempDir string
-	// SpoolBudget bounds the bytes held ahead of the writer; 0 means
-	// DefaultSpoolBudget. A blob larger than the budget is streamed
-	// straight from the registry when its turn comes.
+	// SpoolBudget bounds the memory holding what is downloaded ahead of the
+	// writer; 0 means DefaultSpoolBudget. Nothing is written to disk but
+	// the archive: a blob larger than memSpoolMax has only its first bytes
+	// fetched ahead, and streams from the registry when its turn comes.
 	SpoolBudget int64
 }
 
@@ -150,10 +147,6 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 	if err != nil {
 		return nil, err
 	}
-	puller, err := remote.NewPuller(append(append([]remote.Option{}, opts.Remote...), remote.WithContext(ctx), remote.WithJobs(conc))...)
-	if err != nil {
-		return nil, err
-	}
 
 	sum := sha256.New()
 	out := &archiveCounter{w: io.MultiWriter(w, sum)}
@@ -184,14 +177,20 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 		logImage(rep, im)
 	}
 
+	client := opts.Client
+	if client == nil {
+		client = registry.New(registry.Options{})
+	}
+	// Downloads are not verified here: the archive Writer checks every
+	// blob's size and digest as it writes it, so each byte is hashed once.
 	open := func(ctx context.Context, b Blob) (io.ReadCloser, error) {
-		l, err := puller.Layer(ctx, b.Source)
+		src, err := client.Repo(ctx, b.Source.Context(), registry.Access{})
 		if err != nil {
 			return nil, err
 		}
-		return l.Compressed()
+		return src.GetBlob(ctx, b.Digest)
 	}
-	pf := newPrefetcher(ctx, p.Blobs, open, conc, budget, opts.TempDir)
+	pf := newPrefetcher(ctx, p.Blobs, open, conc, budget)
 	defer func() {
 		if cerr := pf.close(); cerr != nil && err == nil {
 			res, err = nil, cerr

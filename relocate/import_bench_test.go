@@ -47,7 +47,7 @@ func importBenchArchive(b *testing.B, images, layers int, layerSize int64) ([]by
 	if err := fixtures.WriteBundleDir(dir, refs); err != nil {
 		b.Fatal(err)
 	}
-	bimg, err := bundle.Build(ctx, []string{dir}, bundle.BuildOptions{Bundle: true, TempDir: b.TempDir()})
+	bimg, err := bundle.Build(ctx, []string{dir}, bundle.BuildOptions{Bundle: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func importBenchArchive(b *testing.B, images, layers int, layerSize int64) ([]by
 		b.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if _, err := Export(ctx, p, &buf, ExportOptions{Remote: opts, CreatedBy: "bench", TempDir: b.TempDir()}); err != nil {
+	if _, err := Export(ctx, p, &buf, ExportOptions{Remote: opts, CreatedBy: "bench"}); err != nil {
 		b.Fatal(err)
 	}
 	return buf.Bytes(), p.TotalBytes

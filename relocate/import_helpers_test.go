@@ -136,7 +136,7 @@ func (s *impSource) export(t testing.TB) []byte {
 		t.Fatalf("resolve %s: %v", s.rootTagRef, err)
 	}
 	var buf bytes.Buffer
-	if _, err := relocate.Export(ctx, p, &buf, relocate.ExportOptions{Remote: s.opts, TempDir: t.TempDir(), CreatedBy: "ferry import tests"}); err != nil {
+	if _, err := relocate.Export(ctx, p, &buf, relocate.ExportOptions{Remote: s.opts, CreatedBy: "ferry import tests"}); err != nil {
 		t.Fatalf("export %s: %v", s.rootTagRef, err)
 	}
 	return buf.Bytes()

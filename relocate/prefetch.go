@@ -3,24 +3,23 @@ package relocate
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"io"
-	"os"
 	"sync"
 )
 
 // The archive must hold blobs in plan order, but downloading them one at a
 // time leaves most of the bandwidth unused. A prefetcher lets workers
-// download blobs ahead of the writer into spools (memory for small blobs,
-// temporary files for the rest) while the writer streams the blob at the
-// head of the order straight from the registry. The output order, and so
-// the archive bytes, never depend on which download finishes first.
+// download blobs ahead of the writer into memory while the writer streams
+// the blob at the head of the order straight from the registry. A small
+// blob (at most memSpoolMax) is read whole; of a larger one only the first
+// prefetchHead bytes are read, and its download is left open for the writer
+// to go on with when its turn comes: the request's round trip and the
+// connection's start overlap the writing of the blobs before it, and memory
+// holds a bounded slice of it. Nothing is written to disk. The output order,
+// and so the archive bytes, never depend on which download finishes first.
 //
-// What is held ahead is bounded twice: by count (limit) and by bytes
-// (budget), so neither temporary disk nor memory grows with the size of the
-// content; a blob bigger than the whole budget is never spooled, the writer
-// streams it when it reaches the head.
+// What is held ahead is bounded twice: by count (limit, which also bounds
+// the downloads open at once) and by bytes (budget).
 
 // memSpoolMax is the largest blob held in memory while it waits: by the
 // export prefetcher for the writer, and by an import from a stream for its
@@ -33,19 +32,27 @@ const (
 	memSpoolBudget = 24 << 20
 )
 
+// prefetchHead is how much of a blob larger than memSpoolMax is read ahead
+// of the writer; the rest streams from the open download.
+const prefetchHead = 1 << 20
+
 type slotState int
 
 const (
 	slotPending  slotState = iota
 	slotSpooling           // a worker is downloading it
-	slotSpooled            // downloaded, waiting for the writer
+	slotSpooled            // downloaded (or started), waiting for the writer
 	slotFailed             // a worker failed; the writer tries again itself
 	slotTaken              // handed to the writer
 )
 
+// prefetchSpool is what a worker fetched of one blob.
 type prefetchSpool struct {
-	mem  []byte
-	file string
+	// mem is the blob, or its first prefetchHead bytes.
+	mem []byte
+	// rest is the open download of the rest of the blob; nil when mem is
+	// the whole blob.
+	rest io.ReadCloser
 }
 
 type blobOpener func(ctx context.Context, b Blob) (io.ReadCloser, error)
@@ -53,9 +60,8 @@ type blobOpener func(ctx context.Context, b Blob) (io.ReadCloser, error)
 type prefetcher struct {
 	blobs  []Blob
 	open   blobOpener
-	limit  int   // blobs held ahead of the head
+	limit  int   // blobs held ahead (the head included once taken from them)
 	budget int64 // bytes held ahead of the head
-	dir    string
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -71,21 +77,19 @@ type prefetcher struct {
 	ahead    int
 	reserved int64
 	closed   bool
-	tempDir  string // created on first use
-	dirErr   error
 }
 
 // newPrefetcher starts workers-1 download workers (the writer itself is the
-// last one). With workers <= 1 nothing is fetched ahead and nothing is
-// spooled.
-func newPrefetcher(ctx context.Context, blobs []Blob, open blobOpener, workers int, budget int64, dir string) *prefetcher {
+// last one), and holds at most workers-1 blobs ahead, so that at most
+// workers downloads are open at once: those held ahead may keep theirs open.
+// With workers <= 1 nothing is fetched ahead.
+func newPrefetcher(ctx context.Context, blobs []Blob, open blobOpener, workers int, budget int64) *prefetcher {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &prefetcher{
 		blobs:  blobs,
 		open:   open,
-		limit:  workers,
+		limit:  max(workers-1, 0),
 		budget: budget,
-		dir:    dir,
 		ctx:    ctx,
 		cancel: cancel,
 		state:  make([]slotState, len(blobs)),
@@ -106,6 +110,14 @@ func newPrefetcher(ctx context.Context, blobs []Blob, open blobOpener, workers i
 	return p
 }
 
+// held is how many bytes of b a worker holds in memory.
+func held(b Blob) int64 {
+	if b.Size <= memSpoolMax {
+		return b.Size
+	}
+	return prefetchHead
+}
+
 // pick returns the first pending blob after the head that fits in what may
 // be held ahead, or -1.
 func (p *prefetcher) pick() int {
@@ -116,7 +128,7 @@ func (p *prefetcher) pick() int {
 		if p.state[j] != slotPending {
 			continue
 		}
-		if p.reserved+p.blobs[j].Size <= p.budget {
+		if p.reserved+held(p.blobs[j]) <= p.budget {
 			return j
 		}
 	}
@@ -140,7 +152,7 @@ func (p *prefetcher) work() {
 		}
 		p.state[j] = slotSpooling
 		p.ahead++
-		p.reserved += p.blobs[j].Size
+		p.reserved += held(p.blobs[j])
 		p.mu.Unlock()
 
 		sp, err := p.fill(p.blobs[j])
@@ -150,7 +162,7 @@ func (p *prefetcher) work() {
 			p.state[j] = slotFailed
 			p.errs[j] = err
 			p.ahead--
-			p.reserved -= p.blobs[j].Size
+			p.reserved -= held(p.blobs[j])
 		} else {
 			p.state[j] = slotSpooled
 			p.spools[j] = sp
@@ -160,14 +172,14 @@ func (p *prefetcher) work() {
 	}
 }
 
-// fill downloads one blob into a spool.
-func (p *prefetcher) fill(b Blob) (sp prefetchSpool, err error) {
+// fill downloads one blob, or its first bytes, into memory.
+func (p *prefetcher) fill(b Blob) (prefetchSpool, error) {
 	rc, err := p.open(p.ctx, b)
 	if err != nil {
 		return prefetchSpool{}, err
 	}
-	defer rc.Close()
 	if b.Size <= memSpoolMax {
+		defer rc.Close()
 		var buf bytes.Buffer
 		buf.Grow(int(b.Size))
 		// Reading one byte more than expected lets the writer's size check
@@ -177,44 +189,13 @@ func (p *prefetcher) fill(b Blob) (sp prefetchSpool, err error) {
 		}
 		return prefetchSpool{mem: buf.Bytes()}, nil
 	}
-	dir, err := p.spoolDir()
-	if err != nil {
+	head := make([]byte, prefetchHead)
+	if _, err := io.ReadFull(rc, head); err != nil {
+		// The writer opens it again itself, and says what is wrong.
+		rc.Close()
 		return prefetchSpool{}, err
 	}
-	f, err := os.CreateTemp(dir, "blob-")
-	if err != nil {
-		return prefetchSpool{}, fmt.Errorf("spool %s: %w", b.Digest, err)
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := io.Copy(f, io.LimitReader(rc, b.Size+1)); err != nil {
-		f.Close()
-		return prefetchSpool{}, fmt.Errorf("spool %s: %w", b.Digest, err)
-	}
-	if err := f.Close(); err != nil {
-		return prefetchSpool{}, fmt.Errorf("spool %s: %w", b.Digest, err)
-	}
-	return prefetchSpool{file: f.Name()}, nil
-}
-
-// spoolDir creates the temporary directory on first use, so that exports
-// that never spool to disk never touch it.
-func (p *prefetcher) spoolDir() (string, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.tempDir == "" && p.dirErr == nil {
-		if p.closed {
-			return "", errors.New("export finished")
-		}
-		p.tempDir, p.dirErr = os.MkdirTemp(p.dir, "ferry-export-")
-		if p.dirErr != nil {
-			p.dirErr = fmt.Errorf("create spool directory: %w", p.dirErr)
-		}
-	}
-	return p.tempDir, p.dirErr
+	return prefetchSpool{mem: head, rest: rc}, nil
 }
 
 // next returns blob i, which must be the one after the previous call's. The
@@ -230,7 +211,7 @@ func (p *prefetcher) next(i int) (io.ReadCloser, error) {
 		}
 		switch p.state[i] {
 		case slotPending, slotFailed:
-			// The head is never spooled: it streams straight through.
+			// The head is never prefetched: it streams straight through.
 			// Every blob gets two tries to open: a worker's failed one and
 			// one here, or two here when no worker got to it first, so
 			// the outcome does not depend on who won that race. A blob
@@ -254,58 +235,54 @@ func (p *prefetcher) next(i int) (io.ReadCloser, error) {
 			sp := p.spools[i]
 			p.spools[i] = prefetchSpool{}
 			p.mu.Unlock()
-			return p.reader(i, sp)
+			return p.reader(i, sp), nil
 		default: // spooling
 			p.cond.Wait()
 		}
 	}
 }
 
-// reader reads a spool and gives its room back when closed.
-func (p *prefetcher) reader(i int, sp prefetchSpool) (io.ReadCloser, error) {
+// reader reads what was prefetched of blob i, then the rest of its
+// download, and gives its room back when closed.
+func (p *prefetcher) reader(i int, sp prefetchSpool) io.ReadCloser {
 	release := func() {
-		if sp.file != "" {
-			os.Remove(sp.file)
-		}
 		p.mu.Lock()
 		p.ahead--
-		p.reserved -= p.blobs[i].Size
+		p.reserved -= held(p.blobs[i])
 		p.cond.Broadcast()
 		p.mu.Unlock()
 	}
-	if sp.file == "" {
-		return &spoolReader{Reader: bytes.NewReader(sp.mem), release: release}, nil
+	r := &spoolReader{release: release, rest: sp.rest}
+	if sp.rest != nil {
+		r.Reader = io.MultiReader(bytes.NewReader(sp.mem), sp.rest)
+	} else {
+		r.Reader = bytes.NewReader(sp.mem)
 	}
-	f, err := os.Open(sp.file)
-	if err != nil {
-		release()
-		return nil, fmt.Errorf("spool %s: %w", p.blobs[i].Digest, err)
-	}
-	return &spoolReader{Reader: f, file: f, release: release}, nil
+	return r
 }
 
 type spoolReader struct {
 	io.Reader
-	file    *os.File
+	rest    io.ReadCloser
 	release func()
 	once    sync.Once
 }
 
-// Close closes the spool file, removes it and frees its share of the
-// budget; it is safe to call more than once.
+// Close closes the download, if one is open, and frees the blob's share
+// of the budget; it is safe to call more than once.
 func (r *spoolReader) Close() error {
 	var err error
 	r.once.Do(func() {
-		if r.file != nil {
-			err = r.file.Close()
+		if r.rest != nil {
+			err = r.rest.Close()
 		}
 		r.release()
 	})
 	return err
 }
 
-// close stops the workers, waits for them and removes every spool and the
-// temporary directory. It is safe to call on every exit path.
+// close stops the workers, waits for them and closes every download still
+// open. It is safe to call on every exit path.
 func (p *prefetcher) close() error {
 	p.mu.Lock()
 	p.closed = true
@@ -317,15 +294,10 @@ func (p *prefetcher) close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i, sp := range p.spools {
-		if sp.file != "" {
-			os.Remove(sp.file)
+		if sp.rest != nil {
+			sp.rest.Close()
 		}
 		p.spools[i] = prefetchSpool{}
-	}
-	if p.tempDir != "" {
-		if err := os.RemoveAll(p.tempDir); err != nil {
-			return fmt.Errorf("remove spool directory: %w", err)
-		}
 	}
 	return nil
 }
