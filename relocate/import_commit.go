@@ -213,15 +213,6 @@ func (dst *destination) digestRef(d v1.Hash) string {
 	return dst.repo.Name() + "@" + d.String()
 }
 
-// describe names a manifest in messages: its original reference if it has
-// one.
-func (dst *destination) describe(d v1.Hash) string {
-	if e := dst.head.byDigest[d]; e != nil {
-		return e.name()
-	}
-	return d.String()
-}
-
 // probe checks, concurrently, which blobs and manifests repo already has.
 func (dst *destination) probe(ctx context.Context) error {
 	blobs := dst.head.blobs
@@ -282,7 +273,7 @@ func (dst *destination) commitManifests(ctx context.Context) error {
 			if err := importPutManifest(ctx, dst.push, dst.pull, dst.repo, d, importRawManifest{raw: m.raw, mediaType: m.mediaType}); err != nil {
 				return err
 			}
-			dst.rep.Logf("pushed manifest %s", dst.describe(d))
+			dst.rep.Logf("pushed manifest %s", dst.digestRef(d))
 			return nil
 		})
 		if err != nil {
@@ -528,7 +519,11 @@ func (dst *destination) writeTags(ctx context.Context) ([]TagResult, error) {
 			if err := dst.push.Put(ctx, dst.repo.Tag(t.tag), t.m); err != nil {
 				return fmt.Errorf("tag %s:%s: %w", dst.repo, t.tag, err)
 			}
-			dst.rep.Logf("tagged %s:%s (%s)", dst.repo, t.tag, t.digest)
+			if r.Previous != "" {
+				dst.rep.Logf("tagged %s:%s (%s, was %s)", dst.repo, t.tag, t.digest, r.Previous)
+			} else {
+				dst.rep.Logf("tagged %s:%s (%s)", dst.repo, t.tag, t.digest)
+			}
 		}
 		mu.Lock()
 		results = append(results, r)
