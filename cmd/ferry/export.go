@@ -28,14 +28,9 @@ func sourceFlags(concurrency cli.Flag) []cli.Flag {
 // The artifact flags cost requests for every image, found or not, so they
 // are off by default (as imgpkg's --cosign-signatures is).
 const (
-	cosignSignaturesUsage = "also carry cosign's signatures, attestations and SBOMs: for the bundle, nested bundles and every image a lock names, " +
-		"the manifests tagged sha256-<hex>.sig, .att and .sbom in its repository (3 HEADs per image). " +
-		"At the destination they keep those tags and, as imgpkg does, also get sha256-<their hex>.imgpkg. " +
-		"Not looked up: children of an image index, artifacts of artifacts"
-	referrersUsage = "also carry OCI 1.1 referrers: for the bundle, nested bundles and every image a lock names, the artifacts whose manifest names it as subject, " +
-		"from the registry's referrers API or, without one, its sha256-<hex> fallback tag (1 request per image). " +
-		"At the destination they are pushed by digest (no tag of their own), listed by its referrers API or the fallback tag go-containerregistry updates"
-	importArtifactsUsage = "accepted for scripts; an import carries the signatures and referrers the archive holds (export decides)"
+	cosignSignaturesUsage = "also carry cosign's signatures, attestations and SBOMs (tags sha256-<hex>.sig, .att, .sbom) of the bundle and every image it locks; 3 requests per image"
+	referrersUsage        = "also carry OCI 1.1 referrers (artifacts whose subject is the bundle or an image it locks); 1 request per image"
+	importArtifactsUsage  = "accepted for scripts; an import carries the signatures and referrers the archive holds (export decides)"
 )
 
 func cosignSignaturesFlag() cli.Flag {
@@ -107,7 +102,13 @@ its sha256 and writes FILE.sha256 (sha256sum format). With -o - the archive
 goes to standard output and the result to standard error.
 
 --level sets the zstd level. Layers are mostly gzip already, so a higher
-level mostly costs time: default is the measured best trade-off.`,
+level mostly costs time: default is the measured best trade-off.
+
+--cosign-signatures and --referrers (off by default: they cost requests for
+every image) also carry, for the bundle, nested bundles and every image a
+lock names, cosign's sha256-<hex>.sig/.att/.sbom artifacts and the OCI 1.1
+referrers (from the referrers API, or its sha256-<hex> fallback tag). The
+children of an image index and the artifacts of artifacts are not looked up.`,
 		Flags: withRegistryFlags(append(sourceFlags(
 			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultConcurrency, Usage: "registry requests (manifests, blob downloads) at once; never changes the archive"}),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive to write (FILE.tar.zst, or - for standard output)"},
