@@ -451,3 +451,35 @@ func TestArchiveStringsCannotDrawOnTheTerminal(t *testing.T) {
 	check(hostileArchive(false), []string{"inspect"})
 	check(hostileArchive(true), []string{"inspect", "verify", "import"})
 }
+
+func TestDryRunSummarySaysNothingChanged(t *testing.T) {
+	f, archive := exported(t)
+	dst := testregistry.NewDistribution(t)
+	repo := dst.Repo("far/release")
+	r := mustFerry(t, "import", "--dry-run", "-f", archive, "--to-repo", repo)
+	if !strings.HasPrefix(r.Stderr, "Dry run, nothing changed: what an import into "+repo+" would do\n") {
+		t.Errorf("the dry run does not say so first:\n%s", r.Stderr)
+	}
+	if !strings.Contains(r.Stderr, fmt.Sprintf("  blobs      %d to upload", len(f.allBlobs))) {
+		t.Errorf("the dry run does not count the blobs to upload:\n%s", r.Stderr)
+	}
+	for tag, d := range f.wantTags(t) {
+		if !f.allManifests[d] && !strings.HasSuffix(tag, ".image-locations.imgpkg") {
+			// The .imgpkg tag of an image-locations image, whose digest
+			// a dry run does not compute.
+			continue
+		}
+		n := 0
+		for _, l := range strings.Split(r.Stderr, "\n") {
+			if f := strings.Fields(l); len(f) >= 3 && f[0] == "create" && f[1] == tag {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("tag %s is listed %d times, want once as create", tag, n)
+		}
+	}
+	if got := tagsOf(t, dst, repo); len(got) != 0 {
+		t.Errorf("a dry run wrote tags %v", got)
+	}
+}

@@ -104,7 +104,7 @@ func printImport(w io.Writer, command string, res *relocate.ImportResult, took t
 	upload := "uploaded"
 	switch {
 	case res.DryRun:
-		fmt.Fprintf(w, "Dry run, nothing changed: what a %s into %s would do\n", command, res.Repository)
+		fmt.Fprintf(w, "Dry run, nothing changed: what %s into %s would do\n", map[string]string{"import": "an import", "copy": "a copy"}[command], res.Repository)
 		upload = "to upload"
 	case res.BlobsUploaded > 0:
 		fmt.Fprintf(w, "%s into %s in %s (%s)\n", verb, res.Repository, roundDuration(took), rate(sent, took))
