@@ -1,7 +1,7 @@
 # ferry — the commands a developer and CI need. `make test` is what CI runs.
 GO      ?= go
 BIN     ?= bin/ferry
-VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null)
 PKGS    := ./...
 
 .PHONY: all build test fmt-check vet unit fuzz-seed demo bench clean
@@ -9,7 +9,7 @@ PKGS    := ./...
 all: build
 
 build:
-	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/ferry
+	$(GO) build -trimpath $(if $(VERSION),-ldflags "-X main.version=$(VERSION)") -o $(BIN) ./cmd/ferry
 
 ## test: formatting, vet, and every test (unit, end-to-end, fuzz seed corpora) under the race detector
 test: fmt-check vet

@@ -415,10 +415,10 @@ func (dst *destination) commitManifests(ctx context.Context, imgpkg []importTag,
 					return err
 				}
 				if k == 0 && !dst.manifestPresent[d] {
-					dst.rep.Logf("pushed manifest %s", dst.describe(d))
+					dst.rep.Logf("pushed manifest %s", dst.digestRef(d))
 				}
 				if ref != d.String() {
-					dst.rep.Logf("tagged %s:%s (%s)", dst.repo, ref, d)
+					dst.logTag(results[at[ref]])
 				}
 			}
 			return nil
@@ -672,8 +672,18 @@ func (dst *destination) putTag(ctx context.Context, t importTag, cur map[string]
 	if err := dst.putManifest(ctx, t.tag, t.digest, t.m, false); err != nil {
 		return r, fmt.Errorf("tag %s:%s: %w", dst.repo, t.tag, err)
 	}
-	dst.rep.Logf("tagged %s:%s (%s)", dst.repo, t.tag, t.digest)
+	dst.logTag(r)
 	return r, nil
+}
+
+// logTag reports a tag written, naming where, and what it pointed at
+// before when it moved.
+func (dst *destination) logTag(r TagResult) {
+	if r.Previous != "" {
+		dst.rep.Logf("tagged %s:%s (%s, was %s)", dst.repo, r.Tag, r.Digest, r.Previous)
+		return
+	}
+	dst.rep.Logf("tagged %s:%s (%s)", dst.repo, r.Tag, r.Digest)
 }
 
 // writeLocations puts each bundle's locations image into repo, with its

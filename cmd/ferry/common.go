@@ -26,8 +26,6 @@ func parseLabels(kvs []string) (map[string]string, error) {
 	return labels, nil
 }
 
-func joinComma(s []string) string { return strings.Join(s, ", ") }
-
 // explain turns registry errors into ones that tell the user what to do.
 func explain(err error, ref string) error {
 	if err == nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 
 	"github.com/urfave/cli/v2"
@@ -71,7 +70,6 @@ it, nor ferry imgpkg's tar.`,
 			&cli.StringFlag{Name: "lock-output", Usage: "write a BundleLock naming the bundle at its new home"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "report what would be sent and tagged; change nothing"},
 			&cli.StringFlag{Name: "level", Value: "default", Usage: "zstd level of --to-tar: fastest, default, better or best"},
-			jsonFlag(),
 			// export's and import's own names for the archive, set from
 			// --to-tar and --tar so that those spellings run exactly the
 			// export and import commands.
@@ -149,7 +147,10 @@ func runCopy(c *cli.Context) error {
 		return runImport(c)
 	}
 
-	out := newPrinter(c)
+	out, err := newPrinter(c)
+	if err != nil {
+		return err
+	}
 	to := c.String("to-repo")
 	if _, err := planSource(c); err != nil {
 		return err
@@ -180,10 +181,6 @@ func runCopy(c *cli.Context) error {
 		// request that failed, not by --to-repo.
 		return explain(err, "")
 	}
-	return out.Result(res, func(w io.Writer) {
-		printImport(w, "Copied into", res)
-		if res.BlobsMounted > 0 {
-			fmt.Fprintf(w, "Mounted within the registry (no bytes copied): %s (%s)\n", plural(res.BlobsMounted, "blob"), humanBytes(res.BytesMounted))
-		}
-	})
+	took := out.Elapsed()
+	return out.Result(res, func(w io.Writer) { printImport(w, "copy", res, took) })
 }

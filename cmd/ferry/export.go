@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -27,14 +28,9 @@ func sourceFlags(concurrency cli.Flag) []cli.Flag {
 // The artifact flags cost requests for every image, found or not, so they
 // are off by default (as imgpkg's --cosign-signatures is).
 const (
-	cosignSignaturesUsage = "also carry cosign's signatures, attestations and SBOMs: for the bundle, nested bundles and every image a lock names, " +
-		"the manifests tagged sha256-<hex>.sig, .att and .sbom in its repository (3 HEADs per image). " +
-		"At the destination they keep those tags and, as imgpkg does, also get sha256-<their hex>.imgpkg. " +
-		"Not looked up: children of an image index, artifacts of artifacts"
-	referrersUsage = "also carry OCI 1.1 referrers: for the bundle, nested bundles and every image a lock names, the artifacts whose manifest names it as subject, " +
-		"from the registry's referrers API or, without one, its sha256-<hex> fallback tag (1 request per image). " +
-		"At the destination they are pushed by digest (no tag of their own), listed by its referrers API or the fallback tag go-containerregistry updates"
-	importArtifactsUsage = "accepted for scripts; an import carries the signatures and referrers the archive holds (export decides)"
+	cosignSignaturesUsage = "also carry cosign's signatures, attestations and SBOMs (tags sha256-<hex>.sig, .att, .sbom) of the bundle and every image it locks; 3 requests per image"
+	referrersUsage        = "also carry OCI 1.1 referrers (artifacts whose subject is the bundle or an image it locks); 1 request per image"
+	importArtifactsUsage  = "accepted for scripts; an import carries the signatures and referrers the archive holds (export decides)"
 )
 
 func cosignSignaturesFlag() cli.Flag {
@@ -85,12 +81,12 @@ func resolvePlan(c *cli.Context, out *printer) (*relocate.Plan, relocate.Options
 		Referrers:               c.Bool("referrers"),
 		Reporter:                out.Reporter(),
 	}
-	out.Infof("resolving %s", src)
+	out.Verbosef("resolving %s", src)
 	p, err := relocate.Resolve(c.Context, src, opts)
 	if err != nil {
 		return nil, opts, explain(err, src.String())
 	}
-	out.Infof("resolved %s and %s (%s)", plural(len(p.Images), "image"), plural(len(p.Blobs), "blob"), humanBytes(p.TotalBytes))
+	out.Verbosef("resolved %s and %s (%s)", plural(len(p.Images), "image"), plural(len(p.Blobs), "blob"), humanBytes(p.TotalBytes))
 	return p, opts, nil
 }
 
@@ -111,12 +107,17 @@ its sha256 and writes FILE.sha256 (sha256sum format). With -o - the archive
 goes to standard output and the result to standard error.
 
 --level sets the zstd level. Layers are mostly gzip already, so a higher
-level mostly costs time: default is the measured best trade-off.`,
+level mostly costs time: default is the measured best trade-off.
+
+--cosign-signatures and --referrers (off by default: they cost requests for
+every image) also carry, for the bundle, nested bundles and every image a
+lock names, cosign's sha256-<hex>.sig/.att/.sbom artifacts and the OCI 1.1
+referrers (from the referrers API, or its sha256-<hex> fallback tag). The
+children of an image index and the artifacts of artifacts are not looked up.`,
 		Flags: withRegistryFlags(append(sourceFlags(
-			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultConcurrency, Usage: "registry requests (manifests, blob downloads) at once; never changes the archive. 8 measured best against a registry 10 ms away (55 MB/s at 1, 121 at 4, 127 at 8, 121 at 16)"}),
+			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultConcurrency, Usage: "registry requests (manifests, blob downloads) at once; never changes the archive"}),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive to write (FILE.tar.zst, or - for standard output)"},
 			&cli.StringFlag{Name: "level", Value: "default", Usage: "zstd level: fastest, default, better or best"},
-			jsonFlag(),
 		)...),
 		Action: runExport,
 	}
@@ -134,7 +135,10 @@ type exportJSON struct {
 }
 
 func runExport(c *cli.Context) error {
-	out := newPrinter(c)
+	out, err := newPrinter(c)
+	if err != nil {
+		return err
+	}
 	dest := c.String("output")
 	if dest == "" {
 		return usagef("export: give the archive to write with -o FILE.tar.zst (or -o - for standard output)")
@@ -161,7 +165,7 @@ func runExport(c *cli.Context) error {
 	eopts := relocate.ExportOptions{
 		Level:       level,
 		Concurrency: c.Int("concurrency"),
-		CreatedBy:   "ferry " + version,
+		CreatedBy:   "ferry " + readVersion().short,
 		Reporter:    out.Reporter(),
 		Remote:      ropts.Remote,
 		Client:      ropts.Client,
@@ -179,12 +183,27 @@ func runExport(c *cli.Context) error {
 	for _, s := range res.Skipped {
 		j.Skipped = append(j.Skipped, s.Digest.String())
 	}
-	return out.Result(j, func(w io.Writer) {
-		fmt.Fprintf(w, "Exported %s and %s (%s) into %s (%s)\n", plural(res.Images, "image"), plural(res.Blobs, "blob"),
-			humanBytes(res.Bytes), dest, humanBytes(res.ArchiveBytes))
-		fmt.Fprintf(w, "sha256: %s\n", res.SHA256)
-		if dest != "-" {
-			fmt.Fprintf(w, "Checksum written to %s.sha256\n", dest)
-		}
-	})
+	took := out.Elapsed()
+	return out.Result(j, func(w io.Writer) { printExport(w, dest, res, took) })
+}
+
+// printExport is export's summary: where the archive went, what it holds,
+// how long it took, and its full sha256 (what people compare).
+func printExport(w io.Writer, dest string, res *relocate.ExportResult, took time.Duration) {
+	where := dest
+	if dest == "-" {
+		where = "standard output"
+	}
+	fmt.Fprintf(w, "Exported into %s in %s (%s)\n", where, roundDuration(took), rate(res.Bytes, took))
+	tw := summaryTable(w)
+	fmt.Fprintf(tw, "  content\t%s, %s (%s)\n", plural(res.Images, "image"), plural(res.Blobs, "blob"), humanBytes(res.Bytes))
+	fmt.Fprintf(tw, "  archive\t%s\n", humanBytes(res.ArchiveBytes))
+	fmt.Fprintf(tw, "  sha256\t%s\n", res.SHA256)
+	if dest != "-" {
+		fmt.Fprintf(tw, "  checksum\twritten to %s.sha256\n", dest)
+	}
+	if n := len(res.Skipped); n > 0 {
+		fmt.Fprintf(tw, "  left out\t%s (non-distributable)\n", plural(n, "layer"))
+	}
+	tw.Flush()
 }

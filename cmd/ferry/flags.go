@@ -19,8 +19,8 @@ func registryFlags() []cli.Flag {
 		&cli.StringFlag{Name: "registry-token", EnvVars: []string{"FERRY_TOKEN"}, Category: cat,
 			Usage: "bearer token for the registries"},
 		&cli.StringSliceFlag{Name: "registry-credential-host", Category: cat,
-			Usage: "registry (host[:port]) that also gets the explicit credentials above; repeatable; * for every registry. " +
-				"By default they go only to the registries named by -b, -i and --to-repo: others (say, hosts named in a bundle's images.yml) get the Docker config's"},
+			Usage: "another registry (host[:port]) that gets the explicit credentials, * for every one; repeatable " +
+				"(default: only the registries of -b, -i and --to-repo)"},
 		&cli.BoolFlag{Name: "registry-anon", Category: cat,
 			Usage: "send no credentials at all"},
 		&cli.BoolFlag{Name: "registry-insecure", Category: cat,
@@ -30,13 +30,14 @@ func registryFlags() []cli.Flag {
 		&cli.IntFlag{Name: "registry-retry-count", Value: 5, Category: cat,
 			Usage: "attempts per request on 5xx, 429 and dropped connections, with exponential backoff"},
 		&cli.DurationFlag{Name: "registry-response-header-timeout", Value: regopts.DefaultResponseHeaderTimeout, Category: cat,
-			Usage: "how long to wait for a registry to start answering a request, and the longest a download or upload may make no progress (the last PUT of a large blob answers only once it is stored)"},
+			Usage: "how long to wait for a registry to answer, and the longest a download or upload may make no progress"},
 	}
 }
 
-// withRegistryFlags appends the registry flags to a command's own.
+// withRegistryFlags appends the output flags (--json, -v, -q) and the
+// registry flags to a command's own.
 func withRegistryFlags(flags ...cli.Flag) []cli.Flag {
-	return append(flags, registryFlags()...)
+	return append(append(flags, outputFlags()...), registryFlags()...)
 }
 
 // registryOptions reads the registry flags of c.
@@ -51,13 +52,8 @@ func registryOptions(c *cli.Context) regopts.Options {
 		CACertPaths:           c.StringSlice("registry-ca-cert-path"),
 		RetryCount:            c.Int("registry-retry-count"),
 		ResponseHeaderTimeout: c.Duration("registry-response-header-timeout"),
-		UserAgent:             "ferry/" + version,
+		UserAgent:             "ferry/" + readVersion().short,
 	}
-}
-
-// jsonFlag asks for a machine-readable result on stdout.
-func jsonFlag() cli.Flag {
-	return &cli.BoolFlag{Name: "json", Usage: "print a machine-readable result on stdout"}
 }
 
 // credentialHosts lists the registries that get explicit credentials: those

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -39,15 +40,17 @@ and which tags would be created or moved, changing nothing.`,
 			&cli.StringFlag{Name: "spool-dir", Usage: "when reading from a pipe (or an archive without a seek table), keep each large blob in a temporary file under `DIR` until its upload is done, so that a failed upload is sent again in full (default: stream it, nothing on disk)"},
 			&cli.BoolFlag{Name: "cosign-signatures", Usage: importArtifactsUsage},
 			&cli.BoolFlag{Name: "referrers", Usage: importArtifactsUsage},
-			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultImportConcurrency, Usage: "registry requests (blob checks and uploads) at once; with a registry 10 ms away uploads ran at 21 MB/s at 1, 69 at 4, 92 at 8, 105 at 16"},
-			jsonFlag(),
+			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultImportConcurrency, Usage: "registry requests (blob checks and uploads) at once"},
 		),
 		Action: runImport,
 	}
 }
 
 func runImport(c *cli.Context) error {
-	out := newPrinter(c)
+	out, err := newPrinter(c)
+	if err != nil {
+		return err
+	}
 	file, to := c.String("file"), c.String("to-repo")
 	if file == "" || to == "" {
 		return usagef("import: give the archive with -f FILE (or -f -) and the destination with --to-repo REPO")
@@ -94,34 +97,64 @@ func runImport(c *cli.Context) error {
 		}
 		return fmt.Errorf("%s: %w", source, explain(err, to))
 	}
-	return out.Result(res, func(w io.Writer) { printImport(w, "Imported into", res) })
+	took := out.Elapsed()
+	return out.Result(res, func(w io.Writer) { printImport(w, "import", res, took) })
 }
 
-// printImport prints the result of an import or copy; verb says which
-// ("Imported into", "Copied into").
-func printImport(w io.Writer, verb string, res *relocate.ImportResult) {
-	if res.DryRun {
-		verb = "Dry run (nothing changed) for"
-	}
-	fmt.Fprintf(w, "%s %s\n", verb, res.Repository)
+// printImport prints the summary of an import or a copy: where, what
+// moved and what was already there, how long, then every tag as one table
+// (action, tag, short digest) in the order they were written, the original
+// tag last. command is "import" or "copy".
+func printImport(w io.Writer, command string, res *relocate.ImportResult, took time.Duration) {
+	sent := res.BytesUploaded - res.BytesMounted
+	verb := map[string]string{"import": "Imported", "copy": "Copied"}[command]
 	upload := "uploaded"
-	if res.DryRun {
+	switch {
+	case res.DryRun:
+		fmt.Fprintf(w, "Dry run, nothing changed: what %s into %s would do\n", map[string]string{"import": "an import", "copy": "a copy"}[command], res.Repository)
 		upload = "to upload"
+	case res.BlobsUploaded > 0:
+		fmt.Fprintf(w, "%s into %s in %s (%s)\n", verb, res.Repository, roundDuration(took), rate(sent, took))
+	default:
+		fmt.Fprintf(w, "%s into %s in %s\n", verb, res.Repository, roundDuration(took))
 	}
-	fmt.Fprintf(w, "Blobs: %d %s (%s), %d already there (%s)\n", res.BlobsUploaded, upload, humanBytes(res.BytesUploaded), res.BlobsPresent, humanBytes(res.BytesPresent))
-	fmt.Fprintf(w, "Manifests: %d pushed, %d already there\n", res.ManifestsPushed, res.ManifestsPresent)
-	for _, t := range res.Tags {
-		switch {
-		case t.Previous != "" && string(t.Action) == "move":
-			fmt.Fprintf(w, "  %-8s %s -> %s (was %s)\n", t.Action, t.Tag, t.Digest, t.Previous)
-		default:
-			fmt.Fprintf(w, "  %-8s %s -> %s\n", t.Action, t.Tag, t.Digest)
+	tw := summaryTable(w)
+	blobs := fmt.Sprintf("%d %s (%s)", res.BlobsUploaded, upload, humanBytes(res.BytesUploaded))
+	if res.BlobsMounted > 0 {
+		blobs += fmt.Sprintf(", %d of them mounted (%s not sent)", res.BlobsMounted, humanBytes(res.BytesMounted))
+	}
+	blobs += fmt.Sprintf(", %d already there", res.BlobsPresent)
+	if res.BlobsPresent > 0 {
+		blobs += " (" + humanBytes(res.BytesPresent) + ")"
+	}
+	fmt.Fprintf(tw, "  blobs\t%s\n", blobs)
+	pushed := "pushed"
+	if res.DryRun {
+		pushed = "to push"
+	}
+	fmt.Fprintf(tw, "  manifests\t%d %s, %d already there\n", res.ManifestsPushed, pushed, res.ManifestsPresent)
+	tw.Flush()
+	printTags(w, res.Tags)
+}
+
+// printTags prints the tags of an import or a copy as one table, in the
+// order they were written (the original tag, the commit point, last).
+func printTags(w io.Writer, tags []relocate.TagResult) {
+	if len(tags) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := summaryTable(w)
+	fmt.Fprintln(tw, "  ACTION\tTAG\tDIGEST")
+	for _, t := range tags {
+		d := shortDigest(t.Digest)
+		if d == "" {
+			d = "(not known yet)"
 		}
+		if t.Previous != "" && t.Action == relocate.TagMove {
+			d += " (was " + shortDigest(t.Previous) + ")"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", t.Action, quoteUnsafe(t.Tag), d)
 	}
-	if res.Root != "" {
-		fmt.Fprintf(w, "Bundle: %s\n", res.Root)
-	}
-	if res.Tag != "" {
-		fmt.Fprintf(w, "Tag: %s:%s\n", res.Repository, res.Tag)
-	}
+	tw.Flush()
 }

@@ -20,7 +20,7 @@ func inspectCommand() *cli.Command {
 		Description: `Reads only the head of the archive (index.json and the manifests come
 first), so it answers at once whatever the archive's size. It verifies what
 it reads; ferry verify checks the configs and layers too.`,
-		Flags:  []cli.Flag{jsonFlag()},
+		Flags:  outputFlags(),
 		Action: runInspect,
 	}
 }
@@ -43,7 +43,10 @@ func openArchive(c *cli.Context) (io.Reader, func(), error) {
 }
 
 func runInspect(c *cli.Context) error {
-	out := newPrinter(c)
+	out, err := newPrinter(c)
+	if err != nil {
+		return err
+	}
 	in, done, err := openArchive(c)
 	if err != nil {
 		return err
@@ -53,43 +56,41 @@ func runInspect(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("inspect %s: %w", c.Args().First(), err)
 	}
+	// Everything below but the sizes and digests comes from the archive,
+	// which may be hostile: its strings are quoted when unprintable.
 	return out.Listing(inv, func(w io.Writer) {
-		fmt.Fprintf(w, "Archive: %s (format %d, %s", c.Args().First(), inv.Version, inv.Compression)
+		fmt.Fprintf(w, "Archive: %s (format %d, %s", c.Args().First(), inv.Version, quoteUnsafe(inv.Compression))
 		if inv.CreatedBy != "" {
-			fmt.Fprintf(w, ", written by %s", inv.CreatedBy)
+			fmt.Fprintf(w, ", written by %s", quoteUnsafe(inv.CreatedBy))
 		}
 		fmt.Fprintln(w, ")")
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ROLE\tREFERENCE\tDIGEST\tPLATFORMS\tSIZE")
 		for _, im := range inv.Images {
-			ref := im.OriginalRef
-			if im.Tag != "" && !strings.Contains(ref, ":"+im.Tag) {
-				ref += " (tag " + im.Tag + ")"
+			ref := quoteUnsafe(im.OriginalRef)
+			if im.Tag != "" && !strings.Contains(im.OriginalRef, ":"+im.Tag) {
+				ref += " (tag " + quoteUnsafe(im.Tag) + ")"
 			}
-			plats := strings.Join(im.Platforms, ",")
-			if plats == "" {
-				plats = "-"
+			plats := make([]string, len(im.Platforms))
+			for i, p := range im.Platforms {
+				plats[i] = quoteUnsafe(p)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", im.Role, ref, shortDigest(im.Digest), plats, humanBytes(im.Size))
+			platforms := strings.Join(plats, ",")
+			if platforms == "" {
+				platforms = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", quoteUnsafe(im.Role), ref, shortDigest(im.Digest), platforms, humanBytes(im.Size))
 		}
 		tw.Flush()
 		fmt.Fprintf(w, "Total: %s, %s (%s), %d manifests\n", plural(len(inv.Images), "image"), plural(inv.Blobs, "blob"), humanBytes(inv.Bytes+inv.ManifestBytes), inv.Manifests)
 		for _, s := range inv.Skipped {
-			fmt.Fprintf(w, "Left out (non-distributable): %s\n", s)
+			fmt.Fprintf(w, "Left out (non-distributable): %s\n", quoteUnsafe(s))
 		}
 		fmt.Fprintln(w, "An import writes these tags, the last one last:")
 		for _, t := range inv.Tags {
-			fmt.Fprintf(w, "  %s\n", t)
+			fmt.Fprintf(w, "  %s\n", quoteUnsafe(t))
 		}
 	})
-}
-
-// shortDigest abbreviates sha256:<64 hex> for tables.
-func shortDigest(d string) string {
-	if len(d) > len("sha256:")+12 {
-		return d[:len("sha256:")+12]
-	}
-	return d
 }
 
 func verifyCommand() *cli.Command {
@@ -102,13 +103,16 @@ index.json, every manifest, every config and layer against its digest and
 size, that every image a bundle's images.yml locks is in the archive, and,
 when FILE.sha256 exists beside it, the archive's checksum. Exits 1 naming
 the first problem.`,
-		Flags:  []cli.Flag{jsonFlag()},
+		Flags:  outputFlags(),
 		Action: runVerify,
 	}
 }
 
 func runVerify(c *cli.Context) error {
-	out := newPrinter(c)
+	out, err := newPrinter(c)
+	if err != nil {
+		return err
+	}
 	if c.NArg() != 1 || c.Args().First() == "-" {
 		return usagef("verify: give one archive file")
 	}
@@ -117,12 +121,15 @@ func runVerify(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	took := out.Elapsed()
 	return out.Result(res, func(w io.Writer) {
-		fmt.Fprintf(w, "OK: %s verified: %s, %s (%s), %s\n", path, plural(res.Images, "image"), plural(res.Blobs, "blob"), humanBytes(res.Bytes), plural(res.Bundles, "bundle lock"))
-		fmt.Fprintf(w, "sha256: %s", res.SHA256)
+		fmt.Fprintf(w, "OK: %s verified in %s (%s)\n", path, roundDuration(took), rate(res.Bytes, took))
+		tw := summaryTable(w)
+		fmt.Fprintf(tw, "  content\t%s, %s (%s), %s\n", plural(res.Images, "image"), plural(res.Blobs, "blob"), humanBytes(res.Bytes), plural(res.Bundles, "bundle lock"))
+		fmt.Fprintf(tw, "  sha256\t%s\n", res.SHA256)
 		if res.Sidecar != "" {
-			fmt.Fprintf(w, " (matches %s)", res.Sidecar)
+			fmt.Fprintf(tw, "  checksum\tmatches %s\n", res.Sidecar)
 		}
-		fmt.Fprintln(w)
+		tw.Flush()
 	})
 }

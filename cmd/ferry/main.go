@@ -16,18 +16,28 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+func init() {
+	// -v is --verbose in every command; --version keeps only its long name.
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version", DisableDefaultText: true}
+}
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// A closed terminal (SIGHUP) stops ferry as Ctrl-C and SIGTERM do: the
+	// work is cancelled and cleans up (temporary files, spools).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
-		// The first Ctrl-C cancels the work, which then cleans up (temp
-		// files, spools); restoring the default handler lets a second one
-		// end a run stuck on a stalled pipe or connection at once.
+		// Restoring the default handlers after the first signal lets a
+		// second one end a run stuck on a stalled pipe or connection at
+		// once.
 		<-ctx.Done()
 		stop()
 	}()
+	// Without this, Go kills the process on the first write to a closed
+	// stdout or stderr (SIGPIPE), before any cleanup. With it the write
+	// fails with EPIPE instead: on stdout (export -o - into a pipe whose
+	// reader went away) that fails the command, which cleans up; on stderr
+	// (a log reader gone) the write is dropped and the work goes on.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -53,7 +63,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(stderr, "ferry: %s\n", redactQueries(err.Error()))
+	// Errors quote references and tags from archives and registries:
+	// their control characters are escaped, never sent to the terminal.
+	fmt.Fprintf(stderr, "ferry: %s\n", escapeControls(redactQueries(err.Error())))
 	var ue usageError
 	if errors.As(err, &ue) {
 		return 2
@@ -66,7 +78,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{
 		Name:    "ferry",
 		Usage:   "carry imgpkg bundles and their images across air gaps",
-		Version: version,
+		Version: readVersion().long,
 		Description: `ferry moves imgpkg-style bundles between registries and across air gaps.
 
 ferry export writes a bundle and every image its .imgpkg/images.yml locks
@@ -81,6 +93,7 @@ FERRY_TOKEN, or the Docker config and its credential helpers.`,
 		ErrWriter:              stderr,
 		HideHelpCommand:        true,
 		UseShortOptionHandling: false,
+		EnableBashCompletion:   true,
 		OnUsageError:           onUsage,
 		ExitErrHandler:         func(*cli.Context, error) {},
 		Commands: []*cli.Command{
@@ -92,6 +105,7 @@ FERRY_TOKEN, or the Docker config and its credential helpers.`,
 			inspectCommand(),
 			verifyCommand(),
 			tagCommand(),
+			completionCommand(),
 		},
 	}
 	for _, c := range app.Commands {
@@ -111,7 +125,7 @@ func setUsageHandler(c *cli.Command, h cli.OnUsageErrorFunc) {
 // flags at the first argument, so for the commands that take a file
 // argument and only boolean flags, flags are moved before it.
 func flagsFirst(args []string) []string {
-	if len(args) < 3 || (args[1] != "inspect" && args[1] != "verify") {
+	if len(args) < 3 || (args[1] != "inspect" && args[1] != "verify") || args[len(args)-1] == "--generate-bash-completion" {
 		return args
 	}
 	out := append([]string{}, args[:2]...)

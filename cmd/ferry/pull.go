@@ -30,14 +30,16 @@ otherwise only if every image is found there by digest.
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "directory to write into (created if missing; must be empty unless --overwrite)"},
 			&cli.BoolFlag{Name: "recursive", Aliases: []string{"r"}, Usage: "also pull nested bundles"},
 			&cli.BoolFlag{Name: "overwrite", Usage: "replace the contents of a non-empty output directory"},
-			jsonFlag(),
 		),
 		Action: runPull,
 	}
 }
 
 func runPull(c *cli.Context) error {
-	out := newPrinter(c)
+	out, err := newPrinter(c)
+	if err != nil {
+		return err
+	}
 	src, isBundle, err := bundleOrImage(c)
 	if err != nil {
 		return err

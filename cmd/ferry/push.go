@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/urfave/cli/v2"
@@ -32,14 +33,16 @@ otherwise.`,
 			&cli.BoolFlag{Name: "preserve-permissions", Usage: "keep files' group and other permission bits (default: mode & 0700, as imgpkg)"},
 			&cli.StringSliceFlag{Name: "file-exclusion", Value: cli.NewStringSlice(".git"), Usage: "names to leave out; repeatable"},
 			&cli.StringSliceFlag{Name: "labels", Aliases: []string{"l"}, Usage: "config label KEY=VALUE; repeatable"},
-			jsonFlag(),
 		),
 		Action: runPush,
 	}
 }
 
 func runPush(c *cli.Context) error {
-	out := newPrinter(c)
+	out, err := newPrinter(c)
+	if err != nil {
+		return err
+	}
 	target, isBundle, err := bundleOrImage(c)
 	if err != nil {
 		return err
@@ -78,12 +81,17 @@ func runPush(c *cli.Context) error {
 	if err != nil {
 		return explain(err, target)
 	}
+	took := out.Elapsed()
 	return out.Result(res, func(w io.Writer) {
-		fmt.Fprintf(w, "Pushed %s\n", res.Image)
-		fmt.Fprintf(w, "Tags: %s\n", joinComma(res.Tags))
+		repo, _, _ := strings.Cut(res.Image, "@")
+		fmt.Fprintf(w, "Pushed to %s in %s\n", repo, roundDuration(took))
+		tw := summaryTable(w)
+		fmt.Fprintf(tw, "  digest\t%s\n", res.Digest)
+		fmt.Fprintf(tw, "  tags\t%s\n", strings.Join(res.Tags, ", "))
 		if res.LockOutput != "" {
-			fmt.Fprintf(w, "BundleLock written to %s\n", res.LockOutput)
+			fmt.Fprintf(tw, "  lock\twritten to %s\n", res.LockOutput)
 		}
+		tw.Flush()
 	})
 }
 

@@ -26,7 +26,6 @@ bookkeeping (sha256-<hex>.imgpkg, ….image-locations.imgpkg, cosign's
 				&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "repository to list"},
 				&cli.BoolFlag{Name: "digests", Usage: "also show the digest each tag points at"},
 				&cli.BoolFlag{Name: "imgpkg-internal-tags", Usage: "include imgpkg's and cosign's internal tags"},
-				jsonFlag(),
 			),
 			Action: runTagList,
 		}},
@@ -34,7 +33,10 @@ bookkeeping (sha256-<hex>.imgpkg, ….image-locations.imgpkg, cosign's
 }
 
 func runTagList(c *cli.Context) error {
-	out := newPrinter(c)
+	out, err := newPrinter(c)
+	if err != nil {
+		return err
+	}
 	src := c.String("image")
 	if src == "" {
 		return usagef("tag list: give the repository with -i REPO")
@@ -58,10 +60,12 @@ func runTagList(c *cli.Context) error {
 	}
 	return out.Listing(list, func(w io.Writer) {
 		for _, t := range list {
+			// A registry's tag names are printed as they are only when a
+			// terminal shows them as they are.
 			if t.Digest != "" {
-				fmt.Fprintf(w, "%s\t%s\n", t.Name, t.Digest)
+				fmt.Fprintf(w, "%s\t%s\n", quoteUnsafe(t.Name), t.Digest)
 			} else {
-				fmt.Fprintln(w, t.Name)
+				fmt.Fprintln(w, quoteUnsafe(t.Name))
 			}
 		}
 	})

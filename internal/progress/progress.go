@@ -1,6 +1,12 @@
 // Package progress is how packages below cmd/ tell the user what they are
 // doing without printing: they call a Reporter, and cmd/ferry decides whether
 // that becomes a progress bar, plain log lines or nothing at all.
+//
+// A Reporter carries what happens while the work runs; what the work did
+// comes back in the result structs (relocate.ImportResult, ExportResult, …),
+// from which the CLI prints its summary. So a step that the result already
+// records (a tag written, a blob uploaded) is reported with Logf, which the
+// CLI shows only with --verbose, and is never worded as a summary.
 package progress
 
 // Reporter receives progress from long-running work. Implementations must be
@@ -11,10 +17,13 @@ type Reporter interface {
 	Start(phase string, totalBytes int64)
 	// Add records n more bytes of the current phase as done.
 	Add(n int64)
-	// Logf reports one finished step (an image exported, a tag written).
+	// Logf reports one finished step as it happens (a manifest pushed, a
+	// tag written), for --verbose. A step that wrote something names where
+	// it wrote it (the destination reference) and full digests.
 	Logf(format string, args ...any)
 	// Warnf reports something the user should know about but that does not
-	// stop the work (a skipped non-distributable layer, a fallback used).
+	// stop the work (a skipped non-distributable layer, a fallback used);
+	// it is shown unless the user asked for errors only.
 	Warnf(format string, args ...any)
 	// Done ends the current phase.
 	Done()

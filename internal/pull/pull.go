@@ -188,6 +188,11 @@ func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantB
 		if err := rewritten.WriteFile(lockPath); err != nil {
 			return nil, err
 		}
+		// imgpkg leaves the rewritten images.yml 0644; lock.WriteFile
+		// makes files private (0600), as imgpkg's lock outputs are.
+		if err := os.Chmod(lockPath, 0o644); err != nil {
+			return nil, err
+		}
 		switch how {
 		case RewriteLocations:
 			p.opts.Reporter.Logf("rewrote %s to %s (from the bundle's image-locations image)", lockPath, repo)
