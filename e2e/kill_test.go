@@ -1,6 +1,11 @@
 package e2e
 
 import (
+	"fmt"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
@@ -46,4 +51,64 @@ func TestImportKilledThenRerunCompletes(t *testing.T) {
 	proxy.SetRules()
 	mustFerry(t, "import", "-f", archive, "--to-repo", proxy.Repo(repo))
 	assertTags(t, tagsOf(t, dst, dst.Repo(repo)), f.wantTags(t))
+}
+
+// TestImportKilledAtAnyMomentThenRerunEndsTheSame kills an import with
+// SIGKILL at 20 moments spread over a whole run (drawn from a fixed seed,
+// so a failure can be replayed), half of them reading from a file and half
+// from a pipe. After each kill the original tag is either absent or every
+// tag is already what a clean import writes (it is the commit point); a
+// second run then always ends with exactly the clean import's tags.
+func TestImportKilledAtAnyMomentThenRerunEndsTheSame(t *testing.T) {
+	f, archive := exported(t)
+	want := f.wantTags(t)
+	dst := testregistry.NewDistribution(t)
+	// Each request takes a little longer, so that a run lasts long enough
+	// for the moments to fall in every phase (probe, uploads, manifests,
+	// tags) rather than all before the first request.
+	proxy := testregistry.NewFaultProxy(t, dst, testregistry.Rule{Fault: testregistry.FaultStall, Delay: 5 * time.Millisecond})
+
+	start := time.Now()
+	mustFerry(t, "import", "-f", archive, "--to-repo", proxy.Repo("far/clean"))
+	whole := time.Since(start)
+	t.Logf("a clean import took %s", whole)
+	assertTags(t, tagsOf(t, dst, dst.Repo("far/clean")), want)
+
+	rng := rand.New(rand.NewPCG(9, 27))
+	for i := range 20 {
+		repo := fmt.Sprintf("far/killed-%02d", i)
+		at := time.Duration(rng.Int64N(int64(whole)))
+		pipe := i%2 == 1
+		args := []string{"import", "-f", archive, "--to-repo", proxy.Repo(repo)}
+		cmd := exec.Command(ferryBin, args...)
+		if pipe {
+			args[2] = "-"
+			cmd = exec.Command(ferryBin, args...)
+			in, err := os.Open(archive)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer in.Close()
+			cmd.Stdin = struct{ io.Reader }{in}
+		}
+		home := t.TempDir()
+		cmd.Env = []string{"HOME=" + home, "DOCKER_CONFIG=" + filepath.Join(home, ".docker"), "TMPDIR=" + t.TempDir()}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(at)
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+
+		got := tagsOf(t, dst, dst.Repo(repo))
+		if _, ok := got["v1"]; ok && !maps.Equal(got, want) {
+			// Killed after the commit point, or it finished: everything
+			// must be in place already.
+			t.Errorf("kill %d at %s of %s (pipe %v): v1 is written but the tags are %v, want %v", i, at, whole, pipe, got, want)
+		}
+		mustFerry(t, "import", "-f", archive, "--to-repo", proxy.Repo(repo))
+		if got := tagsOf(t, dst, dst.Repo(repo)); !maps.Equal(got, want) {
+			t.Errorf("kill %d at %s of %s (pipe %v), then re-run: tags %v, want a clean import's %v", i, at, whole, pipe, got, want)
+		}
+	}
 }

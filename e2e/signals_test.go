@@ -104,19 +104,18 @@ func TestExportIntoAPipeClosedEarlyCleansUp(t *testing.T) {
 
 func TestExportHungUpCleansUp(t *testing.T) {
 	// A closed terminal sends SIGHUP: it must stop the export as Ctrl-C
-	// does, removing the partial archive and the spool.
+	// does, removing the partial archive.
 	src := newBigSource(t)
 	// The first layer hangs: the writer waits for it while the others are
-	// fetched ahead into the spool directory.
+	// fetched ahead.
 	src.proxy.SetRules(blobGET(src.layers[0], testregistry.FaultStall))
 	outDir, tmpDir := t.TempDir(), t.TempDir()
 	p := startFerry(t, tmpDir, nil, "export", "-b", src.bundle, "-o", filepath.Join(outDir, "x.tar.zst"))
 
 	deadline := time.Now().Add(time.Minute)
 	for {
-		spools, _ := filepath.Glob(filepath.Join(tmpDir, "ferry-export-*", "*"))
 		outs, _ := os.ReadDir(outDir)
-		if src.proxy.Hits()[0] > 0 && len(spools) > 0 && len(outs) > 0 {
+		if src.proxy.Hits()[0] > 0 && len(outs) > 0 {
 			break
 		}
 		select {
@@ -125,7 +124,7 @@ func TestExportHungUpCleansUp(t *testing.T) {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("export never reached the stalled blob with a temporary archive and spooled blobs\n%s", p.stderr.String())
+			t.Fatalf("export never reached the stalled blob with a temporary archive\n%s", p.stderr.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -162,4 +161,23 @@ func TestImportGoesOnWhenStderrIsLost(t *testing.T) {
 		t.Fatalf("import with a closed stderr: %v (%v)", err, ws)
 	}
 	assertTags(t, tagsOf(t, dst, repo), f.wantTags(t))
+}
+
+// TestExportToAFullDiskFails: /dev/full answers every write with ENOSPC, as
+// a full disk does. The export must fail naming the cause, promptly, and
+// leave nothing in the temporary directory.
+func TestExportToAFullDiskFails(t *testing.T) {
+	src := newBigSource(t)
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatalf("/dev/full (every Linux system has it): %v", err)
+	}
+	defer full.Close()
+	tmpDir := t.TempDir()
+	p := startFerry(t, tmpDir, full, "export", "-b", src.bundle, "-o", "-")
+	ws := p.wait(t, time.Minute)
+	if ws.Signaled() || ws.ExitStatus() != 1 || !strings.Contains(p.stderr.String(), "no space left on device") {
+		t.Errorf("want exit 1 naming the full disk, got %v:\n%s", ws, p.stderr.String())
+	}
+	assertEmptyDir(t, tmpDir, "an export to a full disk")
 }
