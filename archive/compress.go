@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -91,35 +92,57 @@ func (l Level) zstd() (zstd.EncoderLevel, error) {
 // So frames with two workers run 1.8-2x the single stream on compressible
 // data and are no slower on incompressible data (most layers are gzip
 // already), for +0.2% of output at fastest and default, +0.5% at better and
-// +1.2% at best. 8 MiB is the default window: smaller frames lose more
-// ratio, larger ones hold more memory, about (2×concurrency+1)×frameSize.
-const frameSize = 8 << 20
+// +1.2% at best (at 8 MiB frames). Frames are 4 MiB: a reader decoding a
+// frame holds its whole window, so smaller frames keep imports (several
+// blobs decoded at once) and the writer (concurrency+1 frames in memory, in
+// and out) within a small memory budget, for a few tenths of a percent of
+// ratio on compressible data; a blob that starts a frame (every blob does)
+// makes frames shorter anyway.
+const frameSize = 4 << 20
+
+// windowFor is the zstd window for frames of size bytes: a power of two
+// within the encoder's bounds.
+func windowFor(size int) int {
+	w := zstd.MinWindowSize
+	for w < size && w < zstd.MaxWindowSize {
+		w <<= 1
+	}
+	return w
+}
 
 // frameWriter compresses what it is written into independent zstd frames
-// of frameSize bytes, concurrency of them at a time, written in order.
+// of frameSize bytes, concurrency of them at a time. A goroutine of its own
+// writes them out in order, so that writing the archive (and whatever the
+// underlying writer does, such as hashing it) overlaps reading and
+// compressing what comes next.
 type frameWriter struct {
 	w    io.Writer
 	enc  *zstd.Encoder
 	conc int
 	size int // frameSize, smaller in tests
 
-	cur      []byte      // the frame being filled
-	inflight []*frameJob // frames being compressed, oldest first
-	freeIn   [][]byte
-	freeOut  [][]byte
-	syncOut  []byte // the output buffer when conc == 1
-	err      error
+	cur  *frameJob      // the frame being filled
+	free chan *frameJob // jobs whose buffers may be reused
+	out  chan *frameJob // jobs in output order
+	done chan struct{}  // closed when the output goroutine ends
 
 	// cut counts the frames cut so far (written or being compressed), so
 	// that the frame an entry starts in is known when it starts.
 	cut int
-	// table lists every frame written, in order: the seek table.
-	table []seekEntry
+
+	// Set by the output goroutine; read by others only after done, except
+	// err, which is also read under mu to stop early.
+	mu    sync.Mutex
+	err   error
+	table []seekEntry // every frame written, in order: the seek table
 }
 
+// frameJob is one frame: its tar bytes, then its compressed bytes, or a
+// skippable frame ready to write.
 type frameJob struct {
-	src, dst []byte
-	done     chan struct{}
+	src, dst  []byte
+	skippable bool
+	ready     chan struct{} // closed once dst is ready
 }
 
 func newFrameWriter(w io.Writer, level Level, concurrency, size int) (*frameWriter, error) {
@@ -133,140 +156,164 @@ func newFrameWriter(w io.Writer, level Level, concurrency, size int) (*frameWrit
 	if concurrency == 0 {
 		concurrency = runtime.GOMAXPROCS(0)
 	}
+	// A frame never refers outside itself, so a window the size of a frame
+	// loses nothing, and keeps each encoder's history that small.
 	enc, err := zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zl),
 		zstd.WithEncoderConcurrency(concurrency),
-		zstd.WithEncoderCRC(true))
+		zstd.WithEncoderCRC(true),
+		zstd.WithWindowSize(windowFor(size)),
+		zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		return nil, err
 	}
-	return &frameWriter{w: w, enc: enc, conc: concurrency, size: size}, nil
+	// One frame filling and concurrency compressing or being written.
+	jobs := concurrency + 1
+	f := &frameWriter{
+		w:    w,
+		enc:  enc,
+		conc: concurrency,
+		size: size,
+		free: make(chan *frameJob, jobs),
+		out:  make(chan *frameJob, jobs),
+		done: make(chan struct{}),
+	}
+	for range jobs {
+		f.free <- &frameJob{}
+	}
+	go f.output(f.out)
+	return f, nil
+}
+
+// output writes the frames in order as each is ready, and records them.
+func (f *frameWriter) output(out <-chan *frameJob) {
+	defer close(f.done)
+	for j := range out {
+		<-j.ready
+		f.mu.Lock()
+		failed := f.err != nil
+		f.mu.Unlock()
+		if !failed {
+			if _, err := f.w.Write(j.dst); err != nil {
+				f.mu.Lock()
+				f.err = err
+				f.mu.Unlock()
+			} else {
+				e := seekEntry{compressed: uint32(len(j.dst)), decompressed: uint32(len(j.src))}
+				if j.skippable {
+					e.decompressed = 0
+				}
+				f.table = append(f.table, e)
+			}
+		}
+		f.free <- j
+	}
+}
+
+// failure returns the first write error.
+func (f *frameWriter) failure() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+// job returns a job to fill, waiting while every job is in use.
+func (f *frameWriter) job() *frameJob {
+	j := <-f.free
+	if cap(j.src) < f.size {
+		j.src = make([]byte, 0, f.size)
+		j.dst = make([]byte, 0, f.enc.MaxEncodedSize(f.size))
+	}
+	j.src, j.dst, j.skippable = j.src[:0], j.dst[:0], false
+	j.ready = make(chan struct{})
+	return j
 }
 
 // Write implements io.Writer.
 func (f *frameWriter) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
-		if f.err != nil {
-			return n, f.err
+		if err := f.failure(); err != nil {
+			return n, err
 		}
 		if f.cur == nil {
-			f.cur = f.getIn()
+			f.cur = f.job()
 		}
-		k := copy(f.cur[len(f.cur):cap(f.cur)], p)
-		f.cur = f.cur[:len(f.cur)+k]
+		src := f.cur.src
+		k := copy(src[len(src):cap(src)], p)
+		f.cur.src = src[:len(src)+k]
 		p = p[k:]
 		n += k
-		if len(f.cur) == cap(f.cur) {
+		if len(f.cur.src) == cap(f.cur.src) {
 			f.endFrame()
 		}
 	}
-	return n, f.err
+	return n, f.failure()
 }
 
 // endFrame ends the current frame early, at a point that depends only on
-// the data (the end of the head), never on timing.
+// the data (the end of the head, the start of a blob), never on timing.
 func (f *frameWriter) endFrame() {
-	if len(f.cur) == 0 || f.err != nil {
+	j := f.cur
+	if j == nil || len(j.src) == 0 {
 		return
 	}
-	src := f.cur
 	f.cur = nil
 	f.cut++
 	if f.conc == 1 {
-		f.syncOut = f.enc.EncodeAll(src, f.syncOut[:0])
-		f.write(f.syncOut, len(src))
-		f.freeIn = append(f.freeIn, src[:0])
-		return
-	}
-	if len(f.inflight) == f.conc {
-		f.retireOldest()
-	}
-	j := &frameJob{src: src, dst: f.getOut(), done: make(chan struct{})}
-	f.inflight = append(f.inflight, j)
-	go func() {
-		defer close(j.done)
 		j.dst = f.enc.EncodeAll(j.src, j.dst)
-	}()
-}
-
-func (f *frameWriter) retireOldest() {
-	j := f.inflight[0]
-	f.inflight[0] = nil
-	f.inflight = f.inflight[1:]
-	<-j.done
-	f.write(j.dst, len(j.src))
-	f.freeIn = append(f.freeIn, j.src[:0])
-	f.freeOut = append(f.freeOut, j.dst[:0])
-}
-
-// write writes one frame, compressed to b from n bytes, and records it in
-// the seek table.
-func (f *frameWriter) write(b []byte, n int) {
-	if f.err != nil {
-		return
+		close(j.ready)
+	} else {
+		go func() {
+			j.dst = f.enc.EncodeAll(j.src, j.dst)
+			close(j.ready)
+		}()
 	}
-	if _, err := f.w.Write(b); err != nil {
-		f.err = err
-		return
-	}
-	f.table = append(f.table, seekEntry{compressed: uint32(len(b)), decompressed: uint32(n)})
+	f.out <- j
 }
 
-// writeSkippable writes a zstd skippable frame holding payload after every
-// frame cut so far, and records it in the seek table (it decompresses to
-// nothing). Decoders, the zstd CLI among them, pass over it.
+// writeSkippable queues a zstd skippable frame holding payload after every
+// frame cut so far, recorded in the seek table as decompressing to
+// nothing. Decoders, the zstd CLI among them, pass over it.
 func (f *frameWriter) writeSkippable(magic uint32, payload []byte) {
 	f.endFrame()
-	for len(f.inflight) > 0 {
-		f.retireOldest()
-	}
+	j := f.job()
+	j.dst = append(j.dst, skippableFrame(magic, payload)...)
+	j.skippable = true
+	close(j.ready)
 	f.cut++
-	f.write(skippableFrame(magic, payload), 0)
+	f.out <- j
 }
 
-func (f *frameWriter) getIn() []byte {
-	if n := len(f.freeIn); n > 0 {
-		b := f.freeIn[n-1]
-		f.freeIn = f.freeIn[:n-1]
-		return b
+// wait ends the output goroutine once every queued frame is written.
+func (f *frameWriter) wait() {
+	if f.out != nil {
+		close(f.out)
+		f.out = nil
 	}
-	return make([]byte, 0, f.size)
-}
-
-func (f *frameWriter) getOut() []byte {
-	if n := len(f.freeOut); n > 0 {
-		b := f.freeOut[n-1]
-		f.freeOut = f.freeOut[:n-1]
-		return b
-	}
-	return make([]byte, 0, f.enc.MaxEncodedSize(f.size))
+	<-f.done
 }
 
 // Close compresses what is left and waits for every frame, then, unless a
-// write failed, ends the stream with the seek table (seekable.go); it does
-// not close the underlying writer. It always waits, even after an error, so
-// that no goroutine outlives the Writer.
+// write failed, ends the stream with the seek table (seektable.go); it does
+// not close the underlying writer. It always waits, even after an error,
+// so that no goroutine outlives the Writer.
 func (f *frameWriter) Close() error {
 	f.endFrame()
-	for len(f.inflight) > 0 {
-		f.retireOldest()
-	}
-	f.cur, f.freeIn, f.freeOut, f.syncOut = nil, nil, nil, nil
+	f.wait()
 	if f.err == nil {
 		if _, err := f.w.Write(encodeSeekTable(f.table)); err != nil {
 			f.err = err
 		}
 	}
+	f.cur, f.free = nil, nil
 	return f.err
 }
 
-// abort waits for the frames being compressed and writes nothing more.
+// abort waits for the frames being compressed and written and writes
+// nothing more.
 func (f *frameWriter) abort() {
-	for len(f.inflight) > 0 {
-		j := f.inflight[0]
-		f.inflight = f.inflight[1:]
-		<-j.done
-	}
-	f.cur, f.freeIn, f.freeOut, f.syncOut = nil, nil, nil, nil
+	f.cur = nil
+	f.wait()
+	f.free = nil
 }

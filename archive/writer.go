@@ -165,8 +165,8 @@ func (w *Writer) WriteHeader(index []byte, manifests map[v1.Hash][]byte) error {
 		return w.fail(fmt.Errorf("archive head: %w", err))
 	}
 	w.fw.endFrame()
-	if w.fw.err != nil {
-		return w.fail(fmt.Errorf("archive head: %w", w.fw.err))
+	if err := w.fw.failure(); err != nil {
+		return w.fail(fmt.Errorf("archive head: %w", err))
 	}
 	return nil
 }

@@ -38,7 +38,9 @@ func main() {
 	// reader went away) that fails the command, which cleans up; on stderr
 	// (a log reader gone) the write is dropped and the work goes on.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	endProfiles := startProfiles(os.Stderr)
 	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
+	endProfiles()
 	stop()
 	os.Exit(code)
 }
