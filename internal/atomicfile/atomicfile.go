@@ -24,7 +24,13 @@ type File struct {
 	path, tmp string
 	committed bool
 	aborted   bool
+	// written is the bytes written so far; flushed, where the last
+	// writeback started.
+	written, flushed int64
 }
+
+// writebackChunk is how much is written between two writeback starts.
+const writebackChunk = 16 << 20
 
 // Create starts writing path. It fails at once, before the caller does any
 // expensive work, if path's directory is missing, is not a directory or is
@@ -76,7 +82,13 @@ func (f *File) Write(p []byte) (int, error) {
 	if f.committed || f.aborted {
 		return 0, fmt.Errorf("write %s: file already committed or aborted", f.path)
 	}
-	return f.f.Write(p)
+	n, err := f.f.Write(p)
+	f.written += int64(n)
+	if f.written-f.flushed >= writebackChunk {
+		startWriteback(f.f, f.flushed, f.written-f.flushed)
+		f.flushed = f.written
+	}
+	return n, err
 }
 
 // Name returns the temporary file's path.
