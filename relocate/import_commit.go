@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -151,7 +152,19 @@ func (dst *destination) commit(ctx context.Context, phase, done string, move blo
 		res.Root = dst.digestRef(root.digest)
 		res.Tag = root.Tag
 	}
-	if err := dst.probe(ctx); err != nil {
+	imgpkg, originals, err := dst.entryTags()
+	if err != nil {
+		return nil, err
+	}
+	// What the tags point at before anything is written, so that the
+	// result says truly which were created, moved or left alone; the
+	// probe reads it on the way.
+	names := tagNames(imgpkg, originals)
+	for _, b := range head.bundles() {
+		names = append(names, tags.ImageLocations(b.digest))
+	}
+	cur, err := dst.probe(ctx, imgpkg, names)
+	if err != nil {
 		return nil, err
 	}
 	var missing int64
@@ -173,26 +186,12 @@ func (dst *destination) commit(ctx context.Context, phase, done string, move blo
 		}
 	}
 
-	imgpkg, originals, err := dst.entryTags()
-	if err != nil {
-		return nil, err
-	}
 	if dst.opts.DryRun {
-		res.Tags, err = dst.dryRunTags(ctx, imgpkg, originals)
+		res.Tags, err = dst.dryRunTags(ctx, imgpkg, originals, cur)
 		if err != nil {
 			return nil, err
 		}
 		return res, nil
-	}
-	// What the tags point at before anything is written, so that the
-	// result says truly which were created, moved or left alone.
-	names := tagNames(imgpkg, originals)
-	for _, b := range head.bundles() {
-		names = append(names, tags.ImageLocations(b.digest))
-	}
-	cur, err := dst.currentTags(ctx, names)
-	if err != nil {
-		return nil, err
 	}
 
 	dst.rep.Start(phase, missing)
@@ -306,23 +305,49 @@ func (dst *destination) describe(d v1.Hash) string {
 }
 
 // probe checks, concurrently, which manifests repo already has, then which
-// blobs. A manifest the registry holds implies its configs, layers and
-// children (it refused the manifest without them), so their blobs are not
-// asked about: a re-import of a complete archive costs one HEAD per
-// manifest, whatever the archive's size.
-func (dst *destination) probe(ctx context.Context) error {
-	var manifests []v1.Hash
-	for _, g := range dst.head.commit {
-		manifests = append(manifests, g...)
+// blobs, and returns what the tags in names point at now (names missing
+// from the map do not exist). One tag listing finds which tags exist; a
+// manifest with an existing ".imgpkg" tag is checked through that tag,
+// whose HEAD says both where the tag points and, when it is the right
+// digest, that the manifest is there; the others by digest. A manifest the
+// registry holds implies its configs, layers and children (it refused the
+// manifest without them), so their blobs are not asked about: a re-import
+// of a complete archive costs one HEAD per tag, whatever the archive's
+// size.
+func (dst *destination) probe(ctx context.Context, imgpkg []importTag, names []string) (map[string]v1.Hash, error) {
+	cur, err := dst.currentTags(ctx, names)
+	if err != nil {
+		return nil, err
 	}
-	manOK := make([]bool, len(manifests))
-	err := parallel.ForEach(ctx, dst.conc, len(manifests), func(ctx context.Context, i int) error {
-		desc, err := dst.reg.ManifestDescriptor(ctx, manifests[i].String())
-		manOK[i] = desc != nil && desc.Digest == manifests[i]
+	viaTag := map[v1.Hash]bool{}
+	for _, t := range imgpkg {
+		if prev, ok := cur[t.tag]; ok && prev == t.digest {
+			viaTag[t.digest] = true
+		}
+	}
+	var manifests, todo []v1.Hash
+	for _, g := range dst.head.commit {
+		for _, d := range g {
+			manifests = append(manifests, d)
+			if !viaTag[d] {
+				todo = append(todo, d)
+			}
+		}
+	}
+	manOK := make([]bool, len(todo))
+	err = parallel.ForEach(ctx, dst.conc, len(todo), func(ctx context.Context, i int) error {
+		desc, err := dst.reg.ManifestDescriptor(ctx, todo[i].String())
+		manOK[i] = desc != nil && desc.Digest == todo[i]
 		return err
 	})
 	if err != nil {
-		return err
+		return nil, err
+	}
+	present := maps.Clone(viaTag)
+	for i, d := range todo {
+		if manOK[i] {
+			present[d] = true
+		}
 	}
 	dst.manifestPresent = make(map[v1.Hash]bool, len(manifests))
 	dst.blobPresent = make(map[v1.Hash]bool, len(dst.head.blobs))
@@ -339,8 +364,8 @@ func (dst *destination) probe(ctx context.Context) error {
 			}
 		}
 	}
-	for i, d := range manifests {
-		if manOK[i] && !dst.manifestPresent[d] {
+	for _, d := range manifests {
+		if present[d] && !dst.manifestPresent[d] {
 			dst.manifestPresent[d] = true
 			cover(d)
 		}
@@ -358,14 +383,14 @@ func (dst *destination) probe(ctx context.Context) error {
 		return err
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for i, d := range blobs {
 		if blobOK[i] {
 			dst.blobPresent[d] = true
 		}
 	}
-	return nil
+	return cur, nil
 }
 
 // commitManifests PUTs the missing manifests, group by group (children
@@ -622,7 +647,7 @@ func importTagResult(t importTag, cur map[string]v1.Hash) TagResult {
 }
 
 // dryRunTags reports the tags an import would write, changing nothing.
-func (dst *destination) dryRunTags(ctx context.Context, imgpkg, originals []importTag) ([]TagResult, error) {
+func (dst *destination) dryRunTags(ctx context.Context, imgpkg, originals []importTag, cur map[string]v1.Hash) ([]TagResult, error) {
 	// Locations images can be computed for the bundles whose lock is
 	// known, whose layers the mover can read, or whose layers are already
 	// in repo; the others only after their layers are uploaded.
@@ -651,10 +676,15 @@ func (dst *destination) dryRunTags(ctx context.Context, imgpkg, originals []impo
 	}
 	all = append(all, originals...)
 
-	cur, err := dst.currentTags(ctx, tagNames(all))
+	var more []string
+	for _, l := range locs {
+		more = append(more, tags.Imgpkg(l.digest))
+	}
+	own, err := dst.currentTags(ctx, more)
 	if err != nil {
 		return nil, err
 	}
+	maps.Copy(cur, own)
 	out := make([]TagResult, len(all))
 	for i, t := range all {
 		out[i] = importTagResult(t, cur)

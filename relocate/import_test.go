@@ -111,6 +111,16 @@ func TestImportAgainUploadsNothingAndKeepsTheTags(t *testing.T) {
 			if n := c.Get(http.MethodPut, testregistry.KindManifest); n != 0 {
 				t.Errorf("second import made %d manifest PUTs, want 0 (everything already in place)", n)
 			}
+			// A manifest in place vouches for its blobs, and a tag in place
+			// for its manifest: no blob is asked about, and only manifests
+			// without a tag of their own (index children) by digest.
+			if n := c.Get(http.MethodHead, testregistry.KindBlob); n != 0 {
+				t.Errorf("second import made %d blob HEADs, want 0", n)
+			}
+			children := len(impMust(src.idx.IndexManifest()).Manifests)
+			if n, tagsWritten := c.Get(http.MethodHead, testregistry.KindManifest), len(res.Tags); n > tagsWritten+children {
+				t.Errorf("second import made %d manifest HEADs, want at most one per tag (%d) and per index child (%d)", n, tagsWritten, children)
+			}
 			blobs := src.blobs(t)
 			if res.BlobsUploaded != 0 || res.BlobsPresent != len(blobs) {
 				t.Errorf("second import: %d uploaded, %d present; want 0 and %d", res.BlobsUploaded, res.BlobsPresent, len(blobs))
