@@ -107,6 +107,7 @@ FERRY_TOKEN, or the Docker config and its credential helpers.`,
 			inspectCommand(),
 			verifyCommand(),
 			tagCommand(),
+			inventoryCommand(),
 			completionCommand(),
 		},
 	}

@@ -263,6 +263,42 @@ func (r *Repo) ManifestDescriptor(ctx context.Context, reference string) (*v1.De
 	return &v1.Descriptor{Digest: d, Size: resp.ContentLength, MediaType: types.MediaType(resp.Header.Get("Content-Type"))}, nil
 }
 
+// GetManifest fetches a manifest or index by tag or digest. It refuses,
+// naming the size, one the registry says is larger than max before reading
+// it, and reads at most max bytes of any. The digest returned is that of
+// the bytes; it must be the one asked for, and the one the registry
+// reports.
+func (r *Repo) GetManifest(ctx context.Context, reference string, max int64) ([]byte, types.MediaType, v1.Hash, error) {
+	ref := r.ref(reference)
+	resp, err := r.do(ctx, http.MethodGet, r.url("/manifests/"+reference), nil, 0, http.Header{"Accept": {manifestAccept}})
+	if err != nil {
+		return nil, "", v1.Hash{}, fmt.Errorf("fetch %s: %w", ref, err)
+	}
+	defer drain(resp)
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		return nil, "", v1.Hash{}, fmt.Errorf("fetch %s: %w", ref, err)
+	}
+	if resp.ContentLength > max {
+		return nil, "", v1.Hash{}, fmt.Errorf("fetch %s: the registry says it is %d bytes, more than the %d a manifest may have", ref, resp.ContentLength, max)
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	if err != nil {
+		return nil, "", v1.Hash{}, fmt.Errorf("fetch %s: %w", ref, err)
+	}
+	if int64(len(raw)) > max {
+		return nil, "", v1.Hash{}, fmt.Errorf("fetch %s: more than the %d bytes a manifest may have", ref, max)
+	}
+	sum := sha256.Sum256(raw)
+	d := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+	if strings.HasPrefix(reference, "sha256:") && reference != d.String() {
+		return nil, "", v1.Hash{}, fmt.Errorf("fetch %s: the registry served bytes with digest %s", ref, d)
+	}
+	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != d.String() {
+		return nil, "", v1.Hash{}, fmt.Errorf("fetch %s: the registry says digest %s, its bytes have %s", ref, got, d)
+	}
+	return raw, types.MediaType(resp.Header.Get("Content-Type")), d, nil
+}
+
 // ref names reference (a tag or digest) of the repository in messages.
 func (r *Repo) ref(reference string) string {
 	if strings.Contains(reference, ":") {
