@@ -35,6 +35,10 @@ type catalog struct {
 	// media type other than a non-distributable layer's, the first such
 	// descriptor: such a digest can never be a skipped layer.
 	distributable map[v1.Hash]ref
+	// fresh lists the digests wantManifest added to want, in order, for a
+	// Reader to look up among the manifests it holds back (see readHead);
+	// the Reader empties it as it goes.
+	fresh []v1.Hash
 }
 
 func newCatalog(info *indexInfo, maxManifest int64) (*catalog, error) {
@@ -89,6 +93,7 @@ func (c *catalog) wantManifest(d v1.Descriptor, from string) error {
 		return nil
 	}
 	c.want[d.Digest] = ref{desc: d, from: from}
+	c.fresh = append(c.fresh, d.Digest)
 	return nil
 }
 
