@@ -191,3 +191,69 @@ func TestChainedIndexesRead(t *testing.T) {
 		t.Errorf("read %d manifests and %d blobs, want 200 and 2", len(head.Manifests), len(blobs))
 	}
 }
+
+// TestRejectSizeOverflow: descriptor sizes are a writer's claim. Two
+// layers near 2^62 once summed to a negative total in inspect and import;
+// the head is refused, naming the blob and its manifest.
+func TestRejectSizeOverflow(t *testing.T) {
+	cfg, _ := sharedBlobs()
+	big := func(b byte) map[string]any {
+		return map[string]any{"mediaType": string(types.OCILayer), "size": int64(1)<<62 + 1, "digest": "sha256:" + strings.Repeat(string(b), 64)}
+	}
+	over := newBlob(types.OCIManifestSchema1, mustJSON(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     string(types.OCIManifestSchema1),
+		"config":        cfg.desc(),
+		"layers":        []any{big('a'), big('b')},
+	}))
+	// Two manifests each claiming one such layer: no manifest alone
+	// overflows, the archive does.
+	one := func(b byte) testBlob {
+		return newBlob(types.OCIManifestSchema1, mustJSON(map[string]any{
+			"schemaVersion": 2,
+			"mediaType":     string(types.OCIManifestSchema1),
+			"config":        cfg.desc(),
+			"layers":        []any{big(b), big(b + 1)},
+		}))
+	}
+	a, b := one('c'), one('e')
+	negative := newBlob(types.OCIManifestSchema1, mustJSON(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     string(types.OCIManifestSchema1),
+		"config":        cfg.desc(),
+		"layers":        []any{map[string]any{"mediaType": string(types.OCILayer), "size": -5, "digest": "sha256:" + strings.Repeat("f", 64)}},
+	}))
+	for _, tc := range []struct {
+		name      string
+		manifests []testBlob
+		want      []string
+	}{
+		{"within one manifest", []testBlob{over}, []string{"sha256:" + strings.Repeat("b", 64), "manifest " + over.d.String(), "size 4611686018427387905", "total"}},
+		{"across manifests", []testBlob{a, b}, []string{"size 4611686018427387905", "total"}},
+		{"negative", []testBlob{negative}, []string{"sha256:" + strings.Repeat("f", 64), "size -5"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var entries []Entry
+			for i, m := range tc.manifests {
+				entries = append(entries, Entry{Descriptor: desc(m), Role: RoleImage, OriginalRef: fmt.Sprintf("r.example/big%d", i)})
+			}
+			_, err := Inspect(bytes.NewReader(headTar(t, entries, tc.manifests, cfg)))
+			wantErr(t, err, tc.want...)
+			// The Writer shares the check: it never writes such a head.
+			idx, err := BuildIndex(entries, IndexOptions{CreatedBy: "x"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ms := map[v1.Hash][]byte{}
+			for _, m := range tc.manifests {
+				ms[m.d] = m.b
+			}
+			w, err := NewWriter(&bytes.Buffer{}, WriterOptions{Concurrency: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			wantErr(t, w.WriteHeader(idx, ms), tc.want...)
+		})
+	}
+}
