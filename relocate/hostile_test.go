@@ -1,10 +1,15 @@
 package relocate_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -82,5 +87,120 @@ func TestCopyRefusesSizesThatOverflow(t *testing.T) {
 	}
 	if tags := dst.tags(t); len(tags) != 0 {
 		t.Errorf("destination tagged: %v", tags)
+	}
+}
+
+// dropImage rewrites a plain tar archive without the index.json entry of
+// img and without its manifest, config and layers, except those keep names
+// (blobs other images of the archive share).
+func dropImage(t *testing.T, plain []byte, img v1.Image, keep map[v1.Hash]bool) []byte {
+	t.Helper()
+	d := impMust(img.Digest())
+	m := impMust(img.Manifest())
+	drop := map[string]bool{"blobs/sha256/" + d.Hex: true, "blobs/sha256/" + m.Config.Digest.Hex: true}
+	for _, l := range m.Layers {
+		if !keep[l.Digest] {
+			drop["blobs/sha256/"+l.Digest.Hex] = true
+		}
+	}
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	tr := tar.NewReader(bytes.NewReader(plain))
+	dropped := 0
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := impMust(io.ReadAll(tr))
+		if drop[h.Name] {
+			dropped++
+			continue
+		}
+		if h.Name == "index.json" {
+			var idx v1.IndexManifest
+			if err := json.Unmarshal(body, &idx); err != nil {
+				t.Fatal(err)
+			}
+			n := len(idx.Manifests)
+			idx.Manifests = slices.DeleteFunc(idx.Manifests, func(e v1.Descriptor) bool { return e.Digest == d })
+			if len(idx.Manifests) != n-1 {
+				t.Fatalf("index.json lists %s %d times", d, n-len(idx.Manifests))
+			}
+			body = impMust(json.Marshal(idx))
+			h.Size = int64(len(body))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if dropped != len(drop) {
+		t.Fatalf("dropped %d entries, want %d", dropped, len(drop))
+	}
+	return out.Bytes()
+}
+
+// TestImportRefusesABundleWhoseLockedImageIsMissing (item 1): an archive
+// whose index.json lists the bundle but not an image its images.yml locks
+// (dropped, with its blobs, from a good export) is refused before any
+// locations image or tag, naming the missing reference; `verify` refuses it
+// too. Once the destination holds the image, the same archive imports.
+func TestImportRefusesABundleWhoseLockedImageIsMissing(t *testing.T) {
+	src := impNewSource(t, 0)
+	keep := map[v1.Hash]bool{}
+	for _, l := range impMust(src.app1.Manifest()).Layers {
+		keep[l.Digest] = true
+	}
+	data := dropImage(t, impZstdToTar(t, src.export(t)), src.app2, keep)
+
+	path := filepath.Join(t.TempDir(), "bad.tar")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := relocate.VerifyFile(context.Background(), path, nil); err == nil || !strings.Contains(err.Error(), src.app2Ref) {
+		t.Fatalf("verify: %v; want it to name %s", err, src.app2Ref)
+	}
+
+	dst := impNewDest(t, false)
+	_, err := relocate.Import(context.Background(), bytes.NewReader(data), dst.repo, dst.options(t))
+	if err == nil {
+		t.Fatal("import accepted a bundle whose locked image is in neither the archive nor the destination")
+	}
+	for _, want := range []string{src.app2Ref, "nothing tagged", "neither in the archive nor in " + dst.repo.String()} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if tags := dst.tags(t); len(tags) != 0 {
+		t.Errorf("tags written: %v", tags)
+	}
+	// The bundles' layers are in now, so a dry run reads their locks and
+	// refuses as well.
+	opts := dst.options(t)
+	opts.DryRun = true
+	if _, err := relocate.Import(context.Background(), bytes.NewReader(data), dst.repo, opts); err == nil || !strings.Contains(err.Error(), src.app2Ref) {
+		t.Errorf("dry run: %v; want it to name %s", err, src.app2Ref)
+	}
+
+	// Present in the destination already: the rule is met.
+	app2 := impMust(name.NewDigest(dst.reg.Repo("dst/imported") + "@" + impMust(src.app2.Digest()).String()))
+	if err := remote.Write(app2, src.app2, dst.reg.RemoteOptions(t)...); err != nil {
+		t.Fatal(err)
+	}
+	res, err := relocate.Import(context.Background(), bytes.NewReader(data), dst.repo, dst.options(t))
+	if err != nil {
+		t.Fatalf("import with the locked image already in the destination: %v", err)
+	}
+	if res.Tag != "v1" || dst.tags(t)["v1"] != impMust(src.root.Digest()).String() {
+		t.Errorf("root tag not written: %+v", res)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -177,6 +178,7 @@ type importTag struct {
 // importLocations is the locations image of one bundle.
 type importLocations struct {
 	bundle importEntry
+	lock   *lock.ImagesLock // the bundle's images.yml
 	img    v1.Image
 	digest v1.Hash
 	m      importRawManifest
@@ -378,13 +380,75 @@ func (dst *destination) locations(ctx context.Context, bundles []importEntry) ([
 		if err != nil {
 			return fmt.Errorf("bundle %s: locations image: %w", b.name(), err)
 		}
-		out[i] = &importLocations{bundle: b, img: img, digest: d, m: importRawManifest{raw: raw, mediaType: mt}}
+		out[i] = &importLocations{bundle: b, lock: il, img: img, digest: d, m: importRawManifest{raw: raw, mediaType: mt}}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// checkLocked applies verify's rule before any locations image or tag is
+// written: every image a bundle's images.yml locks is in the archive (a
+// manifest of its head, PUT by now) or already in the destination. A
+// locations image would otherwise tell `pull` that the image is in repo
+// when it is nowhere there, and the user's tag would name a bundle that
+// cannot be deployed from its new home.
+func (dst *destination) checkLocked(ctx context.Context, locs []*importLocations) error {
+	type locked struct {
+		ref, by string
+		h       v1.Hash
+	}
+	var ask []locked
+	asked := map[v1.Hash]bool{}
+	for _, l := range locs {
+		if l.lock == nil {
+			continue
+		}
+		for _, img := range l.lock.Images {
+			ref, err := img.Digest()
+			if err != nil {
+				return fmt.Errorf("bundle %s: images.yml: %q: %w", l.bundle.name(), img.Image, err)
+			}
+			h, err := v1.NewHash(ref.DigestStr())
+			if err != nil {
+				return fmt.Errorf("bundle %s: images.yml: %q: %w", l.bundle.name(), img.Image, err)
+			}
+			if _, inArchive := dst.head.manifests[h]; inArchive || asked[h] {
+				continue
+			}
+			asked[h] = true
+			ask = append(ask, locked{ref: img.Image, by: l.bundle.name(), h: h})
+		}
+	}
+	present := make([]bool, len(ask))
+	err := parallel.ForEach(ctx, dst.conc, len(ask), func(ctx context.Context, i int) error {
+		desc, err := importHeadManifest(ctx, dst.pull, dst.repo.Digest(ask[i].h.String()))
+		present[i] = desc != nil
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for i, a := range ask {
+		if !present[i] {
+			missing = append(missing, fmt.Sprintf("%s (locked by bundle %s)", a.ref, a.by))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("nothing tagged: %d locked %s neither in the archive nor in %s: %s",
+			len(missing), plural(len(missing), "image is", "images are"), dst.repo, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // importLocationTags returns the two tags of a locations image: the bundle's
@@ -470,6 +534,11 @@ func (dst *destination) dryRunTags(ctx context.Context) ([]TagResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	// What a real import would refuse, a dry run refuses too, as far as
+	// the locks it can read tell.
+	if err := dst.checkLocked(ctx, locs); err != nil {
+		return nil, err
+	}
 	all := append([]importTag(nil), imgpkg...)
 	for _, l := range locs {
 		all = append(all, importLocationTags(l)...)
@@ -503,6 +572,9 @@ func (dst *destination) writeTags(ctx context.Context) ([]TagResult, error) {
 	}
 	locs, err := dst.locations(ctx, dst.head.bundles())
 	if err != nil {
+		return nil, err
+	}
+	if err := dst.checkLocked(ctx, locs); err != nil {
 		return nil, err
 	}
 	var locTags []importTag
