@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -19,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/ferry-dev/ferry/internal/testregistry"
 	"github.com/ferry-dev/ferry/relocate"
 )
 
@@ -202,5 +205,33 @@ func TestImportRefusesABundleWhoseLockedImageIsMissing(t *testing.T) {
 	}
 	if res.Tag != "v1" || dst.tags(t)["v1"] != impMust(src.root.Digest()).String() {
 		t.Errorf("root tag not written: %+v", res)
+	}
+}
+
+// TestImportStopsOnATagListLoop (item 5): the commit phase lists the
+// destination's tags; a registry whose pagination loops once hung the
+// import there, with every blob up. It fails, naming the registry, and
+// writes no tag.
+func TestImportStopsOnATagListLoop(t *testing.T) {
+	src := impNewSource(t, 0)
+	data := src.export(t)
+	dst := impNewDest(t, true)
+	dst.proxy.AddRule(testregistry.Rule{
+		Method: http.MethodGet,
+		Kind:   testregistry.KindTags,
+		Fault:  testregistry.FaultLink,
+		Link:   `</v2/dst/imported/tags/list?n=100&last=a>; rel="next"`,
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := relocate.Import(ctx, bytes.NewReader(data), dst.repo, dst.options(t))
+	if ctx.Err() != nil {
+		t.Fatalf("the import ran until its deadline: %v", err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "registry "+dst.proxy.Host) || !strings.Contains(err.Error(), "loops") {
+		t.Fatalf("err = %v, want one naming the registry %s and its loop", err, dst.proxy.Host)
+	}
+	if tags := dst.tags(t); len(tags) != 0 {
+		t.Errorf("tags written: %v", tags)
 	}
 }
