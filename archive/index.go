@@ -290,9 +290,15 @@ func checkEntries(entries []Entry) error {
 		}
 		seen[k] = true
 	}
-	// An artifact travels with what it is about, never alone.
+	// An artifact travels with what it is about, never alone. A set, not a
+	// search per artifact: an index of many referrers must not cost the
+	// square of its length.
+	digests := make(map[v1.Hash]bool, len(entries))
+	for _, e := range entries {
+		digests[e.Descriptor.Digest] = true
+	}
 	for i, e := range entries {
-		if e.Role.IsArtifact() && !slices.ContainsFunc(entries, func(o Entry) bool { return o.Descriptor.Digest == e.Subject }) {
+		if e.Role.IsArtifact() && !digests[e.Subject] {
 			return fmt.Errorf("entry %d (%s %s): subject %s is not an entry of the index", i, e.OriginalRef, e.Descriptor.Digest, e.Subject)
 		}
 	}

@@ -360,8 +360,12 @@ func (r *Reader) readHead(comp Compression, opts ReaderOptions) error {
 
 	// Manifests are sorted by digest, so an index's children may come
 	// before the index that makes them wanted: hold such blobs until the
-	// head is complete. Anything still held then is out of place.
+	// head is complete. Anything still held then is out of place. Each
+	// manifest added is looked up among those held by the digests it newly
+	// wants (catalog.fresh), never by scanning them all: a chain of nested
+	// indexes in reverse digest order must cost its length, not its square.
 	pending := map[v1.Hash][]byte{}
+	cat.fresh = cat.fresh[:0]
 	for !cat.complete() {
 		hdr, err := r.next()
 		if err == io.EOF {
@@ -401,16 +405,16 @@ func (r *Reader) readHead(comp Compression, opts ReaderOptions) error {
 		if err := addManifest(cat, d, b); err != nil {
 			return err
 		}
-		for claimed := true; claimed; {
-			claimed = false
-			for pd, pb := range pending {
-				if cat.wanted(pd) {
-					delete(pending, pd)
-					if err := addManifest(cat, pd, pb); err != nil {
-						return err
-					}
-					claimed = true
-				}
+		for len(cat.fresh) > 0 {
+			pd := cat.fresh[len(cat.fresh)-1]
+			cat.fresh = cat.fresh[:len(cat.fresh)-1]
+			pb, held := pending[pd]
+			if !held || !cat.wanted(pd) {
+				continue
+			}
+			delete(pending, pd)
+			if err := addManifest(cat, pd, pb); err != nil {
+				return err
 			}
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/internal/regerr"
+	"github.com/ferry-dev/ferry/internal/taglist"
 )
 
 // What an import asks of the destination registry, through
@@ -37,9 +38,10 @@ func withHTTPStatus(err error) error {
 }
 
 // importListTags returns the tags of repo; a repository that does not exist yet
-// has none.
+// has none. The listing is bounded (taglist.Names): a registry whose
+// pagination loops must not hang an import whose blobs are all up.
 func importListTags(ctx context.Context, p *remote.Puller, repo name.Repository) (map[string]bool, error) {
-	list, err := p.List(ctx, repo)
+	list, err := taglist.Names(ctx, p, repo, taglist.Limits{})
 	if regerr.IsNotFound(err) {
 		return map[string]bool{}, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -184,6 +185,10 @@ func newImportHead(entries []archive.Entry, skipped []v1.Hash, manifest func(v1.
 		}
 	}
 
+	// The archive Reader already refuses sizes that are negative or whose
+	// sum overflows; a copy's plan comes from registries, whose manifests
+	// are checked here the same way, so the totals reported are true.
+	var total int64
 	for _, m := range h.manifests {
 		for _, b := range m.blobs {
 			if h.skipped[b.Digest] {
@@ -195,6 +200,10 @@ func newImportHead(entries []archive.Entry, skipped []v1.Hash, manifest func(v1.
 			if _, seen := h.blobSize[b.Digest]; seen {
 				continue
 			}
+			if b.Size < 0 || b.Size > math.MaxInt64-total {
+				return nil, fmt.Errorf("blob %s referenced by manifest %s: size %d is negative or takes the total past %d bytes", b.Digest, m.digest, b.Size, int64(math.MaxInt64))
+			}
+			total += b.Size
 			h.blobSize[b.Digest] = b.Size
 			h.blobs = append(h.blobs, v1.Descriptor{Digest: b.Digest, Size: b.Size, MediaType: b.MediaType})
 		}
