@@ -84,8 +84,9 @@ func OpenFile(ra io.ReaderAt, size int64, opts ReaderOptions) (*File, error) {
 // of the head once, at its size, in frames of the tar in increasing order.
 func (f *File) checkTOC(toc []tocBlob, skipped map[v1.Hash]bool) error {
 	want := make(map[v1.Hash]int64, len(f.head.Blobs))
+	leftOut := f.head.Delta.leftOut()
 	for _, b := range f.head.Blobs {
-		if !skipped[b.Digest] {
+		if !skipped[b.Digest] && !leftOut[b.Digest] {
 			want[b.Digest] = b.Size
 		}
 	}

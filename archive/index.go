@@ -13,9 +13,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// FormatVersion is the archive format this package writes and the newest
-// it reads.
-const FormatVersion = 1
+// FormatVersion is the newest archive format this package reads. It writes
+// version 1, or DeltaFormatVersion (2) for a delta archive (delta.go).
+const FormatVersion = DeltaFormatVersion
 
 // Annotations of index.json (docs/archive-format.md).
 const (
@@ -135,6 +135,10 @@ type IndexOptions struct {
 	// refuses the index unless each is a non-distributable layer (see
 	// AnnotationSkippedLayers).
 	SkippedLayers []v1.Descriptor
+	// Delta, when set, makes the archive a delta (version 2) that leaves
+	// out Delta.LeftOut; Writer.WriteHeader refuses the index unless each is
+	// a config or layer a manifest references, at that size.
+	Delta *Delta
 }
 
 // BuildIndex returns index.json for entries: an OCI index whose
@@ -162,7 +166,7 @@ func BuildIndex(entries []Entry, opts IndexOptions) ([]byte, error) {
 		MediaType:     types.OCIImageIndex,
 		Manifests:     make([]v1.Descriptor, 0, len(sorted)),
 		Annotations: map[string]string{
-			AnnotationArchiveVersion: strconv.Itoa(FormatVersion),
+			AnnotationArchiveVersion: "1",
 			AnnotationCreatedBy:      opts.CreatedBy,
 			AnnotationSeekable:       "true",
 		},
@@ -177,6 +181,14 @@ func BuildIndex(entries []Entry, opts IndexOptions) ([]byte, error) {
 	slices.Sort(skipped)
 	if skipped = slices.Compact(skipped); len(skipped) > 0 {
 		idx.Annotations[AnnotationSkippedLayers] = strings.Join(skipped, ",")
+	}
+	if opts.Delta != nil {
+		v, err := opts.Delta.marshal()
+		if err != nil {
+			return nil, fmt.Errorf("build index.json: %w", err)
+		}
+		idx.Annotations[AnnotationDelta] = v
+		idx.Annotations[AnnotationArchiveVersion] = strconv.Itoa(DeltaFormatVersion)
 	}
 	for _, e := range sorted {
 		d := e.Descriptor
@@ -366,6 +378,7 @@ type indexInfo struct {
 	createdBy string
 	entries   []Entry
 	skipped   []v1.Hash
+	delta     *Delta
 }
 
 // parseIndex checks index.json: an OCI index of a format version this
@@ -393,6 +406,21 @@ func parseIndex(b []byte) (*indexInfo, error) {
 		return nil, fmt.Errorf("%s: %w", indexName, newerFormatError{version})
 	}
 	info := &indexInfo{index: &idx, version: version, createdBy: idx.Annotations[AnnotationCreatedBy]}
+	// A delta is version 2 and version 2 is a delta: an older reader must
+	// refuse it rather than take its missing blobs for damage.
+	s, isDelta := idx.Annotations[AnnotationDelta]
+	switch {
+	case isDelta && version < DeltaFormatVersion:
+		return nil, fmt.Errorf("%s: %s is set on a version %d index; a delta is version %d", indexName, AnnotationDelta, version, DeltaFormatVersion)
+	case !isDelta && version >= DeltaFormatVersion:
+		return nil, fmt.Errorf("%s: version %d without %s", indexName, version, AnnotationDelta)
+	case isDelta:
+		d, err := parseDelta(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", indexName, err)
+		}
+		info.delta = d
+	}
 	if s := idx.Annotations[AnnotationSkippedLayers]; s != "" {
 		seen := map[v1.Hash]bool{}
 		for _, part := range strings.Split(s, ",") {
