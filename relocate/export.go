@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -44,6 +45,10 @@ type ExportOptions struct {
 	Remote []remote.Option
 	// Client downloads the blobs; nil means a default registry.Client.
 	Client *registry.Client
+	// Since, when set, makes the archive a delta: every config and layer a
+	// base holds is left out, and the archive says which and why (format
+	// version 2, archive.Delta). Manifests are always carried.
+	Since []*Since
 	// SpoolBudget bounds the memory holding what is downloaded ahead of the
 	// writer; 0 means DefaultSpoolBudget. Nothing is written to disk but
 	// the archive: a blob larger than memSpoolMax has only its first bytes
@@ -68,6 +73,11 @@ type ExportResult struct {
 	ArchiveBytes int64
 	// Skipped are the non-distributable layers left out.
 	Skipped []Blob
+	// Delta is set when ExportOptions.Since left blobs out: the bases, and
+	// every config and layer left out.
+	Delta *archive.Delta
+	// LeftOutBytes is the size of those blobs.
+	LeftOutBytes int64
 }
 
 // CheckExportPath reports whether an archive could be created at path (its
@@ -143,7 +153,23 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 	if createdBy == "" {
 		createdBy = DefaultCreatedBy
 	}
-	index, manifests, err := archiveHead(p, createdBy)
+	d := delta(p, opts.Since)
+	var leftOutBytes int64
+	if d != nil && len(d.LeftOut) > 0 {
+		// Only what is carried is fetched, written and counted.
+		left := make(map[v1.Hash]bool, len(d.LeftOut))
+		for _, l := range d.LeftOut {
+			left[l.Digest] = true
+			leftOutBytes += l.Size
+		}
+		pc := *p
+		pc.Blobs = slices.DeleteFunc(slices.Clone(p.Blobs), func(b Blob) bool { return left[b.Digest] })
+		pc.TotalBytes -= leftOutBytes
+		p = &pc
+	} else {
+		d = nil
+	}
+	index, manifests, err := archiveHead(p, createdBy, d)
 	if err != nil {
 		return nil, err
 	}
@@ -218,6 +244,8 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 		Bytes:        p.TotalBytes,
 		ArchiveBytes: out.n,
 		Skipped:      p.Skipped,
+		Delta:        d,
+		LeftOutBytes: leftOutBytes,
 	}, nil
 }
 
@@ -240,7 +268,7 @@ func writeBlob(ctx context.Context, aw *archive.Writer, pf *prefetcher, i int, b
 }
 
 // archiveHead builds index.json and the manifests map from the plan.
-func archiveHead(p *Plan, createdBy string) ([]byte, map[v1.Hash][]byte, error) {
+func archiveHead(p *Plan, createdBy string, d *archive.Delta) ([]byte, map[v1.Hash][]byte, error) {
 	entries := make([]archive.Entry, 0, len(p.Images))
 	for _, im := range p.Images {
 		d := v1.Descriptor{MediaType: im.MediaType, Size: im.Size, Digest: im.Digest}
@@ -261,7 +289,7 @@ func archiveHead(p *Plan, createdBy string) ([]byte, map[v1.Hash][]byte, error) 
 	for _, b := range p.Skipped {
 		skipped = append(skipped, v1.Descriptor{MediaType: b.MediaType, Size: b.Size, Digest: b.Digest, URLs: b.URLs})
 	}
-	index, err := archive.BuildIndex(entries, archive.IndexOptions{CreatedBy: createdBy, SkippedLayers: skipped})
+	index, err := archive.BuildIndex(entries, archive.IndexOptions{CreatedBy: createdBy, SkippedLayers: skipped, Delta: d})
 	if err != nil {
 		return nil, nil, fmt.Errorf("build archive index: %w", err)
 	}

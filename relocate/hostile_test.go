@@ -170,7 +170,7 @@ func TestImportRefusesABundleWhoseLockedImageIsMissing(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := relocate.VerifyFile(context.Background(), path, nil); err == nil || !strings.Contains(err.Error(), src.app2Ref) {
+	if _, err := relocate.VerifyFile(context.Background(), path, relocate.VerifyOptions{}); err == nil || !strings.Contains(err.Error(), src.app2Ref) {
 		t.Fatalf("verify: %v; want it to name %s", err, src.app2Ref)
 	}
 

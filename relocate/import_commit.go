@@ -167,6 +167,9 @@ func (dst *destination) commit(ctx context.Context, phase, done string, move blo
 	if err != nil {
 		return nil, err
 	}
+	if err := dst.checkDelta(ctx, res); err != nil {
+		return nil, err
+	}
 	var missing int64
 	for _, b := range head.blobs {
 		if dst.blobPresent[b.Digest] {

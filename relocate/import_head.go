@@ -75,6 +75,10 @@ type importHead struct {
 	blobs    []v1.Descriptor
 	blobSize map[v1.Hash]int64
 	skipped  map[v1.Hash]bool
+	// delta is the archive's, when it is a delta: configs and layers it
+	// left out, which the destination must already hold.
+	delta   *archive.Delta
+	leftOut map[v1.Hash]archive.LeftOut
 	// locks are the images.yml of bundles, when the mover already knows
 	// them (a copy read them while planning); the others are read back
 	// from the destination once their layers are there.
@@ -100,10 +104,21 @@ func (h *importHead) isBundle(d v1.Hash) bool {
 
 // archiveImportHead builds the plan from an archive's head.
 func archiveImportHead(h *archive.Head) (*importHead, error) {
-	return newImportHead(h.Entries, h.SkippedLayers, func(d v1.Hash) ([]byte, bool) {
+	head, err := newImportHead(h.Entries, h.SkippedLayers, func(d v1.Hash) ([]byte, bool) {
 		b, ok := h.Manifests[d]
 		return b, ok
 	})
+	if err != nil {
+		return nil, err
+	}
+	if h.Delta != nil {
+		head.delta = h.Delta
+		head.leftOut = make(map[v1.Hash]archive.LeftOut, len(h.Delta.LeftOut))
+		for _, l := range h.Delta.LeftOut {
+			head.leftOut[l.Digest] = l
+		}
+	}
+	return head, nil
 }
 
 // newImportHead builds the plan of what a destination must hold from the

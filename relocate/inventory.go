@@ -31,6 +31,10 @@ type Inventory struct {
 	ManifestBytes int64 `json:"manifestBytes"`
 	// Skipped are the non-distributable layers left out at export.
 	Skipped []string `json:"skippedLayers,omitempty"`
+	// Delta is set on a delta archive: its bases and the blobs it left
+	// out (not counted in Blobs and Bytes), with LeftOutBytes their size.
+	Delta        *archive.Delta `json:"delta,omitempty"`
+	LeftOutBytes int64          `json:"leftOutBytes,omitempty"`
 	// Tags are the tags an import writes (without --repo-based-tags), in
 	// the order it writes them; the original tag comes last.
 	Tags []string `json:"importTags"`
@@ -68,8 +72,16 @@ func Inspect(r io.Reader) (*Inventory, error) {
 	// The archive Reader refuses a head whose distinct sizes overflow a
 	// sum, so these totals cannot; the sizes each entry reaches (shared
 	// blobs and repeated index children counted again) are checked below.
+	leftOut := map[v1.Hash]bool{}
+	if h.Delta != nil {
+		inv.Delta = h.Delta
+		for _, l := range h.Delta.LeftOut {
+			leftOut[l.Digest] = true
+			inv.LeftOutBytes += l.Size
+		}
+	}
 	for _, b := range h.Blobs {
-		if skipped[b.Digest] {
+		if skipped[b.Digest] || leftOut[b.Digest] {
 			continue
 		}
 		inv.Blobs++

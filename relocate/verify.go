@@ -39,13 +39,39 @@ type VerifyResult struct {
 	Bundles  int    `json:"bundles"`
 	Sidecar  string `json:"checksumFile,omitempty"`
 	Verified bool   `json:"verified"`
+	// LeftOut and LeftOutBytes count the blobs a delta archive left out,
+	// expected at the destination; Bases, the --since archives shown to
+	// hold every one of them.
+	LeftOut      int      `json:"leftOut,omitempty"`
+	LeftOutBytes int64    `json:"leftOutBytes,omitempty"`
+	Bases        []string `json:"basesChecked,omitempty"`
+	// Unchecked says what could not be checked offline: the images.yml of
+	// a bundle whose layer a delta left out, when no --since archive holds
+	// it.
+	Unchecked []string `json:"unchecked,omitempty"`
+}
+
+// VerifyOptions configures VerifyFile.
+type VerifyOptions struct {
+	// Reporter receives progress; nil discards it.
+	Reporter progress.Reporter
+	// Since are previous archives a delta was made against: each blob the
+	// delta left out must be in one of them (verify --since), and a
+	// bundle's images.yml left out is read from there.
+	Since []string
 }
 
 // VerifyFile reads the archive at path once, offline, and checks every
 // blob's digest and size, every manifest's references, that every image a
 // bundle's images.yml locks is in the archive, and, when path.sha256
 // exists, the archive's checksum against it.
-func VerifyFile(ctx context.Context, path string, rep progress.Reporter) (*VerifyResult, error) {
+func VerifyFile(ctx context.Context, path string, opts VerifyOptions) (*VerifyResult, error) {
+	rep := opts.Reporter
+	bases, closeBases, err := openBases(opts.Since)
+	if err != nil {
+		return nil, err
+	}
+	defer closeBases()
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
@@ -58,7 +84,7 @@ func VerifyFile(ctx context.Context, path string, rep progress.Reporter) (*Verif
 	}
 	sum := sha256.New()
 	in := io.TeeReader(&reportReader{r: ctxio.NewReader(ctx, bufio.NewReaderSize(f, 1<<20)), rep: progress.OrNop(rep)}, sum)
-	if err := verify(ctx, in, res); err != nil {
+	if err := verify(ctx, in, res, bases); err != nil {
 		return res, fmt.Errorf("verify %s: %w", path, err)
 	}
 	// Whatever follows the tar's end (zstd padding) is part of the file's sum.
@@ -83,8 +109,48 @@ func VerifyFile(ctx context.Context, path string, rep progress.Reporter) (*Verif
 	return res, nil
 }
 
+// verifyBase is a --since archive, open for random access.
+type verifyBase struct {
+	path string
+	f    *os.File
+	file *archive.File
+}
+
+// holds reports whether the base carries blob d itself.
+func (b verifyBase) holds(d v1.Hash) bool { return b.file.Has(d) }
+
+// openBases opens the --since archives; the returned function closes them.
+func openBases(paths []string) ([]verifyBase, func(), error) {
+	var out []verifyBase
+	closeAll := func() {
+		for _, b := range out {
+			b.f.Close()
+		}
+	}
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("verify --since: %w", err)
+		}
+		fi, err := f.Stat()
+		if err == nil {
+			var af *archive.File
+			af, err = archive.OpenFile(f, fi.Size(), archive.ReaderOptions{})
+			if err == nil {
+				out = append(out, verifyBase{path: p, f: f, file: af})
+				continue
+			}
+		}
+		f.Close()
+		closeAll()
+		return nil, nil, fmt.Errorf("verify --since %s: %w", p, err)
+	}
+	return out, closeAll, nil
+}
+
 // verify reads the archive in r once, checking it whole.
-func verify(ctx context.Context, r io.Reader, res *VerifyResult) error {
+func verify(ctx context.Context, r io.Reader, res *VerifyResult, bases []verifyBase) error {
 	ar, err := archive.NewReader(r, archive.ReaderOptions{})
 	if err != nil {
 		return err
@@ -92,6 +158,22 @@ func verify(ctx context.Context, r io.Reader, res *VerifyResult) error {
 	defer ar.Close()
 	head := ar.Head()
 	res.Images = len(head.Entries)
+	leftOut := map[v1.Hash]bool{}
+	if head.Delta != nil {
+		for _, l := range head.Delta.LeftOut {
+			leftOut[l.Digest] = true
+			res.LeftOut++
+			res.LeftOutBytes += l.Size
+		}
+		if len(bases) > 0 {
+			if err := checkBases(head.Delta, bases); err != nil {
+				return err
+			}
+			for _, b := range bases {
+				res.Bases = append(res.Bases, b.path)
+			}
+		}
+	}
 
 	// The layers of bundles are kept to read their images.yml at the end.
 	type bundleRef struct {
@@ -148,6 +230,16 @@ func verify(ctx context.Context, r io.Reader, res *VerifyResult) error {
 	for _, b := range bundles {
 		src := fmt.Sprintf("bundle %s (%s)", b.entry.OriginalRef, b.entry.Descriptor.Digest)
 		data := want[b.layer.Digest]
+		if leftOut[b.layer.Digest] {
+			var ok bool
+			if data, ok, err = layerFromBases(bases, b.layer); err != nil {
+				return fmt.Errorf("%s: %w", src, err)
+			}
+			if !ok {
+				res.Unchecked = append(res.Unchecked, fmt.Sprintf("the images.yml of %s: the delta left its layer out; give the base archive with --since to check it", src))
+				continue
+			}
+		}
 		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 			return io.NopCloser(bytes.NewReader(data)), nil
 		}, tarball.WithMediaType(b.layer.MediaType))
@@ -178,4 +270,51 @@ func verify(ctx context.Context, r io.Reader, res *VerifyResult) error {
 		res.Bundles++
 	}
 	return nil
+}
+
+// checkBases proves that the --since archives hold every blob the delta
+// left out.
+func checkBases(d *archive.Delta, bases []verifyBase) error {
+	var missing []string
+	for _, l := range d.LeftOut {
+		held := false
+		for _, b := range bases {
+			held = held || b.holds(l.Digest)
+		}
+		if !held {
+			missing = append(missing, l.Digest.String())
+		}
+	}
+	if len(missing) > 0 {
+		names := make([]string, len(bases))
+		for i, b := range bases {
+			names[i] = b.path
+		}
+		first := missing[:min(len(missing), 5)]
+		return fmt.Errorf("%d of the %d blobs the delta left out are in none of %s: %s", len(missing), len(d.LeftOut), strings.Join(names, ", "), strings.Join(first, ", "))
+	}
+	return nil
+}
+
+// layerFromBases reads a bundle's layer from the first base that holds it.
+func layerFromBases(bases []verifyBase, layer v1.Descriptor) ([]byte, bool, error) {
+	if layer.Size > maxBundleLayer {
+		return nil, false, fmt.Errorf("layer of %d bytes is larger than a bundle's %d", layer.Size, maxBundleLayer)
+	}
+	for _, b := range bases {
+		if !b.holds(layer.Digest) {
+			continue
+		}
+		rc, err := b.file.Blob(layer.Digest)
+		if err != nil {
+			return nil, false, fmt.Errorf("base %s: %w", b.path, err)
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			return nil, false, fmt.Errorf("base %s: %w", b.path, err)
+		}
+		return data, true, nil
+	}
+	return nil, false, nil
 }

@@ -65,6 +65,7 @@ it, nor ferry imgpkg's tar.`,
 			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultImportConcurrency, Usage: "registry requests (manifests, blob checks, uploads, mounts; with --to-tar: downloads) at once"}),
 			&cli.StringFlag{Name: "to-repo", Usage: "destination repository (REGISTRY/PATH)"},
 			&cli.StringFlag{Name: "to-tar", Usage: "write an archive instead, as ferry export -o (FILE.tar.zst, or - for standard output)"},
+			sinceFlag(),
 			&cli.StringFlag{Name: "tar", Usage: "copy from an archive instead, as ferry import -f (FILE.tar.zst, or - for standard input)"},
 			&cli.BoolFlag{Name: "repo-based-tags", Usage: "tag images <source-path>-sha256-<hex>.imgpkg, as imgpkg's flag of the same name"},
 			&cli.StringFlag{Name: "lock-output", Usage: "write a BundleLock naming the bundle at its new home"},
@@ -117,14 +118,14 @@ func copyModeOf(c *cli.Context) (copyMode, error) {
 		if toRepo == "" {
 			return 0, usagef("copy: --tar FILE needs --to-repo REPO")
 		}
-		return copyFromTar, refuse("--tar (an import)", "level", "include-non-distributable-layers")
+		return copyFromTar, refuse("--tar (an import)", "level", "include-non-distributable-layers", "since")
 	case toTar != "":
 		if toRepo != "" {
 			return 0, usagef("copy: give one destination, --to-repo REPO or --to-tar FILE, not both")
 		}
 		return copyToTar, refuse("--to-tar (an export)", "repo-based-tags", "lock-output", "dry-run")
 	case toRepo != "":
-		return copyToRepo, refuse("--to-repo", "level")
+		return copyToRepo, refuse("--to-repo", "level", "since")
 	}
 	return 0, usagef("copy: give a destination: --to-repo REPO, or --to-tar FILE for an archive")
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -113,11 +114,19 @@ level mostly costs time: default is the measured best trade-off.
 every image) also carry, for the bundle, nested bundles and every image a
 lock names, cosign's sha256-<hex>.sig/.att/.sbom artifacts and the OCI 1.1
 referrers (from the referrers API, or its sha256-<hex> fallback tag). The
-children of an image index and the artifacts of artifacts are not looked up.`,
+children of an image index and the artifacts of artifacts are not looked up.
+
+--since FILE makes a delta archive: every config and layer that FILE says
+the far side holds is left out (manifests always travel). FILE is a
+previous archive (what it carried) or an inventory of the far side's
+repositories (ferry inventory). The archive records its bases and what it
+left out; ferry import checks that the destination holds all of it before
+writing anything, and a ferry that predates deltas refuses the archive.`,
 		Flags: withRegistryFlags(append(sourceFlags(
 			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultConcurrency, Usage: "registry requests (manifests, blob downloads) at once; never changes the archive"}),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive to write (FILE.tar.zst, or - for standard output)"},
 			&cli.StringFlag{Name: "level", Value: "default", Usage: "zstd level: fastest, default, better or best"},
+			sinceFlag(),
 		)...),
 		Action: runExport,
 	}
@@ -125,13 +134,37 @@ children of an image index and the artifacts of artifacts are not looked up.`,
 
 // exportJSON is the --json result of export.
 type exportJSON struct {
-	Archive      string   `json:"archive"`
-	SHA256       string   `json:"sha256"`
-	Images       int      `json:"images"`
-	Blobs        int      `json:"blobs"`
-	Bytes        int64    `json:"bytes"`
-	ArchiveBytes int64    `json:"archiveBytes"`
-	Skipped      []string `json:"skippedLayers,omitempty"`
+	Archive      string         `json:"archive"`
+	SHA256       string         `json:"sha256"`
+	Images       int            `json:"images"`
+	Blobs        int            `json:"blobs"`
+	Bytes        int64          `json:"bytes"`
+	ArchiveBytes int64          `json:"archiveBytes"`
+	Skipped      []string       `json:"skippedLayers,omitempty"`
+	Bases        []archive.Base `json:"bases,omitempty"`
+	LeftOut      int            `json:"leftOut,omitempty"`
+	LeftOutBytes int64          `json:"leftOutBytes,omitempty"`
+}
+
+// sinceFlag is --since, of export and copy --to-tar.
+func sinceFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "since", Usage: "make a delta: leave out every config and layer that `FILE` says the destination holds (a previous ferry archive, or a ferry inventory); repeatable"}
+}
+
+// readSince reads the --since files, before anything is fetched.
+func readSince(c *cli.Context) ([]*relocate.Since, error) {
+	var out []*relocate.Since
+	for _, path := range c.StringSlice("since") {
+		s, err := relocate.ReadSince(path)
+		if errors.Is(err, relocate.ErrNotABase) {
+			return nil, usageError{err}
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 func runExport(c *cli.Context) error {
@@ -158,11 +191,16 @@ func runExport(c *cli.Context) error {
 		// A missing or read-only directory fails before any download.
 		return err
 	}
+	since, err := readSince(c)
+	if err != nil {
+		return err
+	}
 	p, ropts, err := resolvePlan(c, out)
 	if err != nil {
 		return err
 	}
 	eopts := relocate.ExportOptions{
+		Since:       since,
 		Level:       level,
 		Concurrency: c.Int("concurrency"),
 		CreatedBy:   "ferry " + readVersion().short,
@@ -182,6 +220,9 @@ func runExport(c *cli.Context) error {
 	j := exportJSON{Archive: dest, SHA256: res.SHA256, Images: res.Images, Blobs: res.Blobs, Bytes: res.Bytes, ArchiveBytes: res.ArchiveBytes}
 	for _, s := range res.Skipped {
 		j.Skipped = append(j.Skipped, s.Digest.String())
+	}
+	if res.Delta != nil {
+		j.Bases, j.LeftOut, j.LeftOutBytes = res.Delta.Bases, len(res.Delta.LeftOut), res.LeftOutBytes
 	}
 	took := out.Elapsed()
 	return out.Result(j, func(w io.Writer) { printExport(w, dest, res, took) })
@@ -204,6 +245,12 @@ func printExport(w io.Writer, dest string, res *relocate.ExportResult, took time
 	}
 	if n := len(res.Skipped); n > 0 {
 		fmt.Fprintf(tw, "  left out\t%s (non-distributable)\n", plural(n, "layer"))
+	}
+	if d := res.Delta; d != nil {
+		fmt.Fprintf(tw, "  delta\t%s (%s) left out, expected at the destination\n", plural(len(d.LeftOut), "blob"), humanBytes(res.LeftOutBytes))
+		for _, b := range d.Bases {
+			fmt.Fprintf(tw, "  since\t%s\n", quoteUnsafe(b.String()))
+		}
 	}
 	tw.Flush()
 }

@@ -131,12 +131,19 @@ func flagsFirst(args []string) []string {
 	if len(args) < 3 || (args[1] != "inspect" && args[1] != "verify") || args[len(args)-1] == "--generate-bash-completion" {
 		return args
 	}
+	// The flags of these commands that take a value, as a separate argument.
+	valued := map[string]bool{"--since": true}
 	out := append([]string{}, args[:2]...)
 	var rest []string
-	for _, a := range args[2:] {
-		if len(a) > 1 && a[0] == '-' {
+	for i := 2; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case valued[a] && i+1 < len(args):
+			out = append(out, a, args[i+1])
+			i++
+		case len(a) > 1 && a[0] == '-':
 			out = append(out, a)
-		} else {
+		default:
 			rest = append(rest, a)
 		}
 	}

@@ -482,6 +482,35 @@ func (r *Repo) uploadOnce(ctx context.Context, d v1.Hash, size int64, open Opene
 	return false, nil
 }
 
+// Mount asks the registry to mount blob d from the Repo's
+// Access.MountFrom repository, and reports whether it did (201). A registry
+// that declines opens an upload session instead, which is cancelled.
+func (r *Repo) Mount(ctx context.Context, d v1.Hash) (bool, error) {
+	m := r.access.MountFrom
+	if m == nil {
+		return false, fmt.Errorf("mount blob %s into %s: no repository to mount from", d, r.name)
+	}
+	u := r.url("/blobs/uploads/")
+	u.RawQuery = url.Values{"mount": {d.String()}, "from": {m.RepositoryStr()}}.Encode()
+	resp, err := r.do(ctx, http.MethodPost, u, nil, 0, nil)
+	if err != nil {
+		return false, fmt.Errorf("mount blob %s from %s into %s: %w", d, m, r.name, err)
+	}
+	defer drain(resp)
+	switch resp.StatusCode {
+	case http.StatusCreated:
+		return true, nil
+	case http.StatusAccepted:
+		if loc, err := resp.Location(); err == nil {
+			if del, err := r.do(ctx, http.MethodDelete, loc, nil, 0, nil); err == nil {
+				drain(del)
+			}
+		}
+		return false, nil
+	}
+	return false, fmt.Errorf("mount blob %s from %s into %s: %w", d, m, r.name, transport.CheckError(resp))
+}
+
 // sourceReader remembers the error its reader returned, so that an upload
 // can tell a failing source from a failing destination.
 type sourceReader struct {
