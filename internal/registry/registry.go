@@ -79,6 +79,15 @@ type Client struct {
 
 	mu    sync.Mutex
 	repos map[repoKey]*repoEntry
+	pings map[string]*pingEntry
+}
+
+// pingEntry is one registry's answer to GET /v2/, shared by its
+// repositories.
+type pingEntry struct {
+	done chan struct{}
+	ch   *transport.Challenge
+	err  error
 }
 
 type repoKey struct {
@@ -114,7 +123,7 @@ func New(opts Options) *Client {
 	if opts.ResumeWindow <= 0 {
 		opts.ResumeWindow = DefaultResumeWindow
 	}
-	return &Client{opts: opts, repos: map[repoKey]*repoEntry{}}
+	return &Client{opts: opts, repos: map[repoKey]*repoEntry{}, pings: map[string]*pingEntry{}}
 }
 
 // Access is what a Repo may do.
@@ -165,6 +174,28 @@ func (c *Client) newRepo(ctx context.Context, repo name.Repository, access Acces
 	if err != nil {
 		return nil, fmt.Errorf("credentials for %s: %w", repo, err)
 	}
+	if anonymous(auth) {
+		// A registry that asks for no authentication (its /v2/ answers 200)
+		// is asked once, not once per repository: every repository of it
+		// shares one transport.
+		ch, err := c.ping(ctx, repo.Registry)
+		if err != nil {
+			return nil, fmt.Errorf("authenticate to %s: %w", repo, err)
+		}
+		if ch.Scheme == "" {
+			scheme := "https"
+			if ch.Insecure {
+				scheme = "http"
+			}
+			return &Repo{
+				name:   repo,
+				access: access,
+				client: &http.Client{Transport: transport.NewUserAgent(c.opts.Transport, c.opts.UserAgent)},
+				opts:   c.opts,
+				scheme: scheme,
+			}, nil
+		}
+	}
 	scopes := []string{repo.Scope(transport.PullScope)}
 	if access.Push {
 		scopes[0] = repo.Scope(transport.PushScope)
@@ -185,19 +216,64 @@ func (c *Client) newRepo(ctx context.Context, repo name.Repository, access Acces
 	}, nil
 }
 
+// anonymous reports whether auth sends no credentials.
+func anonymous(auth authn.Authenticator) bool {
+	if auth == authn.Anonymous {
+		return true
+	}
+	cfg, err := auth.Authorization()
+	return err == nil && cfg != nil && *cfg == (authn.AuthConfig{})
+}
+
+// ping asks a registry, once, how it wants to be authenticated.
+func (c *Client) ping(ctx context.Context, reg name.Registry) (*transport.Challenge, error) {
+	key := reg.RegistryStr()
+	c.mu.Lock()
+	e, ok := c.pings[key]
+	if !ok {
+		e = &pingEntry{done: make(chan struct{})}
+		c.pings[key] = e
+	}
+	c.mu.Unlock()
+	if ok {
+		select {
+		case <-e.done:
+			return e.ch, e.err
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
+	e.ch, e.err = transport.Ping(ctx, reg, transport.NewUserAgent(c.opts.Transport, c.opts.UserAgent))
+	if e.err != nil {
+		c.mu.Lock()
+		delete(c.pings, key)
+		c.mu.Unlock()
+	}
+	close(e.done)
+	return e.ch, e.err
+}
+
 // Repo makes requests to one repository.
 type Repo struct {
 	name   name.Repository
 	access Access
 	client *http.Client
 	opts   Options
+	// scheme is the URL scheme the registry's ping found, when this Repo
+	// was built without go-containerregistry's transport, which finds it
+	// itself otherwise.
+	scheme string
 }
 
 // Name returns the repository.
 func (r *Repo) Name() name.Repository { return r.name }
 
 func (r *Repo) url(path string) *url.URL {
-	return &url.URL{Scheme: r.name.Registry.Scheme(), Host: r.name.RegistryStr(), Path: "/v2/" + r.name.RepositoryStr() + path}
+	scheme := r.scheme
+	if scheme == "" {
+		scheme = r.name.Registry.Scheme()
+	}
+	return &url.URL{Scheme: scheme, Host: r.name.RegistryStr(), Path: "/v2/" + r.name.RepositoryStr() + path}
 }
 
 func (r *Repo) do(ctx context.Context, method string, u *url.URL, body io.Reader, size int64, hdr http.Header) (*http.Response, error) {
@@ -674,11 +750,14 @@ func (r *Repo) settledStatus(ctx context.Context, loc *url.URL, attempt int) (*u
 		return nil, 0, err
 	}
 	next, offset, err := r.uploadStatus(ctx, loc)
-	for range 5 {
+	// Between two looks, a quarter of the backoff, and never less than the
+	// few milliseconds a registry takes to store what it got.
+	pause := max(r.opts.Backoff/4, 20*time.Millisecond)
+	for range 10 {
 		if err != nil {
 			return nil, 0, err
 		}
-		if err := sleep(ctx, r.opts.Backoff/4); err != nil {
+		if err := sleep(ctx, pause); err != nil {
 			return nil, 0, err
 		}
 		again, o, err2 := r.uploadStatus(ctx, loc)

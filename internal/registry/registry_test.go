@@ -377,3 +377,36 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
+
+func TestAnonymousRegistryIsPingedOnce(t *testing.T) {
+	reg := testregistry.NewDistribution(t)
+	c := registry.New(reg.ClientOptions())
+	reg.ResetCounts()
+	for _, path := range []string{"a/one", "a/two", "b/three"} {
+		repo, _ := name.NewRepository(reg.Repo(path))
+		r, err := c.Repo(context.Background(), repo, registry.Access{Push: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.BlobExists(context.Background(), digestOf([]byte(path))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := reg.Counts().Get(http.MethodGet, testregistry.KindBase); n != 1 {
+		t.Errorf("%d pings for three repositories of a registry without auth, want 1", n)
+	}
+	// A registry with auth is asked through go-containerregistry's
+	// transport, per repository (tokens are per repository).
+	authed := testregistry.NewDistribution(t, testregistry.WithAuth("alice", "pw"))
+	c = registry.New(authed.ClientOptions())
+	for _, path := range []string{"a/one", "a/two"} {
+		repo, _ := name.NewRepository(authed.Repo(path))
+		r, err := c.Repo(context.Background(), repo, registry.Access{Push: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.BlobExists(context.Background(), digestOf([]byte(path))); err != nil {
+			t.Fatalf("with credentials: %v", err)
+		}
+	}
+}
