@@ -11,10 +11,16 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 )
+
+// defaultMemoryLimit is the Go runtime's soft memory limit unless
+// GOMEMLIMIT is set: measured, it keeps an export's peak RSS near 55 MiB
+// (87 MiB without it) for a few percent more CPU.
+const defaultMemoryLimit = 48 << 20
 
 func init() {
 	// -v is --verbose in every command; --version keeps only its long name.
@@ -38,6 +44,13 @@ func main() {
 	// reader went away) that fails the command, which cleans up; on stderr
 	// (a log reader gone) the write is dropped and the work goes on.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	// What ferry holds at once is bounded (frames, blobs read ahead); a
+	// soft limit makes the garbage collector keep the process near that,
+	// instead of letting the heap double before it collects. GOMEMLIMIT
+	// overrides it.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	endProfiles := startProfiles(os.Stderr)
 	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
 	endProfiles()
