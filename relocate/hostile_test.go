@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -233,5 +235,58 @@ func TestImportStopsOnATagListLoop(t *testing.T) {
 	}
 	if tags := dst.tags(t); len(tags) != 0 {
 		t.Errorf("tags written: %v", tags)
+	}
+}
+
+// TestRacingExportsLeaveAMatchingChecksum (item 7): exports of different
+// content racing to one -o FILE must leave FILE.sha256 describing the
+// archive actually in place (verify would otherwise call a good archive
+// corrupt), whichever export wins.
+func TestRacingExportsLeaveAMatchingChecksum(t *testing.T) {
+	src := impNewSource(t, 0)
+	var plans []*relocate.Plan
+	for _, ref := range []string{src.app1Ref, src.app2Ref, src.idxRef} {
+		p, err := relocate.Resolve(context.Background(), relocate.Source{Image: ref}, relocate.Options{Remote: src.opts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		plans = append(plans, p)
+	}
+	path := filepath.Join(t.TempDir(), "out.tar.zst")
+	spool := t.TempDir()
+	for round := range 40 {
+		sums := make([]string, len(plans))
+		errs := make([]error, len(plans))
+		var wg sync.WaitGroup
+		for i, p := range plans {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := relocate.ExportFile(context.Background(), p, path, relocate.ExportOptions{Remote: src.opts, TempDir: spool})
+				if err == nil {
+					sums[i] = res.SHA256
+				}
+				errs[i] = err
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		data := impMust(os.ReadFile(path))
+		side := impMust(os.ReadFile(path + ".sha256"))
+		got := fmt.Sprintf("%x", sha256.Sum256(data))
+		if want := got + "  out.tar.zst\n"; string(side) != want {
+			t.Fatalf("round %d: the archive in place has sha256 %s, its checksum file says %q", round, got, side)
+		}
+		if !slices.Contains(sums, got) {
+			t.Fatalf("round %d: the archive in place (%s) is none of the exports' %v", round, got, sums)
+		}
+		res, err := relocate.VerifyFile(context.Background(), path, nil)
+		if err != nil || res.Sidecar == "" {
+			t.Fatalf("round %d: verify: %v (%+v)", round, err, res)
+		}
 	}
 }
