@@ -255,7 +255,7 @@ func (o Options) retryBackoff() time.Duration {
 // transport builds the HTTP stack below go-containerregistry's auth layer:
 // a clone of remote.DefaultTransport (proxy from the environment,
 // keep-alives, HTTP/2) with ferry's TLS and timeout settings, wrapped in the
-// retrying RoundTripper.
+// retrying RoundTripper and the manifest size limit.
 func (o Options) transport() (http.RoundTripper, error) {
 	tlsConfig, err := o.tlsConfig()
 	if err != nil {
@@ -283,11 +283,13 @@ func (o Options) transport() (http.RoundTripper, error) {
 		}
 		base.DialContext = withWriteDeadlines(dial, base.ResponseHeaderTimeout)
 	}
-	return &retryTransport{
+	// Outside the retries: a manifest too large is not worth asking for
+	// again.
+	return limitTransport{inner: &retryTransport{
 		inner:    inner,
 		attempts: o.retryCount(),
 		backoff:  o.retryBackoff(),
-	}, nil
+	}}, nil
 }
 
 func (o Options) tlsConfig() (*tls.Config, error) {
