@@ -16,11 +16,6 @@ import (
 	"github.com/ferry-dev/ferry/lock"
 )
 
-// maxMetadataSize bounds how much of a metadata file is read into memory, so
-// that a hostile or broken image cannot exhaust it. The largest real
-// images.yml files are a few MiB.
-const maxMetadataSize = 64 << 20
-
 // IsBundle reports whether cfg carries LabelKey. Like imgpkg, it checks
 // that the key exists, whatever its value.
 func IsBundle(cfg *v1.ConfigFile) bool {
@@ -168,8 +163,10 @@ func readLayerFile(img v1.Image, source, want string) (data []byte, found bool, 
 		if found {
 			return nil, false, fmt.Errorf("%s: %s appears twice in the layer", source, want)
 		}
-		if h.Size > maxMetadataSize {
-			return nil, false, fmt.Errorf("%s: %s is %d bytes, more than the %d allowed", source, want, h.Size, maxMetadataSize)
+		// The one bound of lock documents, checked from the tar header
+		// before anything is read.
+		if h.Size > lock.MaxDocumentSize {
+			return nil, false, fmt.Errorf("%s: %s is %d bytes, more than the %d a lock document may have", source, want, h.Size, lock.MaxDocumentSize)
 		}
 		data, err = io.ReadAll(tr)
 		if err != nil {

@@ -1,9 +1,11 @@
 package pull
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -16,13 +18,17 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/fixtures"
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/testregistry"
+	"github.com/ferry-dev/ferry/lock"
 )
 
 // tamper serves a real registry, but answers GETs of one blob with other
@@ -196,5 +202,64 @@ func TestPullRefusesAHugeDeclaredConfig(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPullRefusesAnImagesYMLOverTheCap (issue 13, item 3): pull once
+// extracted and parsed an images.yml of any size (248 MB cost 60 s and
+// 7 GB). A bundle whose images.yml is one byte over lock.MaxDocumentSize
+// is refused, naming the file and the cap, and leaves nothing behind.
+func TestPullRefusesAnImagesYMLOverTheCap(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	opts := reg.RemoteOptions(t)
+	head := "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\n# "
+	yml := head + strings.Repeat("x", lock.MaxDocumentSize-len(head)) + "\n"
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range []*tar.Header{
+		{Name: ".imgpkg/", Typeflag: tar.TypeDir, Mode: 0o700},
+		{Name: ".imgpkg/images.yml", Typeflag: tar.TypeReg, Mode: 0o600, Size: int64(len(yml))},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tw.Write([]byte(yml)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	layer, err := tarball.LayerFromReader(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = cfg.DeepCopy()
+	cfg.Config.Labels = map[string]string{bundle.LabelKey: "true"}
+	if img, err = mutate.ConfigFile(img, cfg); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(reg.Repo("team/big") + ":v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img, opts...); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	_, err = Pull(context.Background(), ref, out, Options{Bundle: true, Remote: opts})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(out, ".imgpkg", "images.yml")) || !strings.Contains(err.Error(), fmt.Sprintf("more than the %d bytes", lock.MaxDocumentSize)) {
+		t.Fatalf("err = %v, want one naming images.yml and the cap", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("the failed pull left %s behind (%v)", out, err)
 	}
 }
