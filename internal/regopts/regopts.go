@@ -57,7 +57,12 @@ type Options struct {
 	// Token) to these registries (host[:port]); any other registry gets the
 	// Docker config's. nil means every registry; an empty non-nil slice,
 	// none. A bundle's images.yml may name any host, so sending a password
-	// to every registry would hand it to whoever wrote the lock.
+	// to every registry would hand it to whoever wrote the lock. A registry
+	// that gets them also passes them to the token service its
+	// WWW-Authenticate challenge names (go-containerregistry's token flow),
+	// which may be another host; go-containerregistry refuses a realm at a
+	// private, loopback or link-local IP other than the registry's own
+	// host:port (TestTokenRealms).
 	CredentialHosts []string
 	// Token is an explicit bearer token (--registry-token, FERRY_TOKEN),
 	// sent as is instead of running the registry's token exchange.
