@@ -257,3 +257,38 @@ func TestRejectSizeOverflow(t *testing.T) {
 		})
 	}
 }
+
+// TestRejectHugeIndexString: one annotation as large as the head limit
+// was held twice (the file's bytes and the decoded string: 250 MB cost
+// inspect 511 MB). A string of index.json over MaxIndexString is refused
+// before index.json is decoded, by Reader and Writer alike.
+func TestRejectHugeIndexString(t *testing.T) {
+	cfg, layer := sharedBlobs()
+	img := smallImage(0, cfg, layer)
+	for _, n := range []int{MaxIndexString, MaxIndexString + 1} {
+		d := desc(img)
+		d.Annotations = map[string]string{"note": strings.Repeat("x", n)}
+		entries := []Entry{{Descriptor: d, Role: RoleImage, OriginalRef: "r.example/img"}}
+		_, err := Inspect(bytes.NewReader(headTar(t, entries, []testBlob{img}, cfg, layer)))
+		if n == MaxIndexString {
+			if err != nil {
+				t.Errorf("a string of %d bytes: %v", n, err)
+			}
+			continue
+		}
+		wantErr(t, err, "index.json", fmt.Sprintf("a string of %d bytes", n))
+		w, err := NewWriter(&bytes.Buffer{}, WriterOptions{Concurrency: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx, err := BuildIndex(entries, IndexOptions{CreatedBy: "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, w.WriteHeader(idx, map[v1.Hash][]byte{img.d: img.b}), fmt.Sprintf("a string of %d bytes", n))
+		w.Close()
+	}
+	if n, at := longestString([]byte(`{"a":"x\"yz","bb":"` + `\\` + `"}`)); n != 5 || at != 5 {
+		t.Errorf("longestString = %d at %d, want 5 at 5", n, at)
+	}
+}

@@ -381,9 +381,42 @@ type indexInfo struct {
 	delta     *Delta
 }
 
+// MaxIndexString bounds one string of index.json (a reference, an
+// annotation). ferry writes references and digests, a few hundred bytes;
+// without a bound, one annotation as large as the head limit would be held
+// twice, in the file's bytes and decoded.
+const MaxIndexString = 64 << 10
+
+// longestString returns the length (in bytes, escapes as written) and
+// offset of the longest string literal in the JSON text b, in one pass that
+// allocates nothing.
+func longestString(b []byte) (n, at int) {
+	start := -1
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case start < 0 && c == '"':
+			start = i + 1
+		case start >= 0 && c == '\\':
+			i++
+		case start >= 0 && c == '"':
+			if i-start > n {
+				n, at = i-start, start-1
+			}
+			start = -1
+		}
+	}
+	if start >= 0 && len(b)-start > n {
+		n, at = len(b)-start, start-1
+	}
+	return n, at
+}
+
 // parseIndex checks index.json: an OCI index of a format version this
 // package reads, every descriptor a valid Entry.
 func parseIndex(b []byte) (*indexInfo, error) {
+	if n, at := longestString(b); n > MaxIndexString {
+		return nil, fmt.Errorf("%s: a string of %d bytes at offset %d, more than the %d a string of index.json may have", indexName, n, at, MaxIndexString)
+	}
 	var idx v1.IndexManifest
 	if err := json.Unmarshal(b, &idx); err != nil {
 		return nil, fmt.Errorf("%s: not an OCI index: %w", indexName, err)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -111,22 +110,16 @@ func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (
 		f.Abort()
 		return nil, fmt.Errorf("export to %s: %w", path, err)
 	}
-	// An old checksum must not outlive the archive it describes: without
-	// this, a crash between the rename and the new sidecar would leave a
-	// good archive beside a checksum that calls it corrupt.
-	if err := os.Remove(path + ".sha256"); err != nil && !errors.Is(err, os.ErrNotExist) {
+	sum, err := hex.DecodeString(res.SHA256)
+	if err != nil {
 		f.Abort()
 		return nil, fmt.Errorf("export to %s: %w", path, err)
 	}
-	if err := f.Commit(); err != nil {
+	// Archive and checksum are put in place together, under a lock, so
+	// that two exports to one path never leave one's checksum beside the
+	// other's archive.
+	if err := f.CommitWithChecksum(sum); err != nil {
 		return nil, fmt.Errorf("export to %s: %w", path, err)
-	}
-	sum, err := hex.DecodeString(res.SHA256)
-	if err != nil {
-		return nil, fmt.Errorf("export to %s: %w", path, err)
-	}
-	if err := atomicfile.WriteChecksumFile(path, sum); err != nil {
-		return nil, fmt.Errorf("export to %s: checksum file: %w", path, err)
 	}
 	res.Path = path
 	return res, nil

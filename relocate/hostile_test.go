@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 	"github.com/ferry-dev/ferry/relocate"
 )
@@ -51,13 +54,18 @@ func pushRawImage(t *testing.T, opts []remote.Option, repo name.Repository, conf
 	if m.Layers == nil {
 		m.Layers = []v1.Descriptor{}
 	}
-	raw := impMust(json.Marshal(m))
+	return putRaw(t, opts, repo, impMust(json.Marshal(m)), types.OCIManifestSchema1)
+}
+
+// putRaw pushes raw, of media type mt, by digest into repo.
+func putRaw(t *testing.T, opts []remote.Option, repo name.Repository, raw []byte, mt types.MediaType) name.Digest {
+	t.Helper()
 	d, _, err := v1.SHA256(bytes.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ref := repo.Digest(d.String())
-	if err := remote.Put(ref, rawManifest{raw: raw, mt: types.OCIManifestSchema1}, opts...); err != nil {
+	if err := remote.Put(ref, rawManifest{raw: raw, mt: mt}, opts...); err != nil {
 		t.Fatal(err)
 	}
 	return ref
@@ -239,5 +247,123 @@ func TestImportStopsOnATagListLoop(t *testing.T) {
 	}
 	if tags := dst.tags(t); len(tags) != 1 {
 		t.Errorf("tags written: %v", tags)
+	}
+}
+
+// TestRacingExportsLeaveAMatchingChecksum (item 7): exports of different
+// content racing to one -o FILE must leave FILE.sha256 describing the
+// archive actually in place (verify would otherwise call a good archive
+// corrupt), whichever export wins.
+func TestRacingExportsLeaveAMatchingChecksum(t *testing.T) {
+	src := impNewSource(t, 0)
+	var plans []*relocate.Plan
+	for _, ref := range []string{src.app1Ref, src.app2Ref, src.idxRef} {
+		p, err := relocate.Resolve(context.Background(), relocate.Source{Image: ref}, relocate.Options{Remote: src.opts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		plans = append(plans, p)
+	}
+	path := filepath.Join(t.TempDir(), "out.tar.zst")
+	for round := range 40 {
+		sums := make([]string, len(plans))
+		errs := make([]error, len(plans))
+		var wg sync.WaitGroup
+		for i, p := range plans {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := relocate.ExportFile(context.Background(), p, path, relocate.ExportOptions{Remote: src.opts})
+				if err == nil {
+					sums[i] = res.SHA256
+				}
+				errs[i] = err
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		data := impMust(os.ReadFile(path))
+		side := impMust(os.ReadFile(path + ".sha256"))
+		got := fmt.Sprintf("%x", sha256.Sum256(data))
+		if want := got + "  out.tar.zst\n"; string(side) != want {
+			t.Fatalf("round %d: the archive in place has sha256 %s, its checksum file says %q", round, got, side)
+		}
+		if !slices.Contains(sums, got) {
+			t.Fatalf("round %d: the archive in place (%s) is none of the exports' %v", round, got, sums)
+		}
+		res, err := relocate.VerifyFile(context.Background(), path, relocate.VerifyOptions{})
+		if err != nil || res.Sidecar == "" {
+			t.Fatalf("round %d: verify: %v (%+v)", round, err, res)
+		}
+	}
+}
+
+// TestResolveRefusesAHugeDeclaredConfig (item 2): a bundle locks an image
+// whose manifest declares a 2 GiB config. Export and copy resolve the
+// lock; the config is refused before it is fetched, naming the image and
+// the declared size (go-containerregistry's ConfigFile read the whole
+// declared size into memory first).
+func TestResolveRefusesAHugeDeclaredConfig(t *testing.T) {
+	src := impNewSource(t, 0)
+	repo := impMust(name.NewRepository(src.ep.Repo("src/hugecfg")))
+	cfg := []byte(`{"architecture":"amd64","os":"linux"}`)
+	cl := static.NewLayer(cfg, types.OCIConfigJSON)
+	if err := remote.WriteLayer(repo, cl, src.opts...); err != nil {
+		t.Fatal(err)
+	}
+	raw := impMust(json.Marshal(v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
+		Config: v1.Descriptor{MediaType: types.OCIConfigJSON, Size: 2 << 30, Digest: impMust(cl.Digest())}, Layers: []v1.Descriptor{}}))
+	ref := putRaw(t, src.opts, repo, raw, types.OCIManifestSchema1)
+	_, bundleRef := src.pushBundle(t, "src/hugecfg-bundle", "v1", []string{ref.String()})
+	src.reg.ResetCounts()
+	_, err := relocate.Resolve(context.Background(), relocate.Source{Bundle: bundleRef}, relocate.Options{Remote: src.opts})
+	if err == nil {
+		t.Fatal("resolve accepted a config declaring 2 GiB")
+	}
+	for _, want := range []string{ref.String(), "declares 2147483648 bytes"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	for _, r := range src.reg.Requests() {
+		if r.Method == http.MethodGet && r.Kind == testregistry.KindBlob && r.Ref == impMust(cl.Digest()).String() {
+			t.Errorf("the config was fetched: %s %s", r.Method, r.Ref)
+		}
+	}
+}
+
+// TestResolveRefusesAManifestAboveTheCap (item 2): an index whose child
+// declares more than a manifest may have is refused before the child is
+// fetched; a manifest served above the cap is refused once read.
+func TestResolveRefusesAManifestAboveTheCap(t *testing.T) {
+	src := impNewSource(t, 0)
+	repo := impMust(name.NewRepository(src.ep.Repo("src/bigindex")))
+	child := pushRawImage(t, src.opts, repo, []byte(`{"architecture":"amd64","os":"linux"}`))
+	childDigest := impMust(v1.NewHash(child.DigestStr()))
+	idx := impMust(json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex,
+		Manifests: []v1.Descriptor{{MediaType: types.OCIManifestSchema1, Digest: childDigest, Size: archive.DefaultMaxManifestSize + 1}}}))
+	ref := putRaw(t, src.opts, repo, idx, types.OCIImageIndex)
+	src.reg.ResetCounts()
+	_, err := relocate.Resolve(context.Background(), relocate.Source{Image: ref.String()}, relocate.Options{Remote: src.opts})
+	if err == nil || !strings.Contains(err.Error(), childDigest.String()) || !strings.Contains(err.Error(), fmt.Sprint(archive.DefaultMaxManifestSize+1)) {
+		t.Errorf("err = %v, want one naming %s and its declared size", err, childDigest)
+	}
+	for _, r := range src.reg.Requests() {
+		if r.Kind == testregistry.KindManifest && r.Ref == childDigest.String() {
+			t.Errorf("the child was fetched: %s %s", r.Method, r.Ref)
+		}
+	}
+
+	// A manifest of 4 MiB and a bit, padded with an annotation.
+	big := impMust(json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex,
+		Annotations: map[string]string{"pad": strings.Repeat("x", archive.DefaultMaxManifestSize)}}))
+	bigRef := putRaw(t, src.opts, repo, big, types.OCIImageIndex)
+	_, err = relocate.Resolve(context.Background(), relocate.Source{Image: bigRef.String()}, relocate.Options{Remote: src.opts})
+	if err == nil || !strings.Contains(err.Error(), bigRef.String()) || !strings.Contains(err.Error(), fmt.Sprintf("%d bytes", len(big))) {
+		t.Errorf("err = %v, want one naming %s and its size", err, bigRef)
 	}
 }

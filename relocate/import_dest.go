@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/regerr"
 	"github.com/ferry-dev/ferry/internal/taglist"
 )
@@ -90,12 +91,22 @@ func (i *importBlobImage) RawConfigFile() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if size := mf.Config.Size; size < 0 || size > bundle.MaxConfigSize {
+		return nil, fmt.Errorf("config %s declares %d bytes; a config may have at most %d", mf.Config.Digest, size, bundle.MaxConfigSize)
+	}
 	rc, err := i.blob(i.ctx, mf.Config.Digest)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	return io.ReadAll(rc)
+	b, err := io.ReadAll(io.LimitReader(rc, mf.Config.Size+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) != mf.Config.Size {
+		return nil, fmt.Errorf("config %s: the registry sent other than the %d bytes the manifest declares", mf.Config.Digest, mf.Config.Size)
+	}
+	return b, nil
 }
 
 // LayerByDigest implements partial.CompressedImageCore.

@@ -13,14 +13,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"sigs.k8s.io/yaml"
 
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/progress"
@@ -251,11 +249,11 @@ func digestOf(ref name.Reference) v1.Hash {
 // lockFileWants reads an ImagesLock or BundleLock file into the first
 // level of resolution.
 func (r *resolver) lockFileWants(path string) ([]want, error) {
-	data, err := os.ReadFile(path)
+	data, err := lock.ReadDocument(path)
 	if err != nil {
 		return nil, fmt.Errorf("read lock file %s: %w", path, err)
 	}
-	if lockKind(data) == lock.KindBundleLock {
+	if lock.DocumentKind(data) == lock.KindBundleLock {
 		bl, err := lock.ParseBundleLock(data, path)
 		if err != nil {
 			return nil, fmt.Errorf("read lock file %s: %w", path, err)
@@ -271,19 +269,6 @@ func (r *resolver) lockFileWants(path string) ([]want, error) {
 		return nil, fmt.Errorf("read lock file %s: %w", path, err)
 	}
 	return r.lockWants(il, name.Repository{}, v1.Hash{}, "lock file "+path)
-}
-
-// lockKind returns the kind of a lock document without validating it, so
-// that the strict parser of the right kind can be chosen (and report what
-// is wrong with the document).
-func lockKind(data []byte) string {
-	var doc struct {
-		Kind string `json:"kind"`
-	}
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return ""
-	}
-	return doc.Kind
 }
 
 // digestRef re-parses a normalised lock reference with the caller's name
