@@ -310,22 +310,42 @@ func importCommitOrder(h *importHead) [][]v1.Hash {
 			isChild[c.Digest] = true
 		}
 	}
+	// A manifest's height is one more than its highest child's: children
+	// go in lower groups, so they are PUT first whatever the depth (an
+	// archive's head may chain thousands of indexes). Content addressing
+	// makes cycles impossible; heights are computed children first,
+	// without recursion, so a deep chain costs no stack.
 	height := map[v1.Hash]int{}
-	var heightOf func(d v1.Hash, depth int) int
-	heightOf = func(d v1.Hash, depth int) int {
-		if v, ok := height[d]; ok {
-			return v
+	var heightOf func(d v1.Hash) int
+	heightOf = func(root v1.Hash) int {
+		type frame struct {
+			d    v1.Hash
+			next int
 		}
-		hgt := 0
-		// Content addressing makes cycles impossible; the depth guard only
-		// keeps a hostile archive from recursing forever.
-		if depth < 64 {
-			for _, c := range h.manifests[d].children {
-				hgt = max(hgt, heightOf(c.Digest, depth+1)+1)
+		stack := []frame{{d: root}}
+		for len(stack) > 0 {
+			top := &stack[len(stack)-1]
+			if _, done := height[top.d]; done {
+				stack = stack[:len(stack)-1]
+				continue
 			}
+			children := h.manifests[top.d].children
+			if top.next < len(children) {
+				c := children[top.next].Digest
+				top.next++
+				if _, done := height[c]; !done {
+					stack = append(stack, frame{d: c})
+				}
+				continue
+			}
+			hgt := 0
+			for _, c := range children {
+				hgt = max(hgt, height[c.Digest]+1)
+			}
+			height[top.d] = hgt
+			stack = stack[:len(stack)-1]
 		}
-		height[d] = hgt
-		return hgt
+		return height[root]
 	}
 	type key struct{ class, height int }
 	groups := map[key][]v1.Hash{}
@@ -343,7 +363,7 @@ func importCommitOrder(h *importHead) [][]v1.Hash {
 		case m.mediaType.IsIndex():
 			class = importCommitIndex
 		}
-		k := key{class, heightOf(d, 0)}
+		k := key{class, heightOf(d)}
 		groups[k] = append(groups[k], d)
 	}
 	keys := make([]key, 0, len(groups))
