@@ -48,7 +48,9 @@ nothing: the archive holds what its export carried.
 
 Credentials: --registry-username/--registry-password/--registry-token and
 the FERRY_* variables go to the registries of -b/-i and --to-repo (and of
---registry-credential-host); when source and destination need different
+--registry-credential-host), and to the token service each of them names in
+its authentication challenge (README: Registry options); when source and
+destination need different
 credentials, put both in the Docker config (docker login to each) and give
 no explicit ones.
 
