@@ -203,6 +203,9 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 	// Downloads are not verified here: the archive Writer checks every
 	// blob's size and digest as it writes it, so each byte is hashed once.
 	open := func(ctx context.Context, b Blob) (io.ReadCloser, error) {
+		if rc, ok := p.openCached(b.Digest); ok {
+			return rc, nil
+		}
 		src, err := client.Repo(ctx, b.Source.Context(), registry.Access{})
 		if err != nil {
 			return nil, err

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -104,6 +105,10 @@ type Plan struct {
 	Skipped []Blob
 	// TotalBytes is the size of every manifest and blob that will be moved.
 	TotalBytes int64
+	// Configs holds configs Resolve already read (verified against their
+	// digests), within maxCachedConfigs bytes in all, so that a move need
+	// not fetch them again.
+	Configs map[v1.Hash][]byte
 }
 
 // Image is one entry of a Plan's index: a manifest or an index.
@@ -346,9 +351,17 @@ func (r *resolver) plan(opts Options) (*Plan, error) {
 		blobOrder = append(blobOrder, d.Digest)
 		return nil
 	}
+	p.Configs = map[v1.Hash][]byte{}
+	var cached int64
 	for _, h := range r.order {
 		n := r.nodes[h]
 		p.Manifests[h] = Manifest{Raw: n.raw, MediaType: n.mediaType, Source: n.source}
+		if n.manifest != nil && n.configRaw != nil && cached+int64(len(n.configRaw)) <= maxCachedConfigs {
+			if _, ok := p.Configs[n.manifest.Config.Digest]; !ok {
+				p.Configs[n.manifest.Config.Digest] = n.configRaw
+				cached += int64(len(n.configRaw))
+			}
+		}
 		p.TotalBytes += int64(len(n.raw))
 		switch {
 		case n.manifest != nil:
@@ -403,6 +416,19 @@ func (r *resolver) plan(opts Options) (*Plan, error) {
 		rep.Warnf("skipping non-distributable layer %s (%s, %d bytes) of %s", b.Digest, b.MediaType, b.Size, b.Image)
 	}
 	return p, nil
+}
+
+// maxCachedConfigs bounds the configs a Plan keeps in memory: thousands of
+// images' configs (a few KiB each), not more.
+const maxCachedConfigs = 16 << 20
+
+// openCached returns a reader of blob d when the plan holds its bytes.
+func (p *Plan) openCached(d v1.Hash) (io.ReadCloser, bool) {
+	b, ok := p.Configs[d]
+	if !ok {
+		return nil, false
+	}
+	return io.NopCloser(bytes.NewReader(b)), true
 }
 
 // referencedBlobs returns what a manifest points to: config and layers of an

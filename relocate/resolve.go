@@ -75,6 +75,8 @@ type node struct {
 	desc      *remote.Descriptor
 
 	configChecked bool
+	// configRaw is the config's bytes, read to check it (verified).
+	configRaw []byte
 	bundle        bool
 	platform      *v1.Platform
 	lockRead      bool
@@ -217,10 +219,11 @@ func (r *resolver) do(ctx context.Context, j *job) error {
 		if isImageConfig(n.manifest.Config.MediaType) {
 			// Bounded before it is fetched: a registry named by a lock
 			// may declare a config of any size.
-			cfg, err := bundle.ReadConfig(img, "image "+n.source.String())
+			cfg, raw, err := bundle.ReadConfigRaw(img, "image "+n.source.String())
 			if err != nil {
 				return wantError(w, err)
 			}
+			n.configRaw = raw
 			n.bundle = bundle.IsBundle(cfg)
 			if cfg.OS != "" || cfg.Architecture != "" {
 				p := cfg.Platform()

@@ -49,43 +49,50 @@ const MaxConfigSize = 8 << 20
 // than the declared size is read whatever the registry sends, and the
 // bytes are checked against the config's digest.
 func ReadConfig(img v1.Image, source string) (*v1.ConfigFile, error) {
+	cfg, _, err := ReadConfigRaw(img, source)
+	return cfg, err
+}
+
+// ReadConfigRaw is ReadConfig, also returning the config's bytes (checked
+// against its digest), which a caller may keep rather than fetch again.
+func ReadConfigRaw(img v1.Image, source string) (*v1.ConfigFile, []byte, error) {
 	m, err := img.Manifest()
 	if err != nil {
-		return nil, fmt.Errorf("%s: reading manifest: %w", source, err)
+		return nil, nil, fmt.Errorf("%s: reading manifest: %w", source, err)
 	}
 	d := m.Config
 	if d.Size < 0 || d.Size > MaxConfigSize {
-		return nil, fmt.Errorf("%s: config %s declares %d bytes; a config may have at most %d", source, d.Digest, d.Size, MaxConfigSize)
+		return nil, nil, fmt.Errorf("%s: config %s declares %d bytes; a config may have at most %d", source, d.Digest, d.Size, MaxConfigSize)
 	}
 	l, err := partial.ConfigLayer(img)
 	if err != nil {
-		return nil, fmt.Errorf("%s: config %s: %w", source, d.Digest, err)
+		return nil, nil, fmt.Errorf("%s: config %s: %w", source, d.Digest, err)
 	}
 	rc, err := l.Compressed()
 	if err != nil {
-		return nil, fmt.Errorf("%s: config %s: %w", source, d.Digest, err)
+		return nil, nil, fmt.Errorf("%s: config %s: %w", source, d.Digest, err)
 	}
 	defer rc.Close()
 	b, err := io.ReadAll(io.LimitReader(rc, d.Size+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: config %s: %w", source, d.Digest, err)
+		return nil, nil, fmt.Errorf("%s: config %s: %w", source, d.Digest, err)
 	}
 	if int64(len(b)) != d.Size {
-		return nil, fmt.Errorf("%s: config %s: got %s bytes, the manifest declares %d", source, d.Digest, atLeast(len(b), d.Size), d.Size)
+		return nil, nil, fmt.Errorf("%s: config %s: got %s bytes, the manifest declares %d", source, d.Digest, atLeast(len(b), d.Size), d.Size)
 	}
 	h, err := v1.Hasher(d.Digest.Algorithm)
 	if err != nil {
-		return nil, fmt.Errorf("%s: config %s: %w", source, d.Digest, err)
+		return nil, nil, fmt.Errorf("%s: config %s: %w", source, d.Digest, err)
 	}
 	h.Write(b)
 	if got := hex.EncodeToString(h.Sum(nil)); got != d.Digest.Hex {
-		return nil, fmt.Errorf("%s: config %s: content has digest %s:%s", source, d.Digest, d.Digest.Algorithm, got)
+		return nil, nil, fmt.Errorf("%s: config %s: content has digest %s:%s", source, d.Digest, d.Digest.Algorithm, got)
 	}
 	cfg, err := v1.ParseConfigFile(bytes.NewReader(b))
 	if err != nil {
-		return nil, fmt.Errorf("%s: config %s: %w", source, d.Digest, err)
+		return nil, nil, fmt.Errorf("%s: config %s: %w", source, d.Digest, err)
 	}
-	return cfg, nil
+	return cfg, b, nil
 }
 
 // atLeast says how many bytes were read: n, or "more than size" when the
