@@ -77,10 +77,10 @@ type node struct {
 	configChecked bool
 	// configRaw is the config's bytes, read to check it (verified).
 	configRaw []byte
-	bundle        bool
-	platform      *v1.Platform
-	lockRead      bool
-	lock          *lock.ImagesLock
+	bundle    bool
+	platform  *v1.Platform
+	lockRead  bool
+	lock      *lock.ImagesLock
 
 	childrenQueued bool
 	lockQueued     bool
