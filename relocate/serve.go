@@ -36,6 +36,9 @@ type RegistryView struct {
 	// Blobs are the configs and layers made for the view, which the
 	// archive does not hold.
 	Blobs map[v1.Hash][]byte
+	// Root is "repository:tag" of the root (the bundle, or the single
+	// tagged image) when it has a tag, for people to pull.
+	Root string
 	// Warnings say what MirrorView could not place: an entry without an
 	// original reference, or two entries claiming one tag.
 	Warnings []string
@@ -142,6 +145,9 @@ func RepoView(ctx context.Context, f *archive.File, repo string, opts RepoViewOp
 	for _, t := range append(tags, originals...) {
 		r.Tags[t.tag] = t.digest
 	}
+	if len(originals) > 0 {
+		v.Root = repo + ":" + originals[len(originals)-1].tag
+	}
 	if err := v.findReferrers(); err != nil {
 		return nil, err
 	}
@@ -182,6 +188,7 @@ func MirrorView(h *archive.Head) (*RegistryView, error) {
 		}
 		if e.Tag != "" {
 			v.tag(r, e.Tag, d)
+			v.Root = r.Name + ":" + e.Tag
 		}
 	}
 	if err := v.findReferrers(); err != nil {
