@@ -43,8 +43,8 @@ for a few seconds. -v logs one line per request.
 The archive must have the seek table ferry export writes: an archive from
 an older ferry, or recompressed (gzip, plain tar), is refused; import it
 with ferry import, or export it again.`,
-		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:5000", Usage: "`HOST:PORT` to listen on (port 0: any free port)"},
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:5000", Usage: "address to listen on, `HOST:PORT` (port 0 picks a free one; beyond loopback see above)"},
 			&cli.StringFlag{Name: "repo", Usage: "serve everything as this one repository `NAME` (a path, e.g. team/app-bundle) with the tags an import into it writes"},
 			&cli.BoolFlag{Name: "repo-based-tags", Usage: "with --repo: the tags of an import with --repo-based-tags"},
 			&cli.StringFlag{Name: "tls-cert", Usage: "serve HTTPS with this PEM certificate `FILE` (and --tls-key)"},
@@ -52,7 +52,10 @@ with ferry import, or export it again.`,
 			&cli.StringFlag{Name: "htpasswd", Usage: "require HTTP basic auth from the users of this htpasswd `FILE` (bcrypt entries)"},
 			&cli.BoolFlag{Name: "insecure", Usage: "allow serving beyond loopback without TLS or without --htpasswd"},
 			&cli.IntFlag{Name: "streams", Value: serve.DefaultStreams, Usage: "configs and layers read from the archive at once (each holds a few MiB); more requests wait their turn"},
-		}, outputFlags()...),
+			&cli.BoolFlag{Name: "json", Usage: "once listening, print one line of JSON on stdout: url, host, repositories (see the README)"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log one line per request, and each blob verified"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print errors only"},
+		},
 		Action: runServe,
 	}
 }
