@@ -445,7 +445,9 @@ func TestServeRefusesWritesAndUnknownRoutes(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		var doc struct{ Errors []struct{ Code, Message string } }
+		var doc struct {
+			Errors []struct{ Code, Message string }
+		}
 		if resp.StatusCode != c.status || json.Unmarshal(body, &doc) != nil || len(doc.Errors) != 1 || doc.Errors[0].Code != c.code || resp.Header.Get("Content-Type") != "application/json" {
 			t.Errorf("%s %s: %d %q %s, want %d with code %s", c.method, c.path, resp.StatusCode, resp.Header.Get("Content-Type"), body, c.status, c.code)
 		}
