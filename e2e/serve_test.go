@@ -407,14 +407,17 @@ func TestServeRangesAndConcurrentPullsOfALargeLayerStayFlat(t *testing.T) {
 
 	// Peak memory with clients pulling a large layer at once, against the
 	// same with a small layer: what the server holds must not grow with
-	// the layer (8 × 192 MiB would be 1.5 GiB).
+	// the layer.
 	bigRSS := pullConcurrently(t, bigArchive, bigRef, bigLayer, clients)
 	smallRSS := pullConcurrently(t, smallArchive, smallRef, smallLayer, clients)
 	t.Logf("peak RSS of ferry serve, %d clients: %d MiB for a %d MiB layer, %d MiB for a %d MiB layer", clients, bigRSS>>20, big>>20, smallRSS>>20, small>>20)
 	if bigRSS < 0 || smallRSS < 0 {
 		t.Fatal("this platform does not report peak RSS")
 	}
-	if bigRSS > smallRSS+big/2 {
+	// One copy of the layer held in memory would break this bound; the
+	// streams' decoders (a few MiB each, more under the race detector)
+	// stay well within it.
+	if bigRSS > smallRSS+big*3/4 {
 		t.Errorf("pulling the %d MiB layer took %d MiB of memory, the %d MiB one %d MiB: memory grows with the layer", big>>20, bigRSS>>20, small>>20, smallRSS>>20)
 	}
 }
