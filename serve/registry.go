@@ -129,8 +129,8 @@ func New(ctx context.Context, f *archive.File, opts Options) (*Registry, error) 
 		tags:     map[string][]string{},
 		sizes:    map[v1.Hash]int64{},
 		users:    opts.Users,
-		streams:  make(chan struct{}, cmp(opts.Streams, DefaultStreams)),
-		stall:    time.Duration(cmp(int64(opts.StallTimeout), int64(DefaultStallTimeout))),
+		streams:  make(chan struct{}, orDefault(opts.Streams, DefaultStreams)),
+		stall:    orDefault(opts.StallTimeout, DefaultStallTimeout),
 		rep:      progress.OrNop(opts.Reporter),
 		ctx:      ctx,
 		verified: map[v1.Hash]*verification{},
@@ -146,8 +146,8 @@ func New(ctx context.Context, f *archive.File, opts Options) (*Registry, error) 
 	return r, nil
 }
 
-// cmp returns v, or def when v is not positive.
-func cmp[T int | int64](v, def T) T {
+// orDefault returns v, or def when v is not positive.
+func orDefault[T int | time.Duration](v, def T) T {
 	if v > 0 {
 		return v
 	}

@@ -2,11 +2,13 @@ package serve_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -14,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -490,4 +493,40 @@ func checkImage(img v1.Image) error {
 		}
 	}
 	return nil
+}
+
+func TestAStalledClientIsDroppedAndFreesItsStream(t *testing.T) {
+	s := newSource(t)
+	srv := startServer(t, s.archive, serve.Options{Streams: 1, StallTimeout: 300 * time.Millisecond})
+	path := "/v2/src/app/blobs/" + s.bigDigest.String()
+	// A client that asks for the 9 MiB layer and never reads: more than
+	// the socket buffers hold, so the one stream is stuck with it.
+	conn, err := net.Dial("tcp", srv.host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.(*net.TCPConn).SetReadBuffer(4096)
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, srv.host)
+	time.Sleep(200 * time.Millisecond)
+
+	// Another client gets the blob once the stalled one is dropped.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.url+path, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("the second client: %v", err)
+	}
+	body := readAll(t, resp)
+	if resp.StatusCode != 200 || !bytes.Equal(body, s.big) {
+		t.Fatalf("the second client: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	// The stalled client's response was cut short: reading now, it gets
+	// what was in the socket buffers, not the blob.
+	conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, _ := io.Copy(io.Discard, conn)
+	if n >= int64(len(s.big)) {
+		t.Errorf("the stalled client got %d bytes, the whole blob", n)
+	}
 }
