@@ -242,12 +242,19 @@ func TestServeMirrorsEveryImageByTagAndDigest(t *testing.T) {
 	}
 }
 
-func TestServeRepoIsWhatAnImportWrites(t *testing.T) {
-	// The source registry is gone: everything comes from the archive.
+// exportedFrom is exported, keeping the source registry.
+func exportedFrom(t *testing.T) (*exportFixture, string, *testregistry.Registry) {
+	t.Helper()
 	src := testregistry.NewDistribution(t)
 	f := newExportFixture(t, src)
 	archive := filepath.Join(t.TempDir(), "release.tar.zst")
 	mustFerry(t, "export", "-b", f.root, "-o", archive)
+	return f, archive, src
+}
+
+func TestServeRepoIsWhatAnImportWrites(t *testing.T) {
+	// The source registry is gone: everything comes from the archive.
+	f, archive, src := exportedFrom(t)
 	want := f.wantTags(t)
 	src.Close()
 	srv := startServe(t, archive, "--repo", "far/release")
@@ -271,21 +278,7 @@ func TestServeRepoIsWhatAnImportWrites(t *testing.T) {
 
 	// ferry pull finds every image in the one repository, through the
 	// locations image, and rewrites images.yml to it.
-	out := filepath.Join(t.TempDir(), "out")
-	mustFerry(t, "pull", "-b", repo+":v1", "-o", out, "-r")
-	l, err := lock.ReadImagesLock(filepath.Join(out, ".imgpkg", "images.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, ref := range []name.Digest{f.app1, f.app2, f.inner, f.index} {
-		if l.Images[i].Image != repo+"@"+ref.DigestStr() {
-			t.Errorf("images.yml[%d] = %s, want it in %s", i, l.Images[i].Image, repo)
-		}
-	}
-	nl, err := lock.ReadImagesLock(filepath.Join(out, ".imgpkg", "bundles", "sha256-"+hexOf(f.inner.DigestStr()), ".imgpkg", "images.yml"))
-	if err != nil || nl.Images[0].Image != repo+"@"+f.app3.DigestStr() {
-		t.Fatalf("nested images.yml %+v %v", nl, err)
-	}
+	assertPulledFrom(t, f, repo)
 
 	// ferry copy from the served archive gives the tags ferry import
 	// gives.
@@ -463,10 +456,7 @@ func TestServeRefusesWritesAndUnknownRoutes(t *testing.T) {
 }
 
 func TestServeRefusesACorruptedBlob(t *testing.T) {
-	src := testregistry.NewDistribution(t)
-	f := newExportFixture(t, src)
-	archive := filepath.Join(t.TempDir(), "release.tar.zst")
-	mustFerry(t, "export", "-b", f.root, "-o", archive)
+	f, archive, src := exportedFrom(t)
 	// app3's layer is 4 KiB of random bytes, which zstd stores as they
 	// are: flip one of them in the file.
 	img, err := remote.Image(f.app3, src.RemoteOptions(t)...)
