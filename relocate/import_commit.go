@@ -852,29 +852,39 @@ func (dst *destination) writeLocations(ctx context.Context, locs []*importLocati
 	return out, nil
 }
 
-// uploadImageBlobs puts the config and layers of a small image built in
-// memory (a locations image) into repo, unless they are there.
-func (dst *destination) uploadImageBlobs(ctx context.Context, img v1.Image) error {
+// imageBlobs returns the config and the layers of a small image built in
+// memory (a locations image).
+func imageBlobs(img v1.Image) ([][]byte, error) {
 	layers, err := img.Layers()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfg, err := img.RawConfigFile()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	blobs := [][]byte{cfg}
 	for _, l := range layers {
 		rc, err := l.Compressed()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		b, err := io.ReadAll(rc)
 		rc.Close()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		blobs = append(blobs, b)
+	}
+	return blobs, nil
+}
+
+// uploadImageBlobs puts the config and layers of a small image built in
+// memory (a locations image) into repo, unless they are there.
+func (dst *destination) uploadImageBlobs(ctx context.Context, img v1.Image) error {
+	blobs, err := imageBlobs(img)
+	if err != nil {
+		return err
 	}
 	for _, b := range blobs {
 		d := sha256Hash(b)

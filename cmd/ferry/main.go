@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"regexp"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -99,7 +100,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 ferry export writes a bundle and every image its .imgpkg/images.yml locks
 (nested bundles too) into one zstd-compressed OCI image-layout archive;
 ferry import uploads that archive into one repository, recreating the tags
-imgpkg writes, so that imgpkg pull and ferry pull find every image there.
+imgpkg writes, so that imgpkg pull and ferry pull find every image there;
+ferry serve answers registry pulls straight from an archive.
 
 Credentials come from --registry-* flags, FERRY_USERNAME/FERRY_PASSWORD/
 FERRY_TOKEN, or the Docker config and its credential helpers.`,
@@ -121,6 +123,7 @@ FERRY_TOKEN, or the Docker config and its credential helpers.`,
 			verifyCommand(),
 			tagCommand(),
 			inventoryCommand(),
+			serveCommand(),
 			completionCommand(),
 		},
 	}
@@ -141,6 +144,11 @@ func setUsageHandler(c *cli.Command, h cli.OnUsageErrorFunc) {
 // flags at the first argument, so for the commands that take a file
 // argument and only boolean flags, flags are moved before it.
 func flagsFirst(args []string) []string {
+	if len(args) >= 4 && args[1] == "serve" && !strings.HasPrefix(args[2], "-") && args[len(args)-1] != "--generate-bash-completion" {
+		// `ferry serve FILE --addr …`: the file goes last, after the
+		// flags (which take values, so they cannot be moved one by one).
+		return append(append(append([]string{}, args[:2]...), args[3:]...), args[2])
+	}
 	if len(args) < 3 || (args[1] != "inspect" && args[1] != "verify") || args[len(args)-1] == "--generate-bash-completion" {
 		return args
 	}
