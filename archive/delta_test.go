@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // deltaFixture is the fixture's archive with its first two blobs left out,
@@ -152,4 +156,60 @@ func containsBlob(bs []testBlob, d v1.Hash) bool {
 		}
 	}
 	return false
+}
+
+// TestDeltaOfManyBlobs: a delta of a real release leaves out thousands of
+// blobs; its record is far longer than the cap on one string of index.json
+// (which still holds for every other string).
+func TestDeltaOfManyBlobs(t *testing.T) {
+	fx := newFixture(t, fixtureOptions{})
+	d := &Delta{Bases: []Base{{Kind: BaseInventory, Name: "have.json", SHA256: strings.Repeat("cd", 32), Repositories: []string{"registry.example.com/mirror/app"}}}}
+	// The fixture's own blobs, plus thousands more referenced by an extra
+	// image: build that image's manifest with 5000 layers.
+	var layers []any
+	for i := range 5000 {
+		b := newBlob(types.DockerLayer, []byte(fmt.Sprintf("layer %d", i)))
+		layers = append(layers, b)
+		d.LeftOut = append(d.LeftOut, LeftOut{Digest: b.d, Size: int64(len(b.b)), Repository: "registry.example.com/mirror/base"})
+	}
+	cfg := newBlob(types.DockerConfigJSON, []byte(`{"os":"linux"}`))
+	m := manifestJSON(types.DockerManifestSchema2, cfg, layers...)
+	entries := append(slices.Clone(fx.entries), Entry{Descriptor: v1.Descriptor{MediaType: types.DockerManifestSchema2, Size: int64(len(m.b)), Digest: m.d}, Role: RoleImage, OriginalRef: "registry.example.com/big@" + m.d.String()})
+	manifests := maps.Clone(fx.manifests)
+	manifests[m.d] = m.b
+	idx, err := BuildIndex(entries, IndexOptions{CreatedBy: "ferry test", SkippedLayers: fx.skipped, Delta: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(idx) < 2*MaxIndexString {
+		t.Fatalf("index.json of %d bytes: the delta is not long enough to prove anything", len(idx))
+	}
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteHeader(idx, manifests); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range append(slices.Clone(fx.blobs), cfg) {
+		if err := w.WriteBlob(b.d, int64(len(b.b)), bytes.NewReader(b.b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	head, _, err := readArchive(buf.Bytes(), ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(head.Delta.LeftOut) != 5000 {
+		t.Errorf("read back %d left-out blobs, want 5000", len(head.Delta.LeftOut))
+	}
+	// Another string as long is still refused.
+	long := strings.Replace(string(idx), `"ferry test"`, `"`+strings.Repeat("x", MaxIndexString+1)+`"`, 1)
+	if _, err := parseIndex([]byte(long)); err == nil || !strings.Contains(err.Error(), "more than the") {
+		t.Errorf("a created-by of %d bytes: %v, want it refused", MaxIndexString+1, err)
+	}
 }

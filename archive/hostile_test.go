@@ -288,7 +288,7 @@ func TestRejectHugeIndexString(t *testing.T) {
 		wantErr(t, w.WriteHeader(idx, map[v1.Hash][]byte{img.d: img.b}), fmt.Sprintf("a string of %d bytes", n))
 		w.Close()
 	}
-	if n, at := longestString([]byte(`{"a":"x\"yz","bb":"` + `\\` + `"}`)); n != 5 || at != 5 {
+	if n, at, _ := longestString([]byte(`{"a":"x\"yz","bb":"` + `\\` + `"}`)); n != 5 || at != 5 {
 		t.Errorf("longestString = %d at %d, want 5 at 5", n, at)
 	}
 }

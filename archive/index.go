@@ -387,11 +387,21 @@ type indexInfo struct {
 // twice, in the file's bytes and decoded.
 const MaxIndexString = 64 << 10
 
+// MaxIndexList bounds the two index.json annotations whose length grows
+// with the archive's content, the list of skipped layers and a delta's
+// record (AnnotationSkippedLayers, AnnotationDelta): about 400,000
+// left-out blobs.
+const MaxIndexList = 64 << 20
+
+// listAnnotations are the keys whose values MaxIndexList bounds instead of
+// MaxIndexString.
+var listAnnotations = []string{`"` + AnnotationSkippedLayers + `"`, `"` + AnnotationDelta + `"`}
+
 // longestString returns the length (in bytes, escapes as written) and
-// offset of the longest string literal in the JSON text b, in one pass that
-// allocates nothing.
-func longestString(b []byte) (n, at int) {
-	start := -1
+// offset of the longest JSON string in b that is not the value of one of
+// listAnnotations, and the length of the longest such value.
+func longestString(b []byte) (n, at, list int) {
+	start, prevKey := -1, ""
 	for i := 0; i < len(b); i++ {
 		switch c := b[i]; {
 		case start < 0 && c == '"':
@@ -399,23 +409,40 @@ func longestString(b []byte) (n, at int) {
 		case start >= 0 && c == '\\':
 			i++
 		case start >= 0 && c == '"':
-			if i-start > n {
-				n, at = i-start, start-1
+			l := i - start
+			isList := slices.Contains(listAnnotations, prevKey)
+			switch {
+			case isList && l > list:
+				list = l
+			case !isList && l > n:
+				n, at = l, start-1
+			}
+			prevKey = string(b[start-1 : i+1])
+			if len(prevKey) > 64 {
+				prevKey = ""
 			}
 			start = -1
+		case start < 0 && c != ':' && c != ' ' && c != '\n' && c != '\t' && c != '\r':
+			// Anything but a colon between a key and its value forgets
+			// the key.
+			prevKey = ""
 		}
 	}
 	if start >= 0 && len(b)-start > n {
 		n, at = len(b)-start, start-1
 	}
-	return n, at
+	return n, at, list
 }
 
 // parseIndex checks index.json: an OCI index of a format version this
 // package reads, every descriptor a valid Entry.
 func parseIndex(b []byte) (*indexInfo, error) {
-	if n, at := longestString(b); n > MaxIndexString {
+	n, at, list := longestString(b)
+	if n > MaxIndexString {
 		return nil, fmt.Errorf("%s: a string of %d bytes at offset %d, more than the %d a string of index.json may have", indexName, n, at, MaxIndexString)
+	}
+	if list > MaxIndexList {
+		return nil, fmt.Errorf("%s: a list annotation of %d bytes, more than %d", indexName, list, MaxIndexList)
 	}
 	var idx v1.IndexManifest
 	if err := json.Unmarshal(b, &idx); err != nil {
