@@ -65,7 +65,15 @@ type Options struct {
 	// kept to resend after a failure (UploadStream); 0 means
 	// DefaultResumeWindow.
 	ResumeWindow int
+	// Final, when set, reports errors a new upload attempt must not repeat:
+	// a request the Transport already retried as often as it may (regopts
+	// marks those), or a failure it deems permanent (a refused connection,
+	// an unknown host). nil retries every connection failure.
+	Final func(error) bool
 }
+
+// MaxBackoff caps one wait between upload attempts.
+const MaxBackoff = time.Minute
 
 // DefaultUploadAttempts is Options.UploadAttempts when it is zero.
 const DefaultUploadAttempts = 3
@@ -483,6 +491,9 @@ func (r *Repo) Upload(ctx context.Context, d v1.Hash, size int64, open Opener, o
 			}
 			return mounted, err
 		}
+		if r.opts.Final != nil && r.opts.Final(err) {
+			return mounted, fmt.Errorf("upload blob %s to %s: %w", d, r.name, err)
+		}
 		if cfg.onRetry != nil {
 			cfg.onRetry(attempt+1, r.opts.UploadAttempts, err)
 		}
@@ -539,23 +550,77 @@ func (r *Repo) uploadOnce(ctx context.Context, d v1.Hash, size int64, open Opene
 	}
 	src := &sourceReader{r: rc}
 	defer rc.Close()
-	resp, err = r.do(ctx, http.MethodPut, loc, src, size, http.Header{"Content-Type": {"application/octet-stream"}})
+	err = r.send(ctx, http.MethodPut, loc, src, size, http.Header{"Content-Type": {"application/octet-stream"}}, func(resp *http.Response) error {
+		return transport.CheckError(resp, http.StatusCreated, http.StatusNoContent, http.StatusAccepted)
+	})
+	// send returns once the transport is done with src: its error, and rc,
+	// are the caller's again.
 	if src.err != nil {
 		// What failed is the source; the request's own error only says
 		// that its body ended early.
-		if resp != nil {
-			drain(resp)
-		}
 		return false, &SourceError{src.err}
 	}
-	if err != nil {
-		return false, err
+	return false, err
+}
+
+// send makes a request with a body that net/http may go on reading after
+// Do has returned (a registry that answers before reading it all), or read
+// again (go-containerregistry's bearer transport resends a request that got
+// a 401 to refresh its token). handle reads the response. send returns only
+// once the transport has closed the body, so that the caller may then read
+// the source's state, close it or read it again; a body read after it was
+// closed fails, so a resend never sends stray bytes (the registry then
+// fails the request, and the upload is retried).
+func (r *Repo) send(ctx context.Context, method string, u *url.URL, body io.Reader, size int64, hdr http.Header, handle func(*http.Response) error) error {
+	fb := &fencedBody{r: body, done: make(chan struct{})}
+	resp, err := r.do(ctx, method, u, fb, size, hdr)
+	if err == nil {
+		err = handle(resp)
+		// Closing the response before the request body is all sent makes
+		// the transport drop the connection, which ends its write.
+		drain(resp)
 	}
-	defer drain(resp)
-	if err := transport.CheckError(resp, http.StatusCreated, http.StatusNoContent, http.StatusAccepted); err != nil {
-		return false, err
+	select {
+	case <-fb.done:
+	case <-ctx.Done():
+		// The transport closes a request's body when its context ends.
+		<-fb.done
 	}
-	return false, nil
+	return err
+}
+
+// ErrBodyClosed is what a request body read after its request ended gives
+// (a transport resending a request whose body it already consumed).
+var ErrBodyClosed = errors.New("request body read after its request ended")
+
+// fencedBody serializes reads with Close and refuses reads after it.
+type fencedBody struct {
+	mu     sync.Mutex
+	r      io.Reader
+	closed bool
+	done   chan struct{}
+}
+
+// Read implements io.Reader.
+func (b *fencedBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, ErrBodyClosed
+	}
+	return b.r.Read(p)
+}
+
+// Close implements io.Closer; net/http calls it when it is done with the
+// body.
+func (b *fencedBody) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.closed {
+		b.closed = true
+		close(b.done)
+	}
+	return nil
 }
 
 // Mount asks the registry to mount blob d from the Repo's
@@ -674,7 +739,7 @@ func (r *Repo) uploadStream(ctx context.Context, d v1.Hash, size int64, src io.R
 		if body.err != nil {
 			return &SourceError{body.err}
 		}
-		if ctx.Err() != nil || attempt >= r.opts.UploadAttempts || !retryableUpload(err) {
+		if ctx.Err() != nil || attempt >= r.opts.UploadAttempts || !retryableUpload(err) || (r.opts.Final != nil && r.opts.Final(err)) {
 			return err
 		}
 		// Ask the session where it stands, and go on from there if the
@@ -725,20 +790,17 @@ func (r *Repo) patch(ctx context.Context, loc *url.URL, body *resumable, size in
 	if size > from {
 		hdr.Set("Content-Range", fmt.Sprintf("%d-%d", from, size-1))
 	}
-	resp, err := r.do(ctx, http.MethodPatch, loc, io.LimitReader(body, size-from), size-from, hdr)
-	if err != nil {
-		return err
-	}
-	defer drain(resp)
-	if err := transport.CheckError(resp, http.StatusAccepted, http.StatusNoContent, http.StatusCreated); err != nil {
-		return err
-	}
-	next, err := resp.Location()
-	if err != nil {
-		return fmt.Errorf("the registry answered a PATCH without a usable Location: %w", err)
-	}
-	body.next = next
-	return nil
+	return r.send(ctx, http.MethodPatch, loc, io.LimitReader(body, size-from), size-from, hdr, func(resp *http.Response) error {
+		if err := transport.CheckError(resp, http.StatusAccepted, http.StatusNoContent, http.StatusCreated); err != nil {
+			return err
+		}
+		next, err := resp.Location()
+		if err != nil {
+			return fmt.Errorf("the registry answered a PATCH without a usable Location: %w", err)
+		}
+		body.next = next
+		return nil
+	})
 }
 
 // settledStatus waits as Upload does between attempts, then asks where the
@@ -773,7 +835,11 @@ func (r *Repo) settledStatus(ctx context.Context, loc *url.URL, attempt int) (*u
 // up to 10% jitter so that parallel uploads that failed together do not
 // retry in lockstep.
 func (r *Repo) wait(ctx context.Context, attempt int) error {
-	d := r.opts.Backoff << (attempt - 1)
+	d := r.opts.Backoff
+	for i := 1; i < attempt && d < MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, MaxBackoff)
 	return sleep(ctx, d+time.Duration(rand.Int64N(int64(d)/10+1)))
 }
 

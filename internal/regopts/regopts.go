@@ -267,6 +267,7 @@ func (o Options) ClientOptions() (registry.Options, error) {
 		UserAgent:      ua,
 		UploadAttempts: o.retryCount(),
 		Backoff:        o.retryBackoff(),
+		Final:          finalForUpload,
 	}, nil
 }
 
