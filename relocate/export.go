@@ -212,6 +212,13 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 		}
 		return src.GetBlob(ctx, b.Digest)
 	}
+	resume := func(ctx context.Context, b Blob, off int64) (io.ReadCloser, error) {
+		src, err := client.Repo(ctx, b.Source.Context(), registry.Access{})
+		if err != nil {
+			return nil, err
+		}
+		return src.GetBlobFrom(ctx, b.Digest, b.Size, off)
+	}
 	pf := newPrefetcher(ctx, p.Blobs, open, conc, budget)
 	defer func() {
 		if cerr := pf.close(); cerr != nil && err == nil {
@@ -222,7 +229,7 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if err := writeBlob(ctx, aw, pf, i, b, rep); err != nil {
+		if err := writeBlob(ctx, aw, pf, i, b, rep, resume); err != nil {
 			return nil, err
 		}
 		for _, im := range done.ready(i) {
@@ -245,15 +252,18 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 	}, nil
 }
 
-func writeBlob(ctx context.Context, aw *archive.Writer, pf *prefetcher, i int, b Blob, rep progress.Reporter) error {
+func writeBlob(ctx context.Context, aw *archive.Writer, pf *prefetcher, i int, b Blob, rep progress.Reporter, resume resumeFunc) error {
 	rc, err := pf.next(i)
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", b.Source, err)
 	}
-	defer rc.Close()
-	// Bytes are reported as they reach the archive writer; a blob copied
-	// from a spool stops when the export is cancelled.
-	r := ctxio.NewReader(ctx, &reportReader{r: rc, rep: rep})
+	// A download cut part way (a registry or proxy that drops a connection
+	// the writer kept waiting) goes on from where it stopped.
+	rr := &resumingReader{ctx: ctx, rc: rc, resume: func(ctx context.Context, off int64) (io.ReadCloser, error) { return resume(ctx, b, off) }, tries: resumeTries}
+	defer rr.Close()
+	// Bytes are reported as they reach the archive writer; a blob read
+	// from memory stops when the export is cancelled.
+	r := ctxio.NewReader(ctx, &reportReader{r: rr, rep: rep})
 	if err := aw.WriteBlob(b.Digest, b.Size, r); err != nil {
 		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 			return fmt.Errorf("fetch %s: %w (%v)", b.Source, cerr, err)
@@ -355,3 +365,47 @@ func (c *archiveCounter) Write(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
+
+// resumeFunc opens blob b again from byte off.
+type resumeFunc func(ctx context.Context, b Blob, off int64) (io.ReadCloser, error)
+
+// resumeTries is how many times one blob's download may be resumed.
+const resumeTries = 3
+
+// resumingReader reads a download and, when it fails part way, opens it
+// again from the first byte not yet read, up to tries times. Whoever reads
+// it checks the whole blob's digest, so a resumed download can only fail,
+// never pass off other bytes.
+type resumingReader struct {
+	ctx    context.Context
+	rc     io.ReadCloser
+	resume func(ctx context.Context, off int64) (io.ReadCloser, error)
+	tries  int
+	n      int64
+}
+
+// Read implements io.Reader.
+func (r *resumingReader) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	r.n += int64(n)
+	if err == nil || err == io.EOF || r.ctx.Err() != nil || r.tries <= 0 {
+		return n, err
+	}
+	r.tries--
+	r.rc.Close()
+	rc, rerr := r.resume(r.ctx, r.n)
+	if rerr != nil {
+		r.rc = io.NopCloser(errReader{fmt.Errorf("%w; resuming it from byte %d: %v", err, r.n, rerr)})
+		return n, nil
+	}
+	r.rc = rc
+	return n, nil
+}
+
+// Close implements io.Closer.
+func (r *resumingReader) Close() error { return r.rc.Close() }
+
+// errReader fails every read with err.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }

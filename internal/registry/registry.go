@@ -431,6 +431,48 @@ func (r *Repo) GetBlob(ctx context.Context, d v1.Hash) (io.ReadCloser, error) {
 	return resp.Body, nil
 }
 
+// GetBlobFrom downloads blob d, size bytes long, from byte offset on (a
+// Range request), to go on with a download cut part way. A registry that
+// ignores the range sends the whole blob, and one that refuses it is asked
+// for the whole blob: the bytes before offset are then skipped here. The
+// bytes are unverified, as GetBlob's.
+func (r *Repo) GetBlobFrom(ctx context.Context, d v1.Hash, size, offset int64) (io.ReadCloser, error) {
+	if offset == 0 || offset >= size {
+		return r.GetBlob(ctx, d)
+	}
+	resp, err := r.do(ctx, http.MethodGet, r.url("/blobs/"+d.String()), nil, 0, http.Header{"Range": {fmt.Sprintf("bytes=%d-%d", offset, size-1)}})
+	if err != nil {
+		return nil, fmt.Errorf("fetch blob %s@%s from byte %d: %w", r.name, d, offset, err)
+	}
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		var start int64
+		if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-", &start); err == nil && start == offset {
+			return resp.Body, nil
+		}
+		drain(resp)
+	case http.StatusOK:
+		return skip(resp.Body, offset, r.name, d)
+	default:
+		drain(resp)
+	}
+	// The range was refused or answered wrong: the whole blob, then.
+	rc, err := r.GetBlob(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	return skip(rc, offset, r.name, d)
+}
+
+// skip discards the first n bytes of rc.
+func skip(rc io.ReadCloser, n int64, repo name.Repository, d v1.Hash) (io.ReadCloser, error) {
+	if _, err := io.CopyN(io.Discard, rc, n); err != nil {
+		rc.Close()
+		return nil, fmt.Errorf("fetch blob %s@%s from byte %d: %w", repo, d, n, err)
+	}
+	return rc, nil
+}
+
 // Opener returns a fresh reader of a blob's bytes for each upload attempt.
 type Opener func() (io.ReadCloser, error)
 

@@ -410,3 +410,30 @@ func TestAnonymousRegistryIsPingedOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestGetBlobFrom(t *testing.T) {
+	for name, reg := range map[string]*testregistry.Registry{
+		"distribution": testregistry.NewDistribution(t),
+		"ggcr":         testregistry.NewGGCR(t),
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := repoOf(t, &reg.Endpoint, "team/app", registry.Access{Push: true})
+			blob := bytes.Repeat([]byte("0123456789"), 100000)
+			d := digestOf(blob)
+			if _, err := r.Upload(context.Background(), d, int64(len(blob)), opener(blob, nil)); err != nil {
+				t.Fatal(err)
+			}
+			for _, off := range []int64{0, 1, 654321, int64(len(blob)) - 1} {
+				rc, err := r.GetBlobFrom(context.Background(), d, int64(len(blob)), off)
+				if err != nil {
+					t.Fatalf("from %d: %v", off, err)
+				}
+				got, err := io.ReadAll(rc)
+				rc.Close()
+				if err != nil || !bytes.Equal(got, blob[off:]) {
+					t.Errorf("from %d: %d bytes (%v), want the %d after it", off, len(got), err, len(blob)-int(off))
+				}
+			}
+		})
+	}
+}
