@@ -255,3 +255,26 @@ func fileSize(t *testing.T, path string) int64 {
 	}
 	return fi.Size()
 }
+
+// TestVerifyDeltaSinceADelta: a delta made since another delta counts what
+// that one left out as held (its import found it at the destination), and
+// verify --since agrees.
+func TestVerifyDeltaSinceADelta(t *testing.T) {
+	r := newReleases(t)
+	dir := t.TempDir()
+	d2 := filepath.Join(dir, "v2.tar.zst")
+	mustFerry(t, "export", "-b", r.v2, "-o", d2, "--since", r.v1Arch)
+	again := filepath.Join(dir, "v2-again.tar.zst")
+	mustFerry(t, "export", "-b", r.v2, "-o", again, "--since", d2)
+	res := mustFerry(t, "verify", again, "--since", d2, "--json")
+	var v struct {
+		LeftOut      int
+		BasesChecked []string
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.LeftOut != len(archiveBlobs(t, r.v2Full))-len(archiveManifests(t, r.v2Full)) || len(v.BasesChecked) != 1 {
+		t.Errorf("verify --since a delta: %+v; want every config and layer left out, held by the base", v)
+	}
+}

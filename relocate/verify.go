@@ -109,15 +109,23 @@ func VerifyFile(ctx context.Context, path string, opts VerifyOptions) (*VerifyRe
 	return res, nil
 }
 
-// verifyBase is a --since archive, open for random access.
+// verifyBase is a --since archive: what it holds, and, when it has a seek
+// table, random access to read a bundle's layer from it.
 type verifyBase struct {
 	path string
 	f    *os.File
-	file *archive.File
+	file *archive.File // nil without a seek table
+	// held is every config and layer the base holds: those it carries,
+	// and, for a delta, those it left out itself (its own import found
+	// them at the destination), as export --since counts them.
+	held map[v1.Hash]bool
 }
 
-// holds reports whether the base carries blob d itself.
-func (b verifyBase) holds(d v1.Hash) bool { return b.file.Has(d) }
+// holds reports whether the base holds blob d, itself or by reference.
+func (b verifyBase) holds(d v1.Hash) bool { return b.held[d] }
+
+// carries reports whether the base's own bytes include blob d.
+func (b verifyBase) carries(d v1.Hash) bool { return b.file != nil && b.file.Has(d) }
 
 // openBases opens the --since archives; the returned function closes them.
 func openBases(paths []string) ([]verifyBase, func(), error) {
@@ -133,20 +141,47 @@ func openBases(paths []string) ([]verifyBase, func(), error) {
 			closeAll()
 			return nil, nil, fmt.Errorf("verify --since: %w", err)
 		}
-		fi, err := f.Stat()
-		if err == nil {
-			var af *archive.File
-			af, err = archive.OpenFile(f, fi.Size(), archive.ReaderOptions{})
-			if err == nil {
-				out = append(out, verifyBase{path: p, f: f, file: af})
-				continue
-			}
+		b, err := openBase(p, f)
+		if err != nil {
+			f.Close()
+			closeAll()
+			return nil, nil, fmt.Errorf("verify --since %s: %w", p, err)
 		}
-		f.Close()
-		closeAll()
-		return nil, nil, fmt.Errorf("verify --since %s: %w", p, err)
+		out = append(out, b)
 	}
 	return out, closeAll, nil
+}
+
+// openBase reads a base archive's head: through its seek table when it has
+// one, front to back otherwise (gzip, plain tar, an older ferry).
+func openBase(path string, f *os.File) (verifyBase, error) {
+	b := verifyBase{path: path, f: f, held: map[v1.Hash]bool{}}
+	fi, err := f.Stat()
+	if err != nil {
+		return b, err
+	}
+	var head *archive.Head
+	af, err := archive.OpenFile(f, fi.Size(), archive.ReaderOptions{})
+	switch {
+	case err == nil:
+		b.file, head = af, af.Head()
+	case errors.Is(err, archive.ErrNotSeekable):
+		if head, err = archive.Inspect(f); err != nil {
+			return b, err
+		}
+	default:
+		return b, err
+	}
+	skipped := map[v1.Hash]bool{}
+	for _, d := range head.SkippedLayers {
+		skipped[d] = true
+	}
+	for _, d := range head.Blobs {
+		if !skipped[d.Digest] {
+			b.held[d.Digest] = true
+		}
+	}
+	return b, nil
 }
 
 // verify reads the archive in r once, checking it whole.
@@ -236,7 +271,7 @@ func verify(ctx context.Context, r io.Reader, res *VerifyResult, bases []verifyB
 				return fmt.Errorf("%s: %w", src, err)
 			}
 			if !ok {
-				res.Unchecked = append(res.Unchecked, fmt.Sprintf("the images.yml of %s: the delta left its layer out; give the base archive with --since to check it", src))
+				res.Unchecked = append(res.Unchecked, fmt.Sprintf("the images.yml of %s: the delta left its layer out and no --since archive carries it", src))
 				continue
 			}
 		}
@@ -302,7 +337,7 @@ func layerFromBases(bases []verifyBase, layer v1.Descriptor) ([]byte, bool, erro
 		return nil, false, fmt.Errorf("layer of %d bytes is larger than a bundle's %d", layer.Size, maxBundleLayer)
 	}
 	for _, b := range bases {
-		if !b.holds(layer.Digest) {
+		if !b.carries(layer.Digest) {
 			continue
 		}
 		rc, err := b.file.Blob(layer.Digest)
