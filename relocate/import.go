@@ -42,8 +42,9 @@ const DefaultImportSpoolBytes int64 = 2 << 30
 type ImportOptions struct {
 	// DestinationOptions say how to reach and write the destination. With
 	// DryRun an import reads only the archive's head (index.json and the
-	// manifests), never its configs and layers, so it is quick on any
-	// archive but does not verify them; see Import.
+	// manifests) and, from a file, each bundle's layer; it does not verify
+	// the other configs and layers, so it is quick on any archive; see
+	// Import.
 	DestinationOptions
 	// SpoolDir, when set, makes an import read front to back (from a pipe,
 	// or an archive without a seek table) keep each large blob in a
