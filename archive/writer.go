@@ -294,6 +294,8 @@ func (w *Writer) Close() error {
 	if err == nil {
 		w.fw.writeSkippable(skippableMagicTOC, toc)
 		err = w.fw.Close()
+	} else {
+		w.fw.abort()
 	}
 	if err != nil {
 		err = fmt.Errorf("archive: %w", err)

@@ -127,6 +127,13 @@ func newDestination(ctx context.Context, repo name.Repository, head *importHead,
 	return dst, nil
 }
 
+// warnRetry tells the user when an upload of blob d is tried again.
+func (dst *destination) warnRetry(d v1.Hash) registry.UploadOption {
+	return registry.OnRetry(func(attempt, attempts int, err error) {
+		dst.rep.Warnf("upload of blob %s to %s failed (%v); sending it again in a new session (attempt %d of %d)", d, dst.repo, err, attempt, attempts)
+	})
+}
+
 // blobFromDestination reads blob d back from the destination, verified.
 func (dst *destination) blobFromDestination(ctx context.Context, d v1.Hash) (io.ReadCloser, error) {
 	rc, err := dst.reg.GetBlob(ctx, d)
@@ -365,16 +372,21 @@ func (dst *destination) probe(ctx context.Context, imgpkg []importTag, names []s
 	}
 	dst.manifestPresent = make(map[v1.Hash]bool, len(manifests))
 	dst.blobPresent = make(map[v1.Hash]bool, len(dst.head.blobs))
-	var cover func(d v1.Hash)
-	cover = func(d v1.Hash) {
-		m := dst.head.manifests[d]
-		for _, b := range m.blobs {
-			dst.blobPresent[b.Digest] = true
-		}
-		for _, c := range m.children {
-			if !dst.manifestPresent[c.Digest] {
-				dst.manifestPresent[c.Digest] = true
-				cover(c.Digest)
+	// cover marks what a present manifest vouches for, children to any
+	// depth, without recursion (a head may chain thousands of indexes).
+	cover := func(root v1.Hash) {
+		stack := []v1.Hash{root}
+		for len(stack) > 0 {
+			m := dst.head.manifests[stack[len(stack)-1]]
+			stack = stack[:len(stack)-1]
+			for _, b := range m.blobs {
+				dst.blobPresent[b.Digest] = true
+			}
+			for _, c := range m.children {
+				if !dst.manifestPresent[c.Digest] {
+					dst.manifestPresent[c.Digest] = true
+					stack = append(stack, c.Digest)
+				}
 			}
 		}
 	}

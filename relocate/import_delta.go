@@ -60,13 +60,24 @@ func (dst *destination) checkDelta(ctx context.Context, res *ImportResult) error
 		return err
 	}
 	var still []archive.LeftOut
+	from := map[string]int{}
 	for i, l := range missing {
 		if found[i] {
 			dst.blobPresent[l.Digest] = true
 			res.LeftOutMounted++
+			from[l.Repository]++
 			continue
 		}
 		still = append(still, l)
+	}
+	// The archive names where to mount from: say so, so that no mount
+	// from an unexpected repository goes unnoticed.
+	for _, repo := range slices.Sorted(maps.Keys(from)) {
+		verb := "mounted"
+		if dst.opts.DryRun {
+			verb = "would mount"
+		}
+		dst.rep.Warnf("%s %d left-out blobs into %s from %s, where the delta's inventory saw them", verb, from[repo], dst.repo, repo)
 	}
 	if len(still) == 0 {
 		return nil
@@ -84,12 +95,12 @@ func (dst *destination) checkDelta(ctx context.Context, res *ImportResult) error
 	if len(still) > len(first) {
 		first = append(first, fmt.Sprintf("and %d more", len(still)-len(first)))
 	}
-	var from []string
+	var expected []string
 	for _, i := range slices.Sorted(maps.Keys(bases)) {
-		from = append(from, dst.head.delta.Bases[i].String())
+		expected = append(expected, dst.head.delta.Bases[i].String())
 	}
 	return fmt.Errorf("this delta archive leaves out %d %s (%d bytes) that %s does not hold: %s; it expects them from %s: import that first (or export in full)",
-		len(still), plural(len(still), "blob", "blobs"), bytes, dst.repo, strings.Join(first, ", "), strings.Join(from, "; "))
+		len(still), plural(len(still), "blob", "blobs"), bytes, dst.repo, strings.Join(first, ", "), strings.Join(expected, "; "))
 }
 
 // mountSource returns the repository an inventory saw l in, when it is

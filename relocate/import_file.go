@@ -51,7 +51,7 @@ func importFile(ctx context.Context, f *archive.File, repo name.Repository, opts
 					return nil, registry.Permanent(err)
 				}
 				return &progressReader{rc: permanentReader{rc}, p: p, rep: dst.rep}, nil
-			})
+			}, dst.warnRetry(b.Digest))
 			if err != nil {
 				return err
 			}

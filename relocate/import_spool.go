@@ -297,7 +297,7 @@ func (u *importUploads) work() {
 }
 
 func (u *importUploads) upload(sp *importSpool) error {
-	_, err := u.dst.reg.Upload(u.ctx, sp.digest, sp.size, sp.open(u.rep))
+	_, err := u.dst.reg.Upload(u.ctx, sp.digest, sp.size, sp.open(u.rep), u.dst.warnRetry(sp.digest))
 	if err != nil {
 		return err
 	}

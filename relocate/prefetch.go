@@ -72,7 +72,6 @@ type prefetcher struct {
 	cond     *sync.Cond
 	state    []slotState
 	spools   []prefetchSpool
-	errs     []error
 	head     int
 	ahead    int
 	reserved int64
@@ -94,7 +93,6 @@ func newPrefetcher(ctx context.Context, blobs []Blob, open blobOpener, workers i
 		cancel: cancel,
 		state:  make([]slotState, len(blobs)),
 		spools: make([]prefetchSpool, len(blobs)),
-		errs:   make([]error, len(blobs)),
 	}
 	p.cond = sync.NewCond(&p.mu)
 	// Waiters must wake up when the export is cancelled.
@@ -159,8 +157,8 @@ func (p *prefetcher) work() {
 
 		p.mu.Lock()
 		if err != nil {
+			// The writer opens it again itself, and reports what fails.
 			p.state[j] = slotFailed
-			p.errs[j] = err
 			p.ahead--
 			p.reserved -= held(p.blobs[j])
 		} else {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -44,9 +45,13 @@ func ReadSince(path string) (*Since, error) {
 	}
 	defer f.Close()
 	peek, _ := bufio.NewReader(f).Peek(4096)
-	sum, err := fileSHA256(f)
-	if err != nil {
-		return nil, fmt.Errorf("--since %s: %w", path, err)
+	// The sum only names the base in the delta's record: the checksum file
+	// an export wrote beside it spares hashing a base of many gigabytes.
+	sum, ok := sidecarSHA256(path)
+	if !ok {
+		if sum, err = fileSHA256(f); err != nil {
+			return nil, fmt.Errorf("--since %s: %w", path, err)
+		}
 	}
 	name := filepath.Base(path)
 	if inventory.Sniff(peek) {
@@ -77,6 +82,23 @@ func ReadSince(path string) (*Since, error) {
 		}
 	}
 	return s, nil
+}
+
+// sidecarSHA256 reads the sum of path.sha256 (sha256sum format), if there
+// is one.
+func sidecarSHA256(path string) (string, bool) {
+	b, err := os.ReadFile(path + ".sha256")
+	if err != nil || len(b) > 4096 {
+		return "", false
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) < 2 || len(fields[0]) != 64 {
+		return "", false
+	}
+	if _, err := hex.DecodeString(fields[0]); err != nil {
+		return "", false
+	}
+	return fields[0], true
 }
 
 func fileSHA256(f *os.File) (string, error) {

@@ -801,11 +801,19 @@ func (r *Repo) uploadStream(ctx context.Context, d v1.Hash, size int64, src io.R
 	q.Set("digest", d.String())
 	loc.RawQuery = q.Encode()
 	resp, err := r.do(ctx, http.MethodPut, loc, nil, 0, nil)
-	if err != nil {
-		return err
+	if err == nil {
+		err = transport.CheckError(resp, http.StatusCreated, http.StatusNoContent, http.StatusAccepted)
+		drain(resp)
 	}
-	defer drain(resp)
-	return transport.CheckError(resp, http.StatusCreated, http.StatusNoContent, http.StatusAccepted)
+	if err != nil {
+		// The transport replays this PUT (it has no body): if a first
+		// one was stored but its answer lost, the replay finds no session.
+		// The blob is what counts.
+		if ok, herr := r.BlobExists(ctx, d); herr == nil && ok {
+			return nil
+		}
+	}
+	return err
 }
 
 // startSession opens an upload session and returns its location.

@@ -395,10 +395,17 @@ func TestAnonymousRegistryIsPingedOnce(t *testing.T) {
 	if n := reg.Counts().Get(http.MethodGet, testregistry.KindBase); n != 1 {
 		t.Errorf("%d pings for three repositories of a registry without auth, want 1", n)
 	}
-	// A registry with auth is asked through go-containerregistry's
-	// transport, per repository (tokens are per repository).
+	// With credentials, each repository authenticates through
+	// go-containerregistry's transport (tokens are per repository), which
+	// pings for itself; the shortcut never sends a request without them.
 	authed := testregistry.NewDistribution(t, testregistry.WithAuth("alice", "pw"))
 	c = registry.New(authed.ClientOptions())
+	authed.ResetCounts()
+	defer func() {
+		if n := authed.Counts().Get(http.MethodGet, testregistry.KindBase); n != 2 {
+			t.Errorf("%d pings for two repositories of a registry with auth, want one each", n)
+		}
+	}()
 	for _, path := range []string{"a/one", "a/two"} {
 		repo, _ := name.NewRepository(authed.Repo(path))
 		r, err := c.Repo(context.Background(), repo, registry.Access{Push: true})
