@@ -17,6 +17,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/ctxio"
 	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/internal/registry"
+	"github.com/ferry-dev/ferry/internal/volumes"
 )
 
 // DefaultSpoolBudget bounds the memory holding blobs downloaded ahead of the
@@ -49,6 +50,11 @@ type ExportOptions struct {
 	// the archive: a blob larger than memSpoolMax has only its first bytes
 	// fetched ahead, and streams from the registry when its turn comes.
 	SpoolBudget int64
+	// SplitSize, when positive, makes ExportFile write the archive as
+	// volumes of at most that many bytes (PATH.001, PATH.002, …, see
+	// internal/volumes) instead of one file; joined in order they are the
+	// archive it would have written. Export ignores it.
+	SplitSize int64
 }
 
 // ExportResult describes a written archive.
@@ -68,6 +74,10 @@ type ExportResult struct {
 	ArchiveBytes int64
 	// Skipped are the non-distributable layers left out.
 	Skipped []Blob
+	// Volumes are the volumes written, in order, when the archive was
+	// split (ExportOptions.SplitSize); SHA256 is then that of the volumes
+	// joined.
+	Volumes []volumes.Volume
 }
 
 // CheckExportPath reports whether an archive could be created at path (its
@@ -92,6 +102,9 @@ func CheckExportPath(path string) error {
 // download, so an unwritable destination fails fast. Writing to standard
 // output ("-") is the caller's business: use Export.
 func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (*ExportResult, error) {
+	if opts.SplitSize > 0 {
+		return exportVolumes(ctx, p, path, opts)
+	}
 	f, err := atomicfile.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("export to %s: %w", path, err)
@@ -109,6 +122,10 @@ func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (
 		return nil, fmt.Errorf("export to %s: %w", path, err)
 	}
 	if err := f.Commit(); err != nil {
+		return nil, fmt.Errorf("export to %s: %w", path, err)
+	}
+	// The volumes of an earlier split export under this name are stale.
+	if err := volumes.RemoveStale(path, 0); err != nil {
 		return nil, fmt.Errorf("export to %s: %w", path, err)
 	}
 	sum, err := hex.DecodeString(res.SHA256)
@@ -184,6 +201,9 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 	// Downloads are not verified here: the archive Writer checks every
 	// blob's size and digest as it writes it, so each byte is hashed once.
 	open := func(ctx context.Context, b Blob) (io.ReadCloser, error) {
+		if local, ok := p.local[b.Digest]; ok {
+			return local()
+		}
 		src, err := client.Repo(ctx, b.Source.Context(), registry.Access{})
 		if err != nil {
 			return nil, err
@@ -224,7 +244,7 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 func writeBlob(ctx context.Context, aw *archive.Writer, pf *prefetcher, i int, b Blob, rep progress.Reporter) error {
 	rc, err := pf.next(i)
 	if err != nil {
-		return fmt.Errorf("fetch %s: %w", b.Source, err)
+		return fmt.Errorf("fetch %s: %w", b.origin(), err)
 	}
 	defer rc.Close()
 	// Bytes are reported as they reach the archive writer; a blob copied
@@ -232,9 +252,9 @@ func writeBlob(ctx context.Context, aw *archive.Writer, pf *prefetcher, i int, b
 	r := ctxio.NewReader(ctx, &reportReader{r: rc, rep: rep})
 	if err := aw.WriteBlob(b.Digest, b.Size, r); err != nil {
 		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-			return fmt.Errorf("fetch %s: %w (%v)", b.Source, cerr, err)
+			return fmt.Errorf("fetch %s: %w (%v)", b.origin(), cerr, err)
 		}
-		return fmt.Errorf("fetch %s: %w", b.Source, err)
+		return fmt.Errorf("fetch %s: %w", b.origin(), err)
 	}
 	return nil
 }

@@ -175,16 +175,12 @@ func Import(ctx context.Context, r io.Reader, repo name.Repository, opts ImportO
 }
 
 func runImport(ctx context.Context, r io.Reader, repo name.Repository, opts ImportOptions) (*ImportResult, error) {
-	if ra, size, ok := archive.RandomAccess(r); ok {
-		f, err := archive.OpenFile(ra, size, archive.ReaderOptions{})
-		switch {
-		case err == nil:
-			return importFile(ctx, f, repo, opts)
-		case !errors.Is(err, archive.ErrNotSeekable):
-			return nil, err
-		}
-		// No seek table: OpenFile read with ReadAt only, so r is still at
-		// its start for a front-to-back read.
+	f, ok, err := openRandom(r)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		return importFile(ctx, f, repo, opts)
 	}
 	// No read starts once ctx ends. A read already blocked on a silent pipe
 	// still waits for its data: a second Ctrl-C ends ferry then.
