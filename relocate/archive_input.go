@@ -69,10 +69,28 @@ func openRandom(r io.Reader) (randomArchive, bool, error) {
 // the front-to-back read.
 func checkVolumes(vs *volumes.Set) error {
 	err := archive.CheckFrameStarts(vs, vs.Size())
+	if err == nil {
+		// Every frame where it belongs, the last ending the last volume:
+		// however the volumes are sized, they make the archive.
+		return nil
+	}
+	notSeekable := errors.Is(err, archive.ErrNotSeekable)
+	if notSeekable {
+		// No seek table at the end of the last volume: does the archive
+		// end with an earlier one?
+		for i := vs.Len() - 1; i >= 1; i-- {
+			end := vs.End(i)
+			if archive.CheckFrameStarts(io.NewSectionReader(vs, 0, end), end) == nil {
+				return fmt.Errorf("volume %s is extra: the archive ends with volume %s", volumes.Suffix(i+1), volumes.Suffix(i))
+			}
+		}
+	}
+	// A volume of the wrong size says more than the frames after it.
+	if err := vs.CheckSizes(); err != nil {
+		return err
+	}
 	var fe *archive.FrameStartError
 	switch {
-	case err == nil:
-		return nil
 	case errors.As(err, &fe):
 		i := vs.Locate(fe.Offset)
 		if i == 1 {
@@ -80,19 +98,11 @@ func checkVolumes(vs *volumes.Set) error {
 		}
 		return fmt.Errorf("volume %s does not continue the archive where volume %s ends (%w): the volumes are out of order, damaged, or from different exports",
 			volumes.Suffix(i), volumes.Suffix(i-1), err)
-	case !errors.Is(err, archive.ErrNotSeekable):
+	case !notSeekable:
 		return fmt.Errorf("volumes of %s: %w", vs.Base(), err)
 	}
-	// No seek table at the end of the last volume: does the archive end
-	// with an earlier one?
-	for i := vs.Len() - 1; i >= 1; i-- {
-		end := vs.End(i)
-		if archive.CheckFrameStarts(io.NewSectionReader(vs, 0, end), end) == nil {
-			return fmt.Errorf("volume %s is extra: the archive ends with volume %s", volumes.Suffix(i+1), volumes.Suffix(i))
-		}
-	}
 	// A ferry archive that says it has a seek table, and does not end
-	// with one, lost the end of its last volume.
+	// with one, lost the end of its last volume, or the volumes after it.
 	if h, err := archive.Inspect(io.NewSectionReader(vs, 0, vs.Size())); err == nil && h.Index.Annotations[archive.AnnotationSeekable] == "true" {
 		return fmt.Errorf("the archive does not end with volume %s, the last: it is truncated, or volumes after it are missing (the archive's seek table is not at its end)", volumes.Suffix(vs.Len()))
 	}

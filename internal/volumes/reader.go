@@ -57,21 +57,15 @@ var volumeName = regexp.MustCompile(`^(.+)\.([0-9]{3,})$`)
 // fs.ErrNotExist when there are no such volumes.
 //
 // Before anything is read it checks that the set is whole, naming the
-// volume at fault:
+// volume at fault: when path.sha256 lists volumes (as export writes it),
+// exactly those volumes are present (one it lists is "missing", one it
+// does not is "not listed": an extra volume, from another export);
+// otherwise the volumes are numbered from .001 without a gap.
 //
-//   - when path.sha256 lists volumes (as export writes it), exactly those
-//     volumes are present: one it lists is "missing", one it does not is
-//     "not listed" (an extra volume, from another export);
-//   - otherwise the volumes are numbered from .001 without a gap;
-//   - every volume but the last has the same size (the split size), and
-//     the last is no larger: a shorter one was truncated, or the volumes
-//     are out of order;
-//   - no volume is empty.
-//
-// Which volume ends the archive, and whether equal-sized volumes are in
-// order, the bytes alone can tell: the caller checks the archive's own
-// structure (its seek table) across the volumes, and Read compares each
-// volume with its sha256.
+// The rest the bytes tell: CheckSizes checks the split size; which volume
+// ends the archive, and whether volumes of equal size are in order, the
+// caller checks against the archive's own structure (its seek table); and
+// Read compares each volume with its sha256.
 func Open(path string) (*Set, error) {
 	base := path
 	if m := volumeName.FindStringSubmatch(path); m != nil {
@@ -102,9 +96,6 @@ func Open(path string) (*Set, error) {
 		}
 		s.vols = append(s.vols, &vol{path: Name(base, i), start: s.size, size: fi.Size(), want: listed[i]})
 		s.size += fi.Size()
-	}
-	if err := s.checkSizes(); err != nil {
-		return nil, err
 	}
 	s.h = sha256.New()
 	return s, nil
@@ -218,9 +209,13 @@ func expect(base string, present map[int]bool, listed map[int]string, sidecar st
 	return len(pn), nil
 }
 
-// checkSizes checks that every volume but the last has the split size,
-// taken as the largest of them, and that the last is no larger.
-func (s *Set) checkSizes() error {
+// CheckSizes checks that every volume but the last has the split size,
+// taken as the largest of them, that the last is no larger, and that no
+// volume is empty: a volume that breaks the rule was truncated, or the
+// volumes are out of order. Open does not call it: the caller decides
+// whether the archive's own structure explains the set better (an extra
+// volume after a short last one looks like a truncated one).
+func (s *Set) CheckSizes() error {
 	var split int64
 	largest := 0
 	for i, v := range s.vols {

@@ -280,6 +280,9 @@ func brokenSet(t *testing.T, withSidecar bool, break_ func(path string)) error {
 		return err
 	}
 	defer s.Close()
+	if err := s.CheckSizes(); err != nil {
+		return err
+	}
 	_, err = io.ReadAll(s)
 	return err
 }
