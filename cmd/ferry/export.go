@@ -258,14 +258,17 @@ func printExportResult(out *printer, dest string, res *relocate.ExportResult) er
 // how long it took, and its full sha256 (what people compare).
 func printExport(w io.Writer, dest string, res *relocate.ExportResult, took time.Duration) {
 	where := dest
-	if dest == "-" {
+	switch n := len(res.Volumes); {
+	case dest == "-":
 		where = "standard output"
+	case n > 0:
+		where = fmt.Sprintf("%s to %s", res.Volumes[0].Path, volumes.Suffix(n))
 	}
 	fmt.Fprintf(w, "Exported into %s in %s (%s)\n", where, roundDuration(took), rate(res.Bytes, took))
 	tw := summaryTable(w)
 	fmt.Fprintf(tw, "  content\t%s, %s (%s)\n", plural(res.Images, "image"), plural(res.Blobs, "blob"), humanBytes(res.Bytes))
 	if n := len(res.Volumes); n > 0 {
-		fmt.Fprintf(tw, "  archive\t%s in %s: %s to %s\n", humanBytes(res.ArchiveBytes), plural(n, "volume"), res.Volumes[0].Path, volumes.Suffix(n))
+		fmt.Fprintf(tw, "  archive\t%s in %s\n", humanBytes(res.ArchiveBytes), plural(n, "volume"))
 		fmt.Fprintf(tw, "  sha256\t%s (the volumes joined)\n", res.SHA256)
 		fmt.Fprintf(tw, "  checksum\twritten to %s.sha256, one line per volume\n", dest)
 	} else {
