@@ -63,7 +63,7 @@ func VerifyFile(ctx context.Context, path string, rep progress.Reporter) (*Verif
 	defer in.Close()
 	res := &VerifyResult{Archive: path, Format: FormatFerry}
 	rep = progress.OrNop(rep)
-	ra, size, _ := archive.RandomAccess(in)
+	ra, size, seekable := archive.RandomAccess(in)
 	base := path
 	vs, split := in.(*volumes.Set)
 	if split {
@@ -72,7 +72,11 @@ func VerifyFile(ctx context.Context, path string, rep progress.Reporter) (*Verif
 			return res, fmt.Errorf("verify %s: %w", path, err)
 		}
 	}
-	t, err := archive.OpenImgpkg(ra, size, archive.ReaderOptions{})
+	var t *archive.ImgpkgTar
+	err = archive.ErrNotImgpkg
+	if seekable {
+		t, err = archive.OpenImgpkg(ra, size, archive.ReaderOptions{})
+	}
 	switch {
 	case err == nil:
 		res.Format = FormatImgpkg
