@@ -23,14 +23,12 @@ import (
 // reads a file) and an io.Reader (front to back). Open checks what it can
 // without reading the volumes; Read checks each volume's sha256 against
 // the checksum file as it reaches the volume's end. A Set is safe for
-// concurrent ReadAt; Read is not.
+// concurrent ReadAt; Read is not, and neither is Close.
 type Set struct {
 	base    string
 	sidecar string
 	vols    []*vol
 	size    int64
-
-	mu sync.Mutex // guards vol.f
 
 	// Read's state: the offset, and the hash of the current volume.
 	pos  int64
@@ -45,7 +43,11 @@ type vol struct {
 	start, size int64
 	// want is the volume's sha256 in the checksum file, "" when unknown.
 	want string
+	// The file is opened on first read, once, so that concurrent readers
+	// of different volumes never wait for each other.
+	once sync.Once
 	f    *os.File
+	err  error
 }
 
 // volumeName matches a volume's suffix: a dot and at least three digits.
@@ -276,19 +278,15 @@ func (s *Set) Volumes() []Volume {
 	return out
 }
 
-// file returns volume v's open file.
+// file returns volume i's open file.
 func (s *Set) file(i int) (*os.File, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	v := s.vols[i]
-	if v.f == nil {
-		f, err := os.Open(v.path)
-		if err != nil {
-			return nil, fmt.Errorf("volume %s: %w", Suffix(i+1), err)
+	v.once.Do(func() {
+		if v.f, v.err = os.Open(v.path); v.err != nil {
+			v.err = fmt.Errorf("volume %s: %w", Suffix(i+1), v.err)
 		}
-		v.f = f
-	}
-	return v.f, nil
+	})
+	return v.f, v.err
 }
 
 // ReadAt implements io.ReaderAt over the joined volumes. A volume that has
@@ -358,17 +356,16 @@ func (s *Set) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// Close closes the volumes' files.
+// Close closes the volumes' files. The Set must not be read afterwards.
 func (s *Set) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var first error
 	for _, v := range s.vols {
+		// A volume never opened is closed for good: reading it now fails.
+		v.once.Do(func() { v.err = os.ErrClosed })
 		if v.f != nil {
 			if err := v.f.Close(); err != nil && first == nil {
 				first = err
 			}
-			v.f = nil
 		}
 	}
 	return first
