@@ -488,24 +488,24 @@ func (t *ImgpkgTar) Has(d v1.Hash) bool {
 // reaches their end. Every call returns a new, independent reader.
 func (t *ImgpkgTar) Blob(d v1.Hash) (io.ReadCloser, error) {
 	if c, ok := t.configs[d]; ok {
-		return &imgpkgBlob{r: bytes.NewReader(c), entryCheck: newEntryCheck(imgpkgManifest+" config "+d.String(), d, int64(len(c)))}, nil
+		return io.NopCloser(&checkedBlob{r: bytes.NewReader(c), entryCheck: newEntryCheck(imgpkgManifest+" config "+d.String(), d, int64(len(c)))}), nil
 	}
 	l, ok := t.layers[d]
 	if !ok {
 		return nil, fmt.Errorf("imgpkg tarball: blob %s is not in it", d)
 	}
-	return &imgpkgBlob{r: io.NewSectionReader(t.ra, l.offset, l.size), entryCheck: newEntryCheck(l.name, d, l.size)}, nil
+	return io.NopCloser(&checkedBlob{r: io.NewSectionReader(t.ra, l.offset, l.size), entryCheck: newEntryCheck(l.name, d, l.size)}), nil
 }
 
-// imgpkgBlob reads one blob of an ImgpkgTar, verifying it at its end.
-type imgpkgBlob struct {
+// checkedBlob reads one blob's bytes from r, verifying them at their end.
+type checkedBlob struct {
 	r io.Reader
 	entryCheck
 	err error
 }
 
 // Read implements io.Reader.
-func (b *imgpkgBlob) Read(p []byte) (int, error) {
+func (b *checkedBlob) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
@@ -518,11 +518,8 @@ func (b *imgpkgBlob) Read(p []byte) (int, error) {
 		}
 		b.err = io.EOF
 	case err != nil:
-		b.err = fmt.Errorf("imgpkg tar entry %s: %w", b.name, err)
+		b.err = fmt.Errorf("archive entry %s: %w", b.name, explain(err))
 		return n, b.err
 	}
 	return n, err
 }
-
-// Close implements io.Closer.
-func (b *imgpkgBlob) Close() error { return nil }

@@ -13,20 +13,28 @@ import (
 	"github.com/ferry-dev/ferry/internal/testregistry"
 )
 
+// exportWhole exports the export fixture unsplit and returns the fixture,
+// the archive's path and its bytes.
+func exportWhole(t *testing.T) (*exportFixture, string, []byte) {
+	t.Helper()
+	src := testregistry.NewDistribution(t)
+	f := newExportFixture(t, src)
+	whole := filepath.Join(t.TempDir(), "whole.tar.zst")
+	mustFerry(t, "export", "-b", f.root, "-o", whole)
+	b, err := os.ReadFile(whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, whole, b
+}
+
 // splitExport exports the export fixture twice, whole and split into
 // volumes of a quarter of the whole (plus a byte, so four volumes, the
 // last shorter), and returns the fixture, the whole archive's bytes, the
 // split archive's path (where only its volumes exist) and the volume size.
 func splitExport(t *testing.T) (*exportFixture, []byte, string, int64) {
 	t.Helper()
-	src := testregistry.NewDistribution(t)
-	f := newExportFixture(t, src)
-	whole := filepath.Join(t.TempDir(), "whole.tar.zst")
-	mustFerry(t, "export", "-b", f.root, "-o", whole)
-	want, err := os.ReadFile(whole)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, _, want := exportWhole(t)
 	size := int64(len(want))/4 + 1
 	path := filepath.Join(t.TempDir(), "release.tar.zst")
 	mustFerry(t, "export", "-b", f.root, "-o", path, "--split-size", fmt.Sprint(size))
@@ -37,15 +45,7 @@ func splitExport(t *testing.T) (*exportFixture, []byte, string, int64) {
 func volume(path string, i int) string { return fmt.Sprintf("%s.%03d", path, i) }
 
 func TestSplitExportJoinsToTheUnsplitArchive(t *testing.T) {
-	src := testregistry.NewDistribution(t)
-	f := newExportFixture(t, src)
-	dir := t.TempDir()
-	whole := filepath.Join(dir, "whole.tar.zst")
-	mustFerry(t, "export", "-b", f.root, "-o", whole)
-	want, err := os.ReadFile(whole)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, whole, want := exportWhole(t)
 	size := int64(len(want))/4 + 1
 
 	out := filepath.Join(t.TempDir(), "release.tar.zst")

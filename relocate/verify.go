@@ -99,6 +99,13 @@ func VerifyFile(ctx context.Context, path string, rep progress.Reporter) (*Verif
 		err = verify(ctx, in2, res)
 	}
 	if err != nil {
+		if split {
+			// The read stopped at the damage, maybe before the end of
+			// the volume that holds it: name that volume if its sum says.
+			if serr := vs.CheckSums(); serr != nil {
+				return res, fmt.Errorf("verify %s: %w (reading it: %v)", path, serr, err)
+			}
+		}
 		return res, fmt.Errorf("verify %s: %w", path, err)
 	}
 	// Whatever follows the tar's end (zstd padding) is part of the file's sum.

@@ -327,6 +327,25 @@ func TestSetNamesTheBrokenVolume(t *testing.T) {
 	}
 }
 
+func TestCheckSumsNamesTheDamagedVolume(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a")
+	split(t, path, archiveBytes(10_000, 11), 3000)
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CheckSums(); err != nil {
+		t.Fatalf("intact volumes: %v", err)
+	}
+	b, _ := os.ReadFile(Name(path, 3))
+	b[5] ^= 1
+	os.WriteFile(Name(path, 3), b, 0o644)
+	if err := s.CheckSums(); err == nil || !strings.Contains(err.Error(), "volume .003") {
+		t.Fatalf("damaged volume 3: %v", err)
+	}
+}
+
 func TestOpenArchive(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "release.tar.zst")
