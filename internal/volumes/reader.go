@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -32,7 +31,7 @@ type Set struct {
 
 	// Read's state: the offset, and the hash of the current volume.
 	pos  int64
-	h    hash.Hash
+	h    *hasher
 	sums []string
 	err  error
 }
@@ -99,7 +98,6 @@ func Open(path string) (*Set, error) {
 		s.vols = append(s.vols, &vol{path: Name(base, i), start: s.size, size: fi.Size(), want: listed[i]})
 		s.size += fi.Size()
 	}
-	s.h = sha256.New()
 	return s, nil
 }
 
@@ -336,16 +334,18 @@ func (s *Set) Read(p []byte) (int, error) {
 	i := s.Locate(s.pos) - 1
 	v := s.vols[i]
 	want := min(int64(len(p)), v.start+v.size-s.pos)
+	if s.h == nil {
+		s.h = newHasher()
+	}
 	n, err := s.ReadAt(p[:want], s.pos)
-	s.h.Write(p[:n])
+	s.h.write(p[:n])
 	s.pos += int64(n)
 	if err != nil && err != io.EOF {
 		s.err = err
 		return n, err
 	}
 	if s.pos == v.start+v.size {
-		sum := hex.EncodeToString(s.h.Sum(nil))
-		s.h.Reset()
+		sum := s.h.sum()
 		s.sums = append(s.sums, sum)
 		if v.want != "" && v.want != sum {
 			s.err = s.sumError(i, sum)
@@ -386,6 +386,10 @@ func (s *Set) sumError(i int, sum string) error {
 
 // Close closes the volumes' files. The Set must not be read afterwards.
 func (s *Set) Close() error {
+	if s.h != nil {
+		s.h.stop()
+		s.h = nil
+	}
 	var first error
 	for _, v := range s.vols {
 		// A volume never opened is closed for good: reading it now fails.

@@ -11,11 +11,9 @@
 package volumes
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io/fs"
 	"os"
 
@@ -52,7 +50,7 @@ type Writer struct {
 	max  int64
 	cur  *atomicfile.File
 	curN int64
-	curH hash.Hash
+	h    *hasher
 	done []written
 	err  error
 }
@@ -61,7 +59,6 @@ type Writer struct {
 type written struct {
 	f   *atomicfile.File
 	vol Volume
-	sum []byte
 }
 
 // Create starts writing the volumes of the archive path, each of at most
@@ -76,6 +73,7 @@ func Create(path string, size int64) (*Writer, error) {
 	if err := w.next(); err != nil {
 		return nil, err
 	}
+	w.h = newHasher()
 	return w, nil
 }
 
@@ -89,15 +87,15 @@ func (w *Writer) next() error {
 	if err != nil {
 		return err
 	}
-	w.cur, w.curN, w.curH = f, 0, sha256.New()
+	w.cur, w.curN = f, 0
 	return nil
 }
 
 // finish closes the current volume's hashing; its file waits for Commit.
 func (w *Writer) finish() {
-	sum := w.curH.Sum(nil)
-	w.done = append(w.done, written{f: w.cur, sum: sum, vol: Volume{
-		Path: Name(w.path, len(w.done)+1), Size: w.curN, SHA256: hex.EncodeToString(sum),
+	sum := w.h.sum()
+	w.done = append(w.done, written{f: w.cur, vol: Volume{
+		Path: Name(w.path, len(w.done)+1), Size: w.curN, SHA256: sum,
 	}})
 	w.cur = nil
 }
@@ -117,7 +115,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 		}
 		chunk := p[:min(int64(len(p)), w.max-w.curN)]
 		m, err := w.cur.Write(chunk)
-		w.curH.Write(chunk[:m])
+		w.h.write(chunk[:m])
 		w.curN += int64(m)
 		n += m
 		if err != nil {
@@ -141,12 +139,17 @@ func (w *Writer) Write(p []byte) (int, error) {
 // numbered after the last, and an unsplit archive at path itself.
 func (w *Writer) Commit() ([]Volume, error) {
 	if w.err != nil {
+		err := w.err
 		w.Abort()
-		return nil, w.err
+		return nil, err
 	}
 	if w.cur != nil {
 		w.finish()
 	}
+	w.h.stop()
+	w.h = nil
+	// Whatever happens next, the Writer is done.
+	w.err = fmt.Errorf("split %s: already committed", w.path)
 	if err := os.Remove(w.path + ".sha256"); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		w.Abort()
 		return nil, fmt.Errorf("split %s: %w", w.path, err)
@@ -173,7 +176,11 @@ func (w *Writer) Commit() ([]Volume, error) {
 	sums := make([]atomicfile.Checksum, len(w.done))
 	for i, d := range w.done {
 		vols[i] = d.vol
-		sums[i] = atomicfile.Checksum{Path: d.vol.Path, Sum: d.sum}
+		sum, err := hex.DecodeString(d.vol.SHA256)
+		if err != nil {
+			return nil, err
+		}
+		sums[i] = atomicfile.Checksum{Path: d.vol.Path, Sum: sum}
 	}
 	if err := atomicfile.WriteChecksums(w.path+".sha256", sums); err != nil {
 		return nil, fmt.Errorf("split %s: checksum file: %w", w.path, err)
@@ -197,6 +204,10 @@ func (w *Writer) Abort() error {
 	}
 	if w.err == nil {
 		w.err = errors.New("split: aborted")
+	}
+	if w.h != nil {
+		w.h.stop()
+		w.h = nil
 	}
 	return first
 }
