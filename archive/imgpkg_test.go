@@ -302,3 +302,72 @@ func FuzzOpenImgpkg(f *testing.F) {
 		}
 	})
 }
+
+func TestOpenImgpkgIndex(t *testing.T) {
+	shared := newBlob(types.OCILayer, []byte("a layer both children have"))
+	type child struct{ cfg, layer, m testBlob }
+	var children []child
+	var ms []any
+	for i, arch := range []string{"amd64", "arm64"} {
+		cfg := newBlob(types.OCIConfigJSON, []byte(`{"architecture":"`+arch+`","os":"linux"}`))
+		l := newBlob(types.OCILayer, randomBytes(uint64(40+i), 900))
+		m := manifestJSON(types.OCIManifestSchema1, cfg, l, shared)
+		children = append(children, child{cfg, l, m})
+		d := m.desc()
+		d["platform"] = map[string]string{"architecture": arch, "os": "linux"}
+		ms = append(ms, d)
+	}
+	idx := newBlob(types.OCIImageIndex, mustJSON(map[string]any{"schemaVersion": 2, "mediaType": string(types.OCIImageIndex), "manifests": ms}))
+	var images []any
+	es := []tarEntry{{name: "manifest.json"}}
+	for _, c := range children {
+		images = append(images, map[string]any{
+			"Refs":     []string{"r.example/multi@" + c.m.d.String()},
+			"Config":   map[string]any{"Digest": c.cfg.d.String(), "Raw": string(c.cfg.b)},
+			"Manifest": map[string]any{"MediaType": string(c.m.mt), "Digest": c.m.d.String(), "Raw": string(c.m.b)},
+		})
+		es = append(es, tarEntry{name: "sha256-" + c.layer.d.Hex + ".tar.gz", body: c.layer.b})
+	}
+	es = append(es, tarEntry{name: "sha256-" + shared.d.Hex + ".tar.gz", body: shared.b})
+	es[0].body = mustJSON([]map[string]any{{"ImageIndex": map[string]any{
+		"Refs": []string{"r.example/multi@" + idx.d.String()}, "MediaType": string(idx.mt), "Digest": idx.d.String(),
+		"Raw": string(idx.b), "Images": images, "Tag": "1.0",
+	}}})
+	tb, err := openImgpkgBytes(buildTar(t, es))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := tb.Head()
+	if len(h.Entries) != 1 || h.Entries[0].Descriptor.Digest != idx.d || h.Entries[0].Role != RoleImage || h.Entries[0].Tag != "1.0" {
+		t.Fatalf("entries %+v: the index alone, an image keeping its tag", h.Entries)
+	}
+	if len(h.Manifests) != 3 {
+		t.Fatalf("%d manifests, want the index and its two children", len(h.Manifests))
+	}
+	want := map[v1.Hash][]byte{shared.d: shared.b}
+	for _, c := range children {
+		want[c.cfg.d], want[c.layer.d] = c.cfg.b, c.layer.b
+	}
+	if len(h.Blobs) != len(want) {
+		t.Fatalf("%d blobs, want %d (the shared layer once)", len(h.Blobs), len(want))
+	}
+	for d, b := range want {
+		rc, err := tb.Blob(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		if err != nil || !bytes.Equal(got, b) {
+			t.Fatalf("blob %s: %v", d, err)
+		}
+	}
+
+	// A child manifest.json does not carry is refused, naming the index.
+	es[0].body = mustJSON([]map[string]any{{"ImageIndex": map[string]any{
+		"Refs": []string{"r.example/multi@" + idx.d.String()}, "MediaType": string(idx.mt), "Digest": idx.d.String(),
+		"Raw": string(idx.b), "Images": images[:1],
+	}}})
+	if _, err := openImgpkgBytes(buildTar(t, es)); err == nil || !strings.Contains(err.Error(), "index "+idx.d.String()) {
+		t.Fatalf("index child missing: %v", err)
+	}
+}
