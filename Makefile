@@ -26,9 +26,11 @@ vet:
 demo: build
 	$(GO) run ./fixtures/cmd/ferry-demo -ferry $(BIN)
 
-## bench: export/import figures on generated bundles against local registries
+## bench: ferry's export/import/copy beside the floors and crane, on local registries (BENCH_FLAGS=-quick: a short run)
+CRANE ?= bin/crane
 bench: build
-	$(GO) run ./fixtures/cmd/ferry-bench -ferry $(BIN)
+	$(GO) build -trimpath -o $(CRANE) github.com/google/go-containerregistry/cmd/crane
+	$(GO) run ./fixtures/cmd/ferry-bench -ferry $(BIN) -crane $(CRANE) $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin .bench

@@ -7,6 +7,7 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
 	_ "github.com/distribution/distribution/v3/registry/handlers"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
+	_ "github.com/google/go-containerregistry/cmd/crane"
 	_ "github.com/google/go-containerregistry/pkg/registry"
 	_ "github.com/google/go-containerregistry/pkg/v1/layout"
 	_ "github.com/google/go-containerregistry/pkg/v1/remote"

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 
@@ -35,6 +36,15 @@ type catalog struct {
 	// media type other than a non-distributable layer's, the first such
 	// descriptor: such a digest can never be a skipped layer.
 	distributable map[v1.Hash]ref
+	// fresh lists the digests wantManifest added to want, in order, for a
+	// Reader to look up among the manifests it holds back (see readHead);
+	// the Reader empties it as it goes.
+	fresh []v1.Hash
+	// total is the size of every distinct manifest and blob named so far.
+	// Descriptor sizes are a writer's claim: a sum that would overflow
+	// int64 is refused, so every total derived from the head (what
+	// `inspect` and an import report) is a true, non-negative number.
+	total int64
 }
 
 func newCatalog(info *indexInfo, maxManifest int64) (*catalog, error) {
@@ -88,8 +98,28 @@ func (c *catalog) wantManifest(d v1.Descriptor, from string) error {
 		}
 		return nil
 	}
+	if err := c.count(d, from); err != nil {
+		return err
+	}
 	c.want[d.Digest] = ref{desc: d, from: from}
+	c.fresh = append(c.fresh, d.Digest)
 	return nil
+}
+
+// count adds the size of d, named for the first time, to the total.
+func (c *catalog) count(d v1.Descriptor, from string) error {
+	if d.Size > math.MaxInt64-c.total {
+		return fmt.Errorf("%s %s referenced by %s: size %d takes the archive's total past %d bytes", kindOf(d), d.Digest, from, d.Size, int64(math.MaxInt64))
+	}
+	c.total += d.Size
+	return nil
+}
+
+func kindOf(d v1.Descriptor) string {
+	if isManifestType(d.MediaType) {
+		return "manifest"
+	}
+	return "blob"
 }
 
 func (c *catalog) addBlob(d v1.Descriptor, from string) error {
@@ -105,6 +135,13 @@ func (c *catalog) addBlob(d v1.Descriptor, from string) error {
 			return fmt.Errorf("blob %s: %s says %d bytes, %s says %d", d.Digest, from, d.Size, r.from, r.desc.Size)
 		}
 		return nil
+	}
+	if _, isManifest := c.manifests[d.Digest]; !isManifest {
+		if _, isWanted := c.want[d.Digest]; !isWanted {
+			if err := c.count(d, from); err != nil {
+				return err
+			}
+		}
 	}
 	c.blobs[d.Digest] = ref{desc: d, from: from}
 	return nil

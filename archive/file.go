@@ -43,7 +43,27 @@ type File struct {
 // NewReader, front to back. Any other error means the archive is damaged.
 func OpenFile(ra io.ReaderAt, size int64, opts ReaderOptions) (*File, error) {
 	opts = opts.withDefaults()
-	frames, err := readSeekTable(ra, size)
+	ok, err := hasSeekTable(ra, size)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrNotSeekable
+	}
+	// The head comes first, as in any archive; reading it through a Reader
+	// checks it the same way, within the Reader's limits, before the seek
+	// table is trusted with any memory: the head bounds how many frames
+	// the table may list. One decoder goroutine: nothing past the last
+	// manifest is decompressed.
+	headOpts := opts
+	headOpts.Concurrency = 1
+	ar, err := NewReader(io.NewSectionReader(ra, 0, size), headOpts)
+	if err != nil {
+		return nil, err
+	}
+	head := ar.Head()
+	ar.Close()
+	frames, err := readSeekTableMax(ra, size, seekFramesBound(head))
 	if err != nil {
 		return nil, err
 	}
@@ -59,21 +79,11 @@ func OpenFile(ra io.ReaderAt, size int64, opts ReaderOptions) (*File, error) {
 		ra:      ra,
 		size:    size,
 		opts:    opts,
+		head:    head,
 		frames:  frames[:len(frames)-1],
 		dataEnd: last.offset,
 		blobs:   make(map[v1.Hash]tocBlob, len(toc)),
 	}
-	// The head comes first, as in any archive; reading it through a Reader
-	// checks it the same way. One decoder goroutine: nothing past the last
-	// manifest is decompressed.
-	headOpts := opts
-	headOpts.Concurrency = 1
-	ar, err := NewReader(io.NewSectionReader(ra, 0, f.dataEnd), headOpts)
-	if err != nil {
-		return nil, err
-	}
-	f.head = ar.Head()
-	ar.Close()
 	if err := f.checkTOC(toc, ar.skipped); err != nil {
 		return nil, err
 	}
@@ -84,8 +94,9 @@ func OpenFile(ra io.ReaderAt, size int64, opts ReaderOptions) (*File, error) {
 // of the head once, at its size, in frames of the tar in increasing order.
 func (f *File) checkTOC(toc []tocBlob, skipped map[v1.Hash]bool) error {
 	want := make(map[v1.Hash]int64, len(f.head.Blobs))
+	leftOut := f.head.Delta.leftOut()
 	for _, b := range f.head.Blobs {
-		if !skipped[b.Digest] {
+		if !skipped[b.Digest] && !leftOut[b.Digest] {
 			want[b.Digest] = b.Size
 		}
 	}

@@ -2,7 +2,10 @@ package archive
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"math"
+	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -89,4 +92,103 @@ func FuzzReader(f *testing.F) {
 		}
 		t.Fatal("more than 1000 blobs from a fuzz input")
 	})
+}
+
+// headSeparator splits FuzzHead's second input into manifests.
+const headSeparator = "\n\x00--\x00\n"
+
+// addHead adds a seed to FuzzHead: index.json and the manifests joined by
+// headSeparator.
+func addHead(f *testing.F, index []byte, manifests []testBlob) {
+	var parts []string
+	for _, m := range manifests {
+		parts = append(parts, string(m.b))
+	}
+	f.Add(string(index), strings.Join(parts, headSeparator))
+}
+
+// FuzzHead feeds the Reader a head built from its parts, index.json and
+// the manifests, so that the fuzzer works on their JSON rather than on
+// compressed bytes. Whatever the Reader accepts must be consistent: every
+// entry's manifest held and matching its digest, every artifact's subject
+// an entry, and no size negative or summing past int64 (issue 13, items 4
+// and 9). The seeds are the shapes of that issue, small.
+func FuzzHead(f *testing.F) {
+	cfg, layer := sharedBlobs()
+	tiny := smallImage(0, cfg, layer)
+	tinyIndex := mustBuildIndex(f, []Entry{{Descriptor: desc(tiny), Role: RoleBundle, OriginalRef: "r.example/b:v1", Tag: "v1"}})
+	addHead(f, tinyIndex, []testBlob{tiny})
+
+	// Referrers of one subject, listed before it.
+	art := smallImage(1, cfg, layer)
+	last := Entry{Descriptor: desc(tiny), Role: RoleImage, OriginalRef: "r.example/img"}
+	addHead(f, rawIndex(20, art, func(i int) string { return fmt.Sprintf("r.example/a%d", i) }, tiny.d, &last), []testBlob{tiny, art})
+
+	// A chain of nested indexes, in digest order.
+	chain := []testBlob{tiny}
+	for range 12 {
+		chain = append(chain, smallIndex(chain[len(chain)-1]))
+	}
+	top := chain[len(chain)-1]
+	addHead(f, mustBuildIndex(f, []Entry{{Descriptor: desc(top), Role: RoleImage, OriginalRef: "r.example/chain"}}), chain)
+
+	// Sizes that overflow, and a negative one.
+	for _, size := range []int64{1<<62 + 1, -5} {
+		m := newBlob(types.OCIManifestSchema1, mustJSON(map[string]any{
+			"schemaVersion": 2, "mediaType": string(types.OCIManifestSchema1), "config": cfg.desc(),
+			"layers": []any{
+				map[string]any{"mediaType": string(types.OCILayer), "size": size, "digest": "sha256:" + strings.Repeat("a", 64)},
+				map[string]any{"mediaType": string(types.OCILayer), "size": size, "digest": "sha256:" + strings.Repeat("b", 64)},
+			},
+		}))
+		addHead(f, mustBuildIndex(f, []Entry{{Descriptor: desc(m), Role: RoleImage, OriginalRef: "r.example/big"}}), []testBlob{m})
+	}
+
+	f.Fuzz(func(t *testing.T, index, manifests string) {
+		var ms []testBlob
+		if manifests != "" {
+			for _, part := range strings.SplitN(manifests, headSeparator, 257) {
+				ms = append(ms, newBlob(types.OCIManifestSchema1, []byte(part)))
+			}
+		}
+		r, err := NewReader(bytes.NewReader(headTarIndex(t, []byte(index), ms)), ReaderOptions{
+			MaxManifestSize: 64 << 10,
+			MaxHeadSize:     1 << 20,
+			Concurrency:     1,
+		})
+		if err != nil {
+			return
+		}
+		defer r.Close()
+		h := r.Head()
+		entries := map[v1.Hash]bool{}
+		for _, e := range h.Entries {
+			entries[e.Descriptor.Digest] = true
+			b, ok := h.Manifests[e.Descriptor.Digest]
+			if !ok || digestOf(b) != e.Descriptor.Digest || int64(len(b)) != e.Descriptor.Size {
+				t.Fatalf("entry %s: manifest held %v, not matching", e.Descriptor.Digest, ok)
+			}
+		}
+		for _, e := range h.Entries {
+			if e.Role.IsArtifact() && !entries[e.Subject] {
+				t.Fatalf("artifact %s: subject %s is not an entry", e.Descriptor.Digest, e.Subject)
+			}
+		}
+		var total int64
+		for _, b := range h.Blobs {
+			if b.Size < 0 || b.Size > math.MaxInt64-total {
+				t.Fatalf("blob %s: size %d (total so far %d) accepted", b.Digest, b.Size, total)
+			}
+			total += b.Size
+		}
+	})
+}
+
+func mustBuildIndex(t testing.TB, entries []Entry) []byte {
+	t.Helper()
+	idx, err := BuildIndex(entries, IndexOptions{CreatedBy: "fuzz"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return idx
 }

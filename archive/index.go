@@ -13,9 +13,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// FormatVersion is the archive format this package writes and the newest
-// it reads.
-const FormatVersion = 1
+// FormatVersion is the newest archive format this package reads. It writes
+// version 1, or DeltaFormatVersion (2) for a delta archive (delta.go).
+const FormatVersion = DeltaFormatVersion
 
 // Annotations of index.json (docs/archive-format.md).
 const (
@@ -135,6 +135,10 @@ type IndexOptions struct {
 	// refuses the index unless each is a non-distributable layer (see
 	// AnnotationSkippedLayers).
 	SkippedLayers []v1.Descriptor
+	// Delta, when set, makes the archive a delta (version 2) that leaves
+	// out Delta.LeftOut; Writer.WriteHeader refuses the index unless each is
+	// a config or layer a manifest references, at that size.
+	Delta *Delta
 }
 
 // BuildIndex returns index.json for entries: an OCI index whose
@@ -162,7 +166,7 @@ func BuildIndex(entries []Entry, opts IndexOptions) ([]byte, error) {
 		MediaType:     types.OCIImageIndex,
 		Manifests:     make([]v1.Descriptor, 0, len(sorted)),
 		Annotations: map[string]string{
-			AnnotationArchiveVersion: strconv.Itoa(FormatVersion),
+			AnnotationArchiveVersion: "1",
 			AnnotationCreatedBy:      opts.CreatedBy,
 			AnnotationSeekable:       "true",
 		},
@@ -177,6 +181,14 @@ func BuildIndex(entries []Entry, opts IndexOptions) ([]byte, error) {
 	slices.Sort(skipped)
 	if skipped = slices.Compact(skipped); len(skipped) > 0 {
 		idx.Annotations[AnnotationSkippedLayers] = strings.Join(skipped, ",")
+	}
+	if opts.Delta != nil {
+		v, err := opts.Delta.marshal()
+		if err != nil {
+			return nil, fmt.Errorf("build index.json: %w", err)
+		}
+		idx.Annotations[AnnotationDelta] = v
+		idx.Annotations[AnnotationArchiveVersion] = strconv.Itoa(DeltaFormatVersion)
 	}
 	for _, e := range sorted {
 		d := e.Descriptor
@@ -290,9 +302,15 @@ func checkEntries(entries []Entry) error {
 		}
 		seen[k] = true
 	}
-	// An artifact travels with what it is about, never alone.
+	// An artifact travels with what it is about, never alone. A set, not a
+	// search per artifact: an index of many referrers must not cost the
+	// square of its length.
+	digests := make(map[v1.Hash]bool, len(entries))
+	for _, e := range entries {
+		digests[e.Descriptor.Digest] = true
+	}
 	for i, e := range entries {
-		if e.Role.IsArtifact() && !slices.ContainsFunc(entries, func(o Entry) bool { return o.Descriptor.Digest == e.Subject }) {
+		if e.Role.IsArtifact() && !digests[e.Subject] {
 			return fmt.Errorf("entry %d (%s %s): subject %s is not an entry of the index", i, e.OriginalRef, e.Descriptor.Digest, e.Subject)
 		}
 	}
@@ -360,11 +378,72 @@ type indexInfo struct {
 	createdBy string
 	entries   []Entry
 	skipped   []v1.Hash
+	delta     *Delta
+}
+
+// MaxIndexString bounds one string of index.json (a reference, an
+// annotation). ferry writes references and digests, a few hundred bytes;
+// without a bound, one annotation as large as the head limit would be held
+// twice, in the file's bytes and decoded.
+const MaxIndexString = 64 << 10
+
+// MaxIndexList bounds the two index.json annotations whose length grows
+// with the archive's content, the list of skipped layers and a delta's
+// record (AnnotationSkippedLayers, AnnotationDelta): about 400,000
+// left-out blobs.
+const MaxIndexList = 64 << 20
+
+// listAnnotations are the keys whose values MaxIndexList bounds instead of
+// MaxIndexString.
+var listAnnotations = []string{`"` + AnnotationSkippedLayers + `"`, `"` + AnnotationDelta + `"`}
+
+// longestString returns the length (in bytes, escapes as written) and
+// offset of the longest JSON string in b that is not the value of one of
+// listAnnotations, and the length of the longest such value.
+func longestString(b []byte) (n, at, list int) {
+	start, prevKey := -1, ""
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case start < 0 && c == '"':
+			start = i + 1
+		case start >= 0 && c == '\\':
+			i++
+		case start >= 0 && c == '"':
+			l := i - start
+			isList := slices.Contains(listAnnotations, prevKey)
+			switch {
+			case isList && l > list:
+				list = l
+			case !isList && l > n:
+				n, at = l, start-1
+			}
+			prevKey = string(b[start-1 : i+1])
+			if len(prevKey) > 64 {
+				prevKey = ""
+			}
+			start = -1
+		case start < 0 && c != ':' && c != ' ' && c != '\n' && c != '\t' && c != '\r':
+			// Anything but a colon between a key and its value forgets
+			// the key.
+			prevKey = ""
+		}
+	}
+	if start >= 0 && len(b)-start > n {
+		n, at = len(b)-start, start-1
+	}
+	return n, at, list
 }
 
 // parseIndex checks index.json: an OCI index of a format version this
 // package reads, every descriptor a valid Entry.
 func parseIndex(b []byte) (*indexInfo, error) {
+	n, at, list := longestString(b)
+	if n > MaxIndexString {
+		return nil, fmt.Errorf("%s: a string of %d bytes at offset %d, more than the %d a string of index.json may have", indexName, n, at, MaxIndexString)
+	}
+	if list > MaxIndexList {
+		return nil, fmt.Errorf("%s: a list annotation of %d bytes, more than %d", indexName, list, MaxIndexList)
+	}
 	var idx v1.IndexManifest
 	if err := json.Unmarshal(b, &idx); err != nil {
 		return nil, fmt.Errorf("%s: not an OCI index: %w", indexName, err)
@@ -387,6 +466,21 @@ func parseIndex(b []byte) (*indexInfo, error) {
 		return nil, fmt.Errorf("%s: %w", indexName, newerFormatError{version})
 	}
 	info := &indexInfo{index: &idx, version: version, createdBy: idx.Annotations[AnnotationCreatedBy]}
+	// A delta is version 2 and version 2 is a delta: an older reader must
+	// refuse it rather than take its missing blobs for damage.
+	s, isDelta := idx.Annotations[AnnotationDelta]
+	switch {
+	case isDelta && version < DeltaFormatVersion:
+		return nil, fmt.Errorf("%s: %s is set on a version %d index; a delta is version %d", indexName, AnnotationDelta, version, DeltaFormatVersion)
+	case !isDelta && version >= DeltaFormatVersion:
+		return nil, fmt.Errorf("%s: version %d without %s", indexName, version, AnnotationDelta)
+	case isDelta:
+		d, err := parseDelta(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", indexName, err)
+		}
+		info.delta = d
+	}
 	if s := idx.Annotations[AnnotationSkippedLayers]; s != "" {
 		seen := map[v1.Hash]bool{}
 		for _, part := range strings.Split(s, ",") {

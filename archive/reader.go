@@ -96,6 +96,9 @@ type Head struct {
 	// SkippedLayers are the layers the manifests reference that were left
 	// out of the archive (non-distributable).
 	SkippedLayers []v1.Hash
+	// Delta is set on a delta archive (version 2): the blobs it leaves out,
+	// which the destination is expected to hold, and why.
+	Delta *Delta
 	// Blobs are the configs and layers the manifests reference and the
 	// head does not hold, sorted by digest, skipped layers included: what
 	// follows the head (minus SkippedLayers), with sizes for `ferry
@@ -118,6 +121,7 @@ type Reader struct {
 	head    *Head
 	cat     *catalog
 	skipped map[v1.Hash]bool
+	leftOut map[v1.Hash]bool
 	seen    map[string]bool
 	present map[v1.Hash]bool
 	last    string // the last entry read, for messages
@@ -360,8 +364,12 @@ func (r *Reader) readHead(comp Compression, opts ReaderOptions) error {
 
 	// Manifests are sorted by digest, so an index's children may come
 	// before the index that makes them wanted: hold such blobs until the
-	// head is complete. Anything still held then is out of place.
+	// head is complete. Anything still held then is out of place. Each
+	// manifest added is looked up among those held by the digests it newly
+	// wants (catalog.fresh), never by scanning them all: a chain of nested
+	// indexes in reverse digest order must cost its length, not its square.
 	pending := map[v1.Hash][]byte{}
+	cat.fresh = cat.fresh[:0]
 	for !cat.complete() {
 		hdr, err := r.next()
 		if err == io.EOF {
@@ -401,16 +409,16 @@ func (r *Reader) readHead(comp Compression, opts ReaderOptions) error {
 		if err := addManifest(cat, d, b); err != nil {
 			return err
 		}
-		for claimed := true; claimed; {
-			claimed = false
-			for pd, pb := range pending {
-				if cat.wanted(pd) {
-					delete(pending, pd)
-					if err := addManifest(cat, pd, pb); err != nil {
-						return err
-					}
-					claimed = true
-				}
+		for len(cat.fresh) > 0 {
+			pd := cat.fresh[len(cat.fresh)-1]
+			cat.fresh = cat.fresh[:len(cat.fresh)-1]
+			pb, held := pending[pd]
+			if !held || !cat.wanted(pd) {
+				continue
+			}
+			delete(pending, pd)
+			if err := addManifest(cat, pd, pb); err != nil {
+				return err
 			}
 		}
 	}
@@ -425,10 +433,14 @@ func (r *Reader) readHead(comp Compression, opts ReaderOptions) error {
 	if err := cat.checkSkipped(info.skipped); err != nil {
 		return fmt.Errorf("archive entry %s: %w", indexName, err)
 	}
+	if err := cat.checkLeftOut(info.delta, info.skipped); err != nil {
+		return fmt.Errorf("archive entry %s: %w", indexName, err)
+	}
 	r.cat = cat
 	for _, s := range info.skipped {
 		r.skipped[s] = true
 	}
+	r.leftOut = info.delta.leftOut()
 	r.head = &Head{
 		Compression:   comp,
 		Version:       info.version,
@@ -438,6 +450,7 @@ func (r *Reader) readHead(comp Compression, opts ReaderOptions) error {
 		Manifests:     cat.manifests,
 		SkippedLayers: info.skipped,
 		Blobs:         cat.expected(),
+		Delta:         info.delta,
 	}
 	return nil
 }
@@ -512,6 +525,9 @@ func (r *Reader) Next() (v1.Hash, int64, io.Reader, error) {
 	if !ok {
 		return r.fail(fmt.Errorf("archive entry %s: not referenced by any manifest", hdr.Name))
 	}
+	if r.leftOut[d] {
+		return r.fail(fmt.Errorf("archive entry %s: %s lists it as left out of this delta", hdr.Name, indexName))
+	}
 	if hdr.Size != ref.desc.Size {
 		return r.fail(fmt.Errorf("archive entry %s: %d bytes, %s says %d", hdr.Name, hdr.Size, ref.from, ref.desc.Size))
 	}
@@ -557,7 +573,7 @@ func (r *Reader) finish(consumed int64) error {
 	}
 	r.tarSize = r.src.n
 	for _, b := range r.head.Blobs {
-		if !r.present[b.Digest] && !r.skipped[b.Digest] {
+		if !r.present[b.Digest] && !r.skipped[b.Digest] && !r.leftOut[b.Digest] {
 			return fmt.Errorf("archive: blob %s (referenced by %s) is missing", b.Digest, r.cat.blobs[b.Digest].from)
 		}
 	}

@@ -202,7 +202,7 @@ func TestRejectNewerVersion(t *testing.T) {
 	es := fx.entries0()
 	es[1].body = bytes.Replace(fx.index, []byte(`"dev.ferry.archive.version":"1"`), []byte(`"dev.ferry.archive.version":"7"`), 1)
 	_, err := NewReader(bytes.NewReader(zstdBytes(t, buildTar(t, es))), ReaderOptions{})
-	wantErr(t, err, "archive format version 7 is newer than this ferry understands (1); upgrade ferry")
+	wantErr(t, err, "archive format version 7 is newer than this ferry understands (2); upgrade ferry")
 	if !errors.Is(err, ErrNewerFormat) {
 		t.Errorf("%v is not ErrNewerFormat", err)
 	}

@@ -382,3 +382,26 @@ func (fx *fixture) entries0Undeclared(t *testing.T) []tarEntry {
 	es[1].body = body
 	return es
 }
+
+// TestSeekTableClaimingTooManyFrames: a seek table may claim up to 2^27
+// frames; a hostile one would make a reader allocate gigabytes to hold
+// them. The head bounds what a real table can list, and a longer one is
+// refused before it is read.
+func TestSeekTableClaimingTooManyFrames(t *testing.T) {
+	_, data := seekableFixture(t)
+	frames, err := readSeekTable(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := frames[len(frames)-1].offset + frames[len(frames)-1].size
+	const n = 300000
+	table := make([]seekEntry, n)
+	for i := range table {
+		table[i] = seekEntry{compressed: 9}
+	}
+	bad := append(bytes.Clone(data[:end]), encodeSeekTable(table)...)
+	_, err = OpenFile(bytes.NewReader(bad), int64(len(bad)), ReaderOptions{})
+	wantErr(t, err, "300000 frames, more than the")
+	_, err = Verify(context.Background(), bytes.NewReader(bad))
+	wantErr(t, err, "300000 frames, more than the")
+}

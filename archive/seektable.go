@@ -80,6 +80,45 @@ var ErrNotSeekable = errors.New("archive has no seek table")
 // format's footer, and a descriptive error when it does but the table does
 // not describe the file exactly.
 func readSeekTable(ra io.ReaderAt, size int64) ([]frameLoc, error) {
+	return readSeekTableMax(ra, size, maxSeekFrames)
+}
+
+// hasSeekTable reports whether the file ends with the seekable format's
+// footer magic: a cheap look before anything else is read.
+func hasSeekTable(ra io.ReaderAt, size int64) (bool, error) {
+	if size < skippableHeaderSize+seekFooterSize {
+		return false, nil
+	}
+	var magic [4]byte
+	if _, err := ra.ReadAt(magic[:], size-4); err != nil {
+		return false, fmt.Errorf("read seek table footer: %w", err)
+	}
+	return binary.LittleEndian.Uint32(magic[:]) == seekableMagic, nil
+}
+
+// seekFramesBound is the most frames a writer with frames of at least
+// minFrameTar bytes of tar could have cut for the head h describes: the
+// head's, one more per config and layer (each starts a frame), its bytes
+// in frames of that size, and the table of contents. A seek table that
+// claims more is refused before anything the size of its claim is
+// allocated.
+func seekFramesBound(h *Head) int64 {
+	const minFrameTar = 64 << 10
+	var tarBytes int64 = 4 << 10
+	for _, m := range h.Manifests {
+		tarBytes += 1024 + int64(len(m))
+	}
+	n := int64(len(h.Manifests)) + 8
+	for _, b := range h.Blobs {
+		tarBytes += 2048 + b.Size
+		n++
+	}
+	return min(n+tarBytes/minFrameTar, maxSeekFrames)
+}
+
+// readSeekTableMax is readSeekTable refusing a table of more than max
+// frames.
+func readSeekTableMax(ra io.ReaderAt, size, max int64) ([]frameLoc, error) {
 	if size < skippableHeaderSize+seekFooterSize {
 		return nil, ErrNotSeekable
 	}
@@ -99,8 +138,8 @@ func readSeekTable(ra io.ReaderAt, size int64) ([]frameLoc, error) {
 	if desc&seekChecksumFlag != 0 {
 		es += 4
 	}
-	if n > maxSeekFrames {
-		return nil, fmt.Errorf("seek table: %d frames, more than the format's %d", n, maxSeekFrames)
+	if n > max {
+		return nil, fmt.Errorf("seek table: %d frames, more than the %d the archive's content can have", n, max)
 	}
 	frameSize := skippableHeaderSize + n*es + seekFooterSize
 	if frameSize > size {

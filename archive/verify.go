@@ -104,7 +104,7 @@ func checkTrailer(r io.Reader, ar *Reader) (SeekTableStatus, error) {
 	if !ok {
 		return SeekTableUnchecked, nil
 	}
-	frames, err := readSeekTable(ra, size)
+	frames, err := readSeekTableMax(ra, size, seekFramesBound(ar.Head()))
 	if errors.Is(err, ErrNotSeekable) && !declared {
 		return SeekTableAbsent, nil
 	}

@@ -43,6 +43,7 @@ type Writer struct {
 
 	cat     *catalog
 	skipped map[v1.Hash]bool
+	leftOut map[v1.Hash]bool
 	written map[v1.Hash]bool
 	toc     []tocBlob
 	header  bool
@@ -133,6 +134,9 @@ func (w *Writer) WriteHeader(index []byte, manifests map[v1.Hash][]byte) error {
 	if err := cat.checkSkipped(info.skipped); err != nil {
 		return fmt.Errorf("archive head: %s: %w", indexName, err)
 	}
+	if err := cat.checkLeftOut(info.delta, info.skipped); err != nil {
+		return fmt.Errorf("archive head: %s: %w", indexName, err)
+	}
 	order := make([]v1.Hash, 0, len(manifests))
 	for d := range manifests {
 		if _, ok := cat.manifests[d]; !ok {
@@ -148,6 +152,7 @@ func (w *Writer) WriteHeader(index []byte, manifests map[v1.Hash][]byte) error {
 	for _, s := range info.skipped {
 		w.skipped[s] = true
 	}
+	w.leftOut = info.delta.leftOut()
 	if err := w.writeEntry(layoutName, []byte(layoutJSON)); err != nil {
 		return err
 	}
@@ -210,6 +215,9 @@ func (w *Writer) WriteBlob(d v1.Hash, size int64, r io.Reader) error {
 	if w.skipped[d] {
 		return fmt.Errorf("blob %s: index.json lists it as skipped", d)
 	}
+	if w.leftOut[d] {
+		return fmt.Errorf("blob %s: index.json lists it as left out of this delta", d)
+	}
 	ref, ok := w.cat.blobs[d]
 	if !ok {
 		return fmt.Errorf("blob %s: no manifest in the archive references it", d)
@@ -264,7 +272,7 @@ func (w *Writer) Close() error {
 	}
 	if err == nil {
 		for _, b := range w.cat.expected() {
-			if !w.written[b.Digest] && !w.skipped[b.Digest] {
+			if !w.written[b.Digest] && !w.skipped[b.Digest] && !w.leftOut[b.Digest] {
 				err = fmt.Errorf("archive: blob %s (referenced by %s) was not written", b.Digest, w.cat.blobs[b.Digest].from)
 				break
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/ferry-dev/ferry/lock"
@@ -33,6 +34,15 @@ func FuzzParseImagesLock(f *testing.F) {
 		hdr + "kind: ImagesLock\nimages:\n- image: nginx@sha256:" + hexA + "\n  annotations:\n    a: |\n      two\n      lines\n    b: \"\\t\\x01 \\u00e9\"\n",
 		"a: &a [*a, *a]\n",
 		hdr + "kind: ImagesLock\nimages:\n- image: nginx@sha256:" + hexA + "\n  annotations: {'<<': x}\n",
+		// Shapes of issue 13 (item 3), small: a dense flow sequence, a
+		// repeated key, an alias inside its anchor, aliases multiplying a
+		// mapping, merges, and a long run of distinct keys.
+		hdr + "kind: ImagesLock\nimages: [" + strings.Repeat("a,", 64) + "a]\n",
+		hdr + "kind: ImagesLock\nimages:\n- image: nginx@sha256:" + hexA + "\n  annotations: {" + strings.Repeat("k: v, ", 8) + "}\n",
+		hdr + "kind: ImagesLock\nimages: &a [*a]\n",
+		hdr + "kind: ImagesLock\nimages:\n- &r {image: nginx@sha256:" + hexA + ", annotations: {a: b, c: d}}\n" + strings.Repeat("- *r\n", 16),
+		hdr + "kind: ImagesLock\nimages:\n- &r {image: nginx@sha256:" + hexA + "}\n- <<: *r\n  annotations: {e: f}\n- <<: [*r]\n  foo: x\n",
+		hdr + "kind: ImagesLock\nimages:\n- image: nginx@sha256:" + hexA + "\n  annotations:\n" + strings.Repeat("    kbld.carvel.dev/id-x: registry.example.com/app\n", 4),
 	} {
 		f.Add([]byte(seed))
 	}

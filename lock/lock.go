@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -72,13 +73,15 @@ func parseErrorf(source string, line int, format string, args ...any) *ParseErro
 // checked; root keeps node positions so validation can name lines.
 type document struct {
 	source string
-	data   []byte
 	root   *yaml.Node
 }
 
 // load parses data, checks that it is exactly one mapping of kind want and
 // our apiVersion, and returns it ready for a strict decode.
 func load(data []byte, source, want string) (*document, error) {
+	if err := checkSize(data, source); err != nil {
+		return nil, err
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -100,6 +103,9 @@ func load(data []byte, source, want string) (*document, error) {
 
 	if len(doc.Content) == 0 || isNull(doc.Content[0]) {
 		return nil, parseErrorf(source, doc.Line, "empty document, expected %s", want)
+	}
+	if err := checkTree(&doc, source, len(data)); err != nil {
+		return nil, err
 	}
 	root := resolve(doc.Content[0])
 	if root.Kind != yaml.MappingNode {
@@ -130,16 +136,20 @@ func load(data []byte, source, want string) (*document, error) {
 	case version.Value != APIVersion:
 		return nil, parseErrorf(source, version.Line, "unsupported apiVersion %q, expected %s", version.Value, APIVersion)
 	}
-	return &document{source: source, data: data, root: root}, nil
+	return &document{source: source, root: root}, nil
 }
 
 // decode fills out strictly: every field in the document must exist in out.
-// It decodes the bytes again rather than the node because only a Decoder
-// offers KnownFields.
+// It decodes the tree load parsed and checked (checkTree), rather than the
+// bytes again with a Decoder's KnownFields, so a document is parsed once;
+// unknownFields reports what KnownFields would.
 func (d *document) decode(out any) error {
-	dec := yaml.NewDecoder(bytes.NewReader(d.data))
-	dec.KnownFields(true)
-	if err := dec.Decode(out); err != nil {
+	var unknown []string
+	unknownFields(d.root, reflect.TypeOf(out), map[fieldVisit]bool{}, &unknown)
+	if len(unknown) > 0 {
+		return yamlError(d.source, &yaml.TypeError{Errors: unknown})
+	}
+	if err := d.root.Decode(out); err != nil {
 		return yamlError(d.source, err)
 	}
 	return nil
@@ -301,7 +311,7 @@ func marshal(v any) ([]byte, error) {
 // readDoc reads the file at path and parses it; what names the kind of
 // document in errors.
 func readDoc[T any](path, what string, parse func(data []byte, source string) (*T, error)) (*T, error) {
-	data, err := os.ReadFile(path)
+	data, err := readLimited(path)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", what, err)
 	}

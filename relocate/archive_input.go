@@ -17,6 +17,7 @@ import (
 // read this way, by import, inspect, verify and export --from-tar alike.
 type randomArchive interface {
 	Head() *archive.Head
+	Has(d v1.Hash) bool
 	Blob(d v1.Hash) (io.ReadCloser, error)
 }
 

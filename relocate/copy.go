@@ -64,7 +64,7 @@ func runCopy(ctx context.Context, p *Plan, repo name.Repository, opts CopyOption
 	if err != nil {
 		return nil, err
 	}
-	c := &copier{sources: make(map[v1.Hash]Blob, len(p.Blobs))}
+	c := &copier{plan: p, sources: make(map[v1.Hash]Blob, len(p.Blobs))}
 	for _, b := range p.Blobs {
 		c.sources[b.Digest] = b
 	}
@@ -112,6 +112,7 @@ func planHead(p *Plan) (*importHead, error) {
 // copier carries what a copy adds to the commit phase: where each blob
 // comes from.
 type copier struct {
+	plan    *Plan
 	sources map[v1.Hash]Blob
 }
 

@@ -19,11 +19,8 @@ import (
 // beyond what the HTTP client has in flight.
 func (c *copier) copyBlob(ctx context.Context, dst *destination, b Blob) (bool, error) {
 	srcRepo := b.Source.Context()
-	src, err := dst.client.Repo(ctx, srcRepo, registry.Access{})
-	if err != nil {
-		return false, fmt.Errorf("copy blob %s from %s: %w", b.Digest, b.Source, err)
-	}
 	up := dst.reg
+	var err error
 	// Mounting only means something within one registry; across two, the
 	// mount would name a repository of the wrong registry.
 	if srcRepo.RegistryStr() == dst.repo.RegistryStr() && srcRepo.String() != dst.repo.String() {
@@ -33,6 +30,14 @@ func (c *copier) copyBlob(ctx context.Context, dst *destination, b Blob) (bool, 
 	}
 	p := &blobProgress{}
 	mounted, err := up.Upload(ctx, b.Digest, b.Size, func() (io.ReadCloser, error) {
+		if rc, ok := c.plan.openCached(b.Digest); ok {
+			// Read (and verified) while planning: nothing to fetch.
+			return &progressReader{rc: rc, p: p, rep: dst.rep}, nil
+		}
+		src, err := dst.client.Repo(ctx, srcRepo, registry.Access{})
+		if err != nil {
+			return nil, err
+		}
 		rc, err := src.GetBlob(ctx, b.Digest)
 		if err != nil {
 			if permanentHTTP(err) {

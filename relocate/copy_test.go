@@ -1,6 +1,7 @@
 package relocate_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -583,5 +584,34 @@ func TestCopyRetriesUploadsTheDestinationDroppedOrRefused(t *testing.T) {
 	}
 	if d := impDiffTags(dst.tags(t), src.wantTags(t)); d != "" {
 		t.Errorf("destination tags differ:\n%s", d)
+	}
+}
+
+// TestExportResumesADownloadCutPartWay: a registry (or a proxy before it)
+// that drops a download part way, as one may do to a connection the writer
+// kept waiting, does not fail the export: the rest of the blob is fetched
+// from where it stopped, and the archive is the one a clean export writes.
+func TestExportResumesADownloadCutPartWay(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	proxy := newCutProxy(t, reg)
+	src := impNewSourceAt(t, &proxy.Endpoint, 6<<20)
+	p := cpPlan(t, src)
+	clean := src.export(t)
+
+	m := impMust(src.app2.Manifest())
+	big := m.Layers[len(m.Layers)-1]
+	proxy.cut(big.Digest, 2)
+	var buf bytes.Buffer
+	if _, err := relocate.Export(context.Background(), p, &buf, relocate.ExportOptions{Remote: src.opts, CreatedBy: "ferry import tests"}); err != nil {
+		t.Fatalf("export through two cut downloads: %v", err)
+	}
+	if !bytes.Equal(buf.Bytes(), clean) {
+		t.Error("the resumed export differs from a clean one")
+	}
+	proxy.mu.Lock()
+	left := proxy.cuts
+	proxy.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d cuts left: the export never read the blob through the proxy", left)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -45,6 +45,10 @@ type ExportOptions struct {
 	Remote []remote.Option
 	// Client downloads the blobs; nil means a default registry.Client.
 	Client *registry.Client
+	// Since, when set, makes the archive a delta: every config and layer a
+	// base holds is left out, and the archive says which and why (format
+	// version 2, archive.Delta). Manifests are always carried.
+	Since []*Since
 	// SpoolBudget bounds the memory holding what is downloaded ahead of the
 	// writer; 0 means DefaultSpoolBudget. Nothing is written to disk but
 	// the archive: a blob larger than memSpoolMax has only its first bytes
@@ -74,6 +78,11 @@ type ExportResult struct {
 	ArchiveBytes int64
 	// Skipped are the non-distributable layers left out.
 	Skipped []Blob
+	// Delta is set when ExportOptions.Since left blobs out: the bases, and
+	// every config and layer left out.
+	Delta *archive.Delta
+	// LeftOutBytes is the size of those blobs.
+	LeftOutBytes int64
 	// Volumes are the volumes written, in order, when the archive was
 	// split (ExportOptions.SplitSize); SHA256 is then that of the volumes
 	// joined.
@@ -114,26 +123,20 @@ func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (
 		f.Abort()
 		return nil, fmt.Errorf("export to %s: %w", path, err)
 	}
-	// An old checksum must not outlive the archive it describes: without
-	// this, a crash between the rename and the new sidecar would leave a
-	// good archive beside a checksum that calls it corrupt.
-	if err := os.Remove(path + ".sha256"); err != nil && !errors.Is(err, os.ErrNotExist) {
+	sum, err := hex.DecodeString(res.SHA256)
+	if err != nil {
 		f.Abort()
 		return nil, fmt.Errorf("export to %s: %w", path, err)
 	}
-	if err := f.Commit(); err != nil {
+	// Archive and checksum are put in place together, under a lock, so
+	// that two exports to one path never leave one's checksum beside the
+	// other's archive.
+	if err := f.CommitWithChecksum(sum); err != nil {
 		return nil, fmt.Errorf("export to %s: %w", path, err)
 	}
 	// The volumes of an earlier split export under this name are stale.
 	if err := volumes.RemoveStale(path, 0); err != nil {
 		return nil, fmt.Errorf("export to %s: %w", path, err)
-	}
-	sum, err := hex.DecodeString(res.SHA256)
-	if err != nil {
-		return nil, fmt.Errorf("export to %s: %w", path, err)
-	}
-	if err := atomicfile.WriteChecksumFile(path, sum); err != nil {
-		return nil, fmt.Errorf("export to %s: checksum file: %w", path, err)
 	}
 	res.Path = path
 	return res, nil
@@ -160,7 +163,23 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 	if createdBy == "" {
 		createdBy = DefaultCreatedBy
 	}
-	index, manifests, err := archiveHead(p, createdBy)
+	d := delta(p, opts.Since)
+	var leftOutBytes int64
+	if d != nil && len(d.LeftOut) > 0 {
+		// Only what is carried is fetched, written and counted.
+		left := make(map[v1.Hash]bool, len(d.LeftOut))
+		for _, l := range d.LeftOut {
+			left[l.Digest] = true
+			leftOutBytes += l.Size
+		}
+		pc := *p
+		pc.Blobs = slices.DeleteFunc(slices.Clone(p.Blobs), func(b Blob) bool { return left[b.Digest] })
+		pc.TotalBytes -= leftOutBytes
+		p = &pc
+	} else {
+		d = nil
+	}
+	index, manifests, err := archiveHead(p, createdBy, d)
 	if err != nil {
 		return nil, err
 	}
@@ -204,11 +223,35 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 		if local, ok := p.local[b.Digest]; ok {
 			return local()
 		}
+		if rc, ok := p.openCached(b.Digest); ok {
+			return rc, nil
+		}
 		src, err := client.Repo(ctx, b.Source.Context(), registry.Access{})
 		if err != nil {
 			return nil, err
 		}
 		return src.GetBlob(ctx, b.Digest)
+	}
+	resume := func(ctx context.Context, b Blob, off int64) (io.ReadCloser, error) {
+		if local, ok := p.local[b.Digest]; ok {
+			// Read from an archive or a local build: opened again, the
+			// bytes read so far skipped (and hashed again by the blob's
+			// own check).
+			rc, err := local()
+			if err != nil {
+				return nil, err
+			}
+			if _, err := io.CopyN(io.Discard, rc, off); err != nil {
+				rc.Close()
+				return nil, err
+			}
+			return rc, nil
+		}
+		src, err := client.Repo(ctx, b.Source.Context(), registry.Access{})
+		if err != nil {
+			return nil, err
+		}
+		return src.GetBlobFrom(ctx, b.Digest, b.Size, off)
 	}
 	pf := newPrefetcher(ctx, p.Blobs, open, conc, budget)
 	defer func() {
@@ -220,7 +263,7 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if err := writeBlob(ctx, aw, pf, i, b, rep); err != nil {
+		if err := writeBlob(ctx, aw, pf, i, b, rep, resume); err != nil {
 			return nil, err
 		}
 		for _, im := range done.ready(i) {
@@ -238,18 +281,23 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 		Bytes:        p.TotalBytes,
 		ArchiveBytes: out.n,
 		Skipped:      p.Skipped,
+		Delta:        d,
+		LeftOutBytes: leftOutBytes,
 	}, nil
 }
 
-func writeBlob(ctx context.Context, aw *archive.Writer, pf *prefetcher, i int, b Blob, rep progress.Reporter) error {
+func writeBlob(ctx context.Context, aw *archive.Writer, pf *prefetcher, i int, b Blob, rep progress.Reporter, resume resumeFunc) error {
 	rc, err := pf.next(i)
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", b.origin(), err)
 	}
-	defer rc.Close()
-	// Bytes are reported as they reach the archive writer; a blob copied
-	// from a spool stops when the export is cancelled.
-	r := ctxio.NewReader(ctx, &reportReader{r: rc, rep: rep})
+	// A download cut part way (a registry or proxy that drops a connection
+	// the writer kept waiting) goes on from where it stopped.
+	rr := &resumingReader{ctx: ctx, rc: rc, resume: func(ctx context.Context, off int64) (io.ReadCloser, error) { return resume(ctx, b, off) }, tries: resumeTries}
+	defer rr.Close()
+	// Bytes are reported as they reach the archive writer; a blob read
+	// from memory stops when the export is cancelled.
+	r := ctxio.NewReader(ctx, &reportReader{r: rr, rep: rep})
 	if err := aw.WriteBlob(b.Digest, b.Size, r); err != nil {
 		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 			return fmt.Errorf("fetch %s: %w (%v)", b.origin(), cerr, err)
@@ -260,7 +308,7 @@ func writeBlob(ctx context.Context, aw *archive.Writer, pf *prefetcher, i int, b
 }
 
 // archiveHead builds index.json and the manifests map from the plan.
-func archiveHead(p *Plan, createdBy string) ([]byte, map[v1.Hash][]byte, error) {
+func archiveHead(p *Plan, createdBy string, d *archive.Delta) ([]byte, map[v1.Hash][]byte, error) {
 	entries := make([]archive.Entry, 0, len(p.Images))
 	for _, im := range p.Images {
 		d := v1.Descriptor{MediaType: im.MediaType, Size: im.Size, Digest: im.Digest}
@@ -281,7 +329,7 @@ func archiveHead(p *Plan, createdBy string) ([]byte, map[v1.Hash][]byte, error) 
 	for _, b := range p.Skipped {
 		skipped = append(skipped, v1.Descriptor{MediaType: b.MediaType, Size: b.Size, Digest: b.Digest, URLs: b.URLs})
 	}
-	index, err := archive.BuildIndex(entries, archive.IndexOptions{CreatedBy: createdBy, SkippedLayers: skipped})
+	index, err := archive.BuildIndex(entries, archive.IndexOptions{CreatedBy: createdBy, SkippedLayers: skipped, Delta: d})
 	if err != nil {
 		return nil, nil, fmt.Errorf("build archive index: %w", err)
 	}
@@ -351,3 +399,47 @@ func (c *archiveCounter) Write(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
+
+// resumeFunc opens blob b again from byte off.
+type resumeFunc func(ctx context.Context, b Blob, off int64) (io.ReadCloser, error)
+
+// resumeTries is how many times one blob's download may be resumed.
+const resumeTries = 3
+
+// resumingReader reads a download and, when it fails part way, opens it
+// again from the first byte not yet read, up to tries times. Whoever reads
+// it checks the whole blob's digest, so a resumed download can only fail,
+// never pass off other bytes.
+type resumingReader struct {
+	ctx    context.Context
+	rc     io.ReadCloser
+	resume func(ctx context.Context, off int64) (io.ReadCloser, error)
+	tries  int
+	n      int64
+}
+
+// Read implements io.Reader.
+func (r *resumingReader) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	r.n += int64(n)
+	if err == nil || err == io.EOF || r.ctx.Err() != nil || r.tries <= 0 {
+		return n, err
+	}
+	r.tries--
+	r.rc.Close()
+	rc, rerr := r.resume(r.ctx, r.n)
+	if rerr != nil {
+		r.rc = io.NopCloser(errReader{fmt.Errorf("%w; resuming it from byte %d: %v", err, r.n, rerr)})
+		return n, nil
+	}
+	r.rc = rc
+	return n, nil
+}
+
+// Close implements io.Closer.
+func (r *resumingReader) Close() error { return r.rc.Close() }
+
+// errReader fails every read with err.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -369,5 +370,38 @@ func TestExportLeavesOutNonDistributableLayers(t *testing.T) {
 	d := must(img.Digest())
 	if _, err := os.Stat(filepath.Join(root, "blobs", "sha256", d.Hex)); err != nil {
 		t.Errorf("image manifest missing: %v", err)
+	}
+}
+
+// TestExportFetchesEachBlobOnce: the configs Resolve read to tell bundles
+// from images are written from memory; every other blob is fetched once.
+func TestExportFetchesEachBlobOnce(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	p, err := Resolve(context.Background(), Source{Bundle: w.rootTag}, Options{Remote: w.opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.reg.ResetCounts()
+	if _, err := Export(context.Background(), p, io.Discard, ExportOptions{Remote: w.opts}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, r := range w.reg.Requests() {
+		if r.Method == http.MethodGet && r.Kind == testregistry.KindBlob {
+			got[r.Ref]++
+		}
+	}
+	for _, b := range p.Blobs {
+		_, cached := p.Configs[b.Digest]
+		switch n := got[b.Digest.String()]; {
+		case cached && n != 0:
+			t.Errorf("config %s, read while planning, fetched %d more times", b.Digest, n)
+		case !cached && n != 1:
+			t.Errorf("blob %s fetched %d times, want once", b.Digest, n)
+		}
+	}
+	if len(p.Configs) == 0 {
+		t.Error("the plan kept no config; the test proves nothing")
 	}
 }

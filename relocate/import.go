@@ -42,8 +42,9 @@ const DefaultImportSpoolBytes int64 = 2 << 30
 type ImportOptions struct {
 	// DestinationOptions say how to reach and write the destination. With
 	// DryRun an import reads only the archive's head (index.json and the
-	// manifests), never its configs and layers, so it is quick on any
-	// archive but does not verify them; see Import.
+	// manifests) and, from a file, each bundle's layer; it does not verify
+	// the other configs and layers, so it is quick on any archive; see
+	// Import.
 	DestinationOptions
 	// SpoolDir, when set, makes an import read front to back (from a pipe,
 	// or an archive without a seek table) keep each large blob in a
@@ -124,6 +125,14 @@ type ImportResult struct {
 	// BlobsPresent and BytesPresent count those the destination already had.
 	BlobsPresent int   `json:"blobsPresent"`
 	BytesPresent int64 `json:"bytesPresent"`
+	// BlobsLeftOut and BytesLeftOut count the blobs a delta archive left
+	// out, which the destination held (they are among BlobsPresent);
+	// LeftOutMounted counts those of them mounted from another repository
+	// of the registry, where an inventory saw them (in a dry run: that
+	// would be).
+	BlobsLeftOut   int   `json:"blobsLeftOut,omitempty"`
+	BytesLeftOut   int64 `json:"bytesLeftOut,omitempty"`
+	LeftOutMounted int   `json:"leftOutMounted,omitempty"`
 	// ManifestsPushed and ManifestsPresent count the manifests
 	// and indexes PUT (in a dry run: missing) and already there.
 	ManifestsPushed  int `json:"manifestsPushed"`
@@ -264,7 +273,7 @@ func (im *importer) stream(ctx context.Context, dst *destination) error {
 		return err
 	}
 	for _, b := range dst.head.blobs {
-		if !seen[b.Digest] {
+		if !seen[b.Digest] && !dst.head.isLeftOut(b.Digest) {
 			return fmt.Errorf("blob %s is referenced by a manifest but not in the archive", b.Digest)
 		}
 	}

@@ -167,6 +167,9 @@ func (dst *destination) commit(ctx context.Context, phase, done string, move blo
 	if err != nil {
 		return nil, err
 	}
+	if err := dst.checkDelta(ctx, res); err != nil {
+		return nil, err
+	}
 	var missing int64
 	for _, b := range head.blobs {
 		if dst.blobPresent[b.Digest] {
@@ -199,11 +202,21 @@ func (dst *destination) commit(ctx context.Context, phase, done string, move blo
 	if err := move(ctx, dst, res); err != nil {
 		return nil, err
 	}
+	// Every bundle's locations image, from its images.yml (now readable:
+	// its layer is in repo or in the archive), and verify's rule before
+	// any tag: every image a bundle locks is in the archive or in repo.
+	locs, err := dst.locations(ctx, head.bundles())
+	if err != nil {
+		return nil, err
+	}
+	if err := dst.checkLocked(ctx, locs); err != nil {
+		return nil, err
+	}
 	results, err := dst.commitManifests(ctx, imgpkg, cur)
 	if err != nil {
 		return nil, err
 	}
-	locResults, err := dst.writeLocations(ctx, cur)
+	locResults, err := dst.writeLocations(ctx, locs, cur)
 	if err != nil {
 		return nil, err
 	}
@@ -259,6 +272,7 @@ type importTag struct {
 // importLocations is the locations image of one bundle.
 type importLocations struct {
 	bundle importEntry
+	lock   *lock.ImagesLock // the bundle's images.yml
 	img    v1.Image
 	digest v1.Hash
 	m      importRawManifest
@@ -575,13 +589,75 @@ func (dst *destination) locations(ctx context.Context, bundles []importEntry) ([
 		if err != nil {
 			return fmt.Errorf("bundle %s: locations image: %w", b.name(), err)
 		}
-		out[i] = &importLocations{bundle: b, img: img, digest: d, m: importRawManifest{raw: raw, mediaType: mt}}
+		out[i] = &importLocations{bundle: b, lock: il, img: img, digest: d, m: importRawManifest{raw: raw, mediaType: mt}}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// checkLocked applies verify's rule before any locations image or tag is
+// written: every image a bundle's images.yml locks is in the archive (a
+// manifest of its head, PUT before any tag) or already in the destination. A
+// locations image would otherwise tell `pull` that the image is in repo
+// when it is nowhere there, and the user's tag would name a bundle that
+// cannot be deployed from its new home.
+func (dst *destination) checkLocked(ctx context.Context, locs []*importLocations) error {
+	type locked struct {
+		ref, by string
+		h       v1.Hash
+	}
+	var ask []locked
+	asked := map[v1.Hash]bool{}
+	for _, l := range locs {
+		if l.lock == nil {
+			continue
+		}
+		for _, img := range l.lock.Images {
+			ref, err := img.Digest()
+			if err != nil {
+				return fmt.Errorf("bundle %s: images.yml: %q: %w", l.bundle.name(), img.Image, err)
+			}
+			h, err := v1.NewHash(ref.DigestStr())
+			if err != nil {
+				return fmt.Errorf("bundle %s: images.yml: %q: %w", l.bundle.name(), img.Image, err)
+			}
+			if _, inArchive := dst.head.manifests[h]; inArchive || asked[h] {
+				continue
+			}
+			asked[h] = true
+			ask = append(ask, locked{ref: img.Image, by: l.bundle.name(), h: h})
+		}
+	}
+	present := make([]bool, len(ask))
+	err := parallel.ForEach(ctx, dst.conc, len(ask), func(ctx context.Context, i int) error {
+		desc, err := dst.reg.ManifestDescriptor(ctx, ask[i].h.String())
+		present[i] = desc != nil && desc.Digest == ask[i].h
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for i, a := range ask {
+		if !present[i] {
+			missing = append(missing, fmt.Sprintf("%s (locked by bundle %s)", a.ref, a.by))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("nothing tagged: %d locked %s neither in the archive nor in %s: %s",
+			len(missing), plural(len(missing), "image is", "images are"), dst.repo, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // importLocationTags returns the two tags of a locations image: the bundle's
@@ -667,6 +743,11 @@ func (dst *destination) dryRunTags(ctx context.Context, imgpkg, originals []impo
 	if err != nil {
 		return nil, err
 	}
+	// What a real import would refuse, a dry run refuses too, as far as
+	// the locks it can read tell.
+	if err := dst.checkLocked(ctx, locs); err != nil {
+		return nil, err
+	}
 	all := append([]importTag(nil), imgpkg...)
 	for _, l := range locs {
 		all = append(all, importLocationTags(l)...)
@@ -718,11 +799,7 @@ func (dst *destination) logTag(r TagResult) {
 
 // writeLocations puts each bundle's locations image into repo, with its
 // two tags, and returns their results in bundle order.
-func (dst *destination) writeLocations(ctx context.Context, cur map[string]v1.Hash) ([]TagResult, error) {
-	locs, err := dst.locations(ctx, dst.head.bundles())
-	if err != nil {
-		return nil, err
-	}
+func (dst *destination) writeLocations(ctx context.Context, locs []*importLocations, cur map[string]v1.Hash) ([]TagResult, error) {
 	own := make([]string, 0, len(locs))
 	for _, l := range locs {
 		own = append(own, tags.Imgpkg(l.digest))
@@ -775,29 +852,39 @@ func (dst *destination) writeLocations(ctx context.Context, cur map[string]v1.Ha
 	return out, nil
 }
 
-// uploadImageBlobs puts the config and layers of a small image built in
-// memory (a locations image) into repo, unless they are there.
-func (dst *destination) uploadImageBlobs(ctx context.Context, img v1.Image) error {
+// imageBlobs returns the config and the layers of a small image built in
+// memory (a locations image).
+func imageBlobs(img v1.Image) ([][]byte, error) {
 	layers, err := img.Layers()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfg, err := img.RawConfigFile()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	blobs := [][]byte{cfg}
 	for _, l := range layers {
 		rc, err := l.Compressed()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		b, err := io.ReadAll(rc)
 		rc.Close()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		blobs = append(blobs, b)
+	}
+	return blobs, nil
+}
+
+// uploadImageBlobs puts the config and layers of a small image built in
+// memory (a locations image) into repo, unless they are there.
+func (dst *destination) uploadImageBlobs(ctx context.Context, img v1.Image) error {
+	blobs, err := imageBlobs(img)
+	if err != nil {
+		return err
 	}
 	for _, b := range blobs {
 		d := sha256Hash(b)

@@ -18,7 +18,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/regerr"
+	"github.com/ferry-dev/ferry/internal/taglist"
 )
 
 // What an import asks of the destination registry, through
@@ -37,9 +39,10 @@ func withHTTPStatus(err error) error {
 }
 
 // importListTags returns the tags of repo; a repository that does not exist yet
-// has none.
+// has none. The listing is bounded (taglist.Names): a registry whose
+// pagination loops must not hang an import whose blobs are all up.
 func importListTags(ctx context.Context, p *remote.Puller, repo name.Repository) (map[string]bool, error) {
-	list, err := p.List(ctx, repo)
+	list, err := taglist.Names(ctx, p, repo, taglist.Limits{})
 	if regerr.IsNotFound(err) {
 		return map[string]bool{}, nil
 	}
@@ -88,12 +91,22 @@ func (i *importBlobImage) RawConfigFile() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if size := mf.Config.Size; size < 0 || size > bundle.MaxConfigSize {
+		return nil, fmt.Errorf("config %s declares %d bytes; a config may have at most %d", mf.Config.Digest, size, bundle.MaxConfigSize)
+	}
 	rc, err := i.blob(i.ctx, mf.Config.Digest)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	return io.ReadAll(rc)
+	b, err := io.ReadAll(io.LimitReader(rc, mf.Config.Size+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) != mf.Config.Size {
+		return nil, fmt.Errorf("config %s: the registry sent other than the %d bytes the manifest declares", mf.Config.Digest, mf.Config.Size)
+	}
+	return b, nil
 }
 
 // LayerByDigest implements partial.CompressedImageCore.

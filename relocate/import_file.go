@@ -27,7 +27,13 @@ func importFile(ctx context.Context, f randomArchive, repo name.Repository, opts
 	}
 	// Bundles' images.yml come from the archive: no download, and a dry
 	// run can compute every locations image.
-	dst.blob = func(_ context.Context, d v1.Hash) (io.ReadCloser, error) { return f.Blob(d) }
+	// (A delta's left-out blobs are read back from the destination.)
+	dst.blob = func(ctx context.Context, d v1.Hash) (io.ReadCloser, error) {
+		if !f.Has(d) {
+			return dst.blobFromDestination(ctx, d)
+		}
+		return f.Blob(d)
+	}
 	dst.blobLocal = true
 	return dst.commit(ctx, "import", "imported", func(ctx context.Context, dst *destination, _ *ImportResult) error {
 		var todo []v1.Descriptor

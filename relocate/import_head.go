@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -74,6 +75,10 @@ type importHead struct {
 	blobs    []v1.Descriptor
 	blobSize map[v1.Hash]int64
 	skipped  map[v1.Hash]bool
+	// delta is the archive's, when it is a delta: configs and layers it
+	// left out, which the destination must already hold.
+	delta   *archive.Delta
+	leftOut map[v1.Hash]archive.LeftOut
 	// locks are the images.yml of bundles, when the mover already knows
 	// them (a copy read them while planning); the others are read back
 	// from the destination once their layers are there.
@@ -99,10 +104,21 @@ func (h *importHead) isBundle(d v1.Hash) bool {
 
 // archiveImportHead builds the plan from an archive's head.
 func archiveImportHead(h *archive.Head) (*importHead, error) {
-	return newImportHead(h.Entries, h.SkippedLayers, func(d v1.Hash) ([]byte, bool) {
+	head, err := newImportHead(h.Entries, h.SkippedLayers, func(d v1.Hash) ([]byte, bool) {
 		b, ok := h.Manifests[d]
 		return b, ok
 	})
+	if err != nil {
+		return nil, err
+	}
+	if h.Delta != nil {
+		head.delta = h.Delta
+		head.leftOut = make(map[v1.Hash]archive.LeftOut, len(h.Delta.LeftOut))
+		for _, l := range h.Delta.LeftOut {
+			head.leftOut[l.Digest] = l
+		}
+	}
+	return head, nil
 }
 
 // newImportHead builds the plan of what a destination must hold from the
@@ -184,6 +200,10 @@ func newImportHead(entries []archive.Entry, skipped []v1.Hash, manifest func(v1.
 		}
 	}
 
+	// The archive Reader already refuses sizes that are negative or whose
+	// sum overflows; a copy's plan comes from registries, whose manifests
+	// are checked here the same way, so the totals reported are true.
+	var total int64
 	for _, m := range h.manifests {
 		for _, b := range m.blobs {
 			if h.skipped[b.Digest] {
@@ -195,6 +215,10 @@ func newImportHead(entries []archive.Entry, skipped []v1.Hash, manifest func(v1.
 			if _, seen := h.blobSize[b.Digest]; seen {
 				continue
 			}
+			if b.Size < 0 || b.Size > math.MaxInt64-total {
+				return nil, fmt.Errorf("blob %s referenced by manifest %s: size %d is negative or takes the total past %d bytes", b.Digest, m.digest, b.Size, int64(math.MaxInt64))
+			}
+			total += b.Size
 			h.blobSize[b.Digest] = b.Size
 			h.blobs = append(h.blobs, v1.Descriptor{Digest: b.Digest, Size: b.Size, MediaType: b.MediaType})
 		}
@@ -286,22 +310,42 @@ func importCommitOrder(h *importHead) [][]v1.Hash {
 			isChild[c.Digest] = true
 		}
 	}
+	// A manifest's height is one more than its highest child's: children
+	// go in lower groups, so they are PUT first whatever the depth (an
+	// archive's head may chain thousands of indexes). Content addressing
+	// makes cycles impossible; heights are computed children first,
+	// without recursion, so a deep chain costs no stack.
 	height := map[v1.Hash]int{}
-	var heightOf func(d v1.Hash, depth int) int
-	heightOf = func(d v1.Hash, depth int) int {
-		if v, ok := height[d]; ok {
-			return v
+	var heightOf func(d v1.Hash) int
+	heightOf = func(root v1.Hash) int {
+		type frame struct {
+			d    v1.Hash
+			next int
 		}
-		hgt := 0
-		// Content addressing makes cycles impossible; the depth guard only
-		// keeps a hostile archive from recursing forever.
-		if depth < 64 {
-			for _, c := range h.manifests[d].children {
-				hgt = max(hgt, heightOf(c.Digest, depth+1)+1)
+		stack := []frame{{d: root}}
+		for len(stack) > 0 {
+			top := &stack[len(stack)-1]
+			if _, done := height[top.d]; done {
+				stack = stack[:len(stack)-1]
+				continue
 			}
+			children := h.manifests[top.d].children
+			if top.next < len(children) {
+				c := children[top.next].Digest
+				top.next++
+				if _, done := height[c]; !done {
+					stack = append(stack, frame{d: c})
+				}
+				continue
+			}
+			hgt := 0
+			for _, c := range children {
+				hgt = max(hgt, height[c.Digest]+1)
+			}
+			height[top.d] = hgt
+			stack = stack[:len(stack)-1]
 		}
-		height[d] = hgt
-		return hgt
+		return height[root]
 	}
 	type key struct{ class, height int }
 	groups := map[key][]v1.Hash{}
@@ -319,7 +363,7 @@ func importCommitOrder(h *importHead) [][]v1.Hash {
 		case m.mediaType.IsIndex():
 			class = importCommitIndex
 		}
-		k := key{class, heightOf(d, 0)}
+		k := key{class, heightOf(d)}
 		groups[k] = append(groups[k], d)
 	}
 	keys := make([]key, 0, len(groups))

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -35,6 +36,10 @@ type Inventory struct {
 	ManifestBytes int64 `json:"manifestBytes"`
 	// Skipped are the non-distributable layers left out at export.
 	Skipped []string `json:"skippedLayers,omitempty"`
+	// Delta is set on a delta archive: its bases and the blobs it left
+	// out (not counted in Blobs and Bytes), with LeftOutBytes their size.
+	Delta        *archive.Delta `json:"delta,omitempty"`
+	LeftOutBytes int64          `json:"leftOutBytes,omitempty"`
 	// Tags are the tags an import writes (without --repo-based-tags), in
 	// the order it writes them; the original tag comes last.
 	Tags []string `json:"importTags"`
@@ -70,8 +75,19 @@ func Inspect(r io.Reader) (*Inventory, error) {
 		skipped[d] = true
 		inv.Skipped = append(inv.Skipped, d.String())
 	}
+	// The archive Reader refuses a head whose distinct sizes overflow a
+	// sum, so these totals cannot; the sizes each entry reaches (shared
+	// blobs and repeated index children counted again) are checked below.
+	leftOut := map[v1.Hash]bool{}
+	if h.Delta != nil {
+		inv.Delta = h.Delta
+		for _, l := range h.Delta.LeftOut {
+			leftOut[l.Digest] = true
+			inv.LeftOutBytes += l.Size
+		}
+	}
 	for _, b := range h.Blobs {
-		if skipped[b.Digest] {
+		if skipped[b.Digest] || leftOut[b.Digest] {
 			continue
 		}
 		inv.Blobs++
@@ -88,7 +104,7 @@ func Inspect(r io.Reader) (*Inventory, error) {
 		d := e.Descriptor.Digest
 		size, plats, err := reach(h, d, skipped, memo)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("index.json entry %s (%s): %w", e.OriginalRef, d, err)
 		}
 		inv.Images = append(inv.Images, InventoryImage{
 			Digest: d.String(), MediaType: string(e.Descriptor.MediaType), Role: string(e.Role),
@@ -151,20 +167,40 @@ func reach(h *archive.Head, d v1.Hash, skipped map[v1.Hash]bool, memo map[v1.Has
 	}
 	size := int64(len(raw))
 	var plats []string
+	add := func(n int64, what v1.Hash) error {
+		if n < 0 || n > math.MaxInt64-size {
+			return fmt.Errorf("manifest %s: size %d of %s takes its total past %d bytes", d, n, what, int64(math.MaxInt64))
+		}
+		size += n
+		return nil
+	}
 	if m.Config != nil {
-		size += m.Config.Size
+		if err := add(m.Config.Size, m.Config.Digest); err != nil {
+			return 0, nil, err
+		}
 	}
 	for _, l := range m.Layers {
 		if !skipped[l.Digest] {
-			size += l.Size
+			if err := add(l.Size, l.Digest); err != nil {
+				return 0, nil, err
+			}
 		}
 	}
 	for _, c := range m.Manifests {
+		if !c.MediaType.IsImage() && !c.MediaType.IsIndex() {
+			// A blob hung directly off an index (artifacts do this).
+			if err := add(c.Size, c.Digest); err != nil {
+				return 0, nil, err
+			}
+			continue
+		}
 		n, _, err := reach(h, c.Digest, skipped, memo)
 		if err != nil {
 			return 0, nil, err
 		}
-		size += n
+		if err := add(n, c.Digest); err != nil {
+			return 0, nil, err
+		}
 		if c.Platform != nil {
 			plats = append(plats, c.Platform.String())
 		}

@@ -1,10 +1,14 @@
 package relocate
 
 import (
+	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,5 +72,64 @@ func TestInspectIsLinearInRepeatedIndexChildren(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("inspect did not finish: it walks repeated index children again and again")
+	}
+}
+
+// headTar is a plain tar of an archive's head: oci-layout, index.json and
+// the manifests in digest order (what Inspect reads).
+func headTar(t *testing.T, index []byte, manifests map[v1.Hash][]byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	put := func(name string, b []byte) {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`))
+	put("index.json", index)
+	for _, d := range slices.SortedFunc(maps.Keys(manifests), func(a, b v1.Hash) int { return strings.Compare(a.Hex, b.Hex) }) {
+		put("blobs/sha256/"+d.Hex, manifests[d])
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestInspectRefusesSizesThatOverflow (issue 13, item 9): an index that
+// names one image of a 2^60-byte layer sixteen times reaches 2^64 bytes.
+// The archive's distinct total is fine, so only the entry's own sum
+// overflows: inspect refuses it, naming the entry, rather than print a
+// negative size.
+func TestInspectRefusesSizesThatOverflow(t *testing.T) {
+	cfg := []byte(`{"architecture":"amd64","os":"linux"}`)
+	img, _ := json.Marshal(v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
+		Config: v1.Descriptor{MediaType: types.OCIConfigJSON, Digest: hashOf(cfg), Size: int64(len(cfg))},
+		Layers: []v1.Descriptor{{MediaType: types.OCILayer, Digest: hashOf([]byte("big")), Size: 1 << 60}}})
+	child := v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: hashOf(img), Size: int64(len(img))}
+	idx := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
+	for range 16 {
+		idx.Manifests = append(idx.Manifests, child)
+	}
+	raw, _ := json.Marshal(idx)
+	top := v1.Descriptor{MediaType: types.OCIImageIndex, Digest: hashOf(raw), Size: int64(len(raw))}
+	ref := "127.0.0.1:5000/x@" + top.Digest.String()
+	index, err := archive.BuildIndex([]archive.Entry{{Descriptor: top, Role: archive.RoleImage, OriginalRef: ref}}, archive.IndexOptions{CreatedBy: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := headTar(t, index, map[v1.Hash][]byte{top.Digest: raw, child.Digest: img})
+	inv, err := Inspect(bytes.NewReader(data))
+	if err == nil {
+		t.Fatalf("inspect accepted it: %+v", inv.Images)
+	}
+	for _, want := range []string{ref, "manifest " + top.Digest.String(), "past 9223372036854775807 bytes"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
 	}
 }

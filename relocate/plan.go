@@ -14,14 +14,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"sigs.k8s.io/yaml"
 
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/progress"
@@ -114,6 +112,10 @@ type Plan struct {
 	Skipped []Blob
 	// TotalBytes is the size of every manifest and blob that will be moved.
 	TotalBytes int64
+	// Configs holds configs Resolve already read (verified against their
+	// digests), within maxCachedConfigs bytes in all, so that a move need
+	// not fetch them again.
+	Configs map[v1.Hash][]byte
 
 	// local opens the blobs that are not fetched from a registry: those
 	// of an archive being re-packed (PlanArchive), or of a root built
@@ -274,11 +276,11 @@ func digestOf(ref name.Reference) v1.Hash {
 // lockFileWants reads an ImagesLock or BundleLock file into the first
 // level of resolution.
 func (r *resolver) lockFileWants(path string) ([]want, error) {
-	data, err := os.ReadFile(path)
+	data, err := lock.ReadDocument(path)
 	if err != nil {
 		return nil, fmt.Errorf("read lock file %s: %w", path, err)
 	}
-	if lockKind(data) == lock.KindBundleLock {
+	if lock.DocumentKind(data) == lock.KindBundleLock {
 		bl, err := lock.ParseBundleLock(data, path)
 		if err != nil {
 			return nil, fmt.Errorf("read lock file %s: %w", path, err)
@@ -294,19 +296,6 @@ func (r *resolver) lockFileWants(path string) ([]want, error) {
 		return nil, fmt.Errorf("read lock file %s: %w", path, err)
 	}
 	return r.lockWants(il, name.Repository{}, v1.Hash{}, "lock file "+path)
-}
-
-// lockKind returns the kind of a lock document without validating it, so
-// that the strict parser of the right kind can be chosen (and report what
-// is wrong with the document).
-func lockKind(data []byte) string {
-	var doc struct {
-		Kind string `json:"kind"`
-	}
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return ""
-	}
-	return doc.Kind
 }
 
 // digestRef re-parses a normalised lock reference with the caller's name
@@ -384,9 +373,17 @@ func (r *resolver) plan(opts Options) (*Plan, error) {
 		blobOrder = append(blobOrder, d.Digest)
 		return nil
 	}
+	p.Configs = map[v1.Hash][]byte{}
+	var cached int64
 	for _, h := range r.order {
 		n := r.nodes[h]
 		p.Manifests[h] = Manifest{Raw: n.raw, MediaType: n.mediaType, Source: n.source}
+		if n.manifest != nil && n.configRaw != nil && cached+int64(len(n.configRaw)) <= maxCachedConfigs {
+			if _, ok := p.Configs[n.manifest.Config.Digest]; !ok {
+				p.Configs[n.manifest.Config.Digest] = n.configRaw
+				cached += int64(len(n.configRaw))
+			}
+		}
 		p.TotalBytes += int64(len(n.raw))
 		switch {
 		case n.manifest != nil:
@@ -446,6 +443,19 @@ func (r *resolver) plan(opts Options) (*Plan, error) {
 		rep.Warnf("skipping non-distributable layer %s (%s, %d bytes) of %s", b.Digest, b.MediaType, b.Size, b.Image)
 	}
 	return p, nil
+}
+
+// maxCachedConfigs bounds the configs a Plan keeps in memory: thousands of
+// images' configs (a few KiB each), not more.
+const maxCachedConfigs = 16 << 20
+
+// openCached returns a reader of blob d when the plan holds its bytes.
+func (p *Plan) openCached(d v1.Hash) (io.ReadCloser, bool) {
+	b, ok := p.Configs[d]
+	if !ok {
+		return nil, false
+	}
+	return io.NopCloser(bytes.NewReader(b)), true
 }
 
 // referencedBlobs returns what a manifest points to: config and layers of an

@@ -80,10 +80,12 @@ type node struct {
 	img v1.Image
 
 	configChecked bool
-	bundle        bool
-	platform      *v1.Platform
-	lockRead      bool
-	lock          *lock.ImagesLock
+	// configRaw is the config's bytes, read to check it (verified).
+	configRaw []byte
+	bundle    bool
+	platform  *v1.Platform
+	lockRead  bool
+	lock      *lock.ImagesLock
 
 	childrenQueued bool
 	lockQueued     bool
@@ -226,10 +228,13 @@ func (r *resolver) do(ctx context.Context, j *job) error {
 			return wantError(w, err)
 		}
 		if isImageConfig(n.manifest.Config.MediaType) {
-			cfg, err := img.ConfigFile()
+			// Bounded before it is fetched: a registry named by a lock
+			// may declare a config of any size.
+			cfg, raw, err := bundle.ReadConfigRaw(img, "image "+n.source.String())
 			if err != nil {
-				return wantError(w, fmt.Errorf("config %s: %w", n.manifest.Config.Digest, err))
+				return wantError(w, err)
 			}
+			n.configRaw = raw
 			n.bundle = bundle.IsBundle(cfg)
 			if cfg.OS != "" || cfg.Architecture != "" {
 				p := cfg.Platform()
@@ -414,6 +419,12 @@ func newLocalNode(img v1.Image, ref name.Reference) (*node, error) {
 }
 
 func newNode(desc *remote.Descriptor, src name.Digest) (*node, error) {
+	// go-containerregistry reads up to 100 MiB of a manifest (ferry's
+	// registry transport stops at 4 MiB); an archive holds none above
+	// archive.DefaultMaxManifestSize, distribution's limit too.
+	if len(desc.Manifest) > archive.DefaultMaxManifestSize {
+		return nil, fmt.Errorf("manifest %s is %d bytes; a manifest may have at most %d", desc.Digest, len(desc.Manifest), archive.DefaultMaxManifestSize)
+	}
 	n := &node{digest: desc.Digest, source: src, mediaType: desc.MediaType, raw: desc.Manifest, desc: desc}
 	switch {
 	case desc.MediaType.IsImage():
@@ -521,6 +532,9 @@ func (r *resolver) register(level []want, jobs []*job) ([]want, error) {
 			for _, c := range n.index.Manifests {
 				if !c.MediaType.IsImage() && !c.MediaType.IsIndex() {
 					continue
+				}
+				if c.Size < 0 || c.Size > archive.DefaultMaxManifestSize {
+					return nil, fmt.Errorf("index %s names manifest %s of %d bytes; a manifest may have at most %d", w.original, c.Digest, c.Size, archive.DefaultMaxManifestSize)
 				}
 				next = append(next, want{
 					ref:      n.source.Context().Digest(c.Digest.String()),

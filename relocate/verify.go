@@ -45,6 +45,26 @@ type VerifyResult struct {
 	Bundles  int              `json:"bundles"`
 	Sidecar  string           `json:"checksumFile,omitempty"`
 	Verified bool             `json:"verified"`
+	// LeftOut and LeftOutBytes count the blobs a delta archive left out,
+	// expected at the destination; Bases, the --since archives shown to
+	// hold every one of them.
+	LeftOut      int      `json:"leftOut,omitempty"`
+	LeftOutBytes int64    `json:"leftOutBytes,omitempty"`
+	Bases        []string `json:"basesChecked,omitempty"`
+	// Unchecked says what could not be checked offline: the images.yml of
+	// a bundle whose layer a delta left out, when no --since archive holds
+	// it.
+	Unchecked []string `json:"unchecked,omitempty"`
+}
+
+// VerifyOptions configures VerifyFile.
+type VerifyOptions struct {
+	// Reporter receives progress; nil discards it.
+	Reporter progress.Reporter
+	// Since are previous archives a delta was made against: each blob the
+	// delta left out must be in one of them (verify --since), and a
+	// bundle's images.yml left out is read from there.
+	Since []string
 }
 
 // VerifyFile reads the archive at path once, offline, and checks every
@@ -55,14 +75,19 @@ type VerifyResult struct {
 // against its line of path.sha256 as it is read, and a volume missing,
 // extra, out of order or damaged is named. An imgpkg tarball is checked
 // the same way, each layer read where it lies.
-func VerifyFile(ctx context.Context, path string, rep progress.Reporter) (*VerifyResult, error) {
+func VerifyFile(ctx context.Context, path string, opts VerifyOptions) (*VerifyResult, error) {
+	rep := progress.OrNop(opts.Reporter)
+	bases, closeBases, err := openBases(opts.Since)
+	if err != nil {
+		return nil, err
+	}
+	defer closeBases()
 	in, err := volumes.OpenArchive(path)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
 	defer in.Close()
 	res := &VerifyResult{Archive: path, Format: FormatFerry}
-	rep = progress.OrNop(rep)
 	ra, size, seekable := archive.RandomAccess(in)
 	base := path
 	vs, split := in.(*volumes.Set)
@@ -96,7 +121,7 @@ func VerifyFile(ctx context.Context, path string, rep progress.Reporter) (*Verif
 		}
 		err = verifyRandom(ctx, t, res, rep)
 	} else {
-		err = verify(ctx, in2, res)
+		err = verify(ctx, in2, res, bases)
 	}
 	if err != nil {
 		if split {
@@ -139,8 +164,83 @@ func VerifyFile(ctx context.Context, path string, rep progress.Reporter) (*Verif
 	return res, nil
 }
 
+// verifyBase is a --since archive: what it holds, and, when it has a seek
+// table, random access to read a bundle's layer from it.
+type verifyBase struct {
+	path string
+	f    *os.File
+	file *archive.File // nil without a seek table
+	// held is every config and layer the base holds: those it carries,
+	// and, for a delta, those it left out itself (its own import found
+	// them at the destination), as export --since counts them.
+	held map[v1.Hash]bool
+}
+
+// holds reports whether the base holds blob d, itself or by reference.
+func (b verifyBase) holds(d v1.Hash) bool { return b.held[d] }
+
+// carries reports whether the base's own bytes include blob d.
+func (b verifyBase) carries(d v1.Hash) bool { return b.file != nil && b.file.Has(d) }
+
+// openBases opens the --since archives; the returned function closes them.
+func openBases(paths []string) ([]verifyBase, func(), error) {
+	var out []verifyBase
+	closeAll := func() {
+		for _, b := range out {
+			b.f.Close()
+		}
+	}
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("verify --since: %w", err)
+		}
+		b, err := openBase(p, f)
+		if err != nil {
+			f.Close()
+			closeAll()
+			return nil, nil, fmt.Errorf("verify --since %s: %w", p, err)
+		}
+		out = append(out, b)
+	}
+	return out, closeAll, nil
+}
+
+// openBase reads a base archive's head: through its seek table when it has
+// one, front to back otherwise (gzip, plain tar, an older ferry).
+func openBase(path string, f *os.File) (verifyBase, error) {
+	b := verifyBase{path: path, f: f, held: map[v1.Hash]bool{}}
+	fi, err := f.Stat()
+	if err != nil {
+		return b, err
+	}
+	var head *archive.Head
+	af, err := archive.OpenFile(f, fi.Size(), archive.ReaderOptions{})
+	switch {
+	case err == nil:
+		b.file, head = af, af.Head()
+	case errors.Is(err, archive.ErrNotSeekable):
+		if head, err = archive.Inspect(f); err != nil {
+			return b, err
+		}
+	default:
+		return b, err
+	}
+	skipped := map[v1.Hash]bool{}
+	for _, d := range head.SkippedLayers {
+		skipped[d] = true
+	}
+	for _, d := range head.Blobs {
+		if !skipped[d.Digest] {
+			b.held[d.Digest] = true
+		}
+	}
+	return b, nil
+}
+
 // verify reads the archive in r once, checking it whole.
-func verify(ctx context.Context, r io.Reader, res *VerifyResult) error {
+func verify(ctx context.Context, r io.Reader, res *VerifyResult, bases []verifyBase) error {
 	ar, err := archive.NewReader(r, archive.ReaderOptions{})
 	if err != nil {
 		return err
@@ -148,6 +248,24 @@ func verify(ctx context.Context, r io.Reader, res *VerifyResult) error {
 	defer ar.Close()
 	head := ar.Head()
 	res.Images = len(head.Entries)
+	leftOut := map[v1.Hash]bool{}
+	if head.Delta != nil {
+		for _, l := range head.Delta.LeftOut {
+			leftOut[l.Digest] = true
+			res.LeftOut++
+			res.LeftOutBytes += l.Size
+		}
+		if len(bases) > 0 {
+			if err := checkBases(head.Delta, bases); err != nil {
+				return err
+			}
+			for _, b := range bases {
+				res.Bases = append(res.Bases, b.path)
+			}
+		}
+	}
+
+	// The layers of bundles are kept to read their images.yml at the end.
 	bundles, want, err := bundleLayers(head)
 	if err != nil {
 		return err
@@ -177,7 +295,7 @@ func verify(ctx context.Context, r io.Reader, res *VerifyResult) error {
 			return err
 		}
 	}
-	return checkBundleLocks(head, bundles, want, res)
+	return checkBundleLocks(head, bundles, want, leftOut, bases, res)
 }
 
 // verifyRandom reads every config and layer of f, each where it lies,
@@ -214,7 +332,7 @@ func verifyRandom(ctx context.Context, f randomArchive, res *VerifyResult, rep p
 		res.Blobs++
 		res.Bytes += b.Size
 	}
-	return checkBundleLocks(head, bundles, want, res)
+	return checkBundleLocks(head, bundles, want, nil, nil, res)
 }
 
 // bundleRef is a bundle of an archive and its one layer, which holds its
@@ -250,15 +368,28 @@ func bundleLayers(head *archive.Head) ([]bundleRef, map[v1.Hash][]byte, error) {
 }
 
 // checkBundleLocks checks that every image a bundle locks travelled with
-// it: each is an entry of index.json. layers holds the bundles' layers.
-func checkBundleLocks(head *archive.Head, bundles []bundleRef, layers map[v1.Hash][]byte, res *VerifyResult) error {
+// it: each is an entry of index.json. layers holds the bundles' layers; a
+// layer a delta left out (leftOut) is read from the bases, or the bundle's
+// lock is reported unchecked.
+func checkBundleLocks(head *archive.Head, bundles []bundleRef, layers map[v1.Hash][]byte, leftOut map[v1.Hash]bool, bases []verifyBase, res *VerifyResult) error {
 	inArchive := map[v1.Hash]bool{}
 	for _, e := range head.Entries {
 		inArchive[e.Descriptor.Digest] = true
 	}
+	var err error
 	for _, b := range bundles {
 		src := fmt.Sprintf("bundle %s (%s)", b.entry.OriginalRef, b.entry.Descriptor.Digest)
 		data := layers[b.layer.Digest]
+		if leftOut[b.layer.Digest] {
+			var ok bool
+			if data, ok, err = layerFromBases(bases, b.layer); err != nil {
+				return fmt.Errorf("%s: %w", src, err)
+			}
+			if !ok {
+				res.Unchecked = append(res.Unchecked, fmt.Sprintf("the images.yml of %s: the delta left its layer out and no --since archive carries it", src))
+				continue
+			}
+		}
 		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 			return io.NopCloser(bytes.NewReader(data)), nil
 		}, tarball.WithMediaType(b.layer.MediaType))
@@ -289,4 +420,51 @@ func checkBundleLocks(head *archive.Head, bundles []bundleRef, layers map[v1.Has
 		res.Bundles++
 	}
 	return nil
+}
+
+// checkBases proves that the --since archives hold every blob the delta
+// left out.
+func checkBases(d *archive.Delta, bases []verifyBase) error {
+	var missing []string
+	for _, l := range d.LeftOut {
+		held := false
+		for _, b := range bases {
+			held = held || b.holds(l.Digest)
+		}
+		if !held {
+			missing = append(missing, l.Digest.String())
+		}
+	}
+	if len(missing) > 0 {
+		names := make([]string, len(bases))
+		for i, b := range bases {
+			names[i] = b.path
+		}
+		first := missing[:min(len(missing), 5)]
+		return fmt.Errorf("%d of the %d blobs the delta left out are in none of %s: %s", len(missing), len(d.LeftOut), strings.Join(names, ", "), strings.Join(first, ", "))
+	}
+	return nil
+}
+
+// layerFromBases reads a bundle's layer from the first base that holds it.
+func layerFromBases(bases []verifyBase, layer v1.Descriptor) ([]byte, bool, error) {
+	if layer.Size > maxBundleLayer {
+		return nil, false, fmt.Errorf("layer of %d bytes is larger than a bundle's %d", layer.Size, maxBundleLayer)
+	}
+	for _, b := range bases {
+		if !b.carries(layer.Digest) {
+			continue
+		}
+		rc, err := b.file.Blob(layer.Digest)
+		if err != nil {
+			return nil, false, fmt.Errorf("base %s: %w", b.path, err)
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			return nil, false, fmt.Errorf("base %s: %w", b.path, err)
+		}
+		return data, true, nil
+	}
+	return nil, false, nil
 }

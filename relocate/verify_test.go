@@ -95,14 +95,14 @@ func TestVerifyFileChecksBundleLocks(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.tar.zst")
 	writeBundleOnlyArchive(t, good, true)
-	res, err := VerifyFile(context.Background(), good, nil)
+	res, err := VerifyFile(context.Background(), good, VerifyOptions{})
 	if err != nil || !res.Verified || res.Bundles != 1 || res.Images != 2 {
 		t.Fatalf("good archive: %+v, %v", res, err)
 	}
 
 	missing := filepath.Join(dir, "missing.tar.zst")
 	writeBundleOnlyArchive(t, missing, false)
-	_, err = VerifyFile(context.Background(), missing, nil)
+	_, err = VerifyFile(context.Background(), missing, VerifyOptions{})
 	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:5000/app@sha256:") || !strings.Contains(err.Error(), "does not hold") {
 		t.Fatalf("want an error naming the locked image the archive lacks, got %v", err)
 	}

@@ -48,7 +48,9 @@ nothing: the archive holds what its export carried.
 
 Credentials: --registry-username/--registry-password/--registry-token and
 the FERRY_* variables go to the registries of -b/-i and --to-repo (and of
---registry-credential-host); when source and destination need different
+--registry-credential-host), and to the token service each of them names in
+its authentication challenge (README: Registry options); when source and
+destination need different
 credentials, put both in the Docker config (docker login to each) and give
 no explicit ones.
 
@@ -67,6 +69,7 @@ as to ferry export.`,
 			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultImportConcurrency, Usage: "registry requests (manifests, blob checks, uploads, mounts; with --to-tar: downloads) at once"}),
 			&cli.StringFlag{Name: "to-repo", Usage: "destination repository (REGISTRY/PATH)"},
 			&cli.StringFlag{Name: "to-tar", Usage: "write an archive instead, as ferry export -o (FILE.tar.zst, or - for standard output)"},
+			sinceFlag(),
 			&cli.StringFlag{Name: "tar", Usage: "copy from an archive instead, as ferry import -f (FILE.tar.zst, or - for standard input)"},
 			&cli.BoolFlag{Name: "repo-based-tags", Usage: "tag images <source-path>-sha256-<hex>.imgpkg, as imgpkg's flag of the same name"},
 			&cli.StringFlag{Name: "lock-output", Usage: "write a BundleLock naming the bundle at its new home"},
@@ -120,14 +123,14 @@ func copyModeOf(c *cli.Context) (copyMode, error) {
 		if toRepo == "" {
 			return 0, usagef("copy: --tar FILE needs --to-repo REPO")
 		}
-		return copyFromTar, refuse("--tar (an import)", "level", "include-non-distributable-layers", "split-size")
+		return copyFromTar, refuse("--tar (an import)", "level", "include-non-distributable-layers", "since", "split-size")
 	case toTar != "":
 		if toRepo != "" {
 			return 0, usagef("copy: give one destination, --to-repo REPO or --to-tar FILE, not both")
 		}
 		return copyToTar, refuse("--to-tar (an export)", "repo-based-tags", "lock-output", "dry-run")
 	case toRepo != "":
-		return copyToRepo, refuse("--to-repo", "level", "split-size")
+		return copyToRepo, refuse("--to-repo", "level", "since", "split-size")
 	}
 	return 0, usagef("copy: give a destination: --to-repo REPO, or --to-tar FILE for an archive")
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -124,6 +125,13 @@ lock names, cosign's sha256-<hex>.sig/.att/.sbom artifacts and the OCI 1.1
 referrers (from the referrers API, or its sha256-<hex> fallback tag). The
 children of an image index and the artifacts of artifacts are not looked up.
 
+--since FILE makes a delta archive: every config and layer that FILE says
+the far side holds is left out (manifests always travel). FILE is a
+previous archive (what it carried) or an inventory of the far side's
+repositories (ferry inventory). The archive records its bases and what it
+left out; ferry import checks that the destination holds all of it before
+writing anything, and a ferry that predates deltas refuses the archive.
+
 --split-size SIZE writes the archive as volumes FILE.001, FILE.002, … of at
 most SIZE bytes each, and nothing under FILE itself: joined in order
 (cat FILE.0* > FILE) they are exactly the archive. FILE.sha256 then has one
@@ -142,6 +150,7 @@ as asked.`,
 			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultConcurrency, Usage: "registry requests (manifests, blob downloads) at once; never changes the archive"}),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive to write (FILE.tar.zst, or - for standard output)"},
 			&cli.StringFlag{Name: "level", Value: "default", Usage: "zstd level: fastest, default, better or best"},
+			sinceFlag(),
 			splitSizeFlag(),
 			&cli.StringFlag{Name: "from-tar", Usage: "re-pack this archive (an imgpkg tarball, or a ferry archive) instead of resolving -b, -i or --lock"},
 		)...),
@@ -151,16 +160,40 @@ as asked.`,
 
 // exportJSON is the --json result of export.
 type exportJSON struct {
-	Archive      string   `json:"archive"`
-	SHA256       string   `json:"sha256"`
-	Images       int      `json:"images"`
-	Blobs        int      `json:"blobs"`
-	Bytes        int64    `json:"bytes"`
-	ArchiveBytes int64    `json:"archiveBytes"`
-	Skipped      []string `json:"skippedLayers,omitempty"`
+	Archive      string         `json:"archive"`
+	SHA256       string         `json:"sha256"`
+	Images       int            `json:"images"`
+	Blobs        int            `json:"blobs"`
+	Bytes        int64          `json:"bytes"`
+	ArchiveBytes int64          `json:"archiveBytes"`
+	Skipped      []string       `json:"skippedLayers,omitempty"`
+	Bases        []archive.Base `json:"bases,omitempty"`
+	LeftOut      int            `json:"leftOut,omitempty"`
+	LeftOutBytes int64          `json:"leftOutBytes,omitempty"`
 	// Volumes are the volumes written with --split-size, each with its
 	// sha256; SHA256 is then that of the volumes joined.
 	Volumes []volumes.Volume `json:"volumes,omitempty"`
+}
+
+// sinceFlag is --since, of export and copy --to-tar.
+func sinceFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "since", Usage: "make a delta: leave out every config and layer that `FILE` says the destination holds (a previous ferry archive, or a ferry inventory); repeatable"}
+}
+
+// readSince reads the --since files, before anything is fetched.
+func readSince(c *cli.Context) ([]*relocate.Since, error) {
+	var out []*relocate.Since
+	for _, path := range c.StringSlice("since") {
+		s, err := relocate.ReadSince(path)
+		if errors.Is(err, relocate.ErrNotABase) {
+			return nil, usageError{err}
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 func runExport(c *cli.Context) error {
@@ -181,6 +214,9 @@ func runExport(c *cli.Context) error {
 		if c.String("bundle") != "" || c.String("image") != "" || c.String("lock") != "" {
 			return usagef("export: --from-tar FILE is the source; do not give -b, -i or --lock with it")
 		}
+		if len(c.StringSlice("since")) > 0 {
+			return usagef("export: --since does not apply to --from-tar, which re-packs an archive as it is")
+		}
 	} else if _, err := planSource(c); err != nil {
 		return err
 	}
@@ -189,6 +225,9 @@ func runExport(c *cli.Context) error {
 		if err := relocate.CheckExportPath(dest); err != nil {
 			return err
 		}
+	}
+	if eopts.Since, err = readSince(c); err != nil {
+		return err
 	}
 	var p *relocate.Plan
 	if fromTar != "" {
@@ -232,7 +271,7 @@ func exportOptions(c *cli.Context, out *printer, dest string) (relocate.ExportOp
 		return relocate.ExportOptions{}, err
 	}
 	if dest == "-" && out.json {
-		return relocate.ExportOptions{}, usagef("%s: --json prints on standard output, which the archive goes to", c.Command.Name)
+		return relocate.ExportOptions{}, usagef("%s: --json prints on standard output, which -o - uses for the archive", c.Command.Name)
 	}
 	return relocate.ExportOptions{
 		Level:       level,
@@ -249,6 +288,9 @@ func printExportResult(out *printer, dest string, res *relocate.ExportResult) er
 	j := exportJSON{Archive: dest, SHA256: res.SHA256, Images: res.Images, Blobs: res.Blobs, Bytes: res.Bytes, ArchiveBytes: res.ArchiveBytes, Volumes: res.Volumes}
 	for _, s := range res.Skipped {
 		j.Skipped = append(j.Skipped, s.Digest.String())
+	}
+	if res.Delta != nil {
+		j.Bases, j.LeftOut, j.LeftOutBytes = res.Delta.Bases, len(res.Delta.LeftOut), res.LeftOutBytes
 	}
 	took := out.Elapsed()
 	return out.Result(j, func(w io.Writer) { printExport(w, dest, res, took) })
@@ -280,6 +322,12 @@ func printExport(w io.Writer, dest string, res *relocate.ExportResult, took time
 	}
 	if n := len(res.Skipped); n > 0 {
 		fmt.Fprintf(tw, "  left out\t%s (non-distributable)\n", plural(n, "layer"))
+	}
+	if d := res.Delta; d != nil {
+		fmt.Fprintf(tw, "  delta\t%s (%s) left out, expected at the destination\n", plural(len(d.LeftOut), "blob"), humanBytes(res.LeftOutBytes))
+		for _, b := range d.Bases {
+			fmt.Fprintf(tw, "  since\t%s\n", quoteUnsafe(b.String()))
+		}
 	}
 	tw.Flush()
 }

@@ -20,7 +20,7 @@ func registryFlags() []cli.Flag {
 			Usage: "bearer token for the registries"},
 		&cli.StringSliceFlag{Name: "registry-credential-host", Category: cat,
 			Usage: "another registry (host[:port]) that gets the explicit credentials, * for every one; repeatable " +
-				"(default: only the registries of -b, -i and --to-repo)"},
+				"(default: only the registries of -b, -i and --to-repo, and the token services they name)"},
 		&cli.BoolFlag{Name: "registry-anon", Category: cat,
 			Usage: "send no credentials at all"},
 		&cli.BoolFlag{Name: "registry-insecure", Category: cat,

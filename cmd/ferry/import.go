@@ -141,6 +141,13 @@ func printImport(w io.Writer, command string, res *relocate.ImportResult, took t
 		pushed = "to push"
 	}
 	fmt.Fprintf(tw, "  manifests\t%d %s, %d already there\n", res.ManifestsPushed, pushed, res.ManifestsPresent)
+	if res.BlobsLeftOut > 0 {
+		line := fmt.Sprintf("%d left out of the archive (%s), all held by the destination", res.BlobsLeftOut, humanBytes(res.BytesLeftOut))
+		if res.LeftOutMounted > 0 {
+			line += fmt.Sprintf(", %d of them mounted from another repository", res.LeftOutMounted)
+		}
+		fmt.Fprintf(tw, "  delta\t%s\n", line)
+	}
 	tw.Flush()
 	printTags(w, res.Tags)
 }

@@ -95,6 +95,19 @@ func runInspect(c *cli.Context) error {
 		for _, s := range inv.Skipped {
 			fmt.Fprintf(w, "Left out (non-distributable): %s\n", quoteUnsafe(s))
 		}
+		if d := inv.Delta; d != nil {
+			fmt.Fprintf(w, "Delta: %s (%s) left out, expected at the destination from:\n", plural(len(d.LeftOut), "blob"), humanBytes(inv.LeftOutBytes))
+			for _, b := range d.Bases {
+				fmt.Fprintf(w, "  %s\n", quoteUnsafe(b.String()))
+			}
+			for i, l := range d.LeftOut {
+				if i == 10 && !out.verbose() {
+					fmt.Fprintf(w, "  … and %d more (-v lists them all)\n", len(d.LeftOut)-i)
+					break
+				}
+				fmt.Fprintf(w, "  left out %s  %s\n", l.Digest, humanBytes(l.Size))
+			}
+		}
 		fmt.Fprintln(w, "An import writes these tags, the last one last:")
 		for _, t := range inv.Tags {
 			fmt.Fprintf(w, "  %s\n", quoteUnsafe(t))
@@ -106,17 +119,23 @@ func verifyCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "verify",
 		Usage:     "check an archive offline: every digest, size and reference",
-		UsageText: "ferry verify FILE.tar.zst [--json]\n   ferry verify FILE.tar.zst.001          (the volumes of a split export)",
+		UsageText: "ferry verify FILE.tar.zst [--since BASE.tar.zst...] [--json]\n   ferry verify FILE.tar.zst.001          (the volumes of a split export)",
 		Description: `Reads the whole archive once, without a network, and checks the layout,
 index.json, every manifest, every config and layer against its digest and
 size, that every image a bundle's images.yml locks is in the archive, and,
 when FILE.sha256 exists beside it, the archive's checksum. Exits 1 naming
 the first problem.
 
+A delta archive (export --since) leaves out blobs the destination holds:
+verify reports them as expected elsewhere. With --since BASE, it also
+proves that the base archive holds every one of them, and reads from it the
+images.yml of a bundle whose layer was left out.
+
 The volumes of a split export are each checked against their line of
 FILE.sha256, so a damaged, missing, extra or out-of-order volume is named.
 A tarball imgpkg copy --to-tar wrote is checked the same way.`,
-		Flags:  outputFlags(),
+		Flags: append(outputFlags(),
+			&cli.StringSliceFlag{Name: "since", Usage: "a base `ARCHIVE` the delta was made against: check that it holds every blob left out (repeatable)"}),
 		Action: runVerify,
 	}
 }
@@ -130,7 +149,7 @@ func runVerify(c *cli.Context) error {
 		return usagef("verify: give one archive file")
 	}
 	path := c.Args().First()
-	res, err := relocate.VerifyFile(c.Context, path, out.Reporter())
+	res, err := relocate.VerifyFile(c.Context, path, relocate.VerifyOptions{Reporter: out.Reporter(), Since: c.StringSlice("since")})
 	if err != nil {
 		return err
 	}
@@ -147,6 +166,16 @@ func runVerify(c *cli.Context) error {
 		}
 		if res.Sidecar != "" {
 			fmt.Fprintf(tw, "  checksum\tmatches %s\n", res.Sidecar)
+		}
+		if res.LeftOut > 0 {
+			where := "expected at the destination"
+			if len(res.Bases) > 0 {
+				where = "held by " + strings.Join(res.Bases, ", ")
+			}
+			fmt.Fprintf(tw, "  delta\t%s (%s) left out, %s\n", plural(res.LeftOut, "blob"), humanBytes(res.LeftOutBytes), where)
+		}
+		for _, u := range res.Unchecked {
+			fmt.Fprintf(tw, "  not checked\t%s\n", u)
 		}
 		tw.Flush()
 	})

@@ -13,6 +13,9 @@ func TestFlagsFirstMovesFlagsOfFileCommands(t *testing.T) {
 		{"ferry verify --json a.tar.zst", "ferry verify --json a.tar.zst"},
 		{"ferry inspect -", "ferry inspect -"},
 		{"ferry export -b r -o x --json", "ferry export -b r -o x --json"},
+		{"ferry serve a.tar.zst --addr 127.0.0.1:0 --repo x/y", "ferry serve --addr 127.0.0.1:0 --repo x/y a.tar.zst"},
+		{"ferry serve --addr 127.0.0.1:0 a.tar.zst", "ferry serve --addr 127.0.0.1:0 a.tar.zst"},
+		{"ferry serve a.tar.zst", "ferry serve a.tar.zst"},
 	} {
 		got := strings.Join(flagsFirst(strings.Fields(tc.in)), " ")
 		if got != tc.want {

@@ -71,6 +71,9 @@ func (p *printer) Verbosef(format string, args ...any) {
 	}
 }
 
+// verbose reports whether -v was given.
+func (p *printer) verbose() bool { return p.level >= levelVerbose }
+
 // Elapsed is the time since the command started.
 func (p *printer) Elapsed() time.Duration { return time.Since(p.start) }
 

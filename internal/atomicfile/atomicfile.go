@@ -154,6 +154,54 @@ func (f *File) Abort() error {
 	return nil
 }
 
+// CommitWithChecksum commits f and writes the sidecar path.sha256 for it
+// (see WriteChecksumFile; sum is the sha256 of what was written), so that
+// the pair always agrees, even when several writers commit to the same
+// path at once: the old sidecar is removed, the file renamed in and its
+// sidecar written while holding an exclusive lock on path's directory.
+// Without it, two exports to one -o FILE could leave one's checksum beside
+// the other's archive. The lock is flock(2) on unix systems, released when
+// the process exits; where it cannot be taken (some network file systems,
+// other systems) the steps run unlocked, in the same order.
+//
+// The slow part of a commit, syncing the file's bytes, runs before the lock
+// is taken, so writers wait for each other only for a rename and a small
+// write.
+func (f *File) CommitWithChecksum(sum []byte) error {
+	if len(sum) != sha256.Size {
+		f.Abort()
+		return fmt.Errorf("commit %s: sum is %d bytes, want %d", f.path, len(sum), sha256.Size)
+	}
+	if f.committed || f.aborted {
+		return f.Commit() // its error says which
+	}
+	if err := f.f.Sync(); err != nil {
+		f.Abort()
+		return fmt.Errorf("commit %s: %w", f.path, err)
+	}
+	unlock := lockDir(filepath.Dir(f.path))
+	defer unlock()
+	// An old checksum must not outlive the file it describes: without
+	// this, a crash between the rename and the new sidecar would leave a
+	// good file beside a checksum that calls it corrupt.
+	if err := os.Remove(f.path + ".sha256"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		f.Abort()
+		return fmt.Errorf("commit %s: %w", f.path, err)
+	}
+	if err := f.Commit(); err != nil {
+		return err
+	}
+	if err := WriteChecksumFile(f.path, sum); err != nil {
+		return fmt.Errorf("commit %s: checksum file: %w", f.path, err)
+	}
+	return nil
+}
+
+// LockDir takes the lock CommitWithChecksum takes on dir, for a writer
+// that puts several files and their checksum file in place together
+// (volumes of a split archive); the returned function releases it.
+func LockDir(dir string) (unlock func()) { return lockDir(dir) }
+
 // WriteChecksumFile writes path.sha256, atomically, in the format of
 // sha256sum: "<hex>  <base name of path>\n", so that `sha256sum -c` run in
 // path's directory checks path. sum is the raw 32-byte digest.

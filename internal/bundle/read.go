@@ -2,6 +2,8 @@ package bundle
 
 import (
 	"archive/tar"
+	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -9,14 +11,10 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 
 	"github.com/ferry-dev/ferry/lock"
 )
-
-// maxMetadataSize bounds how much of a metadata file is read into memory, so
-// that a hostile or broken image cannot exhaust it. The largest real
-// images.yml files are a few MiB.
-const maxMetadataSize = 64 << 20
 
 // IsBundle reports whether cfg carries LabelKey. Like imgpkg, it checks
 // that the key exists, whatever its value.
@@ -28,13 +26,82 @@ func IsBundle(cfg *v1.ConfigFile) bool {
 	return ok
 }
 
-// IsBundleImage reports whether img's config carries LabelKey.
+// IsBundleImage reports whether img's config carries LabelKey. It reads
+// the config with ReadConfig.
 func IsBundleImage(img v1.Image) (bool, error) {
-	cfg, err := img.ConfigFile()
+	cfg, err := ReadConfig(img, "image")
 	if err != nil {
-		return false, fmt.Errorf("reading config: %w", err)
+		return false, err
 	}
 	return IsBundle(cfg), nil
+}
+
+// MaxConfigSize bounds the image configs ferry reads into memory, to tell
+// a bundle from an image and to learn an image's platform. Real configs
+// are a few KiB (a long build history makes tens); a registry named by a
+// lock can declare any size, and go-containerregistry's ConfigFile buffers
+// what is declared before checking the digest.
+const MaxConfigSize = 8 << 20
+
+// ReadConfig reads the config of img. A config whose manifest declares
+// more than MaxConfigSize bytes (or a negative size) is refused before it
+// is fetched, naming source (the image) and the declared size; no more
+// than the declared size is read whatever the registry sends, and the
+// bytes are checked against the config's digest.
+func ReadConfig(img v1.Image, source string) (*v1.ConfigFile, error) {
+	cfg, _, err := ReadConfigRaw(img, source)
+	return cfg, err
+}
+
+// ReadConfigRaw is ReadConfig, also returning the config's bytes (checked
+// against its digest), which a caller may keep rather than fetch again.
+func ReadConfigRaw(img v1.Image, source string) (*v1.ConfigFile, []byte, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: reading manifest: %w", source, err)
+	}
+	d := m.Config
+	if d.Size < 0 || d.Size > MaxConfigSize {
+		return nil, nil, fmt.Errorf("%s: config %s declares %d bytes; a config may have at most %d", source, d.Digest, d.Size, MaxConfigSize)
+	}
+	l, err := partial.ConfigLayer(img)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: config %s: %w", source, d.Digest, err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: config %s: %w", source, d.Digest, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, d.Size+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: config %s: %w", source, d.Digest, err)
+	}
+	if int64(len(b)) != d.Size {
+		return nil, nil, fmt.Errorf("%s: config %s: got %s bytes, the manifest declares %d", source, d.Digest, atLeast(len(b), d.Size), d.Size)
+	}
+	h, err := v1.Hasher(d.Digest.Algorithm)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: config %s: %w", source, d.Digest, err)
+	}
+	h.Write(b)
+	if got := hex.EncodeToString(h.Sum(nil)); got != d.Digest.Hex {
+		return nil, nil, fmt.Errorf("%s: config %s: content has digest %s:%s", source, d.Digest, d.Digest.Algorithm, got)
+	}
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(b))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: config %s: %w", source, d.Digest, err)
+	}
+	return cfg, b, nil
+}
+
+// atLeast says how many bytes were read: n, or "more than size" when the
+// read stopped past the declared size.
+func atLeast(n int, size int64) string {
+	if int64(n) > size {
+		return fmt.Sprintf("more than %d", size)
+	}
+	return fmt.Sprint(n)
 }
 
 // ReadImagesLock reads the .imgpkg/images.yml of the bundle img. source names
@@ -103,8 +170,10 @@ func readLayerFile(img v1.Image, source, want string) (data []byte, found bool, 
 		if found {
 			return nil, false, fmt.Errorf("%s: %s appears twice in the layer", source, want)
 		}
-		if h.Size > maxMetadataSize {
-			return nil, false, fmt.Errorf("%s: %s is %d bytes, more than the %d allowed", source, want, h.Size, maxMetadataSize)
+		// The one bound of lock documents, checked from the tar header
+		// before anything is read.
+		if h.Size > lock.MaxDocumentSize {
+			return nil, false, fmt.Errorf("%s: %s is %d bytes, more than the %d a lock document may have", source, want, h.Size, lock.MaxDocumentSize)
 		}
 		data, err = io.ReadAll(tr)
 		if err != nil {

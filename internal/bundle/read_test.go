@@ -3,6 +3,7 @@ package bundle
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -147,6 +148,10 @@ func TestReadImagesLockErrors(t *testing.T) {
 		{"images.yml twice", layerImage(t, [2]string{".imgpkg/images.yml", imagesYML}, [2]string{"./.imgpkg/images.yml", imagesYML}), []string{source, "twice"}},
 		{"images.yml a directory", layerImage(t, [2]string{".imgpkg/images.yml", "/"}), []string{source, "not a regular file"}},
 		{"invalid images.yml", layerImage(t, [2]string{".imgpkg/images.yml", "kind: ImagesLock\n"}), []string{source, ImagesLockPath}},
+		// Issue 13, item 3: the one cap of lock documents, from the tar
+		// header, before reading (it was 64 MiB here, and nothing in pull).
+		{"images.yml over the cap", layerImage(t, [2]string{".imgpkg/images.yml", imagesYML + "# " + strings.Repeat("x", lock.MaxDocumentSize-len(imagesYML)) + "\n"}),
+			[]string{source, ImagesLockPath, fmt.Sprintf("%d bytes, more than the %d", lock.MaxDocumentSize+3, lock.MaxDocumentSize)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,7 +2,6 @@ package bundle
 
 import (
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -68,7 +67,7 @@ func parseFile(e entry, parse func([]byte) error) error {
 	if e.dir {
 		return fmt.Errorf("%s is a directory, not a file", e.shown)
 	}
-	data, err := os.ReadFile(e.disk)
+	data, err := lock.ReadDocument(e.disk)
 	if err != nil {
 		return err
 	}

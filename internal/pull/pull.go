@@ -125,9 +125,9 @@ func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantB
 		return nil, err
 	}
 	p.seen[digest] = true
-	cfg, err := img.ConfigFile()
+	cfg, err := bundle.ReadConfig(img, ref.String())
 	if err != nil {
-		return nil, fmt.Errorf("reading config: %w", err)
+		return nil, err
 	}
 	isBundle := bundle.IsBundle(cfg)
 	switch {
@@ -306,7 +306,7 @@ func (p *puller) isBundle(d name.Digest, locations *lock.ImageLocations, origina
 	if err != nil {
 		return false, err
 	}
-	cfg, err := img.ConfigFile()
+	cfg, err := bundle.ReadConfig(img, d.String())
 	if err != nil {
 		return false, err
 	}

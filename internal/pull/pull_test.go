@@ -1,8 +1,11 @@
 package pull
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -15,10 +18,17 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/fixtures"
 	"github.com/ferry-dev/ferry/internal/bundle"
+	"github.com/ferry-dev/ferry/internal/testregistry"
+	"github.com/ferry-dev/ferry/lock"
 )
 
 // tamper serves a real registry, but answers GETs of one blob with other
@@ -125,5 +135,131 @@ func TestFailedPullLeavesNoDirectoryItCreated(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Fatalf("the failed pull left %s behind (%v)", out, err)
+	}
+}
+
+// rawManifest is an OCI manifest pushed exactly as written.
+type rawManifest []byte
+
+func (m rawManifest) RawManifest() ([]byte, error)        { return m, nil }
+func (m rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
+
+// TestPullRefusesAHugeDeclaredConfig (issue 13, item 2): an image whose
+// manifest declares a 2 GiB config is refused before the config is
+// fetched, naming the image and the declared size, whether it is pulled
+// itself (-i) or is a bundle's lock image that -r must classify.
+func TestPullRefusesAHugeDeclaredConfig(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	opts := reg.RemoteOptions(t)
+	repo, err := name.NewRepository(reg.Repo("team/app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := static.NewLayer([]byte(`{"architecture":"amd64","os":"linux"}`), types.OCIConfigJSON)
+	if err := remote.WriteLayer(repo, cfg, opts...); err != nil {
+		t.Fatal(err)
+	}
+	cfgDigest, _ := cfg.Digest()
+	raw, _ := json.Marshal(v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
+		Config: v1.Descriptor{MediaType: types.OCIConfigJSON, Size: 2 << 30, Digest: cfgDigest}, Layers: []v1.Descriptor{}})
+	d, _, _ := v1.SHA256(bytes.NewReader(raw))
+	huge := repo.Digest(d.String())
+	if err := remote.Put(huge, rawManifest(raw), opts...); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := filepath.Join(t.TempDir(), "b")
+	if err := fixtures.WriteBundleDir(dir, []string{huge.String()}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := bundle.Build(context.Background(), []string{dir}, bundle.BuildOptions{Bundle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := remote.Write(repo.Tag("v1"), b, opts...); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name string
+		ref  name.Reference
+		o    Options
+	}{
+		{"-i", huge, Options{}},
+		{"-b -r", repo.Tag("v1"), Options{Bundle: true, Recursive: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg.ResetCounts()
+			tc.o.Remote = opts
+			_, err := Pull(context.Background(), tc.ref, filepath.Join(t.TempDir(), "out"), tc.o)
+			if err == nil || !strings.Contains(err.Error(), huge.String()) || !strings.Contains(err.Error(), "declares 2147483648 bytes") {
+				t.Errorf("err = %v, want one naming %s and its declared config size", err, huge)
+			}
+			for _, r := range reg.Requests() {
+				if r.Method == http.MethodGet && r.Ref == cfgDigest.String() {
+					t.Errorf("the config was fetched")
+				}
+			}
+		})
+	}
+}
+
+// TestPullRefusesAnImagesYMLOverTheCap (issue 13, item 3): pull once
+// extracted and parsed an images.yml of any size (248 MB cost 60 s and
+// 7 GB). A bundle whose images.yml is one byte over lock.MaxDocumentSize
+// is refused, naming the file and the cap, and leaves nothing behind.
+func TestPullRefusesAnImagesYMLOverTheCap(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	opts := reg.RemoteOptions(t)
+	head := "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\n# "
+	yml := head + strings.Repeat("x", lock.MaxDocumentSize-len(head)) + "\n"
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range []*tar.Header{
+		{Name: ".imgpkg/", Typeflag: tar.TypeDir, Mode: 0o700},
+		{Name: ".imgpkg/images.yml", Typeflag: tar.TypeReg, Mode: 0o600, Size: int64(len(yml))},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tw.Write([]byte(yml)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	layer, err := tarball.LayerFromReader(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = cfg.DeepCopy()
+	cfg.Config.Labels = map[string]string{bundle.LabelKey: "true"}
+	if img, err = mutate.ConfigFile(img, cfg); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(reg.Repo("team/big") + ":v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img, opts...); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	_, err = Pull(context.Background(), ref, out, Options{Bundle: true, Remote: opts})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(out, ".imgpkg", "images.yml")) || !strings.Contains(err.Error(), fmt.Sprintf("more than the %d bytes", lock.MaxDocumentSize)) {
+		t.Fatalf("err = %v, want one naming images.yml and the cap", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("the failed pull left %s behind (%v)", out, err)
 	}
 }

@@ -65,7 +65,15 @@ type Options struct {
 	// kept to resend after a failure (UploadStream); 0 means
 	// DefaultResumeWindow.
 	ResumeWindow int
+	// Final, when set, reports errors a new upload attempt must not repeat:
+	// a request the Transport already retried as often as it may (regopts
+	// marks those), or a failure it deems permanent (a refused connection,
+	// an unknown host). nil retries every connection failure.
+	Final func(error) bool
 }
+
+// MaxBackoff caps one wait between upload attempts.
+const MaxBackoff = time.Minute
 
 // DefaultUploadAttempts is Options.UploadAttempts when it is zero.
 const DefaultUploadAttempts = 3
@@ -79,6 +87,15 @@ type Client struct {
 
 	mu    sync.Mutex
 	repos map[repoKey]*repoEntry
+	pings map[string]*pingEntry
+}
+
+// pingEntry is one registry's answer to GET /v2/, shared by its
+// repositories.
+type pingEntry struct {
+	done chan struct{}
+	ch   *transport.Challenge
+	err  error
 }
 
 type repoKey struct {
@@ -114,7 +131,7 @@ func New(opts Options) *Client {
 	if opts.ResumeWindow <= 0 {
 		opts.ResumeWindow = DefaultResumeWindow
 	}
-	return &Client{opts: opts, repos: map[repoKey]*repoEntry{}}
+	return &Client{opts: opts, repos: map[repoKey]*repoEntry{}, pings: map[string]*pingEntry{}}
 }
 
 // Access is what a Repo may do.
@@ -165,6 +182,28 @@ func (c *Client) newRepo(ctx context.Context, repo name.Repository, access Acces
 	if err != nil {
 		return nil, fmt.Errorf("credentials for %s: %w", repo, err)
 	}
+	if anonymous(auth) {
+		// A registry that asks for no authentication (its /v2/ answers 200)
+		// is asked once, not once per repository: every repository of it
+		// shares one transport.
+		ch, err := c.ping(ctx, repo.Registry)
+		if err != nil {
+			return nil, fmt.Errorf("authenticate to %s: %w", repo, err)
+		}
+		if ch.Scheme == "" {
+			scheme := "https"
+			if ch.Insecure {
+				scheme = "http"
+			}
+			return &Repo{
+				name:   repo,
+				access: access,
+				client: &http.Client{Transport: transport.NewUserAgent(c.opts.Transport, c.opts.UserAgent)},
+				opts:   c.opts,
+				scheme: scheme,
+			}, nil
+		}
+	}
 	scopes := []string{repo.Scope(transport.PullScope)}
 	if access.Push {
 		scopes[0] = repo.Scope(transport.PushScope)
@@ -185,19 +224,64 @@ func (c *Client) newRepo(ctx context.Context, repo name.Repository, access Acces
 	}, nil
 }
 
+// anonymous reports whether auth sends no credentials.
+func anonymous(auth authn.Authenticator) bool {
+	if auth == authn.Anonymous {
+		return true
+	}
+	cfg, err := auth.Authorization()
+	return err == nil && cfg != nil && *cfg == (authn.AuthConfig{})
+}
+
+// ping asks a registry, once, how it wants to be authenticated.
+func (c *Client) ping(ctx context.Context, reg name.Registry) (*transport.Challenge, error) {
+	key := reg.RegistryStr()
+	c.mu.Lock()
+	e, ok := c.pings[key]
+	if !ok {
+		e = &pingEntry{done: make(chan struct{})}
+		c.pings[key] = e
+	}
+	c.mu.Unlock()
+	if ok {
+		select {
+		case <-e.done:
+			return e.ch, e.err
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
+	e.ch, e.err = transport.Ping(ctx, reg, transport.NewUserAgent(c.opts.Transport, c.opts.UserAgent))
+	if e.err != nil {
+		c.mu.Lock()
+		delete(c.pings, key)
+		c.mu.Unlock()
+	}
+	close(e.done)
+	return e.ch, e.err
+}
+
 // Repo makes requests to one repository.
 type Repo struct {
 	name   name.Repository
 	access Access
 	client *http.Client
 	opts   Options
+	// scheme is the URL scheme the registry's ping found, when this Repo
+	// was built without go-containerregistry's transport, which finds it
+	// itself otherwise.
+	scheme string
 }
 
 // Name returns the repository.
 func (r *Repo) Name() name.Repository { return r.name }
 
 func (r *Repo) url(path string) *url.URL {
-	return &url.URL{Scheme: r.name.Registry.Scheme(), Host: r.name.RegistryStr(), Path: "/v2/" + r.name.RepositoryStr() + path}
+	scheme := r.scheme
+	if scheme == "" {
+		scheme = r.name.Registry.Scheme()
+	}
+	return &url.URL{Scheme: scheme, Host: r.name.RegistryStr(), Path: "/v2/" + r.name.RepositoryStr() + path}
 }
 
 func (r *Repo) do(ctx context.Context, method string, u *url.URL, body io.Reader, size int64, hdr http.Header) (*http.Response, error) {
@@ -263,6 +347,42 @@ func (r *Repo) ManifestDescriptor(ctx context.Context, reference string) (*v1.De
 	return &v1.Descriptor{Digest: d, Size: resp.ContentLength, MediaType: types.MediaType(resp.Header.Get("Content-Type"))}, nil
 }
 
+// GetManifest fetches a manifest or index by tag or digest. It refuses,
+// naming the size, one the registry says is larger than max before reading
+// it, and reads at most max bytes of any. The digest returned is that of
+// the bytes; it must be the one asked for, and the one the registry
+// reports.
+func (r *Repo) GetManifest(ctx context.Context, reference string, max int64) ([]byte, types.MediaType, v1.Hash, error) {
+	ref := r.ref(reference)
+	resp, err := r.do(ctx, http.MethodGet, r.url("/manifests/"+reference), nil, 0, http.Header{"Accept": {manifestAccept}})
+	if err != nil {
+		return nil, "", v1.Hash{}, fmt.Errorf("fetch %s: %w", ref, err)
+	}
+	defer drain(resp)
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		return nil, "", v1.Hash{}, fmt.Errorf("fetch %s: %w", ref, err)
+	}
+	if resp.ContentLength > max {
+		return nil, "", v1.Hash{}, fmt.Errorf("fetch %s: the registry says it is %d bytes, more than the %d a manifest may have", ref, resp.ContentLength, max)
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	if err != nil {
+		return nil, "", v1.Hash{}, fmt.Errorf("fetch %s: %w", ref, err)
+	}
+	if int64(len(raw)) > max {
+		return nil, "", v1.Hash{}, fmt.Errorf("fetch %s: more than the %d bytes a manifest may have", ref, max)
+	}
+	sum := sha256.Sum256(raw)
+	d := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+	if strings.HasPrefix(reference, "sha256:") && reference != d.String() {
+		return nil, "", v1.Hash{}, fmt.Errorf("fetch %s: the registry served bytes with digest %s", ref, d)
+	}
+	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != d.String() {
+		return nil, "", v1.Hash{}, fmt.Errorf("fetch %s: the registry says digest %s, its bytes have %s", ref, got, d)
+	}
+	return raw, types.MediaType(resp.Header.Get("Content-Type")), d, nil
+}
+
 // ref names reference (a tag or digest) of the repository in messages.
 func (r *Repo) ref(reference string) string {
 	if strings.Contains(reference, ":") {
@@ -309,6 +429,48 @@ func (r *Repo) GetBlob(ctx context.Context, d v1.Hash) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("fetch blob %s@%s: %w", r.name, d, err)
 	}
 	return resp.Body, nil
+}
+
+// GetBlobFrom downloads blob d, size bytes long, from byte offset on (a
+// Range request), to go on with a download cut part way. A registry that
+// ignores the range sends the whole blob, and one that refuses it is asked
+// for the whole blob: the bytes before offset are then skipped here. The
+// bytes are unverified, as GetBlob's.
+func (r *Repo) GetBlobFrom(ctx context.Context, d v1.Hash, size, offset int64) (io.ReadCloser, error) {
+	if offset == 0 || offset >= size {
+		return r.GetBlob(ctx, d)
+	}
+	resp, err := r.do(ctx, http.MethodGet, r.url("/blobs/"+d.String()), nil, 0, http.Header{"Range": {fmt.Sprintf("bytes=%d-%d", offset, size-1)}})
+	if err != nil {
+		return nil, fmt.Errorf("fetch blob %s@%s from byte %d: %w", r.name, d, offset, err)
+	}
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		var start int64
+		if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-", &start); err == nil && start == offset {
+			return resp.Body, nil
+		}
+		drain(resp)
+	case http.StatusOK:
+		return skip(resp.Body, offset, r.name, d)
+	default:
+		drain(resp)
+	}
+	// The range was refused or answered wrong: the whole blob, then.
+	rc, err := r.GetBlob(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	return skip(rc, offset, r.name, d)
+}
+
+// skip discards the first n bytes of rc.
+func skip(rc io.ReadCloser, n int64, repo name.Repository, d v1.Hash) (io.ReadCloser, error) {
+	if _, err := io.CopyN(io.Discard, rc, n); err != nil {
+		rc.Close()
+		return nil, fmt.Errorf("fetch blob %s@%s from byte %d: %w", repo, d, n, err)
+	}
+	return rc, nil
 }
 
 // Opener returns a fresh reader of a blob's bytes for each upload attempt.
@@ -371,6 +533,9 @@ func (r *Repo) Upload(ctx context.Context, d v1.Hash, size int64, open Opener, o
 			}
 			return mounted, err
 		}
+		if r.opts.Final != nil && r.opts.Final(err) {
+			return mounted, fmt.Errorf("upload blob %s to %s: %w", d, r.name, err)
+		}
 		if cfg.onRetry != nil {
 			cfg.onRetry(attempt+1, r.opts.UploadAttempts, err)
 		}
@@ -427,23 +592,106 @@ func (r *Repo) uploadOnce(ctx context.Context, d v1.Hash, size int64, open Opene
 	}
 	src := &sourceReader{r: rc}
 	defer rc.Close()
-	resp, err = r.do(ctx, http.MethodPut, loc, src, size, http.Header{"Content-Type": {"application/octet-stream"}})
+	err = r.send(ctx, http.MethodPut, loc, src, size, http.Header{"Content-Type": {"application/octet-stream"}}, func(resp *http.Response) error {
+		return transport.CheckError(resp, http.StatusCreated, http.StatusNoContent, http.StatusAccepted)
+	})
+	// send returns once the transport is done with src: its error, and rc,
+	// are the caller's again.
 	if src.err != nil {
 		// What failed is the source; the request's own error only says
 		// that its body ended early.
-		if resp != nil {
-			drain(resp)
-		}
 		return false, &SourceError{src.err}
 	}
+	return false, err
+}
+
+// send makes a request with a body that net/http may go on reading after
+// Do has returned (a registry that answers before reading it all), or read
+// again (go-containerregistry's bearer transport resends a request that got
+// a 401 to refresh its token). handle reads the response. send returns only
+// once the transport has closed the body, so that the caller may then read
+// the source's state, close it or read it again; a body read after it was
+// closed fails, so a resend never sends stray bytes (the registry then
+// fails the request, and the upload is retried).
+func (r *Repo) send(ctx context.Context, method string, u *url.URL, body io.Reader, size int64, hdr http.Header, handle func(*http.Response) error) error {
+	fb := &fencedBody{r: body, done: make(chan struct{})}
+	resp, err := r.do(ctx, method, u, fb, size, hdr)
+	if err == nil {
+		err = handle(resp)
+		// Closing the response before the request body is all sent makes
+		// the transport drop the connection, which ends its write.
+		drain(resp)
+	}
+	select {
+	case <-fb.done:
+	case <-ctx.Done():
+		// The transport closes a request's body when its context ends.
+		<-fb.done
+	}
+	return err
+}
+
+// ErrBodyClosed is what a request body read after its request ended gives
+// (a transport resending a request whose body it already consumed).
+var ErrBodyClosed = errors.New("request body read after its request ended")
+
+// fencedBody serializes reads with Close and refuses reads after it.
+type fencedBody struct {
+	mu     sync.Mutex
+	r      io.Reader
+	closed bool
+	done   chan struct{}
+}
+
+// Read implements io.Reader.
+func (b *fencedBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, ErrBodyClosed
+	}
+	return b.r.Read(p)
+}
+
+// Close implements io.Closer; net/http calls it when it is done with the
+// body.
+func (b *fencedBody) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.closed {
+		b.closed = true
+		close(b.done)
+	}
+	return nil
+}
+
+// Mount asks the registry to mount blob d from the Repo's
+// Access.MountFrom repository, and reports whether it did (201). A registry
+// that declines opens an upload session instead, which is cancelled.
+func (r *Repo) Mount(ctx context.Context, d v1.Hash) (bool, error) {
+	m := r.access.MountFrom
+	if m == nil {
+		return false, fmt.Errorf("mount blob %s into %s: no repository to mount from", d, r.name)
+	}
+	u := r.url("/blobs/uploads/")
+	u.RawQuery = url.Values{"mount": {d.String()}, "from": {m.RepositoryStr()}}.Encode()
+	resp, err := r.do(ctx, http.MethodPost, u, nil, 0, nil)
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("mount blob %s from %s into %s: %w", d, m, r.name, err)
 	}
 	defer drain(resp)
-	if err := transport.CheckError(resp, http.StatusCreated, http.StatusNoContent, http.StatusAccepted); err != nil {
-		return false, err
+	switch resp.StatusCode {
+	case http.StatusCreated:
+		return true, nil
+	case http.StatusAccepted:
+		if loc, err := resp.Location(); err == nil {
+			if del, err := r.do(ctx, http.MethodDelete, loc, nil, 0, nil); err == nil {
+				drain(del)
+			}
+		}
+		return false, nil
 	}
-	return false, nil
+	return false, fmt.Errorf("mount blob %s from %s into %s: %w", d, m, r.name, transport.CheckError(resp))
 }
 
 // sourceReader remembers the error its reader returned, so that an upload
@@ -533,7 +781,7 @@ func (r *Repo) uploadStream(ctx context.Context, d v1.Hash, size int64, src io.R
 		if body.err != nil {
 			return &SourceError{body.err}
 		}
-		if ctx.Err() != nil || attempt >= r.opts.UploadAttempts || !retryableUpload(err) {
+		if ctx.Err() != nil || attempt >= r.opts.UploadAttempts || !retryableUpload(err) || (r.opts.Final != nil && r.opts.Final(err)) {
 			return err
 		}
 		// Ask the session where it stands, and go on from there if the
@@ -584,20 +832,17 @@ func (r *Repo) patch(ctx context.Context, loc *url.URL, body *resumable, size in
 	if size > from {
 		hdr.Set("Content-Range", fmt.Sprintf("%d-%d", from, size-1))
 	}
-	resp, err := r.do(ctx, http.MethodPatch, loc, io.LimitReader(body, size-from), size-from, hdr)
-	if err != nil {
-		return err
-	}
-	defer drain(resp)
-	if err := transport.CheckError(resp, http.StatusAccepted, http.StatusNoContent, http.StatusCreated); err != nil {
-		return err
-	}
-	next, err := resp.Location()
-	if err != nil {
-		return fmt.Errorf("the registry answered a PATCH without a usable Location: %w", err)
-	}
-	body.next = next
-	return nil
+	return r.send(ctx, http.MethodPatch, loc, io.LimitReader(body, size-from), size-from, hdr, func(resp *http.Response) error {
+		if err := transport.CheckError(resp, http.StatusAccepted, http.StatusNoContent, http.StatusCreated); err != nil {
+			return err
+		}
+		next, err := resp.Location()
+		if err != nil {
+			return fmt.Errorf("the registry answered a PATCH without a usable Location: %w", err)
+		}
+		body.next = next
+		return nil
+	})
 }
 
 // settledStatus waits as Upload does between attempts, then asks where the
@@ -609,11 +854,14 @@ func (r *Repo) settledStatus(ctx context.Context, loc *url.URL, attempt int) (*u
 		return nil, 0, err
 	}
 	next, offset, err := r.uploadStatus(ctx, loc)
-	for range 5 {
+	// Between two looks, a quarter of the backoff, and never less than the
+	// few milliseconds a registry takes to store what it got.
+	pause := max(r.opts.Backoff/4, 20*time.Millisecond)
+	for range 10 {
 		if err != nil {
 			return nil, 0, err
 		}
-		if err := sleep(ctx, r.opts.Backoff/4); err != nil {
+		if err := sleep(ctx, pause); err != nil {
 			return nil, 0, err
 		}
 		again, o, err2 := r.uploadStatus(ctx, loc)
@@ -629,7 +877,11 @@ func (r *Repo) settledStatus(ctx context.Context, loc *url.URL, attempt int) (*u
 // up to 10% jitter so that parallel uploads that failed together do not
 // retry in lockstep.
 func (r *Repo) wait(ctx context.Context, attempt int) error {
-	d := r.opts.Backoff << (attempt - 1)
+	d := r.opts.Backoff
+	for i := 1; i < attempt && d < MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, MaxBackoff)
 	return sleep(ctx, d+time.Duration(rand.Int64N(int64(d)/10+1)))
 }
 

@@ -377,3 +377,63 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
+
+func TestAnonymousRegistryIsPingedOnce(t *testing.T) {
+	reg := testregistry.NewDistribution(t)
+	c := registry.New(reg.ClientOptions())
+	reg.ResetCounts()
+	for _, path := range []string{"a/one", "a/two", "b/three"} {
+		repo, _ := name.NewRepository(reg.Repo(path))
+		r, err := c.Repo(context.Background(), repo, registry.Access{Push: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.BlobExists(context.Background(), digestOf([]byte(path))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := reg.Counts().Get(http.MethodGet, testregistry.KindBase); n != 1 {
+		t.Errorf("%d pings for three repositories of a registry without auth, want 1", n)
+	}
+	// A registry with auth is asked through go-containerregistry's
+	// transport, per repository (tokens are per repository).
+	authed := testregistry.NewDistribution(t, testregistry.WithAuth("alice", "pw"))
+	c = registry.New(authed.ClientOptions())
+	for _, path := range []string{"a/one", "a/two"} {
+		repo, _ := name.NewRepository(authed.Repo(path))
+		r, err := c.Repo(context.Background(), repo, registry.Access{Push: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.BlobExists(context.Background(), digestOf([]byte(path))); err != nil {
+			t.Fatalf("with credentials: %v", err)
+		}
+	}
+}
+
+func TestGetBlobFrom(t *testing.T) {
+	for name, reg := range map[string]*testregistry.Registry{
+		"distribution": testregistry.NewDistribution(t),
+		"ggcr":         testregistry.NewGGCR(t),
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := repoOf(t, &reg.Endpoint, "team/app", registry.Access{Push: true})
+			blob := bytes.Repeat([]byte("0123456789"), 100000)
+			d := digestOf(blob)
+			if _, err := r.Upload(context.Background(), d, int64(len(blob)), opener(blob, nil)); err != nil {
+				t.Fatal(err)
+			}
+			for _, off := range []int64{0, 1, 654321, int64(len(blob)) - 1} {
+				rc, err := r.GetBlobFrom(context.Background(), d, int64(len(blob)), off)
+				if err != nil {
+					t.Fatalf("from %d: %v", off, err)
+				}
+				got, err := io.ReadAll(rc)
+				rc.Close()
+				if err != nil || !bytes.Equal(got, blob[off:]) {
+					t.Errorf("from %d: %d bytes (%v), want the %d after it", off, len(got), err, len(blob)-int(off))
+				}
+			}
+		})
+	}
+}

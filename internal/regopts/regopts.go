@@ -59,7 +59,12 @@ type Options struct {
 	// Token) to these registries (host[:port]); any other registry gets the
 	// Docker config's. nil means every registry; an empty non-nil slice,
 	// none. A bundle's images.yml may name any host, so sending a password
-	// to every registry would hand it to whoever wrote the lock.
+	// to every registry would hand it to whoever wrote the lock. A registry
+	// that gets them also passes them to the token service its
+	// WWW-Authenticate challenge names (go-containerregistry's token flow),
+	// which may be another host; go-containerregistry refuses a realm at a
+	// private, loopback or link-local IP other than the registry's own
+	// host:port (TestTokenRealms).
 	CredentialHosts []string
 	// Token is an explicit bearer token (--registry-token, FERRY_TOKEN),
 	// sent as is instead of running the registry's token exchange.
@@ -262,6 +267,7 @@ func (o Options) ClientOptions() (registry.Options, error) {
 		UserAgent:      ua,
 		UploadAttempts: o.retryCount(),
 		Backoff:        o.retryBackoff(),
+		Final:          finalForUpload,
 	}, nil
 }
 
@@ -282,7 +288,7 @@ func (o Options) retryBackoff() time.Duration {
 // transport builds the HTTP stack below go-containerregistry's auth layer:
 // a clone of remote.DefaultTransport (proxy from the environment,
 // keep-alives, HTTP/2) with ferry's TLS and timeout settings, wrapped in the
-// retrying RoundTripper.
+// retrying RoundTripper and the manifest size limit.
 func (o Options) transport() (http.RoundTripper, error) {
 	tlsConfig, err := o.tlsConfig()
 	if err != nil {
@@ -310,11 +316,13 @@ func (o Options) transport() (http.RoundTripper, error) {
 		}
 		base.DialContext = withWriteDeadlines(dial, base.ResponseHeaderTimeout)
 	}
-	return &retryTransport{
+	// Outside the retries: a manifest too large is not worth asking for
+	// again.
+	return limitTransport{inner: &retryTransport{
 		inner:    inner,
 		attempts: o.retryCount(),
 		backoff:  o.retryBackoff(),
-	}, nil
+	}}, nil
 }
 
 func (o Options) tlsConfig() (*tls.Config, error) {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/ferry-dev/ferry/internal/registry"
 )
 
 // retryTransport retries transient failures of requests it can replay.
@@ -243,4 +245,27 @@ func discard(resp *http.Response) {
 // storage redirects can hold signed credentials.
 func urlForError(req *http.Request) string {
 	return req.URL.Scheme + "://" + req.URL.Host + req.URL.Path
+}
+
+// finalForUpload is registry.Options.Final: an upload attempt must not be
+// repeated after a request the transport already retried as often as it
+// may, nor after a connection failure it does not retry either (refused,
+// unknown host): the user hears so at once, as from every other request.
+// Failures the transport cannot retry (a request body cut part way, or one
+// the transport read after its request ended) are left to the upload,
+// which opens a new session; so are the source's own.
+func finalForUpload(err error) bool {
+	var se *registry.SourceError
+	if errors.As(err, &se) || errors.Is(err, registry.ErrBodyClosed) {
+		return false
+	}
+	var ex *exhaustedError
+	if errors.As(err, &ex) {
+		return true
+	}
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return te.Request != nil && te.Request.Context().Value(handledKey{}) != nil && retryableStatus(te.StatusCode)
+	}
+	return !transientNetError(err) && !errors.Is(err, context.Canceled)
 }

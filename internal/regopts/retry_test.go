@@ -1,6 +1,8 @@
 package regopts
 
 import (
+	ferryregistry "github.com/ferry-dev/ferry/internal/registry"
+
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -406,5 +409,53 @@ func TestBackoffGrowsAndIsCapped(t *testing.T) {
 		if got < base || got > base+base/10 {
 			t.Errorf("backoffFor(%d) = %s, want within [%s, %s]", attempt, got, base, base+base/10)
 		}
+	}
+}
+
+// TestClientUploadAttemptsDoNotMultiply: ferry's registry client opens a new
+// session for a failed upload, but a request the transport already retried
+// as often as it may is final: a POST answered 503 is sent RetryCount
+// times, not RetryCount squared; a PUT with the body, which the transport
+// cannot replay, is sent once per upload attempt.
+func TestClientUploadAttemptsDoNotMultiply(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		match func(*http.Request) bool
+	}{
+		{"session POST", func(r *http.Request) bool { return r.Method == http.MethodPost }},
+		{"blob PUT", func(r *http.Request) bool {
+			return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &faults{next: quietRegistry(), match: tc.match, inject: status(http.StatusServiceUnavailable)}
+			host := serve(t, f)
+			f.arm()
+			copts, err := fast(3).ClientOptions()
+			if err != nil {
+				t.Fatal(err)
+			}
+			copts.Backoff = time.Millisecond
+			repo, err := name.NewRepository(host + "/app")
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := ferryregistry.New(copts).Repo(context.Background(), repo, ferryregistry.Access{Push: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			blob := []byte("blob")
+			sum := sha256.Sum256(blob)
+			d := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+			_, err = r.Upload(context.Background(), d, int64(len(blob)), func() (io.ReadCloser, error) {
+				return io.NopCloser(strings.NewReader(string(blob))), nil
+			})
+			if err == nil {
+				t.Fatal("upload succeeded through permanent 503s")
+			}
+			if got := f.count(); got != 3 {
+				t.Errorf("registry saw %d attempts, want RetryCount=3", got)
+			}
+		})
 	}
 }

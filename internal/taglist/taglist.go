@@ -14,6 +14,26 @@ import (
 	"github.com/ferry-dev/ferry/tags"
 )
 
+// Bounds of a listing; see Limits. A registry paginates its tag list with
+// Link headers that it chooses: without bounds, one whose pages link back
+// to an earlier page, or on to new pages for ever, keeps a listing (and an
+// import's commit phase, which lists its destination's tags) running until
+// memory runs out.
+const (
+	// DefaultMaxPages is more pages than a repository of DefaultMaxTags
+	// tags needs at the page size of common registries (100 to 1000 tags).
+	DefaultMaxPages = 20_000
+	// DefaultMaxTags is far more tags than any repository ferry writes
+	// to holds; a million short names take tens of MB.
+	DefaultMaxTags = 1 << 20
+)
+
+// Limits bound a listing; zero values mean the defaults.
+type Limits struct {
+	MaxPages int
+	MaxTags  int
+}
+
 // Options control a listing.
 type Options struct {
 	// Digests also resolves every tag to the digest it points at.
@@ -24,6 +44,55 @@ type Options struct {
 	Concurrency int
 	// Remote configures registry access.
 	Remote []remote.Option
+	// Limits bound the pages and tags read.
+	Limits Limits
+}
+
+// Names returns every tag of repo, following the registry's pagination. It
+// stops with an error naming the registry when a page links to a page
+// already read, or when the listing passes l.MaxPages pages or l.MaxTags
+// tags. A tag listed on more than one page is returned once.
+func Names(ctx context.Context, p *remote.Puller, repo name.Repository, l Limits) ([]string, error) {
+	if l.MaxPages <= 0 {
+		l.MaxPages = DefaultMaxPages
+	}
+	if l.MaxTags <= 0 {
+		l.MaxTags = DefaultMaxTags
+	}
+	lister, err := p.Lister(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	seenTag := map[string]bool{}
+	// The first page's URL is the one go-containerregistry builds; a link
+	// back to it is caught when it comes round the second time.
+	seenPage := map[string]bool{}
+	for pages := 0; lister.HasNext(); {
+		page, err := lister.Next(ctx)
+		if err != nil {
+			return nil, err
+		}
+		pages++
+		for _, t := range page.Tags {
+			if !seenTag[t] {
+				seenTag[t] = true
+				out = append(out, t)
+			}
+		}
+		switch {
+		case len(out) > l.MaxTags:
+			return nil, fmt.Errorf("registry %s lists more than %d tags for %s (after %d pages); refusing to read on", repo.RegistryStr(), l.MaxTags, repo, pages)
+		case page.Next == "":
+		case seenPage[page.Next]:
+			return nil, fmt.Errorf("registry %s: the tag list of %s loops: page %d links back to %s, already read", repo.RegistryStr(), repo, pages, page.Next)
+		case pages >= l.MaxPages:
+			return nil, fmt.Errorf("registry %s lists the tags of %s on more than %d pages; refusing to read on", repo.RegistryStr(), repo, l.MaxPages)
+		default:
+			seenPage[page.Next] = true
+		}
+	}
+	return out, nil
 }
 
 // Tag is one listed tag.
@@ -34,8 +103,11 @@ type Tag struct {
 
 // List returns repo's tags sorted by name.
 func List(ctx context.Context, repo name.Repository, opts Options) ([]Tag, error) {
-	ropts := append([]remote.Option{remote.WithContext(ctx)}, opts.Remote...)
-	names, err := remote.List(repo, ropts...)
+	puller, err := remote.NewPuller(append([]remote.Option{remote.WithContext(ctx)}, opts.Remote...)...)
+	if err != nil {
+		return nil, err
+	}
+	names, err := Names(ctx, puller, repo, opts.Limits)
 	if err != nil {
 		return nil, fmt.Errorf("list tags of %s: %w", repo, err)
 	}
@@ -56,7 +128,7 @@ func List(ctx context.Context, repo name.Repository, opts Options) ([]Tag, error
 	}
 	err = parallel.ForEach(ctx, workers, len(out), func(ctx context.Context, i int) error {
 		t := &out[i]
-		desc, err := remote.Head(repo.Tag(t.Name), append([]remote.Option{remote.WithContext(ctx)}, opts.Remote...)...)
+		desc, err := puller.Head(ctx, repo.Tag(t.Name))
 		if err != nil {
 			return fmt.Errorf("resolve %s:%s: %w", repo, t.Name, err)
 		}

@@ -176,3 +176,73 @@ func TestListMissingRepository(t *testing.T) {
 		t.Errorf("err = %v, want one naming %s", err, repo)
 	}
 }
+
+// loopingProxy serves s's registry with tag-list responses whose Link
+// header is link (see testregistry.FaultLink).
+func loopingProxy(t *testing.T, s *seeded, link string) (*testregistry.FaultProxy, name.Repository) {
+	t.Helper()
+	proxy := testregistry.NewFaultProxy(t, s.reg, testregistry.Rule{
+		Method: http.MethodGet,
+		Kind:   testregistry.KindTags,
+		Fault:  testregistry.FaultLink,
+		Link:   link,
+	})
+	repo, err := name.NewRepository(proxy.Repo("team/app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return proxy, repo
+}
+
+// listWithin lists repo, failing the test rather than hanging when the
+// listing does not stop.
+func listWithin(t *testing.T, repo name.Repository, opts taglist.Options) ([]taglist.Tag, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got, err := taglist.List(ctx, repo, opts)
+	if ctx.Err() != nil {
+		t.Fatalf("the listing ran until its deadline: %v", err)
+	}
+	return got, err
+}
+
+// TestListStopsOnAPaginationLoop (issue 13, item 5): a registry whose
+// Link header leads back to a page already read is named, after a few
+// requests, instead of being followed until memory runs out.
+func TestListStopsOnAPaginationLoop(t *testing.T) {
+	s := seed(t)
+	proxy, repo := loopingProxy(t, s, `</v2/team/app/tags/list?n=100&last=v2>; rel="next"`)
+	got, err := listWithin(t, repo, taglist.Options{Remote: proxy.RemoteOptions(t)})
+	if err == nil {
+		t.Fatalf("listing a looping registry succeeded: %v", names(got))
+	}
+	for _, want := range []string{"registry " + proxy.Host, "loops", "links back to"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if n := proxy.Counts().Get(http.MethodGet, testregistry.KindTags); n != 2 {
+		t.Errorf("%d tag list requests; the loop shows at the second page", n)
+	}
+}
+
+// TestListBoundsPagesAndTags: pages that never repeat a URL, and more tags
+// than allowed, stop the listing at the bound, naming the registry.
+func TestListBoundsPagesAndTags(t *testing.T) {
+	s := seed(t)
+	proxy, repo := loopingProxy(t, s, `</v2/team/app/tags/list?last=page%d>; rel="next"`)
+	opts := taglist.Options{Remote: proxy.RemoteOptions(t), Limits: taglist.Limits{MaxPages: 40}}
+	_, err := listWithin(t, repo, opts)
+	if err == nil || !strings.Contains(err.Error(), "registry "+proxy.Host) || !strings.Contains(err.Error(), "more than 40 pages") {
+		t.Errorf("err = %v, want one naming %s and the bound of 40 pages", err, proxy.Host)
+	}
+	if n := proxy.Counts().Get(http.MethodGet, testregistry.KindTags); n != 40 {
+		t.Errorf("%d tag list requests, want the 40 allowed", n)
+	}
+
+	_, err = listWithin(t, s.repo, taglist.Options{Remote: s.reg.RemoteOptions(t), Limits: taglist.Limits{MaxTags: 5}})
+	if err == nil || !strings.Contains(err.Error(), "more than 5 tags") {
+		t.Errorf("err = %v, want the bound of 5 tags", err)
+	}
+}

@@ -33,6 +33,11 @@ const (
 	// Delay it waits until the client gives up (its context ends) or the
 	// proxy closes, and forwards nothing: a hung registry.
 	FaultStall
+	// FaultLink forwards the request and replaces the Link header of the
+	// response with Rule.Link, in which a "%d" becomes the number of
+	// requests the rule has matched: a tag list whose pagination points
+	// back to a page already served, or on to new pages for ever.
+	FaultLink
 )
 
 // Rule selects requests and says which fault they get. Zero-valued selectors
@@ -50,6 +55,7 @@ type Rule struct {
 	Status     int           // FaultStatus
 	RetryAfter time.Duration // FaultRetryAfter
 	Delay      time.Duration // FaultStall
+	Link       string        // FaultLink
 
 	// Times is how many matching requests get the fault; after that the rule
 	// lets requests through. Zero means every matching request.
@@ -196,8 +202,8 @@ func (p *FaultProxy) Close() {
 }
 
 // match returns the first armed rule selecting the request and charges it one
-// hit, or nil when the request should pass.
-func (p *FaultProxy) match(method string, kind Kind, path string) *Rule {
+// hit (returning how many it has had), or nil when the request should pass.
+func (p *FaultProxy) match(method string, kind Kind, path string) (*Rule, int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, r := range p.rules {
@@ -211,19 +217,25 @@ func (p *FaultProxy) match(method string, kind Kind, path string) *Rule {
 		}
 		r.hits++
 		rule := r.Rule
-		return &rule
+		return &rule, r.hits
 	}
-	return nil
+	return nil, 0
 }
 
 func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
 	kind, _, _ := classify(r.URL.Path)
-	rule := p.match(r.Method, kind, r.URL.Path)
+	rule, hits := p.match(r.Method, kind, r.URL.Path)
 	if rule == nil {
 		p.rp.ServeHTTP(w, r)
 		return
 	}
 	switch rule.Fault {
+	case FaultLink:
+		link := rule.Link
+		if strings.Contains(link, "%d") {
+			link = strings.ReplaceAll(link, "%d", strconv.Itoa(hits))
+		}
+		p.rp.ServeHTTP(&linkWriter{ResponseWriter: w, link: link}, r)
 	case FaultRetryAfter:
 		secs := int((rule.RetryAfter + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
@@ -292,3 +304,17 @@ func writeRegistryError(w http.ResponseWriter, status int, code string) {
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, `{"errors":[{"code":"`+code+`","message":"testregistry: injected fault"}]}`)
 }
+
+// linkWriter sets the Link header once the reverse proxy has copied the
+// registry's headers, just before they are sent.
+type linkWriter struct {
+	http.ResponseWriter
+	link string
+}
+
+func (w *linkWriter) WriteHeader(code int) {
+	w.Header().Set("Link", w.link)
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *linkWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

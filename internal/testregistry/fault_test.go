@@ -3,6 +3,7 @@ package testregistry_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -67,6 +68,29 @@ func TestFaultStatusNTimes(t *testing.T) {
 	}
 	if n := p.Counts().Get(http.MethodGet, testregistry.KindBase); n != 3 {
 		t.Errorf("proxy saw %d GET /v2/, want 3", n)
+	}
+}
+
+// FaultLink forwards the request (the registry answers it) and sets the
+// Link header, numbering it by the rule's hits.
+func TestFaultLink(t *testing.T) {
+	t.Parallel()
+	reg := testregistry.NewGGCR(t)
+	p := testregistry.NewFaultProxy(t, reg, testregistry.Rule{
+		Method: http.MethodGet, Kind: testregistry.KindBase,
+		Fault: testregistry.FaultLink, Link: `</v2/?page=%d>; rel="next"`,
+	})
+	for i := 1; i <= 2; i++ {
+		resp, err := get(t, p, http.MethodGet, "/v2/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf(`</v2/?page=%d>; rel="next"`, i); resp.StatusCode != http.StatusOK || resp.Header.Get("Link") != want {
+			t.Errorf("request %d: status %d, Link %q; want 200 and %q", i, resp.StatusCode, resp.Header.Get("Link"), want)
+		}
+	}
+	if n := reg.Counts().Get(http.MethodGet, testregistry.KindBase); n != 2 {
+		t.Errorf("registry saw %d GET /v2/, want 2 (forwarded)", n)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/ferry-dev/ferry/internal/atomicfile"
 )
@@ -131,7 +132,8 @@ func (w *Writer) Write(p []byte) (int, error) {
 }
 
 // Commit gives every volume its final name and writes path.sha256 with one
-// line per volume. It first removes an old path.sha256 (a crash must not
+// line per volume, holding the lock atomicfile.CommitWithChecksum holds on
+// the directory. It first removes an old path.sha256 (a crash must not
 // leave new volumes beside a checksum file that calls them damaged), then
 // syncs and renames the volumes in order; if one fails, those already
 // renamed are removed again. It then removes what an earlier export left
@@ -150,6 +152,11 @@ func (w *Writer) Commit() ([]Volume, error) {
 	w.h = nil
 	// Whatever happens next, the Writer is done.
 	w.err = fmt.Errorf("split %s: already committed", w.path)
+	// As for an unsplit archive, the volumes and their checksum file are
+	// put in place under the directory's lock, so that two exports to one
+	// name never leave a mix of both.
+	unlock := atomicfile.LockDir(filepath.Dir(w.path))
+	defer unlock()
 	if err := os.Remove(w.path + ".sha256"); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		w.Abort()
 		return nil, fmt.Errorf("split %s: %w", w.path, err)

@@ -1,0 +1,199 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// bigBlob returns the seekable fixture's blob that spans several frames.
+func (fx *fixture) bigBlob(t *testing.T) testBlob {
+	t.Helper()
+	for _, b := range fx.blobs {
+		if len(b.b) > 256<<10 {
+			return b
+		}
+	}
+	t.Fatal("the fixture has no blob of several frames")
+	return testBlob{}
+}
+
+func openBytes(t *testing.T, data []byte) *File {
+	t.Helper()
+	f, err := OpenFile(bytes.NewReader(data), int64(len(data)), ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func readRange(v *VerifiedBlob, off, n int64) ([]byte, error) {
+	rc, err := v.Range(off, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+func TestVerifiedBlobReadsAnyRange(t *testing.T) {
+	fx, data := seekableFixture(t)
+	f := openBytes(t, data)
+	var wg sync.WaitGroup
+	for _, b := range fx.blobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := f.VerifyBlob(t.Context(), b.d)
+			if err != nil {
+				t.Errorf("blob %s: %v", b.d, err)
+				return
+			}
+			size := int64(len(b.b))
+			if v.Size() != size || v.Digest() != b.d {
+				t.Errorf("blob %s: VerifiedBlob says %s, %d bytes", b.d, v.Digest(), v.Size())
+			}
+			// Offsets on both sides of every 64 KiB frame boundary of the
+			// tar (the blob's bytes start 512 bytes into its first frame),
+			// the first and the last byte, and lengths that cross frames.
+			const frame = 64 << 10
+			offsets := []int64{0, 1, size / 2, size - 1}
+			for k := int64(1); k*frame < size+512; k++ {
+				offsets = append(offsets, k*frame-512-1, k*frame-512, k*frame-512+1)
+			}
+			for _, off := range offsets {
+				if off < 0 || off >= size {
+					continue
+				}
+				for _, n := range []int64{1, 100, frame + 7, size - off} {
+					n = min(n, size-off)
+					got, err := readRange(v, off, n)
+					if err != nil || !bytes.Equal(got, b.b[off:off+n]) {
+						t.Errorf("blob %s: %d bytes at %d: %v; the bytes differ: %v", b.d, n, off, err, !bytes.Equal(got, b.b[off:off+n]))
+					}
+				}
+			}
+			if got, err := readRange(v, size, 0); err != nil || len(got) != 0 {
+				t.Errorf("blob %s: empty range at the end: %v, %d bytes", b.d, err, len(got))
+			}
+			for _, r := range [][2]int64{{-1, 1}, {0, size + 1}, {size, 1}, {1, -1}} {
+				if _, err := v.Range(r[0], r[1]); err == nil {
+					t.Errorf("blob %s: range %d+%d outside %d bytes accepted", b.d, r[0], r[1], size)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if _, err := f.VerifyBlob(t.Context(), digestOf([]byte("not in the archive"))); err == nil {
+		t.Error("VerifyBlob of an unknown digest: no error")
+	}
+}
+
+func TestVerifyBlobStopsWithTheContext(t *testing.T) {
+	fx, data := seekableFixture(t)
+	f := openBytes(t, data)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := f.VerifyBlob(ctx, fx.bigBlob(t).d); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v, want context.Canceled", err)
+	}
+}
+
+// spliceFrame returns data with tar frame i replaced by frame, the seek
+// table rewritten to match (its compressed size) and the table of contents
+// unchanged.
+func spliceFrame(t *testing.T, data []byte, i int, frame []byte) []byte {
+	t.Helper()
+	frames, err := readSeekTable(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	toc := frames[len(frames)-1]
+	fr := frames[i]
+	out := bytes.Clone(data[:fr.offset])
+	out = append(out, frame...)
+	out = append(out, data[fr.offset+fr.size:toc.offset+toc.size]...)
+	var table []seekEntry
+	for _, f := range frames {
+		table = append(table, seekEntry{compressed: uint32(f.size), decompressed: uint32(f.tarSize)})
+	}
+	table[i].compressed = uint32(len(frame))
+	return append(out, encodeSeekTable(table)...)
+}
+
+// blobFrames returns the index of the big blob's first frame and the
+// frames of the file.
+func blobFrames(t *testing.T, data []byte, b testBlob) (int, []frameLoc) {
+	t.Helper()
+	frames, err := readSeekTable(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	toc, err := readTOC(bytes.NewReader(data), frames[len(frames)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range toc {
+		if e.Digest == b.d {
+			return e.Frame, frames
+		}
+	}
+	t.Fatalf("blob %s is not in the table of contents", b.d)
+	return 0, nil
+}
+
+func TestVerifyBlobRefusesDamage(t *testing.T) {
+	fx, data := seekableFixture(t)
+	big := fx.bigBlob(t)
+	first, frames := blobFrames(t, data, big)
+	name := "blobs/sha256/" + big.d.Hex
+	verify := func(b []byte) error {
+		_, err := openBytes(t, b).VerifyBlob(t.Context(), big.d)
+		return err
+	}
+	if err := verify(spliceFrame(t, data, first+2, data[frames[first+2].offset:frames[first+2].offset+frames[first+2].size])); err != nil {
+		t.Fatalf("spliced unchanged: %v", err)
+	}
+
+	// A flipped byte: the frame's zstd checksum catches it.
+	flipped := bytes.Clone(data)
+	flipped[frames[first+2].offset+frames[first+2].size/2] ^= 0x20
+	wantErr(t, verify(flipped), name)
+
+	// Other content in a valid frame (a frame re-made around one changed
+	// byte, as a tool rewriting the archive would): only the digest
+	// catches it, and Blob agrees.
+	fr := frames[first+2]
+	plain, err := unzstdErr(data[fr.offset : fr.offset+fr.size])
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain[len(plain)/2] ^= 0x20
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderCRC(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := spliceFrame(t, data, first+2, enc.EncodeAll(plain, nil))
+	wantErr(t, verify(other), name, "digest", big.d.String())
+	rc, err := openBytes(t, other).Blob(big.d)
+	if err == nil {
+		_, err = io.ReadAll(rc)
+		rc.Close()
+	}
+	wantErr(t, err, name, "digest")
+
+	// A seek table whose decompressed sizes are shifted between two of
+	// the blob's frames (the compressed sizes, which OpenFile checks, are
+	// right): ranges computed from it would point at other bytes.
+	shifted := withTrailer(t, data, nil, func(s []seekEntry) {
+		s[first+1].decompressed += 512
+		s[first+2].decompressed -= 512
+	})
+	wantErr(t, verify(shifted), name, "seek table is wrong")
+
+}

@@ -1,0 +1,294 @@
+package archive
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Heads shaped by an attacker (issue 13, items 4 and 9): many artifacts of
+// one subject, long chains of nested indexes, sizes that overflow a sum.
+
+// headTar is a plain tar of an archive whose head is entries and manifests
+// (written in digest order, as a Writer does) followed by blobs.
+func headTar(t testing.TB, entries []Entry, manifests []testBlob, blobs ...testBlob) []byte {
+	t.Helper()
+	idx, err := BuildIndex(entries, IndexOptions{CreatedBy: "hostile test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return headTarIndex(t, idx, manifests, blobs...)
+}
+
+func headTarIndex(t testing.TB, index []byte, manifests []testBlob, blobs ...testBlob) []byte {
+	t.Helper()
+	ms := slices.Clone(manifests)
+	slices.SortFunc(ms, func(a, b testBlob) int { return strings.Compare(a.d.Hex, b.d.Hex) })
+	ms = slices.CompactFunc(ms, func(a, b testBlob) bool { return a.d == b.d })
+	es := []tarEntry{
+		{name: "oci-layout", body: []byte(`{"imageLayoutVersion":"1.0.0"}`)},
+		{name: "index.json", body: index},
+	}
+	for _, m := range ms {
+		es = append(es, tarEntry{name: "blobs/sha256/" + m.d.Hex, body: m.b})
+	}
+	for _, b := range blobs {
+		es = append(es, tarEntry{name: "blobs/sha256/" + b.d.Hex, body: b.b})
+	}
+	return buildTar(t, es)
+}
+
+// smallImage is an image manifest over a shared config and layer;
+// salt makes its digest unique.
+func smallImage(salt int, cfg, layer testBlob) testBlob {
+	return newBlob(types.OCIManifestSchema1, mustJSON(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     string(types.OCIManifestSchema1),
+		"config":        cfg.desc(),
+		"layers":        []any{layer.desc()},
+		"annotations":   map[string]string{"n": fmt.Sprint(salt)},
+	}))
+}
+
+func smallIndex(child testBlob) testBlob {
+	return newBlob(types.OCIImageIndex, mustJSON(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     string(types.OCIImageIndex),
+		"manifests":     []any{child.desc()},
+	}))
+}
+
+func sharedBlobs() (cfg, layer testBlob) {
+	return newBlob(types.OCIConfigJSON, []byte(`{"architecture":"amd64","os":"linux"}`)),
+		newBlob(types.OCILayer, []byte("layer"))
+}
+
+// rawIndex writes index.json by hand, quickly even under the race
+// detector: entries of role image, or referrers of subject when it is set.
+func rawIndex(n int, m testBlob, ref func(i int) string, subject v1.Hash, last *Entry) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, `{"schemaVersion":2,"mediaType":%q,"manifests":[`, types.OCIImageIndex)
+	role := RoleImage
+	if subject != (v1.Hash{}) {
+		role = RoleReferrer
+	}
+	for i := range n {
+		fmt.Fprintf(&b, `{"mediaType":%q,"digest":%q,"size":%d,"annotations":{%q:%q,%q:%q`,
+			m.mt, m.d, len(m.b), AnnotationRole, role, AnnotationOriginalRef, ref(i))
+		if role == RoleReferrer {
+			fmt.Fprintf(&b, `,%q:%q`, AnnotationSubject, subject)
+		}
+		b.WriteString(`}},`)
+	}
+	fmt.Fprintf(&b, `{"mediaType":%q,"digest":%q,"size":%d,"annotations":{%q:%q,%q:%q}}]`,
+		last.Descriptor.MediaType, last.Descriptor.Digest, last.Descriptor.Size, AnnotationRole, last.Role, AnnotationOriginalRef, last.OriginalRef)
+	fmt.Fprintf(&b, `,"annotations":{%q:"1",%q:"hostile test"}}`, AnnotationArchiveVersion, AnnotationCreatedBy)
+	return []byte(b.String())
+}
+
+// referrersArchive is an image and n artifacts about it, listed before it
+// in index.json (artifacts true), or the same index.json without the
+// subjects, the artifact listed n times as a plain image (artifacts false).
+// The artifacts share one manifest: the checks of index.json are what is
+// measured, not the reading of manifests.
+func referrersArchive(t testing.TB, n int, artifacts bool) []byte {
+	cfg, layer := sharedBlobs()
+	img, art := smallImage(0, cfg, layer), smallImage(1, cfg, layer)
+	var subject v1.Hash
+	if artifacts {
+		subject = img.d
+	}
+	last := Entry{Descriptor: desc(img), Role: RoleImage, OriginalRef: "r.example/img@" + img.d.String()}
+	idx := rawIndex(n, art, func(i int) string { return fmt.Sprintf("r.example/a%d", i) }, subject, &last)
+	return headTarIndex(t, idx, []testBlob{img, art}, cfg, layer)
+}
+
+// chainArchive is n image manifests: nested (chain true), an image under
+// n-1 indexes each naming the next, the outermost one in index.json; or
+// flat (chain false), each image an entry of index.json.
+func chainArchive(t testing.TB, n int, chain bool) []byte {
+	cfg, layer := sharedBlobs()
+	var ms []testBlob
+	if chain {
+		m := smallImage(0, cfg, layer)
+		ms = append(ms, m)
+		for range n - 1 {
+			m = newBlob(types.OCIImageIndex, fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":%q,"manifests":[{"mediaType":%q,"digest":%q,"size":%d}]}`,
+				types.OCIImageIndex, m.mt, m.d, len(m.b)))
+			ms = append(ms, m)
+		}
+		return headTar(t, []Entry{{Descriptor: desc(m), Role: RoleImage, OriginalRef: "r.example/chain@" + m.d.String()}}, ms, cfg, layer)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `{"schemaVersion":2,"mediaType":%q,"manifests":[`, types.OCIImageIndex)
+	for i := range n {
+		m := newBlob(types.OCIManifestSchema1, fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":%q,"digest":%q,"size":%d},"layers":[{"mediaType":%q,"digest":%q,"size":%d}],"annotations":{"n":"%d"}}`,
+			types.OCIManifestSchema1, cfg.mt, cfg.d, len(cfg.b), layer.mt, layer.d, len(layer.b), i))
+		ms = append(ms, m)
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"mediaType":%q,"digest":%q,"size":%d,"annotations":{%q:"image",%q:"r.example/i%d"}}`, m.mt, m.d, len(m.b), AnnotationRole, AnnotationOriginalRef, i)
+	}
+	fmt.Fprintf(&b, `],"annotations":{%q:"1",%q:"hostile test"}}`, AnnotationArchiveVersion, AnnotationCreatedBy)
+	return headTarIndex(t, []byte(b.String()), ms, cfg, layer)
+}
+
+// inspectTime is how long Inspect takes to read data.
+func inspectTime(t *testing.T, data []byte) time.Duration {
+	t.Helper()
+	start := time.Now()
+	if _, err := Inspect(bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+// TestInspectLinearInHostileHeads: the checks of a head cost its size, not
+// its square. Artifacts once searched every entry for their subject, and
+// every manifest read searched every manifest held back for its parent;
+// 100k artifacts then took minutes, a 30k chain tens of seconds. Each
+// hostile head is timed against a plain head of the same size, so the test
+// does not depend on the machine's speed.
+func TestInspectLinearInHostileHeads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds heads of 100k entries")
+	}
+	const ratio = 6
+	for _, tc := range []struct {
+		name           string
+		hostile, plain []byte
+	}{
+		{"100k referrers of one image", referrersArchive(t, 100_000, true), referrersArchive(t, 100_000, false)},
+		{"30k nested indexes", chainArchive(t, 30_000, true), chainArchive(t, 30_000, false)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plain, hostile := inspectTime(t, tc.plain), inspectTime(t, tc.hostile)
+			t.Logf("plain %v, hostile %v", plain, hostile)
+			if hostile > ratio*plain+100*time.Millisecond {
+				t.Errorf("inspect of the hostile head took %v, more than %d× the plain head's %v", hostile, ratio, plain)
+			}
+		})
+	}
+}
+
+// TestChainedIndexesRead checks what the lookup of held-back manifests
+// must still do: a chain whose links arrive in any digest order is read
+// whole, and its blobs after it.
+func TestChainedIndexesRead(t *testing.T) {
+	data := chainArchive(t, 200, true)
+	head, blobs, err := readArchive(data, ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(head.Manifests) != 200 || len(blobs) != 2 {
+		t.Errorf("read %d manifests and %d blobs, want 200 and 2", len(head.Manifests), len(blobs))
+	}
+}
+
+// TestRejectSizeOverflow: descriptor sizes are a writer's claim. Two
+// layers near 2^62 once summed to a negative total in inspect and import;
+// the head is refused, naming the blob and its manifest.
+func TestRejectSizeOverflow(t *testing.T) {
+	cfg, _ := sharedBlobs()
+	big := func(b byte) map[string]any {
+		return map[string]any{"mediaType": string(types.OCILayer), "size": int64(1)<<62 + 1, "digest": "sha256:" + strings.Repeat(string(b), 64)}
+	}
+	over := newBlob(types.OCIManifestSchema1, mustJSON(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     string(types.OCIManifestSchema1),
+		"config":        cfg.desc(),
+		"layers":        []any{big('a'), big('b')},
+	}))
+	// Two manifests each claiming one such layer: no manifest alone
+	// overflows, the archive does.
+	one := func(b byte) testBlob {
+		return newBlob(types.OCIManifestSchema1, mustJSON(map[string]any{
+			"schemaVersion": 2,
+			"mediaType":     string(types.OCIManifestSchema1),
+			"config":        cfg.desc(),
+			"layers":        []any{big(b), big(b + 1)},
+		}))
+	}
+	a, b := one('c'), one('e')
+	negative := newBlob(types.OCIManifestSchema1, mustJSON(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     string(types.OCIManifestSchema1),
+		"config":        cfg.desc(),
+		"layers":        []any{map[string]any{"mediaType": string(types.OCILayer), "size": -5, "digest": "sha256:" + strings.Repeat("f", 64)}},
+	}))
+	for _, tc := range []struct {
+		name      string
+		manifests []testBlob
+		want      []string
+	}{
+		{"within one manifest", []testBlob{over}, []string{"sha256:" + strings.Repeat("b", 64), "manifest " + over.d.String(), "size 4611686018427387905", "total"}},
+		{"across manifests", []testBlob{a, b}, []string{"size 4611686018427387905", "total"}},
+		{"negative", []testBlob{negative}, []string{"sha256:" + strings.Repeat("f", 64), "size -5"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var entries []Entry
+			for i, m := range tc.manifests {
+				entries = append(entries, Entry{Descriptor: desc(m), Role: RoleImage, OriginalRef: fmt.Sprintf("r.example/big%d", i)})
+			}
+			_, err := Inspect(bytes.NewReader(headTar(t, entries, tc.manifests, cfg)))
+			wantErr(t, err, tc.want...)
+			// The Writer shares the check: it never writes such a head.
+			idx, err := BuildIndex(entries, IndexOptions{CreatedBy: "x"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ms := map[v1.Hash][]byte{}
+			for _, m := range tc.manifests {
+				ms[m.d] = m.b
+			}
+			w, err := NewWriter(&bytes.Buffer{}, WriterOptions{Concurrency: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			wantErr(t, w.WriteHeader(idx, ms), tc.want...)
+		})
+	}
+}
+
+// TestRejectHugeIndexString: one annotation as large as the head limit
+// was held twice (the file's bytes and the decoded string: 250 MB cost
+// inspect 511 MB). A string of index.json over MaxIndexString is refused
+// before index.json is decoded, by Reader and Writer alike.
+func TestRejectHugeIndexString(t *testing.T) {
+	cfg, layer := sharedBlobs()
+	img := smallImage(0, cfg, layer)
+	for _, n := range []int{MaxIndexString, MaxIndexString + 1} {
+		d := desc(img)
+		d.Annotations = map[string]string{"note": strings.Repeat("x", n)}
+		entries := []Entry{{Descriptor: d, Role: RoleImage, OriginalRef: "r.example/img"}}
+		_, err := Inspect(bytes.NewReader(headTar(t, entries, []testBlob{img}, cfg, layer)))
+		if n == MaxIndexString {
+			if err != nil {
+				t.Errorf("a string of %d bytes: %v", n, err)
+			}
+			continue
+		}
+		wantErr(t, err, "index.json", fmt.Sprintf("a string of %d bytes", n))
+		w, err := NewWriter(&bytes.Buffer{}, WriterOptions{Concurrency: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx, err := BuildIndex(entries, IndexOptions{CreatedBy: "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, w.WriteHeader(idx, map[v1.Hash][]byte{img.d: img.b}), fmt.Sprintf("a string of %d bytes", n))
+		w.Close()
+	}
+	if n, at, _ := longestString([]byte(`{"a":"x\"yz","bb":"` + `\\` + `"}`)); n != 5 || at != 5 {
+		t.Errorf("longestString = %d at %d, want 5 at 5", n, at)
+	}
+}

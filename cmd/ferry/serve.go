@@ -1,0 +1,178 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/serve"
+)
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "serve",
+		Usage:     "serve an archive as a read-only registry, without importing it",
+		UsageText: "ferry serve FILE.tar.zst [--addr 127.0.0.1:5000] [--repo NAME] [--tls-cert F --tls-key F] [--htpasswd F]",
+		Description: `Answers the pull side of the OCI distribution API straight from the
+archive: docker, crane, imgpkg, ferry pull, or a registry that replicates
+(Harbor, Zot) pull from it as from any registry. Nothing is extracted: each
+config and layer is read from where it lies, decompressing only what a
+request needs, and checked against its digest in full the first time it
+is asked for (that first request waits for the check); a blob that fails
+is refused, never sent. Pushes and deletes are refused.
+
+Without --repo each image is served under its original repository path,
+so HOST/team/app@sha256:... works as a mirror of the registry it came
+from, and the bundle answers to its original tag. With --repo NAME the
+whole archive is one repository with exactly the tags 'ferry import
+--to-repo HOST/NAME' would write (sha256-<hex>.imgpkg, the image-locations
+images, the original tag), so 'imgpkg pull -b HOST/NAME:TAG' and
+'ferry pull' find every image there.
+
+It listens on 127.0.0.1:5000 unless --addr says otherwise. Beyond loopback
+it needs TLS (--tls-cert, --tls-key) and users (--htpasswd, bcrypt
+entries as 'htpasswd -B' writes them), or --insecure to do without (it
+then warns). Ctrl-C or SIGTERM stops it, letting requests in flight finish
+for a few seconds. -v logs one line per request.
+
+The archive must have the seek table ferry export writes: an archive from
+an older ferry, or recompressed (gzip, plain tar), is refused; import it
+with ferry import, or export it again.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:5000", Usage: "address to listen on, `HOST:PORT` (port 0 picks a free one; beyond loopback see above)"},
+			&cli.StringFlag{Name: "repo", Usage: "serve everything as this one repository `NAME` (a path, e.g. team/app-bundle) with the tags an import into it writes"},
+			&cli.BoolFlag{Name: "repo-based-tags", Usage: "with --repo: the tags of an import with --repo-based-tags"},
+			&cli.StringFlag{Name: "tls-cert", Usage: "serve HTTPS with this PEM certificate `FILE` (and --tls-key)"},
+			&cli.StringFlag{Name: "tls-key", Usage: "the certificate's PEM private key `FILE`"},
+			&cli.StringFlag{Name: "htpasswd", Usage: "require HTTP basic auth from the users of this htpasswd `FILE` (bcrypt entries)"},
+			&cli.BoolFlag{Name: "insecure", Usage: "allow serving beyond loopback without TLS or without --htpasswd"},
+			&cli.IntFlag{Name: "streams", Value: serve.DefaultStreams, Usage: "configs and layers read from the archive at once (each holds a few MiB); more requests wait their turn"},
+			&cli.BoolFlag{Name: "json", Usage: "once listening, print one line of JSON on stdout: url, host, repositories (see the README)"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log one line per request, and each blob verified"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print errors only"},
+		},
+		Action: runServe,
+	}
+}
+
+// serveStart is the --json line printed once the server listens.
+type serveStart struct {
+	URL          string   `json:"url"`
+	Host         string   `json:"host"`
+	Repositories []string `json:"repositories"`
+}
+
+func runServe(c *cli.Context) error {
+	out, err := newPrinter(c)
+	if err != nil {
+		return err
+	}
+	if c.NArg() != 1 || c.Args().First() == "-" {
+		return usagef("serve: give one archive file (serve reads it at random, not from standard input)")
+	}
+	path := c.Args().First()
+	repo := c.String("repo")
+	if repo != "" {
+		if err := serve.CheckRepository(repo); err != nil {
+			return usagef("serve: --repo: %v", err)
+		}
+	}
+	if c.Bool("repo-based-tags") && repo == "" {
+		return usagef("serve: --repo-based-tags needs --repo")
+	}
+	if (c.String("tls-cert") == "") != (c.String("tls-key") == "") {
+		return usagef("serve: give --tls-cert and --tls-key together")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("serve %s: not a regular file", path)
+	}
+	af, err := archive.OpenFile(f, fi.Size(), archive.ReaderOptions{})
+	if errors.Is(err, archive.ErrNotSeekable) {
+		return fmt.Errorf("serve %s: %w: it was written by an older ferry, or recompressed (gzip, plain tar, zstd), and serve reads each blob where it lies; import it with 'ferry import -f %s --to-repo REPO', or export it again", path, err, path)
+	}
+	if err != nil {
+		return fmt.Errorf("serve %s: %w", path, err)
+	}
+	var users *serve.Htpasswd
+	if p := c.String("htpasswd"); p != "" {
+		if users, err = serve.LoadHtpasswd(p); err != nil {
+			return err
+		}
+	}
+	rep := out.Reporter()
+	reg, err := serve.New(c.Context, af, serve.Options{
+		Repository:    repo,
+		RepoBasedTags: c.Bool("repo-based-tags"),
+		Users:         users,
+		Streams:       c.Int("streams"),
+		Reporter:      rep,
+	})
+	if err != nil {
+		return fmt.Errorf("serve %s: %w", path, err)
+	}
+	for _, w := range reg.View().Warnings {
+		rep.Warnf("%s", w)
+	}
+	srv, err := serve.Listen(serve.ListenOptions{
+		Addr:     c.String("addr"),
+		TLSCert:  c.String("tls-cert"),
+		TLSKey:   c.String("tls-key"),
+		Auth:     users != nil,
+		Insecure: c.Bool("insecure"),
+		Reporter: rep,
+	})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if out.json {
+		// One line, written as soon as the server listens: a script
+		// reads it to learn the address (with --addr HOST:0).
+		if err := json.NewEncoder(out.stdout).Encode(serveStart{URL: srv.URL(), Host: srv.Host(), Repositories: reg.Repositories()}); err != nil {
+			return err
+		}
+	} else if out.level > levelQuiet {
+		printServing(out.stderr, path, srv, reg)
+	}
+	if err := srv.Serve(c.Context, reg); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if !out.json && out.level > levelQuiet {
+		fmt.Fprintln(out.stderr, "Stopped.")
+	}
+	return nil
+}
+
+// printServing says where the archive is served and how to pull from it.
+func printServing(w io.Writer, path string, srv *serve.Server, reg *serve.Registry) {
+	view := reg.View()
+	fmt.Fprintf(w, "Serving %s read only at %s\n", path, srv.URL())
+	tw := summaryTable(w)
+	const listed = 8
+	for i, name := range reg.Repositories() {
+		if i == listed {
+			fmt.Fprintf(tw, "  …\t%d more repositories (GET /v2/_catalog lists them)\n", len(reg.Repositories())-listed)
+			break
+		}
+		r := view.Repositories[name]
+		fmt.Fprintf(tw, "  %s/%s\t%s, %s\n", srv.Host(), quoteUnsafe(name), plural(len(r.Manifests), "manifest"), plural(len(r.Tags), "tag"))
+	}
+	tw.Flush()
+	if view.Root != "" {
+		fmt.Fprintf(w, "The root is %s/%s\n", srv.Host(), quoteUnsafe(view.Root))
+	}
+	fmt.Fprintln(w, "Ctrl-C stops it.")
+}

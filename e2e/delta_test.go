@@ -1,0 +1,280 @@
+package e2e
+
+import (
+	"encoding/json"
+	"maps"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ferry-dev/ferry/fixtures"
+	"github.com/ferry-dev/ferry/internal/testregistry"
+)
+
+// releases are two releases of a bundle: v2 changes one image, adds one,
+// and keeps one; the changed image shares a layer with v1's.
+type releases struct {
+	src            *testregistry.Registry
+	v1, v2         string // bundle references
+	v1Blobs        map[string]int64
+	newInV2        map[string]int64 // configs and layers v2 has that v1 lacks
+	v1Arch, v2Full string           // archives
+}
+
+func newReleases(t *testing.T) *releases {
+	t.Helper()
+	r := &releases{src: testregistry.NewDistribution(t), v1Blobs: map[string]int64{}, newInV2: map[string]int64{}}
+	shared, err := fixtures.NewLayer(77, 64<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withShared := func(seed uint64) v1.Image {
+		img, err := fixtures.Image(seed, 1, 32<<10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err = mutate.Append(img, mutate.Addendum{Layer: shared, MediaType: types.OCIUncompressedLayer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	kept := seed2(t, r.src, "src/kept", withShared(1))
+	old := seed2(t, r.src, "src/app", withShared(2))
+	changed := seed2(t, r.src, "src/app", withShared(3))
+	added := seedImage(t, r.src, "src/added", 4)
+
+	push := func(tag string, refs ...name.Digest) string {
+		ref := r.src.Repo("src/release") + ":" + tag
+		mustFerry(t, "push", "-b", ref, "-f", bundleDir(t, refs...))
+		return ref
+	}
+	r.v1 = push("v1", kept, old)
+	r.v2 = push("v2", kept, changed, added)
+	dir := t.TempDir()
+	r.v1Arch = filepath.Join(dir, "v1.tar.zst")
+	r.v2Full = filepath.Join(dir, "v2-full.tar.zst")
+	mustFerry(t, "export", "-b", r.v1, "-o", r.v1Arch)
+	mustFerry(t, "export", "-b", r.v2, "-o", r.v2Full)
+	r.v1Blobs = archiveBlobs(t, r.v1Arch)
+	for d, size := range archiveBlobs(t, r.v2Full) {
+		if _, ok := r.v1Blobs[d]; !ok {
+			r.newInV2[d] = size
+		}
+	}
+	if len(r.newInV2) == 0 || len(r.newInV2) == len(archiveBlobs(t, r.v2Full)) {
+		t.Fatalf("the releases share nothing or everything (%d new blobs): the test proves nothing", len(r.newInV2))
+	}
+	return r
+}
+
+// archiveBlobs lists the blobs (manifests, configs, layers) an archive's tar
+// holds, read independently of ferry.
+func archiveBlobs(t *testing.T, path string) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	for _, e := range readEntries(t, path) {
+		if strings.HasPrefix(e.Header.Name, "blobs/sha256/") {
+			out["sha256:"+strings.TrimPrefix(e.Header.Name, "blobs/sha256/")] = e.Header.Size
+		}
+	}
+	return out
+}
+
+func TestDeltaSinceAnArchiveImportsAsAFullOne(t *testing.T) {
+	r := newReleases(t)
+	dst := testregistry.NewDistribution(t)
+	repo := dst.Repo("far/release")
+	mustFerry(t, "import", "-f", r.v1Arch, "--to-repo", repo)
+
+	delta := filepath.Join(t.TempDir(), "v2.tar.zst")
+	res := mustFerry(t, "export", "-b", r.v2, "-o", delta, "--since", r.v1Arch, "--json")
+	var ex struct {
+		Blobs, LeftOut int
+		LeftOutBytes   int64
+		Bases          []struct{ Kind, Name, SHA256 string }
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &ex); err != nil {
+		t.Fatal(err)
+	}
+	if len(ex.Bases) != 1 || ex.Bases[0].Kind != "archive" || ex.Bases[0].Name != "v1.tar.zst" || ex.Bases[0].SHA256 != fileSHA256(t, r.v1Arch) {
+		t.Errorf("bases %+v, want v1.tar.zst with its sha256", ex.Bases)
+	}
+	// The delta carries exactly the blobs v1 did not.
+	carried := archiveBlobs(t, delta)
+	blobsOnly := map[string]int64{}
+	for d, s := range carried {
+		if _, isManifest := archiveManifests(t, delta)[d]; !isManifest {
+			blobsOnly[d] = s
+		}
+	}
+	newOnly := map[string]int64{}
+	for d, s := range r.newInV2 {
+		if _, isManifest := archiveManifests(t, r.v2Full)[d]; !isManifest {
+			newOnly[d] = s
+		}
+	}
+	if !maps.Equal(blobsOnly, newOnly) {
+		t.Errorf("the delta carries %d configs and layers, want the %d v2 has that v1 lacks", len(blobsOnly), len(newOnly))
+	}
+	if d, f := fileSize(t, delta), fileSize(t, r.v2Full); d >= f {
+		t.Errorf("delta of %d bytes, the full archive has %d", d, f)
+	}
+	insp := mustFerry(t, "inspect", delta)
+	if !strings.Contains(insp.Stdout, "Delta:") || !strings.Contains(insp.Stdout, "v1.tar.zst") {
+		t.Errorf("inspect does not show the delta and its base:\n%s", insp.Stdout)
+	}
+	v := mustFerry(t, "verify", delta, "--since", r.v1Arch)
+	if !strings.Contains(v.Stderr, "held by "+r.v1Arch) {
+		t.Errorf("verify --since does not say the base holds what was left out:\n%s", v)
+	}
+
+	// Imported over v1, it gives exactly what a full import of v2 gives.
+	mustFerry(t, "import", "-f", delta, "--to-repo", repo)
+	full := dst.Repo("far/full")
+	mustFerry(t, "import", "-f", r.v1Arch, "--to-repo", full)
+	mustFerry(t, "import", "-f", r.v2Full, "--to-repo", full)
+	if got, want := tagsOf(t, dst, repo), tagsOf(t, dst, full); !maps.Equal(got, want) {
+		t.Errorf("tags after the delta:\n%v\nafter a full import:\n%v", got, want)
+	}
+	out := filepath.Join(t.TempDir(), "pulled")
+	mustFerry(t, "pull", "-b", repo+":v2", "-o", out)
+	lock, err := os.ReadFile(filepath.Join(out, ".imgpkg", "images.yml"))
+	if err != nil || strings.Count(string(lock), repo+"@sha256:") != 3 {
+		t.Errorf("pulled images.yml does not name the three images in %s: %v\n%s", repo, err, lock)
+	}
+}
+
+func TestDeltaIntoAnEmptyRepositoryIsRefusedBeforeAnyWrite(t *testing.T) {
+	r := newReleases(t)
+	delta := filepath.Join(t.TempDir(), "v2.tar.zst")
+	mustFerry(t, "export", "-b", r.v2, "-o", delta, "--since", r.v1Arch)
+	dst := testregistry.NewDistribution(t)
+	for _, args := range [][]string{
+		{"import", "-f", delta, "--to-repo", dst.Repo("far/empty"), "--dry-run"},
+		{"import", "-f", delta, "--to-repo", dst.Repo("far/empty")},
+	} {
+		dst.ResetCounts()
+		res := ferry(t, nil, args...)
+		if res.Code != 1 || !strings.Contains(res.Stderr, "leaves out") || !strings.Contains(res.Stderr, "v1.tar.zst") || !strings.Contains(res.Stderr, "does not hold") {
+			t.Errorf("%v: want exit 1 naming the missing blobs and the base: %s", args, res)
+		}
+		c := dst.Counts()
+		if n := c.Get(http.MethodPost, "") + c.Get(http.MethodPut, "") + c.Get(http.MethodPatch, ""); n != 0 {
+			t.Errorf("%v: %d writes reached the registry before the refusal", args, n)
+		}
+	}
+}
+
+func TestDeltaSinceAnInventoryMountsFromAnotherRepository(t *testing.T) {
+	r := newReleases(t)
+	dst := testregistry.NewDistribution(t)
+	// v1 went to one repository; v2 goes to another of the same registry.
+	mustFerry(t, "import", "-f", r.v1Arch, "--to-repo", dst.Repo("far/v1"))
+	have := filepath.Join(t.TempDir(), "have.json")
+	mustFerry(t, "inventory", "--repo", dst.Repo("far/v1"), "--repo", dst.Repo("far/v2"), "-o", have)
+
+	delta := filepath.Join(t.TempDir(), "v2.tar.zst")
+	ex := mustFerry(t, "export", "-b", r.v2, "-o", delta, "--since", have)
+	if !strings.Contains(ex.Stderr, "inventory have.json") {
+		t.Errorf("export does not name the inventory base:\n%s", ex.Stderr)
+	}
+	dst.ResetCounts()
+	res := mustFerry(t, "import", "-f", delta, "--to-repo", dst.Repo("far/v2"), "--json")
+	var im struct{ BlobsLeftOut, LeftOutMounted, BlobsUploaded int }
+	if err := json.Unmarshal([]byte(res.Stdout), &im); err != nil {
+		t.Fatal(err)
+	}
+	if im.BlobsLeftOut == 0 || im.LeftOutMounted != im.BlobsLeftOut {
+		t.Errorf("%d blobs left out, %d mounted; want every one mounted from far/v1", im.BlobsLeftOut, im.LeftOutMounted)
+	}
+	// What was sent is what v2 has new.
+	if want := len(r.newInV2) - manifestCount(t, r, r.newInV2); im.BlobsUploaded != want {
+		t.Errorf("uploaded %d blobs, v2 has %d new configs and layers", im.BlobsUploaded, want)
+	}
+	full := dst.Repo("far/full")
+	mustFerry(t, "import", "-f", r.v2Full, "--to-repo", full)
+	if got, want := tagsOf(t, dst, dst.Repo("far/v2")), tagsOf(t, dst, full); !maps.Equal(got, want) {
+		t.Errorf("tags after the delta:\n%v\nafter a full import:\n%v", got, want)
+	}
+}
+
+func TestDeltaSinceAFileThatIsNeither(t *testing.T) {
+	r := newReleases(t)
+	bogus := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(bogus, []byte("release notes\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := ferry(t, nil, "export", "-b", r.v2, "-o", filepath.Join(t.TempDir(), "x.tar.zst"), "--since", bogus)
+	if res.Code != 2 || !strings.Contains(res.Stderr, "neither a ferry archive nor a ferry inventory") || !strings.Contains(res.Stderr, bogus) {
+		t.Errorf("want a usage error naming %s: %s", bogus, res)
+	}
+}
+
+// archiveManifests lists the manifests an archive's head holds.
+func archiveManifests(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	for _, e := range readEntries(t, path) {
+		var m struct {
+			SchemaVersion int             `json:"schemaVersion"`
+			Layers        json.RawMessage `json:"layers"`
+			Manifests     json.RawMessage `json:"manifests"`
+		}
+		if strings.HasPrefix(e.Header.Name, "blobs/sha256/") && json.Unmarshal(e.Data, &m) == nil && m.SchemaVersion == 2 && (m.Layers != nil || m.Manifests != nil) {
+			out["sha256:"+strings.TrimPrefix(e.Header.Name, "blobs/sha256/")] = true
+		}
+	}
+	return out
+}
+
+func manifestCount(t *testing.T, r *releases, set map[string]int64) int {
+	t.Helper()
+	m := archiveManifests(t, r.v2Full)
+	n := 0
+	for d := range set {
+		if m[d] {
+			n++
+		}
+	}
+	return n
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// TestVerifyDeltaSinceADelta: a delta made since another delta counts what
+// that one left out as held (its import found it at the destination), and
+// verify --since agrees.
+func TestVerifyDeltaSinceADelta(t *testing.T) {
+	r := newReleases(t)
+	dir := t.TempDir()
+	d2 := filepath.Join(dir, "v2.tar.zst")
+	mustFerry(t, "export", "-b", r.v2, "-o", d2, "--since", r.v1Arch)
+	again := filepath.Join(dir, "v2-again.tar.zst")
+	mustFerry(t, "export", "-b", r.v2, "-o", again, "--since", d2)
+	res := mustFerry(t, "verify", again, "--since", d2, "--json")
+	var v struct {
+		LeftOut      int
+		BasesChecked []string
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.LeftOut != len(archiveBlobs(t, r.v2Full))-len(archiveManifests(t, r.v2Full)) || len(v.BasesChecked) != 1 {
+		t.Errorf("verify --since a delta: %+v; want every config and layer left out, held by the base", v)
+	}
+}

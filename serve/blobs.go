@@ -1,0 +1,229 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/relocate"
+)
+
+// Serving a blob: the first request for it waits while the whole blob is
+// read and checked (archive.File.VerifyBlob: digest, size, and the seek
+// table's frame sizes), and the requests that arrive meanwhile wait for
+// that same check; no byte leaves before it passes. Afterwards every
+// request, a Range request included, decodes only the frames it needs
+// (archive.VerifiedBlob.Range), each still checked against its zstd
+// checksum. A blob that fails is refused to every client from then on,
+// without being read again.
+
+// verification is the check of one blob, shared by the requests for it.
+type verification struct {
+	done chan struct{} // closed when vb or err is set
+	vb   *archive.VerifiedBlob
+	err  error
+}
+
+// blob answers GET and HEAD of /v2/<name>/blobs/<digest>, with Range.
+func (r *Registry) blob(w http.ResponseWriter, req *http.Request, repo *relocate.ViewRepository, ref string) *regError {
+	d, rerr := parseDigest(ref)
+	if rerr != nil {
+		return rerr
+	}
+	if !repo.Blobs[d] {
+		return newError(http.StatusNotFound, codeBlobUnknown, "blob %s is not in %s", d, repo.Name)
+	}
+	h := w.Header()
+	h.Set("Docker-Content-Digest", d.String())
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("ETag", `"`+d.String()+`"`)
+	if b, ok := r.view.Blobs[d]; ok {
+		// Made for the view (a locations image's config or layer).
+		http.ServeContent(w, req, "", time.Time{}, bytes.NewReader(b))
+		return nil
+	}
+	if req.Method == http.MethodHead {
+		// Nothing is sent but the size, which the manifests give: no need
+		// to read the blob, unless it is known to be damaged.
+		if err := r.failed(d); err != nil {
+			return damaged(d, err)
+		}
+		h.Set("Accept-Ranges", "bytes")
+		h.Set("Content-Length", strconv.FormatInt(r.sizes[d], 10))
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	vb, err := r.verify(req.Context(), d)
+	switch {
+	case err == nil:
+	case errors.Is(err, errShuttingDown):
+		return newError(http.StatusServiceUnavailable, codeUnknown, "%v", err)
+	case req.Context().Err() != nil:
+		return nil // the client went away
+	default:
+		return damaged(d, err)
+	}
+	release, err := r.acquire(req.Context())
+	if err != nil {
+		return nil
+	}
+	defer release()
+	c := &blobContent{vb: vb}
+	defer c.Close()
+	http.ServeContent(w, req, "", time.Time{}, c)
+	if c.err != nil {
+		// The response is cut short (its Content-Length unmet), so the
+		// client sees a failure, never other bytes.
+		r.rep.Warnf("blob %s: %v", d, c.err)
+	}
+	return nil
+}
+
+func damaged(d v1.Hash, err error) *regError {
+	return newError(http.StatusInternalServerError, codeUnknown, "blob %s cannot be served, the archive is damaged: %v", d, err)
+}
+
+// verify returns blob d verified, starting its verification or waiting
+// for the one under way.
+func (r *Registry) verify(ctx context.Context, d v1.Hash) (*archive.VerifiedBlob, error) {
+	r.mu.Lock()
+	v, ok := r.verified[d]
+	if !ok {
+		v = &verification{done: make(chan struct{})}
+		r.verified[d] = v
+		go r.runVerification(d, v)
+	}
+	r.mu.Unlock()
+	select {
+	case <-v.done:
+		return v.vb, v.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// runVerification reads blob d in full, within a stream, and records the
+// outcome. The server stopping is not the blob's fault: that outcome is
+// not kept.
+func (r *Registry) runVerification(d v1.Hash, v *verification) {
+	defer close(v.done)
+	release, err := r.acquire(r.ctx)
+	if err == nil {
+		defer release()
+		start := time.Now()
+		v.vb, err = r.f.VerifyBlob(r.ctx, d)
+		if err == nil {
+			r.rep.Logf("verified blob %s (%d bytes) in %s", d, v.vb.Size(), time.Since(start).Round(time.Millisecond))
+		}
+	}
+	if err != nil && r.ctx.Err() != nil {
+		v.err = errShuttingDown
+		r.mu.Lock()
+		delete(r.verified, d)
+		r.mu.Unlock()
+		return
+	}
+	if err != nil {
+		v.err = err
+		r.rep.Warnf("blob %s is damaged and refused to every client: %v", d, err)
+	}
+}
+
+// failed returns the error of blob d's verification if it failed.
+func (r *Registry) failed(d v1.Hash) error {
+	r.mu.Lock()
+	v, ok := r.verified[d]
+	r.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	select {
+	case <-v.done:
+		return v.err
+	default:
+		return nil
+	}
+}
+
+// acquire takes one of the streams, waiting for one while ctx lasts.
+func (r *Registry) acquire(ctx context.Context) (func(), error) {
+	select {
+	case r.streams <- struct{}{}:
+		return func() { <-r.streams }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// blobContent is a verified blob as the io.ReadSeeker http.ServeContent
+// wants (it seeks to the start of each range, then reads it): a read opens
+// a range reader at the current offset, kept while reads follow on.
+type blobContent struct {
+	vb  *archive.VerifiedBlob
+	pos int64
+	rc  io.ReadCloser
+	at  int64 // where rc is
+	err error // the first read error
+}
+
+// Seek implements io.Seeker.
+func (c *blobContent) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += c.pos
+	case io.SeekEnd:
+		offset += c.vb.Size()
+	default:
+		return 0, fmt.Errorf("seek: whence %d", whence)
+	}
+	if offset < 0 {
+		return 0, errors.New("seek before the start")
+	}
+	c.pos = offset
+	return offset, nil
+}
+
+// Read implements io.Reader.
+func (c *blobContent) Read(p []byte) (int, error) {
+	size := c.vb.Size()
+	if c.pos >= size {
+		return 0, io.EOF
+	}
+	if c.rc == nil || c.at != c.pos {
+		c.Close()
+		rc, err := c.vb.Range(c.pos, size-c.pos)
+		if err != nil {
+			c.err = err
+			return 0, err
+		}
+		c.rc, c.at = rc, c.pos
+	}
+	n, err := c.rc.Read(p)
+	c.pos += int64(n)
+	c.at += int64(n)
+	if err == io.EOF && c.pos < size {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil && err != io.EOF && c.err == nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// Close releases the range reader.
+func (c *blobContent) Close() error {
+	if c.rc != nil {
+		c.rc.Close()
+		c.rc = nil
+	}
+	return nil
+}

@@ -1,0 +1,335 @@
+// Package serve answers the pull side of the OCI distribution API from a
+// ferry archive, read only: `ferry serve`. Manifests come from the
+// archive's head, held in memory; configs and layers are read from where
+// they lie in the archive file, decompressing only the frames a request
+// needs (archive.File), each verified in full against its digest before
+// its first byte is sent.
+//
+// What is served, and under which repositories and tags, is decided by
+// relocate (RepoView, MirrorView): the tags an import writes, or the
+// images' original repositories. Everything else (pushes, deletes, unknown
+// routes) is refused with the distribution spec's error document.
+//
+// Like go-containerregistry's pkg/registry, one small handler answers each
+// kind of resource; unlike it, nothing here ever changes.
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/progress"
+	"github.com/ferry-dev/ferry/relocate"
+)
+
+// DefaultStreams is how many configs and layers are read from the archive
+// at once when Options.Streams is zero. Each holds a zstd decoder with the
+// window of one frame (4 MiB in ferry's archives), so this bounds the
+// server's memory however many clients pull; further requests wait their
+// turn.
+const DefaultStreams = 16
+
+// DefaultStallTimeout is how long a response may make no progress (a
+// client that stopped reading) before its connection is dropped, freeing
+// its stream, when Options.StallTimeout is zero.
+const DefaultStallTimeout = time.Minute
+
+// Options configure a Registry.
+type Options struct {
+	// Repository, when set, serves the whole archive as this one
+	// repository (a path without a registry, "team/app-bundle"), with
+	// exactly the tags an import into it writes, locations images
+	// included (relocate.RepoView). Otherwise each image is served under
+	// the repository path of its original reference (relocate.MirrorView).
+	Repository string
+	// RepoBasedTags gives Repository the tags of an import with
+	// --repo-based-tags.
+	RepoBasedTags bool
+	// Users, when set, must authenticate every request (HTTP basic auth).
+	Users *Htpasswd
+	// Streams bounds the configs and layers read from the archive at once;
+	// 0 means DefaultStreams.
+	Streams int
+	// StallTimeout drops a response that makes no progress for that long;
+	// 0 means DefaultStallTimeout.
+	StallTimeout time.Duration
+	// Reporter gets one Logf line per request, and a Warnf for each blob
+	// found damaged; nil discards them.
+	Reporter progress.Reporter
+}
+
+// Registry is an http.Handler serving an archive as a read-only registry.
+type Registry struct {
+	f       *archive.File
+	view    *relocate.RegistryView
+	repos   []string            // sorted
+	tags    map[string][]string // sorted, by repository
+	sizes   map[v1.Hash]int64   // of the archive's configs and layers
+	users   *Htpasswd
+	streams chan struct{}
+	stall   time.Duration
+	rep     progress.Reporter
+	// ctx bounds the verifications, which outlive the request that
+	// started them so that the requests waiting for the same blob share
+	// them.
+	ctx context.Context
+
+	mu       sync.Mutex
+	verified map[v1.Hash]*verification
+}
+
+// nameRE is the distribution spec's repository name.
+var nameRE = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
+
+// tagRE is the distribution spec's tag.
+var tagRE = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+
+// CheckRepository returns an error unless name is a repository name the
+// distribution spec allows ("team/app-bundle": lowercase path components,
+// no registry).
+func CheckRepository(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("%q is not a repository name (lowercase path components such as team/app-bundle, without a registry)", name)
+	}
+	return nil
+}
+
+// New prepares to serve f. With Options.Repository it reads each bundle's
+// images.yml from the archive to build the locations images. ctx bounds
+// the Registry's work: the blob verifications that outlive a request end
+// with it.
+func New(ctx context.Context, f *archive.File, opts Options) (*Registry, error) {
+	var view *relocate.RegistryView
+	var err error
+	if opts.Repository != "" {
+		if err := CheckRepository(opts.Repository); err != nil {
+			return nil, err
+		}
+		view, err = relocate.RepoView(ctx, f, opts.Repository, relocate.RepoViewOptions{RepoBasedTags: opts.RepoBasedTags})
+	} else {
+		view, err = relocate.MirrorView(f.Head())
+	}
+	if err != nil {
+		return nil, err
+	}
+	r := &Registry{
+		f:        f,
+		view:     view,
+		tags:     map[string][]string{},
+		sizes:    map[v1.Hash]int64{},
+		users:    opts.Users,
+		streams:  make(chan struct{}, orDefault(opts.Streams, DefaultStreams)),
+		stall:    orDefault(opts.StallTimeout, DefaultStallTimeout),
+		rep:      progress.OrNop(opts.Reporter),
+		ctx:      ctx,
+		verified: map[v1.Hash]*verification{},
+	}
+	for name, repo := range view.Repositories {
+		r.repos = append(r.repos, name)
+		r.tags[name] = repo.SortedTags()
+	}
+	sort.Strings(r.repos)
+	for _, b := range f.Head().Blobs {
+		r.sizes[b.Digest] = b.Size
+	}
+	return r, nil
+}
+
+// orDefault returns v, or def when v is not positive.
+func orDefault[T int | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+// View is what the Registry serves.
+func (r *Registry) View() *relocate.RegistryView { return r.view }
+
+// Repositories are the repositories served, sorted.
+func (r *Registry) Repositories() []string { return r.repos }
+
+// ServeHTTP implements http.Handler.
+func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
+	lw := &logWriter{ResponseWriter: w, rc: http.NewResponseController(w), stall: r.stall}
+	lw.extend()
+	user := r.serve(lw, req)
+	if lw.status == 0 {
+		lw.status = http.StatusOK
+	}
+	host, _, err := net.SplitHostPort(req.RemoteAddr)
+	if err != nil {
+		host = req.RemoteAddr
+	}
+	if user != "" {
+		user = " user " + user
+	}
+	r.rep.Logf("%s %s %s %d %d bytes %s%s", host, req.Method, req.URL.RequestURI(), lw.status, lw.bytes, time.Since(start).Round(time.Millisecond), user)
+}
+
+// serve answers req and returns the user it authenticated.
+func (r *Registry) serve(w http.ResponseWriter, req *http.Request) string {
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	user := ""
+	if r.users != nil {
+		u, p, ok := req.BasicAuth()
+		if !ok || !r.users.Authenticate(u, p) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="ferry serve"`)
+			newError(http.StatusUnauthorized, codeUnauthorized, "authentication required").write(w)
+			return ""
+		}
+		user = u
+	}
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		newError(http.StatusMethodNotAllowed, codeUnsupported, "ferry serve is read only: %s is not supported", req.Method).write(w)
+		return user
+	}
+	if rerr := r.route(w, req); rerr != nil {
+		rerr.write(w)
+	}
+	return user
+}
+
+// route is the resource a request path names.
+type route struct {
+	kind string // one of the kind* constants
+	repo string
+	ref  string // a tag or digest
+}
+
+const (
+	kindBase      = "base"
+	kindCatalog   = "catalog"
+	kindManifest  = "manifest"
+	kindBlob      = "blob"
+	kindUpload    = "upload"
+	kindTags      = "tags"
+	kindReferrers = "referrers"
+)
+
+// parseRoute reads a /v2/ path. Repository names may hold slashes, so the
+// resource is recognised from the end of the path.
+func parseRoute(path string) (route, bool) {
+	if path == "/v2/" || path == "/v2" {
+		return route{kind: kindBase}, true
+	}
+	rest, ok := strings.CutPrefix(path, "/v2/")
+	if !ok {
+		return route{}, false
+	}
+	if rest == "_catalog" {
+		return route{kind: kindCatalog}, true
+	}
+	c := strings.Split(rest, "/")
+	n := len(c)
+	switch {
+	case n >= 3 && c[n-3] == "blobs" && c[n-2] == "uploads":
+		return route{kind: kindUpload, repo: strings.Join(c[:n-3], "/"), ref: c[n-1]}, true
+	case n >= 3 && c[n-2] == "manifests":
+		return route{kind: kindManifest, repo: strings.Join(c[:n-2], "/"), ref: c[n-1]}, true
+	case n >= 3 && c[n-2] == "blobs":
+		return route{kind: kindBlob, repo: strings.Join(c[:n-2], "/"), ref: c[n-1]}, true
+	case n >= 3 && c[n-2] == "tags" && c[n-1] == "list":
+		return route{kind: kindTags, repo: strings.Join(c[:n-2], "/")}, true
+	case n >= 3 && c[n-2] == "referrers":
+		return route{kind: kindReferrers, repo: strings.Join(c[:n-2], "/"), ref: c[n-1]}, true
+	}
+	return route{}, false
+}
+
+// route answers a GET or HEAD.
+func (r *Registry) route(w http.ResponseWriter, req *http.Request) *regError {
+	rt, ok := parseRoute(req.URL.Path)
+	if !ok {
+		return newError(http.StatusNotFound, codeUnsupported, "%s is not a route of the distribution API", req.URL.Path)
+	}
+	switch rt.kind {
+	case kindBase:
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte("{}"))
+		return nil
+	case kindCatalog:
+		return r.catalog(w, req)
+	}
+	if !nameRE.MatchString(rt.repo) {
+		return newError(http.StatusBadRequest, codeNameInvalid, "invalid repository name %q", rt.repo)
+	}
+	repo, ok := r.view.Repositories[rt.repo]
+	if !ok {
+		return newError(http.StatusNotFound, codeNameUnknown, "repository %s is not in the archive", rt.repo)
+	}
+	switch rt.kind {
+	case kindManifest:
+		return r.manifest(w, req, repo, rt.ref)
+	case kindBlob:
+		return r.blob(w, req, repo, rt.ref)
+	case kindTags:
+		return r.tagList(w, req, repo)
+	case kindReferrers:
+		return r.referrers(w, req, repo, rt.ref)
+	}
+	return newError(http.StatusNotFound, codeBlobUploadUnknown, "ferry serve is read only: there are no uploads")
+}
+
+// parseDigest reads the digest of a request path.
+func parseDigest(s string) (v1.Hash, *regError) {
+	d, err := v1.NewHash(s)
+	if err != nil {
+		return v1.Hash{}, newError(http.StatusBadRequest, codeDigestInvalid, "invalid digest %q: %v", s, err)
+	}
+	return d, nil
+}
+
+// logWriter records what a response sent, for the request log, and gives
+// each write StallTimeout to go through.
+type logWriter struct {
+	http.ResponseWriter
+	rc     *http.ResponseController
+	stall  time.Duration
+	status int
+	bytes  int64
+}
+
+// extend moves the write deadline StallTimeout from now. Errors are
+// ignored: a ResponseWriter without deadlines (a test recorder) has no
+// connection to lose.
+func (w *logWriter) extend() { _ = w.rc.SetWriteDeadline(time.Now().Add(w.stall)) }
+
+// WriteHeader implements http.ResponseWriter.
+func (w *logWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Write implements http.ResponseWriter.
+func (w *logWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.extend()
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// errShuttingDown answers the requests that were waiting when the server
+// began to stop.
+var errShuttingDown = errors.New("ferry serve is shutting down")

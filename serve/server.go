@@ -1,0 +1,146 @@
+package serve
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ferry-dev/ferry/internal/progress"
+)
+
+// ShutdownGrace is how long requests in flight get to finish once the
+// server is asked to stop; then their connections are closed.
+const ShutdownGrace = 5 * time.Second
+
+// ListenOptions say where and how a Server listens.
+type ListenOptions struct {
+	// Addr is host:port; a port of 0 picks a free one.
+	Addr string
+	// TLSCert and TLSKey are PEM files; with them the server speaks HTTPS
+	// (TLS 1.2 or later) only.
+	TLSCert, TLSKey string
+	// Auth says that every request must authenticate.
+	Auth bool
+	// Insecure allows listening beyond loopback without TLS or without
+	// Auth. Beyond loopback, plain HTTP exposes the content and any
+	// password to the network, and no authentication lets anyone who can
+	// reach the address pull everything; Listen refuses either unless
+	// Insecure, and then warns.
+	Insecure bool
+	// Reporter gets the warnings, and the server's own errors (a failed
+	// TLS handshake) as Logf lines.
+	Reporter progress.Reporter
+}
+
+// Server is a listening socket ready to serve.
+type Server struct {
+	ln  net.Listener
+	tls *tls.Config
+	url string
+	rep progress.Reporter
+}
+
+// Listen binds opts.Addr, loads the TLS certificate, and applies the
+// exposure policy: on a loopback address anything goes; beyond it TLS and
+// authentication are required unless opts.Insecure.
+func Listen(opts ListenOptions) (*Server, error) {
+	rep := progress.OrNop(opts.Reporter)
+	if (opts.TLSCert == "") != (opts.TLSKey == "") {
+		return nil, errors.New("give the TLS certificate and its key together")
+	}
+	var cfg *tls.Config
+	if opts.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(opts.TLSCert, opts.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("TLS certificate %s, key %s: %w", opts.TLSCert, opts.TLSKey, err)
+		}
+		cfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	// The policy is applied to the address before anything listens on it,
+	// and the address checked is the one bound.
+	addr, err := net.ResolveTCPAddr("tcp", opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", opts.Addr, err)
+	}
+	if !addr.IP.IsLoopback() {
+		var missing []string
+		if cfg == nil {
+			missing = append(missing, "TLS (--tls-cert and --tls-key)")
+		}
+		if !opts.Auth {
+			missing = append(missing, "authentication (--htpasswd)")
+		}
+		if len(missing) > 0 {
+			what := strings.Join(missing, " and ")
+			if !opts.Insecure {
+				return nil, fmt.Errorf("listen on %s: beyond loopback ferry serve needs %s; give them, or --insecure to serve without", opts.Addr, what)
+			}
+			rep.Warnf("serving on %s, beyond loopback, without %s: anyone who can reach it can read what it serves", opts.Addr, what)
+		}
+	}
+	ln, err := net.ListenTCP("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	scheme := "http"
+	if cfg != nil {
+		scheme = "https"
+	}
+	return &Server{ln: ln, tls: cfg, url: scheme + "://" + ln.Addr().String(), rep: rep}, nil
+}
+
+// URL is the server's base URL, "http://127.0.0.1:5000".
+func (s *Server) URL() string { return s.url }
+
+// Host is the server's host:port, the registry part of references.
+func (s *Server) Host() string { return s.ln.Addr().String() }
+
+// Serve answers requests with h until ctx ends, then stops accepting
+// connections, lets the requests in flight finish for up to
+// ShutdownGrace, and closes what is left. It returns nil after such a
+// shutdown.
+func (s *Server) Serve(ctx context.Context, h http.Handler) error {
+	srv := &http.Server{
+		Handler:           h,
+		TLSConfig:         s.tls,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          log.New(logfWriter{s.rep}, "", 0),
+	}
+	served := make(chan error, 1)
+	go func() {
+		if s.tls != nil {
+			served <- srv.ServeTLS(s.ln, "", "")
+		} else {
+			served <- srv.Serve(s.ln)
+		}
+	}()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// logfWriter passes the http.Server's own log lines to a Reporter.
+type logfWriter struct{ rep progress.Reporter }
+
+func (w logfWriter) Write(p []byte) (int, error) {
+	w.rep.Logf("%s", strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
