@@ -38,8 +38,9 @@ type Volume struct {
 	Path string `json:"path"`
 	// Size is its length in bytes.
 	Size int64 `json:"bytes"`
-	// SHA256 is the hex sha256 of its bytes (empty when not known).
-	SHA256 string `json:"sha256"`
+	// SHA256 is the hex sha256 of its bytes (empty, and left out of JSON,
+	// when not known: inspect reads no volume whole).
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // Writer writes an archive as volumes of at most a given size. Each volume
