@@ -3,6 +3,7 @@ package archive
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -26,16 +27,36 @@ func (e *FrameStartError) Error() string {
 	return fmt.Sprintf("seek table: frame %d should start at offset %d, and no zstd frame starts there", e.Frame, e.Offset)
 }
 
+// ErrBadHead matches the error CheckFrameStarts returns when an archive
+// that ends with a seek table does not start with a head it can read.
+var ErrBadHead = errors.New("the archive's head cannot be read")
+
 // CheckFrameStarts reads the seek table at the end of the archive in ra
 // (size bytes) and checks that every frame it lists begins where it says:
 // four bytes per frame, the zstd magic number (the skippable frame's for
-// the table of contents). It reads nothing else, so it is quick on any
-// archive; a damaged archive whose frames all start in place is found by
-// the checksums and digests as it is read. It returns ErrNotSeekable when
-// the archive does not end with a seek table, and a *FrameStartError for
-// the first frame out of place.
+// the table of contents). As OpenFile does, it reads the head first, which
+// bounds how many frames the table may list (a hostile table could claim
+// millions); it reads nothing else, so it is quick on any archive. A
+// damaged archive whose frames all start in place is found by the
+// checksums and digests as it is read. It returns ErrNotSeekable when the
+// archive does not end with a seek table, an error matching ErrBadHead
+// when it does but its head cannot be read, and a *FrameStartError for the
+// first frame out of place.
 func CheckFrameStarts(ra io.ReaderAt, size int64) error {
-	frames, err := readSeekTable(ra, size)
+	ok, err := hasSeekTable(ra, size)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrNotSeekable
+	}
+	ar, err := NewReader(io.NewSectionReader(ra, 0, size), ReaderOptions{Concurrency: 1})
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadHead, err)
+	}
+	head := ar.Head()
+	ar.Close()
+	frames, err := readSeekTableMax(ra, size, seekFramesBound(head))
 	if err != nil {
 		return err
 	}

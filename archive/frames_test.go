@@ -2,6 +2,7 @@ package archive
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"testing"
 )
@@ -24,15 +25,32 @@ func TestCheckFrameStarts(t *testing.T) {
 	if !errors.As(err, &fe) {
 		t.Fatalf("swapped pieces: %v, want a FrameStartError", err)
 	}
-	first := -1
+	firstIn := -1
 	for i, f := range frames {
 		if f.offset >= piece && f.offset < 2*piece {
-			first = i
+			firstIn = i
 			break
 		}
 	}
-	if fe.Frame != first || fe.Offset != int64(frames[first].offset) {
-		t.Fatalf("error names frame %d at %d, want frame %d at %d (the first in the moved piece)", fe.Frame, fe.Offset, first, frames[first].offset)
+	if fe.Frame != firstIn || fe.Offset != int64(frames[firstIn].offset) {
+		t.Fatalf("error names frame %d at %d, want frame %d at %d (the first in the moved piece)", fe.Frame, fe.Offset, firstIn, frames[firstIn].offset)
+	}
+
+	// The first piece swapped with the second: the head is not where the
+	// archive starts.
+	first := bytes.Clone(data)
+	copy(first[:piece], data[piece:2*piece])
+	copy(first[piece:2*piece], data[:piece])
+	if err := CheckFrameStarts(bytes.NewReader(first), int64(len(first))); !errors.Is(err, ErrBadHead) {
+		t.Fatalf("first piece moved: %v, want ErrBadHead", err)
+	}
+
+	// A seek table claiming far more frames than the head allows is
+	// refused before anything its size is allocated.
+	claim := bytes.Clone(data)
+	binary.LittleEndian.PutUint32(claim[len(claim)-9:], 0x7000000)
+	if err := CheckFrameStarts(bytes.NewReader(claim), int64(len(claim))); err == nil || errors.Is(err, ErrNotSeekable) || errors.As(err, &fe) {
+		t.Fatalf("a seek table claiming 0x7000000 frames: %v", err)
 	}
 
 	// No seek table at the end: not seekable.

@@ -207,6 +207,7 @@ func TestBrokenVolumesAreRefusedAndNothingTagged(t *testing.T) {
 		{"extra, no checksum file", false, func(p string) { os.WriteFile(volume(p, 5), []byte("junk"), 0o644) }, "volume .005 is extra"},
 		{"reordered", true, func(p string) { swap(p, 2, 3) }, "volume .002 does not continue the archive"},
 		{"reordered, no checksum file", false, func(p string) { swap(p, 2, 3) }, "volume .002 does not continue the archive"},
+		{"first two swapped", false, func(p string) { swap(p, 1, 2) }, "volume .001 does not start the archive"},
 		{"truncated", true, func(p string) { os.Truncate(volume(p, 2), size/2) }, "volume .002"},
 		{"truncated last", false, func(p string) { os.Truncate(volume(p, 4), int64(len(orig[4]))-20) }, "does not end with volume .004"},
 	} {

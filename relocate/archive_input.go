@@ -99,6 +99,8 @@ func checkVolumes(vs *volumes.Set) error {
 		}
 		return fmt.Errorf("volume %s does not continue the archive where volume %s ends (%w): the volumes are out of order, damaged, or from different exports",
 			volumes.Suffix(i), volumes.Suffix(i-1), err)
+	case errors.Is(err, archive.ErrBadHead):
+		return fmt.Errorf("volume %s does not start the archive (%w): damaged, out of order, or from another export", volumes.Suffix(1), err)
 	case !notSeekable:
 		return fmt.Errorf("volumes of %s: %w", vs.Base(), err)
 	}
