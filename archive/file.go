@@ -167,38 +167,21 @@ func (f *File) Blob(d v1.Hash) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("archive entry %s: frame %d (offset %d) starts entry %q (type %s, %d bytes), want %s (%d bytes): the table of contents is wrong",
 			name, b.Frame, fr.offset, hdr.Name, typeName(hdr.Typeflag), hdr.Size, name, b.Size)
 	}
-	return &fileBlob{dec: dec, r: io.LimitReader(tr, b.Size), entryCheck: newEntryCheck(name, d, b.Size)}, nil
+	return &fileBlob{dec: dec, checkedBlob: checkedBlob{r: io.LimitReader(tr, b.Size), entryCheck: newEntryCheck(name, d, b.Size)}}, nil
 }
 
 // fileBlob reads one blob of a File, verifying it at its end.
 type fileBlob struct {
 	dec *zstd.Decoder
-	r   io.Reader
-	entryCheck
-	err error
+	checkedBlob
 }
 
 // Read implements io.Reader.
 func (b *fileBlob) Read(p []byte) (int, error) {
-	if b.err != nil {
-		return 0, b.err
-	}
 	if b.dec == nil {
 		return 0, errors.New("archive: blob reader is closed")
 	}
-	n, err := b.r.Read(p)
-	b.add(p[:n])
-	switch {
-	case err == io.EOF:
-		if b.err = b.verify(); b.err != nil {
-			return n, b.err
-		}
-		b.err = io.EOF
-	case err != nil:
-		b.err = fmt.Errorf("archive entry %s: %w", b.name, explain(err))
-		return n, b.err
-	}
-	return n, err
+	return b.checkedBlob.Read(p)
 }
 
 // Close implements io.Closer.

@@ -211,6 +211,11 @@ type (
 		Bytes         int64    `json:"bytes"`
 		ArchiveBytes  int64    `json:"archiveBytes"`
 		SkippedLayers []string `json:"skippedLayers"`
+		Volumes       []struct {
+			Path   string `json:"path"`
+			Bytes  int64  `json:"bytes"`
+			SHA256 string `json:"sha256"`
+		} `json:"volumes"`
 	}
 	tagJSONSchema struct {
 		Tag      string `json:"tag"`
@@ -234,6 +239,11 @@ type (
 		DryRun           bool            `json:"dryRun"`
 	}
 	inspectJSONSchema struct {
+		Format  string `json:"format"`
+		Volumes []struct {
+			Path  string `json:"path"`
+			Bytes int64  `json:"bytes"`
+		} `json:"volumes"`
 		Compression   string `json:"compression"`
 		FormatVersion int    `json:"formatVersion"`
 		CreatedBy     string `json:"createdBy"`
@@ -255,8 +265,14 @@ type (
 		ImportTags    []string `json:"importTags"`
 	}
 	verifyJSONSchema struct {
-		Archive      string `json:"archive"`
-		SHA256       string `json:"sha256"`
+		Archive string `json:"archive"`
+		Format  string `json:"format"`
+		SHA256  string `json:"sha256"`
+		Volumes []struct {
+			Path   string `json:"path"`
+			Bytes  int64  `json:"bytes"`
+			SHA256 string `json:"sha256"`
+		} `json:"volumes"`
 		Images       int    `json:"images"`
 		Blobs        int    `json:"blobs"`
 		Bytes        int64  `json:"bytes"`
@@ -285,16 +301,32 @@ func TestJSONResultsKeepTheirDocumentedFields(t *testing.T) {
 
 	var insp inspectJSONSchema
 	r = mustFerry(t, "inspect", archive, "--json")
-	decodeStrict(t, "inspect", r.Stdout, &insp, "compression", "formatVersion", "images", "blobs", "bytes", "manifests", "manifestBytes", "importTags")
+	decodeStrict(t, "inspect", r.Stdout, &insp, "format", "compression", "formatVersion", "images", "blobs", "bytes", "manifests", "manifestBytes", "importTags")
 	if len(insp.Images) == 0 || insp.Images[0].Digest != f.rootDigest || insp.Images[0].Tag != "v1" || insp.Manifests != len(f.allManifests) {
 		t.Errorf("inspect --json: %+v", insp)
 	}
 
 	var ver verifyJSONSchema
 	r = mustFerry(t, "verify", archive, "--json")
-	decodeStrict(t, "verify", r.Stdout, &ver, "archive", "sha256", "images", "blobs", "bytes", "bundles", "verified")
+	decodeStrict(t, "verify", r.Stdout, &ver, "archive", "format", "sha256", "images", "blobs", "bytes", "bundles", "verified")
 	if !ver.Verified || ver.ChecksumFile != archive+".sha256" {
 		t.Errorf("verify --json: %+v", ver)
+	}
+
+	// Split into volumes: each command lists them.
+	split := filepath.Join(t.TempDir(), "split.tar.zst")
+	r = mustFerry(t, "export", "-b", f.root, "-o", split, "--split-size", "20000", "--json")
+	exp = exportJSONSchema{}
+	decodeStrict(t, "export --split-size", r.Stdout, &exp, "archive", "sha256", "volumes")
+	if len(exp.Volumes) < 2 || exp.Volumes[0].Path != split+".001" || exp.SHA256 != fileSHA256(t, archive) {
+		t.Errorf("export --split-size --json: %+v", exp)
+	}
+	insp = inspectJSONSchema{}
+	decodeStrict(t, "inspect of volumes", mustFerry(t, "inspect", split, "--json").Stdout, &insp, "format", "volumes")
+	ver = verifyJSONSchema{}
+	decodeStrict(t, "verify of volumes", mustFerry(t, "verify", split, "--json").Stdout, &ver, "format", "volumes", "checksumFile")
+	if len(insp.Volumes) != len(exp.Volumes) || len(ver.Volumes) != len(exp.Volumes) || ver.Volumes[0].SHA256 != exp.Volumes[0].SHA256 {
+		t.Errorf("inspect/verify of volumes --json: %+v, %+v", insp.Volumes, ver.Volumes)
 	}
 
 	dst := testregistry.NewDistribution(t)

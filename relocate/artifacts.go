@@ -52,6 +52,10 @@ func hasImgpkgTag(r archive.Role) bool { return r != archive.RoleReferrer }
 func (r *resolver) artifactWants(ctx context.Context, opts Options) ([]want, error) {
 	subjects := make([]*Image, 0, len(r.imageOrder))
 	for _, d := range r.imageOrder {
+		if n := r.nodes[d]; n != nil && n.img != nil {
+			// Built here, never pushed: nothing can be about it yet.
+			continue
+		}
 		subjects = append(subjects, r.images[d])
 	}
 	found := make([][]want, len(subjects))

@@ -53,6 +53,9 @@ func runCopy(ctx context.Context, p *Plan, repo name.Repository, opts CopyOption
 	if p == nil || len(p.Images) == 0 {
 		return nil, errors.New("the plan holds no images")
 	}
+	if len(p.local) > 0 {
+		return nil, errors.New("the plan reads blobs from an archive or a local build, not from registries: export it, then import the archive")
+	}
 	head, err := planHead(p)
 	if err != nil {
 		return nil, err

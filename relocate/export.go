@@ -17,6 +17,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/ctxio"
 	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/internal/registry"
+	"github.com/ferry-dev/ferry/internal/volumes"
 )
 
 // DefaultSpoolBudget bounds the memory holding blobs downloaded ahead of the
@@ -53,6 +54,11 @@ type ExportOptions struct {
 	// the archive: a blob larger than memSpoolMax has only its first bytes
 	// fetched ahead, and streams from the registry when its turn comes.
 	SpoolBudget int64
+	// SplitSize, when positive, makes ExportFile write the archive as
+	// volumes of at most that many bytes (PATH.001, PATH.002, …, see
+	// internal/volumes) instead of one file; joined in order they are the
+	// archive it would have written. Export ignores it.
+	SplitSize int64
 }
 
 // ExportResult describes a written archive.
@@ -77,6 +83,10 @@ type ExportResult struct {
 	Delta *archive.Delta
 	// LeftOutBytes is the size of those blobs.
 	LeftOutBytes int64
+	// Volumes are the volumes written, in order, when the archive was
+	// split (ExportOptions.SplitSize); SHA256 is then that of the volumes
+	// joined.
+	Volumes []volumes.Volume
 }
 
 // CheckExportPath reports whether an archive could be created at path (its
@@ -101,6 +111,9 @@ func CheckExportPath(path string) error {
 // download, so an unwritable destination fails fast. Writing to standard
 // output ("-") is the caller's business: use Export.
 func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (*ExportResult, error) {
+	if opts.SplitSize > 0 {
+		return exportVolumes(ctx, p, path, opts)
+	}
 	f, err := atomicfile.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("export to %s: %w", path, err)
@@ -119,6 +132,10 @@ func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (
 	// that two exports to one path never leave one's checksum beside the
 	// other's archive.
 	if err := f.CommitWithChecksum(sum); err != nil {
+		return nil, fmt.Errorf("export to %s: %w", path, err)
+	}
+	// The volumes of an earlier split export under this name are stale.
+	if err := volumes.RemoveStale(path, 0); err != nil {
 		return nil, fmt.Errorf("export to %s: %w", path, err)
 	}
 	res.Path = path
@@ -203,6 +220,9 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 	// Downloads are not verified here: the archive Writer checks every
 	// blob's size and digest as it writes it, so each byte is hashed once.
 	open := func(ctx context.Context, b Blob) (io.ReadCloser, error) {
+		if local, ok := p.local[b.Digest]; ok {
+			return local()
+		}
 		if rc, ok := p.openCached(b.Digest); ok {
 			return rc, nil
 		}
@@ -213,6 +233,20 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 		return src.GetBlob(ctx, b.Digest)
 	}
 	resume := func(ctx context.Context, b Blob, off int64) (io.ReadCloser, error) {
+		if local, ok := p.local[b.Digest]; ok {
+			// Read from an archive or a local build: opened again, the
+			// bytes read so far skipped (and hashed again by the blob's
+			// own check).
+			rc, err := local()
+			if err != nil {
+				return nil, err
+			}
+			if _, err := io.CopyN(io.Discard, rc, off); err != nil {
+				rc.Close()
+				return nil, err
+			}
+			return rc, nil
+		}
 		src, err := client.Repo(ctx, b.Source.Context(), registry.Access{})
 		if err != nil {
 			return nil, err
@@ -255,7 +289,7 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 func writeBlob(ctx context.Context, aw *archive.Writer, pf *prefetcher, i int, b Blob, rep progress.Reporter, resume resumeFunc) error {
 	rc, err := pf.next(i)
 	if err != nil {
-		return fmt.Errorf("fetch %s: %w", b.Source, err)
+		return fmt.Errorf("fetch %s: %w", b.origin(), err)
 	}
 	// A download cut part way (a registry or proxy that drops a connection
 	// the writer kept waiting) goes on from where it stopped.
@@ -266,9 +300,9 @@ func writeBlob(ctx context.Context, aw *archive.Writer, pf *prefetcher, i int, b
 	r := ctxio.NewReader(ctx, &reportReader{r: rr, rep: rep})
 	if err := aw.WriteBlob(b.Digest, b.Size, r); err != nil {
 		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-			return fmt.Errorf("fetch %s: %w (%v)", b.Source, cerr, err)
+			return fmt.Errorf("fetch %s: %w (%v)", b.origin(), cerr, err)
 		}
-		return fmt.Errorf("fetch %s: %w", b.Source, err)
+		return fmt.Errorf("fetch %s: %w", b.origin(), err)
 	}
 	return nil
 }

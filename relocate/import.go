@@ -151,10 +151,14 @@ type ImportResult struct {
 //     aborts the import, naming the digest and archive entry).
 //   - When r is a file with a seek table (archive.OpenFile), each missing
 //     blob is read straight from where it lies, several at once, and blobs
-//     repo has are never read: a re-import reads the head alone. Otherwise
-//     (a pipe, an older archive, gzip or plain tar) the archive is read
-//     once, front to back, and each missing blob is uploaded as it goes by
-//     (see ImportOptions.SpoolDir). Nothing is extracted to disk.
+//     repo has are never read: a re-import reads the head alone. The same
+//     holds for the volumes of a split archive (a volumes.Set, checked
+//     first: see checkVolumes) and for a tarball imgpkg copy --to-tar
+//     wrote (archive.OpenImgpkg), whose entries get the tags imgpkg's own
+//     import gives them. Otherwise (a pipe, an older archive, gzip or
+//     plain tar) the archive is read once, front to back, and each missing
+//     blob is uploaded as it goes by (see ImportOptions.SpoolDir). Nothing
+//     is extracted to disk.
 //   - Then every manifest is PUT, children before parents, by its
 //     "sha256-<hex>.imgpkg" (or repo-based) tag when it has one, which
 //     stores and tags it in one request, and by digest otherwise; the
@@ -184,16 +188,12 @@ func Import(ctx context.Context, r io.Reader, repo name.Repository, opts ImportO
 }
 
 func runImport(ctx context.Context, r io.Reader, repo name.Repository, opts ImportOptions) (*ImportResult, error) {
-	if ra, size, ok := archive.RandomAccess(r); ok {
-		f, err := archive.OpenFile(ra, size, archive.ReaderOptions{})
-		switch {
-		case err == nil:
-			return importFile(ctx, f, repo, opts)
-		case !errors.Is(err, archive.ErrNotSeekable):
-			return nil, err
-		}
-		// No seek table: OpenFile read with ReadAt only, so r is still at
-		// its start for a front-to-back read.
+	f, ok, err := openRandom(r)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		return importFile(ctx, f, repo, opts)
 	}
 	// No read starts once ctx ends. A read already blocked on a silent pipe
 	// still waits for its data: a second Ctrl-C ends ferry then.

@@ -7,16 +7,16 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/parallel"
 	"github.com/ferry-dev/ferry/internal/registry"
 )
 
-// importFile imports an archive opened for random access: each blob repo
-// lacks is read straight from where it lies in the file, up to
-// Concurrency at once, and a failed upload reads it again; blobs repo has
-// are never read. Nothing is spooled.
-func importFile(ctx context.Context, f *archive.File, repo name.Repository, opts ImportOptions) (*ImportResult, error) {
+// importFile imports an archive opened for random access (a ferry archive
+// with a seek table, or an imgpkg tarball): each blob repo lacks is read
+// straight from where it lies in the file, up to Concurrency at once, and
+// a failed upload reads it again; blobs repo has are never read. Nothing
+// is spooled.
+func importFile(ctx context.Context, f randomArchive, repo name.Repository, opts ImportOptions) (*ImportResult, error) {
 	head, err := archiveImportHead(f.Head())
 	if err != nil {
 		return nil, err

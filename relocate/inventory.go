@@ -10,12 +10,17 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/volumes"
 	"github.com/ferry-dev/ferry/tags"
 )
 
 // Inventory describes an archive from its head alone: what it holds and the
 // tags an import writes. It is what `ferry inspect` prints.
 type Inventory struct {
+	// Format is FormatFerry, or FormatImgpkg for a tarball imgpkg wrote.
+	Format string `json:"format"`
+	// Volumes are the volumes the archive was read from, when split.
+	Volumes []volumes.Volume `json:"volumes,omitempty"`
 	// Compression, Version and CreatedBy come from the archive's head.
 	Compression string `json:"compression"`
 	Version     int    `json:"formatVersion"`
@@ -57,13 +62,14 @@ type InventoryImage struct {
 
 // Inspect reads only the head of the archive in r (index.json and the
 // manifests come first) and describes it. It never reads a config or layer,
-// so it is quick on any archive; `verify` checks those.
+// so it is quick on any archive; `verify` checks those. r may also be an
+// imgpkg tarball (a file) or the volumes of an archive (volumes.Set).
 func Inspect(r io.Reader) (*Inventory, error) {
-	h, err := archive.Inspect(r)
+	h, err := inspectHead(r)
 	if err != nil {
 		return nil, err
 	}
-	inv := &Inventory{Compression: string(h.Compression), Version: h.Version, CreatedBy: h.CreatedBy}
+	inv := &Inventory{Format: formatOf(h), Compression: string(h.Compression), Version: h.Version, CreatedBy: h.CreatedBy, Volumes: volumesOf(r)}
 	skipped := map[v1.Hash]bool{}
 	for _, d := range h.SkippedLayers {
 		skipped[d] = true

@@ -41,6 +41,13 @@ type Source struct {
 	Image string
 	// LockFile is the path of an ImagesLock or a BundleLock file.
 	LockFile string
+	// Local, with Bundle or Image, is that root built here and not pushed
+	// (`ferry push --to-tar`): it is not fetched, Bundle or Image being
+	// the reference it will have, and its config and layers are read from
+	// it; what its lock names is resolved from registries as usual. Its
+	// repository is not asked about it: the root was never there, and
+	// neither are its signatures or referrers.
+	Local v1.Image
 }
 
 // String names the source in messages, as the user gave it.
@@ -109,6 +116,11 @@ type Plan struct {
 	// digests), within maxCachedConfigs bytes in all, so that a move need
 	// not fetch them again.
 	Configs map[v1.Hash][]byte
+
+	// local opens the blobs that are not fetched from a registry: those
+	// of an archive being re-packed (PlanArchive), or of a root built
+	// locally (Source.Local). Export reads them; Copy refuses such a plan.
+	local map[v1.Hash]func() (io.ReadCloser, error)
 }
 
 // Image is one entry of a Plan's index: a manifest or an index.
@@ -169,6 +181,14 @@ type Blob struct {
 	Image string
 }
 
+// origin names where the blob is read from, in messages.
+func (b Blob) origin() string {
+	if b.Source == (name.Digest{}) {
+		return b.Image
+	}
+	return b.Source.String()
+}
+
 // Resolve computes the Plan for src: it fetches every manifest (and the
 // configs and images.yml needed to find bundles), concurrently, but with a
 // result that does not depend on the concurrency.
@@ -207,13 +227,15 @@ func Resolve(ctx context.Context, src Source, opts Options) (*Plan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("resolve bundle %s: %w", src.Bundle, err)
 		}
-		first = []want{{ref: ref, digest: digestOf(ref), original: src.Bundle, tag: tagOf(ref), kind: wantRootBundle}}
+		first = []want{{ref: ref, digest: digestOf(ref), original: src.Bundle, tag: tagOf(ref), kind: wantRootBundle, local: src.Local}}
 	case src.Image != "":
 		ref, err := name.ParseReference(src.Image, opts.Name...)
 		if err != nil {
 			return nil, fmt.Errorf("resolve image %s: %w", src.Image, err)
 		}
-		first = []want{{ref: ref, digest: digestOf(ref), original: src.Image, kind: wantRootImage}}
+		first = []want{{ref: ref, digest: digestOf(ref), original: src.Image, kind: wantRootImage, local: src.Local}}
+	case src.Local != nil:
+		return nil, errors.New("resolve: a root built locally needs the bundle or image reference it will have")
 	default:
 		first, err = r.lockFileWants(src.LockFile)
 		if err != nil {
@@ -412,6 +434,11 @@ func (r *resolver) plan(opts Options) (*Plan, error) {
 	for _, b := range p.Blobs {
 		p.TotalBytes += b.Size
 	}
+	for _, h := range r.order {
+		if n := r.nodes[h]; n.img != nil {
+			p.addLocal(n.img, n.manifest)
+		}
+	}
 	for _, b := range p.Skipped {
 		rep.Warnf("skipping non-distributable layer %s (%s, %d bytes) of %s", b.Digest, b.MediaType, b.Size, b.Image)
 	}
@@ -456,4 +483,29 @@ func referencedBlobs(m Manifest) []v1.Hash {
 		}
 	}
 	return out
+}
+
+// addLocal makes the config and layers of img, built locally, read from
+// it rather than fetched.
+func (p *Plan) addLocal(img v1.Image, m *v1.Manifest) {
+	if p.local == nil {
+		p.local = map[v1.Hash]func() (io.ReadCloser, error){}
+	}
+	p.local[m.Config.Digest] = func() (io.ReadCloser, error) {
+		b, err := img.RawConfigFile()
+		if err != nil {
+			return nil, err
+		}
+		return io.NopCloser(bytes.NewReader(b)), nil
+	}
+	for _, l := range m.Layers {
+		d := l.Digest
+		p.local[d] = func() (io.ReadCloser, error) {
+			layer, err := img.LayerByDigest(d)
+			if err != nil {
+				return nil, err
+			}
+			return layer.Compressed()
+		}
+	}
 }

@@ -58,6 +58,8 @@ type want struct {
 	role    archive.Role
 	subject v1.Hash
 	sigKind string
+	// local is the root when it was built here (Source.Local), not fetched.
+	local v1.Image
 }
 
 func (w want) followsLock() bool {
@@ -73,6 +75,9 @@ type node struct {
 	manifest  *v1.Manifest
 	index     *v1.IndexManifest
 	desc      *remote.Descriptor
+	// img is the image of a root built locally (Source.Local); desc is
+	// then nil.
+	img v1.Image
 
 	configChecked bool
 	// configRaw is the config's bytes, read to check it (verified).
@@ -188,7 +193,13 @@ func (n *node) done(needConfig, needLock bool) bool {
 func (r *resolver) do(ctx context.Context, j *job) error {
 	w := j.w
 	n := j.n
-	if n != nil {
+	if w.local != nil && n == nil {
+		var err error
+		if n, err = newLocalNode(w.local, w.ref); err != nil {
+			return wantError(w, err)
+		}
+		j.result = n
+	} else if n != nil {
 		// Found at an earlier level, whose context (which the descriptor
 		// keeps for its later reads) has ended.
 		desc, err := r.puller.Get(ctx, n.source)
@@ -212,7 +223,7 @@ func (r *resolver) do(ctx context.Context, j *job) error {
 		return nil
 	}
 	if (j.checkConfig || j.readLock) && !n.configChecked {
-		img, err := n.desc.Image()
+		img, err := n.image()
 		if err != nil {
 			return wantError(w, err)
 		}
@@ -233,7 +244,7 @@ func (r *resolver) do(ctx context.Context, j *job) error {
 		n.configChecked = true
 	}
 	if j.readLock && n.bundle && !n.lockRead {
-		img, err := n.desc.Image()
+		img, err := n.image()
 		if err != nil {
 			return wantError(w, err)
 		}
@@ -377,6 +388,36 @@ func (r *resolver) getDigest(ctx context.Context, ref name.Digest) (*remote.Desc
 	return desc, nil
 }
 
+// image returns the node's image (a manifest, not an index).
+func (n *node) image() (v1.Image, error) {
+	if n.img != nil {
+		return n.img, nil
+	}
+	return n.desc.Image()
+}
+
+// newLocalNode is the node of a root built locally, which will have the
+// reference ref.
+func newLocalNode(img v1.Image, ref name.Reference) (*node, error) {
+	raw, err := img.RawManifest()
+	if err != nil {
+		return nil, err
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return nil, err
+	}
+	mt, err := img.MediaType()
+	if err != nil {
+		return nil, err
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("parse manifest %s: %w", d, err)
+	}
+	return &node{digest: d, source: ref.Context().Digest(d.String()), mediaType: mt, raw: raw, manifest: m, img: img}, nil
+}
+
 func newNode(desc *remote.Descriptor, src name.Digest) (*node, error) {
 	// go-containerregistry reads up to 100 MiB of a manifest (ferry's
 	// registry transport stops at 4 MiB); an archive holds none above
@@ -470,7 +511,13 @@ func (r *resolver) register(level []want, jobs []*job) ([]want, error) {
 			if w.followsLock() && n.bundle && n.lock != nil && !n.lockQueued {
 				im.Lock = n.lock
 				n.lockQueued = true
-				ws, err := r.lockWants(n.lock, n.source.Context(), d, "bundle "+w.original)
+				// A bundle built here has never been in its repository:
+				// its images are where its lock says.
+				repo, bundleDigest := n.source.Context(), d
+				if n.img != nil {
+					repo, bundleDigest = name.Repository{}, v1.Hash{}
+				}
+				ws, err := r.lockWants(n.lock, repo, bundleDigest, "bundle "+w.original)
 				if err != nil {
 					return nil, err
 				}

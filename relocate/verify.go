@@ -23,6 +23,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/ctxio"
 	"github.com/ferry-dev/ferry/internal/progress"
+	"github.com/ferry-dev/ferry/internal/volumes"
 )
 
 // maxBundleLayer bounds the bundle layers Verify keeps in memory to read
@@ -31,14 +32,19 @@ const maxBundleLayer = 64 << 20
 
 // VerifyResult is what `ferry verify` reports.
 type VerifyResult struct {
-	Archive  string `json:"archive"`
-	SHA256   string `json:"sha256"`
-	Images   int    `json:"images"`
-	Blobs    int    `json:"blobs"`
-	Bytes    int64  `json:"bytes"`
-	Bundles  int    `json:"bundles"`
-	Sidecar  string `json:"checksumFile,omitempty"`
-	Verified bool   `json:"verified"`
+	Archive string `json:"archive"`
+	// Format is FormatFerry, or FormatImgpkg for a tarball imgpkg wrote.
+	Format string `json:"format"`
+	// SHA256 is the archive's (the volumes joined, when split).
+	SHA256 string `json:"sha256"`
+	// Volumes are the volumes read, each with its sha256, when split.
+	Volumes  []volumes.Volume `json:"volumes,omitempty"`
+	Images   int              `json:"images"`
+	Blobs    int              `json:"blobs"`
+	Bytes    int64            `json:"bytes"`
+	Bundles  int              `json:"bundles"`
+	Sidecar  string           `json:"checksumFile,omitempty"`
+	Verified bool             `json:"verified"`
 	// LeftOut and LeftOutBytes count the blobs a delta archive left out,
 	// expected at the destination; Bases, the --since archives shown to
 	// hold every one of them.
@@ -64,35 +70,84 @@ type VerifyOptions struct {
 // VerifyFile reads the archive at path once, offline, and checks every
 // blob's digest and size, every manifest's references, that every image a
 // bundle's images.yml locks is in the archive, and, when path.sha256
-// exists, the archive's checksum against it.
+// exists, the archive's checksum against it. path may name the volumes of
+// a split archive (volumes.OpenArchive): each volume is then checked
+// against its line of path.sha256 as it is read, and a volume missing,
+// extra, out of order or damaged is named. An imgpkg tarball is checked
+// the same way, each layer read where it lies.
 func VerifyFile(ctx context.Context, path string, opts VerifyOptions) (*VerifyResult, error) {
-	rep := opts.Reporter
+	rep := progress.OrNop(opts.Reporter)
 	bases, closeBases, err := openBases(opts.Since)
 	if err != nil {
 		return nil, err
 	}
 	defer closeBases()
-	f, err := os.Open(path)
+	in, err := volumes.OpenArchive(path)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
-	defer f.Close()
-	res := &VerifyResult{Archive: path}
-	if fi, err := f.Stat(); err == nil {
-		progress.OrNop(rep).Start("verify", fi.Size())
-		defer progress.OrNop(rep).Done()
+	defer in.Close()
+	res := &VerifyResult{Archive: path, Format: FormatFerry}
+	ra, size, seekable := archive.RandomAccess(in)
+	base := path
+	vs, split := in.(*volumes.Set)
+	if split {
+		base = vs.Base()
+		if err := checkVolumes(vs); err != nil {
+			return res, fmt.Errorf("verify %s: %w", path, err)
+		}
 	}
+	var t *archive.ImgpkgTar
+	err = archive.ErrNotImgpkg
+	if seekable {
+		t, err = archive.OpenImgpkg(ra, size, archive.ReaderOptions{})
+	}
+	switch {
+	case err == nil:
+		res.Format = FormatImgpkg
+		rep.Start("verify", 2*size)
+	case errors.Is(err, archive.ErrNotImgpkg):
+		rep.Start("verify", size)
+	default:
+		return res, fmt.Errorf("verify %s: %w", path, err)
+	}
+	defer rep.Done()
 	sum := sha256.New()
-	in := io.TeeReader(&reportReader{r: ctxio.NewReader(ctx, bufio.NewReaderSize(f, 1<<20)), rep: progress.OrNop(rep)}, sum)
-	if err := verify(ctx, in, res, bases); err != nil {
+	in2 := io.TeeReader(&reportReader{r: ctxio.NewReader(ctx, bufio.NewReaderSize(in, 1<<20)), rep: rep}, sum)
+	if t != nil {
+		// The file's checksum first, then each blob where it lies.
+		if _, err := io.Copy(io.Discard, in2); err != nil {
+			return res, fmt.Errorf("verify %s: %w", path, err)
+		}
+		err = verifyRandom(ctx, t, res, rep)
+	} else {
+		err = verify(ctx, in2, res, bases)
+	}
+	if err != nil {
+		if split {
+			// The read stopped at the damage, maybe before the end of
+			// the volume that holds it: name that volume if its sum says.
+			if serr := vs.CheckSums(); serr != nil {
+				return res, fmt.Errorf("verify %s: %w (reading it: %v)", path, serr, err)
+			}
+		}
 		return res, fmt.Errorf("verify %s: %w", path, err)
 	}
 	// Whatever follows the tar's end (zstd padding) is part of the file's sum.
-	if _, err := io.Copy(io.Discard, in); err != nil {
+	if _, err := io.Copy(io.Discard, in2); err != nil {
 		return res, fmt.Errorf("verify %s: %w", path, err)
 	}
 	res.SHA256 = hex.EncodeToString(sum.Sum(nil))
-	side := path + ".sha256"
+	if split {
+		res.Volumes = vs.Volumes()
+		if vs.Sidecar() != "" {
+			// Set.Read compared every volume with its line.
+			res.Sidecar = vs.Sidecar()
+			res.Verified = true
+			return res, nil
+		}
+	}
+	side := base + ".sha256"
 	b, err := os.ReadFile(side)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -211,30 +266,9 @@ func verify(ctx context.Context, r io.Reader, res *VerifyResult, bases []verifyB
 	}
 
 	// The layers of bundles are kept to read their images.yml at the end.
-	type bundleRef struct {
-		entry archive.Entry
-		layer v1.Descriptor
-	}
-	var bundles []bundleRef
-	want := map[v1.Hash][]byte{}
-	inArchive := map[v1.Hash]bool{}
-	for _, e := range head.Entries {
-		inArchive[e.Descriptor.Digest] = true
-		if e.Role != archive.RoleBundle && e.Role != archive.RoleNestedBundle {
-			continue
-		}
-		var m v1.Manifest
-		if err := json.Unmarshal(head.Manifests[e.Descriptor.Digest], &m); err != nil {
-			return fmt.Errorf("bundle %s: manifest: %w", e.Descriptor.Digest, err)
-		}
-		if len(m.Layers) != 1 {
-			return fmt.Errorf("bundle %s (%s) has %d layers, want 1", e.OriginalRef, e.Descriptor.Digest, len(m.Layers))
-		}
-		if m.Layers[0].Size > maxBundleLayer {
-			return fmt.Errorf("bundle %s (%s): layer of %d bytes is larger than a bundle's %d", e.OriginalRef, e.Descriptor.Digest, m.Layers[0].Size, maxBundleLayer)
-		}
-		bundles = append(bundles, bundleRef{entry: e, layer: m.Layers[0]})
-		want[m.Layers[0].Digest] = nil
+	bundles, want, err := bundleLayers(head)
+	if err != nil {
+		return err
 	}
 	for {
 		if err := ctx.Err(); err != nil {
@@ -261,10 +295,91 @@ func verify(ctx context.Context, r io.Reader, res *VerifyResult, bases []verifyB
 			return err
 		}
 	}
-	// Every image a bundle locks must have travelled with it.
+	return checkBundleLocks(head, bundles, want, leftOut, bases, res)
+}
+
+// verifyRandom reads every config and layer of f, each where it lies,
+// verified against its digest, then checks the bundles' locks.
+func verifyRandom(ctx context.Context, f randomArchive, res *VerifyResult, rep progress.Reporter) error {
+	head := f.Head()
+	res.Images = len(head.Entries)
+	bundles, want, err := bundleLayers(head)
+	if err != nil {
+		return err
+	}
+	skipped := map[v1.Hash]bool{}
+	for _, d := range head.SkippedLayers {
+		skipped[d] = true
+	}
+	for _, b := range head.Blobs {
+		if skipped[b.Digest] {
+			continue
+		}
+		rc, err := f.Blob(b.Digest)
+		if err != nil {
+			return err
+		}
+		r := ctxio.NewReader(ctx, &reportReader{r: rc, rep: rep})
+		if _, ok := want[b.Digest]; ok {
+			want[b.Digest], err = io.ReadAll(r)
+		} else {
+			_, err = io.Copy(io.Discard, r)
+		}
+		rc.Close()
+		if err != nil {
+			return err
+		}
+		res.Blobs++
+		res.Bytes += b.Size
+	}
+	return checkBundleLocks(head, bundles, want, nil, nil, res)
+}
+
+// bundleRef is a bundle of an archive and its one layer, which holds its
+// images.yml.
+type bundleRef struct {
+	entry archive.Entry
+	layer v1.Descriptor
+}
+
+// bundleLayers lists the bundles of head and the digests of their layers,
+// which verify keeps to read their images.yml at the end.
+func bundleLayers(head *archive.Head) ([]bundleRef, map[v1.Hash][]byte, error) {
+	var bundles []bundleRef
+	want := map[v1.Hash][]byte{}
+	for _, e := range head.Entries {
+		if e.Role != archive.RoleBundle && e.Role != archive.RoleNestedBundle {
+			continue
+		}
+		var m v1.Manifest
+		if err := json.Unmarshal(head.Manifests[e.Descriptor.Digest], &m); err != nil {
+			return nil, nil, fmt.Errorf("bundle %s: manifest: %w", e.Descriptor.Digest, err)
+		}
+		if len(m.Layers) != 1 {
+			return nil, nil, fmt.Errorf("bundle %s (%s) has %d layers, want 1", e.OriginalRef, e.Descriptor.Digest, len(m.Layers))
+		}
+		if m.Layers[0].Size > maxBundleLayer {
+			return nil, nil, fmt.Errorf("bundle %s (%s): layer of %d bytes is larger than a bundle's %d", e.OriginalRef, e.Descriptor.Digest, m.Layers[0].Size, maxBundleLayer)
+		}
+		bundles = append(bundles, bundleRef{entry: e, layer: m.Layers[0]})
+		want[m.Layers[0].Digest] = nil
+	}
+	return bundles, want, nil
+}
+
+// checkBundleLocks checks that every image a bundle locks travelled with
+// it: each is an entry of index.json. layers holds the bundles' layers; a
+// layer a delta left out (leftOut) is read from the bases, or the bundle's
+// lock is reported unchecked.
+func checkBundleLocks(head *archive.Head, bundles []bundleRef, layers map[v1.Hash][]byte, leftOut map[v1.Hash]bool, bases []verifyBase, res *VerifyResult) error {
+	inArchive := map[v1.Hash]bool{}
+	for _, e := range head.Entries {
+		inArchive[e.Descriptor.Digest] = true
+	}
+	var err error
 	for _, b := range bundles {
 		src := fmt.Sprintf("bundle %s (%s)", b.entry.OriginalRef, b.entry.Descriptor.Digest)
-		data := want[b.layer.Digest]
+		data := layers[b.layer.Digest]
 		if leftOut[b.layer.Digest] {
 			var ok bool
 			if data, ok, err = layerFromBases(bases, b.layer); err != nil {

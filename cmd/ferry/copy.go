@@ -61,8 +61,10 @@ imgpkg's spellings work unchanged:
                                          (the same as ferry export -b REF -o FILE)
   imgpkg copy --tar FILE --to-repo REPO  ferry copy --tar FILE --to-repo REPO
                                          (the same as ferry import -f FILE --to-repo REPO)
-The archive is ferry's .tar.zst (an OCI image layout): imgpkg cannot read
-it, nor ferry imgpkg's tar.`,
+--tar also reads the tarball imgpkg copy --to-tar writes, giving REPO the
+tags and digests imgpkg's own copy --tar would; ferry's .tar.zst (an OCI
+image layout) is not one imgpkg can read. --split-size applies to --to-tar
+as to ferry export.`,
 		Flags: withRegistryFlags(append(sourceFlags(
 			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultImportConcurrency, Usage: "registry requests (manifests, blob checks, uploads, mounts; with --to-tar: downloads) at once"}),
 			&cli.StringFlag{Name: "to-repo", Usage: "destination repository (REGISTRY/PATH)"},
@@ -73,6 +75,7 @@ it, nor ferry imgpkg's tar.`,
 			&cli.StringFlag{Name: "lock-output", Usage: "write a BundleLock naming the bundle at its new home"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "report what would be sent and tagged; change nothing"},
 			&cli.StringFlag{Name: "level", Value: "default", Usage: "zstd level of --to-tar: fastest, default, better or best"},
+			splitSizeFlag(),
 			// export's and import's own names for the archive, set from
 			// --to-tar and --tar so that those spellings run exactly the
 			// export and import commands.
@@ -120,14 +123,14 @@ func copyModeOf(c *cli.Context) (copyMode, error) {
 		if toRepo == "" {
 			return 0, usagef("copy: --tar FILE needs --to-repo REPO")
 		}
-		return copyFromTar, refuse("--tar (an import)", "level", "include-non-distributable-layers", "since")
+		return copyFromTar, refuse("--tar (an import)", "level", "include-non-distributable-layers", "since", "split-size")
 	case toTar != "":
 		if toRepo != "" {
 			return 0, usagef("copy: give one destination, --to-repo REPO or --to-tar FILE, not both")
 		}
 		return copyToTar, refuse("--to-tar (an export)", "repo-based-tags", "lock-output", "dry-run")
 	case toRepo != "":
-		return copyToRepo, refuse("--to-repo", "level", "since")
+		return copyToRepo, refuse("--to-repo", "level", "since", "split-size")
 	}
 	return 0, usagef("copy: give a destination: --to-repo REPO, or --to-tar FILE for an archive")
 }

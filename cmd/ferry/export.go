@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/volumes"
 	"github.com/ferry-dev/ferry/relocate"
 )
 
@@ -57,22 +58,18 @@ func planSource(c *cli.Context) (relocate.Source, error) {
 	return src, nil
 }
 
-// resolvePlan resolves the source flags of c into a plan.
-func resolvePlan(c *cli.Context, out *printer) (*relocate.Plan, relocate.Options, error) {
-	src, err := planSource(c)
-	if err != nil {
-		return nil, relocate.Options{}, err
-	}
+// resolveOptions reads the flags of c that say how to resolve a plan.
+func resolveOptions(c *cli.Context, out *printer) (relocate.Options, error) {
 	reg := registryOptions(c)
 	remoteOpts, err := reg.RemoteOptions(c.Context)
 	if err != nil {
-		return nil, relocate.Options{}, err
+		return relocate.Options{}, err
 	}
 	client, err := registryClient(reg)
 	if err != nil {
-		return nil, relocate.Options{}, err
+		return relocate.Options{}, err
 	}
-	opts := relocate.Options{
+	return relocate.Options{
 		Remote:                  remoteOpts,
 		Client:                  client,
 		Name:                    reg.NameOptions(),
@@ -81,6 +78,18 @@ func resolvePlan(c *cli.Context, out *printer) (*relocate.Plan, relocate.Options
 		CosignSignatures:        c.Bool("cosign-signatures"),
 		Referrers:               c.Bool("referrers"),
 		Reporter:                out.Reporter(),
+	}, nil
+}
+
+// resolvePlan resolves the source flags of c into a plan.
+func resolvePlan(c *cli.Context, out *printer) (*relocate.Plan, relocate.Options, error) {
+	src, err := planSource(c)
+	if err != nil {
+		return nil, relocate.Options{}, err
+	}
+	opts, err := resolveOptions(c, out)
+	if err != nil {
+		return nil, opts, err
 	}
 	out.Verbosef("resolving %s", src)
 	p, err := relocate.Resolve(c.Context, src, opts)
@@ -95,7 +104,7 @@ func exportCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "export",
 		Usage:     "write a bundle and every image it locks into one .tar.zst archive",
-		UsageText: "ferry export -b REF -o FILE.tar.zst [--level fastest|default|better|best] [--concurrency N]\n   ferry export -i REF -o FILE.tar.zst\n   ferry export --lock images.yml -o FILE.tar.zst\n   ferry export -b REF -o - > FILE.tar.zst",
+		UsageText: "ferry export -b REF -o FILE.tar.zst [--level fastest|default|better|best] [--concurrency N] [--split-size SIZE]\n   ferry export -i REF -o FILE.tar.zst\n   ferry export --lock images.yml -o FILE.tar.zst\n   ferry export -b REF -o - > FILE.tar.zst\n   ferry export --from-tar bundle.imgpkg.tar -o FILE.tar.zst",
 		Description: `Resolves the bundle, every image its .imgpkg/images.yml locks, nested
 bundles to any depth and every child of an image index, and writes them,
 each blob once, into one zstd-compressed OCI image layout that crane, oras
@@ -121,12 +130,29 @@ the far side holds is left out (manifests always travel). FILE is a
 previous archive (what it carried) or an inventory of the far side's
 repositories (ferry inventory). The archive records its bases and what it
 left out; ferry import checks that the destination holds all of it before
-writing anything, and a ferry that predates deltas refuses the archive.`,
+writing anything, and a ferry that predates deltas refuses the archive.
+
+--split-size SIZE writes the archive as volumes FILE.001, FILE.002, … of at
+most SIZE bytes each, and nothing under FILE itself: joined in order
+(cat FILE.0* > FILE) they are exactly the archive. FILE.sha256 then has one
+line per volume (sha256sum -c checks each). import, inspect and verify read
+the volumes in place (-f FILE or -f FILE.001), naming a missing, extra,
+out-of-order or truncated volume. SIZE is bytes, or with a suffix: k, M, G,
+T are powers of 1000 (4G = 4,000,000,000 fits FAT32, 4.7G a DVD), Ki, Mi,
+Gi, Ti powers of 1024 (4Gi is one byte too many for FAT32).
+
+--from-tar FILE re-packs an archive instead of resolving a source: a
+tarball imgpkg copy --to-tar wrote, or a ferry archive (a file, or its
+volumes). The images, manifests and blobs are the same, verified as they
+are read and written; the new archive is compressed at --level and split
+as asked.`,
 		Flags: withRegistryFlags(append(sourceFlags(
 			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultConcurrency, Usage: "registry requests (manifests, blob downloads) at once; never changes the archive"}),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive to write (FILE.tar.zst, or - for standard output)"},
 			&cli.StringFlag{Name: "level", Value: "default", Usage: "zstd level: fastest, default, better or best"},
 			sinceFlag(),
+			splitSizeFlag(),
+			&cli.StringFlag{Name: "from-tar", Usage: "re-pack this archive (an imgpkg tarball, or a ferry archive) instead of resolving -b, -i or --lock"},
 		)...),
 		Action: runExport,
 	}
@@ -144,6 +170,9 @@ type exportJSON struct {
 	Bases        []archive.Base `json:"bases,omitempty"`
 	LeftOut      int            `json:"leftOut,omitempty"`
 	LeftOutBytes int64          `json:"leftOutBytes,omitempty"`
+	// Volumes are the volumes written with --split-size, each with its
+	// sha256; SHA256 is then that of the volumes joined.
+	Volumes []volumes.Volume `json:"volumes,omitempty"`
 }
 
 // sinceFlag is --since, of export and copy --to-tar.
@@ -176,37 +205,46 @@ func runExport(c *cli.Context) error {
 	if dest == "" {
 		return usagef("export: give the archive to write with -o FILE.tar.zst (or -o - for standard output)")
 	}
-	level, err := archive.ParseLevel(c.String("level"))
+	eopts, err := exportOptions(c, out, dest)
 	if err != nil {
-		return usageError{err}
-	}
-	if _, err := planSource(c); err != nil {
 		return err
 	}
-	if dest == "-" {
-		if out.json {
-			return usagef("export: --json prints on standard output, which -o - uses for the archive")
+	fromTar := c.String("from-tar")
+	if fromTar != "" {
+		if c.String("bundle") != "" || c.String("image") != "" || c.String("lock") != "" {
+			return usagef("export: --from-tar FILE is the source; do not give -b, -i or --lock with it")
 		}
-	} else if err := relocate.CheckExportPath(dest); err != nil {
+		if len(c.StringSlice("since")) > 0 {
+			return usagef("export: --since does not apply to --from-tar, which re-packs an archive as it is")
+		}
+	} else if _, err := planSource(c); err != nil {
+		return err
+	}
+	if dest != "-" {
 		// A missing or read-only directory fails before any download.
+		if err := relocate.CheckExportPath(dest); err != nil {
+			return err
+		}
+	}
+	if eopts.Since, err = readSince(c); err != nil {
 		return err
 	}
-	since, err := readSince(c)
-	if err != nil {
-		return err
-	}
-	p, ropts, err := resolvePlan(c, out)
-	if err != nil {
-		return err
-	}
-	eopts := relocate.ExportOptions{
-		Since:       since,
-		Level:       level,
-		Concurrency: c.Int("concurrency"),
-		CreatedBy:   "ferry " + readVersion().short,
-		Reporter:    out.Reporter(),
-		Remote:      ropts.Remote,
-		Client:      ropts.Client,
+	var p *relocate.Plan
+	if fromTar != "" {
+		in, err := volumes.OpenArchive(fromTar)
+		if err != nil {
+			return fmt.Errorf("export --from-tar: %w", err)
+		}
+		defer in.Close()
+		if p, err = relocate.PlanArchive(in); err != nil {
+			return fmt.Errorf("export --from-tar %s: %w", fromTar, err)
+		}
+	} else {
+		var ropts relocate.Options
+		if p, ropts, err = resolvePlan(c, out); err != nil {
+			return err
+		}
+		eopts.Remote, eopts.Client = ropts.Remote, ropts.Client
 	}
 	var res *relocate.ExportResult
 	if dest == "-" {
@@ -217,7 +255,37 @@ func runExport(c *cli.Context) error {
 	if err != nil {
 		return explain(err, "")
 	}
-	j := exportJSON{Archive: dest, SHA256: res.SHA256, Images: res.Images, Blobs: res.Blobs, Bytes: res.Bytes, ArchiveBytes: res.ArchiveBytes}
+	return printExportResult(out, dest, res)
+}
+
+// exportOptions reads the flags of c that say how an archive is written
+// to dest (--level, --split-size, --concurrency), refusing what does not
+// fit dest.
+func exportOptions(c *cli.Context, out *printer, dest string) (relocate.ExportOptions, error) {
+	level, err := archive.ParseLevel(c.String("level"))
+	if err != nil {
+		return relocate.ExportOptions{}, usageError{err}
+	}
+	split, err := splitSize(c, dest)
+	if err != nil {
+		return relocate.ExportOptions{}, err
+	}
+	if dest == "-" && out.json {
+		return relocate.ExportOptions{}, usagef("%s: --json prints on standard output, which -o - uses for the archive", c.Command.Name)
+	}
+	return relocate.ExportOptions{
+		Level:       level,
+		Concurrency: c.Int("concurrency"),
+		CreatedBy:   "ferry " + readVersion().short,
+		Reporter:    out.Reporter(),
+		SplitSize:   split,
+	}, nil
+}
+
+// printExportResult ends a command that wrote an archive: --json, or the
+// summary.
+func printExportResult(out *printer, dest string, res *relocate.ExportResult) error {
+	j := exportJSON{Archive: dest, SHA256: res.SHA256, Images: res.Images, Blobs: res.Blobs, Bytes: res.Bytes, ArchiveBytes: res.ArchiveBytes, Volumes: res.Volumes}
 	for _, s := range res.Skipped {
 		j.Skipped = append(j.Skipped, s.Digest.String())
 	}
@@ -232,16 +300,25 @@ func runExport(c *cli.Context) error {
 // how long it took, and its full sha256 (what people compare).
 func printExport(w io.Writer, dest string, res *relocate.ExportResult, took time.Duration) {
 	where := dest
-	if dest == "-" {
+	switch n := len(res.Volumes); {
+	case dest == "-":
 		where = "standard output"
+	case n > 0:
+		where = fmt.Sprintf("%s to %s", res.Volumes[0].Path, volumes.Suffix(n))
 	}
 	fmt.Fprintf(w, "Exported into %s in %s (%s)\n", where, roundDuration(took), rate(res.Bytes, took))
 	tw := summaryTable(w)
 	fmt.Fprintf(tw, "  content\t%s, %s (%s)\n", plural(res.Images, "image"), plural(res.Blobs, "blob"), humanBytes(res.Bytes))
-	fmt.Fprintf(tw, "  archive\t%s\n", humanBytes(res.ArchiveBytes))
-	fmt.Fprintf(tw, "  sha256\t%s\n", res.SHA256)
-	if dest != "-" {
-		fmt.Fprintf(tw, "  checksum\twritten to %s.sha256\n", dest)
+	if n := len(res.Volumes); n > 0 {
+		fmt.Fprintf(tw, "  archive\t%s in %s\n", humanBytes(res.ArchiveBytes), plural(n, "volume"))
+		fmt.Fprintf(tw, "  sha256\t%s (the volumes joined)\n", res.SHA256)
+		fmt.Fprintf(tw, "  checksum\twritten to %s.sha256, one line per volume\n", dest)
+	} else {
+		fmt.Fprintf(tw, "  archive\t%s\n", humanBytes(res.ArchiveBytes))
+		fmt.Fprintf(tw, "  sha256\t%s\n", res.SHA256)
+		if dest != "-" {
+			fmt.Fprintf(tw, "  checksum\twritten to %s.sha256\n", dest)
+		}
 	}
 	if n := len(res.Skipped); n > 0 {
 		fmt.Fprintf(tw, "  left out\t%s (non-distributable)\n", plural(n, "layer"))

@@ -3,11 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ferry-dev/ferry/internal/volumes"
 	"github.com/ferry-dev/ferry/relocate"
 )
 
@@ -15,10 +15,10 @@ func importCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "import",
 		Usage:     "upload a ferry archive into one repository, with imgpkg's tags",
-		UsageText: "ferry import -f FILE.tar.zst --to-repo REPO [--repo-based-tags] [--lock-output FILE] [--dry-run]\n   zstd -d < FILE.tar.zst | ferry import -f - --to-repo REPO",
-		Description: `Reads the archive once, front to back, without extracting it (a file, or -
-for standard input; zstd, gzip or plain tar), uploads every blob REPO does not
-have yet, each verified against its digest, then writes every manifest and
+		UsageText: "ferry import -f FILE.tar.zst --to-repo REPO [--repo-based-tags] [--lock-output FILE] [--dry-run]\n   ferry import -f FILE.tar.zst.001 --to-repo REPO          (volumes of a split export)\n   ferry import -f bundle.imgpkg.tar --to-repo REPO         (imgpkg copy --to-tar's tarball)\n   zstd -d < FILE.tar.zst | ferry import -f - --to-repo REPO",
+		Description: `Reads the archive without extracting it (a file, or - for standard input;
+zstd, gzip or plain tar), uploads every blob REPO does not have yet, each
+verified against its digest, then writes every manifest and
 the tags imgpkg writes: sha256-<hex>.imgpkg for every image and bundle, an
 image-locations image per bundle, and last the root bundle's original tag.
 A failure before that never moves the original tag, and running the same
@@ -30,7 +30,15 @@ tags (plus sha256-<their hex>.imgpkg), referrers by digest, before the
 original tag.
 
 --dry-run reads only the archive's head and reports what would be uploaded
-and which tags would be created or moved, changing nothing.`,
+and which tags would be created or moved, changing nothing.
+
+From a file, only the blobs REPO lacks are read, each where it lies. The
+volumes of a split export (export --split-size) are read in place: -f FILE
+(when only its volumes exist) or -f FILE.001; a missing, extra, out-of-order
+or truncated volume is named and nothing is tagged. cat FILE.0* | ferry
+import -f - reads them too. A tarball written by imgpkg copy --to-tar is
+read in place as well, and gives REPO exactly the tags and digests imgpkg
+copy --tar would.`,
 		Flags: withRegistryFlags(
 			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "archive to import (- for standard input)"},
 			&cli.StringFlag{Name: "to-repo", Usage: "destination repository (REGISTRY/PATH)"},
@@ -62,7 +70,7 @@ func runImport(c *cli.Context) error {
 	}
 	var in io.Reader = c.App.Reader
 	if file != "-" {
-		f, err := os.Open(file)
+		f, err := volumes.OpenArchive(file)
 		if err != nil {
 			return fmt.Errorf("import: %w", err)
 		}

@@ -3,12 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ferry-dev/ferry/internal/volumes"
 	"github.com/ferry-dev/ferry/relocate"
 )
 
@@ -19,7 +19,9 @@ func inspectCommand() *cli.Command {
 		UsageText: "ferry inspect FILE.tar.zst [--json]\n   ferry inspect - < FILE.tar.zst",
 		Description: `Reads only the head of the archive (index.json and the manifests come
 first), so it answers at once whatever the archive's size. It verifies what
-it reads; ferry verify checks the configs and layers too.`,
+it reads; ferry verify checks the configs and layers too. FILE may be the
+volumes of a split export (FILE, or FILE.001) or a tarball imgpkg copy
+--to-tar wrote.`,
 		Flags:  outputFlags(),
 		Action: runInspect,
 	}
@@ -35,7 +37,7 @@ func openArchive(c *cli.Context) (io.Reader, func(), error) {
 	if path == "-" {
 		return c.App.Reader, func() {}, nil
 	}
-	f, err := os.Open(path)
+	f, err := volumes.OpenArchive(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", c.Command.Name, err)
 	}
@@ -59,11 +61,18 @@ func runInspect(c *cli.Context) error {
 	// Everything below but the sizes and digests comes from the archive,
 	// which may be hostile: its strings are quoted when unprintable.
 	return out.Listing(inv, func(w io.Writer) {
-		fmt.Fprintf(w, "Archive: %s (format %d, %s", c.Args().First(), inv.Version, quoteUnsafe(inv.Compression))
-		if inv.CreatedBy != "" {
-			fmt.Fprintf(w, ", written by %s", quoteUnsafe(inv.CreatedBy))
+		if inv.Format == relocate.FormatImgpkg {
+			fmt.Fprintf(w, "Archive: %s (an imgpkg tarball, written by %s)\n", c.Args().First(), inv.CreatedBy)
+		} else {
+			fmt.Fprintf(w, "Archive: %s (format %d, %s", c.Args().First(), inv.Version, quoteUnsafe(inv.Compression))
+			if inv.CreatedBy != "" {
+				fmt.Fprintf(w, ", written by %s", quoteUnsafe(inv.CreatedBy))
+			}
+			fmt.Fprintln(w, ")")
 		}
-		fmt.Fprintln(w, ")")
+		if n := len(inv.Volumes); n > 0 {
+			fmt.Fprintf(w, "Volumes: %d, %s to %s\n", n, inv.Volumes[0].Path, volumes.Suffix(n))
+		}
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ROLE\tREFERENCE\tDIGEST\tPLATFORMS\tSIZE")
 		for _, im := range inv.Images {
@@ -110,7 +119,7 @@ func verifyCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "verify",
 		Usage:     "check an archive offline: every digest, size and reference",
-		UsageText: "ferry verify FILE.tar.zst [--since BASE.tar.zst...] [--json]",
+		UsageText: "ferry verify FILE.tar.zst [--since BASE.tar.zst...] [--json]\n   ferry verify FILE.tar.zst.001          (the volumes of a split export)",
 		Description: `Reads the whole archive once, without a network, and checks the layout,
 index.json, every manifest, every config and layer against its digest and
 size, that every image a bundle's images.yml locks is in the archive, and,
@@ -120,7 +129,11 @@ the first problem.
 A delta archive (export --since) leaves out blobs the destination holds:
 verify reports them as expected elsewhere. With --since BASE, it also
 proves that the base archive holds every one of them, and reads from it the
-images.yml of a bundle whose layer was left out.`,
+images.yml of a bundle whose layer was left out.
+
+The volumes of a split export are each checked against their line of
+FILE.sha256, so a damaged, missing, extra or out-of-order volume is named.
+A tarball imgpkg copy --to-tar wrote is checked the same way.`,
 		Flags: append(outputFlags(),
 			&cli.StringSliceFlag{Name: "since", Usage: "a base `ARCHIVE` the delta was made against: check that it holds every blob left out (repeatable)"}),
 		Action: runVerify,
@@ -145,7 +158,12 @@ func runVerify(c *cli.Context) error {
 		fmt.Fprintf(w, "OK: %s verified in %s (%s)\n", path, roundDuration(took), rate(res.Bytes, took))
 		tw := summaryTable(w)
 		fmt.Fprintf(tw, "  content\t%s, %s (%s), %s\n", plural(res.Images, "image"), plural(res.Blobs, "blob"), humanBytes(res.Bytes), plural(res.Bundles, "bundle lock"))
-		fmt.Fprintf(tw, "  sha256\t%s\n", res.SHA256)
+		if n := len(res.Volumes); n > 0 {
+			fmt.Fprintf(tw, "  volumes\t%d, %s to %s\n", n, res.Volumes[0].Path, volumes.Suffix(n))
+			fmt.Fprintf(tw, "  sha256\t%s (the volumes joined)\n", res.SHA256)
+		} else {
+			fmt.Fprintf(tw, "  sha256\t%s\n", res.SHA256)
+		}
 		if res.Sidecar != "" {
 			fmt.Fprintf(tw, "  checksum\tmatches %s\n", res.Sidecar)
 		}

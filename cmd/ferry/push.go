@@ -10,13 +10,14 @@ import (
 
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/push"
+	"github.com/ferry-dev/ferry/relocate"
 )
 
 func pushCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "push",
 		Usage:     "push a directory as a bundle (-b) or a plain image (-i)",
-		UsageText: "ferry push -b REPO:TAG -f DIR [-f DIR...] [--lock-output FILE]\n   ferry push -i REPO:TAG -f DIR [-f DIR...]",
+		UsageText: "ferry push -b REPO:TAG -f DIR [-f DIR...] [--lock-output FILE]\n   ferry push -i REPO:TAG -f DIR [-f DIR...]\n   ferry push -b REPO:TAG -f DIR --to-tar FILE.tar.zst [--level L] [--split-size SIZE]",
 		Description: `Builds one layer from the files under each DIR, exactly as imgpkg does (so
 the same directory gives the same digest), and pushes it with the given tag
 and the tag sha256-<hex>.imgpkg.
@@ -24,7 +25,15 @@ and the tag sha256-<hex>.imgpkg.
 A bundle's directories must hold exactly one .imgpkg/ with a valid
 images.yml (an ImagesLock naming every image by digest). Only regular files
 and directories are allowed; .git is left out unless --file-exclusion says
-otherwise.`,
+otherwise.
+
+--to-tar FILE (- for standard output) pushes nothing: it builds the bundle
+exactly as above (the same digest), fetches every image its images.yml locks
+from their registries, and writes the archive ferry export -b REPO:TAG would
+write had the bundle been pushed first. Importing it gives the bundle the
+tag TAG, with every tag an import writes. It takes export's --level,
+--split-size, --concurrency, --cosign-signatures and --referrers (for the
+locked images: a bundle never pushed has no signatures yet).`,
 		Flags: withRegistryFlags(
 			&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "bundle reference to push to (REPO:TAG)"},
 			&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "plain image reference to push to (REPO:TAG)"},
@@ -33,6 +42,13 @@ otherwise.`,
 			&cli.BoolFlag{Name: "preserve-permissions", Usage: "keep files' group and other permission bits (default: mode & 0700, as imgpkg)"},
 			&cli.StringSliceFlag{Name: "file-exclusion", Value: cli.NewStringSlice(".git"), Usage: "names to leave out; repeatable"},
 			&cli.StringSliceFlag{Name: "labels", Aliases: []string{"l"}, Usage: "config label KEY=VALUE; repeatable"},
+			&cli.StringFlag{Name: "to-tar", Usage: "push nothing: write the archive ferry export would write of the pushed bundle (FILE.tar.zst, or - for standard output)"},
+			&cli.StringFlag{Name: "level", Value: "default", Usage: "zstd level of --to-tar: fastest, default, better or best"},
+			splitSizeFlag(),
+			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultConcurrency, Usage: "with --to-tar: registry requests (manifests, blob downloads) at once; never changes the archive"},
+			&cli.BoolFlag{Name: "include-non-distributable-layers", Usage: "with --to-tar: also carry foreign (non-distributable) layers"},
+			cosignSignaturesFlag(),
+			referrersFlag(),
 		),
 		Action: runPush,
 	}
@@ -63,17 +79,26 @@ func runPush(c *cli.Context) error {
 	if err != nil {
 		return usagef("push: %q is not a tag reference (REPO:TAG): %v", target, err)
 	}
+	build := bundle.BuildOptions{
+		Bundle:              isBundle,
+		PreservePermissions: c.Bool("preserve-permissions"),
+		Exclusions:          c.StringSlice("file-exclusion"),
+		Labels:              labels,
+	}
+	if dest := c.String("to-tar"); dest != "" {
+		return pushToArchive(c, out, target, dirs, build, dest)
+	}
+	for _, n := range []string{"level", "split-size", "concurrency", "include-non-distributable-layers", "cosign-signatures", "referrers"} {
+		if c.IsSet(n) {
+			return usagef("push: --%s applies to --to-tar only", n)
+		}
+	}
 	remoteOpts, err := reg.RemoteOptions(c.Context)
 	if err != nil {
 		return err
 	}
 	res, err := push.Push(c.Context, ref, dirs, push.Options{
-		Build: bundle.BuildOptions{
-			Bundle:              isBundle,
-			PreservePermissions: c.Bool("preserve-permissions"),
-			Exclusions:          c.StringSlice("file-exclusion"),
-			Labels:              labels,
-		},
+		Build:      build,
 		LockOutput: c.String("lock-output"),
 		Remote:     remoteOpts,
 		Reporter:   out.Reporter(),
@@ -107,4 +132,28 @@ func bundleOrImage(c *cli.Context) (ref string, isBundle bool, err error) {
 		return i, false, nil
 	}
 	return "", false, usagef("%s: give -b REF for a bundle or -i REF for an image", c.Command.Name)
+}
+
+// pushToArchive is push --to-tar: the bundle built as push builds it,
+// written with what it locks into the archive export would write.
+func pushToArchive(c *cli.Context, out *printer, target string, dirs []string, build bundle.BuildOptions, dest string) error {
+	if c.IsSet("lock-output") {
+		return usagef("push: --lock-output names the bundle in a registry, and --to-tar pushes nothing; import --lock-output writes the lock at the destination")
+	}
+	eopts, err := exportOptions(c, out, dest)
+	if err != nil {
+		return err
+	}
+	ropts, err := resolveOptions(c, out)
+	if err != nil {
+		return err
+	}
+	eopts.Remote, eopts.Client = ropts.Remote, ropts.Client
+	res, err := push.ToArchive(c.Context, target, dirs, push.ArchiveOptions{
+		Build: build, Resolve: ropts, Export: eopts, Path: dest, Stdout: c.App.Writer,
+	})
+	if err != nil {
+		return explain(err, "")
+	}
+	return printExportResult(out, dest, res)
 }

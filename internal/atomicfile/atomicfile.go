@@ -197,24 +197,46 @@ func (f *File) CommitWithChecksum(sum []byte) error {
 	return nil
 }
 
+// LockDir takes the lock CommitWithChecksum takes on dir, for a writer
+// that puts several files and their checksum file in place together
+// (volumes of a split archive); the returned function releases it.
+func LockDir(dir string) (unlock func()) { return lockDir(dir) }
+
 // WriteChecksumFile writes path.sha256, atomically, in the format of
 // sha256sum: "<hex>  <base name of path>\n", so that `sha256sum -c` run in
 // path's directory checks path. sum is the raw 32-byte digest.
 func WriteChecksumFile(path string, sum []byte) error {
-	if len(sum) != sha256.Size {
-		return fmt.Errorf("checksum file for %s: sum is %d bytes, want %d", path, len(sum), sha256.Size)
+	return WriteChecksums(path+".sha256", []Checksum{{Path: path, Sum: sum}})
+}
+
+// Checksum is one line of a checksum file: a file and its raw sha256.
+type Checksum struct {
+	Path string
+	Sum  []byte
+}
+
+// WriteChecksums writes the checksum file sidecar, atomically, one
+// sha256sum line per file, naming each by its base name, so that
+// `sha256sum -c` run in their directory checks every one.
+func WriteChecksums(sidecar string, sums []Checksum) error {
+	var b strings.Builder
+	for _, c := range sums {
+		if len(c.Sum) != sha256.Size {
+			return fmt.Errorf("checksum file %s: sum of %s is %d bytes, want %d", sidecar, c.Path, len(c.Sum), sha256.Size)
+		}
+		line := hex.EncodeToString(c.Sum) + "  " + filepath.Base(c.Path) + "\n"
+		if base := filepath.Base(c.Path); strings.ContainsAny(base, "\\\n\r") {
+			// GNU sha256sum escapes such names and marks the line with '\'.
+			esc := strings.NewReplacer(`\`, `\\`, "\n", `\n`, "\r", `\r`).Replace(base)
+			line = `\` + hex.EncodeToString(c.Sum) + "  " + esc + "\n"
+		}
+		b.WriteString(line)
 	}
-	line := hex.EncodeToString(sum) + "  " + filepath.Base(path) + "\n"
-	if base := filepath.Base(path); strings.ContainsAny(base, "\\\n\r") {
-		// GNU sha256sum escapes such names and marks the line with '\'.
-		esc := strings.NewReplacer(`\`, `\\`, "\n", `\n`, "\r", `\r`).Replace(base)
-		line = `\` + hex.EncodeToString(sum) + "  " + esc + "\n"
-	}
-	f, err := Create(path + ".sha256")
+	f, err := Create(sidecar)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write([]byte(line)); err != nil {
+	if _, err := f.Write([]byte(b.String())); err != nil {
 		f.Abort()
 		return fmt.Errorf("write %s: %w", f.path, err)
 	}

@@ -1,0 +1,33 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ferry-dev/ferry/internal/volumes"
+)
+
+// splitSizeFlag is --split-size, which every command that writes an
+// archive takes (export, copy --to-tar, push --to-tar).
+func splitSizeFlag() cli.Flag {
+	return &cli.StringFlag{Name: "split-size",
+		Usage: "write the archive as volumes FILE.001, FILE.002, … of at most `SIZE` bytes each, and nothing under FILE " +
+			"(4G, 4.7G, 700M: powers of 1000; 4Gi, 700Mi: powers of 1024; FAT32 takes at most 4294967295); cat FILE.0* joins them"}
+}
+
+// splitSize reads --split-size: 0 when it is not given.
+func splitSize(c *cli.Context, dest string) (int64, error) {
+	s := c.String("split-size")
+	if s == "" {
+		return 0, nil
+	}
+	if dest == "-" {
+		return 0, usagef("%s: --split-size writes files; standard output cannot be split", c.Command.Name)
+	}
+	n, err := volumes.ParseSize(s)
+	if err != nil {
+		return 0, usageError{fmt.Errorf("%s: --split-size: %w", c.Command.Name, err)}
+	}
+	return n, nil
+}

@@ -1,0 +1,227 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ferry-dev/ferry/fixtures/golden"
+	"github.com/ferry-dev/ferry/internal/testregistry"
+	"github.com/ferry-dev/ferry/lock"
+)
+
+// goldenImgpkgTags are the tags and digests imgpkg v0.43 wrote when it
+// copied the bundle of basic.imgpkg.tar to a repository
+// (fixtures/golden/README.md).
+func goldenImgpkgTags() map[string]string {
+	return map[string]string{
+		"sha256-" + hexOf(golden.Bundle) + ".image-locations.imgpkg": golden.Locations,
+		"sha256-" + hexOf(golden.Bundle) + ".imgpkg":                 golden.Bundle,
+		"sha256-" + hexOf(golden.App1) + ".imgpkg":                   golden.App1,
+		"sha256-" + hexOf(golden.Locations) + ".imgpkg":              golden.Locations,
+		"v1": golden.Bundle,
+	}
+}
+
+func TestImgpkgTarballImportsWithImgpkgsTagsAndDigests(t *testing.T) {
+	tarball, err := golden.WriteFile(t.TempDir(), "basic.imgpkg.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := testregistry.NewDistribution(t)
+
+	repo := dst.Repo("from/imgpkg")
+	r := mustFerry(t, "import", "-f", tarball, "--to-repo", repo, "--json")
+	var res struct{ Root, Tag string }
+	if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Root != repo+"@"+golden.Bundle || res.Tag != "v1" {
+		t.Fatalf("result root %q tag %q", res.Root, res.Tag)
+	}
+	assertTags(t, tagsOf(t, dst, repo), goldenImgpkgTags())
+
+	// Idempotent: again, nothing is uploaded.
+	dst.ResetCounts()
+	mustFerry(t, "import", "-f", tarball, "--to-repo", repo)
+	if n := dst.Counts().Get("", testregistry.KindUpload); n != 0 {
+		t.Fatalf("re-import made %d upload requests", n)
+	}
+
+	// ferry pull on the far side reads the bundle, images.yml rewritten
+	// to the repository through the locations image.
+	out := filepath.Join(t.TempDir(), "out")
+	mustFerry(t, "pull", "-b", repo+":v1", "-o", out)
+	l, err := lock.ReadImagesLock(filepath.Join(out, ".imgpkg", "images.yml"))
+	if err != nil || len(l.Images) != 1 || l.Images[0].Image != repo+"@"+golden.App1 {
+		t.Fatalf("pulled images.yml %+v, %v", l, err)
+	}
+
+	// copy --tar is the same import.
+	repo = dst.Repo("from/imgpkg-copy")
+	mustFerry(t, "copy", "--tar", tarball, "--to-repo", repo)
+	assertTags(t, tagsOf(t, dst, repo), goldenImgpkgTags())
+
+	// inspect and verify read it in place.
+	r = mustFerry(t, "inspect", tarball, "--json")
+	var inv struct {
+		Format string
+		Images []struct{ Digest, Role, Tag string }
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &inv); err != nil {
+		t.Fatal(err)
+	}
+	if inv.Format != "imgpkg" || len(inv.Images) != 2 || inv.Images[0].Digest != golden.Bundle || inv.Images[0].Role != "bundle" || inv.Images[0].Tag != "v1" {
+		t.Fatalf("inspect: %s", r.Stdout)
+	}
+	r = mustFerry(t, "verify", tarball, "--json")
+	var ver struct {
+		Format, SHA256 string
+		Blobs, Bundles int
+		Verified       bool
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &ver); err != nil {
+		t.Fatal(err)
+	}
+	if !ver.Verified || ver.Format != "imgpkg" || ver.Blobs != 4 || ver.Bundles != 1 || ver.SHA256 != fileSHA256(t, tarball) {
+		t.Fatalf("verify: %s", r.Stdout)
+	}
+}
+
+func TestExportFromImgpkgTarballThenImport(t *testing.T) {
+	tarball, err := golden.WriteFile(t.TempDir(), "basic.imgpkg.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := testregistry.NewDistribution(t)
+	archive := filepath.Join(t.TempDir(), "basic.tar.zst")
+	r := mustFerry(t, "export", "--from-tar", tarball, "-o", archive, "--json")
+	var res struct{ Images, Blobs int }
+	if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Images != 2 || res.Blobs != 4 {
+		t.Fatalf("export --from-tar: %s", r.Stdout)
+	}
+	mustFerry(t, "verify", archive)
+	repo := dst.Repo("repacked/basic")
+	mustFerry(t, "import", "-f", archive, "--to-repo", repo)
+	assertTags(t, tagsOf(t, dst, repo), goldenImgpkgTags())
+
+	// Re-packed into volumes, and again from those volumes: the same bytes.
+	split := filepath.Join(t.TempDir(), "split.tar.zst")
+	mustFerry(t, "export", "--from-tar", tarball, "-o", split, "--split-size", "2000")
+	again := filepath.Join(t.TempDir(), "again.tar.zst")
+	mustFerry(t, "export", "--from-tar", split, "-o", again)
+	if fileSHA256(t, again) != fileSHA256(t, archive) {
+		t.Fatal("re-packing the volumes gives another archive")
+	}
+	repo = dst.Repo("repacked/split")
+	mustFerry(t, "import", "-f", split+".001", "--to-repo", repo)
+	assertTags(t, tagsOf(t, dst, repo), goldenImgpkgTags())
+
+	if r := ferry(t, nil, "export", "--from-tar", tarball, "-b", "x.example/y:1", "-o", archive); r.Code != 2 {
+		t.Fatalf("--from-tar with -b: %s", r)
+	}
+}
+
+func TestImgpkgTarballRefusedWhenDamaged(t *testing.T) {
+	gold, err := golden.ReadFile("basic.imgpkg.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := testregistry.NewDistribution(t)
+	// The app1 layer's bytes, changed in place (same size): the tarball
+	// opens, and the import refuses the layer naming it, tagging nothing.
+	name := "sha256-d80eb356500be32958af853fd06a73013a823068a43d79a986a7571a3fc982b7.tar.gz"
+	at := bytes.Index(gold, []byte(name))
+	if at < 0 {
+		t.Fatalf("golden tarball has no entry %s", name)
+	}
+	bad := bytes.Clone(gold)
+	bad[at+512+1000] ^= 0xff
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"damaged layer", bad, name},
+		{"truncated", gold[:len(gold)-3000], "truncated"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "bad.imgpkg.tar")
+			os.WriteFile(path, tc.data, 0o644)
+			repo := dst.Repo("bad/" + strings.ReplaceAll(tc.name, " ", "-"))
+			r := ferry(t, nil, "import", "-f", path, "--to-repo", repo)
+			if r.Code != 1 || !strings.Contains(r.Stderr, tc.want) {
+				t.Fatalf("want exit 1 naming %q: %s", tc.want, r)
+			}
+			if tags := tagsOf(t, dst, repo); len(tags) != 0 {
+				t.Fatalf("a refused import tagged %v", tags)
+			}
+			if r := ferry(t, nil, "verify", path); r.Code != 1 || !strings.Contains(r.Stderr, tc.want) {
+				t.Fatalf("verify: want exit 1 naming %q: %s", tc.want, r)
+			}
+		})
+	}
+}
+
+func TestPushToTarGivesWhatPushThenExportGives(t *testing.T) {
+	src := testregistry.NewDistribution(t)
+	f := newExportFixture(t, src)
+	dir := bundleDir(t, f.app1, f.app2, f.inner, f.index)
+	ref := src.Repo("built/app") + ":v1"
+
+	// push --to-tar writes the archive and pushes nothing.
+	pushed := filepath.Join(t.TempDir(), "pushed.tar.zst")
+	r := mustFerry(t, "push", "-b", ref, "-f", dir, "--to-tar", pushed, "--json")
+	var res struct{ SHA256 string }
+	if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil || res.SHA256 != fileSHA256(t, pushed) {
+		t.Fatalf("push --to-tar --json: %v\n%s", err, r)
+	}
+	if tags := tagsOf(t, src, src.Repo("built/app")); len(tags) != 0 {
+		t.Fatalf("push --to-tar wrote tags %v", tags)
+	}
+	// The same directory pushed, then exported: the same archive, byte for
+	// byte.
+	mustFerry(t, "push", "-b", ref, "-f", dir)
+	exported := filepath.Join(t.TempDir(), "exported.tar.zst")
+	mustFerry(t, "export", "-b", ref, "-o", exported)
+	if fileSHA256(t, pushed) != fileSHA256(t, exported) {
+		t.Fatal("push --to-tar and push then export give different archives")
+	}
+
+	// Imported, it gives the tags and digests push, export and import
+	// give: the bundle's digest is the pushed one (the same directory as
+	// the fixture's root), with every .imgpkg and locations tag.
+	dst := testregistry.NewDistribution(t)
+	repo := dst.Repo("far/app")
+	mustFerry(t, "import", "-f", pushed, "--to-repo", repo)
+	assertTags(t, tagsOf(t, dst, repo), f.wantTags(t))
+
+	// No registry is needed for the bundle's own reference, and the
+	// archive can be split.
+	nowhere := filepath.Join(t.TempDir(), "nowhere.tar.zst")
+	mustFerry(t, "push", "-b", "127.0.0.1:1/never/pushed:v1", "-f", dir, "--to-tar", nowhere, "--split-size", "20000", "--level", "fastest")
+	if _, err := os.Stat(nowhere + ".002"); err != nil {
+		t.Fatalf("push --to-tar --split-size wrote no second volume: %v", err)
+	}
+	repo = dst.Repo("far/nowhere")
+	mustFerry(t, "import", "-f", nowhere, "--to-repo", repo)
+	if got := tagsOf(t, dst, repo)["v1"]; got != f.rootDigest {
+		t.Fatalf("imported v1 = %s, want the bundle %s", got, f.rootDigest)
+	}
+
+	for _, args := range [][]string{
+		{"push", "-b", ref, "-f", dir, "--to-tar", pushed, "--lock-output", filepath.Join(t.TempDir(), "l.yml")},
+		{"push", "-b", ref, "-f", dir, "--split-size", "1M"},
+		{"push", "-b", ref, "-f", dir, "--level", "best"},
+	} {
+		if r := ferry(t, nil, args...); r.Code != 2 {
+			t.Errorf("ferry %s: want a usage error: %s", strings.Join(args, " "), r)
+		}
+	}
+}

@@ -1,0 +1,464 @@
+package volumes
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Set is the volumes of one archive, read as the one file they make: an
+// io.ReaderAt with a Size (so archive.OpenFile reads it at random, as it
+// reads a file) and an io.Reader (front to back). Open checks what it can
+// without reading the volumes; Read checks each volume's sha256 against
+// the checksum file as it reaches the volume's end. A Set is safe for
+// concurrent ReadAt; Read is not, and neither is Close.
+type Set struct {
+	base    string
+	sidecar string
+	vols    []*vol
+	size    int64
+
+	// Read's state: the offset, and the hash of the current volume.
+	pos  int64
+	h    *hasher
+	sums []string
+	err  error
+}
+
+// vol is one volume of a Set.
+type vol struct {
+	path        string
+	start, size int64
+	// want is the volume's sha256 in the checksum file, "" when unknown.
+	want string
+	// The file is opened on first read, once, so that concurrent readers
+	// of different volumes never wait for each other.
+	once sync.Once
+	f    *os.File
+	err  error
+}
+
+// volumeName matches a volume's suffix: a dot and at least three digits.
+var volumeName = regexp.MustCompile(`^(.+)\.([0-9]{3,})$`)
+
+// Open opens the volumes of an archive for reading. path is the archive's
+// name (release.tar.zst, when only its volumes exist) or the name of any
+// of its volumes (release.tar.zst.001). It returns an error matching
+// fs.ErrNotExist when there are no such volumes.
+//
+// Before anything is read it checks that the set is whole, naming the
+// volume at fault: when path.sha256 lists volumes (as export writes it),
+// exactly those volumes are present (one it lists is "missing", one it
+// does not is "not listed": an extra volume, from another export);
+// otherwise the volumes are numbered from .001 without a gap.
+//
+// The rest the bytes tell: CheckSizes checks the split size; which volume
+// ends the archive, and whether volumes of equal size are in order, the
+// caller checks against the archive's own structure (its seek table); and
+// Read compares each volume with its sha256.
+func Open(path string) (*Set, error) {
+	base := path
+	if m := volumeName.FindStringSubmatch(path); m != nil {
+		if _, err := os.Stat(path); err == nil {
+			base = m[1]
+		}
+	}
+	present, err := list(base)
+	if err != nil {
+		return nil, err
+	}
+	s := &Set{base: base}
+	listed, err := s.readSidecar()
+	if err != nil {
+		return nil, err
+	}
+	n, err := expect(base, present, listed, s.sidecar)
+	if err != nil {
+		return nil, err
+	}
+	for i := 1; i <= n; i++ {
+		fi, err := os.Stat(Name(base, i))
+		if err != nil {
+			return nil, fmt.Errorf("volume %s: %w", Suffix(i), err)
+		}
+		if !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("volume %s (%s) is not a regular file", Suffix(i), Name(base, i))
+		}
+		s.vols = append(s.vols, &vol{path: Name(base, i), start: s.size, size: fi.Size(), want: listed[i]})
+		s.size += fi.Size()
+	}
+	return s, nil
+}
+
+// list returns the numbers of the volumes of base present in its
+// directory. Numbers above MaxVolumes are listed too: they are extra.
+func list(base string) (map[int]bool, error) {
+	dir, name := filepath.Split(base)
+	if dir == "" {
+		dir = "."
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", base, err)
+	}
+	present := map[int]bool{}
+	for _, e := range entries {
+		m := volumeName.FindStringSubmatch(e.Name())
+		if m == nil || m[1] != name {
+			continue
+		}
+		if i, err := strconv.Atoi(m[2]); err == nil && i > 0 && e.Name() == filepath.Base(Name(base, i)) {
+			present[i] = true
+		}
+	}
+	if len(present) == 0 {
+		return nil, fmt.Errorf("open %s: no such file, nor volumes %s: %w", base, filepath.Base(Name(base, 1))+"…", fs.ErrNotExist)
+	}
+	return present, nil
+}
+
+// readSidecar reads base.sha256 and returns the sums it gives volumes of
+// base, by number. A checksum file that names no volume (that of an
+// unsplit archive) is not the set's, and is ignored here.
+func (s *Set) readSidecar() (map[int]string, error) {
+	path := s.base + ".sha256"
+	sums, err := ReadChecksums(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	listed := map[int]string{}
+	name := filepath.Base(s.base)
+	for file, sum := range sums {
+		m := volumeName.FindStringSubmatch(file)
+		if m == nil || m[1] != name {
+			continue
+		}
+		i, err := strconv.Atoi(m[2])
+		if err != nil || i <= 0 || file != filepath.Base(Name(s.base, i)) {
+			continue
+		}
+		listed[i] = sum
+	}
+	if len(listed) == 0 {
+		return nil, nil
+	}
+	s.sidecar = path
+	return listed, nil
+}
+
+// expect decides how many volumes the set has, or names the one missing
+// or extra.
+func expect(base string, present map[int]bool, listed map[int]string, sidecar string) (int, error) {
+	nums := func(m map[int]bool) []int {
+		out := make([]int, 0, len(m))
+		for i := range m {
+			out = append(out, i)
+		}
+		sort.Ints(out)
+		return out
+	}
+	if listed != nil {
+		l := map[int]bool{}
+		for i := range listed {
+			l[i] = true
+		}
+		ln := nums(l)
+		n := ln[len(ln)-1]
+		for i := 1; i <= n; i++ {
+			switch {
+			case !l[i]:
+				return 0, fmt.Errorf("%s lists volumes up to %s but not volume %s: damaged checksum file", filepath.Base(sidecar), Suffix(n), Suffix(i))
+			case !present[i]:
+				return 0, fmt.Errorf("volume %s is missing (%s lists volumes %s to %s)", Suffix(i), filepath.Base(sidecar), Suffix(1), Suffix(n))
+			}
+		}
+		for _, i := range nums(present) {
+			if !l[i] {
+				return 0, fmt.Errorf("volume %s (%s) is not listed in %s, which lists volumes %s to %s: an extra volume, from another export?",
+					Suffix(i), Name(base, i), filepath.Base(sidecar), Suffix(1), Suffix(n))
+			}
+		}
+		return n, nil
+	}
+	pn := nums(present)
+	for k, i := range pn {
+		if i != k+1 {
+			if k == 0 {
+				return 0, fmt.Errorf("volume %s is missing (found %s)", Suffix(1), Suffix(i))
+			}
+			return 0, fmt.Errorf("volume %s is missing (found %s to %s, then %s)", Suffix(k+1), Suffix(1), Suffix(k), Suffix(i))
+		}
+	}
+	if n := len(pn); n > MaxVolumes {
+		return 0, fmt.Errorf("volume %s: more than %d volumes", Suffix(n), MaxVolumes)
+	}
+	return len(pn), nil
+}
+
+// CheckSizes checks that every volume but the last has the split size,
+// taken as the largest of them, that the last is no larger, and that no
+// volume is empty: a volume that breaks the rule was truncated, or the
+// volumes are out of order. Open does not call it: the caller decides
+// whether the archive's own structure explains the set better (an extra
+// volume after a short last one looks like a truncated one).
+func (s *Set) CheckSizes() error {
+	var split int64
+	largest := 0
+	for i, v := range s.vols {
+		if v.size == 0 {
+			return fmt.Errorf("volume %s (%s) is empty", Suffix(i+1), v.path)
+		}
+		if i < len(s.vols)-1 && v.size > split {
+			split, largest = v.size, i
+		}
+	}
+	for i, v := range s.vols[:len(s.vols)-1] {
+		if v.size < split {
+			return fmt.Errorf("volume %s (%s) has %d bytes, volume %s %d: truncated, or the volumes are out of order (every volume but the last has the split size)",
+				Suffix(i+1), v.path, v.size, Suffix(largest+1), split)
+		}
+	}
+	if last := s.vols[len(s.vols)-1]; len(s.vols) > 1 && last.size > split {
+		return fmt.Errorf("volume %s (%s), the last, has %d bytes, more than the %d of the others: the volumes are out of order, or from different exports",
+			Suffix(len(s.vols)), last.path, last.size, split)
+	}
+	return nil
+}
+
+// Base returns the archive's path without a volume suffix.
+func (s *Set) Base() string { return s.base }
+
+// Sidecar returns the checksum file that lists the volumes, "" if none.
+func (s *Set) Sidecar() string { return s.sidecar }
+
+// Size returns the length of the archive: the volumes' sizes added up.
+func (s *Set) Size() int64 { return s.size }
+
+// Len returns the number of volumes.
+func (s *Set) Len() int { return len(s.vols) }
+
+// End returns the offset in the archive at which volume i (from 1) ends.
+func (s *Set) End(i int) int64 {
+	v := s.vols[i-1]
+	return v.start + v.size
+}
+
+// Locate returns the volume (from 1) that holds offset off of the archive.
+func (s *Set) Locate(off int64) int {
+	i := sort.Search(len(s.vols), func(i int) bool { return s.vols[i].start+s.vols[i].size > off })
+	return min(i, len(s.vols)-1) + 1
+}
+
+// Volumes describes the volumes; their SHA256 is set once Read has read
+// them all.
+func (s *Set) Volumes() []Volume {
+	out := make([]Volume, len(s.vols))
+	for i, v := range s.vols {
+		out[i] = Volume{Path: v.path, Size: v.size}
+		if i < len(s.sums) {
+			out[i].SHA256 = s.sums[i]
+		}
+	}
+	return out
+}
+
+// file returns volume i's open file.
+func (s *Set) file(i int) (*os.File, error) {
+	v := s.vols[i]
+	v.once.Do(func() {
+		if v.f, v.err = os.Open(v.path); v.err != nil {
+			v.err = fmt.Errorf("volume %s: %w", Suffix(i+1), v.err)
+		}
+	})
+	return v.f, v.err
+}
+
+// ReadAt implements io.ReaderAt over the joined volumes. A volume that has
+// fewer bytes than Open found (shrunk since) is an error naming it.
+func (s *Set) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("volumes %s: negative offset %d", s.base, off)
+	}
+	n := 0
+	for len(p) > 0 {
+		if off >= s.size {
+			return n, io.EOF
+		}
+		i := s.Locate(off) - 1
+		v := s.vols[i]
+		f, err := s.file(i)
+		if err != nil {
+			return n, err
+		}
+		want := min(int64(len(p)), v.start+v.size-off)
+		m, err := f.ReadAt(p[:want], off-v.start)
+		n += m
+		off += int64(m)
+		p = p[m:]
+		if int64(m) < want {
+			if err == nil || err == io.EOF {
+				err = fmt.Errorf("volume %s (%s) is shorter than when it was opened: %w", Suffix(i+1), v.path, io.ErrUnexpectedEOF)
+			} else {
+				err = fmt.Errorf("volume %s (%s): %w", Suffix(i+1), v.path, err)
+			}
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// Read implements io.Reader, front to back. At the end of each volume it
+// compares the volume's sha256 with the checksum file's, when there is
+// one, and fails naming the volume if they differ.
+func (s *Set) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	if s.pos >= s.size {
+		return 0, io.EOF
+	}
+	i := s.Locate(s.pos) - 1
+	v := s.vols[i]
+	want := min(int64(len(p)), v.start+v.size-s.pos)
+	if s.h == nil {
+		s.h = newHasher()
+	}
+	n, err := s.ReadAt(p[:want], s.pos)
+	s.h.write(p[:n])
+	s.pos += int64(n)
+	if err != nil && err != io.EOF {
+		s.err = err
+		return n, err
+	}
+	if s.pos == v.start+v.size {
+		sum := s.h.sum()
+		s.sums = append(s.sums, sum)
+		if v.want != "" && v.want != sum {
+			s.err = s.sumError(i, sum)
+			return n, s.err
+		}
+	}
+	return n, nil
+}
+
+// CheckSums reads every volume the checksum file lists and compares its
+// sha256 with its line, returning an error naming the first that differs
+// (nil when all match, or when there is no checksum file). It is how a
+// caller that failed on the archive's bytes finds the volume to blame:
+// Read compares a volume only at its end, and a reader of the archive may
+// stop at the damage, before that.
+func (s *Set) CheckSums() error {
+	for i, v := range s.vols {
+		if v.want == "" {
+			continue
+		}
+		h := sha256.New()
+		if _, err := io.Copy(h, io.NewSectionReader(s, v.start, v.size)); err != nil {
+			return err
+		}
+		if sum := hex.EncodeToString(h.Sum(nil)); sum != v.want {
+			return s.sumError(i, sum)
+		}
+	}
+	return nil
+}
+
+// sumError names volume i, whose sha256 is sum and not its line's.
+func (s *Set) sumError(i int, sum string) error {
+	v := s.vols[i]
+	return fmt.Errorf("volume %s (%s) has sha256 %s, %s says %s: damaged, out of order, or from another export",
+		Suffix(i+1), v.path, sum, filepath.Base(s.sidecar), v.want)
+}
+
+// Close closes the volumes' files. The Set must not be read afterwards.
+func (s *Set) Close() error {
+	if s.h != nil {
+		s.h.stop()
+		s.h = nil
+	}
+	var first error
+	for _, v := range s.vols {
+		// A volume never opened is closed for good: reading it now fails.
+		v.once.Do(func() { v.err = os.ErrClosed })
+		if v.f != nil {
+			if err := v.f.Close(); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	return first
+}
+
+// ReadChecksums reads a checksum file in sha256sum format (text or binary
+// mode, GNU's escaped names included) and returns the hex sum of each file
+// it names, by name as written.
+func ReadChecksums(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(io.LimitReader(f, 16<<20))
+	for line := 1; sc.Scan(); line++ {
+		text := sc.Text()
+		if strings.TrimSpace(text) == "" {
+			continue
+		}
+		escaped := strings.HasPrefix(text, `\`)
+		text = strings.TrimPrefix(text, `\`)
+		sum, name, ok := strings.Cut(text, " ")
+		if !ok || len(sum) != 2*sha256.Size || name == "" || (name[0] != ' ' && name[0] != '*') {
+			return nil, fmt.Errorf("%s: line %d is not in sha256sum format", path, line)
+		}
+		if _, err := hex.DecodeString(sum); err != nil {
+			return nil, fmt.Errorf("%s: line %d is not in sha256sum format", path, line)
+		}
+		name = name[1:]
+		if escaped {
+			name = strings.NewReplacer(`\\`, `\`, `\n`, "\n", `\r`, "\r").Replace(name)
+		}
+		out[name] = strings.ToLower(sum)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return out, nil
+}
+
+// OpenArchive opens the archive at path for reading: the file itself, or
+// the Set of its volumes when path names a volume (FILE.001) or when there
+// is no file at path but there are volumes of it (FILE.001, …). Both are
+// an io.ReaderAt whose size archive.RandomAccess finds.
+func OpenArchive(path string) (io.ReadCloser, error) {
+	if volumeName.MatchString(path) {
+		if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+			return Open(path)
+		}
+	}
+	f, err := os.Open(path)
+	if err == nil {
+		return f, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if _, serr := os.Stat(Name(path, 1)); serr != nil {
+		return nil, err
+	}
+	return Open(path)
+}

@@ -1,0 +1,150 @@
+package relocate
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/volumes"
+)
+
+// randomArchive is an archive read at random: its head, and any config or
+// layer on its own, verified as it is read. A ferry archive with a seek
+// table (archive.File) and an imgpkg tarball (archive.ImgpkgTar) are both
+// read this way, by import, inspect, verify and export --from-tar alike.
+type randomArchive interface {
+	Head() *archive.Head
+	Has(d v1.Hash) bool
+	Blob(d v1.Hash) (io.ReadCloser, error)
+}
+
+// openRandom opens the archive in r for random access when r is a file (or
+// the volumes of one) holding a ferry archive with a seek table or an
+// imgpkg tarball. ok is false, with no error, when r must be read front to
+// back instead (a pipe, gzip, plain tar, a ferry archive without a seek
+// table); r has then not been read from. Volumes are checked first
+// (checkVolumes).
+func openRandom(r io.Reader) (randomArchive, bool, error) {
+	ra, size, ok := archive.RandomAccess(r)
+	if !ok {
+		return nil, false, nil
+	}
+	if vs, ok := r.(*volumes.Set); ok {
+		if err := checkVolumes(vs); err != nil {
+			return nil, false, err
+		}
+	}
+	f, err := archive.OpenFile(ra, size, archive.ReaderOptions{})
+	switch {
+	case err == nil:
+		return f, true, nil
+	case !errors.Is(err, archive.ErrNotSeekable):
+		return nil, false, err
+	}
+	t, err := archive.OpenImgpkg(ra, size, archive.ReaderOptions{})
+	switch {
+	case err == nil:
+		return t, true, nil
+	case !errors.Is(err, archive.ErrNotImgpkg):
+		return nil, false, err
+	}
+	// OpenFile and OpenImgpkg read with ReadAt only: r is still at its
+	// start.
+	return nil, false, nil
+}
+
+// checkVolumes checks what volumes.Open cannot from names and sizes alone:
+// that the archive the volumes make ends where the last volume ends, and
+// that its volumes are in order. The seek table at the end of a ferry
+// archive says where every frame starts, and every frame starts with
+// zstd's magic number: four bytes read per frame find a volume that is
+// not where it belongs (volumes renamed out of order, or from another
+// export), or one that follows the archive's end (an extra volume). A
+// volume smaller than a frame may hold no frame start; the checksums and
+// digests checked as the archive is read still refuse it, without naming
+// it, and `ferry verify` compares every volume with the checksum file.
+// Archives without a seek table (gzip, plain tar, older ferry) are left to
+// the front-to-back read.
+func checkVolumes(vs *volumes.Set) error {
+	err := archive.CheckFrameStarts(vs, vs.Size())
+	if err == nil {
+		// Every frame where it belongs, the last ending the last volume:
+		// however the volumes are sized, they make the archive.
+		return nil
+	}
+	notSeekable := errors.Is(err, archive.ErrNotSeekable)
+	if notSeekable {
+		// No seek table at the end of the last volume: does the archive
+		// end with an earlier one?
+		for i := vs.Len() - 1; i >= 1; i-- {
+			end := vs.End(i)
+			if archive.CheckFrameStarts(io.NewSectionReader(vs, 0, end), end) == nil {
+				return fmt.Errorf("volume %s is extra: the archive ends with volume %s", volumes.Suffix(i+1), volumes.Suffix(i))
+			}
+		}
+	}
+	// A volume of the wrong size says more than the frames after it.
+	if err := vs.CheckSizes(); err != nil {
+		return err
+	}
+	var fe *archive.FrameStartError
+	switch {
+	case errors.As(err, &fe):
+		i := vs.Locate(fe.Offset)
+		if i == 1 {
+			return fmt.Errorf("volume %s does not start the archive (%w): damaged, or from another export", volumes.Suffix(1), err)
+		}
+		return fmt.Errorf("volume %s does not continue the archive where volume %s ends (%w): the volumes are out of order, damaged, or from different exports",
+			volumes.Suffix(i), volumes.Suffix(i-1), err)
+	case errors.Is(err, archive.ErrBadHead):
+		return fmt.Errorf("volume %s does not start the archive (%w): damaged, out of order, or from another export", volumes.Suffix(1), err)
+	case !notSeekable:
+		return fmt.Errorf("volumes of %s: %w", vs.Base(), err)
+	}
+	// A ferry archive that says it has a seek table, and does not end
+	// with one, lost the end of its last volume, or the volumes after it.
+	if h, err := archive.Inspect(io.NewSectionReader(vs, 0, vs.Size())); err == nil && h.Index.Annotations[archive.AnnotationSeekable] == "true" {
+		return fmt.Errorf("the archive does not end with volume %s, the last: it is truncated, or volumes after it are missing (the archive's seek table is not at its end)", volumes.Suffix(vs.Len()))
+	}
+	return nil
+}
+
+// Archive formats Inspect tells apart.
+const (
+	FormatFerry  = "ferry"
+	FormatImgpkg = "imgpkg"
+)
+
+// formatOf says whether h is a ferry archive's head or an imgpkg
+// tarball's.
+func formatOf(h *archive.Head) string {
+	if h.Version == 0 && h.CreatedBy == archive.ImgpkgCreatedBy {
+		return FormatImgpkg
+	}
+	return FormatFerry
+}
+
+// inspectHead reads the head of the archive in r: at random when r is a
+// file (an imgpkg tarball is read so), otherwise front to back, reading
+// nothing past the last manifest.
+func inspectHead(r io.Reader) (*archive.Head, error) {
+	f, ok, err := openRandom(r)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		return f.Head(), nil
+	}
+	return archive.Inspect(r)
+}
+
+// volumesOf lists the volumes r reads, nil when r is not split.
+func volumesOf(r io.Reader) []volumes.Volume {
+	if vs, ok := r.(*volumes.Set); ok {
+		return vs.Volumes()
+	}
+	return nil
+}

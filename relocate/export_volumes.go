@@ -1,0 +1,32 @@
+package relocate
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ferry-dev/ferry/internal/volumes"
+)
+
+// exportVolumes is ExportFile with ExportOptions.SplitSize: the archive's
+// bytes go to volumes of at most SplitSize bytes, each a temporary file
+// until the export is complete, then all renamed at once
+// (volumes.Writer.Commit), with path.sha256 listing every volume. A failure
+// or cancellation leaves no volume under its final name. The bytes are
+// exactly those of the unsplit archive: the split is below the format.
+func exportVolumes(ctx context.Context, p *Plan, path string, opts ExportOptions) (*ExportResult, error) {
+	w, err := volumes.Create(path, opts.SplitSize)
+	if err != nil {
+		return nil, fmt.Errorf("export to %s: %w", path, err)
+	}
+	res, err := Export(ctx, p, w, opts)
+	if err != nil {
+		w.Abort()
+		return nil, fmt.Errorf("export to %s: %w", path, err)
+	}
+	vols, err := w.Commit()
+	if err != nil {
+		return nil, fmt.Errorf("export to %s: %w", path, err)
+	}
+	res.Path, res.Volumes = path, vols
+	return res, nil
+}
