@@ -261,20 +261,7 @@ func TestServeRepoIsWhatAnImportWrites(t *testing.T) {
 	repo := srv.host + "/far/release"
 
 	// Exactly the tags an import writes, computed independently.
-	r, _ := name.NewRepository(repo)
-	list, err := remote.List(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]string{}
-	for _, tg := range list {
-		desc, err := remote.Head(r.Tag(tg))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got[tg] = desc.Digest.String()
-	}
-	assertTags(t, got, want)
+	assertTags(t, servedTags(t, repo), want)
 
 	// ferry pull finds every image in the one repository, through the
 	// locations image, and rewrites images.yml to it.
@@ -288,6 +275,29 @@ func TestServeRepoIsWhatAnImportWrites(t *testing.T) {
 	imported := tagsOf(t, dst, dst.Repo("imported"))
 	assertTags(t, imported, want)
 	assertTags(t, tagsOf(t, dst, dst.Repo("copied")), imported)
+}
+
+// servedTags lists the tags of the repository repo (HOST/PATH) with the
+// digest each names, through go-containerregistry's client.
+func servedTags(t *testing.T, repo string) map[string]string {
+	t.Helper()
+	r, err := name.NewRepository(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := remote.List(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, tg := range list {
+		desc, err := remote.Head(r.Tag(tg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[tg] = desc.Digest.String()
+	}
+	return got
 }
 
 // bigImageArchive exports an image of one random layer of size bytes and

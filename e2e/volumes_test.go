@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferry-dev/ferry/fixtures/golden"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 )
 
@@ -256,5 +257,65 @@ func TestBrokenVolumesAreRefusedAndNothingTagged(t *testing.T) {
 	}
 	if tags := tagsOf(t, dst, repo); len(tags) != 0 {
 		t.Fatalf("a refused import tagged %v", tags)
+	}
+}
+
+// The volumes of a split export are a base of --since and verify --since,
+// and ferry serve reads them, like the unsplit archive.
+func TestSinceVerifyAndServeReadVolumes(t *testing.T) {
+	f, want, path, _ := splitExport(t)
+	wholeSum := sha256Hex(want)
+
+	// A delta against the volumes: the same release again leaves out
+	// every config and layer, and names the base by the archive's sum
+	// (the volumes joined), not by the first line of the checksum file.
+	delta := filepath.Join(t.TempDir(), "again.tar.zst")
+	r := mustFerry(t, "export", "-b", f.root, "-o", delta, "--since", volume(path, 1), "--json")
+	var ex struct {
+		LeftOut int
+		Bases   []struct{ Kind, Name, SHA256 string }
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &ex); err != nil {
+		t.Fatal(err)
+	}
+	if len(ex.Bases) != 1 || ex.Bases[0].Name != "release.tar.zst" || ex.Bases[0].SHA256 != wholeSum {
+		t.Errorf("bases %+v, want release.tar.zst with sha256 %s", ex.Bases, wholeSum)
+	}
+	if ex.LeftOut == 0 {
+		t.Errorf("a delta of the same release against its own volumes left nothing out: %s", r.Stdout)
+	}
+	if v := ferry(t, nil, "verify", delta, "--since", path); v.Code != 0 || !strings.Contains(v.Stderr, "held by "+path) {
+		t.Errorf("verify --since the volumes: %s", v)
+	}
+
+	// serve --repo from the volumes has exactly an import's tags.
+	srv := startServe(t, path, "--repo", "far/release")
+	assertTags(t, servedTags(t, srv.host+"/far/release"), f.wantTags(t))
+	pullImage(t, mustDigest(t, srv.host+"/far/release@"+f.app1.DigestStr()), f.app1.DigestStr())
+
+	// A missing volume is named before serve listens; --since and
+	// verify --since refuse it too.
+	if err := os.Rename(volume(path, 3), volume(path, 3)+".away"); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"serve", path, "--addr", "127.0.0.1:0"},
+		{"export", "-b", f.root, "-o", filepath.Join(t.TempDir(), "d.tar.zst"), "--since", path},
+		{"verify", delta, "--since", path},
+	} {
+		if r := ferry(t, nil, args...); r.Code == 0 || !strings.Contains(r.Stderr, ".003") {
+			t.Errorf("%s with volume .003 missing: %s", args[0], r)
+		}
+	}
+}
+
+func TestServeRefusesAnImgpkgTarballNamingTheWayOut(t *testing.T) {
+	tarball, err := golden.WriteFile(t.TempDir(), "basic.imgpkg.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := ferry(t, nil, "serve", tarball, "--addr", "127.0.0.1:0")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "imgpkg") || !strings.Contains(r.Stderr, "--from-tar") {
+		t.Errorf("serving imgpkg's tarball: %s", r)
 	}
 }

@@ -56,6 +56,45 @@ func openRandom(r io.Reader) (randomArchive, bool, error) {
 	return nil, false, nil
 }
 
+// ErrImgpkgTarball is returned by OpenSeekable for a tarball imgpkg wrote,
+// which holds no frames to read a blob's range from.
+var ErrImgpkgTarball = errors.New("a tarball imgpkg wrote, not a ferry archive")
+
+// OpenSeekable opens the ferry archive at path, or the volumes of one
+// (volumes.OpenArchive, checked as an import checks them), for reading at
+// random, as serve reads it. A file that is not one (a pipe, a directory)
+// is refused; an archive without a seek table gives archive.ErrNotSeekable, an imgpkg
+// tarball ErrImgpkgTarball.
+// Closing the returned Closer closes the file or the volumes.
+func OpenSeekable(path string) (*archive.File, io.Closer, error) {
+	in, err := volumes.OpenArchive(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	ra, size, ok := archive.RandomAccess(in)
+	if !ok {
+		in.Close()
+		return nil, nil, errors.New("not a regular file")
+	}
+	if vs, ok := in.(*volumes.Set); ok {
+		if err := checkVolumes(vs); err != nil {
+			in.Close()
+			return nil, nil, err
+		}
+	}
+	f, err := archive.OpenFile(ra, size, archive.ReaderOptions{})
+	if errors.Is(err, archive.ErrNotSeekable) {
+		if _, ierr := archive.OpenImgpkg(ra, size, archive.ReaderOptions{}); ierr == nil {
+			err = ErrImgpkgTarball
+		}
+	}
+	if err != nil {
+		in.Close()
+		return nil, nil, err
+	}
+	return f, in, nil
+}
+
 // checkVolumes checks what volumes.Open cannot from names and sizes alone:
 // that the archive the volumes make ends where the last volume ends, and
 // that its volumes are in order. The seek table at the end of a ferry

@@ -10,13 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/inventory"
+	"github.com/ferry-dev/ferry/internal/volumes"
 )
 
 // Since is one base of a delta export (`--since`): what the destination is
@@ -37,23 +37,41 @@ var ErrNotABase = errors.New("neither a ferry archive nor a ferry inventory")
 // ReadSince reads a --since file, told apart by its content: an inventory
 // (JSON naming inventory.MediaType) or a ferry archive (its head only: the
 // blobs it carried, and those it left out itself, which its import found
-// at the destination). The file's sha256 is recorded in the Base.
+// at the destination), unsplit or the volumes of a split export
+// (volumes.OpenArchive). The file's sha256 (the volumes joined) is
+// recorded in the Base.
 func ReadSince(path string) (*Since, error) {
-	f, err := os.Open(path)
+	in, err := volumes.OpenArchive(path)
 	if err != nil {
 		return nil, fmt.Errorf("--since %s: %w", path, err)
 	}
-	defer f.Close()
-	peek, _ := bufio.NewReader(f).Peek(4096)
+	defer in.Close()
+	ra, size, ok := archive.RandomAccess(in)
+	if !ok {
+		return nil, fmt.Errorf("--since %s: not a regular file", path)
+	}
+	from0 := func() io.Reader { return io.NewSectionReader(ra, 0, size) }
+	peek, _ := bufio.NewReader(from0()).Peek(4096)
+	name := filepath.Base(path)
 	// The sum only names the base in the delta's record: the checksum file
 	// an export wrote beside it spares hashing a base of many gigabytes.
-	sum, ok := sidecarSHA256(path)
-	if !ok {
-		if sum, err = fileSHA256(f); err != nil {
+	// A split export's lists its volumes' sums, not the archive's.
+	sum, haveSum := "", false
+	if vs, split := in.(*volumes.Set); split {
+		if err := checkVolumes(vs); err != nil {
 			return nil, fmt.Errorf("--since %s: %w", path, err)
 		}
+		name = filepath.Base(vs.Base())
+	} else {
+		sum, haveSum = sidecarSHA256(path)
 	}
-	name := filepath.Base(path)
+	if !haveSum {
+		h := sha256.New()
+		if _, err := io.Copy(h, from0()); err != nil {
+			return nil, fmt.Errorf("--since %s: %w", path, err)
+		}
+		sum = hex.EncodeToString(h.Sum(nil))
+	}
 	if inventory.Sniff(peek) {
 		doc, err := inventory.Read(path)
 		if err != nil {
@@ -68,10 +86,7 @@ func ReadSince(path string) (*Since, error) {
 		}
 		return s, nil
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("--since %s: %w", path, err)
-	}
-	head, err := archive.Inspect(f)
+	head, err := archive.Inspect(from0())
 	if err != nil {
 		return nil, fmt.Errorf("--since %s: %w (%v)", path, ErrNotABase, err)
 	}
@@ -84,32 +99,20 @@ func ReadSince(path string) (*Since, error) {
 	return s, nil
 }
 
-// sidecarSHA256 reads the sum of path.sha256 (sha256sum format), if there
-// is one.
+// sidecarSHA256 reads the sum of path from path.sha256 (sha256sum
+// format), if there is one: a checksum file listing volumes, or another
+// file, says nothing of path itself.
 func sidecarSHA256(path string) (string, bool) {
-	b, err := os.ReadFile(path + ".sha256")
-	if err != nil || len(b) > 4096 {
+	side := path + ".sha256"
+	if fi, err := os.Stat(side); err != nil || fi.Size() > 4096 {
 		return "", false
 	}
-	fields := strings.Fields(string(b))
-	if len(fields) < 2 || len(fields[0]) != 64 {
+	sums, err := volumes.ReadChecksums(side)
+	if err != nil || len(sums) != 1 {
 		return "", false
 	}
-	if _, err := hex.DecodeString(fields[0]); err != nil {
-		return "", false
-	}
-	return fields[0], true
-}
-
-func fileSHA256(f *os.File) (string, error) {
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return "", err
-	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	sum, ok := sums[filepath.Base(path)]
+	return sum, ok
 }
 
 // delta works out what an export of p leaves out given the bases: every

@@ -168,7 +168,7 @@ func VerifyFile(ctx context.Context, path string, opts VerifyOptions) (*VerifyRe
 // table, random access to read a bundle's layer from it.
 type verifyBase struct {
 	path string
-	f    *os.File
+	f    io.Closer
 	file *archive.File // nil without a seek table
 	// held is every config and layer the base holds: those it carries,
 	// and, for a delta, those it left out itself (its own import found
@@ -191,7 +191,7 @@ func openBases(paths []string) ([]verifyBase, func(), error) {
 		}
 	}
 	for _, p := range paths {
-		f, err := os.Open(p)
+		f, err := volumes.OpenArchive(p)
 		if err != nil {
 			closeAll()
 			return nil, nil, fmt.Errorf("verify --since: %w", err)
@@ -207,21 +207,27 @@ func openBases(paths []string) ([]verifyBase, func(), error) {
 	return out, closeAll, nil
 }
 
-// openBase reads a base archive's head: through its seek table when it has
-// one, front to back otherwise (gzip, plain tar, an older ferry).
-func openBase(path string, f *os.File) (verifyBase, error) {
+// openBase reads a base archive's head (a file or the volumes of one):
+// through its seek table when it has one, front to back otherwise (gzip,
+// plain tar, an older ferry).
+func openBase(path string, f io.ReadCloser) (verifyBase, error) {
 	b := verifyBase{path: path, f: f, held: map[v1.Hash]bool{}}
-	fi, err := f.Stat()
-	if err != nil {
-		return b, err
+	ra, size, ok := archive.RandomAccess(f)
+	if !ok {
+		return b, errors.New("not a regular file")
+	}
+	if vs, split := f.(*volumes.Set); split {
+		if err := checkVolumes(vs); err != nil {
+			return b, err
+		}
 	}
 	var head *archive.Head
-	af, err := archive.OpenFile(f, fi.Size(), archive.ReaderOptions{})
+	af, err := archive.OpenFile(ra, size, archive.ReaderOptions{})
 	switch {
 	case err == nil:
 		b.file, head = af, af.Head()
 	case errors.Is(err, archive.ErrNotSeekable):
-		if head, err = archive.Inspect(f); err != nil {
+		if head, err = archive.Inspect(io.NewSectionReader(ra, 0, size)); err != nil {
 			return b, err
 		}
 	default:

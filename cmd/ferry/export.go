@@ -177,7 +177,7 @@ type exportJSON struct {
 
 // sinceFlag is --since, of export and copy --to-tar.
 func sinceFlag() cli.Flag {
-	return &cli.StringSliceFlag{Name: "since", Usage: "make a delta: leave out every config and layer that `FILE` says the destination holds (a previous ferry archive, or a ferry inventory); repeatable"}
+	return &cli.StringSliceFlag{Name: "since", Usage: "make a delta: leave out every config and layer that `FILE` says the destination holds (a previous ferry archive or its volumes, or a ferry inventory); repeatable"}
 }
 
 // readSince reads the --since files, before anything is fetched.

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/relocate"
 	"github.com/ferry-dev/ferry/serve"
 )
 
@@ -40,9 +40,11 @@ entries as 'htpasswd -B' writes them), or --insecure to do without (it
 then warns). Ctrl-C or SIGTERM stops it, letting requests in flight finish
 for a few seconds. -v logs one line per request.
 
-The archive must have the seek table ferry export writes: an archive from
-an older ferry, or recompressed (gzip, plain tar), is refused; import it
-with ferry import, or export it again.`,
+The archive must have the seek table ferry export writes; the volumes of
+a split export (FILE when only FILE.001, ... exist, or FILE.001) are read
+in place. An archive from an older ferry, or recompressed (gzip, plain
+tar), is refused: import it with ferry import, or export it again. So is
+an imgpkg tarball: convert it with 'ferry export --from-tar'.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:5000", Usage: "address to listen on, `HOST:PORT` (port 0 picks a free one; beyond loopback see above)"},
 			&cli.StringFlag{Name: "repo", Usage: "serve everything as this one repository `NAME` (a path, e.g. team/app-bundle) with the tags an import into it writes"},
@@ -88,19 +90,13 @@ func runServe(c *cli.Context) error {
 	if (c.String("tls-cert") == "") != (c.String("tls-key") == "") {
 		return usagef("serve: give --tls-cert and --tls-key together")
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
+	af, closer, err := relocate.OpenSeekable(path)
+	if err == nil {
+		defer closer.Close()
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
+	if errors.Is(err, relocate.ErrImgpkgTarball) {
+		return fmt.Errorf("serve %s: %w: convert it with 'ferry export --from-tar %s -o FILE.tar.zst' and serve that, or import it with 'ferry import -f %s --to-repo REPO'", path, err, path, path)
 	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("serve %s: not a regular file", path)
-	}
-	af, err := archive.OpenFile(f, fi.Size(), archive.ReaderOptions{})
 	if errors.Is(err, archive.ErrNotSeekable) {
 		return fmt.Errorf("serve %s: %w: it was written by an older ferry, or recompressed (gzip, plain tar, zstd), and serve reads each blob where it lies; import it with 'ferry import -f %s --to-repo REPO', or export it again", path, err, path)
 	}
