@@ -94,8 +94,10 @@ func TestSplitExportJoinsToTheUnsplitArchive(t *testing.T) {
 		t.Fatalf("sha256sum -c: %v\n%s", err, b)
 	}
 
-	// An export that fails leaves no volume, and a smaller split replaces
-	// the volumes an earlier export left.
+	// An export that fails (here before a byte is written; part way in
+	// TestSplitExportFailingMidWayLeavesNoVolume, at the commit in
+	// internal/volumes) leaves the earlier volumes as they were, and a
+	// split into fewer volumes replaces them all.
 	r = ferry(t, nil, "export", "-b", f.root+"-missing", "-o", out, "--split-size", fmt.Sprint(size/2))
 	if r.Code != 1 {
 		t.Fatalf("export of a missing bundle: %s", r)

@@ -130,14 +130,13 @@ func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (
 	}
 	// Archive and checksum are put in place together, under a lock, so
 	// that two exports to one path never leave one's checksum beside the
-	// other's archive.
-	if err := f.CommitWithChecksum(sum); err != nil {
+	// other's archive; the volumes of an earlier split export under this
+	// name go with the archive it replaces.
+	warnings, err := volumes.Put(path, []*atomicfile.File{f}, []atomicfile.Checksum{{Path: path, Sum: sum}})
+	if err != nil {
 		return nil, fmt.Errorf("export to %s: %w", path, err)
 	}
-	// The volumes of an earlier split export under this name are stale.
-	if err := volumes.RemoveStale(path, 0); err != nil {
-		return nil, fmt.Errorf("export to %s: %w", path, err)
-	}
+	warnAll(opts.Reporter, warnings)
 	res.Path = path
 	return res, nil
 }

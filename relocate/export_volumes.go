@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/internal/volumes"
 )
 
@@ -23,10 +24,19 @@ func exportVolumes(ctx context.Context, p *Plan, path string, opts ExportOptions
 		w.Abort()
 		return nil, fmt.Errorf("export to %s: %w", path, err)
 	}
-	vols, err := w.Commit()
+	vols, warnings, err := w.Commit()
 	if err != nil {
 		return nil, fmt.Errorf("export to %s: %w", path, err)
 	}
+	warnAll(opts.Reporter, warnings)
 	res.Path, res.Volumes = path, vols
 	return res, nil
+}
+
+// warnAll reports what was left of an earlier export once the new archive
+// was in place: worth knowing, not a failure.
+func warnAll(rep progress.Reporter, warnings []error) {
+	for _, w := range warnings {
+		progress.OrNop(rep).Warnf("%v", w)
+	}
 }

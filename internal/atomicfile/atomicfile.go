@@ -24,6 +24,9 @@ type File struct {
 	path, tmp string
 	committed bool
 	aborted   bool
+	// synced is set once the bytes are on stable storage and the file is
+	// closed (Sync): what remains is the rename.
+	synced bool
 	// written is the bytes written so far; flushed, where the last
 	// writeback started.
 	written, flushed int64
@@ -101,11 +104,31 @@ func (f *File) Path() string { return f.path }
 // the directory, so that after Commit returns the new file survives a
 // crash. On failure the temporary file is removed.
 func (f *File) Commit() error {
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Rename(); err != nil {
+		f.Abort()
+		return err
+	}
+	if err := syncDir(filepath.Dir(f.path)); err != nil {
+		return fmt.Errorf("commit %s: sync directory: %w", f.path, err)
+	}
+	return nil
+}
+
+// Sync puts the temporary file's bytes on stable storage and closes it,
+// without giving it its name: the slow half of Commit, for a caller that
+// puts several files in place together (Sync each, then Rename each, then
+// SyncDir). On failure the temporary file is removed.
+func (f *File) Sync() error {
 	switch {
 	case f.aborted:
 		return fmt.Errorf("commit %s: already aborted", f.path)
 	case f.committed:
 		return fmt.Errorf("commit %s: already committed", f.path)
+	case f.synced:
+		return nil
 	}
 	if err := f.f.Sync(); err != nil {
 		f.Abort()
@@ -115,17 +138,27 @@ func (f *File) Commit() error {
 		f.Abort()
 		return fmt.Errorf("commit %s: %w", f.path, err)
 	}
+	f.synced = true
+	return nil
+}
+
+// Rename gives the synced temporary file (Sync) its name, replacing what
+// was there. The rename survives a crash only once the directory is
+// synced (SyncDir). On failure the temporary file is left for Abort.
+func (f *File) Rename() error {
+	if !f.synced || f.committed || f.aborted {
+		return fmt.Errorf("rename %s: not synced, or already committed or aborted", f.path)
+	}
 	if err := os.Rename(f.tmp, f.path); err != nil {
-		f.aborted = true
-		os.Remove(f.tmp)
 		return fmt.Errorf("commit %s: %w", f.path, err)
 	}
 	f.committed = true
-	if err := syncDir(filepath.Dir(f.path)); err != nil {
-		return fmt.Errorf("commit %s: sync directory: %w", f.path, err)
-	}
 	return nil
 }
+
+// SyncDir syncs the directory dir, so that the renames in it survive a
+// crash. File systems that cannot sync a directory are not an error.
+func SyncDir(dir string) error { return syncDir(dir) }
 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
@@ -147,67 +180,23 @@ func (f *File) Abort() error {
 		return nil
 	}
 	f.aborted = true
-	f.f.Close()
+	if !f.synced {
+		f.f.Close()
+	}
 	if err := os.Remove(f.tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("abort %s: %w", f.path, err)
 	}
 	return nil
 }
 
-// CommitWithChecksum commits f and writes the sidecar path.sha256 for it
-// (see WriteChecksumFile; sum is the sha256 of what was written), so that
-// the pair always agrees, even when several writers commit to the same
-// path at once: the old sidecar is removed, the file renamed in and its
-// sidecar written while holding an exclusive lock on path's directory.
-// Without it, two exports to one -o FILE could leave one's checksum beside
-// the other's archive. The lock is flock(2) on unix systems, released when
-// the process exits; where it cannot be taken (some network file systems,
-// other systems) the steps run unlocked, in the same order.
-//
-// The slow part of a commit, syncing the file's bytes, runs before the lock
-// is taken, so writers wait for each other only for a rename and a small
-// write.
-func (f *File) CommitWithChecksum(sum []byte) error {
-	if len(sum) != sha256.Size {
-		f.Abort()
-		return fmt.Errorf("commit %s: sum is %d bytes, want %d", f.path, len(sum), sha256.Size)
-	}
-	if f.committed || f.aborted {
-		return f.Commit() // its error says which
-	}
-	if err := f.f.Sync(); err != nil {
-		f.Abort()
-		return fmt.Errorf("commit %s: %w", f.path, err)
-	}
-	unlock := lockDir(filepath.Dir(f.path))
-	defer unlock()
-	// An old checksum must not outlive the file it describes: without
-	// this, a crash between the rename and the new sidecar would leave a
-	// good file beside a checksum that calls it corrupt.
-	if err := os.Remove(f.path + ".sha256"); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		f.Abort()
-		return fmt.Errorf("commit %s: %w", f.path, err)
-	}
-	if err := f.Commit(); err != nil {
-		return err
-	}
-	if err := WriteChecksumFile(f.path, sum); err != nil {
-		return fmt.Errorf("commit %s: checksum file: %w", f.path, err)
-	}
-	return nil
-}
-
-// LockDir takes the lock CommitWithChecksum takes on dir, for a writer
-// that puts several files and their checksum file in place together
-// (volumes of a split archive); the returned function releases it.
+// LockDir takes an exclusive lock on the directory dir, for a writer that
+// puts several files and their checksum file in place together (an
+// archive, or the volumes of one, and path.sha256), so that two writers to
+// one name never leave a mix of both. The lock is flock(2) on unix
+// systems, released when the process exits; where it cannot be taken (some
+// network file systems, other systems) the caller runs unlocked. The
+// returned function releases it.
 func LockDir(dir string) (unlock func()) { return lockDir(dir) }
-
-// WriteChecksumFile writes path.sha256, atomically, in the format of
-// sha256sum: "<hex>  <base name of path>\n", so that `sha256sum -c` run in
-// path's directory checks path. sum is the raw 32-byte digest.
-func WriteChecksumFile(path string, sum []byte) error {
-	return WriteChecksums(path+".sha256", []Checksum{{Path: path, Sum: sum}})
-}
 
 // Checksum is one line of a checksum file: a file and its raw sha256.
 type Checksum struct {

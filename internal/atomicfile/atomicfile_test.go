@@ -3,13 +3,11 @@ package atomicfile
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -161,7 +159,7 @@ func TestCreateFailsEarly(t *testing.T) {
 	}
 }
 
-func TestWriteChecksumFile(t *testing.T) {
+func TestWriteChecksums(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "bundle.tar.zst")
 	content := []byte("archive bytes")
@@ -169,7 +167,7 @@ func TestWriteChecksumFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(content)
-	if err := WriteChecksumFile(path, sum[:]); err != nil {
+	if err := WriteChecksums(path+".sha256", []Checksum{{Path: path, Sum: sum[:]}}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(path + ".sha256")
@@ -182,7 +180,7 @@ func TestWriteChecksumFile(t *testing.T) {
 	if got := entries(t, dir); len(got) != 2 {
 		t.Errorf("directory holds %v", got)
 	}
-	if err := WriteChecksumFile(path, sum[:4]); err == nil {
+	if err := WriteChecksums(path+".sha256", []Checksum{{Path: path, Sum: sum[:4]}}); err == nil {
 		t.Error("a 4-byte sum was accepted")
 	}
 
@@ -194,7 +192,7 @@ func TestWriteChecksumFile(t *testing.T) {
 	if err := os.WriteFile(odd, content, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteChecksumFile(odd, sum[:]); err != nil {
+	if err := WriteChecksums(odd+".sha256", []Checksum{{Path: odd, Sum: sum[:]}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"bundle.tar.zst.sha256", `odd\name.sha256`} {
@@ -210,63 +208,5 @@ func TestWriteChecksumFile(t *testing.T) {
 	cmd.Dir = dir
 	if err := cmd.Run(); err == nil {
 		t.Error("sha256sum -c accepted a changed file")
-	}
-}
-
-// TestCommitWithChecksumRacing (issue 13, item 7): writers that commit to
-// one path at once must leave a sidecar that matches the file in place.
-// Each round starts several writers of different contents together, then
-// checks the pair; without the lock, a rename and the other writer's
-// sidecar interleave within a few rounds.
-func TestCommitWithChecksumRacing(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "out.tar.zst")
-	const writers, rounds = 6, 150
-	for round := range rounds {
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		errs := make(chan error, writers)
-		for w := range writers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				data := []byte(fmt.Sprintf("round %d writer %d", round, w))
-				f, err := Create(path)
-				if err != nil {
-					errs <- err
-					return
-				}
-				if _, err := f.Write(data); err != nil {
-					errs <- err
-					return
-				}
-				sum := sha256.Sum256(data)
-				<-start
-				errs <- f.CommitWithChecksum(sum[:])
-			}()
-		}
-		close(start)
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		side, err := os.ReadFile(path + ".sha256")
-		if err != nil {
-			t.Fatalf("round %d: %v", round, err)
-		}
-		sum := sha256.Sum256(data)
-		if want := hex.EncodeToString(sum[:]) + "  out.tar.zst\n"; string(side) != want {
-			t.Fatalf("round %d: %q in place, its sidecar says %q, want %q", round, data, side, want)
-		}
-	}
-	if got := entries(t, dir); len(got) != 2 {
-		t.Errorf("directory holds %v, want the file and its sidecar", got)
 	}
 }

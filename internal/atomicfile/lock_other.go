@@ -2,6 +2,6 @@
 
 package atomicfile
 
-// lockDir does nothing where flock(2) is not available: CommitWithChecksum
-// then runs its steps unlocked.
+// lockDir does nothing where flock(2) is not available: LockDir's callers
+// then run their steps unlocked.
 func lockDir(string) (unlock func()) { return func() {} }

@@ -79,9 +79,9 @@ func split(t *testing.T, path string, data []byte, size int64) []Volume {
 		}
 		p = p[n:]
 	}
-	vols, err := w.Commit()
-	if err != nil {
-		t.Fatal(err)
+	vols, warnings, err := w.Commit()
+	if err != nil || len(warnings) > 0 {
+		t.Fatal(err, warnings)
 	}
 	return vols
 }
@@ -178,7 +178,7 @@ func TestTooManyVolumesFails(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "more than 999 volumes") {
 		t.Fatalf("writing 1000 one-byte volumes: %v", err)
 	}
-	if _, err := w.Commit(); err == nil {
+	if _, _, err := w.Commit(); err == nil {
 		t.Fatal("Commit after a failed Write succeeded")
 	}
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
@@ -199,7 +199,7 @@ func TestCommitFailureRenamesNothing(t *testing.T) {
 	if err := os.Mkdir(Name(path, 3), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Commit(); err == nil {
+	if _, _, err := w.Commit(); err == nil {
 		t.Fatal("Commit succeeded")
 	}
 	left, _ := os.ReadDir(dir)

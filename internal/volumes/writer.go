@@ -14,9 +14,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 
 	"github.com/ferry-dev/ferry/internal/atomicfile"
 )
@@ -133,18 +130,15 @@ func (w *Writer) Write(p []byte) (int, error) {
 }
 
 // Commit gives every volume its final name and writes path.sha256 with one
-// line per volume, holding the lock atomicfile.CommitWithChecksum holds on
-// the directory. It first removes an old path.sha256 (a crash must not
-// leave new volumes beside a checksum file that calls them damaged), then
-// syncs and renames the volumes in order; if one fails, those already
-// renamed are removed again. It then removes what an earlier export left
-// under the same name and would be taken for part of this one: volumes
-// numbered after the last, and an unsplit archive at path itself.
-func (w *Writer) Commit() ([]Volume, error) {
+// line per volume, replacing all an earlier export left under path's name
+// (Put: all or nothing, under the directory's lock). The warnings say what
+// of the earlier export could not be removed once the volumes were in
+// place.
+func (w *Writer) Commit() ([]Volume, []error, error) {
 	if w.err != nil {
 		err := w.err
 		w.Abort()
-		return nil, err
+		return nil, nil, err
 	}
 	if w.cur != nil {
 		w.finish()
@@ -153,47 +147,23 @@ func (w *Writer) Commit() ([]Volume, error) {
 	w.h = nil
 	// Whatever happens next, the Writer is done.
 	w.err = fmt.Errorf("split %s: already committed", w.path)
-	// As for an unsplit archive, the volumes and their checksum file are
-	// put in place under the directory's lock, so that two exports to one
-	// name never leave a mix of both.
-	unlock := atomicfile.LockDir(filepath.Dir(w.path))
-	defer unlock()
-	if err := os.Remove(w.path + ".sha256"); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		w.Abort()
-		return nil, fmt.Errorf("split %s: %w", w.path, err)
-	}
-	for i, d := range w.done {
-		if err := d.f.Commit(); err != nil {
-			for _, prev := range w.done[:i] {
-				os.Remove(prev.vol.Path)
-			}
-			w.err = err
-			w.Abort()
-			return nil, err
-		}
-	}
-	if err := RemoveStale(w.path, len(w.done)); err != nil {
-		return nil, err
-	}
-	if fi, err := os.Lstat(w.path); err == nil && fi.Mode().IsRegular() {
-		if err := os.Remove(w.path); err != nil {
-			return nil, fmt.Errorf("split %s: remove the unsplit archive an earlier export left: %w", w.path, err)
-		}
-	}
 	vols := make([]Volume, len(w.done))
+	files := make([]*atomicfile.File, len(w.done))
 	sums := make([]atomicfile.Checksum, len(w.done))
 	for i, d := range w.done {
-		vols[i] = d.vol
+		vols[i], files[i] = d.vol, d.f
 		sum, err := hex.DecodeString(d.vol.SHA256)
 		if err != nil {
-			return nil, err
+			w.Abort()
+			return nil, nil, err
 		}
 		sums[i] = atomicfile.Checksum{Path: d.vol.Path, Sum: sum}
 	}
-	if err := atomicfile.WriteChecksums(w.path+".sha256", sums); err != nil {
-		return nil, fmt.Errorf("split %s: checksum file: %w", w.path, err)
+	warnings, err := Put(w.path, files, sums)
+	if err != nil {
+		return nil, nil, fmt.Errorf("split %s: %w", w.path, err)
 	}
-	return vols, nil
+	return vols, warnings, nil
 }
 
 // Abort removes every temporary volume. It does nothing after Commit, so
@@ -218,21 +188,4 @@ func (w *Writer) Abort() error {
 		w.h = nil
 	}
 	return first
-}
-
-// RemoveStale removes the volumes of the archive path numbered after n
-// (all of them for n = 0): what an earlier export with more volumes, or a
-// split export before an unsplit one, left under the same name. They are
-// numbered from 1 without gaps, so it stops at the first that is absent.
-func RemoveStale(path string, n int) error {
-	for i := n + 1; i <= MaxVolumes; i++ {
-		err := os.Remove(Name(path, i))
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("remove volume %s an earlier export left: %w", Name(path, i), err)
-		}
-	}
-	return nil
 }
