@@ -214,8 +214,10 @@ func runExport(c *cli.Context) error {
 		if c.String("bundle") != "" || c.String("image") != "" || c.String("lock") != "" {
 			return usagef("export: --from-tar FILE is the source; do not give -b, -i or --lock with it")
 		}
-		if len(c.StringSlice("since")) > 0 {
-			return usagef("export: --since does not apply to --from-tar, which re-packs an archive as it is")
+		for _, n := range []string{"since", "cosign-signatures", "referrers", "include-non-distributable-layers"} {
+			if c.IsSet(n) {
+				return usagef("export: --%s does not apply to --from-tar, which re-packs an archive as it is", n)
+			}
 		}
 	} else if _, err := planSource(c); err != nil {
 		return err
