@@ -145,12 +145,12 @@ func openSet(base string) (*Set, error) {
 	}
 	n, err := expect(base, present, listed, s.sidecar)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("volumes of %s: %w", base, err)
 	}
 	for i := 1; i <= n; i++ {
 		fi, err := os.Stat(Name(base, i))
 		if err != nil {
-			return nil, fmt.Errorf("volume %s: %w", Suffix(i), err)
+			return nil, fmt.Errorf("volumes of %s: volume %s: %w", base, Suffix(i), err)
 		}
 		if !fi.Mode().IsRegular() {
 			return nil, fmt.Errorf("volume %s (%s) is not a regular file", Suffix(i), Name(base, i))
