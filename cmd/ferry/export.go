@@ -145,7 +145,8 @@ Gi, Ti powers of 1024 (4Gi is one byte too many for FAT32).
 tarball imgpkg copy --to-tar wrote, or a ferry archive (a file, or its
 volumes). The images, manifests and blobs are the same, verified as they
 are read and written; the new archive is compressed at --level and split
-as asked.`,
+as asked. A delta archive (--since) cannot be re-packed: it lacks the blobs
+it left out.`,
 		Flags: withRegistryFlags(append(sourceFlags(
 			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultConcurrency, Usage: "registry requests (manifests, blob downloads) at once; never changes the archive"}),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive to write (FILE.tar.zst, or - for standard output)"},
