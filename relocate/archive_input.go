@@ -134,7 +134,7 @@ func checkVolumes(vs *volumes.Set) error {
 	case errors.As(err, &fe):
 		i := vs.Locate(fe.Offset)
 		if i == 1 {
-			return fmt.Errorf("volume %s does not start the archive (%w): damaged, or from another export", volumes.Suffix(1), err)
+			return fmt.Errorf("volume %s does not start the archive (%w): damaged, out of order, or from another export", volumes.Suffix(1), err)
 		}
 		return fmt.Errorf("volume %s does not continue the archive where volume %s ends (%w): the volumes are out of order, damaged, or from different exports",
 			volumes.Suffix(i), volumes.Suffix(i-1), err)
