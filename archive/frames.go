@@ -50,6 +50,16 @@ func CheckFrameStarts(ra io.ReaderAt, size int64) error {
 	if !ok {
 		return ErrNotSeekable
 	}
+	// The first frame starts at the archive's start: a file that does not
+	// start with one is named so, rather than as a head that cannot be
+	// read, which says less about where the fault is.
+	var magic [4]byte
+	if _, err := ra.ReadAt(magic[:], 0); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadHead, err)
+	}
+	if !bytes.Equal(magic[:], zstdMagic) {
+		return &FrameStartError{Frame: 0, Offset: 0}
+	}
 	ar, err := NewReader(io.NewSectionReader(ra, 0, size), ReaderOptions{Concurrency: 1})
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadHead, err)
@@ -60,7 +70,6 @@ func CheckFrameStarts(ra io.ReaderAt, size int64) error {
 	if err != nil {
 		return err
 	}
-	var magic [4]byte
 	for i, f := range frames {
 		want := zstdMagic
 		if i == len(frames)-1 {

@@ -36,13 +36,19 @@ func TestCheckFrameStarts(t *testing.T) {
 		t.Fatalf("error names frame %d at %d, want frame %d at %d (the first in the moved piece)", fe.Frame, fe.Offset, firstIn, frames[firstIn].offset)
 	}
 
-	// The first piece swapped with the second: the head is not where the
+	// The first piece swapped with the second: no frame starts where the
 	// archive starts.
 	first := bytes.Clone(data)
 	copy(first[:piece], data[piece:2*piece])
 	copy(first[piece:2*piece], data[:piece])
-	if err := CheckFrameStarts(bytes.NewReader(first), int64(len(first))); !errors.Is(err, ErrBadHead) {
-		t.Fatalf("first piece moved: %v, want ErrBadHead", err)
+	if err := CheckFrameStarts(bytes.NewReader(first), int64(len(first))); !errors.As(err, &fe) || fe.Frame != 0 || fe.Offset != 0 {
+		t.Fatalf("first piece moved: %v, want frame 0 named", err)
+	}
+	// The archive starts with a frame, but its head is damaged.
+	head := bytes.Clone(data)
+	head[frames[1].offset/2] ^= 0xff
+	if err := CheckFrameStarts(bytes.NewReader(head), int64(len(head))); !errors.Is(err, ErrBadHead) {
+		t.Fatalf("head damaged: %v, want ErrBadHead", err)
 	}
 
 	// A seek table claiming far more frames than the head allows is

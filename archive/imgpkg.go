@@ -39,6 +39,11 @@ const (
 // manifest.json), as opposed to a damaged one.
 var ErrNotImgpkg = errors.New("not an imgpkg tarball")
 
+// ErrImgpkgStream is returned by NewReader for an imgpkg tarball, which
+// ferry reads only in place, each layer where it lies (OpenImgpkg): that
+// needs a file, and a pipe or a compressed stream is none.
+var ErrImgpkgStream = errors.New("this is a tarball written by imgpkg copy --to-tar, which ferry reads only from an uncompressed file given by its path, not from a pipe")
+
 var (
 	imgpkgLayerName = regexp.MustCompile(`^sha256-([0-9a-f]{64})\.tar\.gz$`)
 	// imgpkgSignatureTag is the tag imgpkg records for the cosign artifacts

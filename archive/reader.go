@@ -268,6 +268,9 @@ func (r *Reader) next() (*tar.Header, error) {
 	}
 	if name != layoutName && name != indexName {
 		if _, ok := parseBlobName(name); !ok {
+			if (name == imgpkgManifest && len(r.seen) == 1) || imgpkgLayerName.MatchString(name) {
+				return nil, fmt.Errorf("archive entry %q: %w", name, ErrImgpkgStream)
+			}
 			return nil, fmt.Errorf("archive entry %q: not a name of the layout (oci-layout, index.json, blobs/sha256/<64 lowercase hex>)", name)
 		}
 	}

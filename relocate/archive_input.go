@@ -134,11 +134,17 @@ func checkVolumes(vs *volumes.Set) error {
 	case errors.As(err, &fe):
 		i := vs.Locate(fe.Offset)
 		if i == 1 {
-			return fmt.Errorf("volume %s does not start the archive (%w): damaged, or from another export", volumes.Suffix(1), err)
+			return fmt.Errorf("volume %s does not start the archive (%w): damaged, out of order, or from another export", volumes.Suffix(1), err)
 		}
 		return fmt.Errorf("volume %s does not continue the archive where volume %s ends (%w): the volumes are out of order, damaged, or from different exports",
 			volumes.Suffix(i), volumes.Suffix(i-1), err)
 	case errors.Is(err, archive.ErrBadHead):
+		// With a small split size the head spans several volumes, and
+		// any of them may be the one at fault.
+		if n := headVolumes(vs); n > 1 {
+			return fmt.Errorf("volumes %s to %s do not start the archive (%w): one of them is damaged, out of order, or from another export",
+				volumes.Suffix(1), volumes.Suffix(n), err)
+		}
 		return fmt.Errorf("volume %s does not start the archive (%w): damaged, out of order, or from another export", volumes.Suffix(1), err)
 	case !notSeekable:
 		return fmt.Errorf("volumes of %s: %w", vs.Base(), err)
@@ -149,6 +155,31 @@ func checkVolumes(vs *volumes.Set) error {
 		return fmt.Errorf("the archive does not end with volume %s, the last: it is truncated, or volumes after it are missing (the archive's seek table is not at its end)", volumes.Suffix(vs.Len()))
 	}
 	return nil
+}
+
+// headVolumes returns the number of the last volume that reading the
+// archive's head reaches before it fails: what stops it is in one of the
+// volumes up to that one. Reads are small, so that the count says where
+// the reader stopped, not where it buffered to.
+func headVolumes(vs *volumes.Set) int {
+	r := &smallReader{r: io.NewSectionReader(vs, 0, vs.Size())}
+	if h, err := archive.Inspect(r); err == nil && h != nil {
+		// The head reads whole: the volumes it spans are not to blame.
+		return 0
+	}
+	return vs.Locate(max(r.n-1, 0))
+}
+
+// smallReader reads at most 512 bytes at a time from r, and counts them.
+type smallReader struct {
+	r io.Reader
+	n int64
+}
+
+func (s *smallReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p[:min(len(p), 512)])
+	s.n += int64(n)
+	return n, err
 }
 
 // Archive formats Inspect tells apart.

@@ -16,7 +16,8 @@ import (
 // export --from-tar`): the same images, in index.json's roles, the same
 // manifests and blobs, read from r instead of registries. r must be a file,
 // or the volumes of one (volumes.Set), holding an imgpkg tarball or a
-// ferry archive with a seek table; it must stay open until Export is done.
+// ferry archive with a seek table, and not a delta (export --since), which
+// lacks blobs; it must stay open until Export is done.
 // Export then writes a ferry archive of the plan, compressed at its level
 // and split as asked, whose blobs are verified as they are read and again
 // as they are written.
@@ -29,6 +30,11 @@ func PlanArchive(r io.Reader) (*Plan, error) {
 		return nil, errors.New("re-packing needs random access: a file holding an imgpkg tarball or a ferry archive with a seek table (an archive without one, gzip or plain tar, is imported and exported again instead)")
 	}
 	h := f.Head()
+	if h.Delta != nil {
+		// Its import finds what it left out at the destination; a re-pack
+		// has nowhere to read those blobs from.
+		return nil, fmt.Errorf("a delta archive (export --since) cannot be re-packed on its own: it leaves out %d configs and layers, expected at the destination, that a re-packed archive would have to carry; re-pack the full archive instead", len(h.Delta.LeftOut))
+	}
 	p := &Plan{Manifests: make(map[v1.Hash]Manifest, len(h.Manifests)), local: map[v1.Hash]func() (io.ReadCloser, error){}}
 
 	// Media types come from the descriptors that name each manifest:

@@ -10,7 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"strings"
 
@@ -148,20 +148,55 @@ func VerifyFile(ctx context.Context, path string, opts VerifyOptions) (*VerifyRe
 		}
 	}
 	side := base + ".sha256"
-	b, err := os.ReadFile(side)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
-		return res, fmt.Errorf("verify %s: %w", side, err)
-	default:
-		fields := strings.Fields(string(b))
-		if len(fields) < 1 || fields[0] != res.SHA256 {
-			return res, fmt.Errorf("verify %s: the archive's sha256 is %s, but %s says %q", path, res.SHA256, filepath.Base(side), strings.TrimSpace(string(b)))
+	want, ok, err := checksumOf(base, side)
+	if err != nil {
+		return res, fmt.Errorf("verify %s: %w", path, err)
+	}
+	if ok {
+		if want != res.SHA256 {
+			return res, fmt.Errorf("verify %s: the archive's sha256 is %s, but %s says %s", path, res.SHA256, filepath.Base(side), want)
 		}
 		res.Sidecar = side
 	}
 	res.Verified = true
 	return res, nil
+}
+
+// checksumOf returns the sum that side, the checksum file beside the
+// archive at base, gives the archive, and false when there is no such file
+// or it is not about the archive. A line naming the archive is its sum. A
+// file that lists only volumes of the archive is a split export's, about
+// the volumes: the archive was joined from them (cat FILE.0* > FILE),
+// and the file says nothing of it as a whole. A single line naming another
+// file is the archive's under the name it was exported as (renamed since).
+// Anything else is an error naming side.
+func checksumOf(base, side string) (string, bool, error) {
+	sums, err := volumes.ReadChecksums(side)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", false, nil
+	case err != nil:
+		return "", false, err
+	}
+	name := filepath.Base(base)
+	if sum, ok := sums[name]; ok {
+		return sum, true, nil
+	}
+	vols, other := 0, ""
+	for file, sum := range sums {
+		if _, ok := volumes.VolumeNumber(file, name); ok {
+			vols++
+		} else {
+			other = sum
+		}
+	}
+	switch {
+	case vols > 0 && vols == len(sums):
+		return "", false, nil
+	case len(sums) == 1 && vols == 0:
+		return other, true, nil
+	}
+	return "", false, fmt.Errorf("%s names neither %s nor only its volumes (%d lines): which sum is the archive's?", filepath.Base(side), name, len(sums))
 }
 
 // verifyBase is a --since archive: what it holds, and, when it has a seek

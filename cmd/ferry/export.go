@@ -145,7 +145,8 @@ Gi, Ti powers of 1024 (4Gi is one byte too many for FAT32).
 tarball imgpkg copy --to-tar wrote, or a ferry archive (a file, or its
 volumes). The images, manifests and blobs are the same, verified as they
 are read and written; the new archive is compressed at --level and split
-as asked.`,
+as asked. A delta archive (--since) cannot be re-packed: it lacks the blobs
+it left out.`,
 		Flags: withRegistryFlags(append(sourceFlags(
 			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultConcurrency, Usage: "registry requests (manifests, blob downloads) at once; never changes the archive"}),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive to write (FILE.tar.zst, or - for standard output)"},
@@ -214,8 +215,10 @@ func runExport(c *cli.Context) error {
 		if c.String("bundle") != "" || c.String("image") != "" || c.String("lock") != "" {
 			return usagef("export: --from-tar FILE is the source; do not give -b, -i or --lock with it")
 		}
-		if len(c.StringSlice("since")) > 0 {
-			return usagef("export: --since does not apply to --from-tar, which re-packs an archive as it is")
+		for _, n := range []string{"since", "cosign-signatures", "referrers", "include-non-distributable-layers"} {
+			if c.IsSet(n) {
+				return usagef("export: --%s does not apply to --from-tar, which re-packs an archive as it is", n)
+			}
 		}
 	} else if _, err := planSource(c); err != nil {
 		return err

@@ -49,12 +49,70 @@ type vol struct {
 	err  error
 }
 
-// volumeName matches a volume's suffix: a dot and at least three digits.
+// volumeName matches a volume's suffix as the volumes of an archive are
+// listed: a dot and at least three digits (a number above MaxVolumes is
+// an extra volume, named as such).
 var volumeName = regexp.MustCompile(`^(.+)\.([0-9]{3,})$`)
+
+// volumeSuffix matches a path that may name a volume: a dot and exactly
+// three digits, as export numbers them (.001 to .999).
+var volumeSuffix = regexp.MustCompile(`^(.+)\.([0-9]{3})$`)
+
+// VolumeNumber returns i when file is the name of volume i of the archive
+// named name ("release.tar.zst.002" is volume 2 of "release.tar.zst"), and
+// false when it names no volume of it.
+func VolumeNumber(file, name string) (int, bool) {
+	m := volumeName.FindStringSubmatch(file)
+	if m == nil || m[1] != name {
+		return 0, false
+	}
+	i, err := strconv.Atoi(m[2])
+	if err != nil || i <= 0 || file != Name(name, i) {
+		return 0, false
+	}
+	return i, true
+}
+
+// setOf returns the archive of which path is a volume, and false when path
+// is not read as a volume. A name ending with a volume's suffix is not
+// enough (app-1.0.100, a release named after its version, is a file): path
+// must be one of a set, whose first volume exists or whose checksum file
+// lists path. A first volume that does not exist while volumes after it
+// do, or a volume the checksum file lists, is of the set too, so that Open
+// names it as missing.
+func setOf(path string) (string, bool) {
+	m := volumeSuffix.FindStringSubmatch(path)
+	if m == nil || m[2] == "000" {
+		return "", false
+	}
+	base := m[1]
+	listed := func() bool {
+		sums, err := ReadChecksums(base + ".sha256")
+		_, ok := sums[filepath.Base(path)]
+		return err == nil && ok
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil:
+		if !fi.Mode().IsRegular() {
+			return "", false
+		}
+		_, err := os.Stat(Name(base, 1))
+		return base, err == nil || listed()
+	case errors.Is(err, fs.ErrNotExist):
+		if m[2] != "001" && !listed() {
+			return "", false
+		}
+		_, err := list(base)
+		return base, err == nil
+	}
+	return "", false
+}
 
 // Open opens the volumes of an archive for reading. path is the archive's
 // name (release.tar.zst, when only its volumes exist) or the name of any
-// of its volumes (release.tar.zst.001). It returns an error matching
+// of its volumes (release.tar.zst.001; see setOf for when a name ending
+// with three digits is read as a volume). It returns an error matching
 // fs.ErrNotExist when there are no such volumes.
 //
 // Before anything is read it checks that the set is whole, naming the
@@ -68,12 +126,14 @@ var volumeName = regexp.MustCompile(`^(.+)\.([0-9]{3,})$`)
 // caller checks against the archive's own structure (its seek table); and
 // Read compares each volume with its sha256.
 func Open(path string) (*Set, error) {
-	base := path
-	if m := volumeName.FindStringSubmatch(path); m != nil {
-		if _, err := os.Stat(path); err == nil {
-			base = m[1]
-		}
+	if base, ok := setOf(path); ok {
+		return openSet(base)
 	}
+	return openSet(path)
+}
+
+// openSet opens the volumes of the archive base.
+func openSet(base string) (*Set, error) {
 	present, err := list(base)
 	if err != nil {
 		return nil, err
@@ -85,12 +145,12 @@ func Open(path string) (*Set, error) {
 	}
 	n, err := expect(base, present, listed, s.sidecar)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("volumes of %s: %w", base, err)
 	}
 	for i := 1; i <= n; i++ {
 		fi, err := os.Stat(Name(base, i))
 		if err != nil {
-			return nil, fmt.Errorf("volume %s: %w", Suffix(i), err)
+			return nil, fmt.Errorf("volumes of %s: volume %s: %w", base, Suffix(i), err)
 		}
 		if !fi.Mode().IsRegular() {
 			return nil, fmt.Errorf("volume %s (%s) is not a regular file", Suffix(i), Name(base, i))
@@ -114,11 +174,7 @@ func list(base string) (map[int]bool, error) {
 	}
 	present := map[int]bool{}
 	for _, e := range entries {
-		m := volumeName.FindStringSubmatch(e.Name())
-		if m == nil || m[1] != name {
-			continue
-		}
-		if i, err := strconv.Atoi(m[2]); err == nil && i > 0 && e.Name() == filepath.Base(Name(base, i)) {
+		if i, ok := VolumeNumber(e.Name(), name); ok {
 			present[i] = true
 		}
 	}
@@ -143,15 +199,9 @@ func (s *Set) readSidecar() (map[int]string, error) {
 	listed := map[int]string{}
 	name := filepath.Base(s.base)
 	for file, sum := range sums {
-		m := volumeName.FindStringSubmatch(file)
-		if m == nil || m[1] != name {
-			continue
+		if i, ok := VolumeNumber(file, name); ok {
+			listed[i] = sum
 		}
-		i, err := strconv.Atoi(m[2])
-		if err != nil || i <= 0 || file != filepath.Base(Name(s.base, i)) {
-			continue
-		}
-		listed[i] = sum
 	}
 	if len(listed) == 0 {
 		return nil, nil
@@ -441,14 +491,13 @@ func ReadChecksums(path string) (map[string]string, error) {
 }
 
 // OpenArchive opens the archive at path for reading: the file itself, or
-// the Set of its volumes when path names a volume (FILE.001) or when there
-// is no file at path but there are volumes of it (FILE.001, …). Both are
-// an io.ReaderAt whose size archive.RandomAccess finds.
+// the Set of its volumes when path is a volume of one (FILE.001; setOf
+// says when a name ending with three digits is) or when there is no file
+// at path but there are volumes of it (FILE.001, …). Both are an
+// io.ReaderAt whose size archive.RandomAccess finds.
 func OpenArchive(path string) (io.ReadCloser, error) {
-	if volumeName.MatchString(path) {
-		if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
-			return Open(path)
-		}
+	if base, ok := setOf(path); ok {
+		return openSet(base)
 	}
 	f, err := os.Open(path)
 	if err == nil {
@@ -457,8 +506,8 @@ func OpenArchive(path string) (io.ReadCloser, error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	if _, serr := os.Stat(Name(path, 1)); serr != nil {
+	if _, lerr := list(path); lerr != nil {
 		return nil, err
 	}
-	return Open(path)
+	return openSet(path)
 }

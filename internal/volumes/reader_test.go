@@ -1,0 +1,112 @@
+package volumes
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A file whose name only ends like a volume's (a release named after its
+// version, a dated snapshot) is read as the file it is, not as a set with
+// its first volume missing.
+func TestOpenArchiveReadsAFileNamedLikeAVolume(t *testing.T) {
+	dir := t.TempDir()
+	data := archiveBytes(3000, 5)
+	for _, name := range []string{"app-1.0.100", "app-1.0.002", "snap.20240601", "x.0001"} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rc, err := OpenArchive(path)
+		if err != nil {
+			t.Fatalf("OpenArchive(%s): %v", name, err)
+		}
+		if _, ok := rc.(*os.File); !ok {
+			t.Errorf("OpenArchive(%s) is a %T, want the file", name, rc)
+		}
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		if !bytes.Equal(got, data) {
+			t.Errorf("OpenArchive(%s) reads other bytes", name)
+		}
+	}
+	// Two releases side by side are two files, not volumes of one.
+	rc, err := OpenArchive(filepath.Join(dir, "app-1.0.100"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := rc.(*os.File); !ok {
+		t.Errorf("with app-1.0.002 beside it, app-1.0.100 is a %T", rc)
+	}
+	rc.Close()
+}
+
+// A volume of a set is read as one even when the set is broken, so that
+// the volume at fault is named rather than the file read as an archive.
+func TestOpenArchiveNamesTheMissingFirstVolume(t *testing.T) {
+	for _, sidecar := range []bool{true, false} {
+		path := filepath.Join(t.TempDir(), "release.tar.zst")
+		split(t, path, archiveBytes(7000, 3), 3000)
+		if !sidecar {
+			os.Remove(path + ".sha256")
+		}
+		if err := os.Remove(Name(path, 1)); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{Name(path, 1), path, Name(path, 2)} {
+			rc, err := OpenArchive(name)
+			if err == nil {
+				rc.Close()
+			}
+			if !sidecar && name == Name(path, 2) {
+				// Without .001 nor a checksum file, nothing says that
+				// .002 is a volume: it is read as a file.
+				if err != nil {
+					t.Errorf("OpenArchive(%s), no checksum file: %v", name, err)
+				}
+				continue
+			}
+			if err == nil || !strings.Contains(err.Error(), "volume .001 is missing") {
+				t.Errorf("OpenArchive(%s), checksum file %v: %v, want volume .001 named missing", name, sidecar, err)
+			}
+		}
+		// A volume that is not there, and that nothing lists, is just
+		// not there.
+		if _, err := OpenArchive(Name(path, 7)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("OpenArchive of a .007 nobody lists: %v", err)
+		}
+	}
+	// A volume the checksum file lists, missing, is named.
+	path := filepath.Join(t.TempDir(), "release.tar.zst")
+	split(t, path, archiveBytes(7000, 3), 3000)
+	os.Remove(Name(path, 3))
+	if _, err := OpenArchive(Name(path, 3)); err == nil || !strings.Contains(err.Error(), "volume .003 is missing") {
+		t.Errorf("OpenArchive of the missing listed .003: %v", err)
+	}
+}
+
+func TestVolumeNumber(t *testing.T) {
+	for _, tc := range []struct {
+		file, name string
+		want       int
+	}{
+		{"a.tar.zst.001", "a.tar.zst", 1},
+		{"a.tar.zst.999", "a.tar.zst", 999},
+		{"a.tar.zst.1000", "a.tar.zst", 1000},
+		{"a.tar.zst.000", "a.tar.zst", 0},
+		{"a.tar.zst.01", "a.tar.zst", 0},
+		{"a.tar.zst.0001", "a.tar.zst", 0},
+		{"b.tar.zst.001", "a.tar.zst", 0},
+		{"a.tar.zst", "a.tar.zst", 0},
+	} {
+		i, ok := VolumeNumber(tc.file, tc.name)
+		if i != tc.want || ok != (tc.want > 0) {
+			t.Errorf("VolumeNumber(%q, %q) = %d, %v; want %d", tc.file, tc.name, i, ok, tc.want)
+		}
+	}
+}
