@@ -1,7 +1,6 @@
 package relocate_test
 
 import (
-	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -327,30 +326,6 @@ func impGzip(t testing.TB, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
-}
-
-// impFlipInTar returns a copy of a plain tar archive in which one byte of
-// the entry named entry is changed; the tar stays well-formed.
-func impFlipInTar(t testing.TB, plain []byte, entry string) []byte {
-	t.Helper()
-	var offset int64
-	cr := &impCountingReader{r: bytes.NewReader(plain)}
-	tr := tar.NewReader(cr)
-	for {
-		h, err := tr.Next()
-		if err != nil {
-			t.Fatalf("entry %s not in the archive: %v", entry, err)
-		}
-		if h.Name == entry {
-			// The data of a regular USTAR/PAX entry starts right after
-			// its header, which is where Next left the reader.
-			offset = cr.n
-			break
-		}
-	}
-	out := append([]byte(nil), plain...)
-	out[offset+10] ^= 0xff
-	return out
 }
 
 type impCountingReader struct {
