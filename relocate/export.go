@@ -105,9 +105,10 @@ func CheckExportPath(path string) error {
 }
 
 // ExportFile writes the archive of p to path atomically: into a temporary
-// file beside it that is synced and renamed over path only when complete,
-// so that a failure or cancellation never leaves a file under path. It then
-// writes path.sha256 in sha256sum format. The file is created before any
+// file beside it that is put in place with path.sha256 (sha256sum format)
+// only when complete, replacing all an earlier export left under the name
+// (volumes.Put), so that a failure or cancellation leaves no file under
+// path and the previous archive as it was. The file is created before any
 // download, so an unwritable destination fails fast. Writing to standard
 // output ("-") is the caller's business: use Export.
 func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (*ExportResult, error) {

@@ -82,8 +82,8 @@ func Create(path string) (*File, error) {
 
 // Write writes to the temporary file.
 func (f *File) Write(p []byte) (int, error) {
-	if f.committed || f.aborted {
-		return 0, fmt.Errorf("write %s: file already committed or aborted", f.path)
+	if f.committed || f.aborted || f.synced {
+		return 0, fmt.Errorf("write %s: file already synced, committed or aborted", f.path)
 	}
 	n, err := f.f.Write(p)
 	f.written += int64(n)
@@ -204,14 +204,15 @@ type Checksum struct {
 	Sum  []byte
 }
 
-// WriteChecksums writes the checksum file sidecar, atomically, one
-// sha256sum line per file, naming each by its base name, so that
-// `sha256sum -c` run in their directory checks every one.
-func WriteChecksums(sidecar string, sums []Checksum) error {
+// CreateChecksums writes the checksum file sidecar to its temporary name,
+// one sha256sum line per file, naming each by its base name, so that
+// `sha256sum -c` run in their directory checks every one; the caller
+// commits it, or puts it in place with the files it describes.
+func CreateChecksums(sidecar string, sums []Checksum) (*File, error) {
 	var b strings.Builder
 	for _, c := range sums {
 		if len(c.Sum) != sha256.Size {
-			return fmt.Errorf("checksum file %s: sum of %s is %d bytes, want %d", sidecar, c.Path, len(c.Sum), sha256.Size)
+			return nil, fmt.Errorf("checksum file %s: sum of %s is %d bytes, want %d", sidecar, c.Path, len(c.Sum), sha256.Size)
 		}
 		line := hex.EncodeToString(c.Sum) + "  " + filepath.Base(c.Path) + "\n"
 		if base := filepath.Base(c.Path); strings.ContainsAny(base, "\\\n\r") {
@@ -223,11 +224,11 @@ func WriteChecksums(sidecar string, sums []Checksum) error {
 	}
 	f, err := Create(sidecar)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := f.Write([]byte(b.String())); err != nil {
 		f.Abort()
-		return fmt.Errorf("write %s: %w", f.path, err)
+		return nil, fmt.Errorf("write %s: %w", f.path, err)
 	}
-	return f.Commit()
+	return f, nil
 }

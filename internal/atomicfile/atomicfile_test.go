@@ -159,7 +159,7 @@ func TestCreateFailsEarly(t *testing.T) {
 	}
 }
 
-func TestWriteChecksums(t *testing.T) {
+func TestCreateChecksums(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "bundle.tar.zst")
 	content := []byte("archive bytes")
@@ -167,7 +167,7 @@ func TestWriteChecksums(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(content)
-	if err := WriteChecksums(path+".sha256", []Checksum{{Path: path, Sum: sum[:]}}); err != nil {
+	if err := writeChecksums(path+".sha256", []Checksum{{Path: path, Sum: sum[:]}}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(path + ".sha256")
@@ -180,7 +180,7 @@ func TestWriteChecksums(t *testing.T) {
 	if got := entries(t, dir); len(got) != 2 {
 		t.Errorf("directory holds %v", got)
 	}
-	if err := WriteChecksums(path+".sha256", []Checksum{{Path: path, Sum: sum[:4]}}); err == nil {
+	if err := writeChecksums(path+".sha256", []Checksum{{Path: path, Sum: sum[:4]}}); err == nil {
 		t.Error("a 4-byte sum was accepted")
 	}
 
@@ -192,7 +192,7 @@ func TestWriteChecksums(t *testing.T) {
 	if err := os.WriteFile(odd, content, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteChecksums(odd+".sha256", []Checksum{{Path: odd, Sum: sum[:]}}); err != nil {
+	if err := writeChecksums(odd+".sha256", []Checksum{{Path: odd, Sum: sum[:]}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"bundle.tar.zst.sha256", `odd\name.sha256`} {
@@ -209,4 +209,64 @@ func TestWriteChecksums(t *testing.T) {
 	if err := cmd.Run(); err == nil {
 		t.Error("sha256sum -c accepted a changed file")
 	}
+}
+
+// Sync then Rename is Commit in two steps: nothing under the name until
+// Rename; no write after Sync; Abort after Sync removes the temporary file.
+func TestSyncThenRename(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a")
+	f, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("data"))
+	if err := f.Rename(); err == nil {
+		t.Error("Rename before Sync succeeded")
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("more")); err == nil {
+		t.Error("Write after Sync succeeded")
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("%s exists before Rename: %v", path, err)
+	}
+	if err := f.Rename(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "data" {
+		t.Errorf("%s holds %q", path, b)
+	}
+	if got := entries(t, dir); len(got) != 1 {
+		t.Errorf("directory holds %v", got)
+	}
+
+	g, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Write([]byte("other"))
+	if err := g.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if got := entries(t, dir); len(got) != 1 {
+		t.Errorf("after Abort of a synced file the directory holds %v", got)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "data" {
+		t.Errorf("Abort changed %s: %q", path, b)
+	}
+}
+
+// writeChecksums writes and commits a checksum file.
+func writeChecksums(sidecar string, sums []Checksum) error {
+	f, err := CreateChecksums(sidecar, sums)
+	if err != nil {
+		return err
+	}
+	return f.Commit()
 }

@@ -7,8 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
+	"regexp"
 
 	"github.com/ferry-dev/ferry/internal/atomicfile"
 )
@@ -20,19 +19,25 @@ import (
 // number (gaps included), and the checksum file; a reader never finds new
 // files beside old ones.
 //
-// It is all or nothing. The slow part, syncing the new files' bytes, comes
-// first, unlocked. Then, under atomicfile.LockDir (two exports to one name
-// never interleave), the old files are moved aside to hidden names, the new
-// ones renamed in, the checksum file written and the directory synced; if
-// any step fails, the new files are removed and the old ones moved back, so
+// It is all or nothing. The slow part, syncing the new files' bytes (the
+// checksum file's too), comes first, unlocked. Then, under
+// atomicfile.LockDir (two exports to one name never interleave), the old
+// files are set aside under hidden names (".NAME.old-<hex>"), the new ones
+// renamed in, the checksum file last, and the directory synced once; if
+// any step fails, the new files are removed and the old ones put back, so
 // a failed export leaves the previous archive as it was. Only then are the
-// old files removed. A crash in the middle of those renames can leave the
-// previous archive's files under their hidden names (".NAME.old-…") beside
-// part of the new one; nothing is lost, and the next export removes the
-// new part.
+// old files removed. An old file whose name a new one takes is set aside
+// by a hard link where the file system has them, so that the name never
+// goes missing: an unsplit archive replaced by another is replaced
+// atomically for its readers.
+//
+// A crash between setting the old files aside and the end can leave them
+// under their hidden names; rename them back by hand to recover the
+// earlier archive. The next Put to the same name removes them, with a
+// warning.
 //
 // The returned warnings say what could not be removed once the new archive
-// was in place (an old file kept under a hidden name); they are not
+// was in place, and what an interrupted Put had left; they are not
 // failures.
 func Put(path string, files []*atomicfile.File, sums []atomicfile.Checksum) (warnings []error, err error) {
 	return put(path, files, sums, osOps)
@@ -40,16 +45,32 @@ func Put(path string, files []*atomicfile.File, sums []atomicfile.Checksum) (war
 
 // fsOps are the file system calls Put makes, so that tests can fail one.
 type fsOps struct {
-	rename func(oldpath, newpath string) error
-	remove func(name string) error
-	// checksums writes the checksum file.
-	checksums func(sidecar string, sums []atomicfile.Checksum) error
-	syncDir   func(dir string) error
+	rename   func(oldpath, newpath string) error
+	link     func(oldpath, newpath string) error
+	remove   func(name string) error
+	renameIn func(f *atomicfile.File) error
+	syncDir  func(dir string) error
 }
 
-var osOps = fsOps{rename: os.Rename, remove: os.Remove, checksums: atomicfile.WriteChecksums, syncDir: atomicfile.SyncDir}
+var osOps = fsOps{
+	rename:   os.Rename,
+	link:     os.Link,
+	remove:   os.Remove,
+	renameIn: (*atomicfile.File).Rename,
+	syncDir:  atomicfile.SyncDir,
+}
 
 func put(path string, files []*atomicfile.File, sums []atomicfile.Checksum, ops fsOps) ([]error, error) {
+	side, err := atomicfile.CreateChecksums(path+".sha256", sums)
+	if err != nil {
+		for _, f := range files {
+			f.Abort()
+		}
+		return nil, err
+	}
+	// The checksum file goes in last: a reader that finds it finds the
+	// files it lists.
+	files = append(files[:len(files):len(files)], side)
 	abortAll := func() {
 		for _, f := range files {
 			f.Abort()
@@ -65,103 +86,144 @@ func put(path string, files []*atomicfile.File, sums []atomicfile.Checksum, ops 
 	unlock := atomicfile.LockDir(dir)
 	defer unlock()
 
-	olds, err := earlier(path)
+	olds, leftovers, err := earlier(path)
 	if err != nil {
 		abortAll()
 		return nil, err
 	}
-	type moved struct{ name, aside string }
-	var aside []moved
-	putBack := func() error {
-		var errs []error
-		for i := len(aside) - 1; i >= 0; i-- {
-			if err := ops.rename(aside[i].aside, aside[i].name); err != nil {
-				errs = append(errs, fmt.Errorf("%s is still %s: %w", filepath.Base(aside[i].name), filepath.Base(aside[i].aside), err))
-			}
-		}
-		return errors.Join(errs...)
+	taken := map[string]bool{}
+	for _, f := range files {
+		taken[f.Path()] = true
 	}
+	type setAside struct {
+		name, aside string
+		// linked: set aside by a hard link, the name still holding the
+		// old file until a new one is renamed over it.
+		linked bool
+	}
+	var aside []setAside
 	var in []string
 	undo := func(cause error) error {
+		var errs []error
 		for _, name := range in {
-			ops.remove(name)
+			if err := ops.remove(name); err != nil {
+				errs = append(errs, fmt.Errorf("remove the new %s: %w", filepath.Base(name), err))
+			}
 		}
 		abortAll()
-		if err := putBack(); err != nil {
-			return fmt.Errorf("%w; the earlier export under this name could not all be put back: %v", cause, err)
+		replaced := map[string]bool{}
+		for _, name := range in {
+			replaced[name] = true
 		}
-		ops.syncDir(dir)
+		for i := len(aside) - 1; i >= 0; i-- {
+			a := aside[i]
+			if a.linked && !replaced[a.name] {
+				// Still in place: the link goes. (Renaming one link
+				// of a file over another of it does nothing.)
+				if err := ops.remove(a.aside); err != nil {
+					errs = append(errs, fmt.Errorf("remove %s: %w", a.aside, err))
+				}
+				continue
+			}
+			if err := ops.rename(a.aside, a.name); err != nil {
+				errs = append(errs, fmt.Errorf("put back %s, which is still %s: %w", filepath.Base(a.name), filepath.Base(a.aside), err))
+			}
+		}
+		if err := ops.syncDir(dir); err != nil {
+			errs = append(errs, fmt.Errorf("sync directory %s: %w", dir, err))
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("%w; undoing it failed, the directory may hold parts of both exports: %w", cause, errors.Join(errs...))
+		}
 		return cause
 	}
 	for _, name := range olds {
 		a, err := asideName(name)
-		if err == nil {
-			err = ops.rename(name, a)
-		}
 		if err != nil {
-			return nil, undo(fmt.Errorf("move %s aside: %w", name, err))
+			return nil, undo(err)
 		}
-		aside = append(aside, moved{name, a})
+		// A name a new file takes keeps the old file until the new
+		// one replaces it; the others are set aside at once, the old
+		// checksum file too: a crash must not leave it beside new
+		// files it would call damaged.
+		linked := taken[name] && name != side.Path() && ops.link(name, a) == nil
+		if !linked {
+			if err := ops.rename(name, a); err != nil {
+				return nil, undo(fmt.Errorf("set %s aside: %w", name, err))
+			}
+		}
+		aside = append(aside, setAside{name, a, linked})
 	}
 	for _, f := range files {
-		if err := f.Rename(); err != nil {
+		if err := ops.renameIn(f); err != nil {
 			return nil, undo(err)
 		}
 		in = append(in, f.Path())
 	}
-	if err := ops.checksums(path+".sha256", sums); err != nil {
-		return nil, undo(fmt.Errorf("checksum file: %w", err))
-	}
-	in = append(in, path+".sha256")
 	if err := ops.syncDir(dir); err != nil {
 		return nil, undo(fmt.Errorf("sync directory %s: %w", dir, err))
 	}
 	var warnings []error
-	for _, m := range aside {
-		if err := ops.remove(m.aside); err != nil {
-			warnings = append(warnings, fmt.Errorf("the earlier export's %s is left as %s: %w", filepath.Base(m.name), m.aside, err))
+	for _, a := range aside {
+		if err := ops.remove(a.aside); err != nil {
+			warnings = append(warnings, fmt.Errorf("the earlier export's %s is left as %s: %w", filepath.Base(a.name), a.aside, err))
+		}
+	}
+	for _, l := range leftovers {
+		if err := ops.remove(l); err != nil {
+			warnings = append(warnings, fmt.Errorf("an interrupted export left %s: %w", l, err))
+		} else {
+			warnings = append(warnings, fmt.Errorf("removed %s, which an interrupted export had set aside", l))
 		}
 	}
 	return warnings, nil
 }
 
+// asideHex is the length of the random part of a name set aside.
+const asideHex = 12
+
+// setAsideName matches a name Put set a file aside under.
+var setAsideName = regexp.MustCompile(`^\.(.+)\.old-[0-9a-f]{12}$`)
+
 // earlier lists what an earlier export may have left under path's name:
-// path itself, path.sha256, and every path.NNN (three digits, as volumes
-// are named). A directory under one of those names is refused: it is not
-// an export's, and replacing it would lose it.
-func earlier(path string) ([]string, error) {
+// path itself, path.sha256, and its volumes (VolumeNumber, as a reader
+// finds them), and, apart, the files an interrupted Put left set aside
+// (".NAME.old-<hex>" of those names). A directory under one of those names
+// is refused: it is not an export's, and replacing it would lose it.
+func earlier(path string) (olds, leftovers []string, err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("list %s: %w", dir, err)
 	}
-	var out []string
+	ours := func(name string) bool {
+		_, vol := VolumeNumber(name, base)
+		return name == base || name == base+".sha256" || vol
+	}
 	for _, e := range entries {
 		name := e.Name()
-		ours := name == base || name == base+".sha256"
-		if rest, ok := strings.CutPrefix(name, base+"."); ok && len(rest) == 3 {
-			if n, err := strconv.Atoi(rest); err == nil && n >= 1 {
-				ours = true
-			}
+		if m := setAsideName.FindStringSubmatch(name); m != nil && ours(m[1]) && !e.IsDir() {
+			leftovers = append(leftovers, filepath.Join(dir, name))
+			continue
 		}
-		if !ours {
+		if !ours(name) {
 			continue
 		}
 		if e.IsDir() {
-			return nil, fmt.Errorf("%s is a directory", filepath.Join(dir, name))
+			return nil, nil, fmt.Errorf("%s is a directory", filepath.Join(dir, name))
 		}
-		out = append(out, filepath.Join(dir, name))
+		olds = append(olds, filepath.Join(dir, name))
 	}
-	return out, nil
+	return olds, leftovers, nil
 }
 
 // asideName is a hidden name beside name, for the while a new file takes
 // its place.
 func asideName(name string) (string, error) {
-	var rnd [6]byte
+	var rnd [asideHex / 2]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return "", err
 	}

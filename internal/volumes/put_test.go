@@ -70,90 +70,146 @@ func TestPutReplacesAllAnEarlierExportLeft(t *testing.T) {
 		earlier map[string]string
 		split   bool
 	}{
-		{"volumes with a gap, by fewer volumes", map[string]string{"a.001": "o1", "a.002": "o2", "a.004": "o4", "a.005": "o5", "a.sha256": "old"}, true},
+		{"volumes with a gap, by fewer volumes", map[string]string{"a.001": "o1", "a.002": "o2", "a.004": "o4", "a.1000": "o1000", "a.sha256": "old"}, true},
 		{"an unsplit archive, by volumes", map[string]string{"a": "old", "a.sha256": "old"}, true},
 		{"volumes, by an unsplit archive", map[string]string{"a.001": "o1", "a.002": "o2", "a.003": "o3", "a.sha256": "old"}, false},
-		{"a mix a crash may leave, by volumes", map[string]string{"a": "old", "a.001": "o1", "a.sha256": "old"}, true},
+		{"a mix a crash may leave, by volumes", map[string]string{"a.001": "o1", "a.sha256": "old", ".a.old-0123456789ab": "old", ".a.001.old-0123456789ab": "o1"}, true},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, "a")
-			seed(t, dir, tc.earlier)
-			// Files that are not the archive's stay.
-			seed(t, dir, map[string]string{"a.1000": "keep", "a.tar": "keep", "b.001": "keep"})
-			names, contents := []string{path}, []string{"new"}
-			if tc.split {
-				names, contents = []string{Name(path, 1), Name(path, 2)}, []string{"n1", "n2"}
-			}
-			files, sums := newFiles(t, names, contents)
-			warnings, err := Put(path, files, sums)
-			if err != nil || len(warnings) > 0 {
-				t.Fatal(err, warnings)
-			}
-			got := snapshot(t, dir)
-			want := map[string]string{"a.1000": "keep", "a.tar": "keep", "b.001": "keep"}
-			var side strings.Builder
-			for i, name := range names {
-				want[filepath.Base(name)] = contents[i]
-				fmt.Fprintf(&side, "%x  %s\n", sha256.Sum256([]byte(contents[i])), filepath.Base(name))
-			}
-			want["a.sha256"] = side.String()
-			if !maps.Equal(got, want) {
-				t.Errorf("directory holds %v, want %v", got, want)
-			}
-		})
+		for _, noLinks := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, no hard links %v", tc.name, noLinks), func(t *testing.T) {
+				dir := t.TempDir()
+				path := filepath.Join(dir, "a")
+				seed(t, dir, tc.earlier)
+				// Files that are not the archive's stay.
+				keep := map[string]string{"a.01": "keep", "a.tar": "keep", "b.001": "keep", ".a.old-0123456789": "keep", ".b.001.old-0123456789ab": "keep"}
+				seed(t, dir, keep)
+				names, contents := []string{path}, []string{"new"}
+				if tc.split {
+					names, contents = []string{Name(path, 1), Name(path, 2)}, []string{"n1", "n2"}
+				}
+				files, sums := newFiles(t, names, contents)
+				ops := osOps
+				// Where a new file takes an old one's name, the name
+				// holds the old file until the new one replaces it; but
+				// no old checksum file is left beside new files.
+				ops.renameIn = func(f *atomicfile.File) error {
+					_, err := os.Stat(f.Path())
+					_, was := tc.earlier[filepath.Base(f.Path())]
+					switch {
+					case strings.HasSuffix(f.Path(), ".sha256") && err == nil:
+						t.Errorf("the old %s is still there when the new one is renamed in", f.Path())
+					case strings.HasSuffix(f.Path(), ".sha256"), !was, noLinks:
+					case err != nil:
+						t.Errorf("%s went missing before the new one replaced it: %v", f.Path(), err)
+					}
+					return f.Rename()
+				}
+				if noLinks {
+					ops.link = func(string, string) error { return errors.ErrUnsupported }
+				}
+				warnings, err := put(path, files, sums, ops)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, crashed := tc.earlier[".a.001.old-0123456789ab"]
+				if crashed != (len(warnings) == 2) {
+					t.Errorf("warnings %v", warnings)
+				}
+				got := snapshot(t, dir)
+				want := maps.Clone(keep)
+				var side strings.Builder
+				for i, name := range names {
+					want[filepath.Base(name)] = contents[i]
+					fmt.Fprintf(&side, "%x  %s\n", sha256.Sum256([]byte(contents[i])), filepath.Base(name))
+				}
+				want["a.sha256"] = side.String()
+				if !maps.Equal(got, want) {
+					t.Errorf("directory holds %v, want %v", got, want)
+				}
+			})
+		}
 	}
 }
 
 // A failure at any step of putting the new archive in place leaves the
-// earlier one exactly as it was, and nothing of the new one.
+// earlier one exactly as it was, and nothing of the new one: whether the
+// new files take the old ones' names or not.
 func TestPutFailureLeavesTheEarlierArchive(t *testing.T) {
-	fail := errors.New("injected")
+	failing := func(n int, do func() error) func() error {
+		calls := 0
+		return func() error {
+			if calls++; calls == n {
+				return errInjected
+			}
+			return do()
+		}
+	}
 	for _, tc := range []struct {
 		name string
-		ops  func(dir string) fsOps
+		ops  func() fsOps
 	}{
-		{"moving the second old file aside", func(string) fsOps {
-			ops, n := osOps, 0
-			ops.rename = func(o, n2 string) error {
-				if n++; n == 2 {
-					return fail
-				}
-				return os.Rename(o, n2)
-			}
-			return ops
-		}},
-		{"writing the checksum file", func(string) fsOps {
+		{"setting an old file aside", func() fsOps {
 			ops := osOps
-			ops.checksums = func(string, []atomicfile.Checksum) error { return fail }
+			ops.link = func(string, string) error { return errors.ErrUnsupported }
+			var o, n string
+			f := failing(2, func() error { return os.Rename(o, n) })
+			ops.rename = func(o2, n2 string) error { o, n = o2, n2; return f() }
 			return ops
 		}},
-		{"syncing the directory", func(string) fsOps {
-			ops, n := osOps, 0
-			ops.syncDir = func(dir string) error {
-				if n++; n == 1 {
-					return fail
+		{"renaming in the second new file", func() fsOps {
+			ops := osOps
+			var file *atomicfile.File
+			f := failing(2, func() error { return file.Rename() })
+			ops.renameIn = func(fl *atomicfile.File) error { file = fl; return f() }
+			return ops
+		}},
+		{"renaming in the checksum file", func() fsOps {
+			ops := osOps
+			ops.renameIn = func(fl *atomicfile.File) error {
+				if strings.HasSuffix(fl.Path(), ".sha256") {
+					return errInjected
 				}
-				return atomicfile.SyncDir(dir)
+				return fl.Rename()
 			}
+			return ops
+		}},
+		{"syncing the directory", func() fsOps {
+			ops := osOps
+			f := failing(1, func() error { return nil })
+			ops.syncDir = func(string) error { return f() }
 			return ops
 		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, "a")
-			earlier := map[string]string{"a.001": "o1", "a.002": "o2", "a.003": "o3", "a.sha256": "old sums"}
-			seed(t, dir, earlier)
-			files, sums := newFiles(t, []string{Name(path, 1), Name(path, 2), Name(path, 3)}, []string{"n1", "n2", "n3"})
-			if _, err := put(path, files, sums, tc.ops(dir)); !errors.Is(err, fail) {
-				t.Fatalf("put: %v, want the injected failure", err)
-			}
-			if got := snapshot(t, dir); !maps.Equal(got, earlier) {
-				t.Errorf("after a failed put the directory holds %v, want the earlier export %v", got, earlier)
-			}
-		})
+		for _, sc := range []struct {
+			name    string
+			earlier map[string]string
+			names   []string
+		}{
+			{"unsplit, by 3 volumes", map[string]string{"a": "old", "a.sha256": "old sums"}, []string{"a.001", "a.002", "a.003"}},
+			{"4 volumes, by 2", map[string]string{"a.001": "o1", "a.002": "o2", "a.003": "o3", "a.004": "o4", "a.sha256": "old sums"}, []string{"a.001", "a.002"}},
+			{"unsplit, by unsplit", map[string]string{"a": "old", "a.sha256": "old sums"}, []string{"a"}},
+		} {
+			t.Run(tc.name+", "+sc.name, func(t *testing.T) {
+				dir := t.TempDir()
+				path := filepath.Join(dir, "a")
+				seed(t, dir, sc.earlier)
+				var names, contents []string
+				for _, n := range sc.names {
+					names, contents = append(names, filepath.Join(dir, n)), append(contents, "new "+n)
+				}
+				files, sums := newFiles(t, names, contents)
+				if _, err := put(path, files, sums, tc.ops()); !errors.Is(err, errInjected) {
+					t.Fatalf("put: %v, want the injected failure", err)
+				}
+				if got := snapshot(t, dir); !maps.Equal(got, sc.earlier) {
+					t.Errorf("after a failed put the directory holds %v, want the earlier export %v", got, sc.earlier)
+				}
+			})
+		}
 	}
 }
+
+var errInjected = errors.New("injected")
 
 func TestPutWarnsOfWhatItCouldNotRemove(t *testing.T) {
 	dir := t.TempDir()
@@ -163,7 +219,7 @@ func TestPutWarnsOfWhatItCouldNotRemove(t *testing.T) {
 	ops := osOps
 	ops.remove = func(name string) error {
 		if strings.Contains(name, ".old-") {
-			return fail()
+			return errInjected
 		}
 		return os.Remove(name)
 	}
@@ -175,8 +231,6 @@ func TestPutWarnsOfWhatItCouldNotRemove(t *testing.T) {
 		t.Errorf("%s holds %q", path, b)
 	}
 }
-
-func fail() error { return errors.New("injected") }
 
 // Writers that put archives, split or not, under one name at once must
 // leave one of them whole, its checksum file agreeing, and nothing else.

@@ -194,8 +194,9 @@ func TestCommitFailureRenamesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Write(archiveBytes(250, 4))
-	// The third volume's final name is taken by a directory: its rename
-	// fails after the first two succeeded.
+	// The third volume's final name is taken by a directory, which Put
+	// refuses to replace before it renames anything (put_test.go fails
+	// renames part way).
 	if err := os.Mkdir(Name(path, 3), 0o755); err != nil {
 		t.Fatal(err)
 	}
