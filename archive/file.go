@@ -136,6 +136,18 @@ func (f *File) Has(d v1.Hash) bool {
 	return ok
 }
 
+// decoderOptions are those of every decoder reading one blob's frames:
+// one goroutine, and memory bounded by ReaderOptions.MaxWindow, so that a
+// hostile frame cannot claim more than a real one needs.
+func (f *File) decoderOptions() []zstd.DOption {
+	return []zstd.DOption{
+		zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(f.opts.MaxWindow),
+		zstd.WithDecoderMaxMemory(f.opts.MaxWindow),
+	}
+}
+
 // Blob returns a reader of blob d's bytes, read straight from where the
 // blob lies. The reader fails, naming the archive entry, if the tar header
 // there is not d's, or if the bytes do not match d's size and digest when
@@ -148,11 +160,7 @@ func (f *File) Blob(d v1.Hash) (io.ReadCloser, error) {
 	}
 	fr := f.frames[b.Frame]
 	name := blobName(d)
-	dec, err := zstd.NewReader(io.NewSectionReader(f.ra, fr.offset, f.dataEnd-fr.offset),
-		zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderLowmem(true),
-		zstd.WithDecoderMaxWindow(f.opts.MaxWindow),
-		zstd.WithDecoderMaxMemory(f.opts.MaxWindow))
+	dec, err := zstd.NewReader(io.NewSectionReader(f.ra, fr.offset, f.dataEnd-fr.offset), f.decoderOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("archive entry %s: zstd: %w", name, err)
 	}

@@ -166,11 +166,7 @@ type frameReader struct {
 }
 
 func (f *File) newFrameReader(name string, frame int) (*frameReader, error) {
-	dec, err := zstd.NewReader(nil,
-		zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderLowmem(true),
-		zstd.WithDecoderMaxWindow(f.opts.MaxWindow),
-		zstd.WithDecoderMaxMemory(f.opts.MaxWindow))
+	dec, err := zstd.NewReader(nil, f.decoderOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("archive entry %s: zstd: %w", name, err)
 	}

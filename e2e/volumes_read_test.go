@@ -93,15 +93,7 @@ func refusedEverywhere(t *testing.T, dst *testregistry.Registry, repo, p, want s
 func TestMoreBrokenVolumesAreRefused(t *testing.T) {
 	_, _, path, size := splitExport(t)
 	dst := testregistry.NewDistribution(t)
-	orig := map[int][]byte{}
-	for i := 1; i <= 4; i++ {
-		b, err := os.ReadFile(volume(path, i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		orig[i] = b
-	}
-	side, _ := os.ReadFile(path + ".sha256")
+	orig, side := readVolumes(t, path, 4)
 	for _, tc := range []struct {
 		name    string
 		sidecar bool

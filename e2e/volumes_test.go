@@ -42,6 +42,25 @@ func splitExport(t *testing.T) (*exportFixture, []byte, string, int64) {
 	return f, want, path, size
 }
 
+// readVolumes reads the n volumes of the archive at path, by number, and
+// its checksum file, for tests that break them and put them back.
+func readVolumes(t *testing.T, path string, n int) (map[int][]byte, []byte) {
+	t.Helper()
+	vols := map[int][]byte{}
+	for i := 1; i <= n; i++ {
+		b, err := os.ReadFile(volume(path, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		vols[i] = b
+	}
+	side, err := os.ReadFile(path + ".sha256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vols, side
+}
+
 // volume is the path of volume i of the archive at path.
 func volume(path string, i int) string { return fmt.Sprintf("%s.%03d", path, i) }
 
@@ -184,15 +203,7 @@ func TestImportInspectVerifyReadVolumes(t *testing.T) {
 func TestBrokenVolumesAreRefusedAndNothingTagged(t *testing.T) {
 	_, _, path, size := splitExport(t)
 	dst := testregistry.NewDistribution(t)
-	orig := map[int][]byte{}
-	for i := 1; i <= 4; i++ {
-		b, err := os.ReadFile(volume(path, i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		orig[i] = b
-	}
-	side, _ := os.ReadFile(path + ".sha256")
+	orig, side := readVolumes(t, path, 4)
 	swap := func(p string, a, b int) {
 		os.WriteFile(volume(p, a), orig[b], 0o644)
 		os.WriteFile(volume(p, b), orig[a], 0o644)

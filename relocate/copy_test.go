@@ -552,10 +552,7 @@ func TestCopyRetriesUploadsTheDestinationDroppedOrRefused(t *testing.T) {
 	src := impNewSource(t, 2<<20)
 	p := cpPlan(t, src)
 	dst := impNewDest(t, true)
-	dst.proxy.SetRules(
-		testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindUpload, Fault: testregistry.FaultDrop, Times: 2},
-		testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindUpload, Fault: testregistry.FaultStatus, Status: http.StatusServiceUnavailable, Times: 2},
-	)
+	dst.failUploads()
 	ro := regopts.Options{RetryBackoff: 10 * time.Millisecond}
 	ropts, err := ro.RemoteOptions(context.Background())
 	if err != nil {
@@ -569,22 +566,7 @@ func TestCopyRetriesUploadsTheDestinationDroppedOrRefused(t *testing.T) {
 	if _, err := relocate.Copy(context.Background(), p, dst.repo, relocate.CopyOptions{DestinationOptions: relocate.DestinationOptions{Remote: ropts, Client: registry.New(copts), Reporter: rec}}); err != nil {
 		t.Fatal(err)
 	}
-	if hits := dst.proxy.Hits(); hits[0] != 2 || hits[1] != 2 {
-		t.Fatalf("faults injected %v, want [2 2]", hits)
-	}
-	var total int64
-	for d, size := range src.blobs(t) {
-		total += size
-		if !dst.hasBlob(t, d) {
-			t.Errorf("blob %s missing", d)
-		}
-	}
-	if rec.added != total {
-		t.Errorf("progress added %d bytes over retried uploads, want exactly %d", rec.added, total)
-	}
-	if d := impDiffTags(dst.tags(t), src.wantTags(t)); d != "" {
-		t.Errorf("destination tags differ:\n%s", d)
-	}
+	dst.assertRetriedUploads(t, src, rec)
 }
 
 // TestExportResumesADownloadCutPartWay: a registry (or a proxy before it)

@@ -460,3 +460,35 @@ var impVias = []impVia{
 	{"file", func(b []byte) io.Reader { return bytes.NewReader(b) }},
 	{"pipe", func(b []byte) io.Reader { return struct{ io.Reader }{bytes.NewReader(b)} }},
 }
+
+// failUploads makes the destination drop the first two blob data requests
+// and refuse the next two with 503: uploads a client must send again.
+func (d *impDest) failUploads() {
+	d.proxy.SetRules(
+		testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindUpload, Fault: testregistry.FaultDrop, Times: 2},
+		testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindUpload, Fault: testregistry.FaultStatus, Status: http.StatusServiceUnavailable, Times: 2},
+	)
+}
+
+// assertRetriedUploads checks, after failUploads, that all four faults
+// were met, that every blob of src arrived, that progress counted each
+// byte once however often it was sent, and that the tags are an import's.
+func (d *impDest) assertRetriedUploads(t *testing.T, src *impSource, rec *impRecorder) {
+	t.Helper()
+	if hits := d.proxy.Hits(); hits[0] != 2 || hits[1] != 2 {
+		t.Fatalf("faults injected %v, want [2 2]", hits)
+	}
+	var total int64
+	for dg, size := range src.blobs(t) {
+		total += size
+		if !d.hasBlob(t, dg) {
+			t.Errorf("blob %s missing", dg)
+		}
+	}
+	if rec.added != total {
+		t.Errorf("progress added %d bytes over retried uploads, want exactly %d", rec.added, total)
+	}
+	if diff := impDiffTags(d.tags(t), src.wantTags(t)); diff != "" {
+		t.Errorf("destination tags differ:\n%s", diff)
+	}
+}

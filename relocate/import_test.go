@@ -428,10 +428,7 @@ func TestImportRetriesFailedUploads(t *testing.T) {
 			src := impNewSource(t, 2<<20)
 			archive := src.export(t)
 			dst := impNewDest(t, true)
-			dst.proxy.SetRules(
-				testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindUpload, Fault: testregistry.FaultDrop, Times: 2},
-				testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindUpload, Fault: testregistry.FaultStatus, Status: http.StatusServiceUnavailable, Times: 2},
-			)
+			dst.failUploads()
 			rec := &impRecorder{}
 			opts := dst.options(t)
 			opts.Reporter = rec
@@ -439,22 +436,7 @@ func TestImportRetriesFailedUploads(t *testing.T) {
 			if _, err := relocate.Import(context.Background(), via.open(archive), dst.repo, opts); err != nil {
 				t.Fatal(err)
 			}
-			if hits := dst.proxy.Hits(); hits[0] != 2 || hits[1] != 2 {
-				t.Fatalf("faults injected %v, want [2 2]", hits)
-			}
-			var total int64
-			for d, size := range src.blobs(t) {
-				total += size
-				if !dst.hasBlob(t, d) {
-					t.Errorf("blob %s missing", d)
-				}
-			}
-			if rec.added != total {
-				t.Errorf("progress added %d bytes over retried uploads, want exactly %d", rec.added, total)
-			}
-			if d := impDiffTags(dst.tags(t), src.wantTags(t)); d != "" {
-				t.Errorf("destination tags differ:\n%s", d)
-			}
+			dst.assertRetriedUploads(t, src, rec)
 		})
 	}
 }
