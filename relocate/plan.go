@@ -217,7 +217,7 @@ func Resolve(ctx context.Context, src Source, opts Options) (*Plan, error) {
 		rep:       progress.OrNop(opts.Reporter),
 		nodes:     map[v1.Hash]*node{},
 		images:    map[v1.Hash]*Image{},
-		relocated: map[v1.Hash]*relocatedCheck{},
+		relocated: map[v1.Hash]*repoCheck{},
 	}
 
 	var first []want

@@ -16,6 +16,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/parallel"
 	"github.com/ferry-dev/ferry/internal/progress"
+	"github.com/ferry-dev/ferry/internal/taglist"
 	"github.com/ferry-dev/ferry/lock"
 	"github.com/ferry-dev/ferry/tags"
 )
@@ -101,7 +102,7 @@ type resolver struct {
 	rep      progress.Reporter
 
 	relocatedMu sync.Mutex
-	relocated   map[v1.Hash]*relocatedCheck // by bundle digest
+	relocated   map[v1.Hash]*repoCheck // by bundle digest
 	saidFound   bool
 
 	nodes      map[v1.Hash]*node
@@ -309,54 +310,89 @@ const (
 	viaFallback
 )
 
-// relocatedCheck remembers whether a bundle's repository holds its
-// image-locations image, asked once per bundle.
-type relocatedCheck struct {
+// repoCheck is what one look at a bundle's repository says about where the
+// images its lock names are, asked once per bundle.
+type repoCheck struct {
 	once sync.Once
-	yes  bool
+	// relocated: the bundle's image-locations image is there, so imgpkg
+	// or ferry relocated the bundle, and its images, into the repository.
+	relocated bool
+	// tagged holds the digests the repository has imgpkg tags for
+	// (sha256-<hex>.imgpkg, plain or repo-based), when it was not
+	// relocated; nil when its tags could not be listed.
+	tagged map[v1.Hash]bool
 }
 
-// isRelocated reports whether the bundle was relocated into repo by imgpkg
-// or ferry, which write an image-locations image beside every bundle they
-// relocate.
-func (r *resolver) isRelocated(ctx context.Context, repo name.Repository, bundle v1.Hash) bool {
+// maxCheckPages bounds the tag listing of a bundle's repository: a bundle
+// that was never relocated sits in a repository of a few tags (one page);
+// past this, a HEAD per image is cheaper than reading on.
+const maxCheckPages = 2
+
+// checkRepo looks at a bundle's repository once: a HEAD of its
+// image-locations tag and, if there is none, one listing of its tags.
+func (r *resolver) checkRepo(ctx context.Context, repo name.Repository, bundle v1.Hash) *repoCheck {
 	r.relocatedMu.Lock()
 	c := r.relocated[bundle]
 	if c == nil {
-		c = &relocatedCheck{}
+		c = &repoCheck{}
 		r.relocated[bundle] = c
 	}
 	r.relocatedMu.Unlock()
 	c.once.Do(func() {
-		_, err := r.puller.Head(ctx, repo.Tag(tags.ImageLocations(bundle)))
-		c.yes = err == nil
+		if _, err := r.puller.Head(ctx, repo.Tag(tags.ImageLocations(bundle))); err == nil {
+			c.relocated = true
+			return
+		}
+		names, err := taglist.Names(ctx, r.puller, repo, taglist.Limits{MaxPages: maxCheckPages})
+		if err != nil {
+			return
+		}
+		c.tagged = map[v1.Hash]bool{}
+		for _, t := range names {
+			if d, ok := tags.ImgpkgDigest(t); ok {
+				c.tagged[d] = true
+			}
+		}
 	})
-	return c.yes
+	return c
 }
 
 // resolveLockImage is the one place a lock image is looked up. A bundle
 // that was relocated (imported or copied into its repository, by ferry or
 // imgpkg) still names its images' original locations, which a second hop
-// across an air gap cannot reach; as imgpkg does, the image is looked for
-// in the bundle's own repository first, by digest, and only then at the
-// reference the lock names. Whether the bundle was relocated (its
-// image-locations image is there) only decides whether falling back is
-// worth a warning.
+// across an air gap cannot reach; as imgpkg does, such an image is taken
+// from the bundle's own repository, by digest, and only if it is missing
+// there from the reference the lock names (with a warning).
+//
+// A bundle with no image-locations image was pushed where it is, or
+// relocated by an imgpkg too old to write one. Which, one listing of the
+// repository's tags tells for all its images at once: an image with an
+// imgpkg tag there is taken from the repository first; any other from its
+// original reference, and only if that fails from the repository. Both give
+// the same bytes (the digest is checked), so the order only saves requests:
+// imgpkg's HEAD of every image in the bundle's repository, which a bundle
+// that was never relocated answers with a 404 each time. When the tags
+// cannot be listed, that HEAD is what ferry does too.
 func (r *resolver) resolveLockImage(ctx context.Context, w want, ref name.Digest) (*remote.Descriptor, name.Digest, lockSource, error) {
 	if w.bundle == (v1.Hash{}) || ref.Context().String() == w.bundleRepo.String() {
 		desc, err := r.getDigest(ctx, ref)
 		return desc, ref, viaOriginal, err
 	}
-	relocated := r.isRelocated(ctx, w.bundleRepo, w.bundle)
+	c := r.checkRepo(ctx, w.bundleRepo, w.bundle)
 	inRepo := w.bundleRepo.Digest(ref.DigestStr())
-	var inErr error
-	if !relocated {
-		// Most bundles were never relocated: a HEAD, which registries
-		// such as Docker Hub do not count against pull limits, rules the
-		// bundle's repository out before the manifest is fetched.
-		_, inErr = r.puller.Head(ctx, inRepo)
+	repoFirst := c.relocated
+	switch {
+	case c.relocated:
+	case c.tagged != nil:
+		repoFirst = c.tagged[w.digest]
+	default:
+		// A HEAD, which registries such as Docker Hub do not count
+		// against pull limits, rules the repository out before a GET.
+		_, err := r.puller.Head(ctx, inRepo)
+		repoFirst = err == nil
 	}
-	if inErr == nil {
+	var inErr error
+	if repoFirst {
 		desc, err := r.getDigest(ctx, inRepo)
 		if err == nil {
 			return desc, inRepo, viaBundleRepo, nil
@@ -364,16 +400,21 @@ func (r *resolver) resolveLockImage(ctx context.Context, w want, ref name.Digest
 		inErr = err
 	}
 	desc, err := r.getDigest(ctx, ref)
-	if err != nil {
-		if relocated {
-			return nil, name.Digest{}, 0, fmt.Errorf("not in the repository %s the bundle was relocated to (%v), nor at its original reference: %w", w.bundleRepo, inErr, err)
-		}
-		return nil, name.Digest{}, 0, err
-	}
-	if relocated {
+	switch {
+	case err == nil && c.relocated:
 		return desc, ref, viaFallback, nil
+	case err == nil:
+		return desc, ref, viaOriginal, nil
+	case c.relocated:
+		return nil, name.Digest{}, 0, fmt.Errorf("not in the repository %s the bundle was relocated to (%v), nor at its original reference: %w", w.bundleRepo, inErr, err)
+	case c.tagged != nil && !repoFirst:
+		// Not asked yet: the image may sit in the bundle's repository
+		// untagged, put there by hand or by another tool.
+		if desc, inErr := r.getDigest(ctx, inRepo); inErr == nil {
+			return desc, inRepo, viaBundleRepo, nil
+		}
 	}
-	return desc, ref, viaOriginal, nil
+	return nil, name.Digest{}, 0, err
 }
 
 // getDigest fetches ref and checks the registry served that digest.
