@@ -97,8 +97,14 @@ func setOf(path string) (string, bool) {
 		if !fi.Mode().IsRegular() {
 			return "", false
 		}
-		_, err := os.Stat(Name(base, 1))
-		return base, err == nil || listed()
+		if _, err := os.Stat(Name(base, 1)); err == nil || listed() {
+			return base, true
+		}
+		// A later volume whose set lost its first volume and checksum
+		// file starts in the middle of a zstd frame: read as a file it
+		// would only be "not an archive". Read as a volume, it is named
+		// with what is missing.
+		return base, m[2] != "001" && !startsAnArchive(path)
 	case errors.Is(err, fs.ErrNotExist):
 		if m[2] != "001" && !listed() {
 			return "", false
@@ -107,6 +113,30 @@ func setOf(path string) (string, bool) {
 		return base, err == nil
 	}
 	return "", false
+}
+
+// startsAnArchive reports whether the file at path begins as an archive of
+// its own does: a zstd frame (or skippable frame), gzip, or a tar header.
+// It is true when the file cannot be read, so that the error comes from
+// opening it as a file.
+func startsAnArchive(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	head := make([]byte, 262)
+	n, _ := io.ReadFull(f, head)
+	head = head[:n]
+	switch {
+	case len(head) >= 4 && (string(head[:4]) == "\x28\xb5\x2f\xfd" || head[0]&0xf0 == 0x50 && string(head[1:4]) == "\x2a\x4d\x18"):
+		return true
+	case len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b:
+		return true
+	case len(head) >= 262 && string(head[257:262]) == "ustar":
+		return true
+	}
+	return false
 }
 
 // Open opens the volumes of an archive for reading. path is the archive's

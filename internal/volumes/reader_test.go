@@ -16,7 +16,8 @@ import (
 // its first volume missing.
 func TestOpenArchiveReadsAFileNamedLikeAVolume(t *testing.T) {
 	dir := t.TempDir()
-	data := archiveBytes(3000, 5)
+	// It starts as an archive does, with a zstd frame.
+	data := append([]byte{0x28, 0xb5, 0x2f, 0xfd}, archiveBytes(3000, 5)...)
 	for _, name := range []string{"app-1.0.100", "app-1.0.002", "snap.20240601", "x.0001"} {
 		path := filepath.Join(dir, name)
 		if err := os.WriteFile(path, data, 0o644); err != nil {
@@ -47,7 +48,9 @@ func TestOpenArchiveReadsAFileNamedLikeAVolume(t *testing.T) {
 }
 
 // A volume of a set is read as one even when the set is broken, so that
-// the volume at fault is named rather than the file read as an archive.
+// the volume at fault is named rather than the file read as an archive:
+// without .001 nor a checksum file, .002 is still a volume, for it does
+// not start as an archive does.
 func TestOpenArchiveNamesTheMissingFirstVolume(t *testing.T) {
 	for _, sidecar := range []bool{true, false} {
 		path := filepath.Join(t.TempDir(), "release.tar.zst")
@@ -62,14 +65,6 @@ func TestOpenArchiveNamesTheMissingFirstVolume(t *testing.T) {
 			rc, err := OpenArchive(name)
 			if err == nil {
 				rc.Close()
-			}
-			if !sidecar && name == Name(path, 2) {
-				// Without .001 nor a checksum file, nothing says that
-				// .002 is a volume: it is read as a file.
-				if err != nil {
-					t.Errorf("OpenArchive(%s), no checksum file: %v", name, err)
-				}
-				continue
 			}
 			if err == nil || !strings.Contains(err.Error(), "volume .001 is missing") {
 				t.Errorf("OpenArchive(%s), checksum file %v: %v, want volume .001 named missing", name, sidecar, err)
@@ -108,5 +103,34 @@ func TestVolumeNumber(t *testing.T) {
 		if i != tc.want || ok != (tc.want > 0) {
 			t.Errorf("VolumeNumber(%q, %q) = %d, %v; want %d", tc.file, tc.name, i, ok, tc.want)
 		}
+	}
+}
+
+func TestStartsAnArchive(t *testing.T) {
+	dir := t.TempDir()
+	tarHead := make([]byte, 512)
+	copy(tarHead[257:], "ustar")
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want bool
+	}{
+		{"zstd", []byte{0x28, 0xb5, 0x2f, 0xfd, 0}, true},
+		{"skippable", []byte{0x5e, 0x2a, 0x4d, 0x18, 0}, true},
+		{"gzip", []byte{0x1f, 0x8b, 8}, true},
+		{"tar", tarHead, true},
+		{"middle of a frame", archiveBytes(600, 9), false},
+		{"empty", nil, false},
+	} {
+		path := filepath.Join(dir, tc.name)
+		if err := os.WriteFile(path, tc.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := startsAnArchive(path); got != tc.want {
+			t.Errorf("startsAnArchive(%s) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if !startsAnArchive(filepath.Join(dir, "absent")) {
+		t.Error("a file that cannot be read must be left to open as a file")
 	}
 }
