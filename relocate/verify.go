@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +20,7 @@ import (
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/ctxio"
+	"github.com/ferry-dev/ferry/internal/hashing"
 	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/internal/volumes"
 )
@@ -112,7 +111,10 @@ func VerifyFile(ctx context.Context, path string, opts VerifyOptions) (*VerifyRe
 		return res, fmt.Errorf("verify %s: %w", path, err)
 	}
 	defer rep.Done()
-	sum := sha256.New()
+	// The file's sum on a goroutine of its own: it overlaps the
+	// decompression and the blobs' digests, on the other core.
+	sum := hashing.NewAsync()
+	defer sum.Close()
 	in2 := io.TeeReader(&reportReader{r: ctxio.NewReader(ctx, bufio.NewReaderSize(in, 1<<20)), rep: rep}, sum)
 	if t != nil {
 		// The file's checksum first, then each blob where it lies.
@@ -137,7 +139,7 @@ func VerifyFile(ctx context.Context, path string, opts VerifyOptions) (*VerifyRe
 	if _, err := io.Copy(io.Discard, in2); err != nil {
 		return res, fmt.Errorf("verify %s: %w", path, err)
 	}
-	res.SHA256 = hex.EncodeToString(sum.Sum(nil))
+	res.SHA256 = sum.Sum()
 	if split {
 		res.Volumes = vs.Volumes()
 		if vs.Sidecar() != "" {

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/ferry-dev/ferry/internal/hashing"
 )
 
 // Set is the volumes of one archive, read as the one file they make: an
@@ -31,7 +33,7 @@ type Set struct {
 
 	// Read's state: the offset, and the hash of the current volume.
 	pos  int64
-	h    *hasher
+	h    *hashing.Async
 	sums []string
 	err  error
 }
@@ -415,17 +417,17 @@ func (s *Set) Read(p []byte) (int, error) {
 	v := s.vols[i]
 	want := min(int64(len(p)), v.start+v.size-s.pos)
 	if s.h == nil {
-		s.h = newHasher()
+		s.h = hashing.NewAsync()
 	}
 	n, err := s.ReadAt(p[:want], s.pos)
-	s.h.write(p[:n])
+	s.h.Write(p[:n])
 	s.pos += int64(n)
 	if err != nil && err != io.EOF {
 		s.err = err
 		return n, err
 	}
 	if s.pos == v.start+v.size {
-		sum := s.h.sum()
+		sum := s.h.Sum()
 		s.sums = append(s.sums, sum)
 		if v.want != "" && v.want != sum {
 			s.err = s.sumError(i, sum)
@@ -467,7 +469,7 @@ func (s *Set) sumError(i int, sum string) error {
 // Close closes the volumes' files. The Set must not be read afterwards.
 func (s *Set) Close() error {
 	if s.h != nil {
-		s.h.stop()
+		s.h.Close()
 		s.h = nil
 	}
 	var first error

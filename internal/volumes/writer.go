@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ferry-dev/ferry/internal/hashing"
+
 	"github.com/ferry-dev/ferry/internal/atomicfile"
 )
 
@@ -49,7 +51,7 @@ type Writer struct {
 	max  int64
 	cur  *atomicfile.File
 	curN int64
-	h    *hasher
+	h    *hashing.Async
 	done []written
 	err  error
 }
@@ -72,7 +74,7 @@ func Create(path string, size int64) (*Writer, error) {
 	if err := w.next(); err != nil {
 		return nil, err
 	}
-	w.h = newHasher()
+	w.h = hashing.NewAsync()
 	return w, nil
 }
 
@@ -92,7 +94,7 @@ func (w *Writer) next() error {
 
 // finish closes the current volume's hashing; its file waits for Commit.
 func (w *Writer) finish() {
-	sum := w.h.sum()
+	sum := w.h.Sum()
 	w.done = append(w.done, written{f: w.cur, vol: Volume{
 		Path: Name(w.path, len(w.done)+1), Size: w.curN, SHA256: sum,
 	}})
@@ -114,7 +116,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 		}
 		chunk := p[:min(int64(len(p)), w.max-w.curN)]
 		m, err := w.cur.Write(chunk)
-		w.h.write(chunk[:m])
+		w.h.Write(chunk[:m])
 		w.curN += int64(m)
 		n += m
 		if err != nil {
@@ -143,7 +145,7 @@ func (w *Writer) Commit() ([]Volume, []error, error) {
 	if w.cur != nil {
 		w.finish()
 	}
-	w.h.stop()
+	w.h.Close()
 	w.h = nil
 	// Whatever happens next, the Writer is done.
 	w.err = fmt.Errorf("split %s: already committed", w.path)
@@ -184,7 +186,7 @@ func (w *Writer) Abort() error {
 		w.err = errors.New("split: aborted")
 	}
 	if w.h != nil {
-		w.h.stop()
+		w.h.Close()
 		w.h = nil
 	}
 	return first

@@ -1,0 +1,86 @@
+// Package hashing computes sha256 sums on a goroutine of their own, so that
+// a reader or writer that must also decompress, compress or hash other
+// bytes keeps both cores busy.
+package hashing
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+)
+
+// Async computes the sha256 of the bytes written to it on a goroutine of
+// its own: the volumes of a split archive, hashed for their line of the
+// checksum file while the whole archive is hashed for its own sum, or an
+// archive verify hashes whole while it checks each blob's digest. On one
+// goroutine the two passes add up; on two they overlap. A copy of each
+// chunk waits in a queue of Queue buffers, reused. Sum ends a segment and
+// starts the next, so one Async serves a sequence of files. An Async is not
+// safe for concurrent use.
+type Async struct {
+	jobs chan job
+	free chan []byte
+	sums chan string
+}
+
+// job is a chunk to hash, or (end) the end of a segment.
+type job struct {
+	b   []byte
+	end bool
+}
+
+// Queue bounds the chunks waiting: the memory held is that many chunks
+// (as large as the writes: a compressed frame, about 4 MiB, or a read).
+const Queue = 2
+
+// NewAsync starts an Async; Close ends its goroutine.
+func NewAsync() *Async {
+	h := &Async{jobs: make(chan job, Queue), free: make(chan []byte, Queue+1), sums: make(chan string)}
+	go h.run()
+	return h
+}
+
+func (h *Async) run() {
+	sh := sha256.New()
+	for j := range h.jobs {
+		if j.end {
+			h.sums <- hex.EncodeToString(sh.Sum(nil))
+			sh.Reset()
+			continue
+		}
+		sh.Write(j.b)
+		select {
+		case h.free <- j.b:
+		default:
+		}
+	}
+	close(h.sums)
+}
+
+// Write queues a copy of p; it never fails (io.Writer, for io.TeeReader
+// and io.MultiWriter).
+func (h *Async) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var b []byte
+	select {
+	case b = <-h.free:
+	default:
+	}
+	h.jobs <- job{b: append(b[:0], p...)}
+	return len(p), nil
+}
+
+// Sum ends the current segment and returns its sha256 in hex, once every
+// byte written before it is hashed.
+func (h *Async) Sum() string {
+	h.jobs <- job{end: true}
+	return <-h.sums
+}
+
+// Close ends the goroutine; the Async must not be used afterwards.
+func (h *Async) Close() {
+	close(h.jobs)
+	for range h.sums {
+	}
+}
