@@ -374,7 +374,8 @@ func TestExportLeavesOutNonDistributableLayers(t *testing.T) {
 }
 
 // TestExportFetchesEachBlobOnce: the configs Resolve read to tell bundles
-// from images are written from memory; every other blob is fetched once.
+// from images, and the bundles' small layers it read for their locks, are
+// written from memory; every other blob is fetched once.
 func TestExportFetchesEachBlobOnce(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
@@ -396,12 +397,12 @@ func TestExportFetchesEachBlobOnce(t *testing.T) {
 				got[r.Ref]++
 			}
 		}
-		if len(got) >= len(p.Blobs)-len(p.Configs) || time.Now().After(deadline) {
+		if len(got) >= len(p.Blobs)-len(p.Cached) || time.Now().After(deadline) {
 			break
 		}
 	}
 	for _, b := range p.Blobs {
-		_, cached := p.Configs[b.Digest]
+		_, cached := p.Cached[b.Digest]
 		switch n := got[b.Digest.String()]; {
 		case cached && n != 0:
 			t.Errorf("config %s, read while planning, fetched %d more times", b.Digest, n)
@@ -409,7 +410,21 @@ func TestExportFetchesEachBlobOnce(t *testing.T) {
 			t.Errorf("blob %s fetched %d times, want once", b.Digest, n)
 		}
 	}
-	if len(p.Configs) == 0 {
+	if len(p.Cached) == 0 {
 		t.Error("the plan kept no config; the test proves nothing")
+	}
+	bundles := 0
+	for _, im := range p.Images {
+		if im.Role != archive.RoleBundle && im.Role != archive.RoleNestedBundle {
+			continue
+		}
+		bundles++
+		m := must(v1.ParseManifest(bytes.NewReader(p.Manifests[im.Digest].Raw)))
+		if _, ok := p.Cached[m.Layers[0].Digest]; !ok {
+			t.Errorf("the layer of bundle %s was read while planning, but not kept", im.Digest)
+		}
+	}
+	if bundles == 0 {
+		t.Error("the plan has no bundle; the test proves nothing")
 	}
 }

@@ -112,10 +112,11 @@ type Plan struct {
 	Skipped []Blob
 	// TotalBytes is the size of every manifest and blob that will be moved.
 	TotalBytes int64
-	// Configs holds configs Resolve already read (verified against their
-	// digests), within maxCachedConfigs bytes in all, so that a move need
-	// not fetch them again.
-	Configs map[v1.Hash][]byte
+	// Cached holds blobs Resolve already read, verified against their
+	// digests: configs, and bundle layers of at most
+	// bundle.MaxKeptLayerSize, within maxCached bytes in all, so that a
+	// move need not fetch them again.
+	Cached map[v1.Hash][]byte
 
 	// local opens the blobs that are not fetched from a registry: those
 	// of an archive being re-packed (PlanArchive), or of a root built
@@ -373,15 +374,21 @@ func (r *resolver) plan(opts Options) (*Plan, error) {
 		blobOrder = append(blobOrder, d.Digest)
 		return nil
 	}
-	p.Configs = map[v1.Hash][]byte{}
+	p.Cached = map[v1.Hash][]byte{}
 	var cached int64
 	for _, h := range r.order {
 		n := r.nodes[h]
 		p.Manifests[h] = Manifest{Raw: n.raw, MediaType: n.mediaType, Source: n.source}
-		if n.manifest != nil && n.configRaw != nil && cached+int64(len(n.configRaw)) <= maxCachedConfigs {
-			if _, ok := p.Configs[n.manifest.Config.Digest]; !ok {
-				p.Configs[n.manifest.Config.Digest] = n.configRaw
-				cached += int64(len(n.configRaw))
+		keep := func(d v1.Hash, b []byte) {
+			if _, ok := p.Cached[d]; !ok && b != nil && cached+int64(len(b)) <= maxCached {
+				p.Cached[d] = b
+				cached += int64(len(b))
+			}
+		}
+		if n.manifest != nil {
+			keep(n.manifest.Config.Digest, n.configRaw)
+			if len(n.manifest.Layers) == 1 {
+				keep(n.manifest.Layers[0].Digest, n.layerRaw)
 			}
 		}
 		p.TotalBytes += int64(len(n.raw))
@@ -445,13 +452,13 @@ func (r *resolver) plan(opts Options) (*Plan, error) {
 	return p, nil
 }
 
-// maxCachedConfigs bounds the configs a Plan keeps in memory: thousands of
-// images' configs (a few KiB each), not more.
-const maxCachedConfigs = 16 << 20
+// maxCached bounds the blobs a Plan keeps in memory: thousands of images'
+// configs (a few KiB each) and a few small bundle layers, not more.
+const maxCached = 16 << 20
 
 // openCached returns a reader of blob d when the plan holds its bytes.
 func (p *Plan) openCached(d v1.Hash) (io.ReadCloser, bool) {
-	b, ok := p.Configs[d]
+	b, ok := p.Cached[d]
 	if !ok {
 		return nil, false
 	}

@@ -87,6 +87,9 @@ type node struct {
 	platform  *v1.Platform
 	lockRead  bool
 	lock      *lock.ImagesLock
+	// layerRaw is a small bundle layer's bytes, read for its lock
+	// (verified), nil for a larger one.
+	layerRaw []byte
 
 	childrenQueued bool
 	lockQueued     bool
@@ -249,11 +252,12 @@ func (r *resolver) do(ctx context.Context, j *job) error {
 		if err != nil {
 			return wantError(w, err)
 		}
-		l, err := bundle.ReadImagesLock(img, n.source.String())
+		l, raw, err := bundle.ReadImagesLockKeep(img, n.source.String())
 		if err != nil {
 			return fmt.Errorf("read .imgpkg/images.yml of bundle %s: %w", w.original, err)
 		}
 		n.lock = l
+		n.layerRaw = raw
 		n.lockRead = true
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/ferry-dev/ferry/lock"
 )
@@ -68,31 +69,42 @@ func ReadConfigRaw(img v1.Image, source string) (*v1.ConfigFile, []byte, error) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: config %s: %w", source, d.Digest, err)
 	}
-	rc, err := l.Compressed()
+	b, err := readExactly(l.Compressed, d, source, "config")
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: config %s: %w", source, d.Digest, err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, d.Size+1))
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: config %s: %w", source, d.Digest, err)
-	}
-	if int64(len(b)) != d.Size {
-		return nil, nil, fmt.Errorf("%s: config %s: got %s bytes, the manifest declares %d", source, d.Digest, atLeast(len(b), d.Size), d.Size)
-	}
-	h, err := v1.Hasher(d.Digest.Algorithm)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: config %s: %w", source, d.Digest, err)
-	}
-	h.Write(b)
-	if got := hex.EncodeToString(h.Sum(nil)); got != d.Digest.Hex {
-		return nil, nil, fmt.Errorf("%s: config %s: content has digest %s:%s", source, d.Digest, d.Digest.Algorithm, got)
+		return nil, nil, err
 	}
 	cfg, err := v1.ParseConfigFile(bytes.NewReader(b))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: config %s: %w", source, d.Digest, err)
 	}
 	return cfg, b, nil
+}
+
+// readExactly reads the blob d that open opens, no more than its declared
+// size whatever the registry sends, and checks it against d's size and
+// digest. source names the image in errors, what the blob ("config").
+func readExactly(open func() (io.ReadCloser, error), d v1.Descriptor, source, what string) ([]byte, error) {
+	rc, err := open()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s %s: %w", source, what, d.Digest, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, d.Size+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s %s: %w", source, what, d.Digest, err)
+	}
+	if int64(len(b)) != d.Size {
+		return nil, fmt.Errorf("%s: %s %s: got %s bytes, the manifest declares %d", source, what, d.Digest, atLeast(len(b), d.Size), d.Size)
+	}
+	h, err := v1.Hasher(d.Digest.Algorithm)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s %s: %w", source, what, d.Digest, err)
+	}
+	h.Write(b)
+	if got := hex.EncodeToString(h.Sum(nil)); got != d.Digest.Hex {
+		return nil, fmt.Errorf("%s: %s %s: content has digest %s:%s", source, what, d.Digest, d.Digest.Algorithm, got)
+	}
+	return b, nil
 }
 
 // atLeast says how many bytes were read: n, or "more than size" when the
@@ -146,7 +158,60 @@ func readLayerFile(img v1.Image, source, want string) (data []byte, found bool, 
 	if len(layers) != 1 {
 		return nil, false, fmt.Errorf("%s: expected exactly one layer, found %d", source, len(layers))
 	}
-	rc, err := layers[0].Uncompressed()
+	return readFileIn(layers[0], source, want)
+}
+
+// MaxKeptLayerSize is the largest bundle layer ReadImagesLockKeep keeps:
+// most bundles carry a few configuration files, and an export or copy that
+// already holds their layer need not fetch it again.
+const MaxKeptLayerSize = 1 << 20
+
+// ReadImagesLockKeep is ReadImagesLock, also returning the layer's bytes,
+// as stored (compressed) and checked against its digest, when its manifest
+// declares at most MaxKeptLayerSize bytes; nil for a larger layer, which is
+// streamed as ReadImagesLock streams it.
+func ReadImagesLockKeep(img v1.Image, source string) (*lock.ImagesLock, []byte, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: reading manifest: %w", source, err)
+	}
+	if len(m.Layers) != 1 || m.Layers[0].Size < 0 || m.Layers[0].Size > MaxKeptLayerSize {
+		l, err := ReadImagesLock(img, source)
+		return l, nil, err
+	}
+	d := m.Layers[0]
+	l, err := img.LayerByDigest(d.Digest)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: layer %s: %w", source, d.Digest, err)
+	}
+	raw, err := readExactly(l.Compressed, d, source, "layer")
+	if err != nil {
+		return nil, nil, err
+	}
+	kept, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(raw)), nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: layer %s: %w", source, d.Digest, err)
+	}
+	data, ok, err := readFileIn(kept, source, ImagesLockPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: bundle has no %s", source, ImagesLockPath)
+	}
+	il, err := lock.ParseImagesLock(data, fileSource(source, ImagesLockPath))
+	if err != nil {
+		return nil, nil, err
+	}
+	return il, raw, nil
+}
+
+// readFileIn returns the content of the regular file named want in layer l
+// (see readLayerFile).
+func readFileIn(l v1.Layer, source, want string) (data []byte, found bool, err error) {
+	rc, err := l.Uncompressed()
 	if err != nil {
 		return nil, false, fmt.Errorf("%s: reading layer: %w", source, err)
 	}

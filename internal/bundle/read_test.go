@@ -158,8 +158,71 @@ func TestReadImagesLockErrors(t *testing.T) {
 			_, err := ReadImagesLock(tc.img, source)
 			t.Log(err)
 			wantErr(t, err, tc.fragments...)
+			_, raw, err := ReadImagesLockKeep(tc.img, source)
+			wantErr(t, err, tc.fragments...)
+			if raw != nil {
+				t.Error("ReadImagesLockKeep kept a layer it refused")
+			}
 		})
 	}
+}
+
+// ReadImagesLockKeep keeps a small layer's bytes, exactly the blob the
+// registry holds, and reads the lock from them; a larger layer is streamed
+// and not kept.
+func TestReadImagesLockKeep(t *testing.T) {
+	small := build(t, []string{copyGolden(t)}, BuildOptions{Bundle: true})
+	large := build(t, []string{bundleTree(t, [2]string{"zz-large.bin", string(incompressible(MaxKeptLayerSize + 1))})}, BuildOptions{Bundle: true})
+	for _, tc := range []struct {
+		name string
+		img  v1.Image
+		keep bool
+	}{{"small", small, true}, {"large", large, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			img, ref := pushAndPull(t, tc.img, "keep/"+tc.name)
+			want, err := ReadImagesLock(img, ref.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, raw, err := ReadImagesLockKeep(img, ref.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("lock %+v, want %+v", got, want)
+			}
+			if !tc.keep {
+				if raw != nil {
+					t.Errorf("kept %d bytes of a layer over %d", len(raw), MaxKeptLayerSize)
+				}
+				return
+			}
+			layers, err := img.Layers()
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := layers[0].Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sha(raw) != d {
+				t.Errorf("kept bytes have digest %s, the layer is %s", sha(raw), d)
+			}
+		})
+	}
+}
+
+// incompressible returns n bytes gzip cannot shrink.
+func incompressible(n int) []byte {
+	b := make([]byte, n)
+	x := uint64(88172645463325252)
+	for i := range b {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		b[i] = byte(x)
+	}
+	return b
 }
 
 func TestReadBundleMetadataErrors(t *testing.T) {
@@ -196,4 +259,10 @@ func TestReadImagesLockVerifiesTheWholeLayer(t *testing.T) {
 	_, err = ReadImagesLock(pulled, ref.String())
 	t.Log(err)
 	wantErr(t, err, ref.String())
+	// Kept whole (the layer is small), it is checked before it is read.
+	_, raw, err := ReadImagesLockKeep(pulled, ref.String())
+	wantErr(t, err, ref.String(), layerDigest.String())
+	if raw != nil {
+		t.Error("a tampered layer was kept")
+	}
 }
