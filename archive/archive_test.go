@@ -18,6 +18,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/zstd"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -664,5 +665,56 @@ func TestReaderAcceptsPAX(t *testing.T) {
 	tw.Close()
 	if _, _, err := readArchive(buf.Bytes(), ReaderOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestEntriesAreWhatArchiveTarWrites checks the tar inside the zstd frames
+// byte for byte against what archive/tar writes for the same entries: the
+// Writer writes blob entries itself, straight into its frames, and must
+// lay out headers, contents and padding as a tar.Writer does.
+func TestEntriesAreWhatArchiveTarWrites(t *testing.T) {
+	const small = 64 << 10
+	// A layer whose size is a multiple of the tar block (no padding) and
+	// one that is not, across several frames.
+	for _, size := range []int{3 * small, 5*small + small/3} {
+		fx := newFixture(t, fixtureOptions{bigLayer: size})
+		dec, err := zstd.NewReader(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := dec.DecodeAll(fx.writeFrames(t, WriterOptions{Concurrency: 2}, small, iotest.HalfReader), nil)
+		dec.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want bytes.Buffer
+		tw := tar.NewWriter(&want)
+		tr := tar.NewReader(bytes.NewReader(got))
+		entries := 0
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("layer of %d bytes: entry %d: %v", size, entries, err)
+			}
+			if err := tw.WriteHeader(h); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.Copy(tw, tr); err != nil {
+				t.Fatal(err)
+			}
+			entries++
+		}
+		if err := tw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if entries < 4 {
+			t.Fatalf("layer of %d bytes: %d entries read", size, entries)
+		}
+		if !bytes.Equal(got, want.Bytes()) {
+			t.Errorf("layer of %d bytes: the archive's tar (%d bytes) differs from archive/tar's for its %d entries (%d bytes)", size, len(got), entries, want.Len())
+		}
 	}
 }

@@ -2,6 +2,7 @@ package archive
 
 import (
 	"fmt"
+	"hash"
 	"io"
 	"runtime"
 	"sync"
@@ -249,6 +250,45 @@ func (f *frameWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return n, f.failure()
+}
+
+// readFrom reads n bytes of r straight into the frames (no copy through
+// another buffer), passes them to h as well, and returns how many it read:
+// fewer than n only with an error (io.ErrUnexpectedEOF when r ended).
+func (f *frameWriter) readFrom(r io.Reader, n int64, h hash.Hash) (int64, error) {
+	var done int64
+	for done < n {
+		if err := f.failure(); err != nil {
+			return done, err
+		}
+		if f.cur == nil {
+			f.cur = f.job()
+		}
+		src := f.cur.src
+		room := src[len(src):cap(src)]
+		if left := n - done; int64(len(room)) > left {
+			room = room[:left]
+		}
+		k, err := r.Read(room)
+		if k > 0 {
+			h.Write(room[:k])
+			f.cur.src = src[:len(src)+k]
+			done += int64(k)
+			if len(f.cur.src) == cap(f.cur.src) {
+				f.endFrame()
+			}
+		}
+		if err != nil {
+			if err == io.EOF {
+				if done == n {
+					break
+				}
+				err = io.ErrUnexpectedEOF
+			}
+			return done, err
+		}
+	}
+	return done, f.failure()
 }
 
 // endFrame ends the current frame early, at a point that depends only on

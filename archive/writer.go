@@ -2,6 +2,7 @@ package archive
 
 import (
 	"archive/tar"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -39,7 +40,7 @@ type WriterOptions struct {
 type Writer struct {
 	fw  *frameWriter
 	tw  *tar.Writer
-	buf []byte
+	hdr bytes.Buffer // a blob's tar header
 
 	cat     *catalog
 	skipped map[v1.Hash]bool
@@ -65,7 +66,6 @@ func newWriter(w io.Writer, opts WriterOptions, frameSize int) (*Writer, error) 
 	return &Writer{
 		fw:      fw,
 		tw:      tar.NewWriter(fw),
-		buf:     make([]byte, 256<<10),
 		written: map[v1.Hash]bool{},
 	}, nil
 }
@@ -234,17 +234,25 @@ func (w *Writer) WriteBlob(d v1.Hash, size int64, r io.Reader) error {
 	w.fw.endFrame()
 	w.toc = append(w.toc, tocBlob{Digest: d, Size: size, Frame: w.fw.cut})
 
-	name := blobName(d)
-	if err := w.tw.WriteHeader(tarHeader(name, size)); err != nil {
+	// The entry is written past the tar.Writer, which is left between
+	// entries (flushed above): its header as a tar.Writer writes it, then
+	// the content read straight into the frames, then the padding to the
+	// next 512-byte block, the bytes tw itself would have written.
+	if err := w.writeBlobHeader(d, size); err != nil {
 		return w.fail(fmt.Errorf("blob %s: %w", d, err))
 	}
 	h := sha256.New()
-	n, err := io.CopyBuffer(w.tw, io.TeeReader(io.LimitReader(r, size), h), w.buf)
+	n, err := w.fw.readFrom(r, size, h)
+	if err == io.ErrUnexpectedEOF {
+		return w.fail(fmt.Errorf("blob %s: got %d bytes, want %d", d, n, size))
+	}
 	if err != nil {
 		return w.fail(fmt.Errorf("blob %s: %w", d, err))
 	}
-	if n < size {
-		return w.fail(fmt.Errorf("blob %s: got %d bytes, want %d", d, n, size))
+	if pad := -size & (tarBlock - 1); pad > 0 {
+		if _, err := w.fw.Write(zeroBlock[:pad]); err != nil {
+			return w.fail(fmt.Errorf("blob %s: %w", d, err))
+		}
 	}
 	var one [1]byte
 	if k, _ := io.ReadFull(r, one[:]); k > 0 {
@@ -285,7 +293,6 @@ func (w *Writer) Close() error {
 	}
 	if err != nil {
 		w.fw.abort()
-		w.buf = nil
 		return err
 	}
 	// After the tar: the table of contents, then the seek table, both in
@@ -300,7 +307,23 @@ func (w *Writer) Close() error {
 	if err != nil {
 		err = fmt.Errorf("archive: %w", err)
 	}
-	w.buf = nil
+	return err
+}
+
+// tarBlock is tar's block size; zeroBlock pads an entry to a whole one.
+const tarBlock = 512
+
+var zeroBlock [tarBlock]byte
+
+// writeBlobHeader writes the tar header of blob d to the frames, as
+// w.tw would: a tar.Writer of its own makes it, into a buffer (it writes a
+// header whole, in WriteHeader) and is dropped before the content.
+func (w *Writer) writeBlobHeader(d v1.Hash, size int64) error {
+	w.hdr.Reset()
+	if err := tar.NewWriter(&w.hdr).WriteHeader(tarHeader(blobName(d), size)); err != nil {
+		return err
+	}
+	_, err := w.fw.Write(w.hdr.Bytes())
 	return err
 }
 

@@ -1,7 +1,6 @@
 package relocate
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"sync"
@@ -36,6 +35,12 @@ const (
 // of the writer; the rest streams from the open download.
 const prefetchHead = 1 << 20
 
+// prefetchChunk is the unit of the memory holding blobs ahead: chunks are
+// reused from blob to blob, so that an export allocates at most its budget
+// once instead of a buffer per blob (every blob's bytes again, which kept
+// the garbage collector running all the time under the soft memory limit).
+const prefetchChunk = 256 << 10
+
 type slotState int
 
 const (
@@ -48,8 +53,9 @@ const (
 
 // prefetchSpool is what a worker fetched of one blob.
 type prefetchSpool struct {
-	// mem is the blob, or its first prefetchHead bytes.
-	mem []byte
+	// mem is the blob, or its first prefetchHead bytes, in chunks of
+	// prefetchChunk bytes (the last one cut to what was read).
+	mem [][]byte
 	// rest is the open download of the rest of the blob; nil when mem is
 	// the whole blob.
 	rest io.ReadCloser
@@ -76,6 +82,7 @@ type prefetcher struct {
 	ahead    int
 	reserved int64
 	closed   bool
+	free     [][]byte // chunks not in use
 }
 
 // newPrefetcher starts workers-1 download workers (the writer itself is the
@@ -108,12 +115,41 @@ func newPrefetcher(ctx context.Context, blobs []Blob, open blobOpener, workers i
 	return p
 }
 
-// held is how many bytes of b a worker holds in memory.
+// held is how many bytes of memory a worker holds for b: whole chunks, of
+// the blob and one byte more (to see a blob longer than it should be), or
+// of its first prefetchHead bytes.
 func held(b Blob) int64 {
+	n := int64(prefetchHead)
 	if b.Size <= memSpoolMax {
-		return b.Size
+		n = b.Size + 1
 	}
-	return prefetchHead
+	return (n + prefetchChunk - 1) / prefetchChunk * prefetchChunk
+}
+
+// chunks returns n bytes of chunks, reused when there are free ones. What
+// is in use never exceeds the budget (reserved), so neither do all the
+// chunks ever made.
+func (p *prefetcher) chunks(n int64) [][]byte {
+	k := int((n + prefetchChunk - 1) / prefetchChunk)
+	out := make([][]byte, 0, k)
+	p.mu.Lock()
+	for len(out) < k && len(p.free) > 0 {
+		c := p.free[len(p.free)-1]
+		p.free = p.free[:len(p.free)-1]
+		out = append(out, c)
+	}
+	p.mu.Unlock()
+	for len(out) < k {
+		out = append(out, make([]byte, prefetchChunk))
+	}
+	return out
+}
+
+// putChunks gives chunks back for reuse; p.mu must be held.
+func (p *prefetcher) putChunks(cs [][]byte) {
+	for _, c := range cs {
+		p.free = append(p.free, c[:prefetchChunk])
+	}
 }
 
 // pick returns the first pending blob after the head that fits in what may
@@ -153,7 +189,7 @@ func (p *prefetcher) work() {
 		p.reserved += held(p.blobs[j])
 		p.mu.Unlock()
 
-		sp, err := p.fill(p.blobs[j])
+		sp, err := p.fill(p.blobs[j], p.chunks(held(p.blobs[j])))
 
 		p.mu.Lock()
 		if err != nil {
@@ -170,30 +206,70 @@ func (p *prefetcher) work() {
 	}
 }
 
-// fill downloads one blob, or its first bytes, into memory.
-func (p *prefetcher) fill(b Blob) (prefetchSpool, error) {
+// fill downloads one blob, or its first bytes, into memory: the chunks
+// given, which it gives back if it fails.
+func (p *prefetcher) fill(b Blob, mem [][]byte) (sp prefetchSpool, err error) {
+	defer func() {
+		if err != nil {
+			p.mu.Lock()
+			p.putChunks(mem)
+			p.mu.Unlock()
+		}
+	}()
 	rc, err := p.open(p.ctx, b)
 	if err != nil {
 		return prefetchSpool{}, err
 	}
 	if b.Size <= memSpoolMax {
 		defer rc.Close()
-		var buf bytes.Buffer
-		buf.Grow(int(b.Size))
 		// Reading one byte more than expected lets the writer's size check
 		// see a blob that is too long instead of a silently cut one.
-		if _, err := io.Copy(&buf, io.LimitReader(rc, b.Size+1)); err != nil {
+		n, err := readChunks(io.LimitReader(rc, b.Size+1), mem)
+		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 			return prefetchSpool{}, err
 		}
-		return prefetchSpool{mem: buf.Bytes()}, nil
+		return prefetchSpool{mem: cutChunks(mem, n)}, nil
 	}
-	head := make([]byte, prefetchHead)
-	if _, err := io.ReadFull(rc, head); err != nil {
+	if _, err := readChunks(io.LimitReader(rc, prefetchHead), mem); err != nil {
 		// The writer opens it again itself, and says what is wrong.
 		rc.Close()
 		return prefetchSpool{}, err
 	}
-	return prefetchSpool{mem: head, rest: rc}, nil
+	return prefetchSpool{mem: cutChunks(mem, prefetchHead), rest: rc}, nil
+}
+
+// readChunks fills chunks from r in order until r ends or they are full;
+// it returns how many bytes it read and io.ErrUnexpectedEOF (or io.EOF, if
+// nothing) when r ended first.
+func readChunks(r io.Reader, chunks [][]byte) (int64, error) {
+	var n int64
+	for _, c := range chunks {
+		k, err := io.ReadFull(r, c)
+		n += int64(k)
+		if err != nil {
+			if err == io.EOF && n > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// cutChunks returns the chunks holding the first n bytes, the last one cut
+// to its part of them. Chunks past them are left out, to be given back
+// with the rest (putChunks restores their length).
+func cutChunks(chunks [][]byte, n int64) [][]byte {
+	out := chunks[:0:len(chunks)]
+	for _, c := range chunks {
+		if n <= 0 {
+			break
+		}
+		k := min(int64(len(c)), n)
+		out = append(out, c[:k])
+		n -= k
+	}
+	return out
 }
 
 // next returns blob i, which must be the one after the previous call's. The
@@ -245,18 +321,41 @@ func (p *prefetcher) next(i int) (io.ReadCloser, error) {
 func (p *prefetcher) reader(i int, sp prefetchSpool) io.ReadCloser {
 	release := func() {
 		p.mu.Lock()
+		p.putChunks(sp.mem[:cap(sp.mem)])
 		p.ahead--
 		p.reserved -= held(p.blobs[i])
 		p.cond.Broadcast()
 		p.mu.Unlock()
 	}
 	r := &spoolReader{release: release, rest: sp.rest}
+	r.Reader = &chunkReader{chunks: sp.mem}
 	if sp.rest != nil {
-		r.Reader = io.MultiReader(bytes.NewReader(sp.mem), sp.rest)
-	} else {
-		r.Reader = bytes.NewReader(sp.mem)
+		r.Reader = io.MultiReader(r.Reader, sp.rest)
 	}
 	return r
+}
+
+// chunkReader reads chunks in order, leaving them as they are (they go
+// back to the prefetcher whole).
+type chunkReader struct {
+	chunks [][]byte
+	i, off int // the next byte is chunks[i][off]
+}
+
+// Read implements io.Reader.
+func (r *chunkReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) && r.i < len(r.chunks) {
+		k := copy(p[n:], r.chunks[r.i][r.off:])
+		n += k
+		if r.off += k; r.off == len(r.chunks[r.i]) {
+			r.i, r.off = r.i+1, 0
+		}
+	}
+	if n == 0 && len(p) > 0 {
+		return 0, io.EOF
+	}
+	return n, nil
 }
 
 type spoolReader struct {

@@ -108,6 +108,16 @@ func TestPrefetcherKeepsOrderAndBounds(t *testing.T) {
 	if err := pf.close(); err != nil {
 		t.Fatal(err)
 	}
+	// Memory is reused from blob to blob: every chunk ever made is back,
+	// and there were never more than the budget holds.
+	if made := int64(len(pf.free)) * prefetchChunk; made > budget {
+		t.Errorf("%d bytes of chunks made, more than the budget of %d", made, budget)
+	}
+	for _, c := range pf.free {
+		if len(c) != prefetchChunk {
+			t.Fatalf("a chunk of %d bytes given back, want %d", len(c), prefetchChunk)
+		}
+	}
 	if s.maxOpen > workers {
 		t.Errorf("%d downloads at once, want at most %d", s.maxOpen, workers)
 	}
