@@ -26,7 +26,7 @@ vet:
 demo: build
 	$(GO) run ./fixtures/cmd/ferry-demo -ferry $(BIN)
 
-## bench: ferry's export/import/copy beside the floors and crane, on local registries (BENCH_FLAGS=-quick: a short run)
+## bench: ferry's export/import/copy, serve and a delta round trip beside the floors and crane, on local registries (BENCH_FLAGS=-quick: a short run)
 CRANE ?= bin/crane
 bench: build
 	$(GO) build -trimpath -o $(CRANE) github.com/google/go-containerregistry/cmd/crane
