@@ -83,6 +83,7 @@ type prefetcher struct {
 	reserved int64
 	closed   bool
 	free     [][]byte // chunks not in use
+	made     int      // chunks ever made (all are in free once idle)
 }
 
 // newPrefetcher starts workers-1 download workers (the writer itself is the
@@ -138,6 +139,7 @@ func (p *prefetcher) chunks(n int64) [][]byte {
 		p.free = p.free[:len(p.free)-1]
 		out = append(out, c)
 	}
+	p.made += k - len(out)
 	p.mu.Unlock()
 	for len(out) < k {
 		out = append(out, make([]byte, prefetchChunk))
@@ -225,6 +227,15 @@ func (p *prefetcher) fill(b Blob, mem [][]byte) (sp prefetchSpool, err error) {
 		// Reading one byte more than expected lets the writer's size check
 		// see a blob that is too long instead of a silently cut one.
 		n, err := readChunks(io.LimitReader(rc, b.Size+1), mem)
+		if n < b.Size {
+			// Cut short (net/http says io.ErrUnexpectedEOF for a body that
+			// ends before its length, as readChunks does for a blob
+			// shorter than its chunks): the writer opens it again.
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return prefetchSpool{}, err
+		}
 		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 			return prefetchSpool{}, err
 		}

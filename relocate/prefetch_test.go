@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -24,6 +25,9 @@ type blobStore struct {
 	maxOpen   int
 	fetches   map[int]int
 	failFirst map[int]bool
+	// cutFirst blobs send half their bytes, then io.ErrUnexpectedEOF (as
+	// net/http reports a body cut short), the first time.
+	cutFirst map[int]bool
 }
 
 func (s *blobStore) blobOpener(blobs []Blob) blobOpener {
@@ -50,7 +54,12 @@ func (s *blobStore) blobOpener(blobs []Blob) blobOpener {
 			s.mu.Unlock()
 			return nil, ctx.Err()
 		}
-		return &storeReader{Reader: bytes.NewReader(s.data[i]), s: s}, nil
+		r := io.Reader(bytes.NewReader(s.data[i]))
+		if s.cutFirst[i] && s.fetches[i] == 1 {
+			half := s.data[i][:len(s.data[i])/2]
+			r = io.MultiReader(bytes.NewReader(half), iotest.ErrReader(io.ErrUnexpectedEOF))
+		}
+		return &storeReader{Reader: r, s: s}, nil
 	}
 }
 
@@ -110,7 +119,10 @@ func TestPrefetcherKeepsOrderAndBounds(t *testing.T) {
 	}
 	// Memory is reused from blob to blob: every chunk ever made is back,
 	// and there were never more than the budget holds.
-	if made := int64(len(pf.free)) * prefetchChunk; made > budget {
+	if pf.made == 0 || len(pf.free) != pf.made {
+		t.Errorf("%d chunks made, %d given back", pf.made, len(pf.free))
+	}
+	if made := int64(pf.made) * prefetchChunk; made > budget {
 		t.Errorf("%d bytes of chunks made, more than the budget of %d", made, budget)
 	}
 	for _, c := range pf.free {
@@ -126,6 +138,46 @@ func TestPrefetcherKeepsOrderAndBounds(t *testing.T) {
 	}
 	if s.open != 0 {
 		t.Errorf("%d downloads left open", s.open)
+	}
+}
+
+// A small blob whose download a worker saw cut short is fetched again by
+// the writer, never handed over short.
+func TestPrefetcherFetchesAgainABlobCutShort(t *testing.T) {
+	s := &blobStore{fetches: map[int]int{}, cutFirst: map[int]bool{1: true}}
+	var blobs []Blob
+	for i, n := range []int{100, 3000} {
+		b := bytes.Repeat([]byte{byte(i + 1)}, n)
+		s.data = append(s.data, b)
+		blobs = append(blobs, Blob{Digest: v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%064x", i)}, Size: int64(n)})
+	}
+	pf := newPrefetcher(context.Background(), blobs, s.blobOpener(blobs), 2, 1<<20)
+	defer pf.close()
+	rc, err := pf.next(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Blob 1 is a worker's (the writer holds blob 0): wait for it.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		pf.mu.Lock()
+		st := pf.state[1]
+		pf.mu.Unlock()
+		if st == slotSpooled || st == slotFailed || time.Now().After(deadline) {
+			break
+		}
+	}
+	rc.Close()
+	rc, err = pf.next(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, s.data[1]) {
+		t.Errorf("blob 1: %d bytes (%v), want its %d", len(got), err, len(s.data[1]))
+	}
+	if s.fetches[1] != 2 {
+		t.Errorf("blob 1 fetched %d times, want 2", s.fetches[1])
 	}
 }
 
