@@ -313,12 +313,20 @@ func (r *resolver) digestRef(d name.Digest, err error) (name.Digest, error) {
 // images are looked for first.
 func (r *resolver) lockWants(il *lock.ImagesLock, bundleRepo name.Repository, bundle v1.Hash, lockedBy string) ([]want, error) {
 	var out []want
+	var probe v1.Hash
 	for _, im := range il.Images {
 		ref, err := r.digestRef(im.Digest())
 		if err != nil {
 			return nil, fmt.Errorf("image %s locked by %s: %w", im.Image, lockedBy, err)
 		}
-		out = append(out, want{ref: ref, digest: mustHash(ref), original: im.Image, kind: wantLockImage, lockedBy: lockedBy, bundleRepo: bundleRepo, bundle: bundle})
+		d := mustHash(ref)
+		if probe == (v1.Hash{}) && ref.Context().String() != bundleRepo.String() {
+			probe = d
+		}
+		out = append(out, want{ref: ref, digest: d, original: im.Image, kind: wantLockImage, lockedBy: lockedBy, bundleRepo: bundleRepo, bundle: bundle})
+	}
+	for i := range out {
+		out[i].probe = probe
 	}
 	return out, nil
 }

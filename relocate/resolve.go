@@ -16,7 +16,6 @@ import (
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/parallel"
 	"github.com/ferry-dev/ferry/internal/progress"
-	"github.com/ferry-dev/ferry/internal/taglist"
 	"github.com/ferry-dev/ferry/lock"
 	"github.com/ferry-dev/ferry/tags"
 )
@@ -55,6 +54,10 @@ type want struct {
 	// bundle its digest (zero for the images of a lock file).
 	bundleRepo name.Repository
 	bundle     v1.Hash
+	// probe is the first image of that lock found elsewhere than in the
+	// bundle's repository, whose presence there tells whether the bundle
+	// was relocated (see checkRepo).
+	probe v1.Hash
 	// role, subject and sigKind describe an artifact (wantArtifact only).
 	role    archive.Role
 	subject v1.Hash
@@ -318,85 +321,68 @@ const (
 // images its lock names are, asked once per bundle.
 type repoCheck struct {
 	once sync.Once
-	// relocated: the bundle's image-locations image is there, so imgpkg
-	// or ferry relocated the bundle, and its images, into the repository.
-	relocated bool
-	// tagged holds the digests the repository has imgpkg tags for
-	// (sha256-<hex>.imgpkg, plain or repo-based), when it was not
-	// relocated; nil when its tags could not be listed.
-	tagged map[v1.Hash]bool
+	// located: the bundle's image-locations image is there, so imgpkg or
+	// ferry relocated the bundle, and its images, into the repository.
+	located bool
+	// holds: the repository holds the lock's probe image (its first image
+	// locked elsewhere), so the bundle was relocated there, by a tool that
+	// writes no image-locations image (an older imgpkg, crane, skopeo).
+	holds bool
 }
 
-// maxCheckPages bounds the tag listing of a bundle's repository: a bundle
-// that was never relocated sits in a repository of a few tags (one page);
-// past this, a HEAD per image is cheaper than reading on.
-const maxCheckPages = 2
+// relocated reports whether the bundle's images are looked for in its
+// repository first.
+func (c *repoCheck) relocated() bool { return c.located || c.holds }
 
 // checkRepo looks at a bundle's repository once: a HEAD of its
-// image-locations tag and, if there is none, one listing of its tags.
-func (r *resolver) checkRepo(ctx context.Context, repo name.Repository, bundle v1.Hash) *repoCheck {
+// image-locations tag and, if there is none, a HEAD of the lock's probe
+// image there. The probe is fixed by the lock, never by which request comes
+// first, so the plan is the same at any concurrency.
+func (r *resolver) checkRepo(ctx context.Context, w want) *repoCheck {
 	r.relocatedMu.Lock()
-	c := r.relocated[bundle]
+	c := r.relocated[w.bundle]
 	if c == nil {
 		c = &repoCheck{}
-		r.relocated[bundle] = c
+		r.relocated[w.bundle] = c
 	}
 	r.relocatedMu.Unlock()
 	c.once.Do(func() {
-		if _, err := r.puller.Head(ctx, repo.Tag(tags.ImageLocations(bundle))); err == nil {
-			c.relocated = true
+		if _, err := r.puller.Head(ctx, w.bundleRepo.Tag(tags.ImageLocations(w.bundle))); err == nil {
+			c.located = true
 			return
 		}
-		names, err := taglist.Names(ctx, r.puller, repo, taglist.Limits{MaxPages: maxCheckPages})
-		if err != nil {
-			return
-		}
-		c.tagged = map[v1.Hash]bool{}
-		for _, t := range names {
-			if d, ok := tags.ImgpkgDigest(t); ok {
-				c.tagged[d] = true
-			}
+		if w.probe != (v1.Hash{}) {
+			_, err := r.puller.Head(ctx, w.bundleRepo.Digest(w.probe.String()))
+			c.holds = err == nil
 		}
 	})
 	return c
 }
 
 // resolveLockImage is the one place a lock image is looked up. A bundle
-// that was relocated (imported or copied into its repository, by ferry or
-// imgpkg) still names its images' original locations, which a second hop
-// across an air gap cannot reach; as imgpkg does, such an image is taken
-// from the bundle's own repository, by digest, and only if it is missing
-// there from the reference the lock names (with a warning).
+// that was relocated (imported or copied into its repository) still names
+// its images' original locations, which a second hop across an air gap
+// cannot reach; as imgpkg does, its images are taken from the bundle's own
+// repository, by digest, and only if one is missing there from the
+// reference the lock names. A bundle counts as relocated when its
+// image-locations image is there (imgpkg, ferry; a fallback to the
+// original reference is then warned about), or when the repository holds
+// the first image its lock names elsewhere (other tools).
 //
-// A bundle with no image-locations image was pushed where it is, or
-// relocated by an imgpkg too old to write one. Which, one listing of the
-// repository's tags tells for all its images at once: an image with an
-// imgpkg tag there is taken from the repository first; any other from its
-// original reference, and only if that fails from the repository. Both give
-// the same bytes (the digest is checked), so the order only saves requests:
-// imgpkg's HEAD of every image in the bundle's repository, which a bundle
-// that was never relocated answers with a 404 each time. When the tags
-// cannot be listed, that HEAD is what ferry does too.
+// Any other bundle was pushed where it is: its images are taken from their
+// original references, and from the bundle's repository only if that fails
+// (an image copied there by hand). That costs two requests per bundle where
+// imgpkg asks the repository for every image, and both orders give the same
+// bytes (every digest is checked).
 func (r *resolver) resolveLockImage(ctx context.Context, w want, ref name.Digest) (*remote.Descriptor, name.Digest, lockSource, error) {
 	if w.bundle == (v1.Hash{}) || ref.Context().String() == w.bundleRepo.String() {
 		desc, err := r.getDigest(ctx, ref)
 		return desc, ref, viaOriginal, err
 	}
-	c := r.checkRepo(ctx, w.bundleRepo, w.bundle)
+	c := r.checkRepo(ctx, w)
 	inRepo := w.bundleRepo.Digest(ref.DigestStr())
-	repoFirst := c.relocated
-	switch {
-	case c.relocated:
-	case c.tagged != nil:
-		repoFirst = c.tagged[w.digest]
-	default:
-		// A HEAD, which registries such as Docker Hub do not count
-		// against pull limits, rules the repository out before a GET.
-		_, err := r.puller.Head(ctx, inRepo)
-		repoFirst = err == nil
-	}
 	var inErr error
-	if repoFirst {
+	if c.relocated() {
 		desc, err := r.getDigest(ctx, inRepo)
 		if err == nil {
 			return desc, inRepo, viaBundleRepo, nil
@@ -405,18 +391,17 @@ func (r *resolver) resolveLockImage(ctx context.Context, w want, ref name.Digest
 	}
 	desc, err := r.getDigest(ctx, ref)
 	switch {
-	case err == nil && c.relocated:
+	case err == nil && c.located:
 		return desc, ref, viaFallback, nil
 	case err == nil:
 		return desc, ref, viaOriginal, nil
-	case c.relocated:
+	case inErr != nil:
 		return nil, name.Digest{}, 0, fmt.Errorf("not in the repository %s the bundle was relocated to (%v), nor at its original reference: %w", w.bundleRepo, inErr, err)
-	case c.tagged != nil && !repoFirst:
-		// Not asked yet: the image may sit in the bundle's repository
-		// untagged, put there by hand or by another tool.
-		if desc, inErr := r.getDigest(ctx, inRepo); inErr == nil {
-			return desc, inRepo, viaBundleRepo, nil
-		}
+	}
+	// Not asked yet: the image may sit in the bundle's repository, put
+	// there by hand or by another tool.
+	if desc, inErr := r.getDigest(ctx, inRepo); inErr == nil {
+		return desc, inRepo, viaBundleRepo, nil
 	}
 	return nil, name.Digest{}, 0, err
 }

@@ -12,11 +12,10 @@ import (
 
 	"github.com/ferry-dev/ferry/internal/testregistry"
 	"github.com/ferry-dev/ferry/relocate"
-	"github.com/ferry-dev/ferry/tags"
 )
 
 // lockedDigests are the digests the source's bundles lock, by the
-// repository path of the bundle that locks them.
+// repository path of the bundle that locks them, in lock order.
 func lockedDigests(t *testing.T, src *impSource) map[string][]v1.Hash {
 	t.Helper()
 	digests := func(refs []string) []v1.Hash {
@@ -30,9 +29,8 @@ func lockedDigests(t *testing.T, src *impSource) map[string][]v1.Hash {
 }
 
 // TestResolveOfABundleNeverRelocatedAsksItsRepositoryOnce: a bundle that
-// was pushed where it is (no image-locations image, no imgpkg tags beside
-// it) costs one tag listing of its repository, not a request per locked
-// image asking whether the image was relocated there.
+// was pushed where it is costs one question about its first locked image
+// in its repository, not one per locked image.
 func TestResolveOfABundleNeverRelocatedAsksItsRepositoryOnce(t *testing.T) {
 	src := impNewSource(t, 0)
 	src.reg.ResetCounts()
@@ -40,74 +38,93 @@ func TestResolveOfABundleNeverRelocatedAsksItsRepositoryOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	locked := lockedDigests(t, src)
-	lists := map[string]int{}
+	asked := map[string][]string{}
 	for _, r := range src.reg.Requests() {
-		if r.Kind == testregistry.KindTags {
-			lists[r.Repo]++
-		}
 		if r.Kind != testregistry.KindManifest {
 			continue
 		}
 		for _, d := range locked[r.Repo] {
 			if r.Ref == d.String() {
-				t.Errorf("%s %s: asked the bundle's repository for locked image %s", r.Method, r.Path, d)
+				asked[r.Repo] = append(asked[r.Repo], r.Method+" "+d.String())
 			}
 		}
 	}
-	for repo := range locked {
-		if lists[repo] != 1 {
-			t.Errorf("tag lists of %s: %d, want 1", repo, lists[repo])
+	for repo, ds := range locked {
+		want := []string{http.MethodHead + " " + ds[0].String()}
+		if got := asked[repo]; len(got) != 1 || got[0] != want[0] {
+			t.Errorf("locked images asked for in %s: %v, want only %v (the probe)", repo, got, want)
 		}
 	}
 }
 
 // relocateWithoutLocations copies the source into a second registry and
-// removes the image-locations images there, as an imgpkg too old to write
-// them would have left the repository; then the first registry goes away.
-func relocateWithoutLocations(t *testing.T, src *impSource) *impDest {
+// removes what says so there: the image-locations images, and with
+// imgpkgTags false every imgpkg tag too (a copy made with crane or skopeo,
+// by digest), leaving the bundle's own tag.
+func relocateWithoutLocations(t *testing.T, src *impSource, imgpkgTags bool) *impDest {
 	t.Helper()
 	b := impNewDest(t, false)
 	ctx := context.Background()
 	if _, err := relocate.Copy(ctx, cpPlan(t, src), b.repo, cpOptions(t, b)); err != nil {
 		t.Fatal(err)
 	}
-	for _, bundle := range []v1.Hash{impMust(src.root.Digest()), impMust(src.nested.Digest())} {
-		if err := remote.Delete(b.repo.Tag(tags.ImageLocations(bundle)), b.reg.RemoteOptions(t)...); err != nil {
-			t.Fatalf("delete the locations image of %s: %v", bundle, err)
+	opts := b.reg.RemoteOptions(t)
+	for _, tag := range impMust(remote.List(b.repo, opts...)) {
+		if tag == "v1" || (imgpkgTags && !strings.HasSuffix(tag, ".image-locations.imgpkg")) {
+			continue
+		}
+		if err := remote.Delete(b.repo.Tag(tag), opts...); err != nil {
+			t.Fatalf("delete tag %s: %v", tag, err)
 		}
 	}
-	src.reg.Close()
 	return b
 }
 
-// TestResolveOfABundleRelocatedWithoutLocationsImage: the imgpkg tags of a
-// repository say which images were relocated into it; each is fetched from
-// there at once, its original location (gone) never tried, and no HEAD is
-// spent per image.
+// TestResolveOfABundleRelocatedWithoutLocationsImage: a repository that
+// holds the lock's first image holds the others: each is fetched from there
+// at once, its original location never asked, and no HEAD spent per image.
 func TestResolveOfABundleRelocatedWithoutLocationsImage(t *testing.T) {
-	src := impNewSource(t, 0)
-	b := relocateWithoutLocations(t, src)
-	b.reg.ResetCounts()
-	p, err := relocate.Resolve(context.Background(), relocate.Source{Bundle: b.repo.String() + ":v1"}, relocate.Options{Remote: b.reg.RemoteOptions(t)})
-	if err != nil {
-		t.Fatalf("resolve from the relocated repository: %v", err)
-	}
-	for _, im := range p.Images {
-		if im.Source.Context().String() != b.repo.String() {
-			t.Errorf("image %s resolved at %s, want it in %s", im.OriginalRef, im.Source, b.repo)
-		}
-	}
-	for _, r := range b.reg.Requests() {
-		if r.Kind == testregistry.KindManifest && r.Method == http.MethodHead && strings.HasPrefix(r.Ref, "sha256:") {
-			t.Errorf("HEAD %s: the tag list already said the image is there", r.Path)
-		}
+	for _, tc := range []struct {
+		name string
+		tags bool
+	}{{"by an older imgpkg", true}, {"by another tool", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := impNewSource(t, 0)
+			b := relocateWithoutLocations(t, src, tc.tags)
+			src.reg.ResetCounts()
+			b.reg.ResetCounts()
+			opts := append(b.reg.RemoteOptions(t), src.opts...)
+			p, err := relocate.Resolve(context.Background(), relocate.Source{Bundle: b.repo.String() + ":v1"}, relocate.Options{Remote: opts})
+			if err != nil {
+				t.Fatalf("resolve from the relocated repository: %v", err)
+			}
+			for _, im := range p.Images {
+				if im.Source.Context().String() != b.repo.String() {
+					t.Errorf("image %s resolved at %s, want it in %s", im.OriginalRef, im.Source, b.repo)
+				}
+			}
+			for _, r := range src.reg.Requests() {
+				if r.Kind == testregistry.KindManifest || r.Kind == testregistry.KindBlob {
+					t.Errorf("%s %s: asked the original location", r.Method, r.Path)
+				}
+			}
+			heads := 0
+			for _, r := range b.reg.Requests() {
+				if r.Kind == testregistry.KindManifest && r.Method == http.MethodHead && strings.HasPrefix(r.Ref, "sha256:") {
+					heads++
+				}
+			}
+			if heads != 2 { // one probe per bundle: the root and the nested one
+				t.Errorf("%d HEADs by digest in %s, want one per bundle (2)", heads, b.repo)
+			}
+		})
 	}
 }
 
-// TestResolveFindsAnUntaggedImageInTheBundleRepository: an image missing at
-// its original reference but present, untagged, in the bundle's repository
-// is taken from there.
-func TestResolveFindsAnUntaggedImageInTheBundleRepository(t *testing.T) {
+// TestResolveFindsAnImageCopiedIntoTheBundleRepository: an image missing at
+// its original reference but present in the bundle's repository (put there
+// by hand; the bundle was not relocated) is taken from there.
+func TestResolveFindsAnImageCopiedIntoTheBundleRepository(t *testing.T) {
 	src := impNewSource(t, 0)
 	ctx := context.Background()
 	app2 := impMust(src.app2.Digest())
@@ -133,5 +150,27 @@ func TestResolveFindsAnUntaggedImageInTheBundleRepository(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("%s is not in the plan", app2)
+	}
+}
+
+// TestResolveNamesBothPlacesARelocatedImageWasRefused: an image of a
+// relocated bundle that neither its repository nor its original location
+// serves is named with both reasons.
+func TestResolveNamesBothPlacesARelocatedImageWasRefused(t *testing.T) {
+	src := impNewSource(t, 0)
+	b := relocateWithoutLocations(t, src, false)
+	app2 := impMust(src.app2.Digest())
+	if err := remote.Delete(b.repo.Digest(app2.String()), b.reg.RemoteOptions(t)...); err != nil {
+		t.Fatal(err)
+	}
+	src.reg.Close()
+	_, err := relocate.Resolve(context.Background(), relocate.Source{Bundle: b.repo.String() + ":v1"}, relocate.Options{Remote: b.reg.RemoteOptions(t)})
+	if err == nil {
+		t.Fatal("resolved a bundle whose image is nowhere")
+	}
+	for _, want := range []string{b.repo.String(), src.app2Ref, "nor at its original reference"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
 	}
 }

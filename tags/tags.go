@@ -60,31 +60,6 @@ func RepoBased(repoPath string, d v1.Hash) string {
 	return prefix + "-" + Imgpkg(d)
 }
 
-// ImgpkgDigest returns the digest an image tag of imgpkg's names, plain
-// ("sha256-<hex>.imgpkg") or repo-based ("<path>-sha256-<hex>.imgpkg"), and
-// false for any other tag, image-locations tags included. It tells, from a
-// tag list alone, which images a repository holds because imgpkg or ferry
-// relocated them there.
-func ImgpkgDigest(tag string) (v1.Hash, bool) {
-	rest, ok := strings.CutSuffix(tag, Suffix)
-	if !ok || strings.HasSuffix(rest, ".image-locations") {
-		return v1.Hash{}, false
-	}
-	const part = len("sha256-") + 64
-	if len(rest) < part {
-		return v1.Hash{}, false
-	}
-	prefix, d := rest[:len(rest)-part], rest[len(rest)-part:]
-	if prefix != "" && !strings.HasSuffix(prefix, "-") {
-		return v1.Hash{}, false
-	}
-	hex, ok := strings.CutPrefix(d, "sha256-")
-	if !ok || !isLowerHex(hex) {
-		return v1.Hash{}, false
-	}
-	return v1.Hash{Algorithm: "sha256", Hex: hex}, true
-}
-
 // cleanPath turns a repository path into a tag prefix (see RepoBased).
 func cleanPath(repoPath string) string {
 	var b strings.Builder

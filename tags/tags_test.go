@@ -165,34 +165,3 @@ func TestIsInternal(t *testing.T) {
 		}
 	}
 }
-
-func TestImgpkgDigest(t *testing.T) {
-	hex := imgpkgHex
-	want := v1.Hash{Algorithm: "sha256", Hex: hex}
-	for _, tc := range []struct {
-		tag string
-		ok  bool
-	}{
-		{"sha256-" + hex + ".imgpkg", true},
-		{"library-nginx-sha256-" + hex + ".imgpkg", true},
-		{"sha256-" + hex + ".image-locations.imgpkg", false},
-		{"xsha256-" + hex + ".imgpkg", false}, // a prefix must end in "-"
-		{"sha256-" + hex[:63] + ".imgpkg", false},
-		{"sha256-" + strings.ToUpper(hex) + ".imgpkg", false},
-		{"sha256-" + hex + ".sig", false},
-		{"sha256-" + hex, false},
-		{"v1", false},
-		{".imgpkg", false},
-	} {
-		got, ok := tags.ImgpkgDigest(tc.tag)
-		if ok != tc.ok || (ok && got != want) {
-			t.Errorf("ImgpkgDigest(%q) = %v, %v; want ok=%v", tc.tag, got, ok, tc.ok)
-		}
-	}
-	// Both forms ferry writes read back as the digest they were made from.
-	for _, tag := range []string{tags.Imgpkg(want), tags.RepoBased("team/app", want)} {
-		if got, ok := tags.ImgpkgDigest(tag); !ok || got != want {
-			t.Errorf("ImgpkgDigest(%q) = %v, %v; want %v", tag, got, ok, want)
-		}
-	}
-}
