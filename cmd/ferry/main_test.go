@@ -58,3 +58,16 @@ func TestRedactQueries(t *testing.T) {
 		t.Errorf("redaction changed more than the query: %s", got)
 	}
 }
+
+// The soft memory limit grows with the cores an export compresses on, and
+// is 64 MiB on the two-core machine where it was measured.
+func TestMemoryLimit(t *testing.T) {
+	if got := memoryLimit(2); got != 64<<20 {
+		t.Errorf("memoryLimit(2) = %d MiB, want 64", got>>20)
+	}
+	for p := 1; p < 64; p++ {
+		if memoryLimit(p+1) <= memoryLimit(p) {
+			t.Fatalf("memoryLimit(%d) = %d is not above memoryLimit(%d) = %d", p+1, memoryLimit(p+1), p, memoryLimit(p))
+		}
+	}
+}
