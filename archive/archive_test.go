@@ -675,14 +675,17 @@ func TestReaderAcceptsPAX(t *testing.T) {
 func TestEntriesAreWhatArchiveTarWrites(t *testing.T) {
 	const small = 64 << 10
 	// A layer whose size is a multiple of the tar block (no padding) and
-	// one that is not, across several frames.
-	for _, size := range []int{3 * small, 5*small + small/3} {
+	// one that is not, across several frames; one whose header and content
+	// fill a frame exactly; a one-byte layer. Read half at a time, and by a
+	// reader that returns its last bytes with io.EOF.
+	readers := []func(io.Reader) io.Reader{iotest.HalfReader, iotest.DataErrReader}
+	for i, size := range []int{3 * small, 5*small + small/3, small - 512, 1} {
 		fx := newFixture(t, fixtureOptions{bigLayer: size})
 		dec, err := zstd.NewReader(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := dec.DecodeAll(fx.writeFrames(t, WriterOptions{Concurrency: 2}, small, iotest.HalfReader), nil)
+		got, err := dec.DecodeAll(fx.writeFrames(t, WriterOptions{Concurrency: 2}, small, readers[i%2]), nil)
 		dec.Close()
 		if err != nil {
 			t.Fatal(err)

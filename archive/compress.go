@@ -254,7 +254,7 @@ func (f *frameWriter) Write(p []byte) (int, error) {
 
 // readFrom reads n bytes of r straight into the frames (no copy through
 // another buffer), passes them to h as well, and returns how many it read:
-// fewer than n only with an error (io.ErrUnexpectedEOF when r ended).
+// fewer than n when r ended first (with no error) or failed (its error).
 func (f *frameWriter) readFrom(r io.Reader, n int64, h hash.Hash) (int64, error) {
 	var done int64
 	for done < n {
@@ -278,13 +278,10 @@ func (f *frameWriter) readFrom(r io.Reader, n int64, h hash.Hash) (int64, error)
 				f.endFrame()
 			}
 		}
+		if err == io.EOF {
+			break
+		}
 		if err != nil {
-			if err == io.EOF {
-				if done == n {
-					break
-				}
-				err = io.ErrUnexpectedEOF
-			}
 			return done, err
 		}
 	}

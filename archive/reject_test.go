@@ -6,8 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -367,6 +369,13 @@ func TestWriterRefuses(t *testing.T) {
 	t.Run("short reader", func(t *testing.T) {
 		w, _ := newW(t)
 		wantErr(t, w.WriteBlob(blob.d, int64(len(blob.b)), bytes.NewReader(blob.b[:10])), blob.d.String(), "got 10 bytes")
+		w.Close()
+	})
+	t.Run("failing reader", func(t *testing.T) {
+		// The reader's own error is kept, with how far it got.
+		w, _ := newW(t)
+		r := io.MultiReader(bytes.NewReader(blob.b[:10]), iotest.ErrReader(io.ErrUnexpectedEOF))
+		wantErr(t, w.WriteBlob(blob.d, int64(len(blob.b)), r), blob.d.String(), "after 10 of", io.ErrUnexpectedEOF.Error())
 		w.Close()
 	})
 	t.Run("long reader", func(t *testing.T) {

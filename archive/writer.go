@@ -243,14 +243,15 @@ func (w *Writer) WriteBlob(d v1.Hash, size int64, r io.Reader) error {
 	}
 	h := sha256.New()
 	n, err := w.fw.readFrom(r, size, h)
-	if err == io.ErrUnexpectedEOF {
+	switch {
+	case err != nil:
+		return w.fail(fmt.Errorf("blob %s: after %d of %d bytes: %w", d, n, size, err))
+	case n < size:
 		return w.fail(fmt.Errorf("blob %s: got %d bytes, want %d", d, n, size))
 	}
-	if err != nil {
-		return w.fail(fmt.Errorf("blob %s: %w", d, err))
-	}
 	if pad := -size & (tarBlock - 1); pad > 0 {
-		if _, err := w.fw.Write(zeroBlock[:pad]); err != nil {
+		var zeros [tarBlock]byte
+		if _, err := w.fw.Write(zeros[:pad]); err != nil {
 			return w.fail(fmt.Errorf("blob %s: %w", d, err))
 		}
 	}
@@ -310,10 +311,8 @@ func (w *Writer) Close() error {
 	return err
 }
 
-// tarBlock is tar's block size; zeroBlock pads an entry to a whole one.
+// tarBlock is tar's block size, to which an entry is padded with zeros.
 const tarBlock = 512
-
-var zeroBlock [tarBlock]byte
 
 // writeBlobHeader writes the tar header of blob d to the frames, as
 // w.tw would: a tar.Writer of its own makes it, into a buffer (it writes a

@@ -53,6 +53,9 @@ type ExportOptions struct {
 	// writer; 0 means DefaultSpoolBudget. Nothing is written to disk but
 	// the archive: a blob larger than memSpoolMax has only its first bytes
 	// fetched ahead, and streams from the registry when its turn comes.
+	// The memory comes in chunks of 256 KiB, each blob fetched ahead
+	// taking whole ones (a blob of a few bytes takes one): a budget below
+	// one chunk fetches nothing ahead.
 	SpoolBudget int64
 	// SplitSize, when positive, makes ExportFile write the archive as
 	// volumes of at most that many bytes (PATH.001, PATH.002, …, see

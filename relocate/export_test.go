@@ -405,7 +405,7 @@ func TestExportFetchesEachBlobOnce(t *testing.T) {
 		_, cached := p.Cached[b.Digest]
 		switch n := got[b.Digest.String()]; {
 		case cached && n != 0:
-			t.Errorf("config %s, read while planning, fetched %d more times", b.Digest, n)
+			t.Errorf("blob %s, read while planning, fetched %d more times", b.Digest, n)
 		case !cached && n != 1:
 			t.Errorf("blob %s fetched %d times, want once", b.Digest, n)
 		}

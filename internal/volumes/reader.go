@@ -103,9 +103,10 @@ func setOf(path string) (string, bool) {
 			return base, true
 		}
 		// A later volume whose set lost its first volume and checksum
-		// file starts in the middle of a zstd frame: read as a file it
-		// would only be "not an archive". Read as a volume, it is named
-		// with what is missing.
+		// file usually starts in the middle of a zstd frame: read as a
+		// file it would only be "not an archive". Read as a volume, it is
+		// named with what is missing. (One that happens to start on a
+		// frame is read as a file, and refused as not being an archive.)
 		return base, m[2] != "001" && !startsAnArchive(path)
 	case errors.Is(err, fs.ErrNotExist):
 		if m[2] != "001" && !listed() {

@@ -15,9 +15,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/ferry-dev/ferry/internal/hashing"
-
 	"github.com/ferry-dev/ferry/internal/atomicfile"
+	"github.com/ferry-dev/ferry/internal/hashing"
 )
 
 // MaxVolumes is the most volumes of one archive: three digits keep the
