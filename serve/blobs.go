@@ -110,6 +110,49 @@ func (r *Registry) verify(ctx context.Context, d v1.Hash) (*archive.VerifiedBlob
 	}
 }
 
+// VerifyAhead starts checking every config and layer of the archive in the
+// background, one at a time in the head's order, so that a client that
+// comes later waits for no check and a damaged blob is reported (Warnf)
+// before anyone asks for it. A request for a blob not checked yet starts
+// its check at once, or joins the one under way, as without VerifyAhead.
+// It returns at once; the work ends with the Registry's context, and a
+// Logf says when it is done.
+func (r *Registry) VerifyAhead() {
+	h := r.f.Head()
+	absent := map[v1.Hash]bool{}
+	for _, d := range h.SkippedLayers {
+		absent[d] = true
+	}
+	if h.Delta != nil {
+		for _, l := range h.Delta.LeftOut {
+			absent[l.Digest] = true
+		}
+	}
+	go func() {
+		start := time.Now()
+		var n, damaged int
+		var size int64
+		for _, b := range h.Blobs {
+			if absent[b.Digest] {
+				continue
+			}
+			if _, err := r.verify(r.ctx, b.Digest); err != nil {
+				if r.ctx.Err() != nil {
+					return
+				}
+				damaged++
+			}
+			n++
+			size += b.Size
+		}
+		if damaged > 0 {
+			r.rep.Warnf("checked the archive's %d configs and layers (%d bytes) in %s: %d damaged, refused to every client", n, size, time.Since(start).Round(time.Millisecond), damaged)
+			return
+		}
+		r.rep.Logf("checked the archive's %d configs and layers (%d bytes) in %s: all match their digests", n, size, time.Since(start).Round(time.Millisecond))
+	}()
+}
+
 // runVerification reads blob d in full, within a stream, and records the
 // outcome. The server stopping is not the blob's fault: that outcome is
 // not kept.

@@ -10,6 +10,7 @@ import (
 	"mime/multipart"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"sort"
@@ -528,5 +529,45 @@ func TestAStalledClientIsDroppedAndFreesItsStream(t *testing.T) {
 	n, _ := io.Copy(io.Discard, conn)
 	if n >= int64(len(s.big)) {
 		t.Errorf("the stalled client got %d bytes, the whole blob", n)
+	}
+}
+
+// TestVerifyAheadFindsDamageBeforeAnyClient: checking ahead, the server
+// reads every config and layer once by itself, and a damaged blob is
+// reported, and refused even to a HEAD, before any client asked for it.
+func TestVerifyAheadFindsDamageBeforeAnyClient(t *testing.T) {
+	s := newSource(t)
+	path := damagedCopy(t, s)
+	rep := &recorder{}
+	f := openFile(t, path)
+	reg, err := serve.New(t.Context(), f, serve.Options{Reporter: rep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(reg)
+	t.Cleanup(srv.Close)
+	reg.VerifyAhead()
+	for deadline := time.Now().Add(time.Minute); rep.count(true, "checked the archive's") == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the check ahead did not end")
+		}
+	}
+	if n := rep.count(true, s.bigDigest.String()); n != 1 {
+		t.Errorf("%d warnings name the damaged blob, want 1", n)
+	}
+	if n := rep.count(true, "1 damaged"); n != 1 {
+		t.Errorf("the summary does not count one damaged blob: %v", rep.warns)
+	}
+	for _, b := range f.Head().Blobs {
+		if b.Digest == s.bigDigest {
+			continue
+		}
+		if n := rep.count(false, "verified blob "+b.Digest.String()); n != 1 {
+			t.Errorf("blob %s verified %d times, want once", b.Digest, n)
+		}
+	}
+	resp, _ := do(t, http.MethodHead, srv.URL+"/v2/src/app/blobs/"+s.bigDigest.String(), nil)
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("HEAD of the blob found damaged ahead: %d, want 500", resp.StatusCode)
 	}
 }

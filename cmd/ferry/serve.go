@@ -22,9 +22,12 @@ func serveCommand() *cli.Command {
 archive: docker, crane, imgpkg, ferry pull, or a registry that replicates
 (Harbor, Zot) pull from it as from any registry. Nothing is extracted: each
 config and layer is read from where it lies, decompressing only what a
-request needs, and checked against its digest in full the first time it
-is asked for (that first request waits for the check); a blob that fails
-is refused, never sent. Pushes and deletes are refused.
+request needs, and checked against its digest in full before its first
+byte is sent; a blob that fails is refused, never sent. Every blob is
+checked from start-up, one at a time in the background, so that clients
+that come later wait for no check and damage is reported at once (--lazy:
+only when first asked for; that request waits for the check). Pushes and
+deletes are refused.
 
 Without --repo each image is served under its original repository path,
 so HOST/team/app@sha256:... works as a mirror of the registry it came
@@ -54,6 +57,7 @@ an imgpkg tarball: convert it with 'ferry export --from-tar'.`,
 			&cli.StringFlag{Name: "htpasswd", Usage: "require HTTP basic auth from the users of this htpasswd `FILE` (bcrypt entries)"},
 			&cli.BoolFlag{Name: "insecure", Usage: "allow serving beyond loopback without TLS or without --htpasswd"},
 			&cli.IntFlag{Name: "streams", Value: serve.DefaultStreams, Usage: "configs and layers read from the archive at once (each holds a few MiB); more requests wait their turn"},
+			&cli.BoolFlag{Name: "lazy", Usage: "check each config and layer only when a client first asks for it (default: all of them from start-up, one at a time, in the background)"},
 			&cli.BoolFlag{Name: "json", Usage: "once listening, print one line of JSON on stdout: url, host, repositories (see the README)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log one line per request, and each blob verified"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print errors only"},
@@ -133,6 +137,9 @@ func runServe(c *cli.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
+	}
+	if !c.Bool("lazy") {
+		reg.VerifyAhead()
 	}
 	if out.json {
 		// One line, written as soon as the server listens: a script
