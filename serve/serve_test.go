@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -21,9 +22,14 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/internal/bundle"
+	"github.com/ferry-dev/ferry/internal/testregistry"
+	"github.com/ferry-dev/ferry/relocate"
 	"github.com/ferry-dev/ferry/serve"
 )
 
@@ -569,5 +575,67 @@ func TestVerifyAheadFindsDamageBeforeAnyClient(t *testing.T) {
 	resp, _ := do(t, http.MethodHead, srv.URL+"/v2/src/app/blobs/"+s.bigDigest.String(), nil)
 	if resp.StatusCode != http.StatusInternalServerError {
 		t.Errorf("HEAD of the blob found damaged ahead: %d, want 500", resp.StatusCode)
+	}
+}
+
+// TestVerifyAheadLeavesOutWhatTheArchiveDoesNotHold: a layer the export
+// left out (non-distributable) is listed by the head but is not in the
+// archive; checking ahead passes it over rather than calling it damaged.
+func TestVerifyAheadLeavesOutWhatTheArchiveDoesNotHold(t *testing.T) {
+	ctx := t.Context()
+	reg := testregistry.NewGGCR(t)
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithNondistributable}
+	fl, err := random.Layer(600, types.DockerForeignLayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := random.Image(300, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.Append(base, mutate.Addendum{Layer: fl, MediaType: types.DockerForeignLayer, URLs: []string{"https://example.invalid/foreign.tar.gz"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	ref, _ := name.NewDigest(reg.Repo("src/win") + "@" + d.String())
+	if err := remote.Write(ref, img, opts...); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := relocate.Resolve(ctx, relocate.Source{Image: ref.String()}, relocate.Options{Remote: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Skipped) != 1 {
+		t.Fatalf("%d layers skipped, want the foreign one", len(plan.Skipped))
+	}
+	path := filepath.Join(t.TempDir(), "win.tar.zst")
+	out, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := relocate.Export(ctx, plan, out, relocate.ExportOptions{Remote: opts}); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	rep := &recorder{}
+	r, err := serve.New(ctx, openFile(t, path), serve.Options{Reporter: rep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.VerifyAhead()
+	for deadline := time.Now().Add(time.Minute); rep.count(false, "checked the archive's") == 0 && rep.count(true, "checked the archive's") == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the check ahead did not end")
+		}
+	}
+	if len(rep.warns) != 0 {
+		t.Errorf("warnings: %q", rep.warns)
+	}
+	if n := rep.count(false, "all match their digests"); n != 1 {
+		t.Errorf("logs %q, want the check to say all match", rep.logs)
 	}
 }
