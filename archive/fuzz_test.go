@@ -56,6 +56,10 @@ func FuzzReader(f *testing.F) {
 	flipped := bytes.Clone(plain)
 	flipped[len(flipped)/2] ^= 1
 	f.Add(flipped)
+	// imgpkg's own tarball, which a Reader takes too.
+	gold := goldenImgpkg(f)
+	f.Add(gold)
+	f.Add(gold[:len(gold)-1500])
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := NewReader(bytes.NewReader(data), ReaderOptions{
 			MaxWindow:       1 << 20,

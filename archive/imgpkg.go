@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -38,11 +40,6 @@ const (
 // tarball at all (not a tar, or a tar whose first entry is not
 // manifest.json), as opposed to a damaged one.
 var ErrNotImgpkg = errors.New("not an imgpkg tarball")
-
-// ErrImgpkgStream is returned by NewReader for an imgpkg tarball, which
-// ferry reads only in place, each layer where it lies (OpenImgpkg): that
-// needs a file, and a pipe or a compressed stream is none.
-var ErrImgpkgStream = errors.New("this is a tarball written by imgpkg copy --to-tar, which ferry reads only from an uncompressed file given by its path, not from a pipe")
 
 var (
 	imgpkgLayerName = regexp.MustCompile(`^sha256-([0-9a-f]{64})\.tar\.gz$`)
@@ -146,7 +143,7 @@ func OpenImgpkg(ra io.ReaderAt, size int64, opts ReaderOptions) (*ImgpkgTar, err
 	if err := t.scanLayers(tr, sr, size, b.cat); err != nil {
 		return nil, err
 	}
-	if err := t.finish(b); err != nil {
+	if err := t.finish(b, false); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -418,8 +415,10 @@ func (t *ImgpkgTar) scanLayers(tr *tar.Reader, sr *io.SectionReader, size int64,
 }
 
 // finish checks that every config and layer is at hand (or a
-// non-distributable layer imgpkg left out) and builds the head.
-func (t *ImgpkgTar) finish(b *imgpkgBuild) error {
+// non-distributable layer imgpkg left out) and builds the head. stream is
+// set when the tarball is read front to back (Reader): its layers are yet
+// to come, and are checked as they do.
+func (t *ImgpkgTar) finish(b *imgpkgBuild, stream bool) error {
 	var skipped []v1.Descriptor
 	var skippedDigests []v1.Hash
 	blobs := b.cat.expected()
@@ -431,8 +430,14 @@ func (t *ImgpkgTar) finish(b *imgpkgBuild) error {
 			}
 			continue
 		}
-		if _, ok := t.layers[desc.Digest]; ok {
+		if _, ok := t.layers[desc.Digest]; ok || (stream && !nonDistributable(desc.MediaType)) {
 			continue
+		}
+		if stream {
+			// imgpkg leaves such a layer out unless told otherwise, and
+			// which it did shows only at the tarball's end: too late to
+			// plan an import by.
+			return fmt.Errorf("imgpkg tarball: layer %s (referenced by %s) is non-distributable, and whether imgpkg included it shows only at the tarball's end: give the tarball as a file, by its path, not on a pipe", desc.Digest, from)
 		}
 		if !nonDistributable(desc.MediaType) {
 			return fmt.Errorf("imgpkg tarball: layer %s (referenced by %s) is missing: no entry sha256-%s.tar.gz", desc.Digest, from, desc.Digest.Hex)
@@ -527,4 +532,53 @@ func (b *checkedBlob) Read(p []byte) (int, error) {
 		return n, b.err
 	}
 	return n, err
+}
+
+// heldBlob is a blob whose bytes are in memory.
+type heldBlob struct {
+	d v1.Hash
+	b []byte
+}
+
+// readImgpkgHead reads, on a Reader, a tarball imgpkg wrote: hdr is its
+// first entry, manifest.json, from which the head is built as OpenImgpkg
+// builds it; the configs it carries become the Reader's first blobs, and
+// its layer entries follow. Checks that need the whole tarball (every
+// layer present) are made at its end, as for a ferry archive.
+func (r *Reader) readImgpkgHead(hdr *tar.Header, comp Compression, opts ReaderOptions) error {
+	if hdr.Size > opts.MaxHeadSize {
+		return fmt.Errorf("imgpkg tar entry %s: %d bytes, more than the %d-byte head limit", imgpkgManifest, hdr.Size, opts.MaxHeadSize)
+	}
+	raw, err := r.readAll(hdr)
+	if err != nil {
+		return err
+	}
+	t := &ImgpkgTar{configs: map[v1.Hash][]byte{}}
+	b, err := t.readManifest(raw, opts)
+	if err != nil {
+		return fmt.Errorf("imgpkg tarball %s: %w", imgpkgManifest, err)
+	}
+	if err := t.finish(b, true); err != nil {
+		return err
+	}
+	r.imgpkg = true
+	r.cat = b.cat
+	r.head = t.head
+	r.head.Compression = comp
+	for _, d := range slices.SortedFunc(maps.Keys(t.configs), cmpHash) {
+		r.configs = append(r.configs, heldBlob{d: d, b: t.configs[d]})
+	}
+	return nil
+}
+
+// blobDigest gives the digest a config or layer entry's name carries.
+func (r *Reader) blobDigest(name string) (v1.Hash, bool) {
+	if !r.imgpkg {
+		return parseBlobName(name)
+	}
+	m := imgpkgLayerName.FindStringSubmatch(name)
+	if m == nil {
+		return v1.Hash{}, false
+	}
+	return v1.Hash{Algorithm: "sha256", Hex: m[1]}, true
 }

@@ -130,40 +130,60 @@ func TestOpenImgpkgNotImgpkg(t *testing.T) {
 	}
 }
 
+// badImgpkgTarball is a damaged or hostile variant of the golden imgpkg
+// tarball, and what the error refusing it in place (OpenImgpkg) must say.
+type badImgpkgTarball struct {
+	name string
+	tar  []byte
+	want string
+}
+
 func TestOpenImgpkgRefusesBadTarballs(t *testing.T) {
+	for _, tc := range badImgpkgTarballs(t) {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := openImgpkgBytes(tc.tar)
+			t.Log(err)
+			if err == nil || errors.Is(err, ErrNotImgpkg) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// editItems returns a copy of manifest.json's items changed by f.
+func editItems(items []map[string]any, f func(items []map[string]any)) []map[string]any {
+	var c []map[string]any
+	json.Unmarshal(mustJSON(items), &c)
+	f(c)
+	return c
+}
+
+// sigItem is an item of manifest.json: a cosign signature of subject (hex).
+func sigItem(subject string) map[string]any {
+	cfg := `{"architecture":"","os":"","rootfs":{"type":"layers","diff_ids":[]},"config":{}}`
+	cd := digestOf([]byte(cfg))
+	m := string(mustJSON(map[string]any{"schemaVersion": 2, "mediaType": string(types.DockerManifestSchema2),
+		"config": map[string]any{"mediaType": string(types.DockerConfigJSON), "size": len(cfg), "digest": cd.String()}, "layers": []any{}}))
+	return map[string]any{"Image": map[string]any{
+		"Refs":     []string{"127.0.0.1:5900/src/app1@" + digestOf([]byte(m)).String()},
+		"Config":   map[string]any{"Digest": cd.String(), "Raw": cfg},
+		"Manifest": map[string]any{"MediaType": string(types.DockerManifestSchema2), "Digest": digestOf([]byte(m)).String(), "Raw": m},
+		"Tag":      "sha256-" + subject + ".sig",
+	}}
+}
+
+// badImgpkgTarballs builds the variants both ways of reading refuse.
+func badImgpkgTarballs(t *testing.T) []badImgpkgTarball {
 	gold := goldenImgpkg(t)
 	items, es := imgpkgEntries(t, gold)
 	image := func(i int) map[string]any { return items[i]["Image"].(map[string]any) }
 	appLayer := es[2].name
-	// edit returns a copy of manifest.json's items changed by f.
-	edit := func(f func(items []map[string]any)) []map[string]any {
-		var c []map[string]any
-		json.Unmarshal(mustJSON(items), &c)
-		f(c)
-		return c
-	}
+	edit := func(f func(items []map[string]any)) []map[string]any { return editItems(items, f) }
 	if image(0)["Tag"] != "v1" {
 		t.Fatal("golden tarball: the bundle is not the first item")
 	}
 	big := bytes.Repeat([]byte{1}, 600)
-	sigItem := func(subject string) map[string]any {
-		cfg := `{"architecture":"","os":"","rootfs":{"type":"layers","diff_ids":[]},"config":{}}`
-		cd := digestOf([]byte(cfg))
-		m := string(mustJSON(map[string]any{"schemaVersion": 2, "mediaType": string(types.DockerManifestSchema2),
-			"config": map[string]any{"mediaType": string(types.DockerConfigJSON), "size": len(cfg), "digest": cd.String()}, "layers": []any{}}))
-		return map[string]any{"Image": map[string]any{
-			"Refs":     []string{"127.0.0.1:5900/src/app1@" + digestOf([]byte(m)).String()},
-			"Config":   map[string]any{"Digest": cd.String(), "Raw": cfg},
-			"Manifest": map[string]any{"MediaType": string(types.DockerManifestSchema2), "Digest": digestOf([]byte(m)).String(), "Raw": m},
-			"Tag":      "sha256-" + subject + ".sig",
-		}}
-	}
-
-	for _, tc := range []struct {
-		name string
-		tar  []byte
-		want string
-	}{
+	return []badImgpkgTarball{
 		{"symlink", buildTar(t, append(append([]tarEntry(nil), es...), tarEntry{name: "sha256-" + strings.Repeat("a", 64) + ".tar.gz", typ: tar.TypeSymlink, link: "/etc/passwd"})), "only regular files"},
 		{"escaping name", buildTar(t, append(append([]tarEntry(nil), es...), tarEntry{name: "../evil", body: []byte("x")})), `"../evil"`},
 		{"absolute name", buildTar(t, append(append([]tarEntry(nil), es...), tarEntry{name: "/etc/x", body: []byte("x")})), `"/etc/x"`},
@@ -196,18 +216,14 @@ func TestOpenImgpkgRefusesBadTarballs(t *testing.T) {
 			tw.WriteHeader(&tar.Header{Name: "manifest.json", Typeflag: tar.TypeReg, Size: 1 << 40, Mode: 0o644})
 			return append(buf.Bytes(), make([]byte, 4096)...)
 		}(), "past the end"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := openImgpkgBytes(tc.tar)
-			t.Log(err)
-			if err == nil || errors.Is(err, ErrNotImgpkg) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("got %v, want an error containing %q", err, tc.want)
-			}
-		})
 	}
+}
 
+func TestOpenImgpkgReadsASignature(t *testing.T) {
+	gold := goldenImgpkg(t)
+	items, es := imgpkgEntries(t, gold)
 	// A signature with its subject present is carried as a signature.
-	withSig := buildTar(t, withManifestJSON(t, es, append(edit(func([]map[string]any) {}), sigItem(strings.TrimPrefix(golden.App1, "sha256:")))))
+	withSig := buildTar(t, withManifestJSON(t, es, append(editItems(items, func([]map[string]any) {}), sigItem(strings.TrimPrefix(golden.App1, "sha256:")))))
 	tb, err := openImgpkgBytes(withSig)
 	if err != nil {
 		t.Fatal(err)
@@ -244,7 +260,10 @@ func TestImgpkgBlobCatchesDamagedLayer(t *testing.T) {
 	}
 }
 
-func TestOpenImgpkgSkipsNonDistributableLayers(t *testing.T) {
+// foreignImgpkg is an imgpkg tarball of one Windows image, tagged ltsc,
+// whose foreign layer imgpkg left out; it returns the tarball and that
+// layer's digest.
+func foreignImgpkg(t *testing.T) ([]byte, v1.Hash) {
 	cfg := newBlob(types.DockerConfigJSON, []byte(`{"architecture":"amd64","os":"windows","config":{}}`))
 	layer := newBlob(types.DockerLayer, []byte("a layer"))
 	foreign := newBlob(types.DockerForeignLayer, []byte("foreign"))
@@ -255,15 +274,20 @@ func TestOpenImgpkgSkipsNonDistributableLayers(t *testing.T) {
 		"Manifest": map[string]any{"MediaType": string(m.mt), "Digest": m.d.String(), "Raw": string(m.b)},
 		"Tag":      "ltsc",
 	}}}
-	tb, err := openImgpkgBytes(buildTar(t, []tarEntry{
+	return buildTar(t, []tarEntry{
 		{name: "manifest.json", body: mustJSON(items)},
 		{name: "sha256-" + layer.d.Hex + ".tar.gz", body: layer.b},
-	}))
+	}), foreign.d
+}
+
+func TestOpenImgpkgSkipsNonDistributableLayers(t *testing.T) {
+	b, foreign := foreignImgpkg(t)
+	tb, err := openImgpkgBytes(b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := tb.Head()
-	if len(h.SkippedLayers) != 1 || h.SkippedLayers[0] != foreign.d {
+	if len(h.SkippedLayers) != 1 || h.SkippedLayers[0] != foreign {
 		t.Fatalf("skipped %v, want the foreign layer", h.SkippedLayers)
 	}
 	e := h.Entries[0]

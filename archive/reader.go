@@ -112,7 +112,9 @@ type Head struct {
 // blob against its digest and size, the stream against its zstd checksums
 // or gzip CRC, and at the end, the archive against its manifests (every
 // config and layer present, except skipped layers). Failures name the tar
-// entry they concern. A Reader is not safe for concurrent use.
+// entry they concern. A tarball imgpkg wrote is read the same way (its
+// manifest.json as the head; see readImgpkgHead). A Reader is not safe
+// for concurrent use.
 type Reader struct {
 	src    *countingReader // the decompressed tar
 	closer func()
@@ -134,6 +136,12 @@ type Reader struct {
 	offsets  map[v1.Hash]int64
 	tarSize  int64
 
+	// imgpkg is set when the stream is a tarball imgpkg wrote: configs,
+	// which its manifest.json carries, are handed out first (configs),
+	// then its layer entries.
+	imgpkg  bool
+	configs []heldBlob
+
 	cur       *blobReader
 	buf       []byte // for draining
 	err       error
@@ -143,7 +151,8 @@ type Reader struct {
 }
 
 // NewReader detects the compression of r (zstd, gzip or none, by magic
-// bytes) and reads the head: oci-layout (first; version checked),
+// bytes) and reads the head (or an imgpkg tarball's manifest.json, when
+// that is the first entry): oci-layout (first; version checked),
 // index.json (second; format version checked), then every manifest and
 // index reachable from index.json, each verified against its digest and
 // size, and every layer listed as skipped must be one the manifests
@@ -257,6 +266,12 @@ func (r *Reader) next() (*tar.Header, error) {
 		return nil, fmt.Errorf("archive entry %s: appears twice", name)
 	}
 	r.seen[name] = true
+	if r.imgpkg {
+		if !imgpkgLayerName.MatchString(name) {
+			return nil, fmt.Errorf("archive entry %q: not a name imgpkg writes (%s first, then sha256-<64 lowercase hex>.tar.gz)", name, imgpkgManifest)
+		}
+		return hdr, checkRegular(hdr)
+	}
 	if name == blobsDir || name == blobsSHA256 {
 		if hdr.Typeflag != tar.TypeDir {
 			return nil, fmt.Errorf("archive entry %s: type %q, want a directory", name, hdr.Typeflag)
@@ -267,20 +282,24 @@ func (r *Reader) next() (*tar.Header, error) {
 		return hdr, nil
 	}
 	if name != layoutName && name != indexName {
-		if _, ok := parseBlobName(name); !ok {
-			if (name == imgpkgManifest && len(r.seen) == 1) || imgpkgLayerName.MatchString(name) {
-				return nil, fmt.Errorf("archive entry %q: %w", name, ErrImgpkgStream)
-			}
+		// manifest.json first: a tarball imgpkg wrote, which readHead
+		// reads from here on.
+		if _, ok := parseBlobName(name); !ok && (name != imgpkgManifest || len(r.seen) != 1) {
 			return nil, fmt.Errorf("archive entry %q: not a name of the layout (oci-layout, index.json, blobs/sha256/<64 lowercase hex>)", name)
 		}
 	}
+	return hdr, checkRegular(hdr)
+}
+
+// checkRegular accepts a regular file of a sane size.
+func checkRegular(hdr *tar.Header) error {
 	if hdr.Typeflag != tar.TypeReg {
-		return nil, fmt.Errorf("archive entry %s: type %s, only regular files are allowed", name, typeName(hdr.Typeflag))
+		return fmt.Errorf("archive entry %s: type %s, only regular files are allowed", hdr.Name, typeName(hdr.Typeflag))
 	}
 	if hdr.Size < 0 {
-		return nil, fmt.Errorf("archive entry %s: size %d", name, hdr.Size)
+		return fmt.Errorf("archive entry %s: size %d", hdr.Name, hdr.Size)
 	}
-	return hdr, nil
+	return nil
 }
 
 func typeName(t byte) string {
@@ -318,6 +337,9 @@ func (r *Reader) readHead(comp Compression, opts ReaderOptions) error {
 	}
 	if err != nil {
 		return err
+	}
+	if hdr.Name == imgpkgManifest {
+		return r.readImgpkgHead(hdr, comp, opts)
 	}
 	if hdr.Name != layoutName {
 		return fmt.Errorf("archive entry %s: the first entry must be %s", hdr.Name, layoutName)
@@ -508,6 +530,15 @@ func (r *Reader) Next() (v1.Hash, int64, io.Reader, error) {
 		}
 		r.cur = nil
 	}
+	if len(r.configs) > 0 {
+		// Verified with manifest.json; counted as read.
+		c := r.configs[0]
+		r.configs = r.configs[1:]
+		r.present[c.d] = true
+		r.bodyBlobs++
+		r.bodyBytes += int64(len(c.b))
+		return c.d, int64(len(c.b)), bytes.NewReader(c.b), nil
+	}
 	before := r.src.n
 	hdr, err := r.next()
 	if err == io.EOF {
@@ -520,13 +551,16 @@ func (r *Reader) Next() (v1.Hash, int64, io.Reader, error) {
 	if err != nil {
 		return r.fail(err)
 	}
-	d, ok := parseBlobName(hdr.Name)
+	d, ok := r.blobDigest(hdr.Name)
 	if !ok {
 		return r.fail(fmt.Errorf("archive entry %s: out of order, only blobs follow the manifests", hdr.Name))
 	}
+	if r.present[d] {
+		return r.fail(fmt.Errorf("archive entry %s: blob %s appears twice (a config %s carries)", hdr.Name, d, imgpkgManifest))
+	}
 	ref, ok := r.cat.blobs[d]
-	if !ok {
-		return r.fail(fmt.Errorf("archive entry %s: not referenced by any manifest", hdr.Name))
+	if _, isManifest := r.cat.manifests[d]; !ok || isManifest {
+		return r.fail(fmt.Errorf("archive entry %s: not referenced by any manifest as a config or layer", hdr.Name))
 	}
 	if r.leftOut[d] {
 		return r.fail(fmt.Errorf("archive entry %s: %s lists it as left out of this delta", hdr.Name, indexName))

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -205,21 +206,35 @@ func TestRepackOfADeltaIsRefused(t *testing.T) {
 	}
 }
 
-// An imgpkg tarball on a pipe is named as one, with the way to read it.
-func TestImgpkgTarballFromAPipeIsNamed(t *testing.T) {
+// An imgpkg tarball on a pipe, plain or gzip-compressed, imports as from
+// a file: imgpkg's own tags and digests, through import and copy --tar;
+// inspect reads it too.
+func TestImgpkgTarballFromAPipe(t *testing.T) {
 	gold, err := golden.ReadFile("basic.imgpkg.tar")
 	if err != nil {
 		t.Fatal(err)
 	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(gold)
+	zw.Close()
 	dst := testregistry.NewDistribution(t)
-	repo := dst.Repo("piped/imgpkg")
-	for _, args := range [][]string{{"import", "-f", "-", "--to-repo", repo}, {"inspect", "-"}} {
-		r := ferryIn(t, nil, bytes.NewReader(gold), args...)
-		if r.Code != 1 || !strings.Contains(r.Stderr, "imgpkg copy --to-tar") || !strings.Contains(r.Stderr, "not from a pipe") {
-			t.Errorf("%v of an imgpkg tarball on a pipe: %s", args, r)
+	for i, args := range [][]string{{"import", "-f", "-"}, {"copy", "--tar", "-"}} {
+		for name, in := range map[string][]byte{"plain": gold, "gzip": gz.Bytes()} {
+			repo := dst.Repo(fmt.Sprintf("piped/imgpkg-%d-%s", i, name))
+			r := ferryIn(t, nil, bytes.NewReader(in), append(args, "--to-repo", repo)...)
+			if r.Code != 0 {
+				t.Fatalf("%v of the %s imgpkg tarball on a pipe: %s", args, name, r)
+			}
+			assertTags(t, tagsOf(t, dst, repo), goldenImgpkgTags())
 		}
 	}
-	if tags := tagsOf(t, dst, repo); len(tags) != 0 {
-		t.Fatalf("a refused import tagged %v", tags)
+	r := ferryIn(t, nil, bytes.NewReader(gold), "inspect", "-", "--json")
+	var inv struct {
+		Format string
+		Images []struct{ Digest, Role string }
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &inv); err != nil || inv.Format != "imgpkg" || len(inv.Images) != 2 || inv.Images[0].Digest != golden.Bundle || inv.Images[0].Role != "bundle" {
+		t.Fatalf("inspect of the imgpkg tarball on a pipe: %s", r)
 	}
 }

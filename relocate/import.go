@@ -156,9 +156,9 @@ type ImportResult struct {
 //     first: see checkVolumes) and for a tarball imgpkg copy --to-tar
 //     wrote (archive.OpenImgpkg), whose entries get the tags imgpkg's own
 //     import gives them. Otherwise (a pipe, an older archive, gzip or
-//     plain tar) the archive is read once, front to back, and each missing
-//     blob is uploaded as it goes by (see ImportOptions.SpoolDir). Nothing
-//     is extracted to disk.
+//     plain tar, an imgpkg tarball on a pipe) the archive is read once,
+//     front to back, and each missing blob is uploaded as it goes by (see
+//     ImportOptions.SpoolDir). Nothing is extracted to disk.
 //   - Then every manifest is PUT, children before parents, by its
 //     "sha256-<hex>.imgpkg" (or repo-based) tag when it has one, which
 //     stores and tags it in one request, and by digest otherwise; the
