@@ -510,6 +510,10 @@ func TestBuildIndex(t *testing.T) {
 		"layer type": {bad(func(e *Entry) { e.Descriptor.MediaType = types.DockerLayer }), IndexOptions{CreatedBy: "x"}, "media type"},
 		"no role":    {bad(func(e *Entry) { e.Role = "" }), IndexOptions{CreatedBy: "x"}, "role"},
 		"no ref":     {bad(func(e *Entry) { e.OriginalRef = "" }), IndexOptions{CreatedBy: "x"}, "original reference"},
+		// What an import would write or parse, refused before it does.
+		"ref not a reference": {bad(func(e *Entry) { e.OriginalRef = "::::bad" }), IndexOptions{CreatedBy: "x"}, "not an image reference"},
+		"tag not a tag":       {bad(func(e *Entry) { e.Tag = "../../evil tag" }), IndexOptions{CreatedBy: "x"}, "not a valid tag"},
+		"tag of 129":          {bad(func(e *Entry) { e.Tag = strings.Repeat("a", 129) }), IndexOptions{CreatedBy: "x"}, "not a valid tag"},
 		"tag on an image beside the bundle": {[]Entry{fx.entries[3], func() Entry { e := fx.entries[0]; e.Tag = "v2"; return e }()},
 			IndexOptions{CreatedBy: "x"}, "only the root"},
 		"two tags": {[]Entry{func() Entry { e := fx.entries[0]; e.Tag = "v2"; return e }(), func() Entry { e := fx.entries[1]; e.Tag = "v3"; return e }()},

@@ -209,6 +209,13 @@ func badImgpkgTarballs(t *testing.T) []badImgpkgTarball {
 		{"another tagged image", buildTar(t, withManifestJSON(t, es, edit(func(c []map[string]any) {
 			c[1]["Image"].(map[string]any)["Tag"] = "latest"
 		}))), "tag"},
+		{"tag not a tag", buildTar(t, withManifestJSON(t, es, edit(func(c []map[string]any) {
+			c[0]["Image"].(map[string]any)["Tag"] = "../../evil tag"
+		}))), "not a valid tag"},
+		{"reference not a reference", buildTar(t, withManifestJSON(t, es, edit(func(c []map[string]any) {
+			c[1]["Image"].(map[string]any)["Refs"] = []string{"::::bad"}
+			c[1]["Image"].(map[string]any)["OrigRef"] = "::::bad"
+		}))), "not an image reference"},
 		{"truncated", gold[:len(gold)-2000], "truncated"},
 		{"head limit", func() []byte {
 			var buf bytes.Buffer

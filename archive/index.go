@@ -9,8 +9,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ferry-dev/ferry/tags"
 )
 
 // FormatVersion is the newest archive format this package reads. It writes
@@ -266,39 +269,51 @@ func checkEntries(entries []Entry) error {
 		kind    string
 	}
 	seen := map[key]bool{}
-	roots, tags := 0, 0
+	roots, tagCount := 0, 0
 	var tagged Entry
 	for i, e := range entries {
 		d := e.Descriptor
-		name := fmt.Sprintf("entry %d (%s %s)", i, e.OriginalRef, d.Digest)
+		what := fmt.Sprintf("entry %d (%s %s)", i, e.OriginalRef, d.Digest)
 		if err := checkDigest(d.Digest); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		if d.Size <= 0 {
-			return fmt.Errorf("%s: size %d", name, d.Size)
+			return fmt.Errorf("%s: size %d", what, d.Size)
 		}
 		if !isManifestType(d.MediaType) {
-			return fmt.Errorf("%s: media type %q is not an image manifest or index", name, d.MediaType)
+			return fmt.Errorf("%s: media type %q is not an image manifest or index", what, d.MediaType)
 		}
 		if !validRole(e.Role) {
-			return fmt.Errorf("%s: role %q is not lowercase letters and dashes", name, e.Role)
+			return fmt.Errorf("%s: role %q is not lowercase letters and dashes", what, e.Role)
 		}
 		if e.Role.known() && e.OriginalRef == "" {
-			return fmt.Errorf("%s: role %s needs an original reference", name, e.Role)
+			return fmt.Errorf("%s: role %s needs an original reference", what, e.Role)
 		}
 		if err := checkArtifact(e); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		// What an import writes or parses: refused here, before anything
+		// is uploaded, rather than by the registry at the commit point.
+		if e.OriginalRef != "" {
+			if _, err := name.ParseReference(e.OriginalRef); err != nil {
+				return fmt.Errorf("%s: original reference %q is not an image reference: %w", what, e.OriginalRef, err)
+			}
+		}
+		if e.Tag != "" {
+			if !tags.Valid(e.Tag) {
+				return fmt.Errorf("%s: tag %q is not a valid tag (letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-')", what, e.Tag)
+			}
 		}
 		if e.Role == RoleBundle {
 			roots++
 		}
 		if e.Tag != "" {
-			tags++
+			tagCount++
 			tagged = e
 		}
 		k := key{d.Digest, e.Role, e.OriginalRef, e.Subject, e.SignatureKind}
 		if seen[k] {
-			return fmt.Errorf("%s: listed twice", name)
+			return fmt.Errorf("%s: listed twice", what)
 		}
 		seen[k] = true
 	}
@@ -317,10 +332,10 @@ func checkEntries(entries []Entry) error {
 	if roots > 1 {
 		return fmt.Errorf("%d entries have role %s; an archive has one root", roots, RoleBundle)
 	}
-	if tags > 1 {
-		return fmt.Errorf("%d entries have a tag; only the root has one", tags)
+	if tagCount > 1 {
+		return fmt.Errorf("%d entries have a tag; only the root has one", tagCount)
 	}
-	if tags == 1 && roots == 1 && tagged.Role != RoleBundle {
+	if tagCount == 1 && roots == 1 && tagged.Role != RoleBundle {
 		return fmt.Errorf("%s %s has tag %q; only the root bundle has one", tagged.Role, tagged.OriginalRef, tagged.Tag)
 	}
 	return nil

@@ -3,6 +3,7 @@ package lock
 import (
 	"fmt"
 
+	"github.com/ferry-dev/ferry/tags"
 	"github.com/google/go-containerregistry/pkg/name"
 )
 
@@ -69,7 +70,7 @@ func (r BundleRef) validate() *fieldError {
 	if _, err := NormalizeDigestRef(r.Image); err != nil {
 		return &fieldError{imagePath, fmt.Errorf("bundle.image: %w", err)}
 	}
-	if r.Tag != "" && !tagPattern.MatchString(r.Tag) {
+	if r.Tag != "" && !tags.Valid(r.Tag) {
 		return &fieldError{[]any{"bundle", "tag"}, fmt.Errorf("bundle.tag %q is not a valid tag", r.Tag)}
 	}
 	return nil

@@ -2,7 +2,6 @@ package lock
 
 import (
 	"fmt"
-	"regexp"
 
 	"github.com/google/go-containerregistry/pkg/name"
 )
@@ -36,6 +35,3 @@ func NormalizeDigestRef(s string) (name.Digest, error) {
 	}
 	return n, nil
 }
-
-// tagPattern is the distribution spec's rule for a tag.
-var tagPattern = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)

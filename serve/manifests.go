@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/relocate"
+	"github.com/ferry-dev/ferry/tags"
 )
 
 // manifest answers GET and HEAD of /v2/<name>/manifests/<tag or digest>,
@@ -29,7 +30,7 @@ func (r *Registry) manifest(w http.ResponseWriter, req *http.Request, repo *relo
 		}
 	} else {
 		var ok bool
-		if d, ok = repo.Tags[ref]; !ok || !tagRE.MatchString(ref) {
+		if d, ok = repo.Tags[ref]; !ok || !tags.Valid(ref) {
 			return newError(http.StatusNotFound, codeManifestUnknown, "%s has no tag %q", repo.Name, ref)
 		}
 	}

@@ -92,9 +92,6 @@ type Registry struct {
 // nameRE is the distribution spec's repository name.
 var nameRE = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
 
-// tagRE is the distribution spec's tag.
-var tagRE = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
-
 // CheckRepository returns an error unless name is a repository name the
 // distribution spec allows ("team/app-bundle": lowercase path components,
 // no registry).

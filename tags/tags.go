@@ -6,6 +6,7 @@
 package tags
 
 import (
+	"regexp"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -26,6 +27,12 @@ const (
 	// 49 + "-" + "sha256-<64 hex>.imgpkg" is exactly MaxLen.
 	maxRepoPrefix = 49
 )
+
+// validTag is the distribution spec's rule for a tag.
+var validTag = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+
+// Valid reports whether tag is a tag the distribution spec allows.
+func Valid(tag string) bool { return validTag.MatchString(tag) }
 
 // Imgpkg returns the tag imgpkg gives every image it copies into a
 // repository, so that the registry never garbage-collects an image that is
