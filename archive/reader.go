@@ -285,6 +285,9 @@ func (r *Reader) next() (*tar.Header, error) {
 		// manifest.json first: a tarball imgpkg wrote, which readHead
 		// reads from here on.
 		if _, ok := parseBlobName(name); !ok && (name != imgpkgManifest || len(r.seen) != 1) {
+			if imgpkgLayerName.MatchString(name) {
+				return nil, fmt.Errorf("archive entry %q: not a name of the layout, but of a layer of an imgpkg tarball, whose first entry would be %s", name, imgpkgManifest)
+			}
 			return nil, fmt.Errorf("archive entry %q: not a name of the layout (oci-layout, index.json, blobs/sha256/<64 lowercase hex>)", name)
 		}
 	}

@@ -66,6 +66,11 @@ func TakeInventory(ctx context.Context, repos []name.Repository, opts InventoryO
 		if err != nil {
 			return nil, fmt.Errorf("inventory of %s: %w", repo, withHTTPStatus(err))
 		}
+		if r.Tags == 0 {
+			// A typo in --repo looks just like this: say so, since a delta
+			// made from it would leave out nothing.
+			rep.Warnf("%s has no tags (it is empty, or does not exist): the inventory lists nothing from it", repo)
+		}
 		rep.Logf("%s: %d tags, %d manifests, %d blobs", repo, r.Tags, len(r.Manifests), len(r.Blobs))
 		doc.Repositories = append(doc.Repositories, r)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -131,5 +132,23 @@ func TestInspectRefusesSizesThatOverflow(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %q", err, want)
 		}
+	}
+}
+
+// A repository without tags (a typo in --repo looks the same) is named in
+// a warning; one with tags is not.
+func TestTakeInventoryWarnsOfARepositoryWithoutTags(t *testing.T) {
+	w := newWorld(t)
+	rec := &recorder{}
+	repos := []name.Repository{must(name.NewRepository(w.ep.Repo("root"))), must(name.NewRepository(w.ep.Repo("no/such")))}
+	doc, err := TakeInventory(t.Context(), repos, InventoryOptions{Remote: w.opts, Reporter: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Repositories) != 2 || doc.Repositories[0].Tags == 0 || doc.Repositories[1].Tags != 0 {
+		t.Fatalf("repositories %+v", doc.Repositories)
+	}
+	if len(rec.warnings) != 1 || !strings.Contains(rec.warnings[0], repos[1].String()) || !strings.Contains(rec.warnings[0], "no tags") {
+		t.Fatalf("warnings %q, want one naming %s", rec.warnings, repos[1])
 	}
 }

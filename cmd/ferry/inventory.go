@@ -26,7 +26,7 @@ anything, that they are there. Give every repository the imports go into;
 blobs held in another repository of the same registry are mounted from it.`,
 		Flags: withRegistryFlags(
 			&cli.StringSliceFlag{Name: "repo", Usage: "a repository to list (REGISTRY/PATH); repeatable"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "the inventory file to write (written atomically)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "the inventory file to write (written atomically; - for standard output)"},
 			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultConcurrency, Usage: "registry requests at once"},
 		),
 		Action: runInventory,
@@ -56,6 +56,9 @@ func runInventory(c *cli.Context) error {
 	if len(c.StringSlice("repo")) == 0 || dest == "" {
 		return usagef("inventory: give the repositories with --repo REPO (repeatable) and the file to write with -o FILE")
 	}
+	if dest == "-" && c.Bool("json") {
+		return usagef("inventory: -o - writes the inventory on stdout, where --json would write its result too: give one of them")
+	}
 	reg := registryOptions(c)
 	var repos []name.Repository
 	for _, s := range c.StringSlice("repo") {
@@ -83,7 +86,17 @@ func runInventory(c *cli.Context) error {
 	if err != nil {
 		return explain(err, "")
 	}
-	if err := doc.WriteFile(dest); err != nil {
+	if dest == "-" {
+		// Written where a shell or ssh takes it: ssh far ferry inventory … -o - > have.json
+		b, err := doc.Marshal()
+		if err != nil {
+			return err
+		}
+		if _, err := c.App.Writer.Write(b); err != nil {
+			return fmt.Errorf("inventory: standard output: %w", err)
+		}
+		dest = "standard output"
+	} else if err := doc.WriteFile(dest); err != nil {
 		return err
 	}
 	j := inventoryJSON{Output: dest}
