@@ -63,7 +63,11 @@ func Verify(ctx context.Context, r io.Reader) (Report, error) {
 			return rep, err
 		}
 	}
-	rep.SeekTable, err = checkTrailer(r, ar)
+	ra, size, ok := RandomAccess(r)
+	if !ok {
+		ra, size = nil, 0
+	}
+	rep.SeekTable, err = ar.CheckTrailer(ra, size)
 	return rep, err
 }
 
@@ -91,17 +95,23 @@ func RandomAccess(r io.Reader) (io.ReaderAt, int64, bool) {
 	return nil, 0, false
 }
 
-// checkTrailer checks, after a full read by ar, that the table of contents
-// and seek table at the end of the file r agree with what was read.
-func checkTrailer(r io.Reader, ar *Reader) (SeekTableStatus, error) {
+// CheckTrailer checks, once Next has returned io.EOF, that the table of
+// contents and seek table at the end of the archive's file (ra, size
+// bytes; nil when it was read from a pipe) agree with what was read:
+// every frame accounted for, every blob where the table says, and a seek
+// table wherever index.json declares one. It says what it found; an
+// archive that is not zstd-compressed has no frames, hence no table.
+func (ar *Reader) CheckTrailer(ra io.ReaderAt, size int64) (SeekTableStatus, error) {
+	if !ar.eof {
+		return "", errors.New("archive: the trailer is checked once the archive has been read to its end")
+	}
 	head := ar.Head()
 	declared := head.Index.Annotations[AnnotationSeekable] == "true"
 	if head.Compression != CompressionZstd {
 		// Recompressed with gzip or decompressed: the frames are gone.
 		return SeekTableAbsent, nil
 	}
-	ra, size, ok := RandomAccess(r)
-	if !ok {
+	if ra == nil {
 		return SeekTableUnchecked, nil
 	}
 	frames, err := readSeekTableMax(ra, size, seekFramesBound(ar.Head()))

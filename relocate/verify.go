@@ -37,13 +37,18 @@ type VerifyResult struct {
 	// SHA256 is the archive's (the volumes joined, when split).
 	SHA256 string `json:"sha256"`
 	// Volumes are the volumes read, each with its sha256, when split.
-	Volumes  []volumes.Volume `json:"volumes,omitempty"`
-	Images   int              `json:"images"`
-	Blobs    int              `json:"blobs"`
-	Bytes    int64            `json:"bytes"`
-	Bundles  int              `json:"bundles"`
-	Sidecar  string           `json:"checksumFile,omitempty"`
-	Verified bool             `json:"verified"`
+	Volumes []volumes.Volume `json:"volumes,omitempty"`
+	Images  int              `json:"images"`
+	Blobs   int              `json:"blobs"`
+	Bytes   int64            `json:"bytes"`
+	Bundles int              `json:"bundles"`
+	Sidecar string           `json:"checksumFile,omitempty"`
+	// SeekTable says what was found of the table of contents and seek
+	// table that end a ferry archive: archive.SeekTableChecked,
+	// SeekTableAbsent (written without one, or not zstd) or
+	// SeekTableUnchecked (read from a pipe); empty for an imgpkg tarball.
+	SeekTable string `json:"seekTable,omitempty"`
+	Verified  bool   `json:"verified"`
 	// LeftOut and LeftOutBytes count the blobs a delta archive left out,
 	// expected at the destination; Bases, the --since archives shown to
 	// hold every one of them.
@@ -69,7 +74,9 @@ type VerifyOptions struct {
 // VerifyFile reads the archive at path once, offline, and checks every
 // blob's digest and size, every manifest's references, that every image a
 // bundle's images.yml locks is in the archive, and, when path.sha256
-// exists, the archive's checksum against it. path may name the volumes of
+// exists, the archive's checksum against it; for a ferry archive, also
+// the table of contents and seek table at its end, which import, inspect
+// and serve read a file by. path may name the volumes of
 // a split archive (volumes.OpenArchive): each volume is then checked
 // against its line of path.sha256 as it is read, and a volume missing,
 // extra, out of order or damaged is named. An imgpkg tarball is checked
@@ -125,7 +132,10 @@ func VerifyFile(ctx context.Context, path string, opts VerifyOptions) (*VerifyRe
 		}
 		err = verifyRandom(ctx, t, res, rep)
 	} else {
-		err = verify(ctx, in2, res, bases)
+		if !seekable {
+			ra = nil
+		}
+		err = verify(ctx, in2, ra, size, res, bases)
 	}
 	if err != nil {
 		if split {
@@ -284,8 +294,10 @@ func openBase(path string, f io.ReadCloser) (verifyBase, error) {
 	return b, nil
 }
 
-// verify reads the archive in r once, checking it whole.
-func verify(ctx context.Context, r io.Reader, res *VerifyResult, bases []verifyBase) error {
+// verify reads the archive in r once, checking it whole; ra (size bytes)
+// is the same archive at random, nil on a pipe, to check its trailer
+// against what was read.
+func verify(ctx context.Context, r io.Reader, ra io.ReaderAt, size int64, res *VerifyResult, bases []verifyBase) error {
 	ar, err := archive.NewReader(r, archive.ReaderOptions{})
 	if err != nil {
 		return err
@@ -340,6 +352,13 @@ func verify(ctx context.Context, r io.Reader, res *VerifyResult, bases []verifyB
 			return err
 		}
 	}
+	// The table of contents and seek table are what import, inspect and
+	// serve read a file by: a damaged one must not pass.
+	st, err := ar.CheckTrailer(ra, size)
+	if err != nil {
+		return err
+	}
+	res.SeekTable = string(st)
 	return checkBundleLocks(head, bundles, want, leftOut, bases, res)
 }
 

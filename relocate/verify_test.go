@@ -1,7 +1,10 @@
 package relocate
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,5 +108,84 @@ func TestVerifyFileChecksBundleLocks(t *testing.T) {
 	_, err = VerifyFile(context.Background(), missing, VerifyOptions{})
 	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:5000/app@sha256:") || !strings.Contains(err.Error(), "does not hold") {
 		t.Fatalf("want an error naming the locked image the archive lacks, got %v", err)
+	}
+}
+
+// The table of contents and seek table at an archive's end are what
+// import, inspect and serve read a file by: verify checks them too, and
+// refuses an archive whose table is damaged or gone although index.json
+// declares one.
+func TestVerifyFileChecksTheTrailer(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.tar.zst")
+	writeBundleOnlyArchive(t, good, true)
+	res, err := VerifyFile(t.Context(), good, VerifyOptions{})
+	if err != nil || res.SeekTable != string(archive.SeekTableChecked) {
+		t.Fatalf("good archive: seek table %q, %v", res.SeekTable, err)
+	}
+	b, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A table of contents naming another frame for a blob (plain JSON in
+	// its skippable frame: same length, so every size still adds up).
+	i := bytes.LastIndex(b, []byte(`"frame":1`))
+	if i < 0 {
+		t.Fatal(`no "frame":1 in the table of contents`)
+	}
+	badTOC := bytes.Clone(b)
+	badTOC[i+len(`"frame":`)] = '2'
+
+	// Cut before the table of contents, read from the seek table as the
+	// zstd seekable format lays it out: a skippable frame of 8 bytes of
+	// header, an entry per frame (compressed size, decompressed size and,
+	// with the descriptor's top bit, a checksum), then a 9-byte footer.
+	footer := b[len(b)-9:]
+	if binary.LittleEndian.Uint32(footer[5:]) != 0x8F92EAB1 {
+		t.Fatal("no seek table footer")
+	}
+	n := int(binary.LittleEndian.Uint32(footer))
+	entry := 8
+	if footer[4]&0x80 != 0 {
+		entry = 12
+	}
+	table := 8 + n*entry + 9
+	last := b[len(b)-table+8+(n-1)*entry:]
+	tocSize := int(binary.LittleEndian.Uint32(last))
+	noTrailer := b[:len(b)-table-tocSize]
+
+	for name, data := range map[string][]byte{"table of contents": badTOC, "no trailer": noTrailer} {
+		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".tar.zst")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res, err := VerifyFile(t.Context(), path, VerifyOptions{})
+		t.Log(err)
+		if err == nil || res.Verified {
+			t.Errorf("%s: verified (%+v)", name, res)
+		}
+	}
+	// The same bytes from a pipe: the end cannot be read again, and the
+	// result says so rather than claiming a check.
+	f, err := os.Open(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rd, err := archive.NewReader(struct{ io.Reader }{f}, archive.ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	for {
+		if _, _, _, err := rd.Next(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, err := rd.CheckTrailer(nil, 0); err != nil || st != archive.SeekTableUnchecked {
+		t.Fatalf("from a pipe: %q, %v", st, err)
 	}
 }
