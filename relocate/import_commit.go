@@ -554,7 +554,21 @@ func (dst *destination) entryTags() (imgpkg, originals []importTag, err error) {
 			originals = append(originals, importTag{tag: e.Tag, digest: e.digest, m: raw})
 		}
 	}
-	sort.Slice(imgpkg, func(i, j int) bool { return imgpkg[i].tag < imgpkg[j].tag })
+	// In the order they are written (children before parents, group by
+	// group; by name within a group, whose writes run at once), so that
+	// the result lists them as they happened.
+	group := map[v1.Hash]int{}
+	for i, g := range dst.head.commit {
+		for _, d := range g {
+			group[d] = i
+		}
+	}
+	sort.Slice(imgpkg, func(i, j int) bool {
+		if gi, gj := group[imgpkg[i].digest], group[imgpkg[j].digest]; gi != gj {
+			return gi < gj
+		}
+		return imgpkg[i].tag < imgpkg[j].tag
+	})
 	return imgpkg, originals, nil
 }
 
