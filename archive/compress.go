@@ -186,6 +186,17 @@ func newFrameWriter(w io.Writer, level Level, concurrency, size int) (*frameWrit
 	return f, nil
 }
 
+// OutputError is a failure to write the archive's bytes where they go (a
+// full disk, a file size limit, a closed pipe), as opposed to a failure of
+// the content being written: callers tell the user which it was.
+type OutputError struct{ Err error }
+
+// Error implements error.
+func (e *OutputError) Error() string { return "writing the archive: " + e.Err.Error() }
+
+// Unwrap returns the write's own error.
+func (e *OutputError) Unwrap() error { return e.Err }
+
 // output writes the frames in order as each is ready, and records them.
 func (f *frameWriter) output(out <-chan *frameJob) {
 	defer close(f.done)
@@ -197,7 +208,7 @@ func (f *frameWriter) output(out <-chan *frameJob) {
 		if !failed {
 			if _, err := f.w.Write(j.dst); err != nil {
 				f.mu.Lock()
-				f.err = err
+				f.err = &OutputError{Err: err}
 				f.mu.Unlock()
 			} else {
 				e := seekEntry{compressed: uint32(len(j.dst)), decompressed: uint32(len(j.src))}
@@ -340,7 +351,7 @@ func (f *frameWriter) Close() error {
 	f.wait()
 	if f.err == nil {
 		if _, err := f.w.Write(encodeSeekTable(f.table)); err != nil {
-			f.err = err
+			f.err = &OutputError{Err: err}
 		}
 	}
 	f.cur, f.free = nil, nil

@@ -179,5 +179,9 @@ func TestExportToAFullDiskFails(t *testing.T) {
 	if ws.Signaled() || ws.ExitStatus() != 1 || !strings.Contains(p.stderr.String(), "no space left on device") {
 		t.Errorf("want exit 1 naming the full disk, got %v:\n%s", ws, p.stderr.String())
 	}
+	// The write failed, not a download: the error must not blame one.
+	if msg := p.stderr.String(); !strings.Contains(msg, "writing the archive") || strings.Contains(msg, "fetch") {
+		t.Errorf("the error does not say that writing the archive failed:\n%s", msg)
+	}
 	assertEmptyDir(t, tmpDir, "an export to a full disk")
 }

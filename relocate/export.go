@@ -302,6 +302,10 @@ func writeBlob(ctx context.Context, aw *archive.Writer, pf *prefetcher, i int, b
 	// from memory stops when the export is cancelled.
 	r := ctxio.NewReader(ctx, &reportReader{r: rr, rep: rep})
 	if err := aw.WriteBlob(b.Digest, b.Size, r); err != nil {
+		if oe := (*archive.OutputError)(nil); errors.As(err, &oe) {
+			// The download was fine; the archive could not be written.
+			return err
+		}
 		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 			return fmt.Errorf("fetch %s: %w (%v)", b.origin(), cerr, err)
 		}
