@@ -38,6 +38,12 @@ func (r *Registry) blob(w http.ResponseWriter, req *http.Request, repo *relocate
 	if rerr != nil {
 		return rerr
 	}
+	if why, ok := r.absent[d]; ok {
+		// Not in the archive by design: unknown here, as at a registry
+		// that lacks it, so that a client looks for it elsewhere rather
+		// than retrying a failure.
+		return newError(http.StatusNotFound, codeBlobUnknown, "blob %s is not in the archive: %s", d, why)
+	}
 	if !repo.Blobs[d] {
 		return newError(http.StatusNotFound, codeBlobUnknown, "blob %s is not in %s", d, repo.Name)
 	}
@@ -118,22 +124,12 @@ func (r *Registry) verify(ctx context.Context, d v1.Hash) (*archive.VerifiedBlob
 // It returns at once; the work ends with the Registry's context, and a
 // Logf says when it is done.
 func (r *Registry) VerifyAhead() {
-	h := r.f.Head()
-	absent := map[v1.Hash]bool{}
-	for _, d := range h.SkippedLayers {
-		absent[d] = true
-	}
-	if h.Delta != nil {
-		for _, l := range h.Delta.LeftOut {
-			absent[l.Digest] = true
-		}
-	}
 	go func() {
 		start := time.Now()
 		var n, damaged int
 		var size int64
-		for _, b := range h.Blobs {
-			if absent[b.Digest] {
+		for _, b := range r.f.Head().Blobs {
+			if _, ok := r.absent[b.Digest]; ok {
 				continue
 			}
 			if _, err := r.verify(r.ctx, b.Digest); err != nil {

@@ -84,6 +84,10 @@ type Registry struct {
 	// started them so that the requests waiting for the same blob share
 	// them.
 	ctx context.Context
+	// absent are the configs and layers the manifests reference that the
+	// archive does not hold, each with why: left out of a delta, or
+	// non-distributable. They are unknown blobs here, not damaged ones.
+	absent map[v1.Hash]string
 
 	mu       sync.Mutex
 	verified map[v1.Hash]*verification
@@ -140,7 +144,40 @@ func New(ctx context.Context, f *archive.File, opts Options) (*Registry, error) 
 	for _, b := range f.Head().Blobs {
 		r.sizes[b.Digest] = b.Size
 	}
+	r.findAbsent()
 	return r, nil
+}
+
+// findAbsent lists the configs and layers the archive does not hold, and
+// says so once: a delta's are held where its base went, which is where
+// clients must pull them from.
+func (r *Registry) findAbsent() {
+	h := r.f.Head()
+	r.absent = map[v1.Hash]string{}
+	for _, d := range h.SkippedLayers {
+		r.absent[d] = "it is a non-distributable layer, which ferry export leaves out: fetch it from the URLs its manifest gives"
+	}
+	if len(h.SkippedLayers) > 0 {
+		r.rep.Logf("%d non-distributable layers are not in the archive: clients get 404 BLOB_UNKNOWN for them and fetch them from the URLs their manifests give", len(h.SkippedLayers))
+	}
+	if h.Delta == nil || len(h.Delta.LeftOut) == 0 {
+		return
+	}
+	bases := make([]string, len(h.Delta.Bases))
+	for i, b := range h.Delta.Bases {
+		bases[i] = b.String()
+	}
+	var size int64
+	for _, l := range h.Delta.LeftOut {
+		where := "the destination of its base, " + bases[l.Base]
+		if l.Repository != "" {
+			where = l.Repository + " (by " + bases[l.Base] + ")"
+		}
+		r.absent[l.Digest] = "the archive is a delta, which leaves it out as held by " + where + ": pull it from there"
+		size += l.Size
+	}
+	r.rep.Warnf("the archive is a delta: it leaves out %d of its configs and layers (%d bytes), held by the destination of its base (%s); clients get 404 BLOB_UNKNOWN for them and must pull them from there (or import the delta there)",
+		len(h.Delta.LeftOut), size, strings.Join(bases, "; "))
 }
 
 // orDefault returns v, or def when v is not positive.
