@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -46,6 +47,14 @@ func (r *Registry) blob(w http.ResponseWriter, req *http.Request, repo *relocate
 	}
 	if !repo.Blobs[d] {
 		return newError(http.StatusNotFound, codeBlobUnknown, "blob %s is not in %s", d, repo.Name)
+	}
+	if rh := req.Header.Get("Range"); rh != "" {
+		req = req.Clone(req.Context())
+		if rh = byteRanges(rh); rh != "" {
+			req.Header.Set("Range", rh)
+		} else {
+			req.Header.Del("Range")
+		}
 	}
 	h := w.Header()
 	h.Set("Docker-Content-Digest", d.String())
@@ -91,6 +100,87 @@ func (r *Registry) blob(w http.ResponseWriter, req *http.Request, repo *relocate
 		r.rep.Warnf("blob %s: %v", d, c.err)
 	}
 	return nil
+}
+
+// byteRanges returns the Range header a blob is served with: h as
+// http.ServeContent reads it when h is a valid bytes ranges-specifier (RFC
+// 9110, 14.1.1), and "" when it is not, or names another unit: a server
+// ignores such a Range and sends the whole representation (14.2), where
+// ServeContent alone would answer 416. ServeContent also takes "+1" for a
+// number and refuses one beyond int64, and sends "-0" as an empty part;
+// here a number is digits only, one beyond int64 is clamped to it (a
+// first-pos there is beyond any blob, as it was), and "-0", which no byte
+// satisfies, becomes a first-pos beyond any blob, so that a Range of
+// nothing else is answered 416.
+func byteRanges(h string) string {
+	unit, set, ok := strings.Cut(h, "=")
+	if !ok || !strings.EqualFold(unit, "bytes") {
+		return ""
+	}
+	var specs []string
+	for _, spec := range strings.Split(set, ",") {
+		// A list's elements may be empty, and surrounded by spaces and
+		// tabs; a range-spec holds none.
+		spec = strings.Trim(spec, " \t")
+		if spec == "" {
+			continue
+		}
+		first, last, ok := strings.Cut(spec, "-")
+		switch {
+		case !ok:
+			return ""
+		case first == "" && isDigits(last) && strings.TrimLeft(last, "0") == "":
+			specs = append(specs, maxPos+"-")
+		case first == "" && isDigits(last):
+			specs = append(specs, "-"+clampPos(last))
+		case isDigits(first) && last == "":
+			specs = append(specs, clampPos(first)+"-")
+		case isDigits(first) && isDigits(last) && cmpPos(last, first) >= 0:
+			specs = append(specs, clampPos(first)+"-"+clampPos(last))
+		default:
+			return ""
+		}
+	}
+	if len(specs) == 0 {
+		return ""
+	}
+	return "bytes=" + strings.Join(specs, ",")
+}
+
+// maxPos is the largest position ServeContent reads.
+const maxPos = "9223372036854775807"
+
+func isDigits(s string) bool {
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// cmpPos compares two positions written in digits, of any length.
+func cmpPos(a, b string) int {
+	a, b = trimZeros(a), trimZeros(b)
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	return strings.Compare(a, b)
+}
+
+// clampPos returns the position p (digits), or maxPos when p is beyond it.
+func clampPos(p string) string {
+	if cmpPos(p, maxPos) > 0 {
+		return maxPos
+	}
+	return trimZeros(p)
+}
+
+func trimZeros(p string) string {
+	if t := strings.TrimLeft(p, "0"); t != "" {
+		return t
+	}
+	return "0"
 }
 
 func damaged(d v1.Hash, err error) *regError {
