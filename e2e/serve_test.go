@@ -444,17 +444,8 @@ func TestServeRefusesWritesAndUnknownRoutes(t *testing.T) {
 		{"GET", "/v2/src/root/blobs/uploads/x", 404, "BLOB_UPLOAD_UNKNOWN"},
 		{"GET", "/v2/no/such/repo/tags/list", 404, "NAME_UNKNOWN"},
 	} {
-		req, _ := http.NewRequest(c.method, srv.url+c.path, strings.NewReader("{}"))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var doc struct {
-			Errors []struct{ Code, Message string }
-		}
-		if resp.StatusCode != c.status || json.Unmarshal(body, &doc) != nil || len(doc.Errors) != 1 || doc.Errors[0].Code != c.code || resp.Header.Get("Content-Type") != "application/json" {
+		resp, body, code := errorRequest(t, c.method, srv.url+c.path)
+		if resp.StatusCode != c.status || code != c.code {
 			t.Errorf("%s %s: %d %q %s, want %d with code %s", c.method, c.path, resp.StatusCode, resp.Header.Get("Content-Type"), body, c.status, c.code)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -38,8 +39,22 @@ func (r *Registry) blob(w http.ResponseWriter, req *http.Request, repo *relocate
 	if rerr != nil {
 		return rerr
 	}
+	if why, ok := r.absent[d]; ok {
+		// Not in the archive by design: unknown here, as at a registry
+		// that lacks it, so that a client looks for it elsewhere rather
+		// than retrying a failure.
+		return newError(http.StatusNotFound, codeBlobUnknown, "blob %s is not in the archive: %s", d, why)
+	}
 	if !repo.Blobs[d] {
 		return newError(http.StatusNotFound, codeBlobUnknown, "blob %s is not in %s", d, repo.Name)
+	}
+	if rh := req.Header.Get("Range"); rh != "" {
+		req = req.Clone(req.Context())
+		if rh = byteRanges(rh); rh != "" {
+			req.Header.Set("Range", rh)
+		} else {
+			req.Header.Del("Range")
+		}
 	}
 	h := w.Header()
 	h.Set("Docker-Content-Digest", d.String())
@@ -87,6 +102,87 @@ func (r *Registry) blob(w http.ResponseWriter, req *http.Request, repo *relocate
 	return nil
 }
 
+// byteRanges returns the Range header a blob is served with: h as
+// http.ServeContent reads it when h is a valid bytes ranges-specifier (RFC
+// 9110, 14.1.1), and "" when it is not, or names another unit: a server
+// ignores such a Range and sends the whole representation (14.2), where
+// ServeContent alone would answer 416. ServeContent also takes "+1" for a
+// number and refuses one beyond int64, and sends "-0" as an empty part;
+// here a number is digits only, one beyond int64 is clamped to it (a
+// first-pos there is beyond any blob, as it was), and "-0", which no byte
+// satisfies, becomes a first-pos beyond any blob, so that a Range of
+// nothing else is answered 416.
+func byteRanges(h string) string {
+	unit, set, ok := strings.Cut(h, "=")
+	if !ok || !strings.EqualFold(unit, "bytes") {
+		return ""
+	}
+	var specs []string
+	for _, spec := range strings.Split(set, ",") {
+		// A list's elements may be empty, and surrounded by spaces and
+		// tabs; a range-spec holds none.
+		spec = strings.Trim(spec, " \t")
+		if spec == "" {
+			continue
+		}
+		first, last, ok := strings.Cut(spec, "-")
+		switch {
+		case !ok:
+			return ""
+		case first == "" && isDigits(last) && strings.TrimLeft(last, "0") == "":
+			specs = append(specs, maxPos+"-")
+		case first == "" && isDigits(last):
+			specs = append(specs, "-"+clampPos(last))
+		case isDigits(first) && last == "":
+			specs = append(specs, clampPos(first)+"-")
+		case isDigits(first) && isDigits(last) && cmpPos(last, first) >= 0:
+			specs = append(specs, clampPos(first)+"-"+clampPos(last))
+		default:
+			return ""
+		}
+	}
+	if len(specs) == 0 {
+		return ""
+	}
+	return "bytes=" + strings.Join(specs, ",")
+}
+
+// maxPos is the largest position ServeContent reads.
+const maxPos = "9223372036854775807"
+
+func isDigits(s string) bool {
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// cmpPos compares two positions written in digits, of any length.
+func cmpPos(a, b string) int {
+	a, b = trimZeros(a), trimZeros(b)
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	return strings.Compare(a, b)
+}
+
+// clampPos returns the position p (digits), or maxPos when p is beyond it.
+func clampPos(p string) string {
+	if cmpPos(p, maxPos) > 0 {
+		return maxPos
+	}
+	return trimZeros(p)
+}
+
+func trimZeros(p string) string {
+	if t := strings.TrimLeft(p, "0"); t != "" {
+		return t
+	}
+	return "0"
+}
+
 func damaged(d v1.Hash, err error) *regError {
 	return newError(http.StatusInternalServerError, codeUnknown, "blob %s cannot be served, the archive is damaged: %v", d, err)
 }
@@ -118,22 +214,12 @@ func (r *Registry) verify(ctx context.Context, d v1.Hash) (*archive.VerifiedBlob
 // It returns at once; the work ends with the Registry's context, and a
 // Logf says when it is done.
 func (r *Registry) VerifyAhead() {
-	h := r.f.Head()
-	absent := map[v1.Hash]bool{}
-	for _, d := range h.SkippedLayers {
-		absent[d] = true
-	}
-	if h.Delta != nil {
-		for _, l := range h.Delta.LeftOut {
-			absent[l.Digest] = true
-		}
-	}
 	go func() {
 		start := time.Now()
 		var n, damaged int
 		var size int64
-		for _, b := range h.Blobs {
-			if absent[b.Digest] {
+		for _, b := range r.f.Head().Blobs {
+			if _, ok := r.absent[b.Digest]; ok {
 				continue
 			}
 			if _, err := r.verify(r.ctx, b.Digest); err != nil {

@@ -31,7 +31,7 @@ func (r *Registry) manifest(w http.ResponseWriter, req *http.Request, repo *relo
 	} else {
 		var ok bool
 		if d, ok = repo.Tags[ref]; !ok || !tags.Valid(ref) {
-			return newError(http.StatusNotFound, codeManifestUnknown, "%s has no tag %q", repo.Name, ref)
+			return newError(http.StatusNotFound, codeManifestUnknown, "%s has no tag %s", repo.Name, echoed(ref))
 		}
 	}
 	m := r.view.Manifests[d]
@@ -54,7 +54,7 @@ func (r *Registry) tagList(w http.ResponseWriter, req *http.Request, repo *reloc
 		return rerr
 	}
 	if next != "" {
-		w.Header().Set("Link", nextLink(req.URL.Path, req.URL.Query(), next))
+		w.Header().Set("Link", nextLink(req.URL.Path, len(page), next))
 	}
 	return writeJSON(w, req, "application/json", struct {
 		Name string   `json:"name"`
@@ -69,7 +69,7 @@ func (r *Registry) catalog(w http.ResponseWriter, req *http.Request) *regError {
 		return rerr
 	}
 	if next != "" {
-		w.Header().Set("Link", nextLink(req.URL.Path, req.URL.Query(), next))
+		w.Header().Set("Link", nextLink(req.URL.Path, len(page), next))
 	}
 	return writeJSON(w, req, "application/json", struct {
 		Repositories []string `json:"repositories"`
@@ -115,7 +115,7 @@ func paginate(sorted []string, q url.Values) (page []string, next string, rerr *
 	if s := q.Get("n"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 {
-			return nil, "", newError(http.StatusBadRequest, codePaginationInvalid, "n=%q is not a number of entries", s)
+			return nil, "", newError(http.StatusBadRequest, codePaginationInvalid, "n=%s is not a number of entries", echoed(s))
 		}
 		if n < len(sorted) {
 			page = sorted[:n]
@@ -130,10 +130,11 @@ func paginate(sorted []string, q url.Values) (page []string, next string, rerr *
 	return page, next, nil
 }
 
-// nextLink is the Link header pointing at the page after last.
-func nextLink(path string, q url.Values, last string) string {
+// nextLink is the Link header pointing at the page of n entries after
+// last.
+func nextLink(path string, n int, last string) string {
 	next := url.Values{}
-	next.Set("n", q.Get("n"))
+	next.Set("n", strconv.Itoa(n))
 	next.Set("last", last)
 	return fmt.Sprintf(`<%s?%s>; rel="next"`, path, next.Encode())
 }

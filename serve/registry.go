@@ -84,6 +84,10 @@ type Registry struct {
 	// started them so that the requests waiting for the same blob share
 	// them.
 	ctx context.Context
+	// absent are the configs and layers the manifests reference that the
+	// archive does not hold, each with why: left out of a delta, or
+	// non-distributable. They are unknown blobs here, not damaged ones.
+	absent map[v1.Hash]string
 
 	mu       sync.Mutex
 	verified map[v1.Hash]*verification
@@ -92,10 +96,18 @@ type Registry struct {
 // nameRE is the distribution spec's repository name.
 var nameRE = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
 
+// maxRepositoryLength is the longest repository name served: the
+// distribution registry's limit, and go-containerregistry's, which every
+// original reference in an archive has passed.
+const maxRepositoryLength = 255
+
 // CheckRepository returns an error unless name is a repository name the
 // distribution spec allows ("team/app-bundle": lowercase path components,
-// no registry).
+// no registry, at most maxRepositoryLength characters).
 func CheckRepository(name string) error {
+	if len(name) > maxRepositoryLength {
+		return fmt.Errorf("%s is not a repository name: longer than %d characters", echoed(name), maxRepositoryLength)
+	}
 	if !nameRE.MatchString(name) {
 		return fmt.Errorf("%q is not a repository name (lowercase path components such as team/app-bundle, without a registry)", name)
 	}
@@ -140,7 +152,40 @@ func New(ctx context.Context, f *archive.File, opts Options) (*Registry, error) 
 	for _, b := range f.Head().Blobs {
 		r.sizes[b.Digest] = b.Size
 	}
+	r.findAbsent()
 	return r, nil
+}
+
+// findAbsent lists the configs and layers the archive does not hold, and
+// says so once: a delta's are held where its base went, which is where
+// clients must pull them from.
+func (r *Registry) findAbsent() {
+	h := r.f.Head()
+	r.absent = map[v1.Hash]string{}
+	for _, d := range h.SkippedLayers {
+		r.absent[d] = "it is a non-distributable layer, which ferry export leaves out: fetch it from the URLs its manifest gives"
+	}
+	if len(h.SkippedLayers) > 0 {
+		r.rep.Logf("%d non-distributable layers are not in the archive: clients get 404 BLOB_UNKNOWN for them and fetch them from the URLs their manifests give", len(h.SkippedLayers))
+	}
+	if h.Delta == nil || len(h.Delta.LeftOut) == 0 {
+		return
+	}
+	bases := make([]string, len(h.Delta.Bases))
+	for i, b := range h.Delta.Bases {
+		bases[i] = b.String()
+	}
+	var size int64
+	for _, l := range h.Delta.LeftOut {
+		where := "the destination of its base, " + bases[l.Base]
+		if l.Repository != "" {
+			where = l.Repository + " (by " + bases[l.Base] + ")"
+		}
+		r.absent[l.Digest] = "the archive is a delta, which leaves it out as held by " + where + ": pull it from there"
+		size += l.Size
+	}
+	r.rep.Warnf("the archive is a delta: it leaves out %d of its configs and layers (%d bytes), held by the destination of its base (%s); clients get 404 BLOB_UNKNOWN for them and must pull them from there (or import the delta there)",
+		len(h.Delta.LeftOut), size, strings.Join(bases, "; "))
 }
 
 // orDefault returns v, or def when v is not positive.
@@ -173,7 +218,7 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if user != "" {
 		user = " user " + user
 	}
-	r.rep.Logf("%s %s %s %d %d bytes %s%s", host, req.Method, req.URL.RequestURI(), lw.status, lw.bytes, time.Since(start).Round(time.Millisecond), user)
+	r.rep.Logf("%s %s %s %d %d bytes %s%s", host, logged(req.Method), logged(req.URL.RequestURI()), lw.status, lw.bytes, time.Since(start).Round(time.Millisecond), user)
 }
 
 // serve answers req and returns the user it authenticated.
@@ -191,7 +236,7 @@ func (r *Registry) serve(w http.ResponseWriter, req *http.Request) string {
 	}
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		newError(http.StatusMethodNotAllowed, codeUnsupported, "ferry serve is read only: %s is not supported", req.Method).write(w)
+		newError(http.StatusMethodNotAllowed, codeUnsupported, "ferry serve is read only: %s is not supported", echoed(req.Method)).write(w)
 		return user
 	}
 	if rerr := r.route(w, req); rerr != nil {
@@ -251,7 +296,7 @@ func parseRoute(path string) (route, bool) {
 func (r *Registry) route(w http.ResponseWriter, req *http.Request) *regError {
 	rt, ok := parseRoute(req.URL.Path)
 	if !ok {
-		return newError(http.StatusNotFound, codeUnsupported, "%s is not a route of the distribution API", req.URL.Path)
+		return newError(http.StatusNotFound, codeUnsupported, "%s is not a route of the distribution API", echoed(req.URL.Path))
 	}
 	switch rt.kind {
 	case kindBase:
@@ -261,8 +306,8 @@ func (r *Registry) route(w http.ResponseWriter, req *http.Request) *regError {
 	case kindCatalog:
 		return r.catalog(w, req)
 	}
-	if !nameRE.MatchString(rt.repo) {
-		return newError(http.StatusBadRequest, codeNameInvalid, "invalid repository name %q", rt.repo)
+	if err := CheckRepository(rt.repo); err != nil {
+		return newError(http.StatusBadRequest, codeNameInvalid, "%v", err)
 	}
 	repo, ok := r.view.Repositories[rt.repo]
 	if !ok {
@@ -285,7 +330,8 @@ func (r *Registry) route(w http.ResponseWriter, req *http.Request) *regError {
 func parseDigest(s string) (v1.Hash, *regError) {
 	d, err := v1.NewHash(s)
 	if err != nil {
-		return v1.Hash{}, newError(http.StatusBadRequest, codeDigestInvalid, "invalid digest %q: %v", s, err)
+		// NewHash's error repeats s whole.
+		return v1.Hash{}, newError(http.StatusBadRequest, codeDigestInvalid, "invalid digest %s: want ALGORITHM:HEX, such as sha256: and 64 lowercase hex digits", echoed(s))
 	}
 	return d, nil
 }

@@ -35,7 +35,14 @@ from, and the bundle answers to its original tag. With --repo NAME the
 whole archive is one repository with exactly the tags 'ferry import
 --to-repo HOST/NAME' would write (sha256-<hex>.imgpkg, the image-locations
 images, the original tag), so 'imgpkg pull -b HOST/NAME:TAG' and
-'ferry pull' find every image there.
+'ferry pull' find every image there. Referrers are answered through the
+referrers API; the 'sha256-<hex>' fallback tag an import writes into a
+registry without that API is not listed.
+
+A delta archive (export --since) serves every manifest and the blobs it
+carries; those it left out, and non-distributable layers, answer 404
+BLOB_UNKNOWN (it warns at start-up): pull them from where the delta's
+base was imported.
 
 It listens on 127.0.0.1:5000 unless --addr says otherwise. Beyond loopback
 it needs TLS (--tls-cert, --tls-key) and users (--htpasswd, bcrypt
