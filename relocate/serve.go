@@ -55,7 +55,9 @@ type ViewRepository struct {
 	Manifests map[v1.Hash]bool
 	// Blobs are the configs and layers its manifests reference, in the
 	// archive or in RegistryView.Blobs; layers left out of the archive
-	// (non-distributable) are not among them.
+	// (non-distributable) are not among them, but those a delta left out
+	// are (the repository holds them where the delta is imported; serve
+	// answers them as unknown).
 	Blobs map[v1.Hash]bool
 	// Referrers list, for each subject digest, the manifests of the
 	// repository whose subject it is, as the referrers API describes them
