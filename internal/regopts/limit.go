@@ -14,11 +14,27 @@ import (
 // concurrent requests an export makes.
 const MaxManifestSize = 4 << 20
 
-var manifestPath = regexp.MustCompile(`^/v2/.+/manifests/[^/]+$`)
+// MaxTagPageSize bounds one page of a tag list: a million tags of the
+// longest names imgpkg writes (sha256-<hex>.imgpkg, 78 bytes) fit in one.
+// go-containerregistry decodes a page whole, whatever its size.
+const MaxTagPageSize = 96 << 20
 
-// limitTransport refuses the body of a manifest GET above MaxManifestSize:
-// at once when Content-Length declares more, and as soon as more arrives
-// when it does not.
+// bodyLimit is a kind of response whose body is bounded.
+type bodyLimit struct {
+	path *regexp.Regexp
+	what string // "manifest", "tag list page"
+	max  int64
+}
+
+var bodyLimits = []bodyLimit{
+	{regexp.MustCompile(`^/v2/.+/manifests/[^/]+$`), "manifest", MaxManifestSize},
+	{regexp.MustCompile(`^/v2/.+/tags/list$`), "tag list page", MaxTagPageSize},
+}
+
+// limitTransport refuses the body of a manifest GET above MaxManifestSize,
+// and of a tag list page above MaxTagPageSize: at once when
+// Content-Length declares more, and as soon as more arrives when it does
+// not.
 type limitTransport struct {
 	inner http.RoundTripper
 }
@@ -26,26 +42,33 @@ type limitTransport struct {
 // RoundTrip implements http.RoundTripper.
 func (t limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.inner.RoundTrip(req)
-	if err != nil || req.Method != http.MethodGet || resp.StatusCode != http.StatusOK || !manifestPath.MatchString(req.URL.Path) {
+	if err != nil || req.Method != http.MethodGet || resp.StatusCode != http.StatusOK {
 		return resp, err
 	}
-	if resp.ContentLength > MaxManifestSize {
-		resp.Body.Close()
-		return nil, tooLarge(req, fmt.Sprintf("declares %d bytes", resp.ContentLength))
+	for _, l := range bodyLimits {
+		if !l.path.MatchString(req.URL.Path) {
+			continue
+		}
+		if resp.ContentLength > l.max {
+			resp.Body.Close()
+			return nil, l.tooLarge(req, fmt.Sprintf("declares %d bytes", resp.ContentLength))
+		}
+		resp.Body = &limitBody{rc: resp.Body, left: l.max, req: req, limit: l}
+		break
 	}
-	resp.Body = &limitBody{rc: resp.Body, left: MaxManifestSize, req: req}
 	return resp, nil
 }
 
-func tooLarge(req *http.Request, what string) error {
-	return fmt.Errorf("manifest %s://%s%s %s; a manifest may have at most %d", req.URL.Scheme, req.URL.Host, req.URL.Path, what, MaxManifestSize)
+func (l bodyLimit) tooLarge(req *http.Request, what string) error {
+	return fmt.Errorf("%s %s://%s%s %s; a %s may have at most %d", l.what, req.URL.Scheme, req.URL.Host, req.URL.Path, what, l.what, l.max)
 }
 
 // limitBody fails a read that goes past its limit.
 type limitBody struct {
-	rc   io.ReadCloser
-	left int64
-	req  *http.Request
+	rc    io.ReadCloser
+	left  int64
+	req   *http.Request
+	limit bodyLimit
 }
 
 func (b *limitBody) Read(p []byte) (int, error) {
@@ -55,7 +78,7 @@ func (b *limitBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	b.left -= int64(n)
 	if b.left < 0 {
-		return 0, tooLarge(b.req, "sends more than that")
+		return 0, b.limit.tooLarge(b.req, "sends more than that")
 	}
 	return n, err
 }

@@ -87,3 +87,49 @@ func TestManifestsAboveTheLimitAreRefused(t *testing.T) {
 		t.Errorf("err = %v, want the chunked manifest refused", err)
 	}
 }
+
+// A tag list page is decoded whole by go-containerregistry: one that
+// declares more than MaxTagPageSize, or sends more, is refused before it
+// is read, naming the page; a page within the bound is listed.
+func TestTagListPagesAboveTheLimitAreRefused(t *testing.T) {
+	f := &faults{next: quietRegistry(), match: func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/tags/list") }}
+	host := serve(t, f)
+	ref, err := name.ParseReference(host + "/app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Put(ref, paddedIndex(t, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	ropts, err := Options{}.RemoteOptions(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.arm()
+	if got, err := remote.List(ref.Context(), ropts...); err != nil || len(got) != 1 {
+		t.Fatalf("a page within the bound: %v, %v", got, err)
+	}
+	for how, chunked := range map[string]bool{"declared": false, "sent": true} {
+		f.inject = func(_ int, w http.ResponseWriter, r *http.Request) bool {
+			w.Header().Set("Content-Type", "application/json")
+			if !chunked {
+				w.Header().Set("Content-Length", fmt.Sprint(MaxTagPageSize+1))
+				w.WriteHeader(http.StatusOK)
+				return true
+			}
+			w.WriteHeader(http.StatusOK)
+			w.Write([]byte(`{"name":"app","tags":["`))
+			chunk := bytes.Repeat([]byte("a"), 1<<20)
+			for sent := 0; sent <= MaxTagPageSize; sent += len(chunk) {
+				if _, err := w.Write(chunk); err != nil {
+					return true
+				}
+			}
+			return true
+		}
+		_, err := remote.List(ref.Context(), ropts...)
+		if err == nil || !strings.Contains(err.Error(), "tag list page") || !strings.Contains(err.Error(), "/v2/app/tags/list") {
+			t.Errorf("%s: err = %v, want the page refused, named", how, err)
+		}
+	}
+}

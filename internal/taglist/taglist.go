@@ -50,8 +50,10 @@ type Options struct {
 
 // Names returns every tag of repo, following the registry's pagination. It
 // stops with an error naming the registry when a page links to a page
-// already read, or when the listing passes l.MaxPages pages or l.MaxTags
-// tags. A tag listed on more than one page is returned once.
+// already read, when a listed name is not a tag the distribution spec
+// allows (at most 128 bytes), or when the listing passes l.MaxPages pages
+// or l.MaxTags tags (each page is bounded in bytes by the transport,
+// regopts.MaxTagPageSize). A tag listed on more than one page is returned once.
 func Names(ctx context.Context, p *remote.Puller, repo name.Repository, l Limits) ([]string, error) {
 	if l.MaxPages <= 0 {
 		l.MaxPages = DefaultMaxPages
@@ -75,6 +77,15 @@ func Names(ctx context.Context, p *remote.Puller, repo name.Repository, l Limits
 		}
 		pages++
 		for _, t := range page.Tags {
+			if !tags.Valid(t) {
+				// A registry that stores what the spec refuses, or one that
+				// lies: nothing written by ferry could carry such a name.
+				shown := t
+				if len(shown) > 64 {
+					shown = shown[:64] + "…"
+				}
+				return nil, fmt.Errorf("registry %s lists %q (%d bytes) among the tags of %s, which is not a tag; refusing to read on", repo.RegistryStr(), shown, len(t), repo)
+			}
 			if !seenTag[t] {
 				seenTag[t] = true
 				out = append(out, t)

@@ -246,3 +246,38 @@ func TestListBoundsPagesAndTags(t *testing.T) {
 		t.Errorf("err = %v, want the bound of 5 tags", err)
 	}
 }
+
+// A registry that lists a name no tag can have (too long here; a hostile
+// one may send megabytes of it) is named, and the listing stops.
+func TestListRefusesANameThatIsNoTag(t *testing.T) {
+	s := seed(t)
+	img, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := img.RawManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt, _ := img.MediaType()
+	// Past go-containerregistry's own check of tags, straight to the
+	// registry, which stores any name.
+	long := strings.Repeat("a", 200)
+	req, err := http.NewRequest(http.MethodPut, "http://"+s.reg.Host+"/v2/team/app/manifests/"+long, strings.NewReader(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", string(mt))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT of a manifest under a 200-byte name: %s", resp.Status)
+	}
+	_, err = listWithin(t, s.repo, taglist.Options{Remote: s.reg.RemoteOptions(t)})
+	if err == nil || !strings.Contains(err.Error(), "registry "+s.reg.Host) || !strings.Contains(err.Error(), "not a tag") || strings.Contains(err.Error(), long) {
+		t.Fatalf("err = %v, want one naming the registry and the name, shortened", err)
+	}
+}
