@@ -12,10 +12,11 @@ import (
 	"os/signal"
 	"regexp"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/ferry-dev/ferry/internal/memlimit"
 	"github.com/urfave/cli/v2"
 )
 
@@ -55,10 +56,11 @@ func main() {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	// What ferry holds at once is bounded (frames, blobs read ahead); a
 	// soft limit makes the garbage collector keep the process near that,
-	// instead of letting the heap double before it collects. GOMEMLIMIT
-	// overrides it.
+	// instead of letting the heap double before it collects. It is lifted
+	// while more is live (a large archive head), so that the collector
+	// never runs back to back. GOMEMLIMIT overrides it.
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(memoryLimit(runtime.GOMAXPROCS(0)))
+		memlimit.Keep(ctx, memoryLimit(runtime.GOMAXPROCS(0)), 50*time.Millisecond)
 	}
 	endProfiles := startProfiles(os.Stderr)
 	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
