@@ -68,7 +68,9 @@ func (b Base) String() string {
 type LeftOut struct {
 	Digest v1.Hash `json:"digest"`
 	Size   int64   `json:"size"`
-	// Base is the index in Bases of the first base that holds it.
+	// Base is the index in Bases of the base it is expected from: the
+	// first that names a repository holding it, else the first that
+	// holds it.
 	Base int `json:"base"`
 	// Repository is where an inventory found it (registry/path), so that
 	// an import into another repository of the same registry can mount it

@@ -89,7 +89,10 @@ type destination struct {
 	// blobLocal says that blob reads the archive, which holds every blob.
 	blobLocal bool
 
-	blobPresent     map[v1.Hash]bool
+	blobPresent map[v1.Hash]bool
+	// elsewhere are the left-out blobs a dry run found at their mount
+	// source and did not mount: a bundle's layer among them is read there.
+	elsewhere       map[v1.Hash]name.Repository
 	manifestPresent map[v1.Hash]bool
 	// existing are the tags of the repository before anything is written.
 	existing map[string]bool
@@ -134,13 +137,23 @@ func (dst *destination) warnRetry(d v1.Hash) registry.UploadOption {
 	})
 }
 
-// blobFromDestination reads blob d back from the destination, verified.
+// blobFromDestination reads blob d back from the destination, verified:
+// from the repository it would be mounted from when a dry run left it
+// there.
 func (dst *destination) blobFromDestination(ctx context.Context, d v1.Hash) (io.ReadCloser, error) {
-	rc, err := dst.reg.GetBlob(ctx, d)
+	reg, repo := dst.reg, dst.repo
+	if from, ok := dst.elsewhere[d]; ok {
+		var err error
+		if reg, err = dst.client.Repo(ctx, from, registry.Access{}); err != nil {
+			return nil, err
+		}
+		repo = from
+	}
+	rc, err := reg.GetBlob(ctx, d)
 	if err != nil {
 		return nil, err
 	}
-	return newDigestReader(rc, d, dst.head.blobSize[d], dst.repo.Name()+"@"+d.String()), nil
+	return newDigestReader(rc, d, dst.head.blobSize[d], repo.Name()+"@"+d.String()), nil
 }
 
 // blobMover puts the configs and layers dst lacks (those not in

@@ -15,13 +15,15 @@ import (
 	"github.com/ferry-dev/ferry/internal/registry"
 )
 
-// checkDelta makes sure, before anything is uploaded, that the destination
+// checkDelta makes sure, before anything is written, that the destination
 // holds every config and layer a delta archive left out. The probe found
-// those the repository has; one that an inventory saw in another repository
-// of the same registry is mounted from there (in a dry run, only looked
-// up). If any is still missing, the import stops, naming how many, the
-// first few, and the base the delta expected them from: nothing has been
-// written. It records in res what it found and mounted.
+// those the repository has; for one that an inventory saw in another
+// repository of the same registry, that repository is asked. If any is
+// still missing, the import stops, naming how many, the first few, and the
+// base the delta expected them from: nothing has been written, not even a
+// mount. Only then are the others mounted (in a dry run, they are only
+// noted, and a bundle's layer among them is read where it is). It records
+// in res what it found and mounted.
 func (dst *destination) checkDelta(ctx context.Context, res *ImportResult) error {
 	if dst.head.delta == nil {
 		return nil
@@ -34,54 +36,81 @@ func (dst *destination) checkDelta(ctx context.Context, res *ImportResult) error
 			missing = append(missing, l)
 		}
 	}
-	found := make([]bool, len(missing))
+	at := make([]*name.Repository, len(missing))
 	err := parallel.ForEach(ctx, dst.conc, len(missing), func(ctx context.Context, i int) error {
-		l := missing[i]
-		from, ok := dst.mountSource(l)
+		from, ok := dst.mountSource(missing[i])
 		if !ok {
 			return nil
 		}
-		if dst.opts.DryRun {
-			r, err := dst.client.Repo(ctx, from, registry.Access{})
-			if err != nil {
-				return err
-			}
-			found[i], err = r.BlobExists(ctx, l.Digest)
-			return err
-		}
-		r, err := dst.client.Repo(ctx, dst.repo, registry.Access{Push: true, MountFrom: &from})
+		r, err := dst.client.Repo(ctx, from, registry.Access{})
 		if err != nil {
 			return err
 		}
-		found[i], err = r.Mount(ctx, l.Digest)
+		there, err := r.BlobExists(ctx, missing[i].Digest)
+		if there {
+			at[i] = &from
+		}
 		return err
 	})
 	if err != nil {
 		return err
 	}
 	var still []archive.LeftOut
-	from := map[string]int{}
 	for i, l := range missing {
-		if found[i] {
-			dst.blobPresent[l.Digest] = true
-			res.LeftOutMounted++
-			from[l.Repository]++
-			continue
+		if at[i] == nil {
+			still = append(still, l)
 		}
-		still = append(still, l)
+	}
+	if len(still) > 0 {
+		return dst.missingError(still)
+	}
+	if !dst.opts.DryRun {
+		err := parallel.ForEach(ctx, dst.conc, len(missing), func(ctx context.Context, i int) error {
+			l, from := missing[i], *at[i]
+			r, err := dst.client.Repo(ctx, dst.repo, registry.Access{Push: true, MountFrom: &from})
+			if err != nil {
+				return err
+			}
+			ok, err := r.Mount(ctx, l.Digest)
+			if err == nil && !ok {
+				// The blob is there, but the registry opened an
+				// upload instead (no cross-repository mounts, or no
+				// right to read from).
+				err = fmt.Errorf("the registry did not mount blob %s from %s into %s, though %s holds it (it may not mount across repositories, or these credentials may not read %s): export in full", l.Digest, from, dst.repo, from, from)
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	count := map[string]int{}
+	for i, l := range missing {
+		dst.blobPresent[l.Digest] = true
+		res.LeftOutMounted++
+		count[at[i].Name()]++
+		if dst.opts.DryRun {
+			if dst.elsewhere == nil {
+				dst.elsewhere = map[v1.Hash]name.Repository{}
+			}
+			dst.elsewhere[l.Digest] = *at[i]
+		}
 	}
 	// The archive names where to mount from: say so, so that no mount
 	// from an unexpected repository goes unnoticed.
-	for _, repo := range slices.Sorted(maps.Keys(from)) {
+	for _, repo := range slices.Sorted(maps.Keys(count)) {
 		verb := "mounted"
 		if dst.opts.DryRun {
 			verb = "would mount"
 		}
-		dst.rep.Warnf("%s %d left-out blobs into %s from %s, where the delta's inventory saw them", verb, from[repo], dst.repo, repo)
+		dst.rep.Warnf("%s %d left-out blobs into %s from %s, where the delta's inventory saw them", verb, count[repo], dst.repo, repo)
 	}
-	if len(still) == 0 {
-		return nil
-	}
+	return nil
+}
+
+// missingError says which left-out blobs the destination lacks and where
+// the delta expected them from.
+func (dst *destination) missingError(still []archive.LeftOut) error {
 	var bytes int64
 	var first []string
 	bases := map[int]bool{}

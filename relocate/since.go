@@ -51,7 +51,6 @@ func ReadSince(path string) (*Since, error) {
 		return nil, fmt.Errorf("--since %s: not a regular file", path)
 	}
 	from0 := func() io.Reader { return io.NewSectionReader(ra, 0, size) }
-	peek, _ := bufio.NewReader(from0()).Peek(4096)
 	name := filepath.Base(path)
 	// The sum only names the base in the delta's record: the checksum file
 	// an export wrote beside it spares hashing a base of many gigabytes.
@@ -72,7 +71,7 @@ func ReadSince(path string) (*Since, error) {
 		}
 		sum = hex.EncodeToString(h.Sum(nil))
 	}
-	if inventory.Sniff(peek) {
+	if sniffInventory(ra, size) {
 		doc, err := inventory.Read(path)
 		if err != nil {
 			return nil, fmt.Errorf("--since %s: %w", path, err)
@@ -99,6 +98,13 @@ func ReadSince(path string) (*Since, error) {
 	return s, nil
 }
 
+// sniffInventory reports whether the file ra reads, size bytes long, is an
+// inventory rather than an archive.
+func sniffInventory(ra io.ReaderAt, size int64) bool {
+	peek, _ := bufio.NewReader(io.NewSectionReader(ra, 0, size)).Peek(4096)
+	return inventory.Sniff(peek)
+}
+
 // sidecarSHA256 reads the sum of path from path.sha256 (sha256sum
 // format), if there is one: a checksum file listing volumes, or another
 // file, says nothing of path itself.
@@ -116,22 +122,34 @@ func sidecarSHA256(path string) (string, bool) {
 }
 
 // delta works out what an export of p leaves out given the bases: every
-// config and layer a base holds (the first base that does is recorded).
-// It returns nil when nothing is given.
+// config and layer a base holds. A base given twice (the same sha256) is
+// recorded once. Each blob is expected from the first base, in the order
+// given, that names a repository to mount it from (an inventory), else
+// from the first that holds it: an archive listed before an inventory
+// must not keep an import into another repository of the inventory's
+// registry from mounting what that repository holds. It returns nil when
+// nothing is given.
 func delta(p *Plan, since []*Since) *archive.Delta {
 	if len(since) == 0 {
 		return nil
 	}
 	d := &archive.Delta{}
+	var bases []*Since
 	for _, s := range since {
-		d.Bases = append(d.Bases, s.Base)
+		if !slices.ContainsFunc(d.Bases, func(b archive.Base) bool { return b.SHA256 == s.Base.SHA256 }) {
+			d.Bases = append(d.Bases, s.Base)
+			bases = append(bases, s)
+		}
 	}
 	for _, b := range p.Blobs {
-		for i, s := range since {
-			if repo, ok := s.Blobs[b.Digest]; ok {
-				d.LeftOut = append(d.LeftOut, archive.LeftOut{Digest: b.Digest, Size: b.Size, Base: i, Repository: repo})
-				break
+		at, from := -1, ""
+		for i, s := range bases {
+			if repo, ok := s.Blobs[b.Digest]; ok && (at < 0 || (from == "" && repo != "")) {
+				at, from = i, repo
 			}
+		}
+		if at >= 0 {
+			d.LeftOut = append(d.LeftOut, archive.LeftOut{Digest: b.Digest, Size: b.Size, Base: at, Repository: from})
 		}
 	}
 	return d

@@ -270,6 +270,11 @@ func openBase(path string, f io.ReadCloser) (verifyBase, error) {
 			return b, err
 		}
 	}
+	// An inventory is a base of export --since, but holds no blob to
+	// check the delta against: only its import can, at the destination.
+	if sniffInventory(ra, size) {
+		return b, errors.New("is an inventory, not an archive: verify --since takes the base archive a delta was made from; the blobs an inventory lists are checked by the import, at the destination")
+	}
 	var head *archive.Head
 	af, err := archive.OpenFile(ra, size, archive.ReaderOptions{})
 	switch {
