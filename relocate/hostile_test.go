@@ -115,24 +115,13 @@ func dropImage(t *testing.T, plain []byte, img v1.Image, keep map[v1.Hash]bool) 
 			drop["blobs/sha256/"+l.Digest.Hex] = true
 		}
 	}
-	var out bytes.Buffer
-	tw := tar.NewWriter(&out)
-	tr := tar.NewReader(bytes.NewReader(plain))
 	dropped := 0
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		body := impMust(io.ReadAll(tr))
-		if drop[h.Name] {
+	out := rewriteTar(t, plain, func(name string, body []byte) ([]byte, bool) {
+		if drop[name] {
 			dropped++
-			continue
+			return nil, false
 		}
-		if h.Name == "index.json" {
+		if name == "index.json" {
 			var idx v1.IndexManifest
 			if err := json.Unmarshal(body, &idx); err != nil {
 				t.Fatal(err)
@@ -143,8 +132,35 @@ func dropImage(t *testing.T, plain []byte, img v1.Image, keep map[v1.Hash]bool) 
 				t.Fatalf("index.json lists %s %d times", d, n-len(idx.Manifests))
 			}
 			body = impMust(json.Marshal(idx))
-			h.Size = int64(len(body))
 		}
+		return body, true
+	})
+	if dropped != len(drop) {
+		t.Fatalf("dropped %d entries, want %d", dropped, len(drop))
+	}
+	return out
+}
+
+// rewriteTar copies the plain tar archive entry by entry through edit,
+// which returns each entry's new body, or false to leave it out.
+func rewriteTar(t *testing.T, plain []byte, edit func(name string, body []byte) ([]byte, bool)) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	tr := tar.NewReader(bytes.NewReader(plain))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, keep := edit(h.Name, impMust(io.ReadAll(tr)))
+		if !keep {
+			continue
+		}
+		h.Size = int64(len(body))
 		if err := tw.WriteHeader(h); err != nil {
 			t.Fatal(err)
 		}
@@ -154,9 +170,6 @@ func dropImage(t *testing.T, plain []byte, img v1.Image, keep map[v1.Hash]bool) 
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
-	}
-	if dropped != len(drop) {
-		t.Fatalf("dropped %d entries, want %d", dropped, len(drop))
 	}
 	return out.Bytes()
 }

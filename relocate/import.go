@@ -139,6 +139,10 @@ type ImportResult struct {
 	ManifestsPresent int `json:"manifestsPresent"`
 	// DryRun is set when nothing was changed.
 	DryRun bool `json:"dryRun"`
+	// Unchecked says, in a dry run, what could not be checked without
+	// uploading (a bundle's images.yml whose layer is neither at the
+	// destination nor in the archive read so far).
+	Unchecked []string `json:"unchecked,omitempty"`
 }
 
 // Import puts everything a ferry archive holds into repo, recreating what

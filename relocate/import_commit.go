@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/parallel"
 	"github.com/ferry-dev/ferry/internal/progress"
@@ -92,7 +93,11 @@ type destination struct {
 	blobPresent map[v1.Hash]bool
 	// elsewhere are the left-out blobs a dry run found at their mount
 	// source and did not mount: a bundle's layer among them is read there.
-	elsewhere       map[v1.Hash]name.Repository
+	elsewhere map[v1.Hash]name.Repository
+	// ahead is, in a dry run from a stream, the archive, from which
+	// readAhead takes what the checks need into held.
+	ahead           *archive.Reader
+	held            map[v1.Hash][]byte
 	manifestPresent map[v1.Hash]bool
 	// existing are the tags of the repository before anything is written.
 	existing map[string]bool
@@ -210,7 +215,7 @@ func (dst *destination) commit(ctx context.Context, phase, done string, move blo
 	}
 
 	if dst.opts.DryRun {
-		res.Tags, err = dst.dryRunTags(ctx, imgpkg, originals, cur)
+		res.Tags, res.Unchecked, err = dst.dryRunTags(ctx, imgpkg, originals, cur)
 		if err != nil {
 			return nil, err
 		}
@@ -230,6 +235,9 @@ func (dst *destination) commit(ctx context.Context, phase, done string, move blo
 		return nil, err
 	}
 	if err := dst.checkLocked(ctx, locs); err != nil {
+		return nil, err
+	}
+	if _, err := dst.checkRoles(ctx, locs, func(v1.Hash) bool { return true }); err != nil {
 		return nil, err
 	}
 	results, err := dst.commitManifests(ctx, imgpkg, cur)
@@ -650,28 +658,18 @@ func (dst *destination) checkLocked(ctx context.Context, locs []*importLocations
 	}
 	var ask []locked
 	asked := map[v1.Hash]bool{}
-	for _, l := range locs {
-		if l.lock == nil {
-			continue
+	err := eachLocked(locs, func(l *importLocations, ref string, h v1.Hash) {
+		if _, inArchive := dst.head.manifests[h]; inArchive || asked[h] {
+			return
 		}
-		for _, img := range l.lock.Images {
-			ref, err := img.Digest()
-			if err != nil {
-				return fmt.Errorf("bundle %s: images.yml: %q: %w", l.bundle.name(), img.Image, err)
-			}
-			h, err := v1.NewHash(ref.DigestStr())
-			if err != nil {
-				return fmt.Errorf("bundle %s: images.yml: %q: %w", l.bundle.name(), img.Image, err)
-			}
-			if _, inArchive := dst.head.manifests[h]; inArchive || asked[h] {
-				continue
-			}
-			asked[h] = true
-			ask = append(ask, locked{ref: img.Image, by: l.bundle.name(), h: h})
-		}
+		asked[h] = true
+		ask = append(ask, locked{ref: ref, by: l.bundle.name(), h: h})
+	})
+	if err != nil {
+		return err
 	}
 	present := make([]bool, len(ask))
-	err := parallel.ForEach(ctx, dst.conc, len(ask), func(ctx context.Context, i int) error {
+	err = parallel.ForEach(ctx, dst.conc, len(ask), func(ctx context.Context, i int) error {
 		desc, err := dst.reg.ManifestDescriptor(ctx, ask[i].h.String())
 		present[i] = desc != nil && desc.Digest == ask[i].h
 		return err
@@ -762,7 +760,7 @@ func importTagResult(t importTag, cur map[string]v1.Hash) TagResult {
 }
 
 // dryRunTags reports the tags an import would write, changing nothing.
-func (dst *destination) dryRunTags(ctx context.Context, imgpkg, originals []importTag, cur map[string]v1.Hash) ([]TagResult, error) {
+func (dst *destination) dryRunTags(ctx context.Context, imgpkg, originals []importTag, cur map[string]v1.Hash) ([]TagResult, []string, error) {
 	// Locations images can be computed for the bundles whose lock is
 	// known, whose layers the mover can read, or whose layers are already
 	// in repo; the others only after their layers are uploaded.
@@ -772,7 +770,11 @@ func (dst *destination) dryRunTags(ctx context.Context, imgpkg, originals []impo
 		for _, l := range dst.head.manifests[b.digest].layers {
 			present = present && dst.blobPresent[l]
 		}
-		if present || dst.head.locks[b.digest] != nil || dst.blobLocal {
+		readable := true
+		for _, l := range dst.head.manifests[b.digest].layers {
+			readable = readable && dst.readable(l)
+		}
+		if present || dst.head.locks[b.digest] != nil || readable {
 			known = append(known, b)
 		} else {
 			unknown = append(unknown, b)
@@ -780,12 +782,16 @@ func (dst *destination) dryRunTags(ctx context.Context, imgpkg, originals []impo
 	}
 	locs, err := dst.locations(ctx, known)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// What a real import would refuse, a dry run refuses too, as far as
 	// the locks it can read tell.
 	if err := dst.checkLocked(ctx, locs); err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	unchecked, err := dst.checkRoles(ctx, locs, dst.readable)
+	if err != nil {
+		return nil, nil, err
 	}
 	all := append([]importTag(nil), imgpkg...)
 	for _, l := range locs {
@@ -793,6 +799,7 @@ func (dst *destination) dryRunTags(ctx context.Context, imgpkg, originals []impo
 	}
 	for _, b := range unknown {
 		all = append(all, importTag{tag: tags.ImageLocations(b.digest)})
+		unchecked = append(unchecked, fmt.Sprintf("the images.yml of bundle %s (its layer is not at hand before it is uploaded): its locations image, and whether every image it locks is in the archive or at the destination", b.name()))
 	}
 	all = append(all, originals...)
 
@@ -802,14 +809,14 @@ func (dst *destination) dryRunTags(ctx context.Context, imgpkg, originals []impo
 	}
 	own, err := dst.currentTags(ctx, more)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	maps.Copy(cur, own)
 	out := make([]TagResult, len(all))
 	for i, t := range all {
 		out[i] = importTagResult(t, cur)
 	}
-	return out, nil
+	return out, unchecked, nil
 }
 
 // putTag writes tag t unless it already points at the right digest, and

@@ -32,6 +32,8 @@ type importManifest struct {
 	// layers are a manifest's layer digests, in order (bundle images.yml
 	// is read from them).
 	layers []v1.Hash
+	// config is an image manifest's config (zero for an index).
+	config v1.Descriptor
 	// subject is set when the manifest names a subject: PUT into a
 	// registry without the referrers API, it updates the subject's
 	// fallback index, which concurrent PUTs would race on.
@@ -281,6 +283,7 @@ func parseImportManifest(d v1.Hash, raw []byte, mt types.MediaType) (*importMani
 			return nil, fmt.Errorf("not a valid manifest: %w", err)
 		}
 		addBlob(mf.Config)
+		m.config = mf.Config
 		for _, l := range mf.Layers {
 			addBlob(l)
 			m.layers = append(m.layers, l.Digest)
