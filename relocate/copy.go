@@ -106,6 +106,7 @@ func planHead(p *Plan) (*importHead, error) {
 		return nil, err
 	}
 	head.locks = locks
+	head.rolesRead = true
 	return head, nil
 }
 

@@ -85,6 +85,9 @@ type importHead struct {
 	// them (a copy read them while planning); the others are read back
 	// from the destination once their layers are there.
 	locks map[v1.Hash]*lock.ImagesLock
+	// rolesRead says that the entries' roles come from their configs (a
+	// copy's plan read each), so checkRoles need not read them again.
+	rolesRead bool
 }
 
 // bundles returns the root and nested bundle entries, in index order.

@@ -56,6 +56,9 @@ func (dst *destination) roleCandidates(locs []*importLocations) ([]roleCandidate
 // be read, and refuses the archive if one carries the bundle label; it
 // returns what it could not read, for a dry run to report.
 func (dst *destination) checkRoles(ctx context.Context, locs []*importLocations, readable func(v1.Hash) bool) ([]string, error) {
+	if dst.head.rolesRead {
+		return nil, nil
+	}
 	cands, err := dst.roleCandidates(locs)
 	if err != nil {
 		return nil, err
