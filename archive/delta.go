@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -58,7 +59,7 @@ type Base struct {
 func (b Base) String() string {
 	switch b.Kind {
 	case BaseInventory:
-		return fmt.Sprintf("inventory %s of %v (taken %s, sha256 %s)", b.Name, b.Repositories, b.Created, b.SHA256)
+		return fmt.Sprintf("inventory %s of %s (taken %s, sha256 %s)", b.Name, strings.Join(b.Repositories, ", "), b.Created, b.SHA256)
 	default:
 		return fmt.Sprintf("archive %s (sha256 %s)", b.Name, b.SHA256)
 	}

@@ -61,6 +61,10 @@ func (f *File) VerifyBlob(ctx context.Context, d v1.Hash) (*VerifiedBlob, error)
 	cr := &countingReader{r: fr}
 	hdr, err := tar.NewReader(cr).Next()
 	if err != nil {
+		if fr.err != nil {
+			// The frame's own error names the entry and the frame.
+			return nil, fr.err
+		}
 		return nil, fmt.Errorf("archive entry %s: at frame %d (offset %d): %w", name, b.Frame, f.frames[b.Frame].offset, explain(err))
 	}
 	if hdr.Name != name || hdr.Typeflag != tar.TypeReg || hdr.Size != b.Size {
@@ -78,6 +82,9 @@ func (f *File) VerifyBlob(ctx context.Context, d v1.Hash) (*VerifiedBlob, error)
 		check.add(buf[:n])
 		left -= int64(n)
 		if err != nil {
+			if fr.err != nil {
+				return nil, fr.err
+			}
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
 				err = fmt.Errorf("truncated archive: %w", io.ErrUnexpectedEOF)
 			}

@@ -113,8 +113,8 @@ type ImportResult struct {
 	// that would be), in the order they are written.
 	Tags []TagResult `json:"tags"`
 	// BlobsUploaded and BytesUploaded count the configs and layers sent to
-	// the destination (in a dry run: missing there); manifests and
-	// locations images are not counted.
+	// the destination (in a dry run: missing there), the locations
+	// images' included (not in a dry run, which does not build them all).
 	BlobsUploaded int   `json:"blobsUploaded"`
 	BytesUploaded int64 `json:"bytesUploaded"`
 	// BlobsMounted and BytesMounted count, among those, the blobs a copy
@@ -134,7 +134,8 @@ type ImportResult struct {
 	BytesLeftOut   int64 `json:"bytesLeftOut,omitempty"`
 	LeftOutMounted int   `json:"leftOutMounted,omitempty"`
 	// ManifestsPushed and ManifestsPresent count the manifests
-	// and indexes PUT (in a dry run: missing) and already there.
+	// and indexes PUT (in a dry run: missing) and already there; a
+	// locations image counts in ManifestsPushed when it is written.
 	ManifestsPushed  int `json:"manifestsPushed"`
 	ManifestsPresent int `json:"manifestsPresent"`
 	// DryRun is set when nothing was changed.

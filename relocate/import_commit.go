@@ -244,7 +244,7 @@ func (dst *destination) commit(ctx context.Context, phase, done string, move blo
 	if err != nil {
 		return nil, err
 	}
-	locResults, err := dst.writeLocations(ctx, locs, cur)
+	locResults, err := dst.writeLocations(ctx, locs, cur, res)
 	if err != nil {
 		return nil, err
 	}
@@ -844,8 +844,11 @@ func (dst *destination) logTag(r TagResult) {
 }
 
 // writeLocations puts each bundle's locations image into repo, with its
-// two tags, and returns their results in bundle order.
-func (dst *destination) writeLocations(ctx context.Context, locs []*importLocations, cur map[string]v1.Hash) ([]TagResult, error) {
+// two tags, and returns their results in bundle order. What it writes
+// counts in res as the archive's blobs and manifests do: each config or
+// layer uploaded, and each manifest that no tag pointed at before (one
+// already there is PUT again only under a missing tag).
+func (dst *destination) writeLocations(ctx context.Context, locs []*importLocations, cur map[string]v1.Hash, res *ImportResult) ([]TagResult, error) {
 	own := make([]string, 0, len(locs))
 	for _, l := range locs {
 		own = append(own, tags.Imgpkg(l.digest))
@@ -860,29 +863,52 @@ func (dst *destination) writeLocations(ctx context.Context, locs []*importLocati
 	// Every locations image's blobs first, then the tags: a refused tag
 	// then never leaves another bundle's locations image half uploaded.
 	var todo []*importLocations
-	for _, l := range locs {
+	present := make([]bool, len(locs))
+	queued := map[v1.Hash]bool{}
+	for i, l := range locs {
+		write := false
 		for _, t := range importLocationTags(l) {
-			if importTagResult(t, cur).Action != TagUnchanged {
-				todo = append(todo, l)
-				break
-			}
+			present[i] = present[i] || cur[t.tag] == l.digest
+			write = write || importTagResult(t, cur).Action != TagUnchanged
+		}
+		if write && !queued[l.digest] {
+			queued[l.digest] = true
+			todo = append(todo, l)
 		}
 	}
+	sent := make([]struct {
+		n     int
+		bytes int64
+	}, len(todo))
 	err = parallel.ForEach(ctx, dst.conc, len(todo), func(ctx context.Context, i int) error {
-		if err := dst.uploadImageBlobs(ctx, todo[i].img); err != nil {
+		n, size, err := dst.uploadImageBlobs(ctx, todo[i].img)
+		if err != nil {
 			return fmt.Errorf("push locations image of bundle %s: %w", todo[i].bundle.name(), err)
 		}
+		sent[i].n, sent[i].bytes = n, size
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	for _, s := range sent {
+		res.BlobsUploaded += s.n
+		res.BytesUploaded += s.bytes
+	}
 	results := make([][]TagResult, len(locs))
+	pushed := make([]bool, len(locs))
 	err = parallel.ForEach(ctx, dst.conc, len(locs), func(ctx context.Context, i int) error {
 		for _, t := range importLocationTags(locs[i]) {
-			r, err := dst.putTag(ctx, t, cur)
-			if err != nil {
-				return err
+			r := importTagResult(t, cur)
+			if r.Action != TagUnchanged {
+				if err := dst.putManifest(ctx, t.tag, t.digest, t.m, false); err != nil {
+					return fmt.Errorf("tag %s:%s: %w", dst.repo, t.tag, err)
+				}
+				if !present[i] && !pushed[i] {
+					pushed[i] = true
+					dst.rep.Logf("pushed manifest %s", dst.digestRef(t.digest))
+				}
+				dst.logTag(r)
 			}
 			results[i] = append(results[i], r)
 		}
@@ -891,8 +917,13 @@ func (dst *destination) writeLocations(ctx context.Context, locs []*importLocati
 	if err != nil {
 		return nil, err
 	}
+	counted := map[v1.Hash]bool{}
 	var out []TagResult
-	for _, r := range results {
+	for i, r := range results {
+		if pushed[i] && !counted[locs[i].digest] {
+			counted[locs[i].digest] = true
+			res.ManifestsPushed++
+		}
 		out = append(out, r...)
 	}
 	return out, nil
@@ -926,17 +957,20 @@ func imageBlobs(img v1.Image) ([][]byte, error) {
 }
 
 // uploadImageBlobs puts the config and layers of a small image built in
-// memory (a locations image) into repo, unless they are there.
-func (dst *destination) uploadImageBlobs(ctx context.Context, img v1.Image) error {
+// memory (a locations image) into repo, unless they are there, and
+// returns how many it uploaded and their size.
+func (dst *destination) uploadImageBlobs(ctx context.Context, img v1.Image) (int, int64, error) {
 	blobs, err := imageBlobs(img)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
+	var n int
+	var size int64
 	for _, b := range blobs {
 		d := sha256Hash(b)
 		ok, err := dst.reg.BlobExists(ctx, d)
 		if err != nil {
-			return err
+			return n, size, err
 		}
 		if ok {
 			continue
@@ -944,8 +978,10 @@ func (dst *destination) uploadImageBlobs(ctx context.Context, img v1.Image) erro
 		if _, err := dst.reg.Upload(ctx, d, int64(len(b)), func() (io.ReadCloser, error) {
 			return io.NopCloser(bytes.NewReader(b)), nil
 		}); err != nil {
-			return err
+			return n, size, err
 		}
+		n++
+		size += int64(len(b))
 	}
-	return nil
+	return n, size, nil
 }

@@ -164,6 +164,13 @@ func (s *impSource) blobs(t testing.TB) map[v1.Hash]int64 {
 // ImageLocations built by hand from the refs a bundle locks.
 func impLocationsDigest(t testing.TB, images []string, bundles ...string) v1.Hash {
 	t.Helper()
+	return impMust(impLocationsImage(t, images, bundles...).Digest())
+}
+
+// impLocationsImage is the locations image for an ImageLocations built by
+// hand from the refs a bundle locks.
+func impLocationsImage(t testing.TB, images []string, bundles ...string) v1.Image {
+	t.Helper()
 	isBundle := map[string]bool{}
 	for _, b := range bundles {
 		isBundle[b] = true
@@ -176,7 +183,22 @@ func impLocationsDigest(t testing.TB, images []string, bundles ...string) v1.Has
 	if err != nil {
 		t.Fatal(err)
 	}
-	return impMust(img.Digest())
+	return img
+}
+
+// locationsBlobs are the configs and layers of the locations images of s's
+// two bundles, which an import or a copy uploads besides s's own blobs.
+func (s *impSource) locationsBlobs(t testing.TB) map[v1.Hash]int64 {
+	t.Helper()
+	out := map[v1.Hash]int64{}
+	for _, img := range []v1.Image{impLocationsImage(t, s.rootLocks, s.nestedRef), impLocationsImage(t, s.nestedLocks)} {
+		m := impMust(img.Manifest())
+		out[m.Config.Digest] = m.Config.Size
+		for _, l := range m.Layers {
+			out[l.Digest] = l.Size
+		}
+	}
+	return out
 }
 
 // wantTags is the complete tag set an import of s must leave, computed
@@ -404,8 +426,9 @@ func impDiffTags(got, want map[string]string) string {
 
 // checkFirstMove asserts what a first import or copy of src into the empty
 // dst leaves: exactly src's tags, every index child and blob, the root and
-// its tag in the result, every blob counted as sent (none present, none
-// mounted) and every tag created. It returns the bytes of the blobs sent.
+// its tag in the result, every blob and manifest counted as sent (the
+// locations images' too; none present, none mounted) and every tag
+// created. It returns the bytes of src's blobs sent.
 func checkFirstMove(t *testing.T, src *impSource, dst *impDest, res *relocate.ImportResult) int64 {
 	t.Helper()
 	want := src.wantTags(t)
@@ -431,9 +454,25 @@ func checkFirstMove(t *testing.T, src *impSource, dst *impDest, res *relocate.Im
 	if res.Root != dst.repo.Name()+"@"+root.String() || res.Tag != "v1" {
 		t.Errorf("result root %s tag %q, want %s@%s and v1", res.Root, res.Tag, dst.repo.Name(), root)
 	}
-	if res.BlobsUploaded != len(blobs) || res.BytesUploaded != total || res.BlobsPresent != 0 || res.BlobsMounted != 0 {
+	locBlobs := src.locationsBlobs(t)
+	locTotal := int64(0)
+	for _, size := range locBlobs {
+		locTotal += size
+	}
+	if res.BlobsUploaded != len(blobs)+len(locBlobs) || res.BytesUploaded != total+locTotal || res.BlobsPresent != 0 || res.BlobsMounted != 0 {
 		t.Errorf("result: %d blobs sent (%d bytes), %d present, %d mounted; want %d (%d bytes), 0, 0",
-			res.BlobsUploaded, res.BytesUploaded, res.BlobsPresent, res.BlobsMounted, len(blobs), total)
+			res.BlobsUploaded, res.BytesUploaded, res.BlobsPresent, res.BlobsMounted, len(blobs)+len(locBlobs), total+locTotal)
+	}
+	// Every manifest: those the tags name, and the index's children.
+	manifests := map[string]bool{}
+	for _, d := range want {
+		manifests[d] = true
+	}
+	for _, c := range impMust(src.idx.IndexManifest()).Manifests {
+		manifests[c.Digest.String()] = true
+	}
+	if res.ManifestsPushed != len(manifests) || res.ManifestsPresent != 0 {
+		t.Errorf("result: %d manifests pushed, %d present; want %d, 0", res.ManifestsPushed, res.ManifestsPresent, len(manifests))
 	}
 	got := map[string]string{}
 	for _, tr := range res.Tags {

@@ -41,7 +41,10 @@ type Inventory struct {
 	Delta        *archive.Delta `json:"delta,omitempty"`
 	LeftOutBytes int64          `json:"leftOutBytes,omitempty"`
 	// Tags are the tags an import writes (without --repo-based-tags), in
-	// the order it writes them; the original tag comes last.
+	// the order it writes them; the original tag comes last. The tag of
+	// each locations image's own digest (sha256-<hex>.imgpkg) is not
+	// among them: that digest is known only once the bundle's images.yml
+	// is read, at import.
 	Tags []string `json:"importTags"`
 }
 
@@ -129,9 +132,6 @@ func Inspect(r io.Reader) (*Inventory, error) {
 	sort.Strings(imgpkgTags)
 	sort.Strings(bundles)
 	inv.Tags = append(imgpkgTags, bundles...)
-	if len(bundles) > 0 {
-		inv.Tags = append(inv.Tags, "sha256-<locations digest>.imgpkg (one per bundle, known at import)")
-	}
 	if original != "" {
 		inv.Tags = append(inv.Tags, original)
 	}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"io"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-dev/ferry/relocate"
@@ -65,7 +63,7 @@ imgpkg's spellings work unchanged:
 tags and digests imgpkg's own copy --tar would; ferry's .tar.zst (an OCI
 image layout) is not one imgpkg can read. --split-size applies to --to-tar
 as to ferry export.`,
-		Flags: withRegistryFlags(append(sourceFlags(
+		Flags: withRegistryFlags("also print the resolution steps and one line per manifest and tag as it is written at the destination, with full digests", append(sourceFlags(
 			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultImportConcurrency, Usage: "registry requests (manifests, blob checks, uploads, mounts; with --to-tar: downloads) at once"}),
 			&cli.StringFlag{Name: "to-repo", Usage: "destination repository (REGISTRY/PATH)"},
 			&cli.StringFlag{Name: "to-tar", Usage: "write an archive instead, as ferry export -o (FILE.tar.zst, or - for standard output)"},
@@ -157,6 +155,7 @@ func runCopy(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	defer out.Close()
 	to := c.String("to-repo")
 	if _, err := planSource(c); err != nil {
 		return err
@@ -170,6 +169,7 @@ func runCopy(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	out.Begin("copy: checking what " + repo.Name() + " holds")
 	res, err := relocate.Copy(c.Context, p, repo, relocate.CopyOptions{
 		DestinationOptions: relocate.DestinationOptions{
 			Remote:        ropts.Remote,
@@ -187,6 +187,5 @@ func runCopy(c *cli.Context) error {
 		// request that failed, not by --to-repo.
 		return explain(err, "")
 	}
-	took := out.Elapsed()
-	return out.Result(res, func(w io.Writer) { printImport(w, "copy", res, took) })
+	return printImportResult(out, "copy", res, c.String("lock-output"))
 }

@@ -92,6 +92,7 @@ func resolvePlan(c *cli.Context, out *printer) (*relocate.Plan, relocate.Options
 		return nil, opts, err
 	}
 	out.Verbosef("resolving %s", src)
+	out.Begin("resolving " + src.String())
 	p, err := relocate.Resolve(c.Context, src, opts)
 	if err != nil {
 		return nil, opts, explain(err, src.String())
@@ -147,7 +148,7 @@ volumes). The images, manifests and blobs are the same, verified as they
 are read and written; the new archive is compressed at --level and split
 as asked. A delta archive (--since) cannot be re-packed: it lacks the blobs
 it left out.`,
-		Flags: withRegistryFlags(append(sourceFlags(
+		Flags: withRegistryFlags("also print the resolution steps and one line per image as it is written into the archive, with its full digest", append(sourceFlags(
 			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultConcurrency, Usage: "registry requests (manifests, blob downloads) at once; never changes the archive"}),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive to write (FILE.tar.zst, or - for standard output)"},
 			&cli.StringFlag{Name: "level", Value: "default", Usage: "zstd level: fastest, default, better or best"},
@@ -202,6 +203,7 @@ func runExport(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	defer out.Close()
 	dest := c.String("output")
 	if dest == "" {
 		return usagef("export: give the archive to write with -o FILE.tar.zst (or -o - for standard output)")
@@ -234,6 +236,7 @@ func runExport(c *cli.Context) error {
 	}
 	var p *relocate.Plan
 	if fromTar != "" {
+		out.Begin("reading " + fromTar)
 		in, err := volumes.OpenArchive(fromTar)
 		if err != nil {
 			return fmt.Errorf("export --from-tar: %w", err)
@@ -309,7 +312,7 @@ func printExport(w io.Writer, dest string, res *relocate.ExportResult, took time
 	case n > 0:
 		where = fmt.Sprintf("%s to %s", res.Volumes[0].Path, volumes.Suffix(n))
 	}
-	fmt.Fprintf(w, "Exported into %s in %s (%s)\n", where, roundDuration(took), rate(res.Bytes, took))
+	fmt.Fprintf(w, "Exported into %s in %s (%s)\n", where, formatDuration(took), rate(res.Bytes, took))
 	tw := summaryTable(w)
 	fmt.Fprintf(tw, "  content\t%s, %s (%s)\n", plural(res.Images, "image"), plural(res.Blobs, "blob"), humanBytes(res.Bytes))
 	if n := len(res.Volumes); n > 0 {

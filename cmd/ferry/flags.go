@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strings"
+
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/urfave/cli/v2"
 
@@ -34,10 +36,10 @@ func registryFlags() []cli.Flag {
 	}
 }
 
-// withRegistryFlags appends the output flags (--json, -v, -q) and the
-// registry flags to a command's own.
-func withRegistryFlags(flags ...cli.Flag) []cli.Flag {
-	return append(append(flags, outputFlags()...), registryFlags()...)
+// withRegistryFlags appends the output flags (--json, -v, -q, verbose
+// saying what -v adds) and the registry flags to a command's own.
+func withRegistryFlags(verbose string, flags ...cli.Flag) []cli.Flag {
+	return append(append(flags, outputFlags(verbose)...), registryFlags()...)
 }
 
 // registryOptions reads the registry flags of c.
@@ -83,4 +85,18 @@ func credentialHosts(c *cli.Context) []string {
 		}
 	}
 	return hosts
+}
+
+// defaultOnce keeps urfave/cli from adding "(default: false)" to the help
+// of a bool flag of c (or of its subcommands) whose usage already says
+// what happens without it: the help would state two defaults.
+func defaultOnce(c *cli.Command) {
+	for _, f := range c.Flags {
+		if b, ok := f.(*cli.BoolFlag); ok && strings.Contains(b.Usage, "(default:") {
+			b.DisableDefaultText = true
+		}
+	}
+	for _, sub := range c.Subcommands {
+		defaultOnce(sub)
+	}
 }

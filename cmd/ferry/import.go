@@ -39,7 +39,7 @@ or truncated volume is named and nothing is tagged. cat FILE.0* | ferry
 import -f - reads them too. A tarball written by imgpkg copy --to-tar is
 read in place as well, and gives REPO exactly the tags and digests imgpkg
 copy --tar would.`,
-		Flags: withRegistryFlags(
+		Flags: withRegistryFlags("also print one line per manifest and tag as it is written at the destination, with full digests",
 			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "archive to import (- for standard input)"},
 			&cli.StringFlag{Name: "to-repo", Usage: "destination repository (REGISTRY/PATH)"},
 			&cli.BoolFlag{Name: "repo-based-tags", Usage: "tag images <source-path>-sha256-<hex>.imgpkg, as imgpkg's flag of the same name"},
@@ -59,6 +59,7 @@ func runImport(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	defer out.Close()
 	file, to := c.String("file"), c.String("to-repo")
 	if file == "" || to == "" {
 		return usagef("import: give the archive with -f FILE (or -f -) and the destination with --to-repo REPO")
@@ -85,6 +86,7 @@ func runImport(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	out.Begin("import: reading the archive's head and checking what " + repo.Name() + " holds")
 	res, err := relocate.Import(c.Context, in, repo, relocate.ImportOptions{
 		DestinationOptions: relocate.DestinationOptions{
 			Remote:        remoteOpts,
@@ -105,33 +107,55 @@ func runImport(c *cli.Context) error {
 		}
 		return fmt.Errorf("%s: %w", source, explain(err, to))
 	}
+	return printImportResult(out, "import", res, c.String("lock-output"))
+}
+
+// importJSON is the --json result of import and copy.
+type importJSON struct {
+	*relocate.ImportResult
+	// LockOutput is the BundleLock file written (--lock-output).
+	LockOutput string `json:"lockOutput,omitempty"`
+}
+
+// printImportResult ends an import or a copy: --json, or the summary.
+// lockOutput is the --lock-output file, written unless in a dry run.
+func printImportResult(out *printer, command string, res *relocate.ImportResult, lockOutput string) error {
+	j := importJSON{ImportResult: res}
+	if !res.DryRun {
+		j.LockOutput = lockOutput
+	}
 	took := out.Elapsed()
-	return out.Result(res, func(w io.Writer) { printImport(w, "import", res, took) })
+	return out.Result(j, func(w io.Writer) { printImport(w, command, j, took) })
 }
 
 // printImport prints the summary of an import or a copy: where, what
-// moved and what was already there, how long, then every tag as one table
-// (action, tag, short digest) in the order they were written, the original
-// tag last. command is "import" or "copy".
-func printImport(w io.Writer, command string, res *relocate.ImportResult, took time.Duration) {
-	sent := res.BytesUploaded - res.BytesMounted
+// moved and what was already there, how long, the lock file written, then
+// every tag as one table (action, tag, short digest) in the order they
+// were written, the original tag last. command is "import" or "copy".
+func printImport(w io.Writer, command string, j importJSON, took time.Duration) {
+	res := j.ImportResult
+	sent, sentBytes := res.BlobsUploaded-res.BlobsMounted, res.BytesUploaded-res.BytesMounted
 	verb := map[string]string{"import": "Imported", "copy": "Copied"}[command]
 	upload := "uploaded"
 	switch {
 	case res.DryRun:
 		fmt.Fprintf(w, "Dry run, nothing changed: what %s into %s would do\n", map[string]string{"import": "an import", "copy": "a copy"}[command], res.Repository)
 		upload = "to upload"
-	case res.BlobsUploaded > 0:
-		fmt.Fprintf(w, "%s into %s in %s (%s)\n", verb, res.Repository, roundDuration(took), rate(sent, took))
+	case sentBytes > 0:
+		fmt.Fprintf(w, "%s into %s in %s (%s)\n", verb, res.Repository, formatDuration(took), rate(sentBytes, took))
 	default:
-		fmt.Fprintf(w, "%s into %s in %s\n", verb, res.Repository, roundDuration(took))
+		// Nothing sent (all there, or mounted): a rate would say 0 B/s.
+		fmt.Fprintf(w, "%s into %s in %s\n", verb, res.Repository, formatDuration(took))
 	}
 	tw := summaryTable(w)
-	blobs := fmt.Sprintf("%d %s (%s)", res.BlobsUploaded, upload, humanBytes(res.BytesUploaded))
-	if res.BlobsMounted > 0 {
-		blobs += fmt.Sprintf(", %d of them mounted (%s not sent)", res.BlobsMounted, humanBytes(res.BytesMounted))
+	var blobs string
+	if sent > 0 || res.BlobsMounted == 0 {
+		blobs = fmt.Sprintf("%d %s (%s), ", sent, upload, humanBytes(sentBytes))
 	}
-	blobs += fmt.Sprintf(", %d already there", res.BlobsPresent)
+	if res.BlobsMounted > 0 {
+		blobs += fmt.Sprintf("%d mounted (%s, not sent), ", res.BlobsMounted, humanBytes(res.BytesMounted))
+	}
+	blobs += fmt.Sprintf("%d already there", res.BlobsPresent)
 	if res.BlobsPresent > 0 {
 		blobs += " (" + humanBytes(res.BytesPresent) + ")"
 	}
@@ -147,6 +171,9 @@ func printImport(w io.Writer, command string, res *relocate.ImportResult, took t
 			line += fmt.Sprintf(", %d of them mounted from another repository", res.LeftOutMounted)
 		}
 		fmt.Fprintf(tw, "  delta\t%s\n", line)
+	}
+	if j.LockOutput != "" {
+		fmt.Fprintf(tw, "  lock\twritten to %s\n", j.LockOutput)
 	}
 	tw.Flush()
 	printTags(w, res.Tags)

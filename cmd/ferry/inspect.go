@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/volumes"
 	"github.com/ferry-dev/ferry/relocate"
 )
@@ -22,7 +23,7 @@ first), so it answers at once whatever the archive's size. It verifies what
 it reads; ferry verify checks the configs and layers too. FILE may be the
 volumes of a split export (FILE, or FILE.001) or a tarball imgpkg copy
 --to-tar wrote.`,
-		Flags:  outputFlags(),
+		Flags:  outputFlags("list every blob a delta archive left out, not only the first 10"),
 		Action: runInspect,
 	}
 }
@@ -109,10 +110,38 @@ func runInspect(c *cli.Context) error {
 			}
 		}
 		fmt.Fprintln(w, "An import writes these tags, the last one last:")
-		for _, t := range inv.Tags {
-			fmt.Fprintf(w, "  %s\n", quoteUnsafe(t))
-		}
+		printImportTags(w, inv)
 	})
+}
+
+// printImportTags lists the tags an import writes, in order. Each bundle's
+// locations image also gets the tag of its own digest, known only at
+// import: one line says so, before the original tag (written last).
+func printImportTags(w io.Writer, inv *relocate.Inventory) {
+	bundles, original := 0, ""
+	for _, im := range inv.Images {
+		if im.Role == string(archive.RoleBundle) || im.Role == string(archive.RoleNestedBundle) {
+			bundles++
+		}
+		if im.Tag != "" {
+			original = im.Tag
+		}
+	}
+	tags := inv.Tags
+	if original != "" && len(tags) > 0 && tags[len(tags)-1] == original {
+		tags = tags[:len(tags)-1]
+	} else {
+		original = ""
+	}
+	for _, t := range tags {
+		fmt.Fprintf(w, "  %s\n", quoteUnsafe(t))
+	}
+	if bundles > 0 {
+		fmt.Fprintf(w, "  sha256-<locations image digest>.imgpkg (%s, known at import)\n", plural(bundles, "tag"))
+	}
+	if original != "" {
+		fmt.Fprintf(w, "  %s\n", quoteUnsafe(original))
+	}
 }
 
 func verifyCommand() *cli.Command {
@@ -134,7 +163,7 @@ images.yml of a bundle whose layer was left out.
 The volumes of a split export are each checked against their line of
 FILE.sha256, so a damaged, missing, extra or out-of-order volume is named.
 A tarball imgpkg copy --to-tar wrote is checked the same way.`,
-		Flags: append(outputFlags(),
+		Flags: append(outputFlags("adds nothing to verify's output: its summary, or the first problem found"),
 			&cli.StringSliceFlag{Name: "since", Usage: "a base `ARCHIVE` the delta was made against: check that it holds every blob left out (repeatable)"}),
 		Action: runVerify,
 	}
@@ -145,17 +174,19 @@ func runVerify(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	defer out.Close()
 	if c.NArg() != 1 || c.Args().First() == "-" {
 		return usagef("verify: give one archive file")
 	}
 	path := c.Args().First()
+	out.Begin("verify: opening " + path)
 	res, err := relocate.VerifyFile(c.Context, path, relocate.VerifyOptions{Reporter: out.Reporter(), Since: c.StringSlice("since")})
 	if err != nil {
 		return err
 	}
 	took := out.Elapsed()
 	return out.Result(res, func(w io.Writer) {
-		fmt.Fprintf(w, "OK: %s verified in %s (%s)\n", path, roundDuration(took), rate(res.Bytes, took))
+		fmt.Fprintf(w, "OK: %s verified in %s (%s)\n", path, formatDuration(took), rate(res.Bytes, took))
 		tw := summaryTable(w)
 		fmt.Fprintf(tw, "  content\t%s, %s (%s), %s\n", plural(res.Images, "image"), plural(res.Blobs, "blob"), humanBytes(res.Bytes), plural(res.Bundles, "bundle lock"))
 		if n := len(res.Volumes); n > 0 {

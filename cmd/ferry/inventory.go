@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/urfave/cli/v2"
@@ -24,7 +25,7 @@ ferry export --since have.json leaves out of the archive every config and
 layer the far side already holds, and ferry import checks, before writing
 anything, that they are there. Give every repository the imports go into;
 blobs held in another repository of the same registry are mounted from it.`,
-		Flags: withRegistryFlags(
+		Flags: withRegistryFlags("also print each repository's counts as soon as it is walked",
 			&cli.StringSliceFlag{Name: "repo", Usage: "a repository to list (REGISTRY/PATH); repeatable"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "the inventory file to write (written atomically; - for standard output)"},
 			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultConcurrency, Usage: "registry requests at once"},
@@ -52,6 +53,7 @@ func runInventory(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	defer out.Close()
 	dest := c.String("output")
 	if len(c.StringSlice("repo")) == 0 || dest == "" {
 		return usagef("inventory: give the repositories with --repo REPO (repeatable) and the file to write with -o FILE")
@@ -76,6 +78,7 @@ func runInventory(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	out.Begin("walking " + strings.Join(c.StringSlice("repo"), ", "))
 	doc, err := relocate.TakeInventory(c.Context, repos, relocate.InventoryOptions{
 		Remote:      remoteOpts,
 		Client:      client,

@@ -139,6 +139,7 @@ FERRY_TOKEN, or the Docker config and its credential helpers.`,
 	}
 	for _, c := range app.Commands {
 		setUsageHandler(c, onUsage)
+		defaultOnce(c)
 	}
 	return app
 }

@@ -25,15 +25,17 @@ const (
 	levelVerbose              // also one line per step as it happens (-v)
 )
 
-// heartbeatEvery is how often, without a terminal, a long phase prints a
-// line of bytes done and rate, so that a CI log shows the run is alive.
+// heartbeatEvery is how often, without a terminal, work under way prints
+// a line (bytes done and rate, or what it is doing), so that a CI log shows
+// the run is alive.
 const heartbeatEvery = 5 * time.Second
 
-// outputFlags are the flags every command takes to choose what it prints.
-func outputFlags() []cli.Flag {
+// outputFlags are the flags every command takes to choose what it prints;
+// verbose says what -v adds to that command's output.
+func outputFlags(verbose string) []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "json", Usage: "print a machine-readable result on stdout (see the README for its fields)"},
-		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "also print one line per manifest and tag as it is written, with full digests"},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: verbose},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print errors only (stdout data and --json are still printed)"},
 	}
 }
@@ -41,15 +43,20 @@ func outputFlags() []cli.Flag {
 // printer is how a command talks to the user: human text and progress on
 // stderr, the --json result and listings on stdout.
 type printer struct {
-	stdout, stderr io.Writer
-	json           bool
-	tty            bool
-	level          level
-	start          time.Time
+	stdout io.Writer
+	// stderr serializes its writes: the heartbeat writes from a goroutine
+	// of its own.
+	stderr io.Writer
+	json   bool
+	tty    bool
+	level  level
+	start  time.Time
+	clock  clock
+	rep    *reporter // made by the first Reporter or Begin
 }
 
 func newPrinter(c *cli.Context) (*printer, error) {
-	p := &printer{stdout: c.App.Writer, stderr: c.App.ErrWriter, json: c.Bool("json"), level: levelNormal, start: time.Now()}
+	p := &printer{stdout: c.App.Writer, stderr: &lockedWriter{w: c.App.ErrWriter}, json: c.Bool("json"), level: levelNormal, start: time.Now(), clock: systemClock()}
 	switch {
 	case c.Bool("verbose") && c.Bool("quiet"):
 		return nil, usagef("%s: give --verbose or --quiet, not both", c.Command.Name)
@@ -58,10 +65,22 @@ func newPrinter(c *cli.Context) (*printer, error) {
 	case c.Bool("quiet"):
 		p.level = levelQuiet
 	}
-	if f, ok := p.stderr.(*os.File); ok {
+	if f, ok := c.App.ErrWriter.(*os.File); ok {
 		p.tty = term.IsTerminal(int(f.Fd()))
 	}
 	return p, nil
+}
+
+// lockedWriter makes each Write to w whole, whoever calls it.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
 
 // Verbosef prints a line on stderr with --verbose only.
@@ -82,6 +101,7 @@ func (p *printer) Elapsed() time.Duration { return time.Since(p.start) }
 // summary for a person on stderr (unless --quiet), so that stdout carries
 // only data.
 func (p *printer) Result(v any, human func(w io.Writer)) error {
+	p.Close()
 	if !p.json && p.level == levelQuiet {
 		return nil
 	}
@@ -108,12 +128,46 @@ func (p *printer) result(v any, human func(w io.Writer), w io.Writer) error {
 
 // Reporter renders progress: a bar over bytes on a terminal, a heartbeat
 // line every few seconds otherwise; steps with --verbose, warnings unless
-// --quiet.
+// --quiet. Every call returns the same one.
 func (p *printer) Reporter() progress.Reporter {
 	if p.level == levelQuiet {
 		return progress.Nop{}
 	}
-	return &reporter{w: p.stderr, tty: p.tty, verbose: p.level >= levelVerbose, every: heartbeatEvery}
+	if p.rep == nil {
+		p.rep = &reporter{w: p.stderr, tty: p.tty, verbose: p.level >= levelVerbose, every: heartbeatEvery, clock: p.clock}
+	}
+	return p.rep
+}
+
+// Begin says what the command does before any phase starts (resolving a
+// source, asking a destination what it holds), for the heartbeat.
+func (p *printer) Begin(what string) {
+	if r, ok := p.Reporter().(*reporter); ok {
+		r.Begin(what)
+	}
+}
+
+// Close stops the heartbeat, if any: a command calls it (through Result,
+// or deferred) so that no line comes after its summary or its error.
+func (p *printer) Close() {
+	if p.rep != nil {
+		p.rep.stopHeartbeat()
+	}
+}
+
+// clock is where the heartbeat reads the time and gets its ticks; tests
+// give a fake one.
+type clock struct {
+	now func() time.Time
+	// ticker returns a channel that ticks every d, and its stop.
+	ticker func(d time.Duration) (<-chan time.Time, func())
+}
+
+func systemClock() clock {
+	return clock{now: time.Now, ticker: func(d time.Duration) (<-chan time.Time, func()) {
+		t := time.NewTicker(d)
+		return t.C, t.Stop
+	}}
 }
 
 // reporter is the CLI's progress.Reporter. Its writes to stderr ignore
@@ -125,21 +179,41 @@ type reporter struct {
 	verbose bool
 	// every is the heartbeat interval without a terminal (0: none).
 	every time.Duration
+	clock clock
 
-	bar   *progressbar.ProgressBar
-	phase string
-	total int64
-	done  int64
-	start time.Time
-	last  time.Time // of the last heartbeat line
+	bar *progressbar.ProgressBar
+	// phase is Start's phase, or what Begin said before it; counting is
+	// set by Start, whose bytes are total and done.
+	phase    string
+	counting bool
+	total    int64
+	done     int64
+	start    time.Time // of the phase, or of Begin
+	beat     *heartbeat
+}
+
+// heartbeat is the goroutine that prints a line every r.every while work
+// is under way, without a terminal.
+type heartbeat struct {
+	stop, stopped chan struct{}
+}
+
+// Begin names the work under way before a phase starts, so that the
+// heartbeat can say what is being waited for.
+func (r *reporter) Begin(what string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.phase, r.counting, r.total, r.done = what, false, 0, 0
+	r.start = r.clock.now()
+	r.startHeartbeat()
 }
 
 func (r *reporter) Start(phase string, total int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.phase, r.total, r.done = phase, total, 0
-	r.start = time.Now()
-	r.last = r.start
+	r.phase, r.counting, r.total, r.done = phase, true, total, 0
+	r.start = r.clock.now()
+	r.startHeartbeat()
 	if r.tty && total > 0 {
 		r.bar = progressbar.NewOptions64(total,
 			progressbar.OptionSetWriter(r.w),
@@ -156,27 +230,68 @@ func (r *reporter) Start(phase string, total int64) {
 	}
 }
 
+// startHeartbeat starts the heartbeat unless it runs, there is a terminal
+// (the bar shows progress) or none is wanted. r.mu is held.
+func (r *reporter) startHeartbeat() {
+	if r.beat != nil || r.tty || r.every <= 0 {
+		return
+	}
+	hb := &heartbeat{stop: make(chan struct{}), stopped: make(chan struct{})}
+	r.beat = hb
+	ticks, stop := r.clock.ticker(r.every)
+	go func() {
+		defer close(hb.stopped)
+		defer stop()
+		for {
+			select {
+			case <-hb.stop:
+				return
+			case <-ticks:
+				r.heartbeatLine()
+			}
+		}
+	}()
+}
+
+// stopHeartbeat stops the heartbeat and waits for it, so that it prints
+// nothing afterwards.
+func (r *reporter) stopHeartbeat() {
+	r.mu.Lock()
+	hb := r.beat
+	r.beat = nil
+	r.mu.Unlock()
+	if hb != nil {
+		close(hb.stop)
+		<-hb.stopped
+	}
+}
+
+// heartbeatLine prints where the work is: bytes done, of how many, and the
+// rate since the phase started; before any byte is counted, what is under
+// way and for how long.
+func (r *reporter) heartbeatLine() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	took := r.clock.now().Sub(r.start)
+	var line string
+	switch {
+	case r.counting && r.total > 0:
+		line = fmt.Sprintf("%s: %s of %s (%d%%), %s", r.phase, humanBytes(r.done), humanBytes(r.total), r.done*100/r.total, rate(r.done, took))
+	case r.counting && r.done > 0:
+		line = fmt.Sprintf("%s: %s, %s", r.phase, humanBytes(r.done), rate(r.done, took))
+	default:
+		line = fmt.Sprintf("%s (%s)", r.phase, formatDuration(took))
+	}
+	// A phase may name a reference from the archive or the command line.
+	fmt.Fprintln(r.w, escapeControls(line))
+}
+
 func (r *reporter) Add(n int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.done += n
 	if r.bar != nil {
 		_ = r.bar.Add64(n)
-		return
-	}
-	if r.tty || r.every <= 0 || r.start.IsZero() {
-		return
-	}
-	now := time.Now()
-	if now.Sub(r.last) < r.every {
-		return
-	}
-	r.last = now
-	rate := humanBytes(int64(float64(r.done)/now.Sub(r.start).Seconds())) + "/s"
-	if r.total > 0 {
-		fmt.Fprintf(r.w, "%s: %s of %s (%d%%), %s\n", r.phase, humanBytes(r.done), humanBytes(r.total), r.done*100/r.total, rate)
-	} else {
-		fmt.Fprintf(r.w, "%s: %s, %s\n", r.phase, humanBytes(r.done), rate)
 	}
 }
 
@@ -203,16 +318,17 @@ func (r *reporter) Logf(format string, args ...any) {
 
 func (r *reporter) Warnf(format string, args ...any) { r.line("warning: ", format, args) }
 
-// Done ends the phase: the bar is cleared, and the command's summary says
-// how much was done and how fast.
+// Done ends the phase: the bar is cleared and the heartbeat stops; the
+// command's summary says how much was done and how fast.
 func (r *reporter) Done() {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.bar != nil {
 		_ = r.bar.Finish()
 		r.bar = nil
 	}
-	r.start = time.Time{}
+	r.phase, r.counting = "", false
+	r.mu.Unlock()
+	r.stopHeartbeat()
 }
 
 // humanBytes formats n in IEC units, as progress bars do.
@@ -237,13 +353,24 @@ func rate(n int64, d time.Duration) string {
 	return humanBytes(int64(float64(n)/d.Seconds())) + "/s"
 }
 
-// roundDuration rounds d for a person: milliseconds under a minute, whole
-// seconds above.
-func roundDuration(d time.Duration) time.Duration {
-	if d < time.Minute {
-		return d.Round(time.Millisecond)
+// formatDuration rounds d for a person: milliseconds under a second, two
+// digits under ten seconds ("1.25s"), tenths under a minute ("13.7s"),
+// then whole seconds ("2m05s", "1h02m05s").
+func formatDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < 10*time.Second-5*time.Millisecond:
+		return d.Round(10 * time.Millisecond).String()
+	case d < time.Minute-50*time.Millisecond:
+		return d.Round(100 * time.Millisecond).String()
 	}
-	return d.Round(time.Second)
+	d = d.Round(time.Second)
+	h, m, s := int(d/time.Hour), int(d/time.Minute)%60, int(d/time.Second)%60
+	if h > 0 {
+		return fmt.Sprintf("%dh%02dm%02ds", h, m, s)
+	}
+	return fmt.Sprintf("%dm%02ds", m, s)
 }
 
 // shortDigest abbreviates sha256:<64 hex> to 12 hex digits for people;

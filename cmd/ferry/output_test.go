@@ -2,14 +2,18 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"io"
 	"regexp"
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ferry-dev/ferry/relocate"
+	"github.com/urfave/cli/v2"
 )
 
 func TestEscapeKeepsPrintableTextAndEscapesTheRest(t *testing.T) {
@@ -67,33 +71,179 @@ func TestDescribeVersion(t *testing.T) {
 	}
 }
 
-func TestReporterWithoutTerminal(t *testing.T) {
-	var buf bytes.Buffer
-	r := &reporter{w: &buf, every: 20 * time.Millisecond}
-	r.Start("import", 4<<20)
-	r.Add(1 << 20) // before the interval: no line
-	if buf.Len() != 0 {
-		t.Fatalf("a line before the heartbeat interval: %q", buf.String())
+// fakeClock drives a reporter's heartbeat: the test sets the time and
+// sends each tick, which the heartbeat receives before the send returns.
+type fakeClock struct {
+	mu    sync.Mutex
+	t     time.Time
+	ticks chan time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), ticks: make(chan time.Time)}
+}
+
+func (f *fakeClock) clock() clock {
+	return clock{
+		now:    func() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.t },
+		ticker: func(time.Duration) (<-chan time.Time, func()) { return f.ticks, func() {} },
 	}
-	time.Sleep(30 * time.Millisecond)
-	r.Add(1 << 20)
-	r.Logf("pushed manifest %s", "r@sha256:…")
-	r.Warnf("careful: %s", "x\x1b[31m")
-	r.Done()
-	r.Add(1 << 20) // after Done: no phase, no line
-	want := regexp.MustCompile(`^import: 2\.0 MiB of 4\.0 MiB \(50%\), [0-9.]+ [KMG]?i?B/s\nwarning: careful: x\\x1b\[31m\n$`)
-	if !want.MatchString(buf.String()) {
-		t.Errorf("got %q, want one heartbeat line and the escaped warning (no step line without -v)", buf.String())
+}
+
+// tick moves the time on by d and delivers one tick.
+func (f *fakeClock) tick(d time.Duration) {
+	f.mu.Lock()
+	f.t = f.t.Add(d)
+	now := f.t
+	f.mu.Unlock()
+	f.ticks <- now
+}
+
+// lineWriter hands each write to the test as it happens.
+type lineWriter chan string
+
+func (w lineWriter) Write(b []byte) (int, error) {
+	w <- string(b)
+	return len(b), nil
+}
+
+// next is the next write, which the test knows is coming.
+func (w lineWriter) next(t *testing.T) string {
+	t.Helper()
+	select {
+	case l := <-w:
+		return l
+	case <-time.After(time.Minute):
+		t.Fatal("no line written")
+		return ""
+	}
+}
+
+func TestHeartbeatEveryPeriodWhileWorkIsUnderWay(t *testing.T) {
+	fc := newFakeClock()
+	w := make(lineWriter, 16)
+	r := &reporter{w: w, every: 5 * time.Second, clock: fc.clock()}
+
+	// Before any phase: what is under way, and for how long.
+	r.Begin("resolving bundle reg.example/app:v1\x1b[2K")
+	fc.tick(5 * time.Second)
+	if got, want := w.next(t), "resolving bundle reg.example/app:v1\\x1b[2K (5s)\n"; got != want {
+		t.Errorf("before the phase: %q, want %q", got, want)
 	}
 
+	// In the phase: bytes done, of how many, and the rate.
+	r.Start("import", 4<<20)
+	r.Add(1 << 20)
+	fc.tick(5 * time.Second)
+	if got, want := w.next(t), "import: 1.0 MiB of 4.0 MiB (25%), 204.8 KiB/s\n"; got != want {
+		t.Errorf("in the phase: %q, want %q", got, want)
+	}
+	// A stall: no byte moves, and the heartbeat still says where it is.
+	fc.tick(5 * time.Second)
+	if got, want := w.next(t), "import: 1.0 MiB of 4.0 MiB (25%), 102.4 KiB/s\n"; got != want {
+		t.Errorf("during a stall: %q, want %q", got, want)
+	}
+	r.Logf("pushed manifest %s", "r@sha256:…") // not verbose: nothing
+	r.Warnf("careful: %s", "x\x1b[31m")
+	if got, want := w.next(t), "warning: careful: x\\x1b[31m\n"; got != want {
+		t.Errorf("warning: %q, want %q", got, want)
+	}
+
+	// Done stops it: nothing receives a tick any more, nothing is written.
+	r.Done()
+	select {
+	case fc.ticks <- time.Time{}:
+		t.Error("the heartbeat still runs after Done")
+	default:
+	}
+	// A phase of unknown size counts bytes without a total.
+	r.Start("export", 0)
+	r.Add(3 << 20)
+	fc.tick(5 * time.Second)
+	if got := w.next(t); !strings.HasPrefix(got, "export: 3.0 MiB, ") {
+		t.Errorf("a phase of unknown size: %q", got)
+	}
+	r.Done()
+	if len(w) != 0 {
+		t.Errorf("written after Done: %q", <-w)
+	}
+}
+
+func TestNoHeartbeatForARunShorterThanThePeriod(t *testing.T) {
+	var buf bytes.Buffer
+	r := &reporter{w: &buf, every: time.Hour, clock: systemClock()}
+	r.Begin("resolving bundle r:v1")
+	r.Start("import", 4<<20)
+	r.Add(4 << 20)
+	r.Done()
+	if buf.Len() != 0 {
+		t.Errorf("a run shorter than the period printed %q", buf.String())
+	}
+
+	// On a terminal the bar shows progress: no heartbeat at all.
+	fc := newFakeClock()
+	tty := &reporter{w: io.Discard, tty: true, every: 5 * time.Second, clock: fc.clock()}
+	tty.Begin("resolving bundle r:v1")
+	select {
+	case fc.ticks <- time.Time{}:
+		t.Error("a heartbeat on a terminal")
+	default:
+	}
+	tty.Done()
+
+	// With -v, steps are printed as they come.
 	buf.Reset()
-	v := &reporter{w: &buf, verbose: true}
+	v := &reporter{w: &buf, verbose: true, clock: systemClock()}
 	v.Start("import", 10)
 	v.Add(10)
 	v.Logf("tagged %s", "r:v1")
 	v.Done()
 	if buf.String() != "tagged r:v1\n" {
-		t.Errorf("verbose without heartbeat: got %q", buf.String())
+		t.Errorf("verbose: got %q", buf.String())
+	}
+}
+
+func TestPrinterCloseStopsTheHeartbeatBeforeTheSummary(t *testing.T) {
+	fc := newFakeClock()
+	w := make(lineWriter, 16)
+	p := &printer{stderr: w, level: levelNormal, clock: fc.clock()}
+	p.Begin("checking what r holds")
+	fc.tick(5 * time.Second)
+	w.next(t)
+	// A failure before any phase ends: no Done, but the command closes.
+	p.Close()
+	select {
+	case fc.ticks <- time.Time{}:
+		t.Error("the heartbeat runs after Close")
+	default:
+	}
+	// --quiet: no heartbeat at all.
+	q := &printer{stderr: w, level: levelQuiet, clock: fc.clock()}
+	q.Begin("checking what r holds")
+	select {
+	case fc.ticks <- time.Time{}:
+		t.Error("a heartbeat with --quiet")
+	default:
+	}
+}
+
+func TestFormatDuration(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "0s"},
+		{125 * time.Millisecond, "125ms"},
+		{1234567 * time.Microsecond, "1.23s"},
+		{9996 * time.Millisecond, "10s"},
+		{13677 * time.Millisecond, "13.7s"},
+		{59960 * time.Millisecond, "1m00s"},
+		{125 * time.Second, "2m05s"},
+		{3725 * time.Second, "1h02m05s"},
+	} {
+		if got := formatDuration(tc.d); got != tc.want {
+			t.Errorf("formatDuration(%s) = %q, want %q", tc.d, got, tc.want)
+		}
 	}
 }
 
@@ -121,5 +271,129 @@ func TestTagTableShowsMovesWithThePreviousDigest(t *testing.T) {
 		"  create  sha256-x.image-locations.imgpkg                                                 (not known yet)\n"
 	if buf.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", buf.String(), want)
+	}
+}
+
+// helpOf runs ferry with args and --help, and returns what it printed.
+func helpOf(t *testing.T, args ...string) string {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	if code := run(t.Context(), append(append([]string{"ferry"}, args...), "--help"), strings.NewReader(""), &out, &errOut); code != 0 {
+		t.Fatalf("%v --help: exit %d: %s", args, code, errOut.String())
+	}
+	return out.String()
+}
+
+// commands lists every command, as the arguments that name it.
+func commands() [][]string {
+	var out [][]string
+	var walk func(prefix []string, cs []*cli.Command)
+	walk = func(prefix []string, cs []*cli.Command) {
+		for _, c := range cs {
+			args := append(append([]string{}, prefix...), c.Name)
+			if len(c.Subcommands) > 0 {
+				walk(args, c.Subcommands)
+				continue
+			}
+			out = append(out, args)
+		}
+	}
+	walk(nil, newApp(nil, io.Discard, io.Discard).Commands)
+	return out
+}
+
+func TestHelpStatesEachDefaultOnce(t *testing.T) {
+	cmds := commands()
+	if len(cmds) < 11 {
+		t.Fatalf("found only %d commands: %v", len(cmds), cmds)
+	}
+	for _, args := range append(cmds, nil) {
+		for _, line := range strings.Split(helpOf(t, args...), "\n") {
+			if strings.Count(line, "(default:") > 1 {
+				t.Errorf("ferry %s --help states two defaults: %s", strings.Join(args, " "), strings.TrimSpace(line))
+			}
+		}
+	}
+}
+
+func TestVerboseHelpSaysWhatItAddsToEachCommand(t *testing.T) {
+	verbose := regexp.MustCompile(`(?m)^\s+--verbose, -v\s+(.*?)( \(default: false\))?$`)
+	usage := map[string]string{}
+	for _, args := range commands() {
+		m := verbose.FindStringSubmatch(helpOf(t, args...))
+		if m == nil {
+			continue
+		}
+		usage[strings.Join(args, " ")] = m[1]
+	}
+	for cmd, want := range map[string]string{
+		"import":    "manifest and tag as it is written at the destination",
+		"copy":      "manifest and tag as it is written at the destination",
+		"export":    "image as it is written into the archive",
+		"inspect":   "every blob a delta archive left out",
+		"verify":    "adds nothing",
+		"tag list":  "adds nothing",
+		"inventory": "each repository's counts",
+		"pull":      "adds nothing",
+		"push":      "each tag",
+		"serve":     "one line per request",
+	} {
+		if !strings.Contains(usage[cmd], want) {
+			t.Errorf("ferry %s -v: %q, want it to say %q", cmd, usage[cmd], want)
+		}
+	}
+	for cmd, u := range usage {
+		if cmd != "import" && cmd != "copy" && strings.Contains(u, "manifest and tag") {
+			t.Errorf("ferry %s -v claims import's lines: %q", cmd, u)
+		}
+	}
+}
+
+func TestRelocationSummary(t *testing.T) {
+	d := "sha256:" + strings.Repeat("a", 64)
+	res := &relocate.ImportResult{Repository: "reg/far/app", Root: "reg/far/app@" + d, Tag: "v1",
+		Tags:          []relocate.TagResult{{Tag: "v1", Digest: d, Action: relocate.TagCreate}},
+		BlobsUploaded: 8, BytesUploaded: 9 << 20, BlobsMounted: 8, BytesMounted: 9 << 20, ManifestsPushed: 5}
+	var buf bytes.Buffer
+	printImport(&buf, "copy", importJSON{ImportResult: res, LockOutput: "pl.yml"}, 13677*time.Millisecond)
+	want := "Copied into reg/far/app in 13.7s\n" +
+		"  blobs      8 mounted (9.0 MiB, not sent), 0 already there\n" +
+		"  manifests  5 pushed, 0 already there\n" +
+		"  lock       written to pl.yml\n" +
+		"\n" +
+		"  ACTION  TAG  DIGEST\n" +
+		"  create  v1   sha256:aaaaaaaaaaaa\n"
+	if buf.String() != want {
+		t.Errorf("every blob mounted:\n%s\nwant:\n%s", buf.String(), want)
+	}
+
+	res.BlobsUploaded, res.BytesUploaded = 10, 10<<20
+	buf.Reset()
+	printImport(&buf, "copy", importJSON{ImportResult: res}, 2*time.Second)
+	if !strings.HasPrefix(buf.String(), "Copied into reg/far/app in 2s (512.0 KiB/s)\n  blobs      2 uploaded (1.0 MiB), 8 mounted (9.0 MiB, not sent), 0 already there\n") ||
+		strings.Contains(buf.String(), "lock") {
+		t.Errorf("some blobs sent, no lock file:\n%s", buf.String())
+	}
+
+	// --json: the lock file beside relocate's fields, unless a dry run.
+	var out bytes.Buffer
+	p := &printer{stdout: &out, json: true}
+	res.DryRun = true
+	if err := printImportResult(p, "copy", res, "pl.yml"); err != nil {
+		t.Fatal(err)
+	}
+	res.DryRun = false
+	if err := printImportResult(p, "copy", res, "pl.yml"); err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(&out)
+	for _, want := range []string{"", "pl.yml"} {
+		var got map[string]any
+		if err := dec.Decode(&got); err != nil {
+			t.Fatal(err)
+		}
+		if lo, _ := got["lockOutput"].(string); lo != want || got["repository"] != "reg/far/app" {
+			t.Errorf("--json (dry run %v): lockOutput %q, repository %v", want == "", lo, got["repository"])
+		}
 	}
 }

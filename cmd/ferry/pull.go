@@ -24,7 +24,7 @@ bundle's repository: from its image-locations image when there is one,
 otherwise only if every image is found there by digest.
 
 -r also pulls nested bundles into DIR/.imgpkg/bundles/sha256-<hex>/.`,
-		Flags: withRegistryFlags(
+		Flags: withRegistryFlags("adds nothing to pull's output, whose summary already names every bundle pulled and where",
 			&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "bundle to pull (tag or digest reference)"},
 			&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "plain image to pull"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "directory to write into (created if missing; must be empty unless --overwrite)"},

@@ -34,7 +34,7 @@ write had the bundle been pushed first. Importing it gives the bundle the
 tag TAG, with every tag an import writes. It takes export's --level,
 --split-size, --concurrency, --cosign-signatures and --referrers (for the
 locked images: a bundle never pushed has no signatures yet).`,
-		Flags: withRegistryFlags(
+		Flags: withRegistryFlags("also print each tag as it is written at the destination",
 			&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "bundle reference to push to (REPO:TAG)"},
 			&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "plain image reference to push to (REPO:TAG)"},
 			&cli.StringSliceFlag{Name: "file", Aliases: []string{"f"}, Usage: "directory (or file) to include; repeatable"},
@@ -59,6 +59,7 @@ func runPush(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	defer out.Close()
 	target, isBundle, err := bundleOrImage(c)
 	if err != nil {
 		return err
@@ -109,7 +110,7 @@ func runPush(c *cli.Context) error {
 	took := out.Elapsed()
 	return out.Result(res, func(w io.Writer) {
 		repo, _, _ := strings.Cut(res.Image, "@")
-		fmt.Fprintf(w, "Pushed to %s in %s\n", repo, roundDuration(took))
+		fmt.Fprintf(w, "Pushed to %s in %s\n", repo, formatDuration(took))
 		tw := summaryTable(w)
 		fmt.Fprintf(tw, "  digest\t%s\n", res.Digest)
 		fmt.Fprintf(tw, "  tags\t%s\n", strings.Join(res.Tags, ", "))
@@ -144,6 +145,7 @@ func pushToArchive(c *cli.Context, out *printer, target string, dirs []string, b
 	if err != nil {
 		return err
 	}
+	out.Begin("building " + target + " and resolving what it locks")
 	ropts, err := resolveOptions(c, out)
 	if err != nil {
 		return err

@@ -22,7 +22,7 @@ func tagCommand() *cli.Command {
 			Description: `Lists the tags of REPO. The tags imgpkg and ferry write for their own
 bookkeeping (sha256-<hex>.imgpkg, ….image-locations.imgpkg, cosign's
 .sig/.att/.sbom) are hidden unless --imgpkg-internal-tags is given.`,
-			Flags: withRegistryFlags(
+			Flags: withRegistryFlags("adds nothing to tag list's output, the listing itself",
 				&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "repository to list"},
 				&cli.BoolFlag{Name: "digests", Usage: "also show the digest each tag points at"},
 				&cli.BoolFlag{Name: "imgpkg-internal-tags", Usage: "include imgpkg's and cosign's internal tags"},
