@@ -175,6 +175,9 @@ func printImport(w io.Writer, command string, j importJSON, took time.Duration) 
 	if j.LockOutput != "" {
 		fmt.Fprintf(tw, "  lock\twritten to %s\n", j.LockOutput)
 	}
+	for _, u := range res.Unchecked {
+		fmt.Fprintf(tw, "  not checked\t%s\n", escapeControls(u))
+	}
 	tw.Flush()
 	printTags(w, res.Tags)
 }

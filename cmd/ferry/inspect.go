@@ -206,7 +206,7 @@ func runVerify(c *cli.Context) error {
 			fmt.Fprintf(tw, "  delta\t%s (%s) left out, %s\n", plural(res.LeftOut, "blob"), humanBytes(res.LeftOutBytes), where)
 		}
 		for _, u := range res.Unchecked {
-			fmt.Fprintf(tw, "  not checked\t%s\n", u)
+			fmt.Fprintf(tw, "  not checked\t%s\n", escapeControls(u))
 		}
 		tw.Flush()
 	})

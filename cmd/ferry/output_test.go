@@ -397,3 +397,14 @@ func TestRelocationSummary(t *testing.T) {
 		}
 	}
 }
+
+// A dry run says what it could not check, each archive string escaped.
+func TestDryRunSummarySaysWhatWasNotChecked(t *testing.T) {
+	res := &relocate.ImportResult{Repository: "reg/far/app", DryRun: true,
+		Unchecked: []string{"the images.yml of bundle r.example/b\x1b[2K:v1"}}
+	var buf bytes.Buffer
+	printImport(&buf, "import", importJSON{ImportResult: res}, time.Second)
+	if !strings.Contains(buf.String(), `  not checked  the images.yml of bundle r.example/b\x1b[2K:v1`) {
+		t.Errorf("dry run summary:\n%s", buf.String())
+	}
+}
