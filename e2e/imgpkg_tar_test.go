@@ -215,10 +215,27 @@ func TestPushToTarGivesWhatPushThenExportGives(t *testing.T) {
 		t.Fatalf("imported v1 = %s, want the bundle %s", got, f.rootDigest)
 	}
 
+	// --since as export takes it: the same directory again, since the
+	// first archive, carries its manifests only, and imports onto the
+	// first with the same tags.
+	delta := filepath.Join(t.TempDir(), "delta.tar.zst")
+	r = mustFerry(t, "push", "-b", ref, "-f", dir, "--to-tar", delta, "--since", pushed, "--json")
+	var dres struct {
+		LeftOut int
+		Bases   []struct{ Name string }
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &dres); err != nil || dres.LeftOut == 0 || len(dres.Bases) != 1 || dres.Bases[0].Name != "pushed.tar.zst" {
+		t.Fatalf("push --to-tar --since: %v\n%s", err, r)
+	}
+	repo = dst.Repo("far/app")
+	mustFerry(t, "import", "-f", delta, "--to-repo", repo)
+	assertTags(t, tagsOf(t, dst, repo), f.wantTags(t))
+
 	for _, args := range [][]string{
 		{"push", "-b", ref, "-f", dir, "--to-tar", pushed, "--lock-output", filepath.Join(t.TempDir(), "l.yml")},
 		{"push", "-b", ref, "-f", dir, "--split-size", "1M"},
 		{"push", "-b", ref, "-f", dir, "--level", "best"},
+		{"push", "-b", ref, "-f", dir, "--since", pushed},
 	} {
 		if r := ferry(t, nil, args...); r.Code != 2 {
 			t.Errorf("ferry %s: want a usage error: %s", strings.Join(args, " "), r)

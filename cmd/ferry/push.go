@@ -17,7 +17,7 @@ func pushCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "push",
 		Usage:     "push a directory as a bundle (-b) or a plain image (-i)",
-		UsageText: "ferry push -b REPO:TAG -f DIR [-f DIR...] [--lock-output FILE]\n   ferry push -i REPO:TAG -f DIR [-f DIR...]\n   ferry push -b REPO:TAG -f DIR --to-tar FILE.tar.zst [--level L] [--split-size SIZE]",
+		UsageText: "ferry push -b REPO:TAG -f DIR [-f DIR...] [--lock-output FILE]\n   ferry push -i REPO:TAG -f DIR [-f DIR...]\n   ferry push -b REPO:TAG -f DIR --to-tar FILE.tar.zst [--level L] [--split-size SIZE] [--since BASE]",
 		Description: `Builds one layer from the files under each DIR, exactly as imgpkg does (so
 the same directory gives the same digest), and pushes it with the given tag
 and the tag sha256-<hex>.imgpkg.
@@ -49,6 +49,7 @@ locked images: a bundle never pushed has no signatures yet).`,
 			&cli.BoolFlag{Name: "include-non-distributable-layers", Usage: "with --to-tar: also carry foreign (non-distributable) layers"},
 			cosignSignaturesFlag(),
 			referrersFlag(),
+			sinceFlag(),
 		),
 		Action: runPush,
 	}
@@ -89,7 +90,7 @@ func runPush(c *cli.Context) error {
 	if dest := c.String("to-tar"); dest != "" {
 		return pushToArchive(c, out, target, dirs, build, dest)
 	}
-	for _, n := range []string{"level", "split-size", "concurrency", "include-non-distributable-layers", "cosign-signatures", "referrers"} {
+	for _, n := range []string{"level", "split-size", "concurrency", "include-non-distributable-layers", "cosign-signatures", "referrers", "since"} {
 		if c.IsSet(n) {
 			return usagef("push: --%s applies to --to-tar only", n)
 		}
@@ -143,6 +144,9 @@ func pushToArchive(c *cli.Context, out *printer, target string, dirs []string, b
 	}
 	eopts, err := exportOptions(c, out, dest)
 	if err != nil {
+		return err
+	}
+	if eopts.Since, err = readSince(c); err != nil {
 		return err
 	}
 	out.Begin("building " + target + " and resolving what it locks")
