@@ -116,8 +116,11 @@ func TestImportAndCopySummariesNameTheDestinationAndEachTagOnce(t *testing.T) {
 	}
 	r = mustFerry(t, "import", "-f", archive, "--to-repo", repo)
 	assertRelocationSummary(t, r.Stderr, "Imported", repo, src.Host, "unchanged", want)
-	if !strings.Contains(r.Stderr, fmt.Sprintf("  blobs      0 uploaded (0 B), %d already there", len(f.allBlobs))) {
-		t.Errorf("the second import's summary does not say every blob was there:\n%s", r.Stderr)
+	// Every blob and manifest there, the locations images' (a config and a
+	// layer each) included.
+	if !strings.Contains(r.Stderr, fmt.Sprintf("  blobs      0 uploaded (0 B), %d already there", len(f.allBlobs)+4)) ||
+		!strings.Contains(r.Stderr, fmt.Sprintf("  manifests  0 pushed, %d already there\n", len(f.allManifests)+2)) {
+		t.Errorf("the second import's summary does not say every blob and manifest was there:\n%s", r.Stderr)
 	}
 
 	copied := dst.Repo("far/copied")

@@ -920,9 +920,22 @@ func (dst *destination) writeLocations(ctx context.Context, locs []*importLocati
 	counted := map[v1.Hash]bool{}
 	var out []TagResult
 	for i, r := range results {
-		if pushed[i] && !counted[locs[i].digest] {
-			counted[locs[i].digest] = true
+		switch d := locs[i].digest; {
+		case counted[d]:
+		case pushed[i]:
+			counted[d] = true
 			res.ManifestsPushed++
+		case present[i]:
+			// Already there (a re-run): it and its blobs count as the
+			// archive's do, so the totals say what the repository holds.
+			counted[d] = true
+			res.ManifestsPresent++
+			if m, err := locs[i].img.Manifest(); err == nil {
+				for _, b := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+					res.BlobsPresent++
+					res.BytesPresent += b.Size
+				}
+			}
 		}
 		out = append(out, r...)
 	}
