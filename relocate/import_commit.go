@@ -17,7 +17,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/parallel"
 	"github.com/ferry-dev/ferry/internal/progress"
@@ -93,11 +92,7 @@ type destination struct {
 	blobPresent map[v1.Hash]bool
 	// elsewhere are the left-out blobs a dry run found at their mount
 	// source and did not mount: a bundle's layer among them is read there.
-	elsewhere map[v1.Hash]name.Repository
-	// ahead is, in a dry run from a stream, the archive, from which
-	// readAhead takes what the checks need into held.
-	ahead           *archive.Reader
-	held            map[v1.Hash][]byte
+	elsewhere       map[v1.Hash]name.Repository
 	manifestPresent map[v1.Hash]bool
 	// existing are the tags of the repository before anything is written.
 	existing map[string]bool

@@ -7,9 +7,11 @@
 // manifests, read by import or inspect), and the runtime counts more than
 // the live heap against the limit (freed spans not yet returned, stacks,
 // metadata): near the limit the collector runs back to back, taking half
-// the CPU and making the work several times slower. Keep watches the
-// share of CPU the collector takes and lifts the limit while it is high,
-// and lowers it back towards the base once the live heap has shrunk.
+// the CPU and making the work several times slower. Keep watches for that
+// (the collector busy while the memory the limit counts is at the limit)
+// and lifts the limit, never above what is live plus the base again, and
+// lowers it back towards the base once the memory in use has fallen well
+// below it.
 package memlimit
 
 import (
@@ -20,26 +22,39 @@ import (
 )
 
 const (
-	liveMetric  = "/gc/heap/live:bytes"
-	gcCPUMetric = "/cpu/classes/gc/total:cpu-seconds"
-	cpuMetric   = "/cpu/classes/total:cpu-seconds"
+	liveMetric     = "/gc/heap/live:bytes"
+	totalMetric    = "/memory/classes/total:bytes"
+	releasedMetric = "/memory/classes/heap/released:bytes"
+	gcCPUMetric    = "/cpu/classes/gc/total:cpu-seconds"
+	cpuMetric      = "/cpu/classes/total:cpu-seconds"
 
-	// thrashing is the share of CPU above which the collector is taken
-	// to run for want of room rather than for garbage.
+	// thrashing is the share of CPU above which a collector working at
+	// the limit is taken to run for want of room rather than for garbage.
 	thrashing = 0.25
 )
 
-// Next returns the limit to set after a period in which the collector
-// took gcShare of the CPU, with cur in force, live bytes found live and a
-// base of base: half as much again while the collector thrashes; back
-// towards the base (never below it, nor below four times what is live)
-// once it rests.
-func Next(base, cur, live int64, gcShare float64) int64 {
+// Usage is what one period showed.
+type Usage struct {
+	// Live is the heap the last collection found live; InUse the memory
+	// the limit counts (all the runtime holds but what it returned).
+	Live, InUse int64
+	// GCShare is the share of the CPU the collector took.
+	GCShare float64
+}
+
+// Next returns the limit to set after a period that showed u, with cur in
+// force and a base of base. While the collector thrashes at the limit
+// (busy, and the memory in use within a tenth of it), half as much again,
+// but never more than four times the live heap plus the base: room for
+// what is held and its garbage, not a lifted bound. Once the memory in use
+// is below half the limit, a quarter less, never below the base.
+func Next(base, cur int64, u Usage) int64 {
 	switch {
-	case gcShare > thrashing:
-		return cur + cur/2
-	case cur > base && 4*live < cur:
-		return max(base, cur*3/4, 4*live)
+	case u.GCShare > thrashing && u.InUse > cur-cur/10:
+		ceiling := max(base, 4*u.Live+base)
+		return max(cur, min(cur+cur/2, ceiling))
+	case cur > base && u.InUse < cur/2:
+		return max(base, cur-cur/4)
 	}
 	return cur
 }
@@ -71,32 +86,37 @@ type watch struct {
 }
 
 func newWatch(base int64) *watch {
-	w := &watch{base: base, cur: base, sample: []metrics.Sample{{Name: liveMetric}, {Name: gcCPUMetric}, {Name: cpuMetric}}}
+	w := &watch{base: base, cur: base, sample: []metrics.Sample{
+		{Name: liveMetric}, {Name: totalMetric}, {Name: releasedMetric}, {Name: gcCPUMetric}, {Name: cpuMetric}}}
 	w.read()
 	return w
 }
 
-// read returns the live heap and the collector's share of the CPU since
-// the last read.
-func (w *watch) read() (live int64, gcShare float64) {
+// read returns what the period since the last read showed.
+func (w *watch) read() (u Usage, ok bool) {
 	metrics.Read(w.sample)
 	for _, s := range w.sample {
 		if s.Value.Kind() == metrics.KindBad {
-			return 0, 0
+			return u, false
 		}
 	}
-	gc, total := w.sample[1].Value.Float64(), w.sample[2].Value.Float64()
+	gc, total := w.sample[3].Value.Float64(), w.sample[4].Value.Float64()
 	if d := total - w.lastT; d > 0 {
-		gcShare = (gc - w.lastGC) / d
+		u.GCShare = (gc - w.lastGC) / d
 	}
 	w.lastGC, w.lastT = gc, total
-	return int64(w.sample[0].Value.Uint64()), gcShare
+	u.Live = int64(w.sample[0].Value.Uint64())
+	u.InUse = int64(w.sample[1].Value.Uint64() - w.sample[2].Value.Uint64())
+	return u, true
 }
 
 // tick sets the limit the last period calls for.
 func (w *watch) tick() {
-	live, share := w.read()
-	if next := Next(w.base, w.cur, live, share); next != w.cur {
+	u, ok := w.read()
+	if !ok {
+		return
+	}
+	if next := Next(w.base, w.cur, u); next != w.cur {
 		debug.SetMemoryLimit(next)
 		w.cur = next
 	}

@@ -1,6 +1,7 @@
 package memlimit
 
 import (
+	"math"
 	"runtime"
 	"runtime/debug"
 	"testing"
@@ -10,26 +11,45 @@ import (
 func TestNext(t *testing.T) {
 	const base, mib = 64 << 20, 1 << 20
 	for _, tc := range []struct {
-		cur, live int64
-		share     float64
-		want      int64
+		name string
+		cur  int64
+		u    Usage
+		want int64
 	}{
-		{base, 20 * mib, 0.05, base},          // resting at the base
-		{base, 20 * mib, 0.6, 96 * mib},       // thrashing: half as much again
-		{96 * mib, 20 * mib, 0.6, 144 * mib},  // and again
-		{144 * mib, 40 * mib, 0.1, 144 * mib}, // resting, the heap not much smaller: kept
-		{144 * mib, 20 * mib, 0.1, 108 * mib}, // resting, the heap shrunk: down by a quarter
-		{70 * mib, 1 * mib, 0.1, base},        // never below the base
+		{"resting at the base", base, Usage{Live: 20 * mib, InUse: 60 * mib, GCShare: 0.05}, base},
+		{"busy but far from the limit: not the limit's doing", base, Usage{Live: 20 * mib, InUse: 40 * mib, GCShare: 0.6}, base},
+		{"thrashing at the limit: half as much again", base, Usage{Live: 20 * mib, InUse: 62 * mib, GCShare: 0.6}, 96 * mib},
+		{"and again", 96 * mib, Usage{Live: 20 * mib, InUse: 95 * mib, GCShare: 0.6}, 144 * mib},
+		{"never above four times the live heap plus the base", 144 * mib, Usage{Live: 20 * mib, InUse: 140 * mib, GCShare: 0.6}, 144 * mib},
+		{"in use well below: down by a quarter", 144 * mib, Usage{Live: 20 * mib, InUse: 50 * mib, GCShare: 0.1}, 108 * mib},
+		{"in use near: kept", 144 * mib, Usage{Live: 40 * mib, InUse: 100 * mib, GCShare: 0.1}, 144 * mib},
+		{"never below the base", 70 * mib, Usage{Live: 1 * mib, InUse: 10 * mib, GCShare: 0.1}, base},
 	} {
-		if got := Next(base, tc.cur, tc.live, tc.share); got != tc.want {
-			t.Errorf("Next(64, %d, %d, %.2f) = %d MiB, want %d", tc.cur/mib, tc.live/mib, tc.share, got/mib, tc.want/mib)
+		if got := Next(base, tc.cur, tc.u); got != tc.want {
+			t.Errorf("%s: Next(64, %d, %+v) = %d MiB, want %d", tc.name, tc.cur/mib, tc.u, got/mib, tc.want/mib)
 		}
 	}
 }
 
+// However long the collector stays busy, the limit stays bounded by what
+// is live: it neither grows for ever nor overflows.
+func TestNextIsBounded(t *testing.T) {
+	const base = 64 << 20
+	cur := int64(base)
+	for range 1000 {
+		cur = Next(base, cur, Usage{Live: 30 << 20, InUse: cur, GCShare: 0.9})
+	}
+	if cur <= 0 || cur > 4*(30<<20)+base {
+		t.Fatalf("after a thousand busy periods the limit is %d", cur)
+	}
+	if got := Next(base, math.MaxInt64/2, Usage{Live: math.MaxInt64 / 8, InUse: math.MaxInt64 / 2, GCShare: 0.9}); got <= 0 {
+		t.Fatalf("Next near the top of int64: %d", got)
+	}
+}
+
 // A program whose live heap fills its limit, allocating on: the watch
-// lifts the limit until the collector rests, then lowers it once what was
-// held is released.
+// lifts the limit while the collector thrashes, then lowers it once what
+// was held is released.
 func TestWatchLiftsTheLimitWhileTheCollectorThrashes(t *testing.T) {
 	const base = 8 << 20
 	old := debug.SetMemoryLimit(-1)
@@ -58,6 +78,7 @@ func TestWatchLiftsTheLimitWhileTheCollectorThrashes(t *testing.T) {
 	lifted := w.cur
 	for range 20 {
 		runtime.GC()
+		debug.FreeOSMemory()
 		time.Sleep(time.Millisecond)
 		w.tick()
 	}
