@@ -26,6 +26,10 @@ const (
 	// DefaultMaxTags is far more tags than any repository ferry writes
 	// to holds; a million short names take tens of MB.
 	DefaultMaxTags = 1 << 20
+	// MaxTagBytes bounds one listed name: the spec allows 128 bytes, some
+	// registries more (ECR 300); a longer one is no tag, but a registry
+	// filling memory.
+	MaxTagBytes = 1024
 )
 
 // Limits bound a listing; zero values mean the defaults.
@@ -50,8 +54,8 @@ type Options struct {
 
 // Names returns every tag of repo, following the registry's pagination. It
 // stops with an error naming the registry when a page links to a page
-// already read, when a listed name is not a tag the distribution spec
-// allows (at most 128 bytes), or when the listing passes l.MaxPages pages
+// already read, when a listed name is longer than MaxTagBytes, or when
+// the listing passes l.MaxPages pages
 // or l.MaxTags tags (each page is bounded in bytes by the transport,
 // regopts.MaxTagPageSize). A tag listed on more than one page is returned once.
 func Names(ctx context.Context, p *remote.Puller, repo name.Repository, l Limits) ([]string, error) {
@@ -77,14 +81,10 @@ func Names(ctx context.Context, p *remote.Puller, repo name.Repository, l Limits
 		}
 		pages++
 		for _, t := range page.Tags {
-			if !tags.Valid(t) {
-				// A registry that stores what the spec refuses, or one that
-				// lies: nothing written by ferry could carry such a name.
-				shown := t
-				if len(shown) > 64 {
-					shown = shown[:64] + "…"
-				}
-				return nil, fmt.Errorf("registry %s lists %q (%d bytes) among the tags of %s, which is not a tag; refusing to read on", repo.RegistryStr(), shown, len(t), repo)
+			if len(t) > MaxTagBytes {
+				// Some registries allow longer tags than the spec's 128
+				// bytes (ECR: 300), and they are listed; none this long.
+				return nil, fmt.Errorf("registry %s lists a name of %d bytes (%q…) among the tags of %s, more than the %d a tag may have here; refusing to read on", repo.RegistryStr(), len(t), t[:64], repo, MaxTagBytes)
 			}
 			if !seenTag[t] {
 				seenTag[t] = true

@@ -247,9 +247,10 @@ func TestListBoundsPagesAndTags(t *testing.T) {
 	}
 }
 
-// A registry that lists a name no tag can have (too long here; a hostile
-// one may send megabytes of it) is named, and the listing stops.
-func TestListRefusesANameThatIsNoTag(t *testing.T) {
+// A name longer than the spec's 128 bytes (ECR allows 300) is listed; one
+// past MaxTagBytes (a hostile registry may send megabytes of it) stops
+// the listing, naming the registry.
+func TestListBoundsTheLengthOfNames(t *testing.T) {
 	s := seed(t)
 	img, err := random.Image(64, 1)
 	if err != nil {
@@ -262,22 +263,32 @@ func TestListRefusesANameThatIsNoTag(t *testing.T) {
 	mt, _ := img.MediaType()
 	// Past go-containerregistry's own check of tags, straight to the
 	// registry, which stores any name.
-	long := strings.Repeat("a", 200)
-	req, err := http.NewRequest(http.MethodPut, "http://"+s.reg.Host+"/v2/team/app/manifests/"+long, strings.NewReader(string(raw)))
-	if err != nil {
-		t.Fatal(err)
+	put := func(tag string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPut, "http://"+s.reg.Host+"/v2/team/app/manifests/"+tag, strings.NewReader(string(raw)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", string(mt))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("PUT of a manifest under a %d-byte name: %s", len(tag), resp.Status)
+		}
 	}
-	req.Header.Set("Content-Type", string(mt))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	ecr := strings.Repeat("e", 300)
+	put(ecr)
+	got, err := listWithin(t, s.repo, taglist.Options{Remote: s.reg.RemoteOptions(t)})
+	if err != nil || !strings.Contains(names(got), ecr) {
+		t.Fatalf("a 300-byte tag: %v, listed %v", err, err == nil)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("PUT of a manifest under a 200-byte name: %s", resp.Status)
-	}
+	long := strings.Repeat("a", taglist.MaxTagBytes+1)
+	put(long)
 	_, err = listWithin(t, s.repo, taglist.Options{Remote: s.reg.RemoteOptions(t)})
-	if err == nil || !strings.Contains(err.Error(), "registry "+s.reg.Host) || !strings.Contains(err.Error(), "not a tag") || strings.Contains(err.Error(), long) {
+	if err == nil || !strings.Contains(err.Error(), "registry "+s.reg.Host) || !strings.Contains(err.Error(), "refusing") || strings.Contains(err.Error(), long) {
 		t.Fatalf("err = %v, want one naming the registry and the name, shortened", err)
 	}
 }
