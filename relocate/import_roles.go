@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/bundle"
@@ -40,7 +41,7 @@ func (dst *destination) roleCandidates(locs []*importLocations) ([]roleCandidate
 	err := eachLocked(locs, func(l *importLocations, _ string, h v1.Hash) {
 		e, ok := dst.head.byDigest[h]
 		m := dst.head.manifests[h]
-		if !ok || seen[h] || e.isBundle() || m == nil || !m.mediaType.IsImage() || len(m.layers) != 1 {
+		if !ok || seen[h] || e.isBundle() || m == nil || !m.mediaType.IsImage() || len(m.layers) != 1 || !imageConfig(m.config.MediaType) {
 			return
 		}
 		seen[h] = true
@@ -110,6 +111,12 @@ func (dst *destination) checkRoles(ctx context.Context, locs []*importLocations,
 			len(wrong), plural(len(wrong), "image is", "images are"), plural(len(wrong), "its", "their"), bundle.LabelKey, plural(len(wrong), "its", "their"), strings.Join(wrong, ", "))
 	}
 	return unchecked, nil
+}
+
+// imageConfig says whether mt is an image config, the only kind whose
+// labels make a bundle (as export's resolver reads them).
+func imageConfig(mt types.MediaType) bool {
+	return mt == types.DockerConfigJSON || mt == types.OCIConfigJSON
 }
 
 // configIsBundle reports whether the image config b carries the bundle

@@ -119,6 +119,11 @@ func RepoView(ctx context.Context, f *archive.File, repo string, opts RepoViewOp
 	if err != nil {
 		return nil, err
 	}
+	// What import refuses, serve does not show as a repository an import
+	// would have made (a delta's left-out configs are not at hand).
+	if _, err := dst.checkRoles(ctx, locs, f.Has); err != nil {
+		return nil, err
+	}
 	v := newRegistryView(head)
 	r := v.repository(repo)
 	for d := range head.manifests {

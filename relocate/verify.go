@@ -310,6 +310,9 @@ func verify(ctx context.Context, r io.Reader, ra io.ReaderAt, size int64, res *V
 	defer ar.Close()
 	head := ar.Head()
 	res.Images = len(head.Entries)
+	// An imgpkg tarball read front to back (gzip-compressed, or a pipe)
+	// is one too.
+	res.Format = formatOf(head)
 	leftOut := map[v1.Hash]bool{}
 	if head.Delta != nil {
 		for _, l := range head.Delta.LeftOut {
@@ -327,11 +330,13 @@ func verify(ctx context.Context, r io.Reader, ra io.ReaderAt, size int64, res *V
 		}
 	}
 
-	// The layers of bundles are kept to read their images.yml at the end.
+	// The layers of bundles are kept to read their images.yml at the end;
+	// the configs of images that could be bundles are read as they go by.
 	bundles, want, err := bundleLayers(head)
 	if err != nil {
 		return err
 	}
+	roles := newRoleLabels(head)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -345,6 +350,12 @@ func verify(ctx context.Context, r io.Reader, ra io.ReaderAt, size int64, res *V
 		}
 		res.Blobs++
 		res.Bytes += size
+		if roles.wants(d) {
+			if err := roles.read(d, blob); err != nil {
+				return err
+			}
+			continue
+		}
 		if _, ok := want[d]; ok {
 			b, err := io.ReadAll(blob)
 			if err != nil {
@@ -363,8 +374,13 @@ func verify(ctx context.Context, r io.Reader, ra io.ReaderAt, size int64, res *V
 	if err != nil {
 		return err
 	}
-	res.SeekTable = string(st)
-	return checkBundleLocks(head, bundles, want, leftOut, bases, res)
+	if res.Format == FormatFerry {
+		res.SeekTable = string(st)
+	}
+	if err := roles.fromBases(leftOut, bases); err != nil {
+		return err
+	}
+	return checkBundleLocks(head, bundles, want, roles, leftOut, bases, res)
 }
 
 // verifyRandom reads every config and layer of f, each where it lies,
@@ -376,6 +392,7 @@ func verifyRandom(ctx context.Context, f randomArchive, res *VerifyResult, rep p
 	if err != nil {
 		return err
 	}
+	roles := newRoleLabels(head)
 	skipped := map[v1.Hash]bool{}
 	for _, d := range head.SkippedLayers {
 		skipped[d] = true
@@ -391,6 +408,8 @@ func verifyRandom(ctx context.Context, f randomArchive, res *VerifyResult, rep p
 		r := ctxio.NewReader(ctx, &reportReader{r: rc, rep: rep})
 		if _, ok := want[b.Digest]; ok {
 			want[b.Digest], err = io.ReadAll(r)
+		} else if roles.wants(b.Digest) {
+			err = roles.read(b.Digest, r)
 		} else {
 			_, err = io.Copy(io.Discard, r)
 		}
@@ -401,7 +420,7 @@ func verifyRandom(ctx context.Context, f randomArchive, res *VerifyResult, rep p
 		res.Blobs++
 		res.Bytes += b.Size
 	}
-	return checkBundleLocks(head, bundles, want, nil, nil, res)
+	return checkBundleLocks(head, bundles, want, roles, nil, nil, res)
 }
 
 // bundleRef is a bundle of an archive and its one layer, which holds its
@@ -433,18 +452,6 @@ func bundleLayers(head *archive.Head) ([]bundleRef, map[v1.Hash][]byte, error) {
 		bundles = append(bundles, bundleRef{entry: e, layer: m.Layers[0]})
 		want[m.Layers[0].Digest] = nil
 	}
-	// The configs of the images that could be bundles (one layer), to tell
-	// that none a bundle locks is one index.json does not call so.
-	for _, e := range head.Entries {
-		if e.Role == archive.RoleBundle || e.Role == archive.RoleNestedBundle || !e.Descriptor.MediaType.IsImage() {
-			continue
-		}
-		var m v1.Manifest
-		if json.Unmarshal(head.Manifests[e.Descriptor.Digest], &m) != nil || len(m.Layers) != 1 || m.Config.Size > bundle.MaxConfigSize {
-			continue
-		}
-		want[m.Config.Digest] = nil
-	}
 	return bundles, want, nil
 }
 
@@ -452,7 +459,7 @@ func bundleLayers(head *archive.Head) ([]bundleRef, map[v1.Hash][]byte, error) {
 // it: each is an entry of index.json. layers holds the bundles' layers; a
 // layer a delta left out (leftOut) is read from the bases, or the bundle's
 // lock is reported unchecked.
-func checkBundleLocks(head *archive.Head, bundles []bundleRef, layers map[v1.Hash][]byte, leftOut map[v1.Hash]bool, bases []verifyBase, res *VerifyResult) error {
+func checkBundleLocks(head *archive.Head, bundles []bundleRef, layers map[v1.Hash][]byte, roles *roleLabels, leftOut map[v1.Hash]bool, bases []verifyBase, res *VerifyResult) error {
 	inArchive, named := map[v1.Hash]bool{}, map[v1.Hash]bool{}
 	for _, e := range head.Entries {
 		inArchive[e.Descriptor.Digest] = true
@@ -500,8 +507,15 @@ func checkBundleLocks(head *archive.Head, bundles []bundleRef, layers map[v1.Has
 			if !inArchive[h] {
 				return fmt.Errorf("%s locks %s, which the archive does not hold", src, li.Image)
 			}
-			if err := checkNotABundle(head, h, named[h], layers, leftOut); err != nil {
+			if named[h] {
+				continue
+			}
+			unchecked, err := roles.check(h)
+			if err != nil {
 				return fmt.Errorf("%s locks %s: %w", src, li.Image, err)
+			}
+			if unchecked {
+				res.Unchecked = append(res.Unchecked, fmt.Sprintf("whether %s, which %s locks, is a bundle: the delta left its config out and no --since archive carries it", li.Image, src))
 			}
 		}
 		res.Bundles++
@@ -556,28 +570,98 @@ func layerFromBases(bases []verifyBase, layer v1.Descriptor) ([]byte, bool, erro
 	return nil, false, nil
 }
 
-// checkNotABundle refuses an entry h that index.json does not call a
-// bundle (named is false) but whose config (kept in configs by bundleLayers) carries the
-// bundle label: its own images.yml would go unchecked. A config a delta
-// left out is not checked here; the import checks it at the destination.
-func checkNotABundle(head *archive.Head, h v1.Hash, named bool, configs map[v1.Hash][]byte, leftOut map[v1.Hash]bool) error {
-	if named {
-		return nil
+// roleLabels tells, for every image of an archive that could be a bundle
+// (an image of one layer whose role says it is not one), whether its
+// config carries the bundle label: verify's half of the rule import
+// applies (checkRoles), read as the configs go by, keeping a bool each.
+type roleLabels struct {
+	byConfig map[v1.Hash][]v1.Hash // config -> the entries that have it
+	config   map[v1.Hash]v1.Descriptor
+	labelled map[v1.Hash]bool // by config, once read
+}
+
+func newRoleLabels(head *archive.Head) *roleLabels {
+	r := &roleLabels{byConfig: map[v1.Hash][]v1.Hash{}, config: map[v1.Hash]v1.Descriptor{}, labelled: map[v1.Hash]bool{}}
+	for _, e := range head.Entries {
+		if e.Role == archive.RoleBundle || e.Role == archive.RoleNestedBundle || !e.Descriptor.MediaType.IsImage() {
+			continue
+		}
+		var m v1.Manifest
+		if json.Unmarshal(head.Manifests[e.Descriptor.Digest], &m) != nil || len(m.Layers) != 1 || !imageConfig(m.Config.MediaType) {
+			continue
+		}
+		d := e.Descriptor.Digest
+		if _, dup := r.config[d]; !dup {
+			r.config[d] = m.Config
+			r.byConfig[m.Config.Digest] = append(r.byConfig[m.Config.Digest], d)
+		}
 	}
-	var m v1.Manifest
-	if json.Unmarshal(head.Manifests[h], &m) != nil {
-		return nil
-	}
-	b, ok := configs[m.Config.Digest]
-	if !ok || b == nil || leftOut[m.Config.Digest] {
-		return nil
-	}
-	isBundle, err := configIsBundle(b)
+	return r
+}
+
+// wants says whether blob d is a config to read.
+func (r *roleLabels) wants(d v1.Hash) bool {
+	_, ok := r.byConfig[d]
+	return ok
+}
+
+// read reads config d (within bundle.MaxConfigSize; a larger one is
+// drained and refused if a bundle locks its image, as import refuses it).
+func (r *roleLabels) read(d v1.Hash, rd io.Reader) error {
+	b, err := io.ReadAll(io.LimitReader(rd, bundle.MaxConfigSize+1))
 	if err != nil {
-		return fmt.Errorf("config %s: %w", m.Config.Digest, err)
+		return err
 	}
-	if isBundle {
-		return fmt.Errorf("%s is a bundle by its config's label (%s), but index.json does not call it one, so its images.yml would go unchecked: the archive is inconsistent", h, bundle.LabelKey)
+	if int64(len(b)) > bundle.MaxConfigSize {
+		_, err := io.Copy(io.Discard, rd)
+		return err
+	}
+	labelled, err := configIsBundle(b)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", d, err)
+	}
+	r.labelled[d] = labelled
+	return nil
+}
+
+// fromBases reads, from the --since archives, the configs a delta left
+// out.
+func (r *roleLabels) fromBases(leftOut map[v1.Hash]bool, bases []verifyBase) error {
+	for d, entries := range r.byConfig {
+		if _, read := r.labelled[d]; read || !leftOut[d] || len(bases) == 0 {
+			continue
+		}
+		b, ok, err := layerFromBases(bases, r.config[entries[0]])
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		if err := r.read(d, bytes.NewReader(b)); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// check refuses image h, which a bundle locks, if its config labels it a
+// bundle or is larger than a config may be; unchecked is true when its
+// config could not be read (a delta left it out).
+func (r *roleLabels) check(h v1.Hash) (unchecked bool, err error) {
+	c, ok := r.config[h]
+	if !ok {
+		return false, nil
+	}
+	if c.Size < 0 || c.Size > bundle.MaxConfigSize {
+		return false, fmt.Errorf("image %s: config %s declares %d bytes; a config may have at most %d", h, c.Digest, c.Size, bundle.MaxConfigSize)
+	}
+	labelled, read := r.labelled[c.Digest]
+	switch {
+	case !read:
+		return true, nil
+	case labelled:
+		return false, fmt.Errorf("%s is a bundle by its config's label (%s), but index.json does not call it one, so its images.yml would go unchecked: the archive is inconsistent", h, bundle.LabelKey)
+	}
+	return false, nil
 }

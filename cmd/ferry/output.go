@@ -321,6 +321,9 @@ func (r *reporter) Warnf(format string, args ...any) { r.line("warning: ", forma
 // Done ends the phase: the bar is cleared and the heartbeat stops; the
 // command's summary says how much was done and how fast.
 func (r *reporter) Done() {
+	// The heartbeat first: a tick between the two would print a phase
+	// already cleared.
+	r.stopHeartbeat()
 	r.mu.Lock()
 	if r.bar != nil {
 		_ = r.bar.Finish()
@@ -328,7 +331,6 @@ func (r *reporter) Done() {
 	}
 	r.phase, r.counting = "", false
 	r.mu.Unlock()
-	r.stopHeartbeat()
 }
 
 // humanBytes formats n in IEC units, as progress bars do.
