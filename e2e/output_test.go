@@ -241,6 +241,7 @@ type (
 		ManifestsPushed  int             `json:"manifestsPushed"`
 		ManifestsPresent int             `json:"manifestsPresent"`
 		DryRun           bool            `json:"dryRun"`
+		Unchecked        []string        `json:"unchecked"`
 	}
 	inspectJSONSchema struct {
 		Format  string `json:"format"`
@@ -282,6 +283,7 @@ type (
 		Bytes        int64  `json:"bytes"`
 		Bundles      int    `json:"bundles"`
 		ChecksumFile string `json:"checksumFile"`
+		SeekTable    string `json:"seekTable"`
 		Verified     bool   `json:"verified"`
 	}
 	tagListJSONSchema []struct {
@@ -313,7 +315,7 @@ func TestJSONResultsKeepTheirDocumentedFields(t *testing.T) {
 	var ver verifyJSONSchema
 	r = mustFerry(t, "verify", archive, "--json")
 	decodeStrict(t, "verify", r.Stdout, &ver, "archive", "format", "sha256", "images", "blobs", "bytes", "bundles", "verified")
-	if !ver.Verified || ver.ChecksumFile != archive+".sha256" {
+	if !ver.Verified || ver.ChecksumFile != archive+".sha256" || ver.SeekTable != "checked" {
 		t.Errorf("verify --json: %+v", ver)
 	}
 
