@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferry-dev/ferry/internal/atomicfile"
@@ -66,14 +67,15 @@ func Push(ctx context.Context, tag name.Tag, dirs []string, opts Options) (*Resu
 	}
 	ropts := append([]remote.Option{remote.WithContext(ctx)}, opts.Remote...)
 	internal := tag.Context().Tag(tags.Imgpkg(digest))
-	if err := remote.Write(internal, img, ropts...); err != nil {
+	if err := write(internal, img, ropts, rep); err != nil {
 		return nil, fmt.Errorf("push %s: %w", tag, err)
 	}
-	rep.Logf("pushed %s", internal)
+	rep.Logf("pushed manifest %s@%s", tag.Context(), digest)
+	rep.Logf("tagged %s (%s)", internal, digest)
 	if err := remote.Tag(tag, img, ropts...); err != nil {
 		return nil, fmt.Errorf("push %s: %w", tag, err)
 	}
-	rep.Logf("tagged %s", tag)
+	rep.Logf("tagged %s (%s)", tag, digest)
 	res := &Result{
 		Image:  tag.Context().Digest(digest.String()).String(),
 		Digest: digest.String(),
@@ -91,4 +93,41 @@ func Push(ctx context.Context, tag name.Tag, dirs []string, opts Options) (*Resu
 		res.LockOutput = opts.LockOutput
 	}
 	return res, nil
+}
+
+// write pushes img under ref, reporting the bytes sent as the "push"
+// phase (a bar on a terminal, a heartbeat in a log).
+func write(ref name.Tag, img v1.Image, ropts []remote.Option, rep progress.Reporter) error {
+	// What go-containerregistry counts: the blobs and the manifest.
+	var total int64
+	if m, err := img.Manifest(); err == nil {
+		total = m.Config.Size
+		for _, l := range m.Layers {
+			total += l.Size
+		}
+	}
+	if raw, err := img.RawManifest(); err == nil {
+		total += int64(len(raw))
+	}
+	rep.Start("push", total)
+	defer rep.Done()
+	updates := make(chan v1.Update, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var sent int64
+		for u := range updates {
+			if u.Complete > sent {
+				rep.Add(u.Complete - sent)
+				sent = u.Complete
+			}
+		}
+	}()
+	if err := remote.Write(ref, img, append(ropts, remote.WithProgress(updates))...); err != nil {
+		// The channel is closed too, unless the options were refused
+		// before any write: then nothing more is reported either way.
+		return err
+	}
+	<-done
+	return nil
 }

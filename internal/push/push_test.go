@@ -2,11 +2,13 @@ package push_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -164,5 +166,55 @@ func TestPushWithAnUnwritableLockOutputWritesNoTag(t *testing.T) {
 	}
 	if puts := manifestPuts(reg.Requests()); len(puts) != 0 {
 		t.Fatalf("tags written before the lock output was found unwritable: %v", puts)
+	}
+}
+
+// recorder keeps what a push reports.
+type recorder struct {
+	mu           sync.Mutex
+	phases, logs []string
+	total, added int64
+	done         int
+}
+
+func (r *recorder) Start(phase string, total int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.phases, r.total = append(r.phases, phase), total
+}
+func (r *recorder) Add(n int64) { r.mu.Lock(); r.added += n; r.mu.Unlock() }
+func (r *recorder) Logf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.logs = append(r.logs, fmt.Sprintf(format, args...))
+}
+func (r *recorder) Warnf(format string, args ...any) { r.Logf(format, args...) }
+func (r *recorder) Done()                            { r.mu.Lock(); r.done++; r.mu.Unlock() }
+
+// A push reports its upload as a phase with the bytes sent (a bar, or a
+// heartbeat in a log), and names the manifest and each tag it wrote with
+// the digest.
+func TestPushReportsItsUploadAndWhatItWrote(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	tag, err := name.NewTag(reg.Repo("team/basic") + ":v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	if _, err := push.Push(context.Background(), tag, []string{copyGolden(t)}, push.Options{
+		Build: bundle.BuildOptions{Bundle: true}, Remote: reg.RemoteOptions(t), Reporter: rec,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.phases) != 1 || rec.phases[0] != "push" || rec.total <= 0 || rec.added != rec.total || rec.done != 1 {
+		t.Errorf("phases %v, %d of %d bytes reported, %d done; want one push phase counting every byte", rec.phases, rec.added, rec.total, rec.done)
+	}
+	want := []string{
+		"pushed manifest " + tag.Context().String() + "@" + goldenDigest,
+		"tagged " + tag.Context().String() + ":" + goldenTag + " (" + goldenDigest + ")",
+		"tagged " + tag.String() + " (" + goldenDigest + ")",
+	}
+	if strings.Join(rec.logs, "\n") != strings.Join(want, "\n") {
+		t.Errorf("logs:\n%s\nwant:\n%s", strings.Join(rec.logs, "\n"), strings.Join(want, "\n"))
 	}
 }
