@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"maps"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,18 +23,6 @@ func parseDeltaImport(t *testing.T, res result) deltaImport {
 		t.Fatalf("import --json: %v\n%s", err, res)
 	}
 	return im
-}
-
-// writesTo lists the requests that could change repo (a path in reg):
-// anything but GET and HEAD.
-func writesTo(reg *testregistry.Registry, repo string) []string {
-	var out []string
-	for _, r := range reg.Requests() {
-		if r.Repo == repo && r.Method != http.MethodGet && r.Method != http.MethodHead {
-			out = append(out, r.Method+" "+r.Path)
-		}
-	}
-	return out
 }
 
 // inventoryAfter imports archive into far/a of dst and returns an
@@ -73,7 +60,7 @@ func TestDeltaDryRunReadsTheBundleLayerAtTheMountSource(t *testing.T) {
 	if dry.Code != 0 || !strings.Contains(dry.Stderr, "would mount") {
 		t.Fatalf("dry run: want success, mounts announced: %s", dry)
 	}
-	if w := writesTo(dst, "far/c"); len(w) != 0 {
+	if w := dst.Writes("far/c"); len(w) != 0 {
 		t.Errorf("dry run wrote: %v", w)
 	}
 	planned := parseDeltaImport(t, dry)
@@ -150,7 +137,7 @@ func TestDeltaWithMissingBlobsMountsNothing(t *testing.T) {
 	if strings.Contains(res.Stderr, "mounted") {
 		t.Errorf("a failing import says it mounted blobs:\n%s", res.Stderr)
 	}
-	if w := writesTo(r.src, "dst/mix"); len(w) != 0 {
+	if w := r.src.Writes("dst/mix"); len(w) != 0 {
 		t.Errorf("the failing import wrote: %v", w)
 	}
 }

@@ -89,18 +89,6 @@ func (w *deltaWorld) delta(t *testing.T, since ...string) ([]byte, *relocate.Exp
 	return buf.Bytes(), res
 }
 
-// writes returns the requests that could change repo (anything but GET
-// and HEAD), as "METHOD path".
-func deltaWrites(reg *testregistry.Registry, repo string) []string {
-	var out []string
-	for _, r := range reg.Requests() {
-		if r.Repo == repo && r.Method != http.MethodGet && r.Method != http.MethodHead {
-			out = append(out, r.Method+" "+r.Path)
-		}
-	}
-	return out
-}
-
 // bundleLayers returns the layer digests of the root and nested bundles,
 // from the images the test built.
 func (w *deltaWorld) bundleLayers(t *testing.T) []v1.Hash {
@@ -141,7 +129,7 @@ func TestDeltaDryRunReadsLeftOutBundleLayersAtTheirMountSource(t *testing.T) {
 			if err != nil {
 				t.Fatalf("dry run: %v", err)
 			}
-			if writes := deltaWrites(w.reg, "dst/imported"); len(writes) != 0 {
+			if writes := w.reg.Writes("dst/imported"); len(writes) != 0 {
 				t.Errorf("dry run wrote: %v", writes)
 			}
 			if res.LeftOutMounted != len(ex.Delta.LeftOut) {
@@ -234,7 +222,7 @@ func TestDeltaImportWithMissingBlobsWritesNothing(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "full.tar.zst") || !strings.Contains(err.Error(), "does not hold") {
 			t.Errorf("dry run %v: %v; want the missing blobs named with the archive they are expected from", dry, err)
 		}
-		if writes := deltaWrites(w.reg, "dst/imported"); len(writes) != 0 {
+		if writes := w.reg.Writes("dst/imported"); len(writes) != 0 {
 			t.Errorf("dry run %v: the failing import wrote: %v", dry, writes)
 		}
 	}

@@ -195,6 +195,19 @@ func (r *Registry) Counts() Counts { return r.rec.counts() }
 // they completed, since it started or since the last ResetCounts.
 func (r *Registry) Requests() []Request { return r.rec.requests() }
 
+// Writes lists the requests received for repo that could change it
+// (anything but GET and HEAD), as "METHOD PATH": what a test that expects
+// nothing written there checks is empty.
+func (r *Registry) Writes(repo string) []string {
+	var out []string
+	for _, q := range r.Requests() {
+		if q.Repo == repo && q.Method != http.MethodGet && q.Method != http.MethodHead {
+			out = append(out, q.Method+" "+q.Path)
+		}
+	}
+	return out
+}
+
 // ResetCounts forgets the requests received so far, so a test can count only
 // those of the step it checks (seeding content first, say).
 func (r *Registry) ResetCounts() { r.rec.reset() }
