@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -25,8 +26,8 @@ import (
 	"github.com/ferry-dev/ferry/internal/volumes"
 )
 
-// maxBundleLayer bounds the bundle layers Verify keeps in memory to read
-// their images.yml; bundles hold configuration, not payloads.
+// maxBundleLayer bounds the bundle layer Verify holds in memory (one at a
+// time) to read its images.yml; bundles hold configuration, not payloads.
 const maxBundleLayer = 64 << 20
 
 // VerifyResult is what `ferry verify` reports.
@@ -330,9 +331,10 @@ func verify(ctx context.Context, r io.Reader, ra io.ReaderAt, size int64, res *V
 		}
 	}
 
-	// The layers of bundles are kept to read their images.yml at the end;
+	// Each bundle's images.yml is checked as its layer goes by, so that
+	// verify holds one layer at a time however many bundles there are;
 	// the configs of images that could be bundles are read as they go by.
-	bundles, want, err := bundleLayers(head)
+	locks, err := newLockChecks(head)
 	if err != nil {
 		return err
 	}
@@ -350,21 +352,7 @@ func verify(ctx context.Context, r io.Reader, ra io.ReaderAt, size int64, res *V
 		}
 		res.Blobs++
 		res.Bytes += size
-		if roles.wants(d) {
-			if err := roles.read(d, blob); err != nil {
-				return err
-			}
-			continue
-		}
-		if _, ok := want[d]; ok {
-			b, err := io.ReadAll(blob)
-			if err != nil {
-				return err
-			}
-			want[d] = b
-			continue
-		}
-		if _, err := io.Copy(io.Discard, blob); err != nil {
+		if err := readForChecks(d, size, blob, locks, roles); err != nil {
 			return err
 		}
 	}
@@ -380,7 +368,7 @@ func verify(ctx context.Context, r io.Reader, ra io.ReaderAt, size int64, res *V
 	if err := roles.fromBases(leftOut, bases); err != nil {
 		return err
 	}
-	return checkBundleLocks(head, bundles, want, roles, leftOut, bases, res)
+	return locks.finish(roles, leftOut, bases, res)
 }
 
 // verifyRandom reads every config and layer of f, each where it lies,
@@ -388,7 +376,7 @@ func verify(ctx context.Context, r io.Reader, ra io.ReaderAt, size int64, res *V
 func verifyRandom(ctx context.Context, f randomArchive, res *VerifyResult, rep progress.Reporter) error {
 	head := f.Head()
 	res.Images = len(head.Entries)
-	bundles, want, err := bundleLayers(head)
+	locks, err := newLockChecks(head)
 	if err != nil {
 		return err
 	}
@@ -405,14 +393,7 @@ func verifyRandom(ctx context.Context, f randomArchive, res *VerifyResult, rep p
 		if err != nil {
 			return err
 		}
-		r := ctxio.NewReader(ctx, &reportReader{r: rc, rep: rep})
-		if _, ok := want[b.Digest]; ok {
-			want[b.Digest], err = io.ReadAll(r)
-		} else if roles.wants(b.Digest) {
-			err = roles.read(b.Digest, r)
-		} else {
-			_, err = io.Copy(io.Discard, r)
-		}
+		err = readForChecks(b.Digest, b.Size, ctxio.NewReader(ctx, &reportReader{r: rc, rep: rep}), locks, roles)
 		rc.Close()
 		if err != nil {
 			return err
@@ -420,7 +401,33 @@ func verifyRandom(ctx context.Context, f randomArchive, res *VerifyResult, rep p
 		res.Blobs++
 		res.Bytes += b.Size
 	}
-	return checkBundleLocks(head, bundles, want, roles, nil, nil, res)
+	return locks.finish(roles, nil, nil, res)
+}
+
+// readForChecks reads blob d of an archive (verified against its digest
+// as it is read) to its end, checking it on the way: a bundle's layer
+// against the archive's entries, an image's config for the bundle label.
+func readForChecks(d v1.Hash, size int64, blob io.Reader, locks *lockChecks, roles *roleLabels) error {
+	if !locks.wants(d) {
+		if roles.wants(d) {
+			return roles.read(d, blob)
+		}
+		_, err := io.Copy(io.Discard, blob)
+		return err
+	}
+	// Sized up front (within the bound newLockChecks applied): what is
+	// held is the layer, not twice it while a buffer grows.
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(size, 0), maxBundleLayer)+bytes.MinRead))
+	if _, err := buf.ReadFrom(blob); err != nil {
+		return err
+	}
+	data := buf.Bytes()
+	if roles.wants(d) {
+		if err := roles.read(d, bytes.NewReader(data)); err != nil {
+			return err
+		}
+	}
+	return locks.read(d, data)
 }
 
 // bundleRef is a bundle of an archive and its one layer, which holds its
@@ -430,97 +437,168 @@ type bundleRef struct {
 	layer v1.Descriptor
 }
 
-// bundleLayers lists the bundles of head and the digests of their layers,
-// which verify keeps to read their images.yml at the end.
-func bundleLayers(head *archive.Head) ([]bundleRef, map[v1.Hash][]byte, error) {
-	var bundles []bundleRef
-	want := map[v1.Hash][]byte{}
+// source names the bundle in errors.
+func (b bundleRef) source() string {
+	return fmt.Sprintf("bundle %s (%s)", b.entry.OriginalRef, b.entry.Descriptor.Digest)
+}
+
+// lockChecks checks that every image a bundle of an archive locks
+// travelled with it (is an entry of index.json), one bundle layer at a
+// time as the layers are read; what is left for the end is a set of
+// digests (the locked images whose config says whether they are bundles,
+// and the layers not read), bounded by the head, never a layer's bytes.
+type lockChecks struct {
+	byLayer   map[v1.Hash][]bundleRef
+	checked   map[v1.Hash]bool // layers read and checked
+	inArchive map[v1.Hash]bool
+	named     map[v1.Hash]bool        // entries index.json calls bundles
+	roleOf    map[v1.Hash]lockedImage // locked images to check the role of
+	bundles   int
+}
+
+// lockedImage is an image a bundle locks, as the first bundle to lock it
+// names it, for the error that refuses it.
+type lockedImage struct {
+	src, image string
+}
+
+// newLockChecks lists the bundles of head and their layers.
+func newLockChecks(head *archive.Head) (*lockChecks, error) {
+	c := &lockChecks{
+		byLayer:   map[v1.Hash][]bundleRef{},
+		checked:   map[v1.Hash]bool{},
+		inArchive: map[v1.Hash]bool{},
+		named:     map[v1.Hash]bool{},
+		roleOf:    map[v1.Hash]lockedImage{},
+	}
 	for _, e := range head.Entries {
+		c.inArchive[e.Descriptor.Digest] = true
 		if e.Role != archive.RoleBundle && e.Role != archive.RoleNestedBundle {
 			continue
 		}
+		c.named[e.Descriptor.Digest] = true
 		var m v1.Manifest
 		if err := json.Unmarshal(head.Manifests[e.Descriptor.Digest], &m); err != nil {
-			return nil, nil, fmt.Errorf("bundle %s: manifest: %w", e.Descriptor.Digest, err)
+			return nil, fmt.Errorf("bundle %s: manifest: %w", e.Descriptor.Digest, err)
 		}
 		if len(m.Layers) != 1 {
-			return nil, nil, fmt.Errorf("bundle %s (%s) has %d layers, want 1", e.OriginalRef, e.Descriptor.Digest, len(m.Layers))
+			return nil, fmt.Errorf("bundle %s (%s) has %d layers, want 1", e.OriginalRef, e.Descriptor.Digest, len(m.Layers))
 		}
 		if m.Layers[0].Size > maxBundleLayer {
-			return nil, nil, fmt.Errorf("bundle %s (%s): layer of %d bytes is larger than a bundle's %d", e.OriginalRef, e.Descriptor.Digest, m.Layers[0].Size, maxBundleLayer)
+			return nil, fmt.Errorf("bundle %s (%s): layer of %d bytes is larger than a bundle's %d", e.OriginalRef, e.Descriptor.Digest, m.Layers[0].Size, maxBundleLayer)
 		}
-		bundles = append(bundles, bundleRef{entry: e, layer: m.Layers[0]})
-		want[m.Layers[0].Digest] = nil
+		l := m.Layers[0]
+		c.byLayer[l.Digest] = append(c.byLayer[l.Digest], bundleRef{entry: e, layer: l})
 	}
-	return bundles, want, nil
+	return c, nil
 }
 
-// checkBundleLocks checks that every image a bundle locks travelled with
-// it: each is an entry of index.json. layers holds the bundles' layers; a
-// layer a delta left out (leftOut) is read from the bases, or the bundle's
-// lock is reported unchecked.
-func checkBundleLocks(head *archive.Head, bundles []bundleRef, layers map[v1.Hash][]byte, roles *roleLabels, leftOut map[v1.Hash]bool, bases []verifyBase, res *VerifyResult) error {
-	inArchive, named := map[v1.Hash]bool{}, map[v1.Hash]bool{}
-	for _, e := range head.Entries {
-		inArchive[e.Descriptor.Digest] = true
-		if e.Role == archive.RoleBundle || e.Role == archive.RoleNestedBundle {
-			named[e.Descriptor.Digest] = true
+// wants says whether blob d is the layer of a bundle.
+func (c *lockChecks) wants(d v1.Hash) bool {
+	_, ok := c.byLayer[d]
+	return ok && !c.checked[d]
+}
+
+// read checks the images.yml of every bundle whose layer is data (blob d).
+func (c *lockChecks) read(d v1.Hash, data []byte) error {
+	for _, b := range c.byLayer[d] {
+		if err := c.check(b, data); err != nil {
+			return err
 		}
 	}
-	var err error
-	for _, b := range bundles {
-		src := fmt.Sprintf("bundle %s (%s)", b.entry.OriginalRef, b.entry.Descriptor.Digest)
-		data := layers[b.layer.Digest]
-		if leftOut[b.layer.Digest] {
-			var ok bool
-			if data, ok, err = layerFromBases(bases, b.layer); err != nil {
-				return fmt.Errorf("%s: %w", src, err)
-			}
-			if !ok {
-				res.Unchecked = append(res.Unchecked, fmt.Sprintf("the images.yml of %s: the delta left its layer out and no --since archive carries it", src))
-				continue
-			}
-		}
-		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-			return io.NopCloser(bytes.NewReader(data)), nil
-		}, tarball.WithMediaType(b.layer.MediaType))
+	c.checked[d] = true
+	return nil
+}
+
+// check checks the images.yml in data, the layer of bundle b: every image
+// it locks is an entry of the archive; those not bundles themselves are
+// kept to check their role when every config has been read.
+func (c *lockChecks) check(b bundleRef, data []byte) error {
+	src := b.source()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}, tarball.WithMediaType(b.layer.MediaType))
+	if err != nil {
+		return fmt.Errorf("%s: %w", src, err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return err
+	}
+	l, err := bundle.ReadImagesLock(img, src)
+	if err != nil {
+		return err
+	}
+	for _, li := range l.Images {
+		d, err := li.Digest()
 		if err != nil {
 			return fmt.Errorf("%s: %w", src, err)
 		}
-		img, err := mutate.AppendLayers(empty.Image, layer)
+		h, err := v1.NewHash(d.DigestStr())
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", src, err)
 		}
-		l, err := bundle.ReadImagesLock(img, src)
-		if err != nil {
-			return err
+		if !c.inArchive[h] {
+			return fmt.Errorf("%s locks %s, which the archive does not hold", src, li.Image)
 		}
-		for _, li := range l.Images {
-			d, err := li.Digest()
-			if err != nil {
-				return fmt.Errorf("%s: %w", src, err)
-			}
-			h, err := v1.NewHash(d.DigestStr())
-			if err != nil {
-				return fmt.Errorf("%s: %w", src, err)
-			}
-			if !inArchive[h] {
-				return fmt.Errorf("%s locks %s, which the archive does not hold", src, li.Image)
-			}
-			if named[h] {
-				continue
-			}
-			unchecked, err := roles.check(h)
-			if err != nil {
-				return fmt.Errorf("%s locks %s: %w", src, li.Image, err)
-			}
-			if unchecked {
-				res.Unchecked = append(res.Unchecked, fmt.Sprintf("whether %s, which %s locks, is a bundle: the delta left its config out and no --since archive carries it", li.Image, src))
-			}
+		if _, seen := c.roleOf[h]; !seen && !c.named[h] {
+			c.roleOf[h] = lockedImage{src: src, image: li.Image}
 		}
-		res.Bundles++
 	}
+	c.bundles++
 	return nil
+}
+
+// finish checks the bundles whose layer was not read (a delta left it
+// out: it is read from a --since archive that carries it, or reported
+// unchecked) and the role of every locked image, now that every config
+// the archive carries has been read.
+func (c *lockChecks) finish(roles *roleLabels, leftOut map[v1.Hash]bool, bases []verifyBase, res *VerifyResult) error {
+	for _, d := range keysInOrder(c.byLayer) {
+		if c.checked[d] {
+			continue
+		}
+		bs := c.byLayer[d]
+		if !leftOut[d] {
+			return fmt.Errorf("%s: its layer %s is not in the archive", bs[0].source(), d)
+		}
+		data, ok, err := layerFromBases(bases, bs[0].layer)
+		if err != nil {
+			return fmt.Errorf("%s: %w", bs[0].source(), err)
+		}
+		if !ok {
+			for _, b := range bs {
+				res.Unchecked = append(res.Unchecked, fmt.Sprintf("the images.yml of %s: the delta left its layer out and no --since archive carries it", b.source()))
+			}
+			continue
+		}
+		if err := c.read(d, data); err != nil {
+			return err
+		}
+	}
+	for _, h := range keysInOrder(c.roleOf) {
+		li := c.roleOf[h]
+		unchecked, err := roles.check(h)
+		if err != nil {
+			return fmt.Errorf("%s locks %s: %w", li.src, li.image, err)
+		}
+		if unchecked {
+			res.Unchecked = append(res.Unchecked, fmt.Sprintf("whether %s, which %s locks, is a bundle: the delta left its config out and no --since archive carries it", li.image, li.src))
+		}
+	}
+	res.Bundles = c.bundles
+	return nil
+}
+
+// keysInOrder returns the keys of m in order, so that what verify
+// reports does not depend on map order.
+func keysInOrder[V any](m map[v1.Hash]V) []v1.Hash {
+	out := make([]v1.Hash, 0, len(m))
+	for h := range m {
+		out = append(out, h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
 }
 
 // checkBases proves that the --since archives hold every blob the delta

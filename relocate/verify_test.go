@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -16,6 +19,7 @@ import (
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/fixtures"
 	"github.com/ferry-dev/ferry/internal/bundle"
+	"github.com/ferry-dev/ferry/internal/progress"
 )
 
 // writeBundleOnlyArchive writes an archive holding a bundle that locks
@@ -50,48 +54,7 @@ func writeBundleOnlyArchive(t *testing.T, path string, withImage bool) {
 		entries = append(entries, archive.Entry{Descriptor: v1.Descriptor{MediaType: amt, Digest: appDigest, Size: int64(len(araw))}, Role: archive.RoleImage, OriginalRef: "127.0.0.1:5000/app@" + appDigest.String()})
 		manifests[appDigest] = araw
 	}
-	index, err := archive.BuildIndex(entries, archive.IndexOptions{CreatedBy: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w, err := archive.NewWriter(f, archive.WriterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.WriteHeader(index, manifests); err != nil {
-		t.Fatal(err)
-	}
-	// Configs then layers, each once, sorted as the Writer expects any order.
-	for _, img := range images {
-		cfg, _ := partial.ConfigLayer(img)
-		d, _ := cfg.Digest()
-		size, _ := cfg.Size()
-		rc, _ := cfg.Compressed()
-		if err := w.WriteBlob(d, size, rc); err != nil {
-			t.Fatal(err)
-		}
-		rc.Close()
-	}
-	for _, img := range images {
-		layers, _ := img.Layers()
-		for _, l := range layers {
-			d, _ := l.Digest()
-			size, _ := l.Size()
-			rc, _ := l.Compressed()
-			if err := w.WriteBlob(d, size, rc); err != nil {
-				t.Fatal(err)
-			}
-			rc.Close()
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeTestArchive(t, path, entries, manifests, images)
 }
 
 func TestVerifyFileChecksBundleLocks(t *testing.T) {
@@ -187,5 +150,139 @@ func TestVerifyFileChecksTheTrailer(t *testing.T) {
 	}
 	if st, err := rd.CheckTrailer(nil, 0); err != nil || st != archive.SeekTableUnchecked {
 		t.Fatalf("from a pipe: %q, %v", st, err)
+	}
+}
+
+// writeManyBundlesArchive writes an archive of n bundles (one root, the
+// others nested), each with a layer of about layerSize incompressible
+// bytes, and returns the layer size as stored.
+func writeManyBundlesArchive(t *testing.T, path string, n, layerSize int) int64 {
+	t.Helper()
+	var images []v1.Image
+	var entries []archive.Entry
+	manifests := map[v1.Hash][]byte{}
+	var stored int64
+	for i := 0; i < n; i++ {
+		dir := filepath.Join(t.TempDir(), "b")
+		if err := fixtures.WriteBundleDir(dir, nil); err != nil {
+			t.Fatal(err)
+		}
+		data := make([]byte, layerSize)
+		rand.NewChaCha8([32]byte{byte(i)}).Read(data)
+		if err := os.WriteFile(filepath.Join(dir, "data.bin"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b, err := bundle.Build(context.Background(), []string{dir}, bundle.BuildOptions{Bundle: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		d, _ := b.Digest()
+		raw, _ := b.RawManifest()
+		mt, _ := b.MediaType()
+		e := archive.Entry{Descriptor: v1.Descriptor{MediaType: mt, Digest: d, Size: int64(len(raw))}, Role: archive.RoleNestedBundle, OriginalRef: "127.0.0.1:5000/nested@" + d.String()}
+		if i == 0 {
+			e.Role, e.OriginalRef, e.Tag = archive.RoleBundle, "127.0.0.1:5000/b:v1", "v1"
+		}
+		entries = append(entries, e)
+		manifests[d] = raw
+		images = append(images, b)
+		layers, _ := b.Layers()
+		stored, _ = layers[0].Size()
+	}
+	writeTestArchive(t, path, entries, manifests, images)
+	return stored
+}
+
+// heapPeak is a Reporter that samples the live heap (after a collection)
+// every MiB of progress: the most verify held at once while reading.
+type heapPeak struct {
+	progress.Nop
+	done, next int64
+	peak       uint64
+}
+
+func (h *heapPeak) Add(n int64) {
+	h.done += n
+	if h.done < h.next {
+		return
+	}
+	h.next = h.done + 1<<20
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	h.peak = max(h.peak, ms.HeapAlloc)
+}
+
+// Verify reads each bundle's images.yml as its layer goes by and keeps
+// none of the layers: what it holds at once does not grow with the number
+// of bundles (a small hostile archive of many bundles must not cost
+// gigabytes in the command used to vet it).
+func TestVerifyHoldsOneBundleLayerAtATime(t *testing.T) {
+	dir := t.TempDir()
+	peak := func(n int) (uint64, int64) {
+		path := filepath.Join(dir, fmt.Sprintf("b%d.tar.zst", n))
+		layer := writeManyBundlesArchive(t, path, n, 4<<20)
+		h := &heapPeak{}
+		res, err := VerifyFile(context.Background(), path, VerifyOptions{Reporter: h})
+		if err != nil || res.Bundles != n {
+			t.Fatalf("%d bundles: %+v, %v", n, res, err)
+		}
+		return h.peak, layer
+	}
+	one, layer := peak(1)
+	six, _ := peak(6)
+	t.Logf("peak live heap: 1 bundle %d MiB, 6 bundles %d MiB (layers of %d MiB)", one>>20, six>>20, layer>>20)
+	if six > one+uint64(3*layer) {
+		t.Errorf("verify of 6 bundles held %d MiB at once, of 1 bundle %d MiB: more than three more layers of %d MiB", six>>20, one>>20, layer>>20)
+	}
+}
+
+// writeTestArchive writes an archive of entries whose manifests are
+// given, with the configs, then the layers, of images, each blob once.
+func writeTestArchive(t *testing.T, path string, entries []archive.Entry, manifests map[v1.Hash][]byte, images []v1.Image) {
+	t.Helper()
+	index, err := archive.BuildIndex(entries, archive.IndexOptions{CreatedBy: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w, err := archive.NewWriter(f, archive.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteHeader(index, manifests); err != nil {
+		t.Fatal(err)
+	}
+	written := map[v1.Hash]bool{}
+	put := func(l v1.Layer) {
+		d, _ := l.Digest()
+		if written[d] {
+			return
+		}
+		written[d] = true
+		size, _ := l.Size()
+		rc, _ := l.Compressed()
+		defer rc.Close()
+		if err := w.WriteBlob(d, size, rc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, img := range images {
+		cfg, _ := partial.ConfigLayer(img)
+		put(cfg)
+	}
+	for _, img := range images {
+		layers, _ := img.Layers()
+		for _, l := range layers {
+			put(l)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
