@@ -28,9 +28,10 @@ import (
 
 // verification is the check of one blob, shared by the requests for it.
 type verification struct {
-	done chan struct{} // closed when vb or err is set
-	vb   *archive.VerifiedBlob
-	err  error
+	started chan struct{} // closed when the check has its stream
+	done    chan struct{} // closed when vb or err is set
+	vb      *archive.VerifiedBlob
+	err     error
 }
 
 // blob answers GET and HEAD of /v2/<name>/blobs/<digest>, with Range.
@@ -48,20 +49,30 @@ func (r *Registry) blob(w http.ResponseWriter, req *http.Request, repo *relocate
 	if !repo.Blobs[d] {
 		return newError(http.StatusNotFound, codeBlobUnknown, "blob %s is not in %s", d, repo.Name)
 	}
+	b, inMemory := r.view.Blobs[d]
+	size := r.sizes[d]
+	if inMemory {
+		size = int64(len(b))
+	}
 	if rh := req.Header.Get("Range"); rh != "" {
 		req = req.Clone(req.Context())
-		if rh = byteRanges(rh); rh != "" {
+		if rh = byteRanges(rh, size); rh != "" {
 			req.Header.Set("Range", rh)
 		} else {
 			req.Header.Del("Range")
 		}
 	}
+	// Dropped by logWriter should the answer be an error.
 	h := w.Header()
 	h.Set("Docker-Content-Digest", d.String())
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("ETag", `"`+d.String()+`"`)
-	if b, ok := r.view.Blobs[d]; ok {
-		// Made for the view (a locations image's config or layer).
+	if !inMemory && req.Method == http.MethodGet {
+		b, inMemory = r.smallBlob(d)
+	}
+	if inMemory {
+		// Made for the view (a locations image's config or layer), or
+		// small and verified: no stream needed.
 		http.ServeContent(w, req, "", time.Time{}, bytes.NewReader(b))
 		return nil
 	}
@@ -72,23 +83,36 @@ func (r *Registry) blob(w http.ResponseWriter, req *http.Request, repo *relocate
 			return damaged(d, err)
 		}
 		h.Set("Accept-Ranges", "bytes")
-		h.Set("Content-Length", strconv.FormatInt(r.sizes[d], 10))
+		h.Set("Content-Length", strconv.FormatInt(size, 10))
+		if notModified(w, req, d) {
+			return nil
+		}
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	vb, err := r.verify(req.Context(), d)
+	vb, err := r.verify(req.Context(), d, r.wait)
 	switch {
 	case err == nil:
 	case errors.Is(err, errShuttingDown):
 		return newError(http.StatusServiceUnavailable, codeUnknown, "%v", err)
+	case errors.Is(err, errBusy):
+		return r.busy(w, d)
 	case req.Context().Err() != nil:
 		return nil // the client went away
 	default:
 		return damaged(d, err)
 	}
-	release, err := r.acquire(req.Context())
-	if err != nil {
+	if b, ok := r.smallBlob(d); ok {
+		// Kept by the check this request waited for.
+		http.ServeContent(w, req, "", time.Time{}, bytes.NewReader(b))
 		return nil
+	}
+	release, err := r.acquire(req.Context(), r.wait)
+	if errors.Is(err, errBusy) {
+		return r.busy(w, d)
+	}
+	if err != nil {
+		return nil // the client went away
 	}
 	defer release()
 	c := &blobContent{vb: vb}
@@ -102,6 +126,24 @@ func (r *Registry) blob(w http.ResponseWriter, req *http.Request, repo *relocate
 	return nil
 }
 
+// errBusy is the outcome of waiting StreamWait for a stream in vain.
+var errBusy = errors.New("every stream is busy")
+
+// busy answers a request that found every stream busy for StreamWait:
+// come back later.
+func (r *Registry) busy(w http.ResponseWriter, d v1.Hash) *regError {
+	w.Header().Set("Retry-After", strconv.Itoa(int((r.wait+time.Second-1)/time.Second)))
+	return newError(http.StatusTooManyRequests, codeTooManyRequests, "blob %s: all %d streams of the archive are busy with other clients: retry later", d, cap(r.streams))
+}
+
+// maxRanges is the most ranges a Range request is answered part by part.
+// Each part costs a seek in the archive (up to a frame decoded to reach
+// it), so a request of thousands of tiny ranges would cost the server
+// hundreds of times the whole blob; RFC 9110 (14.2) lets a server ignore
+// such a Range, and too many, overlapping or unordered ranges are
+// answered with the whole blob instead.
+const maxRanges = 16
+
 // byteRanges returns the Range header a blob is served with: h as
 // http.ServeContent reads it when h is a valid bytes ranges-specifier (RFC
 // 9110, 14.1.1), and "" when it is not, or names another unit: a server
@@ -111,8 +153,10 @@ func (r *Registry) blob(w http.ResponseWriter, req *http.Request, repo *relocate
 // here a number is digits only, one beyond int64 is clamped to it (a
 // first-pos there is beyond any blob, as it was), and "-0", which no byte
 // satisfies, becomes a first-pos beyond any blob, so that a Range of
-// nothing else is answered 416.
-func byteRanges(h string) string {
+// nothing else is answered 416. A Range of more than maxRanges ranges, or
+// whose ranges within a blob of size bytes overlap or are out of order,
+// is "" too (14.2 allows ignoring it).
+func byteRanges(h string, size int64) string {
 	unit, set, ok := strings.Cut(h, "=")
 	if !ok || !strings.EqualFold(unit, "bytes") {
 		return ""
@@ -141,10 +185,40 @@ func byteRanges(h string) string {
 			return ""
 		}
 	}
-	if len(specs) == 0 {
+	if len(specs) == 0 || len(specs) > maxRanges || !ascending(specs, size) {
 		return ""
 	}
 	return "bytes=" + strings.Join(specs, ",")
+}
+
+// ascending reports whether the ranges of specs (as byteRanges writes
+// them) that some byte of a blob of size bytes satisfies follow each
+// other without overlapping.
+func ascending(specs []string, size int64) bool {
+	next := int64(0) // the first byte the next range may start at
+	for _, spec := range specs {
+		first, last, _ := strings.Cut(spec, "-")
+		var start, end int64
+		if first == "" {
+			n, _ := strconv.ParseInt(last, 10, 64)
+			start, end = max(size-n, 0), size-1
+		} else {
+			start, _ = strconv.ParseInt(first, 10, 64)
+			end = size - 1
+			if last != "" {
+				l, _ := strconv.ParseInt(last, 10, 64)
+				end = min(l, end)
+			}
+		}
+		if start >= size {
+			continue // dropped by ServeContent
+		}
+		if start < next {
+			return false
+		}
+		next = end + 1
+	}
+	return true
 }
 
 // maxPos is the largest position ServeContent reads.
@@ -188,16 +262,29 @@ func damaged(d v1.Hash, err error) *regError {
 }
 
 // verify returns blob d verified, starting its verification or waiting
-// for the one under way.
-func (r *Registry) verify(ctx context.Context, d v1.Hash) (*archive.VerifiedBlob, error) {
+// for the one under way. With wait > 0 it waits that long at most for the
+// verification to get a stream (errBusy), however long it then takes.
+func (r *Registry) verify(ctx context.Context, d v1.Hash, wait time.Duration) (*archive.VerifiedBlob, error) {
 	r.mu.Lock()
 	v, ok := r.verified[d]
 	if !ok {
-		v = &verification{done: make(chan struct{})}
+		v = &verification{started: make(chan struct{}), done: make(chan struct{})}
 		r.verified[d] = v
 		go r.runVerification(d, v)
 	}
 	r.mu.Unlock()
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-v.started:
+		case <-v.done:
+		case <-t.C:
+			return nil, errBusy
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	select {
 	case <-v.done:
 		return v.vb, v.err
@@ -222,7 +309,7 @@ func (r *Registry) VerifyAhead() {
 			if _, ok := r.absent[b.Digest]; ok {
 				continue
 			}
-			if _, err := r.verify(r.ctx, b.Digest); err != nil {
+			if _, err := r.verify(r.ctx, b.Digest, 0); err != nil {
 				if r.ctx.Err() != nil {
 					return
 				}
@@ -240,17 +327,19 @@ func (r *Registry) VerifyAhead() {
 }
 
 // runVerification reads blob d in full, within a stream, and records the
-// outcome. The server stopping is not the blob's fault: that outcome is
-// not kept.
+// outcome; a small blob is then kept (keepSmall). The server stopping is
+// not the blob's fault: that outcome is not kept.
 func (r *Registry) runVerification(d v1.Hash, v *verification) {
 	defer close(v.done)
-	release, err := r.acquire(r.ctx)
+	release, err := r.acquire(r.ctx, 0)
 	if err == nil {
+		close(v.started)
 		defer release()
 		start := time.Now()
 		v.vb, err = r.f.VerifyBlob(r.ctx, d)
 		if err == nil {
 			r.rep.Logf("verified blob %s (%d bytes) in %s", d, v.vb.Size(), time.Since(start).Round(time.Millisecond))
+			r.keepSmall(v.vb)
 		}
 	}
 	if err != nil && r.ctx.Err() != nil {
@@ -282,11 +371,65 @@ func (r *Registry) failed(d v1.Hash) error {
 	}
 }
 
-// acquire takes one of the streams, waiting for one while ctx lasts.
-func (r *Registry) acquire(ctx context.Context) (func(), error) {
+// Small blobs: a config (or a small layer) would otherwise wait for a
+// stream behind clients slowly downloading large layers, for the few
+// bytes it is. Once verified, one of at most smallBlob bytes is kept in
+// memory, smallBudget bytes of them in all, and served without a stream.
+const (
+	smallBlob   = 64 << 10
+	smallBudget = 16 << 20
+)
+
+// keepSmall keeps verified blob vb in memory if it is small and the
+// budget allows. It runs within the verification's stream; reading the
+// blob again costs little, as its bytes start its first frame.
+func (r *Registry) keepSmall(vb *archive.VerifiedBlob) {
+	size := vb.Size()
+	r.mu.Lock()
+	fits := size <= smallBlob && r.smallBytes+size <= smallBudget
+	r.mu.Unlock()
+	if !fits {
+		return
+	}
+	rc, err := vb.Range(0, size)
+	if err != nil {
+		return // served from the archive, which reports the error
+	}
+	defer rc.Close()
+	b := make([]byte, size)
+	if _, err := io.ReadFull(rc, b); err != nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.smallBytes+size <= smallBudget {
+		r.small[vb.Digest()] = b
+		r.smallBytes += size
+	}
+}
+
+// smallBlob returns blob d if it is kept in memory.
+func (r *Registry) smallBlob(d v1.Hash) ([]byte, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b, ok := r.small[d]
+	return b, ok
+}
+
+// acquire takes one of the streams, waiting for one while ctx lasts and,
+// with wait > 0, for that long at most (errBusy).
+func (r *Registry) acquire(ctx context.Context, wait time.Duration) (func(), error) {
+	var expired <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		expired = t.C
+	}
 	select {
 	case r.streams <- struct{}{}:
 		return func() { <-r.streams }, nil
+	case <-expired:
+		return nil, errBusy
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -294,7 +437,8 @@ func (r *Registry) acquire(ctx context.Context) (func(), error) {
 
 // blobContent is a verified blob as the io.ReadSeeker http.ServeContent
 // wants (it seeks to the start of each range, then reads it): a read opens
-// a range reader at the current offset, kept while reads follow on.
+// a range reader at the current offset, kept while reads follow on, and
+// while the next range starts at most skipAhead bytes further.
 type blobContent struct {
 	vb  *archive.VerifiedBlob
 	pos int64
@@ -327,6 +471,19 @@ func (c *blobContent) Read(p []byte) (int, error) {
 	if c.pos >= size {
 		return 0, io.EOF
 	}
+	if c.rc != nil && c.pos > c.at && c.pos-c.at <= skipAhead {
+		// Reading on to the next part costs less than a new reader,
+		// which would decode its frame from the start to get there.
+		n, err := io.CopyN(io.Discard, c.rc, c.pos-c.at)
+		c.at += n
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			c.err = err
+			return 0, err
+		}
+	}
 	if c.rc == nil || c.at != c.pos {
 		c.Close()
 		rc, err := c.vb.Range(c.pos, size-c.pos)
@@ -347,6 +504,11 @@ func (c *blobContent) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// skipAhead is how far on a range reader is read rather than a new one
+// opened: a frame of ferry's archives (4 MiB), the most a new reader may
+// decode before the offset.
+const skipAhead = 4 << 20
 
 // Close releases the range reader.
 func (c *blobContent) Close() error {

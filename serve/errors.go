@@ -44,6 +44,7 @@ const (
 	codeNameUnknown       = "NAME_UNKNOWN"
 	codeUnauthorized      = "UNAUTHORIZED"
 	codeUnsupported       = "UNSUPPORTED"
+	codeTooManyRequests   = "TOOMANYREQUESTS"
 	// codePaginationInvalid is distribution's code for a bad n.
 	codePaginationInvalid = "PAGINATION_NUMBER_INVALID"
 	// codeUnknown is distribution's code for a server-side failure: here,

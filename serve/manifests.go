@@ -40,11 +40,34 @@ func (r *Registry) manifest(w http.ResponseWriter, req *http.Request, repo *relo
 	h.Set("Docker-Content-Digest", d.String())
 	h.Set("Content-Length", strconv.Itoa(len(m.Raw)))
 	h.Set("ETag", `"`+d.String()+`"`)
+	if notModified(w, req, d) {
+		return nil
+	}
 	w.WriteHeader(http.StatusOK)
 	if req.Method == http.MethodGet {
 		w.Write(m.Raw)
 	}
 	return nil
+}
+
+// notModified answers 304, without a body, when req's If-None-Match names
+// d's ETag (weakly, RFC 9110 13.1.2) or is "*", as http.ServeContent does
+// for the blobs it serves.
+func notModified(w http.ResponseWriter, req *http.Request, d v1.Hash) bool {
+	etag := `"` + d.String() + `"`
+	for _, v := range req.Header.Values("If-None-Match") {
+		for _, t := range strings.Split(v, ",") {
+			t = strings.TrimPrefix(strings.Trim(t, " \t"), "W/")
+			if t == "*" || t == etag {
+				h := w.Header()
+				h.Del("Content-Type")
+				h.Del("Content-Length")
+				w.WriteHeader(http.StatusNotModified)
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // tagList answers /v2/<name>/tags/list, with n and last.

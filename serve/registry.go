@@ -37,8 +37,15 @@ import (
 // at once when Options.Streams is zero. Each holds a zstd decoder with the
 // window of one frame (4 MiB in ferry's archives), so this bounds the
 // server's memory however many clients pull; further requests wait their
-// turn.
+// turn, for StreamWait at most.
 const DefaultStreams = 16
+
+// DefaultStreamWait is how long a blob request waits for a stream, when
+// Options.StreamWait is zero, before it is answered 429 TOOMANYREQUESTS
+// with a Retry-After: slow clients may hold every stream for as long as
+// their downloads take, and a client told to come back later does better
+// than one left hanging.
+const DefaultStreamWait = 10 * time.Second
 
 // DefaultStallTimeout is how long a response may make no progress (a
 // client that stopped reading) before its connection is dropped, freeing
@@ -61,6 +68,9 @@ type Options struct {
 	// Streams bounds the configs and layers read from the archive at once;
 	// 0 means DefaultStreams.
 	Streams int
+	// StreamWait bounds how long a blob request waits for a stream (or
+	// for its blob's check to get one); 0 means DefaultStreamWait.
+	StreamWait time.Duration
 	// StallTimeout drops a response that makes no progress for that long;
 	// 0 means DefaultStallTimeout.
 	StallTimeout time.Duration
@@ -78,6 +88,7 @@ type Registry struct {
 	sizes   map[v1.Hash]int64   // of the archive's configs and layers
 	users   *Htpasswd
 	streams chan struct{}
+	wait    time.Duration // for a stream
 	stall   time.Duration
 	rep     progress.Reporter
 	// ctx bounds the verifications, which outlive the request that
@@ -91,6 +102,10 @@ type Registry struct {
 
 	mu       sync.Mutex
 	verified map[v1.Hash]*verification
+	// small holds the verified blobs of at most smallBlob bytes (configs,
+	// mostly), smallBytes in all, served without a stream.
+	small      map[v1.Hash][]byte
+	smallBytes int64
 }
 
 // nameRE is the distribution spec's repository name.
@@ -119,6 +134,9 @@ func CheckRepository(name string) error {
 // the Registry's work: the blob verifications that outlive a request end
 // with it.
 func New(ctx context.Context, f *archive.File, opts Options) (*Registry, error) {
+	if opts.Streams < 0 || opts.StreamWait < 0 || opts.StallTimeout < 0 {
+		return nil, fmt.Errorf("serve: negative Streams (%d), StreamWait (%s) or StallTimeout (%s)", opts.Streams, opts.StreamWait, opts.StallTimeout)
+	}
 	var view *relocate.RegistryView
 	var err error
 	if opts.Repository != "" {
@@ -139,7 +157,9 @@ func New(ctx context.Context, f *archive.File, opts Options) (*Registry, error) 
 		sizes:    map[v1.Hash]int64{},
 		users:    opts.Users,
 		streams:  make(chan struct{}, orDefault(opts.Streams, DefaultStreams)),
+		wait:     orDefault(opts.StreamWait, DefaultStreamWait),
 		stall:    orDefault(opts.StallTimeout, DefaultStallTimeout),
+		small:    map[v1.Hash][]byte{},
 		rep:      progress.OrNop(opts.Reporter),
 		ctx:      ctx,
 		verified: map[v1.Hash]*verification{},
@@ -205,10 +225,16 @@ func (r *Registry) Repositories() []string { return r.repos }
 // ServeHTTP implements http.Handler.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
-	lw := &logWriter{ResponseWriter: w, rc: http.NewResponseController(w), stall: r.stall}
+	lw := &logWriter{ResponseWriter: w, rc: http.NewResponseController(w), stall: r.stall, head: req.Method == http.MethodHead}
 	lw.extend()
 	user := r.serve(lw, req)
-	if lw.status == 0 {
+	switch {
+	case lw.status != 0:
+	case req.Context().Err() != nil:
+		// Nothing was answered: the client left first (or the server
+		// stopped), which a 200 would hide.
+		lw.status = statusClientGone
+	default:
 		lw.status = http.StatusOK
 	}
 	host, _, err := net.SplitHostPort(req.RemoteAddr)
@@ -234,16 +260,27 @@ func (r *Registry) serve(w http.ResponseWriter, req *http.Request) string {
 		}
 		user = u
 	}
+	// An unknown route is unknown whatever the method: 405 says that the
+	// resource exists.
+	rt, ok := parseRoute(req.URL.Path)
+	if !ok {
+		newError(http.StatusNotFound, codeUnsupported, "%s is not a route of the distribution API", echoed(req.URL.Path)).write(w)
+		return user
+	}
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		newError(http.StatusMethodNotAllowed, codeUnsupported, "ferry serve is read only: %s is not supported", echoed(req.Method)).write(w)
 		return user
 	}
-	if rerr := r.route(w, req); rerr != nil {
+	if rerr := r.route(w, req, rt); rerr != nil {
 		rerr.write(w)
 	}
 	return user
 }
+
+// statusClientGone is logged for a request whose context ended before
+// any status was written: nginx's 499, "client closed request".
+const statusClientGone = 499
 
 // route is the resource a request path names.
 type route struct {
@@ -292,12 +329,8 @@ func parseRoute(path string) (route, bool) {
 	return route{}, false
 }
 
-// route answers a GET or HEAD.
-func (r *Registry) route(w http.ResponseWriter, req *http.Request) *regError {
-	rt, ok := parseRoute(req.URL.Path)
-	if !ok {
-		return newError(http.StatusNotFound, codeUnsupported, "%s is not a route of the distribution API", echoed(req.URL.Path))
-	}
+// route answers a GET or HEAD of rt.
+func (r *Registry) route(w http.ResponseWriter, req *http.Request, rt route) *regError {
 	switch rt.kind {
 	case kindBase:
 		w.Header().Set("Content-Type", "application/json")
@@ -337,11 +370,15 @@ func parseDigest(s string) (v1.Hash, *regError) {
 }
 
 // logWriter records what a response sent, for the request log, and gives
-// each write StallTimeout to go through.
+// each write StallTimeout to go through. It also keeps an error response
+// from describing a blob or manifest it does not carry: the ETag and
+// Docker-Content-Digest set for a success are dropped from it, whoever
+// writes it (regError.write, or http.ServeContent's 416).
 type logWriter struct {
 	http.ResponseWriter
 	rc     *http.ResponseController
 	stall  time.Duration
+	head   bool // a HEAD: Go discards the body, which is not counted
 	status int
 	bytes  int64
 }
@@ -355,6 +392,10 @@ func (w *logWriter) extend() { _ = w.rc.SetWriteDeadline(time.Now().Add(w.stall)
 func (w *logWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
+		if code >= 400 {
+			w.Header().Del("ETag")
+			w.Header().Del("Docker-Content-Digest")
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -366,7 +407,9 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	}
 	w.extend()
 	n, err := w.ResponseWriter.Write(p)
-	w.bytes += int64(n)
+	if !w.head {
+		w.bytes += int64(n)
+	}
 	return n, err
 }
 

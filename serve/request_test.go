@@ -3,7 +3,6 @@ package serve_test
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -19,15 +18,9 @@ import (
 func TestAnInvalidRangeIsIgnored(t *testing.T) {
 	s := newSource(t)
 	srv := startServer(t, s.archive, serve.Options{})
-	layers, _ := s.app.Layers()
-	d, _ := layers[0].Digest()
-	rc, _ := layers[0].Compressed()
-	blob, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, blob := smallLayer(t, s)
 	size := len(blob)
-	url := srv.url + "/v2/src/app/blobs/" + d.String()
+	url := srv.url + "/v2/src/app/blobs/" + d
 	for _, h := range []string{
 		"bytes=abc", "bytes=5-2", "bytes=", "bytes=-", "bytes=1-2,x", "bytes=1-2,5-3", "bytes=--5", "bytes=0x10-20",
 		"bytes=1 -2", "bytes=1- 2", "items=0-5", "bytes 0-5", "bytes=+1-2", "bytes=-+2",

@@ -220,6 +220,9 @@ func TestADamagedBlobIsRefusedNeverSent(t *testing.T) {
 	for i, rng := range []string{"", "bytes=0-99", ""} {
 		resp, body := do(t, http.MethodGet, blobURL, map[string]string{"Range": rng})
 		wantError(t, fmt.Sprintf("GET %d of the damaged blob", i), resp, body, http.StatusInternalServerError, "UNKNOWN")
+		if resp.Header.Get("ETag") != "" || resp.Header.Get("Docker-Content-Digest") != "" {
+			t.Errorf("GET %d of the damaged blob: ETag %q, Docker-Content-Digest %q; an error carries neither", i, resp.Header.Get("ETag"), resp.Header.Get("Docker-Content-Digest"))
+		}
 		if bytes.Contains(body, s.big[:64]) {
 			t.Error("the error carries the blob's bytes")
 		}
@@ -227,6 +230,10 @@ func TestADamagedBlobIsRefusedNeverSent(t *testing.T) {
 	resp, body := do(t, http.MethodHead, blobURL, nil)
 	if resp.StatusCode != http.StatusInternalServerError || len(body) != 0 {
 		t.Errorf("HEAD of a blob known damaged: %d", resp.StatusCode)
+	}
+	// The log counts no body for a HEAD: none was sent.
+	if n := srv.rep.count(false, " HEAD /v2/src/app/blobs/"+s.bigDigest.String()+" 500 0 bytes "); n != 1 {
+		t.Errorf("%d log lines say the HEAD sent 0 bytes, want 1", n)
 	}
 	if n := srv.rep.count(true, s.bigDigest.String()); n != 1 {
 		t.Errorf("%d warnings name the damaged blob, want 1 (it is read once)", n)
@@ -263,11 +270,24 @@ func TestWritesAndUnknownRoutesAreRefused(t *testing.T) {
 		{"DELETE", "/v2/src/app/manifests/" + d},
 		{"DELETE", "/v2/src/app/blobs/" + d},
 		{"OPTIONS", "/v2/"},
+		{"OPTIONS", "/v2"},
 	} {
 		resp, body := do(t, c.method, srv.url+c.path, nil)
 		wantError(t, c.method+" "+c.path, resp, body, http.StatusMethodNotAllowed, "UNSUPPORTED")
 		if resp.Header.Get("Allow") != "GET, HEAD" {
 			t.Errorf("%s %s: Allow %q", c.method, c.path, resp.Header.Get("Allow"))
+		}
+	}
+	// An unknown route is 404 whatever the method.
+	for _, c := range []struct{ method, path string }{
+		{"PUT", "/foo"},
+		{"DELETE", "/v2/src/app"},
+		{"POST", "/v2/src/app/whatever/x"},
+	} {
+		resp, body := do(t, c.method, srv.url+c.path, nil)
+		wantError(t, c.method+" "+c.path, resp, body, http.StatusNotFound, "UNSUPPORTED")
+		if a := resp.Header.Get("Allow"); a != "" {
+			t.Errorf("%s %s: Allow %q", c.method, c.path, a)
 		}
 	}
 	for _, c := range []struct {

@@ -63,7 +63,7 @@ an imgpkg tarball: convert it with 'ferry export --from-tar'.`,
 			&cli.StringFlag{Name: "tls-key", Usage: "the certificate's PEM private key `FILE`"},
 			&cli.StringFlag{Name: "htpasswd", Usage: "require HTTP basic auth from the users of this htpasswd `FILE` (bcrypt entries)"},
 			&cli.BoolFlag{Name: "insecure", Usage: "allow serving beyond loopback without TLS or without --htpasswd"},
-			&cli.IntFlag{Name: "streams", Value: serve.DefaultStreams, Usage: "configs and layers read from the archive at once (each holds a few MiB); more requests wait their turn"},
+			&cli.IntFlag{Name: "streams", Value: serve.DefaultStreams, Usage: fmt.Sprintf("configs and layers read from the archive at once (each holds a few MiB); more requests wait their turn, %s at most (then 429 with Retry-After); small verified configs need none", serve.DefaultStreamWait)},
 			&cli.BoolFlag{Name: "lazy", Usage: "check each config and layer only when a client first asks for it (default: all of them from start-up, one at a time, in the background)"},
 			&cli.BoolFlag{Name: "json", Usage: "once listening, print one line of JSON on stdout: url, host, repositories (see the README)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log one line per request, and each blob verified"},
@@ -97,6 +97,9 @@ func runServe(c *cli.Context) error {
 	}
 	if c.Bool("repo-based-tags") && repo == "" {
 		return usagef("serve: --repo-based-tags needs --repo")
+	}
+	if n := c.Int("streams"); n < 1 {
+		return usagef("serve: --streams %d: give 1 or more", n)
 	}
 	if (c.String("tls-cert") == "") != (c.String("tls-key") == "") {
 		return usagef("serve: give --tls-cert and --tls-key together")
