@@ -45,7 +45,7 @@ const DefaultStreams = 16
 // with a Retry-After: slow clients may hold every stream for as long as
 // their downloads take, and a client told to come back later does better
 // than one left hanging.
-const DefaultStreamWait = 10 * time.Second
+const DefaultStreamWait = 30 * time.Second
 
 // DefaultStallTimeout is how long a response may make no progress (a
 // client that stopped reading) before its connection is dropped, freeing

@@ -63,7 +63,8 @@ an imgpkg tarball: convert it with 'ferry export --from-tar'.`,
 			&cli.StringFlag{Name: "tls-key", Usage: "the certificate's PEM private key `FILE`"},
 			&cli.StringFlag{Name: "htpasswd", Usage: "require HTTP basic auth from the users of this htpasswd `FILE` (bcrypt entries)"},
 			&cli.BoolFlag{Name: "insecure", Usage: "allow serving beyond loopback without TLS or without --htpasswd"},
-			&cli.IntFlag{Name: "streams", Value: serve.DefaultStreams, Usage: fmt.Sprintf("configs and layers read from the archive at once (each holds a few MiB); more requests wait their turn, %s at most (then 429 with Retry-After); small verified configs need none", serve.DefaultStreamWait)},
+			&cli.IntFlag{Name: "streams", Value: serve.DefaultStreams, Usage: "configs and layers read from the archive at once (each holds a few MiB); more requests wait their turn (see --stream-wait); small verified configs need none"},
+			&cli.DurationFlag{Name: "stream-wait", Value: serve.DefaultStreamWait, Usage: "how long a blob request waits for a stream before it is answered 429 TOOMANYREQUESTS with Retry-After (clients retry it)"},
 			&cli.BoolFlag{Name: "lazy", Usage: "check each config and layer only when a client first asks for it (default: all of them from start-up, one at a time, in the background)"},
 			&cli.BoolFlag{Name: "json", Usage: "once listening, print one line of JSON on stdout: url, host, repositories (see the README)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log one line per request, and each blob verified"},
@@ -101,6 +102,9 @@ func runServe(c *cli.Context) error {
 	if n := c.Int("streams"); n < 1 {
 		return usagef("serve: --streams %d: give 1 or more", n)
 	}
+	if d := c.Duration("stream-wait"); d <= 0 {
+		return usagef("serve: --stream-wait %s: give a positive duration", d)
+	}
 	if (c.String("tls-cert") == "") != (c.String("tls-key") == "") {
 		return usagef("serve: give --tls-cert and --tls-key together")
 	}
@@ -129,6 +133,7 @@ func runServe(c *cli.Context) error {
 		RepoBasedTags: c.Bool("repo-based-tags"),
 		Users:         users,
 		Streams:       c.Int("streams"),
+		StreamWait:    c.Duration("stream-wait"),
 		Reporter:      rep,
 	})
 	if err != nil {

@@ -19,3 +19,16 @@ func TestServeRefusesStreamsBelowOne(t *testing.T) {
 		}
 	}
 }
+
+// TestServeRefusesAStreamWaitNotPositive: --stream-wait 0 would answer
+// every request that waits 429 at once; a usage error instead.
+func TestServeRefusesAStreamWaitNotPositive(t *testing.T) {
+	for _, d := range []string{"0s", "-1s"} {
+		args := []string{"ferry", "serve", "--stream-wait", d, "--addr", "127.0.0.1:0", "/no/such/archive.tar.zst"}
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), args, strings.NewReader(""), &out, &errOut)
+		if code != 2 || !strings.Contains(errOut.String(), "--stream-wait") {
+			t.Errorf("%v: exit %d, want 2 naming --stream-wait\nstderr: %s", args, code, errOut.String())
+		}
+	}
+}
