@@ -166,8 +166,9 @@ func TestDeltaVerifySinceAnInventorySaysSo(t *testing.T) {
 	dst := testregistry.NewDistribution(t)
 	have, delta := v2SinceInventory(t, r, dst, r.v1Arch)
 	res := ferry(t, nil, "verify", delta, "--since", have)
-	if res.Code == 0 || !strings.Contains(res.Stderr, have) || !strings.Contains(res.Stderr, "is an inventory, not an archive") {
-		t.Errorf("want a failure naming %s an inventory: %s", have, res)
+	// How verify was called is wrong, not the archive: a usage error.
+	if res.Code != 2 || !strings.Contains(res.Stderr, have) || !strings.Contains(res.Stderr, "is an inventory, not an archive") {
+		t.Errorf("want a usage error (exit 2) naming %s an inventory: %s", have, res)
 	}
 	if strings.Contains(res.Stderr, "neither zstd") {
 		t.Errorf("verify still calls the inventory a broken archive:\n%s", res.Stderr)

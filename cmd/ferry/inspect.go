@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -181,6 +182,9 @@ func runVerify(c *cli.Context) error {
 	path := c.Args().First()
 	out.Begin("verify: opening " + path)
 	res, err := relocate.VerifyFile(c.Context, path, relocate.VerifyOptions{Reporter: out.Reporter(), Since: c.StringSlice("since")})
+	if errors.Is(err, relocate.ErrNotABaseArchive) {
+		return usageError{err}
+	}
 	if err != nil {
 		return err
 	}
