@@ -93,7 +93,7 @@ func runInspect(c *cli.Context) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", quoteUnsafe(im.Role), ref, shortDigest(im.Digest), platforms, humanBytes(im.Size))
 		}
 		tw.Flush()
-		fmt.Fprintf(w, "Total: %s, %s (%s), %d manifests\n", plural(len(inv.Images), "image"), plural(inv.Blobs, "blob"), humanBytes(inv.Bytes+inv.ManifestBytes), inv.Manifests)
+		fmt.Fprintf(w, "Total: %s, %s (%s), %s (%s)\n", plural(len(inv.Images), "image"), plural(inv.Blobs, "blob"), humanBytes(inv.Bytes), plural(inv.Manifests, "manifest"), humanBytes(inv.ManifestBytes))
 		for _, s := range inv.Skipped {
 			fmt.Fprintf(w, "Left out (non-distributable): %s\n", quoteUnsafe(s))
 		}
