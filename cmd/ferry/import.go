@@ -186,8 +186,9 @@ func printImport(w io.Writer, command string, j importJSON, took time.Duration) 
 	printTags(w, res.Tags)
 }
 
-// printTags prints the tags of an import or a copy as one table, in the
-// order they were written (the original tag, the commit point, last).
+// printTags prints the tags of an import or a copy as one table, in commit
+// order, each group sorted (its tags are written at once; the original
+// tag, the commit point, last).
 func printTags(w io.Writer, tags []relocate.TagResult) {
 	if len(tags) == 0 {
 		return
