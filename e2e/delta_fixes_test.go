@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"maps"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/ferry-dev/ferry/internal/testregistry"
 )
@@ -56,7 +58,7 @@ func TestDeltaDryRunReadsTheBundleLayerAtTheMountSource(t *testing.T) {
 	_, delta := v2SinceInventory(t, r, dst, r.v2Full)
 	c := dst.Repo("far/c")
 	dst.ResetCounts()
-	dry := ferry(t, nil, "import", "-f", delta, "--to-repo", c, "--dry-run", "--json")
+	dry := ferry(t, nil, "import", "-f", delta, "--to-repo", c, "--dry-run", "--json", "-v")
 	if dry.Code != 0 || !strings.Contains(dry.Stderr, "would mount") {
 		t.Fatalf("dry run: want success, mounts announced: %s", dry)
 	}
@@ -159,6 +161,36 @@ func TestDeltaSinceTheSameBaseTwiceRecordsItOnce(t *testing.T) {
 	}
 }
 
+// TestDeltaImportSaysOnceWhatItMounted: a delta import that mounts its
+// left-out blobs from the repository its inventory saw them in says so in
+// its summary, in one line that fits 80 columns, with no warning (a mount
+// is how such a delta is meant to land); -v names the source repository.
+func TestDeltaImportSaysOnceWhatItMounted(t *testing.T) {
+	r := newReleases(t)
+	dst := testregistry.NewDistribution(t)
+	_, delta := v2SinceInventory(t, r, dst, r.v1Arch)
+	res := mustFerry(t, "import", "-f", delta, "--to-repo", dst.Repo("far/m"))
+	if strings.Contains(res.Stderr, "warning") || strings.Contains(res.Stderr, "far/a") {
+		t.Errorf("the mounts are reported as a warning:\n%s", res.Stderr)
+	}
+	var line string
+	for _, l := range strings.Split(res.Stderr, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "delta ") {
+			line = l
+		}
+	}
+	if n := utf8.RuneCountInString(line); n > 80 {
+		t.Errorf("the delta line is %d columns: %q", n, line)
+	}
+	if !regexp.MustCompile(`^  delta +\d+ left out \(.+\), all held by the destination \(\d+ mounted\)$`).MatchString(line) {
+		t.Errorf("no delta line saying how many blobs were mounted:\n%s", res.Stderr)
+	}
+	v := mustFerry(t, "import", "-f", delta, "--to-repo", dst.Repo("far/n"), "-v")
+	if !regexp.MustCompile(`(?m)^mounted \d+ left-out blobs into \S+/far/n from \S+/far/a, where the delta's inventory saw them$`).MatchString(v.Stderr) {
+		t.Errorf("-v does not name where the blobs were mounted from:\n%s", v.Stderr)
+	}
+}
+
 // TestDeltaVerifySinceAnInventorySaysSo: verify --since takes the base
 // archive; given an inventory, it says that is what it was given.
 func TestDeltaVerifySinceAnInventorySaysSo(t *testing.T) {
@@ -166,8 +198,9 @@ func TestDeltaVerifySinceAnInventorySaysSo(t *testing.T) {
 	dst := testregistry.NewDistribution(t)
 	have, delta := v2SinceInventory(t, r, dst, r.v1Arch)
 	res := ferry(t, nil, "verify", delta, "--since", have)
-	if res.Code == 0 || !strings.Contains(res.Stderr, have) || !strings.Contains(res.Stderr, "is an inventory, not an archive") {
-		t.Errorf("want a failure naming %s an inventory: %s", have, res)
+	// How verify was called is wrong, not the archive: a usage error.
+	if res.Code != 2 || !strings.Contains(res.Stderr, have) || !strings.Contains(res.Stderr, "is an inventory, not an archive") {
+		t.Errorf("want a usage error (exit 2) naming %s an inventory: %s", have, res)
 	}
 	if strings.Contains(res.Stderr, "neither zstd") {
 		t.Errorf("verify still calls the inventory a broken archive:\n%s", res.Stderr)

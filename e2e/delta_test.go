@@ -217,6 +217,11 @@ func TestDeltaSinceAFileThatIsNeither(t *testing.T) {
 	if res.Code != 2 || !strings.Contains(res.Stderr, "neither a ferry archive nor a ferry inventory") || !strings.Contains(res.Stderr, bogus) {
 		t.Errorf("want a usage error naming %s: %s", bogus, res)
 	}
+	// verify --since the same file: a usage error too, not a failed check.
+	res = ferry(t, nil, "verify", r.v1Arch, "--since", bogus)
+	if res.Code != 2 || !strings.Contains(res.Stderr, "not a ferry archive") || !strings.Contains(res.Stderr, bogus) {
+		t.Errorf("verify --since %s: want a usage error naming it: %s", bogus, res)
+	}
 }
 
 // archiveManifests lists the manifests an archive's head holds.

@@ -392,15 +392,39 @@ func TestCompletionScripts(t *testing.T) {
 		t.Errorf("completion tcsh: want a usage error: %s", r)
 	}
 
-	// The bash script, loaded in bash, completes "ferry imp" to import.
+	// The bash script, loaded in bash, completes "ferry imp" to import and
+	// "--lev" to --level. Where a file name is wanted (an archive, the value
+	// of -f or --since) it offers nothing, so that bash's own completion of
+	// file names (complete -o default) takes over: help and h, or "--file"
+	// after -f, once stood there and kept it from running.
 	script := mustFerry(t, "completion", "bash").Stdout
 	bash := exec.Command("bash", "-c", script+`
-COMP_WORDS=(ferry imp); COMP_CWORD=1; _ferry_complete; printf '%s\n' "${COMPREPLY[@]}"
-COMP_WORDS=(ferry export --lev); COMP_CWORD=2; _ferry_complete; printf '%s\n' "${COMPREPLY[@]}"`)
+c() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMPREPLY=(); _ferry_complete; echo "$* => ${COMPREPLY[*]}"; }
+c ferry imp
+c ferry export --lev
+c ferry inspect ''
+c ferry verify ''
+c ferry serve ''
+c ferry import -f ''
+c ferry export --since ''
+c ferry export --since v
+c ferry tag ''
+complete -p ferry`)
 	bash.Env = []string{"PATH=" + filepath.Dir(ferryBin) + string(os.PathListSeparator) + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	out, err := bash.CombinedOutput()
-	if err != nil || string(out) != "import\n--level\n" {
-		t.Errorf("bash completion gave %q (%v), want import and --level", out, err)
+	want := `ferry imp => import
+ferry export --lev => --level
+ferry inspect  => 
+ferry verify  => 
+ferry serve  => 
+ferry import -f  => 
+ferry export --since  => 
+ferry export --since v => 
+ferry tag  => list ls
+complete -o default -F _ferry_complete ferry
+`
+	if err != nil || string(out) != want {
+		t.Errorf("bash completion gave (%v)\n%s\nwant\n%s", err, out, want)
 	}
 	if r := mustFerry(t, "completion", "fish"); !bytes.Contains([]byte(r.Stdout), []byte("complete -c ferry")) {
 		t.Errorf("the fish script completes nothing for ferry:\n%s", r.Stdout)

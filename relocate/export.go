@@ -77,6 +77,10 @@ type ExportResult struct {
 	// Bytes is the size of the manifests and blobs carried (before the
 	// archive's compression).
 	Bytes int64
+	// Manifests and ManifestBytes count the manifests and indexes
+	// written, and their size (part of Bytes).
+	Manifests     int
+	ManifestBytes int64
 	// ArchiveBytes is the size of the archive itself.
 	ArchiveBytes int64
 	// Skipped are the non-distributable layers left out.
@@ -207,8 +211,10 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 	if err := aw.WriteHeader(index, manifests); err != nil {
 		return nil, fmt.Errorf("write archive head: %w", err)
 	}
+	var manifestBytes int64
 	for _, m := range manifests {
 		rep.Add(int64(len(m)))
+		manifestBytes += int64(len(m))
 	}
 
 	done := newImageTracker(p)
@@ -278,14 +284,16 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 		return nil, fmt.Errorf("finish archive: %w", err)
 	}
 	return &ExportResult{
-		SHA256:       hex.EncodeToString(sum.Sum(nil)),
-		Images:       len(p.Images),
-		Blobs:        len(p.Blobs),
-		Bytes:        p.TotalBytes,
-		ArchiveBytes: out.n,
-		Skipped:      p.Skipped,
-		Delta:        d,
-		LeftOutBytes: leftOutBytes,
+		SHA256:        hex.EncodeToString(sum.Sum(nil)),
+		Images:        len(p.Images),
+		Blobs:         len(p.Blobs),
+		Bytes:         p.TotalBytes,
+		Manifests:     len(manifests),
+		ManifestBytes: manifestBytes,
+		ArchiveBytes:  out.n,
+		Skipped:       p.Skipped,
+		Delta:         d,
+		LeftOutBytes:  leftOutBytes,
 	}, nil
 }
 

@@ -96,14 +96,15 @@ func (dst *destination) checkDelta(ctx context.Context, res *ImportResult) error
 			dst.elsewhere[l.Digest] = *at[i]
 		}
 	}
-	// The archive names where to mount from: say so, so that no mount
-	// from an unexpected repository goes unnoticed.
+	// The archive names where to mount from: -v says from where, the
+	// summary how many (ImportResult.LeftOutMounted). A mount is no
+	// warning: it is how a delta since an inventory is meant to land.
 	for _, repo := range slices.Sorted(maps.Keys(count)) {
 		verb := "mounted"
 		if dst.opts.DryRun {
 			verb = "would mount"
 		}
-		dst.rep.Warnf("%s %d left-out blobs into %s from %s, where the delta's inventory saw them", verb, count[repo], dst.repo, repo)
+		dst.rep.Logf("%s %d left-out blobs into %s from %s, where the delta's inventory saw them", verb, count[repo], dst.repo, repo)
 	}
 	return nil
 }

@@ -232,6 +232,18 @@ func (b verifyBase) holds(d v1.Hash) bool { return b.held[d] }
 // carries reports whether the base's own bytes include blob d.
 func (b verifyBase) carries(d v1.Hash) bool { return b.file != nil && b.file.Has(d) }
 
+// ErrNotABaseArchive is matched (errors.Is) by VerifyFile's error for a
+// --since file that cannot be a delta's base: an inventory, or no archive
+// at all. It is a matter of how verify was called, not of the archive.
+var ErrNotABaseArchive = errors.New("not a base archive")
+
+// notABase is an error of openBase that matches ErrNotABaseArchive and
+// reads as it did.
+type notABase struct{ error }
+
+func (e notABase) Unwrap() error      { return e.error }
+func (notABase) Is(target error) bool { return target == ErrNotABaseArchive }
+
 // openBases opens the --since archives; the returned function closes them.
 func openBases(paths []string) ([]verifyBase, func(), error) {
 	var out []verifyBase
@@ -274,7 +286,7 @@ func openBase(path string, f io.ReadCloser) (verifyBase, error) {
 	// An inventory is a base of export --since, but holds no blob to
 	// check the delta against: only its import can, at the destination.
 	if sniffInventory(ra, size) {
-		return b, errors.New("is an inventory, not an archive: verify --since takes the base archive a delta was made from; the blobs an inventory lists are checked by the import, at the destination")
+		return b, notABase{errors.New("is an inventory, not an archive: verify --since takes the base archive a delta was made from; the blobs an inventory lists are checked by the import, at the destination")}
 	}
 	var head *archive.Head
 	af, err := archive.OpenFile(ra, size, archive.ReaderOptions{})
@@ -282,8 +294,10 @@ func openBase(path string, f io.ReadCloser) (verifyBase, error) {
 	case err == nil:
 		b.file, head = af, af.Head()
 	case errors.Is(err, archive.ErrNotSeekable):
+		// No head to read, as export --since decides (ReadSince): not an
+		// archive at all.
 		if head, err = archive.Inspect(io.NewSectionReader(ra, 0, size)); err != nil {
-			return b, err
+			return b, notABase{err}
 		}
 	default:
 		return b, err

@@ -2,36 +2,32 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 )
 
-// The bash and zsh scripts ask ferry itself for the candidates: urfave/cli
-// answers a command line ending in --generate-bash-completion with the
-// commands or flags that may come next. Fish gets a static script generated
-// from the command tree.
+// The bash and zsh scripts ask ferry itself for the candidates: they run the
+// command line up to the cursor, the word being completed last (empty when
+// nothing is typed yet), followed by --generate-bash-completion, and ferry
+// prints the commands or flags that may come there (see setCompletion).
+// When it prints nothing, the shell completes file names. Fish gets a static
+// script generated from the command tree.
 const (
 	bashCompletion = `# bash completion for ferry: source <(ferry completion bash)
 _ferry_complete() {
 	local cur=${COMP_WORDS[COMP_CWORD]}
-	local -a line=("${COMP_WORDS[@]:0:COMP_CWORD}")
-	if [[ $cur == -* ]]; then
-		line+=("$cur")
-	fi
 	local IFS=$'\n'
-	COMPREPLY=($(compgen -W "$("${line[@]}" --generate-bash-completion 2>/dev/null)" -- "$cur"))
+	COMPREPLY=($(compgen -W "$("${COMP_WORDS[@]:0:COMP_CWORD}" "$cur" --generate-bash-completion 2>/dev/null)" -- "$cur"))
 }
 complete -o default -F _ferry_complete ferry
 `
 	zshCompletion = `#compdef ferry
 # zsh completion for ferry: source <(ferry completion zsh)
 _ferry() {
-	local cur=${words[CURRENT]}
-	local -a line=(${words[1,CURRENT-1]})
-	if [[ $cur == -* ]]; then
-		line+=($cur)
-	fi
-	local -a candidates=("${(@f)$(${line[@]} --generate-bash-completion 2>/dev/null)}")
+	local -a line=("${(@)words[1,CURRENT]}")
+	local -a candidates=("${(@f)$("${line[@]}" --generate-bash-completion 2>/dev/null)}")
 	if [[ -n ${candidates[1]} ]]; then
 		_describe 'ferry' candidates
 	else
@@ -74,4 +70,105 @@ func completionCommand() *cli.Command {
 			return err
 		},
 	}
+}
+
+// setCompletion makes every command of app answer --generate-bash-completion
+// from args, the command line ferry was given, and returns the arguments to
+// run app with; none when there is nothing to complete. urfave/cli's own
+// answer reads os.Args, cannot tell the value of a flag ("-f <TAB>") from
+// the flag itself ("-f<TAB>"), offers its help command where a file name is
+// wanted (any candidate at all keeps the shell from completing file names),
+// and runs the command instead when a word is "--".
+func setCompletion(app *cli.App, args []string) []string {
+	if len(args) < 2 || args[len(args)-1] != "--generate-bash-completion" {
+		return args
+	}
+	// The scripts send the word being completed last; the command's own
+	// name stands there when a caller sends none.
+	words := args[:len(args)-1]
+	cur, prev := words[len(words)-1], ""
+	if len(words) > 1 {
+		prev = words[len(words)-2]
+	}
+	for _, w := range words[:len(words)-1] {
+		if w == "--" {
+			// Only arguments come after it: the shell's own completion.
+			return nil
+		}
+	}
+	if cur == "--" {
+		// The flags are suggested from cur below; urfave/cli need not see it.
+		args = append(append([]string{}, words[:len(words)-1]...), "-", "--generate-bash-completion")
+	}
+	complete := func(c *cli.Context) {
+		if c.Command == nil {
+			return
+		}
+		switch {
+		case strings.HasPrefix(cur, "-"):
+			suggestFlags(c.App.Writer, cur, c.Command.Flags)
+		case takesValue(prev, c.Command.Flags):
+			// A file, a reference or a size: nothing to offer.
+		default:
+			for _, sub := range c.Command.Subcommands {
+				if sub.Hidden || sub.Name == "help" {
+					continue
+				}
+				for _, name := range sub.Names() {
+					fmt.Fprintln(c.App.Writer, name)
+				}
+			}
+		}
+	}
+	app.BashComplete = complete
+	var walk func([]*cli.Command)
+	walk = func(cmds []*cli.Command) {
+		for _, c := range cmds {
+			c.BashComplete = complete
+			walk(c.Subcommands)
+		}
+	}
+	walk(app.Commands)
+	return args
+}
+
+// suggestFlags prints the visible flags whose names start as cur does
+// (its dashes aside; one-letter names only for a single dash).
+func suggestFlags(w io.Writer, cur string, flags []cli.Flag) {
+	prefix := strings.TrimLeft(cur, "-")
+	for _, f := range flags {
+		if v, ok := f.(cli.VisibleFlag); ok && !v.IsVisible() {
+			continue
+		}
+		for _, name := range f.Names() {
+			dashes := "--"
+			if len(name) == 1 {
+				if strings.HasPrefix(cur, "--") {
+					continue
+				}
+				dashes = "-"
+			}
+			if strings.HasPrefix(name, prefix) {
+				fmt.Fprintln(w, dashes+name)
+			}
+		}
+	}
+}
+
+// takesValue reports whether word is one of flags (as -x or --name, without
+// "=value") that takes a value, so that the next word is that value.
+func takesValue(word string, flags []cli.Flag) bool {
+	if !strings.HasPrefix(word, "-") || strings.Contains(word, "=") {
+		return false
+	}
+	name := strings.TrimLeft(word, "-")
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				d, ok := f.(cli.DocGenerationFlag)
+				return ok && d.TakesValue()
+			}
+		}
+	}
+	return false
 }

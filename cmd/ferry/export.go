@@ -314,7 +314,8 @@ func printExport(w io.Writer, dest string, res *relocate.ExportResult, took time
 	}
 	fmt.Fprintf(w, "Exported into %s in %s (%s)\n", where, formatDuration(took), rate(res.Bytes, took))
 	tw := summaryTable(w)
-	fmt.Fprintf(tw, "  content\t%s, %s (%s)\n", plural(res.Images, "image"), plural(res.Blobs, "blob"), humanBytes(res.Bytes))
+	fmt.Fprintf(tw, "  content\t%s, %s (%s), %s (%s)\n", plural(res.Images, "image"),
+		plural(res.Blobs, "blob"), humanBytes(res.Bytes-res.ManifestBytes), plural(res.Manifests, "manifest"), humanBytes(res.ManifestBytes))
 	if n := len(res.Volumes); n > 0 {
 		fmt.Fprintf(tw, "  archive\t%s in %s\n", humanBytes(res.ArchiveBytes), plural(n, "volume"))
 		fmt.Fprintf(tw, "  sha256\t%s (the volumes joined)\n", res.SHA256)

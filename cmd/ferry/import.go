@@ -166,9 +166,13 @@ func printImport(w io.Writer, command string, j importJSON, took time.Duration) 
 	}
 	fmt.Fprintf(tw, "  manifests\t%d %s, %d already there\n", res.ManifestsPushed, pushed, res.ManifestsPresent)
 	if res.BlobsLeftOut > 0 {
-		line := fmt.Sprintf("%d left out of the archive (%s), all held by the destination", res.BlobsLeftOut, humanBytes(res.BytesLeftOut))
-		if res.LeftOutMounted > 0 {
-			line += fmt.Sprintf(", %d of them mounted from another repository", res.LeftOutMounted)
+		// A mount is always from another repository; -v names it.
+		line := fmt.Sprintf("%d left out (%s), all held by the destination", res.BlobsLeftOut, humanBytes(res.BytesLeftOut))
+		switch {
+		case res.LeftOutMounted > 0 && res.DryRun:
+			line += fmt.Sprintf(" (%d to mount)", res.LeftOutMounted)
+		case res.LeftOutMounted > 0:
+			line += fmt.Sprintf(" (%d mounted)", res.LeftOutMounted)
 		}
 		fmt.Fprintf(tw, "  delta\t%s\n", line)
 	}
@@ -182,8 +186,9 @@ func printImport(w io.Writer, command string, j importJSON, took time.Duration) 
 	printTags(w, res.Tags)
 }
 
-// printTags prints the tags of an import or a copy as one table, in the
-// order they were written (the original tag, the commit point, last).
+// printTags prints the tags of an import or a copy as one table, in commit
+// order, each group sorted (its tags are written at once; the original
+// tag, the commit point, last).
 func printTags(w io.Writer, tags []relocate.TagResult) {
 	if len(tags) == 0 {
 		return

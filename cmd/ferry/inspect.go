@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -92,7 +93,7 @@ func runInspect(c *cli.Context) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", quoteUnsafe(im.Role), ref, shortDigest(im.Digest), platforms, humanBytes(im.Size))
 		}
 		tw.Flush()
-		fmt.Fprintf(w, "Total: %s, %s (%s), %d manifests\n", plural(len(inv.Images), "image"), plural(inv.Blobs, "blob"), humanBytes(inv.Bytes+inv.ManifestBytes), inv.Manifests)
+		fmt.Fprintf(w, "Total: %s, %s (%s), %s (%s)\n", plural(len(inv.Images), "image"), plural(inv.Blobs, "blob"), humanBytes(inv.Bytes), plural(inv.Manifests, "manifest"), humanBytes(inv.ManifestBytes))
 		for _, s := range inv.Skipped {
 			fmt.Fprintf(w, "Left out (non-distributable): %s\n", quoteUnsafe(s))
 		}
@@ -181,6 +182,9 @@ func runVerify(c *cli.Context) error {
 	path := c.Args().First()
 	out.Begin("verify: opening " + path)
 	res, err := relocate.VerifyFile(c.Context, path, relocate.VerifyOptions{Reporter: out.Reporter(), Since: c.StringSlice("since")})
+	if errors.Is(err, relocate.ErrNotABaseArchive) {
+		return usageError{err}
+	}
 	if err != nil {
 		return err
 	}

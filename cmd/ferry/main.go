@@ -85,6 +85,10 @@ func usagef(format string, args ...any) error {
 // It is separate from main so that tests can run the CLI in-process.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
+	args = setCompletion(app, args)
+	if args == nil {
+		return 0
+	}
 	err := app.RunContext(ctx, flagsFirst(args))
 	if err == nil {
 		return 0
