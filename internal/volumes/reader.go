@@ -51,13 +51,18 @@ type vol struct {
 	err  error
 }
 
+// maxReadVolumes is the most volumes a reader accepts: all that three
+// digits number. Export writes at most MaxVolumes; more, numbered by hand
+// or by another tool, are still read.
+const maxReadVolumes = 999
+
 // volumeName matches a volume's suffix as the volumes of an archive are
-// listed: a dot and at least three digits (a number above MaxVolumes is
-// an extra volume, named as such).
+// listed: a dot and at least three digits (a number above maxReadVolumes
+// is an extra volume, named as such).
 var volumeName = regexp.MustCompile(`^(.+)\.([0-9]{3,})$`)
 
 // volumeSuffix matches a path that may name a volume: a dot and exactly
-// three digits, as export numbers them (.001 to .999).
+// three digits, as volumes are numbered (.001 to .999).
 var volumeSuffix = regexp.MustCompile(`^(.+)\.([0-9]{3})$`)
 
 // VolumeNumber returns i when file is the name of volume i of the archive
@@ -195,7 +200,7 @@ func openSet(base string) (*Set, error) {
 }
 
 // list returns the numbers of the volumes of base present in its
-// directory. Numbers above MaxVolumes are listed too: they are extra.
+// directory. Numbers above maxReadVolumes are listed too: they are extra.
 func list(base string) (map[int]bool, error) {
 	dir, name := filepath.Split(base)
 	if dir == "" {
@@ -286,8 +291,8 @@ func expect(base string, present map[int]bool, listed map[int]string, sidecar st
 			return 0, fmt.Errorf("volume %s is missing (found %s to %s, then %s)", Suffix(k+1), Suffix(1), Suffix(k), Suffix(i))
 		}
 	}
-	if n := len(pn); n > MaxVolumes {
-		return 0, fmt.Errorf("volume %s: more than %d volumes", Suffix(n), MaxVolumes)
+	if n := len(pn); n > maxReadVolumes {
+		return 0, fmt.Errorf("volume %s: more than %d volumes", Suffix(n), maxReadVolumes)
 	}
 	return len(pn), nil
 }
