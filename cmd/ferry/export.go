@@ -143,18 +143,19 @@ T are powers of 1000 (4G = 4,000,000,000 fits FAT32, 4.7G a DVD), Ki, Mi,
 Gi, Ti powers of 1024 (4Gi is one byte too many for FAT32).
 
 --from-tar FILE re-packs an archive instead of resolving a source: a
-tarball imgpkg copy --to-tar wrote, or a ferry archive (a file, or its
-volumes). The images, manifests and blobs are the same, verified as they
-are read and written; the new archive is compressed at --level and split
-as asked. A delta archive (--since) cannot be re-packed: it lacks the blobs
-it left out.`,
+tarball imgpkg copy --to-tar wrote (gzip'd too), or a ferry archive (a
+file, its volumes, or - for standard input). The images, manifests and
+blobs are the same, verified as they are read and written; the new archive
+is compressed at --level and split as asked. A gzip'd file or standard
+input is read once, front to back. A delta archive (--since) cannot be
+re-packed: it lacks the blobs it left out.`,
 		Flags: withRegistryFlags("also print the resolution steps and one line per image as it is written into the archive, with its full digest", append(sourceFlags(
 			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultConcurrency, Usage: "registry requests (manifests, blob downloads) at once; never changes the archive"}),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive to write (FILE.tar.zst, or - for standard output)"},
 			&cli.StringFlag{Name: "level", Value: "default", Usage: "zstd level: fastest, default, better or best"},
 			sinceFlag(),
 			splitSizeFlag(),
-			&cli.StringFlag{Name: "from-tar", Usage: "re-pack this archive (an imgpkg tarball, or a ferry archive) instead of resolving -b, -i or --lock"},
+			&cli.StringFlag{Name: "from-tar", Usage: "re-pack this archive (an imgpkg tarball, gzip'd or not, or a ferry archive; - for standard input) instead of resolving -b, -i or --lock"},
 		)...),
 		Action: runExport,
 	}
@@ -237,11 +238,15 @@ func runExport(c *cli.Context) error {
 	var p *relocate.Plan
 	if fromTar != "" {
 		out.Begin("reading " + fromTar)
-		in, err := volumes.OpenArchive(fromTar)
-		if err != nil {
-			return fmt.Errorf("export --from-tar: %w", err)
+		in := c.App.Reader
+		if fromTar != "-" {
+			f, err := volumes.OpenArchive(fromTar)
+			if err != nil {
+				return fmt.Errorf("export --from-tar: %w", err)
+			}
+			defer f.Close()
+			in = f
 		}
-		defer in.Close()
 		if p, err = relocate.PlanArchive(in); err != nil {
 			return fmt.Errorf("export --from-tar %s: %w", fromTar, err)
 		}
