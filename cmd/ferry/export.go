@@ -135,7 +135,9 @@ writing anything, and a ferry that predates deltas refuses the archive.
 
 --split-size SIZE writes the archive as volumes FILE.001, FILE.002, … of at
 most SIZE bytes each, and nothing under FILE itself: joined in order
-(cat FILE.0* > FILE) they are exactly the archive. FILE.sha256 then has one
+(cat FILE.0* > FILE) they are exactly the archive. At most 99 volumes, all
+that FILE.0* matches: an archive that needs more is refused, no volume
+left, naming the smallest SIZE that fits. FILE.sha256 then has one
 line per volume (sha256sum -c checks each). import, inspect and verify read
 the volumes in place (-f FILE or -f FILE.001), naming a missing, extra,
 out-of-order or truncated volume. SIZE is bytes, or with a suffix: k, M, G,
