@@ -186,17 +186,19 @@ func NewReader(r io.Reader, opts ReaderOptions) (*Reader, error) {
 		if opts.Concurrency > 0 {
 			dopts = append(dopts, zstd.WithDecoderConcurrency(opts.Concurrency))
 		}
-		dec, err := zstd.NewReader(br, dopts...)
+		src := &sourceReader{r: br}
+		dec, err := zstd.NewReader(src, dopts...)
 		if err != nil {
 			return nil, fmt.Errorf("archive: zstd: %w", err)
 		}
-		tarStream, ar.closer, comp = dec, dec.Close, CompressionZstd
+		tarStream, ar.closer, comp = &decodeReader{r: dec, src: src, name: "zstd"}, dec.Close, CompressionZstd
 	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		gz, err := gzip.NewReader(br)
+		src := &sourceReader{r: br}
+		gz, err := gzip.NewReader(src)
 		if err != nil {
 			return nil, fmt.Errorf("archive: gzip: %w", err)
 		}
-		tarStream, ar.closer, comp = gz, func() { gz.Close() }, CompressionGzip
+		tarStream, ar.closer, comp = &decodeReader{r: gz, src: src, name: "gzip"}, func() { gz.Close() }, CompressionGzip
 	case len(magic) >= 262 && bytes.Equal(magic[257:262], []byte("ustar")):
 		tarStream, comp = br, CompressionNone
 	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
@@ -224,6 +226,56 @@ func isZstd(b []byte) bool {
 	return bytes.Equal(b[:4], []byte{0x28, 0xb5, 0x2f, 0xfd}) ||
 		(b[0]&0xf0 == 0x50 && b[1] == 0x2a && b[2] == 0x4d && b[3] == 0x18)
 }
+
+// sourceReader is the compressed stream as the decompressor reads it; it
+// keeps the first error reading it, which is not the decompressor's.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF && s.err == nil {
+		s.err = err
+	}
+	return n, err
+}
+
+// decodeReader is a decompressor whose errors about its input (a stream it
+// cannot decode: "tableLog too large") become a corruptError, which
+// explain puts in words. Errors reading the input, and those explain
+// already words (a truncated stream, a checksum, the window), pass as they
+// are.
+type decodeReader struct {
+	r    io.Reader
+	src  *sourceReader
+	name string
+}
+
+func (d *decodeReader) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if err == nil || err == io.EOF || d.src.err != nil ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, zstd.ErrCRCMismatch) || errors.Is(err, gzip.ErrChecksum) ||
+		errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		return n, err
+	}
+	return n, &corruptError{name: d.name, err: err}
+}
+
+// corruptError is a decompressor's refusal of its input.
+type corruptError struct {
+	name string
+	err  error
+}
+
+func (e *corruptError) Error() string { return e.name + ": " + e.err.Error() }
+func (e *corruptError) Unwrap() error { return e.err }
+
+// joinHint is said of a corrupt stream: a common cause is volumes joined
+// in the wrong order (cat FILE.003 FILE.002) or one left out, which no
+// reader of the joined bytes can tell from other damage.
+const joinHint = "if it was joined from volumes, check their order and that none is missing"
 
 type countingReader struct {
 	r io.Reader
@@ -625,11 +677,14 @@ func (r *Reader) finish(consumed int64) error {
 func explain(err error) error {
 	switch {
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("truncated archive: %w", err)
+		return fmt.Errorf("truncated archive (%s): %w", joinHint, err)
 	case errors.Is(err, zstd.ErrCRCMismatch), errors.Is(err, gzip.ErrChecksum):
-		return fmt.Errorf("checksum mismatch, the archive is corrupt: %w", err)
+		return fmt.Errorf("checksum mismatch, the archive is corrupt (%s): %w", joinHint, err)
 	case errors.Is(err, zstd.ErrWindowSizeExceeded), errors.Is(err, zstd.ErrDecoderSizeExceeded):
-		return fmt.Errorf("zstd window over the reader's limit (ReaderOptions.MaxWindow): %w", err)
+		// A frame header read from damaged bytes claims any window.
+		return fmt.Errorf("zstd window over the reader's limit (ReaderOptions.MaxWindow), or a corrupt archive (%s): %w", joinHint, err)
+	case errors.As(err, new(*corruptError)):
+		return fmt.Errorf("the archive is corrupt (%w); %s", err, joinHint)
 	case errors.Is(err, tar.ErrHeader):
 		return fmt.Errorf("corrupt archive: %w", err)
 	}

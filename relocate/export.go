@@ -161,6 +161,9 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 	if conc <= 0 {
 		conc = DefaultConcurrency
 	}
+	if p.sequential {
+		conc = 1
+	}
 	budget := opts.SpoolBudget
 	if budget <= 0 {
 		budget = DefaultSpoolBudget
@@ -262,6 +265,10 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 		}
 		return src.GetBlobFrom(ctx, b.Digest, b.Size, off)
 	}
+	if p.sequential {
+		// A stream is read once: what failed cannot be read again.
+		resume = nil
+	}
 	pf := newPrefetcher(ctx, p.Blobs, open, conc, budget)
 	defer func() {
 		if cerr := pf.close(); cerr != nil && err == nil {
@@ -304,7 +311,11 @@ func writeBlob(ctx context.Context, aw *archive.Writer, pf *prefetcher, i int, b
 	}
 	// A download cut part way (a registry or proxy that drops a connection
 	// the writer kept waiting) goes on from where it stopped.
-	rr := &resumingReader{ctx: ctx, rc: rc, resume: func(ctx context.Context, off int64) (io.ReadCloser, error) { return resume(ctx, b, off) }, tries: resumeTries}
+	tries := resumeTries
+	if resume == nil {
+		tries = 0
+	}
+	rr := &resumingReader{ctx: ctx, rc: rc, resume: func(ctx context.Context, off int64) (io.ReadCloser, error) { return resume(ctx, b, off) }, tries: tries}
 	defer rr.Close()
 	// Bytes are reported as they reach the archive writer; a blob read
 	// from memory stops when the export is cancelled.

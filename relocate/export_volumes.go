@@ -19,6 +19,13 @@ func exportVolumes(ctx context.Context, p *Plan, path string, opts ExportOptions
 	if err != nil {
 		return nil, fmt.Errorf("export to %s: %w", path, err)
 	}
+	// The archive's size is known only at its end (compression), when an
+	// export past the last volume fails naming the split size it needs;
+	// content that cannot fit unless it compresses is worth saying now.
+	if limit := volumes.MaxVolumes * opts.SplitSize; p.TotalBytes > limit {
+		progress.OrNop(opts.Reporter).Warnf("%d bytes to export, more than the %d volumes of %d bytes an export writes: unless they compress, the export will fail at its end, naming the split size it needs",
+			p.TotalBytes, volumes.MaxVolumes, opts.SplitSize)
+	}
 	res, err := Export(ctx, p, w, opts)
 	if err != nil {
 		w.Abort()

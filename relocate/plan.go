@@ -122,6 +122,10 @@ type Plan struct {
 	// of an archive being re-packed (PlanArchive), or of a root built
 	// locally (Source.Local). Export reads them; Copy refuses such a plan.
 	local map[v1.Hash]func() (io.ReadCloser, error)
+	// sequential is set when local reads an archive front to back
+	// (PlanArchive of a stream): Export then opens one blob at a time,
+	// in the order of Blobs.
+	sequential bool
 }
 
 // Image is one entry of a Plan's index: a manifest or an index.

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -14,10 +16,12 @@ import (
 
 // PlanArchive returns the plan of re-packing the archive in r (`ferry
 // export --from-tar`): the same images, in index.json's roles, the same
-// manifests and blobs, read from r instead of registries. r must be a file,
-// or the volumes of one (volumes.Set), holding an imgpkg tarball or a
-// ferry archive with a seek table, and not a delta (export --since), which
-// lacks blobs; it must stay open until Export is done.
+// manifests and blobs, read from r instead of registries. r holds an
+// imgpkg tarball or a ferry archive, not a delta (export --since), which
+// lacks blobs; it must stay open until Export is done. A file (or the
+// volumes of one, volumes.Set) with an imgpkg tarball or a ferry archive
+// with a seek table is read at random; anything else (a pipe, gzip, an
+// archive without a seek table) front to back, once (see streamBlobs).
 // Export then writes a ferry archive of the plan, compressed at its level
 // and split as asked, whose blobs are verified as they are read and again
 // as they are written.
@@ -27,9 +31,31 @@ func PlanArchive(r io.Reader) (*Plan, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, errors.New("re-packing needs random access: a file holding an imgpkg tarball or a ferry archive with a seek table (an archive without one, gzip or plain tar, is imported and exported again instead)")
+		return planStream(r)
 	}
-	h := f.Head()
+	return repackPlan(f.Head(), f.Blob)
+}
+
+// planStream is PlanArchive of an archive read front to back.
+func planStream(r io.Reader) (*Plan, error) {
+	ar, err := archive.NewReader(r, archive.ReaderOptions{})
+	if err != nil {
+		return nil, err
+	}
+	s := &streamBlobs{r: ar, spooled: map[v1.Hash]*os.File{}, taken: map[v1.Hash]bool{}}
+	p, err := repackPlan(ar.Head(), s.open)
+	if err != nil {
+		ar.Close()
+		return nil, err
+	}
+	s.left = len(p.Blobs)
+	p.sequential = true
+	return p, nil
+}
+
+// repackPlan is the plan of re-packing the archive whose head is h; open
+// reads a config or layer of it.
+func repackPlan(h *archive.Head, open func(v1.Hash) (io.ReadCloser, error)) (*Plan, error) {
 	if h.Delta != nil {
 		// Its import finds what it left out at the destination; a re-pack
 		// has nowhere to read those blobs from.
@@ -122,7 +148,7 @@ func PlanArchive(r io.Reader) (*Plan, error) {
 		}
 		p.TotalBytes += d.Size
 		digest := d.Digest
-		p.local[digest] = func() (io.ReadCloser, error) { return f.Blob(digest) }
+		p.local[digest] = func() (io.ReadCloser, error) { return open(digest) }
 	}
 	// The order Resolve gives: configs, then layers, each by digest.
 	byDigest := func(bs []Blob) {
@@ -132,4 +158,149 @@ func PlanArchive(r io.Reader) (*Plan, error) {
 	byDigest(ls)
 	p.Blobs = append(cs, ls...)
 	return p, nil
+}
+
+// streamBlobs hands out the blobs of an archive read front to back, in the
+// order the plan writes them (configs, then layers, each by digest, as
+// ferry writes an archive and imgpkg its tarball). A blob the stream holds
+// before its turn is copied to a temporary file, removed once read (or at
+// once, where an open file can be removed), until its turn comes: memory
+// stays flat whatever the order. Export reads a sequential plan one blob
+// at a time (Plan.sequential); a blob cannot be read twice.
+type streamBlobs struct {
+	mu      sync.Mutex
+	r       *archive.Reader
+	spooled map[v1.Hash]*os.File
+	taken   map[v1.Hash]bool
+	left    int // blobs not yet handed out
+	done    bool
+	err     error // of the end of the stream, once checked
+}
+
+// open returns the blob d.
+func (s *streamBlobs) open(d v1.Hash) (io.ReadCloser, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.taken[d] {
+		return nil, fmt.Errorf("blob %s: already read from the stream, which cannot be read again", d)
+	}
+	if f, ok := s.spooled[d]; ok {
+		delete(s.spooled, d)
+		s.taken[d] = true
+		s.left--
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			closeSpool(f)
+			return nil, err
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			closeSpool(f)
+			return nil, err
+		}
+		return &streamBlob{s: s, r: f, size: fi.Size(), spool: f}, nil
+	}
+	for {
+		got, size, rd, err := s.r.Next()
+		if err == io.EOF {
+			return nil, fmt.Errorf("blob %s: not in the archive", d)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if got == d {
+			s.taken[d] = true
+			s.left--
+			return &streamBlob{s: s, r: rd, size: size}, nil
+		}
+		if err := s.spool(got, rd); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// spool copies blob d, met before its turn, to a temporary file.
+func (s *streamBlobs) spool(d v1.Hash, rd io.Reader) error {
+	f, err := os.CreateTemp("", "ferry-repack-*")
+	if err != nil {
+		return fmt.Errorf("blob %s, ahead of its turn in the stream: %w", d, err)
+	}
+	// Removed now where the system allows it (an open file stays
+	// readable), so that nothing is left whatever happens next.
+	os.Remove(f.Name())
+	if _, err := io.Copy(f, rd); err != nil {
+		closeSpool(f)
+		return fmt.Errorf("blob %s, ahead of its turn in the stream: %w", d, err)
+	}
+	s.spooled[d] = f
+	return nil
+}
+
+// closeSpool closes a temporary file and removes it, if it is still there.
+func closeSpool(f *os.File) {
+	f.Close()
+	os.Remove(f.Name())
+}
+
+// finish reads the stream to its end once every blob is handed out, so
+// that its last checksum (zstd's, gzip's CRC) and its end are verified.
+func (s *streamBlobs) finish() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.left > 0 || s.done {
+		return s.err
+	}
+	s.done = true
+	_, _, _, err := s.r.Next()
+	switch {
+	case err == nil:
+		s.err = errors.New("archive: a blob after every blob the manifests reference")
+	case err != io.EOF:
+		s.err = err
+	}
+	s.r.Close()
+	return s.err
+}
+
+// streamBlob is a blob open is handing out: the stream's entry, or the
+// temporary file it was copied to. Having read its last byte, the last
+// blob handed out checks the stream's end (finish) before it returns it:
+// the reader stops at the blob's size, and would not see an error after.
+type streamBlob struct {
+	s     *streamBlobs
+	r     io.Reader
+	size  int64
+	n     int64
+	spool *os.File
+	ended bool
+}
+
+// Read implements io.Reader.
+func (b *streamBlob) Read(p []byte) (int, error) {
+	if b.ended {
+		return 0, io.EOF
+	}
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if b.n >= b.size && (err == nil || err == io.EOF) {
+		if ferr := b.s.finish(); ferr != nil {
+			// Its last bytes withheld: a reader of exactly size bytes
+			// (io.CopyN) would drop an error that comes with them.
+			return 0, ferr
+		}
+		if b.s.done {
+			// The stream has moved past this blob: its bytes are all
+			// read, and verified by the archive's Reader.
+			b.ended = true
+		}
+	}
+	return n, err
+}
+
+// Close implements io.Closer.
+func (b *streamBlob) Close() error {
+	if b.spool != nil {
+		closeSpool(b.spool)
+		b.spool = nil
+	}
+	return nil
 }

@@ -13,7 +13,7 @@ import (
 func splitSizeFlag() cli.Flag {
 	return &cli.StringFlag{Name: "split-size",
 		Usage: "write the archive as volumes FILE.001, FILE.002, … of at most `SIZE` bytes each, and nothing under FILE " +
-			"(4G, 4.7G, 700M: powers of 1000; 4Gi, 700Mi: powers of 1024; FAT32 takes at most 4294967295); cat FILE.0* joins them"}
+			"(4G, 4.7G, 700M: powers of 1000; 4Gi, 700Mi: powers of 1024; FAT32 takes at most 4294967295); at most 99 volumes, all that cat FILE.0* joins"}
 }
 
 // splitSize reads --split-size: 0 when it is not given.

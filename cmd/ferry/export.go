@@ -135,7 +135,9 @@ writing anything, and a ferry that predates deltas refuses the archive.
 
 --split-size SIZE writes the archive as volumes FILE.001, FILE.002, … of at
 most SIZE bytes each, and nothing under FILE itself: joined in order
-(cat FILE.0* > FILE) they are exactly the archive. FILE.sha256 then has one
+(cat FILE.0* > FILE) they are exactly the archive. At most 99 volumes, all
+that FILE.0* matches: an archive that needs more is refused, no volume
+left, naming the smallest SIZE that fits. FILE.sha256 then has one
 line per volume (sha256sum -c checks each). import, inspect and verify read
 the volumes in place (-f FILE or -f FILE.001), naming a missing, extra,
 out-of-order or truncated volume. SIZE is bytes, or with a suffix: k, M, G,
@@ -143,18 +145,19 @@ T are powers of 1000 (4G = 4,000,000,000 fits FAT32, 4.7G a DVD), Ki, Mi,
 Gi, Ti powers of 1024 (4Gi is one byte too many for FAT32).
 
 --from-tar FILE re-packs an archive instead of resolving a source: a
-tarball imgpkg copy --to-tar wrote, or a ferry archive (a file, or its
-volumes). The images, manifests and blobs are the same, verified as they
-are read and written; the new archive is compressed at --level and split
-as asked. A delta archive (--since) cannot be re-packed: it lacks the blobs
-it left out.`,
+tarball imgpkg copy --to-tar wrote (gzip'd too), or a ferry archive (a
+file, its volumes, or - for standard input). The images, manifests and
+blobs are the same, verified as they are read and written; the new archive
+is compressed at --level and split as asked. A gzip'd file or standard
+input is read once, front to back. A delta archive (--since) cannot be
+re-packed: it lacks the blobs it left out.`,
 		Flags: withRegistryFlags("also print the resolution steps and one line per image as it is written into the archive, with its full digest", append(sourceFlags(
 			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultConcurrency, Usage: "registry requests (manifests, blob downloads) at once; never changes the archive"}),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive to write (FILE.tar.zst, or - for standard output)"},
 			&cli.StringFlag{Name: "level", Value: "default", Usage: "zstd level: fastest, default, better or best"},
 			sinceFlag(),
 			splitSizeFlag(),
-			&cli.StringFlag{Name: "from-tar", Usage: "re-pack this archive (an imgpkg tarball, or a ferry archive) instead of resolving -b, -i or --lock"},
+			&cli.StringFlag{Name: "from-tar", Usage: "re-pack this archive (an imgpkg tarball, gzip'd or not, or a ferry archive; - for standard input) instead of resolving -b, -i or --lock"},
 		)...),
 		Action: runExport,
 	}
@@ -237,11 +240,15 @@ func runExport(c *cli.Context) error {
 	var p *relocate.Plan
 	if fromTar != "" {
 		out.Begin("reading " + fromTar)
-		in, err := volumes.OpenArchive(fromTar)
-		if err != nil {
-			return fmt.Errorf("export --from-tar: %w", err)
+		in := c.App.Reader
+		if fromTar != "-" {
+			f, err := volumes.OpenArchive(fromTar)
+			if err != nil {
+				return fmt.Errorf("export --from-tar: %w", err)
+			}
+			defer f.Close()
+			in = f
 		}
-		defer in.Close()
 		if p, err = relocate.PlanArchive(in); err != nil {
 			return fmt.Errorf("export --from-tar %s: %w", fromTar, err)
 		}

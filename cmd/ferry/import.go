@@ -36,7 +36,8 @@ From a file, only the blobs REPO lacks are read, each where it lies. The
 volumes of a split export (export --split-size) are read in place: -f FILE
 (when only its volumes exist) or -f FILE.001; a missing, extra, out-of-order
 or truncated volume is named and nothing is tagged. cat FILE.0* | ferry
-import -f - reads them too. A tarball written by imgpkg copy --to-tar is
+import -f - reads them too (export writes at most 99, all that FILE.0*
+matches). A tarball written by imgpkg copy --to-tar is
 read in place as well, and gives REPO exactly the tags and digests imgpkg
 copy --tar would.`,
 		Flags: withRegistryFlags("also print one line per manifest and tag as it is written at the destination, with full digests",

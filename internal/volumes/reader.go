@@ -51,13 +51,18 @@ type vol struct {
 	err  error
 }
 
+// maxReadVolumes is the most volumes a reader accepts: all that three
+// digits number. Export writes at most MaxVolumes; more, numbered by hand
+// or by another tool, are still read.
+const maxReadVolumes = 999
+
 // volumeName matches a volume's suffix as the volumes of an archive are
-// listed: a dot and at least three digits (a number above MaxVolumes is
-// an extra volume, named as such).
+// listed: a dot and at least three digits (a number above maxReadVolumes
+// is an extra volume, named as such).
 var volumeName = regexp.MustCompile(`^(.+)\.([0-9]{3,})$`)
 
 // volumeSuffix matches a path that may name a volume: a dot and exactly
-// three digits, as export numbers them (.001 to .999).
+// three digits, as volumes are numbered (.001 to .999).
 var volumeSuffix = regexp.MustCompile(`^(.+)\.([0-9]{3})$`)
 
 // VolumeNumber returns i when file is the name of volume i of the archive
@@ -81,11 +86,18 @@ func VolumeNumber(file, name string) (int, bool) {
 // must be one of a set, whose first volume exists or whose checksum file
 // lists path. A first volume that does not exist while volumes after it
 // do, or a volume the checksum file lists, is of the set too, so that Open
-// names it as missing.
+// names it as missing. A file whose own checksum file (path.sha256, as
+// export writes it beside an unsplit archive) lists it is a whole archive,
+// whatever its name: nightly.002 exported as such, beside nightly.001.
 func setOf(path string) (string, bool) {
 	m := volumeSuffix.FindStringSubmatch(path)
 	if m == nil || m[2] == "000" {
 		return "", false
+	}
+	if sums, err := ReadChecksums(path + ".sha256"); err == nil {
+		if _, ok := sums[filepath.Base(path)]; ok {
+			return "", false
+		}
 	}
 	base := m[1]
 	listed := func() bool {
@@ -195,7 +207,7 @@ func openSet(base string) (*Set, error) {
 }
 
 // list returns the numbers of the volumes of base present in its
-// directory. Numbers above MaxVolumes are listed too: they are extra.
+// directory. Numbers above maxReadVolumes are listed too: they are extra.
 func list(base string) (map[int]bool, error) {
 	dir, name := filepath.Split(base)
 	if dir == "" {
@@ -281,15 +293,34 @@ func expect(base string, present map[int]bool, listed map[int]string, sidecar st
 	for k, i := range pn {
 		if i != k+1 {
 			if k == 0 {
-				return 0, fmt.Errorf("volume %s is missing (found %s)", Suffix(1), Suffix(i))
+				return 0, fmt.Errorf("volume %s is missing (found %s)", Suffix(1), ranges(pn))
 			}
 			return 0, fmt.Errorf("volume %s is missing (found %s to %s, then %s)", Suffix(k+1), Suffix(1), Suffix(k), Suffix(i))
 		}
 	}
-	if n := len(pn); n > MaxVolumes {
-		return 0, fmt.Errorf("volume %s: more than %d volumes", Suffix(n), MaxVolumes)
+	if n := len(pn); n > maxReadVolumes {
+		return 0, fmt.Errorf("volume %s: more than %d volumes", Suffix(n), maxReadVolumes)
 	}
 	return len(pn), nil
+}
+
+// ranges says which volumes nums (sorted) are, runs of consecutive
+// numbers as one: ".002 to .004, .007".
+func ranges(nums []int) string {
+	var parts []string
+	for i := 0; i < len(nums); {
+		j := i
+		for j+1 < len(nums) && nums[j+1] == nums[j]+1 {
+			j++
+		}
+		if j == i {
+			parts = append(parts, Suffix(nums[i]))
+		} else {
+			parts = append(parts, Suffix(nums[i])+" to "+Suffix(nums[j]))
+		}
+		i = j + 1
+	}
+	return strings.Join(parts, ", ")
 }
 
 // CheckSizes checks that every volume but the last has the split size,

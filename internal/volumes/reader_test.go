@@ -134,3 +134,56 @@ func TestStartsAnArchive(t *testing.T) {
 		t.Error("a file that cannot be read must be left to open as a file")
 	}
 }
+
+// Two whole archives export wrote under names ending like volumes
+// (nightly.001, nightly.002), each with its own checksum file, are two
+// archives: each is read as the file it is, not as a volume of the other.
+func TestOpenArchiveReadsAWholeArchiveItsChecksumFileNames(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "nightly")
+	data := map[int][]byte{
+		1: append([]byte{0x28, 0xb5, 0x2f, 0xfd}, archiveBytes(1500, 7)...),
+		2: append([]byte{0x28, 0xb5, 0x2f, 0xfd}, archiveBytes(9000, 8)...),
+	}
+	for i, b := range data {
+		path := Name(base, i)
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		line := sum(b) + "  " + filepath.Base(path) + "\n"
+		if err := os.WriteFile(path+".sha256", []byte(line), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, want := range data {
+		rc, err := OpenArchive(Name(base, i))
+		if err != nil {
+			t.Fatalf("OpenArchive(%s): %v", Name(base, i), err)
+		}
+		if _, ok := rc.(*os.File); !ok {
+			t.Errorf("OpenArchive(%s) is a %T, want the file its checksum file names", Name(base, i), rc)
+		}
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		if !bytes.Equal(got, want) {
+			t.Errorf("OpenArchive(%s) reads %d bytes, want the file's %d", Name(base, i), len(got), len(want))
+		}
+	}
+}
+
+// Without .001 and the checksum file, the error says which volumes there
+// are, not only the first of them.
+func TestMissingFirstVolumeListsTheVolumesFound(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "release.tar.zst")
+	split(t, path, archiveBytes(12000, 9), 2000)
+	os.Remove(path + ".sha256")
+	for _, i := range []int{1, 5} {
+		if err := os.Remove(Name(path, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := Open(path)
+	if err == nil || !strings.Contains(err.Error(), "volume .001 is missing (found .002 to .004, .006)") {
+		t.Fatalf("Open without .001 and .005: %v, want the volumes found listed", err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -170,19 +171,73 @@ func TestAbortLeavesNothing(t *testing.T) {
 
 func TestTooManyVolumesFails(t *testing.T) {
 	dir := t.TempDir()
+	path := filepath.Join(dir, "a")
+	w, err := Create(path, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One byte more than 99 volumes of 10 bytes hold: a 100th volume,
+	// a.100, which cat a.0* would leave out. The Writer goes on counting
+	// so that it names the size needed: ceil(991/99) = 11.
+	data := archiveBytes(MaxVolumes*10+1, 5)
+	for p := data; len(p) > 0; p = p[min(len(p), 7):] {
+		if _, err := w.Write(p[:min(len(p), 7)]); err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+	}
+	_, _, err = w.Commit()
+	if err == nil || !strings.Contains(err.Error(), "a split size of at least 11 bytes") || !strings.Contains(err.Error(), "more than 99 volumes") {
+		t.Fatalf("writing 991 bytes as volumes of 10: %v, want a refusal naming a split size of at least 11 bytes", err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Fatalf("failed split left %d files", len(left))
+	}
+	// The size it names is enough.
+	if vols := split(t, path, data, 11); len(vols) != 91 {
+		t.Fatalf("991 bytes as volumes of 11: %d volumes, want 91", len(vols))
+	}
+}
+
+func TestTooManyVolumesRemovesTheVolumesAtOnce(t *testing.T) {
+	dir := t.TempDir()
 	w, err := Create(filepath.Join(dir, "a"), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = w.Write(make([]byte, MaxVolumes+1))
-	if err == nil || !strings.Contains(err.Error(), "more than 999 volumes") {
-		t.Fatalf("writing 1000 one-byte volumes: %v", err)
+	defer w.Abort()
+	if _, err := w.Write(make([]byte, MaxVolumes+1)); err != nil {
+		t.Fatal(err)
 	}
-	if _, _, err := w.Commit(); err == nil {
-		t.Fatal("Commit after a failed Write succeeded")
-	}
+	// The export goes on to its end, only to be refused: the volumes
+	// written so far hold no disk meanwhile.
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
-		t.Fatalf("failed split left %d files", len(left))
+		t.Fatalf("%d files left once the volumes overflowed", len(left))
+	}
+}
+
+func TestMostVolumesJoinWithTheDocumentedGlob(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "release.tar.zst")
+	data := archiveBytes(MaxVolumes*10, 6)
+	if vols := split(t, path, data, 10); len(vols) != MaxVolumes {
+		t.Fatalf("%d volumes, want %d", len(vols), MaxVolumes)
+	}
+	// cat release.tar.zst.0*: the shell sorts the names the glob matches.
+	names, err := filepath.Glob(path + ".0*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(names)
+	var joined []byte
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		joined = append(joined, b...)
+	}
+	if !bytes.Equal(joined, data) {
+		t.Fatalf("cat %s.0* (%d files, %d bytes) is not the archive (%d bytes)", path, len(names), len(joined), len(data))
 	}
 }
 

@@ -19,9 +19,12 @@ import (
 	"github.com/ferry-dev/ferry/internal/hashing"
 )
 
-// MaxVolumes is the most volumes of one archive: three digits keep the
-// names in order for `cat FILE.0*` and for every directory listing.
-const MaxVolumes = 999
+// MaxVolumes is the most volumes an export writes: FILE.001 to FILE.099,
+// every one of which `cat FILE.0*`, the documented way to join them,
+// matches, in order. Names keep three digits (the format allows up to
+// .999, and readers accept them), but a 100th volume, FILE.100, would
+// silently escape that glob.
+const MaxVolumes = 99
 
 // Name returns the path of volume i (from 1) of the archive at path.
 func Name(path string, i int) string { return path + Suffix(i) }
@@ -53,6 +56,10 @@ type Writer struct {
 	h    *hashing.Async
 	done []written
 	err  error
+	// over counts the bytes past the last volume MaxVolumes allows. They
+	// are not written: the Writer only counts them, so that Commit can
+	// name the split size the archive needs instead of a guess.
+	over int64
 }
 
 // written is a volume whose bytes are all written, waiting for Commit.
@@ -80,9 +87,6 @@ func Create(path string, size int64) (*Writer, error) {
 // next starts the next volume.
 func (w *Writer) next() error {
 	i := len(w.done) + 1
-	if i > MaxVolumes {
-		return fmt.Errorf("split %s: more than %d volumes of %d bytes; choose a larger split size", w.path, MaxVolumes, w.max)
-	}
 	f, err := atomicfile.Create(Name(w.path, i))
 	if err != nil {
 		return err
@@ -108,6 +112,10 @@ func (w *Writer) Write(p []byte) (int, error) {
 	}
 	n := 0
 	for len(p) > 0 {
+		if w.cur == nil && len(w.done) == MaxVolumes {
+			m, err := w.overflow(p)
+			return n + m, err
+		}
 		if w.cur == nil {
 			if w.err = w.next(); w.err != nil {
 				return n, w.err
@@ -130,12 +138,42 @@ func (w *Writer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// overflow counts p, which would go past the last volume allowed. The
+// first time, it removes the volumes written (the export will fail, and
+// they would only hold the disk until then).
+func (w *Writer) overflow(p []byte) (int, error) {
+	if w.over == 0 {
+		for _, d := range w.done {
+			if err := d.f.Abort(); err != nil {
+				w.err = err
+				return 0, err
+			}
+		}
+		w.h.Close()
+		w.h = nil
+	}
+	w.over += int64(len(p))
+	return len(p), nil
+}
+
+// tooMany is Commit's error for an archive that needed more than
+// MaxVolumes volumes: the split size that would have been enough.
+func (w *Writer) tooMany() error {
+	total := MaxVolumes*w.max + w.over
+	need := (total + MaxVolumes - 1) / MaxVolumes
+	return fmt.Errorf("split %s: the archive has %d bytes, more than %d volumes of %d bytes (export writes at most %d, %s to %s, so that cat %s.0* joins them all): choose a split size of at least %d bytes",
+		w.path, total, MaxVolumes, w.max, MaxVolumes, Suffix(1), Suffix(MaxVolumes), w.path, need)
+}
+
 // Commit gives every volume its final name and writes path.sha256 with one
 // line per volume, replacing all an earlier export left under path's name
 // (Put: all or nothing, under the directory's lock). The warnings say what
 // of the earlier export could not be removed once the volumes were in
 // place.
 func (w *Writer) Commit() ([]Volume, []error, error) {
+	if w.err == nil && w.over > 0 {
+		w.err = w.tooMany()
+	}
 	if w.err != nil {
 		err := w.err
 		w.Abort()
