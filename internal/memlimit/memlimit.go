@@ -83,6 +83,7 @@ type watch struct {
 	base, cur     int64
 	sample        []metrics.Sample
 	lastGC, lastT float64
+	last          Usage // what the last tick read, for a failing test to show
 }
 
 func newWatch(base int64) *watch {
@@ -116,6 +117,7 @@ func (w *watch) tick() {
 	if !ok {
 		return
 	}
+	w.last = u
 	if next := Next(w.base, w.cur, u); next != w.cur {
 		debug.SetMemoryLimit(next)
 		w.cur = next
