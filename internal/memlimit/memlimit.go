@@ -27,6 +27,7 @@ const (
 	releasedMetric = "/memory/classes/heap/released:bytes"
 	gcCPUMetric    = "/cpu/classes/gc/total:cpu-seconds"
 	cpuMetric      = "/cpu/classes/total:cpu-seconds"
+	idleMetric     = "/cpu/classes/idle:cpu-seconds"
 
 	// thrashing is the share of CPU above which a collector working at
 	// the limit is taken to run for want of room rather than for garbage.
@@ -38,7 +39,10 @@ type Usage struct {
 	// Live is the heap the last collection found live; InUse the memory
 	// the limit counts (all the runtime holds but what it returned).
 	Live, InUse int64
-	// GCShare is the share of the CPU the collector took.
+	// GCShare is the collector's share of the CPU the process used (its
+	// processors' busy time, not all they could have had): a machine busy
+	// with other work lowers both alike, and must not hide a collector
+	// that runs back to back.
 	GCShare float64
 }
 
@@ -49,8 +53,13 @@ type Usage struct {
 // what is held and its garbage, not a lifted bound. Once the memory in use
 // is below half the limit, a quarter less, never below the base.
 func Next(base, cur int64, u Usage) int64 {
+	return next(base, cur, u, thrashing)
+}
+
+// next is Next with the collector's share taken as thrashing above thrash.
+func next(base, cur int64, u Usage, thrash float64) int64 {
 	switch {
-	case u.GCShare > thrashing && u.InUse > cur-cur/10:
+	case u.GCShare > thrash && u.InUse > cur-cur/10:
 		ceiling := max(base, 4*u.Live+base)
 		return max(cur, min(cur+cur/2, ceiling))
 	case cur > base && u.InUse < cur/2:
@@ -80,15 +89,16 @@ func Keep(ctx context.Context, base int64, period time.Duration) {
 
 // watch is Keep's state between ticks.
 type watch struct {
-	base, cur     int64
-	sample        []metrics.Sample
-	lastGC, lastT float64
-	last          Usage // what the last tick read, for a failing test to show
+	base, cur        int64
+	sample           []metrics.Sample
+	lastGC, lastBusy float64
+	thrash           float64 // thrashing, but for a test
+	last             Usage   // what the last tick read, for a failing test to show
 }
 
 func newWatch(base int64) *watch {
-	w := &watch{base: base, cur: base, sample: []metrics.Sample{
-		{Name: liveMetric}, {Name: totalMetric}, {Name: releasedMetric}, {Name: gcCPUMetric}, {Name: cpuMetric}}}
+	w := &watch{base: base, cur: base, thrash: thrashing, sample: []metrics.Sample{
+		{Name: liveMetric}, {Name: totalMetric}, {Name: releasedMetric}, {Name: gcCPUMetric}, {Name: cpuMetric}, {Name: idleMetric}}}
 	w.read()
 	return w
 }
@@ -101,11 +111,11 @@ func (w *watch) read() (u Usage, ok bool) {
 			return u, false
 		}
 	}
-	gc, total := w.sample[3].Value.Float64(), w.sample[4].Value.Float64()
-	if d := total - w.lastT; d > 0 {
+	gc, busy := w.sample[3].Value.Float64(), w.sample[4].Value.Float64()-w.sample[5].Value.Float64()
+	if d := busy - w.lastBusy; d > 0 {
 		u.GCShare = (gc - w.lastGC) / d
 	}
-	w.lastGC, w.lastT = gc, total
+	w.lastGC, w.lastBusy = gc, busy
 	u.Live = int64(w.sample[0].Value.Uint64())
 	u.InUse = int64(w.sample[1].Value.Uint64() - w.sample[2].Value.Uint64())
 	return u, true
@@ -118,8 +128,8 @@ func (w *watch) tick() {
 		return
 	}
 	w.last = u
-	if next := Next(w.base, w.cur, u); next != w.cur {
-		debug.SetMemoryLimit(next)
-		w.cur = next
+	if n := next(w.base, w.cur, u, w.thrash); n != w.cur {
+		debug.SetMemoryLimit(n)
+		w.cur = n
 	}
 }

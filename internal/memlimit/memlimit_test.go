@@ -56,6 +56,12 @@ func TestWatchLiftsTheLimitWhileTheCollectorThrashes(t *testing.T) {
 	defer debug.SetMemoryLimit(old)
 	debug.SetMemoryLimit(base)
 	w := newWatch(base)
+	// What this test proves is the watch: that it reads the runtime's
+	// figures and moves the limit as Next says. How large a share the
+	// collector takes at the limit is the runtime's (and the race
+	// detector's, and the machine's load: from 0.18 up, seen here), so the
+	// test takes any share above a twentieth as thrashing.
+	w.thrash = 0.05
 
 	held := make([][]byte, 0, 1024)
 	for range 1024 {
