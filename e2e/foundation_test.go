@@ -115,6 +115,9 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"pull", "-b", "127.0.0.1:1/a:v1"},
 		{"tag", "list"},
 		{"push", "--no-such-flag"},
+		// An exclusion that would leave out the whole input, or nothing.
+		{"push", "-i", "127.0.0.1:1/a:v1", "-f", ".", "--file-exclusion", ""},
+		{"push", "-i", "127.0.0.1:1/a:v1", "-f", ".", "--file-exclusion", "./secret"},
 	} {
 		r := ferry(t, nil, args...)
 		if r.Code != 2 {

@@ -40,7 +40,7 @@ locked images: a bundle never pushed has no signatures yet).`,
 			&cli.StringSliceFlag{Name: "file", Aliases: []string{"f"}, Usage: "directory (or file) to include; repeatable"},
 			&cli.StringFlag{Name: "lock-output", Usage: "write a BundleLock (bundle digest and tag) to this file"},
 			&cli.BoolFlag{Name: "preserve-permissions", Usage: "keep files' group and other permission bits (default: mode & 0700, as imgpkg)"},
-			&cli.StringSliceFlag{Name: "file-exclusion", Value: cli.NewStringSlice(".git"), Usage: "names to leave out; repeatable"},
+			&cli.StringSliceFlag{Name: "file-exclusion", Value: cli.NewStringSlice(".git"), Usage: "path to leave out, relative to each -f directory (exact match: .git is DIR/.git only, as in imgpkg); repeatable"},
 			&cli.StringSliceFlag{Name: "labels", Aliases: []string{"l"}, Usage: "config label KEY=VALUE; repeatable"},
 			&cli.StringFlag{Name: "to-tar", Usage: "push nothing: write the archive ferry export would write of the pushed bundle (FILE.tar.zst, or - for standard output)"},
 			&cli.StringFlag{Name: "level", Value: "default", Usage: "zstd level of --to-tar: fastest, default, better or best"},
@@ -71,6 +71,9 @@ func runPush(c *cli.Context) error {
 	}
 	if c.IsSet("lock-output") && !isBundle {
 		return usagef("push: --lock-output is for bundles (-b)")
+	}
+	if err := bundle.CheckExclusions(c.StringSlice("file-exclusion")); err != nil {
+		return usagef("push: --file-exclusion: %w", err)
 	}
 	labels, err := parseLabels(c.StringSlice("labels"))
 	if err != nil {

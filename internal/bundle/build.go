@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,6 +43,30 @@ const (
 // default for everyone else.
 func DefaultExclusions() []string { return []string{".git"} }
 
+// CheckExclusions refuses the exclusions that cannot mean what they say.
+// imgpkg compares each exclusion, as a string, with the clean relative paths
+// its walk produces, the input directory itself being ".": "." (or what
+// cleans to it) leaves out everything, "" nothing, and an entry that is not
+// clean ("./secret", "sub/"), absolute or outside the input never matches,
+// so imgpkg pushes what was to be left out. Refusing these, rather than
+// reading them differently from imgpkg, keeps every layer Build makes equal
+// to imgpkg's for the same command line.
+func CheckExclusions(exclusions []string) error {
+	for _, e := range exclusions {
+		s := filepath.ToSlash(e)
+		clean := path.Clean(s)
+		switch {
+		case clean == ".":
+			return fmt.Errorf("exclusion %q would leave out the whole input directory: name a path inside it", e)
+		case path.IsAbs(s) || clean == ".." || strings.HasPrefix(clean, "../"):
+			return fmt.Errorf("exclusion %q is not inside an input directory: exclusions are paths relative to one (like .git or sub/file.txt)", e)
+		case clean != s:
+			return fmt.Errorf("exclusion %q would leave out nothing: it is compared with clean relative paths, as imgpkg does; write %q", e, clean)
+		}
+	}
+	return nil
+}
+
 // BuildOptions control Build.
 type BuildOptions struct {
 	// Bundle builds a bundle: the directories must hold exactly one
@@ -55,9 +80,11 @@ type BuildOptions struct {
 	PreservePermissions bool
 	// Exclusions are paths, relative to an input directory and
 	// slash-separated, that are left out with everything under them. As in
-	// imgpkg they match whole relative paths, not base names: ".git" leaves
-	// out dir/.git but not dir/sub/.git. nil means DefaultExclusions; an empty
-	// non-nil slice excludes nothing.
+	// imgpkg they are compared, as strings, with whole relative paths, not
+	// base names or globs: ".git" leaves out dir/.git but not dir/sub/.git,
+	// and a regular file given as an input is matched by its base name. An
+	// entry CheckExclusions refuses makes Build fail. nil means
+	// DefaultExclusions; an empty non-nil slice excludes nothing.
 	Exclusions []string
 	// Labels are added to the image config. LabelKey is reserved: Bundle
 	// decides it.
@@ -132,9 +159,12 @@ func collect(ctx context.Context, inputs []string, opts BuildOptions) ([]entry, 
 	if exclusions == nil {
 		exclusions = DefaultExclusions()
 	}
+	if err := CheckExclusions(exclusions); err != nil {
+		return nil, err
+	}
 	excluded := make(map[string]bool, len(exclusions))
 	for _, e := range exclusions {
-		excluded[path.Clean(filepath.ToSlash(e))] = true
+		excluded[filepath.ToSlash(e)] = true
 	}
 
 	var entries []entry

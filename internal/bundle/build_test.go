@@ -423,6 +423,27 @@ func TestBuildErrors(t *testing.T) {
 			dir := bundleTree(t)
 			return []string{dir}, BuildOptions{Bundle: true, Exclusions: []string{".imgpkg"}}, []string{dir, ".imgpkg"}
 		}},
+		// imgpkg compares exclusions with the clean relative paths of its
+		// walk, the input itself being ".": these would leave out the whole
+		// input (an empty layer), or nothing where the user meant something.
+		{"empty exclusion", func(t *testing.T) ([]string, BuildOptions, []string) {
+			return []string{writeTree(t, [2]string{"a", "a"})}, BuildOptions{Exclusions: []string{""}}, []string{`exclusion ""`, "whole input"}
+		}},
+		{"dot exclusion", func(t *testing.T) ([]string, BuildOptions, []string) {
+			return []string{writeTree(t, [2]string{"a", "a"})}, BuildOptions{Exclusions: []string{".git", "sub/.."}}, []string{`exclusion "sub/.."`, "whole input"}
+		}},
+		{"exclusion not clean", func(t *testing.T) ([]string, BuildOptions, []string) {
+			return []string{writeTree(t, [2]string{"secret", "s"})}, BuildOptions{Exclusions: []string{"./secret"}}, []string{`"./secret"`, "nothing", `write "secret"`}
+		}},
+		{"exclusion with a trailing slash", func(t *testing.T) ([]string, BuildOptions, []string) {
+			return []string{writeTree(t, [2]string{"sub/a", "a"})}, BuildOptions{Exclusions: []string{"sub/"}}, []string{`"sub/"`, `write "sub"`}
+		}},
+		{"absolute exclusion", func(t *testing.T) ([]string, BuildOptions, []string) {
+			return []string{writeTree(t, [2]string{"a", "a"})}, BuildOptions{Exclusions: []string{"/a"}}, []string{`"/a"`, "relative"}
+		}},
+		{"exclusion outside the input", func(t *testing.T) ([]string, BuildOptions, []string) {
+			return []string{writeTree(t, [2]string{"a", "a"})}, BuildOptions{Exclusions: []string{"../a"}}, []string{`"../a"`, "relative"}
+		}},
 		{"bundle with two .imgpkg", func(t *testing.T) ([]string, BuildOptions, []string) {
 			a, b := bundleTree(t), bundleTree(t)
 			return []string{a, b}, BuildOptions{Bundle: true}, []string{filepath.Join(a, ".imgpkg"), filepath.Join(b, ".imgpkg")}
