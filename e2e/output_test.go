@@ -431,8 +431,10 @@ complete -o default -F _ferry_complete ferry
 	}
 }
 
-func TestPullWritesTheRewrittenImagesLockWorldReadable(t *testing.T) {
-	// imgpkg writes the rewritten .imgpkg/images.yml 0644.
+func TestPullRewriteKeepsTheImagesLockMode(t *testing.T) {
+	// imgpkg rewrites .imgpkg/images.yml over the extracted file, which
+	// keeps its mode: that of config/app.yml, pushed with the same mode
+	// (0644, so 0600 in the layer), whatever the umask.
 	_, archive := exported(t)
 	dst := testregistry.NewDistribution(t)
 	repo := dst.Repo("far/release")
@@ -443,8 +445,12 @@ func TestPullWritesTheRewrittenImagesLockWorldReadable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Mode().Perm() != 0o644 {
-		t.Errorf("rewritten images.yml has mode %o, want 644", fi.Mode().Perm())
+	other, err := os.Stat(filepath.Join(out, "config", "app.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != other.Mode().Perm() {
+		t.Errorf("rewritten images.yml has mode %o, want %o as config/app.yml", fi.Mode().Perm(), other.Mode().Perm())
 	}
 }
 

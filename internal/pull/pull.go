@@ -48,8 +48,9 @@ type Options struct {
 type Rewrite string
 
 const (
-	// RewriteNone: the lock already names the images where they are, or the
-	// bundle has not been relocated; images.yml is left as pushed.
+	// RewriteNone: there is no locations image and some image is not in
+	// the bundle's repository (the bundle has not been relocated there), so
+	// images.yml is left as pushed, as imgpkg leaves it.
 	RewriteNone Rewrite = "none"
 	// RewriteLocations: the bundle's image-locations image was found in its
 	// repository and images.yml now points there.
@@ -185,12 +186,7 @@ func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantB
 	}
 	res.Rewrite = how
 	if how != RewriteNone {
-		if err := rewritten.WriteFile(lockPath); err != nil {
-			return nil, err
-		}
-		// imgpkg leaves the rewritten images.yml 0644; lock.WriteFile
-		// makes files private (0600), as imgpkg's lock outputs are.
-		if err := os.Chmod(lockPath, 0o644); err != nil {
+		if err := rewriteLock(lockPath, rewritten); err != nil {
 			return nil, err
 		}
 		switch how {
@@ -235,6 +231,21 @@ func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantB
 	return res, nil
 }
 
+// rewriteLock replaces the extracted images.yml at path with l, keeping the
+// mode it was extracted with: imgpkg rewrites it in place (os.WriteFile on
+// the existing file), so its mode is whatever the layer and the umask gave
+// it, while lock.WriteFile makes new files private (0600).
+func rewriteLock(path string, l *lock.ImagesLock) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if err := l.WriteFile(path); err != nil {
+		return err
+	}
+	return os.Chmod(path, fi.Mode().Perm())
+}
+
 // locations reads the bundle's image-locations image from repo, or returns
 // nil when there is none.
 func (p *puller) locations(repo name.Repository, digest v1.Hash) (*lock.ImageLocations, error) {
@@ -250,28 +261,31 @@ func (p *puller) locations(repo name.Repository, digest v1.Hash) (*lock.ImageLoc
 }
 
 // relocate returns the lock rewritten to point at repo, and how it decided.
+// As imgpkg's ImageRefs.UpdateRelativeToRepo, it rewrites even a lock whose
+// images are already named in repo (imgpkg writes it back canonically,
+// without comments or tags): what decides is the locations image or, without
+// one, whether every image is found in repo, checked once per distinct
+// reference as imgpkg does.
 func (p *puller) relocate(repo name.Repository, l *lock.ImagesLock, locations *lock.ImageLocations) (*lock.ImagesLock, Rewrite, error) {
 	out := *l
 	out.Images = make([]lock.ImageRef, len(l.Images))
 	copy(out.Images, l.Images)
-	moved := false
 	for i, img := range l.Images {
 		d, err := name.NewDigest(img.Image, p.opts.Name...)
 		if err != nil {
 			return nil, "", fmt.Errorf("%s: %w", img.Image, err)
 		}
-		if d.Context().String() != repo.String() {
-			moved = true
-		}
 		out.Images[i].Image = repo.Digest(d.DigestStr()).String()
-	}
-	if !moved {
-		return l, RewriteNone, nil
 	}
 	if locations != nil {
 		return &out, RewriteLocations, nil
 	}
-	for _, img := range out.Images {
+	checked := make(map[string]bool, len(l.Images))
+	for i, img := range out.Images {
+		if checked[l.Images[i].Image] {
+			continue
+		}
+		checked[l.Images[i].Image] = true
 		d, _ := name.NewDigest(img.Image, p.opts.Name...)
 		if _, err := remote.Head(d, p.opts.Remote...); err != nil {
 			if regerr.IsNotFound(err) {

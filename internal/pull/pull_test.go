@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -261,5 +262,178 @@ func TestPullRefusesAnImagesYMLOverTheCap(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("the failed pull left %s behind (%v)", out, err)
+	}
+}
+
+// seedApp pushes a small image, the same in every repository, to repo:v1
+// and returns its digest.
+func seedApp(t *testing.T, repo string, opts []remote.Option) v1.Hash {
+	t.Helper()
+	img, err := mutate.AppendLayers(empty.Image, static.NewLayer([]byte("app"), types.DockerLayer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.NewTag(repo + ":v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img, opts...); err != nil {
+		t.Fatal(err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// pushBundleFiles builds a bundle of files (path → content, mode) and
+// pushes it to ref.
+func pushBundleFiles(t *testing.T, ref string, files map[string]string, modes map[string]os.FileMode, opts []remote.Option) name.Reference {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "b")
+	for rel, content := range files {
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if m, ok := modes[rel]; ok {
+			if err := os.Chmod(p, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	img, err := bundle.Build(context.Background(), []string{dir}, bundle.BuildOptions{Bundle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img, opts...); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// imgpkg's pull (Bundle.pull, ImageRefs.UpdateRelativeToRepo) checks every
+// image of the lock in the bundle's repository when there is no locations
+// image, and when all are there writes images.yml back pointing there, in
+// its canonical form, even when the lock already named that repository: a
+// comment and a tag in the reference do not survive. Each distinct
+// reference is checked once.
+func TestPullRewritesALockAlreadyNamingTheBundleRepository(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	opts := reg.RemoteOptions(t)
+	repo := reg.Repo("src/app1")
+	app := seedApp(t, repo, opts)
+	pushed := "# c\napiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages:\n" +
+		"- image: " + repo + ":v1@" + app.String() + "\n" +
+		"- image: " + repo + ":v1@" + app.String() + "\n"
+	ref := pushBundleFiles(t, repo+":bundle", map[string]string{".imgpkg/images.yml": pushed}, nil, opts)
+
+	reg.ResetCounts()
+	out := filepath.Join(t.TempDir(), "out")
+	res, err := Pull(context.Background(), ref, out, Options{Bundle: true, Remote: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rewrite != RewriteChecked {
+		t.Errorf("rewrite %q, want %q", res.Rewrite, RewriteChecked)
+	}
+	// As imgpkg's lockconfig.ImagesLock.WriteToPath writes it.
+	want := "---\napiVersion: imgpkg.carvel.dev/v1alpha1\nimages:\n" +
+		"- image: " + repo + "@" + app.String() + "\n" +
+		"- image: " + repo + "@" + app.String() + "\n" +
+		"kind: ImagesLock\n"
+	got, err := os.ReadFile(filepath.Join(out, ".imgpkg", "images.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want {
+		t.Errorf("images.yml:\n%s\nwant:\n%s", got, want)
+	}
+	heads := 0
+	for _, r := range reg.Requests() {
+		if r.Method == http.MethodHead && r.Kind == testregistry.KindManifest && r.Ref == app.String() {
+			heads++
+		}
+	}
+	if heads != 1 {
+		t.Errorf("%d HEADs of %s@%s, want 1 (one per distinct reference, as imgpkg)", heads, repo, app)
+	}
+
+	// A lock with no images: nothing to check, so imgpkg writes it back
+	// too, without the images key (omitempty in lockconfig.ImagesLock).
+	ref = pushBundleFiles(t, repo+":empty", map[string]string{".imgpkg/images.yml": "# c\napiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages: []\n"}, nil, opts)
+	out = filepath.Join(t.TempDir(), "out")
+	if res, err = Pull(context.Background(), ref, out, Options{Bundle: true, Remote: opts}); err != nil {
+		t.Fatal(err)
+	}
+	want = "---\napiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\n"
+	if got, _ := os.ReadFile(filepath.Join(out, ".imgpkg", "images.yml")); res.Rewrite != RewriteChecked || string(got) != want {
+		t.Errorf("empty lock: rewrite %q, images.yml:\n%s\nwant %q and:\n%s", res.Rewrite, got, RewriteChecked, want)
+	}
+
+	// A lock naming the bundle's repository whose image is not there is
+	// not relocated: left as pushed.
+	missing := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}
+	pushed = "# c\napiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages:\n- image: " + repo + "@" + missing.String() + "\n"
+	ref = pushBundleFiles(t, repo+":gone", map[string]string{".imgpkg/images.yml": pushed}, nil, opts)
+	out = filepath.Join(t.TempDir(), "out")
+	if res, err = Pull(context.Background(), ref, out, Options{Bundle: true, Remote: opts}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(out, ".imgpkg", "images.yml")); res.Rewrite != RewriteNone || string(got) != pushed {
+		t.Errorf("rewrite %q, images.yml:\n%s\nwant none and as pushed", res.Rewrite, got)
+	}
+}
+
+// imgpkg rewrites images.yml with os.WriteFile over the extracted file,
+// which keeps that file's mode: the layer's owner bits copied to group and
+// other, less the umask. Not parallel: it sets the process's umask.
+func TestPullRewriteKeepsTheExtractedModeOfImagesYML(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	opts := reg.RemoteOptions(t)
+	src := reg.Repo("src/app1")
+	dst := reg.Repo("far/b")
+	app := seedApp(t, src, opts)
+	seedApp(t, dst, opts) // the same image, now also in the bundle's repository
+	lockDoc := "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages:\n- image: " + src + "@" + app.String() + "\n"
+	for _, tc := range []struct {
+		umask int
+		mode  os.FileMode // of images.yml when pushed
+		want  os.FileMode
+	}{
+		{0o077, 0o644, 0o600}, // the layer has 0600 (mode & 0700)
+		{0o027, 0o755, 0o750}, // the layer has 0700
+		{0o022, 0o644, 0o644},
+	} {
+		t.Run(fmt.Sprintf("umask %03o mode %03o", tc.umask, tc.mode), func(t *testing.T) {
+			ref := pushBundleFiles(t, fmt.Sprintf("%s:u%o", dst, tc.umask),
+				map[string]string{".imgpkg/images.yml": lockDoc}, map[string]os.FileMode{".imgpkg/images.yml": tc.mode}, opts)
+			old := syscall.Umask(tc.umask)
+			defer syscall.Umask(old)
+			out := filepath.Join(t.TempDir(), "out")
+			res, err := Pull(context.Background(), ref, out, Options{Bundle: true, Remote: opts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Rewrite != RewriteChecked {
+				t.Fatalf("rewrite %q, want %q", res.Rewrite, RewriteChecked)
+			}
+			fi, err := os.Stat(filepath.Join(out, ".imgpkg", "images.yml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != tc.want {
+				t.Errorf("rewritten images.yml has mode %03o, want %03o", fi.Mode().Perm(), tc.want)
+			}
+		})
 	}
 }
