@@ -66,9 +66,9 @@ func parseRepo(s string, reg regopts.Options) (name.Repository, error) {
 	}
 	switch {
 	case strings.Contains(path, "@"):
-		return name.Repository{}, usagef("%q is not a repository (REGISTRY/PATH): --to-repo takes a repository, not a digest", s)
+		return name.Repository{}, usagef("%q names a digest: give a repository (REGISTRY/PATH), not a digest", s)
 	case strings.Contains(path, ":"):
-		return name.Repository{}, usagef("%q is not a repository (REGISTRY/PATH): --to-repo takes a repository, not a tag", s)
+		return name.Repository{}, usagef("%q names a tag: give a repository (REGISTRY/PATH), not a tag", s)
 	}
 	repo, err := name.NewRepository(s, reg.NameOptions()...)
 	if err != nil {
