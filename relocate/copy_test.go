@@ -220,15 +220,14 @@ func TestCopyDryRunChangesNothing(t *testing.T) {
 // goes away during a copy.
 type cpCutProxy struct {
 	testregistry.Endpoint
-	mu     sync.Mutex
-	digest string
-	cuts   int
+	mu   sync.Mutex
+	cuts map[string]int // by the end of the path: how many GETs to cut
 }
 
 func newCutProxy(t testing.TB, target *testregistry.Registry) *cpCutProxy {
 	t.Helper()
 	u := impMust(url.Parse(target.URL))
-	p := &cpCutProxy{}
+	p := &cpCutProxy{cuts: map[string]int{}}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)
@@ -241,7 +240,11 @@ func newCutProxy(t testing.TB, target *testregistry.Registry) *cpCutProxy {
 			resp.Body = &cpCutBody{rc: resp.Body, left: resp.ContentLength / 2}
 			return nil
 		},
-		ErrorLog: log.New(io.Discard, "", 0),
+		// The headers and the half of the body sent reach the client
+		// before the cut, however small the body: the client sees a
+		// response cut part way, not a connection closed before it.
+		FlushInterval: -1,
+		ErrorLog:      log.New(io.Discard, "", 0),
 	}
 	srv := httptest.NewServer(rp)
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
@@ -252,22 +255,38 @@ func newCutProxy(t testing.TB, target *testregistry.Registry) *cpCutProxy {
 }
 
 // cut arms the proxy to cut the next n downloads of d.
-func (p *cpCutProxy) cut(d v1.Hash, n int) {
+func (p *cpCutProxy) cut(d v1.Hash, n int) { p.cutPath("/blobs/"+d.String(), n) }
+
+// cutPath arms the proxy to cut, half way through their bodies, the next
+// n GETs whose path ends with suffix ("/manifests/v1", "/blobs/<digest>").
+func (p *cpCutProxy) cutPath(suffix string, n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.digest, p.cuts = d.String(), n
+	p.cuts[suffix] = n
 }
 
-// take reports whether the download of path must be cut, and counts the
-// cut.
+// take reports whether the GET of path must be cut, and counts the cut.
 func (p *cpCutProxy) take(path string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cuts == 0 || !strings.HasSuffix(path, "/blobs/"+p.digest) {
-		return false
+	for suffix, n := range p.cuts {
+		if n > 0 && strings.HasSuffix(path, suffix) {
+			p.cuts[suffix] = n - 1
+			return true
+		}
 	}
-	p.cuts--
-	return true
+	return false
+}
+
+// left returns how many armed cuts were not made.
+func (p *cpCutProxy) left() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, c := range p.cuts {
+		n += c
+	}
+	return n
 }
 
 // cpCutBody returns left bytes, then fails, which makes the reverse proxy
@@ -591,10 +610,7 @@ func TestExportResumesADownloadCutPartWay(t *testing.T) {
 	if !bytes.Equal(buf.Bytes(), clean) {
 		t.Error("the resumed export differs from a clean one")
 	}
-	proxy.mu.Lock()
-	left := proxy.cuts
-	proxy.mu.Unlock()
-	if left != 0 {
+	if left := proxy.left(); left != 0 {
 		t.Fatalf("%d cuts left: the export never read the blob through the proxy", left)
 	}
 }

@@ -246,7 +246,7 @@ func (dst *destination) commit(ctx context.Context, phase, done string, move blo
 	results = append(results, locResults...)
 	// The commit point: only now, with everything else in place.
 	for _, t := range originals {
-		r, err := dst.putTag(ctx, t, cur)
+		r, err := dst.commitTag(ctx, t, cur)
 		if err != nil {
 			return nil, err
 		}
@@ -826,6 +826,34 @@ func (dst *destination) putTag(ctx context.Context, t importTag, cur map[string]
 	}
 	dst.logTag(r)
 	return r, nil
+}
+
+// commitTag writes an original tag, the commit point. The probe read it
+// before the uploads, maybe minutes ago, and another import may have
+// written it since: it is read again just before the PUT, so that the
+// result says what this import truly replaced, and a change is told.
+func (dst *destination) commitTag(ctx context.Context, t importTag, probed map[string]v1.Hash) (TagResult, error) {
+	desc, err := dst.reg.ManifestDescriptor(ctx, t.tag)
+	if err != nil {
+		return TagResult{}, fmt.Errorf("tag %s:%s: %w", dst.repo, t.tag, err)
+	}
+	now := map[string]v1.Hash{}
+	if desc != nil {
+		now[t.tag] = desc.Digest
+	}
+	was, wasThere := probed[t.tag]
+	if is, isThere := now[t.tag]; isThere != wasThere || is != was {
+		dst.rep.Warnf("tag %s:%s changed while this ran (from %s to %s): another writer shares the repository", dst.repo, t.tag, tagState(was, wasThere), tagState(is, isThere))
+	}
+	return dst.putTag(ctx, t, now)
+}
+
+// tagState names what a tag points at in a message.
+func tagState(d v1.Hash, ok bool) string {
+	if !ok {
+		return "absent"
+	}
+	return d.String()
 }
 
 // logTag reports a tag written, naming where, and what it pointed at

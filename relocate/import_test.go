@@ -113,13 +113,15 @@ func TestImportAgainUploadsNothingAndKeepsTheTags(t *testing.T) {
 			}
 			// A manifest in place vouches for its blobs, and a tag in place
 			// for its manifest: no blob is asked about, and only manifests
-			// without a tag of their own (index children) by digest.
+			// without a tag of their own (index children) by digest. The
+			// root tag is read once more at the commit, in case another
+			// writer moved it since the probe.
 			if n := c.Get(http.MethodHead, testregistry.KindBlob); n != 0 {
 				t.Errorf("second import made %d blob HEADs, want 0", n)
 			}
 			children := len(impMust(src.idx.IndexManifest()).Manifests)
-			if n, tagsWritten := c.Get(http.MethodHead, testregistry.KindManifest), len(res.Tags); n > tagsWritten+children {
-				t.Errorf("second import made %d manifest HEADs, want at most one per tag (%d) and per index child (%d)", n, tagsWritten, children)
+			if n, tagsWritten := c.Get(http.MethodHead, testregistry.KindManifest), len(res.Tags); n > tagsWritten+children+1 {
+				t.Errorf("second import made %d manifest HEADs, want at most one per tag (%d), per index child (%d) and one more for the root tag", n, tagsWritten, children)
 			}
 			// The locations images, in place too, count as present with
 			// their config and layer, as the archive's blobs do.

@@ -215,8 +215,13 @@ func Resolve(ctx context.Context, src Source, opts Options) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", src, err)
 	}
+	client := opts.Client
+	if client == nil {
+		client = registry.New(registry.Options{})
+	}
 	r := &resolver{
 		puller:    puller,
+		client:    client,
 		nameOpts:  opts.Name,
 		conc:      conc,
 		rep:       progress.OrNop(opts.Reporter),

@@ -16,6 +16,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/parallel"
 	"github.com/ferry-dev/ferry/internal/progress"
+	"github.com/ferry-dev/ferry/internal/registry"
 	"github.com/ferry-dev/ferry/lock"
 	"github.com/ferry-dev/ferry/tags"
 )
@@ -102,7 +103,9 @@ type node struct {
 }
 
 type resolver struct {
-	puller   *remote.Puller
+	puller *remote.Puller
+	// client rereads what a dropped connection cut (Client.Reread).
+	client   *registry.Client
 	nameOpts []name.Option
 	conc     int
 	rep      progress.Reporter
@@ -209,7 +212,7 @@ func (r *resolver) do(ctx context.Context, j *job) error {
 	} else if n != nil {
 		// Found at an earlier level, whose context (which the descriptor
 		// keeps for its later reads) has ended.
-		desc, err := r.puller.Get(ctx, n.source)
+		desc, err := r.get(ctx, n.source)
 		if err != nil {
 			return wantError(w, err)
 		}
@@ -237,7 +240,12 @@ func (r *resolver) do(ctx context.Context, j *job) error {
 		if isImageConfig(n.manifest.Config.MediaType) {
 			// Bounded before it is fetched: a registry named by a lock
 			// may declare a config of any size.
-			cfg, raw, err := bundle.ReadConfigRaw(img, "image "+n.source.String())
+			var cfg *v1.ConfigFile
+			var raw []byte
+			err := r.reread(ctx, "config of "+n.source.String(), func() (err error) {
+				cfg, raw, err = bundle.ReadConfigRaw(img, "image "+n.source.String())
+				return err
+			})
 			if err != nil {
 				return wantError(w, err)
 			}
@@ -255,7 +263,12 @@ func (r *resolver) do(ctx context.Context, j *job) error {
 		if err != nil {
 			return wantError(w, err)
 		}
-		l, raw, err := bundle.ReadImagesLockKeep(img, n.source.String())
+		var l *lock.ImagesLock
+		var raw []byte
+		err = r.reread(ctx, "images.yml of "+n.source.String(), func() (err error) {
+			l, raw, err = bundle.ReadImagesLockKeep(img, n.source.String())
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("read .imgpkg/images.yml of bundle %s: %w", w.original, err)
 		}
@@ -292,7 +305,7 @@ func (r *resolver) fetch(ctx context.Context, w want) (*remote.Descriptor, name.
 		}
 		return r.resolveLockImage(ctx, w, d)
 	}
-	desc, err := r.puller.Get(ctx, w.ref)
+	desc, err := r.get(ctx, w.ref)
 	if err != nil {
 		return nil, name.Digest{}, 0, err
 	}
@@ -406,9 +419,28 @@ func (r *resolver) resolveLockImage(ctx context.Context, w want, ref name.Digest
 	return nil, name.Digest{}, 0, err
 }
 
+// get fetches the manifest ref names, again if a dropped connection cut it.
+func (r *resolver) get(ctx context.Context, ref name.Reference) (*remote.Descriptor, error) {
+	var desc *remote.Descriptor
+	err := r.reread(ctx, "manifest "+ref.String(), func() (err error) {
+		desc, err = r.puller.Get(ctx, ref)
+		return err
+	})
+	return desc, err
+}
+
+// reread runs read, a whole fetch of what (a manifest, a config, a bundle's
+// images.yml), again when a dropped connection cut it part way: the
+// transport's retries end once a response's headers have arrived.
+func (r *resolver) reread(ctx context.Context, what string, read func() error) error {
+	return r.client.Reread(ctx, read, func(attempt, attempts int, err error) {
+		r.rep.Warnf("%s: %v; reading it again (attempt %d of %d)", what, err, attempt, attempts)
+	})
+}
+
 // getDigest fetches ref and checks the registry served that digest.
 func (r *resolver) getDigest(ctx context.Context, ref name.Digest) (*remote.Descriptor, error) {
-	desc, err := r.puller.Get(ctx, ref)
+	desc, err := r.get(ctx, ref)
 	if err != nil {
 		return nil, err
 	}

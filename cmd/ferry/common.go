@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferry-dev/ferry/internal/registry"
 	"github.com/ferry-dev/ferry/internal/regopts"
+	"github.com/ferry-dev/ferry/serve"
 )
 
 // parseLabels turns KEY=VALUE strings into a map.
@@ -52,10 +53,35 @@ func registryClient(reg regopts.Options) (*registry.Client, error) {
 	return registry.New(opts), nil
 }
 
-// parseRepo reads a --to-repo value.
+// parseRepo reads a --to-repo value. go-containerregistry checks only the
+// characters of the path; a component the distribution grammar forbids
+// ("-a", "a.-b", "r.", an empty one) would pass, a dry run would say all is
+// well, and the registry would refuse the first upload with a bare 404.
 func parseRepo(s string, reg regopts.Options) (name.Repository, error) {
+	// What follows the host: a tag or digest there is the likeliest
+	// mistake, and its own message says so.
+	path := s
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		path = s[i+1:]
+	}
+	switch {
+	case strings.Contains(path, "@"):
+		return name.Repository{}, usagef("%q names a digest: give a repository (REGISTRY/PATH), not a digest", s)
+	case strings.Contains(path, ":"):
+		return name.Repository{}, usagef("%q names a tag: give a repository (REGISTRY/PATH), not a tag", s)
+	}
 	repo, err := name.NewRepository(s, reg.NameOptions()...)
 	if err != nil {
+		return repo, usagef("%q is not a repository (REGISTRY/PATH): %v", s, err)
+	}
+	if err := serve.CheckRepository(repo.RepositoryStr()); err != nil {
+		// Name the component at fault: one component is a valid name
+		// exactly when it is a valid component.
+		for _, c := range strings.Split(repo.RepositoryStr(), "/") {
+			if serve.CheckRepository(c) != nil {
+				return repo, usagef("%q is not a repository (REGISTRY/PATH): path component %q is not lowercase letters and digits separated by '.', '_', '__' or dashes", s, c)
+			}
+		}
 		return repo, usagef("%q is not a repository (REGISTRY/PATH): %v", s, err)
 	}
 	return repo, nil

@@ -95,7 +95,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	// Errors quote references and tags from archives and registries:
 	// their control characters are escaped, never sent to the terminal.
-	fmt.Fprintf(stderr, "ferry: %s\n", escapeControls(redactQueries(err.Error())))
+	fmt.Fprintf(stderr, "ferry: %s\n", forTerminal(err.Error()))
 	var ue usageError
 	if errors.As(err, &ue) {
 		return 2

@@ -86,7 +86,7 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 // Verbosef prints a line on stderr with --verbose only.
 func (p *printer) Verbosef(format string, args ...any) {
 	if p.level >= levelVerbose {
-		fmt.Fprintln(p.stderr, escapeControls(fmt.Sprintf(format, args...)))
+		fmt.Fprintln(p.stderr, forTerminal(fmt.Sprintf(format, args...)))
 	}
 }
 
@@ -283,7 +283,7 @@ func (r *reporter) heartbeatLine() {
 		line = fmt.Sprintf("%s (%s)", r.phase, formatDuration(took))
 	}
 	// A phase may name a reference from the archive or the command line.
-	fmt.Fprintln(r.w, escapeControls(line))
+	fmt.Fprintln(r.w, forTerminal(line))
 }
 
 func (r *reporter) Add(n int64) {
@@ -302,13 +302,19 @@ func (r *reporter) line(prefix, format string, args []any) {
 		_ = r.bar.Clear()
 	}
 	// What a registry or an archive put into the message (a reference, a
-	// media type) must not be able to draw on the terminal.
-	fmt.Fprintln(r.w, prefix+escapeControls(fmt.Sprintf(format, args...)))
+	// media type) must not be able to draw on the terminal, and a warning
+	// quoting an error must not show the signed URL it failed on.
+	fmt.Fprintln(r.w, prefix+forTerminal(fmt.Sprintf(format, args...)))
 	if r.bar != nil {
 		_ = r.bar.RenderBlank()
 		_ = r.bar.Set64(r.done)
 	}
 }
+
+// forTerminal is what every message from an error, a registry or an
+// archive goes through on its way to stderr: control characters escaped,
+// and the query strings of URLs hidden (see redactQueries).
+func forTerminal(msg string) string { return escapeControls(redactQueries(msg)) }
 
 func (r *reporter) Logf(format string, args ...any) {
 	if r.verbose {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"regexp"
 	"runtime"
@@ -166,6 +167,34 @@ func TestHeartbeatEveryPeriodWhileWorkIsUnderWay(t *testing.T) {
 	r.Done()
 	if len(w) != 0 {
 		t.Errorf("written after Done: %q", <-w)
+	}
+}
+
+// A warning or a -v line quoting an error shows the URL it failed on but
+// not its query: a signed storage URL a download was redirected to, or the
+// state of an upload session.
+func TestWarningsHideURLQueries(t *testing.T) {
+	var buf bytes.Buffer
+	r := &reporter{w: &buf, verbose: true, clock: systemClock()}
+	r.Warnf("blob %s failed on its way from %s (%v)", "sha256:abc", "reg/app",
+		errors.New(`fetch blob: Get "http://127.0.0.1:1/storage/blob?X-Amz-Signature=SECRET&X-Amz-Credential=KEY": unexpected EOF`))
+	r.Logf("retrying %s", "PUT http://127.0.0.1:1/v2/r/blobs/uploads/1a2b?_state=STATE&digest=sha256:def")
+	p := &printer{stderr: &buf, level: levelVerbose}
+	p.Verbosef("retrying %s", "https://s3.example.com/b?sig=SIG")
+	got := buf.String()
+	for _, secret := range []string{"SECRET", "KEY", "_state", "STATE", "digest=", "SIG"} {
+		if strings.Contains(got, secret) {
+			t.Errorf("%q printed: %s", secret, got)
+		}
+	}
+	for _, want := range []string{
+		`warning: blob sha256:abc failed on its way from reg/app (fetch blob: Get "http://127.0.0.1:1/storage/blob?REDACTED": unexpected EOF)`,
+		"retrying PUT http://127.0.0.1:1/v2/r/blobs/uploads/1a2b?REDACTED\n",
+		"retrying https://s3.example.com/b?REDACTED\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
 	}
 }
 

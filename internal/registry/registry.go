@@ -25,10 +25,12 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -881,16 +883,73 @@ func (r *Repo) settledStatus(ctx context.Context, loc *url.URL, attempt int) (*u
 	return nil, 0, fmt.Errorf("the upload session's size kept changing (last %d bytes)", offset)
 }
 
-// wait sleeps before attempt+1: Options.Backoff doubled per attempt, with
-// up to 10% jitter so that parallel uploads that failed together do not
-// retry in lockstep.
-func (r *Repo) wait(ctx context.Context, attempt int) error {
-	d := r.opts.Backoff
+// wait sleeps before attempt+1 (see Options.wait).
+func (r *Repo) wait(ctx context.Context, attempt int) error { return r.opts.wait(ctx, attempt) }
+
+// wait sleeps before attempt+1: Backoff doubled per attempt, with up to 10%
+// jitter so that parallel requests that failed together do not retry in
+// lockstep.
+func (o Options) wait(ctx context.Context, attempt int) error {
+	return sleep(ctx, BackoffFor(o.Backoff, attempt))
+}
+
+// BackoffFor is the wait after the given attempt when the first wait is
+// base: base doubled per attempt, capped at MaxBackoff, plus up to 10%
+// jitter. Every retry of ferry's waits so.
+func BackoffFor(base time.Duration, attempt int) time.Duration {
+	d := base
 	for i := 1; i < attempt && d < MaxBackoff; i++ {
 		d *= 2
 	}
 	d = min(d, MaxBackoff)
-	return sleep(ctx, d+time.Duration(rand.Int64N(int64(d)/10+1)))
+	if d > 0 {
+		d += time.Duration(rand.Int64N(int64(d)/10 + 1))
+	}
+	return d
+}
+
+// Reread runs read, which fetches something whole and checks it (a
+// manifest, a config, a bundle's layer read in memory), again when it fails
+// on a dropped connection (Transient): up to Options.UploadAttempts
+// attempts in all, waiting as between upload attempts. The transport
+// retries a request whose response never came; a connection cut after the
+// response's headers, in the middle of its body, fails the read that was
+// under way, and only its caller can start it over. An error
+// Options.Final deems final (the transport already retried it as often as
+// it may) is returned at once, so attempts never multiply. onRetry, when
+// set, is called before each new attempt with its number, how many there
+// may be, and why the last one failed.
+func (c *Client) Reread(ctx context.Context, read func() error, onRetry func(attempt, attempts int, err error)) error {
+	for attempt := 1; ; attempt++ {
+		err := read()
+		if err == nil || ctx.Err() != nil || attempt >= c.opts.UploadAttempts || !Transient(err) || (c.opts.Final != nil && c.opts.Final(err)) {
+			return err
+		}
+		if onRetry != nil {
+			onRetry(attempt+1, c.opts.UploadAttempts, err)
+		}
+		if werr := c.opts.wait(ctx, attempt); werr != nil {
+			return fmt.Errorf("%w (after %v)", werr, err)
+		}
+	}
+}
+
+// Transient reports connection drops and timeouts, which a new attempt may
+// cure. Refused connections and DNS failures are not: they mean the
+// registry is not there, and the user should hear so at once. Callers rule
+// out an expired context first: net/http's own timeouts also match
+// context.DeadlineExceeded, so the error alone cannot tell them apart.
+func Transient(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

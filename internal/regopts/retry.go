@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -108,19 +105,11 @@ func (t *retryTransport) shouldRetry(ctx context.Context, resp *http.Response, e
 	return wait, true
 }
 
-// backoffFor is the wait after the given attempt: backoff doubled per
-// attempt, capped, plus up to 10% jitter so parallel uploads that failed
-// together do not retry in lockstep.
+// backoffFor is the wait after the given attempt, as every retry of ferry
+// waits (registry.BackoffFor): jitter keeps parallel uploads that failed
+// together from retrying in lockstep.
 func (t *retryTransport) backoffFor(attempt int) time.Duration {
-	d := t.backoff
-	for i := 1; i < attempt && d < MaxRetryWait; i++ {
-		d *= 2
-	}
-	d = min(d, MaxRetryWait)
-	if d > 0 {
-		d += time.Duration(rand.Int64N(int64(d)/10 + 1))
-	}
-	return d
+	return registry.BackoffFor(t.backoff, attempt)
 }
 
 // replayable reports whether req can be sent again: it has no body, or
@@ -158,23 +147,9 @@ func retryableStatus(code int) bool {
 	return code >= 500 && code <= 599
 }
 
-// transientNetError reports connection drops and timeouts, which a retry may
-// cure. Refused connections and DNS failures are not: they mean the registry
-// is not there, and the user should hear so at once. Callers rule out an
-// expired context first: net/http's own timeouts also match
-// context.DeadlineExceeded, so the error alone cannot tell them apart.
-func transientNetError(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) {
-		return false
-	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) {
-		return true
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
+// transientNetError is registry.Transient: the transport, the upload
+// retries and the rereads of a cut response agree on what a retry may cure.
+func transientNetError(err error) bool { return registry.Transient(err) }
 
 // retryableAboveTransport is the predicate go-containerregistry's own retry
 // loops use. They only ever see failures retryTransport did not handle:

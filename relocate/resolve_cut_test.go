@@ -1,0 +1,115 @@
+package relocate_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferry-dev/ferry/internal/registry"
+	"github.com/ferry-dev/ferry/internal/regopts"
+	"github.com/ferry-dev/ferry/internal/testregistry"
+	"github.com/ferry-dev/ferry/relocate"
+)
+
+// resolveThrough resolves and exports src's root bundle with ferry's own
+// registry options (transport retries, attempts), as the CLI does.
+func resolveThrough(t *testing.T, src *impSource, attempts int, rep *impRecorder) ([]byte, error) {
+	t.Helper()
+	ctx := context.Background()
+	reg := regopts.Options{RetryCount: attempts, RetryBackoff: 10 * time.Millisecond}
+	ropts, err := reg.RemoteOptions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copts, err := reg.ClientOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := registry.New(copts)
+	p, err := relocate.Resolve(ctx, relocate.Source{Bundle: src.rootTagRef}, relocate.Options{Remote: ropts, Client: client, Reporter: rep})
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if _, err := relocate.Export(ctx, p, &buf, relocate.ExportOptions{Remote: ropts, Client: client, CreatedBy: "ferry import tests"}); err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// The reads of the resolve phase (the root's manifest by tag, a locked
+// image's manifest, the bundle's config and its layer) each cut once half
+// way through the body, after the headers: each is read again, and the
+// archive is the one a clean export writes.
+func TestResolveReadsAgainWhatADroppedConnectionCut(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	proxy := newCutProxy(t, reg)
+	src := impNewSourceAt(t, &proxy.Endpoint, 0)
+	clean := src.export(t)
+
+	root := impMust(src.root.Manifest())
+	cuts := map[string]string{
+		"/src/root/manifests/v1":                            "the root's manifest by tag",
+		"/manifests/" + impMust(src.app1.Digest()).String(): "a locked image's manifest",
+		"/blobs/" + root.Config.Digest.String():             "the bundle's config",
+		"/blobs/" + root.Layers[0].Digest.String():          "the bundle's layer",
+	}
+	for suffix := range cuts {
+		proxy.cutPath(suffix, 1)
+	}
+	reg.ResetCounts()
+	rec := &impRecorder{}
+	got, err := resolveThrough(t, src, 3, rec)
+	if err != nil {
+		t.Fatalf("one cut of each resolve read failed the export: %v", err)
+	}
+	if left := proxy.left(); left != 0 {
+		t.Fatalf("%d cuts not made: the test did not cut what it meant to", left)
+	}
+	if !bytes.Equal(got, clean) {
+		t.Error("the archive differs from a clean export's")
+	}
+	// Each cut read was made twice (once cut, once whole), and a warning
+	// says so.
+	for suffix, what := range cuts {
+		n := 0
+		for _, r := range reg.Requests() {
+			if r.Method == "GET" && strings.HasSuffix(r.Path, suffix) {
+				n++
+			}
+		}
+		if n < 2 {
+			t.Errorf("%s (%s) was fetched %d times, want it read again after the cut", what, suffix, n)
+		}
+	}
+	warnings := 0
+	for _, l := range rec.logs {
+		if strings.HasPrefix(l, "warning:") && strings.Contains(l, "reading it again (attempt 2 of 3)") {
+			warnings++
+		}
+	}
+	if warnings != len(cuts) {
+		t.Errorf("%d warnings of a read again, want %d: %v", warnings, len(cuts), rec.logs)
+	}
+}
+
+// A read cut every time is given up after the configured attempts, naming
+// what it read.
+func TestResolveGivesUpOnAReadCutEveryTime(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	proxy := newCutProxy(t, reg)
+	src := impNewSourceAt(t, &proxy.Endpoint, 0)
+	cfg := impMust(src.root.Manifest()).Config.Digest
+	proxy.cutPath("/blobs/"+cfg.String(), 100)
+	reg.ResetCounts()
+
+	_, err := resolveThrough(t, src, 3, &impRecorder{})
+	if err == nil || !strings.Contains(err.Error(), cfg.String()) || !strings.Contains(err.Error(), src.rootTagRef) {
+		t.Fatalf("want an error naming the bundle and its config %s: %v", cfg, err)
+	}
+	if n := 100 - proxy.left(); n != 3 {
+		t.Errorf("the config was read %d times, want the 3 attempts configured", n)
+	}
+}
