@@ -28,6 +28,7 @@ func TestToRepoWithAComponentTheGrammarForbidsIsAUsageError(t *testing.T) {
 		{host + "/a//b", `path component ""`},
 		{host + "/a/r:v1", "not a tag"},
 		{host + "/a/r@" + img.DigestStr(), "not a digest"},
+		{host, "names a registry but no repository"},
 	} {
 		for _, args := range [][]string{
 			{"import", "-f", archive, "--to-repo", tc.repo},

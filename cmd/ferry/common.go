@@ -63,6 +63,10 @@ func parseRepo(s string, reg regopts.Options) (name.Repository, error) {
 	path := s
 	if i := strings.IndexByte(s, '/'); i >= 0 {
 		path = s[i+1:]
+	} else if host, port, ok := strings.Cut(s, ":"); ok && host != "" && port != "" && strings.Trim(port, "0123456789") == "" {
+		// "localhost:5000": a registry whose repository path was forgotten,
+		// not a tag.
+		return name.Repository{}, usagef("%q names a registry but no repository: give REGISTRY/PATH (%s/my/repo)", s, s)
 	}
 	switch {
 	case strings.Contains(path, "@"):

@@ -28,6 +28,10 @@ const (
 	gcCPUMetric    = "/cpu/classes/gc/total:cpu-seconds"
 	cpuMetric      = "/cpu/classes/total:cpu-seconds"
 	idleMetric     = "/cpu/classes/idle:cpu-seconds"
+	// The collector's marking on processors that had nothing else to do:
+	// free, not forced (runtime/metrics says to subtract it from the GC
+	// time for the compulsory part), so counted neither as GC nor as busy.
+	idleMarkMetric = "/cpu/classes/gc/mark/idle:cpu-seconds"
 
 	// thrashing is the share of CPU above which a collector working at
 	// the limit is taken to run for want of room rather than for garbage.
@@ -98,7 +102,7 @@ type watch struct {
 
 func newWatch(base int64) *watch {
 	w := &watch{base: base, cur: base, thrash: thrashing, sample: []metrics.Sample{
-		{Name: liveMetric}, {Name: totalMetric}, {Name: releasedMetric}, {Name: gcCPUMetric}, {Name: cpuMetric}, {Name: idleMetric}}}
+		{Name: liveMetric}, {Name: totalMetric}, {Name: releasedMetric}, {Name: gcCPUMetric}, {Name: cpuMetric}, {Name: idleMetric}, {Name: idleMarkMetric}}}
 	w.read()
 	return w
 }
@@ -111,7 +115,8 @@ func (w *watch) read() (u Usage, ok bool) {
 			return u, false
 		}
 	}
-	gc, busy := w.sample[3].Value.Float64(), w.sample[4].Value.Float64()-w.sample[5].Value.Float64()
+	idleMark := w.sample[6].Value.Float64()
+	gc, busy := w.sample[3].Value.Float64()-idleMark, w.sample[4].Value.Float64()-w.sample[5].Value.Float64()-idleMark
 	if d := busy - w.lastBusy; d > 0 {
 		u.GCShare = (gc - w.lastGC) / d
 	}
