@@ -76,21 +76,28 @@ func (r *Registry) blob(w http.ResponseWriter, req *http.Request, repo *relocate
 		http.ServeContent(w, req, "", time.Time{}, bytes.NewReader(b))
 		return nil
 	}
+	// Known damaged: refused, even to a client that says it has the blob.
+	if err := r.failed(d); err != nil {
+		return damaged(d, err)
+	}
+	// A blob is named by its digest: a client holding that ETag holds its
+	// bytes, and is answered without reading them or waiting for a stream.
+	if notModified(w, req, d) {
+		return nil
+	}
 	if req.Method == http.MethodHead {
 		// Nothing is sent but the size, which the manifests give: no need
-		// to read the blob, unless it is known to be damaged.
-		if err := r.failed(d); err != nil {
-			return damaged(d, err)
-		}
+		// to read the blob.
 		h.Set("Accept-Ranges", "bytes")
 		h.Set("Content-Length", strconv.FormatInt(size, 10))
-		if notModified(w, req, d) {
-			return nil
-		}
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	vb, err := r.verify(req.Context(), d, r.wait)
+	// One StreamWait for the whole request: for its blob's check to get a
+	// stream, then for its own. The check's reading the blob is no wait for
+	// a stream: the deadline moves on by it.
+	deadline := time.Now().Add(r.wait)
+	vb, reading, err := r.verify(req.Context(), d, deadline)
 	switch {
 	case err == nil:
 	case errors.Is(err, errShuttingDown):
@@ -107,7 +114,7 @@ func (r *Registry) blob(w http.ResponseWriter, req *http.Request, repo *relocate
 		http.ServeContent(w, req, "", time.Time{}, bytes.NewReader(b))
 		return nil
 	}
-	release, err := r.acquire(req.Context(), r.wait)
+	release, err := r.acquire(req.Context(), deadline.Add(reading))
 	if errors.Is(err, errBusy) {
 		return r.busy(w, d)
 	}
@@ -262,9 +269,11 @@ func damaged(d v1.Hash, err error) *regError {
 }
 
 // verify returns blob d verified, starting its verification or waiting
-// for the one under way. With wait > 0 it waits that long at most for the
-// verification to get a stream (errBusy), however long it then takes.
-func (r *Registry) verify(ctx context.Context, d v1.Hash, wait time.Duration) (*archive.VerifiedBlob, error) {
+// for the one under way. With a deadline it waits until then at most for
+// the verification to get a stream (errBusy), however long it then takes:
+// reading is how long it waited for the verification once that had its
+// stream.
+func (r *Registry) verify(ctx context.Context, d v1.Hash, deadline time.Time) (vb *archive.VerifiedBlob, reading time.Duration, err error) {
 	r.mu.Lock()
 	v, ok := r.verified[d]
 	if !ok {
@@ -273,23 +282,24 @@ func (r *Registry) verify(ctx context.Context, d v1.Hash, wait time.Duration) (*
 		go r.runVerification(d, v)
 	}
 	r.mu.Unlock()
-	if wait > 0 {
-		t := time.NewTimer(wait)
+	if !deadline.IsZero() {
+		t := time.NewTimer(time.Until(deadline))
 		defer t.Stop()
 		select {
 		case <-v.started:
 		case <-v.done:
 		case <-t.C:
-			return nil, errBusy
+			return nil, 0, errBusy
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, 0, ctx.Err()
 		}
 	}
+	start := time.Now()
 	select {
 	case <-v.done:
-		return v.vb, v.err
+		return v.vb, time.Since(start), v.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, 0, ctx.Err()
 	}
 }
 
@@ -309,7 +319,7 @@ func (r *Registry) VerifyAhead() {
 			if _, ok := r.absent[b.Digest]; ok {
 				continue
 			}
-			if _, err := r.verify(r.ctx, b.Digest, 0); err != nil {
+			if _, _, err := r.verify(r.ctx, b.Digest, time.Time{}); err != nil {
 				if r.ctx.Err() != nil {
 					return
 				}
@@ -331,7 +341,7 @@ func (r *Registry) VerifyAhead() {
 // not the blob's fault: that outcome is not kept.
 func (r *Registry) runVerification(d v1.Hash, v *verification) {
 	defer close(v.done)
-	release, err := r.acquire(r.ctx, 0)
+	release, err := r.acquire(r.ctx, time.Time{})
 	if err == nil {
 		close(v.started)
 		defer release()
@@ -417,17 +427,24 @@ func (r *Registry) smallBlob(d v1.Hash) ([]byte, bool) {
 }
 
 // acquire takes one of the streams, waiting for one while ctx lasts and,
-// with wait > 0, for that long at most (errBusy).
-func (r *Registry) acquire(ctx context.Context, wait time.Duration) (func(), error) {
+// with a deadline, until then at most (errBusy). A stream free at once is
+// taken even when the deadline has passed.
+func (r *Registry) acquire(ctx context.Context, deadline time.Time) (func(), error) {
+	release := func() { <-r.streams }
+	select {
+	case r.streams <- struct{}{}:
+		return release, nil
+	default:
+	}
 	var expired <-chan time.Time
-	if wait > 0 {
-		t := time.NewTimer(wait)
+	if !deadline.IsZero() {
+		t := time.NewTimer(time.Until(deadline))
 		defer t.Stop()
 		expired = t.C
 	}
 	select {
 	case r.streams <- struct{}{}:
-		return func() { <-r.streams }, nil
+		return release, nil
 	case <-expired:
 		return nil, errBusy
 	case <-ctx.Done():

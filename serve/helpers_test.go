@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -224,9 +225,33 @@ func startServer(t *testing.T, path string, opts serve.Options) *served {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(reg)
+	srv := httptest.NewUnstartedServer(reg)
+	srv.Listener = smallSendBuffers{srv.Listener}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &served{url: srv.URL, host: strings.TrimPrefix(srv.URL, "http://"), rep: rep}
+}
+
+// smallSendBuffers is a listener whose connections have a small send
+// buffer, so that a client that stops reading blocks the server's writes
+// (holding its stream) after a few KiB, whatever the machine's default and
+// largest socket buffers: where those reach tens of MiB, the kernel would
+// otherwise take the whole of the tests' big layer.
+type smallSendBuffers struct{ net.Listener }
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		tc, ok := c.(*net.TCPConn)
+		if !ok || tc.SetWriteBuffer(4096) == nil {
+			return c, nil
+		}
+		// The client sees its connection closed: its test fails.
+		c.Close()
+	}
 }
 
 // do sends a request and returns the response with its body read.

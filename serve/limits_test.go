@@ -36,8 +36,9 @@ func smallLayer(t *testing.T, s *source) (string, []byte) {
 
 // holdStream has a client ask for path and read only the response's
 // header: the server then blocks writing the body once the socket
-// buffers are full (the blob is larger than they hold), holding its
-// stream, as for a client on a slow network. The header comes after the
+// buffers are full (the blob is far larger than the few KiB startServer's
+// and this client's buffers hold), holding its stream, as for a client on
+// a slow network. The header comes after the
 // stream is taken, so once it is read the stream is held.
 func holdStream(t *testing.T, host, path string) (*http.Response, net.Conn) {
 	t.Helper()
@@ -107,6 +108,126 @@ func TestASlowClientHoldsUpNeitherConfigsNorForever(t *testing.T) {
 	}
 	if slow.StatusCode != 200 {
 		t.Errorf("the slow client: %d", slow.StatusCode)
+	}
+}
+
+// TestIfNoneMatchNeedsNoStream: a blob GET whose If-None-Match names the
+// blob's ETag is answered 304 at once, even while every stream is held,
+// the blob's check included: a blob is named by its digest, so the client
+// has its bytes. A blob known damaged is still refused (500), not 304.
+func TestIfNoneMatchNeedsNoStream(t *testing.T) {
+	s := newSource(t)
+	srv := startServer(t, s.archive, serve.Options{Streams: 1, StreamWait: 200 * time.Millisecond})
+	holdStream(t, srv.host, "/v2/src/app/blobs/"+s.bigDigest.String())
+	small, _ := smallLayer(t, s)
+	for what, d := range map[string]string{"the big layer, verified": s.bigDigest.String(), "the small layer, not checked yet": small} {
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.url+"/v2/src/app/blobs/"+d, nil)
+		req.Header.Set("If-None-Match", `"`+d+`"`)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			cancel()
+			t.Fatalf("%s: %v", what, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cancel()
+		if resp.StatusCode != http.StatusNotModified || len(body) != 0 || resp.Header.Get("ETag") != `"`+d+`"` {
+			t.Errorf("%s, If-None-Match its ETag, every stream held: %d, %d bytes, ETag %q; want 304, no body, the ETag", what, resp.StatusCode, len(body), resp.Header.Get("ETag"))
+		}
+	}
+
+	bad := startServer(t, damagedCopy(t, s), serve.Options{})
+	url := bad.url + "/v2/src/app/blobs/" + s.bigDigest.String()
+	resp, body := do(t, http.MethodGet, url, nil)
+	wantError(t, "GET of the damaged blob", resp, body, http.StatusInternalServerError, "UNKNOWN")
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		resp, _ := do(t, method, url, map[string]string{"If-None-Match": `"` + s.bigDigest.String() + `"`})
+		if resp.StatusCode != http.StatusInternalServerError {
+			t.Errorf("%s of the blob known damaged, If-None-Match its ETag: %d, want 500", method, resp.StatusCode)
+		}
+	}
+}
+
+// checkTimes is a recorder that also notes when each blob's check ended.
+type checkTimes struct {
+	*recorder
+	checked chan time.Time
+}
+
+func (c *checkTimes) Logf(format string, args ...any) {
+	if strings.HasPrefix(format, "verified blob") {
+		select {
+		case c.checked <- time.Now():
+		default:
+		}
+	}
+	c.recorder.Logf(format, args...)
+}
+
+// TestABlobRequestWaitsOneStreamWaitInAll: a blob request waits for its
+// blob's check to get a stream, then for a stream of its own: StreamWait
+// in all, not StreamWait for each. With one stream, held (as a download
+// holds it) for three quarters of the wait, then handed to the check and
+// taken again as soon as the check is done, the request gets its 429 within
+// what was left of its wait after the check. Given a whole new wait there,
+// it would come StreamWait or more after the check, for certain; that it
+// comes before depends on timing, with a generous 1.5 s of slack.
+func TestABlobRequestWaitsOneStreamWaitInAll(t *testing.T) {
+	const wait = 2 * time.Second
+	s := newSource(t)
+	rep := &checkTimes{recorder: &recorder{}, checked: make(chan time.Time, 1)}
+	reg, err := serve.New(t.Context(), openFile(t, s.archive), serve.Options{Streams: 1, StreamWait: wait, Reporter: rep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(reg)
+	defer hs.Close()
+	release, err := reg.TakeStream(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		resp *http.Response
+		body []byte
+		err  error
+		at   time.Time
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, hs.URL+"/v2/src/app/blobs/"+s.bigDigest.String(), nil)
+		resp, err := http.DefaultClient.Do(req)
+		var a answer
+		if err == nil {
+			a.body, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		a.resp, a.err, a.at = resp, err, time.Now()
+		answered <- a
+	}()
+	time.Sleep(wait * 3 / 4) // the request's check waits for the stream meanwhile
+	release()
+	// The check waited first, so it has the stream now: this waits for
+	// the check to end, before the request can ask for a stream.
+	release, err = reg.TakeStream(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	a := <-answered
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	wantError(t, "the blob, every stream busy", a.resp, a.body, http.StatusTooManyRequests, "TOOMANYREQUESTS")
+	select {
+	case checked := <-rep.checked:
+		if after := a.at.Sub(checked); after >= wait {
+			t.Errorf("the 429 came %s after the blob's check, which had waited %s for the stream: the request waited more than StreamWait (%s) in all", after.Round(time.Millisecond), wait*3/4, wait)
+		}
+	default:
+		t.Error("the blob was not checked: the request did not wait for its check to get the stream")
 	}
 }
 
