@@ -181,3 +181,19 @@ func TestRepackStreamReleasedByClose(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// ExportFile releases a plan of a stream even when it cannot create its
+// file, and so never reads the plan.
+func TestRepackStreamReleasedWhenExportFileCannotStart(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("TMPDIR", dir)
+	p, err := PlanArchive(io.MultiReader(bytes.NewReader(gzipReversedTarball(t))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "missing", "out.tar.zst")
+	if _, err := ExportFile(context.Background(), p, out, ExportOptions{}); err == nil {
+		t.Fatalf("export to %s, in no directory: no error", out)
+	}
+	checkReleased(t, p, dir)
+}
