@@ -117,8 +117,11 @@ func CheckExportPath(path string) error {
 // (volumes.Put), so that a failure or cancellation leaves no file under
 // path and the previous archive as it was. The file is created before any
 // download, so an unwritable destination fails fast. Writing to standard
-// output ("-") is the caller's business: use Export.
+// output ("-") is the caller's business: use Export. Like Export, it closes
+// p when it returns.
 func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (*ExportResult, error) {
+	// Released even when the file cannot be created and Export never runs.
+	defer p.Close()
 	if opts.SplitSize > 0 {
 		return exportVolumes(ctx, p, path, opts)
 	}
@@ -154,8 +157,13 @@ func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (
 // downloaded concurrently but written in order, so the output is
 // byte-identical for the same plan whatever the concurrency; each is
 // verified against its digest and size as it is written. On error, what was
-// written to w is incomplete and must be discarded.
+// written to w is incomplete and must be discarded. Export closes p
+// (Plan.Close) when it returns: a plan of a stream is read once.
 func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res *ExportResult, err error) {
+	// A plan of a stream is read once: what it holds is released on every
+	// return, after the blobs being read are closed (deferred first, so
+	// run last).
+	defer p.Close()
 	rep := progress.OrNop(opts.Reporter)
 	conc := opts.Concurrency
 	if conc <= 0 {

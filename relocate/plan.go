@@ -126,6 +126,25 @@ type Plan struct {
 	// (PlanArchive of a stream): Export then opens one blob at a time,
 	// in the order of Blobs.
 	sequential bool
+	// stream is what local reads a stream with, when sequential: it holds
+	// the decompressor and temporary files that Close releases.
+	stream *streamBlobs
+}
+
+// Close releases what a plan of an archive read front to back (PlanArchive
+// of a pipe, a gzip'd tarball...) holds: the archive's decompressor, and
+// the temporary files (already removed from their directory, but taking
+// disk space while open) of the blobs the stream held before their turn.
+// Export and ExportFile call it when they return, whether they succeed or
+// not; a caller that never exports such a plan must call it. It does not
+// close the reader given to PlanArchive, which stays the caller's. It must
+// not be called while Export runs; it is safe to call more than once, and
+// does nothing for any other plan. It returns nil.
+func (p *Plan) Close() error {
+	if p.stream != nil {
+		p.stream.close()
+	}
+	return nil
 }
 
 // Image is one entry of a Plan's index: a manifest or an index.

@@ -21,7 +21,9 @@ import (
 // lacks blobs; it must stay open until Export is done. A file (or the
 // volumes of one, volumes.Set) with an imgpkg tarball or a ferry archive
 // with a seek table is read at random; anything else (a pipe, gzip, an
-// archive without a seek table) front to back, once (see streamBlobs).
+// archive without a seek table) front to back, once (see streamBlobs);
+// such a plan holds the stream's decompressor and temporary files, which
+// Export releases when it returns, and Plan.Close if it is never exported.
 // Export then writes a ferry archive of the plan, compressed at its level
 // and split as asked, whose blobs are verified as they are read and again
 // as they are written.
@@ -50,6 +52,7 @@ func planStream(r io.Reader) (*Plan, error) {
 	}
 	s.left = len(p.Blobs)
 	p.sequential = true
+	p.stream = s
 	return p, nil
 }
 
@@ -167,6 +170,8 @@ func repackPlan(h *archive.Head, open func(v1.Hash) (io.ReadCloser, error)) (*Pl
 // once, where an open file can be removed), until its turn comes: memory
 // stays flat whatever the order. Export reads a sequential plan one blob
 // at a time (Plan.sequential); a blob cannot be read twice.
+//
+// The temporary files are made in os.TempDir ($TMPDIR, else /tmp on Unix).
 type streamBlobs struct {
 	mu      sync.Mutex
 	r       *archive.Reader
@@ -175,12 +180,16 @@ type streamBlobs struct {
 	left    int // blobs not yet handed out
 	done    bool
 	err     error // of the end of the stream, once checked
+	closed  bool
 }
 
 // open returns the blob d.
 func (s *streamBlobs) open(d v1.Hash) (io.ReadCloser, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil, fmt.Errorf("blob %s: the plan of the stream is closed", d)
+	}
 	if s.taken[d] {
 		return nil, fmt.Errorf("blob %s: already read from the stream, which cannot be read again", d)
 	}
@@ -239,6 +248,25 @@ func (s *streamBlobs) spool(d v1.Hash, rd io.Reader) error {
 func closeSpool(f *os.File) {
 	f.Close()
 	os.Remove(f.Name())
+}
+
+// close releases the stream's decompressor and the temporary files of the
+// blobs not handed out; a blob handed out closes its own (streamBlob.Close).
+// An export that fails or is cancelled part way leaves both behind
+// otherwise: finish, which releases the decompressor, runs only once the
+// last blob is read.
+func (s *streamBlobs) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	for d, f := range s.spooled {
+		closeSpool(f)
+		delete(s.spooled, d)
+	}
+	s.r.Close()
 }
 
 // finish reads the stream to its end once every blob is handed out, so
