@@ -15,6 +15,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/ferry-dev/ferry/internal/ctxio"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/zstd"
 )
@@ -186,14 +187,14 @@ func NewReader(r io.Reader, opts ReaderOptions) (*Reader, error) {
 		if opts.Concurrency > 0 {
 			dopts = append(dopts, zstd.WithDecoderConcurrency(opts.Concurrency))
 		}
-		src := &sourceReader{r: br}
+		src := &ctxio.ErrReader{R: br}
 		dec, err := zstd.NewReader(src, dopts...)
 		if err != nil {
 			return nil, fmt.Errorf("archive: zstd: %w", err)
 		}
 		tarStream, ar.closer, comp = &decodeReader{r: dec, src: src, name: "zstd"}, dec.Close, CompressionZstd
 	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		src := &sourceReader{r: br}
+		src := &ctxio.ErrReader{R: br}
 		gz, err := gzip.NewReader(src)
 		if err != nil {
 			return nil, fmt.Errorf("archive: gzip: %w", err)
@@ -227,21 +228,6 @@ func isZstd(b []byte) bool {
 		(b[0]&0xf0 == 0x50 && b[1] == 0x2a && b[2] == 0x4d && b[3] == 0x18)
 }
 
-// sourceReader is the compressed stream as the decompressor reads it; it
-// keeps the first error reading it, which is not the decompressor's.
-type sourceReader struct {
-	r   io.Reader
-	err error
-}
-
-func (s *sourceReader) Read(p []byte) (int, error) {
-	n, err := s.r.Read(p)
-	if err != nil && err != io.EOF && s.err == nil {
-		s.err = err
-	}
-	return n, err
-}
-
 // decodeReader is a decompressor whose errors about its input (a stream it
 // cannot decode: "tableLog too large") become a corruptError, which
 // explain puts in words. Errors reading the input, and those explain
@@ -249,13 +235,13 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 // are.
 type decodeReader struct {
 	r    io.Reader
-	src  *sourceReader
+	src  *ctxio.ErrReader // the compressed stream as the decompressor reads it
 	name string
 }
 
 func (d *decodeReader) Read(p []byte) (int, error) {
 	n, err := d.r.Read(p)
-	if err == nil || err == io.EOF || d.src.err != nil ||
+	if err == nil || err == io.EOF || d.src.Err != nil ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, zstd.ErrCRCMismatch) || errors.Is(err, gzip.ErrChecksum) ||
 		errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
 		return n, err

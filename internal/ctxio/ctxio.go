@@ -26,3 +26,20 @@ func (c *reader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// ErrReader is a reader of R that keeps the first error, other than
+// io.EOF, that R returned: a consumer's error (a decompressor's, an
+// upload's) can then be told apart from a failure of its source.
+type ErrReader struct {
+	R   io.Reader
+	Err error // the first error R returned, io.EOF aside
+}
+
+// Read reads from R, noting its first error.
+func (s *ErrReader) Read(p []byte) (int, error) {
+	n, err := s.R.Read(p)
+	if err != nil && err != io.EOF && s.Err == nil {
+		s.Err = err
+	}
+	return n, err
+}

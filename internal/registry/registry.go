@@ -33,6 +33,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferry-dev/ferry/internal/ctxio"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -592,17 +593,17 @@ func (r *Repo) uploadOnce(ctx context.Context, d v1.Hash, size int64, open Opene
 	if err != nil {
 		return false, &SourceError{err}
 	}
-	src := &sourceReader{r: rc}
+	src := &ctxio.ErrReader{R: rc} // tells a failing source from a failing destination
 	defer rc.Close()
 	err = r.send(ctx, http.MethodPut, loc, src, size, http.Header{"Content-Type": {"application/octet-stream"}}, func(resp *http.Response) error {
 		return transport.CheckError(resp, http.StatusCreated, http.StatusNoContent, http.StatusAccepted)
 	})
 	// send returns once the transport is done with src: its error, and rc,
 	// are the caller's again.
-	if src.err != nil {
+	if src.Err != nil {
 		// What failed is the source; the request's own error only says
 		// that its body ended early.
-		return false, &SourceError{src.err}
+		return false, &SourceError{src.Err}
 	}
 	return false, err
 }
@@ -694,21 +695,6 @@ func (r *Repo) Mount(ctx context.Context, d v1.Hash) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("mount blob %s from %s into %s: %w", d, m, r.name, transport.CheckError(resp))
-}
-
-// sourceReader remembers the error its reader returned, so that an upload
-// can tell a failing source from a failing destination.
-type sourceReader struct {
-	r   io.Reader
-	err error
-}
-
-func (s *sourceReader) Read(p []byte) (int, error) {
-	n, err := s.r.Read(p)
-	if err != nil && err != io.EOF && s.err == nil {
-		s.err = err
-	}
-	return n, err
 }
 
 // retryableUpload reports whether a failed upload may succeed in a new
