@@ -1,15 +1,12 @@
 package e2e
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
-	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 
+	"github.com/ferry-dev/ferry/fixtures"
 	"github.com/ferry-dev/ferry/fixtures/golden"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 )
@@ -28,14 +25,9 @@ func TestExportFromGzipOrStreamedTarball(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write(plain)
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
+	gz := fixtures.Gzip(plain)
 	gzipped := filepath.Join(dir, "basic.imgpkg.tar.gz")
-	if err := os.WriteFile(gzipped, gz.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(gzipped, gz, 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -59,7 +51,7 @@ func TestExportFromGzipOrStreamedTarball(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, in := range map[string][]byte{"tarball": plain, "gzip'd tarball": gz.Bytes(), "ferry archive": wantBytes} {
+	for name, in := range map[string][]byte{"tarball": plain, "gzip'd tarball": gz, "ferry archive": wantBytes} {
 		out := filepath.Join(t.TempDir(), "from-stdin.tar.zst")
 		if r := ferryIn(t, nil, bytes.NewReader(in), "export", "--from-tar", "-", "-o", out); r.Code != 0 {
 			t.Fatalf("export --from-tar - of the %s: %s", name, r)
@@ -72,7 +64,10 @@ func TestExportFromGzipOrStreamedTarball(t *testing.T) {
 	// A tarball whose layers come in another order than the one the
 	// re-packed archive writes: the early one is held aside, the result
 	// is the same.
-	reordered := reorderTar(t, plain)
+	reordered, err := fixtures.ReorderTar(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(t.TempDir(), "from-reordered.tar.zst")
 	if r := ferryIn(t, nil, bytes.NewReader(reordered), "export", "--from-tar", "-", "-o", out); r.Code != 0 {
 		t.Fatalf("export --from-tar - of a reordered tarball: %s", r)
@@ -83,52 +78,10 @@ func TestExportFromGzipOrStreamedTarball(t *testing.T) {
 
 	// A stream cut short is refused and leaves nothing under -o.
 	out = filepath.Join(t.TempDir(), "cut.tar.zst")
-	if r := ferryIn(t, nil, bytes.NewReader(gz.Bytes()[:len(gz.Bytes())-20]), "export", "--from-tar", "-", "-o", out); r.Code == 0 {
+	if r := ferryIn(t, nil, bytes.NewReader(gz[:len(gz)-20]), "export", "--from-tar", "-", "-o", out); r.Code == 0 {
 		t.Fatalf("export --from-tar - of a truncated gzip stream succeeded: %s", r)
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Fatalf("a failed re-pack left %s: %v", out, err)
 	}
-}
-
-// reorderTar returns the tar b with its entries after the first in reverse
-// order.
-func reorderTar(t *testing.T, b []byte) []byte {
-	t.Helper()
-	type entry struct {
-		hdr  *tar.Header
-		body []byte
-	}
-	var es []entry
-	tr := tar.NewReader(bytes.NewReader(b))
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		es = append(es, entry{hdr, body})
-	}
-	if len(es) < 3 {
-		t.Fatalf("the tarball has %d entries, too few to reorder", len(es))
-	}
-	slices.Reverse(es[1:])
-	var out bytes.Buffer
-	tw := tar.NewWriter(&out)
-	for _, e := range es {
-		if err := tw.WriteHeader(e.hdr); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write(e.body)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return out.Bytes()
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -39,18 +40,7 @@ func TestImportSaysWhatTheRootTagPointedAtWhenItCommits(t *testing.T) {
 
 	other := impMust(random.Image(512, 1))
 	otherDigest := impMust(other.Digest())
-	rec := &startHook{hook: func() {
-		ref := impMust(name.NewTag(dst.reg.Repo("dst/imported") + ":v1"))
-		if err := remote.Write(ref, other, dst.reg.RemoteOptions(t)...); err != nil {
-			t.Errorf("the other writer: %v", err)
-		}
-	}}
-	opts := dst.options(t)
-	opts.Reporter = rec
-	res, err := relocate.Import(context.Background(), bytes.NewReader(archive), dst.repo, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, rec := importWhileAnotherWrites(t, archive, dst, other, nil)
 	last := res.Tags[len(res.Tags)-1]
 	want := relocate.TagResult{Tag: "v1", Action: relocate.TagMove, Digest: root.String(), Previous: otherDigest.String()}
 	if last != want {
@@ -76,19 +66,8 @@ func TestImportLeavesARootTagAnotherImportAlreadyCommitted(t *testing.T) {
 	dst := impNewDest(t, false)
 	root := impMust(src.root.Digest())
 
-	rec := &startHook{hook: func() {
-		ref := impMust(name.NewTag(dst.reg.Repo("dst/imported") + ":v1"))
-		if err := remote.Write(ref, src.root, dst.reg.RemoteOptions(t)...); err != nil {
-			t.Errorf("the other writer: %v", err)
-		}
-		dst.reg.ResetCounts() // its own PUT of v1 is not the import's
-	}}
-	opts := dst.options(t)
-	opts.Reporter = rec
-	res, err := relocate.Import(context.Background(), bytes.NewReader(archive), dst.repo, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Its own PUT of v1 is not the import's.
+	res, _ := importWhileAnotherWrites(t, archive, dst, src.root, dst.reg.ResetCounts)
 	last := res.Tags[len(res.Tags)-1]
 	want := relocate.TagResult{Tag: "v1", Action: relocate.TagUnchanged, Digest: root.String(), Previous: root.String()}
 	if last != want {
@@ -99,4 +78,27 @@ func TestImportLeavesARootTagAnotherImportAlreadyCommitted(t *testing.T) {
 			t.Errorf("v1 was PUT again over the same digest")
 		}
 	}
+}
+
+// importWhileAnotherWrites imports archive into dst while another writer
+// tags img as v1 there once the import has started (then calls after, if
+// given); it returns the import's result and what it reported.
+func importWhileAnotherWrites(t *testing.T, archive []byte, dst *impDest, img v1.Image, after func()) (*relocate.ImportResult, *startHook) {
+	t.Helper()
+	rec := &startHook{hook: func() {
+		ref := impMust(name.NewTag(dst.reg.Repo("dst/imported") + ":v1"))
+		if err := remote.Write(ref, img, dst.reg.RemoteOptions(t)...); err != nil {
+			t.Errorf("the other writer: %v", err)
+		}
+		if after != nil {
+			after()
+		}
+	}}
+	opts := dst.options(t)
+	opts.Reporter = rec
+	res, err := relocate.Import(context.Background(), bytes.NewReader(archive), dst.repo, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, rec
 }

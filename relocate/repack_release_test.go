@@ -1,9 +1,7 @@
 package relocate
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"io"
@@ -12,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferry-dev/ferry/fixtures"
 	"github.com/ferry-dev/ferry/fixtures/golden"
 	"github.com/ferry-dev/ferry/internal/progress"
 )
@@ -25,48 +24,11 @@ func gzipReversedTarball(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type entry struct {
-		hdr  *tar.Header
-		body []byte
-	}
-	var es []entry
-	tr := tar.NewReader(bytes.NewReader(plain))
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		es = append(es, entry{hdr, body})
-	}
-	if len(es) != 3 || es[0].hdr.Name != "manifest.json" || es[1].hdr.Name > es[2].hdr.Name {
-		t.Fatalf("basic.imgpkg.tar: want manifest.json and two layers by digest, got %d entries", len(es))
-	}
-	es[1], es[2] = es[2], es[1]
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	tw := tar.NewWriter(zw)
-	for _, e := range es {
-		if err := tw.WriteHeader(e.hdr); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(e.body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
+	reordered, err := fixtures.ReorderTar(plain)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return gz.Bytes()
+	return fixtures.Gzip(reordered)
 }
 
 // openSpools counts this process's open files in dir, removed or not.

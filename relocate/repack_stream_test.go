@@ -2,12 +2,12 @@ package relocate
 
 import (
 	"bytes"
-	"compress/gzip"
 	"io"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/ferry-dev/ferry/fixtures"
 	"github.com/ferry-dev/ferry/fixtures/golden"
 )
 
@@ -23,12 +23,7 @@ func TestPlanArchiveOfAStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write(plain)
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
+	gz := fixtures.Gzip(plain)
 	readAll := func(in []byte) error {
 		// A pipe: no random access.
 		p, err := PlanArchive(io.MultiReader(bytes.NewReader(in)))
@@ -54,10 +49,10 @@ func TestPlanArchiveOfAStream(t *testing.T) {
 		}
 		return nil
 	}
-	if err := readAll(gz.Bytes()); err != nil {
+	if err := readAll(gz); err != nil {
 		t.Fatalf("the gzip'd tarball: %v", err)
 	}
-	err = readAll(gz.Bytes()[:gz.Len()-20])
+	err = readAll(gz[:len(gz)-20])
 	if err == nil || !strings.Contains(err.Error(), "truncated") {
 		t.Fatalf("the gzip'd tarball cut short: %v, want it named truncated", err)
 	}
