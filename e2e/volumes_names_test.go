@@ -51,7 +51,11 @@ func TestStreamJoinedOutOfOrderIsNamedCorrupt(t *testing.T) {
 	repo := dst.Repo("joined/badly")
 	joined := bytes.Join([][]byte{vols[1], vols[3], vols[2], vols[4]}, nil)
 	r := ferryIn(t, nil, bytes.NewReader(joined), "import", "-f", "-", "--to-repo", repo)
-	if r.Code != 1 || !strings.Contains(r.Stderr, "corrupt") || !strings.Contains(r.Stderr, "check their order and that none is missing") {
+	// Where the misjoined bytes fail depends on the data: a frame the
+	// decompressor refuses (corrupt) or a tar that ends early (truncated);
+	// either way the hint must be there.
+	named := strings.Contains(r.Stderr, "corrupt") || strings.Contains(r.Stderr, "truncated archive")
+	if r.Code != 1 || !named || !strings.Contains(r.Stderr, "check their order and that none is missing") {
 		t.Fatalf("import of .001 .003 .002 .004 joined: %s", r)
 	}
 	if tags := tagsOf(t, dst, repo); len(tags) != 0 {
