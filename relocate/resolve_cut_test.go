@@ -1,16 +1,26 @@
 package relocate_test
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/registry"
 	"github.com/ferry-dev/ferry/internal/regopts"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 	"github.com/ferry-dev/ferry/relocate"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // resolveThrough resolves and exports src's root bundle with ferry's own
@@ -111,5 +121,59 @@ func TestResolveGivesUpOnAReadCutEveryTime(t *testing.T) {
 	}
 	if n := 100 - proxy.left(); n != 3 {
 		t.Errorf("the config was read %d times, want the 3 attempts configured", n)
+	}
+}
+
+// A bundle whose layer is whole and matches its digest, but holds a gzip
+// stream cut short, fails the same way however often it is read: resolve
+// reads it once and says so, rather than taking it for a dropped
+// connection (io.ErrUnexpectedEOF either way) and retrying with backoff.
+func TestResolveDoesNotRereadALayerTruncatedInside(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	var tarball bytes.Buffer
+	tw := tar.NewWriter(&tarball)
+	lockYAML := []byte("apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages: []\n")
+	if err := tw.WriteHeader(&tar.Header{Name: ".imgpkg/images.yml", Mode: 0o644, Size: int64(len(lockYAML)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write(lockYAML)
+	tw.Close()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(tarball.Bytes())
+	zw.Close()
+	cut := gz.Bytes()[:gz.Len()/2]
+
+	img := impMust(mutate.Append(empty.Image, mutate.Addendum{Layer: static.NewLayer(cut, types.DockerLayer)}))
+	img = impMust(mutate.Config(img, v1.Config{Labels: map[string]string{bundle.LabelKey: "true"}}))
+	ref := reg.Repo("src/cut") + ":v1"
+	if err := remote.Write(impMust(name.NewTag(ref)), img, reg.RemoteOptions(t)...); err != nil {
+		t.Fatal(err)
+	}
+	layer := impMust(img.Manifest()).Layers[0].Digest
+
+	ctx := context.Background()
+	opts := regopts.Options{RetryCount: 3, RetryBackoff: 10 * time.Millisecond}
+	ropts := impMust(opts.RemoteOptions(ctx))
+	client := registry.New(impMust(opts.ClientOptions()))
+	rec := &impRecorder{}
+	reg.ResetCounts()
+	_, err := relocate.Resolve(ctx, relocate.Source{Bundle: ref}, relocate.Options{Remote: ropts, Client: client, Reporter: rec})
+	if err == nil || !strings.Contains(err.Error(), "images.yml") || !strings.Contains(err.Error(), ref) {
+		t.Fatalf("want an error about the images.yml of %s: %v", ref, err)
+	}
+	n := 0
+	for _, r := range reg.Requests() {
+		if r.Method == "GET" && strings.HasSuffix(r.Path, "/blobs/"+layer.String()) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the layer was fetched %d times, want once: its fault is in its bytes", n)
+	}
+	for _, l := range rec.logs {
+		if strings.Contains(l, "reading it again") {
+			t.Errorf("a content fault was retried: %s", l)
+		}
 	}
 }

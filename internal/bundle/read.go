@@ -188,25 +188,44 @@ func ReadImagesLockKeep(img v1.Image, source string) (*lock.ImagesLock, []byte, 
 	if err != nil {
 		return nil, nil, err
 	}
+	// From here on the bytes are whole and match their digest: a truncated
+	// gzip or tar inside them is what the bundle holds, and reading it
+	// again would only give the same error.
 	kept, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(raw)), nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: layer %s: %w", source, d.Digest, err)
+		return nil, nil, &ContentError{Err: fmt.Errorf("%s: layer %s matches its digest, but its content is damaged: %w", source, d.Digest, err)}
 	}
 	data, ok, err := readFileIn(kept, source, ImagesLockPath)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, &ContentError{Err: fmt.Errorf("%w (the layer matches its digest: its content is damaged)", err)}
 	}
 	if !ok {
 		return nil, nil, fmt.Errorf("%s: bundle has no %s", source, ImagesLockPath)
 	}
 	il, err := lock.ParseImagesLock(data, fileSource(source, ImagesLockPath))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, &ContentError{Err: err}
 	}
 	return il, raw, nil
 }
+
+// ContentError is a fault in bytes that were read whole and match their
+// digest (a truncated gzip stream inside a layer, say): unlike an
+// io.ErrUnexpectedEOF from a connection cut part way, fetching them again
+// cannot cure it. It says so through Permanent, which
+// internal/registry.Transient honours.
+type ContentError struct{ Err error }
+
+// Error implements error.
+func (e *ContentError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the fault itself.
+func (e *ContentError) Unwrap() error { return e.Err }
+
+// Permanent reports that a new attempt gives the same error.
+func (e *ContentError) Permanent() bool { return true }
 
 // readFileIn returns the content of the regular file named want in layer l
 // (see readLayerFile).
