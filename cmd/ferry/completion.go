@@ -12,8 +12,9 @@ import (
 // command line up to the cursor, the word being completed last (empty when
 // nothing is typed yet), followed by --generate-bash-completion, and ferry
 // prints the commands or flags that may come there (see setCompletion).
-// When it prints nothing, the shell completes file names. Fish gets a static
-// script generated from the command tree.
+// When it prints nothing, the shell completes file names. The fish script
+// works the same way: urfave/cli's static fish script offers its help
+// command and "help h" everywhere, and lists --help twice.
 const (
 	bashCompletion = `# bash completion for ferry: source <(ferry completion bash)
 _ferry_complete() {
@@ -35,6 +36,19 @@ _ferry() {
 	fi
 }
 compdef _ferry ferry
+`
+	fishCompletion = `# fish completion for ferry: ferry completion fish > ~/.config/fish/completions/ferry.fish
+function __ferry_complete
+	set -l words (commandline -opc)
+	set -l cur (commandline -ct)
+	set -l candidates (command $words[1] $words[2..-1] "$cur" --generate-bash-completion 2>/dev/null)
+	if test (count $candidates) -gt 0
+		printf '%s\n' $candidates
+	else
+		__fish_complete_path "$cur"
+	end
+end
+complete -c ferry -f -a '(__ferry_complete)'
 `
 )
 
@@ -58,11 +72,7 @@ func completionCommand() *cli.Command {
 			case "zsh":
 				script = zshCompletion
 			case "fish":
-				s, err := c.App.ToFishCompletion()
-				if err != nil {
-					return fmt.Errorf("completion: %w", err)
-				}
-				script = s
+				script = fishCompletion
 			default:
 				return usagef("completion: %q is not a shell ferry completes (bash, zsh or fish)", shell)
 			}
