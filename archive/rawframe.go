@@ -141,19 +141,26 @@ func newSampler(concurrency int) (*zstd.Encoder, error) {
 // with enc (newSampler); scratch is a buffer for the samples' output,
 // returned for reuse.
 func compressible(enc *zstd.Encoder, src, scratch []byte) (bool, []byte) {
-	in, out := 0, 0
-	sample := func(s []byte) {
-		scratch = enc.EncodeAll(s, scratch[:0])
-		in += len(s)
-		out += len(scratch)
-	}
 	if len(src) <= samplesPerFrame*sampleSize {
-		sample(src)
-	} else {
-		for i := range samplesPerFrame {
-			centre := (2*i + 1) * len(src) / (2 * samplesPerFrame)
-			sample(src[centre-sampleSize/2 : centre+sampleSize/2])
+		scratch = enc.EncodeAll(src, scratch[:0])
+		return len(scratch) <= len(src)-len(src)/minGain, scratch
+	}
+	const (
+		in = samplesPerFrame * sampleSize
+		// A sample's frame is at most this much longer than the sample
+		// (its header without checksum, one Raw block's header).
+		growth = 4 + 1 + 1 + 4 + 3
+	)
+	saved := 0
+	for i := range samplesPerFrame {
+		centre := (2*i + 1) * len(src) / (2 * samplesPerFrame)
+		scratch = enc.EncodeAll(src[centre-sampleSize/2:centre+sampleSize/2], scratch[:0])
+		saved += sampleSize - len(scratch)
+		// Compressible data shows it in its first sample: stop when
+		// the samples left, at their worst, could not change the answer.
+		if saved-(samplesPerFrame-1-i)*growth >= in/minGain {
+			return true, scratch
 		}
 	}
-	return out <= in-in/minGain, scratch
+	return false, scratch
 }
