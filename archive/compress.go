@@ -100,6 +100,11 @@ func (l Level) zstd() (zstd.EncoderLevel, error) {
 // and out) within a small memory budget, for a few tenths of a percent of
 // ratio on compressible data; a blob that starts a frame (every blob does)
 // makes frames shorter anyway.
+//
+// The random row above is the encoder's: since then a frame whose samples
+// do not shrink (rawframe.go) is written as Raw blocks without it, and
+// costs its sampling and checksum only (BenchmarkSampling: about 0.1 and
+// 0.5 ms per frame, against 2 ms for the encoder at default, 20 at best).
 const frameSize = 4 << 20
 
 // windowFor is the zstd window for frames of size bytes: a power of two
