@@ -125,6 +125,7 @@ func windowFor(size int) int {
 type frameWriter struct {
 	w       io.Writer
 	encs    *levelEncoders // the level's, for frames worth compressing
+	small   *levelEncoders // for those of smallFrame bytes or less
 	sampler *zstd.Encoder  // decides which those are (newSampler)
 	conc    int
 	size    int // frameSize, smaller in tests
@@ -170,13 +171,22 @@ func newFrameWriter(w io.Writer, level Level, concurrency, size int) (*frameWrit
 	}
 	// A frame never refers outside itself, so a window the size of a frame
 	// loses nothing, and keeps each encoder's history that small.
-	encs, err := newLevelEncoders(concurrency,
-		zstd.WithEncoderLevel(zl),
-		zstd.WithEncoderCRC(true),
-		zstd.WithWindowSize(windowFor(size)),
-		zstd.WithLowerEncoderMem(true))
+	encoders := func(zl zstd.EncoderLevel) (*levelEncoders, error) {
+		return newLevelEncoders(concurrency,
+			zstd.WithEncoderLevel(zl),
+			zstd.WithEncoderCRC(true),
+			zstd.WithWindowSize(windowFor(size)),
+			zstd.WithLowerEncoderMem(true))
+	}
+	encs, err := encoders(zl)
 	if err != nil {
 		return nil, err
+	}
+	small := encs
+	if level == Best {
+		if small, err = encoders(zstd.SpeedBetterCompression); err != nil {
+			return nil, err
+		}
 	}
 	sampler, err := newSampler(concurrency)
 	if err != nil {
@@ -187,6 +197,7 @@ func newFrameWriter(w io.Writer, level Level, concurrency, size int) (*frameWrit
 	f := &frameWriter{
 		w:       w,
 		encs:    encs,
+		small:   small,
 		sampler: sampler,
 		conc:    concurrency,
 		size:    size,
@@ -343,18 +354,34 @@ func (f *frameWriter) endFrame() {
 	f.out <- j
 }
 
+// smallFrame is the size up to which a frame is compressed by
+// frameWriter.small: at best, better's encoders. A best encoder's tables
+// are 34 MiB, and even a few KiB spread their writes over all of it (a
+// hash table's pages are touched at random), so the head and the configs
+// of an export of gzip layers, alone, would make its memory 30 MiB larger
+// (two encoders, if two configs are compressed at once: 60). Better's are
+// 4.5 MiB, and on frames this small it finds what best finds: the same
+// bytes for each of 24 manifests, configs and indexes (go-containerregistry's
+// layout test data), and 2% more (29 bytes) for the 7.5 KiB of all of them
+// in one frame.
+const smallFrame = 128 << 10
+
 // compress makes j's frame: Raw blocks if sampling says its bytes do not
-// shrink (so the level's encoder never sees them), else the encoder's.
-// The choice depends on the bytes only, so the archive does not depend on
-// the concurrency.
+// shrink (so no encoder of the level sees them), else the encoder's. The
+// choices depend on the bytes only, so the archive does not depend on the
+// concurrency.
 func (f *frameWriter) compress(j *frameJob) {
 	var ok bool
 	if ok, j.dst = compressible(f.sampler, j.src, j.dst); !ok {
 		j.raw, j.sum = true, xxhash.Sum64(j.src)
 		return
 	}
-	enc := f.encs.get()
-	defer f.encs.put(enc)
+	encs := f.encs
+	if len(j.src) <= smallFrame {
+		encs = f.small
+	}
+	enc := encs.get()
+	defer encs.put(enc)
 	if need := enc.MaxEncodedSize(len(j.src)); cap(j.dst) < need {
 		j.dst = make([]byte, 0, need)
 	}
@@ -407,14 +434,13 @@ func (f *frameWriter) abort() {
 	f.free = nil
 }
 
-// levelEncoders are the level's encoders, one per frame being compressed,
-// at most the writer's concurrency at a time. The last one put back is the
-// next one handed out, so that a second encoder is used only when two
-// frames are compressed at once: an encoder allocates its tables on its
-// first frame (34 MiB at best), and klauspost's own Encoder, given a
-// concurrency of 2, hands out its two encoders in turn even to frames
-// compressed one after the other. An export of gzip layers compresses
-// little but its head and configs.
+// levelEncoders are one level's encoders, one per frame being compressed,
+// at most the writer's concurrency at a time. An encoder allocates its
+// tables on its first frame and keeps them, so the last one put back is
+// the next one handed out: a second encoder is built only when two frames
+// are compressed at once (klauspost's own Encoder, given a concurrency of
+// 2, hands out its two in turn even to frames compressed one after the
+// other).
 type levelEncoders struct {
 	slots chan struct{} // one token per encoder in use
 	mu    sync.Mutex

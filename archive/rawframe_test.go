@@ -349,21 +349,25 @@ func TestMixedFrames(t *testing.T) {
 	wantErr(t, err, name)
 }
 
-// TestRawFramesLeaveTheLevelEncoderAlone writes incompressible data at the
-// best level and counts what is allocated: the level's encoder, whose
-// tables alone are 34 MiB, is never built, while text (the plain case)
-// builds it.
-func TestRawFramesLeaveTheLevelEncoderAlone(t *testing.T) {
+// TestBestLeavesItsEncoderAlone writes at the best level and counts what
+// is allocated: incompressible frames never build the level's encoder,
+// whose tables alone are 34 MiB, and neither do small frames (the head and
+// configs of an export), which better's encoder compresses; large frames
+// of text (the plain case) build it.
+func TestBestLeavesItsEncoderAlone(t *testing.T) {
 	const n = 2 * frameSize
-	alloc := func(data []byte) uint64 {
+	alloc := func(data []byte, frame int) uint64 {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		fw, err := newFrameWriter(io.Discard, Best, 1, frameSize)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := fw.Write(data); err != nil {
-			t.Fatal(err)
+		for off := 0; off < len(data); off += frame {
+			if _, err := fw.Write(data[off:min(off+frame, len(data))]); err != nil {
+				t.Fatal(err)
+			}
+			fw.endFrame()
 		}
 		if err := fw.Close(); err != nil {
 			t.Fatal(err)
@@ -372,15 +376,33 @@ func TestRawFramesLeaveTheLevelEncoderAlone(t *testing.T) {
 		return after.TotalAlloc - before.TotalAlloc
 	}
 	random, text := randomBytes(1, n), textBytes(1, n)
-	r, x := alloc(random), alloc(text)
-	t.Logf("allocated writing %d MiB at best: random %d MiB, text %d MiB", n>>20, r>>20, x>>20)
+	r, s, x := alloc(random, frameSize), alloc(text[:16*smallFrame], smallFrame), alloc(text, frameSize)
+	t.Logf("allocated at best: %d MiB of random bytes %d MiB, 16 small frames of text %d MiB, %d MiB of text %d MiB",
+		n>>20, r>>20, s>>20, n>>20, x>>20)
 	// Random: the two jobs' 4 MiB frames and the sampler's few hundred
-	// KiB; text: those and the best encoder (34 MiB of tables, its
-	// history, the output buffers).
+	// KiB; small frames: those and better's encoder (4.5 MiB of tables,
+	// its 4 MiB window); text: those and best's encoder (34 MiB of
+	// tables, its window, the output buffers).
 	if r > 12<<20 {
 		t.Errorf("random data at best allocates %d MiB", r>>20)
 	}
+	if s > r+12<<20 {
+		t.Errorf("small frames of text at best allocate %d MiB", s>>20)
+	}
 	if x < r+34<<20 {
-		t.Errorf("text at best allocates %d MiB, random %d MiB: the measure misses the encoder", x>>20, r>>20)
+		t.Errorf("large frames of text at best allocate %d MiB, random ones %d MiB: the measure misses the encoder", x>>20, r>>20)
+	}
+}
+
+// TestBestCompressesSmallFramesAsBetter: frames up to smallFrame are the
+// same bytes at best and better, larger ones are not.
+func TestBestCompressesSmallFramesAsBetter(t *testing.T) {
+	fx := newFixture(t, fixtureOptions{bigLayer: 5 << 20})
+	if best, better := fx.writeFrames(t, WriterOptions{Level: Best}, smallFrame, nil),
+		fx.writeFrames(t, WriterOptions{Level: Better}, smallFrame, nil); !bytes.Equal(best, better) {
+		t.Errorf("frames of %d bytes: best gives %d bytes, better %d", smallFrame, len(best), len(better))
+	}
+	if best, better := fx.write(t, WriterOptions{Level: Best}, nil), fx.write(t, WriterOptions{Level: Better}, nil); len(best) >= len(better) {
+		t.Errorf("frames of %d bytes: best gives %d bytes, better %d", frameSize, len(best), len(better))
 	}
 }
