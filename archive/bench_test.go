@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/cespare/xxhash/v2"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/zstd"
@@ -278,6 +279,48 @@ func BenchmarkCompressors(b *testing.B) {
 					b.ReportMetric(float64(b.N)*size/1e6/(cpuSeconds()-cpu0), "cpu-MB/s")
 				})
 			}
+		}
+	}
+}
+
+// BenchmarkSampling is what deciding a 4 MiB frame's fate costs
+// (compressible), on random and text-like frames, beside the XXH64
+// checksum a Raw frame needs and the level's compression that sampling
+// spares random frames.
+func BenchmarkSampling(b *testing.B) {
+	sampler, err := newSampler(1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, kind := range []string{"random", "text"} {
+		src := benchData[kind](frameSize)
+		b.Run(kind+"/sample", func(b *testing.B) {
+			b.SetBytes(frameSize)
+			var scratch []byte
+			for range b.N {
+				_, scratch = compressible(sampler, src, scratch)
+			}
+		})
+		b.Run(kind+"/xxh64", func(b *testing.B) {
+			b.SetBytes(frameSize)
+			for range b.N {
+				xxhash.Sum64(src)
+			}
+		})
+		for _, level := range []Level{Default, Best} {
+			zl, _ := level.zstd()
+			enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zl), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true),
+				zstd.WithWindowSize(windowFor(frameSize)), zstd.WithLowerEncoderMem(true))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Run(kind+"/"+level.String(), func(b *testing.B) {
+				b.SetBytes(frameSize)
+				dst := make([]byte, 0, enc.MaxEncodedSize(frameSize))
+				for range b.N {
+					dst = enc.EncodeAll(src, dst[:0])
+				}
+			})
 		}
 	}
 }

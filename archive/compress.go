@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -99,6 +100,11 @@ func (l Level) zstd() (zstd.EncoderLevel, error) {
 // and out) within a small memory budget, for a few tenths of a percent of
 // ratio on compressible data; a blob that starts a frame (every blob does)
 // makes frames shorter anyway.
+//
+// The random row above is the encoder's: since then a frame whose samples
+// do not shrink (rawframe.go) is written as Raw blocks without it, and
+// costs its sampling and checksum only (BenchmarkSampling: about 0.1 and
+// 0.5 ms per frame, against 2 ms for the encoder at default, 20 at best).
 const frameSize = 4 << 20
 
 // windowFor is the zstd window for frames of size bytes: a power of two
@@ -117,10 +123,12 @@ func windowFor(size int) int {
 // underlying writer does, such as hashing it) overlaps reading and
 // compressing what comes next.
 type frameWriter struct {
-	w    io.Writer
-	enc  *zstd.Encoder
-	conc int
-	size int // frameSize, smaller in tests
+	w       io.Writer
+	encs    *levelEncoders // the level's, for frames worth compressing
+	small   *levelEncoders // for those of smallFrame bytes or less
+	sampler *zstd.Encoder  // decides which those are (newSampler)
+	conc    int
+	size    int // frameSize, smaller in tests
 
 	cur  *frameJob      // the frame being filled
 	free chan *frameJob // jobs whose buffers may be reused
@@ -139,9 +147,13 @@ type frameWriter struct {
 }
 
 // frameJob is one frame: its tar bytes, then its compressed bytes, or a
-// skippable frame ready to write.
+// skippable frame ready to write. A frame not worth compressing is written
+// from src in Raw blocks (raw, with sum its checksum), and dst is only the
+// scratch of sampling.
 type frameJob struct {
 	src, dst  []byte
+	raw       bool
+	sum       uint64 // xxhash.Sum64(src), when raw
 	skippable bool
 	ready     chan struct{} // closed once dst is ready
 }
@@ -159,25 +171,39 @@ func newFrameWriter(w io.Writer, level Level, concurrency, size int) (*frameWrit
 	}
 	// A frame never refers outside itself, so a window the size of a frame
 	// loses nothing, and keeps each encoder's history that small.
-	enc, err := zstd.NewWriter(nil,
-		zstd.WithEncoderLevel(zl),
-		zstd.WithEncoderConcurrency(concurrency),
-		zstd.WithEncoderCRC(true),
-		zstd.WithWindowSize(windowFor(size)),
-		zstd.WithLowerEncoderMem(true))
+	encoders := func(zl zstd.EncoderLevel) (*levelEncoders, error) {
+		return newLevelEncoders(concurrency,
+			zstd.WithEncoderLevel(zl),
+			zstd.WithEncoderCRC(true),
+			zstd.WithWindowSize(windowFor(size)),
+			zstd.WithLowerEncoderMem(true))
+	}
+	encs, err := encoders(zl)
+	if err != nil {
+		return nil, err
+	}
+	small := encs
+	if level == Best {
+		if small, err = encoders(zstd.SpeedBetterCompression); err != nil {
+			return nil, err
+		}
+	}
+	sampler, err := newSampler(concurrency)
 	if err != nil {
 		return nil, err
 	}
 	// One frame filling and concurrency compressing or being written.
 	jobs := concurrency + 1
 	f := &frameWriter{
-		w:    w,
-		enc:  enc,
-		conc: concurrency,
-		size: size,
-		free: make(chan *frameJob, jobs),
-		out:  make(chan *frameJob, jobs),
-		done: make(chan struct{}),
+		w:       w,
+		encs:    encs,
+		small:   small,
+		sampler: sampler,
+		conc:    concurrency,
+		size:    size,
+		free:    make(chan *frameJob, jobs),
+		out:     make(chan *frameJob, jobs),
+		done:    make(chan struct{}),
 	}
 	for range jobs {
 		f.free <- &frameJob{}
@@ -206,12 +232,21 @@ func (f *frameWriter) output(out <-chan *frameJob) {
 		failed := f.err != nil
 		f.mu.Unlock()
 		if !failed {
-			if _, err := f.w.Write(j.dst); err != nil {
+			var n int64
+			var err error
+			if j.raw {
+				n, err = writeRawFrame(f.w, j.src, j.sum)
+			} else {
+				var k int
+				k, err = f.w.Write(j.dst)
+				n = int64(k)
+			}
+			if err != nil {
 				f.mu.Lock()
 				f.err = &OutputError{Err: err}
 				f.mu.Unlock()
 			} else {
-				e := seekEntry{compressed: uint32(len(j.dst)), decompressed: uint32(len(j.src))}
+				e := seekEntry{compressed: uint32(n), decompressed: uint32(len(j.src))}
 				if j.skippable {
 					e.decompressed = 0
 				}
@@ -234,9 +269,8 @@ func (f *frameWriter) job() *frameJob {
 	j := <-f.free
 	if cap(j.src) < f.size {
 		j.src = make([]byte, 0, f.size)
-		j.dst = make([]byte, 0, f.enc.MaxEncodedSize(f.size))
 	}
-	j.src, j.dst, j.skippable = j.src[:0], j.dst[:0], false
+	j.src, j.dst, j.raw, j.skippable = j.src[:0], j.dst[:0], false, false
 	j.ready = make(chan struct{})
 	return j
 }
@@ -309,15 +343,49 @@ func (f *frameWriter) endFrame() {
 	f.cur = nil
 	f.cut++
 	if f.conc == 1 {
-		j.dst = f.enc.EncodeAll(j.src, j.dst)
+		f.compress(j)
 		close(j.ready)
 	} else {
 		go func() {
-			j.dst = f.enc.EncodeAll(j.src, j.dst)
+			f.compress(j)
 			close(j.ready)
 		}()
 	}
 	f.out <- j
+}
+
+// smallFrame is the size up to which a frame is compressed by
+// frameWriter.small: at best, better's encoders. A best encoder's tables
+// are 34 MiB, and even a few KiB spread their writes over all of it (a
+// hash table's pages are touched at random), so the head and the configs
+// of an export of gzip layers, alone, would make its memory 30 MiB larger
+// (two encoders, if two configs are compressed at once: 60). Better's are
+// 4.5 MiB, and on frames this small it finds what best finds: the same
+// bytes for each of 24 manifests, configs and indexes (go-containerregistry's
+// layout test data), and 2% more (29 bytes) for the 7.5 KiB of all of them
+// in one frame.
+const smallFrame = 128 << 10
+
+// compress makes j's frame: Raw blocks if sampling says its bytes do not
+// shrink (so no encoder of the level sees them), else the encoder's. The
+// choices depend on the bytes only, so the archive does not depend on the
+// concurrency.
+func (f *frameWriter) compress(j *frameJob) {
+	var ok bool
+	if ok, j.dst = compressible(f.sampler, j.src, j.dst); !ok {
+		j.raw, j.sum = true, xxhash.Sum64(j.src)
+		return
+	}
+	encs := f.encs
+	if len(j.src) <= smallFrame {
+		encs = f.small
+	}
+	enc := encs.get()
+	defer encs.put(enc)
+	if need := enc.MaxEncodedSize(len(j.src)); cap(j.dst) < need {
+		j.dst = make([]byte, 0, need)
+	}
+	j.dst = enc.EncodeAll(j.src, j.dst[:0])
 }
 
 // writeSkippable queues a zstd skippable frame holding payload after every
@@ -364,4 +432,49 @@ func (f *frameWriter) abort() {
 	f.cur = nil
 	f.wait()
 	f.free = nil
+}
+
+// levelEncoders are one level's encoders, one per frame being compressed,
+// at most the writer's concurrency at a time. An encoder allocates its
+// tables on its first frame and keeps them, so the last one put back is
+// the next one handed out: a second encoder is built only when two frames
+// are compressed at once (klauspost's own Encoder, given a concurrency of
+// 2, hands out its two in turn even to frames compressed one after the
+// other).
+type levelEncoders struct {
+	slots chan struct{} // one token per encoder in use
+	mu    sync.Mutex
+	idle  []*zstd.Encoder
+}
+
+func newLevelEncoders(n int, opts ...zstd.EOption) (*levelEncoders, error) {
+	p := &levelEncoders{slots: make(chan struct{}, n)}
+	opts = append(opts, zstd.WithEncoderConcurrency(1))
+	for range n {
+		// Cheap: the encoder's state is allocated on its first EncodeAll.
+		enc, err := zstd.NewWriter(nil, opts...)
+		if err != nil {
+			return nil, err
+		}
+		p.idle = append(p.idle, enc)
+	}
+	return p, nil
+}
+
+// get takes an idle encoder, waiting while all are in use.
+func (p *levelEncoders) get() *zstd.Encoder {
+	p.slots <- struct{}{}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	enc := p.idle[len(p.idle)-1]
+	p.idle = p.idle[:len(p.idle)-1]
+	return enc
+}
+
+// put gives back an encoder that get returned.
+func (p *levelEncoders) put(enc *zstd.Encoder) {
+	p.mu.Lock()
+	p.idle = append(p.idle, enc)
+	p.mu.Unlock()
+	<-p.slots
 }

@@ -127,6 +127,7 @@ type fixture struct {
 type fixtureOptions struct {
 	bigLayer int  // size of an extra layer of the image, 0 for none
 	random   bool // the extra layer is random rather than text-like
+	mixed    bool // the extra layer alternates random and text (mixedBytes)
 }
 
 func newFixture(t testing.TB, o fixtureOptions) *fixture {
@@ -159,6 +160,9 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 		big = newBlob(dockerLayer, textBytes(5, o.bigLayer))
 		if o.random {
 			big = newBlob(dockerLayer, randomBytes(5, o.bigLayer))
+		}
+		if o.mixed {
+			big = newBlob(dockerLayer, mixedBytes(5, o.bigLayer))
 		}
 		layers = append(layers, big)
 	}

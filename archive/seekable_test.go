@@ -19,6 +19,7 @@ import (
 type zframe struct {
 	offset, size int
 	skippable    bool
+	raw          bool // a data frame of Raw blocks only
 }
 
 // walkFrames splits a zstd stream into its frames by reading frame and
@@ -51,6 +52,7 @@ func walkFrames(t *testing.T, b []byte) []zframe {
 			fcs = 1
 		}
 		pos += fcs
+		raw := true
 		for {
 			h := uint32(rest[pos]) | uint32(rest[pos+1])<<8 | uint32(rest[pos+2])<<16
 			pos += 3
@@ -58,6 +60,7 @@ func walkFrames(t *testing.T, b []byte) []zframe {
 			if (h>>1)&3 == 1 {
 				size = 1
 			}
+			raw = raw && (h>>1)&3 == 0
 			pos += size
 			if h&1 == 1 {
 				break
@@ -66,7 +69,7 @@ func walkFrames(t *testing.T, b []byte) []zframe {
 		if fhd&0x04 != 0 {
 			pos += 4
 		}
-		out = append(out, zframe{offset: off, size: pos})
+		out = append(out, zframe{offset: off, size: pos, raw: raw})
 		off += pos
 	}
 	return out
