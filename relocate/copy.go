@@ -64,6 +64,7 @@ func runCopy(ctx context.Context, p *Plan, repo name.Repository, opts CopyOption
 	if err != nil {
 		return nil, err
 	}
+	dst.checkInMove = true
 	c := &copier{plan: p, sources: make(map[v1.Hash]Blob, len(p.Blobs))}
 	for _, b := range p.Blobs {
 		c.sources[b.Digest] = b
@@ -120,6 +121,7 @@ type copier struct {
 // move sends every blob the destination lacks, concurrently.
 func (c *copier) move(ctx context.Context, dst *destination, res *ImportResult) error {
 	var todo []Blob
+	var descs []v1.Descriptor
 	for _, d := range dst.head.blobs {
 		if dst.blobPresent[d.Digest] {
 			continue
@@ -130,9 +132,13 @@ func (c *copier) move(ctx context.Context, dst *destination, res *ImportResult) 
 			return fmt.Errorf("blob %s is referenced by a manifest but not in the plan", d.Digest)
 		}
 		todo = append(todo, b)
+		descs = append(descs, d)
 	}
 	var mu sync.Mutex
 	err := parallel.ForEach(ctx, dst.conc, len(todo), func(ctx context.Context, i int) error {
+		if there, err := dst.alreadyThere(ctx, descs[i]); there || err != nil {
+			return err
+		}
 		mounted, err := c.copyBlob(ctx, dst, todo[i])
 		if err != nil {
 			return err

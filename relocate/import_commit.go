@@ -91,6 +91,17 @@ type destination struct {
 	blobLocal bool
 
 	blobPresent map[v1.Hash]bool
+	// checkInMove says that the mover asks repo about each blob the probe
+	// left unchecked just before it would send it (alreadyThere), so that
+	// uploads start without waiting for every blob's HEAD: an import from
+	// a file, and a copy. Not in a dry run, which moves nothing.
+	checkInMove bool
+	// unchecked are the blobs the probe left to the mover; found, those
+	// of them repo turned out to have (under foundMu: the mover runs
+	// them at once).
+	unchecked map[v1.Hash]bool
+	foundMu   sync.Mutex
+	found     map[v1.Hash]bool
 	// elsewhere are the left-out blobs a dry run found at their mount
 	// source and did not mount: a bundle's layer among them is read there.
 	elsewhere       map[v1.Hash]name.Repository
@@ -123,9 +134,26 @@ func newDestination(ctx context.Context, repo name.Repository, head *importHead,
 	if dst.push, err = remote.NewPusher(opts.Remote...); err != nil {
 		return nil, err
 	}
+	// The repository's tags (the probe's first question) are listed
+	// through go-containerregistry, which authenticates on its own, while
+	// the Client authenticates: each asks the registry how (a round trip
+	// or more, a token maybe), and they need not wait for each other.
 	access := registry.Access{Push: !opts.DryRun}
-	if dst.reg, err = dst.client.Repo(ctx, repo, access); err != nil {
+	listCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var listErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { dst.existing, listErr = importListTags(listCtx, dst.pull, repo) })
+	dst.reg, err = dst.client.Repo(ctx, repo, access)
+	if err != nil {
+		cancel()
+	}
+	wg.Wait()
+	if err != nil {
 		return nil, err
+	}
+	if listErr != nil {
+		return nil, listErr
 	}
 	dst.blob = dst.blobFromDestination
 	return dst, nil
@@ -158,8 +186,10 @@ func (dst *destination) blobFromDestination(ctx context.Context, d v1.Hash) (io.
 }
 
 // blobMover puts the configs and layers dst lacks (those not in
-// dst.blobPresent) into dst. It may record in res what only it knows
-// (mounts); the upload counts are already set.
+// dst.blobPresent) into dst, asking dst.alreadyThere first about each when
+// it sets dst.checkInMove. It may record in res what only it knows
+// (mounts); the upload counts are already set (and counted again after it,
+// with the blobs it found there).
 type blobMover func(ctx context.Context, dst *destination, res *ImportResult) error
 
 // commit runs the whole move: it checks what repo has, then (unless in a
@@ -191,17 +221,7 @@ func (dst *destination) commit(ctx context.Context, phase, done string, move blo
 	if err := dst.checkDelta(ctx, res); err != nil {
 		return nil, err
 	}
-	var missing int64
-	for _, b := range head.blobs {
-		if dst.blobPresent[b.Digest] {
-			res.BlobsPresent++
-			res.BytesPresent += b.Size
-		} else {
-			res.BlobsUploaded++
-			missing += b.Size
-		}
-	}
-	res.BytesUploaded = missing
+	missing := dst.countBlobs(res)
 	for d := range head.manifests {
 		if dst.manifestPresent[d] {
 			res.ManifestsPresent++
@@ -245,6 +265,7 @@ func (dst *destination) commit(ctx context.Context, phase, done string, move blo
 		if err != nil {
 			return nil, err
 		}
+		dst.settleFound(res)
 		if results, err = dst.commitManifests(ctx, imgpkg, cur); err != nil {
 			return nil, err
 		}
@@ -252,6 +273,7 @@ func (dst *destination) commit(ctx context.Context, phase, done string, move blo
 		if err := move(ctx, dst, res); err != nil {
 			return nil, err
 		}
+		dst.settleFound(res)
 		if locs, err = dst.checkedLocations(ctx, dst.conc); err != nil {
 			return nil, err
 		}
@@ -301,6 +323,52 @@ func (dst *destination) commit(ctx context.Context, phase, done string, move blo
 		dst.rep.Logf("%s %s", done, res.Root)
 	}
 	return res, nil
+}
+
+// countBlobs sets the blob counts of res from what repo is known to have,
+// and returns the bytes missing there (or not checked yet).
+func (dst *destination) countBlobs(res *ImportResult) int64 {
+	res.BlobsPresent, res.BytesPresent, res.BlobsUploaded, res.BytesUploaded = 0, 0, 0, 0
+	for _, b := range dst.head.blobs {
+		if dst.blobPresent[b.Digest] {
+			res.BlobsPresent++
+			res.BytesPresent += b.Size
+		} else {
+			res.BlobsUploaded++
+			res.BytesUploaded += b.Size
+		}
+	}
+	return res.BytesUploaded
+}
+
+// alreadyThere reports whether repo has blob b, asking it (HEAD) when the
+// probe left b to the mover (checkInMove); one it has is recorded, and its
+// bytes count as done in the progress.
+func (dst *destination) alreadyThere(ctx context.Context, b v1.Descriptor) (bool, error) {
+	if !dst.unchecked[b.Digest] {
+		return false, nil
+	}
+	ok, err := dst.reg.BlobExists(ctx, b.Digest)
+	if err != nil || !ok {
+		return false, err
+	}
+	dst.foundMu.Lock()
+	dst.found[b.Digest] = true
+	dst.foundMu.Unlock()
+	dst.rep.Add(b.Size)
+	return true, nil
+}
+
+// settleFound records the blobs the mover found in repo as present, and
+// counts them so in res.
+func (dst *destination) settleFound(res *ImportResult) {
+	if len(dst.found) == 0 {
+		return
+	}
+	for d := range dst.found {
+		dst.blobPresent[d] = true
+	}
+	dst.countBlobs(res)
 }
 
 // locksAtHand reports whether every bundle's images.yml, and every config
@@ -503,9 +571,19 @@ func (dst *destination) probe(ctx context.Context, imgpkg []importTag, names []s
 			cover(d)
 		}
 	}
+	// The mover checks the others itself, each just before it would send
+	// it; a delta's left-out blobs are checked here: checkDelta needs
+	// them before anything is written.
+	lazy := dst.checkInMove && !dst.opts.DryRun
+	dst.unchecked = map[v1.Hash]bool{}
+	dst.found = map[v1.Hash]bool{}
 	var blobs []v1.Hash
 	for _, b := range dst.head.blobs {
-		if !dst.blobPresent[b.Digest] {
+		switch {
+		case dst.blobPresent[b.Digest]:
+		case lazy && !dst.head.isLeftOut(b.Digest):
+			dst.unchecked[b.Digest] = true
+		default:
 			blobs = append(blobs, b.Digest)
 		}
 	}
