@@ -215,6 +215,7 @@ func runImport(ctx context.Context, r io.Reader, repo name.Repository, opts Impo
 	if err != nil {
 		return nil, err
 	}
+	dst.checkInMove = true
 	im := &importer{ar: ar, opts: opts}
 	return dst.commit(ctx, "import", "imported", func(ctx context.Context, dst *destination, _ *ImportResult) error {
 		return im.stream(ctx, dst)

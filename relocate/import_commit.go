@@ -93,8 +93,8 @@ type destination struct {
 	blobPresent map[v1.Hash]bool
 	// checkInMove says that the mover asks repo about each blob the probe
 	// left unchecked just before it would send it (alreadyThere), so that
-	// uploads start without waiting for every blob's HEAD: an import from
-	// a file, and a copy. Not in a dry run, which moves nothing.
+	// uploads start without waiting for every blob's HEAD. Not in a dry
+	// run, which moves nothing.
 	checkInMove bool
 	// unchecked are the blobs the probe left to the mover; found, those
 	// of them repo turned out to have (under foundMu: the mover runs

@@ -190,6 +190,10 @@ func (u *importUploads) add(d v1.Hash, size int64, r io.Reader) error {
 		return err
 	}
 	if size > memSpoolMax && u.spoolDir == "" {
+		if there, err := u.dst.alreadyThere(u.ctx, v1.Descriptor{Digest: d, Size: size}); there || err != nil {
+			// The Reader verifies it as it skips it.
+			return err
+		}
 		return u.stream(d, size, r)
 	}
 	sp := &importSpool{digest: d, size: size}
@@ -297,6 +301,9 @@ func (u *importUploads) work() {
 }
 
 func (u *importUploads) upload(sp *importSpool) error {
+	if there, err := u.dst.alreadyThere(u.ctx, v1.Descriptor{Digest: sp.digest, Size: sp.size}); there || err != nil {
+		return err
+	}
 	_, err := u.dst.reg.Upload(u.ctx, sp.digest, sp.size, sp.open(u.rep), u.dst.warnRetry(sp.digest))
 	if err != nil {
 		return err
