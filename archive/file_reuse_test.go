@@ -12,19 +12,11 @@ import (
 // checked as ever.
 func TestFileBlobAfterAnAbandonedOrFailedRead(t *testing.T) {
 	fx, data := seekableFixture(t)
-	frames, err := readSeekTable(bytes.NewReader(data), int64(len(data)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	toc, err := readTOC(bytes.NewReader(data), frames[len(frames)-1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The last blob's frame damaged: reading it fails at its end.
+	// The last blob's frame damaged: reading it fails.
 	damaged := fx.blobs[len(fx.blobs)-1]
-	fr := frames[toc[len(toc)-1].Frame]
+	i, frames := blobFrames(t, data, damaged)
 	bad := bytes.Clone(data)
-	bad[fr.offset+fr.size/2] ^= 0x20
+	bad[frames[i].offset+frames[i].size/2] ^= 0x20
 	f, err := OpenFile(bytes.NewReader(bad), int64(len(bad)), ReaderOptions{})
 	if err != nil {
 		t.Fatal(err)
