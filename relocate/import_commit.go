@@ -252,7 +252,7 @@ func (dst *destination) commit(ctx context.Context, phase, done string, move blo
 	var staged *stagedLocations
 	var results []TagResult
 	if dst.locksAtHand() {
-		err = dst.alongside(ctx, func(ctx context.Context) error {
+		err = alongside(ctx, func(ctx context.Context) error {
 			return move(ctx, dst, res)
 		}, func(ctx context.Context) error {
 			var err error
@@ -277,7 +277,7 @@ func (dst *destination) commit(ctx context.Context, phase, done string, move blo
 		if locs, err = dst.checkedLocations(ctx, dst.conc); err != nil {
 			return nil, err
 		}
-		err = dst.alongside(ctx, func(ctx context.Context) error {
+		err = alongside(ctx, func(ctx context.Context) error {
 			var err error
 			results, err = dst.commitManifests(ctx, imgpkg, cur)
 			return err
@@ -413,7 +413,7 @@ func (dst *destination) checkedLocations(ctx context.Context, conc int) ([]*impo
 // alongside runs main and side at once and returns the first failure: one
 // failing cancels the other, whose error, a consequence, is not reported.
 // The parent's cancellation is reported as such.
-func (dst *destination) alongside(ctx context.Context, main, side func(context.Context) error) error {
+func alongside(ctx context.Context, main, side func(context.Context) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -1047,9 +1047,8 @@ type stagedLocations struct {
 	// staged says which locations images (by digest) had their blobs
 	// checked and uploaded.
 	staged map[v1.Hash]bool
-	// sent counts the blobs uploaded, found reports those repo had.
-	sent, found       int
-	sentSize, foundSz int64
+	// counts says how many of their blobs were sent, and found in repo.
+	counts blobCounts
 }
 
 // stageLocations finds which locations images must be written (one whose
@@ -1095,10 +1094,10 @@ func (dst *destination) stageLocations(ctx context.Context, locs []*importLocati
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		st.sent += c.sent
-		st.sentSize += c.sentSize
-		st.found += c.found
-		st.foundSz += c.foundSize
+		st.counts.sent += c.sent
+		st.counts.sentSize += c.sentSize
+		st.counts.found += c.found
+		st.counts.foundSize += c.foundSize
 		return nil
 	})
 	if err != nil {
@@ -1116,10 +1115,10 @@ func (dst *destination) stageLocations(ctx context.Context, locs []*importLocati
 func (dst *destination) writeLocations(ctx context.Context, st *stagedLocations, cur map[string]v1.Hash, res *ImportResult) ([]TagResult, error) {
 	maps.Copy(cur, st.own)
 	locs := st.locs
-	res.BlobsUploaded += st.sent
-	res.BytesUploaded += st.sentSize
-	res.BlobsPresent += st.found
-	res.BytesPresent += st.foundSz
+	res.BlobsUploaded += st.counts.sent
+	res.BytesUploaded += st.counts.sentSize
+	res.BlobsPresent += st.counts.found
+	res.BytesPresent += st.counts.foundSize
 	results := make([][]TagResult, len(locs))
 	pushed := make([]bool, len(locs))
 	err := parallel.ForEach(ctx, dst.conc, len(locs), func(ctx context.Context, i int) error {
