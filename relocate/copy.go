@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/parallel"
+	"github.com/ferry-dev/ferry/internal/registry"
 	"github.com/ferry-dev/ferry/lock"
 )
 
@@ -64,11 +65,50 @@ func runCopy(ctx context.Context, p *Plan, repo name.Repository, opts CopyOption
 	if err != nil {
 		return nil, err
 	}
+	dst.checkInMove = true
 	c := &copier{plan: p, sources: make(map[v1.Hash]Blob, len(p.Blobs))}
 	for _, b := range p.Blobs {
 		c.sources[b.Digest] = b
 	}
+	// The source repositories' clients authenticate (a ping, maybe a
+	// token) while the destination is probed, one at a time, instead of
+	// when the first blobs need them, every stream waiting for that.
+	warmCtx, stopWarm := context.WithCancel(ctx)
+	var warm sync.WaitGroup
+	defer func() {
+		stopWarm()
+		warm.Wait()
+	}()
+	warm.Go(func() {
+		for _, src := range c.sourceRepos(head, repo) {
+			if _, err := dst.client.Repo(warmCtx, src, registry.Access{}); err != nil {
+				// The copy asks again, and reports it.
+				return
+			}
+		}
+	})
 	return dst.commit(ctx, "copy", "copied", c.move)
+}
+
+// sourceRepos lists, once each and in the order the copy needs them, the
+// repositories its blobs will be read from: not those of blobs the plan
+// holds already, nor those of the destination's registry, whose blobs are
+// mounted.
+func (c *copier) sourceRepos(head *importHead, dst name.Repository) []name.Repository {
+	var out []name.Repository
+	seen := map[string]bool{}
+	for _, d := range head.blobs {
+		b, ok := c.sources[d.Digest]
+		if _, cached := c.plan.Cached[d.Digest]; !ok || cached {
+			continue
+		}
+		repo := b.Source.Context()
+		if repo.RegistryStr() != dst.RegistryStr() && !seen[repo.Name()] {
+			seen[repo.Name()] = true
+			out = append(out, repo)
+		}
+	}
+	return out
 }
 
 // planHead is what an archive of p would hold at its head: the entries of
@@ -120,6 +160,7 @@ type copier struct {
 // move sends every blob the destination lacks, concurrently.
 func (c *copier) move(ctx context.Context, dst *destination, res *ImportResult) error {
 	var todo []Blob
+	var descs []v1.Descriptor
 	for _, d := range dst.head.blobs {
 		if dst.blobPresent[d.Digest] {
 			continue
@@ -130,9 +171,13 @@ func (c *copier) move(ctx context.Context, dst *destination, res *ImportResult) 
 			return fmt.Errorf("blob %s is referenced by a manifest but not in the plan", d.Digest)
 		}
 		todo = append(todo, b)
+		descs = append(descs, d)
 	}
 	var mu sync.Mutex
 	err := parallel.ForEach(ctx, dst.conc, len(todo), func(ctx context.Context, i int) error {
+		if there, err := dst.alreadyThere(ctx, descs[i]); there || err != nil {
+			return err
+		}
 		mounted, err := c.copyBlob(ctx, dst, todo[i])
 		if err != nil {
 			return err

@@ -49,7 +49,7 @@ func (c *copier) copyBlob(ctx context.Context, dst *destination, b Blob) (bool, 
 	}, registry.OnRetry(func(attempt, attempts int, err error) {
 		dst.rep.Warnf("blob %s failed on its way from %s to %s (%v); sending it again from a fresh download (attempt %d of %d)",
 			b.Digest, b.Source, dst.repo, err, attempt, attempts)
-	}))
+	}), registry.OpenEarly())
 	if err != nil {
 		if ctx.Err() != nil {
 			return false, fmt.Errorf("copy blob %s from %s: %w", b.Digest, b.Source, context.Cause(ctx))

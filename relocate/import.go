@@ -151,9 +151,10 @@ type ImportResult struct {
 //
 //   - From the head (index.json and the manifests) it knows every blob. It
 //     asks repo which manifests it has (a manifest present implies its
-//     blobs), then which of the other blobs, and uploads only the missing
-//     ones, each verified against its digest as it is read (a mismatch
-//     aborts the import, naming the digest and archive entry).
+//     blobs), then about each of the other blobs just before it would send
+//     it, and uploads only the missing ones, each verified against its
+//     digest as it is read (a mismatch aborts the import, naming the
+//     digest and archive entry).
 //   - When r is a file with a seek table (archive.OpenFile), each missing
 //     blob is read straight from where it lies, several at once, and blobs
 //     repo has are never read: a re-import reads the head alone. The same
@@ -215,6 +216,7 @@ func runImport(ctx context.Context, r io.Reader, repo name.Repository, opts Impo
 	if err != nil {
 		return nil, err
 	}
+	dst.checkInMove = true
 	im := &importer{ar: ar, opts: opts}
 	return dst.commit(ctx, "import", "imported", func(ctx context.Context, dst *destination, _ *ImportResult) error {
 		return im.stream(ctx, dst)

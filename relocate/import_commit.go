@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -90,6 +91,17 @@ type destination struct {
 	blobLocal bool
 
 	blobPresent map[v1.Hash]bool
+	// checkInMove says that the mover asks repo about each blob the probe
+	// left unchecked just before it would send it (alreadyThere), so that
+	// uploads start without waiting for every blob's HEAD. Not in a dry
+	// run, which moves nothing.
+	checkInMove bool
+	// unchecked are the blobs the probe left to the mover; found, those
+	// of them repo turned out to have (under foundMu: the mover runs
+	// them at once).
+	unchecked map[v1.Hash]bool
+	foundMu   sync.Mutex
+	found     map[v1.Hash]bool
 	// elsewhere are the left-out blobs a dry run found at their mount
 	// source and did not mount: a bundle's layer among them is read there.
 	elsewhere       map[v1.Hash]name.Repository
@@ -122,9 +134,26 @@ func newDestination(ctx context.Context, repo name.Repository, head *importHead,
 	if dst.push, err = remote.NewPusher(opts.Remote...); err != nil {
 		return nil, err
 	}
+	// The repository's tags (the probe's first question) are listed
+	// through go-containerregistry, which authenticates on its own, while
+	// the Client authenticates: each asks the registry how (a round trip
+	// or more, a token maybe), and they need not wait for each other.
 	access := registry.Access{Push: !opts.DryRun}
-	if dst.reg, err = dst.client.Repo(ctx, repo, access); err != nil {
+	listCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var listErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { dst.existing, listErr = importListTags(listCtx, dst.pull, repo) })
+	dst.reg, err = dst.client.Repo(ctx, repo, access)
+	if err != nil {
+		cancel()
+	}
+	wg.Wait()
+	if err != nil {
 		return nil, err
+	}
+	if listErr != nil {
+		return nil, listErr
 	}
 	dst.blob = dst.blobFromDestination
 	return dst, nil
@@ -157,8 +186,10 @@ func (dst *destination) blobFromDestination(ctx context.Context, d v1.Hash) (io.
 }
 
 // blobMover puts the configs and layers dst lacks (those not in
-// dst.blobPresent) into dst. It may record in res what only it knows
-// (mounts); the upload counts are already set.
+// dst.blobPresent) into dst, asking dst.alreadyThere first about each when
+// it sets dst.checkInMove. It may record in res what only it knows
+// (mounts); the upload counts are already set (and counted again after it,
+// with the blobs it found there).
 type blobMover func(ctx context.Context, dst *destination, res *ImportResult) error
 
 // commit runs the whole move: it checks what repo has, then (unless in a
@@ -190,17 +221,7 @@ func (dst *destination) commit(ctx context.Context, phase, done string, move blo
 	if err := dst.checkDelta(ctx, res); err != nil {
 		return nil, err
 	}
-	var missing int64
-	for _, b := range head.blobs {
-		if dst.blobPresent[b.Digest] {
-			res.BlobsPresent++
-			res.BytesPresent += b.Size
-		} else {
-			res.BlobsUploaded++
-			missing += b.Size
-		}
-	}
-	res.BytesUploaded = missing
+	missing := dst.countBlobs(res)
 	for d := range head.manifests {
 		if dst.manifestPresent[d] {
 			res.ManifestsPresent++
@@ -219,27 +240,57 @@ func (dst *destination) commit(ctx context.Context, phase, done string, move blo
 
 	dst.rep.Start(phase, missing)
 	defer dst.rep.Done()
-	if err := move(ctx, dst, res); err != nil {
-		return nil, err
+	// Every bundle's locations image, from its images.yml, and verify's
+	// rule before any tag: every image a bundle locks is in the archive or
+	// in repo. Then the locations images' configs and layers go up (blobs,
+	// which name nothing). From a file or in a copy the locks are at hand
+	// before any blob moves: all of that runs while the blobs upload,
+	// instead of after them, one request at a time beside the uploads.
+	// From a stream the locks are read back from repo once the blobs are
+	// there, and the locations images' blobs go up while the manifests do.
+	var locs []*importLocations
+	var staged *stagedLocations
+	var results []TagResult
+	if dst.locksAtHand() {
+		err = alongside(ctx, func(ctx context.Context) error {
+			return move(ctx, dst, res)
+		}, func(ctx context.Context) error {
+			var err error
+			if locs, err = dst.checkedLocations(ctx, 1); err != nil {
+				return err
+			}
+			staged, err = dst.stageLocations(ctx, locs, cur, 1)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		dst.settleFound(res)
+		if results, err = dst.commitManifests(ctx, imgpkg, cur); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := move(ctx, dst, res); err != nil {
+			return nil, err
+		}
+		dst.settleFound(res)
+		if locs, err = dst.checkedLocations(ctx, dst.conc); err != nil {
+			return nil, err
+		}
+		err = alongside(ctx, func(ctx context.Context) error {
+			var err error
+			results, err = dst.commitManifests(ctx, imgpkg, cur)
+			return err
+		}, func(ctx context.Context) error {
+			var err error
+			staged, err = dst.stageLocations(ctx, locs, cur, 1)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
-	// Every bundle's locations image, from its images.yml (now readable:
-	// its layer is in repo or in the archive), and verify's rule before
-	// any tag: every image a bundle locks is in the archive or in repo.
-	locs, err := dst.locations(ctx, head.bundles())
-	if err != nil {
-		return nil, err
-	}
-	if err := dst.checkLocked(ctx, locs); err != nil {
-		return nil, err
-	}
-	if _, err := dst.checkRoles(ctx, locs, func(v1.Hash) bool { return true }); err != nil {
-		return nil, err
-	}
-	results, err := dst.commitManifests(ctx, imgpkg, cur)
-	if err != nil {
-		return nil, err
-	}
-	locResults, err := dst.writeLocations(ctx, locs, cur, res)
+	locResults, err := dst.writeLocations(ctx, staged, cur, res)
 	if err != nil {
 		return nil, err
 	}
@@ -272,6 +323,114 @@ func (dst *destination) commit(ctx context.Context, phase, done string, move blo
 		dst.rep.Logf("%s %s", done, res.Root)
 	}
 	return res, nil
+}
+
+// countBlobs sets the blob counts of res from what repo is known to have,
+// and returns the bytes missing there (or not checked yet).
+func (dst *destination) countBlobs(res *ImportResult) int64 {
+	res.BlobsPresent, res.BytesPresent, res.BlobsUploaded, res.BytesUploaded = 0, 0, 0, 0
+	for _, b := range dst.head.blobs {
+		if dst.blobPresent[b.Digest] {
+			res.BlobsPresent++
+			res.BytesPresent += b.Size
+		} else {
+			res.BlobsUploaded++
+			res.BytesUploaded += b.Size
+		}
+	}
+	return res.BytesUploaded
+}
+
+// alreadyThere reports whether repo has blob b, asking it (HEAD) when the
+// probe left b to the mover (checkInMove); one it has is recorded, and its
+// bytes count as done in the progress.
+func (dst *destination) alreadyThere(ctx context.Context, b v1.Descriptor) (bool, error) {
+	if !dst.unchecked[b.Digest] {
+		return false, nil
+	}
+	ok, err := dst.reg.BlobExists(ctx, b.Digest)
+	if err != nil || !ok {
+		return false, err
+	}
+	dst.foundMu.Lock()
+	dst.found[b.Digest] = true
+	dst.foundMu.Unlock()
+	dst.rep.Add(b.Size)
+	return true, nil
+}
+
+// settleFound records the blobs the mover found in repo as present, and
+// counts them so in res.
+func (dst *destination) settleFound(res *ImportResult) {
+	if len(dst.found) == 0 {
+		return
+	}
+	for d := range dst.found {
+		dst.blobPresent[d] = true
+	}
+	dst.countBlobs(res)
+}
+
+// locksAtHand reports whether every bundle's images.yml, and every config
+// checkRoles reads, can be read before any blob is uploaded: a copy knows
+// them from its plan, an import from a file reads them from the archive (a
+// delta's left-out blobs are in repo by now). An import from a stream reads
+// them back from repo once the blobs are there.
+func (dst *destination) locksAtHand() bool {
+	if !dst.head.rolesRead && !dst.blobLocal {
+		return false
+	}
+	for _, b := range dst.head.bundles() {
+		if dst.head.locks[b.digest] != nil {
+			continue
+		}
+		for _, l := range dst.head.manifests[b.digest].layers {
+			if !dst.readable(l) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// checkedLocations computes the locations image of every bundle and applies
+// verify's rules (checkLocked, checkRoles), making at most conc requests at
+// once to check locked images.
+func (dst *destination) checkedLocations(ctx context.Context, conc int) ([]*importLocations, error) {
+	locs, err := dst.locations(ctx, dst.head.bundles())
+	if err != nil {
+		return nil, err
+	}
+	if err := dst.checkLocked(ctx, locs, conc); err != nil {
+		return nil, err
+	}
+	if _, err := dst.checkRoles(ctx, locs, func(v1.Hash) bool { return true }); err != nil {
+		return nil, err
+	}
+	return locs, nil
+}
+
+// alongside runs main and side at once and returns the first failure: one
+// failing cancels the other, whose error, a consequence, is not reported.
+// The parent's cancellation is reported as such.
+func alongside(ctx context.Context, main, side func(context.Context) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	var sideErr error
+	wg.Go(func() {
+		if sideErr = side(ctx); sideErr != nil {
+			cancel(sideErr)
+		}
+	})
+	if err := main(ctx); err != nil {
+		cancel(err)
+	}
+	wg.Wait()
+	if ctx.Err() == nil {
+		return nil
+	}
+	return context.Cause(ctx)
 }
 
 // tagNames lists the tags of the given lists, in order.
@@ -352,7 +511,7 @@ func (dst *destination) describe(d v1.Hash) string {
 // of a complete archive costs one HEAD per tag, whatever the archive's
 // size.
 func (dst *destination) probe(ctx context.Context, imgpkg []importTag, names []string) (map[string]v1.Hash, error) {
-	cur, err := dst.currentTags(ctx, names)
+	cur, err := dst.currentTags(ctx, names, dst.conc)
 	if err != nil {
 		return nil, err
 	}
@@ -412,9 +571,19 @@ func (dst *destination) probe(ctx context.Context, imgpkg []importTag, names []s
 			cover(d)
 		}
 	}
+	// The mover checks the others itself, each just before it would send
+	// it; a delta's left-out blobs are checked here: checkDelta needs
+	// them before anything is written.
+	lazy := dst.checkInMove && !dst.opts.DryRun
+	dst.unchecked = map[v1.Hash]bool{}
+	dst.found = map[v1.Hash]bool{}
 	var blobs []v1.Hash
 	for _, b := range dst.head.blobs {
-		if !dst.blobPresent[b.Digest] {
+		switch {
+		case dst.blobPresent[b.Digest]:
+		case lazy && !dst.head.isLeftOut(b.Digest):
+			dst.unchecked[b.Digest] = true
+		default:
 			blobs = append(blobs, b.Digest)
 		}
 	}
@@ -646,7 +815,7 @@ func (dst *destination) locations(ctx context.Context, bundles []importEntry) ([
 // locations image would otherwise tell `pull` that the image is in repo
 // when it is nowhere there, and the user's tag would name a bundle that
 // cannot be deployed from its new home.
-func (dst *destination) checkLocked(ctx context.Context, locs []*importLocations) error {
+func (dst *destination) checkLocked(ctx context.Context, locs []*importLocations, conc int) error {
 	type locked struct {
 		ref, by string
 		h       v1.Hash
@@ -664,7 +833,7 @@ func (dst *destination) checkLocked(ctx context.Context, locs []*importLocations
 		return err
 	}
 	present := make([]bool, len(ask))
-	err = parallel.ForEach(ctx, dst.conc, len(ask), func(ctx context.Context, i int) error {
+	err = parallel.ForEach(ctx, conc, len(ask), func(ctx context.Context, i int) error {
 		desc, err := dst.reg.ManifestDescriptor(ctx, ask[i].h.String())
 		present[i] = desc != nil && desc.Digest == ask[i].h
 		return err
@@ -706,7 +875,7 @@ func importLocationTags(l *importLocations) []importTag {
 // missing from the map do not exist. One tag listing finds which exist, so
 // a fresh repository costs one request, not one per tag; the listing is
 // kept (dst.existing) for tags named later.
-func (dst *destination) currentTags(ctx context.Context, names []string) (map[string]v1.Hash, error) {
+func (dst *destination) currentTags(ctx context.Context, names []string, conc int) (map[string]v1.Hash, error) {
 	if dst.existing == nil {
 		existing, err := importListTags(ctx, dst.pull, dst.repo)
 		if err != nil {
@@ -721,7 +890,7 @@ func (dst *destination) currentTags(ctx context.Context, names []string) (map[st
 		}
 	}
 	got := make([]*v1.Descriptor, len(todo))
-	err := parallel.ForEach(ctx, dst.conc, len(todo), func(ctx context.Context, i int) error {
+	err := parallel.ForEach(ctx, conc, len(todo), func(ctx context.Context, i int) error {
 		desc, err := dst.reg.ManifestDescriptor(ctx, todo[i])
 		got[i] = desc
 		return err
@@ -781,7 +950,7 @@ func (dst *destination) dryRunTags(ctx context.Context, imgpkg, originals []impo
 	}
 	// What a real import would refuse, a dry run refuses too, as far as
 	// the locks it can read tell.
-	if err := dst.checkLocked(ctx, locs); err != nil {
+	if err := dst.checkLocked(ctx, locs, dst.conc); err != nil {
 		return nil, nil, err
 	}
 	unchecked, err := dst.checkRoles(ctx, locs, dst.readable)
@@ -802,7 +971,7 @@ func (dst *destination) dryRunTags(ctx context.Context, imgpkg, originals []impo
 	for _, l := range locs {
 		more = append(more, tags.Imgpkg(l.digest))
 	}
-	own, err := dst.currentTags(ctx, more)
+	own, err := dst.currentTags(ctx, more, dst.conc)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -866,68 +1035,100 @@ func (dst *destination) logTag(r TagResult) {
 	dst.rep.Logf("tagged %s:%s (%s)", dst.repo, r.Tag, r.Digest)
 }
 
-// writeLocations puts each bundle's locations image into repo, with its
-// two tags, and returns their results in bundle order. What it writes
-// counts in res as the archive's blobs and manifests do: each config or
-// layer uploaded, and each manifest that no tag pointed at before (one
-// already there is PUT again only under a missing tag).
-func (dst *destination) writeLocations(ctx context.Context, locs []*importLocations, cur map[string]v1.Hash, res *ImportResult) ([]TagResult, error) {
+// stagedLocations are the locations images to write, their blobs already
+// in repo.
+type stagedLocations struct {
+	locs []*importLocations
+	// own is what the locations images' own ".imgpkg" tags point at now.
+	own map[string]v1.Hash
+	// present says, per bundle, that a tag of its locations image already
+	// names it.
+	present []bool
+	// staged says which locations images (by digest) had their blobs
+	// checked and uploaded.
+	staged map[v1.Hash]bool
+	// counts says how many of their blobs were sent, and found in repo.
+	counts blobCounts
+}
+
+// stageLocations finds which locations images must be written (one whose
+// two tags are both in place is not) and puts their configs and layers
+// into repo, those of every bundle before any tag, at most conc requests
+// at once. It reads cur and does not change it: the tags it finds are in
+// the result's own map.
+func (dst *destination) stageLocations(ctx context.Context, locs []*importLocations, cur map[string]v1.Hash, conc int) (*stagedLocations, error) {
+	st := &stagedLocations{locs: locs, present: make([]bool, len(locs)), staged: map[v1.Hash]bool{}}
 	own := make([]string, 0, len(locs))
 	for _, l := range locs {
 		own = append(own, tags.Imgpkg(l.digest))
 	}
-	ownCur, err := dst.currentTags(ctx, own)
-	if err != nil {
+	var err error
+	if st.own, err = dst.currentTags(ctx, own, conc); err != nil {
 		return nil, err
 	}
-	for t, d := range ownCur {
-		cur[t] = d
+	now := func(tag string) (v1.Hash, bool) {
+		if d, ok := st.own[tag]; ok {
+			return d, true
+		}
+		d, ok := cur[tag]
+		return d, ok
 	}
-	// Every locations image's blobs first, then the tags: a refused tag
-	// then never leaves another bundle's locations image half uploaded.
 	var todo []*importLocations
-	present := make([]bool, len(locs))
-	queued := map[v1.Hash]bool{}
 	for i, l := range locs {
 		write := false
 		for _, t := range importLocationTags(l) {
-			present[i] = present[i] || cur[t.tag] == l.digest
-			write = write || importTagResult(t, cur).Action != TagUnchanged
+			d, ok := now(t.tag)
+			st.present[i] = st.present[i] || (ok && d == l.digest)
+			write = write || !ok || d != l.digest
 		}
-		if write && !queued[l.digest] {
-			queued[l.digest] = true
+		if write && !st.staged[l.digest] {
+			st.staged[l.digest] = true
 			todo = append(todo, l)
 		}
 	}
-	sent := make([]struct {
-		n     int
-		bytes int64
-	}, len(todo))
-	err = parallel.ForEach(ctx, dst.conc, len(todo), func(ctx context.Context, i int) error {
-		n, size, err := dst.uploadImageBlobs(ctx, todo[i].img)
+	var mu sync.Mutex
+	err = parallel.ForEach(ctx, conc, len(todo), func(ctx context.Context, i int) error {
+		c, err := dst.uploadImageBlobs(ctx, todo[i].img)
 		if err != nil {
 			return fmt.Errorf("push locations image of bundle %s: %w", todo[i].bundle.name(), err)
 		}
-		sent[i].n, sent[i].bytes = n, size
+		mu.Lock()
+		defer mu.Unlock()
+		st.counts.sent += c.sent
+		st.counts.sentSize += c.sentSize
+		st.counts.found += c.found
+		st.counts.foundSize += c.foundSize
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range sent {
-		res.BlobsUploaded += s.n
-		res.BytesUploaded += s.bytes
-	}
+	return st, nil
+}
+
+// writeLocations writes the tags of the locations images st staged, two
+// per bundle, and returns their results in bundle order. What it writes
+// counts in res as the archive's blobs and manifests do: each config or
+// layer uploaded or found in repo, and each manifest that no tag pointed
+// at before (one already there is PUT again only under a missing tag).
+// The own tags st found are added to cur.
+func (dst *destination) writeLocations(ctx context.Context, st *stagedLocations, cur map[string]v1.Hash, res *ImportResult) ([]TagResult, error) {
+	maps.Copy(cur, st.own)
+	locs := st.locs
+	res.BlobsUploaded += st.counts.sent
+	res.BytesUploaded += st.counts.sentSize
+	res.BlobsPresent += st.counts.found
+	res.BytesPresent += st.counts.foundSize
 	results := make([][]TagResult, len(locs))
 	pushed := make([]bool, len(locs))
-	err = parallel.ForEach(ctx, dst.conc, len(locs), func(ctx context.Context, i int) error {
+	err := parallel.ForEach(ctx, dst.conc, len(locs), func(ctx context.Context, i int) error {
 		for _, t := range importLocationTags(locs[i]) {
 			r := importTagResult(t, cur)
 			if r.Action != TagUnchanged {
 				if err := dst.putManifest(ctx, t.tag, t.digest, t.m, false); err != nil {
 					return fmt.Errorf("tag %s:%s: %w", dst.repo, t.tag, err)
 				}
-				if !present[i] && !pushed[i] {
+				if !st.present[i] && !pushed[i] {
 					pushed[i] = true
 					dst.rep.Logf("pushed manifest %s", dst.digestRef(t.digest))
 				}
@@ -948,12 +1149,13 @@ func (dst *destination) writeLocations(ctx context.Context, locs []*importLocati
 		case pushed[i]:
 			counted[d] = true
 			res.ManifestsPushed++
-		case present[i]:
+		case st.present[i]:
 			// Already there (a re-run): it and its blobs count as the
-			// archive's do, so the totals say what the repository holds.
+			// archive's do, so the totals say what the repository holds
+			// (blobs staged, checked with a HEAD, are counted already).
 			counted[d] = true
 			res.ManifestsPresent++
-			if m, err := locs[i].img.Manifest(); err == nil {
+			if m, err := locs[i].img.Manifest(); err == nil && !st.staged[d] {
 				for _, b := range append([]v1.Descriptor{m.Config}, m.Layers...) {
 					res.BlobsPresent++
 					res.BytesPresent += b.Size
@@ -992,32 +1194,39 @@ func imageBlobs(img v1.Image) ([][]byte, error) {
 	return blobs, nil
 }
 
+// blobCounts says what uploadImageBlobs did.
+type blobCounts struct {
+	sent, found         int
+	sentSize, foundSize int64
+}
+
 // uploadImageBlobs puts the config and layers of a small image built in
 // memory (a locations image) into repo, unless they are there, and
-// returns how many it uploaded and their size.
-func (dst *destination) uploadImageBlobs(ctx context.Context, img v1.Image) (int, int64, error) {
+// says how many it uploaded and found there, and their sizes.
+func (dst *destination) uploadImageBlobs(ctx context.Context, img v1.Image) (blobCounts, error) {
+	var c blobCounts
 	blobs, err := imageBlobs(img)
 	if err != nil {
-		return 0, 0, err
+		return c, err
 	}
-	var n int
-	var size int64
 	for _, b := range blobs {
 		d := sha256Hash(b)
 		ok, err := dst.reg.BlobExists(ctx, d)
 		if err != nil {
-			return n, size, err
+			return c, err
 		}
 		if ok {
+			c.found++
+			c.foundSize += int64(len(b))
 			continue
 		}
 		if _, err := dst.reg.Upload(ctx, d, int64(len(b)), func() (io.ReadCloser, error) {
 			return io.NopCloser(bytes.NewReader(b)), nil
 		}); err != nil {
-			return n, size, err
+			return c, err
 		}
-		n++
-		size += int64(len(b))
+		c.sent++
+		c.sentSize += int64(len(b))
 	}
-	return n, size, nil
+	return c, nil
 }

@@ -35,6 +35,7 @@ func importFile(ctx context.Context, f randomArchive, repo name.Repository, opts
 		return f.Blob(d)
 	}
 	dst.blobLocal = true
+	dst.checkInMove = true
 	return dst.commit(ctx, "import", "imported", func(ctx context.Context, dst *destination, _ *ImportResult) error {
 		var todo []v1.Descriptor
 		for _, b := range dst.head.blobs {
@@ -44,6 +45,9 @@ func importFile(ctx context.Context, f randomArchive, repo name.Repository, opts
 		}
 		return parallel.ForEach(ctx, dst.conc, len(todo), func(ctx context.Context, i int) error {
 			b := todo[i]
+			if there, err := dst.alreadyThere(ctx, b); there || err != nil {
+				return err
+			}
 			p := &blobProgress{}
 			_, err := dst.reg.Upload(ctx, b.Digest, b.Size, func() (io.ReadCloser, error) {
 				rc, err := f.Blob(b.Digest)

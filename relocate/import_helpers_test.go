@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -530,4 +531,14 @@ func (d *impDest) assertRetriedUploads(t *testing.T, src *impSource, rec *impRec
 	if diff := impDiffTags(d.tags(t), src.wantTags(t)); diff != "" {
 		t.Errorf("destination tags differ:\n%s", diff)
 	}
+}
+
+// impRefuseLocationsTags refuses every PUT of a locations tag: a run fails
+// after all blobs, manifests and sha256 tags went in.
+var impRefuseLocationsTags = testregistry.Rule{
+	Method: http.MethodPut,
+	Kind:   testregistry.KindManifest,
+	Path:   regexp.MustCompile(`/manifests/sha256-[0-9a-f]{64}\.image-locations\.imgpkg$`),
+	Fault:  testregistry.FaultStatus,
+	Status: http.StatusForbidden,
 }

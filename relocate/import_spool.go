@@ -1,7 +1,6 @@
 package relocate
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -96,8 +95,10 @@ func (b *importBudget) peaks() (int, int64) {
 type importSpool struct {
 	digest v1.Hash
 	size   int64
-	mem    []byte
-	file   string
+	// mem holds a blob spooled in memory: chunks of prefetchChunk bytes
+	// (the last one cut to what was read), reused from blob to blob.
+	mem  [][]byte
+	file string
 	// progress is what has been reported of the blob, across upload
 	// attempts.
 	progress blobProgress
@@ -116,7 +117,14 @@ func (s *importSpool) memory() int64 {
 	if s.file != "" {
 		return 0
 	}
-	return s.size
+	return spoolChunks(s.size)
+}
+
+// spoolChunks is the memory a blob of size bytes takes in memory: whole
+// chunks, for its bytes and one more (to see the end of its reader, which
+// verifies it there).
+func spoolChunks(size int64) int64 {
+	return (size + 1 + prefetchChunk - 1) / prefetchChunk * prefetchChunk
 }
 
 func (s *importSpool) remove() {
@@ -139,9 +147,10 @@ type importUploads struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 
-	mu  sync.Mutex
-	dir string // created on the first file spool
-	err error
+	mu   sync.Mutex
+	dir  string // created on the first file spool
+	err  error
+	free [][]byte // memory chunks not in use; what is in use stays within the budget
 }
 
 func newImportUploads(ctx context.Context, dst *destination, slots int, budgetBytes int64, spoolDir string) *importUploads {
@@ -190,6 +199,10 @@ func (u *importUploads) add(d v1.Hash, size int64, r io.Reader) error {
 		return err
 	}
 	if size > memSpoolMax && u.spoolDir == "" {
+		if there, err := u.dst.alreadyThere(u.ctx, v1.Descriptor{Digest: d, Size: size}); there || err != nil {
+			// The Reader verifies it as it skips it.
+			return err
+		}
 		return u.stream(d, size, r)
 	}
 	sp := &importSpool{digest: d, size: size}
@@ -197,22 +210,20 @@ func (u *importUploads) add(d v1.Hash, size int64, r io.Reader) error {
 	if size > memSpoolMax {
 		disk = size
 	} else {
-		mem = size
+		mem = spoolChunks(size)
 	}
 	if err := u.budget.acquire(u.ctx, mem, disk); err != nil {
 		return err
 	}
 	if err := u.spool(sp, disk > 0, r); err != nil {
-		sp.remove()
-		u.budget.release(mem, disk)
+		u.drop(sp, mem, disk)
 		return err
 	}
 	select {
 	case u.jobs <- sp:
 		return nil
 	case <-u.ctx.Done():
-		sp.remove()
-		u.budget.release(mem, disk)
+		u.drop(sp, mem, disk)
 		return context.Cause(u.ctx)
 	}
 }
@@ -233,16 +244,17 @@ func (u *importUploads) stream(d v1.Hash, size int64, r io.Reader) error {
 // spool copies r into memory or into a file of the spool directory.
 func (u *importUploads) spool(sp *importSpool, toFile bool, r io.Reader) error {
 	if !toFile {
-		var buf bytes.Buffer
-		buf.Grow(int(sp.size))
-		n, err := io.Copy(&buf, r)
-		if err != nil {
+		sp.mem = u.chunks(spoolChunks(sp.size))
+		// One byte more than the blob: its reader is read to its end,
+		// where it verifies the blob.
+		n, err := readChunks(r, sp.mem)
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 			return err
 		}
 		if n != sp.size {
 			return fmt.Errorf("blob %s: read %d bytes, expected %d", sp.digest, n, sp.size)
 		}
-		sp.mem = buf.Bytes()
+		sp.mem = cutChunks(sp.mem, n)
 		return nil
 	}
 	dir, err := u.tempDir()
@@ -291,12 +303,45 @@ func (u *importUploads) work() {
 				u.fail(err)
 			}
 		}
-		sp.remove()
-		u.budget.release(sp.memory(), sp.disk())
+		u.drop(sp, sp.memory(), sp.disk())
 	}
 }
 
+// drop removes what holds sp, gives its memory chunks back for the next
+// blobs, and releases its mem and disk bytes of the budget.
+func (u *importUploads) drop(sp *importSpool, mem, disk int64) {
+	sp.remove()
+	u.mu.Lock()
+	for _, c := range sp.mem[:cap(sp.mem)] {
+		u.free = append(u.free, c[:prefetchChunk])
+	}
+	u.mu.Unlock()
+	sp.mem = nil
+	u.budget.release(mem, disk)
+}
+
+// chunks returns n bytes of memory chunks, reused when there are free
+// ones: allocating (and clearing) a buffer per blob made most of a stream
+// import's garbage.
+func (u *importUploads) chunks(n int64) [][]byte {
+	k := int(n / prefetchChunk)
+	out := make([][]byte, 0, k)
+	u.mu.Lock()
+	for len(out) < k && len(u.free) > 0 {
+		out = append(out, u.free[len(u.free)-1])
+		u.free = u.free[:len(u.free)-1]
+	}
+	u.mu.Unlock()
+	for len(out) < k {
+		out = append(out, make([]byte, prefetchChunk))
+	}
+	return out
+}
+
 func (u *importUploads) upload(sp *importSpool) error {
+	if there, err := u.dst.alreadyThere(u.ctx, v1.Descriptor{Digest: sp.digest, Size: sp.size}); there || err != nil {
+		return err
+	}
 	_, err := u.dst.reg.Upload(u.ctx, sp.digest, sp.size, sp.open(u.rep), u.dst.warnRetry(sp.digest))
 	if err != nil {
 		return err
@@ -334,7 +379,7 @@ func (s *importSpool) open(rep progress.Reporter) registry.Opener {
 			}
 			rc = f
 		} else {
-			rc = io.NopCloser(bytes.NewReader(s.mem))
+			rc = io.NopCloser(&chunkReader{chunks: s.mem})
 		}
 		return &progressReader{rc: rc, p: &s.progress, rep: rep}, nil
 	}

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -151,13 +150,7 @@ func TestImportFailingTagLeavesRootTagUnwrittenAndRerunCompletes(t *testing.T) {
 
 			// Every PUT of a locations tag fails, after all blobs, manifests and
 			// sha256 tags went in.
-			dst.proxy.SetRules(testregistry.Rule{
-				Method: http.MethodPut,
-				Kind:   testregistry.KindManifest,
-				Path:   regexp.MustCompile(`/manifests/sha256-[0-9a-f]{64}\.image-locations\.imgpkg$`),
-				Fault:  testregistry.FaultStatus,
-				Status: http.StatusForbidden,
-			})
+			dst.proxy.SetRules(impRefuseLocationsTags)
 			_, err := relocate.Import(ctx, via.open(archive), dst.repo, dst.options(t))
 			if err == nil {
 				t.Fatal("import succeeded through a registry refusing locations tags")

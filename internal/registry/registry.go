@@ -529,7 +529,7 @@ func (r *Repo) Upload(ctx context.Context, d v1.Hash, size int64, open Opener, o
 		o(&cfg)
 	}
 	for attempt := 1; ; attempt++ {
-		mounted, err = r.uploadOnce(ctx, d, size, open)
+		mounted, err = r.uploadOnce(ctx, d, size, open, cfg.openEarly)
 		if err == nil || ctx.Err() != nil || attempt >= r.opts.UploadAttempts || !retryableUpload(err) {
 			if err != nil {
 				err = fmt.Errorf("upload blob %s to %s: %w", d, r.name, err)
@@ -552,7 +552,18 @@ func (r *Repo) Upload(ctx context.Context, d v1.Hash, size int64, open Opener, o
 type UploadOption func(*uploadConfig)
 
 type uploadConfig struct {
-	onRetry func(attempt, attempts int, err error)
+	onRetry   func(attempt, attempts int, err error)
+	openEarly bool
+}
+
+// OpenEarly has each attempt open its source at the same time as it opens
+// the upload session, instead of once the session is open: for a source
+// that is another server (a copy's source registry), whose first bytes
+// take a round trip of their own. A source opened for a session that could
+// not be opened is closed unread. It changes nothing for a Repo that mounts
+// (Access.MountFrom): a mount needs no source.
+func OpenEarly() UploadOption {
+	return func(c *uploadConfig) { c.openEarly = true }
 }
 
 // OnRetry has f called before each new attempt of an upload, with the
@@ -562,10 +573,36 @@ func OnRetry(f func(attempt, attempts int, err error)) UploadOption {
 	return func(c *uploadConfig) { c.onRetry = f }
 }
 
-func (r *Repo) uploadOnce(ctx context.Context, d v1.Hash, size int64, open Opener) (bool, error) {
+func (r *Repo) uploadOnce(ctx context.Context, d v1.Hash, size int64, open Opener, early bool) (bool, error) {
 	u := r.url("/blobs/uploads/")
 	if m := r.access.MountFrom; m != nil {
 		u.RawQuery = url.Values{"mount": {d.String()}, "from": {m.RepositoryStr()}}.Encode()
+		early = false
+	}
+	source := open
+	if early {
+		type opened struct {
+			rc  io.ReadCloser
+			err error
+		}
+		ch := make(chan opened, 1)
+		go func() {
+			rc, err := open()
+			ch <- opened{rc, err}
+		}()
+		taken := false
+		source = func() (io.ReadCloser, error) {
+			taken = true
+			o := <-ch
+			return o.rc, o.err
+		}
+		defer func() {
+			if !taken {
+				if o := <-ch; o.rc != nil {
+					o.rc.Close()
+				}
+			}
+		}()
 	}
 	resp, err := r.do(ctx, http.MethodPost, u, nil, 0, nil)
 	if err != nil {
@@ -589,7 +626,7 @@ func (r *Repo) uploadOnce(ctx context.Context, d v1.Hash, size int64, open Opene
 	q.Set("digest", d.String())
 	loc.RawQuery = q.Encode()
 
-	rc, err := open()
+	rc, err := source()
 	if err != nil {
 		return false, &SourceError{err}
 	}

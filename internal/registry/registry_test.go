@@ -7,11 +7,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -443,4 +445,81 @@ func TestGetBlobFrom(t *testing.T) {
 			}
 		})
 	}
+}
+
+// With OpenEarly the source is opened while the session's POST is still
+// unanswered (a copy's GET at the source overlaps the POST at the
+// destination); without it, only once the session is open. A source opened
+// for a session that failed is closed, and a mount opens nothing.
+func TestUploadOpenEarlyOpensTheSourceBesideThePOST(t *testing.T) {
+	reg := testregistry.NewDistribution(t)
+	// Every session's POST is held long enough for the early open to come
+	// first.
+	proxy := testregistry.NewFaultProxy(t, reg, testregistry.Rule{Method: http.MethodPost, Kind: testregistry.KindUpload, Fault: testregistry.FaultStall, Delay: 300 * time.Millisecond})
+	r := repoOf(t, &proxy.Endpoint, "team/app", registry.Access{Push: true})
+	ctx := context.Background()
+	for _, early := range []bool{false, true} {
+		blob := []byte(fmt.Sprintf("a blob uploaded with OpenEarly %v", early))
+		var postsAtOpen atomic.Int32
+		postsAtOpen.Store(-1)
+		open := func() (io.ReadCloser, error) {
+			postsAtOpen.Store(int32(proxy.Counts().Get(http.MethodPost, testregistry.KindUpload)))
+			return io.NopCloser(bytes.NewReader(blob)), nil
+		}
+		proxy.ResetCounts()
+		var opts []registry.UploadOption
+		if early {
+			opts = append(opts, registry.OpenEarly())
+		}
+		if _, err := r.Upload(ctx, digestOf(blob), int64(len(blob)), open, opts...); err != nil {
+			t.Fatalf("early %v: %v", early, err)
+		}
+		want := int32(1) // the POST answered first
+		if early {
+			want = 0
+		}
+		if got := postsAtOpen.Load(); got != want {
+			t.Errorf("early %v: the source was opened with %d session POSTs answered, want %d", early, got, want)
+		}
+	}
+
+	// A session refused: the source opened early is closed, unread.
+	proxy.SetRules(testregistry.Rule{Method: http.MethodPost, Kind: testregistry.KindUpload, Fault: testregistry.FaultStatus, Status: http.StatusForbidden})
+	blob := []byte("a blob whose session is refused")
+	var closed atomic.Int32
+	open := func() (io.ReadCloser, error) {
+		return &closeCounter{Reader: bytes.NewReader(blob), closed: &closed}, nil
+	}
+	if _, err := r.Upload(ctx, digestOf(blob), int64(len(blob)), open, registry.OpenEarly()); err == nil {
+		t.Fatal("upload succeeded through a refused session")
+	}
+	if closed.Load() != 1 {
+		t.Errorf("source closed %d times after a refused session, want once", closed.Load())
+	}
+
+	// A mount needs no source, early or not.
+	proxy.SetRules()
+	src := repoOf(t, &proxy.Endpoint, "src/app", registry.Access{Push: true})
+	blob = []byte("a layer that sits in src/app")
+	if _, err := src.Upload(ctx, digestOf(blob), int64(len(blob)), opener(blob, nil)); err != nil {
+		t.Fatal(err)
+	}
+	from := src.Name()
+	dst := repoOf(t, &proxy.Endpoint, "dst/app", registry.Access{Push: true, MountFrom: &from})
+	var opened atomic.Int32
+	mounted, err := dst.Upload(ctx, digestOf(blob), int64(len(blob)), opener(blob, &opened), registry.OpenEarly())
+	if err != nil || !mounted || opened.Load() != 0 {
+		t.Errorf("mounted %v, source opened %d times, %v; want a mount that opens nothing", mounted, opened.Load(), err)
+	}
+}
+
+// closeCounter counts its Close calls.
+type closeCounter struct {
+	io.Reader
+	closed *atomic.Int32
+}
+
+func (c *closeCounter) Close() error {
+	c.closed.Add(1)
+	return nil
 }
