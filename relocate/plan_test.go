@@ -254,7 +254,7 @@ func TestResolveRejectsAManifestThatIsNotTheLockedDigest(t *testing.T) {
 	b := w.ep.Repo("lied-to") + ":v1"
 
 	_, err = Resolve(context.Background(), Source{Bundle: b}, Options{Remote: w.opts})
-	if err == nil || !containsAll(err.Error(), liar, "bundle "+b, "does not match") {
+	if err == nil || !containsAll(err.Error(), liar, "bundle "+b, "served bytes with digest") {
 		t.Errorf("error = %v, want a digest mismatch naming %s and bundle %s", err, liar, b)
 	}
 }

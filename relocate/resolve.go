@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -79,8 +81,12 @@ type node struct {
 	raw       []byte
 	manifest  *v1.Manifest
 	index     *v1.IndexManifest
-	desc      *remote.Descriptor
-	// img is the image of a root built locally (Source.Local); desc is
+	// repo is the repository source is read from, through the resolver's
+	// registry.Client, which asks a registry how to authenticate once, not
+	// once per repository as a remote.Puller does: under latency those
+	// pings, one per locked image's repository, were most of resolving.
+	repo *registry.Repo
+	// img is the image of a root built locally (Source.Local); repo is
 	// then nil.
 	img v1.Image
 
@@ -209,20 +215,12 @@ func (r *resolver) do(ctx context.Context, j *job) error {
 			return wantError(w, err)
 		}
 		j.result = n
-	} else if n != nil {
-		// Found at an earlier level, whose context (which the descriptor
-		// keeps for its later reads) has ended.
-		desc, err := r.get(ctx, n.source)
+	} else if n == nil {
+		m, src, via, err := r.fetch(ctx, w)
 		if err != nil {
 			return wantError(w, err)
 		}
-		n.desc = desc
-	} else {
-		desc, src, via, err := r.fetch(ctx, w)
-		if err != nil {
-			return wantError(w, err)
-		}
-		n, err = newNode(desc, src)
+		n, err = newNode(m, src)
 		if err != nil {
 			return wantError(w, err)
 		}
@@ -233,7 +231,7 @@ func (r *resolver) do(ctx context.Context, j *job) error {
 		return nil
 	}
 	if (j.checkConfig || j.readLock) && !n.configChecked {
-		img, err := n.image()
+		img, err := n.image(ctx)
 		if err != nil {
 			return wantError(w, err)
 		}
@@ -259,7 +257,7 @@ func (r *resolver) do(ctx context.Context, j *job) error {
 		n.configChecked = true
 	}
 	if j.readLock && n.bundle && !n.lockRead {
-		img, err := n.image()
+		img, err := n.image(ctx)
 		if err != nil {
 			return wantError(w, err)
 		}
@@ -297,7 +295,7 @@ func isImageConfig(mt types.MediaType) bool {
 
 // fetch gets the manifest a want names and checks that a digest reference
 // got exactly that digest.
-func (r *resolver) fetch(ctx context.Context, w want) (*remote.Descriptor, name.Digest, lockSource, error) {
+func (r *resolver) fetch(ctx context.Context, w want) (*fetched, name.Digest, lockSource, error) {
 	if w.kind == wantLockImage {
 		d, ok := w.ref.(name.Digest)
 		if !ok {
@@ -305,14 +303,14 @@ func (r *resolver) fetch(ctx context.Context, w want) (*remote.Descriptor, name.
 		}
 		return r.resolveLockImage(ctx, w, d)
 	}
-	desc, err := r.get(ctx, w.ref)
+	m, err := r.get(ctx, w.ref)
 	if err != nil {
 		return nil, name.Digest{}, 0, err
 	}
-	if w.digest != (v1.Hash{}) && desc.Digest != w.digest {
-		return nil, name.Digest{}, 0, fmt.Errorf("registry returned manifest %s for %s", desc.Digest, w.ref)
+	if w.digest != (v1.Hash{}) && m.digest != w.digest {
+		return nil, name.Digest{}, 0, fmt.Errorf("registry returned manifest %s for %s", m.digest, w.ref)
 	}
-	return desc, w.ref.Context().Digest(desc.Digest.String()), viaOriginal, nil
+	return m, w.ref.Context().Digest(m.digest.String()), viaOriginal, nil
 }
 
 // lockSource is where a lock image was found.
@@ -360,13 +358,17 @@ func (r *resolver) checkRepo(ctx context.Context, w want) *repoCheck {
 	}
 	r.relocatedMu.Unlock()
 	c.once.Do(func() {
-		if _, err := r.puller.Head(ctx, w.bundleRepo.Tag(tags.ImageLocations(w.bundle))); err == nil {
+		repo, err := r.client.Repo(ctx, w.bundleRepo, registry.Access{})
+		if err != nil {
+			return // neither can be seen: the lock's references are used
+		}
+		if d, err := repo.ManifestDescriptor(ctx, tags.ImageLocations(w.bundle)); err == nil && d != nil {
 			c.located = true
 			return
 		}
 		if w.probe != (v1.Hash{}) {
-			_, err := r.puller.Head(ctx, w.bundleRepo.Digest(w.probe.String()))
-			c.holds = err == nil
+			d, err := repo.ManifestDescriptor(ctx, w.probe.String())
+			c.holds = err == nil && d != nil
 		}
 	})
 	return c
@@ -387,7 +389,7 @@ func (r *resolver) checkRepo(ctx context.Context, w want) *repoCheck {
 // (an image copied there by hand). That costs two requests per bundle where
 // imgpkg asks the repository for every image, and both orders give the same
 // bytes (every digest is checked).
-func (r *resolver) resolveLockImage(ctx context.Context, w want, ref name.Digest) (*remote.Descriptor, name.Digest, lockSource, error) {
+func (r *resolver) resolveLockImage(ctx context.Context, w want, ref name.Digest) (*fetched, name.Digest, lockSource, error) {
 	if w.bundle == (v1.Hash{}) || ref.Context().String() == w.bundleRepo.String() {
 		desc, err := r.getDigest(ctx, ref)
 		return desc, ref, viaOriginal, err
@@ -419,14 +421,31 @@ func (r *resolver) resolveLockImage(ctx context.Context, w want, ref name.Digest
 	return nil, name.Digest{}, 0, err
 }
 
+// fetched is a manifest or index as a registry served it.
+type fetched struct {
+	raw       []byte
+	mediaType types.MediaType
+	digest    v1.Hash // of raw
+	repo      *registry.Repo
+}
+
 // get fetches the manifest ref names, again if a dropped connection cut it.
-func (r *resolver) get(ctx context.Context, ref name.Reference) (*remote.Descriptor, error) {
-	var desc *remote.Descriptor
-	err := r.reread(ctx, "manifest "+ref.String(), func() (err error) {
-		desc, err = r.puller.Get(ctx, ref)
+func (r *resolver) get(ctx context.Context, ref name.Reference) (*fetched, error) {
+	repo, err := r.client.Repo(ctx, ref.Context(), registry.Access{})
+	if err != nil {
+		return nil, err
+	}
+	m := &fetched{repo: repo}
+	// One byte more than a manifest may have, so that newNode names the
+	// size of one that is too large.
+	err = r.reread(ctx, "manifest "+ref.String(), func() (err error) {
+		m.raw, m.mediaType, m.digest, err = repo.GetManifest(ctx, ref.Identifier(), archive.DefaultMaxManifestSize+1)
 		return err
 	})
-	return desc, err
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // reread runs read, a whole fetch of what (a manifest, a config, a bundle's
@@ -439,23 +458,99 @@ func (r *resolver) reread(ctx context.Context, what string, read func() error) e
 }
 
 // getDigest fetches ref and checks the registry served that digest.
-func (r *resolver) getDigest(ctx context.Context, ref name.Digest) (*remote.Descriptor, error) {
-	desc, err := r.get(ctx, ref)
+func (r *resolver) getDigest(ctx context.Context, ref name.Digest) (*fetched, error) {
+	m, err := r.get(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	if desc.Digest.String() != ref.DigestStr() {
-		return nil, fmt.Errorf("registry returned manifest %s for %s", desc.Digest, ref)
+	if m.digest.String() != ref.DigestStr() {
+		return nil, fmt.Errorf("registry returned manifest %s for %s", m.digest, ref)
 	}
-	return desc, nil
+	return m, nil
 }
 
-// image returns the node's image (a manifest, not an index).
-func (n *node) image() (v1.Image, error) {
+// image returns the node's image (a manifest, not an index), whose blobs
+// are read with ctx: a node found at an earlier level is read again at a
+// later one, with that level's context, without fetching its manifest
+// again.
+func (n *node) image(ctx context.Context) (v1.Image, error) {
 	if n.img != nil {
 		return n.img, nil
 	}
-	return n.desc.Image()
+	return partial.CompressedToImage(&repoImage{ctx: ctx, n: n})
+}
+
+// repoImage is the image of a node, its blobs read from the node's
+// repository.
+type repoImage struct {
+	ctx context.Context
+	n   *node
+}
+
+// RawManifest implements partial.CompressedImageCore.
+func (i *repoImage) RawManifest() ([]byte, error) { return i.n.raw, nil }
+
+// MediaType implements partial.CompressedImageCore.
+func (i *repoImage) MediaType() (types.MediaType, error) { return i.n.mediaType, nil }
+
+// RawConfigFile implements partial.CompressedImageCore; bundle.ReadConfigRaw
+// reads the config through ConfigLayer instead, bounded.
+func (i *repoImage) RawConfigFile() ([]byte, error) {
+	l, err := i.ConfigLayer()
+	if err != nil {
+		return nil, err
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+// ConfigLayer lets partial.ConfigLayer stream the config from the
+// registry.
+func (i *repoImage) ConfigLayer() (v1.Layer, error) {
+	return partial.CompressedToLayer(i.blob(i.n.manifest.Config))
+}
+
+// LayerByDigest implements partial.CompressedImageCore.
+func (i *repoImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
+	if h == i.n.manifest.Config.Digest {
+		return i.blob(i.n.manifest.Config), nil
+	}
+	for _, l := range i.n.manifest.Layers {
+		if l.Digest == h {
+			return i.blob(l), nil
+		}
+	}
+	return nil, fmt.Errorf("manifest %s has no blob %s", i.n.digest, h)
+}
+
+func (i *repoImage) blob(d v1.Descriptor) *repoBlob {
+	return &repoBlob{ctx: i.ctx, repo: i.n.repo, d: d}
+}
+
+// repoBlob is one blob of a repository, as its descriptor declares it; its
+// bytes are unverified here (bundle's readers check size and digest).
+type repoBlob struct {
+	ctx  context.Context
+	repo *registry.Repo
+	d    v1.Descriptor
+}
+
+// Digest implements partial.CompressedLayer.
+func (b *repoBlob) Digest() (v1.Hash, error) { return b.d.Digest, nil }
+
+// Size implements partial.CompressedLayer.
+func (b *repoBlob) Size() (int64, error) { return b.d.Size, nil }
+
+// MediaType implements partial.CompressedLayer.
+func (b *repoBlob) MediaType() (types.MediaType, error) { return b.d.MediaType, nil }
+
+// Compressed implements partial.CompressedLayer.
+func (b *repoBlob) Compressed() (io.ReadCloser, error) {
+	return b.repo.GetBlob(b.ctx, b.d.Digest)
 }
 
 // newLocalNode is the node of a root built locally, which will have the
@@ -480,31 +575,31 @@ func newLocalNode(img v1.Image, ref name.Reference) (*node, error) {
 	return &node{digest: d, source: ref.Context().Digest(d.String()), mediaType: mt, raw: raw, manifest: m, img: img}, nil
 }
 
-func newNode(desc *remote.Descriptor, src name.Digest) (*node, error) {
+func newNode(desc *fetched, src name.Digest) (*node, error) {
 	// go-containerregistry reads up to 100 MiB of a manifest (ferry's
 	// registry transport stops at 4 MiB); an archive holds none above
 	// archive.DefaultMaxManifestSize, distribution's limit too.
-	if len(desc.Manifest) > archive.DefaultMaxManifestSize {
-		return nil, fmt.Errorf("manifest %s is %d bytes; a manifest may have at most %d", desc.Digest, len(desc.Manifest), archive.DefaultMaxManifestSize)
+	if len(desc.raw) > archive.DefaultMaxManifestSize {
+		return nil, fmt.Errorf("manifest %s is %d bytes; a manifest may have at most %d", desc.digest, len(desc.raw), archive.DefaultMaxManifestSize)
 	}
-	n := &node{digest: desc.Digest, source: src, mediaType: desc.MediaType, raw: desc.Manifest, desc: desc}
+	n := &node{digest: desc.digest, source: src, mediaType: desc.mediaType, raw: desc.raw, repo: desc.repo}
 	switch {
-	case desc.MediaType.IsImage():
-		m, err := v1.ParseManifest(bytes.NewReader(desc.Manifest))
+	case desc.mediaType.IsImage():
+		m, err := v1.ParseManifest(bytes.NewReader(desc.raw))
 		if err != nil {
-			return nil, fmt.Errorf("parse manifest %s: %w", desc.Digest, err)
+			return nil, fmt.Errorf("parse manifest %s: %w", desc.digest, err)
 		}
 		n.manifest = m
-	case desc.MediaType.IsIndex():
-		m, err := v1.ParseIndexManifest(bytes.NewReader(desc.Manifest))
+	case desc.mediaType.IsIndex():
+		m, err := v1.ParseIndexManifest(bytes.NewReader(desc.raw))
 		if err != nil {
-			return nil, fmt.Errorf("parse index %s: %w", desc.Digest, err)
+			return nil, fmt.Errorf("parse index %s: %w", desc.digest, err)
 		}
 		n.index = m
-	case desc.MediaType.IsSchema1():
-		return nil, fmt.Errorf("manifest %s is Docker schema 1 (%s), which cannot be relocated by digest", desc.Digest, desc.MediaType)
+	case desc.mediaType.IsSchema1():
+		return nil, fmt.Errorf("manifest %s is Docker schema 1 (%s), which cannot be relocated by digest", desc.digest, desc.mediaType)
 	default:
-		return nil, fmt.Errorf("manifest %s has unsupported media type %q", desc.Digest, desc.MediaType)
+		return nil, fmt.Errorf("manifest %s has unsupported media type %q", desc.digest, desc.mediaType)
 	}
 	return n, nil
 }

@@ -10,6 +10,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/ferry-dev/ferry/internal/registry"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 	"github.com/ferry-dev/ferry/relocate"
 )
@@ -171,6 +172,35 @@ func TestResolveNamesBothPlacesARelocatedImageWasRefused(t *testing.T) {
 	for _, want := range []string{b.repo.String(), src.app2Ref, "nor at its original reference"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+}
+
+// TestResolveAsksTheRegistryHowToAuthenticateOnce: the images of a bundle
+// sit in five repositories of one registry that asks for no credentials;
+// resolving asks it how to authenticate (GET /v2/) once, not once per
+// repository, and fetches each manifest once, although the nested bundle's
+// lock names app1 again at a later level. Under latency each of those
+// questions is a round trip before its repository's first manifest.
+func TestResolveAsksTheRegistryHowToAuthenticateOnce(t *testing.T) {
+	src := impNewSource(t, 0)
+	src.reg.ResetCounts()
+	client := registry.New(src.reg.ClientOptions())
+	if _, err := relocate.Resolve(context.Background(), relocate.Source{Bundle: src.rootTagRef}, relocate.Options{Remote: src.opts, Client: client}); err != nil {
+		t.Fatal(err)
+	}
+	if n := src.reg.Counts().Get(http.MethodGet, testregistry.KindBase); n != 1 {
+		t.Errorf("GET /v2/ asked %d times, want once for the registry", n)
+	}
+	gets := map[string]int{}
+	for _, r := range src.reg.Requests() {
+		if r.Kind == testregistry.KindManifest && r.Method == http.MethodGet {
+			gets[r.Repo+"@"+r.Ref]++
+		}
+	}
+	for m, n := range gets {
+		if n != 1 {
+			t.Errorf("manifest %s fetched %d times, want once", m, n)
 		}
 	}
 }
