@@ -493,19 +493,17 @@ func (i *repoImage) RawManifest() ([]byte, error) { return i.n.raw, nil }
 // MediaType implements partial.CompressedImageCore.
 func (i *repoImage) MediaType() (types.MediaType, error) { return i.n.mediaType, nil }
 
-// RawConfigFile implements partial.CompressedImageCore; bundle.ReadConfigRaw
-// reads the config through ConfigLayer instead, bounded.
+// RawConfigFile implements partial.CompressedImageCore with
+// bundle.ReadConfigRaw, which reads the config through ConfigLayer: no
+// more than bundle.MaxConfigSize, checked against its size and digest,
+// whoever asks (go-containerregistry's ConfigFile among them).
 func (i *repoImage) RawConfigFile() ([]byte, error) {
-	l, err := i.ConfigLayer()
+	img, err := partial.CompressedToImage(i)
 	if err != nil {
 		return nil, err
 	}
-	rc, err := l.Compressed()
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	return io.ReadAll(rc)
+	_, raw, err := bundle.ReadConfigRaw(img, "image "+i.n.source.String())
+	return raw, err
 }
 
 // ConfigLayer lets partial.ConfigLayer stream the config from the
