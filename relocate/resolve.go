@@ -265,6 +265,10 @@ func (r *resolver) do(ctx context.Context, j *job) error {
 		var raw []byte
 		err = r.reread(ctx, "images.yml of "+n.source.String(), func() (err error) {
 			l, raw, err = bundle.ReadImagesLockKeep(img, n.source.String())
+			if _, ok := errors.AsType[*bundle.ContentError](err); ok {
+				// In the bytes, not the connection: no new attempt.
+				err = registry.Permanent(err)
+			}
 			return err
 		})
 		if err != nil {
@@ -530,7 +534,9 @@ func (i *repoImage) blob(d v1.Descriptor) *repoBlob {
 }
 
 // repoBlob is one blob of a repository, as its descriptor declares it; its
-// bytes are unverified here (bundle's readers check size and digest).
+// reader checks the bytes against the descriptor's size and digest as they
+// end, as go-containerregistry's remote layers do: a bundle layer too large
+// to keep is streamed (bundle.ReadImagesLock) and read from that alone.
 type repoBlob struct {
 	ctx  context.Context
 	repo *registry.Repo
@@ -548,7 +554,11 @@ func (b *repoBlob) MediaType() (types.MediaType, error) { return b.d.MediaType, 
 
 // Compressed implements partial.CompressedLayer.
 func (b *repoBlob) Compressed() (io.ReadCloser, error) {
-	return b.repo.GetBlob(b.ctx, b.d.Digest)
+	rc, err := b.repo.GetBlob(b.ctx, b.d.Digest)
+	if err != nil {
+		return nil, err
+	}
+	return newDigestReader(rc, b.d.Digest, b.d.Size, b.repo.Name().String()+"@"+b.d.Digest.String()), nil
 }
 
 // newLocalNode is the node of a root built locally, which will have the

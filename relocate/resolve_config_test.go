@@ -3,6 +3,7 @@ package relocate
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 
@@ -53,5 +54,21 @@ func TestRepoImageConfigIsBoundedAndChecked(t *testing.T) {
 	short.Size--
 	if _, err := imageWith(short).ConfigFile(); err == nil || !strings.Contains(err.Error(), short.Digest.String()) {
 		t.Errorf("a config longer than its descriptor says: want an error naming %s, got %v", short.Digest, err)
+	}
+
+	// A layer is checked as it streams (a bundle layer too large to keep
+	// is read that way): bytes that disagree with its descriptor fail at
+	// their end.
+	layer := m.Layers[0]
+	wrong := *m
+	wrong.Layers = []v1.Descriptor{layer}
+	wrong.Layers[0].Size--
+	raw := must(json.Marshal(&wrong))
+	n := &node{source: ref, repo: repo, manifest: &wrong, raw: raw, mediaType: wrong.MediaType}
+	l := must(must(n.image(ctx)).LayerByDigest(layer.Digest))
+	rc := must(l.Compressed())
+	defer rc.Close()
+	if _, err := io.ReadAll(rc); err == nil {
+		t.Errorf("layer %s read to its end with a descriptor one byte short: want an error", layer.Digest)
 	}
 }

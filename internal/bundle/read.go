@@ -214,8 +214,7 @@ func ReadImagesLockKeep(img v1.Image, source string) (*lock.ImagesLock, []byte, 
 // ContentError is a fault in bytes that were read whole and match their
 // digest (a truncated gzip stream inside a layer, say): unlike an
 // io.ErrUnexpectedEOF from a connection cut part way, fetching them again
-// cannot cure it. It says so through Permanent, which
-// internal/registry.Transient honours.
+// cannot cure it, so a caller that retries reads stops.
 type ContentError struct{ Err error }
 
 // Error implements error.
@@ -223,9 +222,6 @@ func (e *ContentError) Error() string { return e.Err.Error() }
 
 // Unwrap returns the fault itself.
 func (e *ContentError) Unwrap() error { return e.Err }
-
-// Permanent reports that a new attempt gives the same error.
-func (e *ContentError) Permanent() bool { return true }
 
 // readFileIn returns the content of the regular file named want in layer l
 // (see readLayerFile).

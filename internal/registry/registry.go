@@ -966,11 +966,10 @@ func Transient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
-	// An error about bytes already read whole and checked (a truncated
-	// gzip inside a layer whose digest matched) may wrap io.EOF too, but it
-	// is in the content, not the connection.
-	var p interface{ Permanent() bool }
-	if errors.As(err, &p) && p.Permanent() {
+	// A fault in bytes already read whole and checked (a truncated gzip
+	// inside a layer whose digest matched) may wrap io.EOF too, but it is
+	// in the content, not the connection: its reader marks it Permanent.
+	if IsPermanent(err) {
 		return false
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
