@@ -62,6 +62,21 @@ type ExportOptions struct {
 	// internal/volumes) instead of one file; joined in order they are the
 	// archive it would have written. Export ignores it.
 	SplitSize int64
+	// WrapFile, when set, is given the writer of the temporary file
+	// ExportFile writes (of the volumes, with SplitSize) and returns the
+	// writer Export writes to: for a library caller that meters or
+	// throttles the output, or a test that makes a write fail as a full
+	// disk does. An error from it fails the export like one from the
+	// file: nothing is left under the final name. Export ignores it.
+	WrapFile func(io.Writer) io.Writer
+}
+
+// wrapFile is w through ExportOptions.WrapFile, if set.
+func (o ExportOptions) wrapFile(w io.Writer) io.Writer {
+	if o.WrapFile == nil {
+		return w
+	}
+	return o.WrapFile(w)
 }
 
 // ExportResult describes a written archive.
@@ -129,7 +144,7 @@ func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (
 	if err != nil {
 		return nil, fmt.Errorf("export to %s: %w", path, err)
 	}
-	res, err := Export(ctx, p, f, opts)
+	res, err := Export(ctx, p, opts.wrapFile(f), opts)
 	if err != nil {
 		f.Abort()
 		return nil, fmt.Errorf("export to %s: %w", path, err)
