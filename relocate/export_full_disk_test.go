@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/relocate"
 )
 
@@ -53,8 +54,9 @@ func (d *fullDisk) Write(p []byte) (int, error) {
 
 // An export to a file on a disk that fills up, at its first byte, in the
 // middle of the blobs or at its last byte (the seek table), fails naming
-// the archive and the full disk, and leaves the directory as it found it:
-// no temporary file, nothing under the archive's name or its .sha256.
+// the archive and the full disk (as an output failure, not the content's),
+// and leaves the directory as it found it: no temporary file, nothing
+// under the archive's name or its .sha256.
 func TestExportFileToAFullDiskFailsAndLeavesNothing(t *testing.T) {
 	src := impNewSource(t, 1<<20)
 	ctx := context.Background()
@@ -91,6 +93,9 @@ func TestExportFileToAFullDiskFailsAndLeavesNothing(t *testing.T) {
 			}
 			if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), out) || !strings.Contains(err.Error(), "no space left on device") {
 				t.Errorf("error %q: want ENOSPC, naming %s and saying no space is left", err, out)
+			}
+			if oe := (*archive.OutputError)(nil); !errors.As(err, &oe) {
+				t.Errorf("error %q is not an archive.OutputError: the user is not told the output failed, not the content", err)
 			}
 			for _, p := range []string{disk.tmp, out, out + ".sha256"} {
 				if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
