@@ -127,6 +127,53 @@ func TestImportAndCopySummariesNameTheDestinationAndEachTagOnce(t *testing.T) {
 	assertRelocationSummary(t, r.Stderr, "Copied", copied, src.Host, "create", want)
 }
 
+// TestExportSummarySinceBasesFitsEightyColumns: export's summary with an
+// archive base and an inventory base keeps every line within 80 columns (the
+// user's own archive path aside) and prints no full digest but the archive's
+// own sha256, which people compare; -v gives the bases' full sha256.
+func TestExportSummarySinceBasesFitsEightyColumns(t *testing.T) {
+	r := newReleases(t)
+	dst := testregistry.NewDistribution(t)
+	have := inventoryAfter(t, dst, r.v1Arch)
+	dir := t.TempDir()
+	delta := filepath.Join(dir, "delta.tar.zst")
+	res := mustFerry(t, "export", "-b", r.v2, "-o", delta, "--since", r.v1Arch, "--since", have)
+	assertNoControls(t, "export's summary", res.Stderr)
+	own := "  sha256    " + fileSHA256(t, delta)
+	sawOwn := false
+	for _, l := range strings.Split(strings.TrimSuffix(res.Stderr, "\n"), "\n") {
+		if l == own {
+			sawOwn = true
+			continue
+		}
+		if n := utf8.RuneCountInString(strings.ReplaceAll(l, dir+string(filepath.Separator), "")); n > 80 {
+			t.Errorf("line of %d columns (at most 80, the archive's directory aside): %q", n, l)
+		}
+		if fullHex.MatchString(l) {
+			t.Errorf("line carries a full digest: %q", l)
+		}
+	}
+	if !sawOwn {
+		t.Errorf("the summary does not give the archive's full sha256 as %q:\n%s", own, res.Stderr)
+	}
+	short := func(file string) string { return "sha256:" + fileSHA256(t, file)[:12] }
+	for _, re := range []string{
+		`(?m)^  since +archive v1\.tar\.zst \(` + short(r.v1Arch) + `\)$`,
+		`(?m)^  since +inventory have\.json \(` + short(have) + `\)\n +taken \S+ of ` + regexp.QuoteMeta(dst.Repo("far/a")) + `$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(res.Stderr) {
+			t.Errorf("the summary does not match %s:\n%s", re, res.Stderr)
+		}
+	}
+
+	res = mustFerry(t, "export", "-v", "-b", r.v2, "-o", filepath.Join(dir, "again.tar.zst"), "--since", r.v1Arch, "--since", have)
+	for _, file := range []string{r.v1Arch, have} {
+		if !strings.Contains(res.Stderr, "(sha256:"+fileSHA256(t, file)+")") {
+			t.Errorf("-v does not give the full sha256 of %s:\n%s", file, res.Stderr)
+		}
+	}
+}
+
 func TestVerboseNamesEveryManifestAndTagAtTheDestination(t *testing.T) {
 	src := testregistry.NewDistribution(t)
 	f := newExportFixture(t, src)
