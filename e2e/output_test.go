@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -413,11 +412,52 @@ func TestJSONResultsKeepTheirDocumentedFields(t *testing.T) {
 
 func TestVersionSaysWhatWasBuilt(t *testing.T) {
 	// The e2e binary is built with plain go build, without -X main.version:
-	// the version comes from the build information, never "dev".
+	// --version must say what the Go toolchain recorded in that binary, as
+	// `go version -m` reads it, not a word compiled in.
+	out, err := exec.Command("go", "version", "-m", ferryBin).Output()
+	if err != nil {
+		t.Fatalf("go version -m %s: %v", ferryBin, err)
+	}
+	goVersion, modVersion := "", ""
+	settings := map[string]string{}
+	for i, l := range strings.Split(string(out), "\n") {
+		f := strings.Split(strings.TrimPrefix(l, "\t"), "\t")
+		switch {
+		case i == 0:
+			goVersion = strings.TrimSpace(l[strings.LastIndex(l, " ")+1:])
+		case len(f) >= 3 && f[0] == "mod":
+			modVersion = f[2]
+		case len(f) >= 2 && f[0] == "build":
+			if k, v, ok := strings.Cut(f[1], "="); ok {
+				settings[k] = v
+			}
+		}
+	}
+	if !strings.HasPrefix(goVersion, "go") || modVersion == "" || settings["GOOS"] == "" {
+		t.Fatalf("go version -m gave no Go version, main module or GOOS:\n%s", out)
+	}
 	r := mustFerry(t, "--version")
-	if !strings.HasPrefix(r.Stdout, "ferry version ") || strings.Contains(r.Stdout, "version dev\n") ||
-		!strings.Contains(r.Stdout, runtime.Version()) {
-		t.Errorf("--version says %q; want the build's version and Go toolchain (%s)", r.Stdout, runtime.Version())
+	platform := goVersion + " " + settings["GOOS"] + "/" + settings["GOARCH"] + ")\n"
+	rev := settings["vcs.revision"]
+	switch {
+	case modVersion != "(devel)":
+		if !strings.HasPrefix(r.Stdout, "ferry version "+modVersion+" (") || !strings.HasSuffix(r.Stdout, platform) {
+			t.Errorf("--version says %q; want the module version %s and %s", r.Stdout, modVersion, platform)
+		}
+	case rev != "":
+		short := rev[:min(12, len(rev))]
+		if settings["vcs.modified"] == "true" {
+			short += "-dirty"
+		}
+		if !strings.HasPrefix(r.Stdout, "ferry version "+short+" (commit "+rev) || !strings.HasSuffix(r.Stdout, platform) {
+			t.Errorf("--version says %q; want revision %s (%s) and %s", r.Stdout, short, rev, platform)
+		}
+	default:
+		// No module version, no VCS (GOFLAGS=-buildvcs=false, or no
+		// checkout): the build information's own words for that.
+		if want := "ferry version devel (" + platform; r.Stdout != want {
+			t.Errorf("--version says %q; want %q", r.Stdout, want)
+		}
 	}
 }
 
