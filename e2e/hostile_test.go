@@ -234,7 +234,9 @@ func TestImagesYMLOverTheCap(t *testing.T) {
 
 // TestRacingExportsToOneFile (item 7): exports of different content to one
 // -o FILE, several rounds; after each the checksum file matches the
-// archive in place and verify passes. (The relocate and atomicfile tests
+// archive in place and verify passes. (relocate's
+// TestRacingExportsLeaveAMatchingChecksum and internal/volumes'
+// TestPutRacing, where the archive and its checksum file are put in place,
 // race many more rounds in-process.)
 func TestRacingExportsToOneFile(t *testing.T) {
 	reg := testregistry.NewDistribution(t)
