@@ -115,8 +115,9 @@ func addHead(f *testing.F, index []byte, manifests []testBlob) {
 // the manifests, so that the fuzzer works on their JSON rather than on
 // compressed bytes. Whatever the Reader accepts must be consistent: every
 // entry's manifest held and matching its digest, every artifact's subject
-// an entry, and no size negative or summing past int64 (issue 13, items 4
-// and 9). The seeds are the shapes of that issue, small.
+// an entry, no size negative or summing past int64 (issue 13, items 4
+// and 9), and no string past MaxIndexString. The seeds are the shapes of
+// that issue, small.
 func FuzzHead(f *testing.F) {
 	cfg, layer := sharedBlobs()
 	tiny := smallImage(0, cfg, layer)
@@ -148,6 +149,26 @@ func FuzzHead(f *testing.F) {
 		addHead(f, mustBuildIndex(f, []Entry{{Descriptor: desc(m), Role: RoleImage, OriginalRef: "r.example/big"}}), []testBlob{m})
 	}
 
+	// swap is tinyIndex with one piece of its JSON replaced.
+	swap := func(old, new string) []byte {
+		b := bytes.Replace(tinyIndex, []byte(old), []byte(new), 1)
+		if bytes.Equal(b, tinyIndex) {
+			f.Fatalf("index.json has no %s to replace", old)
+		}
+		return b
+	}
+	// Terminal control sequences in an original reference and in the tag,
+	// JSON-escaped as an attacker writes them (issue 13, item 8).
+	addHead(f, swap(`"r.example/b:v1"`, `"r.example/b:v1\u001b[2J\u001b[1;1HALL GOOD\r"`), []testBlob{tiny})
+	addHead(f, swap(`"`+AnnotationRefName+`":"v1"`, `"`+AnnotationRefName+`":"v1\u001b]0;x\u0007\u202e"`), []testBlob{tiny})
+	// One string of index.json at the per-string cap and one past it: an
+	// original reference, and an annotation of no known meaning.
+	for _, n := range []int{MaxIndexString, MaxIndexString + 1} {
+		long := strings.Repeat("a", n)
+		addHead(f, swap(`"r.example/b:v1"`, `"r.example/b:`+long[len("r.example/b:"):]+`"`), []testBlob{tiny})
+		addHead(f, swap(`"annotations":{`, `"annotations":{"x.note":"`+long+`",`), []testBlob{tiny})
+	}
+
 	f.Fuzz(func(t *testing.T, index, manifests string) {
 		var ms []testBlob
 		if manifests != "" {
@@ -167,6 +188,9 @@ func FuzzHead(f *testing.F) {
 		h := r.Head()
 		entries := map[v1.Hash]bool{}
 		for _, e := range h.Entries {
+			if len(e.OriginalRef) > MaxIndexString || len(e.Tag) > MaxIndexString {
+				t.Fatalf("entry %s: a string of %d bytes accepted, past the cap", e.Descriptor.Digest, max(len(e.OriginalRef), len(e.Tag)))
+			}
 			entries[e.Descriptor.Digest] = true
 			b, ok := h.Manifests[e.Descriptor.Digest]
 			if !ok || digestOf(b) != e.Descriptor.Digest || int64(len(b)) != e.Descriptor.Size {

@@ -234,7 +234,9 @@ func TestImagesYMLOverTheCap(t *testing.T) {
 
 // TestRacingExportsToOneFile (item 7): exports of different content to one
 // -o FILE, several rounds; after each the checksum file matches the
-// archive in place and verify passes. (The relocate and atomicfile tests
+// archive in place and verify passes. (relocate's
+// TestRacingExportsLeaveAMatchingChecksum and internal/volumes'
+// TestPutRacing, where the archive and its checksum file are put in place,
 // race many more rounds in-process.)
 func TestRacingExportsToOneFile(t *testing.T) {
 	reg := testregistry.NewDistribution(t)
@@ -258,6 +260,49 @@ func TestRacingExportsToOneFile(t *testing.T) {
 		}
 		if r := ferry(t, nil, "verify", out); r.Code != 0 {
 			t.Fatalf("round %d: verify of the archive in place\n%s", round, r)
+		}
+	}
+}
+
+// TestInventoryTakesExplicitCredentials: inventory's --repo names the
+// registries the explicit credentials go to, as --to-repo does for import;
+// two registries that demand them are walked, and the password is never
+// printed.
+func TestInventoryTakesExplicitCredentials(t *testing.T) {
+	var repos []string
+	for i, reg := range []*testregistry.Registry{
+		testregistry.NewDistribution(t, testregistry.WithAuth("walker", "inv-pass")),
+		testregistry.NewDistribution(t, testregistry.WithAuth("walker", "inv-pass")),
+	} {
+		seedImage(t, reg, "far/a", uint64(40+i))
+		repos = append(repos, reg.Repo("far/a"))
+	}
+	have := filepath.Join(t.TempDir(), "have.json")
+	args := []string{"inventory", "--repo", repos[0], "--repo", repos[1], "-o", have, "--json"}
+	if r := ferry(t, nil, args...); r.Code != 1 {
+		t.Fatalf("without credentials: want exit 1, got %s", r)
+	}
+	r := ferry(t, nil, append(args, "--registry-username", "walker", "--registry-password", "inv-pass")...)
+	if r.Code != 0 || strings.Contains(r.Stdout+r.Stderr, "inv-pass") {
+		t.Fatalf("inventory with explicit credentials: %s", r)
+	}
+	var res struct {
+		Repositories []struct {
+			Repository             string
+			Tags, Manifests, Blobs int
+		}
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil {
+		t.Fatalf("inventory --json: %v\n%s", err, r.Stdout)
+	}
+	// Each repository holds the seeded image: one tag, one manifest, a
+	// config and two layers.
+	if len(res.Repositories) != 2 {
+		t.Fatalf("inventory lists %d repositories, want 2: %s", len(res.Repositories), r.Stdout)
+	}
+	for i, got := range res.Repositories {
+		if got.Repository != repos[i] || got.Tags != 1 || got.Manifests != 1 || got.Blobs != 3 {
+			t.Errorf("repository %d: %+v, want %s with 1 tag, 1 manifest, 3 blobs", i, got, repos[i])
 		}
 	}
 }

@@ -247,7 +247,7 @@ func TestDeltaSummaryNamesTheInventoryRepositories(t *testing.T) {
 	have := filepath.Join(t.TempDir(), "have.json")
 	mustFerry(t, "inventory", "--repo", repo, "-o", have)
 	r := mustFerry(t, "export", "-b", f.root, "--since", have, "-o", filepath.Join(t.TempDir(), "delta.tar.zst"))
-	if !regexp.MustCompile(`(?m)^  since +inventory have\.json of ` + regexp.QuoteMeta(repo) + ` \(taken `).MatchString(r.Stderr) {
+	if !regexp.MustCompile(`(?m)^  since +inventory have\.json \(sha256:[0-9a-f]{12}\)\n +taken \S+ of ` + regexp.QuoteMeta(repo) + `$`).MatchString(r.Stderr) {
 		t.Errorf("the summary does not name the inventory's repository plainly:\n%s", r.Stderr)
 	}
 	if strings.Contains(r.Stderr, "[") {

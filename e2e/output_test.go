@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -125,6 +124,53 @@ func TestImportAndCopySummariesNameTheDestinationAndEachTagOnce(t *testing.T) {
 	copied := dst.Repo("far/copied")
 	r = mustFerry(t, "copy", "-b", f.root, "--to-repo", copied)
 	assertRelocationSummary(t, r.Stderr, "Copied", copied, src.Host, "create", want)
+}
+
+// TestExportSummarySinceBasesFitsEightyColumns: export's summary with an
+// archive base and an inventory base keeps every line within 80 columns (the
+// user's own archive path aside) and prints no full digest but the archive's
+// own sha256, which people compare; -v gives the bases' full sha256.
+func TestExportSummarySinceBasesFitsEightyColumns(t *testing.T) {
+	r := newReleases(t)
+	dst := testregistry.NewDistribution(t)
+	have := inventoryAfter(t, dst, r.v1Arch)
+	dir := t.TempDir()
+	delta := filepath.Join(dir, "delta.tar.zst")
+	res := mustFerry(t, "export", "-b", r.v2, "-o", delta, "--since", r.v1Arch, "--since", have)
+	assertNoControls(t, "export's summary", res.Stderr)
+	own := "  sha256    " + fileSHA256(t, delta)
+	sawOwn := false
+	for _, l := range strings.Split(strings.TrimSuffix(res.Stderr, "\n"), "\n") {
+		if l == own {
+			sawOwn = true
+			continue
+		}
+		if n := utf8.RuneCountInString(strings.ReplaceAll(l, dir+string(filepath.Separator), "")); n > 80 {
+			t.Errorf("line of %d columns (at most 80, the archive's directory aside): %q", n, l)
+		}
+		if fullHex.MatchString(l) {
+			t.Errorf("line carries a full digest: %q", l)
+		}
+	}
+	if !sawOwn {
+		t.Errorf("the summary does not give the archive's full sha256 as %q:\n%s", own, res.Stderr)
+	}
+	short := func(file string) string { return "sha256:" + fileSHA256(t, file)[:12] }
+	for _, re := range []string{
+		`(?m)^  since +archive v1\.tar\.zst \(` + short(r.v1Arch) + `\)$`,
+		`(?m)^  since +inventory have\.json \(` + short(have) + `\)\n +taken \S+ of ` + regexp.QuoteMeta(dst.Repo("far/a")) + `$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(res.Stderr) {
+			t.Errorf("the summary does not match %s:\n%s", re, res.Stderr)
+		}
+	}
+
+	res = mustFerry(t, "export", "-v", "-b", r.v2, "-o", filepath.Join(dir, "again.tar.zst"), "--since", r.v1Arch, "--since", have)
+	for _, file := range []string{r.v1Arch, have} {
+		if !strings.Contains(res.Stderr, "(sha256:"+fileSHA256(t, file)+")") {
+			t.Errorf("-v does not give the full sha256 of %s:\n%s", file, res.Stderr)
+		}
+	}
 }
 
 func TestVerboseNamesEveryManifestAndTagAtTheDestination(t *testing.T) {
@@ -366,11 +412,52 @@ func TestJSONResultsKeepTheirDocumentedFields(t *testing.T) {
 
 func TestVersionSaysWhatWasBuilt(t *testing.T) {
 	// The e2e binary is built with plain go build, without -X main.version:
-	// the version comes from the build information, never "dev".
+	// --version must say what the Go toolchain recorded in that binary, as
+	// `go version -m` reads it, not a word compiled in.
+	out, err := exec.Command("go", "version", "-m", ferryBin).Output()
+	if err != nil {
+		t.Fatalf("go version -m %s: %v", ferryBin, err)
+	}
+	goVersion, modVersion := "", ""
+	settings := map[string]string{}
+	for i, l := range strings.Split(string(out), "\n") {
+		f := strings.Split(strings.TrimPrefix(l, "\t"), "\t")
+		switch {
+		case i == 0:
+			goVersion = strings.TrimSpace(l[strings.LastIndex(l, " ")+1:])
+		case len(f) >= 3 && f[0] == "mod":
+			modVersion = f[2]
+		case len(f) >= 2 && f[0] == "build":
+			if k, v, ok := strings.Cut(f[1], "="); ok {
+				settings[k] = v
+			}
+		}
+	}
+	if !strings.HasPrefix(goVersion, "go") || modVersion == "" || settings["GOOS"] == "" {
+		t.Fatalf("go version -m gave no Go version, main module or GOOS:\n%s", out)
+	}
 	r := mustFerry(t, "--version")
-	if !strings.HasPrefix(r.Stdout, "ferry version ") || strings.Contains(r.Stdout, "version dev\n") ||
-		!strings.Contains(r.Stdout, runtime.Version()) {
-		t.Errorf("--version says %q; want the build's version and Go toolchain (%s)", r.Stdout, runtime.Version())
+	platform := goVersion + " " + settings["GOOS"] + "/" + settings["GOARCH"] + ")\n"
+	rev := settings["vcs.revision"]
+	switch {
+	case modVersion != "(devel)":
+		if !strings.HasPrefix(r.Stdout, "ferry version "+modVersion+" (") || !strings.HasSuffix(r.Stdout, platform) {
+			t.Errorf("--version says %q; want the module version %s and %s", r.Stdout, modVersion, platform)
+		}
+	case rev != "":
+		short := rev[:min(12, len(rev))]
+		if settings["vcs.modified"] == "true" {
+			short += "-dirty"
+		}
+		if !strings.HasPrefix(r.Stdout, "ferry version "+short+" (commit "+rev) || !strings.HasSuffix(r.Stdout, platform) {
+			t.Errorf("--version says %q; want revision %s (%s) and %s", r.Stdout, short, rev, platform)
+		}
+	default:
+		// No module version, no VCS (GOFLAGS=-buildvcs=false, or no
+		// checkout): the build information's own words for that.
+		if want := "ferry version devel (" + platform; r.Stdout != want {
+			t.Errorf("--version says %q; want %q", r.Stdout, want)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -306,12 +307,13 @@ func printExportResult(out *printer, dest string, res *relocate.ExportResult) er
 		j.Bases, j.LeftOut, j.LeftOutBytes = res.Delta.Bases, len(res.Delta.LeftOut), res.LeftOutBytes
 	}
 	took := out.Elapsed()
-	return out.Result(j, func(w io.Writer) { printExport(w, dest, res, took) })
+	return out.Result(j, func(w io.Writer) { printExport(w, dest, res, took, out.verbose()) })
 }
 
 // printExport is export's summary: where the archive went, what it holds,
-// how long it took, and its full sha256 (what people compare).
-func printExport(w io.Writer, dest string, res *relocate.ExportResult, took time.Duration) {
+// how long it took, and its full sha256 (what people compare). With verbose,
+// the --since bases' full sha256 too.
+func printExport(w io.Writer, dest string, res *relocate.ExportResult, took time.Duration, verbose bool) {
 	where := dest
 	switch n := len(res.Volumes); {
 	case dest == "-":
@@ -340,8 +342,25 @@ func printExport(w io.Writer, dest string, res *relocate.ExportResult, took time
 	if d := res.Delta; d != nil {
 		fmt.Fprintf(tw, "  delta\t%s (%s) left out, expected at the destination\n", plural(len(d.LeftOut), "blob"), humanBytes(res.LeftOutBytes))
 		for _, b := range d.Bases {
-			fmt.Fprintf(tw, "  since\t%s\n", quoteUnsafe(b.String()))
+			printBase(tw, b, verbose)
 		}
 	}
 	tw.Flush()
+}
+
+// printBase is a --since base in export's summary, within 80 columns for
+// ordinary names: its name and short sha256 (verbose: the full one), then an
+// inventory's date and repositories on a line of their own, the repositories
+// last since they are the part that can be long.
+func printBase(tw io.Writer, b archive.Base, verbose bool) {
+	sum := "sha256:" + b.SHA256
+	if !verbose {
+		sum = shortDigest(sum)
+	}
+	if b.Kind != archive.BaseInventory {
+		fmt.Fprintf(tw, "  since\tarchive %s (%s)\n", quoteUnsafe(b.Name), sum)
+		return
+	}
+	fmt.Fprintf(tw, "  since\tinventory %s (%s)\n", quoteUnsafe(b.Name), sum)
+	fmt.Fprintf(tw, "  \ttaken %s of %s\n", quoteUnsafe(b.Created), quoteUnsafe(strings.Join(b.Repositories, ", ")))
 }

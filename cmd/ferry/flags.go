@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -22,7 +23,7 @@ func registryFlags() []cli.Flag {
 			Usage: "bearer token for the registries"},
 		&cli.StringSliceFlag{Name: "registry-credential-host", Category: cat,
 			Usage: "another registry (host[:port]) that gets the explicit credentials, * for every one; repeatable " +
-				"(default: only the registries of -b, -i and --to-repo, and the token services they name)"},
+				"(default: only the registries of -b, -i, --to-repo and inventory's --repo, and the token services they name)"},
 		&cli.BoolFlag{Name: "registry-anon", Category: cat,
 			Usage: "send no credentials at all"},
 		&cli.BoolFlag{Name: "registry-insecure", Category: cat,
@@ -69,11 +70,16 @@ func credentialHosts(c *cli.Context) []string {
 		}
 		hosts = append(hosts, h)
 	}
+	// inventory's --repo (a slice; serve's --repo, a plain path, reads as
+	// none) names registries the way --to-repo does. A copy: the flag's own
+	// slice must not grow under its other readers.
+	named := slices.Clone(c.StringSlice("repo"))
 	for _, flag := range []string{"bundle", "image", "to-repo"} {
-		v := c.String(flag)
-		if v == "" {
-			continue
+		if v := c.String(flag); v != "" {
+			named = append(named, v)
 		}
+	}
+	for _, v := range named {
 		opts := []name.Option{name.WeakValidation}
 		if c.Bool("registry-insecure") {
 			opts = append(opts, name.Insecure)
