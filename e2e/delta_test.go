@@ -2,16 +2,19 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/fixtures"
@@ -138,17 +141,102 @@ func TestDeltaSinceAnArchiveImportsAsAFullOne(t *testing.T) {
 
 	// Imported over v1, it gives exactly what a full import of v2 gives.
 	mustFerry(t, "import", "-f", delta, "--to-repo", repo)
+	assertLikeFullImports(t, r, dst, repo)
+}
+
+// TestDeltaSinceAnInventoryOfTheSameRepository: the far side imports v1 in
+// full into R and sends back an inventory of R; v2 exported since that
+// inventory and imported into R gives exactly the tags and digests of a
+// full import of v1 then v2, and ferry pull of v2 from R finds every image.
+func TestDeltaSinceAnInventoryOfTheSameRepository(t *testing.T) {
+	r := newReleases(t)
+	dst := testregistry.NewDistribution(t)
+	repo := dst.Repo("far/release")
+	mustFerry(t, "import", "-f", r.v1Arch, "--to-repo", repo)
+	have := filepath.Join(t.TempDir(), "have.json")
+	mustFerry(t, "inventory", "--repo", repo, "-o", have)
+
+	delta := filepath.Join(t.TempDir(), "v2.tar.zst")
+	var ex struct {
+		LeftOut int
+		Bases   []struct{ Kind, Name string }
+	}
+	if err := json.Unmarshal([]byte(mustFerry(t, "export", "-b", r.v2, "-o", delta, "--since", have, "--json").Stdout), &ex); err != nil {
+		t.Fatal(err)
+	}
+	shared := len(archiveBlobs(t, r.v2Full)) - len(archiveManifests(t, r.v2Full)) - (len(r.newInV2) - manifestCount(t, r, r.newInV2))
+	if ex.LeftOut != shared || len(ex.Bases) != 1 || ex.Bases[0].Kind != "inventory" || ex.Bases[0].Name != "have.json" {
+		t.Errorf("export --since the inventory left out %d blobs with bases %+v; want the %d configs and layers v2 shares with v1, since inventory have.json", ex.LeftOut, ex.Bases, shared)
+	}
+	im := parseDeltaImport(t, mustFerry(t, "import", "-f", delta, "--to-repo", repo, "--json"))
+	if im.BlobsLeftOut != shared || im.LeftOutMounted != 0 {
+		t.Errorf("import found %d left out, mounted %d; want %d, all already in %s", im.BlobsLeftOut, im.LeftOutMounted, shared, repo)
+	}
+	assertLikeFullImports(t, r, dst, repo)
+}
+
+// assertLikeFullImports checks that repo of dst, where v1 and then a delta
+// of v2 were imported, has exactly the tags and digests that full imports
+// of v1 then v2 give, and that ferry pull of v2 from repo finds every
+// image it locks, whole, in repo.
+func assertLikeFullImports(t *testing.T, r *releases, dst *testregistry.Registry, repo string) {
+	t.Helper()
 	full := dst.Repo("far/full")
 	mustFerry(t, "import", "-f", r.v1Arch, "--to-repo", full)
 	mustFerry(t, "import", "-f", r.v2Full, "--to-repo", full)
 	if got, want := tagsOf(t, dst, repo), tagsOf(t, dst, full); !maps.Equal(got, want) {
 		t.Errorf("tags after the delta:\n%v\nafter a full import:\n%v", got, want)
 	}
+	// Every image v2 locks, pulled through repo, is whole there.
 	out := filepath.Join(t.TempDir(), "pulled")
 	mustFerry(t, "pull", "-b", repo+":v2", "-o", out)
 	lock, err := os.ReadFile(filepath.Join(out, ".imgpkg", "images.yml"))
-	if err != nil || strings.Count(string(lock), repo+"@sha256:") != 3 {
-		t.Errorf("pulled images.yml does not name the three images in %s: %v\n%s", repo, err, lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := regexp.MustCompile(regexp.QuoteMeta(repo)+`@sha256:[0-9a-f]{64}`).FindAllString(string(lock), -1)
+	if len(refs) != 3 {
+		t.Fatalf("pulled images.yml names %d images in %s, want 3:\n%s", len(refs), repo, lock)
+	}
+	for _, ref := range refs {
+		d, err := name.NewDigest(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := remote.Image(d, dst.RemoteOptions(t)...)
+		if err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+		assertWhole(t, img, ref)
+	}
+}
+
+// assertWhole reads img's config and every layer as the registry serves
+// them, and checks each against the digest its manifest gives.
+func assertWhole(t *testing.T, img v1.Image, ref string) {
+	t.Helper()
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatalf("%s: %v", ref, err)
+	}
+	if _, err := img.RawConfigFile(); err != nil {
+		t.Errorf("%s: config %s: %v", ref, m.Config.Digest, err)
+	}
+	for _, l := range m.Layers {
+		layer, err := img.LayerByDigest(l.Digest)
+		if err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+		rc, err := layer.Compressed()
+		if err != nil {
+			t.Errorf("%s: layer %s: %v", ref, l.Digest, err)
+			continue
+		}
+		h, n, err := v1.SHA256(rc)
+		rc.Close()
+		if err != nil || h != l.Digest || n != l.Size {
+			t.Errorf("%s: layer %s read as %s (%d bytes, want %d): %v", ref, l.Digest, h, n, l.Size, err)
+		}
 	}
 }
 
@@ -157,14 +245,47 @@ func TestDeltaIntoAnEmptyRepositoryIsRefusedBeforeAnyWrite(t *testing.T) {
 	delta := filepath.Join(t.TempDir(), "v2.tar.zst")
 	mustFerry(t, "export", "-b", r.v2, "-o", delta, "--since", r.v1Arch)
 	dst := testregistry.NewDistribution(t)
+	// What the delta leaves out, from the archives' own tars: every config
+	// and layer of v2 that v1 carried. An empty repository lacks them all.
+	leftOut := map[string]int64{}
+	var leftOutBytes int64
+	for d, size := range archiveBlobs(t, r.v2Full) {
+		if _, inV1 := r.v1Blobs[d]; inV1 && !archiveManifests(t, r.v2Full)[d] {
+			leftOut[d] = size
+			leftOutBytes += size
+		}
+	}
+	if len(leftOut) < 2 {
+		t.Fatalf("v2 shares %d configs and layers with v1: the test proves nothing", len(leftOut))
+	}
+	count := fmt.Sprintf("leaves out %d blobs (%d bytes)", len(leftOut), leftOutBytes)
+	base := "archive v1.tar.zst (sha256 " + fileSHA256(t, r.v1Arch) + ")"
 	for _, args := range [][]string{
 		{"import", "-f", delta, "--to-repo", dst.Repo("far/empty"), "--dry-run"},
 		{"import", "-f", delta, "--to-repo", dst.Repo("far/empty")},
 	} {
 		dst.ResetCounts()
 		res := ferry(t, nil, args...)
-		if res.Code != 1 || !strings.Contains(res.Stderr, "leaves out") || !strings.Contains(res.Stderr, "v1.tar.zst") || !strings.Contains(res.Stderr, "does not hold") {
+		if res.Code != 1 || !strings.Contains(res.Stderr, "does not hold") {
 			t.Errorf("%v: want exit 1 naming the missing blobs and the base: %s", args, res)
+		}
+		if !strings.Contains(res.Stderr, count) {
+			t.Errorf("%v: the refusal does not say %q:\n%s", args, count, res.Stderr)
+		}
+		if !strings.Contains(res.Stderr, base) {
+			t.Errorf("%v: the refusal does not name the base %q:\n%s", args, base, res.Stderr)
+		}
+		named := regexp.MustCompile(`sha256:[0-9a-f]{64}`).FindAllString(res.Stderr, -1)
+		listed := 0
+		for _, d := range named {
+			if _, ok := leftOut[d]; ok {
+				listed++
+			} else if !strings.Contains(base, strings.TrimPrefix(d, "sha256:")) {
+				t.Errorf("%v: the refusal names %s, which the delta did not leave out", args, d)
+			}
+		}
+		if listed == 0 {
+			t.Errorf("%v: the refusal names none of the %d left-out blobs:\n%s", args, len(leftOut), res.Stderr)
 		}
 		c := dst.Counts()
 		if n := c.Get(http.MethodPost, "") + c.Get(http.MethodPut, "") + c.Get(http.MethodPatch, ""); n != 0 {
