@@ -245,19 +245,8 @@ func TestDeltaIntoAnEmptyRepositoryIsRefusedBeforeAnyWrite(t *testing.T) {
 	delta := filepath.Join(t.TempDir(), "v2.tar.zst")
 	mustFerry(t, "export", "-b", r.v2, "-o", delta, "--since", r.v1Arch)
 	dst := testregistry.NewDistribution(t)
-	// What the delta leaves out, from the archives' own tars: every config
-	// and layer of v2 that v1 carried. An empty repository lacks them all.
-	leftOut := map[string]int64{}
-	var leftOutBytes int64
-	for d, size := range archiveBlobs(t, r.v2Full) {
-		if _, inV1 := r.v1Blobs[d]; inV1 && !archiveManifests(t, r.v2Full)[d] {
-			leftOut[d] = size
-			leftOutBytes += size
-		}
-	}
-	if len(leftOut) < 2 {
-		t.Fatalf("v2 shares %d configs and layers with v1: the test proves nothing", len(leftOut))
-	}
+	// An empty repository lacks every blob the delta left out.
+	leftOut, leftOutBytes := r.sharedBlobs(t)
 	count := fmt.Sprintf("leaves out %d blobs (%d bytes)", len(leftOut), leftOutBytes)
 	base := "archive v1.tar.zst (sha256 " + fileSHA256(t, r.v1Arch) + ")"
 	for _, args := range [][]string{
@@ -275,23 +264,76 @@ func TestDeltaIntoAnEmptyRepositoryIsRefusedBeforeAnyWrite(t *testing.T) {
 		if !strings.Contains(res.Stderr, base) {
 			t.Errorf("%v: the refusal does not name the base %q:\n%s", args, base, res.Stderr)
 		}
-		named := regexp.MustCompile(`sha256:[0-9a-f]{64}`).FindAllString(res.Stderr, -1)
-		listed := 0
-		for _, d := range named {
-			if _, ok := leftOut[d]; ok {
-				listed++
-			} else if !strings.Contains(base, strings.TrimPrefix(d, "sha256:")) {
-				t.Errorf("%v: the refusal names %s, which the delta did not leave out", args, d)
-			}
-		}
-		if listed == 0 {
-			t.Errorf("%v: the refusal names none of the %d left-out blobs:\n%s", args, len(leftOut), res.Stderr)
-		}
+		assertNamesLeftOut(t, res.Stderr, leftOut)
 		c := dst.Counts()
 		if n := c.Get(http.MethodPost, "") + c.Get(http.MethodPut, "") + c.Get(http.MethodPatch, ""); n != 0 {
 			t.Errorf("%v: %d writes reached the registry before the refusal", args, n)
 		}
 	}
+}
+
+// sharedBlobs lists the configs and layers v2 shares with v1, read from
+// the archives' own tars: what a delta of v2 since v1 leaves out.
+func (r *releases) sharedBlobs(t *testing.T) (blobs map[string]int64, bytes int64) {
+	t.Helper()
+	blobs = map[string]int64{}
+	for d, size := range archiveBlobs(t, r.v2Full) {
+		if _, inV1 := r.v1Blobs[d]; inV1 && !archiveManifests(t, r.v2Full)[d] {
+			blobs[d] = size
+			bytes += size
+		}
+	}
+	if len(blobs) < 2 {
+		t.Fatalf("v2 shares %d configs and layers with v1: the test proves nothing", len(blobs))
+	}
+	return blobs, bytes
+}
+
+// assertNamesLeftOut checks that msg names at least one of the left-out
+// blobs, and no other blob.
+func assertNamesLeftOut(t *testing.T, msg string, leftOut map[string]int64) {
+	t.Helper()
+	listed := 0
+	for _, d := range regexp.MustCompile(`sha256:[0-9a-f]{64}`).FindAllString(msg, -1) {
+		if _, ok := leftOut[d]; !ok {
+			t.Errorf("the error names %s, which the delta did not leave out", d)
+		}
+		listed++
+	}
+	if listed == 0 {
+		t.Errorf("the error names none of the %d left-out blobs:\n%s", len(leftOut), msg)
+	}
+}
+
+// TestDeltaVerifySinceABaseThatLacksTheLeftOutBlobs: verify --since an
+// archive that holds none of what the delta left out fails, naming the
+// base, how many blobs it lacks, and which.
+func TestDeltaVerifySinceABaseThatLacksTheLeftOutBlobs(t *testing.T) {
+	r := newReleases(t)
+	dir := t.TempDir()
+	delta := filepath.Join(dir, "v2.tar.zst")
+	mustFerry(t, "export", "-b", r.v2, "-o", delta, "--since", r.v1Arch)
+	other := r.src.Repo("src/other") + ":v1"
+	mustFerry(t, "push", "-b", other, "-f", bundleDir(t, seedImage(t, r.src, "src/lone", 9)))
+	wrong := filepath.Join(dir, "other.tar.zst")
+	mustFerry(t, "export", "-b", other, "-o", wrong)
+
+	leftOut, _ := r.sharedBlobs(t)
+	for d := range leftOut {
+		if _, ok := archiveBlobs(t, wrong)[d]; ok {
+			t.Fatalf("other.tar.zst holds %s: the test proves nothing", d)
+		}
+	}
+	res := ferry(t, nil, "verify", delta, "--since", wrong)
+	if res.Code != 1 || !strings.Contains(res.Stderr, wrong) {
+		t.Errorf("want exit 1 naming the base %s: %s", wrong, res)
+	}
+	if n := fmt.Sprintf("%d of the %d blobs the delta left out", len(leftOut), len(leftOut)); !strings.Contains(res.Stderr, n) {
+		t.Errorf("the error does not say %q:\n%s", n, res.Stderr)
+	}
+	assertNamesLeftOut(t, res.Stderr, leftOut)
+	// The right base still proves the same delta.
+	mustFerry(t, "verify", delta, "--since", r.v1Arch)
 }
 
 func TestDeltaSinceAnInventoryMountsFromAnotherRepository(t *testing.T) {
