@@ -26,6 +26,7 @@ import (
 type releases struct {
 	src            *testregistry.Registry
 	v1, v2         string // bundle references
+	kept, changed  name.Digest
 	v1Blobs        map[string]int64
 	newInV2        map[string]int64 // configs and layers v2 has that v1 lacks
 	v1Arch, v2Full string           // archives
@@ -53,6 +54,7 @@ func newReleases(t *testing.T) *releases {
 	old := seed2(t, r.src, "src/app", withShared(2))
 	changed := seed2(t, r.src, "src/app", withShared(3))
 	added := seedImage(t, r.src, "src/added", 4)
+	r.kept, r.changed = kept, changed
 
 	push := func(tag string, refs ...name.Digest) string {
 		ref := r.src.Repo("src/release") + ":" + tag
@@ -334,6 +336,59 @@ func TestDeltaVerifySinceABaseThatLacksTheLeftOutBlobs(t *testing.T) {
 	assertNamesLeftOut(t, res.Stderr, leftOut)
 	// The right base still proves the same delta.
 	mustFerry(t, "verify", delta, "--since", r.v1Arch)
+}
+
+// TestDeltaSinceOnEveryWayToExport: export -i, export --lock and copy
+// --to-tar make a delta as export -b does: each leaves out every config
+// and layer v1.tar.zst holds, and carries the rest.
+func TestDeltaSinceOnEveryWayToExport(t *testing.T) {
+	r := newReleases(t)
+	lockFile := filepath.Join(bundleDir(t, r.kept, r.changed), ".imgpkg", "images.yml")
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"export -i", []string{"export", "-i", r.kept.String()}},
+		{"export --lock", []string{"export", "--lock", lockFile}},
+		{"copy --to-tar", []string{"copy", "-b", r.v2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "delta.tar.zst")
+			to := "-o"
+			if tc.args[0] == "copy" {
+				to = "--to-tar"
+			}
+			res := mustFerry(t, append(tc.args, to, out, "--since", r.v1Arch, "--json")...)
+			var ex struct{ LeftOut int }
+			if err := json.Unmarshal([]byte(res.Stdout), &ex); err != nil {
+				t.Fatalf("%v\n%s", err, res)
+			}
+			if ex.LeftOut == 0 {
+				t.Fatalf("no blob left out: not a delta\n%s", res)
+			}
+			// Left out: every config and layer v1 carried; carried: the
+			// manifests, and what v1 lacks.
+			manifests, carried := archiveManifests(t, out), 0
+			for d := range archiveBlobs(t, out) {
+				if manifests[d] {
+					continue
+				}
+				carried++
+				if _, inV1 := r.v1Blobs[d]; inV1 {
+					t.Errorf("the delta carries %s, which v1.tar.zst holds", d)
+				}
+			}
+			if tc.name == "export -i" && carried != 0 {
+				t.Errorf("the kept image is all in v1.tar.zst, yet the delta carries %d of its blobs", carried)
+			}
+			if tc.name != "export -i" && carried == 0 {
+				t.Error("the delta carries nothing new: the changed image's own layer is missing")
+			}
+			if !strings.Contains(mustFerry(t, "inspect", out).Stdout, "Delta:") {
+				t.Error("inspect does not call the archive a delta")
+			}
+		})
+	}
 }
 
 func TestDeltaSinceAnInventoryMountsFromAnotherRepository(t *testing.T) {
