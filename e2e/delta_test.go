@@ -391,6 +391,51 @@ func TestDeltaSinceOnEveryWayToExport(t *testing.T) {
 	}
 }
 
+// TestDeltaImportAgainChangesNothing: a delta imported a second time into
+// the repository it landed in sends no blob and no manifest, and leaves
+// every tag as it was.
+func TestDeltaImportAgainChangesNothing(t *testing.T) {
+	r := newReleases(t)
+	dst := testregistry.NewDistribution(t)
+	repo := dst.Repo("far/release")
+	mustFerry(t, "import", "-f", r.v1Arch, "--to-repo", repo)
+	delta := filepath.Join(t.TempDir(), "v2.tar.zst")
+	mustFerry(t, "export", "-b", r.v2, "-o", delta, "--since", r.v1Arch)
+	mustFerry(t, "import", "-f", delta, "--to-repo", repo)
+	before := tagsOf(t, dst, repo)
+
+	dst.ResetCounts()
+	res := mustFerry(t, "import", "-f", delta, "--to-repo", repo, "--json")
+	c := dst.Counts()
+	if n := c.Get("", testregistry.KindUpload); n != 0 {
+		t.Errorf("the second import made %d blob upload requests", n)
+	}
+	if n := c.Get(http.MethodPut, testregistry.KindManifest) + c.Get(http.MethodDelete, ""); n != 0 {
+		t.Errorf("the second import made %d manifest writes or deletes", n)
+	}
+	var im struct {
+		BlobsUploaded, BlobsLeftOut int
+		Tags                        []struct{ Tag, Digest, Action string }
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &im); err != nil {
+		t.Fatal(err)
+	}
+	if im.BlobsUploaded != 0 || im.BlobsLeftOut == 0 {
+		t.Errorf("the second import uploaded %d blobs, found %d left out; want none uploaded, a delta", im.BlobsUploaded, im.BlobsLeftOut)
+	}
+	if len(im.Tags) == 0 {
+		t.Error("the second import reports no tags")
+	}
+	for _, tg := range im.Tags {
+		if tg.Action != "unchanged" || before[tg.Tag] != tg.Digest {
+			t.Errorf("the second import says tag %s is %s at %s; the first left it at %q", tg.Tag, tg.Action, tg.Digest, before[tg.Tag])
+		}
+	}
+	if after := tagsOf(t, dst, repo); !maps.Equal(after, before) {
+		t.Errorf("tags after the second import:\n%v\nafter the first:\n%v", after, before)
+	}
+}
+
 func TestDeltaSinceAnInventoryMountsFromAnotherRepository(t *testing.T) {
 	r := newReleases(t)
 	dst := testregistry.NewDistribution(t)
