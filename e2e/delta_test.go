@@ -485,6 +485,28 @@ func TestDeltaSinceAFileThatIsNeither(t *testing.T) {
 	if res.Code != 2 || !strings.Contains(res.Stderr, "not a ferry archive") || !strings.Contains(res.Stderr, bogus) {
 		t.Errorf("verify --since %s: want a usage error naming it: %s", bogus, res)
 	}
+
+	// No file at all, or a directory, is the same misuse of --since.
+	dir := t.TempDir()
+	for _, tc := range []struct{ path, want string }{
+		{filepath.Join(dir, "v1.tar.zst"), "no such file"},
+		{dir, "is a directory"},
+	} {
+		out := filepath.Join(t.TempDir(), "x.tar.zst")
+		for _, args := range [][]string{
+			{"export", "-b", r.v2, "-o", out, "--since", tc.path},
+			{"copy", "-b", r.v2, "--to-tar", out, "--since", tc.path},
+			{"verify", r.v1Arch, "--since", tc.path},
+		} {
+			res := ferry(t, nil, args...)
+			if res.Code != 2 || !strings.Contains(res.Stderr, tc.path) || !strings.Contains(res.Stderr, tc.want) {
+				t.Errorf("%v: want a usage error (exit 2) naming %s, %q: %s", args, tc.path, tc.want, res)
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("%v: wrote %s", args, out)
+			}
+		}
+	}
 }
 
 // archiveManifests lists the manifests an archive's head holds.
