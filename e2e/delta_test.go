@@ -2,16 +2,19 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/fixtures"
@@ -23,6 +26,7 @@ import (
 type releases struct {
 	src            *testregistry.Registry
 	v1, v2         string // bundle references
+	kept, changed  name.Digest
 	v1Blobs        map[string]int64
 	newInV2        map[string]int64 // configs and layers v2 has that v1 lacks
 	v1Arch, v2Full string           // archives
@@ -50,6 +54,7 @@ func newReleases(t *testing.T) *releases {
 	old := seed2(t, r.src, "src/app", withShared(2))
 	changed := seed2(t, r.src, "src/app", withShared(3))
 	added := seedImage(t, r.src, "src/added", 4)
+	r.kept, r.changed = kept, changed
 
 	push := func(tag string, refs ...name.Digest) string {
 		ref := r.src.Repo("src/release") + ":" + tag
@@ -138,17 +143,102 @@ func TestDeltaSinceAnArchiveImportsAsAFullOne(t *testing.T) {
 
 	// Imported over v1, it gives exactly what a full import of v2 gives.
 	mustFerry(t, "import", "-f", delta, "--to-repo", repo)
+	assertLikeFullImports(t, r, dst, repo)
+}
+
+// TestDeltaSinceAnInventoryOfTheSameRepository: the far side imports v1 in
+// full into R and sends back an inventory of R; v2 exported since that
+// inventory and imported into R gives exactly the tags and digests of a
+// full import of v1 then v2, and ferry pull of v2 from R finds every image.
+func TestDeltaSinceAnInventoryOfTheSameRepository(t *testing.T) {
+	r := newReleases(t)
+	dst := testregistry.NewDistribution(t)
+	repo := dst.Repo("far/release")
+	mustFerry(t, "import", "-f", r.v1Arch, "--to-repo", repo)
+	have := filepath.Join(t.TempDir(), "have.json")
+	mustFerry(t, "inventory", "--repo", repo, "-o", have)
+
+	delta := filepath.Join(t.TempDir(), "v2.tar.zst")
+	var ex struct {
+		LeftOut int
+		Bases   []struct{ Kind, Name string }
+	}
+	if err := json.Unmarshal([]byte(mustFerry(t, "export", "-b", r.v2, "-o", delta, "--since", have, "--json").Stdout), &ex); err != nil {
+		t.Fatal(err)
+	}
+	shared := len(archiveBlobs(t, r.v2Full)) - len(archiveManifests(t, r.v2Full)) - (len(r.newInV2) - manifestCount(t, r, r.newInV2))
+	if ex.LeftOut != shared || len(ex.Bases) != 1 || ex.Bases[0].Kind != "inventory" || ex.Bases[0].Name != "have.json" {
+		t.Errorf("export --since the inventory left out %d blobs with bases %+v; want the %d configs and layers v2 shares with v1, since inventory have.json", ex.LeftOut, ex.Bases, shared)
+	}
+	im := parseDeltaImport(t, mustFerry(t, "import", "-f", delta, "--to-repo", repo, "--json"))
+	if im.BlobsLeftOut != shared || im.LeftOutMounted != 0 {
+		t.Errorf("import found %d left out, mounted %d; want %d, all already in %s", im.BlobsLeftOut, im.LeftOutMounted, shared, repo)
+	}
+	assertLikeFullImports(t, r, dst, repo)
+}
+
+// assertLikeFullImports checks that repo of dst, where v1 and then a delta
+// of v2 were imported, has exactly the tags and digests that full imports
+// of v1 then v2 give, and that ferry pull of v2 from repo finds every
+// image it locks, whole, in repo.
+func assertLikeFullImports(t *testing.T, r *releases, dst *testregistry.Registry, repo string) {
+	t.Helper()
 	full := dst.Repo("far/full")
 	mustFerry(t, "import", "-f", r.v1Arch, "--to-repo", full)
 	mustFerry(t, "import", "-f", r.v2Full, "--to-repo", full)
 	if got, want := tagsOf(t, dst, repo), tagsOf(t, dst, full); !maps.Equal(got, want) {
 		t.Errorf("tags after the delta:\n%v\nafter a full import:\n%v", got, want)
 	}
+	// Every image v2 locks, pulled through repo, is whole there.
 	out := filepath.Join(t.TempDir(), "pulled")
 	mustFerry(t, "pull", "-b", repo+":v2", "-o", out)
 	lock, err := os.ReadFile(filepath.Join(out, ".imgpkg", "images.yml"))
-	if err != nil || strings.Count(string(lock), repo+"@sha256:") != 3 {
-		t.Errorf("pulled images.yml does not name the three images in %s: %v\n%s", repo, err, lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := regexp.MustCompile(regexp.QuoteMeta(repo)+`@sha256:[0-9a-f]{64}`).FindAllString(string(lock), -1)
+	if len(refs) != 3 {
+		t.Fatalf("pulled images.yml names %d images in %s, want 3:\n%s", len(refs), repo, lock)
+	}
+	for _, ref := range refs {
+		d, err := name.NewDigest(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := remote.Image(d, dst.RemoteOptions(t)...)
+		if err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+		assertWhole(t, img, ref)
+	}
+}
+
+// assertWhole reads img's config and every layer as the registry serves
+// them, and checks each against the digest its manifest gives.
+func assertWhole(t *testing.T, img v1.Image, ref string) {
+	t.Helper()
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatalf("%s: %v", ref, err)
+	}
+	if _, err := img.RawConfigFile(); err != nil {
+		t.Errorf("%s: config %s: %v", ref, m.Config.Digest, err)
+	}
+	for _, l := range m.Layers {
+		layer, err := img.LayerByDigest(l.Digest)
+		if err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+		rc, err := layer.Compressed()
+		if err != nil {
+			t.Errorf("%s: layer %s: %v", ref, l.Digest, err)
+			continue
+		}
+		h, n, err := v1.SHA256(rc)
+		rc.Close()
+		if err != nil || h != l.Digest || n != l.Size {
+			t.Errorf("%s: layer %s read as %s (%d bytes, want %d): %v", ref, l.Digest, h, n, l.Size, err)
+		}
 	}
 }
 
@@ -157,19 +247,192 @@ func TestDeltaIntoAnEmptyRepositoryIsRefusedBeforeAnyWrite(t *testing.T) {
 	delta := filepath.Join(t.TempDir(), "v2.tar.zst")
 	mustFerry(t, "export", "-b", r.v2, "-o", delta, "--since", r.v1Arch)
 	dst := testregistry.NewDistribution(t)
+	// An empty repository lacks every blob the delta left out.
+	leftOut, leftOutBytes := r.sharedBlobs(t)
+	count := fmt.Sprintf("leaves out %d blobs (%d bytes)", len(leftOut), leftOutBytes)
+	base := "archive v1.tar.zst (sha256 " + fileSHA256(t, r.v1Arch) + ")"
 	for _, args := range [][]string{
 		{"import", "-f", delta, "--to-repo", dst.Repo("far/empty"), "--dry-run"},
 		{"import", "-f", delta, "--to-repo", dst.Repo("far/empty")},
 	} {
 		dst.ResetCounts()
 		res := ferry(t, nil, args...)
-		if res.Code != 1 || !strings.Contains(res.Stderr, "leaves out") || !strings.Contains(res.Stderr, "v1.tar.zst") || !strings.Contains(res.Stderr, "does not hold") {
+		if res.Code != 1 || !strings.Contains(res.Stderr, "does not hold") {
 			t.Errorf("%v: want exit 1 naming the missing blobs and the base: %s", args, res)
 		}
+		if !strings.Contains(res.Stderr, count) {
+			t.Errorf("%v: the refusal does not say %q:\n%s", args, count, res.Stderr)
+		}
+		if !strings.Contains(res.Stderr, base) {
+			t.Errorf("%v: the refusal does not name the base %q:\n%s", args, base, res.Stderr)
+		}
+		assertNamesLeftOut(t, res.Stderr, leftOut)
 		c := dst.Counts()
 		if n := c.Get(http.MethodPost, "") + c.Get(http.MethodPut, "") + c.Get(http.MethodPatch, ""); n != 0 {
 			t.Errorf("%v: %d writes reached the registry before the refusal", args, n)
 		}
+	}
+}
+
+// sharedBlobs lists the configs and layers v2 shares with v1, read from
+// the archives' own tars: what a delta of v2 since v1 leaves out.
+func (r *releases) sharedBlobs(t *testing.T) (blobs map[string]int64, bytes int64) {
+	t.Helper()
+	blobs = map[string]int64{}
+	for d, size := range archiveBlobs(t, r.v2Full) {
+		if _, inV1 := r.v1Blobs[d]; inV1 && !archiveManifests(t, r.v2Full)[d] {
+			blobs[d] = size
+			bytes += size
+		}
+	}
+	if len(blobs) < 2 {
+		t.Fatalf("v2 shares %d configs and layers with v1: the test proves nothing", len(blobs))
+	}
+	return blobs, bytes
+}
+
+// assertNamesLeftOut checks that msg names at least one of the left-out
+// blobs, and no other blob.
+func assertNamesLeftOut(t *testing.T, msg string, leftOut map[string]int64) {
+	t.Helper()
+	listed := 0
+	for _, d := range regexp.MustCompile(`sha256:[0-9a-f]{64}`).FindAllString(msg, -1) {
+		if _, ok := leftOut[d]; !ok {
+			t.Errorf("the error names %s, which the delta did not leave out", d)
+		}
+		listed++
+	}
+	if listed == 0 {
+		t.Errorf("the error names none of the %d left-out blobs:\n%s", len(leftOut), msg)
+	}
+}
+
+// TestDeltaVerifySinceABaseThatLacksTheLeftOutBlobs: verify --since an
+// archive that holds none of what the delta left out fails, naming the
+// base, how many blobs it lacks, and which.
+func TestDeltaVerifySinceABaseThatLacksTheLeftOutBlobs(t *testing.T) {
+	r := newReleases(t)
+	dir := t.TempDir()
+	delta := filepath.Join(dir, "v2.tar.zst")
+	mustFerry(t, "export", "-b", r.v2, "-o", delta, "--since", r.v1Arch)
+	other := r.src.Repo("src/other") + ":v1"
+	mustFerry(t, "push", "-b", other, "-f", bundleDir(t, seedImage(t, r.src, "src/lone", 9)))
+	wrong := filepath.Join(dir, "other.tar.zst")
+	mustFerry(t, "export", "-b", other, "-o", wrong)
+
+	leftOut, _ := r.sharedBlobs(t)
+	for d := range leftOut {
+		if _, ok := archiveBlobs(t, wrong)[d]; ok {
+			t.Fatalf("other.tar.zst holds %s: the test proves nothing", d)
+		}
+	}
+	res := ferry(t, nil, "verify", delta, "--since", wrong)
+	if res.Code != 1 || !strings.Contains(res.Stderr, wrong) {
+		t.Errorf("want exit 1 naming the base %s: %s", wrong, res)
+	}
+	if n := fmt.Sprintf("%d of the %d blobs the delta left out", len(leftOut), len(leftOut)); !strings.Contains(res.Stderr, n) {
+		t.Errorf("the error does not say %q:\n%s", n, res.Stderr)
+	}
+	assertNamesLeftOut(t, res.Stderr, leftOut)
+	// The right base still proves the same delta.
+	mustFerry(t, "verify", delta, "--since", r.v1Arch)
+}
+
+// TestDeltaSinceOnEveryWayToExport: export -i, export --lock and copy
+// --to-tar make a delta as export -b does: each leaves out every config
+// and layer v1.tar.zst holds, and carries the rest.
+func TestDeltaSinceOnEveryWayToExport(t *testing.T) {
+	r := newReleases(t)
+	lockFile := filepath.Join(bundleDir(t, r.kept, r.changed), ".imgpkg", "images.yml")
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"export -i", []string{"export", "-i", r.kept.String()}},
+		{"export --lock", []string{"export", "--lock", lockFile}},
+		{"copy --to-tar", []string{"copy", "-b", r.v2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "delta.tar.zst")
+			to := "-o"
+			if tc.args[0] == "copy" {
+				to = "--to-tar"
+			}
+			res := mustFerry(t, append(tc.args, to, out, "--since", r.v1Arch, "--json")...)
+			var ex struct{ LeftOut int }
+			if err := json.Unmarshal([]byte(res.Stdout), &ex); err != nil {
+				t.Fatalf("%v\n%s", err, res)
+			}
+			if ex.LeftOut == 0 {
+				t.Fatalf("no blob left out: not a delta\n%s", res)
+			}
+			// Left out: every config and layer v1 carried; carried: the
+			// manifests, and what v1 lacks.
+			manifests, carried := archiveManifests(t, out), 0
+			for d := range archiveBlobs(t, out) {
+				if manifests[d] {
+					continue
+				}
+				carried++
+				if _, inV1 := r.v1Blobs[d]; inV1 {
+					t.Errorf("the delta carries %s, which v1.tar.zst holds", d)
+				}
+			}
+			if tc.name == "export -i" && carried != 0 {
+				t.Errorf("the kept image is all in v1.tar.zst, yet the delta carries %d of its blobs", carried)
+			}
+			if tc.name != "export -i" && carried == 0 {
+				t.Error("the delta carries nothing new: the changed image's own layer is missing")
+			}
+			if !strings.Contains(mustFerry(t, "inspect", out).Stdout, "Delta:") {
+				t.Error("inspect does not call the archive a delta")
+			}
+		})
+	}
+}
+
+// TestDeltaImportAgainChangesNothing: a delta imported a second time into
+// the repository it landed in sends no blob and no manifest, and leaves
+// every tag as it was.
+func TestDeltaImportAgainChangesNothing(t *testing.T) {
+	r := newReleases(t)
+	dst := testregistry.NewDistribution(t)
+	repo := dst.Repo("far/release")
+	mustFerry(t, "import", "-f", r.v1Arch, "--to-repo", repo)
+	delta := filepath.Join(t.TempDir(), "v2.tar.zst")
+	mustFerry(t, "export", "-b", r.v2, "-o", delta, "--since", r.v1Arch)
+	mustFerry(t, "import", "-f", delta, "--to-repo", repo)
+	before := tagsOf(t, dst, repo)
+
+	dst.ResetCounts()
+	res := mustFerry(t, "import", "-f", delta, "--to-repo", repo, "--json")
+	c := dst.Counts()
+	if n := c.Get("", testregistry.KindUpload); n != 0 {
+		t.Errorf("the second import made %d blob upload requests", n)
+	}
+	if n := c.Get(http.MethodPut, testregistry.KindManifest) + c.Get(http.MethodDelete, ""); n != 0 {
+		t.Errorf("the second import made %d manifest writes or deletes", n)
+	}
+	var im struct {
+		BlobsUploaded, BlobsLeftOut int
+		Tags                        []struct{ Tag, Digest, Action string }
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &im); err != nil {
+		t.Fatal(err)
+	}
+	if im.BlobsUploaded != 0 || im.BlobsLeftOut == 0 {
+		t.Errorf("the second import uploaded %d blobs, found %d left out; want none uploaded, a delta", im.BlobsUploaded, im.BlobsLeftOut)
+	}
+	if len(im.Tags) == 0 {
+		t.Error("the second import reports no tags")
+	}
+	for _, tg := range im.Tags {
+		if tg.Action != "unchanged" || before[tg.Tag] != tg.Digest {
+			t.Errorf("the second import says tag %s is %s at %s; the first left it at %q", tg.Tag, tg.Action, tg.Digest, before[tg.Tag])
+		}
+	}
+	if after := tagsOf(t, dst, repo); !maps.Equal(after, before) {
+		t.Errorf("tags after the second import:\n%v\nafter the first:\n%v", after, before)
 	}
 }
 
@@ -221,6 +484,28 @@ func TestDeltaSinceAFileThatIsNeither(t *testing.T) {
 	res = ferry(t, nil, "verify", r.v1Arch, "--since", bogus)
 	if res.Code != 2 || !strings.Contains(res.Stderr, "not a ferry archive") || !strings.Contains(res.Stderr, bogus) {
 		t.Errorf("verify --since %s: want a usage error naming it: %s", bogus, res)
+	}
+
+	// No file at all, or a directory, is the same misuse of --since.
+	dir := t.TempDir()
+	for _, tc := range []struct{ path, want string }{
+		{filepath.Join(dir, "v1.tar.zst"), "no such file"},
+		{dir, "is a directory"},
+	} {
+		out := filepath.Join(t.TempDir(), "x.tar.zst")
+		for _, args := range [][]string{
+			{"export", "-b", r.v2, "-o", out, "--since", tc.path},
+			{"copy", "-b", r.v2, "--to-tar", out, "--since", tc.path},
+			{"verify", r.v1Arch, "--since", tc.path},
+		} {
+			res := ferry(t, nil, args...)
+			if res.Code != 2 || !strings.Contains(res.Stderr, tc.path) || !strings.Contains(res.Stderr, tc.want) {
+				t.Errorf("%v: want a usage error (exit 2) naming %s, %q: %s", args, tc.path, tc.want, res)
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("%v: wrote %s", args, out)
+			}
+		}
 	}
 }
 

@@ -1,12 +1,19 @@
 package e2e
 
 import (
+	"archive/tar"
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferry-dev/ferry/fixtures/golden"
 	"github.com/ferry-dev/ferry/internal/testregistry"
@@ -239,6 +246,100 @@ func TestPushToTarGivesWhatPushThenExportGives(t *testing.T) {
 	} {
 		if r := ferry(t, nil, args...); r.Code != 2 {
 			t.Errorf("ferry %s: want a usage error: %s", strings.Join(args, " "), r)
+		}
+	}
+}
+
+// TestPushToTarTakesPushsFlags: push --to-tar with labels,
+// --preserve-permissions, --file-exclusion and --cosign-signatures writes,
+// byte for byte, the archive that push with the same flags then export
+// --cosign-signatures writes; the flags shape the bundle (checked in the
+// registry after the push), and the signature of a locked image is in the
+// archive.
+func TestPushToTarTakesPushsFlags(t *testing.T) {
+	src := testregistry.NewDistribution(t)
+	f := newArtifactFixture(t, src)
+	dir := bundleDir(t, f.app1, f.app2)
+	if err := os.Chmod(filepath.Join(dir, "config", "app.yml"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "secret.txt"), []byte("not for the bundle\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	flags := []string{"-f", dir, "-l", "team=platform", "-l", "release=2", "--preserve-permissions", "--file-exclusion", "secret.txt"}
+	ref := src.Repo("built/flags") + ":v1"
+
+	pushed := filepath.Join(t.TempDir(), "pushed.tar.zst")
+	mustFerry(t, append([]string{"push", "-b", ref, "--to-tar", pushed, "--cosign-signatures"}, flags...)...)
+	if tags := tagsOf(t, src, src.Repo("built/flags")); len(tags) != 0 {
+		t.Fatalf("push --to-tar wrote tags %v", tags)
+	}
+	mustFerry(t, append([]string{"push", "-b", ref}, flags...)...)
+	exported := filepath.Join(t.TempDir(), "exported.tar.zst")
+	mustFerry(t, "export", "-b", ref, "-o", exported, "--cosign-signatures")
+	if fileSHA256(t, pushed) != fileSHA256(t, exported) {
+		t.Error("push --to-tar and push then export, with the same flags, give different archives")
+	}
+
+	// The flags did shape the bundle: without them the archives would
+	// match as well.
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(r, src.RemoteOptions(t)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := cfg.Config.Labels; l["team"] != "platform" || l["release"] != "2" {
+		t.Errorf("bundle labels %v, want team=platform and release=2", l)
+	}
+	modes := map[string]int64{}
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		t.Fatalf("bundle layers: %d, %v", len(layers), err)
+	}
+	rc, err := layers[0].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		modes[strings.TrimPrefix(path.Clean(h.Name), "./")] = h.Mode & 0o777
+	}
+	if _, ok := modes["secret.txt"]; ok {
+		t.Error("--file-exclusion secret.txt: the bundle holds it")
+	}
+	if m, ok := modes["config/app.yml"]; !ok || m != 0o644 {
+		t.Errorf("--preserve-permissions: config/app.yml has mode %o (present: %v), want 644", m, ok)
+	}
+
+	// The signature of app1 (and its payload) travels in the archive.
+	sig := f.sigs["sha256-"+hexOf(f.app1.DigestStr())+".sig"]
+	sigImg, err := remote.Image(f.app1.Context().Digest(sig.String()), src.RemoteOptions(t)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm, err := sigImg.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	carried := archiveBlobs(t, pushed)
+	for _, d := range []v1.Hash{sig, sm.Config.Digest, sm.Layers[0].Digest} {
+		if _, ok := carried[d.String()]; !ok {
+			t.Errorf("push --to-tar --cosign-signatures: the archive lacks %s of app1's signature", d)
 		}
 	}
 }

@@ -6,14 +6,23 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
+	"log"
 	"maps"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/archive"
@@ -150,5 +159,70 @@ func TestTakeInventoryWarnsOfARepositoryWithoutTags(t *testing.T) {
 	}
 	if len(rec.warnings) != 1 || !strings.Contains(rec.warnings[0], repos[1].String()) || !strings.Contains(rec.warnings[0], "no tags") {
 		t.Fatalf("warnings %q, want one naming %s", rec.warnings, repos[1])
+	}
+}
+
+// TestTakeInventoryFollowsReferrers: an artifact whose subject is a tagged
+// image, and a signature of that artifact, both pushed by digest to a
+// registry with the OCI 1.1 referrers API (so no fallback tag names them),
+// are listed, manifests and blobs, by the inventory of the repository.
+func TestTakeInventoryFollowsReferrers(t *testing.T) {
+	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.WithReferrersSupport(true), ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	repo := must(name.NewRepository(strings.TrimPrefix(srv.URL, "http://") + "/far/app"))
+
+	img := must(random.Image(1024, 2))
+	if err := remote.Write(repo.Tag("v1"), img, remote.WithContext(t.Context())); err != nil {
+		t.Fatal(err)
+	}
+	artifact := func(subject v1.Image, payload string) v1.Image {
+		t.Helper()
+		art := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), "application/vnd.example.sbom.v1+json")
+		art = must(mutate.Append(art, mutate.Addendum{Layer: static.NewLayer([]byte(payload), "application/spdx+json")}))
+		desc := v1.Descriptor{MediaType: must(subject.MediaType()), Digest: must(subject.Digest()), Size: must(subject.Size())}
+		withSubject := mutate.Subject(art, desc).(v1.Image)
+		if err := remote.Write(repo.Digest(must(withSubject.Digest()).String()), withSubject, remote.WithContext(t.Context())); err != nil {
+			t.Fatal(err)
+		}
+		return withSubject
+	}
+	sbom := artifact(img, `{"sbom":"app"}`)
+	sig := artifact(sbom, `{"signature":"of the sbom"}`)
+	// Only the image's own tag: the referrers are reachable by digest alone.
+	if tags := must(remote.List(repo)); !slices.Equal(tags, []string{"v1"}) {
+		t.Fatalf("tags %v: the referrers must have no tag for the test to prove anything", tags)
+	}
+
+	doc, err := TakeInventory(t.Context(), []name.Repository{repo}, InventoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Repositories) != 1 {
+		t.Fatalf("repositories %+v", doc.Repositories)
+	}
+	manifests, blobs := map[v1.Hash]int64{}, map[v1.Hash]int64{}
+	for _, it := range doc.Repositories[0].Manifests {
+		manifests[it.Digest] = it.Size
+	}
+	for _, it := range doc.Repositories[0].Blobs {
+		blobs[it.Digest] = it.Size
+	}
+	for _, a := range []struct {
+		what string
+		img  v1.Image
+	}{{"image", img}, {"referrer", sbom}, {"referrer of the referrer", sig}} {
+		d, size := must(a.img.Digest()), must(a.img.Size())
+		if manifests[d] != size {
+			t.Errorf("%s: manifest %s (%d bytes) listed with %d bytes", a.what, d, size, manifests[d])
+		}
+		m := must(a.img.Manifest())
+		for _, b := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+			if blobs[b.Digest] != b.Size {
+				t.Errorf("%s: blob %s (%d bytes) listed with %d bytes", a.what, b.Digest, b.Size, blobs[b.Digest])
+			}
+		}
+	}
+	if len(manifests) != 3 {
+		t.Errorf("%d manifests listed, want the image and its two referrers: %v", len(manifests), manifests)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,9 +31,32 @@ type Since struct {
 	Blobs map[v1.Hash]string
 }
 
-// ErrNotABase is returned by ReadSince for a file that is neither a ferry
-// archive nor an inventory.
+// ErrNotABase is matched (errors.Is) by ReadSince's error for a --since
+// path that cannot be a base: a file that is neither a ferry archive nor
+// an inventory, a directory, or no file at all. Like a wrong flag, it is
+// a matter of how ferry was called.
 var ErrNotABase = errors.New("neither a ferry archive nor a ferry inventory")
+
+// notABase is an error about a --since path that cannot be a base (of
+// export, or of verify): it matches ErrNotABase and ErrNotABaseArchive,
+// and reads as the error it wraps.
+type notABase struct{ error }
+
+func (e notABase) Unwrap() error { return e.error }
+func (notABase) Is(target error) bool {
+	return target == ErrNotABase || target == ErrNotABaseArchive
+}
+
+// notRegular says why path, open as f, cannot be read as a base: it is a
+// directory, or another file that cannot be read at random (a pipe).
+func notRegular(f io.Reader) error {
+	if d, ok := f.(*os.File); ok {
+		if fi, err := d.Stat(); err == nil && fi.IsDir() {
+			return notABase{errors.New("is a directory, not a ferry archive or inventory")}
+		}
+	}
+	return notABase{errors.New("not a regular file")}
+}
 
 // ReadSince reads a --since file, told apart by its content: an inventory
 // (JSON naming inventory.MediaType) or a ferry archive (its head only: the
@@ -42,13 +66,16 @@ var ErrNotABase = errors.New("neither a ferry archive nor a ferry inventory")
 // recorded in the Base.
 func ReadSince(path string) (*Since, error) {
 	in, err := volumes.OpenArchive(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = notABase{err}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("--since %s: %w", path, err)
 	}
 	defer in.Close()
 	ra, size, ok := archive.RandomAccess(in)
 	if !ok {
-		return nil, fmt.Errorf("--since %s: not a regular file", path)
+		return nil, fmt.Errorf("--since %s: %w", path, notRegular(in))
 	}
 	from0 := func() io.Reader { return io.NewSectionReader(ra, 0, size) }
 	name := filepath.Base(path)

@@ -1,6 +1,7 @@
 package relocate
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,5 +38,28 @@ func TestSidecarSHA256OnlyForThatFile(t *testing.T) {
 	}
 	if _, ok := sidecarSHA256(filepath.Join(t.TempDir(), "none.tar.zst")); ok {
 		t.Error("a sum from a checksum file that does not exist")
+	}
+}
+
+// A --since path that does not exist, or a directory, is how ferry was
+// called, as a file that is neither an archive nor an inventory is: the
+// error matches ErrNotABase (export) and ErrNotABaseArchive (verify), and
+// names the path.
+func TestReadSinceOfNoFileOrADirectory(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, path, want string }{
+		{"missing", filepath.Join(dir, "v1.tar.zst"), "no such file"},
+		{"directory", dir, "is a directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ReadSince(tc.path)
+			if !errors.Is(err, ErrNotABase) || !strings.Contains(err.Error(), tc.path) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ReadSince: %v; want ErrNotABase naming %s, %q", err, tc.path, tc.want)
+			}
+			_, _, err = openBases([]string{tc.path})
+			if !errors.Is(err, ErrNotABaseArchive) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("openBases: %v; want ErrNotABaseArchive, %q", err, tc.want)
+			}
+		})
 	}
 }

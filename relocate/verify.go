@@ -237,13 +237,6 @@ func (b verifyBase) carries(d v1.Hash) bool { return b.file != nil && b.file.Has
 // at all. It is a matter of how verify was called, not of the archive.
 var ErrNotABaseArchive = errors.New("not a base archive")
 
-// notABase is an error of openBase that matches ErrNotABaseArchive and
-// reads as it did.
-type notABase struct{ error }
-
-func (e notABase) Unwrap() error      { return e.error }
-func (notABase) Is(target error) bool { return target == ErrNotABaseArchive }
-
 // openBases opens the --since archives; the returned function closes them.
 func openBases(paths []string) ([]verifyBase, func(), error) {
 	var out []verifyBase
@@ -254,6 +247,9 @@ func openBases(paths []string) ([]verifyBase, func(), error) {
 	}
 	for _, p := range paths {
 		f, err := volumes.OpenArchive(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			err = notABase{err}
+		}
 		if err != nil {
 			closeAll()
 			return nil, nil, fmt.Errorf("verify --since: %w", err)
@@ -276,7 +272,7 @@ func openBase(path string, f io.ReadCloser) (verifyBase, error) {
 	b := verifyBase{path: path, f: f, held: map[v1.Hash]bool{}}
 	ra, size, ok := archive.RandomAccess(f)
 	if !ok {
-		return b, errors.New("not a regular file")
+		return b, notRegular(f)
 	}
 	if vs, split := f.(*volumes.Set); split {
 		if err := checkVolumes(vs); err != nil {
