@@ -507,6 +507,19 @@ func (t *ImgpkgTar) Blob(d v1.Hash) (io.ReadCloser, error) {
 	return io.NopCloser(&checkedBlob{r: io.NewSectionReader(t.ra, l.offset, l.size), entryCheck: newEntryCheck(l.name, d, l.size)}), nil
 }
 
+// Layer returns where layer d's bytes lie in the tarball, for reading
+// ranges of it (HTTP Range requests to `ferry serve`). Nothing checks what
+// it reads: read the layer in full through Blob first. ok is false for a
+// config (held in memory, read with Blob) and for a blob not in the
+// tarball.
+func (t *ImgpkgTar) Layer(d v1.Hash) (*io.SectionReader, bool) {
+	l, ok := t.layers[d]
+	if !ok {
+		return nil, false
+	}
+	return io.NewSectionReader(t.ra, l.offset, l.size), true
+}
+
 // checkedBlob reads one blob's bytes from r, verifying them at their end.
 type checkedBlob struct {
 	r io.Reader

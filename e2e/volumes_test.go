@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferry-dev/ferry/fixtures/golden"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 )
 
@@ -319,16 +318,5 @@ func TestSinceVerifyAndServeReadVolumes(t *testing.T) {
 		if r := ferry(t, nil, args...); r.Code == 0 || !strings.Contains(r.Stderr, ".003") {
 			t.Errorf("%s with volume .003 missing: %s", args[0], r)
 		}
-	}
-}
-
-func TestServeRefusesAnImgpkgTarballNamingTheWayOut(t *testing.T) {
-	tarball, err := golden.WriteFile(t.TempDir(), "basic.imgpkg.tar")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := ferry(t, nil, "serve", tarball, "--addr", "127.0.0.1:0")
-	if r.Code != 1 || !strings.Contains(r.Stderr, "imgpkg") || !strings.Contains(r.Stderr, "--from-tar") {
-		t.Errorf("serving imgpkg's tarball: %s", r)
 	}
 }

@@ -11,11 +11,12 @@ import (
 	"github.com/ferry-dev/ferry/internal/volumes"
 )
 
-// randomArchive is an archive read at random: its head, and any config or
+// RandomArchive is an archive read at random: its head, and any config or
 // layer on its own, verified as it is read. A ferry archive with a seek
 // table (archive.File) and an imgpkg tarball (archive.ImgpkgTar) are both
-// read this way, by import, inspect, verify and export --from-tar alike.
-type randomArchive interface {
+// read this way, by import, inspect, verify, export --from-tar and serve
+// alike.
+type RandomArchive interface {
 	Head() *archive.Head
 	Has(d v1.Hash) bool
 	Blob(d v1.Hash) (io.ReadCloser, error)
@@ -27,7 +28,7 @@ type randomArchive interface {
 // back instead (a pipe, gzip, plain tar, a ferry archive without a seek
 // table); r has then not been read from. Volumes are checked first
 // (checkVolumes).
-func openRandom(r io.Reader) (randomArchive, bool, error) {
+func openRandom(r io.Reader) (RandomArchive, bool, error) {
 	ra, size, ok := archive.RandomAccess(r)
 	if !ok {
 		return nil, false, nil
@@ -56,43 +57,34 @@ func openRandom(r io.Reader) (randomArchive, bool, error) {
 	return nil, false, nil
 }
 
-// ErrImgpkgTarball is returned by OpenSeekable for a tarball imgpkg wrote,
-// which holds no frames to read a blob's range from.
-var ErrImgpkgTarball = errors.New("a tarball imgpkg wrote, not a ferry archive")
-
-// OpenSeekable opens the ferry archive at path, or the volumes of one
-// (volumes.OpenArchive, checked as an import checks them), for reading at
-// random, as serve reads it. A file that is not one (a pipe, a directory)
-// is refused; an archive without a seek table gives archive.ErrNotSeekable, an imgpkg
-// tarball ErrImgpkgTarball.
-// Closing the returned Closer closes the file or the volumes.
-func OpenSeekable(path string) (*archive.File, io.Closer, error) {
+// OpenSeekable opens for reading at random, as serve reads it, the
+// archive at path: a ferry archive with a seek table, the volumes of one
+// (volumes.OpenArchive, checked as an import checks them), or an imgpkg
+// tarball (a plain tar, whose layers lie as they are in it). A file that
+// is not one (a pipe, a directory) is refused; an archive without a seek
+// table (gzip, plain tar, zstd from another tool, an older ferry) gives
+// archive.ErrNotSeekable: only a front-to-back read, as import makes,
+// reaches its blobs. The archive is an *archive.File or an
+// *archive.ImgpkgTar. Closing the returned Closer closes the file or the
+// volumes.
+func OpenSeekable(path string) (RandomArchive, io.Closer, error) {
 	in, err := volumes.OpenArchive(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	ra, size, ok := archive.RandomAccess(in)
-	if !ok {
+	if _, _, ok := archive.RandomAccess(in); !ok {
 		in.Close()
 		return nil, nil, errors.New("not a regular file")
 	}
-	if vs, ok := in.(*volumes.Set); ok {
-		if err := checkVolumes(vs); err != nil {
-			in.Close()
-			return nil, nil, err
-		}
-	}
-	f, err := archive.OpenFile(ra, size, archive.ReaderOptions{})
-	if errors.Is(err, archive.ErrNotSeekable) {
-		if _, ierr := archive.OpenImgpkg(ra, size, archive.ReaderOptions{}); ierr == nil {
-			err = ErrImgpkgTarball
-		}
+	a, ok, err := openRandom(in)
+	if err == nil && !ok {
+		err = archive.ErrNotSeekable
 	}
 	if err != nil {
 		in.Close()
 		return nil, nil, err
 	}
-	return f, in, nil
+	return a, in, nil
 }
 
 // checkVolumes checks what volumes.Open cannot from names and sizes alone:

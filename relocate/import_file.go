@@ -16,7 +16,7 @@ import (
 // straight from where it lies in the file, up to Concurrency at once, and
 // a failed upload reads it again; blobs repo has are never read. Nothing
 // is spooled.
-func importFile(ctx context.Context, f randomArchive, repo name.Repository, opts ImportOptions) (*ImportResult, error) {
+func importFile(ctx context.Context, f RandomArchive, repo name.Repository, opts ImportOptions) (*ImportResult, error) {
 	head, err := archiveImportHead(f.Head())
 	if err != nil {
 		return nil, err

@@ -96,7 +96,7 @@ type RepoViewOptions struct {
 // each bundle's locations image with its two tags, and the original tag.
 // The locations images are built from each bundle's images.yml, read from
 // the archive.
-func RepoView(ctx context.Context, f *archive.File, repo string, opts RepoViewOptions) (*RegistryView, error) {
+func RepoView(ctx context.Context, f RandomArchive, repo string, opts RepoViewOptions) (*RegistryView, error) {
 	head, err := archiveImportHead(f.Head())
 	if err != nil {
 		return nil, err

@@ -383,7 +383,7 @@ func verify(ctx context.Context, r io.Reader, ra io.ReaderAt, size int64, res *V
 
 // verifyRandom reads every config and layer of f, each where it lies,
 // verified against its digest, then checks the bundles' locks.
-func verifyRandom(ctx context.Context, f randomArchive, res *VerifyResult, rep progress.Reporter) error {
+func verifyRandom(ctx context.Context, f RandomArchive, res *VerifyResult, rep progress.Reporter) error {
 	head := f.Head()
 	res.Images = len(head.Entries)
 	locks, err := newLockChecks(head)

@@ -13,24 +13,24 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/relocate"
 )
 
 // Serving a blob: the first request for it waits while the whole blob is
-// read and checked (archive.File.VerifyBlob: digest, size, and the seek
-// table's frame sizes), and the requests that arrive meanwhile wait for
-// that same check; no byte leaves before it passes. Afterwards every
-// request, a Range request included, decodes only the frames it needs
-// (archive.VerifiedBlob.Range), each still checked against its zstd
-// checksum. A blob that fails is refused to every client from then on,
-// without being read again.
+// read and checked (source.verify; for a ferry archive
+// archive.File.VerifyBlob: digest, size, and the seek table's frame
+// sizes), and the requests that arrive meanwhile wait for that same
+// check; no byte leaves before it passes. Afterwards every request, a
+// Range request included, reads only what it needs (a ferry archive's
+// frames that hold it, each still checked against its zstd checksum; a
+// range of an imgpkg tarball). A blob that fails is refused to every
+// client from then on, without being read again.
 
 // verification is the check of one blob, shared by the requests for it.
 type verification struct {
 	started chan struct{} // closed when the check has its stream
 	done    chan struct{} // closed when vb or err is set
-	vb      *archive.VerifiedBlob
+	vb      verifiedBlob
 	err     error
 }
 
@@ -273,7 +273,7 @@ func damaged(d v1.Hash, err error) *regError {
 // the verification to get a stream (errBusy), however long it then takes:
 // reading is how long it waited for the verification once that had its
 // stream.
-func (r *Registry) verify(ctx context.Context, d v1.Hash, deadline time.Time) (vb *archive.VerifiedBlob, reading time.Duration, err error) {
+func (r *Registry) verify(ctx context.Context, d v1.Hash, deadline time.Time) (vb verifiedBlob, reading time.Duration, err error) {
 	r.mu.Lock()
 	v, ok := r.verified[d]
 	if !ok {
@@ -315,7 +315,7 @@ func (r *Registry) VerifyAhead() {
 		start := time.Now()
 		var n, damaged int
 		var size int64
-		for _, b := range r.f.Head().Blobs {
+		for _, b := range r.src.Head().Blobs {
 			if _, ok := r.absent[b.Digest]; ok {
 				continue
 			}
@@ -346,7 +346,7 @@ func (r *Registry) runVerification(d v1.Hash, v *verification) {
 		close(v.started)
 		defer release()
 		start := time.Now()
-		v.vb, err = r.f.VerifyBlob(r.ctx, d)
+		v.vb, err = r.src.verify(r.ctx, d)
 		if err == nil {
 			r.rep.Logf("verified blob %s (%d bytes) in %s", d, v.vb.Size(), time.Since(start).Round(time.Millisecond))
 			r.keepSmall(v.vb)
@@ -393,7 +393,7 @@ const (
 // keepSmall keeps verified blob vb in memory if it is small and the
 // budget allows. It runs within the verification's stream; reading the
 // blob again costs little, as its bytes start its first frame.
-func (r *Registry) keepSmall(vb *archive.VerifiedBlob) {
+func (r *Registry) keepSmall(vb verifiedBlob) {
 	size := vb.Size()
 	r.mu.Lock()
 	fits := size <= smallBlob && r.smallBytes+size <= smallBudget
@@ -457,7 +457,7 @@ func (r *Registry) acquire(ctx context.Context, deadline time.Time) (func(), err
 // a range reader at the current offset, kept while reads follow on, and
 // while the next range starts at most skipAhead bytes further.
 type blobContent struct {
-	vb  *archive.VerifiedBlob
+	vb  verifiedBlob
 	pos int64
 	rc  io.ReadCloser
 	at  int64 // where rc is

@@ -217,11 +217,18 @@ type served struct {
 	rep  *recorder
 }
 
+// startServer serves the archive (or imgpkg tarball) at path, opened as
+// `ferry serve` opens it.
 func startServer(t *testing.T, path string, opts serve.Options) *served {
 	t.Helper()
 	rep := &recorder{}
 	opts.Reporter = rep
-	reg, err := serve.New(t.Context(), openFile(t, path), opts)
+	a, closer, err := relocate.OpenSeekable(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closer.Close() })
+	reg, err := serve.New(t.Context(), a, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,10 @@
 // Package serve answers the pull side of the OCI distribution API from a
-// ferry archive, read only: `ferry serve`. Manifests come from the
-// archive's head, held in memory; configs and layers are read from where
-// they lie in the archive file, decompressing only the frames a request
-// needs (archive.File), each verified in full against its digest before
-// its first byte is sent.
+// ferry archive with a seek table (or its volumes), or an imgpkg tarball,
+// read only: `ferry serve`. Manifests come from the archive's head, held
+// in memory; configs and layers are read from where they lie in the
+// archive file, decompressing only the frames a request needs
+// (archive.File; an imgpkg tarball's layers lie uncompressed), each
+// verified in full against its digest before its first byte is sent.
 //
 // What is served, and under which repositories and tags, is decided by
 // relocate (RepoView, MirrorView): the tags an import writes, or the
@@ -28,7 +29,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/relocate"
 )
@@ -81,7 +81,7 @@ type Options struct {
 
 // Registry is an http.Handler serving an archive as a read-only registry.
 type Registry struct {
-	f       *archive.File
+	src     source
 	view    *relocate.RegistryView
 	repos   []string            // sorted
 	tags    map[string][]string // sorted, by repository
@@ -129,16 +129,21 @@ func CheckRepository(name string) error {
 	return nil
 }
 
-// New prepares to serve f. With Options.Repository it reads each bundle's
-// images.yml from the archive to build the locations images. ctx bounds
-// the Registry's work: the blob verifications that outlive a request end
-// with it.
-func New(ctx context.Context, f *archive.File, opts Options) (*Registry, error) {
+// New prepares to serve f, a ferry archive with a seek table
+// (*archive.File) or an imgpkg tarball (*archive.ImgpkgTar), as
+// relocate.OpenSeekable opens them. With Options.Repository it reads each
+// bundle's images.yml from the archive to build the locations images. ctx
+// bounds the Registry's work: the blob verifications that outlive a
+// request end with it.
+func New(ctx context.Context, f relocate.RandomArchive, opts Options) (*Registry, error) {
 	if opts.Streams < 0 || opts.StreamWait < 0 || opts.StallTimeout < 0 {
 		return nil, fmt.Errorf("serve: negative Streams (%d), StreamWait (%s) or StallTimeout (%s)", opts.Streams, opts.StreamWait, opts.StallTimeout)
 	}
+	src, err := sourceOf(f)
+	if err != nil {
+		return nil, err
+	}
 	var view *relocate.RegistryView
-	var err error
 	if opts.Repository != "" {
 		if err := CheckRepository(opts.Repository); err != nil {
 			return nil, err
@@ -151,7 +156,7 @@ func New(ctx context.Context, f *archive.File, opts Options) (*Registry, error) 
 		return nil, err
 	}
 	r := &Registry{
-		f:        f,
+		src:      src,
 		view:     view,
 		tags:     map[string][]string{},
 		sizes:    map[v1.Hash]int64{},
@@ -180,7 +185,7 @@ func New(ctx context.Context, f *archive.File, opts Options) (*Registry, error) 
 // says so once: a delta's are held where its base went, which is where
 // clients must pull them from.
 func (r *Registry) findAbsent() {
-	h := r.f.Head()
+	h := r.src.Head()
 	r.absent = map[v1.Hash]string{}
 	for _, d := range h.SkippedLayers {
 		r.absent[d] = "it is a non-distributable layer, which ferry export leaves out: fetch it from the URLs its manifest gives"

@@ -17,7 +17,7 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "serve",
 		Usage:     "serve an archive as a read-only registry, without importing it",
-		UsageText: "ferry serve FILE.tar.zst [--addr 127.0.0.1:5000] [--repo NAME] [--tls-cert F --tls-key F] [--htpasswd F]",
+		UsageText: "ferry serve FILE.tar.zst|FILE.imgpkg.tar [--addr 127.0.0.1:5000] [--repo NAME] [--tls-cert F --tls-key F] [--htpasswd F]",
 		Description: `Answers the pull side of the OCI distribution API straight from the
 archive: docker, crane, imgpkg, ferry pull, or a registry that replicates
 (Harbor, Zot) pull from it as from any registry. Nothing is extracted: each
@@ -50,11 +50,11 @@ entries as 'htpasswd -B' writes them), or --insecure to do without (it
 then warns). Ctrl-C or SIGTERM stops it, letting requests in flight finish
 for a few seconds. -v logs one line per request.
 
-The archive must have the seek table ferry export writes; the volumes of
-a split export (FILE when only FILE.001, ... exist, or FILE.001) are read
-in place. An archive from an older ferry, or recompressed (gzip, plain
-tar), is refused: import it with ferry import, or export it again. So is
-an imgpkg tarball: convert it with 'ferry export --from-tar'.`,
+It serves a ferry archive with the seek table ferry export writes, the
+volumes of a split export (FILE when only FILE.001, ... exist, or
+FILE.001), and an imgpkg tarball ('imgpkg copy --to-tar'), each read in
+place. An archive from an older ferry, or recompressed (gzip, plain tar),
+is refused: import it with ferry import, or export it again.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:5000", Usage: "address to listen on, `HOST:PORT` (port 0 picks a free one; beyond loopback see above)"},
 			&cli.StringFlag{Name: "repo", Usage: "serve everything as this one repository `NAME` (a path, e.g. team/app-bundle) with the tags an import into it writes"},
@@ -111,9 +111,6 @@ func runServe(c *cli.Context) error {
 	af, closer, err := relocate.OpenSeekable(path)
 	if err == nil {
 		defer closer.Close()
-	}
-	if errors.Is(err, relocate.ErrImgpkgTarball) {
-		return fmt.Errorf("serve %s: %w: convert it with 'ferry export --from-tar %s -o FILE.tar.zst' and serve that, or import it with 'ferry import -f %s --to-repo REPO'", path, err, path, path)
 	}
 	if errors.Is(err, archive.ErrNotSeekable) {
 		return fmt.Errorf("serve %s: %w: it was written by an older ferry, or recompressed (gzip, plain tar, zstd), and serve reads each blob where it lies; import it with 'ferry import -f %s --to-repo REPO', or export it again", path, err, path)
