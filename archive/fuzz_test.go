@@ -186,6 +186,17 @@ func FuzzHead(f *testing.F) {
 		}
 		defer r.Close()
 		h := r.Head()
+		overCap := func(where string, as map[string]string) {
+			for k, v := range as {
+				if len(k) > MaxIndexString || len(v) > MaxIndexString {
+					t.Fatalf("%s: annotation %.40q of %d bytes (value %d) accepted, past the cap", where, k, len(k), len(v))
+				}
+			}
+		}
+		overCap("index.json", h.Index.Annotations)
+		for _, m := range h.Index.Manifests {
+			overCap("index.json entry "+m.Digest.String(), m.Annotations)
+		}
 		entries := map[v1.Hash]bool{}
 		for _, e := range h.Entries {
 			if len(e.OriginalRef) > MaxIndexString || len(e.Tag) > MaxIndexString {

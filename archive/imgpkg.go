@@ -507,12 +507,25 @@ func (t *ImgpkgTar) Blob(d v1.Hash) (io.ReadCloser, error) {
 	return io.NopCloser(&checkedBlob{r: io.NewSectionReader(t.ra, l.offset, l.size), entryCheck: newEntryCheck(l.name, d, l.size)}), nil
 }
 
+// Config returns config d's bytes as manifest.json holds them, checked
+// against d when the tarball was opened, or false when d is not a config
+// of it. The slice is the tarball's own: callers must not change it.
+func (t *ImgpkgTar) Config(d v1.Hash) ([]byte, bool) {
+	c, ok := t.configs[d]
+	return c, ok
+}
+
 // Layer returns where layer d's bytes lie in the tarball, for reading
 // ranges of it (HTTP Range requests to `ferry serve`). Nothing checks what
 // it reads: read the layer in full through Blob first. ok is false for a
 // config (held in memory, read with Blob) and for a blob not in the
-// tarball.
+// tarball. A config is a config even when the tarball also has an entry
+// of its name: Blob reads (and checks) manifest.json's copy, so the
+// entry's bytes, which nothing checks, must never be served for it.
 func (t *ImgpkgTar) Layer(d v1.Hash) (*io.SectionReader, bool) {
+	if _, isConfig := t.configs[d]; isConfig {
+		return nil, false
+	}
 	l, ok := t.layers[d]
 	if !ok {
 		return nil, false

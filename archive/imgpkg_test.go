@@ -402,3 +402,61 @@ func TestOpenImgpkgIndex(t *testing.T) {
 		t.Fatalf("index child missing: %v", err)
 	}
 }
+
+// A tarball may also carry an entry named after a config, whose bytes
+// nothing checks (Blob reads manifest.json's copy): Layer must not offer
+// them for ranges, or `ferry serve` would send a client bytes it never
+// checked.
+func TestImgpkgLayerIsNeverAConfigsEntry(t *testing.T) {
+	gold := goldenImgpkg(t)
+	tb, err := openImgpkgBytes(gold)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg v1.Hash
+	for _, raw := range tb.Head().Manifests {
+		var m v1.Manifest
+		if json.Unmarshal(raw, &m) == nil && m.Config.Digest.Hex != "" {
+			cfg = m.Config.Digest
+			break
+		}
+	}
+	if cfg.Hex == "" {
+		t.Fatal("the golden tarball has no image with a config")
+	}
+	rc, err := tb.Blob(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, es := imgpkgEntries(t, gold)
+	es = append(es, tarEntry{name: "sha256-" + cfg.Hex + ".tar.gz", body: bytes.Repeat([]byte("Z"), len(want))})
+	forged, err := openImgpkgBytes(buildTar(t, es))
+	if err != nil {
+		t.Fatalf("open with an entry named after a config: %v", err)
+	}
+	if _, ok := forged.Layer(cfg); ok {
+		t.Fatalf("Layer(%s) offers the tar entry of a config's name, whose bytes nothing checked", cfg)
+	}
+	rc, err = forged.Blob(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("Blob(%s) = %q, %v; want manifest.json's config", cfg, got, err)
+	}
+	// The golden layers are still offered.
+	for _, e := range es[1 : len(es)-1] {
+		if !strings.HasPrefix(e.name, "sha256-") {
+			continue
+		}
+		d := v1.Hash{Algorithm: "sha256", Hex: strings.TrimSuffix(strings.TrimPrefix(e.name, "sha256-"), ".tar.gz")}
+		if _, ok := forged.Layer(d); !ok {
+			t.Errorf("Layer(%s) of the golden layer entry %s: not offered", d, e.name)
+		}
+	}
+}

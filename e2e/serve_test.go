@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"crypto/sha256"
@@ -679,10 +680,19 @@ func TestServeRefusesACorruptedLayerOfAnImgpkgTarball(t *testing.T) {
 	if at < 0 {
 		t.Fatalf("golden tarball has no entry for %s", ld)
 	}
+	// The entry's bytes follow its 512-byte header: checked here, so that
+	// the byte flipped below is the layer's, not the padding's.
+	tr := tar.NewReader(bytes.NewReader(gold[at:]))
+	h, err := tr.Next()
+	if err != nil || h.Size <= 1000 || "sha256:"+sha256Hex(gold[at+512:at+512+int(h.Size)]) != ld {
+		t.Fatalf("the entry of %s does not follow its header in the golden tarball (%v)", ld, err)
+	}
 	bad := bytes.Clone(gold)
 	bad[at+512+1000] ^= 0xff
 	path := filepath.Join(t.TempDir(), "bad.imgpkg.tar")
-	os.WriteFile(path, bad, 0o644)
+	if err := os.WriteFile(path, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	srv := startServe(t, path)
 	for _, rng := range []string{"", "bytes=0-99", "bytes=2000-"} {

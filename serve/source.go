@@ -73,18 +73,18 @@ func (t imgpkgTarball) verify(ctx context.Context, d v1.Hash) (verifiedBlob, err
 		return nil, err
 	}
 	defer rc.Close()
-	layer, isLayer := t.Layer(d)
-	if !isLayer {
-		// A config, held in memory already: it is kept as it is checked.
-		b, err := io.ReadAll(ctxio.NewReader(ctx, rc))
-		if err != nil {
-			return nil, err
-		}
-		return heldBlob{d: d, b: b}, nil
-	}
 	n, err := io.Copy(io.Discard, ctxio.NewReader(ctx, rc))
 	if err != nil {
 		return nil, err
+	}
+	if c, isConfig := t.Config(d); isConfig {
+		// Held in memory by the tarball already, and just checked again:
+		// served from there, not copied.
+		return heldBlob{d: d, b: c}, nil
+	}
+	layer, isLayer := t.Layer(d)
+	if !isLayer {
+		return nil, fmt.Errorf("imgpkg tarball: blob %s is neither a config nor a layer of it", d)
 	}
 	return imgpkgLayer{t: t.ImgpkgTar, d: d, size: n, bytes: layer}, nil
 }
