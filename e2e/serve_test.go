@@ -710,3 +710,40 @@ func TestServeRefusesACorruptedLayerOfAnImgpkgTarball(t *testing.T) {
 		t.Errorf("ferry serve did not warn about %s:\n%s", ld, srv.stderr.String())
 	}
 }
+
+// serve reads what import reads from a file, split volumes included: the
+// volumes of a split export are served in place, not joined, and a
+// missing volume is refused at start-up, naming it.
+func TestServeReadsSplitVolumes(t *testing.T) {
+	src := testregistry.NewDistribution(t)
+	f := newExportFixture(t, src)
+	dir := t.TempDir()
+	split := filepath.Join(dir, "release.tar.zst")
+	mustFerry(t, "export", "-b", f.root, "-o", split, "--split-size", "8000")
+	vols, err := filepath.Glob(split + ".0*")
+	if err != nil || len(vols) < 3 {
+		t.Fatalf("the split export wrote %d volumes (%v), want 3 or more", len(vols), err)
+	}
+	if _, err := os.Stat(split); !os.IsNotExist(err) {
+		t.Fatalf("a split export left %s: %v", split, err)
+	}
+
+	srv := startServe(t, split)
+	at := func(ref name.Digest) name.Digest {
+		return mustDigest(t, srv.host+"/"+repoPath(ref)+"@"+ref.DigestStr())
+	}
+	for _, ref := range []name.Digest{f.app1, f.app2, f.app3, f.inner} {
+		pullImage(t, at(ref), ref.DigestStr())
+	}
+	pullImage(t, mustTag(t, srv.host+"/src/root:v1"), f.rootDigest)
+	srv.stop(t)
+
+	// A volume missing from the middle: refused before serving, named.
+	if err := os.Rename(vols[1], vols[1]+".away"); err != nil {
+		t.Fatal(err)
+	}
+	r := ferry(t, nil, "serve", split, "--addr", "127.0.0.1:0")
+	if r.Code == 0 || !strings.Contains(r.Stderr, filepath.Ext(vols[1])) || !strings.Contains(r.Stderr, "missing") {
+		t.Errorf("serve with volume %s missing: exit %d, want a refusal naming it:\n%s", filepath.Base(vols[1]), r.Code, r.Stderr)
+	}
+}
