@@ -36,6 +36,10 @@ type catalog struct {
 	// media type other than a non-distributable layer's, the first such
 	// descriptor: such a digest can never be a skipped layer.
 	distributable map[v1.Hash]ref
+	// layers holds every digest named as a layer (or as a blob hung off
+	// an index), not only as a config: an imgpkg tarball carries configs
+	// in manifest.json, so an entry of a config's name is not one of its.
+	layers map[v1.Hash]bool
 	// fresh lists the digests wantManifest added to want, in order, for a
 	// Reader to look up among the manifests it holds back (see readHead);
 	// the Reader empties it as it goes.
@@ -55,6 +59,7 @@ func newCatalog(info *indexInfo, maxManifest int64) (*catalog, error) {
 		blobs:       map[v1.Hash]ref{},
 
 		distributable: map[v1.Hash]ref{},
+		layers:        map[v1.Hash]bool{},
 	}
 	for _, e := range info.entries {
 		if err := c.wantManifest(e.Descriptor, indexName); err != nil {
@@ -191,6 +196,7 @@ func (c *catalog) addManifest(d v1.Hash, b []byte) error {
 				// Artifacts may hang blobs directly off an index; they
 				// travel like layers.
 				err = c.addBlob(child, from)
+				c.layers[child.Digest] = true
 			}
 			if err != nil {
 				return err
@@ -210,6 +216,7 @@ func (c *catalog) addManifest(d v1.Hash, b []byte) error {
 		if err := c.addBlob(l, from); err != nil {
 			return err
 		}
+		c.layers[l.Digest] = true
 	}
 	return nil
 }

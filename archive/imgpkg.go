@@ -379,7 +379,7 @@ func imgpkgEntry(d v1.Hash, mediaType, manifest, config, origRef string, refs []
 }
 
 // scanLayers reads the tar headers after manifest.json: each entry must be
-// a layer (or config) the manifests reference, once, at its size.
+// a layer the manifests reference, once, at its size.
 func (t *ImgpkgTar) scanLayers(tr *tar.Reader, sr *io.SectionReader, size int64, cat *catalog) error {
 	last := imgpkgManifest
 	for {
@@ -404,7 +404,9 @@ func (t *ImgpkgTar) scanLayers(tr *tar.Reader, sr *io.SectionReader, size int64,
 		switch _, dup := t.layers[d]; {
 		case dup:
 			return fmt.Errorf("imgpkg tar entry %s: appears twice", hdr.Name)
-		case !ok || isManifest:
+		case !ok || isManifest || !cat.layers[d]:
+			// A manifest or a config is in manifest.json: an entry of its
+			// name holds bytes nothing would ever check.
 			return fmt.Errorf("imgpkg tar entry %s: not referenced by any manifest as a layer", hdr.Name)
 		case hdr.Size != ref.desc.Size:
 			return fmt.Errorf("imgpkg tar entry %s: %d bytes, %s says %d", hdr.Name, hdr.Size, ref.from, ref.desc.Size)

@@ -88,7 +88,7 @@ func TestReaderReadsAnImgpkgTarball(t *testing.T) {
 // Reader's last Next.
 func TestReaderRefusesBadImgpkgTarballs(t *testing.T) {
 	// Where the stream's words differ: it never sees the file's size.
-	streamWant := map[string]string{"head limit": "head limit"}
+	streamWant := map[string]string{"head limit": "head limit", "entry named after a config": "a config manifest.json carries"}
 	for _, tc := range badImgpkgTarballs(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			want := tc.want
