@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"math/rand"
 	"strings"
 	"testing"
 	"time"
@@ -128,7 +129,22 @@ func TestResolveGivesUpOnAReadCutEveryTime(t *testing.T) {
 // stream cut short, fails the same way however often it is read: resolve
 // reads it once and says so, rather than taking it for a dropped
 // connection (io.ErrUnexpectedEOF either way) and retrying with backoff.
+// A layer of up to bundle.MaxKeptLayerSize is read whole before it is
+// decompressed; a larger one is streamed, and must be told apart all the
+// same.
 func TestResolveDoesNotRereadALayerTruncatedInside(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pad  int // bytes of incompressible file after images.yml
+	}{
+		{"kept layer", 0},
+		{"streamed layer", 2 * bundle.MaxKeptLayerSize},
+	} {
+		t.Run(tc.name, func(t *testing.T) { resolveTruncatedLayer(t, tc.pad) })
+	}
+}
+
+func resolveTruncatedLayer(t *testing.T, pad int) {
 	reg := testregistry.NewGGCR(t)
 	var tarball bytes.Buffer
 	tw := tar.NewWriter(&tarball)
@@ -137,12 +153,23 @@ func TestResolveDoesNotRereadALayerTruncatedInside(t *testing.T) {
 		t.Fatal(err)
 	}
 	tw.Write(lockYAML)
+	if pad > 0 {
+		noise := make([]byte, pad)
+		rand.New(rand.NewSource(1)).Read(noise)
+		if err := tw.WriteHeader(&tar.Header{Name: "noise.bin", Mode: 0o644, Size: int64(pad), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(noise)
+	}
 	tw.Close()
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	zw.Write(tarball.Bytes())
 	zw.Close()
-	cut := gz.Bytes()[:gz.Len()/2]
+	cut := gz.Bytes()[:gz.Len()*3/4]
+	if kept := int64(len(cut)) <= bundle.MaxKeptLayerSize; kept != (pad == 0) {
+		t.Fatalf("a layer of %d bytes: kept whole is %v, the test wants %v", len(cut), kept, pad == 0)
+	}
 
 	img := impMust(mutate.Append(empty.Image, mutate.Addendum{Layer: static.NewLayer(cut, types.DockerLayer)}))
 	img = impMust(mutate.Config(img, v1.Config{Labels: map[string]string{bundle.LabelKey: "true"}}))
@@ -159,13 +186,18 @@ func TestResolveDoesNotRereadALayerTruncatedInside(t *testing.T) {
 	rec := &impRecorder{}
 	reg.ResetCounts()
 	_, err := relocate.Resolve(ctx, relocate.Source{Bundle: ref}, relocate.Options{Remote: ropts, Client: client, Reporter: rec})
-	if err == nil || !strings.Contains(err.Error(), "images.yml") || !strings.Contains(err.Error(), ref) {
-		t.Fatalf("want an error about the images.yml of %s: %v", ref, err)
+	if err == nil || !strings.Contains(err.Error(), "images.yml") || !strings.Contains(err.Error(), ref) || !strings.Contains(err.Error(), "damaged") {
+		t.Fatalf("want an error about the damaged images.yml layer of %s: %v", ref, err)
 	}
+	// The registry records a request when its handler returns, which may
+	// be a moment after the client has read the whole body and failed.
 	n := 0
-	for _, r := range reg.Requests() {
-		if r.Method == "GET" && strings.HasSuffix(r.Path, "/blobs/"+layer.String()) {
-			n++
+	for deadline := time.Now().Add(5 * time.Second); n == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		n = 0
+		for _, r := range reg.Requests() {
+			if r.Method == "GET" && strings.HasSuffix(r.Path, "/blobs/"+layer.String()) {
+				n++
+			}
 		}
 	}
 	if n != 1 {

@@ -9,10 +9,12 @@ import (
 	"io"
 	"path"
 	"strings"
+	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/lock"
 )
@@ -158,7 +160,58 @@ func readLayerFile(img v1.Image, source, want string) (data []byte, found bool, 
 	if len(layers) != 1 {
 		return nil, false, fmt.Errorf("%s: expected exactly one layer, found %d", source, len(layers))
 	}
-	return readFileIn(layers[0], source, want)
+	tl := &endTrackedLayer{l: layers[0]}
+	ul, err := partial.CompressedToLayer(tl)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: reading layer: %w", source, err)
+	}
+	data, found, err = readFileIn(ul, source, want)
+	if err != nil && tl.ended() {
+		// Every byte arrived and matched the digest (go-containerregistry
+		// ends a layer's reader only then): the fault is in what the
+		// bundle holds, and reading it again would give the same error.
+		d, _ := layers[0].Digest()
+		return nil, false, &ContentError{Err: fmt.Errorf("%w (layer %s matches its digest: its content is damaged)", err, d)}
+	}
+	return data, found, err
+}
+
+// endTrackedLayer is a layer whose compressed reader notes that it reached
+// its end, so that a failure to decompress or untar it can be told apart:
+// a connection cut part way (worth reading again) or a fault in bytes read
+// whole and checked. It offers only the compressed side, so that
+// partial.CompressedToLayer decompresses through it.
+type endTrackedLayer struct {
+	l   v1.Layer
+	eof atomic.Bool
+}
+
+func (t *endTrackedLayer) ended() bool                         { return t.eof.Load() }
+func (t *endTrackedLayer) Digest() (v1.Hash, error)            { return t.l.Digest() }
+func (t *endTrackedLayer) Size() (int64, error)                { return t.l.Size() }
+func (t *endTrackedLayer) MediaType() (types.MediaType, error) { return t.l.MediaType() }
+
+// Compressed implements partial.CompressedLayer.
+func (t *endTrackedLayer) Compressed() (io.ReadCloser, error) {
+	rc, err := t.l.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	return &endReader{ReadCloser: rc, eof: &t.eof}, nil
+}
+
+// endReader sets eof when its reader returns io.EOF.
+type endReader struct {
+	io.ReadCloser
+	eof *atomic.Bool
+}
+
+func (r *endReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if err == io.EOF {
+		r.eof.Store(true)
+	}
+	return n, err
 }
 
 // MaxKeptLayerSize is the largest bundle layer ReadImagesLockKeep keeps:
