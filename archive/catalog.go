@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ferry-dev/ferry/internal/manifest"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -178,6 +179,12 @@ func (c *catalog) addManifest(d v1.Hash, b []byte) error {
 	}
 	if probe.MediaType != "" && probe.MediaType != mt {
 		return fmt.Errorf("manifest %s: its mediaType is %s, %s says %s", d, probe.MediaType, r.from, mt)
+	}
+	// Without a mediaType field the declared type alone would decide: an
+	// image declared an index would be read as an index of nothing, and
+	// travel without its config and layers.
+	if err := manifest.CheckType(mt, b); err != nil {
+		return fmt.Errorf("manifest %s (referenced by %s): %w", d, r.from, err)
 	}
 	if mt.IsIndex() {
 		var idx v1.IndexManifest

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/ferry-dev/ferry/internal/ctxio"
+	"github.com/ferry-dev/ferry/internal/manifest"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -383,7 +384,14 @@ func (r *Repo) GetManifest(ctx context.Context, reference string, max int64) ([]
 	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != d.String() {
 		return nil, "", v1.Hash{}, fmt.Errorf("fetch %s: the registry says digest %s, its bytes have %s", ref, got, d)
 	}
-	return raw, types.MediaType(resp.Header.Get("Content-Type")), d, nil
+	// The Content-Type is the registry's word, which decides how the
+	// bytes are read (an image's blobs, or an index's children): it must
+	// agree with the bytes.
+	mt := types.MediaType(resp.Header.Get("Content-Type"))
+	if err := manifest.CheckType(mt, raw); err != nil {
+		return nil, "", v1.Hash{}, fmt.Errorf("fetch %s: the registry serves it as %s: %w", ref, mt, err)
+	}
+	return raw, mt, d, nil
 }
 
 // ref names reference (a tag or digest) of the repository in messages.

@@ -1,0 +1,48 @@
+// Package manifest checks that a manifest's bytes are of the kind its
+// declared media type says. A registry's Content-Type, a descriptor's
+// mediaType and imgpkg's manifest.json all declare a type that the bytes
+// themselves need not repeat (the mediaType field is optional in OCI), so
+// a reader that trusted the declaration alone could take an image for an
+// index with no children and carry it without its config and layers.
+package manifest
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// CheckType checks raw, an image manifest or index declared to be of type
+// mt (an image or index media type), the way the CNCF distribution
+// registry does before storing one: a mediaType field, when present, must
+// be mt; an index has no config or layers; an image manifest has a config
+// and no list of manifests. It returns nil for other media types, which
+// callers refuse or handle themselves. The error says what the bytes are
+// and what was declared, for the caller to wrap with where they came from.
+func CheckType(mt types.MediaType, raw []byte) error {
+	if !mt.IsImage() && !mt.IsIndex() {
+		return nil
+	}
+	var probe struct {
+		MediaType types.MediaType `json:"mediaType"`
+		Manifests json.RawMessage `json:"manifests"`
+		Config    json.RawMessage `json:"config"`
+		Layers    json.RawMessage `json:"layers"`
+	}
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		return fmt.Errorf("not valid JSON: %w", err)
+	}
+	if probe.MediaType != "" && probe.MediaType != mt {
+		return fmt.Errorf("its mediaType is %s, but it was declared %s", probe.MediaType, mt)
+	}
+	switch {
+	case mt.IsIndex() && (probe.Config != nil || probe.Layers != nil):
+		return fmt.Errorf("declared an index (%s), but it has a config or layers: it is an image manifest", mt)
+	case mt.IsImage() && probe.Manifests != nil:
+		return fmt.Errorf("declared an image manifest (%s), but it has a list of manifests: it is an index", mt)
+	case mt.IsImage() && probe.Config == nil:
+		return fmt.Errorf("declared an image manifest (%s), but it has no config", mt)
+	}
+	return nil
+}
