@@ -79,9 +79,7 @@ func TestFlagsAfterTheArgumentAreRead(t *testing.T) {
 	for _, args := range [][]string{{"completion", "zsh", "--help"}, {"inspect", "a.tar.zst", "-h"}, {"export", "oops", "--help"}, {"tag", "list", "x", "--help"}} {
 		code, stdout, stderr := runFerry(args...)
 		if code != 0 || !strings.Contains(stdout, "ferry "+strings.Join(args[:len(args)-2], " ")) {
-			t.Errorf("ferry %v: exit %d, want the help
-stdout: %s
-stderr: %s", args, code, stdout, stderr)
+			t.Errorf("ferry %v: exit %d, want the help\nstdout: %s\nstderr: %s", args, code, stdout, stderr)
 		}
 	}
 }
