@@ -99,13 +99,19 @@ func TestCLIServeReadsFlagsAfterTheArchive(t *testing.T) {
 }
 
 // Serving beyond loopback without TLS is refused as a usage error (exit 2):
-// a flag is missing, nothing failed.
+// a flag is missing, nothing failed. So is a --tls-cert that does not
+// exist, as every file named on the command line.
 func TestCLIServeBeyondLoopbackWithoutTLSIsAUsageError(t *testing.T) {
 	src := testregistry.NewDistribution(t)
 	_, archive, _ := cliRelease(t, src)
 	r := ferry(t, nil, "serve", "--addr", "0.0.0.0:0", archive)
 	if r.Code != 2 || !strings.Contains(r.Stderr, "beyond loopback") || !strings.Contains(r.Stderr, "--insecure") {
 		t.Errorf("serve on 0.0.0.0 without TLS: want exit 2 saying what is missing: %s", r)
+	}
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+	r = ferry(t, nil, "serve", "--addr", "127.0.0.1:0", archive, "--tls-cert", missing, "--tls-key", missing)
+	if r.Code != 2 || !strings.Contains(r.Stderr, missing) {
+		t.Errorf("serve with a --tls-cert that does not exist: want exit 2 naming it: %s", r)
 	}
 }
 

@@ -181,7 +181,6 @@ func TestMissingNamedFilesAreUsageErrors(t *testing.T) {
 		{"verify", missing},
 		{"verify", present, "--since", missing},
 		{"serve", missing},
-		{"serve", present, "--tls-cert", missing, "--tls-key", present},
 		{"serve", present, "--htpasswd", missing},
 		{"tag", "list", "-i", "127.0.0.1:1/x", "--registry-ca-cert-path", missing},
 	} {

@@ -44,7 +44,7 @@ func registryFlags() []cli.Flag {
 // registry must be named (parseRepo): a name without one would go to
 // Docker Hub, a public registry, as docker push's would.
 func toRepoFlag() cli.Flag {
-	return &cli.StringFlag{Name: "to-repo", Usage: "destination repository, `REGISTRY/PATH`, its registry named (docker.io/PATH for Docker Hub): a PATH alone is refused"}
+	return &cli.StringFlag{Name: "to-repo", Usage: "destination repository, `REGISTRY/PATH` with the registry named: docker.io/PATH for Docker Hub (a PATH alone is refused)"}
 }
 
 // concurrencyFlag is --concurrency, value by default; usage says what runs

@@ -241,12 +241,11 @@ func findCommand(cmds []*cli.Command, name string) *cli.Command {
 	return nil
 }
 
-// refuseStrayArgs makes c, and its subcommands, refuse what flags and
-// arguments cannot mean, before any work: a command with subcommands
-// refuses an unknown one (urfave/cli would say "No help topic", exit 1),
-// and a command refuses more arguments than it takes (one when c.Args is
-// set, none otherwise), naming them.
-// path is c's name after ferry's ("tag list").
+// refuseStrayArgs makes c (named path after ferry: "tag list") and its
+// subcommands refuse, before any work, the arguments they do not take: a
+// command with subcommands an unknown one (urfave/cli would say "No help
+// topic", exit 1), any other command more arguments than it takes (one
+// when c.Args is set, none otherwise), naming them.
 func refuseStrayArgs(c *cli.Command, path string) {
 	if len(c.Subcommands) > 0 {
 		for _, sub := range c.Subcommands {

@@ -60,8 +60,8 @@ is refused: import it with ferry import, or export it again.`,
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:5000", Usage: "address to listen on, `HOST:PORT` (port 0 picks a free one; beyond loopback see above)"},
 			&cli.StringFlag{Name: "repo", Usage: "serve everything as this one repository `NAME` (a path, e.g. team/app-bundle) with the tags an import into it writes"},
 			&cli.BoolFlag{Name: "repo-based-tags", Usage: "with --repo: the tags of an import with --repo-based-tags"},
-			&cli.StringFlag{Name: "tls-cert", Action: existingFile("tls-cert"), Usage: "serve HTTPS with this PEM certificate `FILE` (and --tls-key)"},
-			&cli.StringFlag{Name: "tls-key", Action: existingFile("tls-key"), Usage: "the certificate's PEM private key `FILE`"},
+			&cli.StringFlag{Name: "tls-cert", Usage: "serve HTTPS with this PEM certificate `FILE` (and --tls-key)"},
+			&cli.StringFlag{Name: "tls-key", Usage: "the certificate's PEM private key `FILE`"},
 			&cli.StringFlag{Name: "htpasswd", Action: existingFile("htpasswd"), Usage: "require HTTP basic auth from the users of this htpasswd `FILE` (bcrypt entries)"},
 			&cli.BoolFlag{Name: "insecure", Usage: "allow serving beyond loopback without TLS or without --htpasswd"},
 			&cli.IntFlag{Name: "streams", Value: serve.DefaultStreams, Action: atLeastOne("streams"), Usage: "configs and layers read from the archive at once (each holds a few MiB); more requests wait their turn (see --stream-wait); small verified configs need none"},
@@ -150,7 +150,8 @@ func runServe(c *cli.Context) error {
 		return usageError{fmt.Errorf("serve: %w", err)}
 	}
 	if err != nil {
-		return fmt.Errorf("serve: %w", err)
+		// A --tls-cert or --tls-key that does not exist is a usage error.
+		return namedFile(fmt.Errorf("serve: %w", err))
 	}
 	if !c.Bool("lazy") {
 		reg.VerifyAhead()
