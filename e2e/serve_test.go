@@ -603,8 +603,9 @@ func TestServeUsageAndExposure(t *testing.T) {
 		{[]string{"serve", "-", "--addr", "127.0.0.1:0"}, 2, "standard input"},
 		{[]string{"serve", archive, "--repo", "Not/Valid"}, 2, "repository name"},
 		{[]string{"serve", archive, "--tls-cert", "x.pem"}, 2, "--tls-key"},
-		// Never listens: the address is checked first.
-		{[]string{"serve", archive, "--addr", "0.0.0.0:0"}, 1, "--insecure"},
+		// Never listens: the address is checked first. A flag is
+		// missing: a usage error.
+		{[]string{"serve", archive, "--addr", "0.0.0.0:0"}, 2, "--insecure"},
 	} {
 		r := ferry(t, nil, c.args...)
 		if r.Code != c.code || !strings.Contains(r.Stderr, c.want) {

@@ -18,6 +18,19 @@ import (
 // server is asked to stop; then their connections are closed.
 const ShutdownGrace = 5 * time.Second
 
+// ErrExposed is matched (errors.Is) by Listen's error when the exposure
+// policy refuses the address: beyond loopback without TLS or without
+// authentication, and not Insecure. Like a missing flag, it is a matter of
+// how the server was asked to run.
+var ErrExposed = errors.New("beyond loopback, TLS and authentication are required")
+
+// exposedError is Listen's refusal: it reads as the error it wraps, and
+// matches ErrExposed.
+type exposedError struct{ error }
+
+func (e exposedError) Unwrap() error      { return e.error }
+func (exposedError) Is(target error) bool { return target == ErrExposed }
+
 // ListenOptions say where and how a Server listens.
 type ListenOptions struct {
 	// Addr is host:port; a port of 0 picks a free one.
@@ -79,7 +92,7 @@ func Listen(opts ListenOptions) (*Server, error) {
 		if len(missing) > 0 {
 			what := strings.Join(missing, " and ")
 			if !opts.Insecure {
-				return nil, fmt.Errorf("listen on %s: beyond loopback ferry serve needs %s; give them, or --insecure to serve without", opts.Addr, what)
+				return nil, exposedError{fmt.Errorf("listen on %s: beyond loopback ferry serve needs %s; give them, or --insecure to serve without", opts.Addr, what)}
 			}
 			rep.Warnf("serving on %s, beyond loopback, without %s: anyone who can reach it can read what it serves", opts.Addr, what)
 		}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -10,6 +12,18 @@ import (
 	"github.com/ferry-dev/ferry/internal/regopts"
 	"github.com/ferry-dev/ferry/serve"
 )
+
+// namedFile makes err, from opening a file named on the command line (an
+// archive, its volumes), a usage error when no such file exists: like a
+// mistyped flag, a matter of how ferry was called (exit 2). A volume
+// missing from a set that does exist is not one: the archive is
+// incomplete.
+func namedFile(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return usageError{err}
+	}
+	return err
+}
 
 // parseLabels turns KEY=VALUE strings into a map.
 func parseLabels(kvs []string) (map[string]string, error) {
@@ -53,10 +67,15 @@ func registryClient(reg regopts.Options) (*registry.Client, error) {
 	return registry.New(opts), nil
 }
 
-// parseRepo reads a --to-repo value. go-containerregistry checks only the
-// characters of the path; a component the distribution grammar forbids
-// ("-a", "a.-b", "r.", an empty one) would pass, a dry run would say all is
-// well, and the registry would refuse the first upload with a bare 404.
+// parseRepo reads a --to-repo value (or inventory's --repo).
+// go-containerregistry checks only the characters of the path; a component
+// the distribution grammar forbids ("-a", "a.-b", "r.", an empty one) would
+// pass, a dry run would say all is well, and the registry would refuse the
+// first upload with a bare 404.
+//
+// The registry must be named: go-containerregistry reads "mirror/app" as
+// Docker Hub's, so a release meant for a private mirror would be pushed to
+// a public registry with whatever Docker login the machine has.
 func parseRepo(s string, reg regopts.Options) (name.Repository, error) {
 	// What follows the host: a tag or digest there is the likeliest
 	// mistake, and its own message says so.
@@ -73,6 +92,9 @@ func parseRepo(s string, reg regopts.Options) (name.Repository, error) {
 		return name.Repository{}, usagef("%q names a digest: give a repository (REGISTRY/PATH), not a digest", s)
 	case strings.Contains(path, ":"):
 		return name.Repository{}, usagef("%q names a tag: give a repository (REGISTRY/PATH), not a tag", s)
+	}
+	if host, _, _ := strings.Cut(s, "/"); host == s || !strings.ContainsAny(host, ".:") && host != "localhost" {
+		return name.Repository{}, usagef("%q names no registry, and would mean Docker Hub: give REGISTRY/PATH (registry.example.com/%s), or docker.io/%s for Docker Hub", s, s, s)
 	}
 	repo, err := name.NewRepository(s, reg.NameOptions()...)
 	if err != nil {

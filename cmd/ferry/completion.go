@@ -55,6 +55,7 @@ complete -c ferry -f -a '(__ferry_complete)'
 func completionCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "completion",
+		Args:      true, // one: refuseStrayArgs refuses more
 		Usage:     "print a shell completion script (bash, zsh or fish)",
 		UsageText: "ferry completion bash|zsh|fish",
 		Description: `Prints a script that completes ferry's commands and flags. To load it:

@@ -64,8 +64,8 @@ tags and digests imgpkg's own copy --tar would; ferry's .tar.zst (an OCI
 image layout) is not one imgpkg can read. --split-size applies to --to-tar
 as to ferry export.`,
 		Flags: withRegistryFlags("also print the resolution steps and one line per manifest and tag as it is written at the destination, with full digests", append(sourceFlags(
-			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultImportConcurrency, Usage: "registry requests (manifests, blob checks, uploads, mounts; with --to-tar: downloads) at once"}),
-			&cli.StringFlag{Name: "to-repo", Usage: "destination repository (REGISTRY/PATH)"},
+			concurrencyFlag(relocate.DefaultImportConcurrency, "registry requests (manifests, blob checks, uploads, mounts; with --to-tar: downloads) at once")),
+			toRepoFlag(),
 			&cli.StringFlag{Name: "to-tar", Usage: "write an archive instead, as ferry export -o (FILE.tar.zst, or - for standard output)"},
 			sinceFlag(),
 			&cli.StringFlag{Name: "tar", Usage: "copy from an archive instead, as ferry import -f (FILE.tar.zst, or - for standard input)"},

@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
 	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/regopts"
 	"github.com/ferry-dev/ferry/internal/volumes"
 	"github.com/ferry-dev/ferry/relocate"
 )
@@ -20,7 +23,7 @@ func sourceFlags(concurrency cli.Flag) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "bundle to carry, with every image its images.yml locks (nested bundles too)"},
 		&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "one image or image index to carry as is"},
-		&cli.StringFlag{Name: "lock", Usage: "an ImagesLock or BundleLock file naming what to carry"},
+		&cli.StringFlag{Name: "lock", Usage: "an ImagesLock or BundleLock file naming what to carry", Action: existingFile("lock")},
 		concurrency,
 		&cli.BoolFlag{Name: "include-non-distributable-layers", Usage: "also carry foreign (non-distributable) layers, which are left out by default"},
 		cosignSignaturesFlag(),
@@ -55,6 +58,17 @@ func planSource(c *cli.Context) (relocate.Source, error) {
 	}
 	if n != 1 {
 		return src, usagef("%s: give exactly one of -b BUNDLE, -i IMAGE or --lock FILE", c.Command.Name)
+	}
+	// A reference that cannot be parsed is refused as a mistyped flag is,
+	// before any registry is asked.
+	reg := registryOptions(c)
+	for _, f := range []struct{ flag, ref string }{{"-b", src.Bundle}, {"-i", src.Image}} {
+		if f.ref == "" {
+			continue
+		}
+		if _, err := regopts.ParseReference(f.ref, reg); err != nil {
+			return src, usagef("%s: %s: %v", c.Command.Name, f.flag, err)
+		}
 	}
 	return src, nil
 }
@@ -153,7 +167,7 @@ is compressed at --level and split as asked. A gzip'd file or standard
 input is read once, front to back. A delta archive (--since) cannot be
 re-packed: it lacks the blobs it left out.`,
 		Flags: withRegistryFlags("also print the resolution steps and one line per image as it is written into the archive, with its full digest", append(sourceFlags(
-			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultConcurrency, Usage: "registry requests (manifests, blob downloads) at once; never changes the archive"}),
+			concurrencyFlag(relocate.DefaultConcurrency, "registry requests (manifests, blob downloads) at once; never changes the archive")),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive to write (FILE.tar.zst, or - for standard output)"},
 			&cli.StringFlag{Name: "level", Value: "default", Usage: "zstd level: fastest, default, better or best"},
 			sinceFlag(),
@@ -245,7 +259,7 @@ func runExport(c *cli.Context) error {
 		if fromTar != "-" {
 			f, err := volumes.OpenArchive(fromTar)
 			if err != nil {
-				return fmt.Errorf("export --from-tar: %w", err)
+				return namedFile(fmt.Errorf("export --from-tar: %w", err))
 			}
 			defer f.Close()
 			in = f
@@ -286,6 +300,9 @@ func exportOptions(c *cli.Context, out *printer, dest string) (relocate.ExportOp
 	}
 	if dest == "-" && out.json {
 		return relocate.ExportOptions{}, usagef("%s: --json prints on standard output, which -o - uses for the archive", c.Command.Name)
+	}
+	if f, ok := c.App.Writer.(*os.File); ok && dest == "-" && term.IsTerminal(int(f.Fd())) {
+		return relocate.ExportOptions{}, usagef("%s: the archive would go to standard output, which is a terminal: redirect it to a file (> FILE.tar.zst) or pipe it to a command", c.Command.Name)
 	}
 	return relocate.ExportOptions{
 		Level:       level,

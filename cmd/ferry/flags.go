@@ -1,6 +1,9 @@
 package main
 
 import (
+	"errors"
+	"io/fs"
+	"os"
 	"slices"
 	"strings"
 
@@ -28,12 +31,59 @@ func registryFlags() []cli.Flag {
 			Usage: "send no credentials at all"},
 		&cli.BoolFlag{Name: "registry-insecure", Category: cat,
 			Usage: "allow plain HTTP and unverified TLS (never the default)"},
-		&cli.StringSliceFlag{Name: "registry-ca-cert-path", Category: cat,
+		&cli.StringSliceFlag{Name: "registry-ca-cert-path", Category: cat, Action: existingFiles("registry-ca-cert-path"),
 			Usage: "PEM file with CA certificates to trust besides the system's (repeatable)"},
-		&cli.IntFlag{Name: "registry-retry-count", Value: 5, Category: cat,
-			Usage: "attempts per request on 5xx, 429 and dropped connections, with exponential backoff"},
+		&cli.IntFlag{Name: "registry-retry-count", Value: regopts.DefaultRetryCount, Category: cat, Action: atLeastOne("registry-retry-count"),
+			Usage: "attempts per request on 5xx, 429 and dropped connections, with exponential backoff; 1 makes no retries"},
 		&cli.DurationFlag{Name: "registry-response-header-timeout", Value: regopts.DefaultResponseHeaderTimeout, Category: cat,
 			Usage: "how long to wait for a registry to answer, and the longest a download or upload may make no progress"},
+	}
+}
+
+// toRepoFlag is --to-repo, the repository import and copy write into. Its
+// registry must be named (parseRepo): a name without one would go to
+// Docker Hub, a public registry, as docker push's would.
+func toRepoFlag() cli.Flag {
+	return &cli.StringFlag{Name: "to-repo", Usage: "destination repository, `REGISTRY/PATH` with the registry named: docker.io/PATH for Docker Hub (a PATH alone is refused)"}
+}
+
+// concurrencyFlag is --concurrency, value by default; usage says what runs
+// at once.
+func concurrencyFlag(value int, usage string) cli.Flag {
+	return &cli.IntFlag{Name: "concurrency", Value: value, Usage: usage, Action: atLeastOne("concurrency")}
+}
+
+// atLeastOne is the Action of an int flag that counts what must be one or
+// more: 0 and negatives are refused, never read as the default or as no
+// limit.
+func atLeastOne(name string) func(*cli.Context, int) error {
+	return func(_ *cli.Context, n int) error {
+		if n < 1 {
+			return usagef("--%s %d: give 1 or more", name, n)
+		}
+		return nil
+	}
+}
+
+// existingFiles is the Action of a repeatable flag naming files to read:
+// one that does not exist is a usage error, as is every file named on the
+// command line (namedFile), found before any work. Other failures to read
+// it are left to the work that reads it.
+func existingFiles(name string) func(*cli.Context, []string) error {
+	return func(_ *cli.Context, paths []string) error {
+		for _, p := range paths {
+			if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+				return usagef("--%s %s: no such file or directory", name, p)
+			}
+		}
+		return nil
+	}
+}
+
+// existingFile is existingFiles for a flag naming one file.
+func existingFile(name string) func(*cli.Context, string) error {
+	return func(c *cli.Context, path string) error {
+		return existingFiles(name)(c, []string{path})
 	}
 }
 

@@ -42,14 +42,14 @@ read in place as well, and gives REPO exactly the tags and digests imgpkg
 copy --tar would.`,
 		Flags: withRegistryFlags("also print one line per manifest and tag as it is written at the destination, with full digests",
 			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "archive to import (- for standard input)"},
-			&cli.StringFlag{Name: "to-repo", Usage: "destination repository (REGISTRY/PATH)"},
+			toRepoFlag(),
 			&cli.BoolFlag{Name: "repo-based-tags", Usage: "tag images <source-path>-sha256-<hex>.imgpkg, as imgpkg's flag of the same name"},
 			&cli.StringFlag{Name: "lock-output", Usage: "write a BundleLock naming the bundle at its new home"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "report what would be uploaded and tagged; change nothing"},
-			&cli.StringFlag{Name: "spool-dir", Usage: "when reading from a pipe (or an archive without a seek table), keep each large blob in a temporary file under `DIR` until its upload is done, so that a failed upload is sent again in full (default: stream it, nothing on disk)"},
+			&cli.StringFlag{Name: "spool-dir", Action: existingFile("spool-dir"), Usage: "when reading from a pipe (or an archive without a seek table), keep each large blob in a temporary file under `DIR` until its upload is done, so that a failed upload is sent again in full (default: stream it, nothing on disk)"},
 			&cli.BoolFlag{Name: "cosign-signatures", Usage: importArtifactsUsage},
 			&cli.BoolFlag{Name: "referrers", Usage: importArtifactsUsage},
-			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultImportConcurrency, Usage: "registry requests (blob checks and uploads) at once"},
+			concurrencyFlag(relocate.DefaultImportConcurrency, "registry requests (blob checks and uploads) at once"),
 		),
 		Action: runImport,
 	}
@@ -74,7 +74,7 @@ func runImport(c *cli.Context) error {
 	if file != "-" {
 		f, err := volumes.OpenArchive(file)
 		if err != nil {
-			return fmt.Errorf("import: %w", err)
+			return namedFile(fmt.Errorf("import: %w", err))
 		}
 		defer f.Close()
 		in = f

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime"
 	"strings"
 	"text/tabwriter"
 
@@ -17,6 +19,7 @@ import (
 func inspectCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "inspect",
+		Args:      true, // one: refuseStrayArgs refuses more
 		Usage:     "show what an archive holds and the tags an import will write",
 		UsageText: "ferry inspect FILE.tar.zst [--json]\n   ferry inspect - < FILE.tar.zst",
 		Description: `Reads only the head of the archive (index.json and the manifests come
@@ -41,7 +44,7 @@ func openArchive(c *cli.Context) (io.Reader, func(), error) {
 	}
 	f, err := volumes.OpenArchive(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", c.Command.Name, err)
+		return nil, nil, namedFile(fmt.Errorf("%s: %w", c.Command.Name, err))
 	}
 	return f, func() { f.Close() }, nil
 }
@@ -148,8 +151,9 @@ func printImportTags(w io.Writer, inv *relocate.Inventory) {
 func verifyCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "verify",
+		Args:      true, // one: refuseStrayArgs refuses more
 		Usage:     "check an archive offline: every digest, size and reference",
-		UsageText: "ferry verify FILE.tar.zst [--since BASE.tar.zst...] [--json]\n   ferry verify FILE.tar.zst.001          (the volumes of a split export)",
+		UsageText: "ferry verify FILE.tar.zst [--since BASE.tar.zst...] [--json]\n   ferry verify FILE.tar.zst.001          (the volumes of a split export)\n   cat FILE.tar.zst | ferry verify -      (standard input: no FILE.sha256 to compare)",
 		Description: `Reads the whole archive once, without a network, and checks the layout,
 index.json, every manifest, every config and layer against its digest and
 size, that every image a bundle's images.yml locks is in the archive, and,
@@ -170,23 +174,48 @@ A tarball imgpkg copy --to-tar wrote is checked the same way.`,
 	}
 }
 
+// verifyPath is the file verify reads: its argument, or for "-" standard
+// input by the name the system gives it. A pipe is read as a stream, front
+// to back, as /dev/stdin always was; a file redirected to standard input is
+// read at random, as a path would be.
+func verifyPath(c *cli.Context) (string, error) {
+	path := c.Args().First()
+	if path != "-" {
+		return path, nil
+	}
+	f, ok := c.App.Reader.(*os.File)
+	if !ok || runtime.GOOS == "windows" {
+		return "", usagef("verify: standard input cannot be opened as a file here: give the archive's path")
+	}
+	if f == os.Stdin {
+		return "/dev/stdin", nil
+	}
+	return fmt.Sprintf("/dev/fd/%d", f.Fd()), nil
+}
+
 func runVerify(c *cli.Context) error {
 	out, err := newPrinter(c)
 	if err != nil {
 		return err
 	}
 	defer out.Close()
-	if c.NArg() != 1 || c.Args().First() == "-" {
-		return usagef("verify: give one archive file")
+	if c.NArg() != 1 {
+		return usagef("verify: give one archive (FILE.tar.zst, or - for standard input)")
 	}
-	path := c.Args().First()
+	path, err := verifyPath(c)
+	if err != nil {
+		return err
+	}
 	out.Begin("verify: opening " + path)
 	res, err := relocate.VerifyFile(c.Context, path, relocate.VerifyOptions{Reporter: out.Reporter(), Since: c.StringSlice("since")})
 	if errors.Is(err, relocate.ErrNotABaseArchive) {
 		return usageError{err}
 	}
 	if err != nil {
-		return err
+		return namedFile(err)
+	}
+	if c.Args().First() == "-" {
+		res.Archive, path = "-", "standard input"
 	}
 	took := out.Elapsed()
 	return out.Result(res, func(w io.Writer) {

@@ -28,7 +28,7 @@ blobs held in another repository of the same registry are mounted from it.`,
 		Flags: withRegistryFlags("also print each repository's counts as soon as it is walked",
 			&cli.StringSliceFlag{Name: "repo", Usage: "a repository to list (REGISTRY/PATH); repeatable"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "the inventory file to write (written atomically; - for standard output)"},
-			&cli.IntFlag{Name: "concurrency", Value: relocate.DefaultConcurrency, Usage: "registry requests at once"},
+			concurrencyFlag(relocate.DefaultConcurrency, "registry requests at once"),
 		),
 		Action: runInventory,
 	}

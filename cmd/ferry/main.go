@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"regexp"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -89,7 +91,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if args == nil {
 		return 0
 	}
-	err := app.RunContext(ctx, flagsFirst(args))
+	err := app.RunContext(ctx, flagsFirst(app.Commands, args))
 	if err == nil {
 		return 0
 	}
@@ -127,6 +129,7 @@ FERRY_TOKEN, or the Docker config and its credential helpers.`,
 		EnableBashCompletion:   true,
 		OnUsageError:           onUsage,
 		ExitErrHandler:         func(*cli.Context, error) {},
+		Action:                 noSuchCommand,
 		Commands: []*cli.Command{
 			pushCommand(),
 			pullCommand(),
@@ -144,6 +147,7 @@ FERRY_TOKEN, or the Docker config and its credential helpers.`,
 	for _, c := range app.Commands {
 		setUsageHandler(c, onUsage)
 		defaultOnce(c)
+		refuseStrayArgs(c, c.Name)
 	}
 	return app
 }
@@ -155,35 +159,160 @@ func setUsageHandler(c *cli.Command, h cli.OnUsageErrorFunc) {
 	}
 }
 
-// flagsFirst lets `ferry inspect FILE --json` work: urfave/cli stops parsing
-// flags at the first argument, so for the commands that take a file
-// argument and only boolean flags, flags are moved before it.
-func flagsFirst(args []string) []string {
-	if len(args) >= 4 && args[1] == "serve" && !strings.HasPrefix(args[2], "-") && args[len(args)-1] != "--generate-bash-completion" {
-		// `ferry serve FILE --addr …`: the file goes last, after the
-		// flags (which take values, so they cannot be moved one by one).
-		return append(append(append([]string{}, args[:2]...), args[3:]...), args[2])
-	}
-	if len(args) < 3 || (args[1] != "inspect" && args[1] != "verify") || args[len(args)-1] == "--generate-bash-completion" {
+// flagsFirst lets flags come after arguments (`ferry inspect FILE --json`,
+// `ferry copy … oops --dry-run`): urfave/cli stops reading flags at the
+// first argument, and would leave the flags after it unread. The command's
+// flags are moved before its arguments, each with its value when its
+// definition says it takes one; after "--" everything is an argument. A
+// stray argument is then refused by the command (refuseStrayArgs) with
+// every flag read, before any work.
+func flagsFirst(cmds []*cli.Command, args []string) []string {
+	if len(args) < 2 || args[len(args)-1] == "--generate-bash-completion" {
 		return args
 	}
-	// The flags of these commands that take a value, as a separate argument.
-	valued := map[string]bool{"--since": true}
-	out := append([]string{}, args[:2]...)
-	var rest []string
-	for i := 2; i < len(args); i++ {
-		a := args[i]
+	// The command path (ferry tag list): the flags before each name are
+	// the app's or the parent command's, which take no values.
+	var cmd *cli.Command
+	i := 1
+	for cmds != nil {
+		j := i
+		for j < len(args) && isFlag(args[j]) {
+			j++
+		}
+		if j == len(args) {
+			return args
+		}
+		next := findCommand(cmds, args[j])
+		if next == nil {
+			break
+		}
+		cmd, cmds, i = next, next.Subcommands, j+1
+	}
+	if cmd == nil || len(cmd.Subcommands) > 0 {
+		// An unknown command or subcommand: refused as it is.
+		return args
+	}
+	var flags, positional []string
+	dashes, help := false, false
+	for k := i; k < len(args); k++ {
+		a := args[k]
 		switch {
-		case valued[a] && i+1 < len(args):
-			out = append(out, a, args[i+1])
-			i++
-		case len(a) > 1 && a[0] == '-':
-			out = append(out, a)
+		case cli.HelpFlag != nil && slices.Contains(cli.HelpFlag.Names(), strings.TrimLeft(a, "-")):
+			// `ferry inspect FILE --help`: the help, whatever the
+			// arguments (urfave/cli would look for a help topic named
+			// after the first one).
+			help = true
+			flags = append(flags, a)
+		case a == "--":
+			dashes = true
+			positional = append(positional, args[k+1:]...)
+			k = len(args)
+		case isFlag(a):
+			flags = append(flags, a)
+			if takesValue(a, cmd.Flags) && k+1 < len(args) {
+				flags = append(flags, args[k+1])
+				k++
+			}
 		default:
-			rest = append(rest, a)
+			positional = append(positional, a)
 		}
 	}
-	return append(out, rest...)
+	out := append(append([]string{}, args[:i]...), flags...)
+	if help {
+		return out
+	}
+	if dashes {
+		out = append(out, "--")
+	}
+	return append(out, positional...)
+}
+
+// isFlag reports whether a command-line word is a flag ("-" alone is
+// standard input, an argument).
+func isFlag(a string) bool { return len(a) > 1 && a[0] == '-' }
+
+// findCommand returns the command of cmds named (or aliased) name.
+func findCommand(cmds []*cli.Command, name string) *cli.Command {
+	for _, c := range cmds {
+		if c.HasName(name) {
+			return c
+		}
+	}
+	return nil
+}
+
+// refuseStrayArgs makes c (named path after ferry: "tag list") and its
+// subcommands refuse, before any work, the arguments they do not take: a
+// command with subcommands an unknown one (urfave/cli would say "No help
+// topic", exit 1), any other command more arguments than it takes (one
+// when c.Args is set, none otherwise), naming them.
+func refuseStrayArgs(c *cli.Command, path string) {
+	if len(c.Subcommands) > 0 {
+		for _, sub := range c.Subcommands {
+			refuseStrayArgs(sub, path+" "+sub.Name)
+		}
+		if c.Action == nil {
+			c.Action = func(ctx *cli.Context) error {
+				if ctx.NArg() == 0 {
+					return cli.ShowSubcommandHelp(ctx)
+				}
+				var names []string
+				for _, sub := range c.Subcommands {
+					if !sub.Hidden && sub.Name != "help" {
+						names = append(names, sub.Name)
+					}
+				}
+				return usagef("%s: %q is not a %s command (%s)", path, ctx.Args().First(), path, strings.Join(names, ", "))
+			}
+		}
+		return
+	}
+	action, takes := c.Action, 0
+	if c.Args {
+		takes = 1
+	}
+	c.Action = func(ctx *cli.Context) error {
+		if args := ctx.Args().Slice(); len(args) > takes {
+			return strayArgs(path, takes, args[takes:])
+		}
+		return action(ctx)
+	}
+}
+
+// strayArgs is the usage error for the arguments extra given to command,
+// which takes that many.
+func strayArgs(command string, takes int, extra []string) error {
+	quoted := make([]string, len(extra))
+	for i, a := range extra {
+		quoted[i] = strconv.Quote(a)
+	}
+	noun := "argument"
+	if len(extra) > 1 {
+		noun = "arguments"
+	}
+	what := "no arguments, only flags"
+	if takes == 1 {
+		what = "one argument"
+	}
+	return usagef("%s: unexpected %s %s: %s takes %s (see ferry %s --help)", command, noun, strings.Join(quoted, " "), command, what, command)
+}
+
+// noSuchCommand is the app's action, run when the first argument names no
+// command: `ferry help [COMMAND]` shows the help, anything else is a usage
+// error (urfave/cli would say "No help topic", exit 1).
+func noSuchCommand(c *cli.Context) error {
+	args := c.Args().Slice()
+	switch {
+	case len(args) == 0 || len(args) == 1 && args[0] == "help":
+		return cli.ShowAppHelp(c)
+	case args[0] != "help":
+		return usagef("%q is not a ferry command (ferry --help lists them)", args[0])
+	case findCommand(c.App.Commands, args[1]) == nil:
+		return usagef("help: %q is not a ferry command (ferry --help lists them)", args[1])
+	case len(args) > 2:
+		return strayArgs("help", 1, args[2:])
+	}
+	return cli.ShowCommandHelp(c, args[1])
 }
 
 // redactQueries hides the query strings of URLs in an error: a registry may

@@ -3,21 +3,49 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
 )
 
-func TestFlagsFirstMovesFlagsOfFileCommands(t *testing.T) {
+// flagsFirst moves every command's flags before its arguments, each with
+// the value its definition says it takes, so that a flag after an argument
+// is read, never dropped.
+func TestFlagsFirstMovesFlagsBeforeArguments(t *testing.T) {
+	cmds := newApp(strings.NewReader(""), io.Discard, io.Discard).Commands
 	for _, tc := range []struct{ in, want string }{
 		{"ferry inspect a.tar.zst --json", "ferry inspect --json a.tar.zst"},
 		{"ferry verify --json a.tar.zst", "ferry verify --json a.tar.zst"},
+		{"ferry verify a.tar.zst --since b.tar.zst -q", "ferry verify --since b.tar.zst -q a.tar.zst"},
 		{"ferry inspect -", "ferry inspect -"},
+		{"ferry inspect - -v", "ferry inspect -v -"},
 		{"ferry export -b r -o x --json", "ferry export -b r -o x --json"},
 		{"ferry serve a.tar.zst --addr 127.0.0.1:0 --repo x/y", "ferry serve --addr 127.0.0.1:0 --repo x/y a.tar.zst"},
 		{"ferry serve --addr 127.0.0.1:0 a.tar.zst", "ferry serve --addr 127.0.0.1:0 a.tar.zst"},
 		{"ferry serve a.tar.zst", "ferry serve a.tar.zst"},
+		{"ferry serve --addr 127.0.0.1:0 release.tar.zst --json", "ferry serve --addr 127.0.0.1:0 --json release.tar.zst"},
+		// Every command, not only those that take an argument: the stray
+		// argument goes last, where the command refuses it.
+		{"ferry copy -b s/a:1 --to-repo d.example/x oops --dry-run", "ferry copy -b s/a:1 --to-repo d.example/x --dry-run oops"},
+		{"ferry import -f a.tar.zst b.tar.zst --to-repo r.example/x", "ferry import -f a.tar.zst --to-repo r.example/x b.tar.zst"},
+		{"ferry export -b r -o - extra --json", "ferry export -b r -o - --json extra"},
+		{"ferry completion bash -q", "ferry completion -q bash"},
+		// A value that looks like a flag is the value of the flag before it.
+		{"ferry export -b r -o x x2 --concurrency -1", "ferry export -b r -o x --concurrency -1 x2"},
+		{"ferry export --level=best x -b r", "ferry export --level=best -b r x"},
+		// Subcommands, by name or alias.
+		{"ferry tag list -i r x --digests", "ferry tag list -i r --digests x"},
+		{"ferry tag ls x -i r", "ferry tag ls -i r x"},
+		// After "--", only arguments.
+		{"ferry inspect -- -v --json", "ferry inspect -- -v --json"},
+		{"ferry inspect a -q -- -b", "ferry inspect -q -- a -b"},
+		// An unknown command or subcommand, and completion, are left alone.
+		{"ferry bogus x --json", "ferry bogus x --json"},
+		{"ferry tag bogus x --json", "ferry tag bogus x --json"},
+		{"ferry --help", "ferry --help"},
+		{"ferry inspect a --generate-bash-completion", "ferry inspect a --generate-bash-completion"},
 	} {
-		got := strings.Join(flagsFirst(strings.Fields(tc.in)), " ")
+		got := strings.Join(flagsFirst(cmds, strings.Fields(tc.in)), " ")
 		if got != tc.want {
 			t.Errorf("flagsFirst(%q) = %q, want %q", tc.in, got, tc.want)
 		}
@@ -35,7 +63,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"ferry", "export", "-b", "r:1", "-o", "x", "--level", "huge"}, 2, "huge"},
 		{[]string{"ferry", "import", "-f", "x"}, 2, "--to-repo"},
 		{[]string{"ferry", "inspect"}, 2, "give one archive"},
-		{[]string{"ferry", "verify", "/no/such/archive.tar.zst"}, 1, "/no/such/archive.tar.zst"},
+		{[]string{"ferry", "verify", "/no/such/archive.tar.zst"}, 2, "/no/such/archive.tar.zst"},
 		{[]string{"ferry", "pull", "-i", "r:1", "-o", "d", "-r"}, 2, "-r is for bundles"},
 	} {
 		var out, errOut bytes.Buffer

@@ -39,7 +39,7 @@ func TestEscapeKeepsPrintableTextAndEscapesTheRest(t *testing.T) {
 func TestErrorsAreEscaped(t *testing.T) {
 	var out, errOut bytes.Buffer
 	code := run(t.Context(), []string{"ferry", "verify", "/no/such/\x1b[2Kfile"}, strings.NewReader(""), &out, &errOut)
-	if code != 1 || strings.Contains(errOut.String(), "\x1b") || !strings.Contains(errOut.String(), `/no/such/\x1b[2Kfile`) {
+	if code != 2 || strings.Contains(errOut.String(), "\x1b") || !strings.Contains(errOut.String(), `/no/such/\x1b[2Kfile`) {
 		t.Errorf("exit %d, stderr %q: want the path escaped", code, errOut.String())
 	}
 }

@@ -16,6 +16,7 @@ import (
 func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "serve",
+		Args:      true, // one: refuseStrayArgs refuses more
 		Usage:     "serve an archive as a read-only registry, without importing it",
 		UsageText: "ferry serve FILE.tar.zst|FILE.imgpkg.tar [--addr 127.0.0.1:5000] [--repo NAME] [--tls-cert F --tls-key F] [--htpasswd F]",
 		Description: `Answers the pull side of the OCI distribution API straight from the
@@ -61,9 +62,9 @@ is refused: import it with ferry import, or export it again.`,
 			&cli.BoolFlag{Name: "repo-based-tags", Usage: "with --repo: the tags of an import with --repo-based-tags"},
 			&cli.StringFlag{Name: "tls-cert", Usage: "serve HTTPS with this PEM certificate `FILE` (and --tls-key)"},
 			&cli.StringFlag{Name: "tls-key", Usage: "the certificate's PEM private key `FILE`"},
-			&cli.StringFlag{Name: "htpasswd", Usage: "require HTTP basic auth from the users of this htpasswd `FILE` (bcrypt entries)"},
+			&cli.StringFlag{Name: "htpasswd", Action: existingFile("htpasswd"), Usage: "require HTTP basic auth from the users of this htpasswd `FILE` (bcrypt entries)"},
 			&cli.BoolFlag{Name: "insecure", Usage: "allow serving beyond loopback without TLS or without --htpasswd"},
-			&cli.IntFlag{Name: "streams", Value: serve.DefaultStreams, Usage: "configs and layers read from the archive at once (each holds a few MiB); more requests wait their turn (see --stream-wait); small verified configs need none"},
+			&cli.IntFlag{Name: "streams", Value: serve.DefaultStreams, Action: atLeastOne("streams"), Usage: "configs and layers read from the archive at once (each holds a few MiB); more requests wait their turn (see --stream-wait); small verified configs need none"},
 			&cli.DurationFlag{Name: "stream-wait", Value: serve.DefaultStreamWait, Usage: "how long a blob request waits for a stream before it is answered 429 TOOMANYREQUESTS with Retry-After (clients retry it)"},
 			&cli.BoolFlag{Name: "lazy", Usage: "check each config and layer only when a client first asks for it (default: all of them from start-up, one at a time, in the background)"},
 			&cli.BoolFlag{Name: "json", Usage: "once listening, print one line of JSON on stdout: url, host, repositories (see the README)"},
@@ -99,9 +100,6 @@ func runServe(c *cli.Context) error {
 	if c.Bool("repo-based-tags") && repo == "" {
 		return usagef("serve: --repo-based-tags needs --repo")
 	}
-	if n := c.Int("streams"); n < 1 {
-		return usagef("serve: --streams %d: give 1 or more", n)
-	}
 	if d := c.Duration("stream-wait"); d <= 0 {
 		return usagef("serve: --stream-wait %s: give a positive duration", d)
 	}
@@ -116,7 +114,7 @@ func runServe(c *cli.Context) error {
 		return fmt.Errorf("serve %s: %w: it was written by an older ferry, or recompressed (gzip, plain tar, zstd), and serve reads each blob where it lies; import it with 'ferry import -f %s --to-repo REPO', or export it again", path, err, path)
 	}
 	if err != nil {
-		return fmt.Errorf("serve %s: %w", path, err)
+		return namedFile(fmt.Errorf("serve %s: %w", path, err))
 	}
 	var users *serve.Htpasswd
 	if p := c.String("htpasswd"); p != "" {
@@ -147,8 +145,13 @@ func runServe(c *cli.Context) error {
 		Insecure: c.Bool("insecure"),
 		Reporter: rep,
 	})
+	if errors.Is(err, serve.ErrExposed) {
+		// Like a missing flag: how ferry was called, not the work.
+		return usageError{fmt.Errorf("serve: %w", err)}
+	}
 	if err != nil {
-		return fmt.Errorf("serve: %w", err)
+		// A --tls-cert or --tls-key that does not exist is a usage error.
+		return namedFile(fmt.Errorf("serve: %w", err))
 	}
 	if !c.Bool("lazy") {
 		reg.VerifyAhead()

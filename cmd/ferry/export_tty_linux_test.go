@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"unsafe"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/term"
+
+	"github.com/ferry-dev/ferry/fixtures"
+)
+
+// openPTY opens a pseudo-terminal: what a user's terminal is to ferry.
+// Everything written to tty is read from master.
+func openPTY(t *testing.T) (master, tty *os.File) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("opening a pseudo-terminal: %v", err)
+	}
+	t.Cleanup(func() { master.Close() })
+	var unlock int32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, master.Fd(), syscall.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); e != 0 {
+		t.Fatalf("unlocking the pseudo-terminal: %v", e)
+	}
+	var n uint32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, master.Fd(), syscall.TIOCGPTN, uintptr(unsafe.Pointer(&n))); e != 0 {
+		t.Fatalf("naming the pseudo-terminal: %v", e)
+	}
+	tty, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("opening the pseudo-terminal's side: %v", err)
+	}
+	if !term.IsTerminal(int(tty.Fd())) {
+		t.Fatalf("%s is not a terminal", tty.Name())
+	}
+	return master, tty
+}
+
+// An archive asked for on standard output while that is a terminal is
+// refused (exit 2) before anything is fetched: it would dump binary on the
+// screen. The source is real and whole, so without the refusal the
+// archive would be written there.
+func TestArchiveToATerminalIsRefused(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	img, err := fixtures.Image(1, 1, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ref, err := name.NewTag(host + "/src/app:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img, remote.WithContext(t.Context())); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	dir := filepath.Join(t.TempDir(), "bundle")
+	if err := fixtures.WriteBundleDir(dir, []string{ref.Context().Digest(d.String()).String()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"export", "-i", ref.String(), "-o", "-"},
+		{"copy", "-i", ref.String(), "--to-tar", "-"},
+		{"push", "-b", host + "/src/bundle:1", "-f", dir, "--to-tar", "-"},
+	} {
+		master, tty := openPTY(t)
+		shown := make(chan int)
+		go func() {
+			n, _ := io.Copy(io.Discard, master)
+			shown <- int(n)
+		}()
+		var errOut bytes.Buffer
+		code := run(context.Background(), append([]string{"ferry"}, args...), strings.NewReader(""), tty, &errOut)
+		tty.Close()
+		n := <-shown
+		if code != 2 || !strings.Contains(errOut.String(), "standard output, which is a terminal") || n != 0 {
+			t.Errorf("ferry %s to a terminal: exit %d, %d bytes on the terminal, want exit 2 and none\nstderr: %s", strings.Join(args, " "), code, n, errOut.String())
+		}
+	}
+}
