@@ -37,7 +37,8 @@ type Source struct {
 	// Bundle is a bundle reference (tag or digest); its lock is followed.
 	Bundle string
 	// Image is any image or index reference, copied as is (a bundle given
-	// here is copied as a plain image: its lock is not followed).
+	// here is copied as a plain image: its lock is not followed). Given by
+	// tag, its tag is the root's original tag, as Bundle's is.
 	Image string
 	// LockFile is the path of an ImagesLock or a BundleLock file.
 	LockFile string
@@ -159,9 +160,10 @@ type Image struct {
 	// OriginalRef is the reference as written in the lock, or as given on
 	// the command line for the root.
 	OriginalRef string
-	// Tag is the root bundle's tag (from -b REPO:TAG or a BundleLock);
-	// empty otherwise, -i included: only a root bundle's tag is restored
-	// at import.
+	// Tag is the root's tag (from -b REPO:TAG, -i REPO:TAG or a
+	// BundleLock), restored last at the destination; empty for a root
+	// named by digest and for every other image (an ImagesLock file's
+	// images have no tag, as in imgpkg).
 	Tag string
 	// Source is where the image was resolved.
 	Source name.Digest
@@ -262,7 +264,9 @@ func Resolve(ctx context.Context, src Source, opts Options) (*Plan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("resolve image %s: %w", src.Image, err)
 		}
-		first = []want{{ref: ref, digest: digestOf(ref), original: src.Image, kind: wantRootImage, local: src.Local}}
+		// By tag, the tag travels and is written last at the
+		// destination, as for -b and as imgpkg does for -i.
+		first = []want{{ref: ref, digest: digestOf(ref), original: src.Image, tag: tagOf(ref), kind: wantRootImage, local: src.Local}}
 	case src.Local != nil:
 		return nil, errors.New("resolve: a root built locally needs the bundle or image reference it will have")
 	default:

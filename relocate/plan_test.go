@@ -167,8 +167,9 @@ func TestResolveImageFlagCopiesABundleAsAPlainImage(t *testing.T) {
 	if len(p.Images) != 1 || p.Root != p.Images[0] || p.Root.Role != archive.RoleImage || p.Root.Lock != nil {
 		t.Fatalf("plan images = %+v, want only the root as a plain image", p.Images)
 	}
-	if p.Root.Tag != "" || p.Root.Digest != must(w.root.Digest()) {
-		t.Errorf("root = %s tag %q", p.Root.Digest, p.Root.Tag)
+	// Given by tag, the tag travels, as for -b (imgpkg copy -i writes it).
+	if p.Root.Tag != "v1" || p.Root.Digest != must(w.root.Digest()) {
+		t.Errorf("root = %s tag %q, want tag v1", p.Root.Digest, p.Root.Tag)
 	}
 	cfg, layers := blobsOf(t, w.root)
 	if len(p.Blobs) != 2 || p.Blobs[0].Digest != cfg || p.Blobs[1].Digest != layers[0] {

@@ -20,8 +20,8 @@ and ferry import would carry through an archive: the bundle, every image its
 .imgpkg/images.yml locks, nested bundles to any depth and every child of an
 image index, all into the one repository REPO, with the tags imgpkg writes
 (sha256-<hex>.imgpkg for every image and bundle, an image-locations image per
-bundle) and, last, the bundle's own tag. A failure before that never moves
-that tag; a tag that pointed elsewhere is reported as moved (with its
+bundle) and, last, the tag -b or -i named (REPO:TAG). A failure before that
+never moves that tag; a tag that pointed elsewhere is reported as moved (with its
 previous digest) only once everything else is in place. Running the same
 copy again sends only what is missing.
 

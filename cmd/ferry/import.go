@@ -20,7 +20,8 @@ func importCommand() *cli.Command {
 zstd, gzip or plain tar), uploads every blob REPO does not have yet, each
 verified against its digest, then writes every manifest and
 the tags imgpkg writes: sha256-<hex>.imgpkg for every image and bundle, an
-image-locations image per bundle, and last the root bundle's original tag.
+image-locations image per bundle, and last the root's original tag (the
+tag of -b REPO:TAG, or of -i REPO:TAG, at export).
 A failure before that never moves the original tag, and running the same
 import again finishes what an interrupted one started.
 
