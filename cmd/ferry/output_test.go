@@ -387,7 +387,7 @@ func TestRelocationSummary(t *testing.T) {
 	d := "sha256:" + strings.Repeat("a", 64)
 	res := &relocate.ImportResult{Repository: "reg/far/app", Root: "reg/far/app@" + d, Tag: "v1",
 		Tags:          []relocate.TagResult{{Tag: "v1", Digest: d, Action: relocate.TagCreate}},
-		BlobsUploaded: 8, BytesUploaded: 9 << 20, BlobsMounted: 8, BytesMounted: 9 << 20, ManifestsPushed: 5}
+		BlobsMounted: 8, BytesMounted: 9 << 20, ManifestsPushed: 5}
 	var buf bytes.Buffer
 	printImport(&buf, "copy", importJSON{ImportResult: res, LockOutput: "pl.yml"}, 13677*time.Millisecond)
 	want := "Copied into reg/far/app in 13.7s\n" +
