@@ -386,7 +386,7 @@ func TestVerboseHelpSaysWhatItAddsToEachCommand(t *testing.T) {
 func TestRelocationSummary(t *testing.T) {
 	d := "sha256:" + strings.Repeat("a", 64)
 	res := &relocate.ImportResult{Repository: "reg/far/app", Root: "reg/far/app@" + d, Tag: "v1",
-		Tags:          []relocate.TagResult{{Tag: "v1", Digest: d, Action: relocate.TagCreate}},
+		Tags:         []relocate.TagResult{{Tag: "v1", Digest: d, Action: relocate.TagCreate}},
 		BlobsMounted: 8, BytesMounted: 9 << 20, ManifestsPushed: 5}
 	var buf bytes.Buffer
 	printImport(&buf, "copy", importJSON{ImportResult: res, LockOutput: "pl.yml"}, 13677*time.Millisecond)
