@@ -87,7 +87,7 @@ func runCopy(ctx context.Context, p *Plan, repo name.Repository, opts CopyOption
 			}
 		}
 	})
-	return dst.commit(ctx, "copy", "copied", c.move)
+	return dst.commit(ctx, "copy", c.move)
 }
 
 // sourceRepos lists, once each and in the order the copy needs them, the
@@ -157,8 +157,9 @@ type copier struct {
 	sources map[v1.Hash]Blob
 }
 
-// move sends every blob the destination lacks, concurrently.
-func (c *copier) move(ctx context.Context, dst *destination, res *ImportResult) error {
+// move sends every blob the destination lacks, concurrently, or mounts it
+// from its source repository within one registry.
+func (c *copier) move(ctx context.Context, dst *destination, _ *ImportResult) error {
 	var todo []Blob
 	var descs []v1.Descriptor
 	for _, d := range dst.head.blobs {
@@ -173,28 +174,16 @@ func (c *copier) move(ctx context.Context, dst *destination, res *ImportResult) 
 		todo = append(todo, b)
 		descs = append(descs, d)
 	}
-	var mu sync.Mutex
-	err := parallel.ForEach(ctx, dst.conc, len(todo), func(ctx context.Context, i int) error {
+	return parallel.ForEach(ctx, dst.conc, len(todo), func(ctx context.Context, i int) error {
 		if there, err := dst.alreadyThere(ctx, descs[i]); there || err != nil {
 			return err
 		}
 		mounted, err := c.copyBlob(ctx, dst, todo[i])
-		if err != nil {
-			return err
-		}
 		if mounted {
-			mu.Lock()
-			res.BlobsMounted++
-			res.BytesMounted += todo[i].Size
-			mu.Unlock()
+			// Counted apart from the blobs sent (settleFound); the
+			// summary says how many, so -v need not.
+			dst.markMounted(todo[i].Digest)
 		}
-		return nil
-	})
-	if err != nil {
 		return err
-	}
-	if res.BlobsMounted > 0 {
-		dst.rep.Logf("mounted %d blobs (%d bytes) from their source repositories in %s", res.BlobsMounted, res.BytesMounted, dst.repo.RegistryStr())
-	}
-	return nil
+	})
 }

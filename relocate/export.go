@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -432,8 +433,17 @@ func newImageTracker(p *Plan) *imageTracker {
 // blob at all, complete once the head is written).
 func (t *imageTracker) ready(i int) []*Image { return t.byLast[i] }
 
+// logImage says that im is in the archive, naming its digest once: a
+// reference by digest already holds it.
 func logImage(rep progress.Reporter, im *Image) {
-	rep.Logf("exported %s %s (%s)", im.Role, im.OriginalRef, im.Digest)
+	switch d := im.Digest.String(); {
+	case im.OriginalRef == "":
+		rep.Logf("exported %s %s", im.Role, d)
+	case strings.HasSuffix(im.OriginalRef, "@"+d):
+		rep.Logf("exported %s %s", im.Role, im.OriginalRef)
+	default:
+		rep.Logf("exported %s %s (%s)", im.Role, im.OriginalRef, d)
+	}
 }
 
 // archiveCounter counts the bytes of the archive.

@@ -115,11 +115,12 @@ type ImportResult struct {
 	// BlobsUploaded and BytesUploaded count the configs and layers sent to
 	// the destination (in a dry run: missing there), the locations
 	// images' included (not in a dry run, which does not build them all).
+	// Mounted blobs are not among them: no byte of theirs was sent.
 	BlobsUploaded int   `json:"blobsUploaded"`
 	BytesUploaded int64 `json:"bytesUploaded"`
-	// BlobsMounted and BytesMounted count, among those, the blobs a copy
-	// within one registry mounted from their source repository instead of
-	// sending their bytes.
+	// BlobsMounted and BytesMounted count, apart from those, the blobs a
+	// copy within one registry mounted from their source repository
+	// instead of sending their bytes.
 	BlobsMounted int   `json:"blobsMounted,omitempty"`
 	BytesMounted int64 `json:"bytesMounted,omitempty"`
 	// BlobsPresent and BytesPresent count those the destination already had.
@@ -218,7 +219,7 @@ func runImport(ctx context.Context, r io.Reader, repo name.Repository, opts Impo
 	}
 	dst.checkInMove = true
 	im := &importer{ar: ar, opts: opts}
-	return dst.commit(ctx, "import", "imported", func(ctx context.Context, dst *destination, _ *ImportResult) error {
+	return dst.commit(ctx, "import", func(ctx context.Context, dst *destination, _ *ImportResult) error {
 		return im.stream(ctx, dst)
 	})
 }

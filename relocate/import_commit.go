@@ -102,6 +102,9 @@ type destination struct {
 	unchecked map[v1.Hash]bool
 	foundMu   sync.Mutex
 	found     map[v1.Hash]bool
+	// mounted are the blobs a copy mounted from their source repository
+	// instead of sending them (under foundMu).
+	mounted map[v1.Hash]bool
 	// elsewhere are the left-out blobs a dry run found at their mount
 	// source and did not mount: a bundle's layer among them is read there.
 	elsewhere       map[v1.Hash]name.Repository
@@ -195,8 +198,9 @@ type blobMover func(ctx context.Context, dst *destination, res *ImportResult) er
 // commit runs the whole move: it checks what repo has, then (unless in a
 // dry run) calls move under a progress phase of the given name, then PUTs
 // the manifests, writes the tags with the root tag last, and the lock
-// output. done is the verb logged at the end ("imported").
-func (dst *destination) commit(ctx context.Context, phase, done string, move blobMover) (*ImportResult, error) {
+// output. It logs each manifest and tag it writes, and nothing more: the
+// summary says what was already in place and where the root landed.
+func (dst *destination) commit(ctx context.Context, phase string, move blobMover) (*ImportResult, error) {
 	head := dst.head
 	res := &ImportResult{Repository: dst.repo.Name(), DryRun: dst.opts.DryRun}
 	if root := head.root; root != nil {
@@ -303,15 +307,6 @@ func (dst *destination) commit(ctx context.Context, phase, done string, move blo
 		}
 		results = append(results, r)
 	}
-	unchanged := 0
-	for _, r := range results {
-		if r.Action == TagUnchanged {
-			unchanged++
-		}
-	}
-	if unchanged > 0 {
-		dst.rep.Logf("%d tags already in place", unchanged)
-	}
 	res.Tags = results
 	if dst.opts.LockOutput != "" {
 		bl := lock.BundleLock{Bundle: lock.BundleRef{Image: res.Root, Tag: res.Tag}}
@@ -319,26 +314,40 @@ func (dst *destination) commit(ctx context.Context, phase, done string, move blo
 			return nil, err
 		}
 	}
-	if res.Root != "" {
-		dst.rep.Logf("%s %s", done, res.Root)
-	}
 	return res, nil
 }
 
-// countBlobs sets the blob counts of res from what repo is known to have,
-// and returns the bytes missing there (or not checked yet).
+// countBlobs sets the blob counts of res from what repo is known to have
+// and what the mover mounted, and returns the bytes missing there (or not
+// checked yet). A mounted blob is not among the uploaded: its bytes were
+// never sent.
 func (dst *destination) countBlobs(res *ImportResult) int64 {
 	res.BlobsPresent, res.BytesPresent, res.BlobsUploaded, res.BytesUploaded = 0, 0, 0, 0
+	res.BlobsMounted, res.BytesMounted = 0, 0
 	for _, b := range dst.head.blobs {
-		if dst.blobPresent[b.Digest] {
+		switch {
+		case dst.blobPresent[b.Digest]:
 			res.BlobsPresent++
 			res.BytesPresent += b.Size
-		} else {
+		case dst.mounted[b.Digest]:
+			res.BlobsMounted++
+			res.BytesMounted += b.Size
+		default:
 			res.BlobsUploaded++
 			res.BytesUploaded += b.Size
 		}
 	}
-	return res.BytesUploaded
+	return res.BytesUploaded + res.BytesMounted
+}
+
+// markMounted records that the mover mounted blob d instead of sending it.
+func (dst *destination) markMounted(d v1.Hash) {
+	dst.foundMu.Lock()
+	defer dst.foundMu.Unlock()
+	if dst.mounted == nil {
+		dst.mounted = map[v1.Hash]bool{}
+	}
+	dst.mounted[d] = true
 }
 
 // alreadyThere reports whether repo has blob b, asking it (HEAD) when the
@@ -360,9 +369,9 @@ func (dst *destination) alreadyThere(ctx context.Context, b v1.Descriptor) (bool
 }
 
 // settleFound records the blobs the mover found in repo as present, and
-// counts them so in res.
+// counts them so in res, and the blobs it mounted as mounted.
 func (dst *destination) settleFound(res *ImportResult) {
-	if len(dst.found) == 0 {
+	if len(dst.found) == 0 && len(dst.mounted) == 0 {
 		return
 	}
 	for d := range dst.found {

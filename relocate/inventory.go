@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"sort"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -101,8 +100,6 @@ func Inspect(r io.Reader) (*Inventory, error) {
 		inv.ManifestBytes += int64(len(m))
 	}
 	memo := map[v1.Hash]reached{}
-	var bundles, imgpkgTags []string
-	var original string
 	for _, e := range h.Entries {
 		d := e.Descriptor.Digest
 		size, plats, err := reach(h, d, skipped, memo)
@@ -116,26 +113,37 @@ func Inspect(r io.Reader) (*Inventory, error) {
 		if e.Role.IsArtifact() {
 			inv.Images[len(inv.Images)-1].Subject = e.Subject.String()
 		}
-		if t := artifactTag(e); t != "" {
-			imgpkgTags = append(imgpkgTags, t)
-		}
-		if hasImgpkgTag(e.Role) {
-			imgpkgTags = append(imgpkgTags, tags.Imgpkg(d))
-		}
-		if e.Role == archive.RoleBundle || e.Role == archive.RoleNestedBundle {
-			bundles = append(bundles, tags.ImageLocations(d))
-		}
-		if e.Tag != "" {
-			original = e.Tag
-		}
 	}
-	sort.Strings(imgpkgTags)
-	sort.Strings(bundles)
-	inv.Tags = append(imgpkgTags, bundles...)
-	if original != "" {
-		inv.Tags = append(inv.Tags, original)
+	head, err := archiveImportHead(h)
+	if err != nil {
+		return nil, err
+	}
+	if inv.Tags, err = importTagOrder(head); err != nil {
+		return nil, err
 	}
 	return inv, nil
+}
+
+// importTagOrder lists the tags an import of head writes, in the order
+// the commit phase writes them, from the same pieces it uses: the .imgpkg
+// and cosign tags by commit group (destination.entryTags), each bundle's
+// .image-locations.imgpkg tag in bundle order (importHead.bundles, as
+// destination.locations keeps it), then the original tags. The tag of each
+// locations image's own digest, which follows its bundle's
+// .image-locations.imgpkg tag at import, is left out: it is known only
+// once the bundle's images.yml is read.
+func importTagOrder(head *importHead) ([]string, error) {
+	dst := &destination{head: head}
+	imgpkg, originals, err := dst.entryTags()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(imgpkg)+len(head.bundles())+len(originals))
+	out = append(out, tagNames(imgpkg)...)
+	for _, b := range head.bundles() {
+		out = append(out, tags.ImageLocations(b.digest))
+	}
+	return append(out, tagNames(originals)...), nil
 }
 
 // reached is what reach found for one manifest.

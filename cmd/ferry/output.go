@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -313,8 +314,122 @@ func (r *reporter) line(prefix, format string, args []any) {
 
 // forTerminal is what every message from an error, a registry or an
 // archive goes through on its way to stderr: control characters escaped,
-// and the query strings of URLs hidden (see redactQueries).
-func forTerminal(msg string) string { return escapeControls(redactQueries(msg)) }
+// the query strings of URLs hidden (see redactQueries), and the details of
+// registry errors shown without Go's map syntax (see readableDetails).
+func forTerminal(msg string) string {
+	return escapeControls(redactQueries(readableDetails(msg)))
+}
+
+// readableDetails rewrites the Go maps in msg ("map[name:team/app]") as
+// "{name: team/app}". go-containerregistry formats a registry error's
+// detail, JSON it decoded into a map, with %v ("NAME_UNKNOWN: repository
+// name not known to registry; map[name:team/app]"), and that error reaches
+// people through many wrappings, as a string. A "map[" is rewritten only
+// where it starts a word and its brackets balance; keys are the words
+// before a colon at the map's top level (Go sorts them), and a value runs
+// to the next key, so a value with spaces in it stays whole.
+func readableDetails(msg string) string {
+	if !strings.Contains(msg, "map[") {
+		return msg
+	}
+	var b strings.Builder
+	for i := 0; i < len(msg); {
+		j := strings.Index(msg[i:], "map[")
+		if j < 0 {
+			b.WriteString(msg[i:])
+			break
+		}
+		j += i
+		end := -1
+		if j == 0 || !isWordByte(msg[j-1]) {
+			end = closingBracket(msg, j+len("map"))
+		}
+		if end < 0 {
+			b.WriteString(msg[i : j+len("map[")])
+			i = j + len("map[")
+			continue
+		}
+		b.WriteString(msg[i:j])
+		b.WriteString(goMapText(msg[j+len("map[") : end]))
+		i = end + 1
+	}
+	return b.String()
+}
+
+// goMapText renders the inside of a Go map's %v ("a:1 b:map[c:d]") as
+// "{a: 1, b: {c: d}}".
+func goMapText(inner string) string {
+	var pairs []string
+	for _, word := range topLevelWords(inner) {
+		k, v, ok := strings.Cut(word, ":")
+		if ok && mapKey(k) {
+			pairs = append(pairs, k+": "+readableDetails(v))
+			continue
+		}
+		if len(pairs) == 0 {
+			pairs = append(pairs, readableDetails(word))
+			continue
+		}
+		pairs[len(pairs)-1] += " " + readableDetails(word)
+	}
+	return "{" + strings.Join(pairs, ", ") + "}"
+}
+
+// topLevelWords splits s at the spaces outside brackets.
+func topLevelWords(s string) []string {
+	var words []string
+	depth, start := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '[':
+			depth++
+		case ']':
+			depth--
+		case ' ':
+			if depth == 0 {
+				words = append(words, s[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(words, s[start:])
+}
+
+// closingBracket returns the index of the "]" that closes the "[" at
+// msg[open], or -1.
+func closingBracket(msg string, open int) int {
+	depth := 0
+	for i := open; i < len(msg); i++ {
+		switch msg[i] {
+		case '[':
+			depth++
+		case ']':
+			depth--
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// mapKey reports whether k looks like a key of a registry's error detail
+// (a JSON field name: "name", "Tag", "digest", "Revision").
+func mapKey(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if !isWordByte(k[i]) && k[i] != '-' && k[i] != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
 
 func (r *reporter) Logf(format string, args ...any) {
 	if r.verbose {

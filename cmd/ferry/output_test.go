@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"runtime"
 	"runtime/debug"
@@ -13,8 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferry-dev/ferry/relocate"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/urfave/cli/v2"
+
+	"github.com/ferry-dev/ferry/relocate"
 )
 
 func TestEscapeKeepsPrintableTextAndEscapesTheRest(t *testing.T) {
@@ -381,8 +386,8 @@ func TestVerboseHelpSaysWhatItAddsToEachCommand(t *testing.T) {
 func TestRelocationSummary(t *testing.T) {
 	d := "sha256:" + strings.Repeat("a", 64)
 	res := &relocate.ImportResult{Repository: "reg/far/app", Root: "reg/far/app@" + d, Tag: "v1",
-		Tags:          []relocate.TagResult{{Tag: "v1", Digest: d, Action: relocate.TagCreate}},
-		BlobsUploaded: 8, BytesUploaded: 9 << 20, BlobsMounted: 8, BytesMounted: 9 << 20, ManifestsPushed: 5}
+		Tags:         []relocate.TagResult{{Tag: "v1", Digest: d, Action: relocate.TagCreate}},
+		BlobsMounted: 8, BytesMounted: 9 << 20, ManifestsPushed: 5}
 	var buf bytes.Buffer
 	printImport(&buf, "copy", importJSON{ImportResult: res, LockOutput: "pl.yml"}, 13677*time.Millisecond)
 	want := "Copied into reg/far/app in 13.7s\n" +
@@ -435,5 +440,38 @@ func TestDryRunSummarySaysWhatWasNotChecked(t *testing.T) {
 	printImport(&buf, "import", importJSON{ImportResult: res}, time.Second)
 	if !strings.Contains(buf.String(), `  not checked  the images.yml of bundle r.example/b\x1b[2K:v1`) {
 		t.Errorf("dry run summary:\n%s", buf.String())
+	}
+}
+
+// TestRegistryErrorDetailsWithoutGoMapSyntax: the detail of a registry's
+// error document, which go-containerregistry prints with %v, reaches the
+// terminal without Go's "map[…]" syntax, however deep in a wrapped error.
+func TestRegistryErrorDetailsWithoutGoMapSyntax(t *testing.T) {
+	body := `{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry","detail":{"name":"sp/d"}}]}`
+	req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1:5000/v2/sp/d/manifests/v1", nil)
+	resp := &http.Response{StatusCode: http.StatusNotFound, Body: io.NopCloser(strings.NewReader(body)), Request: req}
+	err := fmt.Errorf("export 127.0.0.1:5000/sp/d:v1: %w", transport.CheckError(resp, http.StatusOK))
+	if !strings.Contains(err.Error(), "map[name:sp/d]") {
+		t.Fatalf("go-containerregistry no longer prints details with %%v: %s", err)
+	}
+	got := forTerminal(err.Error())
+	want := "export 127.0.0.1:5000/sp/d:v1: GET http://127.0.0.1:5000/v2/sp/d/manifests/v1: NAME_UNKNOWN: repository name not known to registry; {name: sp/d}"
+	if got != want {
+		t.Errorf("forTerminal:\n got %s\nwant %s", got, want)
+	}
+
+	for _, tc := range []struct{ in, want string }{
+		{"x; map[Revision:sha256:abc Tag:v1]", "x; {Revision: sha256:abc, Tag: v1}"},
+		{"x; map[a:map[b:c d:e] f:[1 2]]", "x; {a: {b: c, d: e}, f: [1 2]}"},
+		{"x; map[message:the tag is gone]", "x; {message: the tag is gone}"},
+		{"x; [map[name:a] map[name:b]]", "x; [{name: a} {name: b}]"},
+		{"x; map[]", "x; {}"},
+		{"a bitmap[1] stays", "a bitmap[1] stays"},
+		{"unbalanced map[a:b", "unbalanced map[a:b"},
+		{"no maps here", "no maps here"},
+	} {
+		if got := readableDetails(tc.in); got != tc.want {
+			t.Errorf("readableDetails(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

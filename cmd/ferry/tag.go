@@ -1,12 +1,16 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/urfave/cli/v2"
 
+	"github.com/ferry-dev/ferry/internal/regerr"
 	"github.com/ferry-dev/ferry/internal/taglist"
 )
 
@@ -56,7 +60,11 @@ func runTagList(c *cli.Context) error {
 		Remote:   remoteOpts,
 	})
 	if err != nil {
-		return explain(err, src)
+		return explain(tagListError(err, repo), src)
+	}
+	if list == nil {
+		// A repository with only internal tags lists none: [], not null.
+		list = []taglist.Tag{}
 	}
 	return out.Listing(list, func(w io.Writer) {
 		for _, t := range list {
@@ -69,4 +77,17 @@ func runTagList(c *cli.Context) error {
 			}
 		}
 	})
+}
+
+// tagListError says that repo does not exist when the registry answers its
+// tag listing so (NAME_UNKNOWN, or a 404), instead of the request's URL
+// and the registry's error document. Other failures, and a tag that
+// vanished while --digests resolved it, are left as they are.
+func tagListError(err error, repo name.Repository) error {
+	var te *transport.Error
+	if !errors.As(err, &te) || te.Request == nil || te.Request.URL == nil ||
+		!strings.HasSuffix(te.Request.URL.Path, "/tags/list") || !regerr.IsNotFound(err) {
+		return err
+	}
+	return fmt.Errorf("repository %s not found on %s", repo.RepositoryStr(), repo.RegistryStr())
 }

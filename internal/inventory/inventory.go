@@ -123,10 +123,21 @@ func Read(path string) (*Document, error) {
 }
 
 // Marshal returns the document as indented JSON, its lists sorted so that
-// the same holdings give the same bytes (but for Created).
+// the same holdings give the same bytes (but for Created). An empty list
+// is written [], as docs/inventory.md says, never null: a repository that
+// is empty or missing holds no manifests, which is a list.
 func (d *Document) Marshal() ([]byte, error) {
+	if d.Repositories == nil {
+		d.Repositories = []Repository{}
+	}
 	for i := range d.Repositories {
 		r := &d.Repositories[i]
+		if r.Manifests == nil {
+			r.Manifests = []Item{}
+		}
+		if r.Blobs == nil {
+			r.Blobs = []Item{}
+		}
 		for _, list := range [][]Item{r.Manifests, r.Blobs} {
 			slices.SortFunc(list, func(a, b Item) int { return strings.Compare(a.Digest.String(), b.Digest.String()) })
 		}

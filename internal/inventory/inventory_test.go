@@ -65,3 +65,24 @@ func TestParseRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptyListsAreWrittenAsLists: a repository that is empty or does not
+// exist holds no manifests and no blobs, which docs/inventory.md gives as
+// lists: [], never null.
+func TestEmptyListsAreWrittenAsLists(t *testing.T) {
+	for _, d := range []*inventory.Document{
+		{MediaType: inventory.MediaType, FormatVersion: 1, Repositories: []inventory.Repository{{Registry: "r.example", Repository: "missing"}}},
+		{MediaType: inventory.MediaType, FormatVersion: 1},
+	} {
+		b, err := d.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), "null") {
+			t.Errorf("an inventory writes null:\n%s", b)
+		}
+		if len(d.Repositories) > 0 && (!strings.Contains(string(b), `"manifests": []`) || !strings.Contains(string(b), `"blobs": []`)) {
+			t.Errorf("an empty repository's lists are not written []:\n%s", b)
+		}
+	}
+}
