@@ -153,6 +153,12 @@ func TestOutputUploadedCountsOnlyWhatWasSent(t *testing.T) {
 		if res.BytesMounted != mountedBytes || res.BytesUploaded != sentBytes || res.BlobsPresent != 0 {
 			t.Errorf("--json says %d bytes uploaded, %d mounted, %d blobs present; want %d, %d and 0", res.BytesUploaded, res.BytesMounted, res.BlobsPresent, sentBytes, mountedBytes)
 		}
+		// The text summary says the same as --json.
+		again := mustFerry(t, "copy", "-b", f.root, "--to-repo", reg.Repo("mirror4/app-bundle"))
+		want := fmt.Sprintf("blobs      4 uploaded (%s), %d mounted (%s, not sent)", iec(sentBytes), len(f.allBlobs), iec(mountedBytes))
+		if !strings.Contains(again.Stderr, want) {
+			t.Errorf("the summary does not say %q:\n%s", want, again.Stderr)
+		}
 	})
 
 	t.Run("delta import with mounts", func(t *testing.T) {

@@ -136,7 +136,7 @@ func printImportResult(out *printer, command string, res *relocate.ImportResult,
 // were written, the original tag last. command is "import" or "copy".
 func printImport(w io.Writer, command string, j importJSON, took time.Duration) {
 	res := j.ImportResult
-	sent, sentBytes := res.BlobsUploaded-res.BlobsMounted, res.BytesUploaded-res.BytesMounted
+	sent, sentBytes := res.BlobsUploaded, res.BytesUploaded
 	verb := map[string]string{"import": "Imported", "copy": "Copied"}[command]
 	upload := "uploaded"
 	switch {
