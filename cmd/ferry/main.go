@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"regexp"
@@ -318,7 +319,25 @@ func noSuchCommand(c *cli.Context) error {
 // redactQueries hides the query strings of URLs in an error: a registry may
 // redirect blob downloads to storage URLs whose query holds a signature,
 // which must not end up in logs.
+//
+// Only what cannot hold a secret survives: the paging parameters of the
+// distribution API (n, last), and the punctuation that ends the URL in the
+// sentence (go-containerregistry writes "GET URL: CODE").
 func redactQueries(msg string) string {
-	queryInURL := regexp.MustCompile(`(https?://[^\s?"']+)\?[^\s"']*`)
-	return queryInURL.ReplaceAllString(msg, "$1?REDACTED")
+	queryInURL := regexp.MustCompile(`(https?://[^\s?"']+)\?([^\s"']*)`)
+	return queryInURL.ReplaceAllStringFunc(msg, func(m string) string {
+		sub := queryInURL.FindStringSubmatch(m)
+		query := strings.TrimRight(sub[2], ":;,.)")
+		tail := sub[2][len(query):]
+		if vals, err := url.ParseQuery(query); err == nil && len(vals) > 0 {
+			paging := true
+			for k := range vals {
+				paging = paging && (k == "n" || k == "last")
+			}
+			if paging {
+				return sub[1] + "?" + query + tail
+			}
+		}
+		return sub[1] + "?REDACTED" + tail
+	})
 }

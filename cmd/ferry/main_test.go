@@ -85,6 +85,18 @@ func TestRedactQueries(t *testing.T) {
 	if !strings.Contains(got, "https://bucket.s3.example.com/blob?REDACTED") || !strings.Contains(got, "no url here") {
 		t.Errorf("redaction changed more than the query: %s", got)
 	}
+	// Paging parameters hold no secret, and the colon after a URL is the
+	// sentence's, not the query's.
+	for in, want := range map[string]string{
+		`GET https://r.example/v2/a/tags/list?n=1000: NAME_UNKNOWN`:           `GET https://r.example/v2/a/tags/list?n=1000: NAME_UNKNOWN`,
+		`GET https://r.example/v2/a/tags/list?n=10&last=v1: x`:                `GET https://r.example/v2/a/tags/list?n=10&last=v1: x`,
+		`GET https://r.example/v2/a/tags/list?n=10&sig=s: x`:                  `GET https://r.example/v2/a/tags/list?REDACTED: x`,
+		`PUT http://h:5000/v2/x/blobs/uploads/1?_state=s&digest=sha256:ab: y`: `PUT http://h:5000/v2/x/blobs/uploads/1?REDACTED: y`,
+	} {
+		if got := redactQueries(in); got != want {
+			t.Errorf("redactQueries(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
 
 // The soft memory limit grows with the cores an export compresses on, and
