@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -101,8 +102,8 @@ func TestCopyRecreatesTheImgpkgRepositoryInAnotherRegistry(t *testing.T) {
 	if bl.Bundle.Image != res.Root || bl.Bundle.Tag != "v1" {
 		t.Errorf("lock output names %s tag %q, want %s and v1", bl.Bundle.Image, bl.Bundle.Tag, res.Root)
 	}
-	if len(rec.started) != 1 || rec.started[0] != "copy" || rec.total != total || rec.added != total || rec.done != 1 {
-		t.Errorf("progress: started %v total %d added %d done %d; want [copy] %d %d 1",
+	if !slices.Equal(rec.started, []string{"copy", "copy: writing manifests and tags"}) || rec.total != total || rec.added != total || rec.done != 2 {
+		t.Errorf("progress: started %v total %d added %d done %d; want [copy, copy: writing manifests and tags] %d %d 2",
 			rec.started, rec.total, rec.added, rec.done, total, total)
 	}
 }

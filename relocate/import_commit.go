@@ -270,6 +270,7 @@ func (dst *destination) commit(ctx context.Context, phase string, move blobMover
 			return nil, err
 		}
 		dst.settleFound(res)
+		dst.committing(phase)
 		if results, err = dst.commitManifests(ctx, imgpkg, cur); err != nil {
 			return nil, err
 		}
@@ -278,6 +279,7 @@ func (dst *destination) commit(ctx context.Context, phase string, move blobMover
 			return nil, err
 		}
 		dst.settleFound(res)
+		dst.committing(phase)
 		if locs, err = dst.checkedLocations(ctx, dst.conc); err != nil {
 			return nil, err
 		}
@@ -315,6 +317,14 @@ func (dst *destination) commit(ctx context.Context, phase string, move blobMover
 		}
 	}
 	return res, nil
+}
+
+// committing ends the blobs' phase and starts that of the manifests and
+// tags, so that the progress shown says what is being waited for rather
+// than repeating the blobs' finished count.
+func (dst *destination) committing(phase string) {
+	dst.rep.Done()
+	dst.rep.Start(phase+": writing manifests and tags", 0)
 }
 
 // countBlobs sets the blob counts of res from what repo is known to have

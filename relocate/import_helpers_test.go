@@ -376,7 +376,11 @@ func (r *impRecorder) Start(phase string, total int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.started = append(r.started, phase)
-	r.total = total
+	if len(r.started) == 1 {
+		// The bytes are the first phase's; a later one (the manifests and
+		// tags of an import) counts none.
+		r.total = total
+	}
 }
 
 func (r *impRecorder) Add(n int64) {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,8 +57,8 @@ func TestImportRecreatesTheImgpkgRepository(t *testing.T) {
 				t.Errorf("lock output names %s tag %q, want %s and v1", bl.Bundle.Image, bl.Bundle.Tag, res.Root)
 			}
 
-			if len(rec.started) != 1 || rec.started[0] != "import" || rec.total != total || rec.added != total || rec.done != 1 {
-				t.Errorf("progress: started %v total %d added %d done %d; want [import] %d %d 1",
+			if !slices.Equal(rec.started, []string{"import", "import: writing manifests and tags"}) || rec.total != total || rec.added != total || rec.done != 2 {
+				t.Errorf("progress: started %v total %d added %d done %d; want [import, import: writing manifests and tags] %d %d 2",
 					rec.started, rec.total, rec.added, rec.done, total, total)
 			}
 			if !strings.Contains(strings.Join(rec.logs, "\n"), "v1") {

@@ -153,6 +153,9 @@ func (p *printer) Begin(what string) {
 func (p *printer) Close() {
 	if p.rep != nil {
 		p.rep.stopHeartbeat()
+		p.rep.mu.Lock()
+		p.rep.endBar()
+		p.rep.mu.Unlock()
 	}
 }
 
@@ -207,6 +210,36 @@ func (r *reporter) Begin(what string) {
 	r.phase, r.counting, r.total, r.done = what, false, 0, 0
 	r.start = r.clock.now()
 	r.startHeartbeat()
+	r.spin(what)
+}
+
+// spin shows, on a terminal, a spinner with what and the time it has
+// taken, for work whose size is not known (resolving, asking a registry
+// what it holds, writing manifests and tags): without it the terminal
+// would stay silent for as long as that takes. r.mu is held.
+func (r *reporter) spin(what string) {
+	r.endBar()
+	if !r.tty {
+		return
+	}
+	r.bar = progressbar.NewOptions64(-1,
+		progressbar.OptionSetWriter(r.w),
+		progressbar.OptionSetDescription(forTerminal(what)),
+		progressbar.OptionSpinnerType(14),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionSetRenderBlankState(true),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionThrottle(100*time.Millisecond),
+	)
+}
+
+// endBar clears the bar or spinner, if any: Finish also ends a spinner's
+// own refresh goroutine. r.mu is held.
+func (r *reporter) endBar() {
+	if r.bar != nil {
+		_ = r.bar.Finish()
+		r.bar = nil
+	}
 }
 
 func (r *reporter) Start(phase string, total int64) {
@@ -215,7 +248,12 @@ func (r *reporter) Start(phase string, total int64) {
 	r.phase, r.counting, r.total, r.done = phase, true, total, 0
 	r.start = r.clock.now()
 	r.startHeartbeat()
-	if r.tty && total > 0 {
+	if total <= 0 {
+		r.spin(phase)
+		return
+	}
+	r.endBar()
+	if r.tty {
 		r.bar = progressbar.NewOptions64(total,
 			progressbar.OptionSetWriter(r.w),
 			progressbar.OptionSetDescription(phase),
@@ -446,10 +484,7 @@ func (r *reporter) Done() {
 	// already cleared.
 	r.stopHeartbeat()
 	r.mu.Lock()
-	if r.bar != nil {
-		_ = r.bar.Finish()
-		r.bar = nil
-	}
+	r.endBar()
 	r.phase, r.counting = "", false
 	r.mu.Unlock()
 }

@@ -475,3 +475,51 @@ func TestRegistryErrorDetailsWithoutGoMapSyntax(t *testing.T) {
 		}
 	}
 }
+
+// syncBuffer is a bytes.Buffer safe for a spinner's own goroutine.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// On a terminal, work of unknown size (resolving, asking a registry what
+// it holds, writing manifests and tags) shows a spinner naming it, rather
+// than nothing for as long as it takes; the spinner is cleared when a
+// phase with a bar starts, and nothing is drawn after the command's
+// summary.
+func TestTerminalShowsWorkOfUnknownSize(t *testing.T) {
+	var buf syncBuffer
+	p := &printer{stderr: &buf, tty: true, level: levelNormal, clock: systemClock()}
+	p.Begin("resolving bundle r:v1")
+	time.Sleep(250 * time.Millisecond)
+	if !strings.Contains(buf.String(), "resolving bundle r:v1") {
+		t.Fatalf("Begin on a terminal drew %q, want the work named", buf.String())
+	}
+	rep := p.Reporter()
+	rep.Start("import", 1<<20)
+	rep.Add(1 << 20)
+	rep.Done()
+	rep.Start("import: writing manifests and tags", 0)
+	time.Sleep(250 * time.Millisecond)
+	if !strings.Contains(buf.String(), "import: writing manifests and tags") {
+		t.Fatalf("a phase of unknown size drew nothing on a terminal: %q", buf.String())
+	}
+	p.Close()
+	n := len(buf.String())
+	time.Sleep(300 * time.Millisecond)
+	if len(buf.String()) != n {
+		t.Errorf("the spinner drew after Close: %q", buf.String()[n:])
+	}
+}
