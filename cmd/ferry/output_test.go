@@ -476,19 +476,20 @@ func TestRegistryErrorDetailsWithoutGoMapSyntax(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a spinner's own goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
+// lockedBuffer is a bytes.Buffer written through a lockedWriter (as the
+// CLI's stderr is), safe for a spinner's own goroutine.
+type lockedBuffer struct {
+	lockedWriter
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
+func newLockedBuffer() *lockedBuffer {
+	b := &lockedBuffer{}
+	b.w = &b.buf
+	return b
 }
 
-func (b *syncBuffer) String() string {
+func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
@@ -500,8 +501,8 @@ func (b *syncBuffer) String() string {
 // phase with a bar starts, and nothing is drawn after the command's
 // summary.
 func TestTerminalShowsWorkOfUnknownSize(t *testing.T) {
-	var buf syncBuffer
-	p := &printer{stderr: &buf, tty: true, level: levelNormal, clock: systemClock()}
+	buf := newLockedBuffer()
+	p := &printer{stderr: buf, tty: true, level: levelNormal, clock: systemClock()}
 	p.Begin("resolving bundle r:v1")
 	time.Sleep(250 * time.Millisecond)
 	if !strings.Contains(buf.String(), "resolving bundle r:v1") {
