@@ -15,7 +15,6 @@ import (
 	"testing"
 	"testing/iotest"
 
-	"github.com/ferry-dev/ferry/tags"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -515,11 +514,6 @@ func TestBuildIndex(t *testing.T) {
 		"ref not a reference": {bad(func(e *Entry) { e.OriginalRef = "::::bad" }), IndexOptions{CreatedBy: "x"}, "not an image reference"},
 		"tag not a tag":       {bad(func(e *Entry) { e.Tag = "../../evil tag" }), IndexOptions{CreatedBy: "x"}, "not a valid tag"},
 		"tag of 129":          {bad(func(e *Entry) { e.Tag = strings.Repeat("a", 129) }), IndexOptions{CreatedBy: "x"}, "not a valid tag"},
-		// An import writes the root's tag last: another image's
-		// bookkeeping tag would be moved onto the root.
-		"another's .imgpkg tag":   {bad(func(e *Entry) { e.Tag = tags.Imgpkg(fx.entries[1].Descriptor.Digest) }), IndexOptions{CreatedBy: "x"}, "bookkeeping tag"},
-		"another's locations tag": {bad(func(e *Entry) { e.Tag = tags.ImageLocations(fx.entries[1].Descriptor.Digest) }), IndexOptions{CreatedBy: "x"}, "bookkeeping tag"},
-		"another's cosign tag":    {bad(func(e *Entry) { e.Tag = "sha256-" + fx.entries[1].Descriptor.Digest.Hex + ".sig" }), IndexOptions{CreatedBy: "x"}, "bookkeeping tag"},
 		"tag on an image beside the bundle": {[]Entry{fx.entries[3], func() Entry { e := fx.entries[0]; e.Tag = "v2"; return e }()},
 			IndexOptions{CreatedBy: "x"}, "only the root"},
 		"two tags": {[]Entry{func() Entry { e := fx.entries[0]; e.Tag = "v2"; return e }(), func() Entry { e := fx.entries[1]; e.Tag = "v3"; return e }()},
@@ -531,11 +525,6 @@ func TestBuildIndex(t *testing.T) {
 		if _, err := BuildIndex(tc.entries, tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want an error mentioning %q", name, err, tc.want)
 		}
-	}
-	// A bundle exported by its own sha256-<hex>.imgpkg tag carries it: the
-	// import writes that tag there anyway.
-	if _, err := BuildIndex(bad(func(e *Entry) { e.Tag = tags.Imgpkg(e.Descriptor.Digest) }), IndexOptions{CreatedBy: "x"}); err != nil {
-		t.Errorf("the root's own .imgpkg tag as its tag: %v", err)
 	}
 	// An archive of a single image: the image is the root and has the tag.
 	// (Its reference sorts after the other's, so only the tag puts it first.)

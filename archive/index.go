@@ -303,14 +303,6 @@ func checkEntries(entries []Entry) error {
 			if !tags.Valid(e.Tag) {
 				return fmt.Errorf("%s: tag %q is not a valid tag (letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-')", what, e.Tag)
 			}
-			// An import writes the original tag last, over whatever the
-			// tag named: one of the bookkeeping tags it writes for other
-			// images would move their protective tag to this one. Only
-			// the entry's own sha256-<hex>.imgpkg (a bundle exported by
-			// that tag) names what the import would write there anyway.
-			if tags.IsInternal(e.Tag) && e.Tag != tags.Imgpkg(d.Digest) {
-				return fmt.Errorf("%s: tag %q is a bookkeeping tag (sha256-<hex>.imgpkg, .image-locations.imgpkg, cosign's .sig/.att/.sbom) of something else, which an import must not move", what, e.Tag)
-			}
 		}
 		if e.Role == RoleBundle {
 			roots++

@@ -303,6 +303,13 @@ func (dst *destination) commit(ctx context.Context, phase string, move blobMover
 	results = append(results, locResults...)
 	// The commit point: only now, with everything else in place.
 	for _, t := range originals {
+		for _, r := range results {
+			if r.Tag == t.tag && r.Digest != t.digest.String() {
+				return nil, bookkeepingTagError(t, v1.Hash{})
+			}
+		}
+	}
+	for _, t := range originals {
 		r, err := dst.commitTag(ctx, t, cur)
 		if err != nil {
 			return nil, err
@@ -325,6 +332,16 @@ func (dst *destination) commit(ctx context.Context, phase string, move blobMover
 func (dst *destination) committing(phase string) {
 	dst.rep.Done()
 	dst.rep.Start(phase+": writing manifests and tags", 0)
+}
+
+// bookkeepingTagError refuses original tag o, which this run writes for
+// other (zero when that is a locations image's, named by its tag alone).
+func bookkeepingTagError(o importTag, other v1.Hash) error {
+	what := "a manifest this run writes"
+	if other != (v1.Hash{}) {
+		what = other.String()
+	}
+	return fmt.Errorf("the archive's original tag %q is the tag this run writes for %s: writing the original tag last would move it onto %s, leaving what it tags unprotected; nothing is tagged", o.tag, what, o.digest)
 }
 
 // countBlobs sets the blob counts of res from what repo is known to have
@@ -756,6 +773,24 @@ func (dst *destination) entryTags() (imgpkg, originals []importTag, err error) {
 		}
 		if e.Tag != "" {
 			originals = append(originals, importTag{tag: e.Tag, digest: e.digest, m: raw})
+		}
+	}
+	// The original tag is written last, over whatever it names: one of
+	// the tags this run writes for something else (an image's .imgpkg or
+	// cosign tag, a bundle's locations tag) would move that tag onto the
+	// root, leaving what it protected untagged. Refused before anything
+	// is written; the locations images' own tags, known only once they
+	// are built, are checked again at the commit point.
+	for _, o := range originals {
+		for _, t := range imgpkg {
+			if t.tag == o.tag && t.digest != o.digest {
+				return nil, nil, bookkeepingTagError(o, t.digest)
+			}
+		}
+		for _, b := range dst.head.bundles() {
+			if o.tag == tags.ImageLocations(b.digest) {
+				return nil, nil, fmt.Errorf("the archive's original tag %q is the image-locations tag of bundle %s, which this run writes: writing the original tag last would move it", o.tag, b.digest)
+			}
 		}
 	}
 	// In the order they are written (children before parents, group by
