@@ -33,15 +33,17 @@ func CheckType(mt types.MediaType, raw []byte) error {
 	if err := json.Unmarshal(raw, &probe); err != nil {
 		return fmt.Errorf("not valid JSON: %w", err)
 	}
+	// A field given as null is absent, as for distribution's validators.
+	has := func(f json.RawMessage) bool { return len(f) > 0 && string(f) != "null" }
 	if probe.MediaType != "" && probe.MediaType != mt {
 		return fmt.Errorf("its mediaType is %s, but it was declared %s", probe.MediaType, mt)
 	}
 	switch {
-	case mt.IsIndex() && (probe.Config != nil || probe.Layers != nil):
+	case mt.IsIndex() && (has(probe.Config) || has(probe.Layers)):
 		return fmt.Errorf("declared an index (%s), but it has a config or layers: it is an image manifest", mt)
-	case mt.IsImage() && probe.Manifests != nil:
+	case mt.IsImage() && has(probe.Manifests):
 		return fmt.Errorf("declared an image manifest (%s), but it has a list of manifests: it is an index", mt)
-	case mt.IsImage() && probe.Config == nil:
+	case mt.IsImage() && !has(probe.Config):
 		return fmt.Errorf("declared an image manifest (%s), but it has no config", mt)
 	}
 	return nil

@@ -34,6 +34,10 @@ func TestCheckType(t *testing.T) {
 		{"both kinds declared an index", types.OCIImageIndex, bothKinds, "it is an image manifest"},
 		{"both kinds declared an image", types.OCIManifestSchema1, bothKinds, "it is an index"},
 		{"not JSON", types.OCIManifestSchema1, "{", "not valid JSON"},
+		// null is absent, as distribution reads it.
+		{"index with null config and layers", types.OCIImageIndex, `{"schemaVersion":2,"manifests":[],"config":null,"layers":null}`, ""},
+		{"image with null manifests", types.OCIManifestSchema1, `{"schemaVersion":2,"manifests":null,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}`, ""},
+		{"image with null config", types.OCIManifestSchema1, `{"schemaVersion":2,"config":null,"layers":[]}`, "no config"},
 		{"other media types are the caller's", types.MediaType("application/json"), index, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

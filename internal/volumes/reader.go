@@ -519,7 +519,8 @@ func (s *Set) Close() error {
 
 // ReadChecksums reads a checksum file in sha256sum format (text or binary
 // mode, GNU's escaped names included) and returns the hex sum of each file
-// it names, by name as written. A file named twice is an error.
+// it names, by name as written. A file given two different sums is an
+// error.
 func ReadChecksums(path string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -549,8 +550,8 @@ func ReadChecksums(path string) (map[string]string, error) {
 		// sha256sum -c checks every line: a file named twice, one sum
 		// wrong, fails there whichever line comes first. Keeping either
 		// line would make ferry's answer depend on their order.
-		if prev, seen := out[name]; seen {
-			return nil, fmt.Errorf("%s: line %d names %s again (it has a line already, with sum %s): a checksum file names each file once", path, line, name, prev)
+		if prev, seen := out[name]; seen && prev != strings.ToLower(sum) {
+			return nil, fmt.Errorf("%s: line %d gives %s another sum than an earlier line (%s): sha256sum -c would fail one of them", path, line, name, prev)
 		}
 		out[name] = strings.ToLower(sum)
 	}

@@ -464,13 +464,19 @@ func TestReadChecksums(t *testing.T) {
 	if got["plain.001"] != a || got["binary.002"] != strings.ToLower(b) || got["new\nline\\x"] != a || len(got) != 3 {
 		t.Fatalf("ReadChecksums = %v", got)
 	}
-	// A file named twice: sha256sum -c would check both lines, so keeping
-	// either one would make the answer depend on their order.
+	// A file given two sums: sha256sum -c would check both lines, so
+	// keeping either one would make the answer depend on their order.
 	twice := strings.Repeat("00", 32) + "  a\n" + a + "  a\n"
-	for _, bad := range []string{"xyz  a\n", a + "a\n", a + "\n", strings.Repeat("zz", 32) + "  a\n", twice, a + "  a\n" + a + "  a\n"} {
+	for _, bad := range []string{"xyz  a\n", a + "a\n", a + "\n", strings.Repeat("zz", 32) + "  a\n", twice} {
 		os.WriteFile(path, []byte(bad), 0o644)
 		if _, err := ReadChecksums(path); err == nil {
 			t.Errorf("ReadChecksums accepted %q", bad)
 		}
+	}
+	// The same line twice (a file concatenated to itself) passes
+	// sha256sum -c, and here.
+	os.WriteFile(path, []byte(a+"  a\n"+strings.ToUpper(a)+"  a\n"), 0o644)
+	if got, err := ReadChecksums(path); err != nil || got["a"] != a {
+		t.Errorf("the same sum twice: %v, %v", got, err)
 	}
 }
