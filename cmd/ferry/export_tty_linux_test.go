@@ -93,3 +93,39 @@ func TestArchiveToATerminalIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// `inventory -o -` on a terminal: the document starts on a line of its
+// own, after the spinner that named the walk is cleared, rather than glued
+// to it (and later redrawn over).
+func TestInventoryToATerminalClearsTheSpinnerFirst(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	img, err := fixtures.Image(1, 1, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := strings.TrimPrefix(srv.URL, "http://") + "/src/app"
+	ref, err := name.NewTag(repo + ":1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img, remote.WithContext(t.Context())); err != nil {
+		t.Fatal(err)
+	}
+	master, tty := openPTY(t)
+	shown := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(master)
+		shown <- string(b)
+	}()
+	code := run(context.Background(), []string{"ferry", "inventory", "--repo", repo, "-o", "-"}, strings.NewReader(""), tty, tty)
+	tty.Close()
+	screen := <-shown
+	at := strings.Index(screen, "{")
+	if code != 0 || at < 0 || !strings.Contains(screen, `"mediaType"`) {
+		t.Fatalf("inventory -o - on a terminal: exit %d, screen %q", code, screen)
+	}
+	if at > 0 && screen[at-1] != '\r' && screen[at-1] != '\n' {
+		t.Errorf("the document starts after %q, on the spinner's line, not on one of its own", screen[max(0, at-40):at])
+	}
+}

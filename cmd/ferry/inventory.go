@@ -91,6 +91,8 @@ func runInventory(c *cli.Context) error {
 	}
 	if dest == "-" {
 		// Written where a shell or ssh takes it: ssh far ferry inventory … -o - > have.json
+		// The spinner goes first: on a terminal it shares the screen.
+		out.Close()
 		b, err := doc.Marshal()
 		if err != nil {
 			return err

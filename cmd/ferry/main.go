@@ -193,7 +193,7 @@ func flagsFirst(cmds []*cli.Command, args []string) []string {
 		// An unknown command or subcommand: refused as it is.
 		return args
 	}
-	var flags, positional []string
+	var flags, positional, dangling []string
 	dashes, help := false, false
 	for k := i; k < len(args); k++ {
 		a := args[k]
@@ -208,6 +208,11 @@ func flagsFirst(cmds []*cli.Command, args []string) []string {
 			dashes = true
 			positional = append(positional, args[k+1:]...)
 			k = len(args)
+		case isFlag(a) && takesValue(a, cmd.Flags) && k+1 == len(args):
+			// A flag that needs a value, given none: moved before the
+			// arguments it would take the first of them as its value.
+			// Left last, it is named as lacking one.
+			dangling = append(dangling, a)
 		case isFlag(a):
 			flags = append(flags, a)
 			if takesValue(a, cmd.Flags) && k+1 < len(args) {
@@ -225,7 +230,7 @@ func flagsFirst(cmds []*cli.Command, args []string) []string {
 	if dashes {
 		out = append(out, "--")
 	}
-	return append(out, positional...)
+	return append(append(out, positional...), dangling...)
 }
 
 // isFlag reports whether a command-line word is a flag ("-" alone is
@@ -283,6 +288,11 @@ func refuseStrayArgs(c *cli.Command, path string) {
 // strayArgs is the usage error for the arguments extra given to command,
 // which takes that many.
 func strayArgs(command string, takes int, extra []string) error {
+	if last := extra[len(extra)-1]; isFlag(last) {
+		// flagsFirst leaves a flag that lacks its value after the
+		// arguments (see there).
+		return usagef("%s: flag needs an argument: %s", command, last)
+	}
 	quoted := make([]string, len(extra))
 	for i, a := range extra {
 		quoted[i] = strconv.Quote(a)

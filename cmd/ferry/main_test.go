@@ -33,6 +33,9 @@ func TestFlagsFirstMovesFlagsBeforeArguments(t *testing.T) {
 		// A value that looks like a flag is the value of the flag before it.
 		{"ferry export -b r -o x x2 --concurrency -1", "ferry export -b r -o x --concurrency -1 x2"},
 		{"ferry export --level=best x -b r", "ferry export --level=best -b r x"},
+		// A flag that needs a value and has none stays last.
+		{"ferry verify a.tar.zst --since", "ferry verify a.tar.zst --since"},
+		{"ferry serve a.tar.zst --json --addr", "ferry serve --json a.tar.zst --addr"},
 		// Subcommands, by name or alias.
 		{"ferry tag list -i r x --digests", "ferry tag list -i r --digests x"},
 		{"ferry tag ls x -i r", "ferry tag ls -i r x"},

@@ -84,8 +84,13 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	return l.w.Write(b)
 }
 
-// Verbosef prints a line on stderr with --verbose only.
+// Verbosef prints a line on stderr with --verbose only: through the
+// reporter when there is one, which clears its bar or spinner first.
 func (p *printer) Verbosef(format string, args ...any) {
+	if p.rep != nil {
+		p.rep.Logf(format, args...)
+		return
+	}
 	if p.level >= levelVerbose {
 		fmt.Fprintln(p.stderr, forTerminal(fmt.Sprintf(format, args...)))
 	}
@@ -222,19 +227,40 @@ func (r *reporter) spin(what string) {
 	if !r.tty {
 		return
 	}
-	r.bar = progressbar.NewOptions64(-1,
+	// The library's own refresh goroutine draws holding only the bar's
+	// lock, racing with line's Clear: the spinner is turned by a goroutine
+	// of ours instead, under r.mu like every other write to the bar.
+	bar := progressbar.NewOptions64(-1,
 		progressbar.OptionSetWriter(r.w),
 		progressbar.OptionSetDescription(forTerminal(what)),
 		progressbar.OptionSpinnerType(14),
+		progressbar.OptionSetSpinnerChangeInterval(0),
 		progressbar.OptionSetElapsedTime(true),
 		progressbar.OptionSetRenderBlankState(true),
 		progressbar.OptionClearOnFinish(),
-		progressbar.OptionThrottle(100*time.Millisecond),
 	)
+	r.bar = bar
+	go func() {
+		t := time.NewTicker(spinEvery)
+		defer t.Stop()
+		for range t.C {
+			r.mu.Lock()
+			if r.bar != bar {
+				// Ended (endBar): nothing more is drawn.
+				r.mu.Unlock()
+				return
+			}
+			_ = bar.RenderBlank()
+			r.mu.Unlock()
+		}
+	}()
 }
 
-// endBar clears the bar or spinner, if any: Finish also ends a spinner's
-// own refresh goroutine. r.mu is held.
+// spinEvery is how often a spinner turns.
+const spinEvery = 150 * time.Millisecond
+
+// endBar clears the bar or spinner, if any; a spinner's goroutine sees it
+// gone and stops. r.mu is held.
 func (r *reporter) endBar() {
 	if r.bar != nil {
 		_ = r.bar.Finish()

@@ -503,10 +503,23 @@ func (b *lockedBuffer) String() string {
 func TestTerminalShowsWorkOfUnknownSize(t *testing.T) {
 	buf := newLockedBuffer()
 	p := &printer{stderr: buf, tty: true, level: levelNormal, clock: systemClock()}
+	p.level = levelVerbose
 	p.Begin("resolving bundle r:v1")
-	time.Sleep(250 * time.Millisecond)
+	// Warnings and -v lines while the spinner turns: each clears it first
+	// and starts a line of its own (and, under -race, none races with the
+	// spinner's drawing).
+	for i := range 5 {
+		time.Sleep(70 * time.Millisecond)
+		p.Reporter().Warnf("retry %d", i)
+	}
+	p.Verbosef("resolved %d images", 2)
 	if !strings.Contains(buf.String(), "resolving bundle r:v1") {
 		t.Fatalf("Begin on a terminal drew %q, want the work named", buf.String())
+	}
+	for _, l := range []string{"warning: retry 4", "resolved 2 images"} {
+		if !strings.Contains(buf.String(), "\r"+l+"\n") {
+			t.Errorf("%q is not on a line of its own, after the spinner cleared: %q", l, buf.String())
+		}
 	}
 	rep := p.Reporter()
 	rep.Start("import", 1<<20)
