@@ -7,23 +7,28 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferry-dev/ferry/relocate"
 	"github.com/ferry-dev/ferry/tags"
 )
 
-// A bundle named by a tag that is the .imgpkg tag of an image it locks
-// (sha256-<image hex>.imgpkg): the original tag is written last, so it
-// would move that image's protective tag onto the bundle. Copy and import
-// refuse it before anything is written, naming the tag; a tag ending in
-// .imgpkg that no image of the run uses (v1.imgpkg) is an ordinary tag.
+// A bundle named by a tag of the shape of a bookkeeping tag: the .imgpkg
+// tag of an image it locks, or the locations tag of some other bundle
+// (another import's, in the same repository). The original tag is written
+// last, so it would move that tag onto the bundle. Copy and import refuse
+// it before anything is written, naming the tag; a tag that merely ends in
+// .imgpkg (v1.imgpkg) is an ordinary tag.
 func TestOriginalTagThatIsAnotherImagesBookkeepingTagIsRefused(t *testing.T) {
 	src := impNewSource(t, 0)
 	app1 := impMust(src.app1.Digest())
 	rootRepo := impMust(name.NewRepository(src.ep.Repo("src/root")))
 	clash := tags.Imgpkg(app1)
-	for _, tag := range []string{clash, "v1.imgpkg"} {
+	// A locations tag of a bundle this run does not carry: another
+	// import's, in the same repository, which this one must not move.
+	foreign := tags.ImageLocations(v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("1d", 32)})
+	for _, tag := range []string{clash, foreign, "v1.imgpkg"} {
 		if err := remote.Write(rootRepo.Tag(tag), src.root, src.opts...); err != nil {
 			t.Fatal(err)
 		}
@@ -43,27 +48,32 @@ func TestOriginalTagThatIsAnotherImagesBookkeepingTagIsRefused(t *testing.T) {
 		}
 		return buf.Bytes()
 	}
-	refused := func(what string, err error, dst *impDest) {
+	refused := func(what, clash string, err error, dst *impDest) {
 		t.Helper()
-		if err == nil || !strings.Contains(err.Error(), clash) || !strings.Contains(err.Error(), app1.String()) {
-			t.Errorf("%s with original tag %s: %v; want a refusal naming the tag and %s", what, clash, err, app1)
+		if err == nil || !strings.Contains(err.Error(), clash) || !strings.Contains(err.Error(), "bookkeeping tag") {
+			t.Errorf("%s with original tag %s: %v; want a refusal naming the tag", what, clash, err)
 		}
 		if got := dst.tags(t); len(got) != 0 {
 			t.Errorf("%s refused, but the destination has tags %v", what, got)
 		}
 	}
 
-	p := resolve(clash)
-	dst := impNewDest(t, false)
-	_, err := relocate.Copy(ctx, p, dst.repo, cpOptions(t, dst))
-	refused("copy", err, dst)
+	for _, tag := range []string{clash, foreign} {
+		p := resolve(tag)
+		dst := impNewDest(t, false)
+		_, err := relocate.Copy(ctx, p, dst.repo, cpOptions(t, dst))
+		refused("copy", tag, err, dst)
 
-	dst = impNewDest(t, false)
-	_, err = relocate.Import(ctx, bytes.NewReader(export(p)), dst.repo, dst.options(t))
-	refused("import", err, dst)
+		dst = impNewDest(t, false)
+		_, err = relocate.Import(ctx, bytes.NewReader(export(p)), dst.repo, dst.options(t))
+		refused("import", tag, err, dst)
+		if tag == clash && (err == nil || !strings.Contains(err.Error(), app1.String())) {
+			t.Errorf("import: %v; want it to name %s, whose tag it is", err, app1)
+		}
+	}
 
 	// An ordinary tag that happens to end in .imgpkg travels.
-	dst = impNewDest(t, false)
+	dst := impNewDest(t, false)
 	res, err := relocate.Import(ctx, bytes.NewReader(export(resolve("v1.imgpkg"))), dst.repo, dst.options(t))
 	if err != nil {
 		t.Fatalf("import of a bundle tagged v1.imgpkg: %v", err)

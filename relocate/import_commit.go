@@ -334,14 +334,14 @@ func (dst *destination) committing(phase string) {
 	dst.rep.Start(phase+": writing manifests and tags", 0)
 }
 
-// bookkeepingTagError refuses original tag o, which this run writes for
-// other (zero when that is a locations image's, named by its tag alone).
+// bookkeepingTagError refuses original tag o, a tag that names a digest:
+// other's, when this run writes it (zero otherwise).
 func bookkeepingTagError(o importTag, other v1.Hash) error {
-	what := "a manifest this run writes"
+	what := "the manifest its digest names"
 	if other != (v1.Hash{}) {
-		what = other.String()
+		what = other.String() + ", which this run writes"
 	}
-	return fmt.Errorf("the archive's original tag %q is the tag this run writes for %s: writing the original tag last would move it onto %s, leaving what it tags unprotected; nothing is tagged", o.tag, what, o.digest)
+	return fmt.Errorf("the archive's original tag %q is a bookkeeping tag, of %s: writing it last would move it onto %s, leaving what it tags unprotected; nothing is tagged", o.tag, what, o.digest)
 }
 
 // countBlobs sets the blob counts of res from what repo is known to have
@@ -775,22 +775,23 @@ func (dst *destination) entryTags() (imgpkg, originals []importTag, err error) {
 			originals = append(originals, importTag{tag: e.Tag, digest: e.digest, m: raw})
 		}
 	}
-	// The original tag is written last, over whatever it names: one of
-	// the tags this run writes for something else (an image's .imgpkg or
-	// cosign tag, a bundle's locations tag) would move that tag onto the
-	// root, leaving what it protected untagged. Refused before anything
-	// is written; the locations images' own tags, known only once they
-	// are built, are checked again at the commit point.
+	// The original tag is written last, over whatever it names: a tag of
+	// the shape of one that names a digest (sha256-<hex>.imgpkg, a
+	// locations tag, cosign's), which belongs to the manifest of that
+	// digest, would be moved off it onto the root, leaving what it
+	// protected untagged, whether this run or another import wrote it.
+	// Only the root's own .imgpkg tag (a bundle given by that tag) is
+	// what the run writes there anyway. Refused before anything is
+	// written; a tag that merely ends in .imgpkg (v1.imgpkg) is ordinary.
 	for _, o := range originals {
-		for _, t := range imgpkg {
-			if t.tag == o.tag && t.digest != o.digest {
-				return nil, nil, bookkeepingTagError(o, t.digest)
+		if tags.NamesADigest(o.tag) && o.tag != tags.Imgpkg(o.digest) {
+			other := v1.Hash{}
+			for _, t := range imgpkg {
+				if t.tag == o.tag {
+					other = t.digest
+				}
 			}
-		}
-		for _, b := range dst.head.bundles() {
-			if o.tag == tags.ImageLocations(b.digest) {
-				return nil, nil, fmt.Errorf("the archive's original tag %q is the image-locations tag of bundle %s, which this run writes: writing the original tag last would move it", o.tag, b.digest)
-			}
+			return nil, nil, bookkeepingTagError(o, other)
 		}
 	}
 	// In the order they are written (children before parents, group by

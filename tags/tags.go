@@ -136,3 +136,26 @@ func isLowerHex(s string) bool {
 	}
 	return true
 }
+
+// NamesADigest reports whether tag has the shape of a tag that names some
+// manifest by its digest for bookkeeping: "[<path>-]sha256-<hex>" followed
+// by ".imgpkg", ".image-locations.imgpkg" (imgpkg's and ferry's), or
+// ".sig", ".att", ".sbom" (cosign's). Such a tag belongs to whatever
+// manifest its digest names, whoever wrote it, so a tag chosen by a person
+// (an original tag) that has this shape could move another image's.
+func NamesADigest(tag string) bool {
+	if isCosignTag(tag) {
+		return true
+	}
+	rest, ok := strings.CutSuffix(tag, Suffix)
+	if !ok {
+		return false
+	}
+	rest = strings.TrimSuffix(rest, strings.TrimSuffix(locationsSuffix, Suffix))
+	i := strings.LastIndex(rest, "sha256-")
+	if i < 0 || (i > 0 && rest[i-1] != '-') {
+		return false
+	}
+	hex := rest[i+len("sha256-"):]
+	return len(hex) == 64 && isLowerHex(hex)
+}

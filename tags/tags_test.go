@@ -165,3 +165,26 @@ func TestIsInternal(t *testing.T) {
 		}
 	}
 }
+
+func TestNamesADigest(t *testing.T) {
+	d := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}
+	for tag, want := range map[string]bool{
+		tags.Imgpkg(d):                                 true,
+		tags.ImageLocations(d):                         true,
+		tags.RepoBased("apps/backend", d):              true,
+		"sha256-" + d.Hex + ".sig":                     true,
+		"sha256-" + d.Hex + ".att":                     true,
+		"sha256-" + d.Hex + ".sbom":                    true,
+		"v1":                                           false,
+		"v1.imgpkg":                                    false,
+		"latest.image-locations.imgpkg":                false,
+		"sha256-" + d.Hex[:63] + ".imgpkg":             false,
+		"sha256-" + strings.ToUpper(d.Hex) + ".imgpkg": false,
+		"xsha256-" + d.Hex + ".imgpkg":                 false,
+		"sha256-" + d.Hex + ".imgpkg.v2":               false,
+	} {
+		if got := tags.NamesADigest(tag); got != want {
+			t.Errorf("NamesADigest(%q) = %v, want %v", tag, got, want)
+		}
+	}
+}
