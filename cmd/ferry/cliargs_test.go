@@ -198,3 +198,20 @@ func TestMissingNamedFilesAreUsageErrors(t *testing.T) {
 func TestVerifyStdinNeedsAFile(t *testing.T) {
 	wantUsage(t, []string{"verify", "-"}, "standard input cannot be opened as a file")
 }
+
+// A word "h" or "help" among a command's arguments is an argument like any
+// other (a file of that name, or a stray word), never the help: urfave/cli
+// gave every command a help subcommand, so `ferry verify h` printed the
+// help and exited 0 having verified nothing.
+func TestHelpIsOnlyAFlagAfterTheCommand(t *testing.T) {
+	wantUsage(t, []string{"verify", "h"}, "open h")
+	wantUsage(t, []string{"verify", "--", "help"}, "help")
+	wantUsage(t, []string{"export", "-b", "127.0.0.1:1/x:1", "-o", "o.tar.zst", "help"}, `unexpected argument "help"`)
+	wantUsage(t, []string{"import", "-f", "a.tar.zst", "--to-repo", "127.0.0.1:1/x", "h"}, `unexpected argument "h"`)
+	// The help is still there, as a flag or as `ferry help COMMAND`.
+	for _, args := range [][]string{{"verify", "--help"}, {"verify", "-h"}, {"help", "verify"}} {
+		if code, stdout, _ := runFerry(args...); code != 0 || !strings.Contains(stdout, "ferry verify") {
+			t.Errorf("ferry %v: exit %d, want the help: %s", args, code, stdout)
+		}
+	}
+}

@@ -198,7 +198,7 @@ func flagsFirst(cmds []*cli.Command, args []string) []string {
 	for k := i; k < len(args); k++ {
 		a := args[k]
 		switch {
-		case cli.HelpFlag != nil && slices.Contains(cli.HelpFlag.Names(), strings.TrimLeft(a, "-")):
+		case isFlag(a) && cli.HelpFlag != nil && slices.Contains(cli.HelpFlag.Names(), strings.TrimLeft(a, "-")):
 			// `ferry inspect FILE --help`: the help, whatever the
 			// arguments (urfave/cli would look for a help topic named
 			// after the first one).
@@ -273,6 +273,11 @@ func refuseStrayArgs(c *cli.Command, path string) {
 		}
 		return
 	}
+	// urfave/cli gives every command a "help" (and "h") subcommand, so a
+	// file or stray word of that name would print the help and exit 0
+	// having done nothing (`ferry verify h`, a script's `&& deploy`
+	// following): a command's help is --help alone.
+	c.HideHelpCommand = true
 	action, takes := c.Action, 0
 	if c.Args {
 		takes = 1
