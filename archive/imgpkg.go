@@ -209,8 +209,15 @@ func (t *ImgpkgTar) readManifest(raw []byte, opts ReaderOptions) (*imgpkgBuild, 
 		t.configs[cd] = []byte(im.Config.Raw)
 		return d, nil
 	}
-	var addIndex func(what string, ix *imgpkgIndex) (v1.Hash, error)
-	addIndex = func(what string, ix *imgpkgIndex) (v1.Hash, error) {
+	// An index's children are named from their item and their depth, not
+	// their whole path: a chain of thousands of nested indexes (JSON allows
+	// that deep) would hold a label per level, each longer than the last.
+	var addIndex func(item string, depth int, ix *imgpkgIndex) (v1.Hash, error)
+	addIndex = func(item string, depth int, ix *imgpkgIndex) (v1.Hash, error) {
+		what := item
+		if depth > 0 {
+			what = fmt.Sprintf("%s, an index %d deep", item, depth)
+		}
 		d, err := addManifest(what, ix.Digest, ix.MediaType, ix.Raw)
 		if err != nil {
 			return d, err
@@ -221,7 +228,7 @@ func (t *ImgpkgTar) readManifest(raw []byte, opts ReaderOptions) (*imgpkgBuild, 
 			}
 		}
 		for i := range ix.Indexes {
-			if _, err := addIndex(fmt.Sprintf("%s, index %d", what, i), &ix.Indexes[i]); err != nil {
+			if _, err := addIndex(item, depth+1, &ix.Indexes[i]); err != nil {
 				return d, err
 			}
 		}
@@ -250,7 +257,7 @@ func (t *ImgpkgTar) readManifest(raw []byte, opts ReaderOptions) (*imgpkgBuild, 
 		default:
 			ix := it.ImageIndex
 			what = fmt.Sprintf("item %d (%s)", i, firstRef(ix.OrigRef, ix.Refs))
-			d, err := addIndex(what, ix)
+			d, err := addIndex(what, 0, ix)
 			if err != nil {
 				return nil, err
 			}

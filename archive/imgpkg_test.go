@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"strings"
 	"testing"
 
@@ -432,5 +433,33 @@ func TestImgpkgLayerIsNeverAConfig(t *testing.T) {
 	}
 	if configs == 0 || layers == 0 {
 		t.Fatalf("the golden tarball has %d configs and %d layers, want some of each", configs, layers)
+	}
+}
+
+// A chain of nested indexes in manifest.json is named by item and depth,
+// not by its whole path: the labels of thousands of levels (JSON allows
+// that deep) would otherwise be held at once, each longer than the last,
+// memory growing with the square of the depth. The error at the bottom of
+// a 300-deep chain is as short as one at the top.
+func TestImgpkgNestedIndexLabelsStayShort(t *testing.T) {
+	raw := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`
+	ok := map[string]any{"MediaType": string(types.OCIImageIndex), "Digest": digestOf([]byte(raw)).String(), "Raw": raw}
+	chain := func(depth int) []byte {
+		inner := map[string]any{"MediaType": string(types.OCIImageIndex), "Digest": digestOf([]byte("x")).String(), "Raw": raw}
+		for range depth {
+			outer := maps.Clone(ok)
+			outer["Indexes"] = []any{inner}
+			inner = outer
+		}
+		inner["Refs"] = []string{"127.0.0.1:5900/src/multi"}
+		return buildTar(t, []tarEntry{{name: "manifest.json", body: mustJSON([]map[string]any{{"ImageIndex": inner}})}})
+	}
+	_, shallow := openImgpkgBytes(chain(1))
+	_, deep := openImgpkgBytes(chain(300))
+	if shallow == nil || deep == nil || !strings.Contains(deep.Error(), "300 deep") {
+		t.Fatalf("want both refused, the deep one naming its depth: %v; %v", shallow, deep)
+	}
+	if len(deep.Error()) > len(shallow.Error())+16 {
+		t.Errorf("the error 300 levels down is %d bytes, against %d one level down: %.200s…", len(deep.Error()), len(shallow.Error()), deep)
 	}
 }
