@@ -72,8 +72,21 @@ func TestOriginalTagThatIsAnotherImagesBookkeepingTagIsRefused(t *testing.T) {
 		}
 	}
 
-	// An ordinary tag that happens to end in .imgpkg travels.
+	// The bundle given by the tag the run writes for it anyway (its
+	// repo-based tag, with --repo-based-tags) travels: nothing moves.
+	own := tags.RepoBased("src/root", impMust(src.root.Digest()))
+	if err := remote.Write(rootRepo.Tag(own), src.root, src.opts...); err != nil {
+		t.Fatal(err)
+	}
 	dst := impNewDest(t, false)
+	opts := dst.options(t)
+	opts.RepoBasedTags = true
+	if _, err := relocate.Import(ctx, bytes.NewReader(export(resolve(own))), dst.repo, opts); err != nil {
+		t.Errorf("import of a bundle given by its own repo-based tag %s: %v", own, err)
+	}
+
+	// An ordinary tag that happens to end in .imgpkg travels.
+	dst = impNewDest(t, false)
 	res, err := relocate.Import(ctx, bytes.NewReader(export(resolve("v1.imgpkg"))), dst.repo, dst.options(t))
 	if err != nil {
 		t.Fatalf("import of a bundle tagged v1.imgpkg: %v", err)

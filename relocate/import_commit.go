@@ -784,13 +784,17 @@ func (dst *destination) entryTags() (imgpkg, originals []importTag, err error) {
 	// what the run writes there anyway. Refused before anything is
 	// written; a tag that merely ends in .imgpkg (v1.imgpkg) is ordinary.
 	for _, o := range originals {
-		if tags.NamesADigest(o.tag) && o.tag != tags.Imgpkg(o.digest) {
-			other := v1.Hash{}
-			for _, t := range imgpkg {
-				if t.tag == o.tag {
-					other = t.digest
-				}
+		if !tags.NamesADigest(o.tag) || o.tag == tags.Imgpkg(o.digest) {
+			continue
+		}
+		// The run's own tag for the root (a repo-based one) is fine too.
+		other := v1.Hash{}
+		for _, t := range imgpkg {
+			if t.tag == o.tag {
+				other = t.digest
 			}
+		}
+		if other != o.digest {
 			return nil, nil, bookkeepingTagError(o, other)
 		}
 	}
