@@ -303,13 +303,6 @@ func (dst *destination) commit(ctx context.Context, phase string, move blobMover
 	results = append(results, locResults...)
 	// The commit point: only now, with everything else in place.
 	for _, t := range originals {
-		for _, r := range results {
-			if r.Tag == t.tag && r.Digest != t.digest.String() {
-				return nil, bookkeepingTagError(t, v1.Hash{})
-			}
-		}
-	}
-	for _, t := range originals {
 		r, err := dst.commitTag(ctx, t, cur)
 		if err != nil {
 			return nil, err

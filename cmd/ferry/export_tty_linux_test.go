@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/term"
 
@@ -53,21 +54,29 @@ func openPTY(t *testing.T) (master, tty *os.File) {
 // refused (exit 2) before anything is fetched: it would dump binary on the
 // screen. The source is real and whole, so without the refusal the
 // archive would be written there.
-func TestArchiveToATerminalIsRefused(t *testing.T) {
+// pushedImage starts a registry (go-containerregistry's) holding a small
+// image at HOST/src/app:1, and returns that reference and the image.
+func pushedImage(t *testing.T) (name.Tag, v1.Image) {
+	t.Helper()
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	img, err := fixtures.Image(1, 1, 4096)
 	if err != nil {
 		t.Fatal(err)
 	}
-	host := strings.TrimPrefix(srv.URL, "http://")
-	ref, err := name.NewTag(host + "/src/app:1")
+	ref, err := name.NewTag(strings.TrimPrefix(srv.URL, "http://") + "/src/app:1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := remote.Write(ref, img, remote.WithContext(t.Context())); err != nil {
 		t.Fatal(err)
 	}
+	return ref, img
+}
+
+func TestArchiveToATerminalIsRefused(t *testing.T) {
+	ref, img := pushedImage(t)
+	host := ref.RegistryStr()
 	d, _ := img.Digest()
 	dir := filepath.Join(t.TempDir(), "bundle")
 	if err := fixtures.WriteBundleDir(dir, []string{ref.Context().Digest(d.String()).String()}); err != nil {
@@ -98,20 +107,8 @@ func TestArchiveToATerminalIsRefused(t *testing.T) {
 // own, after the spinner that named the walk is cleared, rather than glued
 // to it (and later redrawn over).
 func TestInventoryToATerminalClearsTheSpinnerFirst(t *testing.T) {
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	img, err := fixtures.Image(1, 1, 4096)
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo := strings.TrimPrefix(srv.URL, "http://") + "/src/app"
-	ref, err := name.NewTag(repo + ":1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img, remote.WithContext(t.Context())); err != nil {
-		t.Fatal(err)
-	}
+	ref, _ := pushedImage(t)
+	repo := ref.Context().String()
 	master, tty := openPTY(t)
 	shown := make(chan string)
 	go func() {
