@@ -3,6 +3,7 @@ package relocate_test
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/relocate"
 	"github.com/ferry-dev/ferry/tags"
 )
@@ -64,11 +66,54 @@ func TestOriginalTagThatIsAnotherImagesBookkeepingTagIsRefused(t *testing.T) {
 		_, err := relocate.Copy(ctx, p, dst.repo, cpOptions(t, dst))
 		refused("copy", tag, err, dst)
 
+		ar := export(p)
 		dst = impNewDest(t, false)
-		_, err = relocate.Import(ctx, bytes.NewReader(export(p)), dst.repo, dst.options(t))
+		_, err = relocate.Import(ctx, bytes.NewReader(ar), dst.repo, dst.options(t))
 		refused("import", tag, err, dst)
 		if tag == clash && (err == nil || !strings.Contains(err.Error(), app1.String())) {
 			t.Errorf("import: %v; want it to name %s, whose tag it is", err, app1)
+		}
+
+		// inspect still lists what the archive holds, and says that an
+		// import refuses it, without the tag among those it would write.
+		inv, err := relocate.Inspect(bytes.NewReader(ar))
+		if err != nil {
+			t.Fatalf("inspect of the archive tagged %s: %v", tag, err)
+		}
+		// (The clash is listed once, as app1's own .imgpkg tag.)
+		want := 0
+		if tag == clash {
+			want = 1
+		}
+		n := 0
+		for _, l := range inv.Tags {
+			if l == tag {
+				n++
+			}
+		}
+		if !strings.Contains(inv.ImportRefused, tag) || n != want || len(inv.Images) == 0 {
+			t.Errorf("inspect of the archive tagged %s: refused %q, tags %v, %d images; want the refusal named, the tag listed %d times, the images listed", tag, inv.ImportRefused, inv.Tags, len(inv.Images), want)
+		}
+
+		// serve, as a mirror, serves the bundle by digest but not under
+		// that tag, and says so.
+		head, err := archive.Inspect(bytes.NewReader(ar))
+		if err != nil {
+			t.Fatal(err)
+		}
+		view, err := relocate.MirrorView(head)
+		if err != nil {
+			t.Fatalf("mirror view of the archive tagged %s: %v", tag, err)
+		}
+		r := view.Repositories["src/root"]
+		if r == nil || !r.Manifests[impMust(src.root.Digest())] {
+			t.Fatalf("mirror view of the archive tagged %s: src/root does not hold the bundle: %+v", tag, view.Repositories)
+		}
+		if _, ok := r.Tags[tag]; ok {
+			t.Errorf("mirror view serves the bookkeeping-shaped original tag %s", tag)
+		}
+		if !slices.ContainsFunc(view.Warnings, func(w string) bool { return strings.Contains(w, tag) }) {
+			t.Errorf("mirror view warnings %q do not name the tag %s it leaves out", view.Warnings, tag)
 		}
 	}
 

@@ -742,9 +742,22 @@ func (dst *destination) imgpkgTag(e importEntry) (string, error) {
 }
 
 // entryTags returns the ".imgpkg" tags of every index.json entry but
-// referrers, and the cosign tags of signatures (together, sorted by tag),
-// and the original tags, written last.
+// referrers, and the cosign tags of signatures (together, in the order
+// they are written), and the original tags, written last. An original tag
+// that is another manifest's bookkeeping tag is refused (see
+// refuseBookkeeping) before anything is written.
 func (dst *destination) entryTags() (imgpkg, originals []importTag, err error) {
+	if imgpkg, originals, err = dst.listEntryTags(); err != nil {
+		return nil, nil, err
+	}
+	if err := refuseBookkeeping(imgpkg, originals); err != nil {
+		return nil, nil, err
+	}
+	return imgpkg, originals, nil
+}
+
+// listEntryTags is entryTags without the check of the original tags.
+func (dst *destination) listEntryTags() (imgpkg, originals []importTag, err error) {
 	seen := map[string]bool{}
 	for _, e := range dst.head.entries {
 		m := dst.head.manifests[e.digest]
@@ -768,29 +781,6 @@ func (dst *destination) entryTags() (imgpkg, originals []importTag, err error) {
 			originals = append(originals, importTag{tag: e.Tag, digest: e.digest, m: raw})
 		}
 	}
-	// The original tag is written last, over whatever it names: a tag of
-	// the shape of one that names a digest (sha256-<hex>.imgpkg, a
-	// locations tag, cosign's), which belongs to the manifest of that
-	// digest, would be moved off it onto the root, leaving what it
-	// protected untagged, whether this run or another import wrote it.
-	// Only the root's own .imgpkg tag (a bundle given by that tag) is
-	// what the run writes there anyway. Refused before anything is
-	// written; a tag that merely ends in .imgpkg (v1.imgpkg) is ordinary.
-	for _, o := range originals {
-		if !tags.NamesADigest(o.tag) || o.tag == tags.Imgpkg(o.digest) {
-			continue
-		}
-		// The run's own tag for the root (a repo-based one) is fine too.
-		other := v1.Hash{}
-		for _, t := range imgpkg {
-			if t.tag == o.tag {
-				other = t.digest
-			}
-		}
-		if other != o.digest {
-			return nil, nil, bookkeepingTagError(o, other)
-		}
-	}
 	// In the order they are written (children before parents, group by
 	// group; by name within a group, whose writes run at once), so that
 	// the result lists them as they happened.
@@ -807,6 +797,32 @@ func (dst *destination) entryTags() (imgpkg, originals []importTag, err error) {
 		return imgpkg[i].tag < imgpkg[j].tag
 	})
 	return imgpkg, originals, nil
+}
+
+// refuseBookkeeping refuses an original tag of the shape of one that names
+// a digest (sha256-<hex>.imgpkg, a locations tag, cosign's): such a tag
+// belongs to the manifest of that digest, and the original tag, written
+// last over whatever it names, would move it off that manifest onto the
+// root, leaving what it protected untagged, whether this run or another
+// import wrote it. Only the root's own .imgpkg tag (a bundle given by that
+// tag), or the run's own repo-based tag for it, is what the run writes
+// there anyway. A tag that merely ends in .imgpkg (v1.imgpkg) is ordinary.
+func refuseBookkeeping(imgpkg, originals []importTag) error {
+	for _, o := range originals {
+		if !tags.NamesADigest(o.tag) || o.tag == tags.Imgpkg(o.digest) {
+			continue
+		}
+		other := v1.Hash{}
+		for _, t := range imgpkg {
+			if t.tag == o.tag {
+				other = t.digest
+			}
+		}
+		if other != o.digest {
+			return bookkeepingTagError(o, other)
+		}
+	}
+	return nil
 }
 
 // readBundleLock reads a bundle's images.yml: from its layer in the

@@ -45,6 +45,11 @@ type Inventory struct {
 	// among them: that digest is known only once the bundle's images.yml
 	// is read, at import.
 	Tags []string `json:"importTags"`
+	// ImportRefused says why an import would refuse the archive before
+	// writing anything, when it would: an original tag that is another
+	// manifest's bookkeeping tag (sha256-<hex>.imgpkg, a locations tag,
+	// cosign's). That tag is then not among Tags.
+	ImportRefused string `json:"importRefused,omitempty"`
 }
 
 // InventoryImage is one entry of an archive's index.json.
@@ -118,7 +123,8 @@ func Inspect(r io.Reader) (*Inventory, error) {
 	if err != nil {
 		return nil, err
 	}
-	if inv.Tags, err = importTagOrder(head); err != nil {
+	inv.Tags, inv.ImportRefused, err = importTagOrder(head)
+	if err != nil {
 		return nil, err
 	}
 	return inv, nil
@@ -131,19 +137,23 @@ func Inspect(r io.Reader) (*Inventory, error) {
 // destination.locations keeps it), then the original tags. The tag of each
 // locations image's own digest, which follows its bundle's
 // .image-locations.imgpkg tag at import, is left out: it is known only
-// once the bundle's images.yml is read.
-func importTagOrder(head *importHead) ([]string, error) {
+// once the bundle's images.yml is read. An original tag an import refuses
+// is left out too, and refused says why.
+func importTagOrder(head *importHead) (order []string, refused string, err error) {
 	dst := &destination{head: head}
-	imgpkg, originals, err := dst.entryTags()
+	imgpkg, originals, err := dst.listEntryTags()
 	if err != nil {
-		return nil, err
+		return nil, "", err
+	}
+	if err := refuseBookkeeping(imgpkg, originals); err != nil {
+		refused, originals = err.Error(), nil
 	}
 	out := make([]string, 0, len(imgpkg)+len(head.bundles())+len(originals))
 	out = append(out, tagNames(imgpkg)...)
 	for _, b := range head.bundles() {
 		out = append(out, tags.ImageLocations(b.digest))
 	}
-	return append(out, tagNames(originals)...), nil
+	return append(out, tagNames(originals)...), refused, nil
 }
 
 // reached is what reach found for one manifest.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/progress"
+	"github.com/ferry-dev/ferry/tags"
 )
 
 // `ferry serve` answers registry requests from an archive. What it answers
@@ -190,10 +191,10 @@ func MirrorView(h *archive.Head) (*RegistryView, error) {
 		v.reach(r, d)
 		// A reference without a tag parses with "latest": only a tag
 		// actually written counts.
-		if t, ok := ref.(name.Tag); ok && strings.HasSuffix(e.OriginalRef, ":"+t.TagStr()) {
+		if t, ok := ref.(name.Tag); ok && strings.HasSuffix(e.OriginalRef, ":"+t.TagStr()) && v.mirrorTag(t.TagStr(), r.Name, e) {
 			v.tag(r, t.TagStr(), d)
 		}
-		if e.Tag != "" {
+		if e.Tag != "" && v.mirrorTag(e.Tag, r.Name, e) {
 			v.tag(r, e.Tag, d)
 			v.Root = r.Name + ":" + e.Tag
 		}
@@ -202,6 +203,22 @@ func MirrorView(h *archive.Head) (*RegistryView, error) {
 		return nil, err
 	}
 	return v.RegistryView, nil
+}
+
+// mirrorTag reports whether an original tag may name e in a mirror, and
+// warns when not: a tag of the shape of one that names another manifest
+// by its digest (sha256-<hex>.imgpkg, a locations tag, cosign's) would
+// let the archive pass e off as that manifest's bookkeeping (its
+// locations, its signature), which an import refuses too. e stays served
+// by digest. e's own such tags are its own: its .imgpkg tag (plain or
+// repo-based), and a signature's cosign tag, which names its subject.
+func (v registryView) mirrorTag(tag, repo string, e archive.Entry) bool {
+	d := e.Descriptor.Digest
+	if !tags.NamesADigest(tag) || tag == tags.Imgpkg(d) || tag == tags.RepoBased(repo, d) || tag == artifactTag(e) {
+		return true
+	}
+	v.Warnings = append(v.Warnings, fmt.Sprintf("original tag %q of %s names another manifest's digest: not served (%s is, by digest)", tag, d, d))
+	return false
 }
 
 // registryView is a RegistryView being built.

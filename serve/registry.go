@@ -169,6 +169,17 @@ func New(ctx context.Context, f relocate.RandomArchive, opts Options) (*Registry
 		ctx:      ctx,
 		verified: map[v1.Hash]*verification{},
 	}
+	if len(view.Repositories) == 0 {
+		// Listening would answer 404 to every pull.
+		why := "the archive has no index.json entry"
+		if len(view.Warnings) > 0 {
+			why = view.Warnings[0]
+			if n := len(view.Warnings) - 1; n > 0 {
+				why += fmt.Sprintf(", and %d more", n)
+			}
+		}
+		return nil, fmt.Errorf("serve: nothing to serve as a mirror, no entry has an original reference it can be served under (%s): serve it under one repository instead (--repo)", why)
+	}
 	for name, repo := range view.Repositories {
 		r.repos = append(r.repos, name)
 		r.tags[name] = repo.SortedTags()

@@ -113,6 +113,12 @@ func runInspect(c *cli.Context) error {
 				fmt.Fprintf(w, "  left out %s  %s\n", l.Digest, humanBytes(l.Size))
 			}
 		}
+		if inv.ImportRefused != "" {
+			// Listed all the same: inspect is how one sees what such an
+			// archive holds.
+			fmt.Fprintf(w, "An import refuses this archive, writing nothing: %s\n", quoteUnsafe(inv.ImportRefused))
+			return
+		}
 		fmt.Fprintln(w, "An import writes these tags, the last one last:")
 		printImportTags(w, inv)
 	})
