@@ -108,6 +108,10 @@ func Listen(opts ListenOptions) (*Server, error) {
 	return &Server{ln: ln, tls: cfg, url: scheme + "://" + ln.Addr().String(), rep: rep}, nil
 }
 
+// Close releases the address of a Server that will not Serve (Serve
+// closes it when it returns).
+func (s *Server) Close() error { return s.ln.Close() }
+
 // URL is the server's base URL, "http://127.0.0.1:5000".
 func (s *Server) URL() string { return s.url }
 

@@ -106,16 +106,6 @@ func runServe(c *cli.Context) error {
 	if (c.String("tls-cert") == "") != (c.String("tls-key") == "") {
 		return usagef("serve: give --tls-cert and --tls-key together")
 	}
-	af, closer, err := relocate.OpenSeekable(path)
-	if err == nil {
-		defer closer.Close()
-	}
-	if errors.Is(err, archive.ErrNotSeekable) {
-		return fmt.Errorf("serve %s: %w: it was written by an older ferry, or recompressed (gzip, plain tar, zstd), and serve reads each blob where it lies; import it with 'ferry import -f %s --to-repo REPO', or export it again", path, err, path)
-	}
-	if err != nil {
-		return namedFile(fmt.Errorf("serve %s: %w", path, err))
-	}
 	var users *serve.Htpasswd
 	if p := c.String("htpasswd"); p != "" {
 		if users, err = serve.LoadHtpasswd(p); err != nil {
@@ -123,20 +113,10 @@ func runServe(c *cli.Context) error {
 		}
 	}
 	rep := out.Reporter()
-	reg, err := serve.New(c.Context, af, serve.Options{
-		Repository:    repo,
-		RepoBasedTags: c.Bool("repo-based-tags"),
-		Users:         users,
-		Streams:       c.Int("streams"),
-		StreamWait:    c.Duration("stream-wait"),
-		Reporter:      rep,
-	})
-	if err != nil {
-		return fmt.Errorf("serve %s: %w", path, err)
-	}
-	for _, w := range reg.View().Warnings {
-		rep.Warnf("%s", w)
-	}
+	// The address, its exposure policy, TLS files and the port are
+	// checked, and the port held, before the archive is opened: opening
+	// reads its head (and, with --repo, each bundle's images.yml), which
+	// a mistyped flag should not wait for.
 	srv, err := serve.Listen(serve.ListenOptions{
 		Addr:     c.String("addr"),
 		TLSCert:  c.String("tls-cert"),
@@ -152,6 +132,32 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		// A --tls-cert or --tls-key that does not exist is a usage error.
 		return namedFile(fmt.Errorf("serve: %w", err))
+	}
+	// Serve closes it too; this is for the failures before.
+	defer srv.Close()
+	af, closer, err := relocate.OpenSeekable(path)
+	if err == nil {
+		defer closer.Close()
+	}
+	if errors.Is(err, archive.ErrNotSeekable) {
+		return fmt.Errorf("serve %s: %w: it was written by an older ferry, or recompressed (gzip, plain tar, zstd), and serve reads each blob where it lies; import it with 'ferry import -f %s --to-repo REPO', or export it again", path, err, path)
+	}
+	if err != nil {
+		return namedFile(fmt.Errorf("serve %s: %w", path, err))
+	}
+	reg, err := serve.New(c.Context, af, serve.Options{
+		Repository:    repo,
+		RepoBasedTags: c.Bool("repo-based-tags"),
+		Users:         users,
+		Streams:       c.Int("streams"),
+		StreamWait:    c.Duration("stream-wait"),
+		Reporter:      rep,
+	})
+	if err != nil {
+		return fmt.Errorf("serve %s: %w", path, err)
+	}
+	for _, w := range reg.View().Warnings {
+		rep.Warnf("%s", w)
 	}
 	if !c.Bool("lazy") {
 		reg.VerifyAhead()

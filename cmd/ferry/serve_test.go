@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -30,5 +32,21 @@ func TestServeRefusesAStreamWaitNotPositive(t *testing.T) {
 		if code != 2 || !strings.Contains(errOut.String(), "--stream-wait") {
 			t.Errorf("%v: exit %d, want 2 naming --stream-wait\nstderr: %s", args, code, errOut.String())
 		}
+	}
+}
+
+// TestServeChecksTheAddressBeforeOpeningTheArchive: an address refused by
+// the exposure policy is reported as such (exit 2) before the archive is
+// read, so a file that is not an archive at all is never looked at.
+func TestServeChecksTheAddressBeforeOpeningTheArchive(t *testing.T) {
+	notArchive := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(notArchive, []byte("not an archive\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"ferry", "serve", "--addr", "0.0.0.0:0", notArchive}
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, strings.NewReader(""), &out, &errOut)
+	if code != 2 || !strings.Contains(errOut.String(), "beyond loopback") || strings.Contains(errOut.String(), "notes.txt") {
+		t.Errorf("%v: exit %d, want 2 refusing the address before reading the file\nstderr: %s", args, code, errOut.String())
 	}
 }
