@@ -141,7 +141,7 @@ func (v *VerifiedBlob) Range(off, n int64) (io.ReadCloser, error) {
 			return nil, fmt.Errorf("archive entry %s: %w", blobName(v.d), err)
 		}
 	}
-	return &rangeReader{fr: fr, r: io.LimitReader(fr, n)}, nil
+	return &rangeReader{fr: fr, left: n}, nil
 }
 
 type eofReader struct{}
@@ -150,12 +150,63 @@ func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
 // rangeReader is what Range returns.
 type rangeReader struct {
-	fr *frameReader
-	r  io.Reader
+	fr   *frameReader
+	left int64  // bytes of the range not given yet
+	held []byte // read ahead by CheckFrame, given first
 }
 
 // Read implements io.Reader.
-func (r *rangeReader) Read(p []byte) (int, error) { return r.r.Read(p) }
+func (r *rangeReader) Read(p []byte) (int, error) {
+	if r.left <= 0 {
+		return 0, io.EOF
+	}
+	p = p[:min(int64(len(p)), r.left)]
+	if len(r.held) > 0 {
+		n := copy(p, r.held)
+		r.held = r.held[n:]
+		r.left -= int64(n)
+		return n, nil
+	}
+	n, err := r.fr.Read(p)
+	r.left -= int64(n)
+	return n, err
+}
+
+// maxHeld bounds what CheckFrame keeps of a frame: a frame of ferry's
+// archives (4 MiB) at most.
+const maxHeld = 4 << 20
+
+// CheckFrame reads the frame that held the last byte read to its end, so
+// that its size and zstd checksum are checked, and keeps what the range
+// still needs of it for the reads that follow. A range that ends inside a
+// frame is otherwise never checked: its bytes were checked when the blob
+// was verified, but the file may have changed since (a failing disk, a
+// copy still being written). A caller that gives the last byte of a range
+// only after CheckFrame succeeds never gives a whole range of unchecked
+// bytes. Of a frame larger than ferry writes, at most maxHeld bytes are
+// kept: the reader then ends there, early, and a new Range goes on.
+func (r *rangeReader) CheckFrame() error {
+	if len(r.held) > 0 || r.fr.done {
+		return r.fr.err
+	}
+	rest := r.f().frames[r.fr.cur].tarSize - r.fr.n
+	keep := min(rest, r.left, maxHeld)
+	buf := make([]byte, keep)
+	n, err := io.ReadFull(r.fr, buf)
+	if err != nil {
+		if r.fr.err != nil {
+			return r.fr.err // names the entry and the frame
+		}
+		return fmt.Errorf("archive entry %s: %w", r.fr.name, err)
+	}
+	r.held = buf[:n]
+	if r.left > keep && rest > keep {
+		r.left = keep // ends early: see above
+	}
+	return r.fr.endFrame()
+}
+
+func (r *rangeReader) f() *File { return r.fr.f }
 
 // Close implements io.Closer.
 func (r *rangeReader) Close() error { return r.fr.Close() }

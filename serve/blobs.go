@@ -54,10 +54,12 @@ func (r *Registry) blob(w http.ResponseWriter, req *http.Request, repo *relocate
 	if inMemory {
 		size = int64(len(b))
 	}
+	var ends []int64
 	if rh := req.Header.Get("Range"); rh != "" {
 		req = req.Clone(req.Context())
 		if rh = byteRanges(rh, size); rh != "" {
 			req.Header.Set("Range", rh)
+			ends = rangeEnds(rh, size)
 		} else {
 			req.Header.Del("Range")
 		}
@@ -122,7 +124,7 @@ func (r *Registry) blob(w http.ResponseWriter, req *http.Request, repo *relocate
 		return nil // the client went away
 	}
 	defer release()
-	c := &blobContent{vb: vb}
+	c := &blobContent{vb: vb, ends: ends}
 	defer c.Close()
 	http.ServeContent(w, req, "", time.Time{}, c)
 	if c.err != nil {
@@ -203,29 +205,50 @@ func byteRanges(h string, size int64) string {
 // other without overlapping.
 func ascending(specs []string, size int64) bool {
 	next := int64(0) // the first byte the next range may start at
+	for _, sp := range spans(specs, size) {
+		if sp[0] < next {
+			return false
+		}
+		next = sp[1]
+	}
+	return true
+}
+
+// spans returns the first byte and the end (one past the last byte) of
+// each range of specs (as byteRanges writes them) that some byte of a blob
+// of size bytes satisfies, in their order; ServeContent drops the others.
+func spans(specs []string, size int64) [][2]int64 {
+	var out [][2]int64
 	for _, spec := range specs {
 		first, last, _ := strings.Cut(spec, "-")
 		var start, end int64
 		if first == "" {
 			n, _ := strconv.ParseInt(last, 10, 64)
-			start, end = max(size-n, 0), size-1
+			start, end = max(size-n, 0), size
 		} else {
 			start, _ = strconv.ParseInt(first, 10, 64)
-			end = size - 1
+			end = size
 			if last != "" {
 				l, _ := strconv.ParseInt(last, 10, 64)
-				end = min(l, end)
+				end = min(l, size-1) + 1
 			}
 		}
-		if start >= size {
-			continue // dropped by ServeContent
+		if start < size {
+			out = append(out, [2]int64{start, end})
 		}
-		if start < next {
-			return false
-		}
-		next = end + 1
 	}
-	return true
+	return out
+}
+
+// rangeEnds returns where each part of a Range header that byteRanges
+// wrote ends (one past its last byte), ascending.
+func rangeEnds(h string, size int64) []int64 {
+	_, set, _ := strings.Cut(h, "=")
+	var ends []int64
+	for _, sp := range spans(strings.Split(set, ","), size) {
+		ends = append(ends, sp[1])
+	}
+	return ends
 }
 
 // maxPos is the largest position ServeContent reads.
@@ -456,13 +479,33 @@ func (r *Registry) acquire(ctx context.Context, deadline time.Time) (func(), err
 // wants (it seeks to the start of each range, then reads it): a read opens
 // a range reader at the current offset, kept while reads follow on, and
 // while the next range starts at most skipAhead bytes further.
+//
+// The last byte of each range (of the response, without Range) is given
+// only once what it was read from is checked again: the range reader's
+// frame read to its end (a ferry archive), the whole layer (an imgpkg
+// tarball, at the last byte of the response). The blob was checked before
+// its first byte was sent, but the file may have changed since; a range
+// that ends inside a frame would otherwise go out whole, unchecked. A
+// failed check cuts the response short, which the client sees.
 type blobContent struct {
-	vb  verifiedBlob
-	pos int64
-	rc  io.ReadCloser
-	at  int64 // where rc is
-	err error // the first read error
+	vb   verifiedBlob
+	ends []int64 // where each range ends (one past its last byte); none: the blob's end
+	pos  int64
+	rc   io.ReadCloser
+	at   int64 // where rc is
+	err  error // the first read error
+	// reopened is set when rc ended early (see archive's
+	// rangeReader.CheckFrame) and a new one was opened in its place.
+	reopened bool
 }
+
+// frameChecker is a range reader that checks the frame it read last to
+// its end on demand (archive's rangeReader).
+type frameChecker interface{ CheckFrame() error }
+
+// wholeChecker is a range reader that can only check what it reads with
+// the whole blob (a range of an imgpkg tarball's layer).
+type wholeChecker interface{ CheckWhole() error }
 
 // Seek implements io.Seeker.
 func (c *blobContent) Seek(offset int64, whence int) (int64, error) {
@@ -482,11 +525,25 @@ func (c *blobContent) Seek(offset int64, whence int) (int64, error) {
 	return offset, nil
 }
 
+// partEnd returns where the range holding pos ends, and whether it is the
+// last range.
+func (c *blobContent) partEnd() (end int64, last bool) {
+	for i, e := range c.ends {
+		if e > c.pos {
+			return e, i == len(c.ends)-1
+		}
+	}
+	return c.vb.Size(), true
+}
+
 // Read implements io.Reader.
 func (c *blobContent) Read(p []byte) (int, error) {
 	size := c.vb.Size()
 	if c.pos >= size {
 		return 0, io.EOF
+	}
+	if len(p) == 0 {
+		return 0, nil
 	}
 	if c.rc != nil && c.pos > c.at && c.pos-c.at <= skipAhead {
 		// Reading on to the next part costs less than a new reader,
@@ -510,7 +567,27 @@ func (c *blobContent) Read(p []byte) (int, error) {
 		}
 		c.rc, c.at = rc, c.pos
 	}
+	end, last := c.partEnd()
+	if c.pos < end-1 {
+		p = p[:min(int64(len(p)), end-1-c.pos)]
+	} else {
+		p = p[:1]
+	}
 	n, err := c.rc.Read(p)
+	if n == 0 && err == io.EOF && !c.reopened {
+		// rc ended early, past a frame too large to keep: a new range
+		// reader goes on from here.
+		c.Close()
+		c.reopened = true
+		return c.Read(p)
+	}
+	c.reopened = false
+	if n > 0 && c.pos+int64(n) == end {
+		if err2 := c.check(last); err2 != nil {
+			c.err = err2
+			return 0, err2
+		}
+	}
 	c.pos += int64(n)
 	c.at += int64(n)
 	if err == io.EOF && c.pos < size {
@@ -520,6 +597,23 @@ func (c *blobContent) Read(p []byte) (int, error) {
 		c.err = err
 	}
 	return n, err
+}
+
+// check checks again what the last byte of a range was read from, before
+// it is given (see blobContent).
+func (c *blobContent) check(last bool) error {
+	if fc, ok := c.rc.(frameChecker); ok {
+		if err := fc.CheckFrame(); err != nil {
+			return err
+		}
+	}
+	if wc, ok := c.rc.(wholeChecker); ok && last {
+		err := wc.CheckWhole()
+		// It read on, or read the blob apart: rc is not where c.at says.
+		c.Close()
+		return err
+	}
+	return nil
 }
 
 // skipAhead is how far on a range reader is read rather than a new one

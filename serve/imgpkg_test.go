@@ -219,4 +219,12 @@ func TestADamagedImgpkgLayerIsRefusedNeverSent(t *testing.T) {
 	if err == nil || int64(len(body)) >= int64(len(layer)) {
 		t.Errorf("GET after the change: %d, %d of %d bytes, error %v; want the response cut short", resp.StatusCode, len(body), len(layer), err)
 	}
+	// A part of the layer has no check of its own: the whole layer is
+	// read again before the last byte of the answer, which is cut short.
+	for _, rng := range []string{"bytes=2900-3099", "bytes=0-99,2990-3010", "bytes=10000-10099"} {
+		resp, body, err := fetch(t, blobURL, rng)
+		if err == nil && resp.StatusCode == http.StatusPartialContent {
+			t.Errorf("Range %s after the change: a whole 206 answer of %d bytes (only the layer's bytes: %v), want it cut short", rng, len(body), onlyBlobBytes(resp, body, layer))
+		}
+	}
 }

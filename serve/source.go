@@ -105,7 +105,10 @@ func (l imgpkgLayer) Size() int64     { return l.size }
 // again, and any other range straight from the file. A plain tar has no
 // checksum of its own, as a zstd frame has: hashing a whole download
 // again means that a file changed since the check fails the response, cut
-// short of its last byte, rather than completing it with other bytes.
+// short of its last byte, rather than completing it with other bytes. A
+// part of the layer can only be checked with the whole: its reader's
+// CheckWhole reads the layer again, which blobContent asks for once, before
+// the last byte of the response.
 func (l imgpkgLayer) Range(off, n int64) (io.ReadCloser, error) {
 	if off < 0 || n < 0 || off > l.size || n > l.size-off {
 		return nil, fmt.Errorf("layer %s: range of %d bytes at %d is outside its %d bytes", l.d, n, off, l.size)
@@ -117,8 +120,28 @@ func (l imgpkgLayer) Range(off, n int64) (io.ReadCloser, error) {
 		}
 		return &lastByteChecked{rc: rc, left: n}, nil
 	}
-	return io.NopCloser(io.NewSectionReader(l.bytes, off, n)), nil
+	return imgpkgRange{SectionReader: io.NewSectionReader(l.bytes, off, n), l: l}, nil
 }
+
+// imgpkgRange is a part of an imgpkg tarball's layer, read from the file.
+type imgpkgRange struct {
+	*io.SectionReader
+	l imgpkgLayer
+}
+
+// CheckWhole reads the whole layer through ImgpkgTar.Blob, which checks
+// its size and digest at its end.
+func (r imgpkgRange) CheckWhole() error {
+	rc, err := r.l.t.Blob(r.l.d)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = io.Copy(io.Discard, rc)
+	return err
+}
+
+func (imgpkgRange) Close() error { return nil }
 
 // lastByteChecked reads the left bytes of rc, which checks them at its
 // end, and gives the last byte only once rc has reached its end without
@@ -159,6 +182,17 @@ func (c *lastByteChecked) Read(p []byte) (int, error) {
 }
 
 func (c *lastByteChecked) Close() error { return c.rc.Close() }
+
+// CheckWhole reads rc on to its end, which checks it, for a part of the
+// blob that ends before the blob does (the last of a multipart answer read
+// on from a first part at the blob's start).
+func (c *lastByteChecked) CheckWhole() error {
+	if c.err != nil && c.err != io.EOF {
+		return c.err
+	}
+	_, err := io.Copy(io.Discard, c.rc)
+	return err
+}
 
 // heldBlob is a verified blob held in memory.
 type heldBlob struct {

@@ -1,0 +1,118 @@
+package serve_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"testing"
+
+	"github.com/ferry-dev/ferry/serve"
+)
+
+// fetch sends a GET and reads its body, reporting a body cut short as
+// an error rather than failing the test.
+func fetch(t *testing.T, url, rng string) (*http.Response, []byte, error) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rng != "" {
+		req.Header.Set("Range", rng)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp, body, err
+}
+
+// A blob is checked before its first byte is sent; the archive file may
+// change afterwards (a failing disk, a copy still being written). A range
+// that ends inside a zstd frame is then read from the changed frame, whose
+// checksum is only checked at its end: its last byte is given only once
+// the frame has been read to its end, so that a client never gets a whole
+// range (or a whole multipart answer) of bytes other than the blob's: the
+// response is cut short instead. Ranges over unchanged bytes are served.
+func TestARangeOfAFileChangedSinceItsCheckIsNeverSentWhole(t *testing.T) {
+	s := newSource(t)
+	data, err := os.ReadFile(s.archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := t.TempDir() + "/changing.tar.zst"
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, path, serve.Options{})
+	url := srv.url + "/v2/src/app/blobs/" + s.bigDigest.String()
+	if resp, body := do(t, http.MethodGet, url, nil); resp.StatusCode != http.StatusOK || !bytes.Equal(body, s.big) {
+		t.Fatalf("the blob before the change: %d, %d bytes", resp.StatusCode, len(body))
+	}
+
+	// The layer is random, stored as zstd raw blocks: its bytes lie in
+	// the file as they are. One byte of its first frame changes.
+	const changed = 100010
+	at := bytes.Index(data, s.big[changed-10:changed+54])
+	if at < 0 {
+		t.Fatal("the big layer's bytes are not in the archive as they are")
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{data[at+10] ^ 0x01}, int64(at+10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, rng := range []string{
+		"bytes=100000-101023",             // ends inside the changed frame
+		"bytes=0-99,100000-100099",        // multipart, the second part over the change
+		fmt.Sprintf("bytes=%d-", changed), // to the blob's end
+	} {
+		resp, body, err := fetch(t, url, rng)
+		if err == nil && resp.StatusCode == http.StatusPartialContent {
+			t.Errorf("Range %s over the changed byte: a whole 206 answer of %d bytes (only the blob's bytes: %v), want it cut short", rng, len(body), onlyBlobBytes(resp, body, s.big))
+		}
+	}
+
+	// A range of another frame, unchanged, is served whole and right.
+	from := int64(len(s.big) - 1000)
+	resp, body, err := fetch(t, url, fmt.Sprintf("bytes=%d-%d", from, from+99))
+	if err != nil || resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, s.big[from:from+100]) {
+		t.Errorf("a range of an unchanged frame: %v, %v, %d bytes", err, resp, len(body))
+	}
+}
+
+// onlyBlobBytes reports whether a 206 answer carries only the blob's own
+// bytes.
+func onlyBlobBytes(resp *http.Response, body, blob []byte) bool {
+	mt, params, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mt != "multipart/byteranges" {
+		var first, last, size int64
+		fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-%d/%d", &first, &last, &size)
+		return bytes.Equal(body, blob[first:last+1])
+	}
+	mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+	for {
+		p, err := mr.NextPart()
+		if err != nil {
+			return true
+		}
+		var first, last, size int64
+		fmt.Sscanf(p.Header.Get("Content-Range"), "bytes %d-%d/%d", &first, &last, &size)
+		got, _ := io.ReadAll(p)
+		if !bytes.Equal(got, blob[first:last+1]) {
+			return false
+		}
+	}
+}
