@@ -30,7 +30,7 @@ func registryFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "registry-anon", Category: cat,
 			Usage: "send no credentials at all"},
 		&cli.BoolFlag{Name: "registry-insecure", Category: cat,
-			Usage: "allow plain HTTP and unverified TLS (never the default)"},
+			Usage: "allow plain HTTP beyond loopback and unverified TLS (never the default; plain HTTP to 127.0.0.1, ::1 or localhost needs no flag)"},
 		&cli.StringSliceFlag{Name: "registry-ca-cert-path", Category: cat, Action: existingFiles("registry-ca-cert-path"),
 			Usage: "PEM file with CA certificates to trust besides the system's (repeatable)"},
 		&cli.IntFlag{Name: "registry-retry-count", Value: regopts.DefaultRetryCount, Category: cat, Action: atLeastOne("registry-retry-count"),

@@ -72,6 +72,8 @@ type Options struct {
 	// Anon disables credentials entirely, including the Docker config.
 	Anon bool
 	// Insecure allows plain HTTP and skips TLS certificate verification.
+	// Without it, plain HTTP goes to loopback registries only (see
+	// cleartextTransport).
 	Insecure bool
 	// CACertPaths are PEM files whose certificates are trusted in addition
 	// to the system pool.
@@ -318,11 +320,15 @@ func (o Options) transport() (http.RoundTripper, error) {
 	}
 	// Outside the retries: a manifest too large is not worth asking for
 	// again.
-	return limitTransport{inner: &retryTransport{
+	var rt http.RoundTripper = limitTransport{inner: &retryTransport{
 		inner:    inner,
 		attempts: o.retryCount(),
 		backoff:  o.retryBackoff(),
-	}}, nil
+	}}
+	if !o.Insecure {
+		rt = cleartextTransport{inner: rt}
+	}
+	return rt, nil
 }
 
 func (o Options) tlsConfig() (*tls.Config, error) {
