@@ -102,6 +102,21 @@ func (w *deltaWorld) bundleLayers(t *testing.T) []v1.Hash {
 	return out
 }
 
+// bundleLayersLeftOut stops the test unless the delta ex left out every
+// bundle's layer, which the test is about.
+func (w *deltaWorld) bundleLayersLeftOut(t *testing.T, ex *relocate.ExportResult) {
+	t.Helper()
+	left := map[v1.Hash]bool{}
+	for _, l := range ex.Delta.LeftOut {
+		left[l.Digest] = true
+	}
+	for _, l := range w.bundleLayers(t) {
+		if !left[l] {
+			t.Fatalf("bundle layer %s is carried: the test proves nothing", l)
+		}
+	}
+}
+
 // TestDeltaDryRunReadsLeftOutBundleLayersAtTheirMountSource: a delta since
 // an inventory leaves out the root's and the nested bundle's layers, which
 // only the mount source holds. A dry run mounts nothing, so it must read
@@ -112,15 +127,7 @@ func TestDeltaDryRunReadsLeftOutBundleLayersAtTheirMountSource(t *testing.T) {
 		t.Run(via.name, func(t *testing.T) {
 			w := newDeltaWorld(t, testregistry.NewDistribution)
 			delta, ex := w.delta(t, w.have)
-			left := map[v1.Hash]bool{}
-			for _, l := range ex.Delta.LeftOut {
-				left[l.Digest] = true
-			}
-			for _, l := range w.bundleLayers(t) {
-				if !left[l] {
-					t.Fatalf("bundle layer %s is carried: the test proves nothing", l)
-				}
-			}
+			w.bundleLayersLeftOut(t, ex)
 			ctx := context.Background()
 			opts := w.dst.options(t)
 			opts.DryRun = true

@@ -116,6 +116,9 @@ func RepoView(ctx context.Context, f RandomArchive, repo string, opts RepoViewOp
 	if err != nil {
 		return nil, err
 	}
+	if err := locksLeftOut(head); err != nil {
+		return nil, err
+	}
 	locs, err := dst.locations(ctx, head.bundles())
 	if err != nil {
 		return nil, err
@@ -160,6 +163,26 @@ func RepoView(ctx context.Context, f RandomArchive, repo string, opts RepoViewOp
 		return nil, err
 	}
 	return v.RegistryView, nil
+}
+
+// locksLeftOut refuses a delta that left out the layer of one of its
+// bundles (one unchanged since the base): the images.yml that layer holds,
+// which the locations image is built from, is only at the base's
+// destination, and reading it from the archive would fail as if the
+// archive were damaged.
+func locksLeftOut(head *importHead) error {
+	for _, b := range head.bundles() {
+		for _, l := range head.manifests[b.digest].layers {
+			lo, ok := head.leftOut[l]
+			if !ok {
+				continue
+			}
+			return fmt.Errorf("bundle %s: --repo builds the image-locations image from the bundle's images.yml, "+
+				"whose layer %s this delta left out (held at the destination of its base %s): "+
+				"serve the delta without --repo, or import it", b.name(), l, head.delta.Bases[lo.Base])
+		}
+	}
+	return nil
 }
 
 // MirrorView arranges the archive's head h as the repositories its images

@@ -5,12 +5,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"maps"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/testregistry"
 	"github.com/ferry-dev/ferry/relocate"
 )
 
@@ -158,4 +161,33 @@ func TestMirrorViewPutsEachImageBackInItsRepository(t *testing.T) {
 		t.Errorf("a mirror adds no blobs, got %d", len(v.Blobs))
 	}
 	checkViewContent(t, f, v)
+}
+
+// TestRepoViewRefusesADeltaThatLeftOutABundleLayer: a delta since an
+// archive of the same bundle leaves out every bundle's layer, so the
+// images.yml a RepoView builds the locations images from is not in it.
+// RepoView says so, naming the bundle and what to do instead, rather than
+// failing as if the archive were damaged ("blob … is not in the archive").
+func TestRepoViewRefusesADeltaThatLeftOutABundleLayer(t *testing.T) {
+	w := newDeltaWorld(t, testregistry.NewGGCR)
+	delta, ex := w.delta(t, w.full)
+	w.bundleLayersLeftOut(t, ex)
+	_, err := relocate.RepoView(t.Context(), openArchive(t, delta), "far/release", relocate.RepoViewOptions{})
+	if err == nil {
+		t.Fatal("RepoView of a delta without the bundles' layers succeeded")
+	}
+	root := impMust(w.src.root.Digest()).String()
+	for _, want := range []string{"bundle ", root, "images.yml", "delta left out", "full.tar.zst", "without --repo", "import it"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	// The base itself, which carries the layers, is served.
+	full, err := os.ReadFile(w.full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := relocate.RepoView(t.Context(), openArchive(t, full), "far/release", relocate.RepoViewOptions{}); err != nil {
+		t.Errorf("RepoView of the full archive: %v", err)
+	}
 }

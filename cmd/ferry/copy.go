@@ -160,7 +160,10 @@ func runCopy(c *cli.Context) error {
 	if _, err := planSource(c); err != nil {
 		return err
 	}
-	reg := registryOptions(c)
+	reg, err := registryOptions(c)
+	if err != nil {
+		return err
+	}
 	repo, err := parseRepo(to, reg)
 	if err != nil {
 		return err

@@ -61,7 +61,10 @@ func planSource(c *cli.Context) (relocate.Source, error) {
 	}
 	// A reference that cannot be parsed is refused as a mistyped flag is,
 	// before any registry is asked.
-	reg := registryOptions(c)
+	reg, err := registryOptions(c)
+	if err != nil {
+		return src, err
+	}
 	for _, f := range []struct{ flag, ref string }{{"-b", src.Bundle}, {"-i", src.Image}} {
 		if f.ref == "" {
 			continue
@@ -75,7 +78,10 @@ func planSource(c *cli.Context) (relocate.Source, error) {
 
 // resolveOptions reads the flags of c that say how to resolve a plan.
 func resolveOptions(c *cli.Context, out *printer) (relocate.Options, error) {
-	reg := registryOptions(c)
+	reg, err := registryOptions(c)
+	if err != nil {
+		return relocate.Options{}, err
+	}
 	remoteOpts, err := reg.RemoteOptions(c.Context)
 	if err != nil {
 		return relocate.Options{}, err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"slices"
@@ -93,9 +94,11 @@ func withRegistryFlags(verbose string, flags ...cli.Flag) []cli.Flag {
 	return append(append(flags, outputFlags(verbose)...), registryFlags()...)
 }
 
-// registryOptions reads the registry flags of c.
-func registryOptions(c *cli.Context) regopts.Options {
-	return regopts.Options{
+// registryOptions reads the registry flags of c. Flags that contradict each
+// other or name a CA file with no certificate in it are a usage error, said
+// before any registry is asked (regopts.Options.Check).
+func registryOptions(c *cli.Context) (regopts.Options, error) {
+	o := regopts.Options{
 		Username:              c.String("registry-username"),
 		CredentialHosts:       credentialHosts(c),
 		Password:              c.String("registry-password"),
@@ -107,6 +110,10 @@ func registryOptions(c *cli.Context) regopts.Options {
 		ResponseHeaderTimeout: c.Duration("registry-response-header-timeout"),
 		UserAgent:             "ferry/" + readVersion().short,
 	}
+	if err := o.Check(); err != nil {
+		return o, usageError{fmt.Errorf("%s: %w", strings.TrimPrefix(c.Command.HelpName, c.App.Name+" "), err)}
+	}
+	return o, nil
 }
 
 // credentialHosts lists the registries that get explicit credentials: those

@@ -1,9 +1,18 @@
 package main
 
 import (
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/urfave/cli/v2"
 )
 
@@ -32,5 +41,54 @@ func TestCredentialHostsNameEachRepositoryGiven(t *testing.T) {
 		if got == nil || !slices.Equal(got, tc.want) {
 			t.Errorf("%s %v: credential hosts %q, want %q", cmd.Name, tc.args, got, tc.want)
 		}
+	}
+}
+
+// Registry flags that contradict each other, or a CA file with no
+// certificate in it, are usage errors (exit 2, as the README's exit status
+// says of a bad flag value), found before any registry is asked: every
+// command that takes them is run against a registry that counts requests.
+func TestContradictoryRegistryFlagsAreUsageErrors(t *testing.T) {
+	var requests atomic.Int64
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "ca.pem")
+	archive := filepath.Join(dir, "a.tar.zst")
+	for _, f := range []string{notPEM, archive} {
+		if err := os.WriteFile(f, []byte("not a certificate nor an archive\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commands := map[string][]string{
+		"tag list":  {"tag", "list", "-i", host + "/r"},
+		"export":    {"export", "-b", host + "/b:1", "-o", filepath.Join(dir, "x.tar.zst")},
+		"copy":      {"copy", "-b", host + "/b:1", "--to-repo", host + "/x"},
+		"import":    {"import", "-f", archive, "--to-repo", host + "/x"},
+		"push":      {"push", "-b", host + "/b:1", "-f", dir},
+		"pull":      {"pull", "-b", host + "/b:1", "-o", filepath.Join(dir, "out")},
+		"inventory": {"inventory", "--repo", host + "/x", "-o", filepath.Join(dir, "have.json")},
+	}
+	for _, bad := range []struct {
+		flags []string
+		want  string
+	}{
+		{[]string{"--registry-username", "u"}, "without a password"},
+		{[]string{"--registry-password", "p"}, "without a username"},
+		{[]string{"--registry-username", "u", "--registry-password", "p", "--registry-token", "t"}, "not both"},
+		{[]string{"--registry-anon", "--registry-token", "t"}, "--registry-anon"},
+		{[]string{"--registry-ca-cert-path", notPEM}, notPEM},
+	} {
+		for cmd, args := range commands {
+			wantUsage(t, append(append(slices.Clone(args), "--registry-insecure"), bad.flags...), cmd+":", bad.want)
+		}
+	}
+	if n := requests.Load(); n != 0 {
+		t.Errorf("the registry was asked %d requests; bad registry flags must be refused before any", n)
 	}
 }

@@ -66,7 +66,10 @@ func runImport(c *cli.Context) error {
 	if file == "" || to == "" {
 		return usagef("import: give the archive with -f FILE (or -f -) and the destination with --to-repo REPO")
 	}
-	reg := registryOptions(c)
+	reg, err := registryOptions(c)
+	if err != nil {
+		return err
+	}
 	repo, err := parseRepo(to, reg)
 	if err != nil {
 		return err

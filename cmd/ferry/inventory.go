@@ -61,7 +61,10 @@ func runInventory(c *cli.Context) error {
 	if dest == "-" && c.Bool("json") {
 		return usagef("inventory: -o - writes the inventory on stdout, where --json would write its result too: give one of them")
 	}
-	reg := registryOptions(c)
+	reg, err := registryOptions(c)
+	if err != nil {
+		return err
+	}
 	var repos []name.Repository
 	for _, s := range c.StringSlice("repo") {
 		repo, err := parseRepo(s, reg)

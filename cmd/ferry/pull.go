@@ -51,7 +51,10 @@ func runPull(c *cli.Context) error {
 	if c.Bool("recursive") && !isBundle {
 		return usagef("pull: -r is for bundles (-b)")
 	}
-	reg := registryOptions(c)
+	reg, err := registryOptions(c)
+	if err != nil {
+		return err
+	}
 	ref, err := name.ParseReference(src, reg.NameOptions()...)
 	if err != nil {
 		return usagef("pull: %q is not a valid reference: %v", src, err)

@@ -81,7 +81,10 @@ func runPush(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	reg := registryOptions(c)
+	reg, err := registryOptions(c)
+	if err != nil {
+		return err
+	}
 	ref, err := name.NewTag(target, reg.NameOptions()...)
 	if err != nil {
 		return usagef("push: %q is not a tag reference (REPO:TAG): %v", target, err)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
 
 	"github.com/urfave/cli/v2"
 
@@ -106,6 +108,9 @@ func runServe(c *cli.Context) error {
 	if (c.String("tls-cert") == "") != (c.String("tls-key") == "") {
 		return usagef("serve: give --tls-cert and --tls-key together")
 	}
+	if err := checkAddr(c.String("addr")); err != nil {
+		return err
+	}
 	var users *serve.Htpasswd
 	if p := c.String("htpasswd"); p != "" {
 		if users, err = serve.LoadHtpasswd(p); err != nil {
@@ -199,4 +204,19 @@ func printServing(w io.Writer, path string, srv *serve.Server, reg *serve.Regist
 		fmt.Fprintf(w, "The root is %s/%s\n", srv.Host(), quoteUnsafe(view.Root))
 	}
 	fmt.Fprintln(w, "Ctrl-C stops it.")
+}
+
+// checkAddr refuses an --addr that is not HOST:PORT with a port number
+// (0 to 65535) as a usage error, as the exposure policy's refusal is: it is
+// how ferry was called, and net.Listen would say it only as a failure to
+// listen.
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return usagef("serve: --addr %q: give HOST:PORT (127.0.0.1:5000): %v", addr, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return usagef("serve: --addr %q: the port %q is not a number from 0 to 65535", addr, port)
+	}
+	return nil
 }

@@ -50,3 +50,22 @@ func TestServeChecksTheAddressBeforeOpeningTheArchive(t *testing.T) {
 		t.Errorf("%v: exit %d, want 2 refusing the address before reading the file\nstderr: %s", args, code, errOut.String())
 	}
 }
+
+// TestServeRefusesAMalformedAddress: an --addr that is not HOST:PORT with
+// a port number is a usage error (exit 2) naming it, as the exposure
+// policy's refusal of the same flag is, said before the archive (here not
+// one at all) is read.
+func TestServeRefusesAMalformedAddress(t *testing.T) {
+	notArchive := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(notArchive, []byte("not an archive\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, addr := range []string{"nonsense", "127.0.0.1:99999", "127.0.0.1:-1", "127.0.0.1:http", "127.0.0.1:", "[::1"} {
+		args := []string{"ferry", "serve", "--addr", addr, notArchive}
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), args, strings.NewReader(""), &out, &errOut)
+		if code != 2 || !strings.Contains(errOut.String(), "--addr") || !strings.Contains(errOut.String(), addr) || strings.Contains(errOut.String(), "notes.txt") {
+			t.Errorf("%v: exit %d, want 2 naming --addr %s before reading the file\nstderr: %s", args, code, addr, errOut.String())
+		}
+	}
+}

@@ -45,7 +45,10 @@ func runTagList(c *cli.Context) error {
 	if src == "" {
 		return usagef("tag list: give the repository with -i REPO")
 	}
-	reg := registryOptions(c)
+	reg, err := registryOptions(c)
+	if err != nil {
+		return err
+	}
 	repo, err := name.NewRepository(src, reg.NameOptions()...)
 	if err != nil {
 		return usagef("tag list: %q is not a repository: %v", src, err)

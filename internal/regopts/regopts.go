@@ -116,6 +116,18 @@ func (o Options) Validate() error {
 	return nil
 }
 
+// Check is Validate and, besides, reads the CA certificate files, so that
+// a setting that cannot work is reported before any registry is asked: a
+// CACertPaths file that holds no PEM certificate fails here as it would on
+// the first request.
+func (o Options) Check() error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	_, err := o.tlsConfig()
+	return err
+}
+
 // NameOptions are the options to parse references with: weak validation,
 // as imgpkg and docker accept, and name.Insecure when plain HTTP is allowed
 // so that go-containerregistry falls back to it for any host.
