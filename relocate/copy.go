@@ -174,6 +174,7 @@ func (c *copier) move(ctx context.Context, dst *destination, _ *ImportResult) er
 		todo = append(todo, b)
 		descs = append(descs, d)
 	}
+	defer dst.headAhead(ctx, descs)()
 	return parallel.ForEach(ctx, dst.conc, len(todo), func(ctx context.Context, i int) error {
 		if there, err := dst.alreadyThere(ctx, descs[i]); there || err != nil {
 			return err

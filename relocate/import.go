@@ -152,8 +152,8 @@ type ImportResult struct {
 //
 //   - From the head (index.json and the manifests) it knows every blob. It
 //     asks repo which manifests it has (a manifest present implies its
-//     blobs), then about each of the other blobs just before it would send
-//     it, and uploads only the missing ones, each verified against its
+//     blobs), then about each of the other blobs, ahead of the uploads
+//     and in their order, and uploads only the missing ones, each verified against its
 //     digest as it is read (a mismatch aborts the import, naming the
 //     digest and archive entry).
 //   - When r is a file with a seek table (archive.OpenFile), each missing
@@ -244,6 +244,7 @@ func (im *importer) stream(ctx context.Context, dst *destination) error {
 	}
 	up := newImportUploads(ctx, dst, slots, budget, im.opts.SpoolDir)
 	defer up.close()
+	defer dst.headAhead(up.ctx, dst.head.archiveOrder())()
 
 	seen := map[v1.Hash]bool{}
 	for {
@@ -286,4 +287,23 @@ func (im *importer) stream(ctx context.Context, dst *destination) error {
 		}
 	}
 	return nil
+}
+
+// archiveOrder lists the blobs as a ferry archive holds them: the configs,
+// then the layers, each sorted by digest (an order for HEADs sent ahead:
+// other archives may differ).
+func (h *importHead) archiveOrder() []v1.Descriptor {
+	configs := map[v1.Hash]bool{}
+	for _, m := range h.manifests {
+		configs[m.config.Digest] = true
+	}
+	var first, then []v1.Descriptor
+	for _, b := range h.blobs {
+		if configs[b.Digest] {
+			first = append(first, b)
+		} else {
+			then = append(then, b)
+		}
+	}
+	return append(first, then...)
 }

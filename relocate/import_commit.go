@@ -92,9 +92,9 @@ type destination struct {
 
 	blobPresent map[v1.Hash]bool
 	// checkInMove says that the mover asks repo about each blob the probe
-	// left unchecked just before it would send it (alreadyThere), so that
-	// uploads start without waiting for every blob's HEAD. Not in a dry
-	// run, which moves nothing.
+	// left unchecked as it moves the blobs (headAhead, alreadyThere), so
+	// that uploads start without waiting for every blob's HEAD. Not in a
+	// dry run, which moves nothing.
 	checkInMove bool
 	// unchecked are the blobs the probe left to the mover; found, those
 	// of them repo turned out to have (under foundMu: the mover runs
@@ -105,6 +105,9 @@ type destination struct {
 	// mounted are the blobs a copy mounted from their source repository
 	// instead of sending them (under foundMu).
 	mounted map[v1.Hash]bool
+	// ahead are the answers of the HEADs headAhead sends ahead of the
+	// mover (under foundMu).
+	ahead map[v1.Hash]*headAnswer
 	// elsewhere are the left-out blobs a dry run found at their mount
 	// source and did not mount: a bundle's layer among them is read there.
 	elsewhere       map[v1.Hash]name.Repository
@@ -377,7 +380,10 @@ func (dst *destination) alreadyThere(ctx context.Context, b v1.Descriptor) (bool
 	if !dst.unchecked[b.Digest] {
 		return false, nil
 	}
-	ok, err := dst.reg.BlobExists(ctx, b.Digest)
+	ok, asked, err := dst.aheadAnswer(ctx, b.Digest)
+	if !asked {
+		ok, err = dst.reg.BlobExists(ctx, b.Digest)
+	}
 	if err != nil || !ok {
 		return false, err
 	}

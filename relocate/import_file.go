@@ -43,6 +43,7 @@ func importFile(ctx context.Context, f RandomArchive, repo name.Repository, opts
 				todo = append(todo, b)
 			}
 		}
+		defer dst.headAhead(ctx, todo)()
 		return parallel.ForEach(ctx, dst.conc, len(todo), func(ctx context.Context, i int) error {
 			b := todo[i]
 			if there, err := dst.alreadyThere(ctx, b); there || err != nil {
