@@ -65,6 +65,9 @@ func Push(ctx context.Context, tag name.Tag, dirs []string, opts Options) (*Resu
 	if err != nil {
 		return nil, err
 	}
+	if err := checkTag(tag, digest); err != nil {
+		return nil, err
+	}
 	ropts := append([]remote.Option{remote.WithContext(ctx)}, opts.Remote...)
 	internal := tag.Context().Tag(tags.Imgpkg(digest))
 	if err := write(internal, img, ropts, rep); err != nil {
@@ -130,4 +133,18 @@ func write(ref name.Tag, img v1.Image, ropts []remote.Option, rep progress.Repor
 	}
 	<-done
 	return nil
+}
+
+// checkTag refuses a tag of the shape of one that names a manifest by its
+// digest (sha256-<hex>.imgpkg, a locations tag, cosign's) for the image of
+// digest d, unless it is d's own .imgpkg tag: such a tag belongs to the
+// manifest its digest names. Pushed over, another image's .imgpkg tag
+// would leave it unprotected, and its locations or cosign tag would name
+// this image instead. Import refuses such an original tag too.
+func checkTag(tag name.Tag, d v1.Hash) error {
+	t := tag.TagStr()
+	if !tags.NamesADigest(t) || t == tags.Imgpkg(d) || t == tags.RepoBased(tag.RepositoryStr(), d) {
+		return nil
+	}
+	return fmt.Errorf("push %s: the tag %q has the shape of a bookkeeping tag (sha256-<hex>.imgpkg, a locations tag, cosign's), which belongs to the manifest its digest names, not to this one (%s); choose another tag", tag, t, d)
 }

@@ -218,3 +218,55 @@ func TestPushReportsItsUploadAndWhatItWrote(t *testing.T) {
 		t.Errorf("logs:\n%s\nwant:\n%s", strings.Join(rec.logs, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// A tag of the shape of another manifest's bookkeeping tag (its .imgpkg
+// tag, a bundle's locations tag, a cosign tag) is refused before anything
+// is written: pushed over, it would leave that manifest unprotected or
+// name this image as its locations or signature. The bundle's own .imgpkg
+// tag, and an ordinary tag ending in .imgpkg, are pushed.
+func TestPushRefusesAnotherManifestsBookkeepingTag(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	otherHex := strings.Repeat("ab", 32)
+	for _, bad := range []string{
+		"sha256-" + otherHex + ".imgpkg",
+		"sha256-" + otherHex + ".image-locations.imgpkg",
+		"sha256-" + otherHex + ".sig",
+	} {
+		tag, err := name.NewTag(reg.Repo("team/basic") + ":" + bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = push.Push(context.Background(), tag, []string{copyGolden(t)}, push.Options{
+			Build:  bundle.BuildOptions{Bundle: true},
+			Remote: reg.RemoteOptions(t),
+		})
+		if err == nil || !strings.Contains(err.Error(), "bookkeeping tag") || !strings.Contains(err.Error(), bad) {
+			t.Errorf("push to %s: %v; want a refusal naming the tag", bad, err)
+		}
+		// --to-tar: the archive would carry it as its original tag,
+		// which import refuses; refused before any download.
+		out := filepath.Join(t.TempDir(), "release.tar.zst")
+		_, err = push.ToArchive(context.Background(), tag.String(), []string{copyGolden(t)}, push.ArchiveOptions{
+			Build: bundle.BuildOptions{Bundle: true},
+			Path:  out,
+		})
+		if err == nil || !strings.Contains(err.Error(), "bookkeeping tag") {
+			t.Errorf("push --to-tar to %s: %v; want a refusal naming the tag", bad, err)
+		}
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Errorf("push --to-tar to %s left %s (%v)", bad, out, err)
+		}
+	}
+	if puts := manifestPuts(reg.Requests()); len(puts) != 0 {
+		t.Errorf("refused pushes wrote manifests: %v", puts)
+	}
+	for _, good := range []string{goldenTag, "v1.imgpkg"} {
+		tag, _ := name.NewTag(reg.Repo("team/basic") + ":" + good)
+		if _, err := push.Push(context.Background(), tag, []string{copyGolden(t)}, push.Options{
+			Build:  bundle.BuildOptions{Bundle: true},
+			Remote: reg.RemoteOptions(t),
+		}); err != nil {
+			t.Errorf("push to %s: %v", good, err)
+		}
+	}
+}
