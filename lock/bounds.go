@@ -211,6 +211,13 @@ func unknownFields(n *yaml.Node, t reflect.Type, seen map[fieldVisit]bool, out *
 	case reflect.Slice, reflect.Array:
 		if n.Kind == yaml.SequenceNode {
 			for _, c := range n.Content {
+				// yaml.v3 drops a null item of a list of structs: an
+				// image "-" or "- ~" would vanish from a lock where
+				// imgpkg refuses it.
+				if rc := resolve(c); rc.Kind == yaml.ScalarNode && rc.ShortTag() == "!!null" && elemKind(t) == reflect.Struct {
+					*out = append(*out, fmt.Sprintf("line %d: an empty (null) item in a list; every item needs its fields", rc.Line))
+					continue
+				}
 				unknownFields(c, t.Elem(), seen, out)
 			}
 		}
@@ -292,4 +299,14 @@ func readLimited(path string) ([]byte, error) {
 		return nil, parseErrorf(path, 0, "more than the %d bytes a lock document may have", MaxDocumentSize)
 	}
 	return b, nil
+}
+
+// elemKind is the kind of the elements of slice or array type t, past
+// pointers.
+func elemKind(t reflect.Type) reflect.Kind {
+	e := t.Elem()
+	for e.Kind() == reflect.Pointer {
+		e = e.Elem()
+	}
+	return e.Kind()
 }

@@ -131,6 +131,7 @@ func TestParseImageLocationsErrors(t *testing.T) {
 		{"isBundle not a bool", hdr + "kind: ImageLocations\nimages:\n- image: " + img + "\n  isBundle: maybe\n", 5, "cannot unmarshal !!str `maybe` into bool"},
 		{"image is a tag", hdr + "kind: ImageLocations\nimages:\n- image: app:v1\n  isBundle: true\n", 4, "images[0].image: image reference \"app:v1\" is a tag"},
 		{"image empty", hdr + "kind: ImageLocations\nimages:\n- isBundle: true\n", 4, "images[0].image is empty"},
+		{"null item", hdr + "kind: ImageLocations\nimages:\n- null\n", 4, "empty (null) item"},
 		{"unknown field", hdr + "kind: ImageLocations\nimages:\n- image: " + img + "\n  annotations: {}\n", 5, `unknown field "annotations"`},
 		{"is a BundleLock", hdr + "kind: BundleLock\n", 2, "is a BundleLock, expected ImageLocations"},
 	} {

@@ -86,6 +86,8 @@ func TestParseImagesLockErrors(t *testing.T) {
 		{"images is a mapping", hdr + "kind: ImagesLock\nimages:\n  image: x\n", 4, "cannot unmarshal !!map"},
 		{"annotations is a list", hdr + "kind: ImagesLock\nimages:\n- image: nginx@sha256:" + hexA + "\n  annotations: [a]\n", 5, "cannot unmarshal !!seq"},
 		{"image missing", hdr + "kind: ImagesLock\nimages:\n- annotations: {a: b}\n", 4, "images[0].image is empty"},
+		{"null item", hdr + "kind: ImagesLock\nimages:\n- image: nginx@sha256:" + hexA + "\n-\n", 5, "empty (null) item"},
+		{"tilde item", hdr + "kind: ImagesLock\nimages:\n- ~\n", 4, "empty (null) item"},
 		{"image empty", hdr + "kind: ImagesLock\nimages:\n- image: \"\"\n", 4, "images[0].image is empty"},
 		{"image is a tag", hdr + "kind: ImagesLock\nimages:\n- image: nginx@sha256:" + hexA + "\n- image: nginx:1.25\n", 5, `images[1].image: image reference "nginx:1.25" is a tag`},
 		{"image has no tag nor digest", hdr + "kind: ImagesLock\nimages:\n- image: registry.example.com/app\n", 4, "is a tag, not a digest"},
