@@ -215,18 +215,45 @@ func TestPullRefusesAnImagesYMLOverTheCap(t *testing.T) {
 	opts := reg.RemoteOptions(t)
 	head := "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\n# "
 	yml := head + strings.Repeat("x", lock.MaxDocumentSize-len(head)) + "\n"
+	ref := pushBundleTar(t, reg.Repo("team/big")+":v1", []tarEntry{
+		{hdr: tar.Header{Name: ".imgpkg/", Typeflag: tar.TypeDir, Mode: 0o700}},
+		{hdr: tar.Header{Name: ".imgpkg/images.yml", Typeflag: tar.TypeReg, Mode: 0o600}, body: yml},
+	}, opts)
+	out := filepath.Join(t.TempDir(), "out")
+	_, err := Pull(context.Background(), ref, out, Options{Bundle: true, Remote: opts})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(out, ".imgpkg", "images.yml")) || !strings.Contains(err.Error(), fmt.Sprintf("more than the %d bytes", lock.MaxDocumentSize)) {
+		t.Fatalf("err = %v, want one naming images.yml and the cap", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("the failed pull left %s behind (%v)", out, err)
+	}
+}
+
+// tarEntry is one entry of a hand-made layer: its header and, for a regular
+// file, its content (the header's size is set from it).
+type tarEntry struct {
+	hdr  tar.Header
+	body string
+}
+
+// pushBundleTar pushes to ref a bundle whose one layer holds entries exactly
+// as given, in order: what pushBundleFiles cannot make (links, oversized or
+// refused entries, a chosen order).
+func pushBundleTar(t *testing.T, ref string, entries []tarEntry, opts []remote.Option) name.Reference {
+	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	for _, h := range []*tar.Header{
-		{Name: ".imgpkg/", Typeflag: tar.TypeDir, Mode: 0o700},
-		{Name: ".imgpkg/images.yml", Typeflag: tar.TypeReg, Mode: 0o600, Size: int64(len(yml))},
-	} {
-		if err := tw.WriteHeader(h); err != nil {
+	for _, e := range entries {
+		h := e.hdr
+		if h.Typeflag == tar.TypeReg {
+			h.Size = int64(len(e.body))
+		}
+		if err := tw.WriteHeader(&h); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if _, err := tw.Write([]byte(yml)); err != nil {
-		t.Fatal(err)
+		if _, err := tw.Write([]byte(e.body)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
@@ -248,21 +275,14 @@ func TestPullRefusesAnImagesYMLOverTheCap(t *testing.T) {
 	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		t.Fatal(err)
 	}
-	ref, err := name.ParseReference(reg.Repo("team/big") + ":v1")
+	r, err := name.ParseReference(ref)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(ref, img, opts...); err != nil {
+	if err := remote.Write(r, img, opts...); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "out")
-	_, err = Pull(context.Background(), ref, out, Options{Bundle: true, Remote: opts})
-	if err == nil || !strings.Contains(err.Error(), filepath.Join(out, ".imgpkg", "images.yml")) || !strings.Contains(err.Error(), fmt.Sprintf("more than the %d bytes", lock.MaxDocumentSize)) {
-		t.Fatalf("err = %v, want one naming images.yml and the cap", err)
-	}
-	if _, err := os.Stat(out); !os.IsNotExist(err) {
-		t.Errorf("the failed pull left %s behind (%v)", out, err)
-	}
+	return r
 }
 
 // seedApp pushes a small image, the same in every repository, to repo:v1
@@ -436,4 +456,63 @@ func TestPullRewriteKeepsTheExtractedModeOfImagesYML(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A pull that fails after extraction began takes back everything it wrote
+// and every directory it created, and nothing of the user's. ferry used to
+// refuse to clean up "." (as if asked to replace it, which --overwrite
+// refuses) and leave the extracted files in the current directory, and to
+// remove only the last component of a/b/c.
+func TestFailedPullLeavesNothingBehind(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	opts := reg.RemoteOptions(t)
+	ref := pushBundleTar(t, reg.Repo("team/bad")+":v1", []tarEntry{
+		{hdr: tar.Header{Name: "good.txt", Typeflag: tar.TypeReg, Mode: 0o644}, body: "good\n"},
+		{hdr: tar.Header{Name: ".imgpkg/images.yml", Typeflag: tar.TypeReg, Mode: 0o644}, body: "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages: []\n"},
+		{hdr: tar.Header{Name: "escape", Typeflag: tar.TypeSymlink, Linkname: "../../../etc/passwd"}},
+	}, opts)
+	pull := func(t *testing.T, dir string, o Options) {
+		t.Helper()
+		o.Bundle, o.Remote = true, opts
+		_, err := Pull(context.Background(), ref, dir, o)
+		if err == nil || !strings.Contains(err.Error(), `"escape"`) {
+			t.Fatalf("want an error naming the refused entry, got %v", err)
+		}
+		if strings.Contains(err.Error(), "cleaning up") {
+			t.Errorf("the cleanup failed: %v", err)
+		}
+	}
+	empty := func(t *testing.T, dir string) {
+		t.Helper()
+		if left, err := os.ReadDir(dir); err != nil || len(left) != 0 {
+			t.Errorf("%s holds %v after the failed pull (%v)", dir, left, err)
+		}
+	}
+
+	t.Run("-o . in an empty directory", func(t *testing.T) {
+		t.Chdir(t.TempDir())
+		pull(t, ".", Options{})
+		empty(t, ".")
+	})
+	t.Run("-o a/b/c where a does not exist", func(t *testing.T) {
+		t.Chdir(t.TempDir())
+		pull(t, filepath.Join("a", "b", "c"), Options{})
+		empty(t, ".")
+	})
+	t.Run("-o an existing empty directory", func(t *testing.T) {
+		dir := t.TempDir()
+		pull(t, dir, Options{})
+		empty(t, dir) // and still there: it is the user's
+	})
+	t.Run("--overwrite", func(t *testing.T) {
+		// The user's files were given up once the layer was verified (see
+		// TestOverwriteKeepsFilesWhenThePullFails for before); no part of
+		// the refused bundle stays in their place.
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "mine.txt"), []byte("old"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		pull(t, dir, Options{Overwrite: true})
+		empty(t, dir)
+	})
 }

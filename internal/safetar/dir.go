@@ -83,6 +83,16 @@ func PrepareDir(dir string, replace bool) error {
 	if err := refuseDangerous(dir); err != nil {
 		return err
 	}
+	return RemoveContents(dir)
+}
+
+// RemoveContents empties dir, as PrepareDir does when replacing, but without
+// its refusal of the filesystem root or of a directory holding the current
+// one. It is for a caller that found dir empty (or created it) and filled it
+// itself, so that everything in it is the caller's own: a failed pull into
+// "." must take back what it wrote there, where replacing "." is a typing
+// mistake to refuse.
+func RemoveContents(dir string) error {
 	if err := removeContents(dir); err != nil {
 		return fmt.Errorf("output directory %s: remove contents: %w", dir, err)
 	}
@@ -131,19 +141,24 @@ func removeContents(dir string) error {
 		return err
 	}
 	for _, name := range names {
-		err := root.RemoveAll(name)
-		if errors.Is(err, fs.ErrPermission) {
-			// A tree extracted with preserved read-only directory modes
-			// cannot be emptied until its directories are writable again.
-			if err = ownerWritable(root, name); err == nil {
-				err = root.RemoveAll(name)
-			}
-		}
-		if err != nil {
+		if err := removeAll(root, name); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	return nil
+}
+
+// removeAll removes name below root and everything under it.
+func removeAll(root *os.Root, name string) error {
+	err := root.RemoveAll(name)
+	if errors.Is(err, fs.ErrPermission) {
+		// A tree extracted with preserved read-only directory modes
+		// cannot be emptied until its directories are writable again.
+		if err = ownerWritable(root, name); err == nil {
+			err = root.RemoveAll(name)
+		}
+	}
+	return err
 }
 
 // ownerWritable gives the owner rwx on every real directory under name,
