@@ -249,9 +249,18 @@ func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantB
 		if !nested {
 			continue
 		}
-		sub := filepath.Join(p.root, ".imgpkg", "bundles", h.Algorithm+"-"+h.Hex)
-		if err := os.MkdirAll(sub, 0o755); err != nil {
-			return nil, err
+		// The root bundle's own files may already hold this directory.
+		// imgpkg's pull removes it before extracting (DirImage.AsDirectory),
+		// so the directory named after the digest holds that bundle's files
+		// and nothing else; ferry does the same, below the output directory.
+		rel := filepath.Join(".imgpkg", "bundles", h.Algorithm+"-"+h.Hex)
+		sub := filepath.Join(p.root, rel)
+		replaced, err := safetar.ResetDir(p.root, rel)
+		if err != nil {
+			return nil, fmt.Errorf("nested bundle %s: %w", img.Image, err)
+		}
+		if replaced {
+			p.opts.Reporter.Logf("removed what the root bundle's own files held at %s: nested bundle %s goes there", sub, d)
 		}
 		nr, err := p.pull(ctx, d, sub, true)
 		if err != nil {

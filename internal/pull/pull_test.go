@@ -458,6 +458,80 @@ func TestPullRewriteKeepsTheExtractedModeOfImagesYML(t *testing.T) {
 	}
 }
 
+// tree lists the files under dir (slash-separated, relative) with their
+// contents; directories appear only through their files.
+func tree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	got := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		got[filepath.ToSlash(rel)] = string(b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// With -r, .imgpkg/bundles/sha256-<X>/ is named after nested bundle X's
+// digest, so it must hold X's files and nothing else, whatever the root
+// bundle's own layer put there: imgpkg's pull removes that directory before
+// extracting X into it. ferry used to extract X on top, keeping a planted
+// injected.yml beside X's files, failing with a duplicate-entry error that
+// blamed X when a name collided, and failing on a file in the directory's
+// place.
+func TestPullRecursiveNestedDirectoryHoldsOnlyTheNestedBundle(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	opts := reg.RemoteOptions(t)
+	repo := reg.Repo("team/app")
+	emptyLock := "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages: []\n"
+	x := pushBundleFiles(t, repo+":x", map[string]string{".imgpkg/images.yml": emptyLock, "x.yml": "from x\n"}, nil, opts)
+	desc, err := remote.Head(x, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xd := desc.Digest
+	rootLock := "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages:\n- image: " + repo + "@" + xd.String() + "\n"
+	xdir := ".imgpkg/bundles/sha256-" + xd.Hex
+
+	for _, tc := range []struct{ name, planted string }{
+		{"beside X's files", xdir + "/injected.yml"},
+		{"over a file of X", xdir + "/x.yml"},
+		{"a file in the directory's place", xdir},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := pushBundleFiles(t, repo+":root", map[string]string{
+				".imgpkg/images.yml": rootLock,
+				"root.yml":           "from root\n",
+				tc.planted:           "foreign\n",
+			}, nil, opts)
+			out := filepath.Join(t.TempDir(), "out")
+			res, err := Pull(context.Background(), root, out, Options{Bundle: true, Recursive: true, Remote: opts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Nested) != 1 || res.Nested[0].Digest != xd.String() {
+				t.Fatalf("nested bundles %+v, want %s only", res.Nested, xd)
+			}
+			got := tree(t, filepath.Join(out, filepath.FromSlash(xdir)))
+			if len(got) != 2 || got["x.yml"] != "from x\n" || got[".imgpkg/images.yml"] == "" {
+				t.Errorf("%s holds %q, want X's x.yml and .imgpkg/images.yml only", xdir, got)
+			}
+			if b, err := os.ReadFile(filepath.Join(out, "root.yml")); err != nil || string(b) != "from root\n" {
+				t.Errorf("root.yml: %q, %v", b, err)
+			}
+		})
+	}
+}
+
 // A pull that fails after extraction began takes back everything it wrote
 // and every directory it created, and nothing of the user's. ferry used to
 // refuse to clean up "." (as if asked to replace it, which --overwrite

@@ -99,6 +99,32 @@ func RemoveContents(dir string) error {
 	return nil
 }
 
+// ResetDir makes rel, a path below dir, an empty directory: whatever is there
+// (a file or a whole tree) is removed, then rel and its missing parents are
+// created (0755 before the umask). Both steps work below an [os.Root] at dir,
+// so nothing outside dir is touched. It reports whether something was there.
+func ResetDir(dir, rel string) (replaced bool, err error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return false, err
+	}
+	defer root.Close()
+	_, err = root.Lstat(rel)
+	switch {
+	case err == nil:
+		replaced = true
+		if err := removeAll(root, rel); err != nil {
+			return true, fmt.Errorf("%s: %w", filepath.Join(dir, rel), err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return false, fmt.Errorf("%s: %w", filepath.Join(dir, rel), err)
+	}
+	if err := root.MkdirAll(rel, 0o755); err != nil {
+		return replaced, fmt.Errorf("%s: %w", filepath.Join(dir, rel), err)
+	}
+	return replaced, nil
+}
+
 func refuseDangerous(dir string) error {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
