@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -74,17 +75,17 @@ type Result struct {
 func Pull(ctx context.Context, ref name.Reference, dir string, opts Options) (*Result, error) {
 	opts.Reporter = progress.OrNop(opts.Reporter)
 	opts.Remote = append([]remote.Option{remote.WithContext(ctx)}, opts.Remote...)
-	_, statErr := os.Lstat(dir)
-	created := errors.Is(statErr, os.ErrNotExist)
 	empty, err := safetar.CheckEmptyDir(dir)
 	if err != nil {
 		return nil, err
 	}
 	p := &puller{opts: opts, root: dir, seen: map[v1.Hash]bool{}}
+	var made []string
 	if empty || !opts.Overwrite {
+		made = missingDirs(dir)
 		// Creates a missing dir; refuses a non-empty one without Overwrite.
 		if err := safetar.PrepareDir(dir, false); err != nil {
-			return nil, err
+			return nil, errors.Join(err, removeDirs(made))
 		}
 	} else {
 		// The user's files go only once the new layer is downloaded and
@@ -93,20 +94,50 @@ func Pull(ctx context.Context, ref name.Reference, dir string, opts Options) (*R
 	}
 	res, err := p.pull(ctx, ref, dir, opts.Bundle)
 	if err != nil {
-		// Once extraction began, the directory held nothing of the user's
-		// (it was empty, or Overwrite gave it up), so emptying it again
-		// leaves no half-pulled bundle behind. Before that, it is untouched.
+		// Before extraction began, the directory is untouched.
 		if p.clear != nil {
 			return nil, fmt.Errorf("pull %s: %w", ref, err)
 		}
-		if cerr := safetar.PrepareDir(dir, true); cerr != nil {
+		// Once it began, the directory held nothing of the user's (it was
+		// empty, or Overwrite gave it up after PrepareDir's checks), so
+		// everything in it is this pull's: emptying it needs no check, not
+		// even for ".", and leaves no half-pulled bundle behind.
+		cerr := safetar.RemoveContents(dir)
+		if cerr == nil {
+			cerr = removeDirs(made)
+		}
+		if cerr != nil {
 			err = errors.Join(err, fmt.Errorf("cleaning up %s: %w", dir, cerr))
-		} else if created {
-			os.Remove(dir) // it did not exist before this pull
 		}
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
 	return res, nil
+}
+
+// missingDirs lists dir and those of its parents that do not exist, deepest
+// first: the directories that PrepareDir is about to create, and a failed
+// pull removes.
+func missingDirs(dir string) []string {
+	var out []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); !errors.Is(err, fs.ErrNotExist) {
+			return out
+		}
+		out = append(out, d)
+		if filepath.Dir(d) == d {
+			return out
+		}
+	}
+}
+
+// removeDirs removes the empty directories dirs, in order.
+func removeDirs(dirs []string) error {
+	for _, d := range dirs {
+		if err := os.Remove(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 type puller struct {
@@ -218,9 +249,18 @@ func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantB
 		if !nested {
 			continue
 		}
-		sub := filepath.Join(p.root, ".imgpkg", "bundles", h.Algorithm+"-"+h.Hex)
-		if err := os.MkdirAll(sub, 0o755); err != nil {
-			return nil, err
+		// The root bundle's own files may already hold this directory.
+		// imgpkg's pull removes it before extracting (DirImage.AsDirectory),
+		// so the directory named after the digest holds that bundle's files
+		// and nothing else; ferry does the same, below the output directory.
+		rel := filepath.Join(".imgpkg", "bundles", h.Algorithm+"-"+h.Hex)
+		sub := filepath.Join(p.root, rel)
+		replaced, err := safetar.ResetDir(p.root, rel)
+		if err != nil {
+			return nil, fmt.Errorf("nested bundle %s: %w", img.Image, err)
+		}
+		if replaced {
+			p.opts.Reporter.Logf("removed what the root bundle's own files held at %s: nested bundle %s goes there", sub, d)
 		}
 		nr, err := p.pull(ctx, d, sub, true)
 		if err != nil {

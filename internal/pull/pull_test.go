@@ -215,18 +215,45 @@ func TestPullRefusesAnImagesYMLOverTheCap(t *testing.T) {
 	opts := reg.RemoteOptions(t)
 	head := "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\n# "
 	yml := head + strings.Repeat("x", lock.MaxDocumentSize-len(head)) + "\n"
+	ref := pushBundleTar(t, reg.Repo("team/big")+":v1", []tarEntry{
+		{hdr: tar.Header{Name: ".imgpkg/", Typeflag: tar.TypeDir, Mode: 0o700}},
+		{hdr: tar.Header{Name: ".imgpkg/images.yml", Typeflag: tar.TypeReg, Mode: 0o600}, body: yml},
+	}, opts)
+	out := filepath.Join(t.TempDir(), "out")
+	_, err := Pull(context.Background(), ref, out, Options{Bundle: true, Remote: opts})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(out, ".imgpkg", "images.yml")) || !strings.Contains(err.Error(), fmt.Sprintf("more than the %d bytes", lock.MaxDocumentSize)) {
+		t.Fatalf("err = %v, want one naming images.yml and the cap", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("the failed pull left %s behind (%v)", out, err)
+	}
+}
+
+// tarEntry is one entry of a hand-made layer: its header and, for a regular
+// file, its content (the header's size is set from it).
+type tarEntry struct {
+	hdr  tar.Header
+	body string
+}
+
+// pushBundleTar pushes to ref a bundle whose one layer holds entries exactly
+// as given, in order: what pushBundleFiles cannot make (links, oversized or
+// refused entries, a chosen order).
+func pushBundleTar(t *testing.T, ref string, entries []tarEntry, opts []remote.Option) name.Reference {
+	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	for _, h := range []*tar.Header{
-		{Name: ".imgpkg/", Typeflag: tar.TypeDir, Mode: 0o700},
-		{Name: ".imgpkg/images.yml", Typeflag: tar.TypeReg, Mode: 0o600, Size: int64(len(yml))},
-	} {
-		if err := tw.WriteHeader(h); err != nil {
+	for _, e := range entries {
+		h := e.hdr
+		if h.Typeflag == tar.TypeReg {
+			h.Size = int64(len(e.body))
+		}
+		if err := tw.WriteHeader(&h); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if _, err := tw.Write([]byte(yml)); err != nil {
-		t.Fatal(err)
+		if _, err := tw.Write([]byte(e.body)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
@@ -248,21 +275,14 @@ func TestPullRefusesAnImagesYMLOverTheCap(t *testing.T) {
 	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		t.Fatal(err)
 	}
-	ref, err := name.ParseReference(reg.Repo("team/big") + ":v1")
+	r, err := name.ParseReference(ref)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(ref, img, opts...); err != nil {
+	if err := remote.Write(r, img, opts...); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "out")
-	_, err = Pull(context.Background(), ref, out, Options{Bundle: true, Remote: opts})
-	if err == nil || !strings.Contains(err.Error(), filepath.Join(out, ".imgpkg", "images.yml")) || !strings.Contains(err.Error(), fmt.Sprintf("more than the %d bytes", lock.MaxDocumentSize)) {
-		t.Fatalf("err = %v, want one naming images.yml and the cap", err)
-	}
-	if _, err := os.Stat(out); !os.IsNotExist(err) {
-		t.Errorf("the failed pull left %s behind (%v)", out, err)
-	}
+	return r
 }
 
 // seedApp pushes a small image, the same in every repository, to repo:v1
@@ -436,4 +456,137 @@ func TestPullRewriteKeepsTheExtractedModeOfImagesYML(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tree lists the files under dir (slash-separated, relative) with their
+// contents; directories appear only through their files.
+func tree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	got := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		got[filepath.ToSlash(rel)] = string(b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// With -r, .imgpkg/bundles/sha256-<X>/ is named after nested bundle X's
+// digest, so it must hold X's files and nothing else, whatever the root
+// bundle's own layer put there: imgpkg's pull removes that directory before
+// extracting X into it. ferry used to extract X on top, keeping a planted
+// injected.yml beside X's files, failing with a duplicate-entry error that
+// blamed X when a name collided, and failing on a file in the directory's
+// place.
+func TestPullRecursiveNestedDirectoryHoldsOnlyTheNestedBundle(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	opts := reg.RemoteOptions(t)
+	repo := reg.Repo("team/app")
+	emptyLock := "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages: []\n"
+	x := pushBundleFiles(t, repo+":x", map[string]string{".imgpkg/images.yml": emptyLock, "x.yml": "from x\n"}, nil, opts)
+	desc, err := remote.Head(x, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xd := desc.Digest
+	rootLock := "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages:\n- image: " + repo + "@" + xd.String() + "\n"
+	xdir := ".imgpkg/bundles/sha256-" + xd.Hex
+
+	for _, tc := range []struct{ name, planted string }{
+		{"beside X's files", xdir + "/injected.yml"},
+		{"over a file of X", xdir + "/x.yml"},
+		{"a file in the directory's place", xdir},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := pushBundleFiles(t, repo+":root", map[string]string{
+				".imgpkg/images.yml": rootLock,
+				"root.yml":           "from root\n",
+				tc.planted:           "foreign\n",
+			}, nil, opts)
+			out := filepath.Join(t.TempDir(), "out")
+			res, err := Pull(context.Background(), root, out, Options{Bundle: true, Recursive: true, Remote: opts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Nested) != 1 || res.Nested[0].Digest != xd.String() {
+				t.Fatalf("nested bundles %+v, want %s only", res.Nested, xd)
+			}
+			got := tree(t, filepath.Join(out, filepath.FromSlash(xdir)))
+			if len(got) != 2 || got["x.yml"] != "from x\n" || got[".imgpkg/images.yml"] == "" {
+				t.Errorf("%s holds %q, want X's x.yml and .imgpkg/images.yml only", xdir, got)
+			}
+			if b, err := os.ReadFile(filepath.Join(out, "root.yml")); err != nil || string(b) != "from root\n" {
+				t.Errorf("root.yml: %q, %v", b, err)
+			}
+		})
+	}
+}
+
+// A pull that fails after extraction began takes back everything it wrote
+// and every directory it created, and nothing of the user's. ferry used to
+// refuse to clean up "." (as if asked to replace it, which --overwrite
+// refuses) and leave the extracted files in the current directory, and to
+// remove only the last component of a/b/c.
+func TestFailedPullLeavesNothingBehind(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	opts := reg.RemoteOptions(t)
+	ref := pushBundleTar(t, reg.Repo("team/bad")+":v1", []tarEntry{
+		{hdr: tar.Header{Name: "good.txt", Typeflag: tar.TypeReg, Mode: 0o644}, body: "good\n"},
+		{hdr: tar.Header{Name: ".imgpkg/images.yml", Typeflag: tar.TypeReg, Mode: 0o644}, body: "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages: []\n"},
+		{hdr: tar.Header{Name: "escape", Typeflag: tar.TypeSymlink, Linkname: "../../../etc/passwd"}},
+	}, opts)
+	pull := func(t *testing.T, dir string, o Options) {
+		t.Helper()
+		o.Bundle, o.Remote = true, opts
+		_, err := Pull(context.Background(), ref, dir, o)
+		if err == nil || !strings.Contains(err.Error(), `"escape"`) {
+			t.Fatalf("want an error naming the refused entry, got %v", err)
+		}
+		if strings.Contains(err.Error(), "cleaning up") {
+			t.Errorf("the cleanup failed: %v", err)
+		}
+	}
+	empty := func(t *testing.T, dir string) {
+		t.Helper()
+		if left, err := os.ReadDir(dir); err != nil || len(left) != 0 {
+			t.Errorf("%s holds %v after the failed pull (%v)", dir, left, err)
+		}
+	}
+
+	t.Run("-o . in an empty directory", func(t *testing.T) {
+		t.Chdir(t.TempDir())
+		pull(t, ".", Options{})
+		empty(t, ".")
+	})
+	t.Run("-o a/b/c where a does not exist", func(t *testing.T) {
+		t.Chdir(t.TempDir())
+		pull(t, filepath.Join("a", "b", "c"), Options{})
+		empty(t, ".")
+	})
+	t.Run("-o an existing empty directory", func(t *testing.T) {
+		dir := t.TempDir()
+		pull(t, dir, Options{})
+		empty(t, dir) // and still there: it is the user's
+	})
+	t.Run("--overwrite", func(t *testing.T) {
+		// The user's files were given up once the layer was verified (see
+		// TestOverwriteKeepsFilesWhenThePullFails for before); no part of
+		// the refused bundle stays in their place.
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "mine.txt"), []byte("old"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		pull(t, dir, Options{Overwrite: true})
+		empty(t, dir)
+	})
 }

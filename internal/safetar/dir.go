@@ -83,10 +83,46 @@ func PrepareDir(dir string, replace bool) error {
 	if err := refuseDangerous(dir); err != nil {
 		return err
 	}
+	return RemoveContents(dir)
+}
+
+// RemoveContents empties dir, as PrepareDir does when replacing, but without
+// its refusal of the filesystem root or of a directory holding the current
+// one. It is for a caller that found dir empty (or created it) and filled it
+// itself, so that everything in it is the caller's own: a failed pull into
+// "." must take back what it wrote there, where replacing "." is a typing
+// mistake to refuse.
+func RemoveContents(dir string) error {
 	if err := removeContents(dir); err != nil {
 		return fmt.Errorf("output directory %s: remove contents: %w", dir, err)
 	}
 	return nil
+}
+
+// ResetDir makes rel, a path below dir, an empty directory: whatever is there
+// (a file or a whole tree) is removed, then rel and its missing parents are
+// created (0755 before the umask). Both steps work below an [os.Root] at dir,
+// so nothing outside dir is touched. It reports whether something was there.
+func ResetDir(dir, rel string) (replaced bool, err error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return false, err
+	}
+	defer root.Close()
+	_, err = root.Lstat(rel)
+	switch {
+	case err == nil:
+		replaced = true
+		if err := removeAll(root, rel); err != nil {
+			return true, fmt.Errorf("%s: %w", filepath.Join(dir, rel), err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return false, fmt.Errorf("%s: %w", filepath.Join(dir, rel), err)
+	}
+	if err := root.MkdirAll(rel, 0o755); err != nil {
+		return replaced, fmt.Errorf("%s: %w", filepath.Join(dir, rel), err)
+	}
+	return replaced, nil
 }
 
 func refuseDangerous(dir string) error {
@@ -131,19 +167,24 @@ func removeContents(dir string) error {
 		return err
 	}
 	for _, name := range names {
-		err := root.RemoveAll(name)
-		if errors.Is(err, fs.ErrPermission) {
-			// A tree extracted with preserved read-only directory modes
-			// cannot be emptied until its directories are writable again.
-			if err = ownerWritable(root, name); err == nil {
-				err = root.RemoveAll(name)
-			}
-		}
-		if err != nil {
+		if err := removeAll(root, name); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	return nil
+}
+
+// removeAll removes name below root and everything under it.
+func removeAll(root *os.Root, name string) error {
+	err := root.RemoveAll(name)
+	if errors.Is(err, fs.ErrPermission) {
+		// A tree extracted with preserved read-only directory modes
+		// cannot be emptied until its directories are writable again.
+		if err = ownerWritable(root, name); err == nil {
+			err = root.RemoveAll(name)
+		}
+	}
+	return err
 }
 
 // ownerWritable gives the owner rwx on every real directory under name,

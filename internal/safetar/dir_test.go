@@ -109,3 +109,52 @@ func TestRefuseDangerousRoot(t *testing.T) {
 		t.Errorf("refuseDangerous(temp dir) = %v", err)
 	}
 }
+
+// A pull that filled "." itself takes its files back: RemoveContents skips
+// the refusal that PrepareDir's replace makes for the current directory.
+func TestRemoveContentsEmptiesTheCurrentDirectory(t *testing.T) {
+	parent, out := workspace(t)
+	must(t, os.MkdirAll(filepath.Join(out, ".imgpkg"), 0o755))
+	must(t, os.WriteFile(filepath.Join(out, ".imgpkg", "images.yml"), []byte("l"), 0o600))
+	must(t, os.WriteFile(filepath.Join(out, "good.txt"), []byte("g"), 0o600))
+	t.Chdir(out)
+	if err := RemoveContents("."); err != nil {
+		t.Fatal(err)
+	}
+	assertNames(t, out)
+	assertNames(t, parent, "out")
+}
+
+func TestResetDir(t *testing.T) {
+	parent, out := workspace(t)
+	// A tree with a read-only directory, and a file where a directory goes.
+	must(t, os.MkdirAll(filepath.Join(out, "a", "b", "ro"), 0o755))
+	must(t, os.WriteFile(filepath.Join(out, "a", "b", "ro", "f"), []byte("f"), 0o600))
+	must(t, os.Chmod(filepath.Join(out, "a", "b", "ro"), 0o500))
+	must(t, os.WriteFile(filepath.Join(out, "a", "keep"), []byte("k"), 0o600))
+	must(t, os.WriteFile(filepath.Join(out, "file"), []byte("x"), 0o600))
+	must(t, os.Symlink(parent, filepath.Join(out, "link")))
+
+	for _, tc := range []struct {
+		rel      string
+		replaced bool
+	}{{"a/b", true}, {"file", true}, {"new/x", false}} {
+		replaced, err := ResetDir(out, tc.rel)
+		if err != nil || replaced != tc.replaced {
+			t.Errorf("ResetDir(%s) = %v, %v; want %v", tc.rel, replaced, err, tc.replaced)
+			continue
+		}
+		if fi, err := os.Lstat(filepath.Join(out, tc.rel)); err != nil || !fi.IsDir() {
+			t.Errorf("%s is not a directory: %v", tc.rel, err)
+			continue
+		}
+		assertNames(t, filepath.Join(out, tc.rel))
+	}
+	assertNames(t, filepath.Join(out, "a"), "b", "keep")
+
+	// A link leading out of dir is not followed.
+	if _, err := ResetDir(out, "link/x"); err == nil || !strings.Contains(err.Error(), filepath.Join(out, "link", "x")) {
+		t.Errorf("ResetDir through a link out of dir = %v, want an error naming the path", err)
+	}
+	assertNames(t, parent, "out")
+}
