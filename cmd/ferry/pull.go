@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/urfave/cli/v2"
 
+	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/internal/pull"
 )
 
@@ -71,6 +72,9 @@ func runPull(c *cli.Context) error {
 		Name:      reg.NameOptions(),
 		// No step lines: the summary below says what was pulled and how
 		// images.yml was treated, for the root and every nested bundle.
+		// Warnings (a nested bundle's directory cleared of what the root
+		// bundle put there) are shown.
+		Reporter: warningsOnly{r: out.Reporter()},
 	})
 	if err != nil {
 		return explain(err, src)
@@ -97,3 +101,13 @@ func printRewrite(w io.Writer, res *pull.Result) {
 		printRewrite(w, &res.Nested[i])
 	}
 }
+
+// warningsOnly passes a Reporter's warnings on and drops the rest: step
+// lines that a command's summary repeats.
+type warningsOnly struct {
+	progress.Nop
+	r progress.Reporter
+}
+
+// Warnf implements progress.Reporter.
+func (w warningsOnly) Warnf(format string, args ...any) { w.r.Warnf(format, args...) }

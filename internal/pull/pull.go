@@ -260,7 +260,7 @@ func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantB
 			return nil, fmt.Errorf("nested bundle %s: %w", img.Image, err)
 		}
 		if replaced {
-			p.opts.Reporter.Logf("removed what the root bundle's own files held at %s: nested bundle %s goes there", sub, d)
+			p.opts.Reporter.Warnf("removed what the root bundle's own files held at %s: nested bundle %s goes there", sub, d)
 		}
 		nr, err := p.pull(ctx, d, sub, true)
 		if err != nil {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/ferry-dev/ferry/fixtures"
 	"github.com/ferry-dev/ferry/internal/bundle"
+	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 	"github.com/ferry-dev/ferry/lock"
 )
@@ -514,9 +515,14 @@ func TestPullRecursiveNestedDirectoryHoldsOnlyTheNestedBundle(t *testing.T) {
 				tc.planted:           "foreign\n",
 			}, nil, opts)
 			out := filepath.Join(t.TempDir(), "out")
-			res, err := Pull(context.Background(), root, out, Options{Bundle: true, Recursive: true, Remote: opts})
+			warns := &warnings{}
+			res, err := Pull(context.Background(), root, out, Options{Bundle: true, Recursive: true, Remote: opts, Reporter: warns})
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The user is told what was thrown away.
+			if len(warns.lines) != 1 || !strings.Contains(warns.lines[0], filepath.FromSlash(xdir)) {
+				t.Errorf("warnings %q, want one naming %s", warns.lines, xdir)
 			}
 			if len(res.Nested) != 1 || res.Nested[0].Digest != xd.String() {
 				t.Fatalf("nested bundles %+v, want %s only", res.Nested, xd)
@@ -589,4 +595,14 @@ func TestFailedPullLeavesNothingBehind(t *testing.T) {
 		pull(t, dir, Options{Overwrite: true})
 		empty(t, dir)
 	})
+}
+
+// warnings is a progress.Reporter keeping the warnings it is given.
+type warnings struct {
+	progress.Nop
+	lines []string
+}
+
+func (w *warnings) Warnf(format string, args ...any) {
+	w.lines = append(w.lines, fmt.Sprintf(format, args...))
 }
