@@ -128,10 +128,12 @@ func runInspect(c *cli.Context) error {
 // locations image also gets the tag of its own digest, known only at
 // import: one line says so, before the original tag (written last).
 func printImportTags(w io.Writer, inv *relocate.Inventory) {
-	bundles, original := 0, ""
+	// One locations image per bundle digest, however many entries
+	// list it.
+	bundles, original := map[string]bool{}, ""
 	for _, im := range inv.Images {
 		if im.Role == string(archive.RoleBundle) || im.Role == string(archive.RoleNestedBundle) {
-			bundles++
+			bundles[im.Digest] = true
 		}
 		if im.Tag != "" {
 			original = im.Tag
@@ -146,8 +148,8 @@ func printImportTags(w io.Writer, inv *relocate.Inventory) {
 	for _, t := range tags {
 		fmt.Fprintf(w, "  %s\n", quoteUnsafe(t))
 	}
-	if bundles > 0 {
-		fmt.Fprintf(w, "  sha256-<locations image digest>.imgpkg (%s, known at import)\n", plural(bundles, "tag"))
+	if len(bundles) > 0 {
+		fmt.Fprintf(w, "  sha256-<locations image digest>.imgpkg (%s, known at import)\n", plural(len(bundles), "tag"))
 	}
 	if original != "" {
 		fmt.Fprintf(w, "  %s\n", quoteUnsafe(original))

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -82,6 +83,11 @@ func Parse(b []byte, source string) (*Document, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&d); err != nil {
 		return nil, fmt.Errorf("inventory %s: %w", source, err)
+	}
+	// One document: a second one (two inventories joined with cat) would
+	// otherwise be dropped without a word.
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("inventory %s: more after the document's end at byte %d: one inventory per file", source, dec.InputOffset())
 	}
 	switch {
 	case d.MediaType != MediaType:

@@ -52,6 +52,10 @@ func TestRoundTripAndBlobs(t *testing.T) {
 }
 
 func TestParseRefuses(t *testing.T) {
+	// A document followed by white space alone is one document.
+	if _, err := inventory.Parse([]byte(`{"mediaType":"`+inventory.MediaType+`","formatVersion":1}`+"\n\n"), "have.json"); err != nil {
+		t.Errorf("a document and a blank line: %v", err)
+	}
 	for name, doc := range map[string]string{
 		"media type":  `{"mediaType":"application/json","formatVersion":1}`,
 		"newer":       `{"mediaType":"` + inventory.MediaType + `","formatVersion":9}`,
@@ -59,6 +63,9 @@ func TestParseRefuses(t *testing.T) {
 		"bad digest":  `{"mediaType":"` + inventory.MediaType + `","formatVersion":1,"repositories":[{"registry":"r","repository":"x","blobs":[{"digest":"md5:abc","size":1}]}]}`,
 		"negative":    `{"mediaType":"` + inventory.MediaType + `","formatVersion":1,"repositories":[{"registry":"r","repository":"x","blobs":[{"digest":"sha256:` + strings.Repeat("a", 64) + `","size":-1}]}]}`,
 		"not json":    `release notes`,
+		// Two inventories joined with cat: the second would be dropped.
+		"two documents": `{"mediaType":"` + inventory.MediaType + `","formatVersion":1}` + "\n" + `{"mediaType":"` + inventory.MediaType + `","formatVersion":1}`,
+		"trailing text": `{"mediaType":"` + inventory.MediaType + `","formatVersion":1} garbage`,
 	} {
 		if _, err := inventory.Parse([]byte(doc), "have.json"); err == nil || !strings.Contains(err.Error(), "have.json") {
 			t.Errorf("%s: %v, want an error naming the file", name, err)
