@@ -260,6 +260,10 @@ func (r *resolver) do(ctx context.Context, j *job) error {
 		n.via = via
 		j.result = n
 	}
+	if err := checkRootTag(w, n.digest); err != nil {
+		// Before its config and layer are read.
+		return wantError(w, err)
+	}
 	if n.manifest == nil {
 		return nil
 	}
@@ -749,6 +753,19 @@ func (r *resolver) register(level []want, jobs []*job) ([]want, error) {
 		}
 	}
 	return next, nil
+}
+
+// checkRootTag refuses a root whose tag, written last at the destination,
+// has the shape of a tag that names some manifest by its digest
+// (sha256-<hex>.imgpkg, a locations tag, cosign's): an import refuses such
+// an archive (refuseBookkeeping), so it is refused here, the same way,
+// before anything is downloaded. Only the root's own .imgpkg tag, or its
+// repo-based form, is what a move writes there anyway.
+func checkRootTag(w want, d v1.Hash) error {
+	if (w.kind != wantRootBundle && w.kind != wantRootImage) || w.tag == "" || !tags.NamesADigest(w.tag) || w.tag == tags.Imgpkg(d) || w.tag == tags.RepoBased(w.ref.Context().RepositoryStr(), d) {
+		return nil
+	}
+	return fmt.Errorf("its tag %q is a bookkeeping tag (sha256-<hex>.imgpkg, a locations tag, cosign's) of the manifest its digest names, not of %s: written last at the destination, it would move onto %s and leave what it tags unprotected, so an import refuses it; give the root by digest or by another tag", w.tag, d, d)
 }
 
 // reportVia says, in plan order, when the images of a relocated bundle
