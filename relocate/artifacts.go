@@ -6,11 +6,11 @@ import (
 	"sort"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/parallel"
 	"github.com/ferry-dev/ferry/internal/regerr"
+	"github.com/ferry-dev/ferry/internal/registry"
 )
 
 // Signatures, attestations and referrers travel with what they are about
@@ -74,7 +74,7 @@ func (r *resolver) artifactWants(ctx context.Context, opts Options) ([]want, err
 			}
 		}
 		if opts.Referrers {
-			rs, err := r.referrerWants(ctx, im, opts.Remote)
+			rs, err := r.referrerWants(ctx, im)
 			if err != nil {
 				return err
 			}
@@ -87,19 +87,46 @@ func (r *resolver) artifactWants(ctx context.Context, opts Options) ([]want, err
 		return nil, err
 	}
 	var out []want
-	sigs, refs := 0, 0
 	for _, ws := range found {
-		for _, w := range ws {
-			if w.role == archive.RoleSignature {
-				sigs++
-			} else {
-				refs++
-			}
-		}
 		out = append(out, ws...)
 	}
-	r.rep.Logf("found %d cosign signatures, attestations or SBOMs and %d referrers of %d images", sigs, refs, len(subjects))
+	r.artifactSubjects = len(subjects)
 	return out, nil
+}
+
+// logArtifacts says how many artifacts were found, once register has
+// checked them: a referrer that is about another image is not counted.
+func (r *resolver) logArtifacts() {
+	r.rep.Logf("found %d cosign signatures, attestations or SBOMs and %d referrers of %d images", r.artifactsFound[archive.RoleSignature], r.artifactsFound[archive.RoleReferrer], r.artifactSubjects)
+}
+
+// checkReferrer makes sure that n, listed as a referrer of w.subject, is
+// one: its manifest names w.subject as its subject. A registry's listing
+// (or a fallback index anyone can tag) may name any manifest, and one
+// carried as "referrer of X" is presented so by the archive, inspect and
+// the inventory, while at the destination nothing would point at it.
+func (r *resolver) checkReferrer(w want, n *node) bool {
+	if w.role != archive.RoleReferrer {
+		return true
+	}
+	var subject *v1.Descriptor
+	switch {
+	case n.manifest != nil:
+		subject = n.manifest.Subject
+	case n.index != nil:
+		subject = n.index.Subject
+	}
+	switch {
+	case subject == nil:
+		r.rep.Warnf("%s lists %s, whose manifest has no subject: it is not a referrer of %s; leaving it out", w.lockedBy, n.digest, w.subject)
+		n.rejected = true
+		return false
+	case subject.Digest != w.subject:
+		r.rep.Warnf("%s lists %s, whose subject is %s: it is not a referrer of %s; leaving it out", w.lockedBy, n.digest, subject.Digest, w.subject)
+		n.rejected = true
+		return false
+	}
+	return true
 }
 
 // cosignWant looks up the tag "sha256-<hex>.<kind>" beside im. A HEAD is
@@ -127,19 +154,23 @@ func (r *resolver) cosignWant(ctx context.Context, im *Image, kind string) (want
 	}, true, nil
 }
 
-// referrerWants lists the referrers of im: the referrers API, or, where
-// the registry has none, the "sha256-<hex>" fallback index
-// (go-containerregistry falls back by itself).
-func (r *resolver) referrerWants(ctx context.Context, im *Image, ropts []remote.Option) ([]want, error) {
-	idx, err := remote.Referrers(im.Source, append(append([]remote.Option{}, ropts...), remote.WithContext(ctx))...)
+// referrerWants lists the referrers of im: every page of the referrers
+// API, or, where the registry has none, the "sha256-<hex>" fallback index
+// (registry.Repo.Referrers). What a listing names is the registry's word:
+// register checks each manifest's subject once it has it.
+func (r *resolver) referrerWants(ctx context.Context, im *Image) ([]want, error) {
+	repo, err := r.client.Repo(ctx, im.Source.Context(), registry.Access{})
 	if err != nil {
 		return nil, fmt.Errorf("list referrers of %s (%s): %w", im.OriginalRef, im.Source, err)
 	}
-	m, err := idx.IndexManifest()
+	var descs []v1.Descriptor
+	err = r.reread(ctx, "referrers of "+im.Source.String(), func() (err error) {
+		descs, err = repo.Referrers(ctx, im.Digest, registry.ReferrersLimits{})
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("list referrers of %s (%s): %w", im.OriginalRef, im.Source, err)
+		return nil, fmt.Errorf("image %s: %w", im.OriginalRef, err)
 	}
-	descs := append([]v1.Descriptor(nil), m.Manifests...)
 	sort.Slice(descs, func(i, j int) bool { return descs[i].Digest.String() < descs[j].Digest.String() })
 	var out []want
 	seen := map[v1.Hash]bool{}

@@ -3,6 +3,7 @@ package relocate_test
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/testregistry"
 	"github.com/ferry-dev/ferry/relocate"
 	"github.com/ferry-dev/ferry/tags"
 )
@@ -19,9 +21,12 @@ import (
 // A bundle named by a tag of the shape of a bookkeeping tag: the .imgpkg
 // tag of an image it locks, or the locations tag of some other bundle
 // (another import's, in the same repository). The original tag is written
-// last, so it would move that tag onto the bundle. Copy and import refuse
-// it before anything is written, naming the tag; a tag that merely ends in
-// .imgpkg (v1.imgpkg) is an ordinary tag.
+// last, so it would move that tag onto the bundle. Resolve refuses it, so
+// that neither export (whose archive every import would refuse) nor copy
+// starts; an archive that has such a tag anyway (written by an older
+// ferry) is refused by import and copy before anything is written, naming
+// the tag. The root's own .imgpkg tag, or its repo-based form, and a tag
+// that merely ends in .imgpkg (v1.imgpkg) travel.
 func TestOriginalTagThatIsAnotherImagesBookkeepingTagIsRefused(t *testing.T) {
 	src := impNewSource(t, 0)
 	app1 := impMust(src.app1.Digest())
@@ -43,6 +48,14 @@ func TestOriginalTagThatIsAnotherImagesBookkeepingTagIsRefused(t *testing.T) {
 		}
 		return p
 	}
+	// tagged is the plan an older ferry made of the bundle given by tag,
+	// which Resolve now refuses: resolved by an ordinary tag, then given
+	// that one.
+	tagged := func(tag string) *relocate.Plan {
+		p := resolve("v1.imgpkg")
+		p.Root.Tag = tag
+		return p
+	}
 	export := func(p *relocate.Plan) []byte {
 		var buf bytes.Buffer
 		if _, err := relocate.Export(ctx, p, &buf, relocate.ExportOptions{Remote: src.opts, CreatedBy: "ferry tests"}); err != nil {
@@ -61,7 +74,23 @@ func TestOriginalTagThatIsAnotherImagesBookkeepingTagIsRefused(t *testing.T) {
 	}
 
 	for _, tag := range []string{clash, foreign} {
-		p := resolve(tag)
+		// Export and copy are refused at resolve, by bundle or image,
+		// before a blob is read.
+		for _, source := range []relocate.Source{{Bundle: rootRepo.Tag(tag).String()}, {Image: rootRepo.Tag(tag).String()}} {
+			src.reg.ResetCounts()
+			p, err := relocate.Resolve(ctx, source, relocate.Options{Remote: src.opts})
+			if err == nil || !strings.Contains(err.Error(), tag) || !strings.Contains(err.Error(), "bookkeeping tag") || !strings.Contains(err.Error(), "import refuses") {
+				t.Errorf("resolve %+v: %v; want a refusal naming the tag and saying an import refuses it", source, err)
+			}
+			if p != nil {
+				t.Errorf("resolve %+v refused, but returned a plan", source)
+			}
+			if n := src.reg.Counts().Get(http.MethodGet, testregistry.KindBlob); n != 0 {
+				t.Errorf("resolve %+v read %d blobs before refusing", source, n)
+			}
+		}
+
+		p := tagged(tag)
 		dst := impNewDest(t, false)
 		_, err := relocate.Copy(ctx, p, dst.repo, cpOptions(t, dst))
 		refused("copy", tag, err, dst)
@@ -118,7 +147,8 @@ func TestOriginalTagThatIsAnotherImagesBookkeepingTagIsRefused(t *testing.T) {
 	}
 
 	// The bundle given by the tag the run writes for it anyway (its
-	// repo-based tag, with --repo-based-tags) travels: nothing moves.
+	// repo-based tag, with --repo-based-tags, or its .imgpkg tag) travels:
+	// nothing moves.
 	own := tags.RepoBased("src/root", impMust(src.root.Digest()))
 	if err := remote.Write(rootRepo.Tag(own), src.root, src.opts...); err != nil {
 		t.Fatal(err)
@@ -128,6 +158,18 @@ func TestOriginalTagThatIsAnotherImagesBookkeepingTagIsRefused(t *testing.T) {
 	opts.RepoBasedTags = true
 	if _, err := relocate.Import(ctx, bytes.NewReader(export(resolve(own))), dst.repo, opts); err != nil {
 		t.Errorf("import of a bundle given by its own repo-based tag %s: %v", own, err)
+	}
+	ownImgpkg := tags.Imgpkg(impMust(src.root.Digest()))
+	if err := remote.Write(rootRepo.Tag(ownImgpkg), src.root, src.opts...); err != nil {
+		t.Fatal(err)
+	}
+	dst = impNewDest(t, false)
+	if _, err := relocate.Import(ctx, bytes.NewReader(export(resolve(ownImgpkg))), dst.repo, dst.options(t)); err != nil {
+		t.Errorf("import of a bundle given by its own .imgpkg tag %s: %v", ownImgpkg, err)
+	}
+	dst = impNewDest(t, false)
+	if _, err := relocate.Copy(ctx, resolve(ownImgpkg), dst.repo, cpOptions(t, dst)); err != nil {
+		t.Errorf("copy of a bundle given by its own .imgpkg tag %s: %v", ownImgpkg, err)
 	}
 
 	// An ordinary tag that happens to end in .imgpkg travels.

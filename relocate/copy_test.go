@@ -233,6 +233,9 @@ type cpCutProxy struct {
 	testregistry.Endpoint
 	mu   sync.Mutex
 	cuts map[string]int // by the end of the path: how many GETs to cut
+	// atEnd cuts after the last byte instead, the body sent chunked
+	// (no Content-Length), before its terminating chunk.
+	atEnd bool
 }
 
 func newCutProxy(t testing.TB, target *testregistry.Registry) *cpCutProxy {
@@ -248,7 +251,13 @@ func newCutProxy(t testing.TB, target *testregistry.Registry) *cpCutProxy {
 			if req := resp.Request; req.Method != http.MethodGet || !p.take(req.URL.Path) {
 				return nil
 			}
-			resp.Body = &cpCutBody{rc: resp.Body, left: resp.ContentLength / 2}
+			left := resp.ContentLength / 2
+			if p.atEnd {
+				left = resp.ContentLength
+				resp.ContentLength = -1
+				resp.Header.Del("Content-Length")
+			}
+			resp.Body = &cpCutBody{rc: resp.Body, left: left}
 			return nil
 		},
 		// The headers and the half of the body sent reach the client
@@ -316,6 +325,11 @@ func (b *cpCutBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.rc.Read(p)
 	b.left -= int64(n)
+	if err == io.EOF && b.left <= 0 {
+		// Cut at the end: the failure comes with the next read, not a
+		// clean end of the body.
+		err = nil
+	}
 	return n, err
 }
 

@@ -20,8 +20,9 @@ import (
 // trusted on its Content-Type, be read as an index of no children and
 // travel without its config and layers, with every tag written over it.
 // Resolve refuses it, naming the manifest, so neither export nor copy
-// carries it; and a manifest whose mediaType field contradicts its
-// Content-Type is refused as well.
+// carries it; a manifest whose mediaType field contradicts its
+// Content-Type is refused as well, and so is a Docker manifest without
+// the field, which distribution would refuse at import.
 func TestResolveRefusesAManifestServedAsTheWrongKind(t *testing.T) {
 	src := impNewSource(t, 0)
 	img := impMust(random.Image(1024, 1))
@@ -46,6 +47,9 @@ func TestResolveRefusesAManifestServedAsTheWrongKind(t *testing.T) {
 		{"no mediaType field, served as an OCI index", without, types.OCIImageIndex, "it is an image manifest"},
 		{"no mediaType field, served as a Docker list", without, types.DockerManifestList, "it is an image manifest"},
 		{"mediaType field of an image, served as an index", withField, types.OCIImageIndex, "its mediaType is"},
+		// Distribution refuses a Docker manifest without the field at
+		// import (MANIFEST_INVALID): it would be carried for nothing.
+		{"no mediaType field, served as a Docker manifest", without, types.DockerManifestSchema2, "no mediaType field"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ref := putRaw(t, src.opts, repo, tc.raw, tc.as)

@@ -249,6 +249,8 @@ func Resolve(ctx context.Context, src Source, opts Options) (*Plan, error) {
 		nodes:     map[v1.Hash]*node{},
 		images:    map[v1.Hash]*Image{},
 		relocated: map[v1.Hash]*repoCheck{},
+
+		artifactsFound: map[archive.Role]int{},
 	}
 
 	var first []want
@@ -286,6 +288,7 @@ func Resolve(ctx context.Context, src Source, opts Options) (*Plan, error) {
 		if err := r.run(ctx, arts); err != nil {
 			return nil, err
 		}
+		r.logArtifacts()
 	}
 	return r.plan(opts)
 }

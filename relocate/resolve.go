@@ -103,6 +103,8 @@ type node struct {
 
 	childrenQueued bool
 	lockQueued     bool
+	// rejected is set when a want of it was refused (checkReferrer).
+	rejected bool
 
 	// via says where a lock image was found, for register to report.
 	via lockSource
@@ -125,6 +127,11 @@ type resolver struct {
 	images     map[v1.Hash]*Image
 	imageOrder []v1.Hash
 	root       *v1.Hash
+
+	// artifactSubjects is how many images artifacts were looked for
+	// beside, and artifactsFound how many of each role register took.
+	artifactSubjects int
+	artifactsFound   map[archive.Role]int
 }
 
 // job is the work one digest needs at one level.
@@ -145,11 +152,13 @@ func (r *resolver) run(ctx context.Context, level []want) error {
 		if err != nil {
 			return err
 		}
+		var added []v1.Hash
 		for _, j := range jobs {
 			if j.result != nil {
 				if _, ok := r.nodes[j.result.digest]; !ok {
 					r.nodes[j.result.digest] = j.result
 					r.order = append(r.order, j.result.digest)
+					added = append(added, j.result.digest)
 				}
 			}
 		}
@@ -157,9 +166,33 @@ func (r *resolver) run(ctx context.Context, level []want) error {
 		if err != nil {
 			return err
 		}
+		r.dropRejected(added)
 		level = next
 	}
 	return nil
+}
+
+// dropRejected forgets the manifests fetched at a level, among added, that
+// were fetched only for wants register refused (a listed referrer that is
+// not one), so that the plan does not carry them.
+func (r *resolver) dropRejected(added []v1.Hash) {
+	drop := map[v1.Hash]bool{}
+	for _, d := range added {
+		if r.nodes[d].rejected && r.images[d] == nil {
+			drop[d] = true
+			delete(r.nodes, d)
+		}
+	}
+	if len(drop) == 0 {
+		return
+	}
+	order := r.order[:0]
+	for _, d := range r.order {
+		if !drop[d] {
+			order = append(order, d)
+		}
+	}
+	r.order = order
 }
 
 // jobsFor merges the wants of a level into at most one job per digest,
@@ -226,6 +259,10 @@ func (r *resolver) do(ctx context.Context, j *job) error {
 		}
 		n.via = via
 		j.result = n
+	}
+	if err := checkRootTag(w, n.digest); err != nil {
+		// Before its config and layer are read.
+		return wantError(w, err)
 	}
 	if n.manifest == nil {
 		return nil
@@ -645,6 +682,10 @@ func (r *resolver) register(level []want, jobs []*job) ([]want, error) {
 			r.reportVia(w, n)
 		}
 		if w.kind == wantArtifact {
+			if !r.checkReferrer(w, n) {
+				continue
+			}
+			r.artifactsFound[w.role]++
 			// An artifact that is already in the plan (as an image, or
 			// as the artifact of another subject) travels once, under
 			// its first role.
@@ -712,6 +753,19 @@ func (r *resolver) register(level []want, jobs []*job) ([]want, error) {
 		}
 	}
 	return next, nil
+}
+
+// checkRootTag refuses a root whose tag, written last at the destination,
+// has the shape of a tag that names some manifest by its digest
+// (sha256-<hex>.imgpkg, a locations tag, cosign's): an import refuses such
+// an archive (refuseBookkeeping), so it is refused here, the same way,
+// before anything is downloaded. Only the root's own .imgpkg tag, or its
+// repo-based form, is what a move writes there anyway.
+func checkRootTag(w want, d v1.Hash) error {
+	if (w.kind != wantRootBundle && w.kind != wantRootImage) || w.tag == "" || !tags.NamesADigest(w.tag) || w.tag == tags.Imgpkg(d) || w.tag == tags.RepoBased(w.ref.Context().RepositoryStr(), d) {
+		return nil
+	}
+	return fmt.Errorf("its tag %q is a bookkeeping tag (sha256-<hex>.imgpkg, a locations tag, cosign's) of the manifest its digest names, not of %s: written last at the destination, it would move onto %s and leave what it tags unprotected, so an import refuses it; give the root by digest or by another tag", w.tag, d, d)
 }
 
 // reportVia says, in plan order, when the images of a relocated bundle

@@ -15,8 +15,10 @@ import (
 
 // CheckType checks raw, an image manifest or index declared to be of type
 // mt (an image or index media type), the way the CNCF distribution
-// registry does before storing one: a mediaType field, when present, must
-// be mt; an index has no config or layers; an image manifest has a config
+// registry does before storing one: a mediaType field must be mt, and is
+// required for Docker's types (distribution refuses a Docker manifest or
+// list without one: its schema makes the field mandatory), optional for
+// OCI's; an index has no config or layers; an image manifest has a config
 // and no list of manifests. It returns nil for other media types, which
 // callers refuse or handle themselves. The error says what the bytes are
 // and what was declared, for the caller to wrap with where they came from.
@@ -45,6 +47,11 @@ func CheckType(mt types.MediaType, raw []byte) error {
 		return fmt.Errorf("declared an image manifest (%s), but it has a list of manifests: it is an index", mt)
 	case mt.IsImage() && !has(probe.Config):
 		return fmt.Errorf("declared an image manifest (%s), but it has no config", mt)
+	}
+	// The kind is checked first: bytes of the other kind say more than a
+	// missing field.
+	if probe.MediaType == "" && (mt == types.DockerManifestSchema2 || mt == types.DockerManifestList) {
+		return fmt.Errorf("declared %s, but it has no mediaType field, which a Docker manifest or manifest list must have: a registry such as CNCF distribution refuses to store it", mt)
 	}
 	return nil
 }

@@ -447,8 +447,19 @@ func (r *Repo) GetBlob(ctx context.Context, d v1.Hash) (io.ReadCloser, error) {
 // ignores the range sends the whole blob, and one that refuses it is asked
 // for the whole blob: the bytes before offset are then skipped here. The
 // bytes are unverified, as GetBlob's.
+//
+// At offset == size nothing is left: a download cut after its last byte
+// but before the end of its stream (a chunked response without its
+// terminating chunk, an HTTP/2 stream reset) had all of it, and the reader
+// returned is empty, with no request. An offset past size, or negative,
+// is an error: whoever reads the blob already has more than it holds.
 func (r *Repo) GetBlobFrom(ctx context.Context, d v1.Hash, size, offset int64) (io.ReadCloser, error) {
-	if offset == 0 || offset >= size {
+	switch {
+	case offset < 0 || offset > size:
+		return nil, fmt.Errorf("fetch blob %s@%s from byte %d: the blob has %d bytes", r.name, d, offset, size)
+	case offset == size:
+		return io.NopCloser(bytes.NewReader(nil)), nil
+	case offset == 0:
 		return r.GetBlob(ctx, d)
 	}
 	resp, err := r.do(ctx, http.MethodGet, r.url("/blobs/"+d.String()), nil, 0, http.Header{"Range": {fmt.Sprintf("bytes=%d-%d", offset, size-1)}})

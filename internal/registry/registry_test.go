@@ -432,7 +432,10 @@ func TestGetBlobFrom(t *testing.T) {
 			if _, err := r.Upload(context.Background(), d, int64(len(blob)), opener(blob, nil)); err != nil {
 				t.Fatal(err)
 			}
-			for _, off := range []int64{0, 1, 654321, int64(len(blob)) - 1} {
+			// At the blob's end nothing is left to read (a download cut
+			// after its last byte): nothing is asked of the registry.
+			for _, off := range []int64{0, 1, 654321, int64(len(blob)) - 1, int64(len(blob))} {
+				reg.ResetCounts()
 				rc, err := r.GetBlobFrom(context.Background(), d, int64(len(blob)), off)
 				if err != nil {
 					t.Fatalf("from %d: %v", off, err)
@@ -441,6 +444,17 @@ func TestGetBlobFrom(t *testing.T) {
 				rc.Close()
 				if err != nil || !bytes.Equal(got, blob[off:]) {
 					t.Errorf("from %d: %d bytes (%v), want the %d after it", off, len(got), err, len(blob)-int(off))
+				}
+				if n := reg.Counts().Total(); off == int64(len(blob)) && n != 0 {
+					t.Errorf("from the end: %d requests, want none", n)
+				}
+			}
+			for _, off := range []int64{int64(len(blob)) + 1, -1} {
+				if rc, err := r.GetBlobFrom(context.Background(), d, int64(len(blob)), off); err == nil || !strings.Contains(err.Error(), d.String()) {
+					if rc != nil {
+						rc.Close()
+					}
+					t.Errorf("from %d of %d bytes: %v, want an error naming the blob", off, len(blob), err)
 				}
 			}
 		})
