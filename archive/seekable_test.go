@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -260,14 +262,25 @@ func withTrailer(t *testing.T, data []byte, edit func([]tocBlob) []tocBlob, edit
 	return append(out, encodeSeekTable(table)...)
 }
 
+// TestOpenFileRefusesAWrongTrailer: each damaged table of contents or
+// seek table is refused by OpenFile (what import, inspect and serve open
+// a file with) and by Verify alike, with the same reason: verify must not
+// pass a table they refuse.
 func TestOpenFileRefusesAWrongTrailer(t *testing.T) {
 	fx, data := seekableFixture(t)
 	open := func(b []byte) error {
 		_, err := OpenFile(bytes.NewReader(b), int64(len(b)), ReaderOptions{})
 		return err
 	}
+	verify := func(b []byte) error {
+		_, err := Verify(context.Background(), bytes.NewReader(b))
+		return err
+	}
 	if err := open(withTrailer(t, data, nil, nil)); err != nil {
 		t.Fatalf("rebuilt unchanged: %v", err)
+	}
+	if err := verify(withTrailer(t, data, nil, nil)); err != nil {
+		t.Fatalf("verify, rebuilt unchanged: %v", err)
 	}
 	for _, tc := range []struct {
 		name  string
@@ -280,11 +293,16 @@ func TestOpenFileRefusesAWrongTrailer(t *testing.T) {
 		{"unknown blob", func(b []tocBlob) []tocBlob { b[0].Digest = digestOf([]byte("x")); return b }, nil, "not a config or layer"},
 		{"wrong size", func(b []tocBlob) []tocBlob { b[0].Size++; return b }, nil, "bytes, the manifests say"},
 		{"frames out of order", func(b []tocBlob) []tocBlob { b[0].Frame, b[1].Frame = b[1].Frame, b[0].Frame; return b }, nil, "out of order"},
+		{"entries reversed", func(b []tocBlob) []tocBlob { slices.Reverse(b); return b }, nil, "out of order"},
 		{"frame beyond the tar", func(b []tocBlob) []tocBlob { b[len(b)-1].Frame = 1 << 20; return b }, nil, "beyond"},
 		{"compressed size", nil, func(s []seekEntry) { s[0].compressed++ }, "add up to"},
 	} {
-		if err := open(withTrailer(t, data, tc.toc, tc.table)); err == nil || !bytes.Contains([]byte(err.Error()), []byte(tc.want)) {
+		bad := withTrailer(t, data, tc.toc, tc.table)
+		if err := open(bad); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error mentioning %q", tc.name, err, tc.want)
+		}
+		if err := verify(bad); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("verify, %s: %v, want an error mentioning %q", tc.name, err, tc.want)
 		}
 	}
 

@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/ferry-dev/ferry/internal/ctxio"
 )
 
@@ -150,22 +148,23 @@ func checkFrames(ra io.ReaderAt, size int64, frames []frameLoc, ar *Reader) erro
 	if err != nil {
 		return err
 	}
-	listed := map[v1.Hash]bool{}
+	// The same checks as OpenFile's (what import, inspect and serve
+	// accept), then each blob where the table says, against what was read.
+	blobs, err := checkTOC(ar.Head(), frames, toc, ar.skipped)
+	if err != nil {
+		return err
+	}
 	for _, b := range toc {
-		if listed[b.Digest] {
-			return fmt.Errorf("table of contents: blob %s listed twice", b.Digest)
-		}
-		listed[b.Digest] = true
 		at, ok := ar.offsets[b.Digest]
 		if !ok || !ar.present[b.Digest] {
 			return fmt.Errorf("table of contents: blob %s is not a config or layer of the archive", b.Digest)
 		}
-		if b.Frame < 0 || b.Frame >= len(frames) || frames[b.Frame].tarOffset != at {
+		if frames[b.Frame].tarOffset != at {
 			return fmt.Errorf("table of contents: blob %s: frame %d, but its entry starts at tar offset %d", b.Digest, b.Frame, at)
 		}
 	}
-	if len(listed) != ar.bodyBlobs {
-		return fmt.Errorf("table of contents: lists %d blobs, the archive holds %d", len(listed), ar.bodyBlobs)
+	if len(blobs) != ar.bodyBlobs {
+		return fmt.Errorf("table of contents: lists %d blobs, the archive holds %d", len(blobs), ar.bodyBlobs)
 	}
 	// This package writes the descriptor as 0; the format lets readers
 	// ignore its unused bits, but a changed bit is still a damaged byte.
