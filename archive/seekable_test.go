@@ -233,19 +233,26 @@ func TestOpenFileNotSeekable(t *testing.T) {
 	}
 }
 
-// withTrailer rebuilds data with its table of contents edited by edit and
-// the seek table's entries edited by editTable, both optional.
-func withTrailer(t *testing.T, data []byte, edit func([]tocBlob) []tocBlob, editTable func([]seekEntry)) []byte {
+// trailerOf reads the seek table and table of contents of data.
+func trailerOf(t *testing.T, data []byte) ([]frameLoc, []tocBlob) {
 	t.Helper()
 	frames, err := readSeekTable(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	last := frames[len(frames)-1]
-	toc, err := readTOC(bytes.NewReader(data), last)
+	toc, err := readTOC(bytes.NewReader(data), frames[len(frames)-1])
 	if err != nil {
 		t.Fatal(err)
 	}
+	return frames, toc
+}
+
+// withTrailer rebuilds data with its table of contents edited by edit and
+// the seek table's entries edited by editTable, both optional.
+func withTrailer(t *testing.T, data []byte, edit func([]tocBlob) []tocBlob, editTable func([]seekEntry)) []byte {
+	t.Helper()
+	frames, toc := trailerOf(t, data)
+	last := frames[len(frames)-1]
 	if edit != nil {
 		toc = edit(toc)
 	}
@@ -339,16 +346,40 @@ func TestOpenFileRefusesAWrongTrailer(t *testing.T) {
 	wantErr(t, err, "table of contents", big.String())
 }
 
+// TestVerifyChecksEveryFrameStart: a seek table that moves bytes from one
+// frame's compressed size to the next one's adds up, and reading the
+// archive front to back never looks at it; but a blob read through the
+// table (import, serve) starts decompressing where no frame starts. Verify
+// refuses it, naming the frame.
+func TestVerifyChecksEveryFrameStart(t *testing.T) {
+	_, data := seekableFixture(t)
+	frames, toc := trailerOf(t, data)
+	k := toc[1].Frame
+	bad := withTrailer(t, data, nil, func(s []seekEntry) {
+		s[k-1].compressed += 4
+		s[k].compressed -= 4
+	})
+	f, err := OpenFile(bytes.NewReader(bad), int64(len(bad)), ReaderOptions{})
+	if err != nil {
+		t.Fatalf("OpenFile: %v (it reads no frame but the head's)", err)
+	}
+	if rc, err := f.Blob(toc[1].Digest); err == nil {
+		_, err = io.ReadAll(rc)
+		rc.Close()
+		if err == nil {
+			t.Fatalf("blob %s read through the moved frame", toc[1].Digest)
+		}
+	}
+	_, err = Verify(context.Background(), bytes.NewReader(bad))
+	var fse *FrameStartError
+	if !errors.As(err, &fse) || fse.Frame != k || fse.Offset != frames[k].offset+4 {
+		t.Errorf("Verify: %v; want frame %d at offset %d named", err, k, frames[k].offset+4)
+	}
+}
+
 func TestFileBlobCatchesDamagedBytes(t *testing.T) {
 	fx, data := seekableFixture(t)
-	frames, err := readSeekTable(bytes.NewReader(data), int64(len(data)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	toc, err := readTOC(bytes.NewReader(data), frames[len(frames)-1])
-	if err != nil {
-		t.Fatal(err)
-	}
+	frames, toc := trailerOf(t, data)
 	b := fx.blobs[len(fx.blobs)-1]
 	fr := frames[toc[len(toc)-1].Frame]
 	bad := bytes.Clone(data)

@@ -96,9 +96,10 @@ func RandomAccess(r io.Reader) (io.ReaderAt, int64, bool) {
 // CheckTrailer checks, once Next has returned io.EOF, that the table of
 // contents and seek table at the end of the archive's file (ra, size
 // bytes; nil when it was read from a pipe) agree with what was read:
-// every frame accounted for, every blob where the table says, and a seek
-// table wherever index.json declares one. It says what it found; an
-// archive that is not zstd-compressed has no frames, hence no table.
+// every frame starting where the seek table says, every frame accounted
+// for, every blob where the table says, and a seek table wherever
+// index.json declares one. It says what it found; an archive that is not
+// zstd-compressed has no frames, hence no table.
 func (ar *Reader) CheckTrailer(ra io.ReaderAt, size int64) (SeekTableStatus, error) {
 	if !ar.eof {
 		return "", errors.New("archive: the trailer is checked once the archive has been read to its end")
@@ -120,6 +121,9 @@ func (ar *Reader) CheckTrailer(ra io.ReaderAt, size int64) (SeekTableStatus, err
 		return "", fmt.Errorf("archive: %s says the archive ends with a seek table, and it does not (damaged, or recompressed by another tool)", indexName)
 	}
 	if err != nil {
+		return "", fmt.Errorf("archive: %w", err)
+	}
+	if err := checkFrameMagics(ra, frames); err != nil {
 		return "", fmt.Errorf("archive: %w", err)
 	}
 	if err := checkFrames(ra, size, frames, ar); err != nil {
