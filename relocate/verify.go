@@ -457,6 +457,10 @@ func (b bundleRef) source() string {
 // time as the layers are read; what is left for the end is a set of
 // digests (the locked images whose config says whether they are bundles,
 // and the layers not read), bounded by the head, never a layer's bytes.
+// Each layer's images.yml is parsed and checked once, however many
+// entries of index.json name bundles with that layer (one bundle under
+// many original references): the work is the archive's bytes, not their
+// product with its entries.
 type lockChecks struct {
 	byLayer   map[v1.Hash][]bundleRef
 	checked   map[v1.Hash]bool // layers read and checked
@@ -464,6 +468,8 @@ type lockChecks struct {
 	named     map[v1.Hash]bool        // entries index.json calls bundles
 	roleOf    map[v1.Hash]lockedImage // locked images to check the role of
 	bundles   int
+	// parsed counts the images.yml documents parsed.
+	parsed int
 }
 
 // lockedImage is an image a bundle locks, as the first bundle to lock it
@@ -481,23 +487,28 @@ func newLockChecks(head *archive.Head) (*lockChecks, error) {
 		named:     map[v1.Hash]bool{},
 		roleOf:    map[v1.Hash]lockedImage{},
 	}
+	layerOf := map[v1.Hash]v1.Descriptor{}
 	for _, e := range head.Entries {
 		c.inArchive[e.Descriptor.Digest] = true
 		if e.Role != archive.RoleBundle && e.Role != archive.RoleNestedBundle {
 			continue
 		}
 		c.named[e.Descriptor.Digest] = true
-		var m v1.Manifest
-		if err := json.Unmarshal(head.Manifests[e.Descriptor.Digest], &m); err != nil {
-			return nil, fmt.Errorf("bundle %s: manifest: %w", e.Descriptor.Digest, err)
+		l, ok := layerOf[e.Descriptor.Digest]
+		if !ok {
+			var m v1.Manifest
+			if err := json.Unmarshal(head.Manifests[e.Descriptor.Digest], &m); err != nil {
+				return nil, fmt.Errorf("bundle %s: manifest: %w", e.Descriptor.Digest, err)
+			}
+			if len(m.Layers) != 1 {
+				return nil, fmt.Errorf("bundle %s (%s) has %d layers, want 1", e.OriginalRef, e.Descriptor.Digest, len(m.Layers))
+			}
+			if m.Layers[0].Size > maxBundleLayer {
+				return nil, fmt.Errorf("bundle %s (%s): layer of %d bytes is larger than a bundle's %d", e.OriginalRef, e.Descriptor.Digest, m.Layers[0].Size, maxBundleLayer)
+			}
+			l = m.Layers[0]
+			layerOf[e.Descriptor.Digest] = l
 		}
-		if len(m.Layers) != 1 {
-			return nil, fmt.Errorf("bundle %s (%s) has %d layers, want 1", e.OriginalRef, e.Descriptor.Digest, len(m.Layers))
-		}
-		if m.Layers[0].Size > maxBundleLayer {
-			return nil, fmt.Errorf("bundle %s (%s): layer of %d bytes is larger than a bundle's %d", e.OriginalRef, e.Descriptor.Digest, m.Layers[0].Size, maxBundleLayer)
-		}
-		l := m.Layers[0]
 		c.byLayer[l.Digest] = append(c.byLayer[l.Digest], bundleRef{entry: e, layer: l})
 	}
 	return c, nil
@@ -509,21 +520,14 @@ func (c *lockChecks) wants(d v1.Hash) bool {
 	return ok && !c.checked[d]
 }
 
-// read checks the images.yml of every bundle whose layer is data (blob d).
+// read checks the images.yml in data, blob d, the layer of every bundle
+// byLayer lists for it: every image it locks is an entry of the archive;
+// those not bundles themselves are kept to check their role when every
+// config has been read. The first bundle with the layer names it in
+// errors: the images.yml is the same for all of them.
 func (c *lockChecks) read(d v1.Hash, data []byte) error {
-	for _, b := range c.byLayer[d] {
-		if err := c.check(b, data); err != nil {
-			return err
-		}
-	}
-	c.checked[d] = true
-	return nil
-}
-
-// check checks the images.yml in data, the layer of bundle b: every image
-// it locks is an entry of the archive; those not bundles themselves are
-// kept to check their role when every config has been read.
-func (c *lockChecks) check(b bundleRef, data []byte) error {
+	bs := c.byLayer[d]
+	b := bs[0]
 	src := b.source()
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(data)), nil
@@ -535,6 +539,7 @@ func (c *lockChecks) check(b bundleRef, data []byte) error {
 	if err != nil {
 		return err
 	}
+	c.parsed++
 	l, err := bundle.ReadImagesLock(img, src)
 	if err != nil {
 		return err
@@ -555,7 +560,8 @@ func (c *lockChecks) check(b bundleRef, data []byte) error {
 			c.roleOf[h] = lockedImage{src: src, image: li.Image}
 		}
 	}
-	c.bundles++
+	c.bundles += len(bs)
+	c.checked[d] = true
 	return nil
 }
 

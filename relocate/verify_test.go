@@ -26,6 +26,14 @@ import (
 // locked, and (when withImage) the locked image itself.
 func writeBundleOnlyArchive(t *testing.T, path string, withImage bool) {
 	t.Helper()
+	entries, manifests, images := bundleOnlyArchive(t, withImage)
+	writeTestArchive(t, path, entries, manifests, images)
+}
+
+// bundleOnlyArchive returns what writeBundleOnlyArchive writes, the
+// bundle's entry first.
+func bundleOnlyArchive(t *testing.T, withImage bool) ([]archive.Entry, map[v1.Hash][]byte, []v1.Image) {
+	t.Helper()
 	app, err := fixtures.Image(1, 1, 1000)
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +47,7 @@ func writeBundleOnlyArchive(t *testing.T, path string, withImage bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	t.Cleanup(func() { b.Close() })
 
 	images := []v1.Image{b}
 	bd, _ := b.Digest()
@@ -54,7 +62,7 @@ func writeBundleOnlyArchive(t *testing.T, path string, withImage bool) {
 		entries = append(entries, archive.Entry{Descriptor: v1.Descriptor{MediaType: amt, Digest: appDigest, Size: int64(len(araw))}, Role: archive.RoleImage, OriginalRef: "127.0.0.1:5000/app@" + appDigest.String()})
 		manifests[appDigest] = araw
 	}
-	writeTestArchive(t, path, entries, manifests, images)
+	return entries, manifests, images
 }
 
 func TestVerifyFileChecksBundleLocks(t *testing.T) {
@@ -284,5 +292,59 @@ func writeTestArchive(t *testing.T, path string, entries []archive.Entry, manife
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Verify parses a bundle layer's images.yml once, however many entries of
+// index.json name the bundle: an archive listing one bundle under many
+// original references must not cost verify a parse of its layer (and a
+// read of the image list) per reference.
+func TestVerifyParsesEachBundleLayerOnce(t *testing.T) {
+	const n = 50
+	entries, manifests, images := bundleOnlyArchive(t, true)
+	b := entries[0]
+	for i := range n {
+		e := b
+		e.Role, e.Tag = archive.RoleNestedBundle, ""
+		e.OriginalRef = fmt.Sprintf("127.0.0.1:5000/copy%d@%s", i, b.Descriptor.Digest)
+		entries = append(entries, e)
+	}
+	path := filepath.Join(t.TempDir(), "a.tar.zst")
+	writeTestArchive(t, path, entries, manifests, images)
+	res, err := VerifyFile(t.Context(), path, VerifyOptions{})
+	if err != nil || res.Bundles != n+1 {
+		t.Fatalf("verify: %+v, %v; want %d bundles checked", res, err, n+1)
+	}
+
+	// What verify does as the archive goes by, counting the parses.
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ar, err := archive.NewReader(f, archive.ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ar.Close()
+	locks, err := newLockChecks(ar.Head())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles := newRoleLabels(ar.Head())
+	for {
+		d, size, blob, err := ar.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := readForChecks(d, size, blob, locks, roles); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if locks.parsed != 1 || locks.bundles != n+1 {
+		t.Errorf("%d entries of one bundle: images.yml parsed %d times, %d bundles checked; want once, %d", n+1, locks.parsed, locks.bundles, n+1)
 	}
 }
