@@ -319,6 +319,9 @@ func verify(ctx context.Context, r io.Reader, ra io.ReaderAt, size int64, res *V
 	// An imgpkg tarball read front to back (gzip-compressed, or a pipe)
 	// is one too.
 	res.Format = formatOf(head)
+	if err := importRefusal(head); err != nil {
+		return err
+	}
 	leftOut := map[v1.Hash]bool{}
 	if head.Delta != nil {
 		for _, l := range head.Delta.LeftOut {
@@ -381,6 +384,9 @@ func verify(ctx context.Context, r io.Reader, ra io.ReaderAt, size int64, res *V
 func verifyRandom(ctx context.Context, f RandomArchive, res *VerifyResult, rep progress.Reporter) error {
 	head := f.Head()
 	res.Images = len(head.Entries)
+	if err := importRefusal(head); err != nil {
+		return err
+	}
 	locks, err := newLockChecks(head)
 	if err != nil {
 		return err
@@ -407,6 +413,25 @@ func verifyRandom(ctx context.Context, f RandomArchive, res *VerifyResult, rep p
 		res.Bytes += b.Size
 	}
 	return locks.finish(ctx, roles, nil, nil, res)
+}
+
+// importRefusal returns why an import refuses the archive of head before
+// it writes anything, as inspect reports it (importTagOrder): an original
+// tag that is another manifest's bookkeeping tag. Verify must not pass an
+// archive no import accepts.
+func importRefusal(head *archive.Head) error {
+	ih, err := archiveImportHead(head)
+	if err != nil {
+		return err
+	}
+	_, refused, err := importTagOrder(ih)
+	if err != nil {
+		return err
+	}
+	if refused != "" {
+		return fmt.Errorf("import refuses the archive: %s", refused)
+	}
+	return nil
 }
 
 // readForChecks reads blob d of an archive (verified against its digest
