@@ -79,7 +79,7 @@ type VerifyOptions struct {
 // the same way, each layer read where it lies.
 func VerifyFile(ctx context.Context, path string, opts VerifyOptions) (*VerifyResult, error) {
 	rep := progress.OrNop(opts.Reporter)
-	bases, closeBases, err := openBases(opts.Since)
+	bases, closeBases, err := openBases(ctx, opts.Since, rep)
 	if err != nil {
 		return nil, err
 	}
@@ -211,6 +211,13 @@ func checksumOf(base, side string) (string, bool, error) {
 
 // verifyBase is a --since archive: what it holds, and, when it has a seek
 // table, random access to read a bundle's layer from it.
+//
+// What it holds is what its table of contents lists, which OpenFile
+// checked against its head, and the seek table accounts for every byte
+// of the file: a base cut short has no seek table. One without a seek
+// table (gzip, an older ferry) has nothing at its end that vouches for
+// its head's list, so it is read whole and verified before its list is
+// believed.
 type verifyBase struct {
 	path string
 	f    io.Closer
@@ -233,7 +240,7 @@ func (b verifyBase) carries(d v1.Hash) bool { return b.file != nil && b.file.Has
 var ErrNotABaseArchive = errors.New("not a base archive")
 
 // openBases opens the --since archives; the returned function closes them.
-func openBases(paths []string) ([]verifyBase, func(), error) {
+func openBases(ctx context.Context, paths []string, rep progress.Reporter) ([]verifyBase, func(), error) {
 	var out []verifyBase
 	closeAll := func() {
 		for _, b := range out {
@@ -249,7 +256,7 @@ func openBases(paths []string) ([]verifyBase, func(), error) {
 			closeAll()
 			return nil, nil, fmt.Errorf("verify --since: %w", err)
 		}
-		b, err := openBase(p, f)
+		b, err := openBase(ctx, p, f, rep)
 		if err != nil {
 			f.Close()
 			closeAll()
@@ -261,9 +268,10 @@ func openBases(paths []string) ([]verifyBase, func(), error) {
 }
 
 // openBase reads a base archive's head (a file or the volumes of one):
-// through its seek table when it has one, front to back otherwise (gzip,
-// plain tar, an older ferry).
-func openBase(path string, f io.ReadCloser) (verifyBase, error) {
+// through its seek table when it has one; otherwise the whole archive is
+// read and verified, and one whose index.json declares a seek table it
+// does not end with is refused (cut short or damaged).
+func openBase(ctx context.Context, path string, f io.ReadCloser, rep progress.Reporter) (verifyBase, error) {
 	b := verifyBase{path: path, f: f, held: map[v1.Hash]bool{}}
 	ra, size, ok := archive.RandomAccess(f)
 	if !ok {
@@ -290,6 +298,13 @@ func openBase(path string, f io.ReadCloser) (verifyBase, error) {
 		if head, err = archive.Inspect(io.NewSectionReader(ra, 0, size)); err != nil {
 			return b, notABase{err}
 		}
+		if head.Compression == archive.CompressionZstd && head.Index.Annotations[archive.AnnotationSeekable] == "true" {
+			return b, fmt.Errorf("its index.json says it ends with a seek table, and it does not: the archive is cut short or damaged")
+		}
+		rep.Logf("verifying the base %s whole: it has no table of contents to say what it holds", path)
+		if _, err := archive.Verify(ctx, io.NewSectionReader(ra, 0, size)); err != nil {
+			return b, err
+		}
 	default:
 		return b, err
 	}
@@ -298,8 +313,15 @@ func openBase(path string, f io.ReadCloser) (verifyBase, error) {
 		skipped[d] = true
 	}
 	for _, d := range head.Blobs {
-		if !skipped[d.Digest] {
+		if b.file != nil && b.file.Has(d.Digest) || b.file == nil && !skipped[d.Digest] {
 			b.held[d.Digest] = true
+		}
+	}
+	// A delta base holds, by reference, what it left out itself: its
+	// own import found those blobs at the destination.
+	if head.Delta != nil {
+		for _, l := range head.Delta.LeftOut {
+			b.held[l.Digest] = true
 		}
 	}
 	return b, nil
