@@ -78,56 +78,62 @@ func OpenFile(ra io.ReaderAt, size int64, opts ReaderOptions) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &File{
+	blobs, err := checkTOC(head, frames[:len(frames)-1], toc, ar.skipped)
+	if err != nil {
+		return nil, err
+	}
+	return &File{
 		ra:      ra,
 		size:    size,
 		opts:    opts,
 		head:    head,
 		frames:  frames[:len(frames)-1],
 		dataEnd: last.offset,
-		blobs:   make(map[v1.Hash]tocBlob, len(toc)),
-	}
-	if err := f.checkTOC(toc, ar.skipped); err != nil {
-		return nil, err
-	}
-	return f, nil
+		blobs:   blobs,
+	}, nil
 }
 
 // checkTOC accepts a table of contents that lists each config and layer
-// of the head once, at its size, in frames of the tar in increasing order.
-func (f *File) checkTOC(toc []tocBlob, skipped map[v1.Hash]bool) error {
-	want := make(map[v1.Hash]int64, len(f.head.Blobs))
-	leftOut := f.head.Delta.leftOut()
-	for _, b := range f.head.Blobs {
+// of head once (skipped layers and those a delta left out excepted), at
+// its size, in frames of the tar (frames, the table of contents' own
+// excepted) in increasing order. It returns the blobs by digest. OpenFile
+// and Reader.CheckTrailer both check a table of contents with it, so that
+// verify passes no table that import, inspect or serve would refuse.
+func checkTOC(head *Head, frames []frameLoc, toc []tocBlob, skipped map[v1.Hash]bool) (map[v1.Hash]tocBlob, error) {
+	want := make(map[v1.Hash]int64, len(head.Blobs))
+	leftOut := head.Delta.leftOut()
+	for _, b := range head.Blobs {
 		if !skipped[b.Digest] && !leftOut[b.Digest] {
 			want[b.Digest] = b.Size
 		}
 	}
+	blobs := make(map[v1.Hash]tocBlob, len(toc))
 	prev := -1
 	for i, b := range toc {
 		size, ok := want[b.Digest]
+		_, listed := blobs[b.Digest]
 		switch {
-		case !ok && f.blobs[b.Digest] != (tocBlob{}):
-			return fmt.Errorf("table of contents: blob %s listed twice", b.Digest)
+		case !ok && listed:
+			return nil, fmt.Errorf("table of contents: blob %s listed twice", b.Digest)
 		case !ok:
-			return fmt.Errorf("table of contents: blob %s is not a config or layer of the archive's manifests", b.Digest)
+			return nil, fmt.Errorf("table of contents: blob %s is not a config or layer of the archive's manifests", b.Digest)
 		case b.Size != size:
-			return fmt.Errorf("table of contents: blob %s: %d bytes, the manifests say %d", b.Digest, b.Size, size)
-		case b.Frame <= prev || b.Frame >= len(f.frames):
-			return fmt.Errorf("table of contents: entry %d (blob %s) names frame %d, out of order or beyond the %d frames", i, b.Digest, b.Frame, len(f.frames))
-		case f.frames[b.Frame].tarSize == 0:
-			return fmt.Errorf("table of contents: blob %s names frame %d, which holds no tar", b.Digest, b.Frame)
+			return nil, fmt.Errorf("table of contents: blob %s: %d bytes, the manifests say %d", b.Digest, b.Size, size)
+		case b.Frame <= prev || b.Frame >= len(frames):
+			return nil, fmt.Errorf("table of contents: entry %d (blob %s) names frame %d, out of order or beyond the %d frames", i, b.Digest, b.Frame, len(frames))
+		case frames[b.Frame].tarSize == 0:
+			return nil, fmt.Errorf("table of contents: blob %s names frame %d, which holds no tar", b.Digest, b.Frame)
 		}
 		prev = b.Frame
 		delete(want, b.Digest)
-		f.blobs[b.Digest] = b
+		blobs[b.Digest] = b
 	}
-	for _, b := range f.head.Blobs {
+	for _, b := range head.Blobs {
 		if _, missing := want[b.Digest]; missing {
-			return fmt.Errorf("archive: blob %s (referenced by a manifest) is not in the table of contents", b.Digest)
+			return nil, fmt.Errorf("archive: blob %s (referenced by a manifest) is not in the table of contents", b.Digest)
 		}
 	}
-	return nil
+	return blobs, nil
 }
 
 // Head returns the head read by OpenFile. The caller must not modify it.

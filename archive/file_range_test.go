@@ -130,14 +130,7 @@ func spliceFrame(t *testing.T, data []byte, i int, frame []byte) []byte {
 // frames of the file.
 func blobFrames(t *testing.T, data []byte, b testBlob) (int, []frameLoc) {
 	t.Helper()
-	frames, err := readSeekTable(bytes.NewReader(data), int64(len(data)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	toc, err := readTOC(bytes.NewReader(data), frames[len(frames)-1])
-	if err != nil {
-		t.Fatal(err)
-	}
+	frames, toc := trailerOf(t, data)
 	for _, e := range toc {
 		if e.Digest == b.d {
 			return e.Frame, frames

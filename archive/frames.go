@@ -70,6 +70,17 @@ func CheckFrameStarts(ra io.ReaderAt, size int64) error {
 	if err != nil {
 		return err
 	}
+	return checkFrameMagics(ra, frames)
+}
+
+// checkFrameMagics checks that each of frames (a seek table's, the table
+// of contents last) starts with its magic number in ra: the zstd frame's,
+// the skippable frame's for the table of contents. Four bytes a frame: a
+// reader that starts decompressing at a frame (OpenFile's blob readers)
+// relies on its compressed size being right, which reading the archive
+// front to back does not check.
+func checkFrameMagics(ra io.ReaderAt, frames []frameLoc) error {
+	var magic [4]byte
 	for i, f := range frames {
 		want := zstdMagic
 		if i == len(frames)-1 {

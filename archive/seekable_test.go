@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -231,19 +233,26 @@ func TestOpenFileNotSeekable(t *testing.T) {
 	}
 }
 
-// withTrailer rebuilds data with its table of contents edited by edit and
-// the seek table's entries edited by editTable, both optional.
-func withTrailer(t *testing.T, data []byte, edit func([]tocBlob) []tocBlob, editTable func([]seekEntry)) []byte {
+// trailerOf reads the seek table and table of contents of data.
+func trailerOf(t *testing.T, data []byte) ([]frameLoc, []tocBlob) {
 	t.Helper()
 	frames, err := readSeekTable(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	last := frames[len(frames)-1]
-	toc, err := readTOC(bytes.NewReader(data), last)
+	toc, err := readTOC(bytes.NewReader(data), frames[len(frames)-1])
 	if err != nil {
 		t.Fatal(err)
 	}
+	return frames, toc
+}
+
+// withTrailer rebuilds data with its table of contents edited by edit and
+// the seek table's entries edited by editTable, both optional.
+func withTrailer(t *testing.T, data []byte, edit func([]tocBlob) []tocBlob, editTable func([]seekEntry)) []byte {
+	t.Helper()
+	frames, toc := trailerOf(t, data)
+	last := frames[len(frames)-1]
 	if edit != nil {
 		toc = edit(toc)
 	}
@@ -260,14 +269,25 @@ func withTrailer(t *testing.T, data []byte, edit func([]tocBlob) []tocBlob, edit
 	return append(out, encodeSeekTable(table)...)
 }
 
+// TestOpenFileRefusesAWrongTrailer: each damaged table of contents or
+// seek table is refused by OpenFile (what import, inspect and serve open
+// a file with) and by Verify alike, with the same reason: verify must not
+// pass a table they refuse.
 func TestOpenFileRefusesAWrongTrailer(t *testing.T) {
 	fx, data := seekableFixture(t)
 	open := func(b []byte) error {
 		_, err := OpenFile(bytes.NewReader(b), int64(len(b)), ReaderOptions{})
 		return err
 	}
+	verify := func(b []byte) error {
+		_, err := Verify(context.Background(), bytes.NewReader(b))
+		return err
+	}
 	if err := open(withTrailer(t, data, nil, nil)); err != nil {
 		t.Fatalf("rebuilt unchanged: %v", err)
+	}
+	if err := verify(withTrailer(t, data, nil, nil)); err != nil {
+		t.Fatalf("verify, rebuilt unchanged: %v", err)
 	}
 	for _, tc := range []struct {
 		name  string
@@ -280,11 +300,16 @@ func TestOpenFileRefusesAWrongTrailer(t *testing.T) {
 		{"unknown blob", func(b []tocBlob) []tocBlob { b[0].Digest = digestOf([]byte("x")); return b }, nil, "not a config or layer"},
 		{"wrong size", func(b []tocBlob) []tocBlob { b[0].Size++; return b }, nil, "bytes, the manifests say"},
 		{"frames out of order", func(b []tocBlob) []tocBlob { b[0].Frame, b[1].Frame = b[1].Frame, b[0].Frame; return b }, nil, "out of order"},
+		{"entries reversed", func(b []tocBlob) []tocBlob { slices.Reverse(b); return b }, nil, "out of order"},
 		{"frame beyond the tar", func(b []tocBlob) []tocBlob { b[len(b)-1].Frame = 1 << 20; return b }, nil, "beyond"},
 		{"compressed size", nil, func(s []seekEntry) { s[0].compressed++ }, "add up to"},
 	} {
-		if err := open(withTrailer(t, data, tc.toc, tc.table)); err == nil || !bytes.Contains([]byte(err.Error()), []byte(tc.want)) {
+		bad := withTrailer(t, data, tc.toc, tc.table)
+		if err := open(bad); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error mentioning %q", tc.name, err, tc.want)
+		}
+		if err := verify(bad); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("verify, %s: %v, want an error mentioning %q", tc.name, err, tc.want)
 		}
 	}
 
@@ -321,16 +346,40 @@ func TestOpenFileRefusesAWrongTrailer(t *testing.T) {
 	wantErr(t, err, "table of contents", big.String())
 }
 
+// TestVerifyChecksEveryFrameStart: a seek table that moves bytes from one
+// frame's compressed size to the next one's adds up, and reading the
+// archive front to back never looks at it; but a blob read through the
+// table (import, serve) starts decompressing where no frame starts. Verify
+// refuses it, naming the frame.
+func TestVerifyChecksEveryFrameStart(t *testing.T) {
+	_, data := seekableFixture(t)
+	frames, toc := trailerOf(t, data)
+	k := toc[1].Frame
+	bad := withTrailer(t, data, nil, func(s []seekEntry) {
+		s[k-1].compressed += 4
+		s[k].compressed -= 4
+	})
+	f, err := OpenFile(bytes.NewReader(bad), int64(len(bad)), ReaderOptions{})
+	if err != nil {
+		t.Fatalf("OpenFile: %v (it reads no frame but the head's)", err)
+	}
+	if rc, err := f.Blob(toc[1].Digest); err == nil {
+		_, err = io.ReadAll(rc)
+		rc.Close()
+		if err == nil {
+			t.Fatalf("blob %s read through the moved frame", toc[1].Digest)
+		}
+	}
+	_, err = Verify(context.Background(), bytes.NewReader(bad))
+	var fse *FrameStartError
+	if !errors.As(err, &fse) || fse.Frame != k || fse.Offset != frames[k].offset+4 {
+		t.Errorf("Verify: %v; want frame %d at offset %d named", err, k, frames[k].offset+4)
+	}
+}
+
 func TestFileBlobCatchesDamagedBytes(t *testing.T) {
 	fx, data := seekableFixture(t)
-	frames, err := readSeekTable(bytes.NewReader(data), int64(len(data)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	toc, err := readTOC(bytes.NewReader(data), frames[len(frames)-1])
-	if err != nil {
-		t.Fatal(err)
-	}
+	frames, toc := trailerOf(t, data)
 	b := fx.blobs[len(fx.blobs)-1]
 	fr := frames[toc[len(toc)-1].Frame]
 	bad := bytes.Clone(data)

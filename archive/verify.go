@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/ferry-dev/ferry/internal/ctxio"
 )
 
@@ -98,9 +96,10 @@ func RandomAccess(r io.Reader) (io.ReaderAt, int64, bool) {
 // CheckTrailer checks, once Next has returned io.EOF, that the table of
 // contents and seek table at the end of the archive's file (ra, size
 // bytes; nil when it was read from a pipe) agree with what was read:
-// every frame accounted for, every blob where the table says, and a seek
-// table wherever index.json declares one. It says what it found; an
-// archive that is not zstd-compressed has no frames, hence no table.
+// every frame starting where the seek table says, every frame accounted
+// for, every blob where the table says, and a seek table wherever
+// index.json declares one. It says what it found; an archive that is not
+// zstd-compressed has no frames, hence no table.
 func (ar *Reader) CheckTrailer(ra io.ReaderAt, size int64) (SeekTableStatus, error) {
 	if !ar.eof {
 		return "", errors.New("archive: the trailer is checked once the archive has been read to its end")
@@ -122,6 +121,9 @@ func (ar *Reader) CheckTrailer(ra io.ReaderAt, size int64) (SeekTableStatus, err
 		return "", fmt.Errorf("archive: %s says the archive ends with a seek table, and it does not (damaged, or recompressed by another tool)", indexName)
 	}
 	if err != nil {
+		return "", fmt.Errorf("archive: %w", err)
+	}
+	if err := checkFrameMagics(ra, frames); err != nil {
 		return "", fmt.Errorf("archive: %w", err)
 	}
 	if err := checkFrames(ra, size, frames, ar); err != nil {
@@ -150,22 +152,23 @@ func checkFrames(ra io.ReaderAt, size int64, frames []frameLoc, ar *Reader) erro
 	if err != nil {
 		return err
 	}
-	listed := map[v1.Hash]bool{}
+	// The same checks as OpenFile's (what import, inspect and serve
+	// accept), then each blob where the table says, against what was read.
+	blobs, err := checkTOC(ar.Head(), frames, toc, ar.skipped)
+	if err != nil {
+		return err
+	}
 	for _, b := range toc {
-		if listed[b.Digest] {
-			return fmt.Errorf("table of contents: blob %s listed twice", b.Digest)
-		}
-		listed[b.Digest] = true
 		at, ok := ar.offsets[b.Digest]
 		if !ok || !ar.present[b.Digest] {
 			return fmt.Errorf("table of contents: blob %s is not a config or layer of the archive", b.Digest)
 		}
-		if b.Frame < 0 || b.Frame >= len(frames) || frames[b.Frame].tarOffset != at {
+		if frames[b.Frame].tarOffset != at {
 			return fmt.Errorf("table of contents: blob %s: frame %d, but its entry starts at tar offset %d", b.Digest, b.Frame, at)
 		}
 	}
-	if len(listed) != ar.bodyBlobs {
-		return fmt.Errorf("table of contents: lists %d blobs, the archive holds %d", len(listed), ar.bodyBlobs)
+	if len(blobs) != ar.bodyBlobs {
+		return fmt.Errorf("table of contents: lists %d blobs, the archive holds %d", len(blobs), ar.bodyBlobs)
 	}
 	// This package writes the descriptor as 0; the format lets readers
 	// ignore its unused bits, but a changed bit is still a damaged byte.

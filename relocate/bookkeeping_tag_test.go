@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -102,6 +104,16 @@ func TestOriginalTagThatIsAnotherImagesBookkeepingTagIsRefused(t *testing.T) {
 		if tag == clash && (err == nil || !strings.Contains(err.Error(), app1.String())) {
 			t.Errorf("import: %v; want it to name %s, whose tag it is", err, app1)
 		}
+		// verify, which must not pass what no import accepts, fails it
+		// for the same reason.
+		path := filepath.Join(t.TempDir(), "a.tar.zst")
+		if err := os.WriteFile(path, ar, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		vres, err := relocate.VerifyFile(ctx, path, relocate.VerifyOptions{})
+		if err == nil || vres.Verified || !strings.Contains(err.Error(), tag) || !strings.Contains(err.Error(), "bookkeeping tag") {
+			t.Errorf("verify of the archive tagged %s: %v; want a failure naming the tag", tag, err)
+		}
 
 		// inspect still lists what the archive holds, and says that an
 		// import refuses it, without the tag among those it would write.
@@ -177,6 +189,13 @@ func TestOriginalTagThatIsAnotherImagesBookkeepingTagIsRefused(t *testing.T) {
 	res, err := relocate.Import(ctx, bytes.NewReader(export(resolve("v1.imgpkg"))), dst.repo, dst.options(t))
 	if err != nil {
 		t.Fatalf("import of a bundle tagged v1.imgpkg: %v", err)
+	}
+	ordinary := filepath.Join(t.TempDir(), "v1.tar.zst")
+	if err := os.WriteFile(ordinary, export(resolve("v1.imgpkg")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if vres, err := relocate.VerifyFile(ctx, ordinary, relocate.VerifyOptions{}); err != nil || !vres.Verified {
+		t.Errorf("verify of the archive tagged v1.imgpkg: %v", err)
 	}
 	if got := dst.tags(t)["v1.imgpkg"]; got != impMust(src.root.Digest()).String() || res.Tag != "v1.imgpkg" {
 		t.Errorf("v1.imgpkg at the destination = %q (result tag %q), want the bundle %s", got, res.Tag, impMust(src.root.Digest()))

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ferry-dev/ferry/internal/progress"
 )
 
 // The checksum file beside a --since base spares hashing it only when it
@@ -56,7 +58,7 @@ func TestReadSinceOfNoFileOrADirectory(t *testing.T) {
 			if !errors.Is(err, ErrNotABase) || !strings.Contains(err.Error(), tc.path) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("ReadSince: %v; want ErrNotABase naming %s, %q", err, tc.path, tc.want)
 			}
-			_, _, err = openBases([]string{tc.path})
+			_, _, err = openBases(t.Context(), []string{tc.path}, progress.Nop{})
 			if !errors.Is(err, ErrNotABaseArchive) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("openBases: %v; want ErrNotABaseArchive, %q", err, tc.want)
 			}

@@ -14,9 +14,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/bundle"
@@ -24,11 +22,8 @@ import (
 	"github.com/ferry-dev/ferry/internal/hashing"
 	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/internal/volumes"
+	"github.com/ferry-dev/ferry/lock"
 )
-
-// maxBundleLayer bounds the bundle layer Verify holds in memory (one at a
-// time) to read its images.yml; bundles hold configuration, not payloads.
-const maxBundleLayer = 64 << 20
 
 // VerifyResult is what `ferry verify` reports.
 type VerifyResult struct {
@@ -84,7 +79,7 @@ type VerifyOptions struct {
 // the same way, each layer read where it lies.
 func VerifyFile(ctx context.Context, path string, opts VerifyOptions) (*VerifyResult, error) {
 	rep := progress.OrNop(opts.Reporter)
-	bases, closeBases, err := openBases(opts.Since)
+	bases, closeBases, err := openBases(ctx, opts.Since, rep)
 	if err != nil {
 		return nil, err
 	}
@@ -216,6 +211,13 @@ func checksumOf(base, side string) (string, bool, error) {
 
 // verifyBase is a --since archive: what it holds, and, when it has a seek
 // table, random access to read a bundle's layer from it.
+//
+// What it holds is what its table of contents lists, which OpenFile
+// checked against its head, and the seek table accounts for every byte
+// of the file: a base cut short has no seek table. One without a seek
+// table (gzip, an older ferry) has nothing at its end that vouches for
+// its head's list, so it is read whole and verified before its list is
+// believed.
 type verifyBase struct {
 	path string
 	f    io.Closer
@@ -238,7 +240,7 @@ func (b verifyBase) carries(d v1.Hash) bool { return b.file != nil && b.file.Has
 var ErrNotABaseArchive = errors.New("not a base archive")
 
 // openBases opens the --since archives; the returned function closes them.
-func openBases(paths []string) ([]verifyBase, func(), error) {
+func openBases(ctx context.Context, paths []string, rep progress.Reporter) ([]verifyBase, func(), error) {
 	var out []verifyBase
 	closeAll := func() {
 		for _, b := range out {
@@ -254,7 +256,7 @@ func openBases(paths []string) ([]verifyBase, func(), error) {
 			closeAll()
 			return nil, nil, fmt.Errorf("verify --since: %w", err)
 		}
-		b, err := openBase(p, f)
+		b, err := openBase(ctx, p, f, rep)
 		if err != nil {
 			f.Close()
 			closeAll()
@@ -266,9 +268,10 @@ func openBases(paths []string) ([]verifyBase, func(), error) {
 }
 
 // openBase reads a base archive's head (a file or the volumes of one):
-// through its seek table when it has one, front to back otherwise (gzip,
-// plain tar, an older ferry).
-func openBase(path string, f io.ReadCloser) (verifyBase, error) {
+// through its seek table when it has one; otherwise the whole archive is
+// read and verified, and one whose index.json declares a seek table it
+// does not end with is refused (cut short or damaged).
+func openBase(ctx context.Context, path string, f io.ReadCloser, rep progress.Reporter) (verifyBase, error) {
 	b := verifyBase{path: path, f: f, held: map[v1.Hash]bool{}}
 	ra, size, ok := archive.RandomAccess(f)
 	if !ok {
@@ -295,6 +298,13 @@ func openBase(path string, f io.ReadCloser) (verifyBase, error) {
 		if head, err = archive.Inspect(io.NewSectionReader(ra, 0, size)); err != nil {
 			return b, notABase{err}
 		}
+		if head.Compression == archive.CompressionZstd && head.Index.Annotations[archive.AnnotationSeekable] == "true" {
+			return b, fmt.Errorf("its index.json says it ends with a seek table, and it does not: the archive is cut short or damaged")
+		}
+		rep.Logf("verifying the base %s whole: it has no table of contents to say what it holds", path)
+		if _, err := archive.Verify(ctx, io.NewSectionReader(ra, 0, size)); err != nil {
+			return b, err
+		}
 	default:
 		return b, err
 	}
@@ -303,8 +313,15 @@ func openBase(path string, f io.ReadCloser) (verifyBase, error) {
 		skipped[d] = true
 	}
 	for _, d := range head.Blobs {
-		if !skipped[d.Digest] {
+		if b.file != nil && b.file.Has(d.Digest) || b.file == nil && !skipped[d.Digest] {
 			b.held[d.Digest] = true
+		}
+	}
+	// A delta base holds, by reference, what it left out itself: its
+	// own import found those blobs at the destination.
+	if head.Delta != nil {
+		for _, l := range head.Delta.LeftOut {
+			b.held[l.Digest] = true
 		}
 	}
 	return b, nil
@@ -324,6 +341,9 @@ func verify(ctx context.Context, r io.Reader, ra io.ReaderAt, size int64, res *V
 	// An imgpkg tarball read front to back (gzip-compressed, or a pipe)
 	// is one too.
 	res.Format = formatOf(head)
+	if err := importRefusal(head); err != nil {
+		return err
+	}
 	leftOut := map[v1.Hash]bool{}
 	if head.Delta != nil {
 		for _, l := range head.Delta.LeftOut {
@@ -362,7 +382,7 @@ func verify(ctx context.Context, r io.Reader, ra io.ReaderAt, size int64, res *V
 		}
 		res.Blobs++
 		res.Bytes += size
-		if err := readForChecks(d, size, blob, locks, roles); err != nil {
+		if err := readForChecks(ctx, d, blob, locks, roles); err != nil {
 			return err
 		}
 	}
@@ -378,7 +398,7 @@ func verify(ctx context.Context, r io.Reader, ra io.ReaderAt, size int64, res *V
 	if err := roles.fromBases(leftOut, bases); err != nil {
 		return err
 	}
-	return locks.finish(roles, leftOut, bases, res)
+	return locks.finish(ctx, roles, leftOut, bases, res)
 }
 
 // verifyRandom reads every config and layer of f, each where it lies,
@@ -386,6 +406,9 @@ func verify(ctx context.Context, r io.Reader, ra io.ReaderAt, size int64, res *V
 func verifyRandom(ctx context.Context, f RandomArchive, res *VerifyResult, rep progress.Reporter) error {
 	head := f.Head()
 	res.Images = len(head.Entries)
+	if err := importRefusal(head); err != nil {
+		return err
+	}
 	locks, err := newLockChecks(head)
 	if err != nil {
 		return err
@@ -403,7 +426,7 @@ func verifyRandom(ctx context.Context, f RandomArchive, res *VerifyResult, rep p
 		if err != nil {
 			return err
 		}
-		err = readForChecks(b.Digest, b.Size, ctxio.NewReader(ctx, &reportReader{r: rc, rep: rep}), locks, roles)
+		err = readForChecks(ctx, b.Digest, ctxio.NewReader(ctx, &reportReader{r: rc, rep: rep}), locks, roles)
 		rc.Close()
 		if err != nil {
 			return err
@@ -411,13 +434,34 @@ func verifyRandom(ctx context.Context, f RandomArchive, res *VerifyResult, rep p
 		res.Blobs++
 		res.Bytes += b.Size
 	}
-	return locks.finish(roles, nil, nil, res)
+	return locks.finish(ctx, roles, nil, nil, res)
+}
+
+// importRefusal returns why an import refuses the archive of head before
+// it writes anything, as inspect reports it (importTagOrder): an original
+// tag that is another manifest's bookkeeping tag. Verify must not pass an
+// archive no import accepts.
+func importRefusal(head *archive.Head) error {
+	ih, err := archiveImportHead(head)
+	if err != nil {
+		return err
+	}
+	_, refused, err := importTagOrder(ih)
+	if err != nil {
+		return err
+	}
+	if refused != "" {
+		return fmt.Errorf("import refuses the archive: %s", refused)
+	}
+	return nil
 }
 
 // readForChecks reads blob d of an archive (verified against its digest
 // as it is read) to its end, checking it on the way: a bundle's layer
 // against the archive's entries, an image's config for the bundle label.
-func readForChecks(d v1.Hash, size int64, blob io.Reader, locks *lockChecks, roles *roleLabels) error {
+// A bundle's layer is streamed, never held: verify reads one of any size,
+// as import does.
+func readForChecks(ctx context.Context, d v1.Hash, blob io.Reader, locks *lockChecks, roles *roleLabels) error {
 	if !locks.wants(d) {
 		if roles.wants(d) {
 			return roles.read(d, blob)
@@ -425,19 +469,33 @@ func readForChecks(d v1.Hash, size int64, blob io.Reader, locks *lockChecks, rol
 		_, err := io.Copy(io.Discard, blob)
 		return err
 	}
-	// Sized up front (within the bound newLockChecks applied): what is
-	// held is the layer, not twice it while a buffer grows.
-	buf := bytes.NewBuffer(make([]byte, 0, min(max(size, 0), maxBundleLayer)+bytes.MinRead))
-	if _, err := buf.ReadFrom(blob); err != nil {
+	// A blob that is also an image's config (only a crafted archive makes
+	// it so) is read once: the config check gets its first bytes, as many
+	// as it reads of a config.
+	var cfg *headBuffer
+	if roles.wants(d) {
+		cfg = &headBuffer{max: bundle.MaxConfigSize + 1}
+		blob = io.TeeReader(blob, cfg)
+	}
+	if err := locks.read(ctx, d, blob); err != nil {
 		return err
 	}
-	data := buf.Bytes()
-	if roles.wants(d) {
-		if err := roles.read(d, bytes.NewReader(data)); err != nil {
-			return err
-		}
+	if cfg != nil {
+		return roles.read(d, bytes.NewReader(cfg.b))
 	}
-	return locks.read(d, data)
+	return nil
+}
+
+// headBuffer keeps the first max bytes written to it and drops the rest.
+type headBuffer struct {
+	b   []byte
+	max int
+}
+
+// Write implements io.Writer.
+func (h *headBuffer) Write(p []byte) (int, error) {
+	h.b = append(h.b, p[:min(len(p), max(h.max-len(h.b), 0))]...)
+	return len(p), nil
 }
 
 // bundleRef is a bundle of an archive and its one layer, which holds its
@@ -457,13 +515,20 @@ func (b bundleRef) source() string {
 // time as the layers are read; what is left for the end is a set of
 // digests (the locked images whose config says whether they are bundles,
 // and the layers not read), bounded by the head, never a layer's bytes.
+// Each layer's images.yml is parsed and checked once, however many
+// entries of index.json name bundles with that layer (one bundle under
+// many original references): the work is the archive's bytes, not their
+// product with its entries.
 type lockChecks struct {
 	byLayer   map[v1.Hash][]bundleRef
 	checked   map[v1.Hash]bool // layers read and checked
 	inArchive map[v1.Hash]bool
 	named     map[v1.Hash]bool        // entries index.json calls bundles
 	roleOf    map[v1.Hash]lockedImage // locked images to check the role of
+	manifests map[v1.Hash][]byte      // the head's, by digest
 	bundles   int
+	// parsed counts the images.yml documents parsed.
+	parsed int
 }
 
 // lockedImage is an image a bundle locks, as the first bundle to lock it
@@ -480,24 +545,27 @@ func newLockChecks(head *archive.Head) (*lockChecks, error) {
 		inArchive: map[v1.Hash]bool{},
 		named:     map[v1.Hash]bool{},
 		roleOf:    map[v1.Hash]lockedImage{},
+		manifests: head.Manifests,
 	}
+	layerOf := map[v1.Hash]v1.Descriptor{}
 	for _, e := range head.Entries {
 		c.inArchive[e.Descriptor.Digest] = true
 		if e.Role != archive.RoleBundle && e.Role != archive.RoleNestedBundle {
 			continue
 		}
 		c.named[e.Descriptor.Digest] = true
-		var m v1.Manifest
-		if err := json.Unmarshal(head.Manifests[e.Descriptor.Digest], &m); err != nil {
-			return nil, fmt.Errorf("bundle %s: manifest: %w", e.Descriptor.Digest, err)
+		l, ok := layerOf[e.Descriptor.Digest]
+		if !ok {
+			var m v1.Manifest
+			if err := json.Unmarshal(head.Manifests[e.Descriptor.Digest], &m); err != nil {
+				return nil, fmt.Errorf("bundle %s: manifest: %w", e.Descriptor.Digest, err)
+			}
+			if len(m.Layers) != 1 {
+				return nil, fmt.Errorf("bundle %s (%s) has %d layers, want 1", e.OriginalRef, e.Descriptor.Digest, len(m.Layers))
+			}
+			l = m.Layers[0]
+			layerOf[e.Descriptor.Digest] = l
 		}
-		if len(m.Layers) != 1 {
-			return nil, fmt.Errorf("bundle %s (%s) has %d layers, want 1", e.OriginalRef, e.Descriptor.Digest, len(m.Layers))
-		}
-		if m.Layers[0].Size > maxBundleLayer {
-			return nil, fmt.Errorf("bundle %s (%s): layer of %d bytes is larger than a bundle's %d", e.OriginalRef, e.Descriptor.Digest, m.Layers[0].Size, maxBundleLayer)
-		}
-		l := m.Layers[0]
 		c.byLayer[l.Digest] = append(c.byLayer[l.Digest], bundleRef{entry: e, layer: l})
 	}
 	return c, nil
@@ -509,33 +577,22 @@ func (c *lockChecks) wants(d v1.Hash) bool {
 	return ok && !c.checked[d]
 }
 
-// read checks the images.yml of every bundle whose layer is data (blob d).
-func (c *lockChecks) read(d v1.Hash, data []byte) error {
-	for _, b := range c.byLayer[d] {
-		if err := c.check(b, data); err != nil {
-			return err
-		}
-	}
-	c.checked[d] = true
-	return nil
-}
-
-// check checks the images.yml in data, the layer of bundle b: every image
-// it locks is an entry of the archive; those not bundles themselves are
-// kept to check their role when every config has been read.
-func (c *lockChecks) check(b bundleRef, data []byte) error {
+// read reads layer, blob d, to its end and checks the images.yml in it,
+// the layer of every bundle byLayer lists for it: every image it locks is
+// an entry of the archive; those not bundles themselves are kept to check
+// their role when every config has been read. The first bundle with the
+// layer names it in errors: the images.yml is the same for all of them.
+func (c *lockChecks) read(ctx context.Context, d v1.Hash, layer io.Reader) error {
+	bs := c.byLayer[d]
+	b := bs[0]
 	src := b.source()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(data)), nil
-	}, tarball.WithMediaType(b.layer.MediaType))
-	if err != nil {
-		return fmt.Errorf("%s: %w", src, err)
+	l, err := c.parse(ctx, b, layer)
+	// To its end, whatever images.yml holds: the archive checks the
+	// layer's digest there, and bytes that do not match it are the fault
+	// to report, before what they say.
+	if _, derr := io.Copy(io.Discard, layer); derr != nil {
+		return fmt.Errorf("%s: %w", src, derr)
 	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		return err
-	}
-	l, err := bundle.ReadImagesLock(img, src)
 	if err != nil {
 		return err
 	}
@@ -555,15 +612,41 @@ func (c *lockChecks) check(b bundleRef, data []byte) error {
 			c.roleOf[h] = lockedImage{src: src, image: li.Image}
 		}
 	}
-	c.bundles++
+	c.bundles += len(bs)
+	c.checked[d] = true
 	return nil
+}
+
+// parse reads the images.yml of bundle b from its layer as import reads
+// it (readBundleLock): through the bundle's manifest as the archive holds
+// it, the layer streamed.
+func (c *lockChecks) parse(ctx context.Context, b bundleRef, layer io.Reader) (*lock.ImagesLock, error) {
+	src := b.source()
+	d := b.entry.Descriptor.Digest
+	m, err := parseImportManifest(d, c.manifests[d], b.entry.Descriptor.MediaType)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
+	opened := false
+	img, err := partial.CompressedToImage(&importBlobImage{ctx: ctx, m: m, blob: func(_ context.Context, h v1.Hash) (io.ReadCloser, error) {
+		if h != b.layer.Digest || opened {
+			return nil, fmt.Errorf("blob %s: verify reads the layer %s of the bundle, once, and nothing else", h, b.layer.Digest)
+		}
+		opened = true
+		return io.NopCloser(layer), nil
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
+	c.parsed++
+	return bundle.ReadImagesLock(img, src)
 }
 
 // finish checks the bundles whose layer was not read (a delta left it
 // out: it is read from a --since archive that carries it, or reported
 // unchecked) and the role of every locked image, now that every config
 // the archive carries has been read.
-func (c *lockChecks) finish(roles *roleLabels, leftOut map[v1.Hash]bool, bases []verifyBase, res *VerifyResult) error {
+func (c *lockChecks) finish(ctx context.Context, roles *roleLabels, leftOut map[v1.Hash]bool, bases []verifyBase, res *VerifyResult) error {
 	for _, d := range keysInOrder(c.byLayer) {
 		if c.checked[d] {
 			continue
@@ -572,7 +655,7 @@ func (c *lockChecks) finish(roles *roleLabels, leftOut map[v1.Hash]bool, bases [
 		if !leftOut[d] {
 			return fmt.Errorf("%s: its layer %s is not in the archive", bs[0].source(), d)
 		}
-		data, ok, err := layerFromBases(bases, bs[0].layer)
+		rc, ok, err := blobFromBases(bases, d)
 		if err != nil {
 			return fmt.Errorf("%s: %w", bs[0].source(), err)
 		}
@@ -582,7 +665,9 @@ func (c *lockChecks) finish(roles *roleLabels, leftOut map[v1.Hash]bool, bases [
 			}
 			continue
 		}
-		if err := c.read(d, data); err != nil {
+		err = c.read(ctx, d, rc)
+		rc.Close()
+		if err != nil {
 			return err
 		}
 	}
@@ -635,25 +720,19 @@ func checkBases(d *archive.Delta, bases []verifyBase) error {
 	return nil
 }
 
-// layerFromBases reads a bundle's layer from the first base that holds it.
-func layerFromBases(bases []verifyBase, layer v1.Descriptor) ([]byte, bool, error) {
-	if layer.Size > maxBundleLayer {
-		return nil, false, fmt.Errorf("layer of %d bytes is larger than a bundle's %d", layer.Size, maxBundleLayer)
-	}
+// blobFromBases opens blob d (a bundle's layer, a config) in the first
+// base that carries it; the reader checks it against its digest at its
+// end.
+func blobFromBases(bases []verifyBase, d v1.Hash) (io.ReadCloser, bool, error) {
 	for _, b := range bases {
-		if !b.carries(layer.Digest) {
+		if !b.carries(d) {
 			continue
 		}
-		rc, err := b.file.Blob(layer.Digest)
+		rc, err := b.file.Blob(d)
 		if err != nil {
 			return nil, false, fmt.Errorf("base %s: %w", b.path, err)
 		}
-		data, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			return nil, false, fmt.Errorf("base %s: %w", b.path, err)
-		}
-		return data, true, nil
+		return rc, true, nil
 	}
 	return nil, false, nil
 }
@@ -719,14 +798,21 @@ func (r *roleLabels) fromBases(leftOut map[v1.Hash]bool, bases []verifyBase) err
 		if _, read := r.labelled[d]; read || !leftOut[d] || len(bases) == 0 {
 			continue
 		}
-		b, ok, err := layerFromBases(bases, r.config[entries[0]])
+		// One larger than a config may be is refused by its declared
+		// size (check): nothing to read.
+		if c := r.config[entries[0]]; c.Size < 0 || c.Size > bundle.MaxConfigSize {
+			continue
+		}
+		rc, ok, err := blobFromBases(bases, d)
 		if err != nil {
 			return err
 		}
 		if !ok {
 			continue
 		}
-		if err := r.read(d, bytes.NewReader(b)); err != nil {
+		err = r.read(d, rc)
+		rc.Close()
+		if err != nil {
 			return err
 		}
 	}

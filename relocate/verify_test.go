@@ -1,7 +1,9 @@
 package relocate
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -14,7 +16,10 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/fixtures"
@@ -25,6 +30,14 @@ import (
 // writeBundleOnlyArchive writes an archive holding a bundle that locks
 // locked, and (when withImage) the locked image itself.
 func writeBundleOnlyArchive(t *testing.T, path string, withImage bool) {
+	t.Helper()
+	entries, manifests, images := bundleOnlyArchive(t, withImage)
+	writeTestArchive(t, path, entries, manifests, images)
+}
+
+// bundleOnlyArchive returns what writeBundleOnlyArchive writes, the
+// bundle's entry first.
+func bundleOnlyArchive(t *testing.T, withImage bool) ([]archive.Entry, map[v1.Hash][]byte, []v1.Image) {
 	t.Helper()
 	app, err := fixtures.Image(1, 1, 1000)
 	if err != nil {
@@ -39,7 +52,7 @@ func writeBundleOnlyArchive(t *testing.T, path string, withImage bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	t.Cleanup(func() { b.Close() })
 
 	images := []v1.Image{b}
 	bd, _ := b.Digest()
@@ -54,7 +67,7 @@ func writeBundleOnlyArchive(t *testing.T, path string, withImage bool) {
 		entries = append(entries, archive.Entry{Descriptor: v1.Descriptor{MediaType: amt, Digest: appDigest, Size: int64(len(araw))}, Role: archive.RoleImage, OriginalRef: "127.0.0.1:5000/app@" + appDigest.String()})
 		manifests[appDigest] = araw
 	}
-	writeTestArchive(t, path, entries, manifests, images)
+	return entries, manifests, images
 }
 
 func TestVerifyFileChecksBundleLocks(t *testing.T) {
@@ -285,4 +298,141 @@ func writeTestArchive(t *testing.T, path string, entries []archive.Entry, manife
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Verify parses a bundle layer's images.yml once, however many entries of
+// index.json name the bundle: an archive listing one bundle under many
+// original references must not cost verify a parse of its layer (and a
+// read of the image list) per reference.
+func TestVerifyParsesEachBundleLayerOnce(t *testing.T) {
+	const n = 50
+	entries, manifests, images := bundleOnlyArchive(t, true)
+	b := entries[0]
+	for i := range n {
+		e := b
+		e.Role, e.Tag = archive.RoleNestedBundle, ""
+		e.OriginalRef = fmt.Sprintf("127.0.0.1:5000/copy%d@%s", i, b.Descriptor.Digest)
+		entries = append(entries, e)
+	}
+	path := filepath.Join(t.TempDir(), "a.tar.zst")
+	writeTestArchive(t, path, entries, manifests, images)
+	res, err := VerifyFile(t.Context(), path, VerifyOptions{})
+	if err != nil || res.Bundles != n+1 {
+		t.Fatalf("verify: %+v, %v; want %d bundles checked", res, err, n+1)
+	}
+
+	// What verify does as the archive goes by, counting the parses.
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ar, err := archive.NewReader(f, archive.ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ar.Close()
+	locks, err := newLockChecks(ar.Head())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles := newRoleLabels(ar.Head())
+	for {
+		d, _, blob, err := ar.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := readForChecks(t.Context(), d, blob, locks, roles); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if locks.parsed != 1 || locks.bundles != n+1 {
+		t.Errorf("%d entries of one bundle: images.yml parsed %d times, %d bundles checked; want once, %d", n+1, locks.parsed, locks.bundles, n+1)
+	}
+}
+
+// A bundle's layer may be of any size: export writes it and import reads
+// its images.yml streaming, and so does verify, rather than refusing a
+// layer it would not hold in memory. The layer here is over 64 MiB stored
+// (gzip without compression, of zeros beside images.yml), which the
+// archive's zstd makes small.
+func TestVerifyReadsABundleLayerOfAnySize(t *testing.T) {
+	app, err := fixtures.Image(1, 1, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appDigest := must(app.Digest())
+	images := fmt.Sprintf("apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages:\n- image: 127.0.0.1:5000/app@%s\n", appDigest)
+	var layer bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&layer, gzip.NoCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(zw)
+	for _, f := range []struct {
+		name string
+		body io.Reader
+		size int64
+	}{
+		{".imgpkg/images.yml", strings.NewReader(images), int64(len(images))},
+		{"zeros.bin", io.LimitReader(zeroReader{}, 65<<20), 65 << 20},
+	} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o600, Size: f.size, Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(tw, f.body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if layer.Len() <= 64<<20 {
+		t.Fatalf("layer of %d bytes, want over 64 MiB", layer.Len())
+	}
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layer.Bytes())), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := mutate.AppendLayers(empty.Image, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := must(b.ConfigFile()).DeepCopy()
+	cfg.Config.Labels = map[string]string{bundle.LabelKey: "true"}
+	if b, err = mutate.ConfigFile(b, cfg); err != nil {
+		t.Fatal(err)
+	}
+	entries, manifests := []archive.Entry(nil), map[v1.Hash][]byte{}
+	for i, img := range []v1.Image{b, app} {
+		d, raw, mt := must(img.Digest()), must(img.RawManifest()), must(img.MediaType())
+		e := archive.Entry{Descriptor: v1.Descriptor{MediaType: mt, Digest: d, Size: int64(len(raw))}, Role: archive.RoleImage, OriginalRef: "127.0.0.1:5000/app@" + d.String()}
+		if i == 0 {
+			e.Role, e.OriginalRef, e.Tag = archive.RoleBundle, "127.0.0.1:5000/b:v1", "v1"
+		}
+		entries = append(entries, e)
+		manifests[d] = raw
+	}
+	path := filepath.Join(t.TempDir(), "big.tar.zst")
+	writeTestArchive(t, path, entries, manifests, []v1.Image{b, app})
+	res, err := VerifyFile(t.Context(), path, VerifyOptions{})
+	if err != nil || !res.Verified || res.Bundles != 1 {
+		t.Fatalf("verify of a bundle with a layer of %d bytes: %+v, %v", layer.Len(), res, err)
+	}
+}
+
+// zeroReader reads zeros.
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
