@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -35,14 +36,17 @@ var ovCopy = ovMover{"copy", func(t *testing.T, src *impSource, dst *impDest, co
 var ovMovers = []ovMover{ovImport(impVias[0]), ovImport(impVias[1]), ovCopy}
 
 // Uploads do not wait for the destination to answer about every blob: each
-// blob no manifest vouches for is asked about once, in the stream that
-// then sends it. With one request at a time, the first blob is uploaded
-// before the second is asked about.
-func TestImportAndCopyAskAboutEachBlobJustBeforeSendingIt(t *testing.T) {
+// blob no manifest vouches for is asked about once, ahead of its upload
+// (headAhead), and an upload starts as soon as its own blob's answer is in.
+// With every blob's answer slowed down and one request at a time, the
+// first blob is uploaded before the last is answered; an import that
+// asked about every blob before sending any would fail this.
+func TestImportAndCopyUploadWithoutWaitingForEveryBlobsAnswer(t *testing.T) {
 	for _, m := range ovMovers {
 		t.Run(m.name, func(t *testing.T) {
 			src := impNewSource(t, 0)
-			dst := impNewDest(t, false)
+			dst := impNewDest(t, true)
+			dst.proxy.SetRules(testregistry.Rule{Method: http.MethodHead, Kind: testregistry.KindBlob, Fault: testregistry.FaultStall, Delay: 150 * time.Millisecond})
 			if _, err := m.run(t, src, dst, 1); err != nil {
 				t.Fatal(err)
 			}
