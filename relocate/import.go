@@ -153,9 +153,9 @@ type ImportResult struct {
 //   - From the head (index.json and the manifests) it knows every blob. It
 //     asks repo which manifests it has (a manifest present implies its
 //     blobs), then about each of the other blobs, ahead of the uploads
-//     and in their order, and uploads only the missing ones, each verified against its
-//     digest as it is read (a mismatch aborts the import, naming the
-//     digest and archive entry).
+//     and in their order, and uploads only the missing ones, each
+//     verified against its digest as it is read (a mismatch aborts the
+//     import, naming the digest and archive entry).
 //   - When r is a file with a seek table (archive.OpenFile), each missing
 //     blob is read straight from where it lies, several at once, and blobs
 //     repo has are never read: a re-import reads the head alone. The same

@@ -7,7 +7,6 @@ import (
 
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/relocate"
-	"github.com/google/go-containerregistry/pkg/name"
 )
 
 // ArchiveOptions control ToArchive.
@@ -42,15 +41,6 @@ func ToArchive(ctx context.Context, ref string, dirs []string, opts ArchiveOptio
 		return nil, err
 	}
 	defer img.Close()
-	if tag, err := name.NewTag(ref, name.WeakValidation); err == nil {
-		d, err := img.Digest()
-		if err != nil {
-			return nil, err
-		}
-		if err := checkTag(tag, d); err != nil {
-			return nil, err
-		}
-	}
 	src := relocate.Source{Image: ref, Local: img}
 	if opts.Build.Bundle {
 		src = relocate.Source{Bundle: ref, Local: img}
