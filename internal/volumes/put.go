@@ -15,9 +15,9 @@ import (
 // Put puts the files of a new archive at path in place: one unsplit file
 // (whose name is path) or its volumes (path.001, …), written to temporary
 // files by atomicfile, and path.sha256 with sums. It replaces everything an
-// earlier export left under that name: an unsplit file, volumes of any
-// number (gaps included), and the checksum file; a reader never finds new
-// files beside old ones.
+// earlier export left under that name: an unsplit file, its volumes (gaps
+// included; see earlier for which), and the checksum file; a reader never
+// finds new files beside old ones. Files an export did not write stay.
 //
 // It is all or nothing. The slow part, syncing the new files' bytes (the
 // checksum file's too), comes first, unlocked. Then, under
@@ -86,7 +86,7 @@ func put(path string, files []*atomicfile.File, sums []atomicfile.Checksum, ops 
 	unlock := atomicfile.LockDir(dir)
 	defer unlock()
 
-	olds, leftovers, err := earlier(path)
+	olds, leftovers, strays, err := earlier(path)
 	if err != nil {
 		abortAll()
 		return nil, err
@@ -94,6 +94,18 @@ func put(path string, files []*atomicfile.File, sums []atomicfile.Checksum, ops 
 	taken := map[string]bool{}
 	for _, f := range files {
 		taken[f.Path()] = true
+	}
+	// A stray whose name a new volume takes is set aside like an old
+	// file, so that a failure puts it back; the others stay, and only
+	// beside new volumes do they matter.
+	var strayWarnings []error
+	for _, st := range strays {
+		switch {
+		case taken[st]:
+			olds = append(olds, st)
+		case !taken[path]:
+			strayWarnings = append(strayWarnings, fmt.Errorf("left %s in place: named like a volume of %s, but no earlier export of it wrote it; a reader of the new volumes refuses it as an extra volume", st, filepath.Base(path)))
+		}
 	}
 	type setAside struct {
 		name, aside string
@@ -163,7 +175,7 @@ func put(path string, files []*atomicfile.File, sums []atomicfile.Checksum, ops 
 	if err := ops.syncDir(dir); err != nil {
 		return nil, undo(fmt.Errorf("sync directory %s: %w", dir, err))
 	}
-	var warnings []error
+	warnings := strayWarnings
 	for _, a := range aside {
 		if err := ops.remove(a.aside); err != nil {
 			warnings = append(warnings, fmt.Errorf("the earlier export's %s is left as %s: %w", filepath.Base(a.name), a.aside, err))
@@ -185,22 +197,45 @@ const asideHex = 12
 // setAsideName matches a name Put set a file aside under.
 var setAsideName = regexp.MustCompile(`^\.(.+)\.old-[0-9a-f]{12}$`)
 
-// earlier lists what an earlier export may have left under path's name:
-// path itself, path.sha256, and its volumes (VolumeNumber, as a reader
-// finds them), and, apart, the files an interrupted Put left set aside
-// (".NAME.old-<hex>" of those names). A directory under one of those names
-// is refused: it is not an export's, and replacing it would lose it.
-func earlier(path string) (olds, leftovers []string, err error) {
+// earlier lists what an earlier export left under path's name: path
+// itself, path.sha256, and its volumes, and, apart, the files an
+// interrupted Put left set aside (".NAME.old-<hex>" of those names). A
+// directory under one of those names is refused: it is not an export's,
+// and replacing it would lose it.
+//
+// Only what an export can have written is replaced: the volumes the old
+// path.sha256 lists, or, without one (lost, or not in sha256sum format),
+// the files named as export names volumes (.001 to .099). A file whose own
+// checksum file lists it is an archive of its own (app-1.0.099 beside
+// app-1.0) and stays. What stays although named like a volume is returned
+// as strays: beside new volumes, readers refuse it as an extra volume.
+func earlier(path string) (olds, leftovers, strays []string, err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("list %s: %w", dir, err)
+		return nil, nil, nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	listed, err := ReadChecksums(path + ".sha256")
+	if err != nil {
+		listed = nil
+	}
+	volume := func(name string) (vol, stray bool) {
+		i, ok := VolumeNumber(name, base)
+		if !ok || wholeArchive(filepath.Join(dir, name)) {
+			return false, false
+		}
+		if listed != nil {
+			_, vol = listed[name]
+		} else {
+			vol = i <= MaxVolumes
+		}
+		return vol, !vol
 	}
 	ours := func(name string) bool {
-		_, vol := VolumeNumber(name, base)
+		vol, _ := volume(name)
 		return name == base || name == base+".sha256" || vol
 	}
 	for _, e := range entries {
@@ -209,15 +244,18 @@ func earlier(path string) (olds, leftovers []string, err error) {
 			leftovers = append(leftovers, filepath.Join(dir, name))
 			continue
 		}
+		if _, stray := volume(name); stray {
+			strays = append(strays, filepath.Join(dir, name))
+		}
 		if !ours(name) {
 			continue
 		}
 		if e.IsDir() {
-			return nil, nil, fmt.Errorf("%s is a directory", filepath.Join(dir, name))
+			return nil, nil, nil, fmt.Errorf("%s is a directory", filepath.Join(dir, name))
 		}
 		olds = append(olds, filepath.Join(dir, name))
 	}
-	return olds, leftovers, nil
+	return olds, leftovers, strays, nil
 }
 
 // asideName is a hidden name beside name, for the while a new file takes

@@ -70,7 +70,7 @@ func TestPutReplacesAllAnEarlierExportLeft(t *testing.T) {
 		earlier map[string]string
 		split   bool
 	}{
-		{"volumes with a gap, by fewer volumes", map[string]string{"a.001": "o1", "a.002": "o2", "a.004": "o4", "a.1000": "o1000", "a.sha256": "old"}, true},
+		{"volumes with a gap and no readable checksum file, by fewer volumes", map[string]string{"a.001": "o1", "a.002": "o2", "a.004": "o4", "a.099": "o99", "a.sha256": "old"}, true},
 		{"an unsplit archive, by volumes", map[string]string{"a": "old", "a.sha256": "old"}, true},
 		{"volumes, by an unsplit archive", map[string]string{"a.001": "o1", "a.002": "o2", "a.003": "o3", "a.sha256": "old"}, false},
 		{"a mix a crash may leave, by volumes", map[string]string{"a.001": "o1", "a.sha256": "old", ".a.old-0123456789ab": "old", ".a.001.old-0123456789ab": "o1"}, true},
@@ -81,7 +81,7 @@ func TestPutReplacesAllAnEarlierExportLeft(t *testing.T) {
 				path := filepath.Join(dir, "a")
 				seed(t, dir, tc.earlier)
 				// Files that are not the archive's stay.
-				keep := map[string]string{"a.01": "keep", "a.tar": "keep", "b.001": "keep", ".a.old-0123456789": "keep", ".b.001.old-0123456789ab": "keep"}
+				keep := map[string]string{"a.01": "keep", "a.tar": "keep", "b.001": "keep", ".a.old-0123456789": "keep", ".b.001.old-0123456789ab": "keep", "a.1000": "keep", "a.2024": "keep"}
 				seed(t, dir, keep)
 				names, contents := []string{path}, []string{"new"}
 				if tc.split {
@@ -229,6 +229,75 @@ func TestPutWarnsOfWhatItCouldNotRemove(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); string(b) != "new" {
 		t.Errorf("%s holds %q", path, b)
+	}
+}
+
+// sumLine is a checksum file's line for name holding content.
+func sumLine(name, content string) string {
+	return fmt.Sprintf("%x  %s\n", sha256.Sum256([]byte(content)), name)
+}
+
+// Only what an export of the name wrote is replaced: the volumes its
+// checksum file lists. Archives of their own named like volumes (a
+// release numbered app-1.0.099, with its own checksum file) and files
+// no export of the name wrote stay; beside new volumes, the latter are
+// named in a warning, since readers refuse them as extra volumes.
+func TestPutKeepsWhatNoExportOfItWrote(t *testing.T) {
+	for _, split := range []bool{false, true} {
+		t.Run(fmt.Sprintf("split %v", split), func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "a")
+			earlier := map[string]string{"a.001": "o1", "a.002": "o2", "a.003": "o3",
+				"a.sha256": sumLine("a.001", "o1") + sumLine("a.002", "o2") + sumLine("a.003", "o3")}
+			seed(t, dir, earlier)
+			keep := map[string]string{
+				"a.099": "release 99", "a.099.sha256": sumLine("a.099", "release 99"),
+				"a.005":  "not an export's",
+				"a.2024": "a backup",
+			}
+			seed(t, dir, keep)
+			names, contents := []string{path}, []string{"new"}
+			if split {
+				names, contents = []string{Name(path, 1), Name(path, 2)}, []string{"n1", "n2"}
+			}
+			files, sums := newFiles(t, names, contents)
+			warnings, err := put(path, files, sums, osOps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := maps.Clone(keep)
+			var side strings.Builder
+			for i, name := range names {
+				want[filepath.Base(name)] = contents[i]
+				side.WriteString(sumLine(filepath.Base(name), contents[i]))
+			}
+			want["a.sha256"] = side.String()
+			if got := snapshot(t, dir); !maps.Equal(got, want) {
+				t.Errorf("directory holds %v, want %v", got, want)
+			}
+			stray := len(warnings) == 1 && strings.Contains(warnings[0].Error(), "a.005") && strings.Contains(warnings[0].Error(), "extra volume")
+			if split != stray || !split && len(warnings) != 0 {
+				t.Errorf("warnings %v; want one naming a.005 only beside new volumes", warnings)
+			}
+		})
+	}
+}
+
+// A file no export wrote whose name a new volume takes is set aside like
+// an old volume: a failed export puts it back.
+func TestPutFailurePutsBackAStrayItWouldReplace(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a")
+	earlier := map[string]string{"a": "old", "a.sha256": sumLine("a", "old"), "a.002": "not an export's"}
+	seed(t, dir, earlier)
+	files, sums := newFiles(t, []string{Name(path, 1), Name(path, 2)}, []string{"n1", "n2"})
+	ops := osOps
+	ops.syncDir = func(string) error { return errInjected }
+	if _, err := put(path, files, sums, ops); !errors.Is(err, errInjected) {
+		t.Fatalf("put: %v, want the injected failure", err)
+	}
+	if got := snapshot(t, dir); !maps.Equal(got, earlier) {
+		t.Errorf("after a failed put the directory holds %v, want %v", got, earlier)
 	}
 }
 

@@ -51,33 +51,38 @@ type vol struct {
 	err  error
 }
 
-// maxReadVolumes is the most volumes a reader accepts: all that three
-// digits number. Export writes at most MaxVolumes; more, numbered by hand
-// or by another tool, are still read.
-const maxReadVolumes = 999
-
-// volumeName matches a volume's suffix as the volumes of an archive are
-// listed: a dot and at least three digits (a number above maxReadVolumes
-// is an extra volume, named as such).
-var volumeName = regexp.MustCompile(`^(.+)\.([0-9]{3,})$`)
-
 // volumeSuffix matches a path that may name a volume: a dot and exactly
-// three digits, as volumes are numbered (.001 to .999).
+// three digits, as volumes are numbered (.001 to .999). Export writes at
+// most MaxVolumes; more, numbered by hand or by another tool, are still
+// read. Four digits or more name something else (backup.tar.zst.2024).
 var volumeSuffix = regexp.MustCompile(`^(.+)\.([0-9]{3})$`)
 
 // VolumeNumber returns i when file is the name of volume i of the archive
 // named name ("release.tar.zst.002" is volume 2 of "release.tar.zst"), and
 // false when it names no volume of it.
 func VolumeNumber(file, name string) (int, bool) {
-	m := volumeName.FindStringSubmatch(file)
+	m := volumeSuffix.FindStringSubmatch(file)
 	if m == nil || m[1] != name {
 		return 0, false
 	}
 	i, err := strconv.Atoi(m[2])
-	if err != nil || i <= 0 || file != Name(name, i) {
+	if err != nil || i <= 0 {
 		return 0, false
 	}
 	return i, true
+}
+
+// wholeArchive reports whether the file at path is an archive of its own
+// whatever its name: its own checksum file (path.sha256, as export writes
+// it beside an unsplit archive) lists it. app-1.0.100, exported as such,
+// is no volume of app-1.0.
+func wholeArchive(path string) bool {
+	sums, err := ReadChecksums(path + ".sha256")
+	if err != nil {
+		return false
+	}
+	_, ok := sums[filepath.Base(path)]
+	return ok
 }
 
 // setOf returns the archive of which path is a volume, and false when path
@@ -94,10 +99,8 @@ func setOf(path string) (string, bool) {
 	if m == nil || m[2] == "000" {
 		return "", false
 	}
-	if sums, err := ReadChecksums(path + ".sha256"); err == nil {
-		if _, ok := sums[filepath.Base(path)]; ok {
-			return "", false
-		}
+	if wholeArchive(path) {
+		return "", false
 	}
 	base := m[1]
 	listed := func() bool {
@@ -207,7 +210,8 @@ func openSet(base string) (*Set, error) {
 }
 
 // list returns the numbers of the volumes of base present in its
-// directory. Numbers above maxReadVolumes are listed too: they are extra.
+// directory. A file that is a whole archive by its own checksum file is
+// not one of them.
 func list(base string) (map[int]bool, error) {
 	dir, name := filepath.Split(base)
 	if dir == "" {
@@ -219,7 +223,7 @@ func list(base string) (map[int]bool, error) {
 	}
 	present := map[int]bool{}
 	for _, e := range entries {
-		if i, ok := VolumeNumber(e.Name(), name); ok {
+		if i, ok := VolumeNumber(e.Name(), name); ok && !wholeArchive(filepath.Join(dir, e.Name())) {
 			present[i] = true
 		}
 	}
@@ -297,9 +301,6 @@ func expect(base string, present map[int]bool, listed map[int]string, sidecar st
 			}
 			return 0, fmt.Errorf("volume %s is missing (found %s to %s, then %s)", Suffix(k+1), Suffix(1), Suffix(k), Suffix(i))
 		}
-	}
-	if n := len(pn); n > maxReadVolumes {
-		return 0, fmt.Errorf("volume %s: more than %d volumes", Suffix(n), maxReadVolumes)
 	}
 	return len(pn), nil
 }

@@ -47,6 +47,34 @@ func TestOpenArchiveReadsAFileNamedLikeAVolume(t *testing.T) {
 	rc.Close()
 }
 
+// Beside a set, a release of its own named like one of its volumes (with
+// its own checksum file) is no extra volume, and a file named with four
+// digits or more is no volume at all.
+func TestOpenSetBesideFilesNamedLikeVolumes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "release.tar.zst")
+	data := archiveBytes(7000, 3)
+	split(t, path, data, 3000)
+	release := Name(path, 99)
+	if err := os.WriteFile(release, []byte("release 99"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(release+".sha256", []byte(sumLine(filepath.Base(release), "release 99")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".2024", []byte("a backup"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := OpenArchive(path)
+	if err != nil {
+		t.Fatalf("OpenArchive(%s): %v", path, err)
+	}
+	defer rc.Close()
+	got, err := io.ReadAll(rc)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Errorf("the set reads %d bytes (%v), want its %d", len(got), err, len(data))
+	}
+}
+
 // A volume of a set is read as one even when the set is broken, so that
 // the volume at fault is named rather than the file read as an archive:
 // without .001 nor a checksum file, .002 is still a volume, for it does
@@ -92,7 +120,8 @@ func TestVolumeNumber(t *testing.T) {
 	}{
 		{"a.tar.zst.001", "a.tar.zst", 1},
 		{"a.tar.zst.999", "a.tar.zst", 999},
-		{"a.tar.zst.1000", "a.tar.zst", 1000},
+		{"a.tar.zst.1000", "a.tar.zst", 0},
+		{"a.tar.zst.2024", "a.tar.zst", 0},
 		{"a.tar.zst.000", "a.tar.zst", 0},
 		{"a.tar.zst.01", "a.tar.zst", 0},
 		{"a.tar.zst.0001", "a.tar.zst", 0},
