@@ -662,19 +662,51 @@ func (r *Reader) finish(consumed int64) error {
 // words for the user, keeping them for errors.Is.
 func explain(err error) error {
 	switch {
+	case errors.Is(err, ErrDamaged):
+		return err
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("truncated archive (%s): %w", joinHint, err)
+		return damaged(fmt.Errorf("truncated archive (%s): %w", joinHint, err))
 	case errors.Is(err, zstd.ErrCRCMismatch), errors.Is(err, gzip.ErrChecksum):
-		return fmt.Errorf("checksum mismatch, the archive is corrupt (%s): %w", joinHint, err)
+		return damaged(fmt.Errorf("checksum mismatch, the archive is corrupt (%s): %w", joinHint, err))
 	case errors.Is(err, zstd.ErrWindowSizeExceeded), errors.Is(err, zstd.ErrDecoderSizeExceeded):
 		// A frame header read from damaged bytes claims any window.
-		return fmt.Errorf("zstd window over the reader's limit (ReaderOptions.MaxWindow), or a corrupt archive (%s): %w", joinHint, err)
-	case errors.As(err, new(*corruptError)):
-		return fmt.Errorf("the archive is corrupt (%w); %s", err, joinHint)
+		return damaged(fmt.Errorf("zstd window over the reader's limit (ReaderOptions.MaxWindow), or a corrupt archive (%s): %w", joinHint, err))
+	case errors.As(err, new(*corruptError)), zstdCorrupt(err):
+		return damaged(fmt.Errorf("the archive is corrupt (%w); %s", err, joinHint))
 	case errors.Is(err, tar.ErrHeader):
-		return fmt.Errorf("corrupt archive: %w", err)
+		return damaged(fmt.Errorf("corrupt archive: %w", err))
 	}
 	return err
+}
+
+// ErrDamaged matches (errors.Is) the errors for an archive's bytes that
+// are not what they should be: cut short, failing a checksum, no valid
+// zstd or tar, a blob whose content does not match its digest. A caller
+// reading the volumes of a split archive uses it to know when comparing
+// each volume with its checksum line can name the volume at fault.
+var ErrDamaged = errors.New("the archive's bytes are damaged")
+
+// damagedError marks err as matching ErrDamaged without changing its text.
+type damagedError struct{ err error }
+
+func (e *damagedError) Error() string        { return e.err.Error() }
+func (e *damagedError) Unwrap() error        { return e.err }
+func (e *damagedError) Is(target error) bool { return target == ErrDamaged }
+
+func damaged(err error) error { return &damagedError{err} }
+
+// zstdCorrupt reports whether err is one of the errors klauspost's
+// decoder gives for bytes that are no valid zstd: damage, or volumes
+// joined in the wrong order.
+func zstdCorrupt(err error) bool {
+	for _, e := range []error{zstd.ErrReservedBlockType, zstd.ErrCompressedSizeTooBig, zstd.ErrBlockTooSmall,
+		zstd.ErrUnexpectedBlockSize, zstd.ErrMagicMismatch, zstd.ErrWindowSizeTooSmall, zstd.ErrUnknownDictionary,
+		zstd.ErrFrameSizeExceeded, zstd.ErrFrameSizeMismatch} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 func allZero(b []byte) bool {
@@ -730,7 +762,7 @@ func (c *entryCheck) add(p []byte) {
 // verify is called at the end of the entry's bytes.
 func (c *entryCheck) verify() error {
 	if got := hex.EncodeToString(c.h.Sum(nil)); c.n != c.size || got != c.d.Hex {
-		return fmt.Errorf("archive entry %s: content (%d bytes) has digest sha256:%s, want %s (%d bytes)", c.name, c.n, got, c.d, c.size)
+		return damaged(fmt.Errorf("archive entry %s: content (%d bytes) has digest sha256:%s, want %s (%d bytes)", c.name, c.n, got, c.d, c.size))
 	}
 	return nil
 }

@@ -87,6 +87,23 @@ func OpenSeekable(path string) (RandomArchive, io.Closer, error) {
 	return a, in, nil
 }
 
+// blameVolume names the volume at fault when err says the archive's bytes
+// are damaged (archive.ErrDamaged) and in is the volumes of a split
+// archive listed by a checksum file: the read stopped at the damage, maybe
+// before the end of the volume holding it, where Read would have compared
+// the volume with its line. Every volume is read again for that, which
+// costs only an import that failed.
+func blameVolume(in io.Reader, err error) error {
+	vs, ok := in.(*volumes.Set)
+	if !ok || vs.Sidecar() == "" || !errors.Is(err, archive.ErrDamaged) {
+		return err
+	}
+	if serr := vs.CheckSums(); serr != nil {
+		return fmt.Errorf("%w (reading it: %w)", serr, err)
+	}
+	return err
+}
+
 // checkVolumes checks what volumes.Open cannot from names and sizes alone:
 // that the archive the volumes make ends where the last volume ends, and
 // that its volumes are in order. The seek table at the end of a ferry

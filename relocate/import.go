@@ -189,7 +189,7 @@ type ImportResult struct {
 func Import(ctx context.Context, r io.Reader, repo name.Repository, opts ImportOptions) (*ImportResult, error) {
 	res, err := runImport(ctx, r, repo, opts)
 	if err != nil {
-		return nil, fmt.Errorf("import to %s: %w", repo, withHTTPStatus(err))
+		return nil, fmt.Errorf("import to %s: %w", repo, withHTTPStatus(blameVolume(r, err)))
 	}
 	return res, nil
 }

@@ -12,6 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/volumes"
 )
 
 // PlanArchive returns the plan of re-packing the archive in r (`ferry
@@ -35,7 +36,33 @@ func PlanArchive(r io.Reader) (*Plan, error) {
 	if !ok {
 		return planStream(r)
 	}
-	return repackPlan(f.Head(), f.Blob)
+	open := f.Blob
+	if _, split := r.(*volumes.Set); split {
+		// A blob read through damage names the volume at fault.
+		open = func(d v1.Hash) (io.ReadCloser, error) {
+			rc, err := f.Blob(d)
+			if err != nil {
+				return nil, blameVolume(r, err)
+			}
+			return &blamingReader{ReadCloser: rc, in: r}, nil
+		}
+	}
+	return repackPlan(f.Head(), open)
+}
+
+// blamingReader passes the errors of reading a blob of in through
+// blameVolume.
+type blamingReader struct {
+	io.ReadCloser
+	in io.Reader
+}
+
+func (b *blamingReader) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = blameVolume(b.in, err)
+	}
+	return n, err
 }
 
 // planStream is PlanArchive of an archive read front to back.

@@ -75,6 +75,22 @@ func TestOpenSetBesideFilesNamedLikeVolumes(t *testing.T) {
 	}
 }
 
+// An empty volume adds nothing to the bytes, so nothing else would catch
+// an empty extra volume where no checksum file lists the set: export
+// writes none, and the set is refused naming it.
+func TestOpenRefusesAnEmptyVolume(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "release.tar.zst")
+	split(t, path, archiveBytes(7000, 3), 3000)
+	os.Remove(path + ".sha256")
+	if err := os.WriteFile(Name(path, 4), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(path)
+	if err == nil || !strings.Contains(err.Error(), "volume .004") || !strings.Contains(err.Error(), "empty") {
+		t.Errorf("Open with an empty .004: %v, want it named empty", err)
+	}
+}
+
 // A volume of a set is read as one even when the set is broken, so that
 // the volume at fault is named rather than the file read as an archive:
 // without .001 nor a checksum file, .002 is still a volume, for it does
