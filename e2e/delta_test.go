@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/fixtures"
+	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 )
 
@@ -249,7 +250,7 @@ func TestDeltaIntoAnEmptyRepositoryIsRefusedBeforeAnyWrite(t *testing.T) {
 	dst := testregistry.NewDistribution(t)
 	// An empty repository lacks every blob the delta left out.
 	leftOut, leftOutBytes := r.sharedBlobs(t)
-	count := fmt.Sprintf("leaves out %d blobs (%d bytes)", len(leftOut), leftOutBytes)
+	count := fmt.Sprintf("leaves out %d blobs (%s)", len(leftOut), progress.Bytes(leftOutBytes))
 	base := "archive v1.tar.zst (sha256 " + fileSHA256(t, r.v1Arch) + ")"
 	for _, args := range [][]string{
 		{"import", "-f", delta, "--to-repo", dst.Repo("far/empty"), "--dry-run"},

@@ -71,7 +71,7 @@ func (w *deltaWorld) delta(t *testing.T, since ...string) ([]byte, *relocate.Exp
 	ctx := context.Background()
 	opts := relocate.ExportOptions{Remote: w.src.opts, CreatedBy: "ferry delta tests"}
 	for _, path := range since {
-		s, err := relocate.ReadSince(path)
+		s, err := relocate.ReadSince(ctx, path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

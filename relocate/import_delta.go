@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/parallel"
+	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/internal/registry"
 )
 
@@ -38,19 +39,21 @@ func (dst *destination) checkDelta(ctx context.Context, res *ImportResult) error
 	}
 	at := make([]*name.Repository, len(missing))
 	err := parallel.ForEach(ctx, dst.conc, len(missing), func(ctx context.Context, i int) error {
-		from, ok := dst.mountSource(missing[i])
-		if !ok {
-			return nil
+		for _, from := range dst.mountSources(missing[i]) {
+			r, err := dst.client.Repo(ctx, from, registry.Access{})
+			if err != nil {
+				return err
+			}
+			there, err := r.BlobExists(ctx, missing[i].Digest)
+			if err != nil {
+				return err
+			}
+			if there {
+				at[i] = &from
+				return nil
+			}
 		}
-		r, err := dst.client.Repo(ctx, from, registry.Access{})
-		if err != nil {
-			return err
-		}
-		there, err := r.BlobExists(ctx, missing[i].Digest)
-		if there {
-			at[i] = &from
-		}
-		return err
+		return nil
 	})
 	if err != nil {
 		return err
@@ -110,13 +113,15 @@ func (dst *destination) checkDelta(ctx context.Context, res *ImportResult) error
 }
 
 // missingError says which left-out blobs the destination lacks and where
-// the delta expected them from.
+// the delta expected them from: an archive, to be imported first; an
+// inventory, whose repositories on this registry no longer hold them (or
+// never did: it is of another registry).
 func (dst *destination) missingError(still []archive.LeftOut) error {
-	var bytes int64
+	var size int64
 	var first []string
 	bases := map[int]bool{}
 	for i, l := range still {
-		bytes += l.Size
+		size += l.Size
 		bases[l.Base] = true
 		if i < 5 {
 			first = append(first, l.Digest.String())
@@ -125,25 +130,66 @@ func (dst *destination) missingError(still []archive.LeftOut) error {
 	if len(still) > len(first) {
 		first = append(first, fmt.Sprintf("and %d more", len(still)-len(first)))
 	}
-	var expected []string
+	var archives, inventories []string
 	for _, i := range slices.Sorted(maps.Keys(bases)) {
-		expected = append(expected, dst.head.delta.Bases[i].String())
+		b := dst.head.delta.Bases[i]
+		if b.Kind == archive.BaseInventory {
+			inventories = append(inventories, b.String())
+		} else {
+			archives = append(archives, b.String())
+		}
 	}
-	return fmt.Errorf("this delta archive leaves out %d %s (%d bytes) that %s does not hold: %s; it expects them from %s: import that first (or export in full)",
-		len(still), plural(len(still), "blob", "blobs"), bytes, dst.repo, strings.Join(first, ", "), strings.Join(expected, "; "))
+	var expected []string
+	if len(archives) > 0 {
+		expected = append(expected, fmt.Sprintf("it expects them from %s: import that first", strings.Join(archives, "; ")))
+	}
+	if len(inventories) > 0 {
+		expected = append(expected, fmt.Sprintf("the %s saw them, but no repository it walked on %s holds them now (deleted since, or the inventory is of another registry): take a new inventory of the destination and export again since it", strings.Join(inventories, "; "), dst.repo.RegistryStr()))
+	}
+	return fmt.Errorf("this delta archive leaves out %d %s (%s) that %s does not hold: %s; %s (or export in full)",
+		len(still), plural(len(still), "blob", "blobs"), progress.Bytes(size), dst.repo, strings.Join(first, ", "), strings.Join(expected, "; "))
 }
 
-// mountSource returns the repository an inventory saw l in, when it is
-// another repository of the destination's registry.
-func (dst *destination) mountSource(l archive.LeftOut) (name.Repository, bool) {
-	if l.Repository == "" {
-		return name.Repository{}, false
+// mountSources returns the repositories of the destination's registry,
+// other than the destination, that may hold l, in the order to ask them:
+// the one the delta records for it (where the first inventory that holds
+// it saw it), then every other repository its inventories walked. An
+// inventory of several registries records, for each blob, the first
+// repository that holds it, maybe on another registry than this import's;
+// another that holds it too is on the list its base records
+// (Base.Repositories), and so is a repository that a second inventory,
+// given after the first, walked.
+func (dst *destination) mountSources(l archive.LeftOut) []name.Repository {
+	var out []name.Repository
+	add := func(ref string) {
+		repo, err := name.NewRepository(ref, dst.opts.Name...)
+		if err != nil || repo.RegistryStr() != dst.repo.RegistryStr() || repo.Name() == dst.repo.Name() {
+			return
+		}
+		if !slices.ContainsFunc(out, func(r name.Repository) bool { return r.Name() == repo.Name() }) {
+			out = append(out, repo)
+		}
 	}
-	repo, err := name.NewRepository(l.Repository, dst.opts.Name...)
-	if err != nil || repo.RegistryStr() != dst.repo.RegistryStr() || repo.Name() == dst.repo.Name() {
-		return name.Repository{}, false
+	if l.Repository != "" {
+		add(l.Repository)
 	}
-	return repo, true
+	bases := dst.head.delta.Bases
+	// The blob's own base first, then the others in order.
+	order := []int{l.Base}
+	for i := range bases {
+		if i != l.Base {
+			order = append(order, i)
+		}
+	}
+	for _, i := range order {
+		if i < 0 || i >= len(bases) || bases[i].Kind != archive.BaseInventory {
+			continue
+		}
+		for _, ref := range bases[i].Repositories {
+			add(ref)
+		}
+	}
+	return out
 }
 
 // isLeftOut reports whether the archive left blob d out.

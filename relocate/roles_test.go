@@ -102,7 +102,7 @@ func TestVerifyReadsALeftOutConfigFromTheBase(t *testing.T) {
 	if err := os.WriteFile(base, src.export(t), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	since, err := relocate.ReadSince(base)
+	since, err := relocate.ReadSince(t.Context(), base, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

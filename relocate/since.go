@@ -2,6 +2,7 @@ package relocate
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -16,7 +17,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/ctxio"
 	"github.com/ferry-dev/ferry/internal/inventory"
+	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/internal/volumes"
 )
 
@@ -59,12 +62,21 @@ func notRegular(f io.Reader) error {
 }
 
 // ReadSince reads a --since file, told apart by its content: an inventory
-// (JSON naming inventory.MediaType) or a ferry archive (its head only: the
-// blobs it carried, and those it left out itself, which its import found
-// at the destination), unsplit or the volumes of a split export
-// (volumes.OpenArchive). The file's sha256 (the volumes joined) is
-// recorded in the Base.
-func ReadSince(path string) (*Since, error) {
+// (a JSON document of inventory.MediaType) or a ferry archive, unsplit or
+// the volumes of a split export (volumes.OpenArchive).
+//
+// An archive is opened as verify --since opens a base (openBase): what it
+// holds is what its table of contents lists, which the seek table at its
+// end vouches for, so one cut short or with a damaged trailer is refused;
+// one without a seek table (gzip, plain tar, an older ferry) is read whole
+// and verified first. The blobs it holds are those it carried and, for a
+// delta, those it left out itself (its import found them at the
+// destination). The sha256 recorded is the file's as it is now, computed
+// (the volumes joined); a checksum file beside it that says otherwise
+// stops the export: the base changed since it was written. An inventory
+// is read at most inventory.MaxSize bytes, hashed as it is decoded.
+func ReadSince(ctx context.Context, path string, rep progress.Reporter) (*Since, error) {
+	rep = progress.OrNop(rep)
 	in, err := volumes.OpenArchive(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		err = notABase{err}
@@ -77,75 +89,111 @@ func ReadSince(path string) (*Since, error) {
 	if !ok {
 		return nil, fmt.Errorf("--since %s: %w", path, notRegular(in))
 	}
-	from0 := func() io.Reader { return io.NewSectionReader(ra, 0, size) }
 	name := filepath.Base(path)
-	// The sum only names the base in the delta's record: the checksum file
-	// an export wrote beside it spares hashing a base of many gigabytes.
-	// A split export's lists its volumes' sums, not the archive's.
-	sum, haveSum := "", false
 	if vs, split := in.(*volumes.Set); split {
-		if err := checkVolumes(vs); err != nil {
-			return nil, fmt.Errorf("--since %s: %w", path, err)
-		}
 		name = filepath.Base(vs.Base())
-	} else {
-		sum, haveSum = sidecarSHA256(path)
 	}
-	if !haveSum {
-		h := sha256.New()
-		if _, err := io.Copy(h, from0()); err != nil {
-			return nil, fmt.Errorf("--since %s: %w", path, err)
-		}
-		sum = hex.EncodeToString(h.Sum(nil))
-	}
+	// What the file is, from its first bytes, before any is hashed: a
+	// file that is neither costs nothing.
 	if sniffInventory(ra, size) {
-		doc, err := inventory.Read(path)
+		s, err := readInventory(ctx, io.NewSectionReader(ra, 0, size), size, path, name)
 		if err != nil {
 			return nil, fmt.Errorf("--since %s: %w", path, err)
 		}
-		s := &Since{Base: archive.Base{Kind: archive.BaseInventory, Name: name, SHA256: sum, Created: doc.Created.UTC().Format(time.RFC3339)}, Blobs: map[v1.Hash]string{}}
-		for _, r := range doc.Repositories {
-			s.Base.Repositories = append(s.Base.Repositories, r.Name())
-		}
-		for d, h := range doc.Blobs() {
-			s.Blobs[d] = h.Repository
-		}
 		return s, nil
 	}
-	head, err := archive.Inspect(from0())
-	if err != nil {
+	b, err := openBase(ctx, path, in, rep)
+	if errors.Is(err, ErrNotABase) {
 		return nil, fmt.Errorf("--since %s: %w (%v)", path, ErrNotABase, err)
 	}
-	s := &Since{Base: archive.Base{Kind: archive.BaseArchive, Name: name, SHA256: sum}, Blobs: map[v1.Hash]string{}}
-	for _, b := range head.Blobs {
-		if !slices.Contains(head.SkippedLayers, b.Digest) {
-			s.Blobs[b.Digest] = ""
-		}
+	if err != nil {
+		return nil, fmt.Errorf("--since %s: %w", path, err)
+	}
+	sum, err := baseSum(ctx, path, in, ra, size)
+	if err != nil {
+		return nil, fmt.Errorf("--since %s: %w", path, err)
+	}
+	s := &Since{Base: archive.Base{Kind: archive.BaseArchive, Name: name, SHA256: sum}, Blobs: make(map[v1.Hash]string, len(b.held))}
+	for d := range b.held {
+		s.Blobs[d] = ""
 	}
 	return s, nil
 }
 
-// sniffInventory reports whether the file ra reads, size bytes long, is an
-// inventory rather than an archive.
+// readInventory reads the inventory in r, size bytes, as a base named
+// name: one map of its blobs, each with the first repository that holds
+// it, the document's lists dropped as the map is filled.
+func readInventory(ctx context.Context, r io.Reader, size int64, path, name string) (*Since, error) {
+	if size > inventory.MaxSize {
+		return nil, fmt.Errorf("inventory of %s, more than %s: not one ferry wrote", progress.Bytes(size), progress.Bytes(inventory.MaxSize))
+	}
+	h := sha256.New()
+	doc, err := inventory.Decode(io.TeeReader(ctxio.NewReader(ctx, r), h), path)
+	if errors.Is(err, inventory.ErrNotInventory) {
+		return nil, notABase{fmt.Errorf("%w (%v)", ErrNotABase, err)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for _, r := range doc.Repositories {
+		n += len(r.Blobs)
+	}
+	s := &Since{
+		Base:  archive.Base{Kind: archive.BaseInventory, Name: name, SHA256: hex.EncodeToString(h.Sum(nil)), Created: doc.Created.UTC().Format(time.RFC3339)},
+		Blobs: make(map[v1.Hash]string, n),
+	}
+	for i := range doc.Repositories {
+		r := &doc.Repositories[i]
+		repo := r.Name()
+		s.Base.Repositories = append(s.Base.Repositories, repo)
+		for _, it := range r.Blobs {
+			if _, ok := s.Blobs[it.Digest]; !ok {
+				s.Blobs[it.Digest] = repo
+			}
+		}
+		r.Blobs, r.Manifests = nil, nil
+	}
+	return s, nil
+}
+
+// baseSum returns the sha256 of the base archive at path (in, ra: size
+// bytes), read whole as it is now. The volumes of a split export are read
+// front to back, each compared with its line of the checksum file; an
+// unsplit file's checksum file, when it names the file (checksumOf, as
+// verify reads it), must give the same sum: a base cut short or damaged
+// since it was written must not be recorded under its old sum.
+func baseSum(ctx context.Context, path string, in io.Reader, ra io.ReaderAt, size int64) (string, error) {
+	h := sha256.New()
+	vs, split := in.(*volumes.Set)
+	r := io.Reader(io.NewSectionReader(ra, 0, size))
+	if split {
+		r = vs
+	}
+	if _, err := io.CopyBuffer(h, ctxio.NewReader(ctx, r), make([]byte, 1<<20)); err != nil {
+		return "", err
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if split {
+		return sum, nil
+	}
+	side := path + ".sha256"
+	want, ok, err := checksumOf(path, side)
+	if err != nil {
+		return "", err
+	}
+	if ok && want != sum {
+		return "", fmt.Errorf("its sha256 is %s, but %s says %s: the archive changed since it was written (cut short or damaged)", sum, filepath.Base(side), want)
+	}
+	return sum, nil
+}
+
+// sniffInventory reports whether the file ra reads, size bytes long, may
+// be an inventory rather than an archive (inventory.Sniff): JSON, which
+// no archive is.
 func sniffInventory(ra io.ReaderAt, size int64) bool {
 	peek, _ := bufio.NewReader(io.NewSectionReader(ra, 0, size)).Peek(4096)
 	return inventory.Sniff(peek)
-}
-
-// sidecarSHA256 reads the sum of path from path.sha256 (sha256sum
-// format), if there is one: a checksum file listing volumes, or another
-// file, says nothing of path itself.
-func sidecarSHA256(path string) (string, bool) {
-	side := path + ".sha256"
-	if fi, err := os.Stat(side); err != nil || fi.Size() > 4096 {
-		return "", false
-	}
-	sums, err := volumes.ReadChecksums(side)
-	if err != nil || len(sums) != 1 {
-		return "", false
-	}
-	sum, ok := sums[filepath.Base(path)]
-	return sum, ok
 }
 
 // delta works out what an export of p leaves out given the bases: every

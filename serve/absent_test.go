@@ -35,7 +35,7 @@ func exportImage(t *testing.T, ref string, opts []remote.Option, since ...string
 	}
 	eo := relocate.ExportOptions{Remote: opts}
 	for _, p := range since {
-		s, err := relocate.ReadSince(p)
+		s, err := relocate.ReadSince(t.Context(), p, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

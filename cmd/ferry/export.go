@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/internal/regopts"
 	"github.com/ferry-dev/ferry/internal/volumes"
 	"github.com/ferry-dev/ferry/relocate"
@@ -207,10 +208,10 @@ func sinceFlag() cli.Flag {
 }
 
 // readSince reads the --since files, before anything is fetched.
-func readSince(c *cli.Context) ([]*relocate.Since, error) {
+func readSince(c *cli.Context, rep progress.Reporter) ([]*relocate.Since, error) {
 	var out []*relocate.Since
 	for _, path := range c.StringSlice("since") {
-		s, err := relocate.ReadSince(path)
+		s, err := relocate.ReadSince(c.Context, path, rep)
 		if errors.Is(err, relocate.ErrNotABase) {
 			return nil, usageError{err}
 		}
@@ -255,7 +256,7 @@ func runExport(c *cli.Context) error {
 			return err
 		}
 	}
-	if eopts.Since, err = readSince(c); err != nil {
+	if eopts.Since, err = readSince(c, eopts.Reporter); err != nil {
 		return err
 	}
 	var p *relocate.Plan

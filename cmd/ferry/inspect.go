@@ -170,8 +170,10 @@ the first problem.
 
 A delta archive (export --since) leaves out blobs the destination holds:
 verify reports them as expected elsewhere. With --since BASE, it also
-proves that the base archive holds every one of them, and reads from it the
-images.yml of a bundle whose layer was left out.
+checks that the base archive's table of contents lists every one of them
+(the left-out blobs' bytes are not read: a base without a table of contents is
+read and verified whole), and reads from it the images.yml of a bundle
+whose layer was left out.
 
 The volumes of a split export are each checked against their line of
 FILE.sha256, so a damaged, missing, extra or out-of-order volume is named.

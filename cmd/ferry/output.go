@@ -516,18 +516,7 @@ func (r *reporter) Done() {
 }
 
 // humanBytes formats n in IEC units, as progress bars do.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func humanBytes(n int64) string { return progress.Bytes(n) }
 
 // rate says how fast n bytes moved in d ("31.1 MiB/s").
 func rate(n int64, d time.Duration) string {

@@ -154,7 +154,7 @@ func pushToArchive(c *cli.Context, out *printer, target string, dirs []string, b
 	if err != nil {
 		return err
 	}
-	if eopts.Since, err = readSince(c); err != nil {
+	if eopts.Since, err = readSince(c, eopts.Reporter); err != nil {
 		return err
 	}
 	out.Begin("building " + target + " and resolving what it locks")

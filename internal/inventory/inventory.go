@@ -8,13 +8,17 @@ package inventory
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ferry-dev/ferry/internal/atomicfile"
@@ -68,19 +72,34 @@ type Item struct {
 	Size   int64   `json:"size"`
 }
 
-// Sniff reports whether b, the first bytes of a file, look like an
-// inventory document rather than an archive: JSON naming MediaType.
+// Sniff reports whether b, the first bytes of a file, may be an inventory
+// document rather than an archive: JSON, an object. Whether it is one is
+// for Parse or Decode to say, wherever its mediaType key comes (an archive
+// never starts with '{': zstd, gzip and tar do not).
 func Sniff(b []byte) bool {
 	b = bytes.TrimLeft(b, " \t\r\n")
-	return len(b) > 0 && b[0] == '{' && bytes.Contains(b, []byte(MediaType))
+	return len(b) > 0 && b[0] == '{'
 }
 
-// Parse reads a document and checks it: the media type, a version this
-// package reads, repositories named, sha256 digests and sizes that are not
-// negative.
+// ErrNotInventory is matched (errors.Is) by the error of Parse and Decode
+// for a JSON document that is not an inventory at all: another media
+// type, or none.
+var ErrNotInventory = errors.New("not a ferry inventory")
+
+// Parse reads a document and checks it: see Decode.
 func Parse(b []byte, source string) (*Document, error) {
+	return Decode(bytes.NewReader(b), source)
+}
+
+// Decode reads one document from r, to r's end, and checks it: the media
+// type, a version this package reads, registries and repositories named
+// as image references name them, sha256 digests and sizes that are not
+// negative. source names the document in errors. r is read through a
+// small buffer, never held whole: a document of hundreds of megabytes
+// costs what it decodes to.
+func Decode(r io.Reader, source string) (*Document, error) {
 	var d Document
-	dec := json.NewDecoder(bytes.NewReader(b))
+	dec := json.NewDecoder(r)
 	if err := dec.Decode(&d); err != nil {
 		return nil, fmt.Errorf("inventory %s: %w", source, err)
 	}
@@ -91,15 +110,15 @@ func Parse(b []byte, source string) (*Document, error) {
 	}
 	switch {
 	case d.MediaType != MediaType:
-		return nil, fmt.Errorf("inventory %s: media type %q, want %q", source, d.MediaType, MediaType)
+		return nil, fmt.Errorf("inventory %s: media type %q, want %q: %w", source, short(d.MediaType), MediaType, ErrNotInventory)
 	case d.FormatVersion < 1:
 		return nil, fmt.Errorf("inventory %s: format version %d", source, d.FormatVersion)
 	case d.FormatVersion > FormatVersion:
 		return nil, fmt.Errorf("inventory %s: format version %d is newer than this ferry reads (%d); upgrade ferry", source, d.FormatVersion, FormatVersion)
 	}
 	for i, r := range d.Repositories {
-		if r.Registry == "" || r.Repository == "" || strings.ContainsAny(r.Registry+r.Repository, " \t\n") {
-			return nil, fmt.Errorf("inventory %s: repository %d: registry %q, repository %q", source, i, r.Registry, r.Repository)
+		if err := checkName(r); err != nil {
+			return nil, fmt.Errorf("inventory %s: repository %d (registry %q, repository %q): %w", source, i, short(r.Registry), short(r.Repository), err)
 		}
 		for _, list := range [][]Item{r.Manifests, r.Blobs} {
 			for _, it := range list {
@@ -112,20 +131,80 @@ func Parse(b []byte, source string) (*Document, error) {
 	return &d, nil
 }
 
-// Read reads and checks the document at path.
+// maxRegistry and maxRepository bound the names of a repository: a DNS
+// name is at most 253 bytes, and no registry serves a repository path of
+// a kilobyte. Unbounded, a crafted inventory would carry megabytes into
+// every delta's index.json.
+const (
+	maxRegistry   = 255
+	maxRepository = 1024
+)
+
+// checkName accepts a repository named as an image reference names one:
+// registry host[:port] (a DNS name or an IP address; name.NewRegistry
+// alone lets through characters no host has) and a repository path that
+// name.NewRepository accepts, strictly.
+func checkName(r Repository) error {
+	switch {
+	case r.Registry == "" || r.Repository == "":
+		return errors.New("a registry and a repository must be named")
+	case len(r.Registry) > maxRegistry:
+		return fmt.Errorf("registry name of %d bytes, more than %d", len(r.Registry), maxRegistry)
+	case len(r.Repository) > maxRepository:
+		return fmt.Errorf("repository name of %d bytes, more than %d", len(r.Repository), maxRepository)
+	}
+	host := r.Registry
+	if h, port, err := net.SplitHostPort(r.Registry); err == nil {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
+			return fmt.Errorf("registry %q: port %q", r.Registry, port)
+		}
+		host = h
+	}
+	ip := host
+	if len(host) > 2 && host[0] == '[' && host[len(host)-1] == ']' {
+		ip = host[1 : len(host)-1]
+	}
+	if net.ParseIP(ip) == nil {
+		for _, c := range host {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+				return fmt.Errorf("registry %q is not a host name, host:port, or an IP address", short(r.Registry))
+			}
+		}
+	}
+	if _, err := name.NewRegistry(r.Registry, name.StrictValidation); err != nil {
+		return err
+	}
+	if _, err := name.NewRepository(r.Name(), name.StrictValidation); err != nil {
+		return err
+	}
+	return nil
+}
+
+// short returns s, or its start and its length when it is long: an error
+// names a bad value without copying megabytes of it.
+func short(s string) string {
+	if len(s) <= 80 {
+		return s
+	}
+	return fmt.Sprintf("%s… (%d bytes)", s[:64], len(s))
+}
+
+// Read reads and checks the document at path (Decode), at most MaxSize
+// bytes.
 func Read(path string) (*Document, error) {
-	fi, err := os.Stat(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
 	if fi.Size() > MaxSize {
 		return nil, fmt.Errorf("inventory %s: %d bytes, more than %d", path, fi.Size(), MaxSize)
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("inventory: %w", err)
-	}
-	return Parse(b, path)
+	return Decode(io.LimitReader(f, MaxSize), path)
 }
 
 // Marshal returns the document as indented JSON, its lists sorted so that
