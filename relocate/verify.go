@@ -285,7 +285,7 @@ func openBase(ctx context.Context, path string, f io.ReadCloser, rep progress.Re
 	// An inventory is a base of export --since, but holds no blob to
 	// check the delta against: only its import can, at the destination.
 	if sniffInventory(ra, size) {
-		return b, notABase{errors.New("is an inventory, not an archive: verify --since takes the base archive a delta was made from; the blobs an inventory lists are checked by the import, at the destination")}
+		return b, notABase{errors.New("is a JSON document (an inventory?), not an archive: verify --since takes the base archive a delta was made from; the blobs an inventory lists are checked by the import, at the destination")}
 	}
 	var head *archive.Head
 	af, err := archive.OpenFile(ra, size, archive.ReaderOptions{})
