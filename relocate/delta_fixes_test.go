@@ -296,7 +296,7 @@ func TestVerifySinceAnInventoryIsNamed(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := relocate.VerifyFile(context.Background(), path, relocate.VerifyOptions{Since: []string{w.have}})
-	if err == nil || !strings.Contains(err.Error(), w.have) || !strings.Contains(err.Error(), "is an inventory") || !strings.Contains(err.Error(), "base archive") {
+	if err == nil || !strings.Contains(err.Error(), w.have) || !strings.Contains(err.Error(), "(an inventory?), not an archive") || !strings.Contains(err.Error(), "base archive") {
 		t.Errorf("verify --since an inventory: %v; want it named as an inventory, not an archive", err)
 	}
 }
