@@ -78,7 +78,7 @@ func runImport(c *cli.Context) error {
 	if file != "-" {
 		f, err := volumes.OpenArchive(file)
 		if err != nil {
-			return namedFile(fmt.Errorf("import: %w", err))
+			return namedArchive(c, file, fmt.Errorf("import: %w", err))
 		}
 		defer f.Close()
 		in = f

@@ -44,7 +44,7 @@ func openArchive(c *cli.Context) (io.Reader, func(), error) {
 	}
 	f, err := volumes.OpenArchive(path)
 	if err != nil {
-		return nil, nil, namedFile(fmt.Errorf("%s: %w", c.Command.Name, err))
+		return nil, nil, namedArchive(c, path, fmt.Errorf("%s: %w", c.Command.Name, err))
 	}
 	return f, func() { f.Close() }, nil
 }
@@ -220,7 +220,7 @@ func runVerify(c *cli.Context) error {
 		return usageError{err}
 	}
 	if err != nil {
-		return namedFile(err)
+		return namedArchive(c, path, err)
 	}
 	if c.Args().First() == "-" {
 		res.Archive, path = "-", "standard input"

@@ -130,16 +130,17 @@ func runPush(c *cli.Context) error {
 	})
 }
 
-// bundleOrImage reads the mutually exclusive -b and -i flags.
+// bundleOrImage reads the mutually exclusive -b and -i flags, refusing a
+// value that names an archive file (refuseArchiveAsReference).
 func bundleOrImage(c *cli.Context) (ref string, isBundle bool, err error) {
 	b, i := c.String("bundle"), c.String("image")
 	switch {
 	case b != "" && i != "":
 		return "", false, usagef("%s: give either -b (bundle) or -i (image), not both", c.Command.Name)
 	case b != "":
-		return b, true, nil
+		return b, true, refuseArchiveAsReference(c, "-b", b)
 	case i != "":
-		return i, false, nil
+		return i, false, refuseArchiveAsReference(c, "-i", i)
 	}
 	return "", false, usagef("%s: give -b REF for a bundle or -i REF for an image", c.Command.Name)
 }
