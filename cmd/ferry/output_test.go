@@ -443,6 +443,25 @@ func TestDryRunSummarySaysWhatWasNotChecked(t *testing.T) {
 	}
 }
 
+// A dry run's not-checked lines named a bundle by reference and digest,
+// two full digests on one line: abbreviated unless -v. A nested bundle's
+// tag (sha256-<hex>.imgpkg) is a name, kept whole.
+func TestDryRunNotCheckedAbbreviatesDigests(t *testing.T) {
+	d := "sha256:" + strings.Repeat("0123456789abcdef", 4)
+	line := "the images.yml of bundle r.example/b:v1 (" + d + ") tagged sha256-" + d[7:] + ".imgpkg"
+	res := &relocate.ImportResult{Repository: "reg/far/app", DryRun: true, Unchecked: []string{line}}
+	var buf bytes.Buffer
+	printImport(&buf, "import", importJSON{ImportResult: res}, time.Second, false)
+	if want := "the images.yml of bundle r.example/b:v1 (sha256:0123456789ab) tagged sha256-" + d[7:] + ".imgpkg\n"; !strings.Contains(buf.String(), want) {
+		t.Errorf("dry run summary does not say %q:\n%s", want, buf.String())
+	}
+	buf.Reset()
+	printImport(&buf, "import", importJSON{ImportResult: res}, time.Second, true)
+	if !strings.Contains(buf.String(), line) {
+		t.Errorf("dry run summary with -v does not keep the full digest:\n%s", buf.String())
+	}
+}
+
 // TestRegistryErrorDetailsWithoutGoMapSyntax: the detail of a registry's
 // error document, which go-containerregistry prints with %v, reaches the
 // terminal without Go's "map[…]" syntax, however deep in a wrapped error.
