@@ -32,8 +32,9 @@ exactly as above (the same digest), fetches every image its images.yml locks
 from their registries, and writes the archive ferry export -b REPO:TAG would
 write had the bundle been pushed first. Importing it gives the bundle the
 tag TAG, with every tag an import writes. It takes export's --level,
---split-size, --concurrency, --cosign-signatures and --referrers (for the
-locked images: a bundle never pushed has no signatures yet), and --since BASE
+--split-size, --concurrency, --include-non-distributable-layers,
+--cosign-signatures and --referrers (for the locked images: a bundle never
+pushed has no signatures yet), and --since BASE
 (repeatable: a previous archive, or an inventory of the far side) to write a
 delta archive that leaves out the configs and layers BASE holds.`,
 		Flags: withRegistryFlags("also print each tag as it is written at the destination",
