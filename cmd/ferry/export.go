@@ -303,7 +303,7 @@ func runExport(c *cli.Context) error {
 func exportOptions(c *cli.Context, out *printer, dest string) (relocate.ExportOptions, error) {
 	level, err := archive.ParseLevel(c.String("level"))
 	if err != nil {
-		return relocate.ExportOptions{}, usageError{err}
+		return relocate.ExportOptions{}, usagef("%s: --level: %w", commandPath(c), err)
 	}
 	split, err := splitSize(c, dest)
 	if err != nil {

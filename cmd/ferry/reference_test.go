@@ -107,3 +107,35 @@ func TestTagListNamesWhatIsNotARepository(t *testing.T) {
 		t.Errorf("tag list refuses Docker Hub's team/app: %v", err)
 	}
 }
+
+// Go's flag errors reached the user as they were: "flag provided but not
+// defined: -bundel" (one dash, no command, no hint), a duration without
+// its unit as "parse error", a flag before the command as unknown. They
+// name the command, the flag as typed, the flag meant and the help.
+func TestFlagErrorsNameTheCommandAndTheFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"export", "--bundel", "127.0.0.1:1/b:1", "-o", "x.tar.zst"}, []string{"export: unknown flag --bundel", "did you mean --bundle?", "ferry export --help"}},
+		{[]string{"tag", "list", "--digest", "-i", "127.0.0.1:1/x"}, []string{"tag list: unknown flag --digest", "did you mean --digests?", "ferry tag list --help"}},
+		{[]string{"import", "--frobnicate"}, []string{"import: unknown flag --frobnicate (ferry import --help"}},
+		{[]string{"-q", "tag", "list", "-i", "127.0.0.1:1/x"}, []string{"-q goes after the command: ferry tag list -q"}},
+		{[]string{"--bogus", "inspect", "a.tar.zst"}, []string{"unknown flag --bogus before the command", "ferry inspect --help"}},
+		{[]string{"--bogus"}, []string{"unknown flag --bogus", "ferry --help"}},
+		{[]string{"tag", "list", "-i", "127.0.0.1:1/x", "--registry-response-header-timeout", "5"}, []string{`tag list: --registry-response-header-timeout "5": give a duration with its unit: 5s`}},
+		{[]string{"export", "-b", "127.0.0.1:1/b:1", "-o", "x.tar.zst", "--concurrency", "many"}, []string{`export: --concurrency "many": give a whole number`}},
+		{[]string{"export", "-b", "127.0.0.1:1/b:1", "-o", filepath.Join(t.TempDir(), "x.tar.zst"), "--level", "ultra"}, []string{"export: --level: ", "ultra", "fastest, default, better or best"}},
+		{[]string{"copy", "-b", "127.0.0.1:1/b:1", "--to-tar", filepath.Join(t.TempDir(), "x.tar.zst"), "--level", "ultra"}, []string{"copy: --level: "}},
+	} {
+		wantUsage(t, tc.args, tc.want...)
+	}
+	for _, tc := range []struct {
+		a, b string
+		d    int
+	}{{"bundel", "bundle", 2}, {"digest", "digests", 1}, {"", "abc", 3}, {"same", "same", 0}, {"kitten", "sitting", 3}} {
+		if d := editDistance(tc.a, tc.b); d != tc.d {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, d, tc.d)
+		}
+	}
+}
