@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/urfave/cli/v2"
 
+	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/registry"
 	"github.com/ferry-dev/ferry/internal/regopts"
 	"github.com/ferry-dev/ferry/serve"
@@ -144,7 +145,8 @@ func namedArchive(c *cli.Context, path string, err error) error {
 	return usageError{fmt.Errorf("%w; %s reads as a registry reference: %s", err, path, hint)}
 }
 
-// parseLabels turns KEY=VALUE strings into a map.
+// parseLabels turns KEY=VALUE strings into a map, refusing the label that
+// makes an image a bundle.
 func parseLabels(kvs []string) (map[string]string, error) {
 	if len(kvs) == 0 {
 		return nil, nil
@@ -153,7 +155,12 @@ func parseLabels(kvs []string) (map[string]string, error) {
 	for _, kv := range kvs {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return nil, usagef("label %q is not KEY=VALUE", kv)
+			return nil, usagef("push: -l %q is not KEY=VALUE", kv)
+		}
+		if k == bundle.LabelKey {
+			// Build refuses it too, but only once the files are read,
+			// and as a failure (exit 1).
+			return nil, usagef("push: -l %q: %s is reserved: push -b sets it on bundles, and only there", kv, k)
 		}
 		labels[k] = v
 	}

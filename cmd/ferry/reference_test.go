@@ -139,3 +139,13 @@ func TestFlagErrorsNameTheCommandAndTheFlag(t *testing.T) {
 		}
 	}
 }
+
+// The label that makes an image a bundle, given to push -l, is a usage
+// error (exit 2) as "-l novalue" is, found before any file is read: the
+// build refused it with exit 1.
+func TestPushReservedLabelIsAUsageError(t *testing.T) {
+	for _, l := range []string{"dev.carvel.imgpkg.bundle=x", "dev.carvel.imgpkg.bundle="} {
+		wantUsage(t, []string{"push", "-i", "127.0.0.1:1/x/y:1", "-f", t.TempDir(), "-l", l}, "push: -l", "dev.carvel.imgpkg.bundle is reserved")
+	}
+	wantUsage(t, []string{"push", "-i", "127.0.0.1:1/x/y:1", "-f", t.TempDir(), "-l", "novalue"}, `push: -l "novalue" is not KEY=VALUE`)
+}
