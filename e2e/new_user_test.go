@@ -90,3 +90,19 @@ func TestHumanOutputAbbreviatesDigests(t *testing.T) {
 		t.Errorf("inspect - does not name standard input as verify does:\n%s", r)
 	}
 }
+
+// A plain image given to copy -b was to be "exported" with -i, whatever
+// the command; a directory holding .imgpkg given to push -i was to be
+// "built" as a bundle, which push does with -b.
+func TestWrongSourceKindSaysTheFlag(t *testing.T) {
+	reg := testregistry.NewDistribution(t)
+	plain := seedImage(t, reg, "rel/plain", 5)
+	r := ferry(t, nil, "copy", "-b", plain.String(), "--to-repo", reg.Repo("mirror/plain"))
+	if r.Code != 1 || !strings.Contains(r.Stderr, "not a bundle") || !strings.Contains(r.Stderr, "use -i to carry it as an image") {
+		t.Errorf("copy -b of a plain image: want exit 1 saying to carry it with -i: %s", r)
+	}
+	r = ferry(t, nil, "push", "-i", reg.Repo("rel/dir")+":v1", "-f", bundleDir(t, plain))
+	if r.Code != 1 || !strings.Contains(r.Stderr, "is a bundle: push it with -b") {
+		t.Errorf("push -i of a bundle directory: want exit 1 saying to push it with -b: %s", r)
+	}
+}
