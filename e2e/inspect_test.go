@@ -51,12 +51,18 @@ func TestInspectListsImagesAndImportTags(t *testing.T) {
 		t.Errorf("the original tag must be listed last: %v", inv.ImportTags)
 	}
 
-	// Human output names the roles and the original references.
+	// Human output names the roles and the original references, a
+	// reference by digest with its digest abbreviated as the DIGEST
+	// column's (-v: whole).
 	r = mustFerry(t, "inspect", archive)
-	for _, s := range []string{"nested-bundle", f.inner.String(), "linux/arm64", "v1"} {
+	innerShort := f.inner.Context().String() + "@" + f.inner.DigestStr()[:len("sha256:")+12] + " "
+	for _, s := range []string{"nested-bundle", innerShort, "linux/arm64", "v1"} {
 		if !strings.Contains(r.Stdout, s) {
 			t.Errorf("inspect output lacks %q:\n%s", s, r.Stdout)
 		}
+	}
+	if r = mustFerry(t, "inspect", archive, "-v"); !strings.Contains(r.Stdout, f.inner.String()) {
+		t.Errorf("inspect -v output lacks %q:\n%s", f.inner.String(), r.Stdout)
 	}
 }
 

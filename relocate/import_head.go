@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -53,8 +54,13 @@ func (e importEntry) isBundle() bool {
 
 // name describes the entry in messages: its original reference and digest.
 func (e importEntry) name() string {
-	if e.OriginalRef == "" {
+	switch {
+	case e.OriginalRef == "":
 		return e.digest.String()
+	case strings.HasSuffix(e.OriginalRef, "@"+e.digest.String()):
+		// A reference by digest already says it: the digest twice made
+		// one line of two 71-character digests.
+		return e.OriginalRef
 	}
 	return fmt.Sprintf("%s (%s)", e.OriginalRef, e.digest)
 }

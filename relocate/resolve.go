@@ -672,10 +672,10 @@ func (r *resolver) register(level []want, jobs []*job) ([]want, error) {
 		}
 		if w.kind == wantRootBundle {
 			if n.index != nil {
-				return nil, fmt.Errorf("%s is an image index (%s), not a bundle; use -i to export it as an image", w.original, n.mediaType)
+				return nil, fmt.Errorf("%s is an image index (%s), not a bundle; use -i to carry it as an image", w.original, n.mediaType)
 			}
 			if !n.bundle {
-				return nil, fmt.Errorf("%s is not a bundle (its config has no %s label); use -i to export it as an image", w.original, bundle.LabelKey)
+				return nil, fmt.Errorf("%s is not a bundle (its config has no %s label); use -i to carry it as an image", w.original, bundle.LabelKey)
 			}
 		}
 		if w.kind == wantLockImage {

@@ -507,7 +507,15 @@ type bundleRef struct {
 
 // source names the bundle in errors.
 func (b bundleRef) source() string {
-	return fmt.Sprintf("bundle %s (%s)", b.entry.OriginalRef, b.entry.Descriptor.Digest)
+	ref, digest := b.entry.OriginalRef, b.entry.Descriptor.Digest.String()
+	switch {
+	case ref == "":
+		return "bundle " + digest
+	case strings.HasSuffix(ref, "@"+digest):
+		// A reference by digest already says it: not twice on one line.
+		return "bundle " + ref
+	}
+	return fmt.Sprintf("bundle %s (%s)", ref, digest)
 }
 
 // lockChecks checks that every image a bundle of an archive locks

@@ -69,16 +69,16 @@ func TestStrayArgumentsAreRefused(t *testing.T) {
 // read as flags: a flag completion does not have is refused as such, not
 // taken for a missing shell.
 func TestFlagsAfterTheArgumentAreRead(t *testing.T) {
-	wantUsage(t, []string{"completion", "bash", "-q"}, "flag provided but not defined: -q")
+	wantUsage(t, []string{"completion", "bash", "-q"}, "completion: unknown flag -q")
 	// --since after the archive is read: its file is checked (and missing).
 	wantUsage(t, []string{"verify", "a.tar.zst", "--since", "/no/such/base.tar.zst"}, "/no/such/base.tar.zst")
 	// serve reads --streams after the file.
 	wantUsage(t, []string{"serve", "/no/such/a.tar.zst", "--streams", "0"}, "--streams 0")
 	// A flag that needs a value, given last without one, is named as such
 	// rather than taking the argument before it as its value.
-	wantUsage(t, []string{"verify", "a.tar.zst", "--since"}, "flag needs an argument: --since")
-	wantUsage(t, []string{"serve", "a.tar.zst", "--addr"}, "flag needs an argument: --addr")
-	wantUsage(t, []string{"export", "-b", "127.0.0.1:1/x:1", "-o"}, "flag needs an argument: -o")
+	wantUsage(t, []string{"verify", "a.tar.zst", "--since"}, "verify: --since needs a value")
+	wantUsage(t, []string{"serve", "a.tar.zst", "--addr"}, "serve: --addr needs a value")
+	wantUsage(t, []string{"export", "-b", "127.0.0.1:1/x:1", "-o"}, "export: -o needs a value")
 	// --help after an argument is the command's help (urfave/cli looked
 	// for a help topic named after the argument: "No help topic", exit 1).
 	for _, args := range [][]string{{"completion", "zsh", "--help"}, {"inspect", "a.tar.zst", "-h"}, {"export", "oops", "--help"}, {"tag", "list", "x", "--help"}} {

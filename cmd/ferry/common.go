@@ -4,10 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"regexp"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/urfave/cli/v2"
 
+	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/registry"
 	"github.com/ferry-dev/ferry/internal/regopts"
 	"github.com/ferry-dev/ferry/serve"
@@ -25,7 +29,124 @@ func namedFile(err error) error {
 	return err
 }
 
-// parseLabels turns KEY=VALUE strings into a map.
+// archiveName matches the names export, imgpkg copy --to-tar and
+// compressors give archives, volumes of a split export included.
+var archiveName = regexp.MustCompile(`(?i)(\.tar(\.zst|\.gz)?|\.tgz|\.zst)(\.[0-9]{3})?$`)
+
+// registryHost returns the registry a reference or repository names
+// explicitly: its first component when that has a dot or a port, or is
+// localhost, as go-containerregistry reads it. A path's "." and ".." (and
+// the empty first component of an absolute path) are no registry.
+func registryHost(s string) (string, bool) {
+	host, _, ok := strings.Cut(s, "/")
+	if !ok || host == "" || host[0] == '.' || strings.Trim(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") != "" {
+		return "", false
+	}
+	return host, strings.ContainsAny(host, ".:") || host == "localhost"
+}
+
+// commandPath is c's command as typed after ferry: "export", "tag list".
+func commandPath(c *cli.Context) string {
+	return strings.TrimPrefix(c.Command.HelpName, c.App.Name+" ")
+}
+
+// refuseArchiveAsReference refuses, before any registry is asked, a
+// reference flag's value (flag is "-b", "-i" or "--lock") that names a
+// file: one that exists, or one with no registry and an archive's name.
+// Read as a reference, "rel.tar.zst" is Docker Hub's library/rel.tar.zst
+// and "./rel.tar.zst" the registry ".", and the user was told that a host
+// name does not resolve. --lock takes a file: only an archive's name is
+// refused there. The message names the command that reads the file.
+func refuseArchiveAsReference(c *cli.Context, flag, value string) error {
+	if value == "" {
+		return nil
+	}
+	isArchive := archiveName.MatchString(value)
+	if flag == "--lock" {
+		if !isArchive {
+			return nil
+		}
+		return usagef("%s: --lock %s: --lock takes an ImagesLock or BundleLock YAML file, and %s is named as an archive: %s", commandPath(c), value, value, readArchiveHint(c, value))
+	}
+	info, err := os.Stat(value)
+	exists := err == nil && !info.IsDir()
+	if _, explicit := registryHost(value); !exists && (explicit || !isArchive) {
+		return nil
+	}
+	what := "is a file"
+	if !exists {
+		what = "names no registry and is named as an archive"
+	}
+	hint := readArchiveHint(c, value)
+	if (c.Command.Name == "export" || c.Command.Name == "copy") && (strings.HasSuffix(value, ".yml") || strings.HasSuffix(value, ".yaml")) {
+		hint = fmt.Sprintf("an ImagesLock or BundleLock file goes with --lock %s", value)
+	}
+	form := "a registry reference (REGISTRY/PATH:TAG)"
+	if c.Command.Name == "list" {
+		form = "a repository (REGISTRY/PATH)"
+	}
+	return usagef("%s: %s %s %s, not %s: %s", commandPath(c), flag, value, what, form, hint)
+}
+
+// readArchiveHint says which command reads archive file instead of c.
+func readArchiveHint(c *cli.Context, file string) string {
+	to := c.String("to-repo")
+	if to == "" {
+		to = "REPO"
+	}
+	switch c.Command.Name {
+	case "export":
+		return fmt.Sprintf("to re-pack an archive, ferry export --from-tar %s -o %s; to upload it, ferry import -f %s --to-repo REPO", file, orDefault(c.String("output"), "FILE.tar.zst"), file)
+	case "copy":
+		if out := c.String("to-tar"); out != "" {
+			return fmt.Sprintf("to re-pack an archive, ferry export --from-tar %s -o %s", file, out)
+		}
+		return fmt.Sprintf("to upload an archive, ferry copy --tar %s --to-repo %s (or ferry import -f %s --to-repo %s)", file, to, file, to)
+	case "pull":
+		return fmt.Sprintf("pull reads a registry: upload the archive with ferry import -f %s --to-repo REPO and pull from REPO, or serve it with ferry serve %s and pull from there", file, file)
+	case "list":
+		return fmt.Sprintf("ferry inspect %s lists what an archive holds and the tags an import writes", file)
+	}
+	return fmt.Sprintf("to upload an archive, ferry import -f %s --to-repo REPO", file)
+}
+
+// orDefault is s, or def when s is empty.
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// namedArchive is namedFile for the archive path a command reads (-f, --tar,
+// --from-tar, an argument): when no such file exists and path reads as a
+// registry reference (REGISTRY/PATH:TAG, its registry named), it says which
+// command reads a registry instead.
+func namedArchive(c *cli.Context, path string, err error) error {
+	err = namedFile(err)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if _, explicit := registryHost(path); !explicit {
+		return err
+	}
+	if _, perr := name.ParseReference(path, name.StrictValidation); perr != nil {
+		return err
+	}
+	var hint string
+	switch c.Command.Name {
+	case "import", "copy":
+		hint = fmt.Sprintf("to copy from a registry, ferry copy -b %s --to-repo %s (-i for an image)", path, orDefault(c.String("to-repo"), "REPO"))
+	case "export":
+		hint = fmt.Sprintf("to export from a registry, ferry export -b %s -o %s (-i for an image)", path, orDefault(c.String("output"), "FILE.tar.zst"))
+	default:
+		hint = fmt.Sprintf("%s reads an archive, not a registry; ferry export -b %s -o FILE.tar.zst writes one (-i for an image)", c.Command.Name, path)
+	}
+	return usageError{fmt.Errorf("%w; %s reads as a registry reference: %s", err, path, hint)}
+}
+
+// parseLabels turns KEY=VALUE strings into a map, refusing the label that
+// makes an image a bundle.
 func parseLabels(kvs []string) (map[string]string, error) {
 	if len(kvs) == 0 {
 		return nil, nil
@@ -34,7 +155,12 @@ func parseLabels(kvs []string) (map[string]string, error) {
 	for _, kv := range kvs {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return nil, usagef("label %q is not KEY=VALUE", kv)
+			return nil, usagef("push: -l %q is not KEY=VALUE", kv)
+		}
+		if k == bundle.LabelKey {
+			// Build refuses it too, but only once the files are read,
+			// and as a failure (exit 1).
+			return nil, usagef("push: -l %q: %s is reserved: push -b sets it on bundles, and only there", kv, k)
 		}
 		labels[k] = v
 	}
@@ -77,6 +203,13 @@ func registryClient(reg regopts.Options) (*registry.Client, error) {
 // Docker Hub's, so a release meant for a private mirror would be pushed to
 // a public registry with whatever Docker login the machine has.
 func parseRepo(s string, reg regopts.Options) (name.Repository, error) {
+	return parseRepository(s, reg, true)
+}
+
+// parseRepository is parseRepo; with registryRequired false a repository
+// without its registry is read as Docker Hub's, which a command that only
+// reads from it (tag list) may do.
+func parseRepository(s string, reg regopts.Options, registryRequired bool) (name.Repository, error) {
 	// What follows the host: a tag or digest there is the likeliest
 	// mistake, and its own message says so.
 	path := s
@@ -93,7 +226,7 @@ func parseRepo(s string, reg regopts.Options) (name.Repository, error) {
 	case strings.Contains(path, ":"):
 		return name.Repository{}, usagef("%q names a tag: give a repository (REGISTRY/PATH), not a tag", s)
 	}
-	if host, _, _ := strings.Cut(s, "/"); host == s || !strings.ContainsAny(host, ".:") && host != "localhost" {
+	if host, _, _ := strings.Cut(s, "/"); registryRequired && (host == s || !strings.ContainsAny(host, ".:") && host != "localhost") {
 		return name.Repository{}, usagef("%q names no registry, and would mean Docker Hub: give REGISTRY/PATH (registry.example.com/%s), or docker.io/%s for Docker Hub", s, s, s)
 	}
 	repo, err := name.NewRepository(s, reg.NameOptions()...)

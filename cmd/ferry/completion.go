@@ -3,9 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/ferry-dev/ferry/archive"
 )
 
 // The bash and zsh scripts ask ferry itself for the candidates: they run the
@@ -52,6 +55,31 @@ complete -c ferry -f -a '(__ferry_complete)'
 `
 )
 
+// completionScripts are the scripts of completion, by shell; shells lists
+// them in the order completion offers them.
+var (
+	completionScripts = map[string]string{"bash": bashCompletion, "zsh": zshCompletion, "fish": fishCompletion}
+	shells            = []string{"bash", "zsh", "fish"}
+)
+
+// choices are the values a flag takes when they are a few fixed words, or
+// the argument of a command (keyed by its name) when it is: the completion
+// offers them. Any other value is a file, a reference or a size, left to
+// the shell.
+func choices(name string) []string {
+	switch name {
+	case "level":
+		var levels []string
+		for _, l := range []archive.Level{archive.Fastest, archive.Default, archive.Better, archive.Best} {
+			levels = append(levels, l.String())
+		}
+		return levels
+	case "completion":
+		return shells
+	}
+	return nil
+}
+
 func completionCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "completion",
@@ -66,15 +94,9 @@ func completionCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return usagef("completion: give the shell: bash, zsh or fish")
 			}
-			var script string
-			switch shell := c.Args().First(); shell {
-			case "bash":
-				script = bashCompletion
-			case "zsh":
-				script = zshCompletion
-			case "fish":
-				script = fishCompletion
-			default:
+			shell := c.Args().First()
+			script, ok := completionScripts[shell]
+			if !ok {
 				return usagef("completion: %q is not a shell ferry completes (bash, zsh or fish)", shell)
 			}
 			_, err := fmt.Fprint(c.App.Writer, script)
@@ -119,7 +141,15 @@ func setCompletion(app *cli.App, args []string) []string {
 		case strings.HasPrefix(cur, "-"):
 			suggestFlags(c.App.Writer, cur, c.Command.Flags)
 		case takesValue(prev, c.Command.Flags):
-			// A file, a reference or a size: nothing to offer.
+			// A few fixed words (--level), or else a file, a reference or a
+			// size: nothing to offer.
+			offer(c.App.Writer, cur, choices(strings.TrimLeft(prev, "-")))
+		case c.Command.Args && len(c.Command.Subcommands) == 0:
+			// The command's one argument (completion's shell), while none is
+			// given before the cursor.
+			if !argumentBefore(words, c.Command) {
+				offer(c.App.Writer, cur, choices(c.Command.Name))
+			}
 		default:
 			for _, sub := range c.Command.Subcommands {
 				if sub.Hidden || sub.Name == "help" {
@@ -141,6 +171,34 @@ func setCompletion(app *cli.App, args []string) []string {
 	}
 	walk(app.Commands)
 	return args
+}
+
+// offer prints the values that start as cur does.
+func offer(w io.Writer, cur string, values []string) {
+	for _, v := range values {
+		if strings.HasPrefix(v, cur) {
+			fmt.Fprintln(w, v)
+		}
+	}
+}
+
+// argumentBefore reports whether words (the command line, the word being
+// completed last) give cmd an argument before that word: a word after
+// cmd's name that is neither a flag nor a flag's value.
+func argumentBefore(words []string, cmd *cli.Command) bool {
+	i := slices.IndexFunc(words, cmd.HasName)
+	if i < 0 {
+		return false
+	}
+	for k := i + 1; k < len(words)-1; k++ {
+		switch {
+		case takesValue(words[k], cmd.Flags):
+			k++
+		case !isFlag(words[k]):
+			return true
+		}
+	}
+	return false
 }
 
 // suggestFlags prints the visible flags whose names start as cur does

@@ -76,3 +76,37 @@ func TestCompletionOffersCommandsAndFlags(t *testing.T) {
 		}
 	}
 }
+
+// Values from a fixed few are offered: completion's shell and --level's
+// levels (once nothing at all). Every one offered is one the command
+// takes.
+func TestCompletionOffersFixedValues(t *testing.T) {
+	for _, tc := range []struct {
+		words []string
+		want  string
+	}{
+		{[]string{"completion", ""}, "bash zsh fish"},
+		{[]string{"completion", "z"}, "zsh"},
+		{[]string{"completion", "bash", ""}, ""},
+		{[]string{"export", "--level", ""}, "fastest default better best"},
+		{[]string{"export", "-b", "r:1", "--level", "b"}, "better best"},
+		{[]string{"copy", "--level", ""}, "fastest default better best"},
+		{[]string{"push", "--level", "f"}, "fastest"},
+	} {
+		if got := strings.Join(complete(t, tc.words...), " "); got != tc.want {
+			t.Errorf("ferry %q<TAB> offers %q, want %q", tc.words, got, tc.want)
+		}
+	}
+	for _, shell := range complete(t, "completion", "") {
+		if code, _, stderr := runFerry("completion", shell); code != 0 {
+			t.Errorf("completion offers %q, which it refuses: %s", shell, stderr)
+		}
+	}
+	// -o - with --json is refused (exit 2) only after --level is read:
+	// a level refused would be named.
+	for _, level := range complete(t, "export", "--level", "") {
+		if code, _, stderr := runFerry("export", "-b", "127.0.0.1:1/b:1", "-o", "-", "--level", level, "--json"); code != 2 || strings.Contains(stderr, "--level") {
+			t.Errorf("export offers --level %q, which it refuses: %s", level, stderr)
+		}
+	}
+}

@@ -60,6 +60,11 @@ func planSource(c *cli.Context) (relocate.Source, error) {
 	if n != 1 {
 		return src, usagef("%s: give exactly one of -b BUNDLE, -i IMAGE or --lock FILE", c.Command.Name)
 	}
+	for _, f := range []struct{ flag, value string }{{"-b", src.Bundle}, {"-i", src.Image}, {"--lock", src.LockFile}} {
+		if err := refuseArchiveAsReference(c, f.flag, f.value); err != nil {
+			return src, err
+		}
+	}
 	// A reference that cannot be parsed is refused as a mistyped flag is,
 	// before any registry is asked.
 	reg, err := registryOptions(c)
@@ -266,7 +271,7 @@ func runExport(c *cli.Context) error {
 		if fromTar != "-" {
 			f, err := volumes.OpenArchive(fromTar)
 			if err != nil {
-				return namedFile(fmt.Errorf("export --from-tar: %w", err))
+				return namedArchive(c, fromTar, fmt.Errorf("export --from-tar: %w", err))
 			}
 			defer f.Close()
 			in = f
@@ -299,7 +304,7 @@ func runExport(c *cli.Context) error {
 func exportOptions(c *cli.Context, out *printer, dest string) (relocate.ExportOptions, error) {
 	level, err := archive.ParseLevel(c.String("level"))
 	if err != nil {
-		return relocate.ExportOptions{}, usageError{err}
+		return relocate.ExportOptions{}, usagef("%s: --level: %w", commandPath(c), err)
 	}
 	split, err := splitSize(c, dest)
 	if err != nil {

@@ -78,7 +78,7 @@ func runImport(c *cli.Context) error {
 	if file != "-" {
 		f, err := volumes.OpenArchive(file)
 		if err != nil {
-			return namedFile(fmt.Errorf("import: %w", err))
+			return namedArchive(c, file, fmt.Errorf("import: %w", err))
 		}
 		defer f.Close()
 		in = f
@@ -130,14 +130,15 @@ func printImportResult(out *printer, command string, res *relocate.ImportResult,
 		j.LockOutput = lockOutput
 	}
 	took := out.Elapsed()
-	return out.Result(j, func(w io.Writer) { printImport(w, command, j, took) })
+	return out.Result(j, func(w io.Writer) { printImport(w, command, j, took, out.verbose()) })
 }
 
 // printImport prints the summary of an import or a copy: where, what
 // moved and what was already there, how long, the lock file written, then
 // every tag as one table (action, tag, short digest) in the order they
 // were written, the original tag last. command is "import" or "copy".
-func printImport(w io.Writer, command string, j importJSON, took time.Duration) {
+// Digests are abbreviated unless verbose.
+func printImport(w io.Writer, command string, j importJSON, took time.Duration, verbose bool) {
 	res := j.ImportResult
 	sent, sentBytes := res.BlobsUploaded, res.BytesUploaded
 	verb := map[string]string{"import": "Imported", "copy": "Copied"}[command]
@@ -185,6 +186,9 @@ func printImport(w io.Writer, command string, j importJSON, took time.Duration) 
 		fmt.Fprintf(tw, "  lock\twritten to %s\n", j.LockOutput)
 	}
 	for _, u := range res.Unchecked {
+		if !verbose {
+			u = shortDigests(u)
+		}
 		fmt.Fprintf(tw, "  not checked\t%s\n", escapeControls(u))
 	}
 	tw.Flush()

@@ -27,7 +27,7 @@ first), so it answers at once whatever the archive's size. It verifies what
 it reads; ferry verify checks the configs and layers too. FILE may be the
 volumes of a split export (FILE, or FILE.001) or a tarball imgpkg copy
 --to-tar wrote.`,
-		Flags:  outputFlags("list every blob a delta archive left out, not only the first 10"),
+		Flags:  outputFlags("print full digests in references, and list every blob a delta archive left out, not only the first 10"),
 		Action: runInspect,
 	}
 }
@@ -44,7 +44,7 @@ func openArchive(c *cli.Context) (io.Reader, func(), error) {
 	}
 	f, err := volumes.OpenArchive(path)
 	if err != nil {
-		return nil, nil, namedFile(fmt.Errorf("%s: %w", c.Command.Name, err))
+		return nil, nil, namedArchive(c, path, fmt.Errorf("%s: %w", c.Command.Name, err))
 	}
 	return f, func() { f.Close() }, nil
 }
@@ -65,11 +65,16 @@ func runInspect(c *cli.Context) error {
 	}
 	// Everything below but the sizes and digests comes from the archive,
 	// which may be hostile: its strings are quoted when unprintable.
+	name := c.Args().First()
+	if name == "-" {
+		// As verify says it.
+		name = "standard input"
+	}
 	return out.Listing(inv, func(w io.Writer) {
 		if inv.Format == relocate.FormatImgpkg {
-			fmt.Fprintf(w, "Archive: %s (an imgpkg tarball, written by %s)\n", c.Args().First(), inv.CreatedBy)
+			fmt.Fprintf(w, "Archive: %s (an imgpkg tarball, written by %s)\n", name, inv.CreatedBy)
 		} else {
-			fmt.Fprintf(w, "Archive: %s (format %d, %s", c.Args().First(), inv.Version, quoteUnsafe(inv.Compression))
+			fmt.Fprintf(w, "Archive: %s (format %d, %s", name, inv.Version, quoteUnsafe(inv.Compression))
 			if inv.CreatedBy != "" {
 				fmt.Fprintf(w, ", written by %s", quoteUnsafe(inv.CreatedBy))
 			}
@@ -81,7 +86,13 @@ func runInspect(c *cli.Context) error {
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ROLE\tREFERENCE\tDIGEST\tPLATFORMS\tSIZE")
 		for _, im := range inv.Images {
-			ref := quoteUnsafe(im.OriginalRef)
+			// A reference by digest would make its column 71 wide beside
+			// the DIGEST column: abbreviated as that is, unless -v.
+			ref := im.OriginalRef
+			if !out.verbose() {
+				ref = shortDigests(ref)
+			}
+			ref = quoteUnsafe(ref)
 			if im.Tag != "" && !strings.Contains(im.OriginalRef, ":"+im.Tag) {
 				ref += " (tag " + quoteUnsafe(im.Tag) + ")"
 			}
@@ -93,7 +104,11 @@ func runInspect(c *cli.Context) error {
 			if platforms == "" {
 				platforms = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", quoteUnsafe(im.Role), ref, shortDigest(im.Digest), platforms, humanBytes(im.Size))
+			digest := im.Digest
+			if !out.verbose() {
+				digest = shortDigest(digest)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", quoteUnsafe(im.Role), ref, digest, platforms, humanBytes(im.Size))
 		}
 		tw.Flush()
 		fmt.Fprintf(w, "Total: %s, %s (%s), %s (%s)\n", plural(len(inv.Images), "image"), plural(inv.Blobs, "blob"), humanBytes(inv.Bytes), plural(inv.Manifests, "manifest"), humanBytes(inv.ManifestBytes))
@@ -178,7 +193,7 @@ whose layer was left out.
 The volumes of a split export are each checked against their line of
 FILE.sha256, so a damaged, missing, extra or out-of-order volume is named.
 A tarball imgpkg copy --to-tar wrote is checked the same way.`,
-		Flags: append(outputFlags("adds nothing to verify's output: its summary, or the first problem found"),
+		Flags: append(outputFlags("print full digests in what could not be checked (as --json does)"),
 			&cli.StringSliceFlag{Name: "since", Usage: "a base `ARCHIVE` the delta was made against: check that it holds every blob left out (repeatable)"}),
 		Action: runVerify,
 	}
@@ -222,7 +237,7 @@ func runVerify(c *cli.Context) error {
 		return usageError{err}
 	}
 	if err != nil {
-		return namedFile(err)
+		return namedArchive(c, path, err)
 	}
 	if c.Args().First() == "-" {
 		res.Archive, path = "-", "standard input"
@@ -249,6 +264,9 @@ func runVerify(c *cli.Context) error {
 			fmt.Fprintf(tw, "  delta\t%s (%s) left out, %s\n", plural(res.LeftOut, "blob"), humanBytes(res.LeftOutBytes), where)
 		}
 		for _, u := range res.Unchecked {
+			if !out.verbose() {
+				u = shortDigests(u)
+			}
 			fmt.Fprintf(tw, "  not checked\t%s\n", escapeControls(u))
 		}
 		tw.Flush()

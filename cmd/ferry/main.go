@@ -88,6 +88,9 @@ func usagef(format string, args ...any) error {
 // It is separate from main so that tests can run the CLI in-process.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
+	// For flagError: a flag before the command is refused before the
+	// command is known, and urfave/cli keeps no arguments then.
+	app.Metadata = map[string]any{"args": args}
 	args = setCompletion(app, args)
 	if args == nil {
 		return 0
@@ -107,7 +110,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
-	onUsage := func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+	onUsage := func(c *cli.Context, err error, _ bool) error { return usageError{flagError(c, err)} }
 	app := &cli.App{
 		Name:    "ferry",
 		Usage:   "carry imgpkg bundles and their images across air gaps",
@@ -296,7 +299,7 @@ func strayArgs(command string, takes int, extra []string) error {
 	if last := extra[len(extra)-1]; isFlag(last) {
 		// flagsFirst leaves a flag that lacks its value after the
 		// arguments (see there).
-		return usagef("%s: flag needs an argument: %s", command, last)
+		return usagef("%s: %s needs a value (see ferry %s --help)", command, last, command)
 	}
 	quoted := make([]string, len(extra))
 	for i, a := range extra {
@@ -355,4 +358,154 @@ func redactQueries(msg string) string {
 		}
 		return sub[1] + "?REDACTED" + tail
 	})
+}
+
+// The errors of Go's flag package, which urfave/cli passes on as they are.
+var (
+	flagNotDefined = regexp.MustCompile(`^flag provided but not defined: -(.+)$`)
+	flagBadValue   = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for (?:flag )?-([^:]+): (.*)$`)
+	flagNoValue    = regexp.MustCompile(`^flag needs an argument: -(.+)$`)
+)
+
+// flagError rewrites a flag error of Go's flag package ("flag provided but
+// not defined: -bundel": one dash, no command) to name the command, the
+// flag with its dashes, what was wrong (a duration without its unit), the
+// command's closest flag, and ferry COMMAND --help. A flag before the
+// command ("ferry -q tag list") is said to go after it. Other errors are
+// returned as they are.
+func flagError(c *cli.Context, err error) error {
+	cmd, path := c.Command, ""
+	if cmd != nil && cmd.Name != c.App.Name {
+		path = commandPath(c)
+	}
+	msg := err.Error()
+	if m := flagNotDefined.FindStringSubmatch(msg); m != nil {
+		flag := dashed(m[1])
+		if path == "" {
+			// Before the command: the app itself takes only --help and
+			// --version.
+			cmd, path = commandIn(c, c.App.Commands)
+			switch {
+			case cmd == nil:
+				return fmt.Errorf("unknown flag %s (ferry --help lists the commands; each command's flags go after it)", flag)
+			case hasFlag(cmd, m[1]):
+				return fmt.Errorf("%s goes after the command: ferry %s %s … (flags belong to the command they follow)", flag, path, flag)
+			}
+			return fmt.Errorf("unknown flag %s before the command (ferry %s --help lists its flags, which go after it)", flag, path)
+		}
+		hint := ""
+		if near := closestFlag(cmd, m[1]); near != "" {
+			hint = "did you mean " + dashed(near) + "? "
+		}
+		return fmt.Errorf("%s: unknown flag %s (%sferry %s --help lists its flags)", path, flag, hint, path)
+	}
+	if path == "" {
+		path = "ferry"
+	}
+	if m := flagNoValue.FindStringSubmatch(msg); m != nil {
+		return fmt.Errorf("%s: %s needs a value (see ferry %s --help)", path, dashed(m[1]), path)
+	}
+	if m := flagBadValue.FindStringSubmatch(msg); m != nil {
+		value, name := m[1], m[2]
+		var want string
+		switch findFlag(cmd, name).(type) {
+		case *cli.DurationFlag:
+			want = "a duration with its unit (30s, 2m, 1h)"
+			if _, err := strconv.ParseFloat(value, 64); err == nil {
+				want = fmt.Sprintf("a duration with its unit: %ss, or 2m, 1h", value)
+			}
+		case *cli.IntFlag:
+			want = "a whole number"
+		case *cli.BoolFlag:
+			want = "true or false"
+		default:
+			return fmt.Errorf("%s: %s %s: %s", path, dashed(name), value, m[3])
+		}
+		return fmt.Errorf("%s: %s %q: give %s", path, dashed(name), value, want)
+	}
+	return err
+}
+
+// dashed is a flag's name as typed: -x for a letter, --name otherwise.
+func dashed(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
+}
+
+// commandIn finds, in the arguments run was given, the command (and
+// subcommand) named after the flags before it: nil when none is.
+func commandIn(c *cli.Context, cmds []*cli.Command) (*cli.Command, string) {
+	args, _ := c.App.Metadata["args"].([]string)
+	var cmd *cli.Command
+	var path []string
+	for i := 1; i < len(args) && cmds != nil; i++ {
+		if isFlag(args[i]) {
+			continue
+		}
+		next := findCommand(cmds, args[i])
+		if next == nil {
+			break
+		}
+		cmd, cmds, path = next, next.Subcommands, append(path, next.Name)
+	}
+	return cmd, strings.Join(path, " ")
+}
+
+// findFlag returns cmd's flag named (or aliased) name, nil when none is.
+func findFlag(cmd *cli.Command, name string) cli.Flag {
+	if cmd == nil {
+		return nil
+	}
+	for _, f := range cmd.Flags {
+		if slices.Contains(f.Names(), name) {
+			return f
+		}
+	}
+	return nil
+}
+
+// hasFlag reports whether cmd takes the flag name.
+func hasFlag(cmd *cli.Command, name string) bool {
+	return findFlag(cmd, name) != nil || cli.HelpFlag != nil && slices.Contains(cli.HelpFlag.Names(), name)
+}
+
+// closestFlag is the visible flag of cmd nearest to name, a mistyped one
+// (--bundel, --digest): at most two edits away, and fewer than its length;
+// "" when none is.
+func closestFlag(cmd *cli.Command, name string) string {
+	best, bestDist := "", 3
+	for _, f := range cmd.Flags {
+		if v, ok := f.(cli.VisibleFlag); ok && !v.IsVisible() {
+			continue
+		}
+		for _, n := range f.Names() {
+			if d := editDistance(name, n); d < bestDist && d < len(name) {
+				best, bestDist = n, d
+			}
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }

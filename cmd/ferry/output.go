@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -553,6 +554,29 @@ func shortDigest(d string) string {
 		return d[:len("sha256:")+12]
 	}
 	return d
+}
+
+// fullDigest is a sha256 digest as references and messages write it; a
+// path's sha256-<hex> (a tag, a nested bundle's directory) does not match.
+var fullDigest = regexp.MustCompile(`sha256:([0-9a-f]{12})[0-9a-f]{52}`)
+
+// shortDigests abbreviates, as shortDigest does, every digest in s: a
+// reference by digest, or a message naming one, in a human line.
+func shortDigests(s string) string {
+	return fullDigest.ReplaceAllString(s, "sha256:$1")
+}
+
+// withDigest is ref, a reference as a command quotes it, and its digest
+// d in parentheses, unless ref is by that digest already. verbose keeps
+// the full digest, as in --json.
+func withDigest(ref, d string, verbose bool) string {
+	if !strings.HasSuffix(ref, "@"+d) {
+		ref += " (" + d + ")"
+	}
+	if verbose {
+		return ref
+	}
+	return shortDigests(ref)
 }
 
 // summaryTable aligns the "  label  value" lines of a summary.

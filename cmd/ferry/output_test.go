@@ -365,10 +365,10 @@ func TestVerboseHelpSaysWhatItAddsToEachCommand(t *testing.T) {
 		"copy":      "manifest and tag as it is written at the destination",
 		"export":    "image as it is written into the archive",
 		"inspect":   "every blob a delta archive left out",
-		"verify":    "adds nothing",
+		"verify":    "full digests",
 		"tag list":  "adds nothing",
 		"inventory": "each repository's counts",
-		"pull":      "adds nothing",
+		"pull":      "full digests",
 		"push":      "each tag",
 		"serve":     "one line per request",
 	} {
@@ -389,7 +389,7 @@ func TestRelocationSummary(t *testing.T) {
 		Tags:         []relocate.TagResult{{Tag: "v1", Digest: d, Action: relocate.TagCreate}},
 		BlobsMounted: 8, BytesMounted: 9 << 20, ManifestsPushed: 5}
 	var buf bytes.Buffer
-	printImport(&buf, "copy", importJSON{ImportResult: res, LockOutput: "pl.yml"}, 13677*time.Millisecond)
+	printImport(&buf, "copy", importJSON{ImportResult: res, LockOutput: "pl.yml"}, 13677*time.Millisecond, false)
 	want := "Copied into reg/far/app in 13.7s\n" +
 		"  blobs      8 mounted (9.0 MiB, not sent), 0 already there\n" +
 		"  manifests  5 pushed, 0 already there\n" +
@@ -403,7 +403,7 @@ func TestRelocationSummary(t *testing.T) {
 
 	res.BlobsUploaded, res.BytesUploaded = 2, 1<<20
 	buf.Reset()
-	printImport(&buf, "copy", importJSON{ImportResult: res}, 2*time.Second)
+	printImport(&buf, "copy", importJSON{ImportResult: res}, 2*time.Second, false)
 	if !strings.HasPrefix(buf.String(), "Copied into reg/far/app in 2s (512.0 KiB/s)\n  blobs      2 uploaded (1.0 MiB), 8 mounted (9.0 MiB, not sent), 0 already there\n") ||
 		strings.Contains(buf.String(), "lock") {
 		t.Errorf("some blobs sent, no lock file:\n%s", buf.String())
@@ -437,9 +437,28 @@ func TestDryRunSummarySaysWhatWasNotChecked(t *testing.T) {
 	res := &relocate.ImportResult{Repository: "reg/far/app", DryRun: true,
 		Unchecked: []string{"the images.yml of bundle r.example/b\x1b[2K:v1"}}
 	var buf bytes.Buffer
-	printImport(&buf, "import", importJSON{ImportResult: res}, time.Second)
+	printImport(&buf, "import", importJSON{ImportResult: res}, time.Second, false)
 	if !strings.Contains(buf.String(), `  not checked  the images.yml of bundle r.example/b\x1b[2K:v1`) {
 		t.Errorf("dry run summary:\n%s", buf.String())
+	}
+}
+
+// A dry run's not-checked lines named a bundle by reference and digest,
+// two full digests on one line: abbreviated unless -v. A nested bundle's
+// tag (sha256-<hex>.imgpkg) is a name, kept whole.
+func TestDryRunNotCheckedAbbreviatesDigests(t *testing.T) {
+	d := "sha256:" + strings.Repeat("0123456789abcdef", 4)
+	line := "the images.yml of bundle r.example/b:v1 (" + d + ") tagged sha256-" + d[7:] + ".imgpkg"
+	res := &relocate.ImportResult{Repository: "reg/far/app", DryRun: true, Unchecked: []string{line}}
+	var buf bytes.Buffer
+	printImport(&buf, "import", importJSON{ImportResult: res}, time.Second, false)
+	if want := "the images.yml of bundle r.example/b:v1 (sha256:0123456789ab) tagged sha256-" + d[7:] + ".imgpkg\n"; !strings.Contains(buf.String(), want) {
+		t.Errorf("dry run summary does not say %q:\n%s", want, buf.String())
+	}
+	buf.Reset()
+	printImport(&buf, "import", importJSON{ImportResult: res}, time.Second, true)
+	if !strings.Contains(buf.String(), line) {
+		t.Errorf("dry run summary with -v does not keep the full digest:\n%s", buf.String())
 	}
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"path/filepath"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/urfave/cli/v2"
@@ -25,7 +27,7 @@ bundle's repository: from its image-locations image when there is one,
 otherwise only if every image is found there by digest.
 
 -r also pulls nested bundles into DIR/.imgpkg/bundles/sha256-<hex>/.`,
-		Flags: withRegistryFlags("adds nothing to pull's output, whose summary already names every bundle pulled and where",
+		Flags: withRegistryFlags("print full digests in the summary, which names every bundle pulled and where",
 			&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "bundle to pull (tag or digest reference)"},
 			&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "plain image to pull"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "directory to write into (created if missing; must be empty unless --overwrite)"},
@@ -80,12 +82,15 @@ func runPull(c *cli.Context) error {
 		return explain(err, src)
 	}
 	return out.Result(res, func(w io.Writer) {
-		fmt.Fprintf(w, "Pulled %s (%s) into %s\n", res.Ref, res.Digest, res.Dir)
-		printRewrite(w, res)
+		fmt.Fprintf(w, "Pulled %s into %s\n", withDigest(res.Ref, res.Digest, out.verbose()), res.Dir)
+		printRewrite(w, res, out.verbose())
 	})
 }
 
-func printRewrite(w io.Writer, res *pull.Result) {
+// printRewrite says how res's images.yml was treated, then the same of
+// every nested bundle pulled, each named by its digest (abbreviated unless
+// verbose), or by its directory alone when that is named after it.
+func printRewrite(w io.Writer, res *pull.Result, verbose bool) {
 	switch res.Rewrite {
 	case pull.RewriteLocations:
 		fmt.Fprintf(w, "%s: images.yml rewritten to the bundle's repository (image-locations image found)\n", res.Dir)
@@ -97,8 +102,16 @@ func printRewrite(w io.Writer, res *pull.Result) {
 		}
 	}
 	for i := range res.Nested {
-		fmt.Fprintf(w, "Pulled nested bundle %s into %s\n", res.Nested[i].Digest, res.Nested[i].Dir)
-		printRewrite(w, &res.Nested[i])
+		n := &res.Nested[i]
+		switch d := n.Digest; {
+		case filepath.Base(n.Dir) == strings.Replace(d, ":", "-", 1):
+			fmt.Fprintf(w, "Pulled nested bundle into %s\n", n.Dir)
+		case verbose:
+			fmt.Fprintf(w, "Pulled nested bundle %s into %s\n", d, n.Dir)
+		default:
+			fmt.Fprintf(w, "Pulled nested bundle %s into %s\n", shortDigest(d), n.Dir)
+		}
+		printRewrite(w, n, verbose)
 	}
 }
 

@@ -32,8 +32,9 @@ exactly as above (the same digest), fetches every image its images.yml locks
 from their registries, and writes the archive ferry export -b REPO:TAG would
 write had the bundle been pushed first. Importing it gives the bundle the
 tag TAG, with every tag an import writes. It takes export's --level,
---split-size, --concurrency, --cosign-signatures and --referrers (for the
-locked images: a bundle never pushed has no signatures yet), and --since BASE
+--split-size, --concurrency, --include-non-distributable-layers,
+--cosign-signatures and --referrers (for the locked images: a bundle never
+pushed has no signatures yet), and --since BASE
 (repeatable: a previous archive, or an inventory of the far side) to write a
 delta archive that leaves out the configs and layers BASE holds.`,
 		Flags: withRegistryFlags("also print each tag as it is written at the destination",
@@ -130,16 +131,17 @@ func runPush(c *cli.Context) error {
 	})
 }
 
-// bundleOrImage reads the mutually exclusive -b and -i flags.
+// bundleOrImage reads the mutually exclusive -b and -i flags, refusing a
+// value that names an archive file (refuseArchiveAsReference).
 func bundleOrImage(c *cli.Context) (ref string, isBundle bool, err error) {
 	b, i := c.String("bundle"), c.String("image")
 	switch {
 	case b != "" && i != "":
 		return "", false, usagef("%s: give either -b (bundle) or -i (image), not both", c.Command.Name)
 	case b != "":
-		return b, true, nil
+		return b, true, refuseArchiveAsReference(c, "-b", b)
 	case i != "":
-		return i, false, nil
+		return i, false, refuseArchiveAsReference(c, "-i", i)
 	}
 	return "", false, usagef("%s: give -b REF for a bundle or -i REF for an image", c.Command.Name)
 }

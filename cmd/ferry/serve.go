@@ -148,7 +148,7 @@ func runServe(c *cli.Context) error {
 		return fmt.Errorf("serve %s: %w: it was written by an older ferry, or recompressed (gzip, plain tar, zstd), and serve reads each blob where it lies; import it with 'ferry import -f %s --to-repo REPO', or export it again", path, err, path)
 	}
 	if err != nil {
-		return namedFile(fmt.Errorf("serve %s: %w", path, err))
+		return namedArchive(c, path, fmt.Errorf("serve %s: %w", path, err))
 	}
 	reg, err := serve.New(c.Context, af, serve.Options{
 		Repository:    repo,

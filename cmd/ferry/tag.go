@@ -49,9 +49,12 @@ func runTagList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	repo, err := name.NewRepository(src, reg.NameOptions()...)
+	if err := refuseArchiveAsReference(c, "-i", src); err != nil {
+		return err
+	}
+	repo, err := parseRepository(src, reg, false)
 	if err != nil {
-		return usagef("tag list: %q is not a repository: %v", src, err)
+		return usagef("tag list: -i %w", err)
 	}
 	remoteOpts, err := reg.RemoteOptions(c.Context)
 	if err != nil {

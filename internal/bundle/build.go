@@ -296,7 +296,7 @@ func kind(m fs.FileMode) string {
 func validatePlain(entries []entry) error {
 	for _, e := range entries {
 		if e.rel == MetadataDir && e.dir {
-			return fmt.Errorf("%s: a directory holding %s is a bundle; build it as one", e.shown, MetadataDir)
+			return fmt.Errorf("%s: a directory holding %s is a bundle: push it with -b, not -i", e.shown, MetadataDir)
 		}
 	}
 	return nil

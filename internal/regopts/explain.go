@@ -46,6 +46,12 @@ func Explain(err error, ref string) error {
 		hint = fmt.Sprintf("cannot reach registry %s%s: connection refused", host, about)
 	case isDNSError(err):
 		hint = fmt.Sprintf("cannot reach registry %s%s: its host name does not resolve", host, about)
+	case strings.Contains(err.Error(), "net/http: TLS handshake timeout"):
+		// A host that accepts connections and never answers (net/http
+		// gives no error type to test).
+		hint = fmt.Sprintf("cannot reach registry %s%s: no answer to the TLS handshake within --registry-response-header-timeout", host, about)
+	case strings.Contains(err.Error(), "net/http: timeout awaiting response headers"):
+		hint = fmt.Sprintf("cannot reach registry %s%s: no response within --registry-response-header-timeout", host, about)
 	default:
 		return err
 	}

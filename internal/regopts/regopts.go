@@ -85,8 +85,9 @@ type Options struct {
 	// further one; 0 means DefaultRetryBackoff.
 	RetryBackoff time.Duration
 	// ResponseHeaderTimeout bounds the wait for a registry's response headers
-	// once a request has been sent; 0 means DefaultResponseHeaderTimeout and a
-	// negative value disables the limit.
+	// once a request has been sent, and for its side of a TLS handshake; 0
+	// means DefaultResponseHeaderTimeout and a negative value disables the
+	// limit (the handshake keeps Go's 10s).
 	ResponseHeaderTimeout time.Duration
 	// UserAgent is sent with every request (go-containerregistry appends its
 	// own version); empty means DefaultUserAgent.
@@ -320,6 +321,12 @@ func (o Options) transport() (http.RoundTripper, error) {
 		base.ResponseHeaderTimeout = DefaultResponseHeaderTimeout
 	case o.ResponseHeaderTimeout > 0:
 		base.ResponseHeaderTimeout = o.ResponseHeaderTimeout
+	}
+	if base.ResponseHeaderTimeout > 0 {
+		// The handshake is the registry's first answer too: with Go's
+		// own 10s, a host that accepts and never answers held every
+		// attempt 10s whatever the flag said (65s where 2s was asked).
+		base.TLSHandshakeTimeout = base.ResponseHeaderTimeout
 	}
 	var inner http.RoundTripper = base
 	if base.ResponseHeaderTimeout > 0 {

@@ -40,6 +40,9 @@ type exhaustedError struct {
 }
 
 func (e *exhaustedError) Error() string {
+	if e.attempts == 1 {
+		return fmt.Sprintf("%v (gave up after 1 attempt)", e.err)
+	}
 	return fmt.Sprintf("%v (gave up after %d attempts)", e.err, e.attempts)
 }
 
