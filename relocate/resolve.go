@@ -134,14 +134,14 @@ type resolver struct {
 	relocated   map[v1.Hash]*repoCheck // by bundle digest
 	saidFound   bool
 
-	nodes      map[v1.Hash]*node
-	order      []v1.Hash // nodes in the order they were resolved
+	nodes map[v1.Hash]*node
+	order []v1.Hash // nodes in the order they were resolved
 	// held is the bytes of the manifests and indexes fetched so far,
 	// counted as each arrives (concurrently), so that a run stops as soon
 	// as they pass maxHeld (see Options.maxManifestBytes), not once a
 	// level of thousands of them has been fetched.
-	held    atomic.Int64
-	maxHeld int64
+	held       atomic.Int64
+	maxHeld    int64
 	images     map[v1.Hash]*Image
 	imageOrder []v1.Hash
 	root       *v1.Hash
