@@ -109,20 +109,14 @@ func (r *resolver) checkReferrer(w want, n *node) bool {
 	if w.role != archive.RoleReferrer {
 		return true
 	}
-	var subject *v1.Descriptor
-	switch {
-	case n.manifest != nil:
-		subject = n.manifest.Subject
-	case n.index != nil:
-		subject = n.index.Subject
-	}
+	subject := n.subject
 	switch {
 	case subject == nil:
 		r.rep.Warnf("%s lists %s, whose manifest has no subject: it is not a referrer of %s; leaving it out", w.lockedBy, n.digest, w.subject)
 		n.rejected = true
 		return false
-	case subject.Digest != w.subject:
-		r.rep.Warnf("%s lists %s, whose subject is %s: it is not a referrer of %s; leaving it out", w.lockedBy, n.digest, subject.Digest, w.subject)
+	case *subject != w.subject:
+		r.rep.Warnf("%s lists %s, whose subject is %s: it is not a referrer of %s; leaving it out", w.lockedBy, n.digest, *subject, w.subject)
 		n.rejected = true
 		return false
 	}
@@ -194,7 +188,11 @@ func (r *resolver) referrerWants(ctx context.Context, im *Image) ([]want, error)
 }
 
 // artifactImage is the Image register records for an artifact want.
-func artifactImage(w want, n *node, d v1.Hash) *Image {
+func artifactImage(w want, n *node, d v1.Hash) (*Image, error) {
+	platforms, children, err := n.entryOf()
+	if err != nil {
+		return nil, err
+	}
 	return &Image{
 		Digest:        d,
 		MediaType:     n.mediaType,
@@ -202,9 +200,9 @@ func artifactImage(w want, n *node, d v1.Hash) *Image {
 		Role:          w.role,
 		OriginalRef:   w.original,
 		Source:        n.source,
-		Platforms:     platformsOf(n),
-		Children:      childrenOf(n),
+		Platforms:     platforms,
+		Children:      children,
 		Subject:       w.subject,
 		SignatureKind: w.sigKind,
-	}
+	}, nil
 }

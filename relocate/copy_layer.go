@@ -45,7 +45,7 @@ func (c *copier) copyBlob(ctx context.Context, dst *destination, b Blob) (bool, 
 			}
 			return nil, err
 		}
-		return &progressReader{rc: copySource{newDigestReader(rc, b.Digest, b.Size, b.Source.String()), b}, p: p, rep: dst.rep}, nil
+		return &progressReader{rc: copySource{newDigestReader(cutReader{rc}, b.Digest, b.Size, b.Source.String()), b}, p: p, rep: dst.rep}, nil
 	}, registry.OnRetry(func(attempt, attempts int, err error) {
 		dst.rep.Warnf("blob %s failed on its way from %s to %s (%v); sending it again from a fresh download (attempt %d of %d)",
 			b.Digest, b.Source, dst.repo, err, attempt, attempts)
@@ -71,20 +71,51 @@ func permanentHTTP(err error) bool {
 		te.StatusCode != http.StatusRequestTimeout && te.StatusCode != http.StatusTooManyRequests
 }
 
-// copySource says which source failed, and that it failed part way.
+// copySource says which source failed and how: a download cut part way
+// is started again from a fresh GET (Upload's attempts); one that came
+// whole but with other bytes than the blob's digest names, or more than
+// its size, is not: the same source, or the cache in front of it, would
+// most likely serve the same bytes again, so the copy fails at once, as
+// an export does.
 type copySource struct {
-	rc io.ReadCloser
+	rc io.ReadCloser // a digestReader over a cutReader
 	b  Blob
 }
 
 // Read implements io.Reader.
 func (s copySource) Read(p []byte) (int, error) {
 	n, err := s.rc.Read(p)
+	if err == nil || err == io.EOF {
+		return n, err
+	}
+	if _, ok := errors.AsType[cutError](err); ok {
+		return n, fmt.Errorf("reading %s from its source failed part way: %w", s.b.Source, err)
+	}
+	// The digestReader's check, which names the blob and what came.
+	return n, registry.Permanent(fmt.Errorf("the source served other bytes than the blob: %w", err))
+}
+
+// Close implements io.Closer.
+func (s copySource) Close() error { return s.rc.Close() }
+
+// cutReader marks the errors of a download's connection, to tell them
+// from the digestReader's verdict on its bytes.
+type cutReader struct{ rc io.ReadCloser }
+
+// Read implements io.Reader.
+func (c cutReader) Read(p []byte) (int, error) {
+	n, err := c.rc.Read(p)
 	if err != nil && err != io.EOF {
-		err = fmt.Errorf("reading %s from its source failed part way: %w", s.b.Source, err)
+		err = cutError{err}
 	}
 	return n, err
 }
 
 // Close implements io.Closer.
-func (s copySource) Close() error { return s.rc.Close() }
+func (c cutReader) Close() error { return c.rc.Close() }
+
+// cutError is an error of a download's connection.
+type cutError struct{ err error }
+
+func (e cutError) Error() string { return e.err.Error() }
+func (e cutError) Unwrap() error { return e.err }

@@ -91,6 +91,10 @@ type Options struct {
 	// bundle found only at their original reference) and where the images
 	// of relocated bundles were found; nil discards them.
 	Reporter progress.Reporter
+
+	// maxManifestBytes bounds the manifests and indexes a run holds;
+	// 0 means archive.DefaultMaxHeadSize. Tests set it small.
+	maxManifestBytes int64
 }
 
 // Plan is everything a move must carry, each digest once, in a
@@ -249,8 +253,15 @@ func Resolve(ctx context.Context, src Source, opts Options) (*Plan, error) {
 		nodes:     map[v1.Hash]*node{},
 		images:    map[v1.Hash]*Image{},
 		relocated: map[v1.Hash]*repoCheck{},
+		maxHeld:   opts.maxManifestBytes,
 
 		artifactsFound: map[archive.Role]int{},
+	}
+	if r.maxHeld <= 0 {
+		// What an archive's head may carry is what a run may hold: an
+		// import would refuse more, and thousands of images with
+		// manifests of a few KiB come to tens of MiB.
+		r.maxHeld = archive.DefaultMaxHeadSize
 	}
 
 	var first []want
@@ -278,7 +289,7 @@ func Resolve(ctx context.Context, src Source, opts Options) (*Plan, error) {
 		}
 	}
 	if err := r.run(ctx, first); err != nil {
-		return nil, err
+		return nil, runError(src, err)
 	}
 	if opts.CosignSignatures || opts.Referrers {
 		arts, err := r.artifactWants(ctx, opts)
@@ -286,11 +297,20 @@ func Resolve(ctx context.Context, src Source, opts Options) (*Plan, error) {
 			return nil, fmt.Errorf("resolve %s: %w", src, err)
 		}
 		if err := r.run(ctx, arts); err != nil {
-			return nil, err
+			return nil, runError(src, err)
 		}
 		r.logArtifacts()
 	}
 	return r.plan(opts)
+}
+
+// runError names src in front of a heldError, which is about the whole
+// run rather than the reference being fetched when it stopped.
+func runError(src Source, err error) error {
+	if _, ok := errors.AsType[*heldError](err); ok {
+		return fmt.Errorf("resolve %s: %w", src, err)
+	}
+	return err
 }
 
 // tagOf returns the tag of a tag reference, "" for a digest reference.
@@ -428,33 +448,43 @@ func (r *resolver) plan(opts Options) (*Plan, error) {
 				cached += int64(len(b))
 			}
 		}
-		if n.manifest != nil {
-			keep(n.manifest.Config.Digest, n.configRaw)
-			if len(n.manifest.Layers) == 1 {
-				keep(n.manifest.Layers[0].Digest, n.layerRaw)
-			}
-		}
 		p.TotalBytes += int64(len(n.raw))
-		switch {
-		case n.manifest != nil:
-			if err := add(n, n.manifest.Config, true); err != nil {
+		// Parsed again, one at a time: the resolver holds only the
+		// bytes (node.manifest).
+		if n.isIndex {
+			idx, err := n.index()
+			if err != nil {
 				return nil, err
 			}
-			for _, l := range n.manifest.Layers {
-				if err := add(n, l, false); err != nil {
-					return nil, err
-				}
-			}
-		case n.index != nil:
 			// Children that are neither manifests nor indexes are plain
 			// blobs the index points to; they travel like layers.
-			for _, c := range n.index.Manifests {
+			for _, c := range idx.Manifests {
 				if !c.MediaType.IsImage() && !c.MediaType.IsIndex() {
 					if err := add(n, c, false); err != nil {
 						return nil, err
 					}
 				}
 			}
+			continue
+		}
+		m, err := n.manifest()
+		if err != nil {
+			return nil, err
+		}
+		keep(m.Config.Digest, n.configRaw)
+		if len(m.Layers) == 1 {
+			keep(m.Layers[0].Digest, n.layerRaw)
+		}
+		if err := add(n, m.Config, true); err != nil {
+			return nil, err
+		}
+		for _, l := range m.Layers {
+			if err := add(n, l, false); err != nil {
+				return nil, err
+			}
+		}
+		if n.img != nil {
+			p.addLocal(n.img, m)
 		}
 	}
 	var configs, layers []Blob
@@ -483,11 +513,6 @@ func (r *resolver) plan(opts Options) (*Plan, error) {
 	p.Blobs = append(configs, layers...)
 	for _, b := range p.Blobs {
 		p.TotalBytes += b.Size
-	}
-	for _, h := range r.order {
-		if n := r.nodes[h]; n.img != nil {
-			p.addLocal(n.img, n.manifest)
-		}
 	}
 	for _, b := range p.Skipped {
 		rep.Warnf("skipping non-distributable layer %s (%s, %d bytes) of %s", b.Digest, b.MediaType, b.Size, b.Image)

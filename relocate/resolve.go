@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -79,8 +80,19 @@ type node struct {
 	source    name.Digest
 	mediaType types.MediaType
 	raw       []byte
-	manifest  *v1.Manifest
-	index     *v1.IndexManifest
+	// Of the parsed manifest or index only what is asked for again and
+	// again is kept; the rest is parsed from raw when needed (manifest,
+	// index). Parsed, a manifest listing thousands of layers weighs
+	// several times its bytes, and every manifest of a run is held until
+	// the plan is made: maxManifestBytes bounds raw, and raw is all there
+	// is to bound.
+	isIndex bool
+	// config is a manifest's config descriptor (digest, size, media type
+	// and URLs only).
+	config v1.Descriptor
+	// subject is the digest of the subject the manifest or index names,
+	// nil if none.
+	subject *v1.Hash
 	// repo is the repository source is read from, through the resolver's
 	// registry.Client, which asks a registry how to authenticate once, not
 	// once per repository as a remote.Puller does: under latency those
@@ -122,8 +134,14 @@ type resolver struct {
 	relocated   map[v1.Hash]*repoCheck // by bundle digest
 	saidFound   bool
 
-	nodes      map[v1.Hash]*node
-	order      []v1.Hash // nodes in the order they were resolved
+	nodes map[v1.Hash]*node
+	order []v1.Hash // nodes in the order they were resolved
+	// held is the bytes of the manifests and indexes fetched so far,
+	// counted as each arrives (concurrently), so that a run stops as soon
+	// as they pass maxHeld (see Options.maxManifestBytes), not once a
+	// level of thousands of them has been fetched.
+	held       atomic.Int64
+	maxHeld    int64
 	images     map[v1.Hash]*Image
 	imageOrder []v1.Hash
 	root       *v1.Hash
@@ -159,6 +177,9 @@ func (r *resolver) run(ctx context.Context, level []want) error {
 					r.nodes[j.result.digest] = j.result
 					r.order = append(r.order, j.result.digest)
 					added = append(added, j.result.digest)
+				} else {
+					// Fetched twice (two roots by tag): held once.
+					r.held.Add(-int64(len(j.result.raw)))
 				}
 			}
 		}
@@ -180,6 +201,7 @@ func (r *resolver) dropRejected(added []v1.Hash) {
 	for _, d := range added {
 		if r.nodes[d].rejected && r.images[d] == nil {
 			drop[d] = true
+			r.held.Add(-int64(len(r.nodes[d].raw)))
 			delete(r.nodes, d)
 		}
 	}
@@ -225,7 +247,7 @@ func (r *resolver) jobsFor(level []want) []*job {
 
 // done reports whether n already has what a want needs.
 func (n *node) done(needConfig, needLock bool) bool {
-	if n.manifest == nil {
+	if n.isIndex {
 		return true // indexes have no config and are never bundles
 	}
 	if needConfig && !n.configChecked {
@@ -247,11 +269,17 @@ func (r *resolver) do(ctx context.Context, j *job) error {
 		if n, err = newLocalNode(w.local, w.ref); err != nil {
 			return wantError(w, err)
 		}
+		if err := r.hold(w, n.raw); err != nil {
+			return err
+		}
 		j.result = n
 	} else if n == nil {
 		m, src, via, err := r.fetch(ctx, w)
 		if err != nil {
 			return wantError(w, err)
+		}
+		if err := r.hold(w, m.raw); err != nil {
+			return err
 		}
 		n, err = newNode(m, src)
 		if err != nil {
@@ -264,7 +292,7 @@ func (r *resolver) do(ctx context.Context, j *job) error {
 		// Before its config and layer are read.
 		return wantError(w, err)
 	}
-	if n.manifest == nil {
+	if n.isIndex {
 		return nil
 	}
 	if (j.checkConfig || j.readLock) && !n.configChecked {
@@ -272,7 +300,7 @@ func (r *resolver) do(ctx context.Context, j *job) error {
 		if err != nil {
 			return wantError(w, err)
 		}
-		if isImageConfig(n.manifest.Config.MediaType) {
+		if isImageConfig(n.config.MediaType) {
 			// Bounded before it is fetched: a registry named by a lock
 			// may declare a config of any size.
 			var cfg *v1.ConfigFile
@@ -316,6 +344,33 @@ func (r *resolver) do(ctx context.Context, j *job) error {
 		n.lockRead = true
 	}
 	return nil
+}
+
+// hold counts n's bytes among those the run holds, and refuses them past
+// the budget: a lock may name some 20,000 images and an index as many
+// children, each manifest up to archive.DefaultMaxManifestSize, which
+// would take tens of GiB of memory from a hostile (or broken) source.
+func (r *resolver) hold(w want, raw []byte) error {
+	held := r.held.Add(int64(len(raw)))
+	if held <= r.maxHeld {
+		return nil
+	}
+	return &heldError{max: r.maxHeld, at: w.original, lockedBy: w.lockedBy}
+}
+
+// heldError is a run stopped by hold; Resolve names its source in front.
+type heldError struct {
+	max          int64
+	at, lockedBy string
+}
+
+func (e *heldError) Error() string {
+	at := e.at
+	if e.lockedBy != "" {
+		at += " (locked by " + e.lockedBy + ")"
+	}
+	return fmt.Sprintf("its manifests and indexes come to more than %s (%d bytes) in all, the most ferry holds while resolving and the most an archive's head may carry, when %s is fetched; "+
+		"split it into smaller bundles or lock files", progress.Bytes(e.max), e.max, at)
 }
 
 // wantError names the reference that failed and what refers to it.
@@ -550,15 +605,19 @@ func (i *repoImage) RawConfigFile() ([]byte, error) {
 // ConfigLayer lets partial.ConfigLayer stream the config from the
 // registry.
 func (i *repoImage) ConfigLayer() (v1.Layer, error) {
-	return partial.CompressedToLayer(i.blob(i.n.manifest.Config))
+	return partial.CompressedToLayer(i.blob(i.n.config))
 }
 
 // LayerByDigest implements partial.CompressedImageCore.
 func (i *repoImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
-	if h == i.n.manifest.Config.Digest {
-		return i.blob(i.n.manifest.Config), nil
+	if h == i.n.config.Digest {
+		return i.blob(i.n.config), nil
 	}
-	for _, l := range i.n.manifest.Layers {
+	m, err := i.n.manifest()
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range m.Layers {
 		if l.Digest == h {
 			return i.blob(l), nil
 		}
@@ -613,11 +672,40 @@ func newLocalNode(img v1.Image, ref name.Reference) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	n := &node{digest: d, source: ref.Context().Digest(d.String()), mediaType: mt, raw: raw, img: img}
+	m, err := n.manifest()
 	if err != nil {
-		return nil, fmt.Errorf("parse manifest %s: %w", d, err)
+		return nil, err
 	}
-	return &node{digest: d, source: ref.Context().Digest(d.String()), mediaType: mt, raw: raw, manifest: m, img: img}, nil
+	n.summarize(m.Config, m.Subject)
+	return n, nil
+}
+
+// manifest parses the node's manifest again: only its bytes are held.
+func (n *node) manifest() (*v1.Manifest, error) {
+	m, err := v1.ParseManifest(bytes.NewReader(n.raw))
+	if err != nil {
+		return nil, fmt.Errorf("parse manifest %s: %w", n.digest, err)
+	}
+	return m, nil
+}
+
+// index parses the node's index again: only its bytes are held.
+func (n *node) index() (*v1.IndexManifest, error) {
+	m, err := v1.ParseIndexManifest(bytes.NewReader(n.raw))
+	if err != nil {
+		return nil, fmt.Errorf("parse index %s: %w", n.digest, err)
+	}
+	return m, nil
+}
+
+// summarize keeps what is asked of a parsed manifest or index often.
+func (n *node) summarize(config v1.Descriptor, subject *v1.Descriptor) {
+	n.config = v1.Descriptor{MediaType: config.MediaType, Size: config.Size, Digest: config.Digest, URLs: config.URLs}
+	if subject != nil {
+		d := subject.Digest
+		n.subject = &d
+	}
 }
 
 func newNode(desc *fetched, src name.Digest) (*node, error) {
@@ -630,17 +718,18 @@ func newNode(desc *fetched, src name.Digest) (*node, error) {
 	n := &node{digest: desc.digest, source: src, mediaType: desc.mediaType, raw: desc.raw, repo: desc.repo}
 	switch {
 	case desc.mediaType.IsImage():
-		m, err := v1.ParseManifest(bytes.NewReader(desc.raw))
+		m, err := n.manifest()
 		if err != nil {
-			return nil, fmt.Errorf("parse manifest %s: %w", desc.digest, err)
+			return nil, err
 		}
-		n.manifest = m
+		n.summarize(m.Config, m.Subject)
 	case desc.mediaType.IsIndex():
-		m, err := v1.ParseIndexManifest(bytes.NewReader(desc.raw))
+		m, err := n.index()
 		if err != nil {
-			return nil, fmt.Errorf("parse index %s: %w", desc.digest, err)
+			return nil, err
 		}
-		n.index = m
+		n.isIndex = true
+		n.summarize(v1.Descriptor{}, m.Subject)
 	case desc.mediaType.IsSchema1():
 		return nil, fmt.Errorf("manifest %s is Docker schema 1 (%s), which cannot be relocated by digest", desc.digest, desc.mediaType)
 	default:
@@ -671,7 +760,7 @@ func (r *resolver) register(level []want, jobs []*job) ([]want, error) {
 			return nil, wantError(w, errors.New("not resolved")) // unreachable: do() fetched it
 		}
 		if w.kind == wantRootBundle {
-			if n.index != nil {
+			if n.isIndex {
 				return nil, fmt.Errorf("%s is an image index (%s), not a bundle; use -i to carry it as an image", w.original, n.mediaType)
 			}
 			if !n.bundle {
@@ -690,12 +779,20 @@ func (r *resolver) register(level []want, jobs []*job) ([]want, error) {
 			// as the artifact of another subject) travels once, under
 			// its first role.
 			if r.images[d] == nil {
-				r.images[d] = artifactImage(w, n, d)
+				im, err := artifactImage(w, n, d)
+				if err != nil {
+					return nil, wantError(w, err)
+				}
+				r.images[d] = im
 				r.imageOrder = append(r.imageOrder, d)
 			}
 		} else if w.kind != wantChild {
 			im := r.images[d]
 			if im == nil {
+				platforms, children, err := n.entryOf()
+				if err != nil {
+					return nil, wantError(w, err)
+				}
 				im = &Image{
 					Digest:      d,
 					MediaType:   n.mediaType,
@@ -704,8 +801,8 @@ func (r *resolver) register(level []want, jobs []*job) ([]want, error) {
 					OriginalRef: w.original,
 					Tag:         w.tag,
 					Source:      n.source,
-					Platforms:   platformsOf(n),
-					Children:    childrenOf(n),
+					Platforms:   platforms,
+					Children:    children,
 				}
 				r.images[d] = im
 				r.imageOrder = append(r.imageOrder, d)
@@ -733,9 +830,13 @@ func (r *resolver) register(level []want, jobs []*job) ([]want, error) {
 				next = append(next, ws...)
 			}
 		}
-		if n.index != nil && !n.childrenQueued {
+		if n.isIndex && !n.childrenQueued {
 			n.childrenQueued = true
-			for _, c := range n.index.Manifests {
+			idx, err := n.index()
+			if err != nil {
+				return nil, wantError(w, err)
+			}
+			for _, c := range idx.Manifests {
 				if !c.MediaType.IsImage() && !c.MediaType.IsIndex() {
 					continue
 				}
@@ -794,29 +895,28 @@ func roleOf(w want, n *node) archive.Role {
 	}
 }
 
-func platformsOf(n *node) []v1.Platform {
-	var ps []v1.Platform
-	if n.index != nil {
-		for _, c := range n.index.Manifests {
-			if c.Platform != nil {
-				ps = append(ps, *c.Platform)
-			}
+// entryOf returns the platforms of an image (its config's) or of an
+// index (its children's), and an index's children.
+func (n *node) entryOf() ([]v1.Platform, []v1.Hash, error) {
+	if !n.isIndex {
+		if n.platform != nil {
+			return []v1.Platform{*n.platform}, nil, nil
 		}
-	} else if n.platform != nil {
-		ps = append(ps, *n.platform)
+		return nil, nil, nil
 	}
-	return ps
-}
-
-func childrenOf(n *node) []v1.Hash {
-	if n.index == nil {
-		return nil
+	idx, err := n.index()
+	if err != nil {
+		return nil, nil, err
 	}
+	var ps []v1.Platform
 	var cs []v1.Hash
-	for _, c := range n.index.Manifests {
+	for _, c := range idx.Manifests {
+		if c.Platform != nil {
+			ps = append(ps, *c.Platform)
+		}
 		if c.MediaType.IsImage() || c.MediaType.IsIndex() {
 			cs = append(cs, c.Digest)
 		}
 	}
-	return cs
+	return ps, cs, nil
 }

@@ -31,7 +31,7 @@ func TestRepoImageConfigIsBoundedAndChecked(t *testing.T) {
 		mf := *m
 		mf.Config = cfg
 		raw := must(json.Marshal(&mf))
-		n := &node{source: ref, repo: repo, manifest: &mf, raw: raw, mediaType: mf.MediaType}
+		n := &node{source: ref, repo: repo, config: mf.Config, raw: raw, mediaType: mf.MediaType}
 		return must(n.image(ctx))
 	}
 	if _, err := imageWith(m.Config).ConfigFile(); err != nil {
@@ -64,7 +64,7 @@ func TestRepoImageConfigIsBoundedAndChecked(t *testing.T) {
 	wrong.Layers = []v1.Descriptor{layer}
 	wrong.Layers[0].Size--
 	raw := must(json.Marshal(&wrong))
-	n := &node{source: ref, repo: repo, manifest: &wrong, raw: raw, mediaType: wrong.MediaType}
+	n := &node{source: ref, repo: repo, config: wrong.Config, raw: raw, mediaType: wrong.MediaType}
 	l := must(must(n.image(ctx)).LayerByDigest(layer.Digest))
 	rc := must(l.Compressed())
 	defer rc.Close()

@@ -32,7 +32,14 @@ func Explain(err error, ref string) error {
 		about = " for " + ref
 	}
 	var hint string
-	switch {
+	switch storage := redirectedTo(err); {
+	case storage != "" && isAuthError(err):
+		// Credentials for the registry would change nothing: the storage
+		// it redirected to (a signed URL, S3's or GCS's behind a
+		// registry) judges the URL alone.
+		hint = fmt.Sprintf("registry %s redirected the download%s to its storage %s, which refused it: "+
+			"the storage's signed URL may have expired (is this host's clock right?), "+
+			"or the storage does not accept it; the registry's credentials are not at fault", host, about, storage)
 	case isCertificateError(err):
 		hint = fmt.Sprintf("cannot verify the TLS certificate of registry %s%s: "+
 			"if it is signed by a private CA, trust that CA with --registry-ca-cert-path FILE, "+
@@ -104,14 +111,31 @@ func isDNSError(err error) bool {
 	return errors.As(err, &de)
 }
 
+// redirectedTo returns the host a registry redirected the failed request
+// to (its blob storage), "" when the request was not redirected.
+func redirectedTo(err error) string {
+	var te *transport.Error
+	if !errors.As(err, &te) || te.Request == nil || te.Request.URL == nil || te.Request.Response == nil {
+		return ""
+	}
+	return te.Request.URL.Host
+}
+
 // registryHost names the registry that failed: the failed request's host
-// when the error carries it, else ref's.
+// when the error carries it (the host of the first request, when the
+// registry redirected it to storage), else ref's.
 func registryHost(ref string, err error) string {
 	// The failing request's host comes first: a move touches several
 	// registries, and the one that refused may not be the one in ref.
 	var te *transport.Error
 	if errors.As(err, &te) && te.Request != nil && te.Request.URL != nil {
-		return te.Request.URL.Host
+		first := te.Request
+		// Response is the redirect that led to a request, whose own
+		// Request is the one redirected.
+		for first.Response != nil && first.Response.Request != nil && first.Response.Request.URL != nil {
+			first = first.Response.Request
+		}
+		return first.URL.Host
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
