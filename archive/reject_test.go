@@ -432,6 +432,26 @@ func TestWriterRefuses(t *testing.T) {
 		wrong[fx.root.d] = fx.nested.b
 		wantErr(t, w.WriteHeader(fx.index, wrong), fx.root.d.String(), "digest")
 		wantErr(t, w.WriteHeader([]byte("{}"), fx.manifests), "index.json")
+		// A head a reader with the same limit would refuse is not written.
+		headSize := int64(len(fx.index))
+		for _, b := range fx.manifests {
+			headSize += int64(len(b))
+		}
+		var small bytes.Buffer
+		sw, err := NewWriter(&small, WriterOptions{MaxHeadSize: headSize - 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, sw.WriteHeader(fx.index, fx.manifests), "head limit")
+		sw.Close()
+		ew, err := NewWriter(&bytes.Buffer{}, WriterOptions{MaxHeadSize: headSize})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ew.WriteHeader(fx.index, fx.manifests); err != nil {
+			t.Errorf("a head of exactly the limit: %v", err)
+		}
+		ew.Close()
 		if err := w.WriteHeader(fx.index, fx.manifests); err != nil {
 			t.Fatal(err)
 		}

@@ -24,6 +24,10 @@ type WriterOptions struct {
 	// GOMAXPROCS, 1 compresses in the caller's goroutine. It never changes
 	// the output.
 	Concurrency int
+	// MaxHeadSize caps index.json and the manifests together, as
+	// ReaderOptions.MaxHeadSize does for a reader; 0 means
+	// DefaultMaxHeadSize, what a reader accepts by default.
+	MaxHeadSize int64
 }
 
 // Writer writes an archive: WriteHeader once, WriteBlob for every config
@@ -50,6 +54,8 @@ type Writer struct {
 	header  bool
 	closed  bool
 	failed  error
+
+	maxHeadSize int64
 }
 
 // NewWriter returns a Writer that writes a zstd-compressed archive to w.
@@ -63,10 +69,14 @@ func newWriter(w io.Writer, opts WriterOptions, frameSize int) (*Writer, error) 
 	if err != nil {
 		return nil, fmt.Errorf("archive writer: %w", err)
 	}
+	if opts.MaxHeadSize <= 0 {
+		opts.MaxHeadSize = DefaultMaxHeadSize
+	}
 	return &Writer{
-		fw:      fw,
-		tw:      tar.NewWriter(fw),
-		written: map[v1.Hash]bool{},
+		fw:          fw,
+		tw:          tar.NewWriter(fw),
+		written:     map[v1.Hash]bool{},
+		maxHeadSize: opts.MaxHeadSize,
 	}, nil
 }
 
@@ -107,6 +117,15 @@ func (w *Writer) WriteHeader(index []byte, manifests map[v1.Hash][]byte) error {
 	cat, err := newCatalog(info, DefaultMaxManifestSize)
 	if err != nil {
 		return fmt.Errorf("archive head: %w", err)
+	}
+	// A head over what a Reader accepts makes an archive no import reads:
+	// refused here, before a byte of it is written.
+	total := int64(len(index))
+	for _, b := range manifests {
+		total += int64(len(b))
+	}
+	if total > w.maxHeadSize {
+		return fmt.Errorf("archive head: index.json and the manifests come to %d bytes, more than the %d-byte head limit a reader accepts: split the content into smaller bundles or lock files", total, w.maxHeadSize)
 	}
 	for d, b := range manifests {
 		if err := checkDigest(d); err != nil {
