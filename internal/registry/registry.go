@@ -310,9 +310,11 @@ func (e *retryAfterError) Error() string {
 }
 func (e *retryAfterError) Unwrap() error { return e.err }
 
-// checkError is transport.CheckError, keeping the Retry-After of a 429 or
-// 503 for the wait before a new attempt: the transport does not replay
-// writes into an upload session, so their waits are Upload's.
+// checkError is transport.CheckError for the answer to a write. It keeps
+// the Retry-After of a 429 or 503 for the wait before a new attempt (the
+// transport does not replay writes into an upload session, so their waits
+// are Upload's), and names the Location of a redirect net/http did not
+// follow.
 func checkError(resp *http.Response, codes ...int) error {
 	err := transport.CheckError(resp, codes...)
 	if err == nil {
@@ -831,7 +833,10 @@ func (r *Repo) uploadOnce(ctx context.Context, d v1.Hash, size int64, open Opene
 			// asked, may make it so without its bytes.
 			return false, &answerError{fmt.Errorf("the registry answered %s to a POST that opens an upload session (no mount asked), as if it held the blob it was never sent", resp.Status)}
 		}
-		return true, checkDigest(resp, d)
+		if err := checkDigest(resp, d); err != nil {
+			return false, err
+		}
+		return true, nil
 	case http.StatusAccepted:
 		drain(resp)
 	default:
