@@ -382,7 +382,7 @@ func (dst *destination) alreadyThere(ctx context.Context, b v1.Descriptor) (bool
 	}
 	ok, asked, err := dst.aheadAnswer(ctx, b.Digest)
 	if !asked {
-		ok, err = dst.reg.BlobExists(ctx, b.Digest)
+		ok, err = dst.reg.BlobExists(ctx, b.Digest, b.Size)
 	}
 	if err != nil || !ok {
 		return false, err
@@ -612,28 +612,28 @@ func (dst *destination) probe(ctx context.Context, imgpkg []importTag, names []s
 	lazy := dst.checkInMove && !dst.opts.DryRun
 	dst.unchecked = map[v1.Hash]bool{}
 	dst.found = map[v1.Hash]bool{}
-	var blobs []v1.Hash
+	var blobs []v1.Descriptor
 	for _, b := range dst.head.blobs {
 		switch {
 		case dst.blobPresent[b.Digest]:
 		case lazy && !dst.head.isLeftOut(b.Digest):
 			dst.unchecked[b.Digest] = true
 		default:
-			blobs = append(blobs, b.Digest)
+			blobs = append(blobs, b)
 		}
 	}
 	blobOK := make([]bool, len(blobs))
 	err = parallel.ForEach(ctx, dst.conc, len(blobs), func(ctx context.Context, i int) error {
-		ok, err := dst.reg.BlobExists(ctx, blobs[i])
+		ok, err := dst.reg.BlobExists(ctx, blobs[i].Digest, blobs[i].Size)
 		blobOK[i] = ok
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	for i, d := range blobs {
+	for i, b := range blobs {
 		if blobOK[i] {
-			dst.blobPresent[d] = true
+			dst.blobPresent[b.Digest] = true
 		}
 	}
 	return cur, nil
@@ -1285,7 +1285,7 @@ func (dst *destination) uploadImageBlobs(ctx context.Context, img v1.Image) (blo
 	}
 	for _, b := range blobs {
 		d := sha256Hash(b)
-		ok, err := dst.reg.BlobExists(ctx, d)
+		ok, err := dst.reg.BlobExists(ctx, d, int64(len(b)))
 		if err != nil {
 			return c, err
 		}

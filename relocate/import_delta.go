@@ -44,7 +44,7 @@ func (dst *destination) checkDelta(ctx context.Context, res *ImportResult) error
 			if err != nil {
 				return err
 			}
-			there, err := r.BlobExists(ctx, missing[i].Digest)
+			there, err := r.BlobExists(ctx, missing[i].Digest, missing[i].Size)
 			if err != nil {
 				return err
 			}

@@ -53,7 +53,7 @@ func (dst *destination) headAhead(ctx context.Context, descs []v1.Descriptor) (s
 		// it fails as it would have asking itself.
 		_ = parallel.ForEach(ctx, dst.conc, len(todo), func(ctx context.Context, i int) error {
 			a := answers[todo[i].Digest]
-			a.ok, a.err = dst.reg.BlobExists(ctx, todo[i].Digest)
+			a.ok, a.err = dst.reg.BlobExists(ctx, todo[i].Digest, todo[i].Size)
 			close(a.done)
 			return nil
 		})

@@ -28,6 +28,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -202,7 +203,7 @@ func (c *Client) newRepo(ctx context.Context, repo name.Repository, access Acces
 			return &Repo{
 				name:   repo,
 				access: access,
-				client: &http.Client{Transport: transport.NewUserAgent(c.opts.Transport, c.opts.UserAgent)},
+				client: &http.Client{Transport: transport.NewUserAgent(c.opts.Transport, c.opts.UserAgent), CheckRedirect: checkRedirect},
 				opts:   c.opts,
 				scheme: scheme,
 			}, nil
@@ -223,9 +224,147 @@ func (c *Client) newRepo(ctx context.Context, repo name.Repository, access Acces
 	return &Repo{
 		name:   repo,
 		access: access,
-		client: &http.Client{Transport: rt},
+		client: &http.Client{Transport: rt, CheckRedirect: checkRedirect},
 		opts:   c.opts,
 	}, nil
+}
+
+// maxRedirects is how many redirects a read may follow, as net/http's
+// default policy.
+const maxRedirects = 10
+
+// checkRedirect follows redirects of reads (GET and HEAD) and refuses
+// those of every other request.
+//
+// Registries redirect reads to where the content is: blob GETs and HEADs
+// to storage on another host (distribution's S3 driver presigns both; the
+// OCI distribution spec tells clients to expect it of blob GETs), and
+// redirectors such as registry.k8s.io send every read, manifests included,
+// to the registry that serves it. Following them is safe because no answer
+// to a read is taken on trust: blob bytes are verified against their digest
+// by the caller, a manifest against its digest and media type
+// (GetManifest), a manifest HEAD must name a digest (ManifestDescriptor),
+// and a blob HEAD must agree with the blob's size and digest (BlobExists).
+//
+// A write is another matter: net/http turns a PUT redirected with 302 or
+// 303 into a GET, whose 200 would pass for the PUT's success while nothing
+// was stored, and re-sends it elsewhere on 307 or 308. No registry
+// redirects its writes (upload sessions move through the Location of a
+// 202, not through redirects), so a redirected write is a misconfigured
+// proxy or a login page: it is an error naming what was asked and where
+// the registry pointed.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	first := via[0]
+	if first.Method == http.MethodGet || first.Method == http.MethodHead {
+		if len(via) >= maxRedirects {
+			return fmt.Errorf("stopped after %d redirects", maxRedirects)
+		}
+		return nil
+	}
+	status := "a redirect"
+	if req.Response != nil {
+		status = req.Response.Status
+	}
+	return redirectError(first, status, req.URL)
+}
+
+// redirectError names a write the registry redirected to.
+func redirectError(req *http.Request, status string, to *url.URL) error {
+	where := "nowhere (no Location)"
+	if to != nil {
+		where = redacted(to)
+	}
+	return &answerError{fmt.Errorf("the registry answered %s %s with %s to %s: ferry follows redirects only of reads, never of a write",
+		req.Method, redacted(req.URL), status, where)}
+}
+
+// redacted is u without what may carry a secret (user information, a
+// presigned query) for messages.
+func redacted(u *url.URL) string {
+	v := *u
+	v.User = nil
+	if v.RawQuery != "" {
+		v.RawQuery = "…"
+	}
+	return v.String()
+}
+
+// answerError is an answer of the registry that breaks the protocol (a
+// redirected write, a blob claimed without being sent, a digest other than
+// the one sent). A new attempt would get the same answer: uploads do not
+// retry it.
+type answerError struct{ err error }
+
+func (e *answerError) Error() string { return e.err.Error() }
+func (e *answerError) Unwrap() error { return e.err }
+
+// retryAfterError is a 429 or 503 whose Retry-After said how long to wait
+// before asking again.
+type retryAfterError struct {
+	err  error
+	wait time.Duration
+}
+
+func (e *retryAfterError) Error() string {
+	return fmt.Sprintf("%v (the registry asks to wait %s)", e.err, e.wait)
+}
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+// checkError is transport.CheckError for the answer to a write. It keeps
+// the Retry-After of a 429 or 503 for the wait before a new attempt (the
+// transport does not replay writes into an upload session, so their waits
+// are Upload's), and names the Location of a redirect net/http did not
+// follow.
+func checkError(resp *http.Response, codes ...int) error {
+	err := transport.CheckError(resp, codes...)
+	if err == nil {
+		return nil
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 && resp.Request != nil {
+		// A redirect net/http did not follow: a 307 of a request whose
+		// body it cannot send again.
+		loc, _ := resp.Location()
+		return redirectError(resp.Request, resp.Status, loc)
+	}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			return &retryAfterError{err: err, wait: d}
+		}
+	}
+	return err
+}
+
+// ParseRetryAfter reads a Retry-After value, delay-seconds or an HTTP
+// date, capped at MaxBackoff so that a registry cannot park a move for
+// hours. A date in the past means "now".
+func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		if secs >= int64(MaxBackoff/time.Second) {
+			return MaxBackoff, true
+		}
+		return time.Duration(secs) * time.Second, true
+	}
+	at, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return min(max(at.Sub(now), 0), MaxBackoff), true
+}
+
+// checkDigest fails when the registry names, for a blob it says it
+// stored, a digest other than d.
+func checkDigest(resp *http.Response, d v1.Hash) error {
+	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != d.String() {
+		return &answerError{fmt.Errorf("the registry says it stored digest %s, the blob sent has %s", got, d)}
+	}
+	return nil
 }
 
 // anonymous reports whether auth sends no credentials.
@@ -299,7 +438,18 @@ func (r *Repo) do(ctx context.Context, method string, u *url.URL, body io.Reader
 	if body != nil {
 		req.ContentLength = size
 	}
-	return r.client.Do(req)
+	return r.doRequest(req)
+}
+
+// doRequest sends req. A redirect refused (checkRedirect) comes without the
+// *url.Error around it, which would name the redirect's target twice.
+func (r *Repo) doRequest(req *http.Request) (*http.Response, error) {
+	resp, err := r.client.Do(req)
+	var ae *answerError
+	if err != nil && errors.As(err, &ae) {
+		return nil, ae
+	}
+	return resp, err
 }
 
 // drain lets the connection be reused.
@@ -308,8 +458,16 @@ func drain(resp *http.Response) {
 	resp.Body.Close()
 }
 
-// BlobExists reports whether the repository has blob d (HEAD).
-func (r *Repo) BlobExists(ctx context.Context, d v1.Hash) (bool, error) {
+// BlobExists reports whether the repository has blob d, of size bytes
+// (HEAD); a negative size is not checked. A 200 counts only when the
+// registry's answer agrees with the blob: its Content-Length is size, and
+// its Docker-Content-Digest, when sent, is d; without a Content-Length the
+// digest must be there to say so. An answer that contradicts the blob, or
+// says nothing of it, is an error naming what the registry answered rather
+// than "absent": a registry that claims a digest with another size is
+// broken or is not a registry (a proxy, a login page), and uploading into
+// it would only hide that until something pulls the blob.
+func (r *Repo) BlobExists(ctx context.Context, d v1.Hash, size int64) (bool, error) {
 	resp, err := r.do(ctx, http.MethodHead, r.url("/blobs/"+d.String()), nil, 0, nil)
 	if err != nil {
 		return false, fmt.Errorf("check blob %s@%s: %w", r.name, d, err)
@@ -317,11 +475,30 @@ func (r *Repo) BlobExists(ctx context.Context, d v1.Hash) (bool, error) {
 	defer drain(resp)
 	switch resp.StatusCode {
 	case http.StatusOK:
+		if err := blobAnswer(resp, d, size); err != nil {
+			return false, fmt.Errorf("check blob %s@%s: %w", r.name, d, err)
+		}
 		return true, nil
 	case http.StatusNotFound:
 		return false, nil
 	}
 	return false, fmt.Errorf("check blob %s@%s: %w", r.name, d, transport.CheckError(resp))
+}
+
+// blobAnswer checks a 200 to the HEAD of blob d, of size bytes.
+func blobAnswer(resp *http.Response, d v1.Hash, size int64) error {
+	got := resp.Header.Get("Docker-Content-Digest")
+	switch {
+	case got != "" && got != d.String():
+		return fmt.Errorf("the registry answers 200 with Docker-Content-Digest %s", got)
+	case size < 0 || resp.ContentLength == size:
+		return nil
+	case resp.ContentLength >= 0:
+		return fmt.Errorf("the registry answers 200 with Content-Length %d, the blob has %d bytes", resp.ContentLength, size)
+	case got == "":
+		return fmt.Errorf("the registry answers 200 with neither a Content-Length nor a Docker-Content-Digest: nothing says it holds the blob")
+	}
+	return nil
 }
 
 // manifestAccept lists every manifest media type ferry carries.
@@ -405,6 +582,13 @@ func (r *Repo) ref(reference string) string {
 // PutManifest PUTs raw under reference (a tag, or the digest of raw) and
 // returns the digest the registry says it stored; it fails if that is not
 // the digest of raw, which would mean the registry rewrote the manifest.
+//
+// The OCI distribution spec's answer is 201 Created, which distribution and
+// go-containerregistry's registry send with the Docker-Content-Digest. Some
+// registries have answered 200 or 202: those count only with the digest
+// of raw, and without it only once a HEAD of reference finds raw's digest
+// there. A success that says nothing of what was stored (a proxy's page,
+// a redirect turned into a GET) is not taken for one.
 func (r *Repo) PutManifest(ctx context.Context, reference string, raw []byte, mt types.MediaType) (v1.Hash, error) {
 	sum := sha256.Sum256(raw)
 	want := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
@@ -413,16 +597,30 @@ func (r *Repo) PutManifest(ctx context.Context, reference string, raw []byte, mt
 		return v1.Hash{}, err
 	}
 	req.Header.Set("Content-Type", string(mt))
-	resp, err := r.client.Do(req)
+	resp, err := r.doRequest(req)
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("put manifest %s: %w", r.ref(reference), err)
 	}
 	defer drain(resp)
-	if err := transport.CheckError(resp, http.StatusOK, http.StatusCreated, http.StatusAccepted); err != nil {
+	if err := checkError(resp, http.StatusOK, http.StatusCreated, http.StatusAccepted); err != nil {
 		return v1.Hash{}, fmt.Errorf("put manifest %s: %w", r.ref(reference), err)
 	}
-	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != want.String() {
+	got := resp.Header.Get("Docker-Content-Digest")
+	if got != "" && got != want.String() {
 		return v1.Hash{}, fmt.Errorf("put manifest %s: the registry stored digest %s, the manifest's bytes have %s", r.ref(reference), got, want)
+	}
+	if got == "" && resp.StatusCode != http.StatusCreated {
+		desc, err := r.ManifestDescriptor(ctx, reference)
+		switch {
+		case err != nil:
+			return v1.Hash{}, fmt.Errorf("put manifest %s: the registry answered %s without a Docker-Content-Digest, and asking what it holds failed: %w", r.ref(reference), resp.Status, err)
+		case desc == nil || desc.Digest != want:
+			holds := "nothing"
+			if desc != nil {
+				holds = desc.Digest.String()
+			}
+			return v1.Hash{}, fmt.Errorf("put manifest %s: the registry answered %s without a Docker-Content-Digest, and holds %s there, not %s", r.ref(reference), resp.Status, holds, want)
+		}
 	}
 	return want, nil
 }
@@ -561,7 +759,7 @@ func (r *Repo) Upload(ctx context.Context, d v1.Hash, size int64, open Opener, o
 		if cfg.onRetry != nil {
 			cfg.onRetry(attempt+1, r.opts.UploadAttempts, err)
 		}
-		if werr := r.wait(ctx, attempt); werr != nil {
+		if werr := r.opts.waitAfter(ctx, attempt, err); werr != nil {
 			return false, fmt.Errorf("upload blob %s to %s: %w (after %v)", d, r.name, werr, err)
 		}
 	}
@@ -629,13 +827,21 @@ func (r *Repo) uploadOnce(ctx context.Context, d v1.Hash, size int64, open Opene
 	}
 	switch resp.StatusCode {
 	case http.StatusCreated:
-		drain(resp)
+		defer drain(resp)
+		if r.access.MountFrom == nil {
+			// 201 says the blob is there; only a mount, which was not
+			// asked, may make it so without its bytes.
+			return false, &answerError{fmt.Errorf("the registry answered %s to a POST that opens an upload session (no mount asked), as if it held the blob it was never sent", resp.Status)}
+		}
+		if err := checkDigest(resp, d); err != nil {
+			return false, err
+		}
 		return true, nil
 	case http.StatusAccepted:
 		drain(resp)
 	default:
 		defer drain(resp)
-		return false, transport.CheckError(resp)
+		return false, checkError(resp)
 	}
 	loc, err := resp.Location()
 	if err != nil {
@@ -652,7 +858,10 @@ func (r *Repo) uploadOnce(ctx context.Context, d v1.Hash, size int64, open Opene
 	src := &ctxio.ErrReader{R: rc} // tells a failing source from a failing destination
 	defer rc.Close()
 	err = r.send(ctx, http.MethodPut, loc, src, size, http.Header{"Content-Type": {"application/octet-stream"}}, func(resp *http.Response) error {
-		return transport.CheckError(resp, http.StatusCreated, http.StatusNoContent, http.StatusAccepted)
+		if err := checkError(resp, http.StatusCreated, http.StatusNoContent, http.StatusAccepted); err != nil {
+			return err
+		}
+		return checkDigest(resp, d)
 	})
 	// send returns once the transport is done with src: its error, and rc,
 	// are the caller's again.
@@ -741,6 +950,9 @@ func (r *Repo) Mount(ctx context.Context, d v1.Hash) (bool, error) {
 	defer drain(resp)
 	switch resp.StatusCode {
 	case http.StatusCreated:
+		if err := checkDigest(resp, d); err != nil {
+			return false, fmt.Errorf("mount blob %s from %s into %s: %w", d, m, r.name, err)
+		}
 		return true, nil
 	case http.StatusAccepted:
 		if loc, err := resp.Location(); err == nil {
@@ -758,7 +970,8 @@ func (r *Repo) Mount(ctx context.Context, d v1.Hash) (bool, error) {
 // saying the session or the bytes it got are wrong (after a drop, a session
 // may hold part of a body).
 func retryableUpload(err error) bool {
-	if IsPermanent(err) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	var ae *answerError
+	if IsPermanent(err) || errors.As(err, &ae) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	var se *SourceError
@@ -830,7 +1043,7 @@ func (r *Repo) uploadStream(ctx context.Context, d v1.Hash, size int64, src io.R
 		}
 		// Ask the session where it stands, and go on from there if the
 		// window still holds what follows.
-		status, offset, serr := r.settledStatus(ctx, loc, attempt)
+		status, offset, serr := r.settledStatus(ctx, loc, attempt, err)
 		if serr != nil {
 			return fmt.Errorf("%w; then the upload session could not be resumed: %v", err, serr)
 		}
@@ -846,14 +1059,18 @@ func (r *Repo) uploadStream(ctx context.Context, d v1.Hash, size int64, src io.R
 	loc.RawQuery = q.Encode()
 	resp, err := r.do(ctx, http.MethodPut, loc, nil, 0, nil)
 	if err == nil {
-		err = transport.CheckError(resp, http.StatusCreated, http.StatusNoContent, http.StatusAccepted)
+		err = checkError(resp, http.StatusCreated, http.StatusNoContent, http.StatusAccepted)
+		if err == nil {
+			err = checkDigest(resp, d)
+		}
 		drain(resp)
 	}
-	if err != nil {
+	var ae *answerError
+	if err != nil && !errors.As(err, &ae) {
 		// The transport replays this PUT (it has no body): if a first
 		// one was stored but its answer lost, the replay finds no session.
 		// The blob is what counts.
-		if ok, herr := r.BlobExists(ctx, d); herr == nil && ok {
+		if ok, herr := r.BlobExists(ctx, d, size); herr == nil && ok {
 			return nil
 		}
 	}
@@ -867,7 +1084,7 @@ func (r *Repo) startSession(ctx context.Context) (*url.URL, error) {
 		return nil, err
 	}
 	defer drain(resp)
-	if err := transport.CheckError(resp, http.StatusAccepted); err != nil {
+	if err := checkError(resp, http.StatusAccepted); err != nil {
 		return nil, err
 	}
 	loc, err := resp.Location()
@@ -885,7 +1102,7 @@ func (r *Repo) patch(ctx context.Context, loc *url.URL, body *resumable, size in
 		hdr.Set("Content-Range", fmt.Sprintf("%d-%d", from, size-1))
 	}
 	return r.send(ctx, http.MethodPatch, loc, io.LimitReader(body, size-from), size-from, hdr, func(resp *http.Response) error {
-		if err := transport.CheckError(resp, http.StatusAccepted, http.StatusNoContent, http.StatusCreated); err != nil {
+		if err := checkError(resp, http.StatusAccepted, http.StatusNoContent, http.StatusCreated); err != nil {
 			return err
 		}
 		next, err := resp.Location()
@@ -897,12 +1114,13 @@ func (r *Repo) patch(ctx context.Context, loc *url.URL, body *resumable, size in
 	})
 }
 
-// settledStatus waits as Upload does between attempts, then asks where the
-// session stands until two answers agree: the registry may still be
-// storing what it received of the failed request when the client sees the
-// failure, and resuming before it is done would interleave the two.
-func (r *Repo) settledStatus(ctx context.Context, loc *url.URL, attempt int) (*url.URL, int64, error) {
-	if err := r.wait(ctx, attempt); err != nil {
+// settledStatus waits as Upload does between attempts after failed, then
+// asks where the session stands until two answers agree: the registry may
+// still be storing what it received of the failed request when the client
+// sees the failure, and resuming before it is done would interleave the
+// two.
+func (r *Repo) settledStatus(ctx context.Context, loc *url.URL, attempt int, failed error) (*url.URL, int64, error) {
+	if err := r.opts.waitAfter(ctx, attempt, failed); err != nil {
 		return nil, 0, err
 	}
 	next, offset, err := r.uploadStatus(ctx, loc)
@@ -925,14 +1143,24 @@ func (r *Repo) settledStatus(ctx context.Context, loc *url.URL, attempt int) (*u
 	return nil, 0, fmt.Errorf("the upload session's size kept changing (last %d bytes)", offset)
 }
 
-// wait sleeps before attempt+1 (see Options.wait).
-func (r *Repo) wait(ctx context.Context, attempt int) error { return r.opts.wait(ctx, attempt) }
-
 // wait sleeps before attempt+1: Backoff doubled per attempt, with up to 10%
 // jitter so that parallel requests that failed together do not retry in
 // lockstep.
 func (o Options) wait(ctx context.Context, attempt int) error {
 	return sleep(ctx, BackoffFor(o.Backoff, attempt))
+}
+
+// waitAfter sleeps before attempt+1 as wait does, or as long as the
+// registry asked in the Retry-After of the answer that failed it, if that
+// is longer (it is capped at MaxBackoff): coming back sooner only earns
+// another refusal, and spends an attempt on it.
+func (o Options) waitAfter(ctx context.Context, attempt int, failed error) error {
+	d := BackoffFor(o.Backoff, attempt)
+	var ra *retryAfterError
+	if errors.As(failed, &ra) {
+		d = max(d, ra.wait)
+	}
+	return sleep(ctx, d)
 }
 
 // BackoffFor is the wait after the given attempt when the first wait is

@@ -57,7 +57,7 @@ func TestUploadIsTwoRequests(t *testing.T) {
 	d := digestOf(blob)
 	ctx := context.Background()
 
-	if ok, err := r.BlobExists(ctx, d); err != nil || ok {
+	if ok, err := r.BlobExists(ctx, d, int64(len(blob))); err != nil || ok {
 		t.Fatalf("before upload: exists %v, %v", ok, err)
 	}
 	reg.ResetCounts()
@@ -69,7 +69,7 @@ func TestUploadIsTwoRequests(t *testing.T) {
 	if c.Get(http.MethodPost, testregistry.KindUpload) != 1 || c.Get(http.MethodPut, testregistry.KindUpload) != 1 || c.Total() != 2 {
 		t.Errorf("upload made %v requests, want one POST and one PUT", c)
 	}
-	if ok, err := r.BlobExists(ctx, d); err != nil || !ok {
+	if ok, err := r.BlobExists(ctx, d, int64(len(blob))); err != nil || !ok {
 		t.Fatalf("after upload: exists %v, %v", ok, err)
 	}
 	rc, err := r.GetBlob(ctx, d)
@@ -102,7 +102,7 @@ func TestUploadMountsWithinARegistry(t *testing.T) {
 	if err != nil || !mounted || opened.Load() != 0 {
 		t.Fatalf("mounted %v, source opened %d times, %v; want a mount that reads nothing", mounted, opened.Load(), err)
 	}
-	if ok, err := dst.BlobExists(ctx, d); err != nil || !ok {
+	if ok, err := dst.BlobExists(ctx, d, int64(len(blob))); err != nil || !ok {
 		t.Fatalf("mounted blob: exists %v, %v", ok, err)
 	}
 }
@@ -268,7 +268,7 @@ func TestAuthAndTLS(t *testing.T) {
 	repo, _ := name.NewRepository(ep.Repo("team/app"))
 	bad, err := registry.New(ep.ClientOptions()).Repo(context.Background(), repo, registry.Access{Push: true})
 	if err == nil {
-		_, err = bad.BlobExists(context.Background(), digestOf(blob))
+		_, err = bad.BlobExists(context.Background(), digestOf(blob), int64(len(blob)))
 	}
 	if err == nil {
 		t.Error("wrong password: no error")
@@ -278,7 +278,7 @@ func TestAuthAndTLS(t *testing.T) {
 	opts.Transport = http.DefaultTransport
 	untrusting, err := registry.New(opts).Repo(context.Background(), repo, registry.Access{})
 	if err == nil {
-		_, err = untrusting.BlobExists(context.Background(), digestOf(blob))
+		_, err = untrusting.BlobExists(context.Background(), digestOf(blob), int64(len(blob)))
 	}
 	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("untrusted CA: %v, want a certificate error", err)
@@ -299,7 +299,7 @@ func TestUploadStreamIsThreeRequests(t *testing.T) {
 		c.Get(http.MethodPut, testregistry.KindUpload) != 1 || c.Total() != 3 {
 		t.Errorf("streamed upload made %v, want POST, PATCH, PUT", c)
 	}
-	if ok, err := r.BlobExists(context.Background(), d); err != nil || !ok {
+	if ok, err := r.BlobExists(context.Background(), d, int64(len(blob))); err != nil || !ok {
 		t.Fatalf("exists %v, %v", ok, err)
 	}
 }
@@ -390,7 +390,7 @@ func TestAnonymousRegistryIsPingedOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := r.BlobExists(context.Background(), digestOf([]byte(path))); err != nil {
+		if _, err := r.BlobExists(context.Background(), digestOf([]byte(path)), int64(len(path))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -414,7 +414,7 @@ func TestAnonymousRegistryIsPingedOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := r.BlobExists(context.Background(), digestOf([]byte(path))); err != nil {
+		if _, err := r.BlobExists(context.Background(), digestOf([]byte(path)), int64(len(path))); err != nil {
 			t.Fatalf("with credentials: %v", err)
 		}
 	}

@@ -33,7 +33,7 @@ const (
 	// MaxRetryWait caps a single wait between attempts, including one asked
 	// for by a registry's Retry-After header, so that a misbehaving registry
 	// cannot park an import for hours.
-	MaxRetryWait = 60 * time.Second
+	MaxRetryWait = registry.MaxBackoff
 
 	// DefaultResponseHeaderTimeout applies when Options.ResponseHeaderTimeout
 	// is zero. It is generous on purpose: a registry only answers a blob

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -101,7 +100,7 @@ func (t *retryTransport) shouldRetry(ctx context.Context, resp *http.Response, e
 	}
 	wait := t.backoffFor(attempt)
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok && ra > wait {
+		if ra, ok := registry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok && ra > wait {
 			wait = ra
 		}
 	}
@@ -175,29 +174,6 @@ func retryableAboveTransport(err error) bool {
 		return retryableStatus(te.StatusCode) || te.Temporary()
 	}
 	return transientNetError(err)
-}
-
-// parseRetryAfter reads a Retry-After value, delay-seconds or an HTTP date,
-// capped at MaxRetryWait. A date in the past means "now".
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		if secs >= int64(MaxRetryWait/time.Second) {
-			return MaxRetryWait, true
-		}
-		return time.Duration(secs) * time.Second, true
-	}
-	at, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return min(max(at.Sub(now), 0), MaxRetryWait), true
 }
 
 // sleep waits d or until ctx is done.

@@ -375,33 +375,6 @@ func TestResponseHeaderTimeout(t *testing.T) {
 	}
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
-		in     string
-		want   time.Duration
-		wantOK bool
-	}{
-		{"0", 0, true},
-		{"7", 7 * time.Second, true},
-		{" 3 ", 3 * time.Second, true},
-		{"3600", MaxRetryWait, true},
-		{"99999999999999999", MaxRetryWait, true},
-		{"Sat, 01 Mar 2025 12:00:10 GMT", 10 * time.Second, true},
-		{"Sat, 01 Mar 2025 13:00:00 GMT", MaxRetryWait, true},
-		{"Sat, 01 Mar 2025 11:00:00 GMT", 0, true},
-		{"", 0, false},
-		{"-5", 0, false},
-		{"soon", 0, false},
-		{"1.5", 0, false},
-	} {
-		got, ok := parseRetryAfter(tc.in, now)
-		if got != tc.want || ok != tc.wantOK {
-			t.Errorf("parseRetryAfter(%q) = %s, %v; want %s, %v", tc.in, got, ok, tc.want, tc.wantOK)
-		}
-	}
-}
-
 func TestBackoffGrowsAndIsCapped(t *testing.T) {
 	rt := &retryTransport{backoff: time.Second}
 	for attempt, base := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 10: MaxRetryWait} {
