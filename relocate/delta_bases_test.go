@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/inventory"
 	"github.com/ferry-dev/ferry/internal/progress"
+	"github.com/ferry-dev/ferry/internal/registry"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 	"github.com/ferry-dev/ferry/relocate"
 )
@@ -260,4 +263,47 @@ func TestSinceAnInventoryWithABadName(t *testing.T) {
 func fileSum(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// TestDeltaMountSearchGoesPastARepositoryThatRefuses: the repository a
+// delta records for its left-out blobs answers 403 (these credentials may
+// not read it); another repository the inventory walked holds them too,
+// and the import mounts from there instead of failing on the first.
+func TestDeltaMountSearchGoesPastARepositoryThatRefuses(t *testing.T) {
+	ctx := context.Background()
+	w := newDeltaWorld(t, testregistry.NewDistribution)
+	p := testregistry.NewFaultProxy(t, w.reg)
+	dst := &impDest{reg: w.reg, ep: &p.Endpoint, repo: impMust(name.NewRepository(p.Repo("dst/imported")))}
+	a := impMust(name.NewRepository(p.Repo("dst/a")))
+	b := impMust(name.NewRepository(p.Repo("dst/b")))
+	f := impMust(os.Open(w.full))
+	defer f.Close()
+	if _, err := relocate.Import(ctx, f, b, dst.options(t)); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := relocate.TakeInventory(ctx, []name.Repository{a, b}, relocate.InventoryOptions{Remote: p.RemoteOptions(t), Client: registry.New(p.ClientOptions())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := filepath.Join(w.dir, "ab.json")
+	if err := doc.WriteFile(have); err != nil {
+		t.Fatal(err)
+	}
+	delta, ex := w.delta(t, have)
+	for _, l := range ex.Delta.LeftOut {
+		if l.Repository != a.Name() {
+			t.Fatalf("%s recorded in %q, want %s: the test proves nothing", l.Digest, l.Repository, a)
+		}
+	}
+	p.SetRules(testregistry.Rule{Method: http.MethodHead, Path: regexp.MustCompile(`^/v2/dst/a/blobs/`), Fault: testregistry.FaultStatus, Status: http.StatusForbidden})
+	res, err := relocate.Import(ctx, bytes.NewReader(delta), dst.repo, dst.options(t))
+	if err != nil {
+		t.Fatalf("import with %s refusing its blobs: %v", a, err)
+	}
+	if res.LeftOutMounted != len(ex.Delta.LeftOut) {
+		t.Errorf("%d of %d left-out blobs mounted", res.LeftOutMounted, len(ex.Delta.LeftOut))
+	}
+	if d := impDiffTags(dst.tags(t), w.src.wantTags(t)); d != "" {
+		t.Errorf("destination tags differ:\n%s", d)
+	}
 }

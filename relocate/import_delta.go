@@ -1,6 +1,7 @@
 package relocate
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -39,21 +40,28 @@ func (dst *destination) checkDelta(ctx context.Context, res *ImportResult) error
 	}
 	at := make([]*name.Repository, len(missing))
 	err := parallel.ForEach(ctx, dst.conc, len(missing), func(ctx context.Context, i int) error {
+		// A repository these credentials cannot read, or that answers
+		// oddly, does not stop the search: another may hold the blob.
+		var firstErr error
 		for _, from := range dst.mountSources(missing[i]) {
 			r, err := dst.client.Repo(ctx, from, registry.Access{})
-			if err != nil {
-				return err
+			var there bool
+			if err == nil {
+				there, err = r.BlobExists(ctx, missing[i].Digest, missing[i].Size)
 			}
-			there, err := r.BlobExists(ctx, missing[i].Digest, missing[i].Size)
 			if err != nil {
-				return err
+				if ctx.Err() != nil {
+					return err
+				}
+				firstErr = cmp.Or(firstErr, err)
+				continue
 			}
 			if there {
 				at[i] = &from
 				return nil
 			}
 		}
-		return nil
+		return firstErr
 	})
 	if err != nil {
 		return err
