@@ -129,6 +129,9 @@ func (ar *Reader) CheckTrailer(ra io.ReaderAt, size int64) (SeekTableStatus, err
 	if err := checkFrames(ra, size, frames, ar); err != nil {
 		return "", fmt.Errorf("archive: %w", err)
 	}
+	if err := checkFrameExtents(ar.zframes.frames, ar.zframes.overflow, frames); err != nil {
+		return "", fmt.Errorf("archive: %w", err)
+	}
 	return SeekTableChecked, nil
 }
 
@@ -148,7 +151,7 @@ func checkFrames(ra io.ReaderAt, size int64, frames []frameLoc, ar *Reader) erro
 	if tarSize != ar.tarSize {
 		return fmt.Errorf("seek table: its frames hold %d bytes of tar, the archive has %d", tarSize, ar.tarSize)
 	}
-	toc, err := readTOC(ra, tocFrame)
+	toc, err := readTOC(ra, tocFrame, len(ar.Head().Blobs))
 	if err != nil {
 		return err
 	}
