@@ -257,23 +257,8 @@ func magicLayerArchive(t *testing.T) (data []byte, layer v1.Hash, frame int, at 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	w, err := newWriter(&buf, WriterOptions{}, 64<<10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.WriteHeader(idx, map[v1.Hash][]byte{m.d: m.b}); err != nil {
-		t.Fatal(err)
-	}
-	for _, x := range []testBlob{cfg, l} {
-		if err := w.WriteBlob(x.d, int64(len(x.b)), bytes.NewReader(x.b)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	data = buf.Bytes()
+	fx := &fixture{index: idx, manifests: map[v1.Hash][]byte{m.d: m.b}, blobs: []testBlob{cfg, l}}
+	data = fx.writeFrames(t, WriterOptions{}, 64<<10, nil)
 	frames, _ := trailerOf(t, data)
 	for i, f := range frames {
 		if j := bytes.Index(data[f.offset+4:f.offset+f.size], zstdMagic); j >= 0 {
