@@ -74,7 +74,7 @@ func OpenFile(ra io.ReaderAt, size int64, opts ReaderOptions) (*File, error) {
 		return nil, errors.New("seek table: no frames")
 	}
 	last := frames[len(frames)-1]
-	toc, err := readTOC(ra, last)
+	toc, err := readTOC(ra, last, len(head.Blobs))
 	if err != nil {
 		return nil, err
 	}

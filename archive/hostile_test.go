@@ -165,7 +165,8 @@ func TestInspectLinearInHostileHeads(t *testing.T) {
 		name           string
 		hostile, plain []byte
 	}{
-		{"100k referrers of one image", referrersArchive(t, 100_000, true), referrersArchive(t, 100_000, false)},
+		// MaxIndexEntries descriptors: the artifacts and their subject.
+		{"100k referrers of one image", referrersArchive(t, MaxIndexEntries-1, true), referrersArchive(t, MaxIndexEntries-1, false)},
 		{"30k nested indexes", chainArchive(t, 30_000, true), chainArchive(t, 30_000, false)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -268,6 +269,9 @@ func checkEntries(entries []Entry) error {
 		subject v1.Hash
 		kind    string
 	}
+	if len(entries) > MaxIndexEntries {
+		return fmt.Errorf("%d entries, more than %d", len(entries), MaxIndexEntries)
+	}
 	seen := map[key]bool{}
 	roots, tagCount := 0, 0
 	var tagged Entry
@@ -408,6 +412,14 @@ const MaxIndexString = 64 << 10
 // left-out blobs.
 const MaxIndexList = 64 << 20
 
+// MaxIndexEntries bounds the descriptors of index.json: the images a
+// bundle locks, and their signatures and referrers. A release of
+// thousands of images, each with a few artifacts, lists tens of
+// thousands; a reader holds each descriptor decoded (a few KiB with its
+// annotations), so index.json is refused above this count before it is
+// decoded, however few bytes its descriptors take.
+const MaxIndexEntries = 100_000
+
 // listAnnotations are the keys whose values MaxIndexList bounds instead of
 // MaxIndexString.
 var listAnnotations = []string{`"` + AnnotationSkippedLayers + `"`, `"` + AnnotationDelta + `"`}
@@ -449,6 +461,55 @@ func longestString(b []byte) (n, at, list int) {
 	return n, at, list
 }
 
+// descriptorCount counts the elements of the JSON list it is decoded from,
+// adding up over every list decoded into it, without decoding them.
+type descriptorCount int
+
+// UnmarshalJSON implements json.Unmarshaler. json.Unmarshal has checked
+// that b is valid JSON, so depth and strings are all it tracks.
+func (c *descriptorCount) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) < 2 || b[0] != '[' {
+		return nil // null, or not a list: json.Unmarshal says so next
+	}
+	depth, inString, empty := 0, false, true
+	for i := 1; i < len(b)-1; i++ {
+		switch ch := b[i]; {
+		case inString && ch == '\\':
+			i++
+		case inString:
+			inString = ch != '"'
+		case ch == '"':
+			inString, empty = true, false
+		case ch == '[' || ch == '{':
+			depth, empty = depth+1, false
+		case ch == ']' || ch == '}':
+			depth--
+		case ch == ',' && depth == 0:
+			*c++
+		case ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r':
+			empty = false
+		}
+	}
+	if !empty {
+		*c++
+	}
+	return nil
+}
+
+// countIndexDescriptors counts the descriptors of index.json b (every list
+// json.Unmarshal would decode into v1.IndexManifest.Manifests) without
+// holding them.
+func countIndexDescriptors(b []byte) (int, error) {
+	var idx struct {
+		Manifests descriptorCount `json:"manifests"`
+	}
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return 0, err
+	}
+	return int(idx.Manifests), nil
+}
+
 // parseIndex checks index.json: an OCI index of a format version this
 // package reads, every descriptor a valid Entry.
 func parseIndex(b []byte) (*indexInfo, error) {
@@ -458,6 +519,13 @@ func parseIndex(b []byte) (*indexInfo, error) {
 	}
 	if list > MaxIndexList {
 		return nil, fmt.Errorf("%s: a list annotation of %d bytes, more than %d", indexName, list, MaxIndexList)
+	}
+	count, err := countIndexDescriptors(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not an OCI index: %w", indexName, err)
+	}
+	if count > MaxIndexEntries {
+		return nil, fmt.Errorf("%s: %d descriptors, more than %d", indexName, count, MaxIndexEntries)
 	}
 	var idx v1.IndexManifest
 	if err := json.Unmarshal(b, &idx); err != nil {

@@ -136,6 +136,10 @@ type Reader struct {
 	entryEnd int64
 	offsets  map[v1.Hash]int64
 	tarSize  int64
+	// zframes is the zstd stream, decoded frame by frame, which records
+	// each frame's sizes for the seek table to be checked against; nil
+	// when the archive is not zstd-compressed.
+	zframes *frameStream
 
 	// imgpkg is set when the stream is a tarball imgpkg wrote: configs,
 	// which its manifest.json carries, are handed out first (configs),
@@ -188,11 +192,12 @@ func NewReader(r io.Reader, opts ReaderOptions) (*Reader, error) {
 			dopts = append(dopts, zstd.WithDecoderConcurrency(opts.Concurrency))
 		}
 		src := &ctxio.ErrReader{R: br}
-		dec, err := zstd.NewReader(src, dopts...)
+		dec, err := zstd.NewReader(nil, dopts...)
 		if err != nil {
 			return nil, fmt.Errorf("archive: zstd: %w", err)
 		}
-		tarStream, ar.closer, comp = &decodeReader{r: dec, src: src, name: "zstd"}, dec.Close, CompressionZstd
+		ar.zframes = newFrameStream(src, dec)
+		tarStream, ar.closer, comp = &decodeReader{r: ar.zframes, src: src, name: "zstd"}, dec.Close, CompressionZstd
 	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
 		src := &ctxio.ErrReader{R: br}
 		gz, err := gzip.NewReader(src)
@@ -214,6 +219,10 @@ func NewReader(r io.Reader, opts ReaderOptions) (*Reader, error) {
 	if err := ar.readHead(comp, opts); err != nil {
 		ar.Close()
 		return nil, err
+	}
+	if ar.zframes != nil {
+		// The seek table's own frame, and those it may list.
+		ar.zframes.bound(seekFramesBound(ar.head) + 1)
 	}
 	return ar, nil
 }

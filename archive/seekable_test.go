@@ -146,7 +146,7 @@ func TestSeekTableDescribesTheFrames(t *testing.T) {
 
 	// Every blob starts a frame, and the table of contents names it.
 	offsets := tarOffsets(t, unzstd(t, data))
-	toc, err := readTOC(bytes.NewReader(data), frames[len(frames)-1])
+	toc, err := readTOC(bytes.NewReader(data), frames[len(frames)-1], maxTOCSize)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func trailerOf(t *testing.T, data []byte) ([]frameLoc, []tocBlob) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	toc, err := readTOC(bytes.NewReader(data), frames[len(frames)-1])
+	toc, err := readTOC(bytes.NewReader(data), frames[len(frames)-1], maxTOCSize)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -101,23 +101,47 @@ func hasSeekTable(ra io.ReaderAt, size int64) (bool, error) {
 // head's, one more per config and layer (each starts a frame), its bytes
 // in frames of that size, and the table of contents. A seek table that
 // claims more is refused before anything the size of its claim is
-// allocated.
+// allocated. The sizes are the manifests' claims: a sum past what the
+// format's frames can hold is the format's limit, never an overflow.
 func seekFramesBound(h *Head) int64 {
-	const minFrameTar = 64 << 10
+	const (
+		minFrameTar = 64 << 10
+		maxTar      = maxSeekFrames * minFrameTar
+	)
 	var tarBytes int64 = 4 << 10
 	for _, m := range h.Manifests {
 		tarBytes += 1024 + int64(len(m))
 	}
 	n := int64(len(h.Manifests)) + 8
 	for _, b := range h.Blobs {
+		if b.Size < 0 || b.Size >= maxTar || tarBytes >= maxTar {
+			return maxSeekFrames
+		}
 		tarBytes += 2048 + b.Size
 		n++
 	}
 	return min(n+tarBytes/minFrameTar, maxSeekFrames)
 }
 
+// Frames are at least this long: a zstd frame is its magic number, a frame
+// header descriptor, a window descriptor or a one-byte content size, and
+// one block header (RFC 8878 section 3.1.1); a skippable frame (the table
+// of contents, the last before the seek table) is its magic number and
+// size.
+const (
+	minZstdFrame      = 4 + 1 + 1 + 3
+	minSkippableFrame = skippableHeaderSize
+)
+
+// seekTableChunk is how many bytes of entries readSeekTableMax reads at a
+// time while it adds up their sizes.
+const seekTableChunk = 64 << 10
+
 // readSeekTableMax is readSeekTable refusing a table of more than max
-// frames.
+// frames. A table is trusted with memory in proportion to its length only
+// once it has been found to describe the file: no more frames than the
+// file can hold, each large enough to be one, their sizes adding up to the
+// bytes before the table (added up a chunk at a time).
 func readSeekTableMax(ra io.ReaderAt, size, max int64) ([]frameLoc, error) {
 	if size < skippableHeaderSize+seekFooterSize {
 		return nil, ErrNotSeekable
@@ -142,34 +166,74 @@ func readSeekTableMax(ra io.ReaderAt, size, max int64) ([]frameLoc, error) {
 		return nil, fmt.Errorf("seek table: %d frames, more than the %d the archive's content can have", n, max)
 	}
 	frameSize := skippableHeaderSize + n*es + seekFooterSize
-	if frameSize > size {
+	// Every frame but the last is a zstd frame, the last the table of
+	// contents.
+	if data := size - frameSize; data < 0 || n > 0 && (n-1)*minZstdFrame+minSkippableFrame > data {
 		return nil, fmt.Errorf("seek table: %d frames do not fit in a %d-byte file", n, size)
 	}
-	table := make([]byte, frameSize)
-	if _, err := ra.ReadAt(table, size-frameSize); err != nil {
+	var hdr [skippableHeaderSize]byte
+	if _, err := ra.ReadAt(hdr[:], size-frameSize); err != nil {
 		return nil, fmt.Errorf("read seek table: %w", err)
 	}
-	if m := binary.LittleEndian.Uint32(table[0:]); m != skippableMagicSeekTable {
+	if m := binary.LittleEndian.Uint32(hdr[0:]); m != skippableMagicSeekTable {
 		return nil, fmt.Errorf("seek table: frame magic %#x, want %#x", m, skippableMagicSeekTable)
 	}
-	if fs := int64(binary.LittleEndian.Uint32(table[4:])); fs != frameSize-skippableHeaderSize {
+	if fs := int64(binary.LittleEndian.Uint32(hdr[4:])); fs != frameSize-skippableHeaderSize {
 		return nil, fmt.Errorf("seek table: frame size %d, %d frames need %d", fs, n, frameSize-skippableHeaderSize)
 	}
-	frames := make([]frameLoc, n)
-	var off, tarOff int64
-	for i := range frames {
-		e := table[skippableHeaderSize+int64(i)*es:]
-		c := int64(binary.LittleEndian.Uint32(e[0:]))
-		d := int64(binary.LittleEndian.Uint32(e[4:]))
-		if c == 0 {
-			return nil, fmt.Errorf("seek table: frame %d has no bytes", i)
+	entries := io.NewSectionReader(ra, size-frameSize+skippableHeaderSize, n*es)
+	// First pass: the sizes, a chunk at a time.
+	var off int64
+	err := eachSeekEntry(entries, n, es, func(i, c, _ int64) error {
+		least := int64(minZstdFrame)
+		if i == n-1 {
+			least = minSkippableFrame
 		}
-		frames[i] = frameLoc{offset: off, size: c, tarOffset: tarOff, tarSize: d}
+		if c < least {
+			return fmt.Errorf("seek table: frame %d has %d bytes, fewer than any frame", i, c)
+		}
 		off += c
-		tarOff += d
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if off != size-frameSize {
 		return nil, fmt.Errorf("seek table: its frames add up to %d bytes, the file has %d before the table", off, size-frameSize)
 	}
+	frames := make([]frameLoc, n)
+	off = 0
+	var tarOff int64
+	err = eachSeekEntry(entries, n, es, func(i, c, d int64) error {
+		frames[i] = frameLoc{offset: off, size: c, tarOffset: tarOff, tarSize: d}
+		off += c
+		tarOff += d
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	return frames, nil
+}
+
+// eachSeekEntry calls f with the index, compressed and decompressed size
+// of each of the n entries (es bytes each) that r holds, reading them
+// seekTableChunk bytes at a time.
+func eachSeekEntry(r *io.SectionReader, n, es int64, f func(i, c, d int64) error) error {
+	buf := make([]byte, (seekTableChunk/es)*es)
+	for i := int64(0); i < n; {
+		chunk := buf[:min(int64(len(buf)), (n-i)*es)]
+		if _, err := r.ReadAt(chunk, i*es); err != nil {
+			return fmt.Errorf("read seek table: %w", err)
+		}
+		for e := chunk; len(e) > 0; e = e[es:] {
+			c := int64(binary.LittleEndian.Uint32(e[0:]))
+			d := int64(binary.LittleEndian.Uint32(e[4:]))
+			if err := f(i, c, d); err != nil {
+				return err
+			}
+			i++
+		}
+	}
+	return nil
 }

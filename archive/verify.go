@@ -41,7 +41,7 @@ const (
 // digest, size, checksum and reference. When r is a file (an *os.File, or
 // any io.ReaderAt with a Size method) it also checks the table of contents
 // and seek table at its end against what it read: every frame accounted
-// for, every blob where the table says. It returns what it read so far
+// for at the sizes the table gives it, every blob where the table says. It returns what it read so far
 // with the first error. It stops when ctx is done.
 func Verify(ctx context.Context, r io.Reader) (Report, error) {
 	var rep Report
@@ -96,10 +96,11 @@ func RandomAccess(r io.Reader) (io.ReaderAt, int64, bool) {
 // CheckTrailer checks, once Next has returned io.EOF, that the table of
 // contents and seek table at the end of the archive's file (ra, size
 // bytes; nil when it was read from a pipe) agree with what was read:
-// every frame starting where the seek table says, every frame accounted
-// for, every blob where the table says, and a seek table wherever
-// index.json declares one. It says what it found; an archive that is not
-// zstd-compressed has no frames, hence no table.
+// every frame starting where the seek table says and of the compressed
+// and decompressed sizes it gives (as the Reader found each frame), every
+// frame accounted for, every blob where the table says, and a seek table
+// wherever index.json declares one. It says what it found; an archive
+// that is not zstd-compressed has no frames, hence no table.
 func (ar *Reader) CheckTrailer(ra io.ReaderAt, size int64) (SeekTableStatus, error) {
 	if !ar.eof {
 		return "", errors.New("archive: the trailer is checked once the archive has been read to its end")
@@ -129,6 +130,9 @@ func (ar *Reader) CheckTrailer(ra io.ReaderAt, size int64) (SeekTableStatus, err
 	if err := checkFrames(ra, size, frames, ar); err != nil {
 		return "", fmt.Errorf("archive: %w", err)
 	}
+	if err := checkFrameExtents(ar.zframes.frames, ar.zframes.overflow, frames); err != nil {
+		return "", fmt.Errorf("archive: %w", err)
+	}
 	return SeekTableChecked, nil
 }
 
@@ -148,7 +152,7 @@ func checkFrames(ra io.ReaderAt, size int64, frames []frameLoc, ar *Reader) erro
 	if tarSize != ar.tarSize {
 		return fmt.Errorf("seek table: its frames hold %d bytes of tar, the archive has %d", tarSize, ar.tarSize)
 	}
-	toc, err := readTOC(ra, tocFrame)
+	toc, err := readTOC(ra, tocFrame, len(ar.Head().Blobs))
 	if err != nil {
 		return err
 	}
