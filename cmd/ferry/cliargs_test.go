@@ -79,6 +79,10 @@ func TestFlagsAfterTheArgumentAreRead(t *testing.T) {
 	wantUsage(t, []string{"verify", "a.tar.zst", "--since"}, "verify: --since needs a value")
 	wantUsage(t, []string{"serve", "a.tar.zst", "--addr"}, "serve: --addr needs a value")
 	wantUsage(t, []string{"export", "-b", "127.0.0.1:1/x:1", "-o"}, "export: -o needs a value")
+	// Before any command, the error is ferry's own, said once.
+	if code, _, stderr := runFerry("--help=foo"); code != 2 || strings.Contains(stderr, "ferry: ferry:") || !strings.Contains(stderr, `--help "foo": give true or false`) {
+		t.Errorf("ferry --help=foo: exit %d, %q", code, stderr)
+	}
 	// --help after an argument is the command's help (urfave/cli looked
 	// for a help topic named after the argument: "No help topic", exit 1).
 	for _, args := range [][]string{{"completion", "zsh", "--help"}, {"inspect", "a.tar.zst", "-h"}, {"export", "oops", "--help"}, {"tag", "list", "x", "--help"}} {

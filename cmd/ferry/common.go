@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/registry"
 	"github.com/ferry-dev/ferry/internal/regopts"
+	"github.com/ferry-dev/ferry/internal/volumes"
 	"github.com/ferry-dev/ferry/serve"
 )
 
@@ -68,8 +69,12 @@ func refuseArchiveAsReference(c *cli.Context, flag, value string) error {
 		}
 		return usagef("%s: --lock %s: --lock takes an ImagesLock or BundleLock YAML file, and %s is named as an archive: %s", commandPath(c), value, value, readArchiveHint(c, value))
 	}
+	// A file counts when it is named or begins as an archive, or is named
+	// as a lock file: any other file (a binary named busybox beside the
+	// user) says nothing against the reference of the same name.
+	isLock := strings.HasSuffix(value, ".yml") || strings.HasSuffix(value, ".yaml")
 	info, err := os.Stat(value)
-	exists := err == nil && !info.IsDir()
+	exists := err == nil && info.Mode().IsRegular() && (isArchive || isLock || volumes.StartsAnArchive(value))
 	if _, explicit := registryHost(value); !exists && (explicit || !isArchive) {
 		return nil
 	}
@@ -78,7 +83,7 @@ func refuseArchiveAsReference(c *cli.Context, flag, value string) error {
 		what = "names no registry and is named as an archive"
 	}
 	hint := readArchiveHint(c, value)
-	if (c.Command.Name == "export" || c.Command.Name == "copy") && (strings.HasSuffix(value, ".yml") || strings.HasSuffix(value, ".yaml")) {
+	if (c.Command.Name == "export" || c.Command.Name == "copy") && isLock {
 		hint = fmt.Sprintf("an ImagesLock or BundleLock file goes with --lock %s", value)
 	}
 	form := "a registry reference (REGISTRY/PATH:TAG)"

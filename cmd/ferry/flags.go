@@ -37,7 +37,7 @@ func registryFlags() []cli.Flag {
 		&cli.IntFlag{Name: "registry-retry-count", Value: regopts.DefaultRetryCount, Category: cat, Action: atLeastOne("registry-retry-count"),
 			Usage: "attempts per request on 5xx, 429 and dropped connections, with exponential backoff; 1 makes no retries"},
 		&cli.DurationFlag{Name: "registry-response-header-timeout", Value: regopts.DefaultResponseHeaderTimeout, Category: cat,
-			Usage: "how long to wait for a registry to answer (its response headers, and its side of a TLS handshake), and the longest a download or upload may make no progress; a duration with its unit (30s, 2m)"},
+			Usage: "how long to wait for a registry to answer (its response headers, and its side of a TLS handshake, at most 10s), and the longest a download or upload may make no progress; a duration with its unit (30s, 2m)"},
 	}
 }
 

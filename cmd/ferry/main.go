@@ -399,11 +399,13 @@ func flagError(c *cli.Context, err error) error {
 		}
 		return fmt.Errorf("%s: unknown flag %s (%sferry %s --help lists its flags)", path, flag, hint, path)
 	}
-	if path == "" {
-		path = "ferry"
+	// main prefixes "ferry: "; a command's errors name the command too.
+	prefix, help := "", "ferry --help"
+	if path != "" {
+		prefix, help = path+": ", "ferry "+path+" --help"
 	}
 	if m := flagNoValue.FindStringSubmatch(msg); m != nil {
-		return fmt.Errorf("%s: %s needs a value (see ferry %s --help)", path, dashed(m[1]), path)
+		return fmt.Errorf("%s%s needs a value (see %s)", prefix, dashed(m[1]), help)
 	}
 	if m := flagBadValue.FindStringSubmatch(msg); m != nil {
 		value, name := m[1], m[2]
@@ -419,9 +421,9 @@ func flagError(c *cli.Context, err error) error {
 		case *cli.BoolFlag:
 			want = "true or false"
 		default:
-			return fmt.Errorf("%s: %s %s: %s", path, dashed(name), value, m[3])
+			return fmt.Errorf("%s%s %s: %s", prefix, dashed(name), value, m[3])
 		}
-		return fmt.Errorf("%s: %s %q: give %s", path, dashed(name), value, want)
+		return fmt.Errorf("%s%s %q: give %s", prefix, dashed(name), value, want)
 	}
 	return err
 }

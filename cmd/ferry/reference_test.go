@@ -149,3 +149,26 @@ func TestPushReservedLabelIsAUsageError(t *testing.T) {
 	}
 	wantUsage(t, []string{"push", "-i", "127.0.0.1:1/x/y:1", "-f", t.TempDir(), "-l", "novalue"}, `push: -l "novalue" is not KEY=VALUE`)
 }
+
+// A file of the same name as a reference says nothing against it unless
+// it is an archive (by its name or its first bytes) or a lock file: a
+// binary named after its image, or a note, lies beside users all the time.
+// Here the references name a registry that listens nowhere, so a reference
+// taken as such fails with exit 1, and one refused as a file with exit 2.
+func TestFileNamedLikeAReference(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if err := os.MkdirAll("127.0.0.1:1/x", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("127.0.0.1:1/x/app", []byte("a note"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("127.0.0.1:1/x/rel", []byte{0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0}, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "o.tar.zst")
+	if code, _, stderr := runFerry("export", "-i", "127.0.0.1:1/x/app", "-o", out, "--registry-retry-count", "1"); code != 1 || strings.Contains(stderr, "is a file") {
+		t.Errorf("export -i of a reference that is also a plain file: exit %d, %s; want it read as the reference", code, stderr)
+	}
+	wantUsage(t, []string{"export", "-i", "127.0.0.1:1/x/rel", "-o", out}, "-i 127.0.0.1:1/x/rel is a file")
+}

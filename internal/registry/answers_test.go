@@ -305,7 +305,6 @@ func TestBlobExistsChecksTheAnswer(t *testing.T) {
 		header http.Header
 		want   string
 	}{
-		{"no headers", http.Header{}, "neither a Content-Length nor a Docker-Content-Digest"},
 		{"wrong size", http.Header{"Content-Length": {"7"}}, "Content-Length 7, the blob has 6 bytes"},
 		{"wrong digest", http.Header{"Content-Length": {"6"}, "Docker-Content-Digest": {d.String()}}, "Docker-Content-Digest " + d.String()},
 	} {
@@ -323,6 +322,20 @@ func TestBlobExistsChecksTheAnswer(t *testing.T) {
 		if err == nil || ok || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), absent.String()) {
 			t.Errorf("%s: %v, %v; want an error naming the blob and %q", tc.name, ok, err, tc.want)
 		}
+	}
+
+	// A 200 that says nothing of the blob (a front that drops
+	// Content-Length on HEAD, or a registry that answers 200 to any HEAD)
+	// does not vouch for it: the blob is sent.
+	reg.setHook(func(w http.ResponseWriter, req *http.Request) bool {
+		if req.Method != http.MethodHead {
+			return false
+		}
+		w.WriteHeader(http.StatusOK)
+		return true
+	})
+	if ok, err := r.BlobExists(ctx, absent, 6); err != nil || ok {
+		t.Errorf("a 200 with neither Content-Length nor Docker-Content-Digest: %v, %v; want absent", ok, err)
 	}
 
 	// A registry that says the digest but not the size (Content-Length is

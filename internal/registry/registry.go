@@ -475,30 +475,34 @@ func (r *Repo) BlobExists(ctx context.Context, d v1.Hash, size int64) (bool, err
 	defer drain(resp)
 	switch resp.StatusCode {
 	case http.StatusOK:
-		if err := blobAnswer(resp, d, size); err != nil {
+		present, err := blobAnswer(resp, d, size)
+		if err != nil {
 			return false, fmt.Errorf("check blob %s@%s: %w", r.name, d, err)
 		}
-		return true, nil
+		return present, nil
 	case http.StatusNotFound:
 		return false, nil
 	}
 	return false, fmt.Errorf("check blob %s@%s: %w", r.name, d, transport.CheckError(resp))
 }
 
-// blobAnswer checks a 200 to the HEAD of blob d, of size bytes.
-func blobAnswer(resp *http.Response, d v1.Hash, size int64) error {
+// blobAnswer checks a 200 to the HEAD of blob d, of size bytes: present
+// when the answer's size (or, without a Content-Length, its digest) is the
+// blob's. An answer that contradicts the blob is an error: the registry is
+// broken, or no registry. One that says neither (some proxies and HTTP/2
+// fronts drop Content-Length on HEAD) is taken as absent, so the blob is
+// sent, and the upload's own answer is checked.
+func blobAnswer(resp *http.Response, d v1.Hash, size int64) (bool, error) {
 	got := resp.Header.Get("Docker-Content-Digest")
 	switch {
 	case got != "" && got != d.String():
-		return fmt.Errorf("the registry answers 200 with Docker-Content-Digest %s", got)
+		return false, fmt.Errorf("the registry answers 200 with Docker-Content-Digest %s", got)
 	case size < 0 || resp.ContentLength == size:
-		return nil
+		return true, nil
 	case resp.ContentLength >= 0:
-		return fmt.Errorf("the registry answers 200 with Content-Length %d, the blob has %d bytes", resp.ContentLength, size)
-	case got == "":
-		return fmt.Errorf("the registry answers 200 with neither a Content-Length nor a Docker-Content-Digest: nothing says it holds the blob")
+		return false, fmt.Errorf("the registry answers 200 with Content-Length %d, the blob has %d bytes", resp.ContentLength, size)
 	}
-	return nil
+	return got != "", nil
 }
 
 // manifestAccept lists every manifest media type ferry carries.

@@ -3,6 +3,7 @@ package regopts
 import (
 	"context"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -73,5 +74,45 @@ func TestTLSHandshakeWaitsTheResponseHeaderTimeout(t *testing.T) {
 	// One attempt is not "1 attempts".
 	if strings.Contains(err.Error(), "1 attempts") || !strings.Contains(err.Error(), "gave up after 1 attempt)") {
 		t.Errorf("error %q: want \"gave up after 1 attempt\"", err)
+	}
+}
+
+// baseTransport digs the *http.Transport out of what transport builds.
+func baseTransport(t *testing.T, rt http.RoundTripper) *http.Transport {
+	t.Helper()
+	for {
+		switch r := rt.(type) {
+		case *http.Transport:
+			return r
+		case cleartextTransport:
+			rt = r.inner
+		case limitTransport:
+			rt = r.inner
+		case *retryTransport:
+			rt = r.inner
+		case idleTransport:
+			rt = r.inner
+		default:
+			t.Fatalf("unexpected %T in the transport", rt)
+		}
+	}
+}
+
+// The flag shortens the handshake's wait and never lengthens it: its 2m
+// default for answers held a host that accepts and never answers TLS 2m
+// per attempt, where Go's transport gives up after 10s.
+func TestTLSHandshakeTimeoutOnlyShortened(t *testing.T) {
+	for _, tc := range []struct{ flag, want time.Duration }{
+		{0, 10 * time.Second},
+		{2 * time.Second, 2 * time.Second},
+		{5 * time.Minute, 10 * time.Second},
+	} {
+		rt, err := Options{ResponseHeaderTimeout: tc.flag}.transport()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := baseTransport(t, rt).TLSHandshakeTimeout; got != tc.want {
+			t.Errorf("--registry-response-header-timeout %s: TLS handshake timeout %s, want %s", tc.flag, got, tc.want)
+		}
 	}
 }

@@ -322,11 +322,13 @@ func (o Options) transport() (http.RoundTripper, error) {
 	case o.ResponseHeaderTimeout > 0:
 		base.ResponseHeaderTimeout = o.ResponseHeaderTimeout
 	}
-	if base.ResponseHeaderTimeout > 0 {
+	if t := base.ResponseHeaderTimeout; t > 0 && (base.TLSHandshakeTimeout <= 0 || t < base.TLSHandshakeTimeout) {
 		// The handshake is the registry's first answer too: with Go's
 		// own 10s, a host that accepts and never answers held every
 		// attempt 10s whatever the flag said (65s where 2s was asked).
-		base.TLSHandshakeTimeout = base.ResponseHeaderTimeout
+		// Only ever shortened: the 2m default for answers would hold a
+		// silent host 2m per attempt.
+		base.TLSHandshakeTimeout = t
 	}
 	var inner http.RoundTripper = base
 	if base.ResponseHeaderTimeout > 0 {

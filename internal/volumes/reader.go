@@ -122,7 +122,7 @@ func setOf(path string) (string, bool) {
 		// file it would only be "not an archive". Read as a volume, it is
 		// named with what is missing. (One that happens to start on a
 		// frame is read as a file, and refused as not being an archive.)
-		return base, m[2] != "001" && !startsAnArchive(path)
+		return base, m[2] != "001" && !StartsAnArchive(path)
 	case errors.Is(err, fs.ErrNotExist):
 		if m[2] != "001" && !listed() {
 			return "", false
@@ -133,11 +133,11 @@ func setOf(path string) (string, bool) {
 	return "", false
 }
 
-// startsAnArchive reports whether the file at path begins as an archive of
+// StartsAnArchive reports whether the file at path begins as an archive of
 // its own does: a zstd frame (or skippable frame), gzip, or a tar header.
 // It is true when the file cannot be read, so that the error comes from
 // opening it as a file.
-func startsAnArchive(path string) bool {
+func StartsAnArchive(path string) bool {
 	f, err := os.Open(path)
 	if err != nil {
 		return true

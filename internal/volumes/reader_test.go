@@ -171,11 +171,11 @@ func TestStartsAnArchive(t *testing.T) {
 		if err := os.WriteFile(path, tc.data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if got := startsAnArchive(path); got != tc.want {
-			t.Errorf("startsAnArchive(%s) = %v, want %v", tc.name, got, tc.want)
+		if got := StartsAnArchive(path); got != tc.want {
+			t.Errorf("StartsAnArchive(%s) = %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	if !startsAnArchive(filepath.Join(dir, "absent")) {
+	if !StartsAnArchive(filepath.Join(dir, "absent")) {
 		t.Error("a file that cannot be read must be left to open as a file")
 	}
 }
