@@ -86,7 +86,8 @@ func completionCommand() *cli.Command {
 		Args:      true, // one: refuseStrayArgs refuses more
 		Usage:     "print a shell completion script (bash, zsh or fish)",
 		UsageText: "ferry completion bash|zsh|fish",
-		Description: `Prints a script that completes ferry's commands and flags. To load it:
+		Description: `Prints a script that completes ferry's commands, flags, and the values that
+are a few fixed words (the shell, --level's levels). To load it:
   bash: source <(ferry completion bash)       (in ~/.bashrc)
   zsh:  source <(ferry completion zsh)        (in ~/.zshrc, after compinit)
   fish: ferry completion fish > ~/.config/fish/completions/ferry.fish`,

@@ -27,7 +27,7 @@ first), so it answers at once whatever the archive's size. It verifies what
 it reads; ferry verify checks the configs and layers too. FILE may be the
 volumes of a split export (FILE, or FILE.001) or a tarball imgpkg copy
 --to-tar wrote.`,
-		Flags:  outputFlags("print full digests in references, and list every blob a delta archive left out, not only the first 10"),
+		Flags:  outputFlags("print full digests (in references and the DIGEST column), and list every blob a delta archive left out, not only the first 10"),
 		Action: runInspect,
 	}
 }

@@ -94,13 +94,18 @@ func Parse(b []byte, source string) (*Document, error) {
 // Decode reads one document from r, to r's end, and checks it: the media
 // type, a version this package reads, registries and repositories named
 // as image references name them, sha256 digests and sizes that are not
-// negative. source names the document in errors. r is read through a
-// small buffer, never held whole: a document of hundreds of megabytes
-// costs what it decodes to.
+// negative. source names the document in errors. r is read to its end;
+// encoding/json holds the document's bytes while it decodes them, so a
+// document costs its size plus what it decodes to.
 func Decode(r io.Reader, source string) (*Document, error) {
 	var d Document
 	dec := json.NewDecoder(r)
 	if err := dec.Decode(&d); err != nil {
+		// A field of the wrong type leaves the others decoded: JSON that
+		// does not even say it is an inventory is another document.
+		if errors.As(err, new(*json.UnmarshalTypeError)) && d.MediaType != MediaType {
+			return nil, fmt.Errorf("inventory %s: media type %q, want %q: %w", source, short(d.MediaType), MediaType, ErrNotInventory)
+		}
 		return nil, fmt.Errorf("inventory %s: %w", source, err)
 	}
 	// One document: a second one (two inventories joined with cat) would

@@ -65,6 +65,16 @@ func TestSniffAndNotAnInventory(t *testing.T) {
 	if !errors.Is(err, inventory.ErrNotInventory) || !strings.Contains(err.Error(), "package.json") {
 		t.Errorf("Parse of other JSON: %v; want ErrNotInventory naming the file", err)
 	}
+	// Other JSON whose fields clash with an inventory's types is no
+	// inventory either; an inventory with such a field is a damaged one.
+	_, err = inventory.Parse([]byte(`{"mediaType":"x","repositories":"nope"}`), "other.json")
+	if !errors.Is(err, inventory.ErrNotInventory) {
+		t.Errorf("Parse of other JSON with a clashing field: %v; want ErrNotInventory", err)
+	}
+	_, err = inventory.Parse([]byte(`{"mediaType":"`+inventory.MediaType+`","formatVersion":1,"repositories":"nope"}`), "have.json")
+	if err == nil || errors.Is(err, inventory.ErrNotInventory) {
+		t.Errorf("Parse of an inventory with a clashing field: %v; want an error, not ErrNotInventory", err)
+	}
 	_, err = inventory.Parse([]byte(`{"mediaType":"`+inventory.MediaType+`","formatVersion":1,"repositories":[`), "have.json")
 	if err == nil || errors.Is(err, inventory.ErrNotInventory) {
 		t.Errorf("Parse of an inventory cut short: %v; want an error, not ErrNotInventory", err)

@@ -462,11 +462,12 @@ func drain(resp *http.Response) {
 // (HEAD); a negative size is not checked. A 200 counts only when the
 // registry's answer agrees with the blob: its Content-Length is size, and
 // its Docker-Content-Digest, when sent, is d; without a Content-Length the
-// digest must be there to say so. An answer that contradicts the blob, or
-// says nothing of it, is an error naming what the registry answered rather
-// than "absent": a registry that claims a digest with another size is
-// broken or is not a registry (a proxy, a login page), and uploading into
-// it would only hide that until something pulls the blob.
+// digest must be there to say so. An answer that contradicts the blob is
+// an error naming what the registry answered rather than "absent": a
+// registry that claims a digest with another size is broken or is not a
+// registry (a proxy, a login page), and uploading into it would only hide
+// that until something pulls the blob. One that says neither its size nor
+// its digest is taken as absent, and the blob is sent.
 func (r *Repo) BlobExists(ctx context.Context, d v1.Hash, size int64) (bool, error) {
 	resp, err := r.do(ctx, http.MethodHead, r.url("/blobs/"+d.String()), nil, 0, nil)
 	if err != nil {

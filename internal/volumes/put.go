@@ -37,8 +37,9 @@ import (
 // warning.
 //
 // The returned warnings say what could not be removed once the new archive
-// was in place, and what an interrupted Put had left; they are not
-// failures.
+// was in place, what an interrupted Put had left, and which files named
+// like a volume of path, that no export of it wrote, stay beside new
+// volumes (readers refuse them as extra volumes); they are not failures.
 func Put(path string, files []*atomicfile.File, sums []atomicfile.Checksum) (warnings []error, err error) {
 	return put(path, files, sums, osOps)
 }
