@@ -240,38 +240,45 @@ type cpCutProxy struct {
 
 func newCutProxy(t testing.TB, target *testregistry.Registry) *cpCutProxy {
 	t.Helper()
-	u := impMust(url.Parse(target.URL))
 	p := &cpCutProxy{cuts: map[string]int{}}
+	// The headers and the half of the body sent reach the client before
+	// the cut, however small the body: the client sees a response cut
+	// part way, not a connection closed before it.
+	p.Endpoint = serveModifyingProxy(t, target, -1, func(resp *http.Response) error {
+		if req := resp.Request; req.Method != http.MethodGet || !p.take(req.URL.Path) {
+			return nil
+		}
+		left := resp.ContentLength / 2
+		if p.atEnd {
+			left = resp.ContentLength
+			resp.ContentLength = -1
+			resp.Header.Del("Content-Length")
+		}
+		resp.Body = &cpCutBody{rc: resp.Body, left: left}
+		return nil
+	})
+	return p
+}
+
+// serveModifyingProxy starts a loopback reverse proxy in front of target
+// whose responses pass through modify, flushed as httputil.ReverseProxy's
+// FlushInterval says, and returns its endpoint.
+func serveModifyingProxy(t testing.TB, target *testregistry.Registry, flush time.Duration, modify func(*http.Response) error) testregistry.Endpoint {
+	t.Helper()
+	u := impMust(url.Parse(target.URL))
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)
 			pr.Out.Host = pr.In.Host
 		},
-		ModifyResponse: func(resp *http.Response) error {
-			if req := resp.Request; req.Method != http.MethodGet || !p.take(req.URL.Path) {
-				return nil
-			}
-			left := resp.ContentLength / 2
-			if p.atEnd {
-				left = resp.ContentLength
-				resp.ContentLength = -1
-				resp.Header.Del("Content-Length")
-			}
-			resp.Body = &cpCutBody{rc: resp.Body, left: left}
-			return nil
-		},
-		// The headers and the half of the body sent reach the client
-		// before the cut, however small the body: the client sees a
-		// response cut part way, not a connection closed before it.
-		FlushInterval: -1,
-		ErrorLog:      log.New(io.Discard, "", 0),
+		ModifyResponse: modify,
+		FlushInterval:  flush,
+		ErrorLog:       log.New(io.Discard, "", 0),
 	}
 	srv := httptest.NewServer(rp)
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	t.Cleanup(srv.Close)
-	p.URL = srv.URL
-	p.Host = strings.TrimPrefix(srv.URL, "http://")
-	return p
+	return testregistry.Endpoint{URL: srv.URL, Host: strings.TrimPrefix(srv.URL, "http://")}
 }
 
 // cut arms the proxy to cut the next n downloads of d.

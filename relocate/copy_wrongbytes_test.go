@@ -4,11 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -36,40 +32,27 @@ type wrongBytesProxy struct {
 
 func newWrongBytesProxy(t testing.TB, target *testregistry.Registry) *wrongBytesProxy {
 	t.Helper()
-	u := impMust(url.Parse(target.URL))
 	p := &wrongBytesProxy{}
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(u)
-			pr.Out.Host = pr.In.Host
-		},
-		ModifyResponse: func(resp *http.Response) error {
-			if req := resp.Request; req.Method != http.MethodGet || p.bad == (v1.Hash{}) || !strings.HasSuffix(req.URL.Path, "/blobs/"+p.bad.String()) {
-				return nil
-			}
-			p.served.Add(1)
-			b, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				return err
-			}
-			if p.extra {
-				b = append(b, 'x')
-			} else {
-				b[0] ^= 0xff
-			}
-			resp.Body = io.NopCloser(bytes.NewReader(b))
-			resp.ContentLength = int64(len(b))
-			resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+	p.Endpoint = serveModifyingProxy(t, target, 0, func(resp *http.Response) error {
+		if req := resp.Request; req.Method != http.MethodGet || p.bad == (v1.Hash{}) || !strings.HasSuffix(req.URL.Path, "/blobs/"+p.bad.String()) {
 			return nil
-		},
-		ErrorLog: log.New(io.Discard, "", 0),
-	}
-	srv := httptest.NewServer(rp)
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	t.Cleanup(srv.Close)
-	p.URL = srv.URL
-	p.Host = strings.TrimPrefix(srv.URL, "http://")
+		}
+		p.served.Add(1)
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if p.extra {
+			b = append(b, 'x')
+		} else {
+			b[0] ^= 0xff
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		resp.ContentLength = int64(len(b))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+		return nil
+	})
 	return p
 }
 
