@@ -334,8 +334,10 @@ func TestBlobExistsChecksTheAnswer(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 		return true
 	})
-	if ok, err := r.BlobExists(ctx, absent, 6); err != nil || ok {
-		t.Errorf("a 200 with neither Content-Length nor Docker-Content-Digest: %v, %v; want absent", ok, err)
+	for _, size := range []int64{6, -1} {
+		if ok, err := r.BlobExists(ctx, absent, size); err != nil || ok {
+			t.Errorf("a 200 with neither Content-Length nor Docker-Content-Digest, size %d: %v, %v; want absent", size, ok, err)
+		}
 	}
 
 	// A registry that says the digest but not the size (Content-Length is

@@ -498,12 +498,12 @@ func blobAnswer(resp *http.Response, d v1.Hash, size int64) (bool, error) {
 	switch {
 	case got != "" && got != d.String():
 		return false, fmt.Errorf("the registry answers 200 with Docker-Content-Digest %s", got)
+	case resp.ContentLength < 0:
+		return got != "", nil
 	case size < 0 || resp.ContentLength == size:
 		return true, nil
-	case resp.ContentLength >= 0:
-		return false, fmt.Errorf("the registry answers 200 with Content-Length %d, the blob has %d bytes", resp.ContentLength, size)
 	}
-	return got != "", nil
+	return false, fmt.Errorf("the registry answers 200 with Content-Length %d, the blob has %d bytes", resp.ContentLength, size)
 }
 
 // manifestAccept lists every manifest media type ferry carries.
