@@ -973,10 +973,14 @@ func (r *Repo) Mount(ctx context.Context, d v1.Hash) (bool, error) {
 // retryableUpload reports whether a failed upload may succeed in a new
 // session: a dropped connection or timeout, a 5xx or 429, or the registry
 // saying the session or the bytes it got are wrong (after a drop, a session
-// may hold part of a body).
+// may hold part of a body). Callers rule out an ended context first:
+// net/http's response-header timeout also matches
+// context.DeadlineExceeded, and a registry that commits a large blob
+// slowly (distribution on S3 copies it at the PUT) answers late with the
+// command's context alive.
 func retryableUpload(err error) bool {
 	var ae *answerError
-	if IsPermanent(err) || errors.As(err, &ae) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if IsPermanent(err) || errors.As(err, &ae) || errors.Is(err, context.Canceled) {
 		return false
 	}
 	var se *SourceError
