@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ferry-dev/ferry/fixtures/golden"
 )
 
 // Digests imgpkg v0.43 produced for golden/bundle-basic (golden/README.md).
@@ -102,6 +104,16 @@ func TestBuildPreservePermissionsMatchesImgpkgGolden(t *testing.T) {
 		if e.name == "config/app.yml" && e.mode != 0o644 {
 			t.Errorf("config/app.yml mode %o, want 644", e.mode)
 		}
+	}
+}
+
+// golden/locations-normalised: imgpkg pushed a directory holding only
+// that images.yml; ferry gives the same bundle, the one whose locations
+// image the golden data records.
+func TestBuildNormalisedLockBundleMatchesImgpkgGolden(t *testing.T) {
+	dir := writeTree(t, [2]string{".imgpkg/images.yml", string(readGolden(t, golden.NormalisedLock))})
+	if got := digestOf(t, build(t, []string{dir}, BuildOptions{Bundle: true})); got != golden.NormalisedBundle {
+		t.Errorf("manifest digest %s, want %s", got, golden.NormalisedBundle)
 	}
 }
 
