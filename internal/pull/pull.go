@@ -242,7 +242,7 @@ func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantB
 		if p.seen[h] {
 			continue
 		}
-		nested, err := p.isBundle(d, locations, l.Images[i].Image)
+		nested, err := p.isBundle(d, locations, l.Images[i])
 		if err != nil {
 			return nil, fmt.Errorf("nested image %s: %w", img.Image, err)
 		}
@@ -305,7 +305,8 @@ func (p *puller) locations(repo name.Repository, digest v1.Hash) (*lock.ImageLoc
 // images are already named in repo (imgpkg writes it back canonically,
 // without comments or tags): what decides is the locations image or, without
 // one, whether every image is found in repo, checked once per distinct
-// reference as imgpkg does.
+// reference in its fully qualified form ("repo:v1@D" and "repo@D" are one),
+// as imgpkg does: it normalises the lock's names as it reads it.
 func (p *puller) relocate(repo name.Repository, l *lock.ImagesLock, locations *lock.ImageLocations) (*lock.ImagesLock, Rewrite, error) {
 	out := *l
 	out.Images = make([]lock.ImageRef, len(l.Images))
@@ -322,10 +323,14 @@ func (p *puller) relocate(repo name.Repository, l *lock.ImagesLock, locations *l
 	}
 	checked := make(map[string]bool, len(l.Images))
 	for i, img := range out.Images {
-		if checked[l.Images[i].Image] {
+		canonical, err := l.Images[i].Digest()
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %w", l.Images[i].Image, err)
+		}
+		if checked[canonical.Name()] {
 			continue
 		}
-		checked[l.Images[i].Image] = true
+		checked[canonical.Name()] = true
 		d, _ := name.NewDigest(img.Image, p.opts.Name...)
 		if _, err := remote.Head(d, p.opts.Remote...); err != nil {
 			if regerr.IsNotFound(err) {
@@ -339,12 +344,23 @@ func (p *puller) relocate(repo name.Repository, l *lock.ImagesLock, locations *l
 	return &out, RewriteChecked, nil
 }
 
-// isBundle tells whether the lock image at d is a bundle, from the
-// locations image when there is one, else from its config.
-func (p *puller) isBundle(d name.Digest, locations *lock.ImageLocations, original string) (bool, error) {
+// isBundle tells whether the lock image original, found at d, is a bundle:
+// from the locations image when it has an entry of the same name, else
+// from its config. Names are compared in their fully qualified form, as
+// imgpkg compares them (it normalises the lock's names as it reads them,
+// and writes the locations image's names normalised), so "nginx@D" in the
+// lock matches "index.docker.io/library/nginx@D" in the locations image.
+// The locations image's names are normalised too, so that one written with
+// the lock's strings as they were (by ferry before it wrote them as imgpkg
+// does) still matches.
+func (p *puller) isBundle(d name.Digest, locations *lock.ImageLocations, original lock.ImageRef) (bool, error) {
 	if locations != nil {
+		want, err := original.Digest()
+		if err != nil {
+			return false, err
+		}
 		for _, loc := range locations.Images {
-			if loc.Image == original {
+			if got, err := lock.NormalizeDigestRef(loc.Image); err == nil && got.Name() == want.Name() {
 				return loc.IsBundle, nil
 			}
 		}
