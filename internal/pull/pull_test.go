@@ -416,8 +416,9 @@ func TestPullRewritesALockAlreadyNamingTheBundleRepository(t *testing.T) {
 }
 
 // imgpkg rewrites images.yml with os.WriteFile over the extracted file,
-// which keeps that file's mode: the layer's owner bits copied to group and
-// other, less the umask. Not parallel: it sets the process's umask.
+// which keeps that file's mode: for a default push, the layer's owner bits
+// copied to group and other, less the umask. Not parallel: it sets the
+// process's umask.
 func TestPullRewriteKeepsTheExtractedModeOfImagesYML(t *testing.T) {
 	reg := testregistry.NewGGCR(t)
 	opts := reg.RemoteOptions(t)
