@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/ferry-dev/ferry/internal/bundle"
@@ -287,11 +289,12 @@ func rewriteLock(path string, l *lock.ImagesLock) error {
 }
 
 // locations reads the bundle's image-locations image from repo, or returns
-// nil when there is none.
+// nil when there is none (or the registry refuses it with 401 or 403: see
+// absentForPull).
 func (p *puller) locations(repo name.Repository, digest v1.Hash) (*lock.ImageLocations, error) {
 	ref := repo.Tag(tags.ImageLocations(digest))
 	img, err := remote.Image(ref, p.opts.Remote...)
-	if regerr.IsNotFound(err) {
+	if absentForPull(err) {
 		return nil, nil
 	}
 	if err != nil {
@@ -333,7 +336,7 @@ func (p *puller) relocate(repo name.Repository, l *lock.ImagesLock, locations *l
 		checked[canonical.Name()] = true
 		d, _ := name.NewDigest(img.Image, p.opts.Name...)
 		if _, err := remote.Head(d, p.opts.Remote...); err != nil {
-			if regerr.IsNotFound(err) {
+			if absentForPull(err) {
 				// Not relocated (or only partly): the images are still where
 				// the lock says, so leave it alone as imgpkg does.
 				return l, RewriteNone, nil
@@ -342,6 +345,26 @@ func (p *puller) relocate(repo name.Repository, l *lock.ImagesLock, locations *l
 		}
 	}
 	return &out, RewriteChecked, nil
+}
+
+// absentForPull reports whether err means, for pull's two fallbacks, that
+// what was asked for is not there: the registry said so
+// (regerr.IsNotFound), or it refused the request with 401 or 403. imgpkg
+// v0.43 takes those two statuses like a 404 where its pull looks for the
+// locations image (bundle.LocationsConfigs.Fetch, imageNotFoundStatusCode)
+// and where it checks that the lock's images are in the bundle's repository
+// (ImageRefs.UpdateRelativeToRepo, imageIsNotFound): a registry that hides
+// them from this puller is one the bundle was not relocated to, so pull
+// falls back to the checks, or leaves images.yml as pushed. ferry does the
+// same there, and only there, so that its pull gives the directory imgpkg's
+// gives; everywhere else (regerr.IsNotFound) an authentication failure is
+// never "not found", because taking it so would silently skip content.
+func absentForPull(err error) bool {
+	if regerr.IsNotFound(err) {
+		return true
+	}
+	var te *transport.Error
+	return errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden)
 }
 
 // isBundle tells whether the lock image original, found at d, is a bundle:
