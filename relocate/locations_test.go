@@ -36,17 +36,7 @@ func TestBundleLocationsNamesARepeatedImageOnce(t *testing.T) {
 			if len(il.Images) != 2 {
 				t.Fatalf("the lock holds %d entries, want the 2 this test is about", len(il.Images))
 			}
-			locs, err := relocate.BundleLocations(il, func(v1.Hash) bool { return false })
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := locs.Marshal()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("image-locations.yml:\n%s\nwant (imgpkg's):\n%s", got, want)
-			}
+			wantLocations(t, il, want)
 		})
 	}
 }
@@ -71,17 +61,7 @@ func TestBundleLocationsNamesImagesAsImgpkgDoes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	locs, err := relocate.BundleLocations(il, func(v1.Hash) bool { return false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := locs.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("image-locations.yml:\n%s\nwant (imgpkg's):\n%s", got, want)
-	}
+	locs := wantLocations(t, il, want)
 	img, err := bundle.LocationsImage(locs)
 	if err != nil {
 		t.Fatal(err)
@@ -115,4 +95,22 @@ func TestBundleLocationsNamesADigestOnceByItsFirstName(t *testing.T) {
 	if !reflect.DeepEqual(locs.Images, want) {
 		t.Errorf("entries %+v, want %+v", locs.Images, want)
 	}
+}
+
+// wantLocations checks that the locations document BundleLocations makes
+// for il, no image a bundle, marshals to want, and returns it.
+func wantLocations(t *testing.T, il *lock.ImagesLock, want []byte) lock.ImageLocations {
+	t.Helper()
+	locs, err := relocate.BundleLocations(il, func(v1.Hash) bool { return false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := locs.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("image-locations.yml:\n%s\nwant (imgpkg's):\n%s", got, want)
+	}
+	return locs
 }

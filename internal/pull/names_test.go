@@ -2,7 +2,6 @@ package pull
 
 import (
 	"context"
-	"net/http"
 	"path/filepath"
 	"testing"
 
@@ -71,37 +70,5 @@ func TestPullRecursiveMatchesLocationsByNormalisedName(t *testing.T) {
 		if r.Kind == testregistry.KindManifest && r.Ref != "v1" && r.Ref != desc.Digest.String() && r.Ref != locTag.TagStr() {
 			t.Errorf("%s %s %s: the locations image says what it is", r.Method, r.Repo, r.Ref)
 		}
-	}
-}
-
-// Without a locations image, imgpkg checks each lock image in the bundle's
-// repository once per distinct name in its fully qualified form, so
-// "repo:v1@D" and "repo@D" cost one HEAD; ferry used to count the strings.
-func TestPullChecksEachNormalisedNameOnce(t *testing.T) {
-	reg := testregistry.NewGGCR(t)
-	opts := reg.RemoteOptions(t)
-	repo := reg.Repo("src/app1")
-	app := seedApp(t, repo, opts)
-	pushed := "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages:\n" +
-		"- image: " + repo + ":v1@" + app.String() + "\n" +
-		"- image: " + repo + "@" + app.String() + "\n"
-	ref := pushBundleFiles(t, repo+":bundle", map[string]string{".imgpkg/images.yml": pushed}, nil, opts)
-
-	reg.ResetCounts()
-	res, err := Pull(context.Background(), ref, filepath.Join(t.TempDir(), "out"), Options{Bundle: true, Remote: opts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Rewrite != RewriteChecked {
-		t.Errorf("rewrite %q, want %q", res.Rewrite, RewriteChecked)
-	}
-	heads := 0
-	for _, r := range reg.Requests() {
-		if r.Method == http.MethodHead && r.Kind == testregistry.KindManifest && r.Ref == app.String() {
-			heads++
-		}
-	}
-	if heads != 1 {
-		t.Errorf("%d HEADs of %s@%s, want 1 (one per distinct normalised name, as imgpkg)", heads, repo, app)
 	}
 }

@@ -97,19 +97,33 @@ func TestExtractModesKeepGroupAndOtherBitsLikeImgpkg(t *testing.T) {
 		entry{name: "d300/f", typ: '0', mode: 0o600, body: "f"},
 		entry{name: "implied/f", typ: '0', mode: 0o640, body: "f"},
 	)
+	out := extractUnderUmask(t, tarball, 0o002, Options{})
+	wantModes(t, out, map[string]fs.FileMode{
+		"d750": 0o775, "d750/f640": 0o640, "d750/f750": 0o750, "d750/f604": 0o604,
+		"d750/f666": 0o664, "d750/f600": 0o664, "d750/f700": 0o775,
+		"d300": 0o775, "d300/f": 0o664, "implied": 0o775, "implied/f": 0o640,
+	})
+}
+
+// extractUnderUmask extracts tarball into a new output directory with the
+// process umask set to umask, and returns that directory.
+func extractUnderUmask(t *testing.T, tarball []byte, umask int, opts Options) string {
+	t.Helper()
 	_, out := workspace(t)
-	old := syscall.Umask(0o002)
-	err := Extract(context.Background(), bytes.NewReader(tarball), out, Options{})
+	old := syscall.Umask(umask)
+	err := Extract(context.Background(), bytes.NewReader(tarball), out, opts)
 	syscall.Umask(old)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for p, m := range map[string]fs.FileMode{
-		"d750": 0o775, "d750/f640": 0o640, "d750/f750": 0o750, "d750/f604": 0o604,
-		"d750/f666": 0o664, "d750/f600": 0o664, "d750/f700": 0o775,
-		"d300": 0o775, "d300/f": 0o664, "implied": 0o775, "implied/f": 0o640,
-	} {
-		if got := modeOf(t, filepath.Join(out, p)); got != m {
+	return out
+}
+
+// wantModes checks the permission bits of paths below dir.
+func wantModes(t *testing.T, dir string, want map[string]fs.FileMode) {
+	t.Helper()
+	for p, m := range want {
+		if got := modeOf(t, filepath.Join(dir, filepath.FromSlash(p))); got != m {
 			t.Errorf("%s mode %o, want %o", p, got, m)
 		}
 	}
@@ -130,11 +144,9 @@ func TestPrepareAndResetDirMakeDirectoriesLikeImgpkg(t *testing.T) {
 	if err != nil || replaced {
 		t.Fatalf("replaced %v, err %v", replaced, err)
 	}
-	for _, p := range []string{"a", "a/out", "a/out/.imgpkg", "a/out/.imgpkg/bundles", "a/out/.imgpkg/bundles/sha256-x"} {
-		if got := modeOf(t, filepath.Join(parent, p)); got != 0o775 {
-			t.Errorf("%s mode %o, want 775", p, got)
-		}
-	}
+	wantModes(t, parent, map[string]fs.FileMode{
+		"a": 0o775, "a/out": 0o775, "a/out/.imgpkg": 0o775, "a/out/.imgpkg/bundles": 0o775, "a/out/.imgpkg/bundles/sha256-x": 0o775,
+	})
 }
 
 func TestExtractPreservePermissions(t *testing.T) {
@@ -147,22 +159,12 @@ func TestExtractPreservePermissions(t *testing.T) {
 		entry{name: "private", typ: '0', mode: 0o600, body: "p"},
 		entry{name: "open", typ: '0', mode: 0o666, body: "o"},
 	)
-	_, out := workspace(t)
 	// A umask that would narrow every mode: preserved modes ignore it.
-	old := syscall.Umask(0o077)
-	err := Extract(context.Background(), bytes.NewReader(tarball), out, Options{PreservePermissions: true})
-	syscall.Umask(old)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for p, m := range map[string]fs.FileMode{
+	out := extractUnderUmask(t, tarball, 0o077, Options{PreservePermissions: true})
+	wantModes(t, out, map[string]fs.FileMode{
 		"ro": 0o555, "ro/sub": 0o750, "ro/sub/f": 0o640, "ro/inside.txt": 0o600,
 		"setuid": 0o755, "private": 0o600, "open": 0o666,
-	} {
-		if got := modeOf(t, filepath.Join(out, p)); got != m {
-			t.Errorf("%s mode %o, want %o", p, got, m)
-		}
-	}
+	})
 	fi, _ := os.Lstat(filepath.Join(out, "setuid"))
 	if fi.Mode()&fs.ModeSetuid != 0 {
 		t.Errorf("setuid bit kept: %v", fi.Mode())
