@@ -1,8 +1,13 @@
 package lock
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Bundle is a bundle's optional .imgpkg/bundle.yml: who made it and where to
@@ -61,6 +66,26 @@ func ParseBundle(data []byte, source string) (*Bundle, error) {
 		b.Websites = nil
 	}
 	return &b, nil
+}
+
+// IsEmptyDocument reports whether data holds no YAML content: nothing but
+// blank lines, comments, document markers or null documents. A bundle.yml
+// like that says nothing, and push takes it for no metadata.
+func IsEmptyDocument(data []byte) bool {
+	if checkSize(data, "") != nil {
+		return false
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return true
+		}
+		if err != nil || !isNull(&doc) {
+			return false
+		}
+	}
 }
 
 // ReadBundle reads and parses the Bundle at path.

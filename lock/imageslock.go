@@ -21,8 +21,9 @@ type ImagesLock struct {
 // ImageRef is one entry of an ImagesLock.
 type ImageRef struct {
 	// Image is a digest reference exactly as written in the lock, not
-	// normalised, because imgpkg records it that way in image-locations and
-	// matches it by string; use Digest for the normalised reference.
+	// normalised, so that a lock reads back as written; use Digest for the
+	// normalised reference, the form imgpkg compares and records in
+	// image-locations.
 	Image string `json:"image,omitempty" yaml:"image"`
 	// Annotations are free-form data of the tool that wrote the lock (kbld
 	// records which configuration value an image came from).

@@ -20,7 +20,9 @@ type ImageLocations struct {
 
 // ImageLocation is one entry of ImageLocations.
 type ImageLocation struct {
-	// Image is the reference as written in the bundle's images.yml.
+	// Image is a reference of the bundle's images.yml in the fully
+	// qualified form imgpkg writes it in (see NormalizeDigestRef); a
+	// document written by another tool may hold it as written there.
 	Image string `json:"image" yaml:"image"`
 	// IsBundle says whether the image is itself a bundle (nested bundle).
 	IsBundle bool `json:"isBundle" yaml:"isBundle"`

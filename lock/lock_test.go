@@ -238,3 +238,22 @@ func TestImageRefDigest(t *testing.T) {
 		t.Errorf("Digest() changed Image to %q", r.Image)
 	}
 }
+
+func TestIsEmptyDocument(t *testing.T) {
+	for doc, want := range map[string]bool{
+		"":                         true,
+		"\n\n":                     true,
+		"# notes\n# more\n":        true,
+		"---\n":                    true,
+		"---\n...\n---\n# c\n":     true,
+		"~\n":                      true,
+		"kind: Bundle\n":           false,
+		"---\n---\nkind: Bundle\n": false,
+		"a: [\n":                   false,
+		"x\n":                      false,
+	} {
+		if got := lock.IsEmptyDocument([]byte(doc)); got != want {
+			t.Errorf("IsEmptyDocument(%q) = %v, want %v", doc, got, want)
+		}
+	}
+}

@@ -91,7 +91,9 @@ type BuildOptions struct {
 	Labels map[string]string
 	// TempDir is where the layer is staged; "" means os.TempDir().
 	TempDir string
-	// Reporter receives the bytes read from the input files; nil is fine.
+	// Reporter receives the bytes read from the input files, and a warning
+	// about a bundle.yml that ferry cannot read (pushed all the same, as
+	// imgpkg pushes it); nil is fine.
 	Reporter progress.Reporter
 }
 
@@ -124,7 +126,7 @@ func Build(ctx context.Context, dirs []string, opts BuildOptions) (Image, error)
 		return nil, fmt.Errorf("build: %w", err)
 	}
 	if opts.Bundle {
-		if err := validateBundle(dirs, entries); err != nil {
+		if err := validateBundle(dirs, entries, progress.OrNop(opts.Reporter)); err != nil {
 			return nil, fmt.Errorf("build bundle: %w", err)
 		}
 	} else if err := validatePlain(entries); err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ferry-dev/ferry/fixtures/golden"
 )
 
 // Digests imgpkg v0.43 produced for golden/bundle-basic (golden/README.md).
@@ -102,6 +105,16 @@ func TestBuildPreservePermissionsMatchesImgpkgGolden(t *testing.T) {
 		if e.name == "config/app.yml" && e.mode != 0o644 {
 			t.Errorf("config/app.yml mode %o, want 644", e.mode)
 		}
+	}
+}
+
+// golden/locations-normalised: imgpkg pushed a directory holding only
+// that images.yml; ferry gives the same bundle, the one whose locations
+// image the golden data records.
+func TestBuildNormalisedLockBundleMatchesImgpkgGolden(t *testing.T) {
+	dir := writeTree(t, [2]string{".imgpkg/images.yml", string(readGolden(t, golden.NormalisedLock))})
+	if got := digestOf(t, build(t, []string{dir}, BuildOptions{Bundle: true})); got != golden.NormalisedBundle {
+		t.Errorf("manifest digest %s, want %s", got, golden.NormalisedBundle)
 	}
 }
 
@@ -468,10 +481,6 @@ func TestBuildErrors(t *testing.T) {
 			dir := writeTree(t, [2]string{".imgpkg/images.yml", "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages:\n- image: nginx:latest\n"})
 			return []string{dir}, BuildOptions{Bundle: true}, []string{filepath.Join(dir, ".imgpkg", "images.yml")}
 		}},
-		{"bundle with invalid bundle.yml", func(t *testing.T) ([]string, BuildOptions, []string) {
-			dir := bundleTree(t, [2]string{".imgpkg/bundle.yml", "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\n"})
-			return []string{dir}, BuildOptions{Bundle: true}, []string{filepath.Join(dir, ".imgpkg", "bundle.yml")}
-		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -488,6 +497,70 @@ func TestBuildErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// imgpkg v0.43's push never reads .imgpkg/bundle.yml (bundle.Contents
+// only checks that .imgpkg/images.yml exists), so it pushes any bundle.yml:
+// one with fields ferry does not know, an empty or comment-only one, one of
+// another kind, one that is not YAML, even a directory of that name. ferry
+// used to refuse all but a valid Bundle document. It pushes them as they
+// are, the same layer as imgpkg's, and warns about what it cannot read;
+// a file that says nothing is no metadata, not worth a warning.
+func TestBuildPushesAnyBundleYMLAsImgpkgDoes(t *testing.T) {
+	for _, tc := range []struct {
+		name, content string // content "" with dir: a directory
+		dir           bool
+		warn          string // what the one warning says; "" for none
+	}{
+		{name: "unknown fields", content: "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: Bundle\nmetadata:\n  name: x\n  version: \"1.0\"\ndescription: hello\n", warn: "unknown field"},
+		{name: "comments only", content: "# just notes\n"},
+		{name: "empty", content: ""},
+		{name: "document markers only", content: "---\n...\n"},
+		{name: "another kind", content: "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\n", warn: "ImagesLock"},
+		{name: "not YAML", content: "a: [\n", warn: "bundle.yml"},
+		{name: "a directory", dir: true, warn: "directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			entry := [2]string{".imgpkg/bundle.yml", tc.content}
+			if tc.dir {
+				entry = [2]string{".imgpkg/bundle.yml/", ""}
+			}
+			dir := bundleTree(t, entry)
+			warns := &warnRecorder{}
+			img := build(t, []string{dir}, BuildOptions{Bundle: true, Reporter: warns})
+			entries, _ := layerEntries(t, img)
+			found := false
+			for _, e := range entries {
+				if e.name == BundleMetadataPath {
+					found = true
+					if !tc.dir && e.content != tc.content {
+						t.Errorf("bundle.yml in the layer holds %q, want %q", e.content, tc.content)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("no %s in the layer", BundleMetadataPath)
+			}
+			switch {
+			case tc.warn == "" && len(warns.lines) != 0:
+				t.Errorf("warnings %q, want none", warns.lines)
+			case tc.warn != "" && (len(warns.lines) != 1 || !strings.Contains(warns.lines[0], tc.warn) || !strings.Contains(warns.lines[0], filepath.Join(dir, ".imgpkg", "bundle.yml"))):
+				t.Errorf("warnings %q, want one naming %s and saying %q", warns.lines, filepath.Join(dir, ".imgpkg", "bundle.yml"), tc.warn)
+			}
+		})
+	}
+}
+
+// warnRecorder keeps the warnings it is given.
+type warnRecorder struct {
+	recorder
+	lines []string
+}
+
+func (w *warnRecorder) Warnf(format string, args ...any) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.lines = append(w.lines, fmt.Sprintf(format, args...))
 }
 
 func mustMkdir(t *testing.T, dir string) {

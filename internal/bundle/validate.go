@@ -6,15 +6,22 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/lock"
 )
 
 // validateBundle applies imgpkg's rules for bundle directories before
 // anything is staged: exactly one .imgpkg, directly inside an input
-// directory, holding a valid images.yml and, optionally, a valid bundle.yml.
-// imgpkg also counts .imgpkg directories inside excluded paths; we count only
-// what goes into the layer, since that is what readers of the bundle see.
-func validateBundle(inputs []string, entries []entry) error {
+// directory, holding a valid images.yml. imgpkg also counts .imgpkg
+// directories inside excluded paths; we count only what goes into the
+// layer, since that is what readers of the bundle see.
+//
+// A bundle.yml is never a reason to refuse: imgpkg v0.43's push never reads
+// it (bundle.Contents checks only that images.yml exists), so it pushes one
+// with fields ferry does not know, of another kind, or not YAML at all. rep
+// is warned about one that ferry cannot read as a Bundle, unless it holds no
+// YAML content (empty or comments only), which is simply no metadata.
+func validateBundle(inputs []string, entries []entry, rep progress.Reporter) error {
 	var found []entry
 	byRel := make(map[string]entry, len(entries))
 	for _, e := range entries {
@@ -54,13 +61,28 @@ func validateBundle(inputs []string, entries []entry) error {
 	}); err != nil {
 		return err
 	}
-	if md, ok := byRel[BundleMetadataPath]; ok {
-		return parseFile(md, func(data []byte) error {
+	switch md, ok := byRel[BundleMetadataPath]; {
+	case !ok:
+	case md.dir:
+		rep.Warnf("%s: pushed as it is, though it is a directory, not bundle metadata (imgpkg never reads it)", md.shown)
+	default:
+		if err := parseFile(md, func(data []byte) error {
+			if lock.IsEmptyDocument(data) {
+				return nil
+			}
 			_, err := lock.ParseBundle(data, md.shown)
 			return err
-		})
+		}); err != nil {
+			rep.Warnf("%s: pushed as it is, though ferry cannot read it as bundle metadata (imgpkg never reads it): %v", md.shown, unwrapSource(err, md.shown))
+		}
 	}
 	return nil
+}
+
+// unwrapSource is err's message without a leading "source: ", which the
+// warning already names.
+func unwrapSource(err error, source string) string {
+	return strings.TrimPrefix(err.Error(), source+": ")
 }
 
 func parseFile(e entry, parse func([]byte) error) error {

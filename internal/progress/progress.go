@@ -55,3 +55,18 @@ func OrNop(r Reporter) Reporter {
 	}
 	return r
 }
+
+// WarningsOnly returns a Reporter that passes r's warnings on and discards
+// everything else: for work whose phases and steps the caller does not show
+// (the build before a push) but whose warnings the user must see.
+func WarningsOnly(r Reporter) Reporter {
+	return warningsOnly{r: OrNop(r)}
+}
+
+type warningsOnly struct {
+	Nop
+	r Reporter
+}
+
+// Warnf implements Reporter.
+func (w warningsOnly) Warnf(format string, args ...any) { w.r.Warnf(format, args...) }

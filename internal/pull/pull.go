@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/ferry-dev/ferry/internal/bundle"
@@ -242,7 +244,7 @@ func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantB
 		if p.seen[h] {
 			continue
 		}
-		nested, err := p.isBundle(d, locations, l.Images[i].Image)
+		nested, err := p.isBundle(d, locations, l.Images[i])
 		if err != nil {
 			return nil, fmt.Errorf("nested image %s: %w", img.Image, err)
 		}
@@ -287,11 +289,12 @@ func rewriteLock(path string, l *lock.ImagesLock) error {
 }
 
 // locations reads the bundle's image-locations image from repo, or returns
-// nil when there is none.
+// nil when there is none (or the registry refuses it with 401 or 403: see
+// absentForPull).
 func (p *puller) locations(repo name.Repository, digest v1.Hash) (*lock.ImageLocations, error) {
 	ref := repo.Tag(tags.ImageLocations(digest))
 	img, err := remote.Image(ref, p.opts.Remote...)
-	if regerr.IsNotFound(err) {
+	if absentForPull(err) {
 		return nil, nil
 	}
 	if err != nil {
@@ -305,7 +308,8 @@ func (p *puller) locations(repo name.Repository, digest v1.Hash) (*lock.ImageLoc
 // images are already named in repo (imgpkg writes it back canonically,
 // without comments or tags): what decides is the locations image or, without
 // one, whether every image is found in repo, checked once per distinct
-// reference as imgpkg does.
+// reference in its fully qualified form ("repo:v1@D" and "repo@D" are one),
+// as imgpkg does: it normalises the lock's names as it reads it.
 func (p *puller) relocate(repo name.Repository, l *lock.ImagesLock, locations *lock.ImageLocations) (*lock.ImagesLock, Rewrite, error) {
 	out := *l
 	out.Images = make([]lock.ImageRef, len(l.Images))
@@ -322,13 +326,17 @@ func (p *puller) relocate(repo name.Repository, l *lock.ImagesLock, locations *l
 	}
 	checked := make(map[string]bool, len(l.Images))
 	for i, img := range out.Images {
-		if checked[l.Images[i].Image] {
+		canonical, err := l.Images[i].Digest()
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %w", l.Images[i].Image, err)
+		}
+		if checked[canonical.Name()] {
 			continue
 		}
-		checked[l.Images[i].Image] = true
+		checked[canonical.Name()] = true
 		d, _ := name.NewDigest(img.Image, p.opts.Name...)
 		if _, err := remote.Head(d, p.opts.Remote...); err != nil {
-			if regerr.IsNotFound(err) {
+			if absentForPull(err) {
 				// Not relocated (or only partly): the images are still where
 				// the lock says, so leave it alone as imgpkg does.
 				return l, RewriteNone, nil
@@ -339,12 +347,43 @@ func (p *puller) relocate(repo name.Repository, l *lock.ImagesLock, locations *l
 	return &out, RewriteChecked, nil
 }
 
-// isBundle tells whether the lock image at d is a bundle, from the
-// locations image when there is one, else from its config.
-func (p *puller) isBundle(d name.Digest, locations *lock.ImageLocations, original string) (bool, error) {
+// absentForPull reports whether err means, for pull's two fallbacks, that
+// what was asked for is not there: the registry said so
+// (regerr.IsNotFound), or it refused the request with 401 or 403. imgpkg
+// v0.43 takes those two statuses like a 404 where its pull looks for the
+// locations image (bundle.LocationsConfigs.Fetch, imageNotFoundStatusCode)
+// and where it checks that the lock's images are in the bundle's repository
+// (ImageRefs.UpdateRelativeToRepo, imageIsNotFound): a registry that hides
+// them from this puller is one the bundle was not relocated to, so pull
+// falls back to the checks, or leaves images.yml as pushed. ferry does the
+// same there, and only there, so that its pull gives the directory imgpkg's
+// gives; everywhere else (regerr.IsNotFound) an authentication failure is
+// never "not found", because taking it so would silently skip content.
+func absentForPull(err error) bool {
+	if regerr.IsNotFound(err) {
+		return true
+	}
+	var te *transport.Error
+	return errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden)
+}
+
+// isBundle tells whether the lock image original, found at d, is a bundle:
+// from the locations image when it has an entry of the same name, else
+// from its config. Names are compared in their fully qualified form, as
+// imgpkg compares them (it normalises the lock's names as it reads them,
+// and writes the locations image's names normalised), so "nginx@D" in the
+// lock matches "index.docker.io/library/nginx@D" in the locations image.
+// The locations image's names are normalised too, so that one written with
+// the lock's strings as they were (by ferry before it wrote them as imgpkg
+// does) still matches.
+func (p *puller) isBundle(d name.Digest, locations *lock.ImageLocations, original lock.ImageRef) (bool, error) {
 	if locations != nil {
+		want, err := original.Digest()
+		if err != nil {
+			return false, err
+		}
 		for _, loc := range locations.Images {
-			if loc.Image == original {
+			if got, err := lock.NormalizeDigestRef(loc.Image); err == nil && got.Name() == want.Name() {
 				return loc.IsBundle, nil
 			}
 		}

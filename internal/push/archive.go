@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/ferry-dev/ferry/internal/bundle"
+	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/relocate"
 )
 
@@ -35,6 +36,11 @@ func ToArchive(ctx context.Context, ref string, dirs []string, opts ArchiveOptio
 		if err := relocate.CheckExportPath(opts.Path); err != nil {
 			return nil, err
 		}
+	}
+	if opts.Build.Reporter == nil {
+		// Build's warnings (a bundle.yml it cannot read), not its bytes:
+		// the export is the phase shown.
+		opts.Build.Reporter = progress.WarningsOnly(opts.Export.Reporter)
 	}
 	img, err := bundle.Build(ctx, dirs, opts.Build)
 	if err != nil {

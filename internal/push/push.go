@@ -56,6 +56,11 @@ func Push(ctx context.Context, tag name.Tag, dirs []string, opts Options) (*Resu
 		}
 		f.Abort()
 	}
+	if opts.Build.Reporter == nil {
+		// Build's warnings (a bundle.yml it cannot read), not its bytes:
+		// the upload is the phase a push shows.
+		opts.Build.Reporter = progress.WarningsOnly(rep)
+	}
 	img, err := bundle.Build(ctx, dirs, opts.Build)
 	if err != nil {
 		return nil, err

@@ -19,6 +19,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/push"
 	"github.com/ferry-dev/ferry/internal/testregistry"
+	"github.com/ferry-dev/ferry/relocate"
 )
 
 // goldenDigest is the manifest digest imgpkg v0.43 gave golden/bundle-basic
@@ -269,4 +270,58 @@ func TestPushRefusesAnotherManifestsBookkeepingTag(t *testing.T) {
 			t.Errorf("push to %s: %v", good, err)
 		}
 	}
+}
+
+// imgpkg's push never reads .imgpkg/bundle.yml, so ferry pushes one it
+// cannot read too (here a field it does not know) and says so through the
+// reporter, with --to-tar as without; the build's bytes stay out of the
+// reporter, whose one phase is the upload or the export.
+func TestPushWarnsAboutABundleYMLItCannotRead(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	dir := t.TempDir()
+	for rel, content := range map[string]string{
+		".imgpkg/images.yml": "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\n",
+		".imgpkg/bundle.yml": "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: Bundle\nmetadata:\n  name: app\n  version: \"1.0\"\n",
+	} {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	warned := func(t *testing.T, rec *recorder) {
+		t.Helper()
+		n := 0
+		for _, l := range rec.logs {
+			if strings.Contains(l, filepath.Join(dir, ".imgpkg", "bundle.yml")) && strings.Contains(l, `unknown field "version"`) {
+				n++
+			}
+		}
+		if n != 1 || len(rec.phases) != 1 {
+			t.Errorf("phases %v, logs %q; want one phase and one warning naming bundle.yml and its unknown field", rec.phases, rec.logs)
+		}
+	}
+	tag, err := name.NewTag(reg.Repo("team/app") + ":v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	if _, err := push.Push(context.Background(), tag, []string{dir}, push.Options{
+		Build: bundle.BuildOptions{Bundle: true}, Remote: reg.RemoteOptions(t), Reporter: rec,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	warned(t, rec)
+
+	rec = &recorder{}
+	if _, err := push.ToArchive(context.Background(), tag.String(), []string{dir}, push.ArchiveOptions{
+		Build:  bundle.BuildOptions{Bundle: true},
+		Export: relocate.ExportOptions{Reporter: rec},
+		Path:   filepath.Join(t.TempDir(), "release.tar.zst"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	warned(t, rec)
 }

@@ -56,8 +56,8 @@ func CheckEmptyDir(dir string) (empty bool, err error) {
 	return false, nil
 }
 
-// PrepareDir makes dir ready for Extract: it creates dir (mode 0755 before
-// the umask) if it does not exist and leaves an empty one alone. A non-empty
+// PrepareDir makes dir ready for Extract: it creates dir (mode 0777 before
+// the umask, as imgpkg's pull does) if it does not exist and leaves an empty one alone. A non-empty
 // dir is an error matching ErrNotEmpty unless replace is true; then its
 // contents, never dir itself, are removed. Removal works below an [os.Root]
 // and removes symbolic links rather than following them, so nothing outside
@@ -72,7 +72,7 @@ func PrepareDir(dir string, replace bool) error {
 		return err
 	}
 	if empty {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, pullDirMode); err != nil {
 			return fmt.Errorf("output directory %s: %w", dir, err)
 		}
 		return nil
@@ -101,7 +101,7 @@ func RemoveContents(dir string) error {
 
 // ResetDir makes rel, a path below dir, an empty directory: whatever is there
 // (a file or a whole tree) is removed, then rel and its missing parents are
-// created (0755 before the umask). Both steps work below an [os.Root] at dir,
+// created (0777 before the umask, as imgpkg's pull does). Both steps work below an [os.Root] at dir,
 // so nothing outside dir is touched. It reports whether something was there.
 func ResetDir(dir, rel string) (replaced bool, err error) {
 	root, err := os.OpenRoot(dir)
@@ -119,7 +119,7 @@ func ResetDir(dir, rel string) (replaced bool, err error) {
 	case !errors.Is(err, fs.ErrNotExist):
 		return false, fmt.Errorf("%s: %w", filepath.Join(dir, rel), err)
 	}
-	if err := root.MkdirAll(rel, 0o755); err != nil {
+	if err := root.MkdirAll(rel, pullDirMode); err != nil {
 		return replaced, fmt.Errorf("%s: %w", filepath.Join(dir, rel), err)
 	}
 	return replaced, nil

@@ -40,9 +40,11 @@ const (
 	maxComponentLen = 255
 )
 
-// implicitDirMode is the mode of a directory that an entry needs but the
-// tar stream never declared; 0755 before the umask, as tar(1) does.
-const implicitDirMode fs.FileMode = 0o755
+// pullDirMode is the mode a directory is made with, before the umask, whether
+// an entry declares it or only needs it as a parent: imgpkg's pull makes
+// every directory with os.MkdirAll(…, 0777) and ignores the mode of a
+// directory's header.
+const pullDirMode fs.FileMode = 0o777
 
 var (
 	// ErrUnsafePath is wrapped by the error for an entry whose name is not a
@@ -62,9 +64,13 @@ type Options struct {
 	// permission bits of its header (0o777 only: setuid, setgid and sticky
 	// bits from a registry are dropped), regardless of the umask.
 	//
-	// When false, modes follow imgpkg's pull: the owner bits of the header
-	// are copied to group and others and the umask applies, so with umask
-	// 022 a default bundle's 0600 file becomes 0644 and its 0700 script 0755.
+	// When false, modes follow imgpkg's pull (image.DirImage): a file whose
+	// header has any group or other bit (pushed with --preserve-permissions)
+	// gets the header's permission bits, any other file its owner bits
+	// copied to group and others, and a directory 0777, whatever its header
+	// says; the umask then applies. So with umask 022 a default bundle's
+	// 0600 file becomes 0644 and its 0700 script 0755, while a 0640 file
+	// stays 0640.
 	PreservePermissions bool
 }
 
@@ -83,6 +89,8 @@ type Options struct {
 // output directory belongs to the user. Directories always keep owner rwx
 // while extracting; with PreservePermissions their header modes are applied
 // once every entry is written, so a read-only directory can still be filled.
+// Directories are made even when no entry goes in them, where imgpkg's pull
+// makes only those that hold a file.
 // Modification times and owners are not restored.
 //
 // ctx is checked between entries and while file contents are copied.
@@ -198,7 +206,7 @@ func (x *extractor) ensureParents(rel string) error {
 		fi, err := x.root.Lstat(p)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			if err := x.root.Mkdir(p, implicitDirMode); err != nil {
+			if err := x.root.Mkdir(p, pullDirMode); err != nil {
 				return err
 			}
 		case err != nil:
@@ -218,10 +226,11 @@ func (x *extractor) mkdir(rel string, mode fs.FileMode) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		// Owner rwx while extracting, so a directory whose header denies
-		// the owner writing can still receive the entries that follow.
-		create := fs.FileMode(0o700)
-		if !x.opts.PreservePermissions {
-			create |= spreadOwnerBits(mode)
+		// the owner writing can still receive the entries that follow; with
+		// PreservePermissions the header's mode comes at the end.
+		create := pullDirMode
+		if x.opts.PreservePermissions {
+			create = 0o700
 		}
 		if err := x.root.Mkdir(rel, create); err != nil {
 			return err
@@ -243,7 +252,7 @@ func (x *extractor) mkdir(rel string, mode fs.FileMode) error {
 func (x *extractor) writeFile(rel string, mode fs.FileMode, body io.Reader) error {
 	perm := mode
 	if !x.opts.PreservePermissions {
-		perm = spreadOwnerBits(mode)
+		perm = pullFileMode(mode)
 	}
 	// O_EXCL: never truncate or write through something already there,
 	// least of all a symbolic link planted in the directory.
@@ -297,10 +306,15 @@ func isSparse(hdr *tar.Header) bool {
 	return false
 }
 
-// spreadOwnerBits copies the owner permission bits to group and others, what
-// imgpkg's pull does for bundles pushed without --preserve-permissions
-// (their modes are masked to 0700); the umask then narrows the result.
-func spreadOwnerBits(mode fs.FileMode) fs.FileMode {
+// pullFileMode is the mode imgpkg's pull (image.DirImage.extractTarEntry)
+// creates a file with, from its header's permission bits: those bits when
+// any group or other bit is set, as for a bundle pushed with
+// --preserve-permissions, else the owner bits copied to group and others
+// (a default push masks modes to 0700). The umask then narrows the result.
+func pullFileMode(mode fs.FileMode) fs.FileMode {
+	if mode&0o077 != 0 {
+		return mode
+	}
 	u := mode & 0o700
 	return u | u>>3 | u>>6
 }

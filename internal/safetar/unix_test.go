@@ -60,18 +60,93 @@ func TestExtractModesSpreadOwnerBits(t *testing.T) {
 	tarball := buildTar(t,
 		entry{name: "ro", typ: '5', mode: 0o500},
 		entry{name: "ro/f", typ: '0', mode: 0o400, body: "f"},
-		entry{name: "x", typ: '0', mode: 0o744, body: "x"},
+		entry{name: "x", typ: '0', mode: 0o700, body: "x"},
 	)
 	_, out := workspace(t)
 	if err := Extract(context.Background(), bytes.NewReader(tarball), out, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	// A directory keeps owner rwx so the entries after it can be written.
-	for p, m := range map[string]fs.FileMode{"ro": 0o755, "ro/f": 0o444, "x": 0o777} {
+	// A directory is 0777 less the umask whatever its header says, as in
+	// imgpkg's pull; so it keeps owner rwx and the entries after it can be
+	// written.
+	for p, m := range map[string]fs.FileMode{"ro": 0o777, "ro/f": 0o444, "x": 0o777} {
 		if got := modeOf(t, filepath.Join(out, p)); got != m&^umask {
 			t.Errorf("%s mode %o, want %o", p, got, m&^umask)
 		}
 	}
+}
+
+// imgpkg's pull (image.DirImage.extractTarEntry) creates a file with its
+// header's mode when that mode has any group or other bit (a bundle pushed
+// with --preserve-permissions), and otherwise with the owner bits copied to
+// group and other; a directory, declared or implied by a path, is made by
+// os.MkdirAll(…, 0777) and its header's mode is ignored. The umask applies
+// to all of it. Under umask 002, imgpkg v0.43's pull of such entries gives
+// exactly the modes below. ferry used to spread the owner bits of every
+// file (0640 became 0664) and to derive a directory's mode from its header.
+func TestExtractModesKeepGroupAndOtherBitsLikeImgpkg(t *testing.T) {
+	tarball := buildTar(t,
+		entry{name: "d750", typ: '5', mode: 0o750},
+		entry{name: "d750/f640", typ: '0', mode: 0o640, body: "f"},
+		entry{name: "d750/f750", typ: '0', mode: 0o750, body: "f"},
+		entry{name: "d750/f604", typ: '0', mode: 0o604, body: "f"},
+		entry{name: "d750/f666", typ: '0', mode: 0o666, body: "f"},
+		entry{name: "d750/f600", typ: '0', mode: 0o600, body: "f"},
+		entry{name: "d750/f700", typ: '0', mode: 0o700, body: "f"},
+		entry{name: "d300", typ: '5', mode: 0o300},
+		entry{name: "d300/f", typ: '0', mode: 0o600, body: "f"},
+		entry{name: "implied/f", typ: '0', mode: 0o640, body: "f"},
+	)
+	out := extractUnderUmask(t, tarball, 0o002, Options{})
+	wantModes(t, out, map[string]fs.FileMode{
+		"d750": 0o775, "d750/f640": 0o640, "d750/f750": 0o750, "d750/f604": 0o604,
+		"d750/f666": 0o664, "d750/f600": 0o664, "d750/f700": 0o775,
+		"d300": 0o775, "d300/f": 0o664, "implied": 0o775, "implied/f": 0o640,
+	})
+}
+
+// extractUnderUmask extracts tarball into a new output directory with the
+// process umask set to umask, and returns that directory.
+func extractUnderUmask(t *testing.T, tarball []byte, umask int, opts Options) string {
+	t.Helper()
+	_, out := workspace(t)
+	old := syscall.Umask(umask)
+	err := Extract(context.Background(), bytes.NewReader(tarball), out, opts)
+	syscall.Umask(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// wantModes checks the permission bits of paths below dir.
+func wantModes(t *testing.T, dir string, want map[string]fs.FileMode) {
+	t.Helper()
+	for p, m := range want {
+		if got := modeOf(t, filepath.Join(dir, filepath.FromSlash(p))); got != m {
+			t.Errorf("%s mode %o, want %o", p, got, m)
+		}
+	}
+}
+
+// The output directory and a nested bundle's directory are made as
+// imgpkg's pull makes them: os.MkdirAll(…, 0777), less the umask.
+func TestPrepareAndResetDirMakeDirectoriesLikeImgpkg(t *testing.T) {
+	parent := t.TempDir()
+	out := filepath.Join(parent, "a", "out")
+	old := syscall.Umask(0o002)
+	err := PrepareDir(out, false)
+	var replaced bool
+	if err == nil {
+		replaced, err = ResetDir(out, filepath.Join(".imgpkg", "bundles", "sha256-x"))
+	}
+	syscall.Umask(old)
+	if err != nil || replaced {
+		t.Fatalf("replaced %v, err %v", replaced, err)
+	}
+	wantModes(t, parent, map[string]fs.FileMode{
+		"a": 0o775, "a/out": 0o775, "a/out/.imgpkg": 0o775, "a/out/.imgpkg/bundles": 0o775, "a/out/.imgpkg/bundles/sha256-x": 0o775,
+	})
 }
 
 func TestExtractPreservePermissions(t *testing.T) {
@@ -84,22 +159,12 @@ func TestExtractPreservePermissions(t *testing.T) {
 		entry{name: "private", typ: '0', mode: 0o600, body: "p"},
 		entry{name: "open", typ: '0', mode: 0o666, body: "o"},
 	)
-	_, out := workspace(t)
 	// A umask that would narrow every mode: preserved modes ignore it.
-	old := syscall.Umask(0o077)
-	err := Extract(context.Background(), bytes.NewReader(tarball), out, Options{PreservePermissions: true})
-	syscall.Umask(old)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for p, m := range map[string]fs.FileMode{
+	out := extractUnderUmask(t, tarball, 0o077, Options{PreservePermissions: true})
+	wantModes(t, out, map[string]fs.FileMode{
 		"ro": 0o555, "ro/sub": 0o750, "ro/sub/f": 0o640, "ro/inside.txt": 0o600,
 		"setuid": 0o755, "private": 0o600, "open": 0o666,
-	} {
-		if got := modeOf(t, filepath.Join(out, p)); got != m {
-			t.Errorf("%s mode %o, want %o", p, got, m)
-		}
-	}
+	})
 	fi, _ := os.Lstat(filepath.Join(out, "setuid"))
 	if fi.Mode()&fs.ModeSetuid != 0 {
 		t.Errorf("setuid bit kept: %v", fi.Mode())
