@@ -267,8 +267,12 @@ func runExport(c *cli.Context) error {
 	var p *relocate.Plan
 	if fromTar != "" {
 		out.Begin("reading " + fromTar)
-		in := c.App.Reader
-		if fromTar != "-" {
+		var in io.Reader
+		if fromTar == "-" {
+			stdin, done := stdinArchive(c)
+			defer done()
+			in = stdin
+		} else {
 			f, err := volumes.OpenArchive(fromTar)
 			if err != nil {
 				return namedArchive(c, fromTar, fmt.Errorf("export --from-tar: %w", err))

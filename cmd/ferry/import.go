@@ -74,8 +74,12 @@ func runImport(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var in io.Reader = c.App.Reader
-	if file != "-" {
+	var in io.Reader
+	if file == "-" {
+		stdin, done := stdinArchive(c)
+		defer done()
+		in = stdin
+	} else {
 		f, err := volumes.OpenArchive(file)
 		if err != nil {
 			return namedArchive(c, file, fmt.Errorf("import: %w", err))

@@ -40,7 +40,8 @@ func openArchive(c *cli.Context) (io.Reader, func(), error) {
 	}
 	path := c.Args().First()
 	if path == "-" {
-		return c.App.Reader, func() {}, nil
+		in, done := stdinArchive(c)
+		return in, done, nil
 	}
 	f, err := volumes.OpenArchive(path)
 	if err != nil {
