@@ -62,6 +62,9 @@ var osOps = fsOps{
 }
 
 func put(path string, files []*atomicfile.File, sums []atomicfile.Checksum, ops fsOps) ([]error, error) {
+	// Names are compared as earlier lists them, cleaned: a path typed
+	// ./a.tar.zst or dir/./a is the same file as a.tar.zst and dir/a.
+	path = filepath.Clean(path)
 	side, err := atomicfile.CreateChecksums(path+".sha256", sums)
 	if err != nil {
 		for _, f := range files {
@@ -94,7 +97,7 @@ func put(path string, files []*atomicfile.File, sums []atomicfile.Checksum, ops 
 	}
 	taken := map[string]bool{}
 	for _, f := range files {
-		taken[f.Path()] = true
+		taken[filepath.Clean(f.Path())] = true
 	}
 	// A stray whose name a new volume takes is set aside like an old
 	// file, so that a failure puts it back; the others stay, and only
@@ -171,7 +174,7 @@ func put(path string, files []*atomicfile.File, sums []atomicfile.Checksum, ops 
 		if err := ops.renameIn(f); err != nil {
 			return nil, undo(err)
 		}
-		in = append(in, f.Path())
+		in = append(in, filepath.Clean(f.Path()))
 	}
 	if err := ops.syncDir(dir); err != nil {
 		return nil, undo(fmt.Errorf("sync directory %s: %w", dir, err))
