@@ -257,7 +257,7 @@ func runExport(c *cli.Context) error {
 	}
 	if dest != "-" {
 		// A missing or read-only directory fails before any download.
-		if err := relocate.CheckExportPath(dest); err != nil {
+		if err := relocate.CheckExportPath(dest, eopts); err != nil {
 			return err
 		}
 	}

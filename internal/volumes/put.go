@@ -255,7 +255,7 @@ func earlier(path string) (olds, leftovers, strays []string, err error) {
 			continue
 		}
 		if e.IsDir() {
-			return nil, nil, nil, fmt.Errorf("%s is a directory", filepath.Join(dir, name))
+			return nil, nil, nil, inTheWay(dir, name, base)
 		}
 		olds = append(olds, filepath.Join(dir, name))
 	}
@@ -271,4 +271,47 @@ func asideName(name string) (string, error) {
 	}
 	dir, base := filepath.Split(name)
 	return filepath.Join(dir, "."+base+".old-"+hex.EncodeToString(rnd[:])), nil
+}
+
+// inTheWay is the error for the directory name, in dir, where an export to
+// base would write or replace a file.
+func inTheWay(dir, name, base string) error {
+	path := filepath.Join(dir, name)
+	switch {
+	case name == base+".sha256":
+		return fmt.Errorf("%s is a directory, where the export writes the archive's checksum file", path)
+	case name != base:
+		return fmt.Errorf("%s is a directory, named as a volume of %s, which an export writes or replaces", path, base)
+	}
+	return fmt.Errorf("%s is a directory", path)
+}
+
+// CheckNames reports whether a directory stands where an export to path
+// would write or replace a file, so that it is refused before anything is
+// downloaded rather than when the archive is put in place (Put): the
+// checksum file path.sha256, the volumes of an earlier export Put would
+// replace, and, when the new archive is split, every volume name it may
+// take (path.001 to path.099). A directory named as path itself, or one
+// that cannot be listed, is left to atomicfile.Create, which says so.
+func CheckNames(path string, split bool) error {
+	path = filepath.Clean(path)
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil
+	}
+	if _, _, _, err := earlier(path); err != nil {
+		return err
+	}
+	if !split {
+		return nil
+	}
+	for i := 1; i <= MaxVolumes; i++ {
+		if fi, err := os.Stat(Name(path, i)); err == nil && fi.IsDir() {
+			return inTheWay(dir, filepath.Base(Name(path, i)), base)
+		}
+	}
+	return nil
 }
