@@ -140,12 +140,17 @@ func CheckExportPath(path string, opts ExportOptions) error {
 // (volumes.Put), so that a failure or cancellation leaves no file under
 // path and the previous archive as it was. The file is created before any
 // download, and the names it replaces checked (CheckExportPath), so an
-// unwritable destination fails fast. Writing to standard
+// unwritable destination fails fast. Before that, the temporary files an
+// export to path left when it was killed are removed, with a warning
+// (volumes.RemoveTemporaries). Writing to standard
 // output ("-") is the caller's business: use Export. Like Export, it closes
 // p when it returns.
 func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (*ExportResult, error) {
 	// Released even when the file cannot be created and Export never runs.
 	defer p.Close()
+	// What an export to path killed for good left (SIGKILL, a second
+	// signal, a crash) would only take up the disk this one needs.
+	warnAll(opts.Reporter, volumes.RemoveTemporaries(path))
 	if opts.SplitSize > 0 {
 		return exportVolumes(ctx, p, path, opts)
 	}

@@ -315,3 +315,51 @@ func CheckNames(path string, split bool) error {
 	}
 	return nil
 }
+
+// RemoveTemporaries removes, with a warning naming each and its size, the
+// temporary files that exports to path interrupted for good left beside it
+// (killed, a second signal, a crash): ".NAME.tmp-<16 hex>" as
+// atomicfile.Create names them, for NAME path itself, path.sha256 or a
+// volume path.001 to path.099. Only those no export is writing any more
+// are removed (atomicfile.RemoveAbandoned), under the directory's lock;
+// where that cannot be told (no flock(2) on the system or its file
+// system), each is only named, with its size, in a warning, and stays.
+// The temporary files of a running export to path stay, unnamed. A
+// directory that cannot be listed gives no warning: the export itself
+// then fails, saying why.
+func RemoveTemporaries(path string) (warnings []error) {
+	path = filepath.Clean(path)
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	unlock := atomicfile.LockDir(dir)
+	defer unlock()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	for _, e := range entries {
+		target, ok := atomicfile.TempTarget(e.Name())
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		if i, vol := VolumeNumber(target, base); target != base && target != base+".sha256" && (!vol || i > MaxVolumes) {
+			continue
+		}
+		name := filepath.Join(dir, e.Name())
+		var size int64
+		if fi, err := e.Info(); err == nil {
+			size = fi.Size()
+		}
+		switch state, err := atomicfile.RemoveAbandoned(name); {
+		case err != nil:
+			warnings = append(warnings, fmt.Errorf("an interrupted export to %s left %s (%d bytes): %w", base, name, size, err))
+		case state == atomicfile.TempRemoved:
+			warnings = append(warnings, fmt.Errorf("removed %s (%d bytes), which an interrupted export to %s had left", name, size, base))
+		case state == atomicfile.TempUnknown:
+			warnings = append(warnings, fmt.Errorf("left %s (%d bytes) in place: a temporary file of an export to %s, interrupted or still running (this system cannot tell which); remove it if no export to %s is running", name, size, base, base))
+		}
+	}
+	return warnings
+}
