@@ -143,6 +143,21 @@ func stdinArchive(c *cli.Context) (io.Reader, func()) {
 	return d, func() { d.Close() }
 }
 
+// archiveInput opens the archive a command reads: path, its volumes, or for
+// "-" standard input (stdinArchive). what prefixes the error of opening a
+// file ("import", "export --from-tar"). The returned function releases it.
+func archiveInput(c *cli.Context, path, what string) (io.Reader, func(), error) {
+	if path == "-" {
+		in, done := stdinArchive(c)
+		return in, done, nil
+	}
+	f, err := volumes.OpenArchive(path)
+	if err != nil {
+		return nil, nil, namedArchive(c, path, fmt.Errorf("%s: %w", what, err))
+	}
+	return f, func() { f.Close() }, nil
+}
+
 // namedArchive is namedFile for the archive path a command reads (-f, --tar,
 // --from-tar, an argument): when no such file exists and path reads as a
 // registry reference (REGISTRY/PATH:TAG, its registry named), it says which

@@ -267,19 +267,11 @@ func runExport(c *cli.Context) error {
 	var p *relocate.Plan
 	if fromTar != "" {
 		out.Begin("reading " + fromTar)
-		var in io.Reader
-		if fromTar == "-" {
-			stdin, done := stdinArchive(c)
-			defer done()
-			in = stdin
-		} else {
-			f, err := volumes.OpenArchive(fromTar)
-			if err != nil {
-				return namedArchive(c, fromTar, fmt.Errorf("export --from-tar: %w", err))
-			}
-			defer f.Close()
-			in = f
+		in, done, err := archiveInput(c, fromTar, "export --from-tar")
+		if err != nil {
+			return err
 		}
+		defer done()
 		if p, err = relocate.PlanArchive(in); err != nil {
 			return fmt.Errorf("export --from-tar %s: %w", fromTar, err)
 		}
