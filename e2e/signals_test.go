@@ -27,11 +27,18 @@ type started struct {
 // caller (nil: discarded). The process is killed if the test ends first.
 func startFerry(t *testing.T, tmpDir string, stdout io.Writer, args ...string) *started {
 	t.Helper()
+	return startFerryIn(t, tmpDir, nil, stdout, args...)
+}
+
+// startFerryIn is startFerry with stdin as the process's standard input
+// (nil: none).
+func startFerryIn(t *testing.T, tmpDir string, stdin io.Reader, stdout io.Writer, args ...string) *started {
+	t.Helper()
 	home := t.TempDir()
 	cmd := exec.Command(ferryBin, args...)
 	cmd.Env = []string{"HOME=" + home, "DOCKER_CONFIG=" + filepath.Join(home, ".docker"), "PATH=" + os.Getenv("PATH"), "TMPDIR=" + tmpDir}
 	s := &started{cmd: cmd, stderr: &lockedBuffer{}, exited: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = stdout, s.stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

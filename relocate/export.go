@@ -113,15 +113,22 @@ type ExportResult struct {
 }
 
 // CheckExportPath reports whether an archive could be created at path (its
-// directory exists and is writable), without leaving anything behind. The
-// CLI calls it before Resolve, so that a typo in -o fails before anything
-// is fetched; ExportFile checks again, for real, when it starts.
-func CheckExportPath(path string) error {
+// directory exists and is writable), without leaving anything behind, and
+// whether a directory stands where the export would write or replace a
+// file: path itself, path.sha256, a volume of an earlier export under the
+// name, or with opts.SplitSize any volume name the archive may take
+// (volumes.CheckNames). The CLI calls it before Resolve, so that a typo in
+// -o fails before anything is fetched; ExportFile checks again, for real,
+// when it starts.
+func CheckExportPath(path string, opts ExportOptions) error {
 	f, err := atomicfile.Create(path)
 	if err != nil {
 		return fmt.Errorf("export to %s: %w", path, err)
 	}
 	if err := f.Abort(); err != nil {
+		return fmt.Errorf("export to %s: %w", path, err)
+	}
+	if err := volumes.CheckNames(path, opts.SplitSize > 0); err != nil {
 		return fmt.Errorf("export to %s: %w", path, err)
 	}
 	return nil
@@ -132,17 +139,27 @@ func CheckExportPath(path string) error {
 // only when complete, replacing all an earlier export left under the name
 // (volumes.Put), so that a failure or cancellation leaves no file under
 // path and the previous archive as it was. The file is created before any
-// download, so an unwritable destination fails fast. Writing to standard
+// download, and the names it replaces checked (CheckExportPath), so an
+// unwritable destination fails fast. Before that, the temporary files an
+// export to path left when it was killed are removed, with a warning
+// (volumes.RemoveTemporaries). Writing to standard
 // output ("-") is the caller's business: use Export. Like Export, it closes
 // p when it returns.
 func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (*ExportResult, error) {
 	// Released even when the file cannot be created and Export never runs.
 	defer p.Close()
+	// What an export to path killed for good left (SIGKILL, a second
+	// signal, a crash) would only take up the disk this one needs.
+	warnAll(opts.Reporter, volumes.RemoveTemporaries(path))
 	if opts.SplitSize > 0 {
 		return exportVolumes(ctx, p, path, opts)
 	}
 	f, err := atomicfile.Create(path)
 	if err != nil {
+		return nil, fmt.Errorf("export to %s: %w", path, err)
+	}
+	if err := volumes.CheckNames(path, false); err != nil {
+		f.Abort()
 		return nil, fmt.Errorf("export to %s: %w", path, err)
 	}
 	res, err := Export(ctx, p, opts.wrapFile(f), opts)

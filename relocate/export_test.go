@@ -324,11 +324,11 @@ func TestExportFileFailsBeforeDownloadingIntoAMissingDirectory(t *testing.T) {
 	if n := w.reg.Counts().Total(); n != 0 {
 		t.Errorf("%d registry requests before failing, want none", n)
 	}
-	if err := CheckExportPath(out); err == nil || !strings.Contains(err.Error(), out) {
+	if err := CheckExportPath(out, ExportOptions{}); err == nil || !strings.Contains(err.Error(), out) {
 		t.Errorf("CheckExportPath(%s) = %v, want an error naming it", out, err)
 	}
 	dir := t.TempDir()
-	if err := CheckExportPath(filepath.Join(dir, "ok.tar.zst")); err != nil {
+	if err := CheckExportPath(filepath.Join(dir, "ok.tar.zst"), ExportOptions{}); err != nil {
 		t.Errorf("CheckExportPath in a writable directory: %v", err)
 	}
 	if names := dirNames(t, dir); len(names) != 0 {

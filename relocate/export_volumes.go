@@ -19,6 +19,10 @@ func exportVolumes(ctx context.Context, p *Plan, path string, opts ExportOptions
 	if err != nil {
 		return nil, fmt.Errorf("export to %s: %w", path, err)
 	}
+	if err := volumes.CheckNames(path, true); err != nil {
+		w.Abort()
+		return nil, fmt.Errorf("export to %s: %w", path, err)
+	}
 	// The archive's size is known only at its end (compression), when an
 	// export past the last volume fails naming the split size it needs;
 	// content that cannot fit unless it compresses is worth saying now.

@@ -203,7 +203,8 @@ func runImport(ctx context.Context, r io.Reader, repo name.Repository, opts Impo
 		return importFile(ctx, f, repo, opts)
 	}
 	// No read starts once ctx ends. A read already blocked on a silent pipe
-	// still waits for its data: a second Ctrl-C ends ferry then.
+	// still waits for its data, unless r returns on its own when ctx ends
+	// (the CLI reads standard input through ctxio.Detached).
 	ar, err := archive.NewReader(ctxio.NewReader(ctx, r), archive.ReaderOptions{})
 	if err != nil {
 		return nil, err

@@ -27,7 +27,10 @@ import (
 // Export releases when it returns, and Plan.Close if it is never exported.
 // Export then writes a ferry archive of the plan, compressed at its level
 // and split as asked, whose blobs are verified as they are read and again
-// as they are written.
+// as they are written. Export's context cannot interrupt a read of r
+// already blocked (a pipe whose sender stopped): a caller reading such a
+// pipe gives a reader whose Read returns when that context ends, as the
+// CLI does for standard input.
 func PlanArchive(r io.Reader) (*Plan, error) {
 	f, ok, err := openRandom(r)
 	if err != nil {

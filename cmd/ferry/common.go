@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"regexp"
@@ -11,7 +12,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/urfave/cli/v2"
 
+	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/bundle"
+	"github.com/ferry-dev/ferry/internal/ctxio"
 	"github.com/ferry-dev/ferry/internal/registry"
 	"github.com/ferry-dev/ferry/internal/regopts"
 	"github.com/ferry-dev/ferry/internal/volumes"
@@ -121,6 +124,38 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// stdinArchive is standard input, for a command that reads an archive from
+// it (-f -, --from-tar -), and what to call when the command is done. A
+// file redirected to it is read as it is, at random (its reads do not
+// stall). Anything else (a pipe, a socket, a terminal) is read on a
+// goroutine of its own (ctxio.Detached), so that a signal ends the command
+// and its cleanup runs even while the sender has stopped without closing
+// the pipe: the read in progress cannot be interrupted. That goroutine may
+// stay blocked in it, which is harmless: the process exits as soon as the
+// command returns.
+func stdinArchive(c *cli.Context) (io.Reader, func()) {
+	if _, _, ok := archive.RandomAccess(c.App.Reader); ok {
+		return c.App.Reader, func() {}
+	}
+	d := ctxio.NewDetached(c.Context, c.App.Reader)
+	return d, func() { d.Close() }
+}
+
+// archiveInput opens the archive a command reads: path, its volumes, or for
+// "-" standard input (stdinArchive). what prefixes the error of opening a
+// file ("import", "export --from-tar"). The returned function releases it.
+func archiveInput(c *cli.Context, path, what string) (io.Reader, func(), error) {
+	if path == "-" {
+		in, done := stdinArchive(c)
+		return in, done, nil
+	}
+	f, err := volumes.OpenArchive(path)
+	if err != nil {
+		return nil, nil, namedArchive(c, path, fmt.Errorf("%s: %w", what, err))
+	}
+	return f, func() { f.Close() }, nil
 }
 
 // namedArchive is namedFile for the archive path a command reads (-f, --tar,

@@ -257,7 +257,7 @@ func runExport(c *cli.Context) error {
 	}
 	if dest != "-" {
 		// A missing or read-only directory fails before any download.
-		if err := relocate.CheckExportPath(dest); err != nil {
+		if err := relocate.CheckExportPath(dest, eopts); err != nil {
 			return err
 		}
 	}
@@ -267,15 +267,11 @@ func runExport(c *cli.Context) error {
 	var p *relocate.Plan
 	if fromTar != "" {
 		out.Begin("reading " + fromTar)
-		in := c.App.Reader
-		if fromTar != "-" {
-			f, err := volumes.OpenArchive(fromTar)
-			if err != nil {
-				return namedArchive(c, fromTar, fmt.Errorf("export --from-tar: %w", err))
-			}
-			defer f.Close()
-			in = f
+		in, done, err := archiveInput(c, fromTar, "export --from-tar")
+		if err != nil {
+			return err
 		}
+		defer done()
 		if p, err = relocate.PlanArchive(in); err != nil {
 			return fmt.Errorf("export --from-tar %s: %w", fromTar, err)
 		}

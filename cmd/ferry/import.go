@@ -7,7 +7,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ferry-dev/ferry/internal/volumes"
 	"github.com/ferry-dev/ferry/relocate"
 )
 
@@ -74,15 +73,11 @@ func runImport(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var in io.Reader = c.App.Reader
-	if file != "-" {
-		f, err := volumes.OpenArchive(file)
-		if err != nil {
-			return namedArchive(c, file, fmt.Errorf("import: %w", err))
-		}
-		defer f.Close()
-		in = f
+	in, done, err := archiveInput(c, file, "import")
+	if err != nil {
+		return err
 	}
+	defer done()
 	remoteOpts, err := reg.RemoteOptions(c.Context)
 	if err != nil {
 		return err

@@ -38,15 +38,7 @@ func openArchive(c *cli.Context) (io.Reader, func(), error) {
 	if c.NArg() != 1 {
 		return nil, nil, usagef("%s: give one archive (FILE.tar.zst, or - for standard input)", c.Command.Name)
 	}
-	path := c.Args().First()
-	if path == "-" {
-		return c.App.Reader, func() {}, nil
-	}
-	f, err := volumes.OpenArchive(path)
-	if err != nil {
-		return nil, nil, namedArchive(c, path, fmt.Errorf("%s: %w", c.Command.Name, err))
-	}
-	return f, func() { f.Close() }, nil
+	return archiveInput(c, c.Args().First(), c.Command.Name)
 }
 
 func runInspect(c *cli.Context) error {

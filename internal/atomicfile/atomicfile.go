@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 )
@@ -30,6 +31,11 @@ type File struct {
 	// written is the bytes written so far; flushed, where the last
 	// writeback started.
 	written, flushed int64
+	// held is an open file of the temporary file, apart from f, through
+	// which it holds an exclusive flock(2) from Create to Rename or Abort
+	// (f is closed earlier, by Sync): what tells RemoveAbandoned that the
+	// file is being written. nil where no lock could be taken.
+	held *os.File
 }
 
 // writebackChunk is how much is written between two writeback starts.
@@ -39,6 +45,11 @@ const writebackChunk = 16 << 20
 // expensive work, if path's directory is missing, is not a directory or is
 // not writable, or if path is a directory. The file is created with mode
 // 0666 less the umask, like os.Create.
+//
+// The temporary file, named as TempTarget reads, is created under the
+// directory's lock (LockDir) and locked at once, until Rename or Abort: a
+// clean-up holding that lock (RemoveAbandoned) tells it from one a killed
+// process left.
 func Create(path string) (*File, error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
@@ -59,16 +70,18 @@ func Create(path string) (*File, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return nil, fmt.Errorf("create %s: is a directory", path)
 	}
+	unlock := lockDir(dir)
+	defer unlock()
 	for range 10 {
 		var rnd [8]byte
 		if _, err := rand.Read(rnd[:]); err != nil {
 			return nil, fmt.Errorf("create %s: %w", path, err)
 		}
-		tmp := filepath.Join(dir, "."+base+".tmp-"+hex.EncodeToString(rnd[:]))
+		tmp := filepath.Join(dir, "."+base+tempInfix+hex.EncodeToString(rnd[:]))
 		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 		switch {
 		case err == nil:
-			return &File{f: f, path: path, tmp: tmp}, nil
+			return &File{f: f, path: path, tmp: tmp, held: holdTemp(tmp)}, nil
 		case errors.Is(err, fs.ErrExist):
 			continue
 		case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
@@ -153,7 +166,16 @@ func (f *File) Rename() error {
 		return fmt.Errorf("commit %s: %w", f.path, err)
 	}
 	f.committed = true
+	f.release()
 	return nil
+}
+
+// release closes held, releasing the temporary file's lock.
+func (f *File) release() {
+	if f.held != nil {
+		f.held.Close()
+		f.held = nil
+	}
 }
 
 // SyncDir syncs the directory dir, so that the renames in it survive a
@@ -183,10 +205,57 @@ func (f *File) Abort() error {
 	if !f.synced {
 		f.f.Close()
 	}
+	// Removed before its lock is released: a clean-up never finds it
+	// unlocked under its name.
+	defer f.release()
 	if err := os.Remove(f.tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("abort %s: %w", f.path, err)
 	}
 	return nil
+}
+
+// tempInfix is what Create puts between "."+base and the 16 hex digits of
+// a temporary file's name.
+const tempInfix = ".tmp-"
+
+// tempName matches the name of a temporary file Create makes.
+var tempName = regexp.MustCompile(`^\.(.+)\.tmp-[0-9a-f]{16}$`)
+
+// TempTarget reports whether name (a base name) is one Create gives a
+// temporary file, ".<target>.tmp-<16 hex>", and returns target's base name.
+func TempTarget(name string) (target string, ok bool) {
+	m := tempName.FindStringSubmatch(name)
+	if m == nil {
+		return "", false
+	}
+	return m[1], true
+}
+
+// TempState is what RemoveAbandoned found of a temporary file.
+type TempState int
+
+const (
+	// TempRemoved: no File was writing it (its process was killed, or the
+	// system crashed); it is removed.
+	TempRemoved TempState = iota
+	// TempInUse: a File, of this process or another, is writing it; it
+	// stays.
+	TempInUse
+	// TempUnknown: whether one is cannot be told (no flock(2) on this
+	// system or its file system, or the file cannot be opened); it stays.
+	TempUnknown
+	// TempGone: it no longer exists.
+	TempGone
+)
+
+// RemoveAbandoned removes the temporary file at path (a name TempTarget
+// accepts) if no File is writing it: every File holds an exclusive
+// flock(2) on its temporary file from Create to Rename or Abort, which the
+// system releases however its process ends, SIGKILL included. The caller
+// holds LockDir on the file's directory, so that no File is being created
+// there meanwhile (Create takes that lock too).
+func RemoveAbandoned(path string) (TempState, error) {
+	return removeAbandoned(path)
 }
 
 // LockDir takes an exclusive lock on the directory dir, for a writer that

@@ -270,3 +270,29 @@ func writeChecksums(sidecar string, sums []Checksum) error {
 	}
 	return f.Commit()
 }
+
+// TempTarget reads exactly the names Create gives temporary files.
+func TestTempTargetReadsTheNamesCreateGives(t *testing.T) {
+	dir := t.TempDir()
+	f, err := Create(filepath.Join(dir, "out.tar.zst.002"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Abort()
+	if target, ok := TempTarget(filepath.Base(f.Name())); !ok || target != "out.tar.zst.002" {
+		t.Errorf("TempTarget(%s) = %q, %v; want out.tar.zst.002", filepath.Base(f.Name()), target, ok)
+	}
+	for _, name := range []string{
+		"out.tar.zst.tmp-0123456789abcdef",   // no leading dot
+		".out.tar.zst.tmp-0123456789abcde",   // 15 hex digits
+		".out.tar.zst.tmp-0123456789abcdef0", // 17
+		".out.tar.zst.tmp-0123456789ABCDEF",  // upper case
+		".out.tar.zst.old-0123456789ab",      // set aside by volumes.Put
+		".out.tar.zst.tmp-0123456789abcdef~", // an editor's backup
+		"..tmp-0123456789abcdef",             // no target
+	} {
+		if target, ok := TempTarget(name); ok {
+			t.Errorf("TempTarget(%s) = %q: not a name Create gives", name, target)
+		}
+	}
+}

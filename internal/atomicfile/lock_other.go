@@ -2,6 +2,24 @@
 
 package atomicfile
 
+import (
+	"errors"
+	"io/fs"
+	"os"
+)
+
 // lockDir does nothing where flock(2) is not available: LockDir's callers
 // then run their steps unlocked.
 func lockDir(string) (unlock func()) { return func() {} }
+
+// holdTemp takes no lock where flock(2) is not available.
+func holdTemp(string) *os.File { return nil }
+
+// removeAbandoned cannot tell an abandoned temporary file from one being
+// written where flock(2) is not available: it leaves it.
+func removeAbandoned(path string) (TempState, error) {
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		return TempGone, nil
+	}
+	return TempUnknown, nil
+}

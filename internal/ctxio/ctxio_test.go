@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
+	"time"
 )
 
 func TestReaderStopsWhenContextIsDone(t *testing.T) {
@@ -25,5 +27,105 @@ func TestReaderPassesThrough(t *testing.T) {
 	b, err := io.ReadAll(NewReader(context.Background(), bytes.NewReader([]byte("all of it"))))
 	if err != nil || string(b) != "all of it" {
 		t.Errorf("read %q, %v", b, err)
+	}
+}
+
+// A pipe whose writer stopped without closing it: a Read of the Detached
+// returns once the context is done, although the read of the pipe it made
+// is still blocked (NewReader's would not).
+func TestDetachedReturnsWhenContextEndsDuringABlockedRead(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	d := NewDetached(ctx, pr)
+	defer d.Close()
+	go pw.Write([]byte("head"))
+	buf := make([]byte, 16)
+	if n, err := d.Read(buf); err != nil || string(buf[:n]) != "head" {
+		t.Fatalf("read %q, %v; want \"head\"", buf[:n], err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := d.Read(buf) // the writer sends nothing more
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("read returned %v before anything was sent or the context ended", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("read after cancel: %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("read still blocked 10s after its context was cancelled")
+	}
+	if _, err := d.Read(buf); !errors.Is(err, context.Canceled) {
+		t.Errorf("a later read: %v, want context.Canceled", err)
+	}
+}
+
+// Everything R gives comes through, in order, whatever the sizes of the
+// caller's reads, and R's end (or error) after it.
+func TestDetachedPassesThroughInOrder(t *testing.T) {
+	want := make([]byte, 3*detachedBuffer+12345)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	var got []byte
+	d := NewDetached(context.Background(), bytes.NewReader(want))
+	defer d.Close()
+	for i := 0; ; i++ {
+		buf := make([]byte, 1+(i*4099)%(2*detachedBuffer))
+		n, err := d.Read(buf)
+		got = append(got, buf[:n]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes, not the %d given", len(got), len(want))
+	}
+	broken := errors.New("broken")
+	d2 := NewDetached(context.Background(), io.MultiReader(bytes.NewReader([]byte("ab")), iotestErr{broken}))
+	defer d2.Close()
+	b, err := io.ReadAll(d2)
+	if string(b) != "ab" || !errors.Is(err, broken) {
+		t.Errorf("read %q, %v; want \"ab\" then R's error", b, err)
+	}
+}
+
+type iotestErr struct{ err error }
+
+func (e iotestErr) Read([]byte) (int, error) { return 0, e.err }
+
+// Once the context has ended, its goroutine ends too as soon as the read it
+// was blocked in returns: nothing is left behind once the pipe moves.
+func TestDetachedGoroutineEndsOnceItsReadReturns(t *testing.T) {
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	before := runtime.NumGoroutine()
+	d := NewDetached(ctx, pr)
+	done := make(chan error, 1)
+	go func() {
+		_, err := d.Read(make([]byte, 8))
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	<-done
+	pw.Write([]byte("late")) // the blocked read returns; its bytes go nowhere
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines, %d before: the reader's goroutine did not end", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

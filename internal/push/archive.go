@@ -33,7 +33,7 @@ type ArchiveOptions struct {
 func ToArchive(ctx context.Context, ref string, dirs []string, opts ArchiveOptions) (*relocate.ExportResult, error) {
 	if opts.Path != "-" {
 		// An unwritable destination fails before the build and downloads.
-		if err := relocate.CheckExportPath(opts.Path); err != nil {
+		if err := relocate.CheckExportPath(opts.Path, opts.Export); err != nil {
 			return nil, err
 		}
 	}

@@ -62,6 +62,9 @@ var osOps = fsOps{
 }
 
 func put(path string, files []*atomicfile.File, sums []atomicfile.Checksum, ops fsOps) ([]error, error) {
+	// Names are compared as earlier lists them, cleaned: a path typed
+	// ./a.tar.zst or dir/./a is the same file as a.tar.zst and dir/a.
+	path = filepath.Clean(path)
 	side, err := atomicfile.CreateChecksums(path+".sha256", sums)
 	if err != nil {
 		for _, f := range files {
@@ -94,7 +97,7 @@ func put(path string, files []*atomicfile.File, sums []atomicfile.Checksum, ops 
 	}
 	taken := map[string]bool{}
 	for _, f := range files {
-		taken[f.Path()] = true
+		taken[filepath.Clean(f.Path())] = true
 	}
 	// A stray whose name a new volume takes is set aside like an old
 	// file, so that a failure puts it back; the others stay, and only
@@ -171,7 +174,7 @@ func put(path string, files []*atomicfile.File, sums []atomicfile.Checksum, ops 
 		if err := ops.renameIn(f); err != nil {
 			return nil, undo(err)
 		}
-		in = append(in, f.Path())
+		in = append(in, filepath.Clean(f.Path()))
 	}
 	if err := ops.syncDir(dir); err != nil {
 		return nil, undo(fmt.Errorf("sync directory %s: %w", dir, err))
@@ -252,7 +255,7 @@ func earlier(path string) (olds, leftovers, strays []string, err error) {
 			continue
 		}
 		if e.IsDir() {
-			return nil, nil, nil, fmt.Errorf("%s is a directory", filepath.Join(dir, name))
+			return nil, nil, nil, inTheWay(dir, name, base)
 		}
 		olds = append(olds, filepath.Join(dir, name))
 	}
@@ -268,4 +271,95 @@ func asideName(name string) (string, error) {
 	}
 	dir, base := filepath.Split(name)
 	return filepath.Join(dir, "."+base+".old-"+hex.EncodeToString(rnd[:])), nil
+}
+
+// inTheWay is the error for the directory name, in dir, where an export to
+// base would write or replace a file.
+func inTheWay(dir, name, base string) error {
+	path := filepath.Join(dir, name)
+	switch {
+	case name == base+".sha256":
+		return fmt.Errorf("%s is a directory, where the export writes the archive's checksum file", path)
+	case name != base:
+		return fmt.Errorf("%s is a directory, named as a volume of %s, which an export writes or replaces", path, base)
+	}
+	return fmt.Errorf("%s is a directory", path)
+}
+
+// CheckNames reports whether a directory stands where an export to path
+// would write or replace a file, so that it is refused before anything is
+// downloaded rather than when the archive is put in place (Put): the
+// checksum file path.sha256, the volumes of an earlier export Put would
+// replace, and, when the new archive is split, every volume name it may
+// take (path.001 to path.099). A directory named as path itself, or one
+// that cannot be listed, is left to atomicfile.Create, which says so.
+func CheckNames(path string, split bool) error {
+	path = filepath.Clean(path)
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil
+	}
+	if _, _, _, err := earlier(path); err != nil {
+		return err
+	}
+	if !split {
+		return nil
+	}
+	for i := 1; i <= MaxVolumes; i++ {
+		if fi, err := os.Stat(Name(path, i)); err == nil && fi.IsDir() {
+			return inTheWay(dir, filepath.Base(Name(path, i)), base)
+		}
+	}
+	return nil
+}
+
+// RemoveTemporaries removes, with a warning naming each and its size, the
+// temporary files that exports to path interrupted for good left beside it
+// (killed, a second signal, a crash): ".NAME.tmp-<16 hex>" as
+// atomicfile.Create names them, for NAME path itself, path.sha256 or a
+// volume path.001 to path.099. Only those no export is writing any more
+// are removed (atomicfile.RemoveAbandoned), under the directory's lock;
+// where that cannot be told (no flock(2) on the system or its file
+// system), each is only named, with its size, in a warning, and stays.
+// The temporary files of a running export to path stay, unnamed. A
+// directory that cannot be listed gives no warning: the export itself
+// then fails, saying why.
+func RemoveTemporaries(path string) (warnings []error) {
+	path = filepath.Clean(path)
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	unlock := atomicfile.LockDir(dir)
+	defer unlock()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	for _, e := range entries {
+		target, ok := atomicfile.TempTarget(e.Name())
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		if i, vol := VolumeNumber(target, base); target != base && target != base+".sha256" && (!vol || i > MaxVolumes) {
+			continue
+		}
+		name := filepath.Join(dir, e.Name())
+		var size int64
+		if fi, err := e.Info(); err == nil {
+			size = fi.Size()
+		}
+		switch state, err := atomicfile.RemoveAbandoned(name); {
+		case err != nil:
+			warnings = append(warnings, fmt.Errorf("an interrupted export to %s left %s (%d bytes): %w", base, name, size, err))
+		case state == atomicfile.TempRemoved:
+			warnings = append(warnings, fmt.Errorf("removed %s (%d bytes), which an interrupted export to %s had left", name, size, base))
+		case state == atomicfile.TempUnknown:
+			warnings = append(warnings, fmt.Errorf("left %s (%d bytes) in place: a temporary file of an export to %s, interrupted or still running (this system cannot tell which); remove it if no export to %s is running", name, size, base, base))
+		}
+	}
+	return warnings
 }

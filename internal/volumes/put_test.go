@@ -189,13 +189,11 @@ func TestPutFailureLeavesTheEarlierArchive(t *testing.T) {
 			{"4 volumes, by 2", map[string]string{"a.001": "o1", "a.002": "o2", "a.003": "o3", "a.004": "o4", "a.sha256": "old sums"}, []string{"a.001", "a.002"}},
 			{"unsplit, by unsplit", map[string]string{"a": "old", "a.sha256": "old sums"}, []string{"a"}},
 		} {
-			t.Run(tc.name+", "+sc.name, func(t *testing.T) {
-				dir := t.TempDir()
-				path := filepath.Join(dir, "a")
+			forSpellings(t, tc.name+", "+sc.name, func(t *testing.T, dir, path string) {
 				seed(t, dir, sc.earlier)
 				var names, contents []string
 				for _, n := range sc.names {
-					names, contents = append(names, filepath.Join(dir, n)), append(contents, "new "+n)
+					names, contents = append(names, path+strings.TrimPrefix(n, "a")), append(contents, "new "+n)
 				}
 				files, sums := newFiles(t, names, contents)
 				if _, err := put(path, files, sums, tc.ops()); !errors.Is(err, errInjected) {
@@ -284,21 +282,85 @@ func TestPutKeepsWhatNoExportOfItWrote(t *testing.T) {
 }
 
 // A file no export wrote whose name a new volume takes is set aside like
-// an old volume: a failed export puts it back.
+// an old volume: a failed export puts it back, and a successful one does
+// not call it left in place.
 func TestPutFailurePutsBackAStrayItWouldReplace(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "a")
 	earlier := map[string]string{"a": "old", "a.sha256": sumLine("a", "old"), "a.002": "not an export's"}
-	seed(t, dir, earlier)
-	files, sums := newFiles(t, []string{Name(path, 1), Name(path, 2)}, []string{"n1", "n2"})
-	ops := osOps
-	ops.syncDir = func(string) error { return errInjected }
-	if _, err := put(path, files, sums, ops); !errors.Is(err, errInjected) {
-		t.Fatalf("put: %v, want the injected failure", err)
+	forSpellings(t, "failed", func(t *testing.T, dir, path string) {
+		seed(t, dir, earlier)
+		files, sums := newFiles(t, []string{Name(path, 1), Name(path, 2)}, []string{"n1", "n2"})
+		ops := osOps
+		ops.syncDir = func(string) error { return errInjected }
+		if _, err := put(path, files, sums, ops); !errors.Is(err, errInjected) {
+			t.Fatalf("put: %v, want the injected failure", err)
+		}
+		if got := snapshot(t, dir); !maps.Equal(got, earlier) {
+			t.Errorf("after a failed put the directory holds %v, want %v", got, earlier)
+		}
+	})
+	forSpellings(t, "done", func(t *testing.T, dir, path string) {
+		seed(t, dir, earlier)
+		files, sums := newFiles(t, []string{Name(path, 1), Name(path, 2)}, []string{"n1", "n2"})
+		warnings, err := put(path, files, sums, osOps)
+		if err != nil || len(warnings) != 0 {
+			t.Fatalf("put: %v, warnings %v; want none (the stray is replaced, not left in place)", err, warnings)
+		}
+		want := map[string]string{"a.001": "n1", "a.002": "n2", "a.sha256": sumLine("a.001", "n1") + sumLine("a.002", "n2")}
+		if got := snapshot(t, dir); !maps.Equal(got, want) {
+			t.Errorf("the directory holds %v, want %v", got, want)
+		}
+	})
+}
+
+// forSpellings runs test, in a fresh directory, for each way a user may
+// spell the path of the archive "a" in it: as filepath.Join cleans it, with
+// "./" or "//" inside (a script's "$DIR/./a", "$DIR/" + "/a"), and relative
+// to the working directory ("./a", as in -o ./a).
+func forSpellings(t *testing.T, name string, test func(t *testing.T, dir, path string)) {
+	for _, sp := range []struct {
+		name string
+		path func(dir string) string
+	}{
+		{"clean", func(dir string) string { return filepath.Join(dir, "a") }},
+		{"dot", func(dir string) string { return dir + "/./a" }},
+		{"double slash", func(dir string) string { return dir + "//a" }},
+		{"relative", func(string) string { return "./a" }},
+	} {
+		t.Run(name+", "+sp.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if sp.name == "relative" {
+				t.Chdir(dir)
+			}
+			test(t, dir, sp.path(dir))
+		})
 	}
-	if got := snapshot(t, dir); !maps.Equal(got, earlier) {
-		t.Errorf("after a failed put the directory holds %v, want %v", got, earlier)
-	}
+}
+
+// An unsplit archive replaced by another is replaced atomically for its
+// readers: the old one is set aside by a hard link, so that its name
+// never goes missing, whatever the spelling of the path.
+func TestPutReplacesAnUnsplitArchiveWithoutItsNameGoingMissing(t *testing.T) {
+	forSpellings(t, "replace", func(t *testing.T, dir, path string) {
+		seed(t, dir, map[string]string{"a": "old", "a.sha256": sumLine("a", "old")})
+		files, sums := newFiles(t, []string{path}, []string{"new"})
+		ops := osOps
+		var away []string
+		ops.rename = func(o, n string) error {
+			if filepath.Base(o) == "a" {
+				away = append(away, o) // the name is empty until the new file comes in
+			}
+			return os.Rename(o, n)
+		}
+		if _, err := put(path, files, sums, ops); err != nil {
+			t.Fatal(err)
+		}
+		if len(away) > 0 {
+			t.Errorf("the old archive was renamed away (%v), leaving its name empty while the new one was renamed in", away)
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "a")); string(b) != "new" {
+			t.Errorf("a holds %q, %v; want the new archive", b, err)
+		}
+	})
 }
 
 // Writers that put archives, split or not, under one name at once must
