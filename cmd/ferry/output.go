@@ -116,9 +116,36 @@ func (p *printer) Result(v any, human func(w io.Writer)) error {
 }
 
 // Listing ends a command whose output is the data itself (tag list,
-// inspect): v as JSON with --json, otherwise human's table, on stdout.
+// inspect): v as JSON with --json, otherwise human's table, on stdout. A
+// failed write (a full disk, a closed pipe) is the command's error: a
+// script redirecting the listing to a file must not get exit 0 and a
+// truncated file. Result does not do so on stderr, where a lost summary
+// must not turn a finished import into a failure.
 func (p *printer) Listing(v any, human func(w io.Writer)) error {
-	return p.result(v, human, p.stdout)
+	if p.json || human == nil {
+		return p.result(v, human, p.stdout)
+	}
+	ew := &errWriter{w: p.stdout}
+	human(ew)
+	return ew.err
+}
+
+// errWriter keeps the first error of its writer and writes nothing after
+// it, so that a listing printed with many Fprintf calls fails once.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(b []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(b)
+	if err != nil {
+		e.err = err
+	}
+	return n, err
 }
 
 func (p *printer) result(v any, human func(w io.Writer), w io.Writer) error {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -554,5 +555,29 @@ func TestTerminalShowsWorkOfUnknownSize(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if len(buf.String()) != n {
 		t.Errorf("the spinner drew after Close: %q", buf.String()[n:])
+	}
+}
+
+// failingWriter refuses every write, as a full disk or a closed pipe does.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// A listing is the command's data: `ferry inspect X > listing.txt` on a
+// full disk fails instead of exiting 0 with nothing written.
+func TestListingThatCannotBeWrittenFails(t *testing.T) {
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"ferry", "inspect", "../../fixtures/golden/basic.imgpkg.tar"}, strings.NewReader(""), failingWriter{}, &stderr)
+	if code != 1 {
+		t.Fatalf("inspect into a failing stdout: exit %d, want 1\nstderr: %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "no space left on device") {
+		t.Errorf("stderr %q does not name the write error", stderr.String())
+	}
+	// The same listing into a working stdout succeeds: the failure above
+	// is the write's, not the archive's.
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"ferry", "inspect", "../../fixtures/golden/basic.imgpkg.tar"}, strings.NewReader(""), &out, &stderr); code != 0 || out.Len() == 0 {
+		t.Fatalf("inspect into a buffer: exit %d, %d bytes\nstderr: %s", code, out.Len(), stderr.String())
 	}
 }
