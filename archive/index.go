@@ -89,9 +89,10 @@ const (
 	RoleReferrer Role = "referrer"
 )
 
-// SignatureKinds are the cosign tag suffixes a RoleSignature entry may
-// record: signatures, attestations and SBOMs.
-var SignatureKinds = []string{"sig", "att", "sbom"}
+// SignatureKinds returns the cosign tag suffixes a RoleSignature entry may
+// record: signatures, attestations and SBOMs. It is a function, not a
+// variable, so that no importer can change what an archive may hold.
+func SignatureKinds() []string { return []string{"sig", "att", "sbom"} }
 
 // known reports whether r is a role of format version 1, for which an
 // original reference is mandatory.
@@ -363,8 +364,8 @@ func checkArtifact(e Entry) error {
 		return fmt.Errorf("role %s cannot have a subject", e.Role)
 	}
 	switch {
-	case e.Role == RoleSignature && !slices.Contains(SignatureKinds, e.SignatureKind):
-		return fmt.Errorf("signature kind %q is not one of %s", e.SignatureKind, strings.Join(SignatureKinds, ", "))
+	case e.Role == RoleSignature && !slices.Contains(SignatureKinds(), e.SignatureKind):
+		return fmt.Errorf("signature kind %q is not one of %s", e.SignatureKind, strings.Join(SignatureKinds(), ", "))
 	case e.Role != RoleSignature && e.Role.known() && e.SignatureKind != "":
 		return fmt.Errorf("role %s cannot have a signature kind", e.Role)
 	}

@@ -76,7 +76,6 @@ func (s *frameStream) Read(p []byte) (int, error) {
 			}
 			s.record(frameExtent{size: s.cut.n, tarSize: s.out})
 			s.cut = nil
-			err = nil
 		case err != nil:
 			s.err = err
 		}

@@ -17,8 +17,14 @@ import (
 // read this way, by import, inspect, verify, export --from-tar and serve
 // alike.
 type RandomArchive interface {
+	// Head is the archive's index and manifests, read and checked when
+	// the archive was opened.
 	Head() *archive.Head
+	// Has reports whether the archive carries blob d (a delta leaves some
+	// out).
 	Has(d v1.Hash) bool
+	// Blob reads blob d from its start; the reader fails, rather than
+	// end, if the bytes do not have digest d. The caller closes it.
 	Blob(d v1.Hash) (io.ReadCloser, error)
 }
 

@@ -63,7 +63,7 @@ func (r *resolver) artifactWants(ctx context.Context, opts Options) ([]want, err
 		im := subjects[i]
 		var ws []want
 		if opts.CosignSignatures {
-			for _, kind := range archive.SignatureKinds {
+			for _, kind := range archive.SignatureKinds() {
 				w, ok, err := r.cosignWant(ctx, im, kind)
 				if err != nil {
 					return err

@@ -708,7 +708,10 @@ type Opener func() (io.ReadCloser, error)
 // damaged archive will not.
 type SourceError struct{ Err error }
 
+// Error is the source's error, as it is.
 func (e *SourceError) Error() string { return e.Err.Error() }
+
+// Unwrap gives the source's error to errors.Is and errors.As.
 func (e *SourceError) Unwrap() error { return e.Err }
 
 // permanentError is an error no new attempt can cure.
