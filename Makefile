@@ -4,7 +4,7 @@ BIN     ?= bin/ferry
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null)
 PKGS    := ./...
 
-.PHONY: all build test fmt-check vet unit fuzz-seed demo bench clean
+.PHONY: all build test fmt-check vet fuzz demo bench clean
 
 all: build
 
@@ -21,6 +21,16 @@ fmt-check:
 
 vet:
 	$(GO) vet $(PKGS)
+
+## fuzz: every fuzz target in turn, FUZZTIME each (the seed corpora alone run with `make test`)
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "$$t ($$(dirname $$f))"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s $$(dirname $$f); \
+		done; \
+	done
 
 ## demo: the main job on embedded registries (no Docker, no set-up)
 demo: build

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -189,4 +190,40 @@ func TestVerifyBlobRefusesDamage(t *testing.T) {
 	})
 	wantErr(t, verify(shifted), name, "seek table is wrong")
 
+}
+
+// TestVerifyBlobRefusesAnotherEntryOfItsSize: a table of contents that
+// points each of two blobs of one size at the other's frame passes
+// OpenFile's checks (every blob listed once, at its size, frames in
+// order). The tar header each frame starts names the other blob: VerifyBlob
+// and Blob refuse it there, saying the table of contents is wrong, before
+// reading any byte of the other blob.
+func TestVerifyBlobRefusesAnotherEntryOfItsSize(t *testing.T) {
+	cfg := newBlob(types.DockerConfigJSON, []byte(`{"config":{}}`))
+	layer := newBlob(types.DockerLayer, []byte("thirteen byte"))
+	if len(cfg.b) != len(layer.b) {
+		t.Fatalf("the config has %d bytes, the layer %d: want one size", len(cfg.b), len(layer.b))
+	}
+	data := tinyArchiveOf(t, cfg, layer)
+	swapped := withTrailer(t, data, func(b []tocBlob) []tocBlob {
+		if len(b) != 2 {
+			t.Fatalf("table of contents of %d blobs, want the config and the layer", len(b))
+		}
+		b[0].Digest, b[1].Digest = b[1].Digest, b[0].Digest
+		return b
+	}, nil)
+	f := openBytes(t, swapped)
+	for _, b := range []testBlob{cfg, layer} {
+		name := "blobs/sha256/" + b.d.Hex
+		_, err := f.VerifyBlob(t.Context(), b.d)
+		wantErr(t, err, name, "starts entry", "the table of contents is wrong")
+		_, err = f.Blob(b.d)
+		wantErr(t, err, name, "starts entry", "the table of contents is wrong")
+	}
+	// The archive as written reads.
+	for _, b := range []testBlob{cfg, layer} {
+		if _, err := openBytes(t, data).VerifyBlob(t.Context(), b.d); err != nil {
+			t.Errorf("blob %s of the sound archive: %v", b.d, err)
+		}
+	}
 }

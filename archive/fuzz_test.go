@@ -2,9 +2,13 @@ package archive
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -17,6 +21,13 @@ import (
 func tinyArchive(t testing.TB) []byte {
 	cfg := newBlob(types.DockerConfigJSON, []byte(`{"config":{}}`))
 	layer := newBlob(types.DockerLayer, []byte("layer"))
+	return tinyArchiveOf(t, cfg, layer)
+}
+
+// tinyArchiveOf is a small valid archive of one bundle image, cfg its
+// config and layer its only layer, each in a frame of its own.
+func tinyArchiveOf(t testing.TB, cfg, layer testBlob) []byte {
+	t.Helper()
 	m := manifestJSON(types.DockerManifestSchema2, cfg, layer)
 	idx, err := BuildIndex([]Entry{{Descriptor: desc(m), Role: RoleBundle, OriginalRef: "r.example/b:v1", Tag: "v1"}},
 		IndexOptions{CreatedBy: "fuzz"})
@@ -96,6 +107,108 @@ func FuzzReader(f *testing.F) {
 		}
 		t.Fatal("more than 1000 blobs from a fuzz input")
 	})
+}
+
+// FuzzOpenFile feeds OpenFile arbitrary input, the seek table and the
+// table of contents included, which come from the archive and say where
+// to read: it must return errors, not panic, and allocate within a bound
+// whatever sizes and offsets those tables claim. Every blob VerifyBlob
+// accepts must then read, through Range and through Blob, as bytes that
+// match its digest and size.
+func FuzzOpenFile(f *testing.F) {
+	tiny := tinyArchive(f)
+	f.Add(tiny)
+	frames, err := readSeekTable(bytes.NewReader(tiny), int64(len(tiny)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	last := frames[len(frames)-1]
+	toc, err := readTOC(bytes.NewReader(tiny), last, maxTOCSize)
+	if err != nil {
+		f.Fatal(err)
+	}
+	// The seek table with one bit of a frame's decompressed size flipped:
+	// OpenFile cannot see it, VerifyBlob must.
+	table := last.offset + last.size + skippableHeaderSize
+	sizes := bytes.Clone(tiny)
+	sizes[table+int64(toc[0].Frame)*seekEntrySize+4] ^= 1
+	f.Add(sizes)
+	// One bit of a compressed size flipped: the frames no longer add up.
+	compressed := bytes.Clone(tiny)
+	compressed[table+int64(toc[0].Frame)*seekEntrySize] ^= 1
+	f.Add(compressed)
+	// The table of contents with a frame number flipped: the first blob
+	// pointed at the head's frame, and the last beyond the frames.
+	for _, b := range []tocBlob{toc[0], toc[len(toc)-1]} {
+		flipped := bytes.Clone(tiny)
+		json := flipped[last.offset+skippableHeaderSize : last.offset+last.size]
+		at := bytes.Index(json, []byte(fmt.Sprintf(`"frame":%d`, b.Frame)))
+		if at < 0 {
+			f.Fatalf("no frame %d in the table of contents %s", b.Frame, json)
+		}
+		json[at+len(`"frame":`)] ^= 1
+		f.Add(flipped)
+	}
+	// A byte in the middle of the table of contents flipped.
+	mid := bytes.Clone(tiny)
+	mid[last.offset+last.size/2] ^= 0x20
+	f.Add(mid)
+
+	const maxAlloc = 64 << 20
+	opts := ReaderOptions{MaxWindow: 1 << 20, MaxManifestSize: 64 << 10, MaxHeadSize: 256 << 10, Concurrency: 1}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		fuzzOpenFile(t, data, opts)
+		runtime.ReadMemStats(&after)
+		if n := after.TotalAlloc - before.TotalAlloc; n > maxAlloc {
+			t.Fatalf("opening and reading a %d-byte archive allocated %d bytes, more than %d", len(data), n, maxAlloc)
+		}
+	})
+}
+
+// fuzzOpenFile is FuzzOpenFile's check of one input.
+func fuzzOpenFile(t *testing.T, data []byte, opts ReaderOptions) {
+	af, err := OpenFile(bytes.NewReader(data), int64(len(data)), opts)
+	if err != nil {
+		return
+	}
+	for _, b := range af.Head().Blobs {
+		if !af.Has(b.Digest) {
+			continue // skipped, or left out by a delta
+		}
+		// A blob's bytes, read through Blob without error, are its own.
+		if rc, err := af.Blob(b.Digest); err == nil {
+			if d, n, err := digestOfReader(rc, b.Size); err == nil && (d != b.Digest || n != b.Size) {
+				t.Fatalf("blob %s read through Blob without error: %d bytes with digest %s", b.Digest, n, d)
+			}
+			rc.Close()
+		}
+		v, err := af.VerifyBlob(context.Background(), b.Digest)
+		if err != nil {
+			continue
+		}
+		if v.Digest() != b.Digest || v.Size() != b.Size {
+			t.Fatalf("blob %s (%d bytes) verified as %s, %d bytes", b.Digest, b.Size, v.Digest(), v.Size())
+		}
+		rc, err := v.Range(0, v.Size())
+		if err != nil {
+			t.Fatalf("blob %s verified, then its whole range: %v", b.Digest, err)
+		}
+		d, n, err := digestOfReader(rc, b.Size)
+		rc.Close()
+		if err != nil || d != b.Digest || n != b.Size {
+			t.Fatalf("blob %s verified, then read through Range: %d bytes with digest %s, %v", b.Digest, n, d, err)
+		}
+	}
+}
+
+// digestOfReader is the sha256 and the length of what r gives, reading at
+// most one byte more than size.
+func digestOfReader(r io.Reader, size int64) (v1.Hash, int64, error) {
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(r, size+1))
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}, n, err
 }
 
 // headSeparator splits FuzzHead's second input into manifests.

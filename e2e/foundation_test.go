@@ -97,7 +97,8 @@ func TestPushRefusesBadBundlesAndPushesNothing(t *testing.T) {
 			if tc.prepare != nil {
 				tc.prepare(dir)
 			}
-			repo := reg.Repo("bad/" + strings.ReplaceAll(label, " ", "-"))
+			path := "bad/" + strings.ReplaceAll(label, " ", "-")
+			repo := reg.Repo(path)
 			args := append([]string{"push", "-b", repo + ":v1", "-f", dir}, tc.args...)
 			r := ferry(t, nil, args...)
 			code := cmp.Or(tc.code, 1)
@@ -107,6 +108,10 @@ func TestPushRefusesBadBundlesAndPushesNothing(t *testing.T) {
 			rp, _ := name.NewRepository(repo)
 			if tags, err := remote.List(rp, reg.RemoteOptions(t)...); err == nil && len(tags) > 0 {
 				t.Fatalf("tags written after a refused push: %v", tags)
+			}
+			// Nothing at all: no blob upload begun, no manifest.
+			if w := reg.Writes(path); len(w) != 0 {
+				t.Fatalf("a refused push sent %d requests that write: %v", len(w), w)
 			}
 		})
 	}

@@ -605,7 +605,9 @@ func TestCopyRetriesUploadsTheDestinationDroppedOrRefused(t *testing.T) {
 	p := cpPlan(t, src)
 	dst := impNewDest(t, true)
 	dst.failUploads()
-	ro := regopts.Options{RetryBackoff: 10 * time.Millisecond}
+	// Enough attempts for one blob to meet every fault, whatever the
+	// default: with fewer, the copy fails whenever the faults bunch on a blob.
+	ro := regopts.Options{RetryBackoff: 10 * time.Millisecond, RetryCount: impUploadFaults + 1}
 	ropts, err := ro.RemoteOptions(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -505,12 +505,19 @@ var impVias = []impVia{
 	{"pipe", func(b []byte) io.Reader { return struct{ io.Reader }{bytes.NewReader(b)} }},
 }
 
+// impUploadFaults is how many blob data requests failUploads fails. They
+// may all fall on one blob (which blob's PUT comes first is the
+// scheduler's choice), so a client must give each blob at least
+// impUploadFaults+1 attempts for an import or copy to succeed every time.
+const impUploadFaults = 4
+
 // failUploads makes the destination drop the first two blob data requests
-// and refuse the next two with 503: uploads a client must send again.
+// and refuse the next two with 503 (impUploadFaults in all): uploads a
+// client must send again.
 func (d *impDest) failUploads() {
 	d.proxy.SetRules(
 		testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindUpload, Fault: testregistry.FaultDrop, Times: 2},
-		testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindUpload, Fault: testregistry.FaultStatus, Status: http.StatusServiceUnavailable, Times: 2},
+		testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindUpload, Fault: testregistry.FaultStatus, Status: http.StatusServiceUnavailable, Times: impUploadFaults - 2},
 	)
 }
 

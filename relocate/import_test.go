@@ -16,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/ferry-dev/ferry/internal/registry"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 	"github.com/ferry-dev/ferry/lock"
 	"github.com/ferry-dev/ferry/relocate"
@@ -433,6 +434,11 @@ func TestImportRetriesFailedUploads(t *testing.T) {
 			opts := dst.options(t)
 			opts.Reporter = rec
 			opts.Remote = append(opts.Remote, remote.WithRetryBackoff(remote.Backoff{Duration: 10 * time.Millisecond, Factor: 1, Steps: 3}))
+			// Enough attempts for one blob to meet every fault: with
+			// fewer, the run fails whenever the faults bunch on a blob.
+			copts := dst.ep.ClientOptions()
+			copts.UploadAttempts = impUploadFaults + 1
+			opts.Client = registry.New(copts)
 			if _, err := relocate.Import(context.Background(), via.open(archive), dst.repo, opts); err != nil {
 				t.Fatal(err)
 			}

@@ -246,6 +246,12 @@ func TestPutManifestConfirmsASuccessThatNamesNoDigest(t *testing.T) {
 	r := repoOf(t, &reg.Endpoint, "team/app", registry.Access{Push: true})
 	m := image(t, r, "202")
 	d := digestOf(m)
+	// v3 holds another manifest.
+	another := image(t, r, "another")
+	od := digestOf(another)
+	if _, err := r.PutManifest(ctx, "v3", another, types.OCIManifestSchema1); err != nil {
+		t.Fatal(err)
+	}
 
 	// Answered 202 and dropped.
 	reg.setHook(func(w http.ResponseWriter, req *http.Request) bool {
@@ -258,6 +264,14 @@ func TestPutManifestConfirmsASuccessThatNamesNoDigest(t *testing.T) {
 	})
 	if _, err := r.PutManifest(ctx, "v1", m, types.OCIManifestSchema1); err == nil || !strings.Contains(err.Error(), "202") || !strings.Contains(err.Error(), "v1") {
 		t.Errorf("manifest PUT answered 202 but not stored: %v; want an error naming the tag and the answer", err)
+	}
+	// The same over v3: the tag still names the other manifest.
+	want := fmt.Sprintf("holds %s there, not %s", od, d)
+	if got, err := r.PutManifest(ctx, "v3", m, types.OCIManifestSchema1); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "v3") {
+		t.Errorf("manifest PUT answered 202 over a tag holding another manifest: %s, %v; want an error naming the tag and %q", got, err, want)
+	}
+	if held := reg.rawTag("team/app", "v3"); held != od.String() {
+		t.Errorf("v3 holds %s, want the other manifest %s still", held, od)
 	}
 
 	// Stored, answered 202 without the digest.
@@ -275,6 +289,42 @@ func TestPutManifestConfirmsASuccessThatNamesNoDigest(t *testing.T) {
 	})
 	if got, err := r.PutManifest(ctx, "v2", m, types.OCIManifestSchema1); err != nil || got != d {
 		t.Errorf("manifest PUT stored and answered 202: %s, %v; want %s", got, err, d)
+	}
+}
+
+// A manifest PUT answered with a Docker-Content-Digest other than the
+// manifest's is an error naming both: the registry stored something else
+// (it rewrote the manifest, or a proxy answered for another request).
+func TestPutManifestRefusesAnotherDigest(t *testing.T) {
+	ctx := context.Background()
+	reg := newHooked(t)
+	r := repoOf(t, &reg.Endpoint, "team/app", registry.Access{Push: true})
+	m := image(t, r, "rewritten")
+	d := digestOf(m)
+	claimed := digestOf([]byte("some other manifest"))
+	// The registry stores the manifest; its answer, 201 as the spec has it,
+	// names another digest.
+	reg.setHook(func(w http.ResponseWriter, req *http.Request) bool {
+		if !isManifestPUT(req) {
+			return false
+		}
+		rec := httptest.NewRecorder()
+		reg.inner.ServeHTTP(rec, req)
+		if rec.Code != http.StatusCreated || rec.Header().Get("Docker-Content-Digest") != d.String() {
+			t.Errorf("the registry answered the manifest PUT %d with digest %q", rec.Code, rec.Header().Get("Docker-Content-Digest"))
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.Header().Set("Docker-Content-Digest", claimed.String())
+		w.WriteHeader(rec.Code)
+		return true
+	})
+	for _, ref := range []string{"v1", d.String()} {
+		want := fmt.Sprintf("the registry stored digest %s, the manifest's bytes have %s", claimed, d)
+		if got, err := r.PutManifest(ctx, ref, m, types.OCIManifestSchema1); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), ref) {
+			t.Errorf("manifest PUT to %s answered with digest %s: %s, %v; want an error naming %s and %q", ref, claimed, got, err, ref, want)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -241,9 +242,17 @@ func TestListBoundsPagesAndTags(t *testing.T) {
 		t.Errorf("%d tag list requests, want the 40 allowed", n)
 	}
 
-	_, err = listWithin(t, s.repo, taglist.Options{Remote: s.reg.RemoteOptions(t), Limits: taglist.Limits{MaxTags: 5}})
-	if err == nil || !strings.Contains(err.Error(), "more than 5 tags") {
-		t.Errorf("err = %v, want the bound of 5 tags", err)
+	// The bound on tags, at its edge: as many tags as the repository
+	// holds are listed (imgpkg's own included, so that all are shown), one
+	// fewer is refused.
+	n := len(s.digest)
+	got, err := listWithin(t, s.repo, taglist.Options{Remote: s.reg.RemoteOptions(t), Internal: true, Limits: taglist.Limits{MaxTags: n}})
+	if err != nil || len(got) != n {
+		t.Errorf("MaxTags %d, %d tags held: %d listed, %v; want all of them", n, n, len(got), err)
+	}
+	_, err = listWithin(t, s.repo, taglist.Options{Remote: s.reg.RemoteOptions(t), Internal: true, Limits: taglist.Limits{MaxTags: n - 1}})
+	if want := fmt.Sprintf("more than %d tags", n-1); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "registry "+s.reg.Host) {
+		t.Errorf("MaxTags %d, %d tags held: err = %v, want one naming %s and %q", n-1, n, err, s.reg.Host, want)
 	}
 }
 
