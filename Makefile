@@ -37,10 +37,12 @@ demo: build
 	$(GO) run ./fixtures/cmd/ferry-demo -ferry $(BIN)
 
 ## bench: ferry's export/import/copy, serve and a delta round trip beside the floors and crane, on local registries (BENCH_FLAGS=-quick: a short run)
+## The report is printed and kept in BENCH_OUT: docs/bench/COMMIT.md (COMMIT as `git describe --always --dirty` names it), .bench/ for -quick runs.
 CRANE ?= bin/crane
+BENCH_OUT ?= $(if $(findstring -quick,$(BENCH_FLAGS)),.bench/$(or $(VERSION),unknown)-quick.md,docs/bench/$(or $(VERSION),unknown).md)
 bench: build
 	$(GO) build -trimpath -o $(CRANE) github.com/google/go-containerregistry/cmd/crane
-	$(GO) run ./fixtures/cmd/ferry-bench -ferry $(BIN) -crane $(CRANE) $(BENCH_FLAGS)
+	$(GO) run ./fixtures/cmd/ferry-bench -ferry $(BIN) -crane $(CRANE) -out $(BENCH_OUT) $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin .bench
