@@ -13,7 +13,7 @@ build:
 
 ## test: formatting, vet, and every test (unit, end-to-end, fuzz seed corpora) under the race detector
 test: fmt-check vet
-	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+	$(GO) test -race -count=1 -timeout 60m $(PKGS)
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
