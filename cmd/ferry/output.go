@@ -2,12 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -119,7 +121,9 @@ func (p *printer) Result(v any, human func(w io.Writer)) error {
 // inspect): v as JSON with --json, otherwise human's table, on stdout. A
 // failed write (a full disk, a closed pipe) is the command's error: a
 // script redirecting the listing to a file must not get exit 0 and a
-// truncated file. Result does not do so on stderr, where a lost summary
+// truncated file. A reader that stops early (`ferry tag list | head -1`)
+// is not a failure: it chose to read no more, and its own exit status
+// tells its story. Result does not fail on stderr, where a lost summary
 // must not turn a finished import into a failure.
 func (p *printer) Listing(v any, human func(w io.Writer)) error {
 	if p.json || human == nil {
@@ -127,6 +131,9 @@ func (p *printer) Listing(v any, human func(w io.Writer)) error {
 	}
 	ew := &errWriter{w: p.stdout}
 	human(ew)
+	if errors.Is(ew.err, syscall.EPIPE) {
+		return nil
+	}
 	return ew.err
 }
 

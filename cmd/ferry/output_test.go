@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -558,16 +559,17 @@ func TestTerminalShowsWorkOfUnknownSize(t *testing.T) {
 	}
 }
 
-// failingWriter refuses every write, as a full disk or a closed pipe does.
-type failingWriter struct{}
+// failingWriter refuses every write with err, as a full disk or a pipe
+// whose reader went away does.
+type failingWriter struct{ err error }
 
-func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+func (f failingWriter) Write([]byte) (int, error) { return 0, f.err }
 
 // A listing is the command's data: `ferry inspect X > listing.txt` on a
 // full disk fails instead of exiting 0 with nothing written.
 func TestListingThatCannotBeWrittenFails(t *testing.T) {
 	var stderr bytes.Buffer
-	code := run(context.Background(), []string{"ferry", "inspect", "../../fixtures/golden/basic.imgpkg.tar"}, strings.NewReader(""), failingWriter{}, &stderr)
+	code := run(context.Background(), []string{"ferry", "inspect", "../../fixtures/golden/basic.imgpkg.tar"}, strings.NewReader(""), failingWriter{errors.New("no space left on device")}, &stderr)
 	if code != 1 {
 		t.Fatalf("inspect into a failing stdout: exit %d, want 1\nstderr: %s", code, stderr.String())
 	}
@@ -579,5 +581,15 @@ func TestListingThatCannotBeWrittenFails(t *testing.T) {
 	var out bytes.Buffer
 	if code := run(context.Background(), []string{"ferry", "inspect", "../../fixtures/golden/basic.imgpkg.tar"}, strings.NewReader(""), &out, &stderr); code != 0 || out.Len() == 0 {
 		t.Fatalf("inspect into a buffer: exit %d, %d bytes\nstderr: %s", code, out.Len(), stderr.String())
+	}
+}
+
+// A reader that stops early (`ferry inspect X | head -1`) ends the listing
+// quietly with exit 0, as the reader asked for no more.
+func TestListingIntoAClosedPipeEndsQuietly(t *testing.T) {
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"ferry", "inspect", "../../fixtures/golden/basic.imgpkg.tar"}, strings.NewReader(""), failingWriter{fmt.Errorf("write /dev/stdout: %w", syscall.EPIPE)}, &stderr)
+	if code != 0 || stderr.Len() != 0 {
+		t.Fatalf("inspect into a closed pipe: exit %d, stderr %q; want exit 0 and nothing said", code, stderr.String())
 	}
 }
