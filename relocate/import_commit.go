@@ -1002,7 +1002,7 @@ func (dst *destination) dryRunTags(ctx context.Context, imgpkg, originals []impo
 	// Locations images can be computed for the bundles whose lock is
 	// known, whose layers the mover can read, or whose layers are already
 	// in repo; the others only after their layers are uploaded.
-	var known, unknown []importEntry
+	var known []importEntry
 	for _, b := range dst.head.bundles() {
 		present := true
 		for _, l := range dst.head.manifests[b.digest].layers {
@@ -1014,8 +1014,6 @@ func (dst *destination) dryRunTags(ctx context.Context, imgpkg, originals []impo
 		}
 		if present || dst.head.locks[b.digest] != nil || readable {
 			known = append(known, b)
-		} else {
-			unknown = append(unknown, b)
 		}
 	}
 	locs, err := dst.locations(ctx, known)
@@ -1031,11 +1029,17 @@ func (dst *destination) dryRunTags(ctx context.Context, imgpkg, originals []impo
 	if err != nil {
 		return nil, nil, err
 	}
+	// In bundle order, as writeLocations writes them, whichever are known.
 	all := append([]importTag(nil), imgpkg...)
+	byBundle := make(map[v1.Hash]*importLocations, len(locs))
 	for _, l := range locs {
-		all = append(all, importLocationTags(l)...)
+		byBundle[l.bundle.digest] = l
 	}
-	for _, b := range unknown {
+	for _, b := range dst.head.bundles() {
+		if l := byBundle[b.digest]; l != nil {
+			all = append(all, importLocationTags(l)...)
+			continue
+		}
 		all = append(all, importTag{tag: tags.ImageLocations(b.digest)})
 		unchecked = append(unchecked, fmt.Sprintf("the images.yml of bundle %s (its layer is not at hand before it is uploaded): its locations image, and whether every image it locks is in the archive or at the destination", b.name()))
 	}
