@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -751,7 +752,10 @@ func (dst *destination) imgpkgTag(e importEntry) (string, error) {
 // referrers, and the cosign tags of signatures (together, in the order
 // they are written), and the original tags, written last. An original tag
 // that is another manifest's bookkeeping tag is refused (see
-// refuseBookkeeping) before anything is written.
+// refuseBookkeeping) before anything is written; one that the run writes
+// anyway, to the same manifest, as a ".imgpkg" tag (a bundle given by its
+// own sha256-<hex>.imgpkg tag) is among the first only: written once,
+// listed once.
 func (dst *destination) entryTags() (imgpkg, originals []importTag, err error) {
 	if imgpkg, originals, err = dst.listEntryTags(); err != nil {
 		return nil, nil, err
@@ -787,6 +791,14 @@ func (dst *destination) listEntryTags() (imgpkg, originals []importTag, err erro
 			originals = append(originals, importTag{tag: e.Tag, digest: e.digest, m: raw})
 		}
 	}
+	written := make(map[string]v1.Hash, len(imgpkg))
+	for _, t := range imgpkg {
+		written[t.tag] = t.digest
+	}
+	originals = slices.DeleteFunc(originals, func(o importTag) bool {
+		d, ok := written[o.tag]
+		return ok && d == o.digest
+	})
 	// In the order they are written (children before parents, group by
 	// group; by name within a group, whose writes run at once), so that
 	// the result lists them as they happened.

@@ -1,0 +1,138 @@
+package relocate_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/ferry-dev/ferry/relocate"
+)
+
+// ownTagSource is impNewSource's bundle given by tag as the test chooses
+// (a tag naming the bundle's own digest), its plan and archive.
+func ownTagSource(t *testing.T, tag func(root string) string) (src *impSource, own string, p *relocate.Plan, archive []byte) {
+	t.Helper()
+	src = impNewSource(t, 0)
+	ctx := context.Background()
+	rootRepo := impMust(name.NewRepository(src.ep.Repo("src/root")))
+	own = tag(impMust(src.root.Digest()).Hex)
+	if err := remote.Write(rootRepo.Tag(own), src.root, src.opts...); err != nil {
+		t.Fatal(err)
+	}
+	p, err := relocate.Resolve(ctx, relocate.Source{Bundle: rootRepo.Tag(own).String()}, relocate.Options{Remote: src.opts})
+	if err != nil {
+		t.Fatalf("resolve %s: %v", own, err)
+	}
+	var buf bytes.Buffer
+	if _, err := relocate.Export(ctx, p, &buf, relocate.ExportOptions{Remote: src.opts, CreatedBy: "ferry tests"}); err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	return src, own, p, buf.Bytes()
+}
+
+// noWarnings fails the test for every warning rec received.
+func noWarnings(t *testing.T, what string, rec *impRecorder) {
+	t.Helper()
+	for _, l := range rec.logs {
+		if strings.HasPrefix(l, "warning:") {
+			t.Errorf("%s, alone in its repository, warned: %s", what, l)
+		}
+	}
+}
+
+// TestBundleGivenByItsOwnImgpkgTagGetsThatTagOnce: a bundle given by its
+// own sha256-<hex>.imgpkg tag has that tag as its original tag, which the
+// run writes anyway, with the .imgpkg tags (step 4). It is written once,
+// listed once in the result (not once as created, then again as
+// unchanged), without a warning that another writer changed it (the run
+// did), and a dry run lists it as the run does; inspect lists it once too.
+// For an import, from a file and from a pipe, and a copy.
+func TestBundleGivenByItsOwnImgpkgTagGetsThatTagOnce(t *testing.T) {
+	src, own, p, archive := ownTagSource(t, func(hex string) string { return "sha256-" + hex + ".imgpkg" })
+	ctx := context.Background()
+	want := src.wantTags(t)
+	delete(want, "v1")
+	want[own] = impMust(src.root.Digest()).String()
+
+	check := func(t *testing.T, dst *impDest, dry, res *relocate.ImportResult, rec *impRecorder) {
+		t.Helper()
+		n := 0
+		for _, tr := range res.Tags {
+			if tr.Tag == own {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("the result lists %s %d times, want once: %v", own, n, res.Tags)
+		}
+		if d := impDiffTags(dst.tags(t), want); d != "" {
+			t.Errorf("destination tags differ:\n%s", d)
+		}
+		noWarnings(t, "the run", rec)
+		if dry == nil {
+			return
+		}
+		if fmt.Sprint(dry.Tags) != fmt.Sprint(res.Tags) {
+			t.Errorf("the dry run lists\n  %v\nthe run\n  %v", dry.Tags, res.Tags)
+		}
+	}
+	for _, via := range impVias {
+		t.Run("import-"+via.name, func(t *testing.T) {
+			dst := impNewDest(t, false)
+			opts := dst.options(t)
+			var dry *relocate.ImportResult
+			if via.name == "file" {
+				// From a pipe, a dry run cannot know the locations
+				// images into an empty repository.
+				dopts := dst.options(t)
+				dopts.DryRun = true
+				var err error
+				if dry, err = relocate.Import(ctx, via.open(archive), dst.repo, dopts); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rec := &impRecorder{}
+			opts.Reporter = rec
+			res, err := relocate.Import(ctx, via.open(archive), dst.repo, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, dst, dry, res, rec)
+		})
+	}
+	t.Run("copy", func(t *testing.T) {
+		dst := impNewDest(t, false)
+		dopts := cpOptions(t, dst)
+		dopts.DryRun = true
+		dry, err := relocate.Copy(ctx, p, dst.repo, dopts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := &impRecorder{}
+		opts := cpOptions(t, dst)
+		opts.Reporter = rec
+		res, err := relocate.Copy(ctx, p, dst.repo, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, dst, dry, res, rec)
+	})
+	inv, err := relocate.Inspect(bytes.NewReader(archive))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, tg := range inv.Tags {
+		if tg == own {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("inspect lists %s %d times among the tags an import writes, want once: %v", own, n, inv.Tags)
+	}
+}
