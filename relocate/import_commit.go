@@ -338,7 +338,7 @@ func bookkeepingTagError(o importTag, other v1.Hash) error {
 	if other != (v1.Hash{}) {
 		what = other.String() + ", which this run writes"
 	}
-	return fmt.Errorf("the archive's original tag %q is a bookkeeping tag, of %s: writing it last would move it onto %s, leaving what it tags unprotected; nothing is tagged", o.tag, what, o.digest)
+	return fmt.Errorf("the root's original tag %q is a bookkeeping tag, of %s: writing it last would move it onto the root, %s, leaving what it tags unprotected; nothing is tagged", o.tag, what, o.digest)
 }
 
 // countBlobs sets the blob counts of res from what repo is known to have
@@ -822,12 +822,14 @@ func (dst *destination) listEntryTags() (imgpkg, originals []importTag, err erro
 // belongs to the manifest of that digest, and the original tag, written
 // last over whatever it names, would move it off that manifest onto the
 // root, leaving what it protected untagged, whether this run or another
-// import wrote it. Only the root's own .imgpkg tag (a bundle given by that
-// tag), or the run's own repo-based tag for it, is what the run writes
-// there anyway. A tag that merely ends in .imgpkg (v1.imgpkg) is ordinary.
+// import wrote it. Only a .imgpkg tag of the root's own digest, plain or
+// repo-based whatever the path and whether or not the run writes
+// repo-based tags (a bundle given by that tag), names the root already:
+// writing it there moves nothing. A tag that merely ends in .imgpkg
+// (v1.imgpkg) is ordinary.
 func refuseBookkeeping(imgpkg, originals []importTag) error {
 	for _, o := range originals {
-		if !tags.NamesADigest(o.tag) || o.tag == tags.Imgpkg(o.digest) {
+		if !tags.NamesADigest(o.tag) || tags.IsImgpkgOf(o.tag, o.digest) {
 			continue
 		}
 		other := v1.Hash{}

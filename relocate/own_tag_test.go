@@ -136,3 +136,66 @@ func TestBundleGivenByItsOwnImgpkgTagGetsThatTagOnce(t *testing.T) {
 		t.Errorf("inspect lists %s %d times among the tags an import writes, want once: %v", own, n, inv.Tags)
 	}
 }
+
+// TestBundleGivenByItsOwnRepoBasedTagTravelsWithoutRepoBasedTags: a bundle
+// given by its own repo-based tag, as `imgpkg copy --repo-based-tags`
+// leaves it, is exported (resolve accepts the tag: it names the bundle's
+// own digest), and an import or copy without --repo-based-tags writes it
+// too, last, as any original tag: it names the bundle already, so writing
+// it moves nothing.
+func TestBundleGivenByItsOwnRepoBasedTagTravelsWithoutRepoBasedTags(t *testing.T) {
+	src, own, p, archive := ownTagSource(t, func(hex string) string { return "src-root-sha256-" + hex + ".imgpkg" })
+	ctx := context.Background()
+	want := src.wantTags(t)
+	delete(want, "v1")
+	want[own] = impMust(src.root.Digest()).String()
+	check := func(t *testing.T, dst *impDest, res *relocate.ImportResult) {
+		t.Helper()
+		if d := impDiffTags(dst.tags(t), want); d != "" {
+			t.Errorf("destination tags differ:\n%s", d)
+		}
+		if last := res.Tags[len(res.Tags)-1]; last.Tag != own || last.Action != relocate.TagCreate {
+			t.Errorf("last tag written %+v, want %s created", last, own)
+		}
+	}
+	t.Run("import", func(t *testing.T) {
+		dst := impNewDest(t, false)
+		res, err := relocate.Import(ctx, bytes.NewReader(archive), dst.repo, dst.options(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, dst, res)
+	})
+	t.Run("copy", func(t *testing.T) {
+		dst := impNewDest(t, false)
+		res, err := relocate.Copy(ctx, p, dst.repo, cpOptions(t, dst))
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, dst, res)
+	})
+}
+
+// TestCopyRefusingABookkeepingTagDoesNotNameAnArchive: a copy has no
+// archive; its refusal of a root tag that is another manifest's .imgpkg
+// tag names the root's tag without one.
+func TestCopyRefusingABookkeepingTagDoesNotNameAnArchive(t *testing.T) {
+	src := impNewSource(t, 0)
+	ctx := context.Background()
+	rootRepo := impMust(name.NewRepository(src.ep.Repo("src/root")))
+	p, err := relocate.Resolve(ctx, relocate.Source{Bundle: rootRepo.Tag("v1").String()}, relocate.Options{Remote: src.opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What an older ferry's plan could carry: app1's tag.
+	clash := "sha256-" + impMust(src.app1.Digest()).Hex + ".imgpkg"
+	p.Root.Tag = clash
+	dst := impNewDest(t, false)
+	_, err = relocate.Copy(ctx, p, dst.repo, cpOptions(t, dst))
+	if err == nil || !strings.Contains(err.Error(), clash) || !strings.Contains(err.Error(), "original tag") {
+		t.Fatalf("copy with the root tagged %s: %v; want a refusal naming the tag", clash, err)
+	}
+	if strings.Contains(err.Error(), "archive") {
+		t.Errorf("copy's refusal speaks of an archive: %v", err)
+	}
+}
