@@ -607,6 +607,9 @@ func (dst *destination) probe(ctx context.Context, imgpkg []importTag, names []s
 			cover(d)
 		}
 	}
+	if err := dst.unlisted(ctx, manifests); err != nil {
+		return nil, err
+	}
 	// The mover checks the others itself, each just before it would send
 	// it; a delta's left-out blobs are checked here: checkDelta needs
 	// them before anything is written.
@@ -638,6 +641,57 @@ func (dst *destination) probe(ctx context.Context, imgpkg []importTag, names []s
 		}
 	}
 	return cur, nil
+}
+
+// unlisted marks as missing, among manifests, those with a subject that
+// repo holds but that their subject's referrers do not list (the referrers
+// API, or the "sha256-<hex>" fallback index where there is none): on a
+// registry without the API, go-containerregistry's PUT of such a manifest
+// stores it, then adds it to that index, and a run stopped between the
+// two left it stored, but found by nobody. PUT again, it is added to the
+// index (go-containerregistry reads it and adds what is missing). One
+// listing per subject, at most conc at once; a manifest without a subject
+// costs nothing.
+func (dst *destination) unlisted(ctx context.Context, manifests []v1.Hash) error {
+	bySubject := map[v1.Hash][]v1.Hash{}
+	var subjects []v1.Hash
+	for _, d := range manifests {
+		m := dst.head.manifests[d]
+		if !m.subject || !dst.manifestPresent[d] {
+			continue
+		}
+		if m.subjectDigest == (v1.Hash{}) {
+			dst.manifestPresent[d] = false
+			continue
+		}
+		if _, ok := bySubject[m.subjectDigest]; !ok {
+			subjects = append(subjects, m.subjectDigest)
+		}
+		bySubject[m.subjectDigest] = append(bySubject[m.subjectDigest], d)
+	}
+	listed := make([]map[v1.Hash]bool, len(subjects))
+	err := parallel.ForEach(ctx, dst.conc, len(subjects), func(ctx context.Context, i int) error {
+		descs, err := dst.reg.Referrers(ctx, subjects[i], registry.ReferrersLimits{})
+		if err != nil {
+			return err
+		}
+		listed[i] = make(map[v1.Hash]bool, len(descs))
+		for _, desc := range descs {
+			listed[i][desc.Digest] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, s := range subjects {
+		for _, d := range bySubject[s] {
+			if !listed[i][d] {
+				dst.manifestPresent[d] = false
+			}
+		}
+	}
+	return nil
 }
 
 // commitManifests PUTs the missing manifests, group by group (children
