@@ -3,7 +3,6 @@ package relocate
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -19,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/parallel"
 	"github.com/ferry-dev/ferry/internal/progress"
@@ -57,8 +57,11 @@ type DestinationOptions struct {
 	// DryRun checks the destination and reports what would be sent and
 	// tagged, and changes nothing.
 	DryRun bool
-	// LockOutput, when set, is a file that receives a BundleLock naming the
-	// root bundle at its new home (written atomically, after the root tag).
+	// LockOutput, when set, is a file that receives, as imgpkg's copy
+	// writes it, a BundleLock naming the root bundle at its new home, or,
+	// without a root bundle, an ImagesLock naming the images there (the
+	// ImagesLock file a copy was given, relocated); written atomically,
+	// after the root tag.
 	LockOutput string
 	// Reporter receives progress; nil discards it.
 	Reporter progress.Reporter
@@ -315,12 +318,75 @@ func (dst *destination) commit(ctx context.Context, phase string, move blobMover
 	}
 	res.Tags = results
 	if dst.opts.LockOutput != "" {
-		bl := lock.BundleLock{Bundle: lock.BundleRef{Image: res.Root, Tag: res.Tag}}
-		if err := bl.WriteFile(dst.opts.LockOutput); err != nil {
+		if err := dst.writeLockOutput(); err != nil {
 			return nil, err
 		}
 	}
 	return res, nil
+}
+
+// writeLockOutput writes the lock output as imgpkg's copy does
+// (pkg/imgpkg/cmd/copy.go, writeLockOutput): for a root bundle, a
+// BundleLock naming it in repo with its original tag; for a copy of an
+// ImagesLock file, that lock with each image rewritten to repo@digest, in
+// its order, annotations kept; otherwise (-i, or an archive of either: an
+// imgpkg tarball's import) an ImagesLock naming repo@digest of every image
+// copied, the images and their cosign signatures (the referrers, which
+// imgpkg does not copy, are not listed), in the order of their source
+// references, as imgpkg sorts them.
+func (dst *destination) writeLockOutput() error {
+	head := dst.head
+	if root := head.root; root != nil && root.isBundle() {
+		bl := lock.BundleLock{Bundle: lock.BundleRef{Image: dst.digestRef(root.digest), Tag: root.Tag}}
+		return bl.WriteFile(dst.opts.LockOutput)
+	}
+	il := lock.ImagesLock{APIVersion: lock.APIVersion, Kind: lock.KindImagesLock}
+	if in := head.imagesLock; in != nil {
+		for _, im := range in.Images {
+			ref, err := im.Digest()
+			if err != nil {
+				return fmt.Errorf("lock output: image %s: %w", im.Image, err)
+			}
+			d, err := v1.NewHash(ref.DigestStr())
+			if err != nil {
+				return fmt.Errorf("lock output: image %s: %w", im.Image, err)
+			}
+			il.Images = append(il.Images, lock.ImageRef{Image: dst.digestRef(d), Annotations: im.Annotations})
+		}
+		return il.WriteFile(dst.opts.LockOutput)
+	}
+	type copied struct {
+		source string
+		digest v1.Hash
+	}
+	var images []copied
+	for _, e := range head.entries {
+		if e.Role == archive.RoleReferrer {
+			continue
+		}
+		images = append(images, copied{source: dst.sourceDigestRef(e), digest: e.digest})
+	}
+	sort.SliceStable(images, func(i, j int) bool { return images[i].source < images[j].source })
+	for _, im := range images {
+		il.Images = append(il.Images, lock.ImageRef{Image: dst.digestRef(im.digest)})
+	}
+	return il.WriteFile(dst.opts.LockOutput)
+}
+
+// sourceDigestRef is where entry e was copied from, by digest, as imgpkg
+// names an image it copies: the repository of its original reference
+// (for a signature, that of its subject, where cosign's tag is), with its
+// registry, "@" its digest; its digest alone when it has no original
+// reference.
+func (dst *destination) sourceDigestRef(e importEntry) string {
+	if e.OriginalRef == "" {
+		return e.digest.String()
+	}
+	ref, err := name.ParseReference(e.OriginalRef, append([]name.Option{name.WeakValidation}, dst.opts.Name...)...)
+	if err != nil {
+		return e.OriginalRef
+	}
+	return ref.Context().Name() + "@" + e.digest.String()
 }
 
 // committing ends the blobs' phase and starts that of the manifests and
@@ -509,16 +575,20 @@ func (dst *destination) check() error {
 	if dst.opts.LockOutput == "" {
 		return nil
 	}
-	if root := dst.head.root; root == nil || !root.isBundle() {
-		return errors.New("lock output: there is no root bundle to name")
-	}
-	dir := filepath.Dir(dst.opts.LockOutput)
+	return CheckLockOutput(dst.opts.LockOutput)
+}
+
+// CheckLockOutput reports whether a lock output can be written at path:
+// its directory exists. Import and copy check it before they change
+// anything; a caller may check it before it resolves what to copy.
+func CheckLockOutput(path string) error {
+	dir := filepath.Dir(path)
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return fmt.Errorf("lock output %s: %w", dst.opts.LockOutput, err)
+		return fmt.Errorf("lock output %s: %w", path, err)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("lock output %s: %s is not a directory", dst.opts.LockOutput, dir)
+		return fmt.Errorf("lock output %s: %s is not a directory", path, dir)
 	}
 	return nil
 }

@@ -97,6 +97,9 @@ type importHead struct {
 	// rolesRead says that the entries' roles come from their configs (a
 	// copy's plan read each), so checkRoles need not read them again.
 	rolesRead bool
+	// imagesLock is the ImagesLock file a copy's plan was resolved from,
+	// if any (the lock output relocates it).
+	imagesLock *lock.ImagesLock
 }
 
 // bundles returns the root and nested bundle entries, in index order.

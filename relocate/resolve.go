@@ -145,6 +145,8 @@ type resolver struct {
 	images     map[v1.Hash]*Image
 	imageOrder []v1.Hash
 	root       *v1.Hash
+	// imagesLock is the ImagesLock file given as the source, if any.
+	imagesLock *lock.ImagesLock
 
 	// artifactSubjects is how many images artifacts were looked for
 	// beside, and artifactsFound how many of each role register took.
