@@ -19,6 +19,17 @@ func readFile(t *testing.T, path string) string {
 	return string(b)
 }
 
+// imagesLockOf is the ImagesLock imgpkg writes for one image, written out
+// by hand: its format (sigs.k8s.io/yaml after "---", keys sorted) and the
+// image's annotation, if any.
+func imagesLockOf(image, annotation string) string {
+	entry := "- image: " + image + "\n"
+	if annotation != "" {
+		entry = "- annotations:\n    kbld.carvel.dev/id: " + annotation + "\n  image: " + image + "\n"
+	}
+	return "---\napiVersion: imgpkg.carvel.dev/v1alpha1\nimages:\n" + entry + "kind: ImagesLock\n"
+}
+
 // TestLockOutputOfImagesIsAnImagesLockAsImgpkgWrites: imgpkg's copy -i IMG
 // --to-repo R --lock-output F writes an ImagesLock naming R@digest, and
 // copy --lock images.yml the input lock with each image rewritten to R,
@@ -32,35 +43,28 @@ func TestLockOutputOfImagesIsAnImagesLockAsImgpkgWrites(t *testing.T) {
 	app := seedImage(t, src, "src/app", 5)
 	dir := t.TempDir()
 
-	repo := dst.Repo("far/app")
-	out := filepath.Join(dir, "app.lock.yml")
-	mustFerry(t, "copy", "-i", app.String(), "--to-repo", repo, "--lock-output", out)
-	want := "---\napiVersion: imgpkg.carvel.dev/v1alpha1\nimages:\n- image: " + repo + "@" + app.DigestStr() + "\nkind: ImagesLock\n"
-	if got := readFile(t, out); got != want {
-		t.Errorf("copy -i --lock-output wrote\n%s\nwant\n%s", got, want)
+	// run runs ferry with args and --to-repo far/<name> --lock-output,
+	// and checks the file against the lock of the image at far/<name>
+	// with annotation.
+	run := func(name, annotation string, args ...string) {
+		t.Helper()
+		repo, out := dst.Repo("far/"+name), filepath.Join(dir, name+".lock.yml")
+		mustFerry(t, append(args, "--to-repo", repo, "--lock-output", out)...)
+		if got, want := readFile(t, out), imagesLockOf(repo+"@"+app.DigestStr(), annotation); got != want {
+			t.Errorf("ferry %s --lock-output wrote\n%s\nwant\n%s", strings.Join(args, " "), got, want)
+		}
 	}
+	run("app", "", "copy", "-i", app.String())
 
 	archive := filepath.Join(dir, "app.tar.zst")
 	mustFerry(t, "export", "-i", app.String(), "-o", archive)
-	repo = dst.Repo("far/imported")
-	out = filepath.Join(dir, "imported.lock.yml")
-	mustFerry(t, "import", "-f", archive, "--to-repo", repo, "--lock-output", out)
-	want = "---\napiVersion: imgpkg.carvel.dev/v1alpha1\nimages:\n- image: " + repo + "@" + app.DigestStr() + "\nkind: ImagesLock\n"
-	if got := readFile(t, out); got != want {
-		t.Errorf("import --lock-output of an -i archive wrote\n%s\nwant\n%s", got, want)
-	}
+	run("imported", "", "import", "-f", archive)
 
 	in := filepath.Join(dir, "images.yml")
 	if err := os.WriteFile(in, []byte("---\napiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages:\n- image: "+app.String()+"\n  annotations:\n    kbld.carvel.dev/id: example.com/app\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	repo = dst.Repo("far/locked")
-	out = filepath.Join(dir, "locked.lock.yml")
-	mustFerry(t, "copy", "--lock", in, "--to-repo", repo, "--lock-output", out)
-	want = "---\napiVersion: imgpkg.carvel.dev/v1alpha1\nimages:\n- annotations:\n    kbld.carvel.dev/id: example.com/app\n  image: " + repo + "@" + app.DigestStr() + "\nkind: ImagesLock\n"
-	if got := readFile(t, out); got != want {
-		t.Errorf("copy --lock images.yml --lock-output wrote\n%s\nwant\n%s", got, want)
-	}
+	run("locked", "example.com/app", "copy", "--lock", in)
 }
 
 // TestCopyChecksItsLockOutputBeforeAskingTheSource: a --lock-output in a

@@ -14,10 +14,11 @@ import (
 )
 
 // ownTagSource is impNewSource's bundle given by tag as the test chooses
-// (a tag naming the bundle's own digest), its plan and archive.
-func ownTagSource(t *testing.T, tag func(root string) string) (src *impSource, own string, p *relocate.Plan, archive []byte) {
+// (a tag naming the bundle's own digest), its plan and archive, and the
+// tags a move of it leaves: the usual ones, with that tag for v1.
+func ownTagSource(t *testing.T, tag func(root string) string) (want map[string]string, own string, p *relocate.Plan, archive []byte) {
 	t.Helper()
-	src = impNewSource(t, 0)
+	src := impNewSource(t, 0)
 	ctx := context.Background()
 	rootRepo := impMust(name.NewRepository(src.ep.Repo("src/root")))
 	own = tag(impMust(src.root.Digest()).Hex)
@@ -32,7 +33,10 @@ func ownTagSource(t *testing.T, tag func(root string) string) (src *impSource, o
 	if _, err := relocate.Export(ctx, p, &buf, relocate.ExportOptions{Remote: src.opts, CreatedBy: "ferry tests"}); err != nil {
 		t.Fatalf("export: %v", err)
 	}
-	return src, own, p, buf.Bytes()
+	want = src.wantTags(t)
+	delete(want, "v1")
+	want[own] = impMust(src.root.Digest()).String()
+	return want, own, p, buf.Bytes()
 }
 
 // noWarnings fails the test for every warning rec received.
@@ -53,11 +57,8 @@ func noWarnings(t *testing.T, what string, rec *impRecorder) {
 // did), and a dry run lists it as the run does; inspect lists it once too.
 // For an import, from a file and from a pipe, and a copy.
 func TestBundleGivenByItsOwnImgpkgTagGetsThatTagOnce(t *testing.T) {
-	src, own, p, archive := ownTagSource(t, func(hex string) string { return "sha256-" + hex + ".imgpkg" })
+	want, own, p, archive := ownTagSource(t, func(hex string) string { return "sha256-" + hex + ".imgpkg" })
 	ctx := context.Background()
-	want := src.wantTags(t)
-	delete(want, "v1")
-	want[own] = impMust(src.root.Digest()).String()
 
 	check := func(t *testing.T, dst *impDest, dry, res *relocate.ImportResult, rec *impRecorder) {
 		t.Helper()
@@ -144,11 +145,8 @@ func TestBundleGivenByItsOwnImgpkgTagGetsThatTagOnce(t *testing.T) {
 // too, last, as any original tag: it names the bundle already, so writing
 // it moves nothing.
 func TestBundleGivenByItsOwnRepoBasedTagTravelsWithoutRepoBasedTags(t *testing.T) {
-	src, own, p, archive := ownTagSource(t, func(hex string) string { return "src-root-sha256-" + hex + ".imgpkg" })
+	want, own, p, archive := ownTagSource(t, func(hex string) string { return "src-root-sha256-" + hex + ".imgpkg" })
 	ctx := context.Background()
-	want := src.wantTags(t)
-	delete(want, "v1")
-	want[own] = impMust(src.root.Digest()).String()
 	check := func(t *testing.T, dst *impDest, res *relocate.ImportResult) {
 		t.Helper()
 		if d := impDiffTags(dst.tags(t), want); d != "" {
