@@ -147,6 +147,7 @@ func planHead(p *Plan) (*importHead, error) {
 	}
 	head.locks = locks
 	head.rolesRead = true
+	head.imagesLock = p.imagesLock
 	return head, nil
 }
 

@@ -3,12 +3,12 @@ package relocate
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/parallel"
 	"github.com/ferry-dev/ferry/internal/progress"
@@ -56,8 +57,11 @@ type DestinationOptions struct {
 	// DryRun checks the destination and reports what would be sent and
 	// tagged, and changes nothing.
 	DryRun bool
-	// LockOutput, when set, is a file that receives a BundleLock naming the
-	// root bundle at its new home (written atomically, after the root tag).
+	// LockOutput, when set, is a file that receives, as imgpkg's copy
+	// writes it, a BundleLock naming the root bundle at its new home, or,
+	// without a root bundle, an ImagesLock naming the images there (the
+	// ImagesLock file a copy was given, relocated); written atomically,
+	// after the root tag.
 	LockOutput string
 	// Reporter receives progress; nil discards it.
 	Reporter progress.Reporter
@@ -314,12 +318,75 @@ func (dst *destination) commit(ctx context.Context, phase string, move blobMover
 	}
 	res.Tags = results
 	if dst.opts.LockOutput != "" {
-		bl := lock.BundleLock{Bundle: lock.BundleRef{Image: res.Root, Tag: res.Tag}}
-		if err := bl.WriteFile(dst.opts.LockOutput); err != nil {
+		if err := dst.writeLockOutput(); err != nil {
 			return nil, err
 		}
 	}
 	return res, nil
+}
+
+// writeLockOutput writes the lock output as imgpkg's copy does
+// (pkg/imgpkg/cmd/copy.go, writeLockOutput): for a root bundle, a
+// BundleLock naming it in repo with its original tag; for a copy of an
+// ImagesLock file, that lock with each image rewritten to repo@digest, in
+// its order, annotations kept; otherwise (-i, or an archive of either: an
+// imgpkg tarball's import) an ImagesLock naming repo@digest of every image
+// copied, the images and their cosign signatures (the referrers, which
+// imgpkg does not copy, are not listed), in the order of their source
+// references, as imgpkg sorts them.
+func (dst *destination) writeLockOutput() error {
+	head := dst.head
+	if root := head.root; root != nil && root.isBundle() {
+		bl := lock.BundleLock{Bundle: lock.BundleRef{Image: dst.digestRef(root.digest), Tag: root.Tag}}
+		return bl.WriteFile(dst.opts.LockOutput)
+	}
+	il := lock.ImagesLock{APIVersion: lock.APIVersion, Kind: lock.KindImagesLock}
+	if in := head.imagesLock; in != nil {
+		for _, im := range in.Images {
+			ref, err := im.Digest()
+			if err != nil {
+				return fmt.Errorf("lock output: image %s: %w", im.Image, err)
+			}
+			d, err := v1.NewHash(ref.DigestStr())
+			if err != nil {
+				return fmt.Errorf("lock output: image %s: %w", im.Image, err)
+			}
+			il.Images = append(il.Images, lock.ImageRef{Image: dst.digestRef(d), Annotations: im.Annotations})
+		}
+		return il.WriteFile(dst.opts.LockOutput)
+	}
+	type copied struct {
+		source string
+		digest v1.Hash
+	}
+	var images []copied
+	for _, e := range head.entries {
+		if e.Role == archive.RoleReferrer {
+			continue
+		}
+		images = append(images, copied{source: dst.sourceDigestRef(e), digest: e.digest})
+	}
+	sort.SliceStable(images, func(i, j int) bool { return images[i].source < images[j].source })
+	for _, im := range images {
+		il.Images = append(il.Images, lock.ImageRef{Image: dst.digestRef(im.digest)})
+	}
+	return il.WriteFile(dst.opts.LockOutput)
+}
+
+// sourceDigestRef is where entry e was copied from, by digest, as imgpkg
+// names an image it copies: the repository of its original reference
+// (for a signature, that of its subject, where cosign's tag is), with its
+// registry, "@" its digest; its digest alone when it has no original
+// reference.
+func (dst *destination) sourceDigestRef(e importEntry) string {
+	if e.OriginalRef == "" {
+		return e.digest.String()
+	}
+	ref, err := name.ParseReference(e.OriginalRef, append([]name.Option{name.WeakValidation}, dst.opts.Name...)...)
+	if err != nil {
+		return e.OriginalRef
+	}
+	return ref.Context().Name() + "@" + e.digest.String()
 }
 
 // committing ends the blobs' phase and starts that of the manifests and
@@ -337,7 +404,7 @@ func bookkeepingTagError(o importTag, other v1.Hash) error {
 	if other != (v1.Hash{}) {
 		what = other.String() + ", which this run writes"
 	}
-	return fmt.Errorf("the archive's original tag %q is a bookkeeping tag, of %s: writing it last would move it onto %s, leaving what it tags unprotected; nothing is tagged", o.tag, what, o.digest)
+	return fmt.Errorf("the root's original tag %q is a bookkeeping tag, of %s: writing it last would move it onto the root, %s, leaving what it tags unprotected; nothing is tagged", o.tag, what, o.digest)
 }
 
 // countBlobs sets the blob counts of res from what repo is known to have
@@ -508,16 +575,20 @@ func (dst *destination) check() error {
 	if dst.opts.LockOutput == "" {
 		return nil
 	}
-	if root := dst.head.root; root == nil || !root.isBundle() {
-		return errors.New("lock output: there is no root bundle to name")
-	}
-	dir := filepath.Dir(dst.opts.LockOutput)
+	return CheckLockOutput(dst.opts.LockOutput)
+}
+
+// CheckLockOutput reports whether a lock output can be written at path:
+// its directory exists. Import and copy check it before they change
+// anything; a caller may check it before it resolves what to copy.
+func CheckLockOutput(path string) error {
+	dir := filepath.Dir(path)
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return fmt.Errorf("lock output %s: %w", dst.opts.LockOutput, err)
+		return fmt.Errorf("lock output %s: %w", path, err)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("lock output %s: %s is not a directory", dst.opts.LockOutput, dir)
+		return fmt.Errorf("lock output %s: %s is not a directory", path, dir)
 	}
 	return nil
 }
@@ -606,6 +677,9 @@ func (dst *destination) probe(ctx context.Context, imgpkg []importTag, names []s
 			cover(d)
 		}
 	}
+	if err := dst.unlisted(ctx, manifests); err != nil {
+		return nil, err
+	}
 	// The mover checks the others itself, each just before it would send
 	// it; a delta's left-out blobs are checked here: checkDelta needs
 	// them before anything is written.
@@ -637,6 +711,57 @@ func (dst *destination) probe(ctx context.Context, imgpkg []importTag, names []s
 		}
 	}
 	return cur, nil
+}
+
+// unlisted marks as missing, among manifests, those with a subject that
+// repo holds but that their subject's referrers do not list (the referrers
+// API, or the "sha256-<hex>" fallback index where there is none): on a
+// registry without the API, go-containerregistry's PUT of such a manifest
+// stores it, then adds it to that index, and a run stopped between the
+// two left it stored, but found by nobody. PUT again, it is added to the
+// index (go-containerregistry reads it and adds what is missing). One
+// listing per subject, at most conc at once; a manifest without a subject
+// costs nothing.
+func (dst *destination) unlisted(ctx context.Context, manifests []v1.Hash) error {
+	bySubject := map[v1.Hash][]v1.Hash{}
+	var subjects []v1.Hash
+	for _, d := range manifests {
+		m := dst.head.manifests[d]
+		if !m.subject || !dst.manifestPresent[d] {
+			continue
+		}
+		if m.subjectDigest == (v1.Hash{}) {
+			dst.manifestPresent[d] = false
+			continue
+		}
+		if _, ok := bySubject[m.subjectDigest]; !ok {
+			subjects = append(subjects, m.subjectDigest)
+		}
+		bySubject[m.subjectDigest] = append(bySubject[m.subjectDigest], d)
+	}
+	listed := make([]map[v1.Hash]bool, len(subjects))
+	err := parallel.ForEach(ctx, dst.conc, len(subjects), func(ctx context.Context, i int) error {
+		descs, err := dst.reg.Referrers(ctx, subjects[i], registry.ReferrersLimits{})
+		if err != nil {
+			return err
+		}
+		listed[i] = make(map[v1.Hash]bool, len(descs))
+		for _, desc := range descs {
+			listed[i][desc.Digest] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, s := range subjects {
+		for _, d := range bySubject[s] {
+			if !listed[i][d] {
+				dst.manifestPresent[d] = false
+			}
+		}
+	}
+	return nil
 }
 
 // commitManifests PUTs the missing manifests, group by group (children
@@ -751,7 +876,10 @@ func (dst *destination) imgpkgTag(e importEntry) (string, error) {
 // referrers, and the cosign tags of signatures (together, in the order
 // they are written), and the original tags, written last. An original tag
 // that is another manifest's bookkeeping tag is refused (see
-// refuseBookkeeping) before anything is written.
+// refuseBookkeeping) before anything is written; one that the run writes
+// anyway, to the same manifest, as a ".imgpkg" tag (a bundle given by its
+// own sha256-<hex>.imgpkg tag) is among the first only: written once,
+// listed once.
 func (dst *destination) entryTags() (imgpkg, originals []importTag, err error) {
 	if imgpkg, originals, err = dst.listEntryTags(); err != nil {
 		return nil, nil, err
@@ -787,6 +915,14 @@ func (dst *destination) listEntryTags() (imgpkg, originals []importTag, err erro
 			originals = append(originals, importTag{tag: e.Tag, digest: e.digest, m: raw})
 		}
 	}
+	written := make(map[string]v1.Hash, len(imgpkg))
+	for _, t := range imgpkg {
+		written[t.tag] = t.digest
+	}
+	originals = slices.DeleteFunc(originals, func(o importTag) bool {
+		d, ok := written[o.tag]
+		return ok && d == o.digest
+	})
 	// In the order they are written (children before parents, group by
 	// group; by name within a group, whose writes run at once), so that
 	// the result lists them as they happened.
@@ -810,12 +946,14 @@ func (dst *destination) listEntryTags() (imgpkg, originals []importTag, err erro
 // belongs to the manifest of that digest, and the original tag, written
 // last over whatever it names, would move it off that manifest onto the
 // root, leaving what it protected untagged, whether this run or another
-// import wrote it. Only the root's own .imgpkg tag (a bundle given by that
-// tag), or the run's own repo-based tag for it, is what the run writes
-// there anyway. A tag that merely ends in .imgpkg (v1.imgpkg) is ordinary.
+// import wrote it. Only a .imgpkg tag of the root's own digest, plain or
+// repo-based whatever the path and whether or not the run writes
+// repo-based tags (a bundle given by that tag), names the root already:
+// writing it there moves nothing. A tag that merely ends in .imgpkg
+// (v1.imgpkg) is ordinary.
 func refuseBookkeeping(imgpkg, originals []importTag) error {
 	for _, o := range originals {
-		if !tags.NamesADigest(o.tag) || o.tag == tags.Imgpkg(o.digest) {
+		if !tags.NamesADigest(o.tag) || tags.IsImgpkgOf(o.tag, o.digest) {
 			continue
 		}
 		other := v1.Hash{}
@@ -1002,7 +1140,7 @@ func (dst *destination) dryRunTags(ctx context.Context, imgpkg, originals []impo
 	// Locations images can be computed for the bundles whose lock is
 	// known, whose layers the mover can read, or whose layers are already
 	// in repo; the others only after their layers are uploaded.
-	var known, unknown []importEntry
+	var known []importEntry
 	for _, b := range dst.head.bundles() {
 		present := true
 		for _, l := range dst.head.manifests[b.digest].layers {
@@ -1014,8 +1152,6 @@ func (dst *destination) dryRunTags(ctx context.Context, imgpkg, originals []impo
 		}
 		if present || dst.head.locks[b.digest] != nil || readable {
 			known = append(known, b)
-		} else {
-			unknown = append(unknown, b)
 		}
 	}
 	locs, err := dst.locations(ctx, known)
@@ -1031,11 +1167,17 @@ func (dst *destination) dryRunTags(ctx context.Context, imgpkg, originals []impo
 	if err != nil {
 		return nil, nil, err
 	}
+	// In bundle order, as writeLocations writes them, whichever are known.
 	all := append([]importTag(nil), imgpkg...)
+	byBundle := make(map[v1.Hash]*importLocations, len(locs))
 	for _, l := range locs {
-		all = append(all, importLocationTags(l)...)
+		byBundle[l.bundle.digest] = l
 	}
-	for _, b := range unknown {
+	for _, b := range dst.head.bundles() {
+		if l := byBundle[b.digest]; l != nil {
+			all = append(all, importLocationTags(l)...)
+			continue
+		}
 		all = append(all, importTag{tag: tags.ImageLocations(b.digest)})
 		unchecked = append(unchecked, fmt.Sprintf("the images.yml of bundle %s (its layer is not at hand before it is uploaded): its locations image, and whether every image it locks is in the archive or at the destination", b.name()))
 	}

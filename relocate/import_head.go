@@ -39,6 +39,9 @@ type importManifest struct {
 	// registry without the referrers API, it updates the subject's
 	// fallback index, which concurrent PUTs would race on.
 	subject bool
+	// subjectDigest is the subject's digest (zero if it does not parse:
+	// the PUT will say why).
+	subjectDigest v1.Hash
 }
 
 // importEntry is one descriptor of index.json.
@@ -94,6 +97,9 @@ type importHead struct {
 	// rolesRead says that the entries' roles come from their configs (a
 	// copy's plan read each), so checkRoles need not read them again.
 	rolesRead bool
+	// imagesLock is the ImagesLock file a copy's plan was resolved from,
+	// if any (the lock output relocates it).
+	imagesLock *lock.ImagesLock
 }
 
 // bundles returns the root and nested bundle entries, in index order.
@@ -264,6 +270,14 @@ func parseImportManifest(d v1.Hash, raw []byte, mt types.MediaType) (*importMani
 		}
 	}
 	m := &importManifest{digest: d, raw: raw, mediaType: mt, subject: len(probe.Subject) > 0 && string(probe.Subject) != "null"}
+	if m.subject {
+		var subject struct {
+			Digest string `json:"digest"`
+		}
+		if json.Unmarshal(probe.Subject, &subject) == nil {
+			m.subjectDigest, _ = v1.NewHash(subject.Digest)
+		}
+	}
 	seen := map[v1.Hash]bool{}
 	addBlob := func(desc v1.Descriptor) {
 		if !seen[desc.Digest] {

@@ -123,6 +123,11 @@ type Plan struct {
 	// move need not fetch them again.
 	Cached map[v1.Hash][]byte
 
+	// imagesLock is the ImagesLock file the plan was resolved from, if
+	// any: a copy's lock output is that lock, relocated, as imgpkg writes
+	// it.
+	imagesLock *lock.ImagesLock
+
 	// local opens the blobs that are not fetched from a registry: those
 	// of an archive being re-packed (PlanArchive), or of a root built
 	// locally (Source.Local). Export reads them; Copy refuses such a plan.
@@ -351,6 +356,7 @@ func (r *resolver) lockFileWants(path string) ([]want, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read lock file %s: %w", path, err)
 	}
+	r.imagesLock = il
 	return r.lockWants(il, name.Repository{}, v1.Hash{}, "lock file "+path)
 }
 
@@ -406,6 +412,7 @@ func (r *resolver) plan(opts Options) (*Plan, error) {
 	if r.root != nil {
 		p.Root = r.images[*r.root]
 	}
+	p.imagesLock = r.imagesLock
 
 	type seenBlob struct {
 		blob        Blob

@@ -145,6 +145,8 @@ type resolver struct {
 	images     map[v1.Hash]*Image
 	imageOrder []v1.Hash
 	root       *v1.Hash
+	// imagesLock is the ImagesLock file given as the source, if any.
+	imagesLock *lock.ImagesLock
 
 	// artifactSubjects is how many images artifacts were looked for
 	// beside, and artifactsFound how many of each role register took.
@@ -860,10 +862,11 @@ func (r *resolver) register(level []want, jobs []*job) ([]want, error) {
 // has the shape of a tag that names some manifest by its digest
 // (sha256-<hex>.imgpkg, a locations tag, cosign's): an import refuses such
 // an archive (refuseBookkeeping), so it is refused here, the same way,
-// before anything is downloaded. Only the root's own .imgpkg tag, or its
-// repo-based form, is what a move writes there anyway.
+// before anything is downloaded. Only a .imgpkg tag of the root's own
+// digest, plain or repo-based, names the root already: writing it there
+// moves nothing.
 func checkRootTag(w want, d v1.Hash) error {
-	if (w.kind != wantRootBundle && w.kind != wantRootImage) || w.tag == "" || !tags.NamesADigest(w.tag) || w.tag == tags.Imgpkg(d) || w.tag == tags.RepoBased(w.ref.Context().RepositoryStr(), d) {
+	if (w.kind != wantRootBundle && w.kind != wantRootImage) || w.tag == "" || !tags.NamesADigest(w.tag) || tags.IsImgpkgOf(w.tag, d) {
 		return nil
 	}
 	return fmt.Errorf("its tag %q is a bookkeeping tag (sha256-<hex>.imgpkg, a locations tag, cosign's) of the manifest its digest names, not of %s: written last at the destination, it would move onto %s and leave what it tags unprotected, so an import refuses it; give the root by digest or by another tag", w.tag, d, d)

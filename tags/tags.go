@@ -67,6 +67,15 @@ func RepoBased(repoPath string, d v1.Hash) string {
 	return prefix + "-" + Imgpkg(d)
 }
 
+// IsImgpkgOf reports whether tag is d's own ".imgpkg" tag, plain
+// ("sha256-<hex>.imgpkg") or repo-based ("<path>-sha256-<hex>.imgpkg", any
+// path): a tag that names d, and that a move may write onto d whatever the
+// form of tags it writes. d's locations tag is not one.
+func IsImgpkgOf(tag string, d v1.Hash) bool {
+	own := Imgpkg(d)
+	return tag == own || strings.HasSuffix(tag, "-"+own)
+}
+
 // cleanPath turns a repository path into a tag prefix (see RepoBased).
 func cleanPath(repoPath string) string {
 	var b strings.Builder

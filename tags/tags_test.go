@@ -188,3 +188,24 @@ func TestNamesADigest(t *testing.T) {
 		}
 	}
 }
+
+func TestIsImgpkgOf(t *testing.T) {
+	d := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}
+	other := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("cd", 32)}
+	for tag, want := range map[string]bool{
+		"sha256-" + d.Hex + ".imgpkg":                  true,
+		"apps-backend-sha256-" + d.Hex + ".imgpkg":     true,
+		"sha256-" + other.Hex + ".imgpkg":              false,
+		"apps-backend-sha256-" + other.Hex + ".imgpkg": false,
+		"sha256-" + d.Hex + ".image-locations.imgpkg":  false,
+		"sha256-" + d.Hex + ".sig":                     false,
+		"xsha256-" + d.Hex + ".imgpkg":                 false,
+		"v1":                                           false,
+		"apps-backend-sha256-" + d.Hex + ".imgpkg.v2":  false,
+		"sha256-" + strings.ToUpper(d.Hex) + ".imgpkg": false,
+	} {
+		if got := tags.IsImgpkgOf(tag, d); got != want {
+			t.Errorf("IsImgpkgOf(%q, %s) = %v, want %v", tag, d, got, want)
+		}
+	}
+}

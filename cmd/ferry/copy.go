@@ -11,8 +11,8 @@ func copyCommand() *cli.Command {
 		Name:  "copy",
 		Usage: "copy a bundle and every image it locks into one repository (registry to registry), or to/from an archive",
 		UsageText: "ferry copy -b REF --to-repo REPO [--repo-based-tags] [--lock-output FILE] [--dry-run]\n" +
-			"   ferry copy -i REF --to-repo REPO\n" +
-			"   ferry copy --lock images.yml --to-repo REPO\n" +
+			"   ferry copy -i REF --to-repo REPO [--lock-output FILE]\n" +
+			"   ferry copy --lock images.yml --to-repo REPO [--lock-output FILE]\n" +
 			"   ferry copy -b REF --to-tar FILE.tar.zst [--level L]     (the same as ferry export)\n" +
 			"   ferry copy --tar FILE.tar.zst --to-repo REPO            (the same as ferry import)",
 		Description: `With --to-repo, copies straight from registry to registry what ferry export
@@ -70,7 +70,7 @@ as to ferry export.`,
 			sinceFlag(),
 			&cli.StringFlag{Name: "tar", Usage: "copy from an archive instead, as ferry import -f (FILE.tar.zst, or - for standard input)"},
 			&cli.BoolFlag{Name: "repo-based-tags", Usage: "tag images <source-path>-sha256-<hex>.imgpkg, as imgpkg's flag of the same name"},
-			&cli.StringFlag{Name: "lock-output", Usage: "write a BundleLock naming the bundle at its new home"},
+			&cli.StringFlag{Name: "lock-output", Usage: "write a lock naming what was copied at its new home, as imgpkg does: a BundleLock for a bundle, an ImagesLock for -i or --lock images.yml (that lock, relocated)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "report what would be sent and tagged; change nothing"},
 			&cli.StringFlag{Name: "level", Value: "default", Usage: "zstd level of --to-tar: fastest, default, better or best"},
 			splitSizeFlag(),
@@ -159,6 +159,12 @@ func runCopy(c *cli.Context) error {
 	to := c.String("to-repo")
 	if _, err := planSource(c); err != nil {
 		return err
+	}
+	if lo := c.String("lock-output"); lo != "" {
+		// Before the source is resolved: its requests would be wasted.
+		if err := relocate.CheckLockOutput(lo); err != nil {
+			return err
+		}
 	}
 	reg, err := registryOptions(c)
 	if err != nil {

@@ -44,7 +44,7 @@ copy --tar would.`,
 			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "archive to import (- for standard input)"},
 			toRepoFlag(),
 			&cli.BoolFlag{Name: "repo-based-tags", Usage: "tag images <source-path>-sha256-<hex>.imgpkg, as imgpkg's flag of the same name"},
-			&cli.StringFlag{Name: "lock-output", Usage: "write a BundleLock naming the bundle at its new home"},
+			&cli.StringFlag{Name: "lock-output", Usage: "write a lock naming what was imported at its new home, as imgpkg copy --tar does: a BundleLock for a bundle, an ImagesLock for images"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "report what would be uploaded and tagged; change nothing"},
 			&cli.StringFlag{Name: "spool-dir", Action: existingFile("spool-dir"), Usage: "when reading from a pipe (or an archive without a seek table), keep each large blob in a temporary file under `DIR` until its upload is done, so that a failed upload is sent again in full (default: stream it, nothing on disk)"},
 			&cli.BoolFlag{Name: "cosign-signatures", Usage: importArtifactsUsage},
@@ -113,7 +113,7 @@ func runImport(c *cli.Context) error {
 // importJSON is the --json result of import and copy.
 type importJSON struct {
 	*relocate.ImportResult
-	// LockOutput is the BundleLock file written (--lock-output).
+	// LockOutput is the lock file written (--lock-output).
 	LockOutput string `json:"lockOutput,omitempty"`
 }
 

@@ -1,0 +1,5 @@
+//go:build !race
+
+package relocate_test
+
+const raceEnabled = false
