@@ -770,6 +770,17 @@ func (r *Repo) Upload(ctx context.Context, d v1.Hash, size int64, open Opener, o
 		if werr := r.opts.waitAfter(ctx, attempt, err); werr != nil {
 			return false, fmt.Errorf("upload blob %s to %s: %w (after %v)", d, r.name, werr, err)
 		}
+		// The attempt may have stored the blob and lost only the answer:
+		// a registry that commits slowly (distribution on S3 copies the
+		// blob at the PUT) answers after the response-header timeout,
+		// and sending the whole blob again would likely time out the
+		// same way. One HEAD tells; a source that failed sent no blob.
+		var se *SourceError
+		if !errors.As(err, &se) {
+			if ok, herr := r.BlobExists(ctx, d, size); herr == nil && ok {
+				return false, nil
+			}
+		}
 	}
 }
 

@@ -537,3 +537,39 @@ func (c *closeCounter) Close() error {
 	c.closed.Add(1)
 	return nil
 }
+
+// A registry that stored the blob but answered after the response-header
+// timeout: the retry finds the blob with one HEAD and sends it no second
+// time.
+func TestUploadAnsweredLateIsFoundStoredBeforeSendingAgain(t *testing.T) {
+	reg := testregistry.NewDistribution(t)
+	proxy := testregistry.NewFaultProxy(t, reg, testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindUpload, Fault: testregistry.FaultLateAnswer, Delay: 2 * time.Second, Times: 1})
+	opts := proxy.Endpoint.ClientOptions()
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.ResponseHeaderTimeout = 300 * time.Millisecond
+	opts.Transport = tr
+	repo, err := name.NewRepository(proxy.Repo("team/app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := registry.New(opts).Repo(context.Background(), repo, registry.Access{Push: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := bytes.Repeat([]byte("late "), 10000)
+	d := digestOf(blob)
+	var opened atomic.Int32
+	if _, err := r.Upload(context.Background(), d, int64(len(blob)), opener(blob, &opened)); err != nil {
+		t.Fatalf("upload answered late: %v", err)
+	}
+	if n := opened.Load(); n != 1 {
+		t.Errorf("the blob was sent %d times, want once: the retry should have found it stored", n)
+	}
+	c := proxy.Counts()
+	if puts := c.Get(http.MethodPut, testregistry.KindUpload); puts != 1 {
+		t.Errorf("%d upload PUTs, want 1", puts)
+	}
+	if ok, err := r.BlobExists(context.Background(), d, int64(len(blob))); err != nil || !ok {
+		t.Errorf("after the upload: exists %v, %v", ok, err)
+	}
+}

@@ -38,6 +38,11 @@ const (
 	// requests the rule has matched: a tag list whose pagination points
 	// back to a page already served, or on to new pages for ever.
 	FaultLink
+	// FaultLateAnswer forwards the request at once and holds the answer's
+	// headers Rule.Delay once the registry has handled it: a registry that
+	// stored the blob (distribution on S3 copies it as the PUT commits)
+	// but answers after the client stopped waiting.
+	FaultLateAnswer
 )
 
 // Rule selects requests and says which fault they get. Zero-valued selectors
@@ -249,6 +254,8 @@ func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		_ = conn.Close()
+	case FaultLateAnswer:
+		p.rp.ServeHTTP(&lateWriter{ResponseWriter: w, hold: func() { p.wait(r.Context(), rule.Delay) }}, r)
 	case FaultStall:
 		if !p.wait(r.Context(), rule.Delay) {
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -318,3 +325,22 @@ func (w *linkWriter) WriteHeader(code int) {
 }
 
 func (w *linkWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// lateWriter holds a response's headers until hold returns.
+type lateWriter struct {
+	http.ResponseWriter
+	hold func()
+	once sync.Once
+}
+
+func (w *lateWriter) WriteHeader(code int) {
+	w.once.Do(w.hold)
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *lateWriter) Write(b []byte) (int, error) {
+	w.once.Do(w.hold)
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *lateWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
