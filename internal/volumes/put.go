@@ -5,9 +5,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"syscall"
 
 	"github.com/ferry-dev/ferry/internal/atomicfile"
 )
@@ -87,7 +89,11 @@ func put(path string, files []*atomicfile.File, sums []atomicfile.Checksum, ops 
 		}
 	}
 	dir := filepath.Dir(path)
-	unlock := atomicfile.LockDir(dir)
+	unlock, err := atomicfile.LockDir(dir)
+	if err != nil {
+		abortAll()
+		return nil, err
+	}
 	defer unlock()
 
 	olds, leftovers, strays, err := earlier(path)
@@ -325,15 +331,21 @@ func CheckNames(path string, split bool) error {
 // where that cannot be told (no flock(2) on the system or its file
 // system), each is only named, with its size, in a warning, and stays.
 // The temporary files of a running export to path stay, unnamed. A
-// directory that cannot be listed gives no warning: the export itself
-// then fails, saying why.
+// directory that is missing or cannot be opened or listed gives no
+// warning: the export itself then fails, saying why.
 func RemoveTemporaries(path string) (warnings []error) {
 	path = filepath.Clean(path)
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
-	unlock := atomicfile.LockDir(dir)
+	unlock, err := atomicfile.LockDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.ENOTDIR):
+		return nil
+	case err != nil:
+		return []error{fmt.Errorf("did not look for the temporary files of interrupted exports to %s: %w", base, err)}
+	}
 	defer unlock()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
