@@ -149,7 +149,10 @@ func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (
 	// Released even when the file cannot be created and Export never runs.
 	defer p.Close()
 	// What an export to path killed for good left (SIGKILL, a second
-	// signal, a crash) would only take up the disk this one needs.
+	// signal, a crash) would only take up the disk this one needs. It
+	// runs before this export creates its own temporary files: where
+	// flock is emulated by fcntl locks (NFS), a process's own locks do
+	// not exclude it, and the clean-up's closing a file drops them.
 	warnAll(opts.Reporter, volumes.RemoveTemporaries(path))
 	if opts.SplitSize > 0 {
 		return exportVolumes(ctx, p, path, opts)

@@ -31,10 +31,11 @@ type File struct {
 	// written is the bytes written so far; flushed, where the last
 	// writeback started.
 	written, flushed int64
-	// held is an open file of the temporary file, apart from f, through
-	// which it holds an exclusive flock(2) from Create to Rename or Abort
-	// (f is closed earlier, by Sync): what tells RemoveAbandoned that the
-	// file is being written. nil where no lock could be taken.
+	// held is a duplicate of f's descriptor, through which the temporary
+	// file holds the exclusive flock(2) Create took on f from Create to
+	// Rename or Abort (f is closed earlier, by Sync): what tells
+	// RemoveAbandoned that the file is being written. nil only where the
+	// file system cannot lock it.
 	held *os.File
 }
 
@@ -47,9 +48,12 @@ const writebackChunk = 16 << 20
 // 0666 less the umask, like os.Create.
 //
 // The temporary file, named as TempTarget reads, is created under the
-// directory's lock (LockDir) and locked at once, until Rename or Abort: a
-// clean-up holding that lock (RemoveAbandoned) tells it from one a killed
-// process left.
+// directory's lock (LockDir) and locked at once, through the descriptor
+// that writes it, until Rename or Abort: a clean-up holding that lock
+// (RemoveAbandoned) tells it from one a killed process left. Create fails,
+// leaving no temporary file, if either lock fails for any reason but the
+// file system's having no flock(2): it never hands out a file that a
+// clean-up would take for abandoned.
 func Create(path string) (*File, error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
@@ -70,7 +74,10 @@ func Create(path string) (*File, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return nil, fmt.Errorf("create %s: is a directory", path)
 	}
-	unlock := lockDir(dir)
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
 	defer unlock()
 	for range 10 {
 		var rnd [8]byte
@@ -81,7 +88,13 @@ func Create(path string) (*File, error) {
 		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 		switch {
 		case err == nil:
-			return &File{f: f, path: path, tmp: tmp, held: holdTemp(tmp)}, nil
+			held, err := holdTemp(f)
+			if err != nil {
+				f.Close()
+				os.Remove(tmp)
+				return nil, fmt.Errorf("create %s: %w", path, err)
+			}
+			return &File{f: f, path: path, tmp: tmp, held: held}, nil
 		case errors.Is(err, fs.ErrExist):
 			continue
 		case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
@@ -242,7 +255,8 @@ const (
 	// stays.
 	TempInUse
 	// TempUnknown: whether one is cannot be told (no flock(2) on this
-	// system or its file system, or the file cannot be opened); it stays.
+	// system or its file system, the file cannot be opened, or it is not a
+	// regular file), or, abandoned, it cannot be removed; it stays.
 	TempUnknown
 	// TempGone: it no longer exists.
 	TempGone
@@ -254,6 +268,19 @@ const (
 // system releases however its process ends, SIGKILL included. The caller
 // holds LockDir on the file's directory, so that no File is being created
 // there meanwhile (Create takes that lock too).
+//
+// With TempUnknown it returns the reason, which says why the file stays.
+// It never follows a symbolic link nor waits on a FIFO under the name: it
+// locks and removes only a regular file.
+//
+// The locks are flock(2), local to one machine: a File on another host
+// that shares the directory (NFS mounted with local_lock) is not seen. On
+// NFS where flock is emulated by fcntl(2) locks, the read-only open this
+// takes cannot lock exclusively: such files are TempUnknown. fcntl locks
+// of one process do not exclude each other, and closing any descriptor of
+// a file drops all the process's locks on it (a File's Sync, or this
+// function's own close): a process must therefore clean up before it
+// creates its own temporary files, as relocate.ExportFile does.
 func RemoveAbandoned(path string) (TempState, error) {
 	return removeAbandoned(path)
 }
@@ -262,10 +289,11 @@ func RemoveAbandoned(path string) (TempState, error) {
 // puts several files and their checksum file in place together (an
 // archive, or the volumes of one, and path.sha256), so that two writers to
 // one name never leave a mix of both. The lock is flock(2) on unix
-// systems, released when the process exits; where it cannot be taken (some
-// network file systems, other systems) the caller runs unlocked. The
-// returned function releases it.
-func LockDir(dir string) (unlock func()) { return lockDir(dir) }
+// systems, released when the process exits; where the file system cannot
+// lock (some network file systems, other systems) the caller runs
+// unlocked. Any other failure (dir cannot be opened, no descriptor left) is
+// an error. The returned function releases the lock.
+func LockDir(dir string) (unlock func(), err error) { return lockDir(dir) }
 
 // Checksum is one line of a checksum file: a file and its raw sha256.
 type Checksum struct {

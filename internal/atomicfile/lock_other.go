@@ -10,10 +10,10 @@ import (
 
 // lockDir does nothing where flock(2) is not available: LockDir's callers
 // then run their steps unlocked.
-func lockDir(string) (unlock func()) { return func() {} }
+func lockDir(string) (unlock func(), err error) { return func() {}, nil }
 
 // holdTemp takes no lock where flock(2) is not available.
-func holdTemp(string) *os.File { return nil }
+func holdTemp(*os.File) (*os.File, error) { return nil, nil }
 
 // removeAbandoned cannot tell an abandoned temporary file from one being
 // written where flock(2) is not available: it leaves it.
@@ -21,5 +21,5 @@ func removeAbandoned(path string) (TempState, error) {
 	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 		return TempGone, nil
 	}
-	return TempUnknown, nil
+	return TempUnknown, errors.New("cannot tell which: no flock(2) on this system")
 }

@@ -5,7 +5,10 @@ package atomicfile
 import (
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // A temporary file is removed only when no File is writing it: one a
@@ -60,5 +63,56 @@ func TestRemoveAbandonedKeepsAFileBeingWritten(t *testing.T) {
 	}
 	if state, _ := RemoveAbandoned(g.Name()); state != TempGone {
 		t.Errorf("an aborted file: %v, want TempGone", state)
+	}
+}
+
+// A FIFO or a symbolic link under a temporary file's name (swapped in
+// after the clean-up listed the directory) is neither waited on nor
+// followed: it stays, and RemoveAbandoned says why.
+func TestRemoveAbandonedLeavesWhatIsNotARegularFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, ".out.tmp-0123456789abcdef")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		state TempState
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		state, err := RemoveAbandoned(fifo)
+		done <- result{state, err}
+	}()
+	select {
+	case r := <-done:
+		if r.state != TempUnknown || r.err == nil || !strings.Contains(r.err.Error(), "not a regular file") {
+			t.Errorf("a FIFO: %v, %v; want TempUnknown, not a regular file", r.state, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		// Unblock the open, so that the test ends.
+		if w, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			w.Close()
+		}
+		<-done
+		t.Fatal("RemoveAbandoned blocked on a FIFO")
+	}
+	if _, err := os.Lstat(fifo); err != nil {
+		t.Errorf("the FIFO is gone: %v", err)
+	}
+
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, []byte("not a temporary file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, ".out.tmp-00000000000000aa")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if state, err := RemoveAbandoned(link); state != TempUnknown || err == nil {
+		t.Errorf("a symbolic link: %v, %v; want TempUnknown and why", state, err)
+	}
+	if _, err := os.Lstat(link); err != nil {
+		t.Errorf("the symbolic link is gone: %v", err)
 	}
 }

@@ -34,7 +34,9 @@ func TestMain(m *testing.M) {
 // TestCreateFailsEarlyInAReadOnlyDirectory: Create refuses a directory it
 // may not write in at once, saying so. Root writes to read-only
 // directories, and CI runs the tests as root: then the Create runs in a
-// child process of this test binary as nobody.
+// child process of this test binary as nobody, which needs every parent
+// of TMPDIR (the test's temporary directory's parent and itself it makes
+// traversable) to be searchable by nobody.
 func TestCreateFailsEarlyInAReadOnlyDirectory(t *testing.T) {
 	dir := t.TempDir()
 	ro := filepath.Join(dir, "ro")

@@ -132,16 +132,6 @@ func ReadImagesLock(img v1.Image, source string) (*lock.ImagesLock, error) {
 	return lock.ParseImagesLock(data, fileSource(source, ImagesLockPath))
 }
 
-// ReadBundleMetadata reads the .imgpkg/bundle.yml of the bundle img, which is
-// optional: without one it returns nil and no error.
-func ReadBundleMetadata(img v1.Image, source string) (*lock.Bundle, error) {
-	data, ok, err := readLayerFile(img, source, BundleMetadataPath)
-	if err != nil || !ok {
-		return nil, err
-	}
-	return lock.ParseBundle(data, fileSource(source, BundleMetadataPath))
-}
-
 func fileSource(source, file string) string {
 	return fmt.Sprintf("%s (%s)", source, file)
 }

@@ -45,7 +45,13 @@ func TestReadBuiltBundleFromRegistry(t *testing.T) {
 		t.Errorf("images %+v, want the one app1 image", got.Images)
 	}
 
-	md, err := ReadBundleMetadata(img, ref.String())
+	// bundle.yml travels in the layer, as written (push only warns about
+	// it; no command reads it from an image).
+	data, ok, err := readLayerFile(img, ref.String(), BundleMetadataPath)
+	if err != nil || !ok {
+		t.Fatalf("%s in the layer: %v, %v", BundleMetadataPath, ok, err)
+	}
+	md, err := lock.ParseBundle(data, "bundle.yml of the layer")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,14 +62,6 @@ func TestReadBuiltBundleFromRegistry(t *testing.T) {
 	}
 	if !reflect.DeepEqual(md, wantMD) || md.Metadata.Name != "golden-basic" {
 		t.Errorf("bundle metadata %+v, want %+v", md, wantMD)
-	}
-}
-
-func TestReadBundleMetadataIsOptional(t *testing.T) {
-	img := build(t, []string{bundleTree(t)}, BuildOptions{Bundle: true})
-	md, err := ReadBundleMetadata(img, "b")
-	if md != nil || err != nil {
-		t.Errorf("ReadBundleMetadata = %+v, %v; want nil, nil", md, err)
 	}
 }
 
@@ -223,13 +221,6 @@ func incompressible(n int) []byte {
 		b[i] = byte(x)
 	}
 	return b
-}
-
-func TestReadBundleMetadataErrors(t *testing.T) {
-	const source = "registry.example/team/bundle:v1"
-	img := layerImage(t, [2]string{".imgpkg/bundle.yml", "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: Bundle\nbogus: 1\n"})
-	_, err := ReadBundleMetadata(img, source)
-	wantErr(t, err, source, BundleMetadataPath)
 }
 
 // images.yml is the first file in a bundle's layer, but the reader must still

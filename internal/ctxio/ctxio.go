@@ -70,7 +70,9 @@ type Detached struct {
 	want chan struct{}
 	got  chan detachedRead
 	quit chan struct{}
-	once sync.Once
+	// ended is closed when the goroutine returns.
+	ended chan struct{}
+	once  sync.Once
 
 	buf     []byte // the goroutine's buffer, read only between got and want
 	pending []byte // what the last read gave that no Read has taken yet
@@ -97,8 +99,9 @@ func NewDetached(ctx context.Context, r io.Reader) *Detached {
 		want: make(chan struct{}, 1),
 		// Buffered: the goroutine never waits to hand over a read that
 		// nobody takes any more (the context ended meanwhile).
-		got:  make(chan detachedRead, 1),
-		quit: make(chan struct{}),
+		got:   make(chan detachedRead, 1),
+		quit:  make(chan struct{}),
+		ended: make(chan struct{}),
 	}
 }
 
@@ -156,12 +159,19 @@ func (d *Detached) Read(p []byte) (int, error) {
 
 // run reads R into buf each time Read asks.
 func (d *Detached) run() {
+	defer close(d.ended)
 	for {
 		select {
 		case <-d.want:
 		case <-d.ctx.Done():
 			return
 		case <-d.quit:
+			return
+		}
+		// select picks at random among what is ready: a request can be
+		// taken though the context is done meanwhile, and R must not be
+		// read for a Read that has already failed.
+		if d.ctx.Err() != nil {
 			return
 		}
 		n, err := d.r.Read(d.buf)

@@ -25,28 +25,59 @@ import (
 // "…/app@D", and none of the images is in the bundle's repository: ferry
 // used to compare the raw strings, miss every entry, and fail fetching the
 // images' configs.
+//
+// An older ferry wrote the lock's names into the locations image as the
+// lock spells them: those are normalised too, and still match.
 func TestPullRecursiveMatchesLocationsByNormalisedName(t *testing.T) {
-	reg := testregistry.NewGGCR(t)
-	opts := reg.RemoteOptions(t)
-	repo := reg.Repo("team/app")
 	lockYML, err := golden.ReadFile(golden.NormalisedLock)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Run("imgpkg", func(t *testing.T) {
+		data, err := golden.ReadFile(golden.NormalisedLocationsFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		locs, err := lock.ParseImageLocations(data, golden.NormalisedLocationsFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pullMatchesLocations(t, lockYML, *locs)
+	})
+	t.Run("older ferry, names as in the lock", func(t *testing.T) {
+		il, err := lock.ParseImagesLock(lockYML, golden.NormalisedLock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		locs := lock.ImageLocations{APIVersion: lock.APIVersion, Kind: lock.KindImageLocations}
+		raw := 0
+		for _, im := range il.Images {
+			locs.Images = append(locs.Images, lock.ImageLocation{Image: im.Image})
+			if d, err := name.NewDigest(im.Image); err != nil || d.Name() != im.Image {
+				raw++
+			}
+		}
+		if raw == 0 {
+			t.Fatalf("the golden lock names every image fully qualified: %v", il.Images)
+		}
+		pullMatchesLocations(t, lockYML, locs)
+	})
+}
+
+// pullMatchesLocations pushes a bundle whose lock is lockYML, with the
+// locations image locs, pulls it recursively and checks that no lock
+// image's manifest was fetched: the locations image said what each is.
+func pullMatchesLocations(t *testing.T, lockYML []byte, locs lock.ImageLocations) {
+	t.Helper()
+	reg := testregistry.NewGGCR(t)
+	opts := reg.RemoteOptions(t)
+	repo := reg.Repo("team/app")
 	ref := pushBundleFiles(t, repo+":v1", map[string]string{".imgpkg/images.yml": string(lockYML)}, nil, opts)
 	desc, err := remote.Head(ref, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := golden.ReadFile(golden.NormalisedLocationsFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	locs, err := lock.ParseImageLocations(data, golden.NormalisedLocationsFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := bundle.LocationsImage(*locs)
+	img, err := bundle.LocationsImage(locs)
 	if err != nil {
 		t.Fatal(err)
 	}

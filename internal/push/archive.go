@@ -6,7 +6,6 @@ import (
 	"io"
 
 	"github.com/ferry-dev/ferry/internal/bundle"
-	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/relocate"
 )
 
@@ -37,12 +36,7 @@ func ToArchive(ctx context.Context, ref string, dirs []string, opts ArchiveOptio
 			return nil, err
 		}
 	}
-	if opts.Build.Reporter == nil {
-		// Build's warnings (a bundle.yml it cannot read), not its bytes:
-		// the export is the phase shown.
-		opts.Build.Reporter = progress.WarningsOnly(opts.Export.Reporter)
-	}
-	img, err := bundle.Build(ctx, dirs, opts.Build)
+	img, err := bundle.Build(ctx, dirs, buildOptions(opts.Build, opts.Export.Reporter))
 	if err != nil {
 		return nil, err
 	}

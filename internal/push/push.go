@@ -56,12 +56,7 @@ func Push(ctx context.Context, tag name.Tag, dirs []string, opts Options) (*Resu
 		}
 		f.Abort()
 	}
-	if opts.Build.Reporter == nil {
-		// Build's warnings (a bundle.yml it cannot read), not its bytes:
-		// the upload is the phase a push shows.
-		opts.Build.Reporter = progress.WarningsOnly(rep)
-	}
-	img, err := bundle.Build(ctx, dirs, opts.Build)
+	img, err := bundle.Build(ctx, dirs, buildOptions(opts.Build, rep))
 	if err != nil {
 		return nil, err
 	}
@@ -152,4 +147,14 @@ func checkTag(tag name.Tag, d v1.Hash) error {
 		return nil
 	}
 	return fmt.Errorf("push %s: the tag %q has the shape of a bookkeeping tag (sha256-<hex>.imgpkg, a locations tag, cosign's), which belongs to the manifest its digest names, not to this one (%s); choose another tag", tag, t, d)
+}
+
+// buildOptions is build with, unless it has one, a Reporter that passes
+// on rep's warnings only: Build's warnings (a bundle.yml it cannot read),
+// not its bytes, for the upload or export is the phase shown.
+func buildOptions(build bundle.BuildOptions, rep progress.Reporter) bundle.BuildOptions {
+	if build.Reporter == nil {
+		build.Reporter = progress.WarningsOnly(rep)
+	}
+	return build
 }

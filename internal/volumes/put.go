@@ -5,9 +5,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"syscall"
 
 	"github.com/ferry-dev/ferry/internal/atomicfile"
 )
@@ -87,7 +89,11 @@ func put(path string, files []*atomicfile.File, sums []atomicfile.Checksum, ops 
 		}
 	}
 	dir := filepath.Dir(path)
-	unlock := atomicfile.LockDir(dir)
+	unlock, err := atomicfile.LockDir(dir)
+	if err != nil {
+		abortAll()
+		return nil, err
+	}
 	defer unlock()
 
 	olds, leftovers, strays, err := earlier(path)
@@ -323,17 +329,40 @@ func CheckNames(path string, split bool) error {
 // volume path.001 to path.099. Only those no export is writing any more
 // are removed (atomicfile.RemoveAbandoned), under the directory's lock;
 // where that cannot be told (no flock(2) on the system or its file
-// system), each is only named, with its size, in a warning, and stays.
-// The temporary files of a running export to path stay, unnamed. A
-// directory that cannot be listed gives no warning: the export itself
-// then fails, saying why.
+// system, a file another user's, not a regular file), each is only named,
+// with its size and the reason, in a warning, and stays. The temporary
+// files of a running export to path stay, unnamed. A directory that is
+// missing or cannot be opened or listed gives no warning: the export
+// itself then fails, saying why.
+//
+// It relies on flock(2), so on local file systems only. On NFS, where
+// flock is emulated by fcntl(2) locks, the temporary files are left with a
+// warning; mounted with local_lock, where locks are local to each host, an
+// export running on another host is not seen and its temporary files may
+// be removed. Temporary files of a ferry older than these locks carry
+// none: one of an export of such a ferry, running meanwhile, is removed.
+// It must run before this process creates temporary files of its own
+// (fcntl locks of one process do not exclude each other, and closing a
+// descriptor drops them; see atomicfile.RemoveAbandoned).
 func RemoveTemporaries(path string) (warnings []error) {
+	return removeTemporaries(path, atomicfile.RemoveAbandoned)
+}
+
+// removeTemporaries is RemoveTemporaries with the call that tells and
+// removes an abandoned file, so that tests can make it fail.
+func removeTemporaries(path string, removeAbandoned func(string) (atomicfile.TempState, error)) (warnings []error) {
 	path = filepath.Clean(path)
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
-	unlock := atomicfile.LockDir(dir)
+	unlock, err := atomicfile.LockDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.ENOTDIR):
+		return nil
+	case err != nil:
+		return []error{fmt.Errorf("did not look for the temporary files of interrupted exports to %s: %w", base, err)}
+	}
 	defer unlock()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -352,13 +381,11 @@ func RemoveTemporaries(path string) (warnings []error) {
 		if fi, err := e.Info(); err == nil {
 			size = fi.Size()
 		}
-		switch state, err := atomicfile.RemoveAbandoned(name); {
-		case err != nil:
-			warnings = append(warnings, fmt.Errorf("an interrupted export to %s left %s (%d bytes): %w", base, name, size, err))
+		switch state, err := removeAbandoned(name); {
 		case state == atomicfile.TempRemoved:
 			warnings = append(warnings, fmt.Errorf("removed %s (%d bytes), which an interrupted export to %s had left", name, size, base))
 		case state == atomicfile.TempUnknown:
-			warnings = append(warnings, fmt.Errorf("left %s (%d bytes) in place: a temporary file of an export to %s, interrupted or still running (this system cannot tell which); remove it if no export to %s is running", name, size, base, base))
+			warnings = append(warnings, fmt.Errorf("left %s (%d bytes) in place: a temporary file of an export to %s, interrupted or still running (%w); remove it if no export to %s is running", name, size, base, err, base))
 		}
 	}
 	return warnings

@@ -3,12 +3,16 @@
 package volumes
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/ferry-dev/ferry/internal/atomicfile"
@@ -99,4 +103,36 @@ func TestRemoveTemporariesRemovesOnlyWhatKilledExportsLeft(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A temporary file whose state cannot be told is named in a warning with
+// the reason RemoveAbandoned gave (here, what it gives for another user's
+// file it may not open), not with a guess, and stays.
+func TestRemoveTemporariesSaysWhyAFileStays(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a")
+	name := ".a.tmp-0123456789abcdef"
+	seed(t, dir, map[string]string{name: "someone else's"})
+	denied := func(p string) (atomicfile.TempState, error) {
+		return atomicfile.TempUnknown, fmt.Errorf("cannot tell which: %w", &fs.PathError{Op: "open", Path: p, Err: syscall.EACCES})
+	}
+	warnings := removeTemporaries(path, denied)
+	if len(warnings) != 1 {
+		t.Fatalf("%d warnings, want 1: %v", len(warnings), warnings)
+	}
+	msg := warnings[0].Error()
+	for _, want := range []string{filepath.Join(dir, name), "(14 bytes)", "permission denied", "remove it if no export to a is running"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("warning %q does not say %q", msg, want)
+		}
+	}
+	if !errors.Is(warnings[0], fs.ErrPermission) {
+		t.Errorf("warning %q does not wrap the reason", msg)
+	}
+	if strings.Contains(msg, "this system cannot tell") {
+		t.Errorf("warning %q blames the system for a permission", msg)
+	}
+	if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+		t.Errorf("the file is gone: %v", err)
+	}
 }
