@@ -126,15 +126,18 @@ func (p *printer) Result(v any, human func(w io.Writer)) error {
 // tells its story. Result does not fail on stderr, where a lost summary
 // must not turn a finished import into a failure.
 func (p *printer) Listing(v any, human func(w io.Writer)) error {
+	var err error
 	if p.json || human == nil {
-		return p.result(v, human, p.stdout)
+		err = p.result(v, human, p.stdout)
+	} else {
+		ew := &errWriter{w: p.stdout}
+		human(ew)
+		err = ew.err
 	}
-	ew := &errWriter{w: p.stdout}
-	human(ew)
-	if errors.Is(ew.err, syscall.EPIPE) {
+	if errors.Is(err, syscall.EPIPE) {
 		return nil
 	}
-	return ew.err
+	return err
 }
 
 // errWriter keeps the first error of its writer and writes nothing after

@@ -587,9 +587,15 @@ func TestListingThatCannotBeWrittenFails(t *testing.T) {
 // A reader that stops early (`ferry inspect X | head -1`) ends the listing
 // quietly with exit 0, as the reader asked for no more.
 func TestListingIntoAClosedPipeEndsQuietly(t *testing.T) {
-	var stderr bytes.Buffer
-	code := run(context.Background(), []string{"ferry", "inspect", "../../fixtures/golden/basic.imgpkg.tar"}, strings.NewReader(""), failingWriter{fmt.Errorf("write /dev/stdout: %w", syscall.EPIPE)}, &stderr)
-	if code != 0 || stderr.Len() != 0 {
-		t.Fatalf("inspect into a closed pipe: exit %d, stderr %q; want exit 0 and nothing said", code, stderr.String())
+	for _, json := range []bool{false, true} {
+		args := []string{"ferry", "inspect", "../../fixtures/golden/basic.imgpkg.tar"}
+		if json {
+			args = append(args, "--json")
+		}
+		var stderr bytes.Buffer
+		code := run(context.Background(), args, strings.NewReader(""), failingWriter{fmt.Errorf("write /dev/stdout: %w", syscall.EPIPE)}, &stderr)
+		if code != 0 || stderr.Len() != 0 {
+			t.Errorf("%s into a closed pipe: exit %d, stderr %q; want exit 0 and nothing said", strings.Join(args[1:], " "), code, stderr.String())
+		}
 	}
 }

@@ -14,10 +14,15 @@ import (
 // flock(2) locks taken through different open files exclude each other
 // even within one process, so goroutines and processes are serialized
 // alike. Where the file system has no flock on directories (lockUnsupported)
-// it returns at once and the caller runs unlocked; any other failure (dir
-// cannot be opened, no descriptor left) is an error.
+// it returns at once and the caller runs unlocked, and so where dir may be
+// written but not read (a drop box, mode 0733): creating and renaming need
+// no more, and this user's clean-up cannot list such a directory either.
+// Any other failure (no descriptor left) is an error.
 func lockDir(dir string) (unlock func(), err error) {
 	d, err := os.Open(dir)
+	if errors.Is(err, fs.ErrPermission) {
+		return func() {}, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("lock directory %s: %w", dir, err)
 	}

@@ -109,3 +109,28 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestCreateInADropBox: a directory others may write in but not list (a
+// drop box, mode 0733) takes a new file: creating and renaming need no
+// more, so Create must not fail because it cannot open the directory to
+// lock it.
+func TestCreateInADropBox(t *testing.T) {
+	dir := t.TempDir()
+	box := filepath.Join(dir, "box")
+	if err := os.Mkdir(box, 0o733); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(box, 0o733); err != nil { // the umask may have taken bits
+		t.Fatal(err)
+	}
+	var got string
+	if os.Geteuid() == 0 {
+		got = createAsNobody(t, dir, box)
+	} else {
+		_, err := Create(filepath.Join(box, "a"))
+		got = fmt.Sprintf("euid %d: %v", os.Geteuid(), err)
+	}
+	if !strings.HasSuffix(strings.TrimSpace(got), ": <nil>") || strings.HasPrefix(got, "euid 0:") {
+		t.Errorf("Create in a drop box: %s; want it to succeed as a user who cannot list the directory", got)
+	}
+}

@@ -764,9 +764,6 @@ func (r *Repo) Upload(ctx context.Context, d v1.Hash, size int64, open Opener, o
 		if r.opts.Final != nil && r.opts.Final(err) {
 			return mounted, fmt.Errorf("upload blob %s to %s: %w", d, r.name, err)
 		}
-		if cfg.onRetry != nil {
-			cfg.onRetry(attempt+1, r.opts.UploadAttempts, err)
-		}
 		if werr := r.opts.waitAfter(ctx, attempt, err); werr != nil {
 			return false, fmt.Errorf("upload blob %s to %s: %w (after %v)", d, r.name, werr, err)
 		}
@@ -780,6 +777,9 @@ func (r *Repo) Upload(ctx context.Context, d v1.Hash, size int64, open Opener, o
 			if ok, herr := r.BlobExists(ctx, d, size); herr == nil && ok {
 				return false, nil
 			}
+		}
+		if cfg.onRetry != nil {
+			cfg.onRetry(attempt+1, r.opts.UploadAttempts, err)
 		}
 	}
 }
