@@ -160,5 +160,35 @@ func TestLockOutputOfImagesIsImgpkgs(t *testing.T) {
 		if got, want := read(t, out), imagesLockYAML(images, annotations); got != want {
 			t.Errorf("lock output\n%s\nwant\n%s", got, want)
 		}
+
+		// The archive of that lock, imported as imgpkg's copy --tar of
+		// a tarball of images: the lock's order is gone, and the images
+		// come sorted by the references they were copied from, across
+		// three repositories (app1 before app2 before multi, whatever
+		// their digests), as imgpkg sorts its processed images.
+		var buf bytes.Buffer
+		if _, err := relocate.Export(ctx, p, &buf, relocate.ExportOptions{Remote: s.opts}); err != nil {
+			t.Fatal(err)
+		}
+		idst := impNewDest(t, false)
+		iout := filepath.Join(t.TempDir(), "lock.yml")
+		iopts := idst.options(t)
+		iopts.LockOutput = iout
+		if _, err := relocate.Import(ctx, bytes.NewReader(buf.Bytes()), idst.repo, iopts); err != nil {
+			t.Fatal(err)
+		}
+		bySource := []copied{
+			{s.ep.Repo("src/app2") + "@" + impMust(s.app2.Digest()).String(), impMust(s.app2.Digest()).String()},
+			{s.ep.Repo("src/app1") + "@" + app1.String(), app1.String()},
+			{s.ep.Repo("src/multi") + "@" + impMust(s.idx.Digest()).String(), impMust(s.idx.Digest()).String()},
+		}
+		sort.Slice(bySource, func(i, j int) bool { return bySource[i].source < bySource[j].source })
+		images = nil
+		for _, c := range bySource {
+			images = append(images, idst.repo.Name()+"@"+c.digest)
+		}
+		if got, want := read(t, iout), imagesLockYAML(images, nil); got != want {
+			t.Errorf("import of the lock's archive: lock output\n%s\nwant\n%s", got, want)
+		}
 	})
 }
