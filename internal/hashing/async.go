@@ -28,9 +28,15 @@ type job struct {
 	end bool
 }
 
-// Queue bounds the chunks waiting: the memory held is that many chunks
-// (as large as the writes: a compressed frame, about 4 MiB, or a read).
-const Queue = 2
+// Queue bounds the chunks waiting, and Chunk their size: a write larger
+// than Chunk (a compressed frame, about 4 MiB) is queued in pieces. The
+// memory held is about Queue+2 chunks (queued, being hashed, being
+// filled), 6 MiB, where whole 4 MiB frames held up to 16 MiB: what kept a
+// split export over its 64 MiB goal.
+const (
+	Queue = 4
+	Chunk = 1 << 20
+)
 
 // NewAsync starts an Async; Close ends its goroutine.
 func NewAsync() *Async {
@@ -56,19 +62,22 @@ func (h *Async) run() {
 	close(h.sums)
 }
 
-// Write queues a copy of p; it never fails (io.Writer, for io.TeeReader
-// and io.MultiWriter).
+// Write queues a copy of p, in chunks of at most Chunk bytes; it never
+// fails (io.Writer, for io.TeeReader and io.MultiWriter).
 func (h *Async) Write(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
+	n := len(p)
+	for len(p) > 0 {
+		c := p[:min(len(p), Chunk)]
+		var b []byte
+		select {
+		case b = <-h.free:
+		default:
+			b = make([]byte, 0, Chunk)
+		}
+		h.jobs <- job{b: append(b[:0], c...)}
+		p = p[len(c):]
 	}
-	var b []byte
-	select {
-	case b = <-h.free:
-	default:
-	}
-	h.jobs <- job{b: append(b[:0], p...)}
-	return len(p), nil
+	return n, nil
 }
 
 // Sum ends the current segment and returns its sha256 in hex, once every

@@ -37,3 +37,34 @@ func TestAsyncSumsEachSegment(t *testing.T) {
 		}
 	}
 }
+
+// A write larger than Chunk (a 4 MiB compressed frame) is queued in pieces
+// of at most Chunk bytes, so the queue holds a few MiB, not a few frames.
+func TestAsyncQueuesInChunks(t *testing.T) {
+	h := NewAsync()
+	defer h.Close()
+	frame := make([]byte, 4<<20+5)
+	for i := range frame {
+		frame[i] = byte(i * 7)
+	}
+	for range 3 {
+		if _, err := h.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sh := sha256.New()
+	for range 3 {
+		sh.Write(frame)
+	}
+	if got, want := h.Sum(), hex.EncodeToString(sh.Sum(nil)); got != want {
+		t.Fatalf("sum %s, want %s", got, want)
+	}
+	if len(h.free) == 0 {
+		t.Fatal("no buffer came back to the free list")
+	}
+	for len(h.free) > 0 {
+		if b := <-h.free; cap(b) > Chunk {
+			t.Errorf("a queued buffer holds %d bytes, more than Chunk (%d)", cap(b), Chunk)
+		}
+	}
+}
