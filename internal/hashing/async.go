@@ -17,6 +17,7 @@ import (
 // starts the next, so one Async serves a sequence of files. An Async is not
 // safe for concurrent use.
 type Async struct {
+	cur  []byte // the chunk being filled, of capacity Chunk
 	jobs chan job
 	free chan []byte
 	sums chan string
@@ -62,27 +63,43 @@ func (h *Async) run() {
 	close(h.sums)
 }
 
-// Write queues a copy of p, in chunks of at most Chunk bytes; it never
-// fails (io.Writer, for io.TeeReader and io.MultiWriter).
+// Write copies p into the chunk being filled, queueing each chunk as it
+// fills (so that the many small writes of a raw frame cost a copy each, not
+// a queued job each); it never fails (io.Writer, for io.TeeReader and
+// io.MultiWriter).
 func (h *Async) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
-		c := p[:min(len(p), Chunk)]
-		var b []byte
-		select {
-		case b = <-h.free:
-		default:
-			b = make([]byte, 0, Chunk)
+		if h.cur == nil {
+			select {
+			case h.cur = <-h.free:
+				h.cur = h.cur[:0]
+			default:
+				h.cur = make([]byte, 0, Chunk)
+			}
 		}
-		h.jobs <- job{b: append(b[:0], c...)}
-		p = p[len(c):]
+		k := copy(h.cur[len(h.cur):cap(h.cur)], p)
+		h.cur = h.cur[:len(h.cur)+k]
+		p = p[k:]
+		if len(h.cur) == cap(h.cur) {
+			h.flush()
+		}
 	}
 	return n, nil
+}
+
+// flush queues the chunk being filled.
+func (h *Async) flush() {
+	if len(h.cur) > 0 {
+		h.jobs <- job{b: h.cur}
+	}
+	h.cur = nil
 }
 
 // Sum ends the current segment and returns its sha256 in hex, once every
 // byte written before it is hashed.
 func (h *Async) Sum() string {
+	h.flush()
 	h.jobs <- job{end: true}
 	return <-h.sums
 }
