@@ -88,11 +88,12 @@ func (h *Async) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// flush queues the chunk being filled.
+// flush queues the chunk being filled, if it holds anything.
 func (h *Async) flush() {
-	if len(h.cur) > 0 {
-		h.jobs <- job{b: h.cur}
+	if len(h.cur) == 0 {
+		return
 	}
+	h.jobs <- job{b: h.cur}
 	h.cur = nil
 }
 
