@@ -15,28 +15,24 @@ import (
 // The returned function ends them.
 func startProfiles(stderr io.Writer) func() {
 	var stops []func()
-	if path := os.Getenv("FERRY_CPUPROFILE"); path != "" {
+	// stream starts, into the file $env names, a recording that stop ends.
+	stream := func(env string, start func(io.Writer) error, stop func()) {
+		path := os.Getenv(env)
+		if path == "" {
+			return
+		}
 		f, err := os.Create(path)
 		if err == nil {
-			err = pprof.StartCPUProfile(f)
+			err = start(f)
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "ferry: FERRY_CPUPROFILE: %v\n", err)
-		} else {
-			stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+			fmt.Fprintf(stderr, "ferry: %s: %v\n", env, err)
+			return
 		}
+		stops = append(stops, func() { stop(); f.Close() })
 	}
-	if path := os.Getenv("FERRY_TRACE"); path != "" {
-		f, err := os.Create(path)
-		if err == nil {
-			err = trace.Start(f)
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "ferry: FERRY_TRACE: %v\n", err)
-		} else {
-			stops = append(stops, func() { trace.Stop(); f.Close() })
-		}
-	}
+	stream("FERRY_CPUPROFILE", pprof.StartCPUProfile, pprof.StopCPUProfile)
+	stream("FERRY_TRACE", trace.Start, trace.Stop)
 	if path := os.Getenv("FERRY_MEMPROFILE"); path != "" {
 		stops = append(stops, func() {
 			f, err := os.Create(path)
