@@ -111,8 +111,10 @@ type imgpkgLayer struct {
 // (non-distributable layers imgpkg left out excepted), and no entry but
 // manifest.json and layers the manifests reference. Only regular files
 // with the names imgpkg writes are accepted, so nothing in the tarball can
-// name a path. It returns an error matching ErrNotImgpkg when ra is not a
-// tar starting with manifest.json.
+// name a path. The tar must end as a Reader requires: with its
+// end-of-archive marker, followed by nothing but a little zero padding.
+// It returns an error matching ErrNotImgpkg when ra is not a tar starting
+// with manifest.json.
 func OpenImgpkg(ra io.ReaderAt, size int64, opts ReaderOptions) (*ImgpkgTar, error) {
 	opts = opts.withDefaults()
 	var block [512]byte
@@ -385,14 +387,19 @@ func imgpkgEntry(d v1.Hash, mediaType, manifest, config, origRef string, refs []
 	return e, nil
 }
 
-// scanLayers reads the tar headers after manifest.json: each entry must be
-// a layer the manifests reference, once, at its size.
+// scanLayers reads the tar headers after manifest.json, whose data sr is
+// at the end of: each entry must be a layer the manifests reference, once,
+// at its size, and the tar must end as a stream's must (checkTarEnd).
 func (t *ImgpkgTar) scanLayers(tr *tar.Reader, sr *io.SectionReader, size int64, cat *catalog) error {
 	last := imgpkgManifest
+	dataEnd, _ := sr.Seek(0, io.SeekCurrent)
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			return nil
+			// archive/tar reads exactly the padding and the end blocks (it
+			// seeks over the data it skips), so sr is where they end.
+			at, _ := sr.Seek(0, io.SeekCurrent)
+			return checkTarEnd(at-dataEnd, last, sr)
 		}
 		if err != nil {
 			return fmt.Errorf("imgpkg tar entry after %s: %w", last, explain(err))
@@ -420,6 +427,7 @@ func (t *ImgpkgTar) scanLayers(tr *tar.Reader, sr *io.SectionReader, size int64,
 		}
 		at, _ := sr.Seek(0, io.SeekCurrent)
 		t.layers[d] = imgpkgLayer{name: hdr.Name, offset: at, size: hdr.Size}
+		dataEnd = at + hdr.Size
 	}
 }
 

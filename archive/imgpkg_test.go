@@ -184,6 +184,7 @@ func badImgpkgTarballs(t *testing.T) []badImgpkgTarball {
 		t.Fatal("golden tarball: the bundle is not the first item")
 	}
 	big := bytes.Repeat([]byte{1}, 600)
+	dataEnd := tarDataEnd(t, gold)
 	return []badImgpkgTarball{
 		{"symlink", buildTar(t, append(append([]tarEntry(nil), es...), tarEntry{name: "sha256-" + strings.Repeat("a", 64) + ".tar.gz", typ: tar.TypeSymlink, link: "/etc/passwd"})), "only regular files"},
 		{"escaping name", buildTar(t, append(append([]tarEntry(nil), es...), tarEntry{name: "../evil", body: []byte("x")})), `"../evil"`},
@@ -219,12 +220,60 @@ func badImgpkgTarballs(t *testing.T) []badImgpkgTarball {
 			c[1]["Image"].(map[string]any)["OrigRef"] = "::::bad"
 		}))), "not an image reference"},
 		{"truncated", gold[:len(gold)-2000], "truncated"},
+		{"data after the end", append(bytes.Clone(gold), "GARBAGE, not zeros"...), "data after the end of the tar"},
+		{"1 MiB of data after the end", append(bytes.Clone(gold), bytes.Repeat([]byte("X"), 1<<20)...), "data after the end of the tar"},
+		{"zeros then data after the end", append(append(bytes.Clone(gold), make([]byte, 4096)...), 'x'), "data after the end of the tar"},
+		{"too much padding", append(bytes.Clone(gold), make([]byte, maxTrailing+512)...), "padding after the end"},
+		{"no end-of-archive marker", gold[:dataEnd], "no end-of-archive marker"},
+		{"half an end-of-archive marker", append(bytes.Clone(gold[:dataEnd]), make([]byte, 512)...), "no end-of-archive marker"},
 		{"head limit", func() []byte {
 			var buf bytes.Buffer
 			tw := tar.NewWriter(&buf)
 			tw.WriteHeader(&tar.Header{Name: "manifest.json", Typeflag: tar.TypeReg, Size: 1 << 40, Mode: 0o644})
 			return append(buf.Bytes(), make([]byte, 4096)...)
 		}(), "past the end"},
+	}
+}
+
+// tarDataEnd returns where the last entry of the tar b ends, its padding
+// included: where the end-of-archive marker starts.
+func tarDataEnd(t *testing.T, b []byte) int {
+	t.Helper()
+	sr := bytes.NewReader(b)
+	tr := tar.NewReader(sr)
+	end := 0
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return end
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		end = len(b) - sr.Len() + int(h.Size+511)&^511
+	}
+}
+
+// Zeros after the end-of-archive marker (GNU tar pads to 10 KiB records)
+// are accepted, read in place as on a stream, up to maxTrailing.
+func TestImgpkgTarAcceptsZeroPaddingAfterItsEnd(t *testing.T) {
+	gold := goldenImgpkg(t)
+	if end := tarDataEnd(t, gold); len(gold) != end+1024 {
+		t.Fatalf("golden tarball: %d bytes, want the last entry's end (%d) and the two zero blocks", len(gold), end)
+	}
+	for _, n := range []int{1, 10240 - len(gold)%10240, maxTrailing} {
+		b := append(bytes.Clone(gold), make([]byte, n)...)
+		if _, err := openImgpkgBytes(b); err != nil {
+			t.Errorf("%d zero bytes after the end, in place: %v", n, err)
+		}
+		r, err := NewReader(bytes.NewReader(b), ReaderOptions{})
+		if err == nil {
+			_, err = readAllBlobs(r)
+			r.Close()
+		}
+		if err != nil {
+			t.Errorf("%d zero bytes after the end, on a stream: %v", n, err)
+		}
 	}
 }
 

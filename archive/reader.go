@@ -630,33 +630,9 @@ func (r *Reader) fail(err error) (v1.Hash, int64, io.Reader, error) {
 // finish checks the end of the archive; consumed is what the tar reader
 // read to find it.
 func (r *Reader) finish(consumed int64) error {
-	// A tar ends with two zero blocks; archive/tar reports a stream that
-	// simply stops at an entry boundary as a clean end too. What it read
-	// to say so (the last entry's padding, under 512 bytes, then the
-	// blocks) tells them apart.
-	if consumed < 2*512 {
-		return fmt.Errorf("archive: truncated archive after %s: no end-of-archive marker", r.last)
-	}
-	// Read what follows to its end, so the last zstd frame's checksum
-	// (or the gzip CRC) is verified and a truncated stream is noticed.
-	buf := make([]byte, 32<<10)
 	r.buf = nil
-	var trailing int64
-	for {
-		n, err := r.src.Read(buf)
-		trailing += int64(n)
-		if !allZero(buf[:n]) {
-			return errors.New("archive: data after the end of the tar")
-		}
-		if trailing > maxTrailing {
-			return fmt.Errorf("archive: more than %d bytes of padding after the end of the tar", maxTrailing)
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("archive: after the end of the tar: %w", explain(err))
-		}
+	if err := checkTarEnd(consumed, r.last, r.src); err != nil {
+		return err
 	}
 	r.tarSize = r.src.n
 	for _, b := range r.head.Blobs {
@@ -665,6 +641,39 @@ func (r *Reader) finish(consumed int64) error {
 		}
 	}
 	return nil
+}
+
+// checkTarEnd checks the end of a tar, one rule whether it is read on a
+// stream (Reader) or in place (OpenImgpkg): consumed is what archive/tar
+// read past the last entry's data (last names that entry) to report the
+// end, and rest is what follows, read to its end here, which also makes a
+// decompressor verify its last checksum.
+func checkTarEnd(consumed int64, last string, rest io.Reader) error {
+	// A tar ends with two zero blocks; archive/tar reports a tar that
+	// simply stops at an entry boundary, or after one zero block, as a
+	// clean end too. What it read to say so (the last entry's padding,
+	// under 512 bytes, then the blocks) tells them apart.
+	if consumed < 2*512 {
+		return fmt.Errorf("archive: truncated archive after %s: no end-of-archive marker", last)
+	}
+	buf := make([]byte, 32<<10)
+	var trailing int64
+	for {
+		n, err := rest.Read(buf)
+		trailing += int64(n)
+		if !allZero(buf[:n]) {
+			return errors.New("archive: data after the end of the tar")
+		}
+		if trailing > maxTrailing {
+			return fmt.Errorf("archive: more than %d bytes of padding after the end of the tar", maxTrailing)
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("archive: after the end of the tar: %w", explain(err))
+		}
+	}
 }
 
 // explain turns the errors of the decompressors and archive/tar into
