@@ -50,7 +50,9 @@ var (
 
 // imgpkgImage is an image of manifest.json (imgpkg's ImageDescriptor).
 type imgpkgImage struct {
-	Refs   []string
+	Refs []string
+	// Layers repeats the manifest's layer descriptors, in order.
+	Layers []imgpkgLayerDesc
 	Config struct {
 		Digest string
 		Raw    string
@@ -63,6 +65,16 @@ type imgpkgImage struct {
 	Tag     string
 	OrigRef string
 	Labels  map[string]string
+}
+
+// imgpkgLayerDesc is a layer of an image of manifest.json (imgpkg's
+// ImageLayerDescriptor): its manifest's descriptor of it, and its diff ID
+// from the config, which ferry has no use for.
+type imgpkgLayerDesc struct {
+	MediaType string
+	Digest    string
+	DiffID    string
+	Size      int64
 }
 
 // imgpkgIndex is an index of manifest.json (imgpkg's
@@ -204,6 +216,9 @@ func (t *ImgpkgTar) readManifest(raw []byte, opts ReaderOptions) (*imgpkgBuild, 
 		if err != nil {
 			return d, err
 		}
+		if err := checkImgpkgLayers(d, im.Manifest.Raw, im.Layers); err != nil {
+			return d, fmt.Errorf("%s: %w", what, err)
+		}
 		cd, err := verifiedDigest(im.Config.Digest, im.Config.Raw)
 		if err != nil {
 			return d, fmt.Errorf("%s: config %w", what, err)
@@ -305,6 +320,26 @@ func (t *ImgpkgTar) readManifest(raw []byte, opts ReaderOptions) (*imgpkgBuild, 
 		}
 	}
 	return b, nil
+}
+
+// checkImgpkgLayers checks manifest.json's list of the layers of image d
+// (raw, verified) against the manifest's: ferry goes by the manifest, but
+// a list that says otherwise is not one imgpkg wrote.
+func checkImgpkgLayers(d v1.Hash, raw string, listed []imgpkgLayerDesc) error {
+	var m v1.Manifest
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		return fmt.Errorf("manifest %s: %w", d, err)
+	}
+	if len(listed) != len(m.Layers) {
+		return fmt.Errorf("Layers lists %d layers, manifest %s has %d", len(listed), d, len(m.Layers))
+	}
+	for i, l := range m.Layers {
+		if g := listed[i]; g.Digest != l.Digest.String() || g.Size != l.Size || g.MediaType != string(l.MediaType) {
+			return fmt.Errorf("Layers: layer %d listed as %s (%d bytes, %s), manifest %s has %s (%d bytes, %s)",
+				i, g.Digest, g.Size, g.MediaType, d, l.Digest, l.Size, l.MediaType)
+		}
+	}
+	return nil
 }
 
 // firstRef names an item of manifest.json in messages.

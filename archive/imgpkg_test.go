@@ -159,6 +159,22 @@ func editItems(items []map[string]any, f func(items []map[string]any)) []map[str
 	return c
 }
 
+// listedLayer is layer j of manifest.json's list for the image of item i
+// (imgpkg's ImageLayerDescriptor: MediaType, Digest, DiffID, Size).
+func listedLayer(items []map[string]any, i, j int) map[string]any {
+	return items[i]["Image"].(map[string]any)["Layers"].([]any)[j].(map[string]any)
+}
+
+// imgpkgLayers is manifest.json's list of the layers ls, their DiffID
+// (which ferry does not check) left empty.
+func imgpkgLayers(ls ...testBlob) []any {
+	out := []any{}
+	for _, l := range ls {
+		out = append(out, map[string]any{"MediaType": string(l.mt), "Digest": l.d.String(), "DiffID": "", "Size": len(l.b)})
+	}
+	return out
+}
+
 // sigItem is an item of manifest.json: a cosign signature of subject (hex).
 func sigItem(subject string) map[string]any {
 	cfg := `{"architecture":"","os":"","rootfs":{"type":"layers","diff_ids":[]},"config":{}}`
@@ -219,6 +235,22 @@ func badImgpkgTarballs(t *testing.T) []badImgpkgTarball {
 			c[1]["Image"].(map[string]any)["Refs"] = []string{"::::bad"}
 			c[1]["Image"].(map[string]any)["OrigRef"] = "::::bad"
 		}))), "not an image reference"},
+		{"layer listed with another digest", buildTar(t, withManifestJSON(t, es, edit(func(c []map[string]any) {
+			listedLayer(c, 1, 0)["Digest"] = "sha256:" + strings.Repeat("0", 64)
+		}))), "layer 0 listed as sha256:" + strings.Repeat("0", 64)},
+		{"layer listed at another size", buildTar(t, withManifestJSON(t, es, edit(func(c []map[string]any) {
+			listedLayer(c, 1, 0)["Size"] = 1
+		}))), "(1 bytes"},
+		{"layer listed with another media type", buildTar(t, withManifestJSON(t, es, edit(func(c []map[string]any) {
+			listedLayer(c, 1, 0)["MediaType"] = string(types.OCILayer)
+		}))), string(types.OCILayer)},
+		{"layers not listed", buildTar(t, withManifestJSON(t, es, edit(func(c []map[string]any) {
+			delete(c[1]["Image"].(map[string]any), "Layers")
+		}))), "lists 0 layers"},
+		{"a layer listed twice", buildTar(t, withManifestJSON(t, es, edit(func(c []map[string]any) {
+			im := c[1]["Image"].(map[string]any)
+			im["Layers"] = append(im["Layers"].([]any), listedLayer(c, 1, 0))
+		}))), "lists 2 layers"},
 		{"truncated", gold[:len(gold)-2000], "truncated"},
 		{"data after the end", append(bytes.Clone(gold), "GARBAGE, not zeros"...), "data after the end of the tar"},
 		{"1 MiB of data after the end", append(bytes.Clone(gold), bytes.Repeat([]byte("X"), 1<<20)...), "data after the end of the tar"},
@@ -328,6 +360,7 @@ func foreignImgpkg(t *testing.T) ([]byte, v1.Hash) {
 	m := manifestJSON(types.DockerManifestSchema2, cfg, layer, foreign)
 	items := []map[string]any{{"Image": map[string]any{
 		"Refs":     []string{"r.example/win@" + m.d.String()},
+		"Layers":   imgpkgLayers(layer, foreign),
 		"Config":   map[string]any{"Digest": cfg.d.String(), "Raw": string(cfg.b)},
 		"Manifest": map[string]any{"MediaType": string(m.mt), "Digest": m.d.String(), "Raw": string(m.b)},
 		"Tag":      "ltsc",
@@ -405,6 +438,7 @@ func TestOpenImgpkgIndex(t *testing.T) {
 	for _, c := range children {
 		images = append(images, map[string]any{
 			"Refs":     []string{"r.example/multi@" + c.m.d.String()},
+			"Layers":   imgpkgLayers(c.layer, shared),
 			"Config":   map[string]any{"Digest": c.cfg.d.String(), "Raw": string(c.cfg.b)},
 			"Manifest": map[string]any{"MediaType": string(c.m.mt), "Digest": c.m.d.String(), "Raw": string(c.m.b)},
 		})
