@@ -33,13 +33,16 @@ type RandomArchive interface {
 // imgpkg tarball. ok is false, with no error, when r must be read front to
 // back instead (a pipe, gzip, plain tar, a ferry archive without a seek
 // table); r has then not been read from. Volumes are checked first
-// (checkVolumes).
+// (checkVolumes), and, when a checksum file lists them, those whose bytes
+// are trusted without a digest of their own are compared with it
+// (checkTrusted).
 func openRandom(r io.Reader) (RandomArchive, bool, error) {
 	ra, size, ok := archive.RandomAccess(r)
 	if !ok {
 		return nil, false, nil
 	}
-	if vs, ok := r.(*volumes.Set); ok {
+	vs, split := r.(*volumes.Set)
+	if split {
 		if err := checkVolumes(vs); err != nil {
 			return nil, false, err
 		}
@@ -47,6 +50,11 @@ func openRandom(r io.Reader) (RandomArchive, bool, error) {
 	f, err := archive.OpenFile(ra, size, archive.ReaderOptions{})
 	switch {
 	case err == nil:
+		if split {
+			if err := checkTrusted(vs, f); err != nil {
+				return nil, false, err
+			}
+		}
 		return f, true, nil
 	case !errors.Is(err, archive.ErrNotSeekable):
 		return nil, false, err
@@ -54,6 +62,13 @@ func openRandom(r io.Reader) (RandomArchive, bool, error) {
 	t, err := archive.OpenImgpkg(ra, size, archive.ReaderOptions{})
 	switch {
 	case err == nil:
+		if split {
+			// An imgpkg tarball has no head of its own, at a known place:
+			// every volume is compared.
+			if err := vs.CheckSums(); err != nil {
+				return nil, false, err
+			}
+		}
 		return t, true, nil
 	case !errors.Is(err, archive.ErrNotImgpkg):
 		return nil, false, err
@@ -108,6 +123,36 @@ func blameVolume(in io.Reader, err error) error {
 		return fmt.Errorf("%w (reading it: %w)", serr, err)
 	}
 	return err
+}
+
+// checkTrusted compares with the checksum file that lists the volumes of
+// f, when there is one, the volumes holding the bytes OpenFile trusted
+// without a digest of their own: those the head spans (.001 to the one
+// where its last frame ends) and those of the trailer (the table of
+// contents and the seek table, in the last volume). Everything else is
+// frames of configs and layers, each checked against its digest when it
+// is read; so a re-import, which reads none of the blobs the destination
+// has, reads those volumes only. Without this, the head volumes of another
+// export of the same content (same sizes, another tag) would pass every
+// structural check and be imported, though sha256sum -c refuses them.
+func checkTrusted(vs *volumes.Set, f *archive.File) error {
+	if vs.Sidecar() == "" {
+		return nil
+	}
+	start, end := f.BlobSpan()
+	head := 0
+	if start > 0 {
+		head = vs.Locate(start - 1)
+	}
+	for i := 1; i <= vs.Len(); i++ {
+		if i > head && vs.End(i) <= end {
+			continue
+		}
+		if err := vs.CheckSum(i); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkVolumes checks what volumes.Open cannot from names and sizes alone:
