@@ -539,8 +539,9 @@ func (s *Set) Close() error {
 
 // ReadChecksums reads a checksum file in sha256sum format (text or binary
 // mode, GNU's escaped names included) and returns the hex sum of each file
-// it names, by name as written. A file given two different sums is an
-// error.
+// it names, by name as written, but for a leading "./" (sha256sum
+// ./FILE.0* writes one, and sha256sum -c finds the same file). A file given
+// two different sums is an error.
 func ReadChecksums(path string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -566,6 +567,9 @@ func ReadChecksums(path string) (map[string]string, error) {
 		name = name[1:]
 		if escaped {
 			name = strings.NewReplacer(`\\`, `\`, `\n`, "\n", `\r`, "\r").Replace(name)
+		}
+		for strings.HasPrefix(name, "./") && len(name) > 2 {
+			name = name[2:]
 		}
 		// sha256sum -c checks every line: a file named twice, one sum
 		// wrong, fails there whichever line comes first. Keeping either
