@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,6 +33,24 @@ func copyFiles(t *testing.T, src string) string {
 		}
 	}
 	return dst
+}
+
+// filesIn returns the names and contents of the files in dir.
+func filesIn(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range es {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.Name()] = string(b)
+	}
+	return out
 }
 
 // Two exports of one bundle under two tags of the same length differ only
@@ -161,4 +181,45 @@ func TestChecksumFileWithDotSlashNamesNamesTheDamagedVolume(t *testing.T) {
 	if tags := tagsOf(t, dst, repo); len(tags) != 0 {
 		t.Errorf("a refused import tagged %v", tags)
 	}
+}
+
+// A split re-export over a directory holding volumes its checksum file
+// does not list (the first 4 lines kept of an 8-volume export's, as a
+// copy of a smaller release over a larger one leaves it) is refused
+// before anything is fetched, naming the strays, and removes nothing;
+// once they are removed, the export writes a set that import reads.
+func TestSplitReExportOverStrayVolumesIsRefused(t *testing.T) {
+	f, _, want := exportWhole(t)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "r.tar.zst")
+	mustFerry(t, "export", "-b", f.root, "-o", p, "--split-size", fmt.Sprint(len(want)/8+1))
+	b, err := os.ReadFile(p + ".sha256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	if len(lines) < 8 {
+		t.Fatalf("the export wrote %d lines, want 8 volumes", len(lines))
+	}
+	os.WriteFile(p+".sha256", []byte(strings.Join(lines[:4], "")), 0o644)
+	before := filesIn(t, dir)
+	r := ferry(t, nil, "export", "-b", f.root, "-o", p, "--split-size", fmt.Sprint(len(want)/4+1))
+	if r.Code != 1 || !strings.Contains(r.Stderr, "r.tar.zst.005, r.tar.zst.006, r.tar.zst.007, r.tar.zst.008:") || !strings.Contains(r.Stderr, "remove") {
+		t.Fatalf("re-export over stray volumes: want exit 1 naming .005 to .008: %s", r)
+	}
+	if after := filesIn(t, dir); !maps.Equal(after, before) {
+		t.Errorf("the refused export changed the directory")
+	}
+	// An unsplit export to the name is no volume set: it is written, and
+	// read as the file it is.
+	mustFerry(t, "export", "-b", f.root, "-o", p)
+	dst := testregistry.NewDistribution(t)
+	mustFerry(t, "import", "-f", p, "--to-repo", dst.Repo("whole"))
+	for i := 5; i <= 8; i++ {
+		if err := os.Remove(volume(p, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustFerry(t, "export", "-b", f.root, "-o", p, "--split-size", fmt.Sprint(len(want)/4+1))
+	mustFerry(t, "import", "-f", p, "--to-repo", dst.Repo("x"))
 }
