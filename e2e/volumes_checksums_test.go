@@ -223,3 +223,26 @@ func TestSplitReExportOverStrayVolumesIsRefused(t *testing.T) {
 	mustFerry(t, "export", "-b", f.root, "-o", p, "--split-size", fmt.Sprint(len(want)/4+1))
 	mustFerry(t, "import", "-f", p, "--to-repo", dst.Repo("x"))
 }
+
+// A last volume with bytes appended (padding by a copy tool) is named as
+// the volume whose sha256 differs from its line of the checksum file, not
+// as truncated, out of order or followed by missing volumes.
+func TestPaddedLastVolumeIsNamedByItsChecksum(t *testing.T) {
+	_, _, path, _ := splitExport(t)
+	fh, err := os.OpenFile(volume(path, 4), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh.Write(make([]byte, 512))
+	if err := fh.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dst := testregistry.NewDistribution(t)
+	refusedEverywhere(t, dst, dst.Repo("padded"), path, "volume .004 (")
+	for _, cmd := range []string{"verify", "inspect"} {
+		r := ferry(t, nil, cmd, path)
+		if strings.Contains(r.Stderr, "truncated") || strings.Contains(r.Stderr, "out of order, or from different") || !strings.Contains(r.Stderr, "has sha256") {
+			t.Errorf("%s: the padded volume is not named by its checksum: %s", cmd, r.Stderr)
+		}
+	}
+}

@@ -57,6 +57,9 @@ func openRandom(r io.Reader) (RandomArchive, bool, error) {
 		}
 		return f, true, nil
 	case !errors.Is(err, archive.ErrNotSeekable):
+		if split {
+			err = sumsFirst(vs, err)
+		}
 		return nil, false, err
 	}
 	t, err := archive.OpenImgpkg(ra, size, archive.ReaderOptions{})
@@ -167,7 +170,31 @@ func checkTrusted(vs *volumes.Set, f *archive.File) error {
 // it, and `ferry verify` compares every volume with the checksum file.
 // Archives without a seek table (gzip, plain tar, older ferry) are left to
 // the front-to-back read.
+//
+// When a checksum file lists the volumes and the structure is wrong, every
+// volume is compared with its line first (sumsFirst): a volume whose sum
+// differs (padded by a copy tool, damaged) is named as such, rather than
+// blamed on what its size or place suggests (truncated, out of order).
 func checkVolumes(vs *volumes.Set) error {
+	return sumsFirst(vs, checkStructure(vs))
+}
+
+// sumsFirst returns, when err is not nil and a checksum file lists the
+// volumes of vs, the error naming the first volume whose sha256 differs
+// from its line, if one does; err otherwise. It reads every volume, which
+// costs only an open that failed.
+func sumsFirst(vs *volumes.Set, err error) error {
+	if err == nil || vs.Sidecar() == "" {
+		return err
+	}
+	if serr := vs.CheckSums(); serr != nil {
+		return serr
+	}
+	return err
+}
+
+// checkStructure is checkVolumes without the checksum file.
+func checkStructure(vs *volumes.Set) error {
 	err := archive.CheckFrameStarts(vs, vs.Size())
 	if err == nil {
 		// Every frame where it belongs, the last ending the last volume:
