@@ -246,3 +246,33 @@ func TestPaddedLastVolumeIsNamedByItsChecksum(t *testing.T) {
 		}
 	}
 }
+
+// --split-size edge cases: an empty value is refused (it wrote the
+// unsplit archive), so are Go's digit separators, a size near the top of
+// int64 draws no warning of an export that will not fit (99 × SIZE
+// overflowed), and a one-volume export says "into X.001", not
+// "X.001 to .001".
+func TestSplitSizeEdges(t *testing.T) {
+	f, _, _ := exportWhole(t)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "r.tar.zst")
+	for _, size := range []string{"", "1_000"} {
+		r := ferry(t, nil, "export", "-b", f.root, "-o", p, "--split-size", size)
+		if r.Code != 2 || !strings.Contains(r.Stderr, "--split-size") {
+			t.Errorf("--split-size %q: want a usage error (exit 2): %s", size, r)
+		}
+		if es, _ := os.ReadDir(dir); len(es) != 0 {
+			t.Fatalf("--split-size %q wrote %d files", size, len(es))
+		}
+	}
+	r := mustFerry(t, "export", "-b", f.root, "-o", p, "--split-size", "100000000000000000")
+	if strings.Contains(r.Stderr, "warning") {
+		t.Errorf("--split-size 1e17: spurious warning: %s", r.Stderr)
+	}
+	if !strings.Contains(r.Stderr, "Exported into "+volume(p, 1)+" in ") {
+		t.Errorf("a one-volume export's summary: %s", r.Stderr)
+	}
+	if r := mustFerry(t, "inspect", p); !strings.Contains(r.Stdout, "Volumes: 1, "+volume(p, 1)+"\n") {
+		t.Errorf("inspect of one volume: %s", r.Stdout)
+	}
+}

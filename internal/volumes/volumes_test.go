@@ -46,7 +46,7 @@ func TestParseSize(t *testing.T) {
 			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "G", "-1", "0", "4X", "4 G B", "1.2.3M", "9999999999T", "4GiBi", "0x10"} {
+	for _, in := range []string{"", "G", "-1", "0", "4X", "4 G B", "1.2.3M", "9999999999T", "4GiBi", "0x10", "1_000", "4_0G", "_1k", "1e3"} {
 		if got, err := ParseSize(in); err == nil {
 			t.Errorf("ParseSize(%q) = %d, want an error", in, got)
 		}
