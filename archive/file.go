@@ -139,6 +139,26 @@ func checkTOC(head *Head, frames []frameLoc, toc []tocBlob, skipped map[v1.Hash]
 // Head returns the head read by OpenFile. The caller must not modify it.
 func (f *File) Head() *Head { return f.head }
 
+// BlobSpan returns the part of the archive that holds only the frames of
+// configs and layers: from start, where the head's frames end, to end,
+// where the table of contents and the seek table start. Each byte in it
+// is checked when a blob is read, against the blob's digest; the bytes
+// outside it (the head, the trailer) OpenFile read and trusted. A caller
+// that holds checksums of pieces of the archive (the volumes of a split
+// one) compares those outside the span before it uses the File. With no
+// blob in a frame of its own, the span is empty (start == end).
+func (f *File) BlobSpan() (start, end int64) {
+	start = f.dataEnd
+	first := len(f.frames)
+	for _, b := range f.blobs {
+		first = min(first, b.Frame)
+	}
+	if first < len(f.frames) {
+		start = f.frames[first].offset
+	}
+	return start, f.dataEnd
+}
+
 // Has reports whether the archive holds blob d (a config or layer).
 func (f *File) Has(d v1.Hash) bool {
 	_, ok := f.blobs[d]

@@ -218,7 +218,9 @@ func TestBrokenVolumesAreRefusedAndNothingTagged(t *testing.T) {
 		{"missing last, no checksum file", false, func(p string) { os.Remove(volume(p, 4)) }, "does not end with volume .003"},
 		{"extra", true, func(p string) { os.WriteFile(volume(p, 5), orig[2], 0o644) }, "volume .005"},
 		{"extra, no checksum file", false, func(p string) { os.WriteFile(volume(p, 5), []byte("junk"), 0o644) }, "volume .005 is extra"},
-		{"reordered", true, func(p string) { swap(p, 2, 3) }, "volume .002 does not continue the archive"},
+		// With a checksum file, the first volume whose sum differs is
+		// named as such (damaged, out of order, or from another export).
+		{"reordered", true, func(p string) { swap(p, 2, 3) }, "release.tar.zst.002) has sha256"},
 		{"reordered, no checksum file", false, func(p string) { swap(p, 2, 3) }, "volume .002 does not continue the archive"},
 		{"first two swapped", false, func(p string) { swap(p, 1, 2) }, "volume .001 does not start the archive"},
 		{"truncated", true, func(p string) { os.Truncate(volume(p, 2), size/2) }, "volume .002"},

@@ -33,13 +33,16 @@ type RandomArchive interface {
 // imgpkg tarball. ok is false, with no error, when r must be read front to
 // back instead (a pipe, gzip, plain tar, a ferry archive without a seek
 // table); r has then not been read from. Volumes are checked first
-// (checkVolumes).
+// (checkVolumes), and, when a checksum file lists them, those whose bytes
+// are trusted without a digest of their own are compared with it
+// (checkTrusted).
 func openRandom(r io.Reader) (RandomArchive, bool, error) {
 	ra, size, ok := archive.RandomAccess(r)
 	if !ok {
 		return nil, false, nil
 	}
-	if vs, ok := r.(*volumes.Set); ok {
+	vs, split := r.(*volumes.Set)
+	if split {
 		if err := checkVolumes(vs); err != nil {
 			return nil, false, err
 		}
@@ -47,13 +50,28 @@ func openRandom(r io.Reader) (RandomArchive, bool, error) {
 	f, err := archive.OpenFile(ra, size, archive.ReaderOptions{})
 	switch {
 	case err == nil:
+		if split {
+			if err := checkTrusted(vs, f); err != nil {
+				return nil, false, err
+			}
+		}
 		return f, true, nil
 	case !errors.Is(err, archive.ErrNotSeekable):
+		if split {
+			err = sumsFirst(vs, err)
+		}
 		return nil, false, err
 	}
 	t, err := archive.OpenImgpkg(ra, size, archive.ReaderOptions{})
 	switch {
 	case err == nil:
+		if split {
+			// An imgpkg tarball has no head of its own, at a known place:
+			// every volume is compared.
+			if err := vs.CheckSums(); err != nil {
+				return nil, false, err
+			}
+		}
 		return t, true, nil
 	case !errors.Is(err, archive.ErrNotImgpkg):
 		return nil, false, err
@@ -110,6 +128,36 @@ func blameVolume(in io.Reader, err error) error {
 	return err
 }
 
+// checkTrusted compares with the checksum file that lists the volumes of
+// f, when there is one, the volumes holding the bytes OpenFile trusted
+// without a digest of their own: those the head spans (.001 to the one
+// where its last frame ends) and those of the trailer (the table of
+// contents and the seek table, in the last volume). Everything else is
+// frames of configs and layers, each checked against its digest when it
+// is read; so a re-import, which reads none of the blobs the destination
+// has, reads those volumes only. Without this, the head volumes of another
+// export of the same content (same sizes, another tag) would pass every
+// structural check and be imported, though sha256sum -c refuses them.
+func checkTrusted(vs *volumes.Set, f *archive.File) error {
+	if vs.Sidecar() == "" {
+		return nil
+	}
+	start, end := f.BlobSpan()
+	head := 0
+	if start > 0 {
+		head = vs.Locate(start - 1)
+	}
+	for i := 1; i <= vs.Len(); i++ {
+		if i > head && vs.End(i) <= end {
+			continue
+		}
+		if err := vs.CheckSum(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // checkVolumes checks what volumes.Open cannot from names and sizes alone:
 // that the archive the volumes make ends where the last volume ends, and
 // that its volumes are in order. The seek table at the end of a ferry
@@ -122,7 +170,31 @@ func blameVolume(in io.Reader, err error) error {
 // it, and `ferry verify` compares every volume with the checksum file.
 // Archives without a seek table (gzip, plain tar, older ferry) are left to
 // the front-to-back read.
+//
+// When a checksum file lists the volumes and the structure is wrong, every
+// volume is compared with its line first (sumsFirst): a volume whose sum
+// differs (padded by a copy tool, damaged) is named as such, rather than
+// blamed on what its size or place suggests (truncated, out of order).
 func checkVolumes(vs *volumes.Set) error {
+	return sumsFirst(vs, checkStructure(vs))
+}
+
+// sumsFirst returns, when err is not nil and a checksum file lists the
+// volumes of vs, the error naming the first volume whose sha256 differs
+// from its line, if one does; err otherwise. It reads every volume, which
+// costs only an open that failed.
+func sumsFirst(vs *volumes.Set, err error) error {
+	if err == nil || vs.Sidecar() == "" {
+		return err
+	}
+	if serr := vs.CheckSums(); serr != nil {
+		return serr
+	}
+	return err
+}
+
+// checkStructure is checkVolumes without the checksum file.
+func checkStructure(vs *volumes.Set) error {
 	err := archive.CheckFrameStarts(vs, vs.Size())
 	if err == nil {
 		// Every frame where it belongs, the last ending the last volume:

@@ -26,7 +26,9 @@ func exportVolumes(ctx context.Context, p *Plan, path string, opts ExportOptions
 	// The archive's size is known only at its end (compression), when an
 	// export past the last volume fails naming the split size it needs;
 	// content that cannot fit unless it compresses is worth saying now.
-	if limit := volumes.MaxVolumes * opts.SplitSize; p.TotalBytes > limit {
+	// TotalBytes > MaxVolumes × SplitSize, divided rather than multiplied:
+	// the product of a huge SplitSize overflows.
+	if p.TotalBytes > 0 && (p.TotalBytes-1)/volumes.MaxVolumes >= opts.SplitSize {
 		progress.OrNop(opts.Reporter).Warnf("%d bytes to export, more than the %d volumes of %d bytes an export writes: unless they compress, the export will fail at its end, naming the split size it needs",
 			p.TotalBytes, volumes.MaxVolumes, opts.SplitSize)
 	}

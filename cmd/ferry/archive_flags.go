@@ -20,6 +20,11 @@ func splitSizeFlag() cli.Flag {
 func splitSize(c *cli.Context, dest string) (int64, error) {
 	s := c.String("split-size")
 	if s == "" {
+		if c.IsSet("split-size") {
+			// --split-size "" (an unset variable in a script) must not
+			// write the unsplit archive the user did not ask for.
+			return 0, usagef("%s: --split-size: empty; give a size (4G, 700Mi, …), or leave the flag out for one file", c.Command.Name)
+		}
 		return 0, nil
 	}
 	if dest == "-" {

@@ -344,7 +344,7 @@ func printExport(w io.Writer, dest string, res *relocate.ExportResult, took time
 	case dest == "-":
 		where = "standard output"
 	case n > 0:
-		where = fmt.Sprintf("%s to %s", res.Volumes[0].Path, volumes.Suffix(n))
+		where = volumeRange(res.Volumes)
 	}
 	fmt.Fprintf(w, "Exported into %s in %s (%s)\n", where, formatDuration(took), rate(res.Bytes, took))
 	tw := summaryTable(w)
@@ -388,4 +388,13 @@ func printBase(tw io.Writer, b archive.Base, verbose bool) {
 	}
 	fmt.Fprintf(tw, "  since\tinventory %s (%s)\n", quoteUnsafe(b.Name), sum)
 	fmt.Fprintf(tw, "  \ttaken %s of %s\n", quoteUnsafe(b.Created), quoteUnsafe(strings.Join(b.Repositories, ", ")))
+}
+
+// volumeRange names the volumes vols (at least one): "X.001 to .004", or
+// "X.001" when there is one.
+func volumeRange(vols []volumes.Volume) string {
+	if len(vols) == 1 {
+		return vols[0].Path
+	}
+	return fmt.Sprintf("%s to %s", vols[0].Path, volumes.Suffix(len(vols)))
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-dev/ferry/archive"
-	"github.com/ferry-dev/ferry/internal/volumes"
 	"github.com/ferry-dev/ferry/relocate"
 )
 
@@ -73,7 +72,7 @@ func runInspect(c *cli.Context) error {
 			fmt.Fprintln(w, ")")
 		}
 		if n := len(inv.Volumes); n > 0 {
-			fmt.Fprintf(w, "Volumes: %d, %s to %s\n", n, inv.Volumes[0].Path, volumes.Suffix(n))
+			fmt.Fprintf(w, "Volumes: %d, %s\n", n, volumeRange(inv.Volumes))
 		}
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ROLE\tREFERENCE\tDIGEST\tPLATFORMS\tSIZE")
@@ -240,7 +239,7 @@ func runVerify(c *cli.Context) error {
 		tw := summaryTable(w)
 		fmt.Fprintf(tw, "  content\t%s, %s (%s), %s\n", plural(res.Images, "image"), plural(res.Blobs, "blob"), humanBytes(res.Bytes), plural(res.Bundles, "bundle lock"))
 		if n := len(res.Volumes); n > 0 {
-			fmt.Fprintf(tw, "  volumes\t%d, %s to %s\n", n, res.Volumes[0].Path, volumes.Suffix(n))
+			fmt.Fprintf(tw, "  volumes\t%d, %s\n", n, volumeRange(res.Volumes))
 			fmt.Fprintf(tw, "  sha256\t%s (the volumes joined)\n", res.SHA256)
 		} else {
 			fmt.Fprintf(tw, "  sha256\t%s\n", res.SHA256)

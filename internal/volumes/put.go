@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
+	"strings"
 	"syscall"
 
 	"github.com/ferry-dev/ferry/internal/atomicfile"
@@ -299,6 +301,14 @@ func inTheWay(dir, name, base string) error {
 // replace, and, when the new archive is split, every volume name it may
 // take (path.001 to path.099). A directory named as path itself, or one
 // that cannot be listed, is left to atomicfile.Create, which says so.
+//
+// A split export is refused too when files named like volumes of path
+// stand there that no earlier export of it wrote (the old path.sha256 does
+// not list them; without one, those above .099): Put would leave them, or
+// replace someone else's file with a volume, and readers of the new
+// volumes would refuse them as extra volumes (cat path.0* would join them
+// in). They are named, for the user to remove or move; nothing is
+// deleted. An unsplit export leaves them: path is read as the file it is.
 func CheckNames(path string, split bool) error {
 	path = filepath.Clean(path)
 	dir, base := filepath.Split(path)
@@ -308,11 +318,25 @@ func CheckNames(path string, split bool) error {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return nil
 	}
-	if _, _, _, err := earlier(path); err != nil {
+	_, _, strays, err := earlier(path)
+	if err != nil {
 		return err
 	}
 	if !split {
 		return nil
+	}
+	if len(strays) > 0 {
+		names := make([]string, len(strays))
+		for i, st := range strays {
+			names[i] = filepath.Base(st)
+		}
+		sort.Strings(names)
+		why := "numbered above " + Suffix(MaxVolumes) + ", which no export writes"
+		if _, err := os.Stat(path + ".sha256"); err == nil {
+			why = base + ".sha256, of the earlier export, does not list them"
+		}
+		return fmt.Errorf("%s: named like volumes of %s, but %s (left by another export?): readers of the new volumes would refuse them as extra volumes, and cat %s.0* would join them in; remove or move them, or export under another name",
+			strings.Join(names, ", "), base, why, base)
 	}
 	for i := 1; i <= MaxVolumes; i++ {
 		if fi, err := os.Stat(Name(path, i)); err == nil && fi.IsDir() {

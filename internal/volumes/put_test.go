@@ -425,3 +425,33 @@ func TestPutRacing(t *testing.T) {
 		}
 	}
 }
+
+// A split export over files named like volumes that no earlier export of
+// the name wrote is refused before anything is written, naming them all;
+// none is removed. An unsplit export is not: its archive is read as the
+// file it is, whatever lies beside it.
+func TestCheckNamesRefusesStrayVolumesOfASplitExport(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a")
+	files := map[string]string{"a.001": "o1", "a.002": "o2", "a.sha256": sumLine("a.001", "o1") + sumLine("a.002", "o2"),
+		"a.005": "x5", "a.007": "x7",
+		"a.099": "release 99", "a.099.sha256": sumLine("a.099", "release 99"), "a.2024": "a backup"}
+	seed(t, dir, files)
+	err := CheckNames(path, true)
+	if err == nil || !strings.Contains(err.Error(), "a.005, a.007:") || strings.Contains(err.Error(), "a.099") || strings.Contains(err.Error(), "a.2024") {
+		t.Errorf("CheckNames(split) = %v; want a refusal naming a.005 and a.007 only", err)
+	}
+	if err := CheckNames(path, false); err != nil {
+		t.Errorf("CheckNames(unsplit) = %v", err)
+	}
+	if got := snapshot(t, dir); !maps.Equal(got, files) {
+		t.Errorf("CheckNames changed the directory: %v", got)
+	}
+	// Without a checksum file, .001 to .099 are an earlier export's; a
+	// volume number above is not.
+	os.Remove(filepath.Join(dir, "a.sha256"))
+	os.WriteFile(filepath.Join(dir, "a.100"), []byte("x"), 0o644)
+	if err := CheckNames(path, true); err == nil || !strings.Contains(err.Error(), "a.100:") || strings.Contains(err.Error(), "a.005") {
+		t.Errorf("CheckNames(split), no checksum file = %v; want a refusal naming a.100 only", err)
+	}
+}

@@ -34,7 +34,9 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q: unknown suffix %q (k, M, G, T for powers of 1000; Ki, Mi, Gi, Ti for powers of 1024)", s, in[len(num):])
 	}
 	whole, frac, _ := strings.Cut(num, ".")
-	if whole == "" && frac == "" || strings.Contains(frac, ".") {
+	// Digits only: big.Rat would also take Go's underscores (1_000).
+	digits := strings.Trim(whole+frac, "0123456789") == ""
+	if whole == "" && frac == "" || strings.Contains(frac, ".") || !digits {
 		return 0, fmt.Errorf("size %q: not a number of bytes", s)
 	}
 	// Exact arithmetic: (whole.frac × mult) rounded down.

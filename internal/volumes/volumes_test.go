@@ -46,7 +46,7 @@ func TestParseSize(t *testing.T) {
 			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "G", "-1", "0", "4X", "4 G B", "1.2.3M", "9999999999T", "4GiBi", "0x10"} {
+	for _, in := range []string{"", "G", "-1", "0", "4X", "4 G B", "1.2.3M", "9999999999T", "4GiBi", "0x10", "1_000", "4_0G", "_1k", "1e3"} {
 		if got, err := ParseSize(in); err == nil {
 			t.Errorf("ParseSize(%q) = %d, want an error", in, got)
 		}
@@ -478,5 +478,16 @@ func TestReadChecksums(t *testing.T) {
 	os.WriteFile(path, []byte(a+"  a\n"+strings.ToUpper(a)+"  a\n"), 0o644)
 	if got, err := ReadChecksums(path); err != nil || got["a"] != a {
 		t.Errorf("the same sum twice: %v, %v", got, err)
+	}
+	// sha256sum ./r.tar.zst.0* writes the names with ./, and sha256sum -c
+	// finds the same files; the same file named both ways with two sums
+	// is refused as any file with two sums is.
+	os.WriteFile(path, []byte(a+"  ./r.tar.zst.001\n"+b+" *./r.tar.zst.002\n"), 0o644)
+	if got, err := ReadChecksums(path); err != nil || got["r.tar.zst.001"] != a || got["r.tar.zst.002"] != strings.ToLower(b) || len(got) != 2 {
+		t.Errorf("names with ./: %v, %v", got, err)
+	}
+	os.WriteFile(path, []byte(a+"  ./r\n"+b+"  r\n"), 0o644)
+	if _, err := ReadChecksums(path); err == nil {
+		t.Error("ReadChecksums accepted ./r and r with two sums")
 	}
 }
