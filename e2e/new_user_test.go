@@ -42,7 +42,7 @@ func TestHumanOutputAbbreviatesDigests(t *testing.T) {
 	r := mustFerry(t, "pull", "-b", outer, "-o", dir, "-r")
 	text := r.Stdout + r.Stderr
 	for _, want := range []string{
-		"Pulled " + outer + " (" + short(outerDigest) + ") into " + dir + "\n",
+		"Pulled " + outer + " (" + short(outerDigest) + ") into " + dir + " in ",
 		"Pulled nested bundle into " + filepath.Join(dir, ".imgpkg", "bundles", "sha256-"+innerHex) + "\n",
 	} {
 		if !strings.Contains(text, want) {

@@ -255,7 +255,10 @@ func TestDeltaSummaryNamesTheInventoryRepositories(t *testing.T) {
 	}
 }
 
-func TestServeNamesADamagedBlobOnce(t *testing.T) {
+// damagedArchive is an export whose app3 layer has a byte flipped in the
+// file, and that layer's digest.
+func damagedArchive(t *testing.T) (string, v1.Hash) {
+	t.Helper()
 	f, archive, src := exportedFrom(t)
 	// app3's layer is random bytes, which zstd stores as they are: a byte
 	// flipped in the file fails its frame's checksum.
@@ -290,7 +293,11 @@ func TestServeNamesADamagedBlobOnce(t *testing.T) {
 	if err := os.WriteFile(archive, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return archive, ld
+}
 
+func TestServeNamesADamagedBlobOnce(t *testing.T) {
+	archive, ld := damagedArchive(t)
 	srv := startServe(t, archive, "--lazy")
 	resp, err := http.Get(srv.url + "/v2/src/app3/blobs/" + ld.String())
 	if err != nil {
@@ -314,6 +321,32 @@ func TestServeNamesADamagedBlobOnce(t *testing.T) {
 	}
 	if named == 0 {
 		t.Errorf("nothing names the damaged blob:\nstderr: %s\nbody: %s", srv.stderr.String(), body)
+	}
+	srv.stopWith(t, 1)
+}
+
+// A damaged blob is an error, as verify and import say it: named on
+// stderr even with -q, where it lies in the archive too, and the exit
+// status at stop is 1.
+func TestServeDamagedBlobIsAnErrorEvenQuiet(t *testing.T) {
+	archive, ld := damagedArchive(t)
+	srv := startServe(t, archive, "-q") // every blob checked from start-up
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(srv.stderr.String(), ld.String()) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	srv.stopWith(t, 1)
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(srv.stderr.String()), "\n") {
+		if strings.Contains(l, ld.String()) {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], "archive entry blobs/sha256/"+ld.Hex) || !strings.HasPrefix(lines[0], "ferry: ") {
+		t.Errorf("want one error line naming %s and its archive entry; stderr:\n%s", ld, srv.stderr.String())
+	}
+	if !strings.Contains(srv.stderr.String(), "1 blob damaged") {
+		t.Errorf("the exit does not say a blob was damaged:\n%s", srv.stderr.String())
 	}
 }
 

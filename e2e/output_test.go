@@ -455,7 +455,7 @@ func TestVersionSaysWhatWasBuilt(t *testing.T) {
 	default:
 		// No module version, no VCS (GOFLAGS=-buildvcs=false, or no
 		// checkout): the build information's own words for that.
-		if want := "ferry version devel (" + platform; r.Stdout != want {
+		if want := "ferry version devel (no VCS information recorded; build with make build or go install, " + platform; r.Stdout != want {
 			t.Errorf("--version says %q; want %q", r.Stdout, want)
 		}
 	}

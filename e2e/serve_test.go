@@ -72,7 +72,10 @@ func startServe(t *testing.T, archive string, args ...string) *serving {
 }
 
 // stop ends the server with SIGTERM and checks that it exits 0, saying so.
-func (s *serving) stop(t *testing.T) {
+func (s *serving) stop(t *testing.T) { t.Helper(); s.stopWith(t, 0) }
+
+// stopWith ends the server with SIGTERM and checks that it exits code.
+func (s *serving) stopWith(t *testing.T, code int) {
 	t.Helper()
 	select {
 	case <-s.exited:
@@ -83,8 +86,8 @@ func (s *serving) stop(t *testing.T) {
 		t.Fatal(err)
 	}
 	ws := s.wait(t, time.Minute)
-	if ws.Signaled() || ws.ExitStatus() != 0 {
-		t.Errorf("ferry serve after SIGTERM: %v, want exit 0:\n%s", ws, s.stderr.String())
+	if ws.Signaled() || ws.ExitStatus() != code {
+		t.Errorf("ferry serve after SIGTERM: %v, want exit %d:\n%s", ws, code, s.stderr.String())
 	}
 }
 
@@ -573,6 +576,7 @@ func TestServeRefusesACorruptedBlob(t *testing.T) {
 	if !strings.Contains(srv.stderr.String(), ld.String()) {
 		t.Errorf("ferry serve did not warn about %s:\n%s", ld, srv.stderr.String())
 	}
+	srv.stopWith(t, 1) // a damaged blob is an error
 }
 
 func TestServeRefusesAnArchiveWithoutASeekTable(t *testing.T) {
@@ -718,6 +722,7 @@ func TestServeRefusesACorruptedLayerOfAnImgpkgTarball(t *testing.T) {
 	if !strings.Contains(srv.stderr.String(), ld) {
 		t.Errorf("ferry serve did not warn about %s:\n%s", ld, srv.stderr.String())
 	}
+	srv.stopWith(t, 1) // a damaged blob is an error
 }
 
 // serve reads what import reads from a file, split volumes included: the

@@ -70,6 +70,10 @@ func runCopy(ctx context.Context, p *Plan, repo name.Repository, opts CopyOption
 	for _, b := range p.Blobs {
 		c.sources[b.Digest] = b
 	}
+	dst.wouldMount = func(d v1.Hash) bool {
+		b, ok := c.sources[d]
+		return ok && mountable(b.Source.Context(), repo)
+	}
 	// The source repositories' clients authenticate (a ping, maybe a
 	// token) while the destination is probed, one at a time, instead of
 	// when the first blobs need them, every stream waiting for that.

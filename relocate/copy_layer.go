@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/ferry-dev/ferry/internal/registry"
@@ -21,9 +22,7 @@ func (c *copier) copyBlob(ctx context.Context, dst *destination, b Blob) (bool, 
 	srcRepo := b.Source.Context()
 	up := dst.reg
 	var err error
-	// Mounting only means something within one registry; across two, the
-	// mount would name a repository of the wrong registry.
-	if srcRepo.RegistryStr() == dst.repo.RegistryStr() && srcRepo.String() != dst.repo.String() {
+	if mountable(srcRepo, dst.repo) {
 		if up, err = dst.client.Repo(ctx, dst.repo, registry.Access{Push: true, MountFrom: &srcRepo}); err != nil {
 			return false, fmt.Errorf("copy blob %s from %s: %w", b.Digest, b.Source, err)
 		}
@@ -119,3 +118,10 @@ type cutError struct{ err error }
 
 func (e cutError) Error() string { return e.err.Error() }
 func (e cutError) Unwrap() error { return e.err }
+
+// mountable reports whether a copy tries to mount a blob of src into dst
+// rather than send it. Mounting only means something within one registry;
+// across two, the mount would name a repository of the wrong registry.
+func mountable(src, dst name.Repository) bool {
+	return src.RegistryStr() == dst.RegistryStr() && src.String() != dst.String()
+}

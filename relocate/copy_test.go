@@ -156,6 +156,35 @@ func TestCopyWithinOneRegistryMountsEveryBlob(t *testing.T) {
 	}
 }
 
+// A dry run within one registry says what the copy does: it would mount
+// every blob of the source, not upload it, and it mounts or sends nothing.
+func TestCopyDryRunWithinOneRegistryPredictsTheMounts(t *testing.T) {
+	reg := testregistry.NewDistribution(t)
+	src := impNewSourceAt(t, &reg.Endpoint, 0)
+	src.reg = reg
+	p := cpPlan(t, src)
+	dst := &impDest{reg: reg, ep: &reg.Endpoint, repo: impMust(name.NewRepository(reg.Repo("dst/imported")))}
+	reg.ResetCounts()
+	opts := cpOptions(t, dst)
+	opts.DryRun = true
+	res, err := relocate.Copy(context.Background(), p, dst.repo, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs := src.blobs(t)
+	var size int64
+	for _, n := range blobs {
+		size += n
+	}
+	if res.BlobsMounted != len(blobs) || res.BytesMounted != size || res.BlobsUploaded != 0 || res.BytesUploaded != 0 {
+		t.Errorf("dry run: %d to mount (%d bytes), %d to upload (%d bytes); want %d (%d bytes) to mount, none to upload",
+			res.BlobsMounted, res.BytesMounted, res.BlobsUploaded, res.BytesUploaded, len(blobs), size)
+	}
+	if n := cpMounts(reg.Requests()); n != 0 || impUploads(reg.Counts()) != 0 {
+		t.Errorf("a dry run mounted %d blobs, uploaded %d", n, impUploads(reg.Counts()))
+	}
+}
+
 func TestCopyAgainSendsNothingAndKeepsTheTags(t *testing.T) {
 	src := impNewSource(t, 0)
 	p := cpPlan(t, src)

@@ -107,8 +107,12 @@ type destination struct {
 	foundMu   sync.Mutex
 	found     map[v1.Hash]bool
 	// mounted are the blobs a copy mounted from their source repository
-	// instead of sending them (under foundMu).
+	// instead of sending them (under foundMu); in a dry run, those it
+	// would try to mount (wouldMount).
 	mounted map[v1.Hash]bool
+	// wouldMount, set by a copy, says whether its mover would try to mount
+	// blob d rather than send it: a dry run counts those as to mount.
+	wouldMount func(d v1.Hash) bool
 	// ahead are the answers of the HEADs headAhead sends ahead of the
 	// mover (under foundMu).
 	ahead map[v1.Hash]*headAnswer
@@ -231,6 +235,13 @@ func (dst *destination) commit(ctx context.Context, phase string, move blobMover
 	}
 	if err := dst.checkDelta(ctx, res); err != nil {
 		return nil, err
+	}
+	if dst.opts.DryRun && dst.wouldMount != nil {
+		for _, b := range head.blobs {
+			if !dst.blobPresent[b.Digest] && dst.wouldMount(b.Digest) {
+				dst.markMounted(b.Digest)
+			}
+		}
 	}
 	missing := dst.countBlobs(res)
 	for d := range head.manifests {

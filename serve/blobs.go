@@ -384,9 +384,17 @@ func (r *Registry) runVerification(d v1.Hash, v *verification) {
 	}
 	if err != nil {
 		v.err = err
+		r.damaged.Add(1)
+		if r.onDamage != nil {
+			r.onDamage(d, err)
+			return
+		}
 		r.rep.Warnf("blob %s is damaged and refused to every client: %v", d, err)
 	}
 }
+
+// DamagedBlobs is how many configs and layers were found damaged so far.
+func (r *Registry) DamagedBlobs() int { return int(r.damaged.Load()) }
 
 // failed returns the error of blob d's verification if it failed.
 func (r *Registry) failed(d v1.Hash) error {

@@ -25,6 +25,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -74,23 +75,31 @@ type Options struct {
 	// StallTimeout drops a response that makes no progress for that long;
 	// 0 means DefaultStallTimeout.
 	StallTimeout time.Duration
-	// Reporter gets one Logf line per request, and a Warnf for each blob
-	// found damaged; nil discards them.
+	// Reporter gets one Logf line per request, and warnings; nil discards
+	// them.
 	Reporter progress.Reporter
+	// Damaged is told of each config or layer whose check failed (it is
+	// then refused to every client), once, with the error naming where in
+	// the archive it lies; it is called from the goroutine that checked
+	// it. Nil: the Reporter's Warnf says it.
+	Damaged func(d v1.Hash, err error)
 }
 
 // Registry is an http.Handler serving an archive as a read-only registry.
 type Registry struct {
-	src     source
-	view    *relocate.RegistryView
-	repos   []string            // sorted
-	tags    map[string][]string // sorted, by repository
-	sizes   map[v1.Hash]int64   // of the archive's configs and layers
-	users   *Htpasswd
-	streams chan struct{}
-	wait    time.Duration // for a stream
-	stall   time.Duration
-	rep     progress.Reporter
+	src      source
+	view     *relocate.RegistryView
+	repos    []string            // sorted
+	tags     map[string][]string // sorted, by repository
+	sizes    map[v1.Hash]int64   // of the archive's configs and layers
+	users    *Htpasswd
+	streams  chan struct{}
+	wait     time.Duration // for a stream
+	stall    time.Duration
+	rep      progress.Reporter
+	onDamage func(d v1.Hash, err error)
+	// damaged counts the blobs found damaged.
+	damaged atomic.Int64
 	// ctx bounds the verifications, which outlive the request that
 	// started them so that the requests waiting for the same blob share
 	// them.
@@ -166,6 +175,7 @@ func New(ctx context.Context, f relocate.RandomArchive, opts Options) (*Registry
 		stall:    orDefault(opts.StallTimeout, DefaultStallTimeout),
 		small:    map[v1.Hash][]byte{},
 		rep:      progress.OrNop(opts.Reporter),
+		onDamage: opts.Damaged,
 		ctx:      ctx,
 		verified: map[v1.Hash]*verification{},
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/urfave/cli/v2"
@@ -36,8 +37,8 @@ func registryFlags() []cli.Flag {
 			Usage: "PEM file with CA certificates to trust besides the system's (repeatable)"},
 		&cli.IntFlag{Name: "registry-retry-count", Value: regopts.DefaultRetryCount, Category: cat, Action: atLeastOne("registry-retry-count"),
 			Usage: "attempts per request on 5xx, 429 and dropped connections, with exponential backoff; 1 makes no retries"},
-		&cli.DurationFlag{Name: "registry-response-header-timeout", Value: regopts.DefaultResponseHeaderTimeout, Category: cat,
-			Usage: "how long to wait for a registry to answer (its response headers, and its side of a TLS handshake, at most 10s), and the longest a download or upload may make no progress; a duration with its unit (30s, 2m)"},
+		&cli.DurationFlag{Name: "registry-response-header-timeout", Value: regopts.DefaultResponseHeaderTimeout, Category: cat, Action: positiveDuration("registry-response-header-timeout"),
+			Usage: "how long to wait for a registry's response headers, and the longest a download or upload may make no progress; a positive duration with its unit (30s, 2m). A TLS handshake waits this long or 10s (Go's limit), whichever is shorter"},
 	}
 }
 
@@ -58,9 +59,20 @@ func concurrencyFlag(value int, usage string) cli.Flag {
 // more: 0 and negatives are refused, never read as the default or as no
 // limit.
 func atLeastOne(name string) func(*cli.Context, int) error {
-	return func(_ *cli.Context, n int) error {
+	return func(c *cli.Context, n int) error {
 		if n < 1 {
-			return usagef("--%s %d: give 1 or more", name, n)
+			return usagef("%s: --%s %d: give 1 or more", commandPath(c), name, n)
+		}
+		return nil
+	}
+}
+
+// positiveDuration is the Action of a duration flag that bounds a wait: 0
+// and negatives are refused, never read as the default or as no limit.
+func positiveDuration(name string) func(*cli.Context, time.Duration) error {
+	return func(c *cli.Context, d time.Duration) error {
+		if d <= 0 {
+			return usagef("%s: --%s %s: give a positive duration with its unit (30s, 2m)", commandPath(c), name, d)
 		}
 		return nil
 	}
@@ -71,10 +83,10 @@ func atLeastOne(name string) func(*cli.Context, int) error {
 // command line (namedFile), found before any work. Other failures to read
 // it are left to the work that reads it.
 func existingFiles(name string) func(*cli.Context, []string) error {
-	return func(_ *cli.Context, paths []string) error {
+	return func(c *cli.Context, paths []string) error {
 		for _, p := range paths {
 			if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
-				return usagef("--%s %s: no such file or directory", name, p)
+				return usagef("%s: --%s %s: no such file or directory", commandPath(c), name, p)
 			}
 		}
 		return nil

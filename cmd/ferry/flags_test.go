@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"io"
 	"log"
 	"net/http"
@@ -90,5 +92,26 @@ func TestContradictoryRegistryFlagsAreUsageErrors(t *testing.T) {
 	}
 	if n := requests.Load(); n != 0 {
 		t.Errorf("the registry was asked %d requests; bad registry flags must be refused before any", n)
+	}
+}
+
+// A wait or a count of 0 or less is refused as a usage error naming the
+// command and the flag, never read as the default or as no limit.
+func TestNonPositiveLimitsAreUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ferry", "pull", "-b", "127.0.0.1:1/a:v1", "-o", "d", "--registry-response-header-timeout", "0s"}, "pull: --registry-response-header-timeout 0s: give a positive duration"},
+		{[]string{"ferry", "import", "-f", "x.tar.zst", "--to-repo", "127.0.0.1:1/a", "--registry-response-header-timeout", "-5s"}, "import: --registry-response-header-timeout -5s: give a positive duration"},
+		{[]string{"ferry", "tag", "list", "-i", "127.0.0.1:1/a", "--registry-response-header-timeout", "0"}, "tag list: --registry-response-header-timeout 0s: give a positive duration"},
+		{[]string{"ferry", "copy", "-b", "127.0.0.1:1/a:v1", "--to-repo", "127.0.0.1:1/b", "--concurrency", "0"}, "copy: --concurrency 0: give 1 or more"},
+		{[]string{"ferry", "push", "-b", "127.0.0.1:1/a:v1", "-f", "/no/such/dir"}, "push: --file /no/such/dir: no such file or directory"},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), tc.args, strings.NewReader(""), &out, &errOut)
+		if code != 2 || !strings.Contains(errOut.String(), "ferry: "+tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", tc.args[1:], code, errOut.String(), tc.want)
+		}
 	}
 }

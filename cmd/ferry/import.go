@@ -154,7 +154,11 @@ func printImport(w io.Writer, command string, j importJSON, took time.Duration, 
 		blobs = fmt.Sprintf("%d %s (%s), ", sent, upload, humanBytes(sentBytes))
 	}
 	if res.BlobsMounted > 0 {
-		blobs += fmt.Sprintf("%d mounted (%s, not sent), ", res.BlobsMounted, humanBytes(res.BytesMounted))
+		mounted := "mounted"
+		if res.DryRun {
+			mounted = "to mount"
+		}
+		blobs += fmt.Sprintf("%d %s (%s, not sent), ", res.BlobsMounted, mounted, humanBytes(res.BytesMounted))
 	}
 	blobs += fmt.Sprintf("%d already there", res.BlobsPresent)
 	if res.BlobsPresent > 0 {

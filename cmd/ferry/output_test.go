@@ -69,8 +69,8 @@ func TestDescribeVersion(t *testing.T) {
 			{Key: "vcs.modified", Value: "true"},
 		}}, "0123456789ab-dirty", "0123456789ab-dirty (commit 0123456789abcdef0123456789abcdef01234567 (modified), 2026-01-02T03:04:05Z, go1.26.1 " + goSuffix},
 		{"go build without VCS", "", &debug.BuildInfo{GoVersion: "go1.26.1", Main: debug.Module{Version: "(devel)"}},
-			"devel", "devel (go1.26.1 " + goSuffix},
-		{"no build info", "", nil, "devel", "devel (" + runtime.Version() + " " + goSuffix},
+			"devel", "devel (no VCS information recorded; build with make build or go install, go1.26.1 " + goSuffix},
+		{"no build info", "", nil, "devel", "devel (no VCS information recorded; build with make build or go install, " + runtime.Version() + " " + goSuffix},
 	} {
 		got := describeVersion(tc.stamped, tc.info)
 		if got.short != tc.short || got.long != tc.long {

@@ -43,6 +43,7 @@ func runPull(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	defer out.Close()
 	src, isBundle, err := bundleOrImage(c)
 	if err != nil {
 		return err
@@ -72,17 +73,19 @@ func runPull(c *cli.Context) error {
 		Overwrite: c.Bool("overwrite"),
 		Remote:    remoteOpts,
 		Name:      reg.NameOptions(),
-		// No step lines: the summary below says what was pulled and how
-		// images.yml was treated, for the root and every nested bundle.
-		// Warnings (a nested bundle's directory cleared of what the root
-		// bundle put there) are shown.
-		Reporter: warningsOnly{r: out.Reporter()},
+		// Progress (a bar, or a heartbeat without a terminal) and warnings
+		// (a nested bundle's directory cleared of what the root bundle put
+		// there), but no step lines: the summary below says what was
+		// pulled and how images.yml was treated, for the root and every
+		// nested bundle.
+		Reporter: noSteps{out.Reporter()},
 	})
 	if err != nil {
 		return explain(err, src)
 	}
+	took := out.Elapsed()
 	return out.Result(res, func(w io.Writer) {
-		fmt.Fprintf(w, "Pulled %s into %s\n", withDigest(res.Ref, res.Digest, out.verbose()), res.Dir)
+		fmt.Fprintf(w, "Pulled %s into %s in %s (%s)\n", withDigest(res.Ref, res.Digest, out.verbose()), res.Dir, formatDuration(took), rate(res.TotalBytes(), took))
 		printRewrite(w, res, out.verbose())
 	})
 }
@@ -115,12 +118,11 @@ func printRewrite(w io.Writer, res *pull.Result, verbose bool) {
 	}
 }
 
-// warningsOnly passes a Reporter's warnings on and drops the rest: step
-// lines that a command's summary repeats.
-type warningsOnly struct {
-	progress.Nop
-	r progress.Reporter
+// noSteps passes everything but step lines on to its Reporter: the steps
+// are those that a command's summary repeats.
+type noSteps struct {
+	progress.Reporter
 }
 
-// Warnf implements progress.Reporter.
-func (w warningsOnly) Warnf(format string, args ...any) { w.r.Warnf(format, args...) }
+// Logf implements progress.Reporter.
+func (noSteps) Logf(string, ...any) {}

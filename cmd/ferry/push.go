@@ -24,8 +24,9 @@ and the tag sha256-<hex>.imgpkg.
 
 A bundle's directories must hold exactly one .imgpkg/ with a valid
 images.yml (an ImagesLock naming every image by digest). Only regular files
-and directories are allowed; .git is left out unless --file-exclusion says
-otherwise.
+and directories are allowed; .git is left out unless --file-exclusion is
+given, which replaces that default (as imgpkg's does): add
+--file-exclusion .git to keep it out.
 
 --to-tar FILE (- for standard output) pushes nothing: it builds the bundle
 exactly as above (the same digest), fetches every image its images.yml locks
@@ -43,7 +44,7 @@ delta archive that leaves out the configs and layers BASE holds.`,
 			&cli.StringSliceFlag{Name: "file", Aliases: []string{"f"}, Action: existingFiles("file"), Usage: "directory (or file) to include; repeatable"},
 			&cli.StringFlag{Name: "lock-output", Usage: "write a BundleLock (bundle digest and tag) to this file"},
 			&cli.BoolFlag{Name: "preserve-permissions", Usage: "keep files' group and other permission bits (default: mode & 0700, as imgpkg)"},
-			&cli.StringSliceFlag{Name: "file-exclusion", Value: cli.NewStringSlice(".git"), Usage: "path to leave out, relative to each -f directory (exact match: .git is DIR/.git only, as in imgpkg); repeatable"},
+			&cli.StringSliceFlag{Name: "file-exclusion", Value: cli.NewStringSlice(".git"), Usage: "path to leave out, relative to each -f directory (exact match: .git is DIR/.git only, as in imgpkg); repeatable. Giving it replaces the default: add --file-exclusion .git to keep .git out"},
 			&cli.StringSliceFlag{Name: "labels", Aliases: []string{"l"}, Usage: "config label KEY=VALUE; repeatable"},
 			&cli.StringFlag{Name: "to-tar", Usage: "push nothing: write the archive ferry export would write of the pushed bundle (FILE.tar.zst, or - for standard output)"},
 			&cli.StringFlag{Name: "level", Value: "default", Usage: "zstd level of --to-tar: fastest, default, better or best"},

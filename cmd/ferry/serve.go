@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-dev/ferry/archive"
@@ -51,7 +52,9 @@ It listens on 127.0.0.1:5000 unless --addr says otherwise. Beyond loopback
 it needs TLS (--tls-cert, --tls-key) and users (--htpasswd, bcrypt
 entries as 'htpasswd -B' writes them), or --insecure to do without (it
 then warns). Ctrl-C or SIGTERM stops it, letting requests in flight finish
-for a few seconds. -v logs one line per request.
+for a few seconds; it then exits 1 if a config or layer was found damaged
+(each is an error on stderr, even with -q, when found). -v logs one line
+per request.
 
 It serves a ferry archive with the seek table ferry export writes, the
 volumes of a split export (FILE when only FILE.001, ... exist, or
@@ -157,6 +160,11 @@ func runServe(c *cli.Context) error {
 		Streams:       c.Int("streams"),
 		StreamWait:    c.Duration("stream-wait"),
 		Reporter:      rep,
+		// An error, not a warning: said even with -q, and the exit status
+		// at stop says it too, as verify's and import's do.
+		Damaged: func(d v1.Hash, err error) {
+			fmt.Fprintf(out.stderr, "ferry: serve %s: blob %s is damaged and refused to every client: %s\n", forTerminal(path), d, forTerminal(err.Error()))
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("serve %s: %w", path, err)
@@ -178,6 +186,9 @@ func runServe(c *cli.Context) error {
 	}
 	if err := srv.Serve(c.Context, reg); err != nil {
 		return fmt.Errorf("serve: %w", err)
+	}
+	if n := reg.DamagedBlobs(); n > 0 {
+		return fmt.Errorf("serve %s: stopped; %s damaged, refused to every client (see above)", path, plural(n, "blob"))
 	}
 	if !out.json && out.level > levelQuiet {
 		fmt.Fprintln(out.stderr, "Stopped.")

@@ -26,7 +26,8 @@ func readVersion() buildVersion {
 // describeVersion builds the version from the stamped one (may be empty)
 // and the build information (may be nil): the module version that go
 // install records (v1.2.3, or a pseudo-version), else the VCS revision that
-// go build records in a checkout, else "devel"; the long form adds the
+// go build records in a checkout, else "devel" (the long form then says
+// why, and how to build a binary that knows); the long form adds the
 // revision, whether the tree was modified, its time and the Go toolchain.
 func describeVersion(stamped string, info *debug.BuildInfo) buildVersion {
 	var rev, when string
@@ -65,6 +66,11 @@ func describeVersion(stamped string, info *debug.BuildInfo) buildVersion {
 		short = "devel"
 	}
 	var details []string
+	if short == "devel" {
+		// go build records no revision in a git worktree (whose .git is a
+		// file, golang/go#58218) or with -buildvcs=false.
+		details = append(details, "no VCS information recorded; build with make build or go install")
+	}
 	if rev != "" {
 		c := "commit " + rev
 		if modified {

@@ -43,7 +43,9 @@ type Options struct {
 	// Remote and Name configure registry access.
 	Remote []remote.Option
 	Name   []name.Option
-	// Reporter receives one line per step.
+	// Reporter receives the phases of the pull (fetching a manifest,
+	// downloading a layer, byte by byte, extracting it, checking where
+	// images.yml points), one line per step, and warnings.
 	Reporter progress.Reporter
 }
 
@@ -65,12 +67,24 @@ const (
 
 // Result describes what a pull wrote.
 type Result struct {
-	Ref     string   `json:"ref"`
-	Digest  string   `json:"digest"`
-	Dir     string   `json:"dir"`
-	Bundle  bool     `json:"bundle"`
-	Rewrite Rewrite  `json:"imagesLockRewrite,omitempty"`
-	Nested  []Result `json:"nestedBundles,omitempty"`
+	Ref     string  `json:"ref"`
+	Digest  string  `json:"digest"`
+	Dir     string  `json:"dir"`
+	Bundle  bool    `json:"bundle"`
+	Rewrite Rewrite `json:"imagesLockRewrite,omitempty"`
+	// Bytes is the size of the layer downloaded for this bundle or image
+	// (nested bundles count in their own Result).
+	Bytes  int64    `json:"bytes"`
+	Nested []Result `json:"nestedBundles,omitempty"`
+}
+
+// TotalBytes is the bytes downloaded for r and every nested bundle.
+func (r *Result) TotalBytes() int64 {
+	n := r.Bytes
+	for i := range r.Nested {
+		n += r.Nested[i].TotalBytes()
+	}
+	return n
 }
 
 // Pull writes the image or bundle at ref into dir.
@@ -82,6 +96,7 @@ func Pull(ctx context.Context, ref name.Reference, dir string, opts Options) (*R
 		return nil, err
 	}
 	p := &puller{opts: opts, root: dir, seen: map[v1.Hash]bool{}}
+	defer opts.Reporter.Done()
 	var made []string
 	if empty || !opts.Overwrite {
 		made = missingDirs(dir)
@@ -150,6 +165,8 @@ type puller struct {
 }
 
 func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantBundle bool) (*Result, error) {
+	rep := p.opts.Reporter
+	rep.Start("pull: fetching "+ref.String(), 0)
 	img, err := remote.Image(ref, p.opts.Remote...)
 	if err != nil {
 		return nil, err
@@ -177,11 +194,17 @@ func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantB
 	if len(layers) != 1 {
 		return nil, fmt.Errorf("%s has %d layers; ferry pulls images with exactly one layer, as imgpkg pushes them", ref, len(layers))
 	}
-	local, cleanup, err := fetchLayer(layers[0])
+	size, err := layers[0].Size()
+	if err != nil {
+		return nil, err
+	}
+	rep.Start("pull", size)
+	local, cleanup, err := fetchLayer(layers[0], rep)
 	if err != nil {
 		return nil, err
 	}
 	defer cleanup()
+	rep.Start("pull: extracting into "+dir, 0)
 	if p.clear != nil {
 		if err := p.clear(); err != nil {
 			return nil, err
@@ -197,7 +220,7 @@ func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantB
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Ref: ref.String(), Digest: digest.String(), Dir: dir, Bundle: isBundle}
+	res := &Result{Ref: ref.String(), Digest: digest.String(), Dir: dir, Bundle: isBundle, Bytes: size}
 	p.opts.Reporter.Logf("pulled %s@%s into %s", ref.Context(), digest, dir)
 	if !isBundle {
 		return res, nil
@@ -209,6 +232,8 @@ func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantB
 		return nil, err
 	}
 	repo := ref.Context()
+	checking := "pull: checking where the images " + lockPath + " locks are"
+	rep.Start(checking, 0)
 	locations, err := p.locations(repo, digest)
 	if err != nil {
 		return nil, err
@@ -269,6 +294,7 @@ func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantB
 			return nil, fmt.Errorf("nested bundle %s: %w", img.Image, err)
 		}
 		res.Nested = append(res.Nested, *nr)
+		rep.Start(checking, 0)
 	}
 	return res, nil
 }
@@ -406,10 +432,18 @@ func (p *puller) isBundle(d name.Digest, locations *lock.ImageLocations, origina
 	return bundle.IsBundle(cfg), nil
 }
 
+// counter reports what is written to it as bytes done.
+type counter struct{ rep progress.Reporter }
+
+func (c counter) Write(b []byte) (int, error) {
+	c.rep.Add(int64(len(b)))
+	return len(b), nil
+}
+
 // fetchLayer downloads l's compressed bytes to a temporary file and checks
 // them against l's digest before anything is extracted: extraction stops at
 // the tar's end marker, which would otherwise leave the digest unchecked.
-func fetchLayer(l v1.Layer) (v1.Layer, func(), error) {
+func fetchLayer(l v1.Layer, rep progress.Reporter) (v1.Layer, func(), error) {
 	want, err := l.Digest()
 	if err != nil {
 		return nil, nil, err
@@ -425,7 +459,7 @@ func fetchLayer(l v1.Layer) (v1.Layer, func(), error) {
 	}
 	cleanup := func() { os.Remove(f.Name()) }
 	h := sha256.New()
-	_, err = io.Copy(io.MultiWriter(f, h), rc)
+	_, err = io.Copy(io.MultiWriter(f, h, counter{rep}), rc)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -5,6 +5,7 @@ package push
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -26,7 +27,9 @@ type Options struct {
 	LockOutput string
 	// Remote configures registry access.
 	Remote []remote.Option
-	// Reporter receives one line per step.
+	// Reporter receives the phases of the push (building the layer,
+	// sending the blobs, byte by byte, writing the manifest and the tags),
+	// one line per step, and warnings.
 	Reporter progress.Reporter
 }
 
@@ -56,6 +59,12 @@ func Push(ctx context.Context, tag name.Tag, dirs []string, opts Options) (*Resu
 		}
 		f.Abort()
 	}
+	what := "image"
+	if opts.Build.Bundle {
+		what = "bundle"
+	}
+	rep.Start("push: building the "+what+" layer from "+strings.Join(dirs, ", "), 0)
+	defer rep.Done()
 	img, err := bundle.Build(ctx, dirs, buildOptions(opts.Build, rep))
 	if err != nil {
 		return nil, err
@@ -75,6 +84,7 @@ func Push(ctx context.Context, tag name.Tag, dirs []string, opts Options) (*Resu
 	}
 	rep.Logf("pushed manifest %s@%s", tag.Context(), digest)
 	rep.Logf("tagged %s (%s)", internal, digest)
+	rep.Start("push: writing tag "+tag.String(), 0)
 	if err := remote.Tag(tag, img, ropts...); err != nil {
 		return nil, fmt.Errorf("push %s: %w", tag, err)
 	}
@@ -98,31 +108,35 @@ func Push(ctx context.Context, tag name.Tag, dirs []string, opts Options) (*Resu
 	return res, nil
 }
 
-// write pushes img under ref, reporting the bytes sent as the "push"
-// phase (a bar on a terminal, a heartbeat in a log).
+// write pushes img under ref, reporting the blobs' bytes sent as the
+// "push" phase (a bar on a terminal, a heartbeat in a log), then the
+// manifest's PUT as a phase of its own, so that a registry slow to take
+// the manifest is not shown as a byte transfer stuck near its end.
 func write(ref name.Tag, img v1.Image, ropts []remote.Option, rep progress.Reporter) error {
-	// What go-containerregistry counts: the blobs and the manifest.
-	var total int64
+	// What go-containerregistry counts, the blobs then the manifest: the
+	// blobs are the phase's bytes.
+	var blobs int64
 	if m, err := img.Manifest(); err == nil {
-		total = m.Config.Size
+		blobs = m.Config.Size
 		for _, l := range m.Layers {
-			total += l.Size
+			blobs += l.Size
 		}
 	}
-	if raw, err := img.RawManifest(); err == nil {
-		total += int64(len(raw))
-	}
-	rep.Start("push", total)
-	defer rep.Done()
+	rep.Start("push", blobs)
 	updates := make(chan v1.Update, 16)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		var sent int64
+		manifest := false
 		for u := range updates {
-			if u.Complete > sent {
-				rep.Add(u.Complete - sent)
-				sent = u.Complete
+			if c := min(u.Complete, blobs); c > sent {
+				rep.Add(c - sent)
+				sent = c
+			}
+			if sent >= blobs && !manifest {
+				manifest = true
+				rep.Start("push: writing manifest "+ref.String(), 0)
 			}
 		}
 	}()

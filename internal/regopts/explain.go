@@ -56,7 +56,9 @@ func Explain(err error, ref string) error {
 	case strings.Contains(err.Error(), "net/http: TLS handshake timeout"):
 		// A host that accepts connections and never answers (net/http
 		// gives no error type to test).
-		hint = fmt.Sprintf("cannot reach registry %s%s: no answer to the TLS handshake within --registry-response-header-timeout", host, about)
+		// Go's own limit of 10s, or the flag when shorter: which one
+		// fired is not known here.
+		hint = fmt.Sprintf("cannot reach registry %s%s: no answer to the TLS handshake within 10s (or --registry-response-header-timeout, when shorter)", host, about)
 	case strings.Contains(err.Error(), "net/http: timeout awaiting response headers"):
 		hint = fmt.Sprintf("cannot reach registry %s%s: no response within --registry-response-header-timeout", host, about)
 	default:
