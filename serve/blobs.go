@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -123,14 +124,18 @@ func (r *Registry) blob(w http.ResponseWriter, req *http.Request, repo *relocate
 	if err != nil {
 		return nil // the client went away
 	}
+	// ServeContent answers several ranges from a goroutine of its own,
+	// which may still be reading when the client has gone and
+	// ServeContent returned: Close waits for its read, and makes the next
+	// fail, before the stream is released.
 	defer release()
 	c := &blobContent{vb: vb, ends: ends}
 	defer c.Close()
 	http.ServeContent(w, req, "", time.Time{}, c)
-	if c.err != nil {
+	if err := c.Err(); err != nil {
 		// The response is cut short (its Content-Length unmet), so the
 		// client sees a failure, never other bytes.
-		r.rep.Warnf("blob %s: %v", d, c.err)
+		r.rep.Warnf("blob %s: %v", d, err)
 	}
 	return nil
 }
@@ -487,13 +492,19 @@ func (r *Registry) acquire(ctx context.Context, deadline time.Time) (func(), err
 // its first byte was sent, but the file may have changed since; a range
 // that ends inside a frame would otherwise go out whole, unchecked. A
 // failed check cuts the response short, which the client sees.
+//
+// Its methods may be called from two goroutines at once (see blob): mu
+// makes each whole, and once Close is called no read touches the blob
+// again.
 type blobContent struct {
-	vb   verifiedBlob
-	ends []int64 // where each range ends (one past its last byte); none: the blob's end
-	pos  int64
-	rc   io.ReadCloser
-	at   int64 // where rc is
-	err  error // the first read error
+	mu     sync.Mutex
+	closed bool
+	vb     verifiedBlob
+	ends   []int64 // where each range ends (one past its last byte); none: the blob's end
+	pos    int64
+	rc     io.ReadCloser
+	at     int64 // where rc is
+	err    error // the first read error
 	// reopened is set when rc ended early (see archive's
 	// rangeReader.CheckFrame) and a new one was opened in its place.
 	reopened bool
@@ -507,8 +518,13 @@ type frameChecker interface{ CheckFrame() error }
 // the whole blob (a range of an imgpkg tarball's layer).
 type wholeChecker interface{ CheckWhole() error }
 
+// errContentClosed is what reading a blobContent after Close returns.
+var errContentClosed = errors.New("the response is over: its blob reader is closed")
+
 // Seek implements io.Seeker.
 func (c *blobContent) Seek(offset int64, whence int) (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	switch whence {
 	case io.SeekStart:
 	case io.SeekCurrent:
@@ -538,6 +554,23 @@ func (c *blobContent) partEnd() (end int64, last bool) {
 
 // Read implements io.Reader.
 func (c *blobContent) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, errContentClosed
+	}
+	return c.read(p)
+}
+
+// Err returns the first error reading the blob (not Close's).
+func (c *blobContent) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// read is Read, with mu held.
+func (c *blobContent) read(p []byte) (int, error) {
 	size := c.vb.Size()
 	if c.pos >= size {
 		return 0, io.EOF
@@ -559,7 +592,7 @@ func (c *blobContent) Read(p []byte) (int, error) {
 		}
 	}
 	if c.rc == nil || c.at != c.pos {
-		c.Close()
+		c.closeReader()
 		rc, err := c.vb.Range(c.pos, size-c.pos)
 		if err != nil {
 			c.err = err
@@ -577,9 +610,9 @@ func (c *blobContent) Read(p []byte) (int, error) {
 	if n == 0 && err == io.EOF && !c.reopened {
 		// rc ended early, past a frame too large to keep: a new range
 		// reader goes on from here.
-		c.Close()
+		c.closeReader()
 		c.reopened = true
-		return c.Read(p)
+		return c.read(p)
 	}
 	c.reopened = false
 	if n > 0 && c.pos+int64(n) == end {
@@ -610,7 +643,7 @@ func (c *blobContent) check(last bool) error {
 	if wc, ok := c.rc.(wholeChecker); ok && last {
 		err := wc.CheckWhole()
 		// It read on, or read the blob apart: rc is not where c.at says.
-		c.Close()
+		c.closeReader()
 		return err
 	}
 	return nil
@@ -621,11 +654,20 @@ func (c *blobContent) check(last bool) error {
 // decode before the offset.
 const skipAhead = 4 << 20
 
-// Close releases the range reader.
+// Close releases the range reader, once a read under way has returned;
+// reads that follow fail.
 func (c *blobContent) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	c.closeReader()
+	return nil
+}
+
+// closeReader releases the range reader, with mu held.
+func (c *blobContent) closeReader() {
 	if c.rc != nil {
 		c.rc.Close()
 		c.rc = nil
 	}
-	return nil
 }
