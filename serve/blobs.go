@@ -134,8 +134,11 @@ func (r *Registry) blob(w http.ResponseWriter, req *http.Request, repo *relocate
 	http.ServeContent(w, req, "", time.Time{}, c)
 	if err := c.Err(); err != nil {
 		// The response is cut short (its Content-Length unmet), so the
-		// client sees a failure, never other bytes.
+		// client sees a failure, never other bytes: aborted, so that
+		// HTTP/1 closes the connection and HTTP/2 resets the stream
+		// rather than end it as if it were whole.
 		r.rep.Warnf("blob %s: %v", d, err)
+		panic(http.ErrAbortHandler)
 	}
 	return nil
 }
