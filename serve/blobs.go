@@ -172,8 +172,13 @@ const maxRanges = 16
 // satisfies, becomes a first-pos beyond any blob, so that a Range of
 // nothing else is answered 416. A Range of more than maxRanges ranges, or
 // whose ranges within a blob of size bytes overlap or are out of order,
-// is "" too (14.2 allows ignoring it).
+// is "" too (14.2 allows ignoring it), as is any Range of an empty blob,
+// which no range satisfies: ServeContent sends it whole for a Range that
+// starts at a position, but a malformed 206 (bytes 0--1/0) for a suffix.
 func byteRanges(h string, size int64) string {
+	if size == 0 {
+		return ""
+	}
 	unit, set, ok := strings.Cut(h, "=")
 	if !ok || !strings.EqualFold(unit, "bytes") {
 		return ""
