@@ -58,7 +58,14 @@ func (r *Registry) blob(w http.ResponseWriter, req *http.Request, repo *relocate
 	var ends []int64
 	if rh := req.Header.Get("Range"); rh != "" {
 		req = req.Clone(req.Context())
-		if rh = byteRanges(rh, size); rh != "" {
+		// A HEAD is answered as a GET without Range would be: a Range
+		// applies to GET only (RFC 9110, 14.2), and HEAD reads nothing.
+		if req.Method == http.MethodGet {
+			rh = byteRanges(rh, size)
+		} else {
+			rh = ""
+		}
+		if rh != "" {
 			req.Header.Set("Range", rh)
 			ends = rangeEnds(rh, size)
 		} else {
