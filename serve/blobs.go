@@ -55,19 +55,25 @@ func (r *Registry) blob(w http.ResponseWriter, req *http.Request, repo *relocate
 	if inMemory {
 		size = int64(len(b))
 	}
+	etag := `"` + d.String() + `"`
+	// Its Range and conditions are rewritten as they are decided.
+	req = req.Clone(req.Context())
 	var ends []int64
+	ranged := false // a Range is served, ends its satisfiable ranges
 	if rh := req.Header.Get("Range"); rh != "" {
-		req = req.Clone(req.Context())
 		// A HEAD is answered as a GET without Range would be: a Range
 		// applies to GET only (RFC 9110, 14.2), and HEAD reads nothing.
-		if req.Method == http.MethodGet {
-			rh = byteRanges(rh, size)
-		} else {
+		// An If-Range other than the blob's ETag (a date included: the
+		// blob has none) asks for the whole blob (13.1.5), as
+		// ServeContent would decide.
+		if req.Method != http.MethodGet || !ifRange(req, etag) {
 			rh = ""
+		} else {
+			rh = byteRanges(rh, size)
 		}
 		if rh != "" {
 			req.Header.Set("Range", rh)
-			ends = rangeEnds(rh, size)
+			ends, ranged = rangeEnds(rh, size), true
 		} else {
 			req.Header.Del("Range")
 		}
@@ -76,23 +82,36 @@ func (r *Registry) blob(w http.ResponseWriter, req *http.Request, repo *relocate
 	h := w.Header()
 	h.Set("Docker-Content-Digest", d.String())
 	h.Set("Content-Type", "application/octet-stream")
-	h.Set("ETag", `"`+d.String()+`"`)
+	h.Set("ETag", etag)
 	if !inMemory && req.Method == http.MethodGet {
 		b, inMemory = r.smallBlob(d)
-	}
-	if inMemory {
-		// Made for the view (a locations image's config or layer), or
-		// small and verified: no stream needed.
-		http.ServeContent(w, req, "", time.Time{}, bytes.NewReader(b))
-		return nil
 	}
 	// Known damaged: refused, even to a client that says it has the blob.
 	if err := r.failed(d); err != nil {
 		return damaged(d, err)
 	}
+	// The conditions are decided here, in RFC 9110's order (13.2.2), as
+	// ServeContent would decide them, so that a failed one gets the error
+	// document, without waiting for the blob's check or a stream.
+	if !ifMatch(req, etag) {
+		return newError(http.StatusPreconditionFailed, codeUnsupported, "blob %s: If-Match %s does not name its ETag %s", d, echoed(strings.Join(req.Header.Values("If-Match"), ", ")), etag)
+	}
+	// Met: ServeContent, which reads only the first If-Match field, is
+	// not to decide otherwise.
+	req.Header.Del("If-Match")
 	// A blob is named by its digest: a client holding that ETag holds its
 	// bytes, and is answered without reading them or waiting for a stream.
 	if notModified(w, req, d) {
+		return nil
+	}
+	if ranged && len(ends) == 0 {
+		h.Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
+		return newError(http.StatusRequestedRangeNotSatisfiable, codeUnsupported, "blob %s: no byte of its %d satisfies Range %s", d, size, echoed(req.Header.Get("Range")))
+	}
+	if inMemory {
+		// Made for the view (a locations image's config or layer), or
+		// small and verified: no stream needed.
+		http.ServeContent(w, req, "", time.Time{}, bytes.NewReader(b))
 		return nil
 	}
 	if req.Method == http.MethodHead {
@@ -148,6 +167,30 @@ func (r *Registry) blob(w http.ResponseWriter, req *http.Request, repo *relocate
 		panic(http.ErrAbortHandler)
 	}
 	return nil
+}
+
+// ifMatch reports whether req's If-Match, if any, names etag (a strong
+// comparison, RFC 9110 13.1.1) or is "*".
+func ifMatch(req *http.Request, etag string) bool {
+	values := req.Header.Values("If-Match")
+	if len(values) == 0 {
+		return true
+	}
+	for _, v := range values {
+		for _, t := range strings.Split(v, ",") {
+			if t = strings.Trim(t, " \t"); t == "*" || t == etag {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ifRange reports whether req's Range is to be served: it has no
+// If-Range, or one naming etag (a strong comparison, RFC 9110 13.1.5).
+func ifRange(req *http.Request, etag string) bool {
+	ir := req.Header.Get("If-Range")
+	return ir == "" || strings.Trim(ir, " \t") == etag
 }
 
 // errBusy is the outcome of waiting StreamWait for a stream in vain.

@@ -45,3 +45,105 @@ func TestAHeadWithARangeIsAnsweredAsAPlainHead(t *testing.T) {
 		}
 	}
 }
+
+// TestRangeAndPreconditionFailuresAreErrorDocuments: a Range no byte of
+// the blob satisfies gets 416 and an If-Match that does not name the
+// blob's ETag 412, as the spec's error document (ServeContent answered
+// them text/plain, and octet-stream with no body), decided before the
+// blob is checked (a 416 waited for a full check first) and whichever
+// way the blob is served. RFC 9110's order holds: If-Match, then
+// If-None-Match, then Range, which an If-Range other than the ETag
+// drops.
+func TestRangeAndPreconditionFailuresAreErrorDocuments(t *testing.T) {
+	s := newSource(t)
+	srv := startServer(t, s.archive, serve.Options{Repository: "far/release"})
+	_, body := do(t, http.MethodGet, srv.url+"/v2/far/release/manifests/sha256-"+s.bundleDigest.Hex+".image-locations.imgpkg", nil)
+	var m v1.Manifest
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatal(err)
+	}
+	small, smallBytes := smallLayer(t, s)
+	// Checked and kept in memory.
+	if resp, _ := do(t, http.MethodGet, srv.url+"/v2/far/release/blobs/"+small, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET of the small layer: %d", resp.StatusCode)
+	}
+	blobs := []struct {
+		what, d string
+		size    int64
+	}{
+		{"a large layer not checked yet", s.bigDigest.String(), int64(len(s.big))},
+		{"the locations image's config", m.Config.Digest.String(), m.Config.Size},
+		{"a small layer kept in memory", small, int64(len(smallBytes))},
+	}
+	for i, b := range blobs {
+		url := srv.url + "/v2/far/release/blobs/" + b.d
+		etag := `"` + b.d + `"`
+		for _, rng := range []string{"bytes=99999999-", "bytes=-0"} {
+			resp, body := do(t, http.MethodGet, url, map[string]string{"Range": rng})
+			wantError(t, b.what+" Range "+rng, resp, body, http.StatusRequestedRangeNotSatisfiable, "UNSUPPORTED")
+			if cr := resp.Header.Get("Content-Range"); cr != "bytes */"+strconv.FormatInt(b.size, 10) {
+				t.Errorf("%s Range %s: Content-Range %q, want bytes */%d", b.what, rng, cr, b.size)
+			}
+		}
+		if i == 0 && srv.rep.count(false, "verified blob "+b.d) != 0 {
+			t.Errorf("%s: checked for a 416", b.what)
+		}
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			resp, body := do(t, method, url, map[string]string{"If-Match": `"other", W/` + etag})
+			if method == http.MethodGet {
+				wantError(t, b.what+" If-Match another ETag", resp, body, http.StatusPreconditionFailed, "UNSUPPORTED")
+			} else if resp.StatusCode != http.StatusPreconditionFailed {
+				t.Errorf("HEAD of %s with If-Match another ETag: %d, want 412", b.what, resp.StatusCode)
+			}
+		}
+		if i == 0 && srv.rep.count(false, "verified blob "+b.d) != 0 {
+			t.Errorf("%s: checked for a 412", b.what)
+		}
+		for _, c := range []struct {
+			what   string
+			header map[string]string
+			status int
+			length int64
+		}{
+			{"If-Match its ETag", map[string]string{"If-Match": `"other" , ` + etag, "Range": "bytes=0-9"}, http.StatusPartialContent, 10},
+			{"If-Match *", map[string]string{"If-Match": "*", "Range": "bytes=-0"}, http.StatusRequestedRangeNotSatisfiable, -1},
+			{"If-None-Match its ETag before Range", map[string]string{"If-None-Match": etag, "Range": "bytes=99999999-"}, http.StatusNotModified, 0},
+			{"If-Match another ETag before If-None-Match", map[string]string{"If-Match": `"other"`, "If-None-Match": etag}, http.StatusPreconditionFailed, -1},
+			{"If-Range another ETag", map[string]string{"If-Range": `"other"`, "Range": "bytes=99999999-"}, http.StatusOK, b.size},
+			{"If-Range a date", map[string]string{"If-Range": "Wed, 21 Oct 2015 07:28:00 GMT", "Range": "bytes=0-9"}, http.StatusOK, b.size},
+			{"If-Range its ETag", map[string]string{"If-Range": etag, "Range": "bytes=99999999-"}, http.StatusRequestedRangeNotSatisfiable, -1},
+			{"If-Range its ETag, satisfiable", map[string]string{"If-Range": etag, "Range": "bytes=0-9"}, http.StatusPartialContent, 10},
+		} {
+			resp, body := do(t, http.MethodGet, url, c.header)
+			if resp.StatusCode != c.status || (c.length >= 0 && int64(len(body)) != c.length) {
+				t.Errorf("%s, %s: %d with %d bytes, want %d (%d bytes)", b.what, c.what, resp.StatusCode, len(body), c.status, c.length)
+			}
+		}
+	}
+}
+
+// TestIfMatchInAnyFieldIsMet: If-Match may come in several fields, one
+// list (RFC 9110 5.3); the blob's ETag in the second is met, whichever
+// way the blob is served.
+func TestIfMatchInAnyFieldIsMet(t *testing.T) {
+	s := newSource(t)
+	srv := startServer(t, s.archive, serve.Options{})
+	small, _ := smallLayer(t, s)
+	for _, d := range []string{s.bigDigest.String(), small, small} { // the small layer kept in memory the second time
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.url+"/v2/src/app/blobs/"+d, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Add("If-Match", `"other"`)
+		req.Header.Add("If-Match", `"`+d+`"`)
+		req.Header.Set("Range", "bytes=0-9")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusPartialContent {
+			t.Errorf("%s with its ETag in a second If-Match: %d, want 206", d, resp.StatusCode)
+		}
+	}
+}
