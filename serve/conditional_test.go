@@ -147,3 +147,21 @@ func TestIfMatchInAnyFieldIsMet(t *testing.T) {
 		}
 	}
 }
+
+// TestAHeadOfADamagedBlobNotCheckedYetAnswersItsSize: a HEAD reads
+// nothing and starts no check (README, serve): with --lazy, a damaged
+// blob answers HEAD 200 and its size until a GET checks it; from then on
+// every request for it, HEAD included, gets 500.
+func TestAHeadOfADamagedBlobNotCheckedYetAnswersItsSize(t *testing.T) {
+	s := newSource(t)
+	srv := startServer(t, damagedCopy(t, s), serve.Options{})
+	url := srv.url + "/v2/src/app/blobs/" + s.bigDigest.String()
+	if resp, _ := do(t, http.MethodHead, url, nil); resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(s.big)) {
+		t.Errorf("HEAD before any GET: %d, Content-Length %d, want 200 and %d", resp.StatusCode, resp.ContentLength, len(s.big))
+	}
+	resp, body := do(t, http.MethodGet, url, nil)
+	wantError(t, "GET", resp, body, http.StatusInternalServerError, "UNKNOWN")
+	if resp, _ := do(t, http.MethodHead, url, nil); resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("HEAD after the GET: %d, want 500", resp.StatusCode)
+	}
+}
