@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -54,12 +55,25 @@ func (r *Registry) blob(w http.ResponseWriter, req *http.Request, repo *relocate
 	if inMemory {
 		size = int64(len(b))
 	}
+	etag := `"` + d.String() + `"`
+	// Its Range and conditions are rewritten as they are decided.
+	req = req.Clone(req.Context())
 	var ends []int64
+	ranged := false // a Range is served, ends its satisfiable ranges
 	if rh := req.Header.Get("Range"); rh != "" {
-		req = req.Clone(req.Context())
-		if rh = byteRanges(rh, size); rh != "" {
+		// A HEAD is answered as a GET without Range would be: a Range
+		// applies to GET only (RFC 9110, 14.2), and HEAD reads nothing.
+		// An If-Range other than the blob's ETag (a date included: the
+		// blob has none) asks for the whole blob (13.1.5), as
+		// ServeContent would decide.
+		if req.Method != http.MethodGet || !ifRange(req, etag) {
+			rh = ""
+		} else {
+			rh = byteRanges(rh, size)
+		}
+		if rh != "" {
 			req.Header.Set("Range", rh)
-			ends = rangeEnds(rh, size)
+			ends, ranged = rangeEnds(rh, size), true
 		} else {
 			req.Header.Del("Range")
 		}
@@ -68,23 +82,36 @@ func (r *Registry) blob(w http.ResponseWriter, req *http.Request, repo *relocate
 	h := w.Header()
 	h.Set("Docker-Content-Digest", d.String())
 	h.Set("Content-Type", "application/octet-stream")
-	h.Set("ETag", `"`+d.String()+`"`)
+	h.Set("ETag", etag)
 	if !inMemory && req.Method == http.MethodGet {
 		b, inMemory = r.smallBlob(d)
-	}
-	if inMemory {
-		// Made for the view (a locations image's config or layer), or
-		// small and verified: no stream needed.
-		http.ServeContent(w, req, "", time.Time{}, bytes.NewReader(b))
-		return nil
 	}
 	// Known damaged: refused, even to a client that says it has the blob.
 	if err := r.failed(d); err != nil {
 		return damaged(d, err)
 	}
+	// The conditions are decided here, in RFC 9110's order (13.2.2), as
+	// ServeContent would decide them, so that a failed one gets the error
+	// document, without waiting for the blob's check or a stream.
+	if !ifMatch(req, etag) {
+		return newError(http.StatusPreconditionFailed, codeUnsupported, "blob %s: If-Match %s does not name its ETag %s", d, echoed(strings.Join(req.Header.Values("If-Match"), ", ")), etag)
+	}
+	// Met: ServeContent, which reads only the first If-Match field, is
+	// not to decide otherwise.
+	req.Header.Del("If-Match")
 	// A blob is named by its digest: a client holding that ETag holds its
 	// bytes, and is answered without reading them or waiting for a stream.
 	if notModified(w, req, d) {
+		return nil
+	}
+	if ranged && len(ends) == 0 {
+		h.Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
+		return newError(http.StatusRequestedRangeNotSatisfiable, codeUnsupported, "blob %s: no byte of its %d satisfies Range %s", d, size, echoed(req.Header.Get("Range")))
+	}
+	if inMemory {
+		// Made for the view (a locations image's config or layer), or
+		// small and verified: no stream needed.
+		http.ServeContent(w, req, "", time.Time{}, bytes.NewReader(b))
 		return nil
 	}
 	if req.Method == http.MethodHead {
@@ -123,16 +150,47 @@ func (r *Registry) blob(w http.ResponseWriter, req *http.Request, repo *relocate
 	if err != nil {
 		return nil // the client went away
 	}
+	// ServeContent answers several ranges from a goroutine of its own,
+	// which may still be reading when the client has gone and
+	// ServeContent returned: Close waits for its read, and makes the next
+	// fail, before the stream is released.
 	defer release()
 	c := &blobContent{vb: vb, ends: ends}
 	defer c.Close()
 	http.ServeContent(w, req, "", time.Time{}, c)
-	if c.err != nil {
+	if err := c.Err(); err != nil {
 		// The response is cut short (its Content-Length unmet), so the
-		// client sees a failure, never other bytes.
-		r.rep.Warnf("blob %s: %v", d, c.err)
+		// client sees a failure, never other bytes: aborted, so that
+		// HTTP/1 closes the connection and HTTP/2 resets the stream
+		// rather than end it as if it were whole.
+		r.rep.Warnf("blob %s: %v", d, err)
+		panic(http.ErrAbortHandler)
 	}
 	return nil
+}
+
+// ifMatch reports whether req's If-Match, if any, names etag (a strong
+// comparison, RFC 9110 13.1.1) or is "*".
+func ifMatch(req *http.Request, etag string) bool {
+	values := req.Header.Values("If-Match")
+	if len(values) == 0 {
+		return true
+	}
+	for _, v := range values {
+		for _, t := range strings.Split(v, ",") {
+			if t = strings.Trim(t, " \t"); t == "*" || t == etag {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ifRange reports whether req's Range is to be served: it has no
+// If-Range, or one naming etag (a strong comparison, RFC 9110 13.1.5).
+func ifRange(req *http.Request, etag string) bool {
+	ir := req.Header.Get("If-Range")
+	return ir == "" || strings.Trim(ir, " \t") == etag
 }
 
 // errBusy is the outcome of waiting StreamWait for a stream in vain.
@@ -164,8 +222,13 @@ const maxRanges = 16
 // satisfies, becomes a first-pos beyond any blob, so that a Range of
 // nothing else is answered 416. A Range of more than maxRanges ranges, or
 // whose ranges within a blob of size bytes overlap or are out of order,
-// is "" too (14.2 allows ignoring it).
+// is "" too (14.2 allows ignoring it), as is any Range of an empty blob,
+// which no range satisfies: ServeContent sends it whole for a Range that
+// starts at a position, but a malformed 206 (bytes 0--1/0) for a suffix.
 func byteRanges(h string, size int64) string {
+	if size == 0 {
+		return ""
+	}
 	unit, set, ok := strings.Cut(h, "=")
 	if !ok || !strings.EqualFold(unit, "bytes") {
 		return ""
@@ -495,13 +558,19 @@ func (r *Registry) acquire(ctx context.Context, deadline time.Time) (func(), err
 // its first byte was sent, but the file may have changed since; a range
 // that ends inside a frame would otherwise go out whole, unchecked. A
 // failed check cuts the response short, which the client sees.
+//
+// Its methods may be called from two goroutines at once (see blob): mu
+// makes each whole, and once Close is called no read touches the blob
+// again.
 type blobContent struct {
-	vb   verifiedBlob
-	ends []int64 // where each range ends (one past its last byte); none: the blob's end
-	pos  int64
-	rc   io.ReadCloser
-	at   int64 // where rc is
-	err  error // the first read error
+	mu     sync.Mutex
+	closed bool
+	vb     verifiedBlob
+	ends   []int64 // where each range ends (one past its last byte); none: the blob's end
+	pos    int64
+	rc     io.ReadCloser
+	at     int64 // where rc is
+	err    error // the first read error
 	// reopened is set when rc ended early (see archive's
 	// rangeReader.CheckFrame) and a new one was opened in its place.
 	reopened bool
@@ -515,8 +584,13 @@ type frameChecker interface{ CheckFrame() error }
 // the whole blob (a range of an imgpkg tarball's layer).
 type wholeChecker interface{ CheckWhole() error }
 
+// errContentClosed is what reading a blobContent after Close returns.
+var errContentClosed = errors.New("the response is over: its blob reader is closed")
+
 // Seek implements io.Seeker.
 func (c *blobContent) Seek(offset int64, whence int) (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	switch whence {
 	case io.SeekStart:
 	case io.SeekCurrent:
@@ -546,6 +620,23 @@ func (c *blobContent) partEnd() (end int64, last bool) {
 
 // Read implements io.Reader.
 func (c *blobContent) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, errContentClosed
+	}
+	return c.read(p)
+}
+
+// Err returns the first error reading the blob (not Close's).
+func (c *blobContent) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// read is Read, with mu held.
+func (c *blobContent) read(p []byte) (int, error) {
 	size := c.vb.Size()
 	if c.pos >= size {
 		return 0, io.EOF
@@ -567,7 +658,7 @@ func (c *blobContent) Read(p []byte) (int, error) {
 		}
 	}
 	if c.rc == nil || c.at != c.pos {
-		c.Close()
+		c.closeReader()
 		rc, err := c.vb.Range(c.pos, size-c.pos)
 		if err != nil {
 			c.err = err
@@ -585,9 +676,9 @@ func (c *blobContent) Read(p []byte) (int, error) {
 	if n == 0 && err == io.EOF && !c.reopened {
 		// rc ended early, past a frame too large to keep: a new range
 		// reader goes on from here.
-		c.Close()
+		c.closeReader()
 		c.reopened = true
-		return c.Read(p)
+		return c.read(p)
 	}
 	c.reopened = false
 	if n > 0 && c.pos+int64(n) == end {
@@ -618,7 +709,7 @@ func (c *blobContent) check(last bool) error {
 	if wc, ok := c.rc.(wholeChecker); ok && last {
 		err := wc.CheckWhole()
 		// It read on, or read the blob apart: rc is not where c.at says.
-		c.Close()
+		c.closeReader()
 		return err
 	}
 	return nil
@@ -629,11 +720,20 @@ func (c *blobContent) check(last bool) error {
 // decode before the offset.
 const skipAhead = 4 << 20
 
-// Close releases the range reader.
+// Close releases the range reader, once a read under way has returned;
+// reads that follow fail.
 func (c *blobContent) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	c.closeReader()
+	return nil
+}
+
+// closeReader releases the range reader, with mu held.
+func (c *blobContent) closeReader() {
 	if c.rc != nil {
 		c.rc.Close()
 		c.rc = nil
 	}
-	return nil
 }

@@ -253,55 +253,58 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
 	lw := &logWriter{ResponseWriter: w, rc: http.NewResponseController(w), stall: r.stall, head: req.Method == http.MethodHead}
 	lw.extend()
-	user := r.serve(lw, req)
-	switch {
-	case lw.status != 0:
-	case req.Context().Err() != nil:
-		// Nothing was answered: the client left first (or the server
-		// stopped), which a 200 would hide.
-		lw.status = statusClientGone
-	default:
-		lw.status = http.StatusOK
-	}
-	host, _, err := net.SplitHostPort(req.RemoteAddr)
-	if err != nil {
-		host = req.RemoteAddr
-	}
-	if user != "" {
-		user = " user " + user
-	}
-	r.rep.Logf("%s %s %s %d %d bytes %s%s", host, logged(req.Method), logged(req.URL.RequestURI()), lw.status, lw.bytes, time.Since(start).Round(time.Millisecond), user)
+	var user string
+	// Deferred: a response cut short aborts the handler (a panic of
+	// http.ErrAbortHandler), and is logged too.
+	defer func() {
+		switch {
+		case lw.status != 0:
+		case req.Context().Err() != nil:
+			// Nothing was answered: the client left first (or the server
+			// stopped), which a 200 would hide.
+			lw.status = statusClientGone
+		default:
+			lw.status = http.StatusOK
+		}
+		host, _, err := net.SplitHostPort(req.RemoteAddr)
+		if err != nil {
+			host = req.RemoteAddr
+		}
+		if user != "" {
+			user = " user " + user
+		}
+		r.rep.Logf("%s %s %s %d %d bytes %s%s", host, logged(req.Method), logged(req.URL.RequestURI()), lw.status, lw.bytes, time.Since(start).Round(time.Millisecond), user)
+	}()
+	r.serve(lw, req, &user)
 }
 
-// serve answers req and returns the user it authenticated.
-func (r *Registry) serve(w http.ResponseWriter, req *http.Request) string {
+// serve answers req, and sets user to the user it authenticated.
+func (r *Registry) serve(w http.ResponseWriter, req *http.Request, user *string) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-	user := ""
 	if r.users != nil {
 		u, p, ok := req.BasicAuth()
 		if !ok || !r.users.Authenticate(u, p) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="ferry serve"`)
 			newError(http.StatusUnauthorized, codeUnauthorized, "authentication required").write(w)
-			return ""
+			return
 		}
-		user = u
+		*user = u
 	}
 	// An unknown route is unknown whatever the method: 405 says that the
 	// resource exists.
 	rt, ok := parseRoute(req.URL.Path)
 	if !ok {
 		newError(http.StatusNotFound, codeUnsupported, "%s is not a route of the distribution API", echoed(req.URL.Path)).write(w)
-		return user
+		return
 	}
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		newError(http.StatusMethodNotAllowed, codeUnsupported, "ferry serve is read only: %s is not supported", echoed(req.Method)).write(w)
-		return user
+		return
 	}
 	if rerr := r.route(w, req, rt); rerr != nil {
 		rerr.write(w)
 	}
-	return user
 }
 
 // statusClientGone is logged for a request whose context ended before
