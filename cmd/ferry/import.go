@@ -191,26 +191,30 @@ func printImport(w io.Writer, command string, j importJSON, took time.Duration, 
 		fmt.Fprintf(tw, "  not checked\t%s\n", escapeControls(u))
 	}
 	tw.Flush()
-	printTags(w, res.Tags)
+	printTags(w, res.Tags, verbose)
 }
 
 // printTags prints the tags of an import or a copy as one table, in commit
 // order, each group sorted (its tags are written at once; the original
-// tag, the commit point, last).
-func printTags(w io.Writer, tags []relocate.TagResult) {
+// tag, the commit point, last), digests abbreviated unless verbose.
+func printTags(w io.Writer, tags []relocate.TagResult, verbose bool) {
 	if len(tags) == 0 {
 		return
+	}
+	digest := shortDigest
+	if verbose {
+		digest = func(d string) string { return d }
 	}
 	fmt.Fprintln(w)
 	tw := summaryTable(w)
 	fmt.Fprintln(tw, "  ACTION\tTAG\tDIGEST")
 	for _, t := range tags {
-		d := shortDigest(t.Digest)
+		d := digest(t.Digest)
 		if d == "" {
 			d = "(not known yet)"
 		}
 		if t.Previous != "" && t.Action == relocate.TagMove {
-			d += " (was " + shortDigest(t.Previous) + ")"
+			d += " (was " + digest(t.Previous) + ")"
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", t.Action, quoteUnsafe(t.Tag), d)
 	}

@@ -299,7 +299,7 @@ func TestTagTableShowsMovesWithThePreviousDigest(t *testing.T) {
 		{Tag: "sha256-" + strings.Repeat("a", 64) + ".imgpkg", Digest: d1, Action: relocate.TagCreate},
 		{Tag: "v1", Digest: d1, Previous: d2, Action: relocate.TagMove},
 		{Tag: "sha256-x.image-locations.imgpkg", Action: relocate.TagCreate},
-	})
+	}, false)
 	want := "\n" +
 		"  ACTION  TAG                                                                             DIGEST\n" +
 		"  create  sha256-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.imgpkg  sha256:aaaaaaaaaaaa\n" +
@@ -307,6 +307,18 @@ func TestTagTableShowsMovesWithThePreviousDigest(t *testing.T) {
 		"  create  sha256-x.image-locations.imgpkg                                                 (not known yet)\n"
 	if buf.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", buf.String(), want)
+	}
+}
+
+// With -v the tag table gives full digests, the moved tag's previous one
+// too: what the README promises import's dry run under -v.
+func TestTagTableVerboseGivesFullDigests(t *testing.T) {
+	var buf bytes.Buffer
+	d1 := "sha256:" + strings.Repeat("c", 64)
+	d2 := "sha256:" + strings.Repeat("d", 64)
+	printTags(&buf, []relocate.TagResult{{Tag: "v1", Digest: d1, Previous: d2, Action: relocate.TagMove}}, true)
+	if want := d1 + " (was " + d2 + ")"; !strings.Contains(buf.String(), want) {
+		t.Errorf("got:\n%s\nwant a line with %q", buf.String(), want)
 	}
 }
 
