@@ -115,3 +115,14 @@ func TestNonPositiveLimitsAreUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// copy --tar is an import underneath, but its errors name copy, the
+// command the user ran.
+func TestCopyFromTarNamesCopy(t *testing.T) {
+	var out, errOut bytes.Buffer
+	args := []string{"ferry", "copy", "--tar", filepath.Join(t.TempDir(), "missing.tar.zst"), "--to-repo", "127.0.0.1:1/a"}
+	code := run(context.Background(), args, strings.NewReader(""), &out, &errOut)
+	if code == 0 || !strings.Contains(errOut.String(), "ferry: copy: ") || strings.Contains(errOut.String(), "import") {
+		t.Errorf("exit %d, stderr %q; want a failure naming copy, not import", code, errOut.String())
+	}
+}

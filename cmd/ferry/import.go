@@ -55,7 +55,13 @@ copy --tar would.`,
 	}
 }
 
+// runImport runs import, and copy --tar, which is an import: messages and
+// the summary name the command the user ran.
 func runImport(c *cli.Context) error {
+	command := "import"
+	if c.Command != nil && c.Command.Name == "copy" {
+		command = "copy"
+	}
 	out, err := newPrinter(c)
 	if err != nil {
 		return err
@@ -63,6 +69,9 @@ func runImport(c *cli.Context) error {
 	defer out.Close()
 	file, to := c.String("file"), c.String("to-repo")
 	if file == "" || to == "" {
+		if command == "copy" {
+			return usagef("copy: give the archive with --tar FILE (or --tar -) and the destination with --to-repo REPO")
+		}
 		return usagef("import: give the archive with -f FILE (or -f -) and the destination with --to-repo REPO")
 	}
 	reg, err := registryOptions(c)
@@ -73,7 +82,7 @@ func runImport(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	in, done, err := archiveInput(c, file, "import")
+	in, done, err := archiveInput(c, file, command)
 	if err != nil {
 		return err
 	}
@@ -86,7 +95,7 @@ func runImport(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	out.Begin("import: reading the archive's head and checking what " + repo.Name() + " holds")
+	out.Begin(command + ": reading the archive's head and checking what " + repo.Name() + " holds")
 	res, err := relocate.Import(c.Context, in, repo, relocate.ImportOptions{
 		DestinationOptions: relocate.DestinationOptions{
 			Remote:        remoteOpts,
@@ -107,7 +116,7 @@ func runImport(c *cli.Context) error {
 		}
 		return fmt.Errorf("%s: %w", source, explain(err, to))
 	}
-	return printImportResult(out, "import", res, c.String("lock-output"))
+	return printImportResult(out, command, res, c.String("lock-output"))
 }
 
 // importJSON is the --json result of import and copy.
