@@ -325,6 +325,17 @@ func CheckNames(path string, split bool) error {
 	if !split {
 		return nil
 	}
+	// A directory in the way is named as such, the likelier mistake.
+	for i := 1; i <= MaxVolumes; i++ {
+		if fi, err := os.Stat(Name(path, i)); err == nil && fi.IsDir() {
+			return inTheWay(dir, filepath.Base(Name(path, i)), base)
+		}
+	}
+	for _, st := range strays {
+		if fi, err := os.Stat(st); err == nil && fi.IsDir() {
+			return inTheWay(dir, filepath.Base(st), base)
+		}
+	}
 	if len(strays) > 0 {
 		names := make([]string, len(strays))
 		for i, st := range strays {
@@ -337,11 +348,6 @@ func CheckNames(path string, split bool) error {
 		}
 		return fmt.Errorf("%s: named like volumes of %s, but %s (left by another export?): readers of the new volumes would refuse them as extra volumes, and cat %s.0* would join them in; remove or move them, or export under another name",
 			strings.Join(names, ", "), base, why, base)
-	}
-	for i := 1; i <= MaxVolumes; i++ {
-		if fi, err := os.Stat(Name(path, i)); err == nil && fi.IsDir() {
-			return inTheWay(dir, filepath.Base(Name(path, i)), base)
-		}
 	}
 	return nil
 }
