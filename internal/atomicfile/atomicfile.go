@@ -87,10 +87,20 @@ func (b *backgroundSync) request() {
 	}
 }
 
-// stop ends the goroutine once its sync in progress is done, and returns
-// the first sync's failure.
-func (b *backgroundSync) stop() error {
+// stop ends the goroutine: a request not yet taken is dropped (the final
+// sync, or the removal, makes it moot). With wait, it waits for the sync in
+// progress, if any, and returns the first sync's failure; without, it
+// returns at once and the goroutine ends when that sync does (the file's
+// descriptor stays open until then, whatever closes it meanwhile).
+func (b *backgroundSync) stop(wait bool) error {
+	select {
+	case <-b.kick:
+	default:
+	}
 	close(b.kick)
+	if !wait {
+		return nil
+	}
 	<-b.done
 	return b.err
 }
@@ -213,7 +223,7 @@ func (f *File) Sync() error {
 		return nil
 	}
 	if f.bg != nil {
-		err := f.bg.stop()
+		err := f.bg.stop(true)
 		f.bg = nil
 		if err != nil {
 			f.Abort()
@@ -280,9 +290,9 @@ func (f *File) Abort() error {
 	}
 	f.aborted = true
 	if f.bg != nil {
-		// Waits for at most the one sync in progress: closing the file
-		// under it would make it sync nothing, or fail, for nobody.
-		f.bg.stop()
+		// Not waiting: a sync in progress can take long on a slow disk,
+		// and what it writes is about to be removed.
+		f.bg.stop(false)
 		f.bg = nil
 	}
 	if !f.synced {

@@ -134,7 +134,9 @@ func write(ref name.Tag, img v1.Image, ropts []remote.Option, rep progress.Repor
 				rep.Add(c - sent)
 				sent = c
 			}
-			if sent >= blobs && !manifest {
+			// After a failure the write is over: no phase to start, which
+			// nothing would end once Push has returned.
+			if u.Error == nil && sent >= blobs && !manifest {
 				manifest = true
 				rep.Start("push: writing manifest "+ref.String(), 0)
 			}
