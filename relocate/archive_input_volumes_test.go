@@ -1,6 +1,9 @@
 package relocate
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -8,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/volumes"
 )
 
@@ -81,5 +85,64 @@ func TestCheckVolumesNamesTheVolumesTheHeadSpans(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// With a checksum file, only the volumes holding the head and the trailer
+// are hashed before the archive is used: a damaged volume holding nothing
+// but blob bytes is not read at open (a re-import of blobs the destination
+// has never reads it), while a damaged first volume is refused there.
+func TestOpenHashesOnlyTheHeadAndTrailerVolumes(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "release.tar.zst")
+	writeManyBundlesArchive(t, path, 1, 1<<20)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := archive.OpenFile(bytes.NewReader(data), int64(len(data)), archive.ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, end := f.BlobSpan()
+	const size = 64 << 10
+	n := splitInto(t, path, size)
+	os.Remove(path)
+	var sums strings.Builder
+	for i := 1; i <= n; i++ {
+		b, _ := os.ReadFile(volumes.Name(path, i))
+		fmt.Fprintf(&sums, "%x  %s\n", sha256.Sum256(b), filepath.Base(volumes.Name(path, i)))
+	}
+	if err := os.WriteFile(path+".sha256", []byte(sums.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A volume wholly after the one where the blobs start and before the
+	// trailer.
+	mid := int(start/size) + 2
+	if int64(mid)*size > end || mid >= n {
+		t.Fatalf("volume .%03d is not blob bytes only (blobs %d to %d, %d volumes)", mid, start, end, n)
+	}
+	flip := func(i int) (undo func()) {
+		p := volumes.Name(path, i)
+		b, _ := os.ReadFile(p)
+		b[len(b)/2] ^= 0xff
+		os.WriteFile(p, b, 0o644)
+		return func() { b[len(b)/2] ^= 0xff; os.WriteFile(p, b, 0o644) }
+	}
+
+	undo := flip(mid)
+	_, c, err := OpenSeekable(path)
+	if err != nil {
+		t.Fatalf("a damaged blob-only volume .%03d was read at open: %v", mid, err)
+	}
+	c.Close()
+	undo()
+
+	flip(1)
+	if _, c, err := OpenSeekable(path); err == nil {
+		c.Close()
+		t.Fatal("a damaged first volume (the head's) was not refused at open")
+	} else if !strings.Contains(err.Error(), "volume .001") {
+		t.Errorf("error does not name volume .001: %v", err)
 	}
 }
