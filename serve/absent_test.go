@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,18 +40,7 @@ func exportImage(t *testing.T, ref string, opts []remote.Option, since ...string
 		}
 		eo.Since = append(eo.Since, s)
 	}
-	path := filepath.Join(t.TempDir(), "archive.tar.zst")
-	out, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	if _, err := relocate.Export(ctx, plan, out, eo); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := exportTo(t, ctx, plan, "archive.tar.zst", eo)
 	return path
 }
 

@@ -1,12 +1,9 @@
 package serve_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"testing"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ferry-dev/ferry/serve"
 )
@@ -19,21 +16,12 @@ import (
 func TestAHeadWithARangeIsAnsweredAsAPlainHead(t *testing.T) {
 	s := newSource(t)
 	srv := startServer(t, s.archive, serve.Options{Repository: "far/release"})
-	_, body := do(t, http.MethodGet, srv.url+"/v2/far/release/manifests/sha256-"+s.bundleDigest.Hex+".image-locations.imgpkg", nil)
-	var m v1.Manifest
-	if err := json.Unmarshal(body, &m); err != nil {
-		t.Fatal(err)
-	}
-	small, smallBytes := smallLayer(t, s)
-	// Checked and kept in memory.
-	if resp, _ := do(t, http.MethodGet, srv.url+"/v2/far/release/blobs/"+small, nil); resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET of the small layer: %d", resp.StatusCode)
-	}
+	config, small, smallBytes := viewBlobs(t, s, srv)
 	for what, b := range map[string]struct {
 		d    string
 		size int64
 	}{
-		"the locations image's config": {m.Config.Digest.String(), m.Config.Size},
+		"the locations image's config": {config.Digest.String(), config.Size},
 		"a small layer":                {small, int64(len(smallBytes))},
 		"a large layer":                {s.bigDigest.String(), int64(len(s.big))},
 	} {
@@ -57,22 +45,13 @@ func TestAHeadWithARangeIsAnsweredAsAPlainHead(t *testing.T) {
 func TestRangeAndPreconditionFailuresAreErrorDocuments(t *testing.T) {
 	s := newSource(t)
 	srv := startServer(t, s.archive, serve.Options{Repository: "far/release"})
-	_, body := do(t, http.MethodGet, srv.url+"/v2/far/release/manifests/sha256-"+s.bundleDigest.Hex+".image-locations.imgpkg", nil)
-	var m v1.Manifest
-	if err := json.Unmarshal(body, &m); err != nil {
-		t.Fatal(err)
-	}
-	small, smallBytes := smallLayer(t, s)
-	// Checked and kept in memory.
-	if resp, _ := do(t, http.MethodGet, srv.url+"/v2/far/release/blobs/"+small, nil); resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET of the small layer: %d", resp.StatusCode)
-	}
+	config, small, smallBytes := viewBlobs(t, s, srv)
 	blobs := []struct {
 		what, d string
 		size    int64
 	}{
 		{"a large layer not checked yet", s.bigDigest.String(), int64(len(s.big))},
-		{"the locations image's config", m.Config.Digest.String(), m.Config.Size},
+		{"the locations image's config", config.Digest.String(), config.Size},
 		{"a small layer kept in memory", small, int64(len(smallBytes))},
 	}
 	for i, b := range blobs {

@@ -2,8 +2,6 @@ package serve_test
 
 import (
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -47,17 +45,7 @@ func TestAnEmptyBlobIsSentWholeWhateverTheRange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "empty.tar.zst")
-	out, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := relocate.Export(ctx, plan, out, relocate.ExportOptions{Remote: opts}); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := exportTo(t, ctx, plan, "empty.tar.zst", relocate.ExportOptions{Remote: opts})
 	srv := startServer(t, path, serve.Options{})
 	emptyDigest := sha256Of(nil)
 	url := srv.url + "/v2/src/empty/blobs/" + emptyDigest.String()

@@ -307,3 +307,39 @@ func sha256Of(b []byte) v1.Hash {
 	h, _, _ := v1.SHA256(bytes.NewReader(b))
 	return h
 }
+
+// exportTo writes plan's archive to a new file named name in a temporary
+// directory and returns its path.
+func exportTo(t *testing.T, ctx context.Context, plan *relocate.Plan, name string, opts relocate.ExportOptions) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	out, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	if _, err := relocate.Export(ctx, plan, out, opts); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// viewBlobs returns, from s served as far/release by srv, the locations
+// image's config (a blob built for the view) and a small layer, the latter
+// fetched once so that it is checked and kept in memory.
+func viewBlobs(t *testing.T, s *source, srv *served) (config v1.Descriptor, small string, smallBytes []byte) {
+	t.Helper()
+	_, body := do(t, http.MethodGet, srv.url+"/v2/far/release/manifests/sha256-"+s.bundleDigest.Hex+".image-locations.imgpkg", nil)
+	var m v1.Manifest
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatal(err)
+	}
+	small, smallBytes = smallLayer(t, s)
+	if resp, _ := do(t, http.MethodGet, srv.url+"/v2/far/release/blobs/"+small, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET of the small layer: %d", resp.StatusCode)
+	}
+	return m.Config, small, smallBytes
+}

@@ -13,7 +13,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -629,17 +628,7 @@ func TestVerifyAheadLeavesOutWhatTheArchiveDoesNotHold(t *testing.T) {
 	if len(plan.Skipped) != 1 {
 		t.Fatalf("%d layers skipped, want the foreign one", len(plan.Skipped))
 	}
-	path := filepath.Join(t.TempDir(), "win.tar.zst")
-	out, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := relocate.Export(ctx, plan, out, relocate.ExportOptions{Remote: opts}); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := exportTo(t, ctx, plan, "win.tar.zst", relocate.ExportOptions{Remote: opts})
 
 	rep := &recorder{}
 	r, err := serve.New(ctx, openFile(t, path), serve.Options{Reporter: rep})
