@@ -11,9 +11,11 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/internal/registry"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 	"github.com/ferry-dev/ferry/relocate"
@@ -68,8 +70,14 @@ func (w *deltaWorld) inventory(t *testing.T, name string, repos ...name.Reposito
 // delta exports the root bundle since the given files.
 func (w *deltaWorld) delta(t *testing.T, since ...string) ([]byte, *relocate.ExportResult) {
 	t.Helper()
+	return w.deltaReporting(t, nil, since...)
+}
+
+// deltaReporting is delta with the export's progress going to rep.
+func (w *deltaWorld) deltaReporting(t *testing.T, rep progress.Reporter, since ...string) ([]byte, *relocate.ExportResult) {
+	t.Helper()
 	ctx := context.Background()
-	opts := relocate.ExportOptions{Remote: w.src.opts, CreatedBy: "ferry delta tests"}
+	opts := relocate.ExportOptions{Remote: w.src.opts, CreatedBy: "ferry delta tests", Reporter: rep}
 	for _, path := range since {
 		s, err := relocate.ReadSince(ctx, path, nil)
 		if err != nil {
@@ -298,5 +306,38 @@ func TestVerifySinceAnInventoryIsNamed(t *testing.T) {
 	_, err := relocate.VerifyFile(context.Background(), path, relocate.VerifyOptions{Since: []string{w.have}})
 	if err == nil || !strings.Contains(err.Error(), w.have) || !strings.Contains(err.Error(), "(an inventory?), not an archive") || !strings.Contains(err.Error(), "base archive") {
 		t.Errorf("verify --since an inventory: %v; want it named as an inventory, not an archive", err)
+	}
+}
+
+// TestDeltaSinceABaseThatHoldsNothingSaysSo: --since an inventory of an
+// unrelated repository leaves nothing out on its account, and the export
+// says so, naming it; given alone, the export also says the archive is a
+// full one. A base that does leave blobs out is not warned about.
+func TestDeltaSinceABaseThatHoldsNothingSaysSo(t *testing.T) {
+	w := newDeltaWorld(t, testregistry.NewGGCR)
+	other := impMust(name.NewRepository(w.reg.Repo("other/x")))
+	if err := remote.Write(other.Tag("v1"), impMust(random.Image(1024, 1)), w.reg.RemoteOptions(t)...); err != nil {
+		t.Fatal(err)
+	}
+	unrelated := w.inventory(t, "unrelated.json", other)
+
+	rec := &impRecorder{}
+	_, ex := w.deltaReporting(t, rec, w.full, unrelated)
+	if len(ex.Delta.LeftOut) == 0 {
+		t.Fatal("nothing left out since the full archive: the test proves nothing")
+	}
+	warnings := rec.warnings()
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "unrelated.json") || !strings.Contains(warnings[0], "holds none") {
+		t.Errorf("warnings %q; want one, naming unrelated.json as holding none of the blobs", warnings)
+	}
+
+	rec = &impRecorder{}
+	_, ex = w.deltaReporting(t, rec, unrelated)
+	if ex.Delta != nil && len(ex.Delta.LeftOut) > 0 {
+		t.Fatalf("%d blobs left out since an unrelated inventory", len(ex.Delta.LeftOut))
+	}
+	warnings = rec.warnings()
+	if len(warnings) != 2 || !strings.Contains(warnings[0], "unrelated.json") || !strings.Contains(warnings[1], "full one") {
+		t.Errorf("warnings %q; want unrelated.json named, then the archive said to be a full one", warnings)
 	}
 }

@@ -218,6 +218,7 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 		createdBy = DefaultCreatedBy
 	}
 	d := delta(p, opts.Since)
+	warnUnused(rep, p, opts.Since, d)
 	var leftOutBytes int64
 	if d != nil && len(d.LeftOut) > 0 {
 		// Only what is carried is fetched, written and counted.

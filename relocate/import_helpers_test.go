@@ -397,6 +397,19 @@ func (r *impRecorder) Logf(format string, args ...any) {
 
 func (r *impRecorder) Warnf(format string, args ...any) { r.Logf("warning: "+format, args...) }
 
+// warnings returns what was reported with Warnf, without its prefix.
+func (r *impRecorder) warnings() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, l := range r.logs {
+		if w, ok := strings.CutPrefix(l, "warning: "); ok {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
 func (r *impRecorder) Done() {
 	r.mu.Lock()
 	defer r.mu.Unlock()

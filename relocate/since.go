@@ -229,3 +229,26 @@ func delta(p *Plan, since []*Since) *archive.Delta {
 	}
 	return d
 }
+
+// warnUnused warns of each base that holds none of the configs and layers
+// p carries, and when nothing at all is left out: --since is given to make
+// the archive smaller, and a stale or unrelated base would otherwise give
+// a full archive without a word.
+func warnUnused(rep progress.Reporter, p *Plan, since []*Since, d *archive.Delta) {
+	if len(since) == 0 {
+		return
+	}
+	seen := make(map[string]bool, len(since))
+	for _, s := range since {
+		if seen[s.Base.SHA256] {
+			continue
+		}
+		seen[s.Base.SHA256] = true
+		if !slices.ContainsFunc(p.Blobs, func(b Blob) bool { _, ok := s.Blobs[b.Digest]; return ok }) {
+			rep.Warnf("--since %s holds none of the configs and layers this export carries", s.Base)
+		}
+	}
+	if len(d.LeftOut) == 0 {
+		rep.Warnf("--since: nothing is left out; the archive is a full one")
+	}
+}
