@@ -197,6 +197,13 @@ func TestDeltaPrefersABaseThatNamesAMountSource(t *testing.T) {
 			if res.LeftOutMounted != len(ex.Delta.LeftOut) {
 				t.Errorf("%d of %d left-out blobs mounted", res.LeftOutMounted, len(ex.Delta.LeftOut))
 			}
+			var size int64
+			for _, l := range ex.Delta.LeftOut {
+				size += l.Size
+			}
+			if res.BytesLeftOutMounted != size {
+				t.Errorf("%d bytes of left-out blobs mounted, want %d", res.BytesLeftOutMounted, size)
+			}
 			if d := impDiffTags(w.dst.tags(t), w.src.wantTags(t)); d != "" {
 				t.Errorf("destination tags differ:\n%s", d)
 			}

@@ -128,12 +128,13 @@ type ImportResult struct {
 	BytesPresent int64 `json:"bytesPresent"`
 	// BlobsLeftOut and BytesLeftOut count the blobs a delta archive left
 	// out, which the destination held (they are among BlobsPresent);
-	// LeftOutMounted counts those of them mounted from another repository
-	// of the registry, where an inventory saw them (in a dry run: that
-	// would be).
-	BlobsLeftOut   int   `json:"blobsLeftOut,omitempty"`
-	BytesLeftOut   int64 `json:"bytesLeftOut,omitempty"`
-	LeftOutMounted int   `json:"leftOutMounted,omitempty"`
+	// LeftOutMounted and BytesLeftOutMounted count those of them mounted
+	// from another repository of the registry, where an inventory saw them
+	// (in a dry run: that would be).
+	BlobsLeftOut        int   `json:"blobsLeftOut,omitempty"`
+	BytesLeftOut        int64 `json:"bytesLeftOut,omitempty"`
+	LeftOutMounted      int   `json:"leftOutMounted,omitempty"`
+	BytesLeftOutMounted int64 `json:"bytesLeftOutMounted,omitempty"`
 	// ManifestsPushed and ManifestsPresent count the manifests
 	// and indexes PUT (in a dry run: missing) and already there; a
 	// locations image counts in ManifestsPushed when it is written.

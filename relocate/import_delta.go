@@ -99,6 +99,7 @@ func (dst *destination) checkDelta(ctx context.Context, res *ImportResult) error
 	for i, l := range missing {
 		dst.blobPresent[l.Digest] = true
 		res.LeftOutMounted++
+		res.BytesLeftOutMounted += l.Size
 		count[at[i].Name()]++
 		if dst.opts.DryRun {
 			if dst.elsewhere == nil {

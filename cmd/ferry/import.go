@@ -159,19 +159,24 @@ func printImport(w io.Writer, command string, j importJSON, took time.Duration, 
 	}
 	tw := summaryTable(w)
 	var blobs string
-	if sent > 0 || res.BlobsMounted == 0 {
+	// A delta's left-out blobs mounted from another repository count
+	// among those present in the result, but they were not there: here
+	// they are said to be mounted, as a copy's mounts are.
+	mountedN, mountedBytes := res.BlobsMounted+res.LeftOutMounted, res.BytesMounted+res.BytesLeftOutMounted
+	presentN, presentBytes := res.BlobsPresent-res.LeftOutMounted, res.BytesPresent-res.BytesLeftOutMounted
+	if sent > 0 || mountedN == 0 {
 		blobs = fmt.Sprintf("%d %s (%s), ", sent, upload, humanBytes(sentBytes))
 	}
-	if res.BlobsMounted > 0 {
+	if mountedN > 0 {
 		mounted := "mounted"
 		if res.DryRun {
 			mounted = "to mount"
 		}
-		blobs += fmt.Sprintf("%d %s (%s, not sent), ", res.BlobsMounted, mounted, humanBytes(res.BytesMounted))
+		blobs += fmt.Sprintf("%d %s (%s, not sent), ", mountedN, mounted, humanBytes(mountedBytes))
 	}
-	blobs += fmt.Sprintf("%d already there", res.BlobsPresent)
-	if res.BlobsPresent > 0 {
-		blobs += " (" + humanBytes(res.BytesPresent) + ")"
+	blobs += fmt.Sprintf("%d already there", presentN)
+	if presentN > 0 {
+		blobs += " (" + humanBytes(presentBytes) + ")"
 	}
 	fmt.Fprintf(tw, "  blobs\t%s\n", blobs)
 	pushed := "pushed"

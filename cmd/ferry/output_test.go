@@ -423,6 +423,19 @@ func TestRelocationSummary(t *testing.T) {
 		t.Errorf("some blobs sent, no lock file:\n%s", buf.String())
 	}
 
+	// A delta whose left-out blobs were mounted from another repository:
+	// the result counts them among those present, the summary as mounted.
+	delta := &relocate.ImportResult{Repository: "reg/far/app", Root: "reg/far/app@" + d, Tag: "v1",
+		Tags:          []relocate.TagResult{{Tag: "v1", Digest: d, Action: relocate.TagCreate}},
+		BlobsUploaded: 7, BytesUploaded: 7 << 20, BlobsPresent: 4, BytesPresent: 5 << 20,
+		BlobsLeftOut: 3, BytesLeftOut: 3 << 20, LeftOutMounted: 3, BytesLeftOutMounted: 3 << 20}
+	buf.Reset()
+	printImport(&buf, "import", importJSON{ImportResult: delta}, time.Second, false)
+	if !strings.Contains(buf.String(), "  blobs      7 uploaded (7.0 MiB), 3 mounted (3.0 MiB, not sent), 1 already there (2.0 MiB)\n") ||
+		!strings.Contains(buf.String(), "  delta      3 left out (3.0 MiB), all held by the destination (3 mounted)\n") {
+		t.Errorf("a delta's left-out blobs mounted:\n%s", buf.String())
+	}
+
 	// --json: the lock file beside relocate's fields, unless a dry run.
 	var out bytes.Buffer
 	p := &printer{stdout: &out, json: true}
