@@ -5,9 +5,11 @@ import (
 	"io"
 	"maps"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"syscall"
 	"testing"
 	"time"
@@ -110,5 +112,84 @@ func TestImportKilledAtAnyMomentThenRerunEndsTheSame(t *testing.T) {
 		if got := tagsOf(t, dst, dst.Repo(repo)); !maps.Equal(got, want) {
 			t.Errorf("kill %d at %s of %s (pipe %v), then re-run: tags %v, want a clean import's %v", i, at, whole, pipe, got, want)
 		}
+	}
+}
+
+// TestImportKilledAtEachPhaseThenRerunEndsTheSame makes certain of what
+// the random moments above leave to timing: a kill in each phase of an
+// import, held there by a request that hangs until the kill. Killed at
+// once; after a first blob upload (the next one hangs); and at the commit
+// point (the original tag's PUT hangs), where every other tag is already
+// what a clean import writes. The original tag is never there after a
+// kill, and a second run ends with the clean import's tags.
+func TestImportKilledAtEachPhaseThenRerunEndsTheSame(t *testing.T) {
+	f, archive := exported(t)
+	want := f.wantTags(t)
+	dst := testregistry.NewDistribution(t)
+	proxy := testregistry.NewFaultProxy(t, dst)
+	for _, phase := range []struct {
+		name  string
+		hold  func() testregistry.Rule // nil: kill as soon as it starts
+		check func(t *testing.T, got map[string]string)
+	}{
+		{name: "start"},
+		{
+			name: "uploads",
+			hold: func() testregistry.Rule {
+				return testregistry.Rule{Kind: testregistry.KindUpload, Fault: testregistry.FaultStall, AfterUploads: proxy.Uploads() + 1}
+			},
+		},
+		{
+			name: "commit",
+			hold: func() testregistry.Rule {
+				return testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindManifest, Path: regexp.MustCompile(`/manifests/v1$`), Fault: testregistry.FaultStall}
+			},
+			check: func(t *testing.T, got map[string]string) {
+				rest := maps.Clone(want)
+				delete(rest, "v1")
+				if !maps.Equal(got, rest) {
+					t.Errorf("killed at the original tag's PUT: tags %v, want every other tag of a clean import in place: %v", got, rest)
+				}
+			},
+		},
+	} {
+		t.Run(phase.name, func(t *testing.T) {
+			repo := "far/killed-at-" + phase.name
+			if phase.hold != nil {
+				proxy.SetRules(phase.hold())
+			}
+			cmd := exec.Command(ferryBin, "import", "-f", archive, "--to-repo", proxy.Repo(repo))
+			home := t.TempDir()
+			cmd.Env = []string{"HOME=" + home, "DOCKER_CONFIG=" + filepath.Join(home, ".docker"), "TMPDIR=" + t.TempDir()}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if phase.hold != nil {
+				deadline := time.Now().Add(time.Minute)
+				for proxy.Hits()[0] == 0 {
+					if time.Now().After(deadline) {
+						cmd.Process.Kill()
+						cmd.Wait()
+						t.Fatalf("the import never reached the request held in phase %s", phase.name)
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			_ = cmd.Wait()
+			proxy.SetRules()
+
+			got := tagsOf(t, dst, dst.Repo(repo))
+			if _, ok := got["v1"]; ok {
+				t.Fatalf("killed in phase %s: the original tag is written (tags %v)", phase.name, got)
+			}
+			if phase.check != nil {
+				phase.check(t, got)
+			}
+			mustFerry(t, "import", "-f", archive, "--to-repo", proxy.Repo(repo))
+			if got := tagsOf(t, dst, dst.Repo(repo)); !maps.Equal(got, want) {
+				t.Errorf("killed in phase %s, then re-run: tags %v, want a clean import's %v", phase.name, got, want)
+			}
+		})
 	}
 }
