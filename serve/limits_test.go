@@ -426,3 +426,34 @@ func TestIfNoneMatchIsAnsweredForManifestsAndBlobHeads(t *testing.T) {
 		t.Errorf("416: %d with ETag %q, Docker-Content-Digest %q; want neither", resp.StatusCode, resp.Header.Get("ETag"), resp.Header.Get("Docker-Content-Digest"))
 	}
 }
+
+// TestADownloadCutShortIsLoggedAsSo: a client that goes away in the middle
+// of the big layer gets a log line that says the response was cut short,
+// not a plain 200 that would read as a download done.
+func TestADownloadCutShortIsLoggedAsSo(t *testing.T) {
+	s := newSource(t)
+	srv := startServer(t, s.archive, serve.Options{})
+	path := "/v2/src/app/blobs/" + s.bigDigest.String()
+	resp, conn := holdStream(t, srv.host, path)
+	if resp.StatusCode != 200 {
+		t.Fatalf("the big layer: %d", resp.StatusCode)
+	}
+	conn.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for srv.rep.count(false, path) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no log line for the download cut short")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := srv.rep.count(false, path+" 200 "); n != 1 || srv.rep.count(false, "cut short") != 1 {
+		t.Errorf("log %q; want the download's 200 logged once, said to be cut short", srv.rep.logs)
+	}
+
+	// A download read to its end is not.
+	small, _ := smallLayer(t, s)
+	doWithin(t, http.MethodGet, srv.url+"/v2/src/app/blobs/"+small)
+	if srv.rep.count(false, small+" 200 ") != 1 || srv.rep.count(false, "cut short") != 1 {
+		t.Errorf("log %q; want the small layer's download logged, not cut short", srv.rep.logs)
+	}
+}

@@ -257,6 +257,8 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	// Deferred: a response cut short aborts the handler (a panic of
 	// http.ErrAbortHandler), and is logged too.
 	defer func() {
+		// Taken to be logged, then passed on as it was.
+		aborted := recover()
 		switch {
 		case lw.status != 0:
 		case req.Context().Err() != nil:
@@ -273,7 +275,16 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		if user != "" {
 			user = " user " + user
 		}
-		r.rep.Logf("%s %s %s %d %d bytes %s%s", host, logged(req.Method), logged(req.URL.RequestURI()), lw.status, lw.bytes, time.Since(start).Round(time.Millisecond), user)
+		var cut string
+		if lw.err != nil || aborted != nil {
+			// The client got less than the status promised: a closed
+			// connection, a stalled client, or the server stopping.
+			cut = ", cut short"
+		}
+		r.rep.Logf("%s %s %s %d %d bytes %s%s%s", host, logged(req.Method), logged(req.URL.RequestURI()), lw.status, lw.bytes, time.Since(start).Round(time.Millisecond), user, cut)
+		if aborted != nil {
+			panic(aborted)
+		}
 	}()
 	r.serve(lw, req, &user)
 }
@@ -410,6 +421,7 @@ type logWriter struct {
 	head   bool // a HEAD: Go discards the body, which is not counted
 	status int
 	bytes  int64
+	err    error // the first failed write: the response was cut short
 }
 
 // extend moves the write deadline StallTimeout from now. Errors are
@@ -438,6 +450,9 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	n, err := w.ResponseWriter.Write(p)
 	if !w.head {
 		w.bytes += int64(n)
+	}
+	if err != nil && w.err == nil {
+		w.err = err
 	}
 	return n, err
 }

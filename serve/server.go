@@ -9,13 +9,15 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferry-dev/ferry/internal/progress"
 )
 
 // ShutdownGrace is how long requests in flight get to finish once the
-// server is asked to stop; then their connections are closed.
+// server is asked to stop, unless ListenOptions.Grace says otherwise;
+// then their connections are closed.
 const ShutdownGrace = 5 * time.Second
 
 // ErrExposed is matched (errors.Is) by Listen's error when the exposure
@@ -49,14 +51,26 @@ type ListenOptions struct {
 	// Reporter gets the warnings, and the server's own errors (a failed
 	// TLS handshake) as Logf lines.
 	Reporter progress.Reporter
+	// Grace is how long requests in flight get to finish once the server
+	// is asked to stop; 0 means ShutdownGrace.
+	Grace time.Duration
+	// Stopping, if set, is called once the server is asked to stop while
+	// requests are in flight, with how many and how long they get: a
+	// command stopped with Ctrl-C says why it does not end at once.
+	Stopping func(inFlight int, grace time.Duration)
 }
 
 // Server is a listening socket ready to serve.
 type Server struct {
-	ln  net.Listener
-	tls *tls.Config
-	url string
-	rep progress.Reporter
+	ln       net.Listener
+	tls      *tls.Config
+	url      string
+	rep      progress.Reporter
+	stopping func(int, time.Duration)
+	grace    time.Duration
+
+	inFlight atomic.Int64
+	cut      int // requests still in flight when the grace ended
 }
 
 // Listen binds opts.Addr, loads the TLS certificate, and applies the
@@ -105,7 +119,7 @@ func Listen(opts ListenOptions) (*Server, error) {
 	if cfg != nil {
 		scheme = "https"
 	}
-	return &Server{ln: ln, tls: cfg, url: scheme + "://" + ln.Addr().String(), rep: rep}, nil
+	return &Server{ln: ln, tls: cfg, url: scheme + "://" + ln.Addr().String(), rep: rep, stopping: opts.Stopping, grace: orDefault(opts.Grace, ShutdownGrace)}, nil
 }
 
 // Close releases the address of a Server that will not Serve (Serve
@@ -119,12 +133,17 @@ func (s *Server) URL() string { return s.url }
 func (s *Server) Host() string { return s.ln.Addr().String() }
 
 // Serve answers requests with h until ctx ends, then stops accepting
-// connections, lets the requests in flight finish for up to
-// ShutdownGrace, and closes what is left. It returns nil after such a
-// shutdown.
+// connections, lets the requests in flight finish for up to the grace
+// (ListenOptions.Grace), and closes what is left (CutShort counts them). It
+// returns nil after such a shutdown.
 func (s *Server) Serve(ctx context.Context, h http.Handler) error {
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.inFlight.Add(1)
+		defer s.inFlight.Add(-1)
+		h.ServeHTTP(w, r)
+	})
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           counted,
 		TLSConfig:         s.tls,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -143,9 +162,15 @@ func (s *Server) Serve(ctx context.Context, h http.Handler) error {
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	if n := s.inFlight.Load(); n > 0 && s.stopping != nil {
+		s.stopping(int(n), s.grace)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
+		// Counted before the connections are closed: the handlers they
+		// end then still count themselves out.
+		s.cut = int(s.inFlight.Load())
 		srv.Close()
 	}
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -153,6 +178,11 @@ func (s *Server) Serve(ctx context.Context, h http.Handler) error {
 	}
 	return nil
 }
+
+// CutShort is how many requests were still in flight when Serve's grace
+// ended: their connections were closed, their clients got less than
+// they asked for.
+func (s *Server) CutShort() int { return s.cut }
 
 // logfWriter passes the http.Server's own log lines to a Reporter.
 type logfWriter struct{ rep progress.Reporter }

@@ -166,3 +166,75 @@ func readAll(t *testing.T, resp *http.Response) []byte {
 	}
 	return b
 }
+
+// TestStoppingWithRequestsInFlightSaysSoAndCountsThoseCutShort: asked to
+// stop while a request is in flight, the server says how many and how
+// long they get, waits that long, then closes their connections and
+// counts them; with none in flight it says nothing and counts none.
+func TestStoppingWithRequestsInFlightSaysSoAndCountsThoseCutShort(t *testing.T) {
+	type stop struct {
+		n     int
+		grace time.Duration
+	}
+	stops := make(chan stop, 1)
+	const grace = 300 * time.Millisecond
+	srv, err := serve.Listen(serve.ListenOptions{Addr: "127.0.0.1:0", Grace: grace, Stopping: func(n int, g time.Duration) { stops <- stop{n, g} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	// A download that never ends by itself: it sends a first part, then
+	// waits for its connection to go.
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000000")
+		w.Write(make([]byte, 1000))
+		w.(http.Flusher).Flush()
+		close(started)
+		<-r.Context().Done()
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, h) }()
+	resp, err := http.Get(srv.URL() + "/v2/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	<-started
+
+	begun := time.Now()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if took := time.Since(begun); took < grace {
+		t.Errorf("Serve returned after %s, before the grace of %s", took, grace)
+	}
+	select {
+	case s := <-stops:
+		if s.n != 1 || s.grace != grace {
+			t.Errorf("Stopping(%d, %s), want (1, %s)", s.n, s.grace, grace)
+		}
+	default:
+		t.Error("Stopping was not called with a request in flight")
+	}
+	if n := srv.CutShort(); n != 1 {
+		t.Errorf("CutShort %d, want 1", n)
+	}
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Error("the cut download read to its end without an error")
+	}
+
+	idle, err := serve.Listen(serve.ListenOptions{Addr: "127.0.0.1:0", Grace: grace, Stopping: func(n int, g time.Duration) { stops <- stop{n, g} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithCancel(t.Context())
+	cancel()
+	if err := idle.Serve(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if len(stops) != 0 || idle.CutShort() != 0 {
+		t.Errorf("stopped with nothing in flight: %d Stopping calls, %d cut short; want none", len(stops), idle.CutShort())
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/urfave/cli/v2"
@@ -132,6 +133,11 @@ func runServe(c *cli.Context) error {
 		Auth:     users != nil,
 		Insecure: c.Bool("insecure"),
 		Reporter: rep,
+		Stopping: func(n int, grace time.Duration) {
+			if !out.json && out.level > levelQuiet {
+				fmt.Fprintf(out.stderr, "Stopping: waiting up to %s for %s in flight.\n", grace, plural(n, "request"))
+			}
+		},
 	})
 	if errors.Is(err, serve.ErrExposed) {
 		// Like a missing flag: how ferry was called, not the work.
@@ -191,7 +197,11 @@ func runServe(c *cli.Context) error {
 		return fmt.Errorf("serve %s: stopped; %s damaged, refused to every client (see above)", path, plural(n, "blob"))
 	}
 	if !out.json && out.level > levelQuiet {
-		fmt.Fprintln(out.stderr, "Stopped.")
+		if n := srv.CutShort(); n > 0 {
+			fmt.Fprintf(out.stderr, "Stopped; cut short %s still in flight after %s.\n", plural(n, "request"), serve.ShutdownGrace)
+		} else {
+			fmt.Fprintln(out.stderr, "Stopped.")
+		}
 	}
 	return nil
 }
