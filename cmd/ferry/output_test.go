@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/urfave/cli/v2"
@@ -621,6 +622,97 @@ func TestListingIntoAClosedPipeEndsQuietly(t *testing.T) {
 		code := run(context.Background(), args, strings.NewReader(""), failingWriter{fmt.Errorf("write /dev/stdout: %w", syscall.EPIPE)}, &stderr)
 		if code != 0 || stderr.Len() != 0 {
 			t.Errorf("%s into a closed pipe: exit %d, stderr %q; want exit 0 and nothing said", strings.Join(args[1:], " "), code, stderr.String())
+		}
+	}
+}
+
+// drawnLines splits what a bar or spinner wrote into the lines it drew
+// (each "\r…" frame, each cleared row), without the returns and newlines.
+func drawnLines(out string) []string {
+	return strings.FieldsFunc(out, func(r rune) bool { return r == '\r' || r == '\n' })
+}
+
+// Every line a spinner or a bar draws fits the terminal's width, less one
+// column: a longer one wrapped, and each redraw ("\r", spaces, "\r") left a
+// stale row behind. A long description is shortened in its middle, keeping
+// the command that names it and the end of the destination; a bar's
+// figures are dropped on a terminal too narrow for them, not its percent.
+func TestBarAndSpinnerLinesFitTheTerminal(t *testing.T) {
+	const ref = "127.0.0.1:47123/a-rather-long-team-name/mirror/app-bundle"
+	begin := "import: reading the archive's head and checking what " + ref + " holds"
+	for _, cols := range []int{150, 80, 60, 40} {
+		buf := newLockedBuffer()
+		p := &printer{stderr: buf, tty: true, level: levelNormal, clock: systemClock(), width: func() int { return cols }}
+		p.Begin(begin)
+		time.Sleep(2 * spinEvery)
+		rep := p.Reporter()
+		rep.Start("import", 3<<30)
+		rep.Add(1 << 30)
+		time.Sleep(150 * time.Millisecond) // past the bar's throttle
+		rep.Add(1 << 20)
+		rep.Done()
+		rep.Start("import: writing manifests and tags into "+ref, 0)
+		time.Sleep(2 * spinEvery)
+		p.Close()
+		out := buf.String()
+		for _, l := range drawnLines(out) {
+			if n := utf8.RuneCountInString(l); n >= cols {
+				t.Errorf("%d columns: a line of %d: %q", cols, n, l)
+			}
+		}
+		spinner, bar := false, false
+		for _, l := range drawnLines(out) {
+			spinner = spinner || strings.HasPrefix(l, "⠋ import: ") && strings.Contains(l, "holds  [")
+			bar = bar || strings.HasPrefix(l, "import  33% |")
+		}
+		if !spinner || !bar {
+			t.Errorf("%d columns: the spinner naming the import (%v) or the bar at 33%% (%v) was not drawn: %q", cols, spinner, bar, out)
+		}
+		switch whole := strings.Contains(out, begin); {
+		case cols == 150 && !whole:
+			t.Errorf("150 columns: the description was shortened: %q", out)
+		case cols < 150 && (whole || !strings.Contains(out, "…")):
+			t.Errorf("%d columns: the description was not shortened with an ellipsis: %q", cols, out)
+		}
+		if figures := strings.Contains(out, "/3.0 GiB"); figures != (cols >= 80) {
+			t.Errorf("%d columns: the bar's byte counts shown: %v, want %v: %q", cols, figures, cols >= 80, out)
+		}
+	}
+
+	// Without a known width (a printer made so by a test, a library
+	// caller), lines are drawn whole.
+	buf := newLockedBuffer()
+	p := &printer{stderr: buf, tty: true, level: levelNormal, clock: systemClock()}
+	p.Begin(begin)
+	p.Close()
+	if !strings.Contains(buf.String(), begin) {
+		t.Errorf("no width known: the spinner's line was changed: %q", buf.String())
+	}
+}
+
+func TestElide(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"import", 10, "import"},
+		{"import", 6, "import"},
+		{"import", 5, "im…rt"},
+		{"abcdef", 1, "…"},
+		{"abcdef", 0, ""},
+		// The longest word, when it keeps 16 columns or more.
+		{"copy: checking what 127.0.0.1:5000/a-rather-long-team-name/app holds", 50, "copy: checking what 127.0.0.1:5…eam-name/app holds"},
+		// Else the middle of the whole.
+		{"copy: checking what 127.0.0.1:5000/a-rather-long-team-name/app holds", 30, "copy: checking…-name/app holds"},
+		// Columns, not bytes: a wide character takes two, and is never cut.
+		{"pull: extracting into /tmp/日本語のディレクトリ", 47, "pull: extracting into /tmp/日本語のディレクトリ"},
+		{"pull: extracting into /tmp/日本語のディレクトリ", 45, "pull: extracting into /tmp/日本語…ィレクトリ"},
+		{"pull: extracting into /tmp/日本語のディレクトリ", 30, "pull: extracti…のディレクトリ"},
+		{"pull: extracting into /tmp/日本語のディレクトリ", 20, "pull: ext…ィレクトリ"},
+	} {
+		if got := elide(tc.s, tc.n); got != tc.want {
+			t.Errorf("elide(%q, %d) = %q, want %q", tc.s, tc.n, got, tc.want)
 		}
 	}
 }
