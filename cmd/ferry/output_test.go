@@ -401,11 +401,12 @@ func TestVerboseHelpSaysWhatItAddsToEachCommand(t *testing.T) {
 func TestRelocationSummary(t *testing.T) {
 	d := "sha256:" + strings.Repeat("a", 64)
 	res := &relocate.ImportResult{Repository: "reg/far/app", Root: "reg/far/app@" + d, Tag: "v1",
-		Tags:         []relocate.TagResult{{Tag: "v1", Digest: d, Action: relocate.TagCreate}},
-		BlobsMounted: 8, BytesMounted: 9 << 20, ManifestsPushed: 5}
+		Tags:   []relocate.TagResult{{Tag: "v1", Digest: d, Action: relocate.TagCreate}},
+		Images: 3, BlobsMounted: 8, BytesMounted: 9 << 20, ManifestsPushed: 5}
 	var buf bytes.Buffer
 	printImport(&buf, "copy", importJSON{ImportResult: res, LockOutput: "pl.yml"}, 13677*time.Millisecond, false)
 	want := "Copied into reg/far/app in 13.7s\n" +
+		"  images     3\n" +
 		"  blobs      8 mounted (9.0 MiB, not sent), 0 already there\n" +
 		"  manifests  5 pushed, 0 already there\n" +
 		"  lock       written to pl.yml\n" +
@@ -419,7 +420,7 @@ func TestRelocationSummary(t *testing.T) {
 	res.BlobsUploaded, res.BytesUploaded = 2, 1<<20
 	buf.Reset()
 	printImport(&buf, "copy", importJSON{ImportResult: res}, 2*time.Second, false)
-	if !strings.HasPrefix(buf.String(), "Copied into reg/far/app in 2s (512.0 KiB/s)\n  blobs      2 uploaded (1.0 MiB), 8 mounted (9.0 MiB, not sent), 0 already there\n") ||
+	if !strings.HasPrefix(buf.String(), "Copied into reg/far/app in 2s (512.0 KiB/s)\n  images     3\n  blobs      2 uploaded (1.0 MiB), 8 mounted (9.0 MiB, not sent), 0 already there\n") ||
 		strings.Contains(buf.String(), "lock") {
 		t.Errorf("some blobs sent, no lock file:\n%s", buf.String())
 	}
