@@ -13,7 +13,6 @@ import (
 
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/progress"
-	"github.com/ferry-dev/ferry/internal/regopts"
 	"github.com/ferry-dev/ferry/internal/volumes"
 	"github.com/ferry-dev/ferry/relocate"
 )
@@ -75,8 +74,8 @@ func planSource(c *cli.Context) (relocate.Source, error) {
 		if f.ref == "" {
 			continue
 		}
-		if _, err := regopts.ParseReference(f.ref, reg); err != nil {
-			return src, usagef("%s: %s: %v", c.Command.Name, f.flag, err)
+		if _, err := referenceFlag(c, f.flag, f.ref, reg); err != nil {
+			return src, err
 		}
 	}
 	return src, nil

@@ -78,7 +78,7 @@ func runImport(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	repo, err := parseRepo(to, reg)
+	repo, err := repoFlag(c, "--to-repo", to, reg, true)
 	if err != nil {
 		return err
 	}
