@@ -430,13 +430,15 @@ func TestVersionSaysWhatWasBuilt(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go version -m %s: %v", ferryBin, err)
 	}
-	goVersion, modVersion := "", ""
+	goVersion, modVersion, mainPath := "", "", ""
 	settings := map[string]string{}
 	for i, l := range strings.Split(string(out), "\n") {
 		f := strings.Split(strings.TrimPrefix(l, "\t"), "\t")
 		switch {
 		case i == 0:
 			goVersion = strings.TrimSpace(l[strings.LastIndex(l, " ")+1:])
+		case len(f) >= 2 && f[0] == "path":
+			mainPath = f[1]
 		case len(f) >= 3 && f[0] == "mod":
 			modVersion = f[2]
 		case len(f) >= 2 && f[0] == "build":
@@ -445,8 +447,8 @@ func TestVersionSaysWhatWasBuilt(t *testing.T) {
 			}
 		}
 	}
-	if !strings.HasPrefix(goVersion, "go") || modVersion == "" || settings["GOOS"] == "" {
-		t.Fatalf("go version -m gave no Go version, main module or GOOS:\n%s", out)
+	if !strings.HasPrefix(goVersion, "go") || mainPath == "" || modVersion == "" || settings["GOOS"] == "" {
+		t.Fatalf("go version -m gave no Go version, main package, main module or GOOS:\n%s", out)
 	}
 	r := mustFerry(t, "--version")
 	platform := goVersion + " " + settings["GOOS"] + "/" + settings["GOARCH"] + ")\n"
@@ -466,8 +468,10 @@ func TestVersionSaysWhatWasBuilt(t *testing.T) {
 		}
 	default:
 		// No module version, no VCS (GOFLAGS=-buildvcs=false, or no
-		// checkout): the build information's own words for that.
-		if want := "ferry version devel (no VCS information recorded; build with make build or go install, " + platform; r.Stdout != want {
+		// checkout): the build information's own words for that, and
+		// how to build a binary that knows its version (go install
+		// ./cmd/ferry there would know no more).
+		if want := "ferry version devel (no VCS information recorded; build with make build, or go install " + mainPath + "@VERSION, " + platform; r.Stdout != want {
 			t.Errorf("--version says %q; want %q", r.Stdout, want)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"runtime"
 	"runtime/debug"
@@ -54,6 +55,18 @@ func TestErrorsAreEscaped(t *testing.T) {
 
 func TestDescribeVersion(t *testing.T) {
 	goSuffix := runtime.GOOS + "/" + runtime.GOARCH + ")"
+	// A build without VCS information says how to get one: go install of
+	// this package, named by the module go.mod declares, at a version (go
+	// install ./cmd/ferry records no more than go build did).
+	gomod, err := os.ReadFile("../../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	module := regexp.MustCompile(`(?m)^module (\S+)$`).FindSubmatch(gomod)
+	if module == nil {
+		t.Fatalf("go.mod declares no module:\n%s", gomod)
+	}
+	mainPackage := string(module[1]) + "/cmd/ferry"
 	for _, tc := range []struct {
 		name        string
 		stamped     string
@@ -70,8 +83,8 @@ func TestDescribeVersion(t *testing.T) {
 			{Key: "vcs.modified", Value: "true"},
 		}}, "0123456789ab-dirty", "0123456789ab-dirty (commit 0123456789abcdef0123456789abcdef01234567 (modified), 2026-01-02T03:04:05Z, go1.26.1 " + goSuffix},
 		{"go build without VCS", "", &debug.BuildInfo{GoVersion: "go1.26.1", Main: debug.Module{Version: "(devel)"}},
-			"devel", "devel (no VCS information recorded; build with make build or go install, go1.26.1 " + goSuffix},
-		{"no build info", "", nil, "devel", "devel (no VCS information recorded; build with make build or go install, " + runtime.Version() + " " + goSuffix},
+			"devel", "devel (no VCS information recorded; build with make build, or go install " + mainPackage + "@VERSION, go1.26.1 " + goSuffix},
+		{"no build info", "", nil, "devel", "devel (no VCS information recorded; build with make build, or go install " + mainPackage + "@VERSION, " + runtime.Version() + " " + goSuffix},
 	} {
 		got := describeVersion(tc.stamped, tc.info)
 		if got.short != tc.short || got.long != tc.long {
