@@ -704,6 +704,8 @@ func TestBarAndSpinnerLinesFitTheTerminal(t *testing.T) {
 	}
 }
 
+// elide shortens a bar's or spinner's description to a number of
+// terminal columns, "…" in the middle of its longest word or of the whole.
 func TestElide(t *testing.T) {
 	for _, tc := range []struct {
 		s    string
