@@ -317,6 +317,10 @@ func TestOutputVerboseSaysEachThingOnce(t *testing.T) {
 	for _, l := range exp {
 		if strings.HasPrefix(l, "exported ") {
 			exported++
+			// Where it was written, not only where it came from.
+			if !strings.HasSuffix(l, " into "+archive) {
+				t.Errorf("export -v line %q does not say it went into %s", l, archive)
+			}
 		}
 	}
 	if exported != 6 {
@@ -359,5 +363,35 @@ func TestOutputTagListOfAMissingRepository(t *testing.T) {
 		if want := "ferry: repository sp/d not found on " + reg.Host + "\n"; r.Code != 1 || r.Stderr != want || r.Stdout != "" {
 			t.Errorf("ferry %s: %s\nwant exit 1 and %q", strings.Join(args, " "), r, want)
 		}
+	}
+}
+
+// export -v's line for each image names the archive it was written into,
+// whatever that is: a file, standard output, volumes. It named only where
+// the image came from ("exported image REGISTRY/apps/frontend@sha256:…").
+func TestExportVerboseNamesTheArchiveWrittenInto(t *testing.T) {
+	src := testregistry.NewDistribution(t)
+	img := seedImage(t, src, "src/app", 1)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "app.tar.zst")
+	for _, tc := range []struct {
+		args []string
+		into string
+	}{
+		{[]string{"-o", file}, file},
+		{[]string{"-o", "-"}, "standard output"},
+		{[]string{"-o", filepath.Join(dir, "split.tar.zst"), "--split-size", "4Ki"}, "the volumes " + filepath.Join(dir, "split.tar.zst") + ".0*"},
+	} {
+		r := mustFerry(t, append([]string{"export", "-v", "-i", img.String()}, tc.args...)...)
+		want := "\nexported image " + img.String() + " into " + tc.into + "\n"
+		if !strings.Contains("\n"+r.Stderr, want) {
+			t.Errorf("export -v %s: stderr does not say %q:\n%s", strings.Join(tc.args, " "), want[1:], r.Stderr)
+		}
+	}
+	// push --to-tar exports too.
+	bdir := bundleDir(t, img)
+	r := mustFerry(t, "push", "-v", "-b", src.Repo("src/bundle")+":v1", "-f", bdir, "--to-tar", file)
+	if want := "\nexported image " + img.String() + " into " + file + "\n"; !strings.Contains("\n"+r.Stderr, want) {
+		t.Errorf("push --to-tar -v: stderr does not say %q:\n%s", want[1:], r.Stderr)
 	}
 }

@@ -193,8 +193,8 @@ func TestCopyOfMountedBlobsShowsNoRate(t *testing.T) {
 	if !regexp.MustCompile(`^Copied into ` + regexp.QuoteMeta(repo) + ` in [0-9.]+m?s$`).MatchString(lines[0]) {
 		t.Errorf("first line %q: want where and how long, and no rate when nothing was sent", lines[0])
 	}
-	if len(lines) < 2 || !regexp.MustCompile(`^  blobs +\d+ mounted \([0-9.]+ [KMG]?i?B, not sent\), 0 already there$`).MatchString(lines[1]) {
-		t.Errorf("blobs line %q: want only mounted blobs", lines[1])
+	if len(lines) < 3 || lines[1] != "  images     1" || !regexp.MustCompile(`^  blobs +\d+ mounted \([0-9.]+ [KMG]?i?B, not sent\), 0 already there$`).MatchString(lines[2]) {
+		t.Errorf("images and blobs lines %q: want the one image, and only mounted blobs", lines[1:min(3, len(lines))])
 	}
 	r = mustFerry(t, "copy", "-i", f.app1.String(), "--to-repo", reg.Repo("mirror/app1-json"), "--json")
 	var res struct{ BlobsUploaded, BlobsMounted int }

@@ -108,6 +108,13 @@ func TestImportAndCopySummariesNameTheDestinationAndEachTagOnce(t *testing.T) {
 	repo := dst.Repo("far/release")
 	r = mustFerry(t, "import", "-f", archive, "--to-repo", repo)
 	assertRelocationSummary(t, r.Stderr, "Imported", repo, src.Host, "create", want)
+	// The root bundle, the four images its images.yml locks (app1, app2,
+	// the nested bundle, the index) and the one the nested bundle locks:
+	// what export's summary calls its images.
+	const images = 6
+	if !strings.Contains(r.Stderr, fmt.Sprintf("\n  images     %d\n", images)) {
+		t.Errorf("the summary does not count %d images:\n%s", images, r.Stderr)
+	}
 	// The archive's manifests and the two bundles' locations images.
 	if !strings.Contains(r.Stderr, fmt.Sprintf("  manifests  %d pushed, 0 already there\n", len(f.allManifests)+2)) {
 		t.Errorf("the summary does not count %d manifests pushed:\n%s", len(f.allManifests)+2, r.Stderr)
@@ -124,6 +131,9 @@ func TestImportAndCopySummariesNameTheDestinationAndEachTagOnce(t *testing.T) {
 	copied := dst.Repo("far/copied")
 	r = mustFerry(t, "copy", "-b", f.root, "--to-repo", copied)
 	assertRelocationSummary(t, r.Stderr, "Copied", copied, src.Host, "create", want)
+	if !strings.Contains(r.Stderr, fmt.Sprintf("\n  images     %d\n", images)) {
+		t.Errorf("the copy's summary does not count %d images:\n%s", images, r.Stderr)
+	}
 }
 
 // TestExportSummarySinceBasesFitsEightyColumns: export's summary with an
@@ -277,6 +287,7 @@ type (
 		Root             string          `json:"root"`
 		Tag              string          `json:"tag"`
 		Tags             []tagJSONSchema `json:"tags"`
+		Images           int             `json:"images"`
 		BlobsUploaded    int             `json:"blobsUploaded"`
 		BytesUploaded    int64           `json:"bytesUploaded"`
 		BlobsMounted     int             `json:"blobsMounted"`
@@ -387,9 +398,10 @@ func TestJSONResultsKeepTheirDocumentedFields(t *testing.T) {
 	} {
 		var imp importJSONSchema
 		r = mustFerry(t, cmd...)
-		decodeStrict(t, cmd[0], r.Stdout, &imp, "repository", "root", "tag", "tags", "blobsUploaded", "bytesUploaded",
+		decodeStrict(t, cmd[0], r.Stdout, &imp, "repository", "root", "tag", "tags", "images", "blobsUploaded", "bytesUploaded",
 			"blobsPresent", "bytesPresent", "manifestsPushed", "manifestsPresent", "dryRun")
-		if imp.Repository != cmd[4] || imp.Root != cmd[4]+"@"+f.rootDigest || imp.Tag != "v1" || len(imp.Tags) != len(want) {
+		// The root, the 4 images it locks, the 1 its nested bundle locks.
+		if imp.Repository != cmd[4] || imp.Root != cmd[4]+"@"+f.rootDigest || imp.Tag != "v1" || len(imp.Tags) != len(want) || imp.Images != 6 {
 			t.Errorf("%s --json: %+v", cmd[0], imp)
 		}
 		for _, tag := range imp.Tags {
@@ -418,13 +430,15 @@ func TestVersionSaysWhatWasBuilt(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go version -m %s: %v", ferryBin, err)
 	}
-	goVersion, modVersion := "", ""
+	goVersion, modVersion, mainPath := "", "", ""
 	settings := map[string]string{}
 	for i, l := range strings.Split(string(out), "\n") {
 		f := strings.Split(strings.TrimPrefix(l, "\t"), "\t")
 		switch {
 		case i == 0:
 			goVersion = strings.TrimSpace(l[strings.LastIndex(l, " ")+1:])
+		case len(f) >= 2 && f[0] == "path":
+			mainPath = f[1]
 		case len(f) >= 3 && f[0] == "mod":
 			modVersion = f[2]
 		case len(f) >= 2 && f[0] == "build":
@@ -433,8 +447,8 @@ func TestVersionSaysWhatWasBuilt(t *testing.T) {
 			}
 		}
 	}
-	if !strings.HasPrefix(goVersion, "go") || modVersion == "" || settings["GOOS"] == "" {
-		t.Fatalf("go version -m gave no Go version, main module or GOOS:\n%s", out)
+	if !strings.HasPrefix(goVersion, "go") || mainPath == "" || modVersion == "" || settings["GOOS"] == "" {
+		t.Fatalf("go version -m gave no Go version, main package, main module or GOOS:\n%s", out)
 	}
 	r := mustFerry(t, "--version")
 	platform := goVersion + " " + settings["GOOS"] + "/" + settings["GOARCH"] + ")\n"
@@ -454,8 +468,10 @@ func TestVersionSaysWhatWasBuilt(t *testing.T) {
 		}
 	default:
 		// No module version, no VCS (GOFLAGS=-buildvcs=false, or no
-		// checkout): the build information's own words for that.
-		if want := "ferry version devel (no VCS information recorded; build with make build or go install, " + platform; r.Stdout != want {
+		// checkout): the build information's own words for that, and
+		// how to build a binary that knows its version (go install
+		// ./cmd/ferry there would know no more).
+		if want := "ferry version devel (no VCS information recorded; build with make build, or go install " + mainPath + "@VERSION, " + platform; r.Stdout != want {
 			t.Errorf("--version says %q; want %q", r.Stdout, want)
 		}
 	}

@@ -42,6 +42,10 @@ type ExportOptions struct {
 	CreatedBy string
 	// Reporter receives progress; nil discards it.
 	Reporter progress.Reporter
+	// Into names the archive in the step reported for each image written
+	// ("exported image REF into Into"): a file, "standard output", the
+	// volumes. Empty, the steps name no archive.
+	Into string
 	// Remote is passed to every registry call.
 	Remote []remote.Option
 	// Client downloads the blobs; nil means a default registry.Client.
@@ -267,7 +271,7 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 
 	done := newImageTracker(p)
 	for _, im := range done.ready(-1) {
-		logImage(rep, im)
+		logImage(rep, im, opts.Into)
 	}
 
 	client := opts.Client
@@ -328,7 +332,7 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 			return nil, err
 		}
 		for _, im := range done.ready(i) {
-			logImage(rep, im)
+			logImage(rep, im, opts.Into)
 		}
 	}
 	closed = true
@@ -454,16 +458,19 @@ func newImageTracker(p *Plan) *imageTracker {
 // blob at all, complete once the head is written).
 func (t *imageTracker) ready(i int) []*Image { return t.byLast[i] }
 
-// logImage says that im is in the archive, naming its digest once: a
-// reference by digest already holds it.
-func logImage(rep progress.Reporter, im *Image) {
+// logImage says that im is in the archive, named into (ExportOptions.Into),
+// naming its digest once: a reference by digest already holds it.
+func logImage(rep progress.Reporter, im *Image, into string) {
+	if into != "" {
+		into = " into " + into
+	}
 	switch d := im.Digest.String(); {
 	case im.OriginalRef == "":
-		rep.Logf("exported %s %s", im.Role, d)
+		rep.Logf("exported %s %s%s", im.Role, d, into)
 	case strings.HasSuffix(im.OriginalRef, "@"+d):
-		rep.Logf("exported %s %s", im.Role, im.OriginalRef)
+		rep.Logf("exported %s %s%s", im.Role, im.OriginalRef, into)
 	default:
-		rep.Logf("exported %s %s (%s)", im.Role, im.OriginalRef, d)
+		rep.Logf("exported %s %s (%s)%s", im.Role, im.OriginalRef, d, into)
 	}
 }
 

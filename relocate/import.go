@@ -112,6 +112,10 @@ type ImportResult struct {
 	// Tags lists every tag written or left unchanged (or, in a dry run,
 	// that would be), in the order they are written.
 	Tags []TagResult `json:"tags"`
+	// Images counts what the archive's index.json lists (a copy: what an
+	// export of its plan would list), each digest once: bundles, images,
+	// indexes and artifacts, as ExportResult.Images does.
+	Images int `json:"images"`
 	// BlobsUploaded and BytesUploaded count the configs and layers sent to
 	// the destination (in a dry run: missing there), the locations
 	// images' included (not in a dry run, which does not build them all).

@@ -213,7 +213,7 @@ type blobMover func(ctx context.Context, dst *destination, res *ImportResult) er
 // summary says what was already in place and where the root landed.
 func (dst *destination) commit(ctx context.Context, phase string, move blobMover) (*ImportResult, error) {
 	head := dst.head
-	res := &ImportResult{Repository: dst.repo.Name(), DryRun: dst.opts.DryRun}
+	res := &ImportResult{Repository: dst.repo.Name(), Images: len(head.entries), DryRun: dst.opts.DryRun}
 	if root := head.root; root != nil {
 		res.Root = dst.digestRef(root.digest)
 		res.Tag = root.Tag

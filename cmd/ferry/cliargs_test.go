@@ -129,8 +129,8 @@ func TestDestinationMustNameItsRegistry(t *testing.T) {
 		wantUsage(t, args, "names no registry", "docker.io/")
 	}
 	for _, ok := range []string{"docker.io/mirror/app", "localhost/app", "localhost:5000/app", "registry.example.com/app", "10.0.0.1:5000/a/b", "[::1]:5000/app"} {
-		if _, err := parseRepo(ok, regopts.Options{}); err != nil {
-			t.Errorf("parseRepo(%q): %v", ok, err)
+		if _, err := parseRepository(ok, regopts.Options{}, true); err != nil {
+			t.Errorf("parseRepository(%q): %v", ok, err)
 		}
 	}
 	for _, cmd := range []string{"import", "copy"} {

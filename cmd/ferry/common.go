@@ -233,22 +233,52 @@ func registryClient(reg regopts.Options) (*registry.Client, error) {
 	return registry.New(opts), nil
 }
 
-// parseRepo reads a --to-repo value (or inventory's --repo).
-// go-containerregistry checks only the characters of the path; a component
-// the distribution grammar forbids ("-a", "a.-b", "r.", an empty one) would
-// pass, a dry run would say all is well, and the registry would refuse the
-// first upload with a bare 404.
-//
-// The registry must be named: go-containerregistry reads "mirror/app" as
-// Docker Hub's, so a release meant for a private mirror would be pushed to
-// a public registry with whatever Docker login the machine has.
-func parseRepo(s string, reg regopts.Options) (name.Repository, error) {
-	return parseRepository(s, reg, true)
+// repoFlag reads the repository given to flag of c (--to-repo,
+// inventory's --repo, tag list's -i) as parseRepository does. A value it
+// refuses is a usage error that names the command and the flag, as every
+// other: "import: --to-repo "mirror/app" names no registry, …".
+func repoFlag(c *cli.Context, flag, s string, reg regopts.Options, registryRequired bool) (name.Repository, error) {
+	repo, err := parseRepository(s, reg, registryRequired)
+	if err != nil {
+		return repo, usagef("%s: %s %w", commandPath(c), flag, err)
+	}
+	return repo, nil
 }
 
-// parseRepository is parseRepo; with registryRequired false a repository
-// without its registry is read as Docker Hub's, which a command that only
-// reads from it (tag list) may do.
+// referenceFlag reads the reference given to flag of c (-b, -i): a tag or
+// a digest. A value that is not one is a usage error that names the
+// command and the flag.
+func referenceFlag(c *cli.Context, flag, s string, reg regopts.Options) (name.Reference, error) {
+	ref, err := name.ParseReference(s, reg.NameOptions()...)
+	if err != nil {
+		return nil, usagef("%s: %s %q is not a reference (REGISTRY/PATH:TAG or REGISTRY/PATH@DIGEST): %v", commandPath(c), flag, s, err)
+	}
+	return ref, nil
+}
+
+// tagFlag is referenceFlag for a reference that must be a tag (push's -b
+// and -i: what it pushes gets that tag).
+func tagFlag(c *cli.Context, flag, s string, reg regopts.Options) (name.Tag, error) {
+	tag, err := name.NewTag(s, reg.NameOptions()...)
+	if err != nil {
+		return tag, usagef("%s: %s %q is not a tag reference (REGISTRY/PATH:TAG): %v", commandPath(c), flag, s, err)
+	}
+	return tag, nil
+}
+
+// parseRepository reads a repository: a --to-repo value, inventory's
+// --repo, tag list's -i (see repoFlag, which names the flag in its
+// errors). go-containerregistry checks only the characters of the path; a
+// component the distribution grammar forbids ("-a", "a.-b", "r.", an
+// empty one) would pass, a dry run would say all is well, and the registry
+// would refuse the first upload with a bare 404.
+//
+// With registryRequired, the registry must be named: go-containerregistry
+// reads "mirror/app" as Docker Hub's, so a release meant for a private
+// mirror would be pushed to a public registry with whatever Docker login
+// the machine has. Without it a repository without its registry is read
+// as Docker Hub's, which a command that only reads from it (tag list) may
+// do.
 func parseRepository(s string, reg regopts.Options, registryRequired bool) (name.Repository, error) {
 	// What follows the host: a tag or digest there is the likeliest
 	// mistake, and its own message says so.
@@ -258,30 +288,30 @@ func parseRepository(s string, reg regopts.Options, registryRequired bool) (name
 	} else if host, port, ok := strings.Cut(s, ":"); ok && host != "" && port != "" && strings.Trim(port, "0123456789") == "" {
 		// "localhost:5000": a registry whose repository path was forgotten,
 		// not a tag.
-		return name.Repository{}, usagef("%q names a registry but no repository: give REGISTRY/PATH (%s/my/repo)", s, s)
+		return name.Repository{}, fmt.Errorf("%q names a registry but no repository: give REGISTRY/PATH (%s/my/repo)", s, s)
 	}
 	switch {
 	case strings.Contains(path, "@"):
-		return name.Repository{}, usagef("%q names a digest: give a repository (REGISTRY/PATH), not a digest", s)
+		return name.Repository{}, fmt.Errorf("%q names a digest: give a repository (REGISTRY/PATH), not a digest", s)
 	case strings.Contains(path, ":"):
-		return name.Repository{}, usagef("%q names a tag: give a repository (REGISTRY/PATH), not a tag", s)
+		return name.Repository{}, fmt.Errorf("%q names a tag: give a repository (REGISTRY/PATH), not a tag", s)
 	}
 	if host, _, _ := strings.Cut(s, "/"); registryRequired && (host == s || !strings.ContainsAny(host, ".:") && host != "localhost") {
-		return name.Repository{}, usagef("%q names no registry, and would mean Docker Hub: give REGISTRY/PATH (registry.example.com/%s), or docker.io/%s for Docker Hub", s, s, s)
+		return name.Repository{}, fmt.Errorf("%q names no registry, and would mean Docker Hub: give REGISTRY/PATH (registry.example.com/%s), or docker.io/%s for Docker Hub", s, s, s)
 	}
 	repo, err := name.NewRepository(s, reg.NameOptions()...)
 	if err != nil {
-		return repo, usagef("%q is not a repository (REGISTRY/PATH): %v", s, err)
+		return repo, fmt.Errorf("%q is not a repository (REGISTRY/PATH): %v", s, err)
 	}
 	if err := serve.CheckRepository(repo.RepositoryStr()); err != nil {
 		// Name the component at fault: one component is a valid name
 		// exactly when it is a valid component.
 		for _, c := range strings.Split(repo.RepositoryStr(), "/") {
 			if serve.CheckRepository(c) != nil {
-				return repo, usagef("%q is not a repository (REGISTRY/PATH): path component %q is not lowercase letters and digits separated by '.', '_', '__' or dashes", s, c)
+				return repo, fmt.Errorf("%q is not a repository (REGISTRY/PATH): path component %q is not lowercase letters and digits separated by '.', '_', '__' or dashes", s, c)
 			}
 		}
-		return repo, usagef("%q is not a repository (REGISTRY/PATH): %v", s, err)
+		return repo, fmt.Errorf("%q is not a repository (REGISTRY/PATH): %v", s, err)
 	}
 	return repo, nil
 }

@@ -170,7 +170,7 @@ func runCopy(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	repo, err := parseRepo(to, reg)
+	repo, err := repoFlag(c, "--to-repo", to, reg, true)
 	if err != nil {
 		return err
 	}

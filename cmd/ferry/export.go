@@ -13,7 +13,6 @@ import (
 
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/progress"
-	"github.com/ferry-dev/ferry/internal/regopts"
 	"github.com/ferry-dev/ferry/internal/volumes"
 	"github.com/ferry-dev/ferry/relocate"
 )
@@ -75,8 +74,8 @@ func planSource(c *cli.Context) (relocate.Source, error) {
 		if f.ref == "" {
 			continue
 		}
-		if _, err := regopts.ParseReference(f.ref, reg); err != nil {
-			return src, usagef("%s: %s: %v", c.Command.Name, f.flag, err)
+		if _, err := referenceFlag(c, f.flag, f.ref, reg); err != nil {
+			return src, err
 		}
 	}
 	return src, nil
@@ -317,8 +316,23 @@ func exportOptions(c *cli.Context, out *printer, dest string) (relocate.ExportOp
 		Concurrency: c.Int("concurrency"),
 		CreatedBy:   "ferry " + readVersion().short,
 		Reporter:    out.Reporter(),
+		Into:        archiveInto(dest, split),
 		SplitSize:   split,
 	}, nil
+}
+
+// archiveInto names, in the -v line of each image exported, the archive
+// written to dest (split into volumes when split is positive): the file,
+// standard output, or the volumes as FILE.0* (which of them an image ends
+// up in is known only once the compressor has flushed it).
+func archiveInto(dest string, split int64) string {
+	switch {
+	case dest == "-":
+		return "standard output"
+	case split > 0:
+		return "the volumes " + dest + ".0*"
+	}
+	return dest
 }
 
 // printExportResult ends a command that wrote an archive: --json, or the

@@ -12,12 +12,14 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"github.com/ferry-dev/ferry/fixtures"
@@ -124,5 +126,41 @@ func TestInventoryToATerminalClearsTheSpinnerFirst(t *testing.T) {
 	}
 	if at > 0 && screen[at-1] != '\r' && screen[at-1] != '\n' {
 		t.Errorf("the document starts after %q, on the spinner's line, not on one of its own", screen[max(0, at-40):at])
+	}
+}
+
+// The spinner is fitted to the width of the terminal ferry writes to, read
+// from its descriptor: the bar library could not read it through the
+// writer ferry gives it, and a line wider than the terminal wrapped, each
+// redraw leaving a row behind.
+func TestSpinnerFitsTheTerminalItIsDrawnOn(t *testing.T) {
+	ref, _ := pushedImage(t)
+	repo := ref.Context().String()
+	master, tty := openPTY(t)
+	const cols = 40
+	if err := unix.IoctlSetWinsize(int(tty.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: cols}); err != nil {
+		t.Fatal(err)
+	}
+	shown := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(master)
+		shown <- string(b)
+	}()
+	var stdout bytes.Buffer
+	code := run(context.Background(), []string{"ferry", "inventory", "--repo", repo, "-o", filepath.Join(t.TempDir(), "have.json")}, strings.NewReader(""), &stdout, tty)
+	tty.Close()
+	screen := <-shown
+	drawn := 0
+	for _, l := range drawnLines(screen) {
+		if !strings.HasPrefix(l, "⠋ ") {
+			continue // the summary, whose lines a terminal wraps as text
+		}
+		drawn++
+		if n := utf8.RuneCountInString(l); n >= cols {
+			t.Errorf("a spinner line of %d columns on a terminal of %d: %q", n, cols, l)
+		}
+	}
+	if code != 0 || drawn == 0 {
+		t.Errorf("inventory on a terminal: exit %d, %d spinner lines drawn, screen %q", code, drawn, screen)
 	}
 }

@@ -43,7 +43,7 @@ func registryFlags() []cli.Flag {
 }
 
 // toRepoFlag is --to-repo, the repository import and copy write into. Its
-// registry must be named (parseRepo): a name without one would go to
+// registry must be named (parseRepository): a name without one would go to
 // Docker Hub, a public registry, as docker push's would.
 func toRepoFlag() cli.Flag {
 	return &cli.StringFlag{Name: "to-repo", Usage: "destination repository, `REGISTRY/PATH` with the registry named: docker.io/PATH for Docker Hub (a PATH alone is refused)"}

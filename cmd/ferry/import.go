@@ -78,7 +78,7 @@ func runImport(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	repo, err := parseRepo(to, reg)
+	repo, err := repoFlag(c, "--to-repo", to, reg, true)
 	if err != nil {
 		return err
 	}
@@ -137,10 +137,10 @@ func printImportResult(out *printer, command string, res *relocate.ImportResult,
 	return out.Result(j, func(w io.Writer) { printImport(w, command, j, took, out.verbose()) })
 }
 
-// printImport prints the summary of an import or a copy: where, what
-// moved and what was already there, how long, the lock file written, then
-// every tag as one table (action, tag, short digest) in the order they
-// were written, the original tag last. command is "import" or "copy".
+// printImport prints the summary of an import or a copy: where, how many
+// images, what moved and what was already there, how long, the lock file
+// written, then every tag as one table (action, tag, short digest) in the
+// order they were written, the original tag last. command is "import" or "copy".
 // Digests are abbreviated unless verbose.
 func printImport(w io.Writer, command string, j importJSON, took time.Duration, verbose bool) {
 	res := j.ImportResult
@@ -158,6 +158,9 @@ func printImport(w io.Writer, command string, j importJSON, took time.Duration, 
 		fmt.Fprintf(w, "%s into %s in %s\n", verb, res.Repository, formatDuration(took))
 	}
 	tw := summaryTable(w)
+	// What export's summary calls images: every entry of the archive's
+	// index (bundles, images, indexes, artifacts).
+	fmt.Fprintf(tw, "  images\t%d\n", res.Images)
 	var blobs string
 	// A delta's left-out blobs mounted from another repository count
 	// among those present in the result, but they were not there: here

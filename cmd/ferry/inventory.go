@@ -67,7 +67,7 @@ func runInventory(c *cli.Context) error {
 	}
 	var repos []name.Repository
 	for _, s := range c.StringSlice("repo") {
-		repo, err := parseRepo(s, reg)
+		repo, err := repoFlag(c, "--repo", s, reg, true)
 		if err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rivo/uniseg"
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
@@ -53,10 +54,14 @@ type printer struct {
 	stderr io.Writer
 	json   bool
 	tty    bool
-	level  level
-	start  time.Time
-	clock  clock
-	rep    *reporter // made by the first Reporter or Begin
+	// width returns the terminal's columns, which every bar and spinner
+	// line is fitted to (see fitBar, fitSpinner); nil: not known, lines
+	// are drawn whole.
+	width func() int
+	level level
+	start time.Time
+	clock clock
+	rep   *reporter // made by the first Reporter or Begin
 }
 
 func newPrinter(c *cli.Context) (*printer, error) {
@@ -71,8 +76,28 @@ func newPrinter(c *cli.Context) (*printer, error) {
 	}
 	if f, ok := c.App.ErrWriter.(*os.File); ok {
 		p.tty = term.IsTerminal(int(f.Fd()))
+		if p.tty {
+			p.width = terminalWidth(f)
+		}
 	}
 	return p, nil
+}
+
+// terminalWidth returns a function that reads the columns of terminal f,
+// each time it is called (a bar or spinner reads them as it starts, so a
+// terminal resized between phases is followed). The progress bar library
+// reads the width only from an *os.File it writes to, and it writes to the
+// printer's stderr, which is not one: the width is taken here, from f's
+// descriptor. A terminal that does not say (a pseudo-terminal never sized)
+// is taken to be 80 columns wide.
+func terminalWidth(f *os.File) func() int {
+	return func() int {
+		w, _, err := term.GetSize(int(f.Fd()))
+		if err != nil || w <= 0 {
+			return 80
+		}
+		return w
+	}
 }
 
 // lockedWriter makes each Write to w whole, whoever calls it.
@@ -178,7 +203,7 @@ func (p *printer) Reporter() progress.Reporter {
 		return progress.Nop{}
 	}
 	if p.rep == nil {
-		p.rep = &reporter{w: p.stderr, tty: p.tty, verbose: p.level >= levelVerbose, every: heartbeatEvery, clock: p.clock}
+		p.rep = &reporter{w: p.stderr, tty: p.tty, width: p.width, verbose: p.level >= levelVerbose, every: heartbeatEvery, clock: p.clock}
 	}
 	return p.rep
 }
@@ -220,9 +245,12 @@ func systemClock() clock {
 // reporter is the CLI's progress.Reporter. Its writes to stderr ignore
 // errors: losing the terminal must not stop the work.
 type reporter struct {
-	mu      sync.Mutex
-	w       io.Writer
-	tty     bool
+	mu  sync.Mutex
+	w   io.Writer
+	tty bool
+	// width is the printer's: the terminal's columns, read as each bar or
+	// spinner starts; nil when not known.
+	width   func() int
 	verbose bool
 	// every is the heartbeat interval without a terminal (0: none).
 	every time.Duration
@@ -270,7 +298,7 @@ func (r *reporter) spin(what string) {
 	// of ours instead, under r.mu like every other write to the bar.
 	bar := progressbar.NewOptions64(-1,
 		progressbar.OptionSetWriter(r.w),
-		progressbar.OptionSetDescription(forTerminal(what)),
+		progressbar.OptionSetDescription(fitSpinner(forTerminal(what), r.columns())),
 		progressbar.OptionSpinnerType(14),
 		progressbar.OptionSetSpinnerChangeInterval(0),
 		progressbar.OptionSetElapsedTime(true),
@@ -318,19 +346,143 @@ func (r *reporter) Start(phase string, total int64) {
 	}
 	r.endBar()
 	if r.tty {
-		r.bar = progressbar.NewOptions64(total,
+		desc, width, full := fitBar(forTerminal(phase), r.columns())
+		opts := []progressbar.Option{
 			progressbar.OptionSetWriter(r.w),
-			progressbar.OptionSetDescription(phase),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionShowTotalBytes(true),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionSetDescription(desc),
+			progressbar.OptionThrottle(100 * time.Millisecond),
 			progressbar.OptionClearOnFinish(),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionShowCount(),
-			progressbar.OptionUseIECUnits(true),
-		)
+			progressbar.OptionSetWidth(width),
+		}
+		if full {
+			opts = append(opts,
+				progressbar.OptionShowBytes(true),
+				progressbar.OptionShowTotalBytes(true),
+				progressbar.OptionSetPredictTime(true),
+				progressbar.OptionShowCount(),
+				progressbar.OptionUseIECUnits(true),
+			)
+		} else {
+			opts = append(opts, progressbar.OptionSetPredictTime(false))
+		}
+		r.bar = progressbar.NewOptions64(total, opts...)
 	}
+}
+
+// columns is the terminal's width, 0 when not known. r.mu is held.
+func (r *reporter) columns() int {
+	if r.width == nil {
+		return 0
+	}
+	return r.width()
+}
+
+// The widths of what the progress bar library draws around a description
+// (see its renderProgressBar), at most, plus one: a line is kept one column
+// short of the terminal's width, since one that fills it leaves some
+// terminals' cursor on the next row.
+//
+// A spinner: "⠋ " DESC "  [" ELAPSED "] ", the elapsed time up to
+// "9h59m59s". A bar: DESC "  45% |" BAR "| " STATS " [" ELAPSED ":" LEFT
+// "]", STATS up to "(1023 KiB/1023 MiB, 1023 MiB/s)" and the time left up
+// to "99h59m59s"; without them (a narrow terminal) DESC "  45% |" BAR "|  ".
+const (
+	spinnerChrome  = 2 + 3 + len("9h59m59s") + 2 + 1
+	barChrome      = 5 + 1 + 2 + 1 + len("(1023 KiB/1023 MiB, 1023 MiB/s)") + 2 + len("9h59m59s") + 1 + len("99h59m59s") + 1 + 1
+	shortBarChrome = 5 + 1 + 2 + 1 + 1 + 1
+	// barWidth is the bar's width where there is room, minBarWidth the
+	// least it is shrunk to before the description is shortened.
+	barWidth    = 30
+	minBarWidth = 10
+	// minBarDescription is how much of a description a bar with its
+	// figures must leave room for: else they are dropped.
+	minBarDescription = len("import")
+)
+
+// fitSpinner shortens what, a spinner's description, so that its line
+// fits cols columns (0: not known, what is kept whole).
+func fitSpinner(what string, cols int) string {
+	if cols <= 0 {
+		return what
+	}
+	return elide(what, cols-spinnerChrome)
+}
+
+// fitBar fits a bar's line to cols columns (0: not known): the bar is
+// shrunk from barWidth down to minBarWidth, then the description elided;
+// full says whether the bytes, rate and times fit beside them, which a
+// terminal narrower than about 80 columns does not have room for.
+func fitBar(desc string, cols int) (fitted string, width int, full bool) {
+	if cols <= 0 {
+		return desc, barWidth, true
+	}
+	dw := uniseg.StringWidth(desc)
+	room := cols - barChrome
+	full = room >= minBarWidth+min(dw, minBarDescription)
+	if !full {
+		room = cols - shortBarChrome
+	}
+	width = max(0, min(barWidth, room-dw, room-minBarDescription))
+	width = max(width, min(minBarWidth, room))
+	return elide(desc, room-width), width, full
+}
+
+// elide shortens s to at most n columns (as a terminal shows them) by
+// putting "…" in place of its middle: of its longest word when that is
+// enough and leaves the word 16 columns or more (a long reference keeps the
+// start of its registry and its repository's end: "127.0.0…/app-bundle"),
+// else of the whole of s (its start, which names the command, and its end).
+func elide(s string, n int) string {
+	w := uniseg.StringWidth(s)
+	if w <= n {
+		return s
+	}
+	if n <= 0 {
+		return ""
+	}
+	over := w - n
+	words := strings.Split(s, " ")
+	longest, lw := 0, -1
+	for i, word := range words {
+		if ww := uniseg.StringWidth(word); ww > lw {
+			longest, lw = i, ww
+		}
+	}
+	if lw-over >= 16 {
+		words[longest] = elideMiddle(words[longest], lw-over)
+		return strings.Join(words, " ")
+	}
+	return elideMiddle(s, n)
+}
+
+// elideMiddle shortens s, wider than n columns (n >= 1), to n columns: its
+// start and its end, "…" between, the end getting the odd column.
+func elideMiddle(s string, n int) string {
+	var clusters []string
+	var widths []int
+	g := uniseg.NewGraphemes(s)
+	for g.Next() {
+		clusters = append(clusters, g.Str())
+		widths = append(widths, g.Width())
+	}
+	keep := n - 1
+	head, tail := keep/2, keep-keep/2
+	var b strings.Builder
+	i, used := 0, 0
+	for ; i < len(clusters) && used+widths[i] <= head; i++ {
+		b.WriteString(clusters[i])
+		used += widths[i]
+	}
+	j, used := len(clusters), 0
+	for j > i && used+widths[j-1] <= tail {
+		j--
+		used += widths[j]
+	}
+	b.WriteString("…")
+	for _, c := range clusters[j:] {
+		b.WriteString(c)
+	}
+	return b.String()
 }
 
 // startHeartbeat starts the heartbeat unless it runs, there is a terminal

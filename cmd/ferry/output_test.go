@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"runtime"
 	"runtime/debug"
@@ -17,6 +18,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/urfave/cli/v2"
@@ -53,6 +55,18 @@ func TestErrorsAreEscaped(t *testing.T) {
 
 func TestDescribeVersion(t *testing.T) {
 	goSuffix := runtime.GOOS + "/" + runtime.GOARCH + ")"
+	// A build without VCS information says how to get one: go install of
+	// this package, named by the module go.mod declares, at a version (go
+	// install ./cmd/ferry records no more than go build did).
+	gomod, err := os.ReadFile("../../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	module := regexp.MustCompile(`(?m)^module (\S+)$`).FindSubmatch(gomod)
+	if module == nil {
+		t.Fatalf("go.mod declares no module:\n%s", gomod)
+	}
+	mainPackage := string(module[1]) + "/cmd/ferry"
 	for _, tc := range []struct {
 		name        string
 		stamped     string
@@ -69,8 +83,8 @@ func TestDescribeVersion(t *testing.T) {
 			{Key: "vcs.modified", Value: "true"},
 		}}, "0123456789ab-dirty", "0123456789ab-dirty (commit 0123456789abcdef0123456789abcdef01234567 (modified), 2026-01-02T03:04:05Z, go1.26.1 " + goSuffix},
 		{"go build without VCS", "", &debug.BuildInfo{GoVersion: "go1.26.1", Main: debug.Module{Version: "(devel)"}},
-			"devel", "devel (no VCS information recorded; build with make build or go install, go1.26.1 " + goSuffix},
-		{"no build info", "", nil, "devel", "devel (no VCS information recorded; build with make build or go install, " + runtime.Version() + " " + goSuffix},
+			"devel", "devel (no VCS information recorded; build with make build, or go install " + mainPackage + "@VERSION, go1.26.1 " + goSuffix},
+		{"no build info", "", nil, "devel", "devel (no VCS information recorded; build with make build, or go install " + mainPackage + "@VERSION, " + runtime.Version() + " " + goSuffix},
 	} {
 		got := describeVersion(tc.stamped, tc.info)
 		if got.short != tc.short || got.long != tc.long {
@@ -400,11 +414,12 @@ func TestVerboseHelpSaysWhatItAddsToEachCommand(t *testing.T) {
 func TestRelocationSummary(t *testing.T) {
 	d := "sha256:" + strings.Repeat("a", 64)
 	res := &relocate.ImportResult{Repository: "reg/far/app", Root: "reg/far/app@" + d, Tag: "v1",
-		Tags:         []relocate.TagResult{{Tag: "v1", Digest: d, Action: relocate.TagCreate}},
-		BlobsMounted: 8, BytesMounted: 9 << 20, ManifestsPushed: 5}
+		Tags:   []relocate.TagResult{{Tag: "v1", Digest: d, Action: relocate.TagCreate}},
+		Images: 3, BlobsMounted: 8, BytesMounted: 9 << 20, ManifestsPushed: 5}
 	var buf bytes.Buffer
 	printImport(&buf, "copy", importJSON{ImportResult: res, LockOutput: "pl.yml"}, 13677*time.Millisecond, false)
 	want := "Copied into reg/far/app in 13.7s\n" +
+		"  images     3\n" +
 		"  blobs      8 mounted (9.0 MiB, not sent), 0 already there\n" +
 		"  manifests  5 pushed, 0 already there\n" +
 		"  lock       written to pl.yml\n" +
@@ -418,7 +433,7 @@ func TestRelocationSummary(t *testing.T) {
 	res.BlobsUploaded, res.BytesUploaded = 2, 1<<20
 	buf.Reset()
 	printImport(&buf, "copy", importJSON{ImportResult: res}, 2*time.Second, false)
-	if !strings.HasPrefix(buf.String(), "Copied into reg/far/app in 2s (512.0 KiB/s)\n  blobs      2 uploaded (1.0 MiB), 8 mounted (9.0 MiB, not sent), 0 already there\n") ||
+	if !strings.HasPrefix(buf.String(), "Copied into reg/far/app in 2s (512.0 KiB/s)\n  images     3\n  blobs      2 uploaded (1.0 MiB), 8 mounted (9.0 MiB, not sent), 0 already there\n") ||
 		strings.Contains(buf.String(), "lock") {
 		t.Errorf("some blobs sent, no lock file:\n%s", buf.String())
 	}
@@ -621,6 +636,99 @@ func TestListingIntoAClosedPipeEndsQuietly(t *testing.T) {
 		code := run(context.Background(), args, strings.NewReader(""), failingWriter{fmt.Errorf("write /dev/stdout: %w", syscall.EPIPE)}, &stderr)
 		if code != 0 || stderr.Len() != 0 {
 			t.Errorf("%s into a closed pipe: exit %d, stderr %q; want exit 0 and nothing said", strings.Join(args[1:], " "), code, stderr.String())
+		}
+	}
+}
+
+// drawnLines splits what a bar or spinner wrote into the lines it drew
+// (each "\r…" frame, each cleared row), without the returns and newlines.
+func drawnLines(out string) []string {
+	return strings.FieldsFunc(out, func(r rune) bool { return r == '\r' || r == '\n' })
+}
+
+// Every line a spinner or a bar draws fits the terminal's width, less one
+// column: a longer one wrapped, and each redraw ("\r", spaces, "\r") left a
+// stale row behind. A long description is shortened in its middle, keeping
+// the command that names it and the end of the destination; a bar's
+// figures are dropped on a terminal too narrow for them, not its percent.
+func TestBarAndSpinnerLinesFitTheTerminal(t *testing.T) {
+	const ref = "127.0.0.1:47123/a-rather-long-team-name/mirror/app-bundle"
+	begin := "import: reading the archive's head and checking what " + ref + " holds"
+	for _, cols := range []int{150, 80, 60, 40} {
+		buf := newLockedBuffer()
+		p := &printer{stderr: buf, tty: true, level: levelNormal, clock: systemClock(), width: func() int { return cols }}
+		p.Begin(begin)
+		time.Sleep(2 * spinEvery)
+		rep := p.Reporter()
+		rep.Start("import", 3<<30)
+		rep.Add(1 << 30)
+		time.Sleep(150 * time.Millisecond) // past the bar's throttle
+		rep.Add(1 << 20)
+		rep.Done()
+		rep.Start("import: writing manifests and tags into "+ref, 0)
+		time.Sleep(2 * spinEvery)
+		p.Close()
+		out := buf.String()
+		for _, l := range drawnLines(out) {
+			if n := utf8.RuneCountInString(l); n >= cols {
+				t.Errorf("%d columns: a line of %d: %q", cols, n, l)
+			}
+		}
+		spinner, bar := false, false
+		for _, l := range drawnLines(out) {
+			spinner = spinner || strings.HasPrefix(l, "⠋ import: ") && strings.Contains(l, "holds  [")
+			bar = bar || strings.HasPrefix(l, "import  33% |")
+		}
+		if !spinner || !bar {
+			t.Errorf("%d columns: the spinner naming the import (%v) or the bar at 33%% (%v) was not drawn: %q", cols, spinner, bar, out)
+		}
+		switch whole := strings.Contains(out, begin); {
+		case cols == 150 && !whole:
+			t.Errorf("150 columns: the description was shortened: %q", out)
+		case cols < 150 && (whole || !strings.Contains(out, "…")):
+			t.Errorf("%d columns: the description was not shortened with an ellipsis: %q", cols, out)
+		}
+		if figures := strings.Contains(out, "/3.0 GiB"); figures != (cols >= 80) {
+			t.Errorf("%d columns: the bar's byte counts shown: %v, want %v: %q", cols, figures, cols >= 80, out)
+		}
+	}
+
+	// Without a known width (a printer made so by a test, a library
+	// caller), lines are drawn whole.
+	buf := newLockedBuffer()
+	p := &printer{stderr: buf, tty: true, level: levelNormal, clock: systemClock()}
+	p.Begin(begin)
+	p.Close()
+	if !strings.Contains(buf.String(), begin) {
+		t.Errorf("no width known: the spinner's line was changed: %q", buf.String())
+	}
+}
+
+// elide shortens a bar's or spinner's description to a number of
+// terminal columns, "…" in the middle of its longest word or of the whole.
+func TestElide(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"import", 10, "import"},
+		{"import", 6, "import"},
+		{"import", 5, "im…rt"},
+		{"abcdef", 1, "…"},
+		{"abcdef", 0, ""},
+		// The longest word, when it keeps 16 columns or more.
+		{"copy: checking what 127.0.0.1:5000/a-rather-long-team-name/app holds", 50, "copy: checking what 127.0.0.1:5…eam-name/app holds"},
+		// Else the middle of the whole.
+		{"copy: checking what 127.0.0.1:5000/a-rather-long-team-name/app holds", 30, "copy: checking…-name/app holds"},
+		// Columns, not bytes: a wide character takes two, and is never cut.
+		{"pull: extracting into /tmp/日本語のディレクトリ", 47, "pull: extracting into /tmp/日本語のディレクトリ"},
+		{"pull: extracting into /tmp/日本語のディレクトリ", 45, "pull: extracting into /tmp/日本語…ィレクトリ"},
+		{"pull: extracting into /tmp/日本語のディレクトリ", 30, "pull: extracti…のディレクトリ"},
+		{"pull: extracting into /tmp/日本語のディレクトリ", 20, "pull: ext…ィレクトリ"},
+	} {
+		if got := elide(tc.s, tc.n); got != tc.want {
+			t.Errorf("elide(%q, %d) = %q, want %q", tc.s, tc.n, got, tc.want)
 		}
 	}
 }

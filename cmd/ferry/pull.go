@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-dev/ferry/internal/progress"
@@ -59,9 +58,9 @@ func runPull(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ref, err := name.ParseReference(src, reg.NameOptions()...)
+	ref, err := referenceFlag(c, bundleOrImageFlag(isBundle), src, reg)
 	if err != nil {
-		return usagef("pull: %q is not a valid reference: %v", src, err)
+		return err
 	}
 	remoteOpts, err := reg.RemoteOptions(c.Context)
 	if err != nil {

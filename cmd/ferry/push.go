@@ -5,7 +5,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-dev/ferry/internal/bundle"
@@ -87,9 +86,9 @@ func runPush(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ref, err := name.NewTag(target, reg.NameOptions()...)
+	ref, err := tagFlag(c, bundleOrImageFlag(isBundle), target, reg)
 	if err != nil {
-		return usagef("push: %q is not a tag reference (REPO:TAG): %v", target, err)
+		return err
 	}
 	build := bundle.BuildOptions{
 		Bundle:              isBundle,
@@ -145,6 +144,14 @@ func bundleOrImage(c *cli.Context) (ref string, isBundle bool, err error) {
 		return i, false, refuseArchiveAsReference(c, "-i", i)
 	}
 	return "", false, usagef("%s: give -b REF for a bundle or -i REF for an image", c.Command.Name)
+}
+
+// bundleOrImageFlag names the flag bundleOrImage read: -b or -i.
+func bundleOrImageFlag(isBundle bool) string {
+	if isBundle {
+		return "-b"
+	}
+	return "-i"
 }
 
 // pushToArchive is push --to-tar: the bundle built as push builds it,

@@ -172,3 +172,35 @@ func TestFileNamedLikeAReference(t *testing.T) {
 	}
 	wantUsage(t, []string{"export", "-i", "127.0.0.1:1/x/rel", "-o", out}, "-i 127.0.0.1:1/x/rel is a file")
 }
+
+// A reference or repository flag's value that cannot be read is refused
+// naming the command and the flag, as every other usage error is: import
+// --to-repo mirror/app said only `ferry: "mirror/app" names no registry…`,
+// pull and push no flag. One path reads them all (repoFlag, referenceFlag,
+// tagFlag).
+func TestReferenceErrorsNameTheCommandAndTheFlag(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "x.tar.zst")
+	const bad = "127.0.0.1:1/Bad:1"
+	digest := "127.0.0.1:1/x/y@sha256:" + strings.Repeat("0", 64)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"import", "-f", "rel.tar.zst", "--to-repo", "mirror/app"}, `ferry: import: --to-repo "mirror/app" names no registry`},
+		{[]string{"copy", "--tar", "rel.tar.zst", "--to-repo", "mirror/app"}, `ferry: copy: --to-repo "mirror/app" names no registry`},
+		{[]string{"copy", "-b", "127.0.0.1:1/b:1", "--to-repo", "127.0.0.1:1/a:v1"}, `ferry: copy: --to-repo "127.0.0.1:1/a:v1" names a tag`},
+		{[]string{"inventory", "--repo", "127.0.0.1:1/x", "--repo", "mirror/app", "-o", filepath.Join(dir, "have.json")}, `ferry: inventory: --repo "mirror/app" names no registry`},
+		{[]string{"tag", "list", "-i", "127.0.0.1:1/-a/app"}, `ferry: tag list: -i "127.0.0.1:1/-a/app" is not a repository`},
+		{[]string{"export", "-b", bad, "-o", out}, `ferry: export: -b "` + bad + `" is not a reference`},
+		{[]string{"export", "-i", bad, "-o", out}, `ferry: export: -i "` + bad + `" is not a reference`},
+		{[]string{"copy", "-i", bad, "--to-repo", "127.0.0.1:1/x"}, `ferry: copy: -i "` + bad + `" is not a reference`},
+		{[]string{"copy", "-b", bad, "--to-tar", out}, `ferry: copy: -b "` + bad + `" is not a reference`},
+		{[]string{"pull", "-b", bad, "-o", filepath.Join(dir, "o")}, `ferry: pull: -b "` + bad + `" is not a reference`},
+		{[]string{"pull", "-i", bad, "-o", filepath.Join(dir, "o")}, `ferry: pull: -i "` + bad + `" is not a reference`},
+		{[]string{"push", "-b", digest, "-f", dir}, `ferry: push: -b "` + digest + `" is not a tag reference`},
+		{[]string{"push", "-i", bad, "-f", dir, "--to-tar", out}, `ferry: push: -i "` + bad + `" is not a tag reference`},
+	} {
+		wantUsage(t, tc.args, tc.want)
+	}
+}

@@ -52,9 +52,9 @@ func runTagList(c *cli.Context) error {
 	if err := refuseArchiveAsReference(c, "-i", src); err != nil {
 		return err
 	}
-	repo, err := parseRepository(src, reg, false)
+	repo, err := repoFlag(c, "-i", src, reg, false)
 	if err != nil {
-		return usagef("tag list: -i %w", err)
+		return err
 	}
 	remoteOpts, err := reg.RemoteOptions(c.Context)
 	if err != nil {

@@ -11,6 +11,9 @@ import (
 // from the build information Go records in every binary.
 var version string
 
+// installPath is ferry's main package, as go install names it.
+const installPath = "github.com/ferry-dev/ferry/cmd/ferry"
+
 // buildVersion is what ferry says it is: short names it in the User-Agent
 // and in the archives it writes; long is what --version prints.
 type buildVersion struct {
@@ -68,8 +71,10 @@ func describeVersion(stamped string, info *debug.BuildInfo) buildVersion {
 	var details []string
 	if short == "devel" {
 		// go build records no revision in a git worktree (whose .git is a
-		// file, golang/go#58218) or with -buildvcs=false.
-		details = append(details, "no VCS information recorded; build with make build or go install")
+		// file, golang/go#58218) or with -buildvcs=false, and go install
+		// ./cmd/ferry there records none either: make build stamps one,
+		// and go install of a version records the module's.
+		details = append(details, "no VCS information recorded; build with make build, or go install "+installPath+"@VERSION")
 	}
 	if rev != "" {
 		c := "commit " + rev
