@@ -22,8 +22,8 @@ import (
 
 // InventoryOptions configures TakeInventory.
 type InventoryOptions struct {
-	// Remote is passed to the calls made through go-containerregistry (tag
-	// listing, referrers).
+	// Remote is passed to the tag listing, made through
+	// go-containerregistry.
 	Remote []remote.Option
 	// Client fetches the manifests; nil means a default registry.Client.
 	Client *registry.Client
@@ -62,7 +62,7 @@ func TakeInventory(ctx context.Context, repos []name.Repository, opts InventoryO
 	}
 	doc := &inventory.Document{MediaType: inventory.MediaType, FormatVersion: inventory.FormatVersion, CreatedBy: createdBy, Created: time.Now().UTC().Truncate(time.Second)}
 	for _, repo := range repos {
-		r, err := holdings(ctx, repo, puller, opts.Remote, client, conc)
+		r, err := holdings(ctx, repo, puller, client, conc)
 		if err != nil {
 			return nil, fmt.Errorf("inventory of %s: %w", repo, withHTTPStatus(err))
 		}
@@ -79,17 +79,16 @@ func TakeInventory(ctx context.Context, repos []name.Repository, opts InventoryO
 
 // walker is the state of one repository's walk.
 type walker struct {
-	repo   name.Repository
-	reg    *registry.Repo
-	remote []remote.Option
-	conc   int
+	repo name.Repository
+	reg  *registry.Repo
+	conc int
 
 	mu        sync.Mutex
 	manifests map[v1.Hash]int64
 	blobs     map[v1.Hash]int64
 }
 
-func holdings(ctx context.Context, repo name.Repository, puller *remote.Puller, ropts []remote.Option, client *registry.Client, conc int) (inventory.Repository, error) {
+func holdings(ctx context.Context, repo name.Repository, puller *remote.Puller, client *registry.Client, conc int) (inventory.Repository, error) {
 	out := inventory.Repository{Registry: repo.RegistryStr(), Repository: repo.RepositoryStr()}
 	tagSet, err := importListTags(ctx, puller, repo)
 	if err != nil {
@@ -99,7 +98,7 @@ func holdings(ctx context.Context, repo name.Repository, puller *remote.Puller, 
 	if err != nil {
 		return out, err
 	}
-	w := &walker{repo: repo, reg: reg, remote: ropts, conc: conc, manifests: map[v1.Hash]int64{}, blobs: map[v1.Hash]int64{}}
+	w := &walker{repo: repo, reg: reg, conc: conc, manifests: map[v1.Hash]int64{}, blobs: map[v1.Hash]int64{}}
 	var level []string
 	for t := range tagSet {
 		level = append(level, t)
@@ -217,21 +216,16 @@ func (w *walker) parse(d v1.Hash, raw []byte, mt types.MediaType) ([]string, err
 	return children, nil
 }
 
-// referrers returns the digests of the manifests whose subject is d.
+// referrers returns the digests of the manifests whose subject is d: every
+// page of the referrers API, or its tag fallback, within the bounds export
+// reads them in (registry.Repo.Referrers).
 func (w *walker) referrers(ctx context.Context, d v1.Hash) ([]string, error) {
-	idx, err := remote.Referrers(w.repo.Digest(d.String()), append(append([]remote.Option{}, w.remote...), remote.WithContext(ctx))...)
+	descs, err := w.reg.Referrers(ctx, d, registry.ReferrersLimits{})
 	if err != nil {
-		if isNotFoundErr(err) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("referrers of %s@%s: %w", w.repo, d, err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return nil, fmt.Errorf("referrers of %s@%s: %w", w.repo, d, err)
+		return nil, err
 	}
 	var out []string
-	for _, r := range im.Manifests {
+	for _, r := range descs {
 		out = append(out, r.Digest.String())
 	}
 	return out, nil
