@@ -87,9 +87,9 @@ type walker struct {
 	mu        sync.Mutex
 	manifests map[v1.Hash]int64
 	blobs     map[v1.Hash]int64
-	// gone are the digests named to the walk that the repository does
-	// not hold.
-	gone map[v1.Hash]bool
+	// skipped are the digests named to the walk that it went on without:
+	// the repository does not hold them, or their manifest is unusable.
+	skipped map[v1.Hash]bool
 }
 
 // walkRef is what the walk fetches: a tag (from is ""), or the digest of a
@@ -109,7 +109,7 @@ func holdings(ctx context.Context, repo name.Repository, puller *remote.Puller, 
 	if err != nil {
 		return out, err
 	}
-	w := &walker{repo: repo, reg: reg, conc: conc, rep: rep, manifests: map[v1.Hash]int64{}, blobs: map[v1.Hash]int64{}, gone: map[v1.Hash]bool{}}
+	w := &walker{repo: repo, reg: reg, conc: conc, rep: rep, manifests: map[v1.Hash]int64{}, blobs: map[v1.Hash]int64{}, skipped: map[v1.Hash]bool{}}
 	var level []walkRef
 	for t := range tagSet {
 		level = append(level, walkRef{ref: t})
@@ -141,30 +141,40 @@ func holdings(ctx context.Context, repo name.Repository, puller *remote.Puller, 
 //
 // An inventory is advisory (an import checks every blob a delta leaves
 // out), so one manifest the walk cannot use does not stop it: a digest the
-// repository does not hold (an index's child, a listed referrer) is
-// skipped, and a manifest that cannot be read (Docker schema 1) is listed
-// without what it would reference, each with a warning. A tag deleted
-// while the walk runs is skipped without one.
+// repository does not hold (an index's child, a listed referrer) and a
+// manifest GetManifest refuses (larger than the limit, its bytes not of
+// its digest: a signed Docker schema 1 manifest's digest is that of its
+// payload) are skipped, and a manifest that cannot be read (Docker schema
+// 1) is listed without what it would reference, each with a warning. A
+// tag deleted while the walk runs is skipped without one.
 func (w *walker) fetchLevel(ctx context.Context, refs []walkRef) ([]walkRef, error) {
 	found := make([][]walkRef, len(refs))
 	err := parallel.ForEach(ctx, w.conc, len(refs), func(ctx context.Context, i int) error {
 		r := refs[i]
 		raw, mt, d, err := w.reg.GetManifest(ctx, r.ref, archive.DefaultMaxManifestSize)
-		if err != nil {
-			if !regerr.IsNotFound(err) {
-				return err
-			}
+		switch {
+		case registry.UnusableManifest(err):
+			w.skip(r)
 			if r.from != "" {
-				w.markGone(r)
+				err = fmt.Errorf("%w (%s)", err, r.from)
+			}
+			w.rep.Warnf("%v: skipped", err)
+			return nil
+		case regerr.IsNotFound(err):
+			if r.from != "" {
+				w.skip(r)
+				w.rep.Warnf("%s is not in the repository: skipped", w.name(r, r.ref))
 			}
 			return nil
+		case err != nil:
+			return err
 		}
 		if !w.add(d, int64(len(raw))) {
 			return nil
 		}
 		children, err := w.parse(d, raw, mt)
 		if err != nil {
-			w.rep.Warnf("%s: %v: listed without what it references", w.name(r, d), err)
+			w.rep.Warnf("%s: %v: listed without what it references", w.name(r, d.String()), err)
 		}
 		refd, err := w.referrers(ctx, d)
 		if err != nil {
@@ -189,8 +199,8 @@ func (w *walker) fetchLevel(ctx context.Context, refs []walkRef) ([]walkRef, err
 	return next, nil
 }
 
-// name names the manifest r led to, d, in a warning.
-func (w *walker) name(r walkRef, d v1.Hash) string {
+// name names the manifest r led to, of digest d, in a warning.
+func (w *walker) name(r walkRef, d string) string {
 	if r.from == "" {
 		return fmt.Sprintf("manifest %s:%s (%s)", w.repo, r.ref, d)
 	}
@@ -208,20 +218,19 @@ func (w *walker) add(d v1.Hash, size int64) bool {
 	return true
 }
 
-// markGone records that the repository does not hold the digest r names,
-// and says so.
-func (w *walker) markGone(r walkRef) {
+// skip records that the walk goes on without the manifest of the digest r
+// names (not for a tag), so that nothing leads to it again.
+func (w *walker) skip(r walkRef) {
 	d, err := v1.NewHash(r.ref)
 	if err != nil {
 		return
 	}
 	w.mu.Lock()
-	w.gone[d] = true
-	w.mu.Unlock()
-	w.rep.Warnf("%s is not in the repository: skipped", w.name(r, d))
+	defer w.mu.Unlock()
+	w.skipped[d] = true
 }
 
-// known reports whether the walk has fetched d, or found it gone.
+// known reports whether the walk has fetched d, or skipped it.
 func (w *walker) known(d string) bool {
 	h, err := v1.NewHash(d)
 	if err != nil {
@@ -230,7 +239,7 @@ func (w *walker) known(d string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	_, ok := w.manifests[h]
-	return ok || w.gone[h]
+	return ok || w.skipped[h]
 }
 
 func (w *walker) addBlob(d v1.Descriptor) {
