@@ -1,9 +1,9 @@
 package relocate
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,8 +22,8 @@ import (
 
 // InventoryOptions configures TakeInventory.
 type InventoryOptions struct {
-	// Remote is passed to the calls made through go-containerregistry (tag
-	// listing, referrers).
+	// Remote is passed to the tag listing, made through
+	// go-containerregistry.
 	Remote []remote.Option
 	// Client fetches the manifests; nil means a default registry.Client.
 	Client *registry.Client
@@ -62,7 +62,7 @@ func TakeInventory(ctx context.Context, repos []name.Repository, opts InventoryO
 	}
 	doc := &inventory.Document{MediaType: inventory.MediaType, FormatVersion: inventory.FormatVersion, CreatedBy: createdBy, Created: time.Now().UTC().Truncate(time.Second)}
 	for _, repo := range repos {
-		r, err := holdings(ctx, repo, puller, opts.Remote, client, conc)
+		r, err := holdings(ctx, repo, puller, client, conc, rep)
 		if err != nil {
 			return nil, fmt.Errorf("inventory of %s: %w", repo, withHTTPStatus(err))
 		}
@@ -79,17 +79,27 @@ func TakeInventory(ctx context.Context, repos []name.Repository, opts InventoryO
 
 // walker is the state of one repository's walk.
 type walker struct {
-	repo   name.Repository
-	reg    *registry.Repo
-	remote []remote.Option
-	conc   int
+	repo name.Repository
+	reg  *registry.Repo
+	conc int
+	rep  progress.Reporter
 
 	mu        sync.Mutex
 	manifests map[v1.Hash]int64
 	blobs     map[v1.Hash]int64
+	// skipped are the digests named to the walk that it went on without:
+	// the repository does not hold them, or their manifest is unusable.
+	skipped map[v1.Hash]bool
 }
 
-func holdings(ctx context.Context, repo name.Repository, puller *remote.Puller, ropts []remote.Option, client *registry.Client, conc int) (inventory.Repository, error) {
+// walkRef is what the walk fetches: a tag (from is ""), or the digest of a
+// manifest that another one names, from saying which ("a child of
+// REPO@DIGEST", "a referrer of REPO@DIGEST") for warnings.
+type walkRef struct {
+	ref, from string
+}
+
+func holdings(ctx context.Context, repo name.Repository, puller *remote.Puller, client *registry.Client, conc int, rep progress.Reporter) (inventory.Repository, error) {
 	out := inventory.Repository{Registry: repo.RegistryStr(), Repository: repo.RepositoryStr()}
 	tagSet, err := importListTags(ctx, puller, repo)
 	if err != nil {
@@ -99,10 +109,10 @@ func holdings(ctx context.Context, repo name.Repository, puller *remote.Puller, 
 	if err != nil {
 		return out, err
 	}
-	w := &walker{repo: repo, reg: reg, remote: ropts, conc: conc, manifests: map[v1.Hash]int64{}, blobs: map[v1.Hash]int64{}}
-	var level []string
+	w := &walker{repo: repo, reg: reg, conc: conc, rep: rep, manifests: map[v1.Hash]int64{}, blobs: map[v1.Hash]int64{}, skipped: map[v1.Hash]bool{}}
+	var level []walkRef
 	for t := range tagSet {
-		level = append(level, t)
+		level = append(level, walkRef{ref: t})
 	}
 	out.Tags = len(level)
 	// Level by level: the tags, then what their manifests name, then the
@@ -125,18 +135,38 @@ func holdings(ctx context.Context, repo name.Repository, puller *remote.Puller, 
 	return out, nil
 }
 
-// fetchLevel fetches the manifests refs name (tags or digests) and returns
-// the digests of the next level: children not seen yet and the referrers
-// of the manifests new in this level.
-func (w *walker) fetchLevel(ctx context.Context, refs []string) ([]string, error) {
-	found := make([][]string, len(refs))
+// fetchLevel fetches the manifests refs name and returns the next level:
+// children not seen yet and the referrers of the manifests new in this
+// level.
+//
+// An inventory is advisory (an import checks every blob a delta leaves
+// out), so one manifest the walk cannot use does not stop it: a digest the
+// repository does not hold (an index's child, a listed referrer) and a
+// manifest GetManifest refuses (larger than the limit, its bytes not of
+// its digest: a signed Docker schema 1 manifest's digest is that of its
+// payload) are skipped, and a manifest that cannot be read (Docker schema
+// 1) is listed without what it would reference, each with a warning. A
+// tag deleted while the walk runs is skipped without one.
+func (w *walker) fetchLevel(ctx context.Context, refs []walkRef) ([]walkRef, error) {
+	found := make([][]walkRef, len(refs))
 	err := parallel.ForEach(ctx, w.conc, len(refs), func(ctx context.Context, i int) error {
-		raw, mt, d, err := w.reg.GetManifest(ctx, refs[i], archive.DefaultMaxManifestSize)
-		if err != nil {
-			// A tag deleted while the walk runs is not an error.
-			if isNotFoundErr(err) && !isDigestRef(refs[i]) {
-				return nil
+		r := refs[i]
+		raw, mt, d, err := w.reg.GetManifest(ctx, r.ref, archive.DefaultMaxManifestSize)
+		switch {
+		case registry.UnusableManifest(err):
+			w.skip(r)
+			if r.from != "" {
+				err = fmt.Errorf("%w (%s)", err, r.from)
 			}
+			w.rep.Warnf("%v: skipped", err)
+			return nil
+		case regerr.IsNotFound(err):
+			if r.from != "" {
+				w.skip(r)
+				w.rep.Warnf("%s is not in the repository: skipped", w.name(r, r.ref))
+			}
+			return nil
+		case err != nil:
 			return err
 		}
 		if !w.add(d, int64(len(raw))) {
@@ -144,7 +174,7 @@ func (w *walker) fetchLevel(ctx context.Context, refs []string) ([]string, error
 		}
 		children, err := w.parse(d, raw, mt)
 		if err != nil {
-			return err
+			w.rep.Warnf("%s: %v: listed without what it references", w.name(r, d.String()), err)
 		}
 		refd, err := w.referrers(ctx, d)
 		if err != nil {
@@ -156,17 +186,25 @@ func (w *walker) fetchLevel(ctx context.Context, refs []string) ([]string, error
 	if err != nil {
 		return nil, err
 	}
-	var next []string
+	var next []walkRef
 	seen := map[string]bool{}
 	for _, f := range found {
-		for _, d := range f {
-			if !seen[d] && !w.known(d) {
-				seen[d] = true
-				next = append(next, d)
+		for _, r := range f {
+			if !seen[r.ref] && !w.known(r.ref) {
+				seen[r.ref] = true
+				next = append(next, r)
 			}
 		}
 	}
 	return next, nil
+}
+
+// name names the manifest r led to, of digest d, in a warning.
+func (w *walker) name(r walkRef, d string) string {
+	if r.from == "" {
+		return fmt.Sprintf("manifest %s:%s (%s)", w.repo, r.ref, d)
+	}
+	return fmt.Sprintf("manifest %s@%s (%s)", w.repo, d, r.from)
 }
 
 // add records manifest d; it reports false when d was already recorded.
@@ -180,6 +218,19 @@ func (w *walker) add(d v1.Hash, size int64) bool {
 	return true
 }
 
+// skip records that the walk goes on without the manifest of the digest r
+// names (not for a tag), so that nothing leads to it again.
+func (w *walker) skip(r walkRef) {
+	d, err := v1.NewHash(r.ref)
+	if err != nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.skipped[d] = true
+}
+
+// known reports whether the walk has fetched d, or skipped it.
 func (w *walker) known(d string) bool {
 	h, err := v1.NewHash(d)
 	if err != nil {
@@ -188,7 +239,7 @@ func (w *walker) known(d string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	_, ok := w.manifests[h]
-	return ok
+	return ok || w.skipped[h]
 }
 
 func (w *walker) addBlob(d v1.Descriptor) {
@@ -200,44 +251,47 @@ func (w *walker) addBlob(d v1.Descriptor) {
 	w.blobs[d.Digest] = d.Size
 }
 
-// parse records the blobs a manifest references and returns the digests
-// of the manifests an index names.
-func (w *walker) parse(d v1.Hash, raw []byte, mt types.MediaType) ([]string, error) {
+// parse records the blobs a manifest references and returns the manifests
+// an index names. It records nothing from a manifest it cannot read: one
+// parseImportManifest refuses (Docker schema 1), one of another media type
+// than an image manifest or index (an OCI artifact manifest of the 1.1
+// release candidates, whose "blobs" the image parser would not see), or
+// one that names something by another digest than sha256 (or by none),
+// which an inventory cannot list.
+func (w *walker) parse(d v1.Hash, raw []byte, mt types.MediaType) ([]walkRef, error) {
 	m, err := parseImportManifest(d, raw, mt)
 	if err != nil {
-		return nil, fmt.Errorf("manifest %s@%s: %w", w.repo, d, err)
+		return nil, err
+	}
+	if !m.mediaType.IsImage() && !m.mediaType.IsIndex() {
+		return nil, fmt.Errorf("media type %s is neither an image manifest nor an index", m.mediaType)
+	}
+	for _, b := range slices.Concat(m.blobs, m.children) {
+		if b.Digest.Algorithm != "sha256" {
+			return nil, fmt.Errorf("it names a %s without a sha256 digest (%q)", b.MediaType, b.Digest)
+		}
 	}
 	for _, b := range m.blobs {
 		w.addBlob(b)
 	}
-	var children []string
+	var children []walkRef
 	for _, c := range m.children {
-		children = append(children, c.Digest.String())
+		children = append(children, walkRef{ref: c.Digest.String(), from: fmt.Sprintf("a child of %s@%s", w.repo, d)})
 	}
 	return children, nil
 }
 
-// referrers returns the digests of the manifests whose subject is d.
-func (w *walker) referrers(ctx context.Context, d v1.Hash) ([]string, error) {
-	idx, err := remote.Referrers(w.repo.Digest(d.String()), append(append([]remote.Option{}, w.remote...), remote.WithContext(ctx))...)
+// referrers returns the manifests whose subject is d: every page of the
+// referrers API, or its tag fallback, within the bounds export reads them
+// in (registry.Repo.Referrers).
+func (w *walker) referrers(ctx context.Context, d v1.Hash) ([]walkRef, error) {
+	descs, err := w.reg.Referrers(ctx, d, registry.ReferrersLimits{})
 	if err != nil {
-		if isNotFoundErr(err) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("referrers of %s@%s: %w", w.repo, d, err)
+		return nil, err
 	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return nil, fmt.Errorf("referrers of %s@%s: %w", w.repo, d, err)
-	}
-	var out []string
-	for _, r := range im.Manifests {
-		out = append(out, r.Digest.String())
+	var out []walkRef
+	for _, r := range descs {
+		out = append(out, walkRef{ref: r.Digest.String(), from: fmt.Sprintf("a referrer of %s@%s", w.repo, d)})
 	}
 	return out, nil
 }
-
-func isDigestRef(ref string) bool { return bytes.HasPrefix([]byte(ref), []byte("sha256:")) }
-
-// isNotFoundErr reports a registry's "no such manifest or repository".
-func isNotFoundErr(err error) bool { return regerr.IsNotFound(err) }

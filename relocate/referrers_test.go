@@ -103,8 +103,15 @@ func TestReferrersOnEveryPageAreCarried(t *testing.T) {
 	// Pages that loop stop the resolution, naming the registry.
 	reg.SetLinks(testregistry.LinksLoop)
 	_, err = relocate.Resolve(context.Background(), relocate.Source{Image: repo.Tag("v1").String()}, relocate.Options{Remote: opts, Referrers: true})
-	if err == nil || !strings.Contains(err.Error(), "loops") || !strings.Contains(err.Error(), reg.Host) {
-		t.Errorf("resolve with looping referrers pages: %v; want an error naming %s and the loop", err, reg.Host)
+	checkLoopRefused(t, "resolve", err, reg.Host)
+}
+
+// checkLoopRefused fails the test unless err, what a listing of referrers
+// whose pages loop gave, names the registry host and the loop.
+func checkLoopRefused(t *testing.T, what string, err error, host string) {
+	t.Helper()
+	if err == nil || !strings.Contains(err.Error(), "loops") || !strings.Contains(err.Error(), host) {
+		t.Errorf("%s with looping referrers pages: %v; want an error naming %s and the loop", what, err, host)
 	}
 }
 

@@ -18,7 +18,10 @@ func inventoryCommand() *cli.Command {
 		UsageText: "ferry inventory --repo REPO [--repo REPO...] -o have.json",
 		Description: `Walks each REPO from every one of its tags (internal tags included), through
 manifests, index children and referrers, and writes what they hold — digests
-and sizes only, no content — into one JSON document (docs/inventory.md).
+and sizes only, no content — into one JSON document (docs/inventory.md). A
+manifest it cannot read (Docker schema 1, say) is listed without what it
+references, and one it cannot fetch (gone, too large) is skipped, each with
+a warning: the walk goes on.
 
 Run it on the far side of an air gap and carry the file back: then
 ferry export --since have.json leaves out of the archive every config and

@@ -537,7 +537,8 @@ func (r *Repo) ManifestDescriptor(ctx context.Context, reference string) (*v1.De
 // naming the size, one the registry says is larger than max before reading
 // it, and reads at most max bytes of any. The digest returned is that of
 // the bytes; it must be the one asked for, and the one the registry
-// reports.
+// reports. Those refusals, and that of bytes the Content-Type contradicts,
+// are UnusableManifest errors.
 func (r *Repo) GetManifest(ctx context.Context, reference string, max int64) ([]byte, types.MediaType, v1.Hash, error) {
 	ref := r.ref(reference)
 	resp, err := r.do(ctx, http.MethodGet, r.url("/manifests/"+reference), nil, 0, http.Header{"Accept": {manifestAccept}})
@@ -549,32 +550,47 @@ func (r *Repo) GetManifest(ctx context.Context, reference string, max int64) ([]
 		return nil, "", v1.Hash{}, fmt.Errorf("fetch %s: %w", ref, err)
 	}
 	if resp.ContentLength > max {
-		return nil, "", v1.Hash{}, fmt.Errorf("fetch %s: the registry says it is %d bytes, more than the %d a manifest may have", ref, resp.ContentLength, max)
+		return nil, "", v1.Hash{}, unusable(fmt.Errorf("fetch %s: the registry says it is %d bytes, more than the %d a manifest may have", ref, resp.ContentLength, max))
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
 	if err != nil {
 		return nil, "", v1.Hash{}, fmt.Errorf("fetch %s: %w", ref, err)
 	}
 	if int64(len(raw)) > max {
-		return nil, "", v1.Hash{}, fmt.Errorf("fetch %s: more than the %d bytes a manifest may have", ref, max)
+		return nil, "", v1.Hash{}, unusable(fmt.Errorf("fetch %s: more than the %d bytes a manifest may have", ref, max))
 	}
 	sum := sha256.Sum256(raw)
 	d := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
 	if strings.HasPrefix(reference, "sha256:") && reference != d.String() {
-		return nil, "", v1.Hash{}, fmt.Errorf("fetch %s: the registry served bytes with digest %s", ref, d)
+		return nil, "", v1.Hash{}, unusable(fmt.Errorf("fetch %s: the registry served bytes with digest %s", ref, d))
 	}
 	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != d.String() {
-		return nil, "", v1.Hash{}, fmt.Errorf("fetch %s: the registry says digest %s, its bytes have %s", ref, got, d)
+		return nil, "", v1.Hash{}, unusable(fmt.Errorf("fetch %s: the registry says digest %s, its bytes have %s", ref, got, d))
 	}
 	// The Content-Type is the registry's word, which decides how the
 	// bytes are read (an image's blobs, or an index's children): it must
 	// agree with the bytes.
 	mt := types.MediaType(resp.Header.Get("Content-Type"))
 	if err := manifest.CheckType(mt, raw); err != nil {
-		return nil, "", v1.Hash{}, fmt.Errorf("fetch %s: the registry serves it as %s: %w", ref, mt, err)
+		return nil, "", v1.Hash{}, unusable(fmt.Errorf("fetch %s: the registry serves it as %s: %w", ref, mt, err))
 	}
 	return raw, mt, d, nil
 }
+
+// unusableManifest is GetManifest's refusal of what the registry served.
+type unusableManifest struct{ err error }
+
+func (e unusableManifest) Error() string { return e.err.Error() }
+func (e unusableManifest) Unwrap() error { return e.err }
+
+func unusable(err error) error { return unusableManifest{err} }
+
+// UnusableManifest reports whether err is GetManifest's refusal of the
+// manifest a registry served (larger than the limit, bytes that do not
+// match the digest asked for or the one the registry names, a Content-Type
+// the bytes contradict) rather than a failed request: work for which one
+// manifest is not the whole (an inventory) can go on without it.
+func UnusableManifest(err error) bool { return errors.As(err, new(unusableManifest)) }
 
 // ref names reference (a tag or digest) of the repository in messages.
 func (r *Repo) ref(reference string) string {
