@@ -34,6 +34,9 @@ type InventoryOptions struct {
 	CreatedBy string
 	// Reporter receives one line per repository; nil discards it.
 	Reporter progress.Reporter
+	// MaxManifests bounds the manifests walked in each repository; 0
+	// means MaxInventoryManifests.
+	MaxManifests int
 }
 
 // TakeInventory lists what each repository holds (`ferry inventory`):
@@ -61,8 +64,12 @@ func TakeInventory(ctx context.Context, repos []name.Repository, opts InventoryO
 		return nil, err
 	}
 	doc := &inventory.Document{MediaType: inventory.MediaType, FormatVersion: inventory.FormatVersion, CreatedBy: createdBy, Created: time.Now().UTC().Truncate(time.Second)}
+	maxManifests := opts.MaxManifests
+	if maxManifests <= 0 {
+		maxManifests = MaxInventoryManifests
+	}
 	for _, repo := range repos {
-		r, err := holdings(ctx, repo, puller, client, conc, rep)
+		r, err := holdings(ctx, repo, puller, client, conc, maxManifests, rep)
 		if err != nil {
 			return nil, fmt.Errorf("inventory of %s: %w", repo, withHTTPStatus(err))
 		}
@@ -76,6 +83,14 @@ func TakeInventory(ctx context.Context, repos []name.Repository, opts InventoryO
 	}
 	return doc, nil
 }
+
+// MaxInventoryManifests bounds the manifests an inventory walks in one
+// repository (tags, index children and referrers, each fetched once): a
+// registry that kept naming new ones would otherwise make the walk
+// endless. 250,000 is 10,000 tags of multi-platform indexes with a dozen
+// children and a signature each, twice over; the walk's own state for
+// that many is a few tens of MiB.
+const MaxInventoryManifests = 250_000
 
 // walker is the state of one repository's walk.
 type walker struct {
@@ -99,7 +114,7 @@ type walkRef struct {
 	ref, from string
 }
 
-func holdings(ctx context.Context, repo name.Repository, puller *remote.Puller, client *registry.Client, conc int, rep progress.Reporter) (inventory.Repository, error) {
+func holdings(ctx context.Context, repo name.Repository, puller *remote.Puller, client *registry.Client, conc, maxManifests int, rep progress.Reporter) (inventory.Repository, error) {
 	out := inventory.Repository{Registry: repo.RegistryStr(), Repository: repo.RepositoryStr()}
 	tagSet, err := importListTags(ctx, puller, repo)
 	if err != nil {
@@ -118,6 +133,9 @@ func holdings(ctx context.Context, repo name.Repository, puller *remote.Puller, 
 	// Level by level: the tags, then what their manifests name, then the
 	// referrers of everything found so far, until nothing new turns up.
 	for len(level) > 0 {
+		if n := len(w.manifests) + len(level); n > maxManifests {
+			return out, fmt.Errorf("more than %d manifests to walk (%d found, %d more named): a repository this large, or a registry that keeps naming new ones, is beyond what an inventory lists", maxManifests, len(w.manifests), len(level))
+		}
 		next, err := w.fetchLevel(ctx, level)
 		if err != nil {
 			return out, err

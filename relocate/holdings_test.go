@@ -245,3 +245,30 @@ func TestInventorySkipsAManifestTooLargeToRead(t *testing.T) {
 		t.Errorf("warnings %q, want one naming %s, too large, a child of %s", warnings, hugeDigest, parentDigest)
 	}
 }
+
+// TestInventoryStopsPastItsManifestBound: a repository naming more
+// manifests than the bound (here 3: four tags of different images) stops
+// the inventory with an error that says so, rather than walking on; at
+// the bound it is listed.
+func TestInventoryStopsPastItsManifestBound(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	repo, opts, _ := farRepo(t, reg)
+	for _, tag := range []string{"v2", "v3"} {
+		if err := remote.Write(repo.Tag(tag), impMust(random.Image(512, 1)), opts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	take := func() error {
+		_, err := relocate.TakeInventory(context.Background(), []name.Repository{repo}, relocate.InventoryOptions{Remote: opts, MaxManifests: 3})
+		return err
+	}
+	if err := take(); err != nil {
+		t.Fatalf("three manifests, a bound of three: %v", err)
+	}
+	if err := remote.Write(repo.Tag("v4"), impMust(random.Image(512, 1)), opts...); err != nil {
+		t.Fatal(err)
+	}
+	if err := take(); err == nil || !strings.Contains(err.Error(), "more than 3 manifests") || !strings.Contains(err.Error(), repo.String()) {
+		t.Errorf("four manifests, a bound of three: %v, want an error naming the repository and the bound", err)
+	}
+}
