@@ -343,3 +343,103 @@ func TestPushToTarTakesPushsFlags(t *testing.T) {
 		}
 	}
 }
+
+// withoutApp1 is basic.imgpkg.tar without the app1 image its bundle locks:
+// its entry in manifest.json and its layer's file dropped.
+func withoutApp1(t *testing.T) []byte {
+	t.Helper()
+	gold, err := golden.ReadFile("basic.imgpkg.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type item struct {
+		Image *struct {
+			Manifest struct{ Digest string }
+			Layers   []struct{ Digest string }
+		}
+	}
+	tr := tar.NewReader(bytes.NewReader(gold))
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	drop := map[string]bool{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name == "manifest.json" {
+			var raw []json.RawMessage
+			if err := json.Unmarshal(body, &raw); err != nil {
+				t.Fatal(err)
+			}
+			var keep []json.RawMessage
+			for _, r := range raw {
+				var it item
+				if err := json.Unmarshal(r, &it); err != nil {
+					t.Fatal(err)
+				}
+				if it.Image != nil && it.Image.Manifest.Digest == golden.App1 {
+					for _, l := range it.Image.Layers {
+						drop["sha256-"+hexOf(l.Digest)+".tar.gz"] = true
+					}
+					continue
+				}
+				keep = append(keep, r)
+			}
+			if len(keep) != len(raw)-1 || len(drop) == 0 {
+				t.Fatalf("manifest.json of basic.imgpkg.tar: app1 found %d times, with %d layers", len(raw)-len(keep), len(drop))
+			}
+			if body, err = json.Marshal(keep); err != nil {
+				t.Fatal(err)
+			}
+			h.Size = int64(len(body))
+		}
+		if drop[h.Name] {
+			continue
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestImgpkgTarballMissingALockedImageNamesTheCommand: an imgpkg tarball
+// without an image its bundle locks is refused, nothing tagged, and the
+// error names the command the user ran: copy --tar is a copy, though it
+// imports.
+func TestImgpkgTarballMissingALockedImageNamesTheCommand(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "missing.imgpkg.tar")
+	if err := os.WriteFile(path, withoutApp1(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dst := testregistry.NewDistribution(t)
+	for _, tc := range []struct {
+		args      []string
+		want, not string
+	}{
+		{[]string{"import", "-f", path, "--to-repo", dst.Repo("m/a")}, "import to " + dst.Repo("m/a") + ":", "copy to"},
+		{[]string{"copy", "--tar", path, "--to-repo", dst.Repo("m/b")}, "copy to " + dst.Repo("m/b") + ":", "import to"},
+	} {
+		r := ferry(t, nil, tc.args...)
+		if r.Code != 1 || !strings.Contains(r.Stderr, tc.want) || strings.Contains(r.Stderr, tc.not) || !strings.Contains(r.Stderr, "nothing tagged") {
+			t.Errorf("%s: want exit 1, %q and nothing tagged, not %q: %s", tc.args[0], tc.want, tc.not, r)
+		}
+		if tags := tagsOf(t, dst, tc.args[len(tc.args)-1]); len(tags) != 0 {
+			t.Errorf("%s tagged %v", tc.args[0], tags)
+		}
+	}
+}
