@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -358,63 +359,36 @@ func withoutApp1(t *testing.T) []byte {
 			Layers   []struct{ Digest string }
 		}
 	}
-	tr := tar.NewReader(bytes.NewReader(gold))
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	drop := map[string]bool{}
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Name == "manifest.json" {
-			var raw []json.RawMessage
-			if err := json.Unmarshal(body, &raw); err != nil {
-				t.Fatal(err)
-			}
-			var keep []json.RawMessage
-			for _, r := range raw {
-				var it item
-				if err := json.Unmarshal(r, &it); err != nil {
-					t.Fatal(err)
-				}
-				if it.Image != nil && it.Image.Manifest.Digest == golden.App1 {
-					for _, l := range it.Image.Layers {
-						drop["sha256-"+hexOf(l.Digest)+".tar.gz"] = true
-					}
-					continue
-				}
-				keep = append(keep, r)
-			}
-			if len(keep) != len(raw)-1 || len(drop) == 0 {
-				t.Fatalf("manifest.json of basic.imgpkg.tar: app1 found %d times, with %d layers", len(raw)-len(keep), len(drop))
-			}
-			if body, err = json.Marshal(keep); err != nil {
-				t.Fatal(err)
-			}
-			h.Size = int64(len(body))
-		}
-		if drop[h.Name] {
-			continue
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(body); err != nil {
-			t.Fatal(err)
-		}
+	entries := readTarEntries(t, "basic.imgpkg.tar", bytes.NewReader(gold))
+	if len(entries) == 0 || entries[0].Header.Name != "manifest.json" {
+		t.Fatal("basic.imgpkg.tar does not begin with manifest.json")
 	}
-	if err := tw.Close(); err != nil {
+	var raw, keep []json.RawMessage
+	if err := json.Unmarshal(entries[0].Data, &raw); err != nil {
 		t.Fatal(err)
 	}
-	return buf.Bytes()
+	drop := map[string]bool{}
+	for _, r := range raw {
+		var it item
+		if err := json.Unmarshal(r, &it); err != nil {
+			t.Fatal(err)
+		}
+		if it.Image != nil && it.Image.Manifest.Digest == golden.App1 {
+			for _, l := range it.Image.Layers {
+				drop["sha256-"+hexOf(l.Digest)+".tar.gz"] = true
+			}
+			continue
+		}
+		keep = append(keep, r)
+	}
+	if len(keep) != len(raw)-1 || len(drop) == 0 {
+		t.Fatalf("manifest.json of basic.imgpkg.tar: app1 found %d times, with %d layers", len(raw)-len(keep), len(drop))
+	}
+	if entries[0].Data, err = json.Marshal(keep); err != nil {
+		t.Fatal(err)
+	}
+	entries = slices.DeleteFunc(entries, func(e tarEntry) bool { return drop[e.Header.Name] })
+	return writeTar(t, entries)
 }
 
 // TestImgpkgTarballMissingALockedImageNamesTheCommand: an imgpkg tarball
