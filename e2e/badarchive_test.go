@@ -36,7 +36,14 @@ func readEntries(t *testing.T, archive string) []tarEntry {
 		t.Fatal(err)
 	}
 	defer zr.Close()
-	tr := tar.NewReader(zr)
+	return readTarEntries(t, archive, zr)
+}
+
+// readTarEntries reads every entry of the plain tar r; name names it in
+// errors.
+func readTarEntries(t *testing.T, name string, r io.Reader) []tarEntry {
+	t.Helper()
+	tr := tar.NewReader(r)
 	var out []tarEntry
 	for {
 		h, err := tr.Next()
@@ -44,7 +51,7 @@ func readEntries(t *testing.T, archive string) []tarEntry {
 			return out
 		}
 		if err != nil {
-			t.Fatalf("reading %s: %v", archive, err)
+			t.Fatalf("reading %s: %v", name, err)
 		}
 		b, err := io.ReadAll(tr)
 		if err != nil {

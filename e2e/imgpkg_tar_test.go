@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -340,6 +341,79 @@ func TestPushToTarTakesPushsFlags(t *testing.T) {
 	for _, d := range []v1.Hash{sig, sm.Config.Digest, sm.Layers[0].Digest} {
 		if _, ok := carried[d.String()]; !ok {
 			t.Errorf("push --to-tar --cosign-signatures: the archive lacks %s of app1's signature", d)
+		}
+	}
+}
+
+// withoutApp1 is basic.imgpkg.tar without the app1 image its bundle locks:
+// its entry in manifest.json and its layer's file dropped.
+func withoutApp1(t *testing.T) []byte {
+	t.Helper()
+	gold, err := golden.ReadFile("basic.imgpkg.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type item struct {
+		Image *struct {
+			Manifest struct{ Digest string }
+			Layers   []struct{ Digest string }
+		}
+	}
+	entries := readTarEntries(t, "basic.imgpkg.tar", bytes.NewReader(gold))
+	if len(entries) == 0 || entries[0].Header.Name != "manifest.json" {
+		t.Fatal("basic.imgpkg.tar does not begin with manifest.json")
+	}
+	var raw, keep []json.RawMessage
+	if err := json.Unmarshal(entries[0].Data, &raw); err != nil {
+		t.Fatal(err)
+	}
+	drop := map[string]bool{}
+	for _, r := range raw {
+		var it item
+		if err := json.Unmarshal(r, &it); err != nil {
+			t.Fatal(err)
+		}
+		if it.Image != nil && it.Image.Manifest.Digest == golden.App1 {
+			for _, l := range it.Image.Layers {
+				drop["sha256-"+hexOf(l.Digest)+".tar.gz"] = true
+			}
+			continue
+		}
+		keep = append(keep, r)
+	}
+	if len(keep) != len(raw)-1 || len(drop) == 0 {
+		t.Fatalf("manifest.json of basic.imgpkg.tar: app1 found %d times, with %d layers", len(raw)-len(keep), len(drop))
+	}
+	if entries[0].Data, err = json.Marshal(keep); err != nil {
+		t.Fatal(err)
+	}
+	entries = slices.DeleteFunc(entries, func(e tarEntry) bool { return drop[e.Header.Name] })
+	return writeTar(t, entries)
+}
+
+// TestImgpkgTarballMissingALockedImageNamesTheCommand: an imgpkg tarball
+// without an image its bundle locks is refused, nothing tagged, and the
+// error names the command the user ran: copy --tar is a copy, though it
+// imports.
+func TestImgpkgTarballMissingALockedImageNamesTheCommand(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "missing.imgpkg.tar")
+	if err := os.WriteFile(path, withoutApp1(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dst := testregistry.NewDistribution(t)
+	for _, tc := range []struct {
+		args      []string
+		want, not string
+	}{
+		{[]string{"import", "-f", path, "--to-repo", dst.Repo("m/a")}, "import to " + dst.Repo("m/a") + ":", "copy to"},
+		{[]string{"copy", "--tar", path, "--to-repo", dst.Repo("m/b")}, "copy to " + dst.Repo("m/b") + ":", "import to"},
+	} {
+		r := ferry(t, nil, tc.args...)
+		if r.Code != 1 || !strings.Contains(r.Stderr, tc.want) || strings.Contains(r.Stderr, tc.not) || !strings.Contains(r.Stderr, "nothing tagged") {
+			t.Errorf("%s: want exit 1, %q and nothing tagged, not %q: %s", tc.args[0], tc.want, tc.not, r)
+		}
+		if tags := tagsOf(t, dst, tc.args[len(tc.args)-1]); len(tags) != 0 {
+			t.Errorf("%s tagged %v", tc.args[0], tags)
 		}
 	}
 }

@@ -61,6 +61,9 @@ type ImportOptions struct {
 	// DefaultImportSpoolBytes. A single blob bigger than that is still
 	// spooled, alone.
 	SpoolBytes int64
+	// Operation is what the caller calls the import, which its errors
+	// name ("copy to REPO: …" for copy --tar); empty means "import".
+	Operation string
 
 	// spoolSlots overrides how many blobs may be held at once (tests and
 	// measurements); 0 means Concurrency+1.
@@ -194,7 +197,11 @@ type ImportResult struct {
 func Import(ctx context.Context, r io.Reader, repo name.Repository, opts ImportOptions) (*ImportResult, error) {
 	res, err := runImport(ctx, r, repo, opts)
 	if err != nil {
-		return nil, fmt.Errorf("import to %s: %w", repo, withHTTPStatus(blameVolume(r, err)))
+		op := opts.Operation
+		if op == "" {
+			op = "import"
+		}
+		return nil, fmt.Errorf("%s to %s: %w", op, repo, withHTTPStatus(blameVolume(r, err)))
 	}
 	return res, nil
 }

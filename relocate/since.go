@@ -55,10 +55,76 @@ func (notABase) Is(target error) bool {
 func notRegular(f io.Reader) error {
 	if d, ok := f.(*os.File); ok {
 		if fi, err := d.Stat(); err == nil && fi.IsDir() {
-			return notABase{errors.New("is a directory, not a ferry archive or inventory")}
+			return notABase{errIsADirectory}
 		}
 	}
 	return notABase{errors.New("not a regular file")}
+}
+
+// errIsADirectory is why a directory is not a base.
+var errIsADirectory = errors.New("is a directory, not a ferry archive or inventory")
+
+// errArchiveFromPipe is why an archive base cannot come from a pipe.
+var errArchiveFromPipe = errors.New("a pipe, and not an inventory: an archive base is read at random (its table of contents and seek table are at its end), not front to back; give the archive's file")
+
+// readSinceStream reads a --since base from in, which cannot be read at
+// random (a pipe): an inventory, told apart from its first bytes and
+// decoded as it comes, at most inventory.MaxSize bytes, hashed as it is
+// read. Anything else is refused (errArchiveFromPipe), as is a directory.
+// Reads of an *os.File end when ctx is done, even one blocked waiting for
+// the writer (readCtx).
+func readSinceStream(ctx context.Context, path string, in io.Reader) (*Since, error) {
+	if f, ok := in.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.IsDir() {
+			return nil, notABase{errIsADirectory}
+		}
+	}
+	r, stop := readCtx(ctx, in)
+	defer stop()
+	br := bufio.NewReaderSize(r, sniffSize)
+	peek, err := br.Peek(sniffSize)
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	if !inventory.Sniff(peek) {
+		if len(peek) == 0 {
+			return nil, notABase{errors.New("a pipe that gave nothing (its writer ended without a byte): not an inventory")}
+		}
+		return nil, notABase{errArchiveFromPipe}
+	}
+	return readInventory(ctx, br, -1, path, filepath.Base(path))
+}
+
+// readCtx returns a reader of in that fails with ctx.Err() once ctx is
+// done, and what to call when it is no longer read. An *os.File that the
+// runtime polls (a pipe, a FIFO, a terminal) gets a read deadline in the
+// past when ctx is done, which ends a read blocked in it; any other reader
+// is checked before each read (ctxio.NewReader).
+func readCtx(ctx context.Context, in io.Reader) (io.Reader, func()) {
+	r := ctxio.NewReader(ctx, in)
+	f, ok := in.(*os.File)
+	if !ok || f.SetReadDeadline(time.Time{}) != nil {
+		return r, func() {}
+	}
+	stop := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Unix(1, 0)) })
+	return ctxErrReader{ctx, r}, func() { stop() }
+}
+
+// ctxErrReader is a reader whose errors, once ctx is done, are ctx.Err():
+// a read ended by the deadline readCtx set says why it was ended.
+type ctxErrReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxErrReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF {
+		if cerr := c.ctx.Err(); cerr != nil {
+			err = cerr
+		}
+	}
+	return n, err
 }
 
 // ReadSince reads a --since file, told apart by its content: an inventory
@@ -75,9 +141,25 @@ func notRegular(f io.Reader) error {
 // (the volumes joined); a checksum file beside it that says otherwise
 // stops the export: the base changed since it was written. An inventory
 // is read at most inventory.MaxSize bytes, hashed as it is decoded.
+//
+// A pipe (a FIFO, or process substitution's /dev/fd/N: `--since <(ssh far
+// ferry inventory --repo R -o -)`) holds an inventory only: it is read
+// front to back as it comes (readSinceStream). A FIFO is opened without
+// waiting in open(2) for its writer, and its reads end when ctx is done,
+// so that a signal still ends ferry while nothing writes to it.
 func ReadSince(ctx context.Context, path string, rep progress.Reporter) (*Since, error) {
 	rep = progress.OrNop(rep)
-	in, err := volumes.OpenArchive(path)
+	var in io.ReadCloser
+	var err error
+	if fi, serr := os.Stat(path); serr == nil && fi.Mode()&fs.ModeNamedPipe != 0 {
+		var f *os.File
+		f, err = openPipe(ctx, path)
+		if err == nil {
+			in = f
+		}
+	} else {
+		in, err = volumes.OpenArchive(path)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		err = notABase{err}
 	}
@@ -87,7 +169,11 @@ func ReadSince(ctx context.Context, path string, rep progress.Reporter) (*Since,
 	defer in.Close()
 	ra, size, ok := archive.RandomAccess(in)
 	if !ok {
-		return nil, fmt.Errorf("--since %s: %w", path, notRegular(in))
+		s, err := readSinceStream(ctx, path, in)
+		if err != nil {
+			return nil, fmt.Errorf("--since %s: %w", path, err)
+		}
+		return s, nil
 	}
 	name := filepath.Base(path)
 	if vs, split := in.(*volumes.Set); split {
@@ -120,7 +206,8 @@ func ReadSince(ctx context.Context, path string, rep progress.Reporter) (*Since,
 	return s, nil
 }
 
-// readInventory reads the inventory in r, size bytes, as a base named
+// readInventory reads the inventory in r, size bytes (-1: not known, a
+// pipe, read up to one byte more than inventory.MaxSize), as a base named
 // name: one map of its blobs, each with the first repository that holds
 // it, the document's lists dropped as the map is filled.
 func readInventory(ctx context.Context, r io.Reader, size int64, path, name string) (*Since, error) {
@@ -128,7 +215,14 @@ func readInventory(ctx context.Context, r io.Reader, size int64, path, name stri
 		return nil, fmt.Errorf("inventory of %s, more than %s: not one ferry wrote", progress.Bytes(size), progress.Bytes(inventory.MaxSize))
 	}
 	h := sha256.New()
+	var read int64
+	if size < 0 {
+		r = &countingReader{r: io.LimitReader(r, inventory.MaxSize+1), n: &read}
+	}
 	doc, err := inventory.Decode(io.TeeReader(ctxio.NewReader(ctx, r), h), path)
+	if read > inventory.MaxSize {
+		return nil, fmt.Errorf("inventory of more than %s: not one ferry wrote", progress.Bytes(inventory.MaxSize))
+	}
 	if errors.Is(err, inventory.ErrNotInventory) {
 		return nil, notABase{fmt.Errorf("%w (%v)", ErrNotABase, err)}
 	}
@@ -192,8 +286,23 @@ func baseSum(ctx context.Context, path string, in io.Reader, ra io.ReaderAt, siz
 // be an inventory rather than an archive (inventory.Sniff): JSON, which
 // no archive is.
 func sniffInventory(ra io.ReaderAt, size int64) bool {
-	peek, _ := bufio.NewReader(io.NewSectionReader(ra, 0, size)).Peek(4096)
+	peek, _ := bufio.NewReaderSize(io.NewSectionReader(ra, 0, size), sniffSize).Peek(sniffSize)
 	return inventory.Sniff(peek)
+}
+
+// sniffSize is how many of a base's first bytes tell what it is.
+const sniffSize = 4096
+
+// countingReader counts in *n the bytes read from r.
+type countingReader struct {
+	r io.Reader
+	n *int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	*c.n += int64(n)
+	return n, err
 }
 
 // delta works out what an export of p leaves out given the bases: every

@@ -107,7 +107,8 @@ func runImport(c *cli.Context) error {
 			LockOutput:    c.String("lock-output"),
 			Reporter:      out.Reporter(),
 		},
-		SpoolDir: c.String("spool-dir"),
+		SpoolDir:  c.String("spool-dir"),
+		Operation: command,
 	})
 	if err != nil {
 		source := file
