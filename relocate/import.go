@@ -197,13 +197,18 @@ type ImportResult struct {
 func Import(ctx context.Context, r io.Reader, repo name.Repository, opts ImportOptions) (*ImportResult, error) {
 	res, err := runImport(ctx, r, repo, opts)
 	if err != nil {
-		op := opts.Operation
-		if op == "" {
-			op = "import"
-		}
-		return nil, fmt.Errorf("%s to %s: %w", op, repo, withHTTPStatus(blameVolume(r, err)))
+		return nil, fmt.Errorf("%s to %s: %w", opts.operation(), repo, withHTTPStatus(blameVolume(r, err)))
 	}
 	return res, nil
+}
+
+// operation names what the import is to the user: "import", or the
+// command that runs one (Operation).
+func (o ImportOptions) operation() string {
+	if o.Operation == "" {
+		return "import"
+	}
+	return o.Operation
 }
 
 func runImport(ctx context.Context, r io.Reader, repo name.Repository, opts ImportOptions) (*ImportResult, error) {
@@ -232,7 +237,7 @@ func runImport(ctx context.Context, r io.Reader, repo name.Repository, opts Impo
 	}
 	dst.checkInMove = true
 	im := &importer{ar: ar, opts: opts}
-	return dst.commit(ctx, "import", func(ctx context.Context, dst *destination, _ *ImportResult) error {
+	return dst.commit(ctx, opts.operation(), func(ctx context.Context, dst *destination, _ *ImportResult) error {
 		return im.stream(ctx, dst)
 	})
 }

@@ -36,7 +36,7 @@ func importFile(ctx context.Context, f RandomArchive, repo name.Repository, opts
 	}
 	dst.blobLocal = true
 	dst.checkInMove = true
-	return dst.commit(ctx, "import", func(ctx context.Context, dst *destination, _ *ImportResult) error {
+	return dst.commit(ctx, opts.operation(), func(ctx context.Context, dst *destination, _ *ImportResult) error {
 		var todo []v1.Descriptor
 		for _, b := range dst.head.blobs {
 			if !dst.blobPresent[b.Digest] {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -73,5 +74,33 @@ func TestImportFromAFileReadsOnlyWhatTheDestinationLacks(t *testing.T) {
 	}
 	if n, most := importReading(dst), int64(len(arch)/20); n > most {
 		t.Errorf("imported again, the import read %d bytes of the %d-byte archive, want at most %d (the head and the end)", n, len(arch), most)
+	}
+}
+
+// TestImportPhasesAreNamedForItsOperation: an import run by copy --tar
+// (Operation "copy") names its progress phases after the copy, from a
+// file and from a stream, as its errors do.
+func TestImportPhasesAreNamedForItsOperation(t *testing.T) {
+	src := impNewSource(t, 0)
+	arch := src.export(t)
+	for _, via := range impVias {
+		t.Run(via.name, func(t *testing.T) {
+			dst := impNewDest(t, false)
+			rec := &impRecorder{}
+			opts := dst.options(t)
+			opts.Reporter, opts.Operation = rec, "copy"
+			if _, err := relocate.Import(context.Background(), via.open(arch), dst.repo, opts); err != nil {
+				t.Fatal(err)
+			}
+			if len(rec.started) == 0 {
+				t.Fatal("no phase started")
+			}
+			for _, p := range rec.started {
+				if !strings.HasPrefix(p, "copy") {
+					t.Errorf("phases %q; want each named for the copy", rec.started)
+					break
+				}
+			}
+		})
 	}
 }

@@ -226,3 +226,28 @@ func TestSinceAFIFOEndsWithItsContext(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifySinceAFIFOIsRefusedWithoutWaiting: verify --since reads its
+// base archives at random, so a FIFO is refused as one at once, not
+// opened (which would wait for a writer that may never come).
+func TestVerifySinceAFIFOIsRefusedWithoutWaiting(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "release.tar.zst")
+	if err := os.WriteFile(path, impNewSource(t, 0).export(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fifo := mkfifo(t, "v1.tar.zst")
+	t.Cleanup(func() { unblock(fifo) })
+	done := make(chan error, 1)
+	go func() {
+		_, err := relocate.VerifyFile(t.Context(), path, relocate.VerifyOptions{Since: []string{fifo}})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, relocate.ErrNotABaseArchive) || !strings.Contains(err.Error(), fifo) || !strings.Contains(err.Error(), "give the file") {
+			t.Errorf("verify --since a FIFO: %v; want ErrNotABaseArchive naming it", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("verify --since a FIFO nothing writes to is still waiting after a minute")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -248,6 +249,12 @@ func openBases(ctx context.Context, paths []string, rep progress.Reporter) ([]ve
 		}
 	}
 	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&(fs.ModeNamedPipe|fs.ModeCharDevice|fs.ModeSocket) != 0 {
+			// Refused before it is opened: opening a FIFO waits for its
+			// writer, and a base is read at random anyway.
+			closeAll()
+			return nil, nil, fmt.Errorf("verify --since %s: %w", p, notABase{errors.New("is a pipe or device, not a file: a base archive is read at random; give the file")})
+		}
 		f, err := volumes.OpenArchive(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			err = notABase{err}
