@@ -178,6 +178,7 @@ func TestInspectLinearInHostileHeads(t *testing.T) {
 		{"20k images in an imgpkg tarball, opened", imgpkgMany, ferryMany, openImgpkgTime},
 		{"30k nested indexes in an imgpkg tarball, inspected", imgpkgChain, ferryChain, nil},
 		{"30k nested indexes in an imgpkg tarball, opened", imgpkgChain, ferryChain, openImgpkgTime},
+		{"50k left-out and 50k skipped layers", deltaArchive(t, 50_000, true), deltaArchive(t, 50_000, false), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			open := tc.open
@@ -306,6 +307,53 @@ func TestRejectHugeIndexString(t *testing.T) {
 	if n, at, _ := longestString([]byte(`{"a":"x\"yz","bb":"` + `\\` + `"}`)); n != 5 || at != 5 {
 		t.Errorf("longestString = %d at %d, want 5 at 5", n, at)
 	}
+}
+
+// deltaArchive is a delta archive of one image of 2n layers, n left out:
+// the other n listed as skipped non-distributable layers (skipped true),
+// or, the plain case, as distributable layers the archive does not hold
+// (which Inspect, reading the head only, does not miss). Each left-out
+// blob was once searched for in the whole list of skipped layers.
+func deltaArchive(t testing.TB, n int, skipped bool) []byte {
+	cfg, _ := sharedBlobs()
+	layer := func(i int, mt types.MediaType) v1.Descriptor {
+		return v1.Descriptor{MediaType: mt, Size: 1, Digest: digestOf(fmt.Appendf(nil, "layer %d", i))}
+	}
+	var layers, skip []v1.Descriptor
+	delta := &Delta{Bases: []Base{{Kind: BaseArchive, Name: "v1.tar.zst", SHA256: strings.Repeat("ab", 32)}}}
+	for i := range n {
+		l := layer(i, types.OCILayer)
+		layers = append(layers, l)
+		delta.LeftOut = append(delta.LeftOut, LeftOut{Digest: l.Digest, Size: l.Size})
+	}
+	for i := range n {
+		mt := types.OCILayer
+		if skipped {
+			mt = types.OCIRestrictedLayer
+		}
+		l := layer(n+i, mt)
+		layers = append(layers, l)
+		if skipped {
+			skip = append(skip, l)
+		}
+	}
+	// Manifests stay under DefaultMaxManifestSize: ten thousand layers
+	// each, all of them under one image index.
+	var ms []testBlob
+	var children []v1.Descriptor
+	for chunk := range slices.Chunk(layers, 10_000) {
+		m := newBlob(types.OCIManifestSchema1, mustJSON(v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
+			Config: v1.Descriptor{MediaType: cfg.mt, Size: int64(len(cfg.b)), Digest: cfg.d}, Layers: chunk}))
+		ms = append(ms, m)
+		children = append(children, desc(m))
+	}
+	top := newBlob(types.OCIImageIndex, mustJSON(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: children}))
+	idx, err := BuildIndex([]Entry{{Descriptor: desc(top), Role: RoleImage, OriginalRef: "r.example/delta@" + top.d.String()}},
+		IndexOptions{CreatedBy: "hostile test", SkippedLayers: skip, Delta: delta})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return headTarIndex(t, idx, append(ms, top))
 }
 
 // imgpkgImageItem is an item of manifest.json: image m, whose config is
