@@ -136,9 +136,10 @@ func setOf(path string) (string, bool) {
 // StartsAnArchive reports whether the file at path begins as an archive of
 // its own does: a zstd frame (or skippable frame), gzip, or a tar header.
 // It is true when the file cannot be read, so that the error comes from
-// opening it as a file.
+// opening it as a file. Only a regular file is read: a FIFO is not waited
+// on.
 func StartsAnArchive(path string) bool {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return true
 	}
@@ -397,11 +398,12 @@ func (s *Set) Volumes() []Volume {
 	return out
 }
 
-// file returns volume i's open file.
+// file returns volume i's open file. Open found it a regular file; one
+// swapped for a FIFO since is refused, not waited on.
 func (s *Set) file(i int) (*os.File, error) {
 	v := s.vols[i]
 	v.once.Do(func() {
-		if v.f, v.err = os.Open(v.path); v.err != nil {
+		if v.f, v.err = openRegular(v.path); v.err != nil {
 			v.err = fmt.Errorf("volume %s: %w", Suffix(i+1), v.err)
 		}
 	})
@@ -537,13 +539,43 @@ func (s *Set) Close() error {
 	return first
 }
 
+// checkRegular refuses f, opened from path, unless it is a regular file.
+func checkRegular(f *os.File, path string) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if m := fi.Mode(); !m.IsRegular() {
+		return fmt.Errorf("%s is %s, not a regular file", path, fileKind(m))
+	}
+	return nil
+}
+
+// fileKind names the kind of file of mode m, which is not regular.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "of mode " + m.Type().String()
+}
+
 // ReadChecksums reads a checksum file in sha256sum format (text or binary
 // mode, GNU's escaped names included) and returns the hex sum of each file
 // it names, by name as written, but for a leading "./" (sha256sum
 // ./FILE.0* writes one, and sha256sum -c finds the same file). A file given
-// two different sums is an error.
+// two different sums is an error, and so is one that is not a regular file
+// (a FIFO is not waited on).
 func ReadChecksums(path string) (map[string]string, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
