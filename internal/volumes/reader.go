@@ -2,6 +2,7 @@ package volumes
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -539,6 +540,11 @@ func (s *Set) Close() error {
 	return first
 }
 
+// maxChecksumFile bounds the checksum files ReadChecksums reads: a line is
+// about a hundred bytes, and export writes one per volume (at most
+// MaxVolumes).
+const maxChecksumFile = 16 << 20
+
 // checkRegular refuses f, opened from path, unless it is a regular file.
 func checkRegular(f *os.File, path string) error {
 	fi, err := f.Stat()
@@ -573,15 +579,24 @@ func fileKind(m fs.FileMode) string {
 // it names, by name as written, but for a leading "./" (sha256sum
 // ./FILE.0* writes one, and sha256sum -c finds the same file). A file given
 // two different sums is an error, and so is one that is not a regular file
-// (a FIFO is not waited on).
+// (a FIFO is not waited on) or is over maxChecksumFile bytes.
 func ReadChecksums(path string) (map[string]string, error) {
 	f, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	// One byte past the cap tells a file over it from one at it: cut at
+	// the cap, its last line would be read as a whole one.
+	b, err := io.ReadAll(io.LimitReader(f, maxChecksumFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(b) > maxChecksumFile {
+		return nil, fmt.Errorf("%s is more than %d bytes, the most ferry reads of a checksum file", path, maxChecksumFile)
+	}
 	out := map[string]string{}
-	sc := bufio.NewScanner(io.LimitReader(f, 16<<20))
+	sc := bufio.NewScanner(bytes.NewReader(b))
 	for line := 1; sc.Scan(); line++ {
 		text := sc.Text()
 		if strings.TrimSpace(text) == "" {
