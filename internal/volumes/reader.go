@@ -551,27 +551,13 @@ func checkRegular(f *os.File, path string) error {
 	if err != nil {
 		return err
 	}
-	if m := fi.Mode(); !m.IsRegular() {
-		return fmt.Errorf("%s is %s, not a regular file", path, fileKind(m))
+	switch m := fi.Mode(); {
+	case m&fs.ModeNamedPipe != 0:
+		return fmt.Errorf("%s is a named pipe (FIFO), not a regular file", path)
+	case !m.IsRegular():
+		return fmt.Errorf("%s is not a regular file (mode %s)", path, m.Type())
 	}
 	return nil
-}
-
-// fileKind names the kind of file of mode m, which is not regular.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe (FIFO)"
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	}
-	return "of mode " + m.Type().String()
 }
 
 // ReadChecksums reads a checksum file in sha256sum format (text or binary
