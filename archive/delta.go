@@ -151,6 +151,12 @@ func (c *catalog) checkLeftOut(d *Delta, skipped []v1.Hash) error {
 	if d == nil {
 		return nil
 	}
+	// A set, not a search per left-out blob: both lists may be hundreds
+	// of thousands long.
+	isSkipped := make(map[v1.Hash]bool, len(skipped))
+	for _, s := range skipped {
+		isSkipped[s] = true
+	}
 	for _, l := range d.LeftOut {
 		r, ok := c.blobs[l.Digest]
 		if !ok {
@@ -162,7 +168,7 @@ func (c *catalog) checkLeftOut(d *Delta, skipped []v1.Hash) error {
 		if r.desc.Size != l.Size {
 			return fmt.Errorf("%s lists %s at %d bytes, %s says %d", AnnotationDelta, l.Digest, l.Size, r.from, r.desc.Size)
 		}
-		if slices.Contains(skipped, l.Digest) {
+		if isSkipped[l.Digest] {
 			return fmt.Errorf("%s lists %s, which %s also lists", AnnotationDelta, l.Digest, AnnotationSkippedLayers)
 		}
 	}

@@ -137,6 +137,14 @@ func TestDeltaRefusals(t *testing.T) {
 	wantErr(t, write(index(func(s string) string {
 		return strings.Replace(s, d.LeftOut[0].Digest.Hex, other.Hex, 1)
 	}), present), "no manifest references")
+	// A left-out blob that is also a skipped layer: the two excuses
+	// exclude each other.
+	skippedAlso := &Delta{Bases: d.Bases, LeftOut: append(slices.Clone(d.LeftOut), LeftOut{Digest: fx.skipped[0].Digest, Size: fx.skipped[0].Size})}
+	idx, err := BuildIndex(fx.entries, IndexOptions{CreatedBy: "ferry test", SkippedLayers: fx.skipped, Delta: skippedAlso})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, write(idx, present), fx.skipped[0].Digest.String(), "also lists")
 	// No base.
 	wantErr(t, write(index(func(s string) string {
 		i := strings.Index(s, `\"bases\":[`) + len(`\"bases\":[`)

@@ -71,6 +71,8 @@ func FuzzReader(f *testing.F) {
 	gold := goldenImgpkg(f)
 	f.Add(gold)
 	f.Add(gold[:len(gold)-1500])
+	f.Add(imgpkgManyArchive(f, 40, true))
+	f.Add(imgpkgChainArchive(f, 40, true))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := NewReader(bytes.NewReader(data), ReaderOptions{
 			MaxWindow:       1 << 20,

@@ -161,16 +161,31 @@ func TestInspectLinearInHostileHeads(t *testing.T) {
 		t.Skip("builds heads of 100k entries")
 	}
 	const ratio = 6
+	imgpkgMany, ferryMany := imgpkgManyArchive(t, 20_000, true), imgpkgManyArchive(t, 20_000, false)
+	imgpkgChain, ferryChain := imgpkgChainArchive(t, 10_000, true), imgpkgChainArchive(t, 10_000, false)
 	for _, tc := range []struct {
 		name           string
 		hostile, plain []byte
+		// open reads the hostile head; Inspect when nil.
+		open func(*testing.T, []byte) time.Duration
 	}{
 		// MaxIndexEntries descriptors: the artifacts and their subject.
-		{"100k referrers of one image", referrersArchive(t, MaxIndexEntries-1, true), referrersArchive(t, MaxIndexEntries-1, false)},
-		{"30k nested indexes", chainArchive(t, 30_000, true), chainArchive(t, 30_000, false)},
+		{"100k referrers of one image", referrersArchive(t, MaxIndexEntries-1, true), referrersArchive(t, MaxIndexEntries-1, false), nil},
+		{"30k nested indexes", chainArchive(t, 30_000, true), chainArchive(t, 30_000, false), nil},
+		// imgpkg tarballs, read on a pipe (Inspect) and in place
+		// (OpenImgpkg), against the same heads as ferry archives.
+		{"20k images in an imgpkg tarball, inspected", imgpkgMany, ferryMany, nil},
+		{"20k images in an imgpkg tarball, opened", imgpkgMany, ferryMany, openImgpkgTime},
+		{"10k nested indexes in an imgpkg tarball, inspected", imgpkgChain, ferryChain, nil},
+		{"10k nested indexes in an imgpkg tarball, opened", imgpkgChain, ferryChain, openImgpkgTime},
+		{"50k left-out and 50k skipped layers", deltaArchive(t, 50_000, true), deltaArchive(t, 50_000, false), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			plain, hostile := inspectTime(t, tc.plain), inspectTime(t, tc.hostile)
+			open := tc.open
+			if open == nil {
+				open = inspectTime
+			}
+			plain, hostile := inspectTime(t, tc.plain), open(t, tc.hostile)
 			t.Logf("plain %v, hostile %v", plain, hostile)
 			if hostile > ratio*plain+100*time.Millisecond {
 				t.Errorf("inspect of the hostile head took %v, more than %d× the plain head's %v", hostile, ratio, plain)
@@ -292,4 +307,127 @@ func TestRejectHugeIndexString(t *testing.T) {
 	if n, at, _ := longestString([]byte(`{"a":"x\"yz","bb":"` + `\\` + `"}`)); n != 5 || at != 5 {
 		t.Errorf("longestString = %d at %d, want 5 at 5", n, at)
 	}
+}
+
+// deltaArchive is a delta archive of one image of 2n layers, n left out:
+// the other n listed as skipped non-distributable layers (skipped true),
+// or, the plain case, as distributable layers the archive does not hold
+// (which Inspect, reading the head only, does not miss). Each left-out
+// blob was once searched for in the whole list of skipped layers.
+func deltaArchive(t testing.TB, n int, skipped bool) []byte {
+	cfg, _ := sharedBlobs()
+	layer := func(i int, mt types.MediaType) v1.Descriptor {
+		return v1.Descriptor{MediaType: mt, Size: 1, Digest: digestOf(fmt.Appendf(nil, "layer %d", i))}
+	}
+	var layers, skip []v1.Descriptor
+	delta := &Delta{Bases: []Base{{Kind: BaseArchive, Name: "v1.tar.zst", SHA256: strings.Repeat("ab", 32)}}}
+	for i := range n {
+		l := layer(i, types.OCILayer)
+		layers = append(layers, l)
+		delta.LeftOut = append(delta.LeftOut, LeftOut{Digest: l.Digest, Size: l.Size})
+	}
+	for i := range n {
+		mt := types.OCILayer
+		if skipped {
+			mt = types.OCIRestrictedLayer
+		}
+		l := layer(n+i, mt)
+		layers = append(layers, l)
+		if skipped {
+			skip = append(skip, l)
+		}
+	}
+	// Manifests stay under DefaultMaxManifestSize: ten thousand layers
+	// each, all of them under one image index.
+	var ms []testBlob
+	var children []v1.Descriptor
+	for chunk := range slices.Chunk(layers, 10_000) {
+		m := newBlob(types.OCIManifestSchema1, mustJSON(v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
+			Config: v1.Descriptor{MediaType: cfg.mt, Size: int64(len(cfg.b)), Digest: cfg.d}, Layers: chunk}))
+		ms = append(ms, m)
+		children = append(children, desc(m))
+	}
+	top := newBlob(types.OCIImageIndex, mustJSON(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: children}))
+	idx, err := BuildIndex([]Entry{{Descriptor: desc(top), Role: RoleImage, OriginalRef: "r.example/delta@" + top.d.String()}},
+		IndexOptions{CreatedBy: "hostile test", SkippedLayers: skip, Delta: delta})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return headTarIndex(t, idx, append(ms, top))
+}
+
+// imgpkgImageItem is an item of manifest.json: image m, whose config is
+// cfg and only layer is layer.
+func imgpkgImageItem(m, cfg, layer testBlob, ref string) map[string]any {
+	return map[string]any{
+		"Refs":     []string{ref},
+		"Layers":   imgpkgLayers(layer),
+		"Config":   map[string]any{"Digest": cfg.d.String(), "Raw": string(cfg.b)},
+		"Manifest": map[string]any{"MediaType": string(m.mt), "Digest": m.d.String(), "Raw": string(m.b)},
+		"OrigRef":  ref,
+	}
+}
+
+// imgpkgManyArchive is n images over a shared config and layer, as an
+// imgpkg tarball (imgpkg true) or, the plain case it is timed against,
+// the same head as a ferry archive. Every image is an entry: once, each
+// manifest read searched all those still wanted for the smallest digest.
+func imgpkgManyArchive(t testing.TB, n int, imgpkg bool) []byte {
+	cfg, layer := sharedBlobs()
+	ms := make([]testBlob, n)
+	for i := range ms {
+		ms[i] = smallImage(i, cfg, layer)
+	}
+	ref := func(i int) string { return fmt.Sprintf("r.example/i%d@%s", i, ms[i].d) }
+	if !imgpkg {
+		entries := make([]Entry, n)
+		for i, m := range ms {
+			entries[i] = Entry{Descriptor: desc(m), Role: RoleImage, OriginalRef: ref(i)}
+		}
+		return headTar(t, entries, ms, cfg, layer)
+	}
+	items := make([]map[string]any, n)
+	for i, m := range ms {
+		items[i] = map[string]any{"Image": imgpkgImageItem(m, cfg, layer, ref(i))}
+	}
+	return buildTar(t, []tarEntry{{name: "manifest.json", body: mustJSON(items)}, {name: "sha256-" + layer.d.Hex + ".tar.gz", body: layer.b}})
+}
+
+// imgpkgChainArchive is an image under n-1 indexes, each naming the next,
+// the outermost the only entry: in an imgpkg tarball (imgpkg true) the
+// inner indexes are listed flat among the outermost's Indexes (deep JSON
+// would stop at the decoder's nesting limit first), or the same head as a
+// ferry archive.
+func imgpkgChainArchive(t testing.TB, n int, imgpkg bool) []byte {
+	cfg, layer := sharedBlobs()
+	img := smallImage(0, cfg, layer)
+	chain := []testBlob{img}
+	for range n - 1 {
+		chain = append(chain, smallIndex(chain[len(chain)-1]))
+	}
+	top := chain[len(chain)-1]
+	ref := "r.example/chain@" + top.d.String()
+	if !imgpkg {
+		return headTar(t, []Entry{{Descriptor: desc(top), Role: RoleImage, OriginalRef: ref}}, chain, cfg, layer)
+	}
+	inner := make([]any, 0, n-2)
+	for _, ix := range chain[1 : len(chain)-1] {
+		inner = append(inner, map[string]any{"MediaType": string(ix.mt), "Digest": ix.d.String(), "Raw": string(ix.b), "Refs": []string{"r.example/chain@" + ix.d.String()}})
+	}
+	items := []map[string]any{{"ImageIndex": map[string]any{
+		"Refs": []string{ref}, "OrigRef": ref, "MediaType": string(top.mt), "Digest": top.d.String(), "Raw": string(top.b),
+		"Images":  []any{imgpkgImageItem(img, cfg, layer, "r.example/chain@"+img.d.String())},
+		"Indexes": inner,
+	}}}
+	return buildTar(t, []tarEntry{{name: "manifest.json", body: mustJSON(items)}, {name: "sha256-" + layer.d.Hex + ".tar.gz", body: layer.b}})
+}
+
+// openImgpkgTime is how long OpenImgpkg takes to open data.
+func openImgpkgTime(t *testing.T, data []byte) time.Duration {
+	t.Helper()
+	start := time.Now()
+	if _, err := OpenImgpkg(bytes.NewReader(data), int64(len(data)), ReaderOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return time.Since(start)
 }

@@ -309,8 +309,16 @@ func (t *ImgpkgTar) readManifest(raw []byte, opts ReaderOptions) (*imgpkgBuild, 
 	if b.cat, err = newCatalog(info, opts.MaxManifestSize); err != nil {
 		return nil, err
 	}
-	for !b.cat.complete() {
-		d, ref := b.cat.firstWanted()
+	// Follow the closure in the order the catalog comes to want manifests
+	// (catalog.fresh), each looked up by its digest: taking the smallest
+	// wanted digest each time searched every manifest still wanted, and a
+	// tarball of many images cost the square of their number.
+	for i := 0; i < len(b.cat.fresh); i++ {
+		d := b.cat.fresh[i]
+		ref, wanted := b.cat.want[d]
+		if !wanted {
+			continue
+		}
 		m, ok := manifests[d]
 		if !ok {
 			return nil, fmt.Errorf("manifest %s (referenced by %s) is not in it", d, ref.from)
@@ -318,6 +326,12 @@ func (t *ImgpkgTar) readManifest(raw []byte, opts ReaderOptions) (*imgpkgBuild, 
 		if err := b.cat.addManifest(d, m); err != nil {
 			return nil, err
 		}
+	}
+	b.cat.fresh = nil
+	if !b.cat.complete() {
+		// Every digest the catalog wants it lists in fresh.
+		d, ref := b.cat.firstWanted()
+		return nil, fmt.Errorf("manifest %s (referenced by %s) was not followed", d, ref.from)
 	}
 	return b, nil
 }

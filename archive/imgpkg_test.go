@@ -396,6 +396,10 @@ func FuzzOpenImgpkg(f *testing.F) {
 	flipped := bytes.Clone(gold)
 	flipped[600] ^= 1
 	f.Add(flipped)
+	// Hostile shapes (issue 13): many images, each an entry, and a chain
+	// of nested indexes listed flat.
+	f.Add(imgpkgManyArchive(f, 40, true))
+	f.Add(imgpkgChainArchive(f, 40, true))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tb, err := OpenImgpkg(bytes.NewReader(data), int64(len(data)), ReaderOptions{MaxManifestSize: 64 << 10, MaxHeadSize: 256 << 10})
 		if err != nil {

@@ -2,6 +2,7 @@ package volumes
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -136,9 +137,10 @@ func setOf(path string) (string, bool) {
 // StartsAnArchive reports whether the file at path begins as an archive of
 // its own does: a zstd frame (or skippable frame), gzip, or a tar header.
 // It is true when the file cannot be read, so that the error comes from
-// opening it as a file.
+// opening it as a file. Only a regular file is read: a FIFO is not waited
+// on.
 func StartsAnArchive(path string) bool {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return true
 	}
@@ -397,11 +399,12 @@ func (s *Set) Volumes() []Volume {
 	return out
 }
 
-// file returns volume i's open file.
+// file returns volume i's open file. Open found it a regular file; one
+// swapped for a FIFO since is refused, not waited on.
 func (s *Set) file(i int) (*os.File, error) {
 	v := s.vols[i]
 	v.once.Do(func() {
-		if v.f, v.err = os.Open(v.path); v.err != nil {
+		if v.f, v.err = openRegular(v.path); v.err != nil {
 			v.err = fmt.Errorf("volume %s: %w", Suffix(i+1), v.err)
 		}
 	})
@@ -537,19 +540,49 @@ func (s *Set) Close() error {
 	return first
 }
 
+// maxChecksumFile bounds the checksum files ReadChecksums reads: a line is
+// about a hundred bytes, and export writes one per volume (at most
+// MaxVolumes).
+const maxChecksumFile = 16 << 20
+
+// checkRegular refuses f, opened from path, unless it is a regular file.
+func checkRegular(f *os.File, path string) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	switch m := fi.Mode(); {
+	case m&fs.ModeNamedPipe != 0:
+		return fmt.Errorf("%s is a named pipe (FIFO), not a regular file", path)
+	case !m.IsRegular():
+		return fmt.Errorf("%s is not a regular file (mode %s)", path, m.Type())
+	}
+	return nil
+}
+
 // ReadChecksums reads a checksum file in sha256sum format (text or binary
 // mode, GNU's escaped names included) and returns the hex sum of each file
 // it names, by name as written, but for a leading "./" (sha256sum
 // ./FILE.0* writes one, and sha256sum -c finds the same file). A file given
-// two different sums is an error.
+// two different sums is an error, and so is one that is not a regular file
+// (a FIFO is not waited on) or is over maxChecksumFile bytes.
 func ReadChecksums(path string) (map[string]string, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	// One byte past the cap tells a file over it from one at it: cut at
+	// the cap, its last line would be read as a whole one.
+	b, err := io.ReadAll(io.LimitReader(f, maxChecksumFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(b) > maxChecksumFile {
+		return nil, fmt.Errorf("%s is more than %d bytes, the most ferry reads of a checksum file", path, maxChecksumFile)
+	}
 	out := map[string]string{}
-	sc := bufio.NewScanner(io.LimitReader(f, 16<<20))
+	sc := bufio.NewScanner(bytes.NewReader(b))
 	for line := 1; sc.Scan(); line++ {
 		text := sc.Text()
 		if strings.TrimSpace(text) == "" {

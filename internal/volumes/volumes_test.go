@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -489,5 +490,40 @@ func TestReadChecksums(t *testing.T) {
 	os.WriteFile(path, []byte(a+"  ./r\n"+b+"  r\n"), 0o644)
 	if _, err := ReadChecksums(path); err == nil {
 		t.Error("ReadChecksums accepted ./r and r with two sums")
+	}
+}
+
+// TestReadChecksumsRefusesAFileOverItsCap: a checksum file was read up to
+// its cap and no further, so a line the cap cut in half was read as a
+// whole one (here, a name cut short, which names a volume). A file at the
+// cap is read; one byte over, it is refused, naming the file and the cap.
+func TestReadChecksumsRefusesAFileOverItsCap(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.tar.zst.sha256")
+	last := strings.Repeat("ab", 32) + "  r.tar.zst.001"
+	// Blank lines (which are skipped) up to the last line, which ends at
+	// the cap.
+	pad := bytes.Repeat([]byte(" "), maxChecksumFile-len(last))
+	for i := 999; i < len(pad); i += 1000 {
+		pad[i] = '\n'
+	}
+	pad[len(pad)-1] = '\n'
+	atCap := append(pad, last...)
+	if len(atCap) != maxChecksumFile {
+		t.Fatalf("built %d bytes, want %d", len(atCap), maxChecksumFile)
+	}
+	os.WriteFile(path, atCap, 0o644)
+	if got, err := ReadChecksums(path); err != nil || len(got) != 1 || got["r.tar.zst.001"] != strings.Repeat("ab", 32) {
+		t.Errorf("a file of %d bytes: %v, %v", len(atCap), got, err)
+	}
+	// The same last line, with more of its name past the cap.
+	os.WriteFile(path, append(atCap, "0\n"...), 0o644)
+	got, err := ReadChecksums(path)
+	if err == nil {
+		t.Fatalf("a file over the cap read as %d lines, r.tar.zst.001's %q", len(got), got["r.tar.zst.001"])
+	}
+	for _, want := range []string{path, fmt.Sprint(maxChecksumFile)} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
 	}
 }
