@@ -17,6 +17,84 @@ import (
 	"github.com/ferry-dev/ferry/relocate"
 )
 
+// distributionWithoutMounts is a distribution registry that opens an
+// upload session where a mount is asked.
+func distributionWithoutMounts(t testing.TB, opts ...testregistry.Option) *testregistry.Registry {
+	return testregistry.NewDistribution(t, append(opts, testregistry.WithoutMounts())...)
+}
+
+// TestDeltaMountRefusedIsUploadedFromItsSource: a registry that answers a
+// mount request by opening an upload (202, as one without cross-repository
+// mounts does) for blobs the mount source holds: the import sends each
+// into that session, read from the mount source and verified, says so in
+// one warning, counts them as uploaded (not mounted, not already there),
+// and ends with the tags of a full import.
+func TestDeltaMountRefusedIsUploadedFromItsSource(t *testing.T) {
+	w := newDeltaWorld(t, distributionWithoutMounts)
+	delta, ex := w.delta(t, w.have)
+	blobs := w.src.blobs(t)
+	if len(ex.Delta.LeftOut) != len(blobs) {
+		t.Fatalf("%d of %d blobs left out: the test wants them all", len(ex.Delta.LeftOut), len(blobs))
+	}
+	var size int64
+	for _, s := range blobs {
+		size += s
+	}
+	a := impMust(name.NewRepository(w.reg.Repo("dst/a"))).Name()
+	rec := &impRecorder{}
+	opts := w.dst.options(t)
+	opts.Reporter = rec
+	w.reg.ResetCounts()
+	res, err := relocate.Import(context.Background(), bytes.NewReader(delta), w.dst.repo, opts)
+	if err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	if d := impDiffTags(w.dst.tags(t), w.src.wantTags(t)); d != "" {
+		t.Errorf("destination tags differ:\n%s", d)
+	}
+	for d := range blobs {
+		if !w.dst.hasBlob(t, d) {
+			t.Errorf("blob %s is not in the destination", d)
+		}
+	}
+	// Every left-out blob was read once from dst/a.
+	gets := 0
+	for _, r := range w.reg.Requests() {
+		if r.Method == http.MethodGet && r.Kind == testregistry.KindBlob && r.Repo == "dst/a" {
+			gets++
+		}
+	}
+	if gets != len(blobs) {
+		t.Errorf("%d blobs read from dst/a, want the %d left out", gets, len(blobs))
+	}
+	loc := w.src.locationsBlobs(t)
+	var locSize int64
+	for _, s := range loc {
+		locSize += s
+	}
+	if res.LeftOutMounted != 0 || res.BytesLeftOutMounted != 0 || res.BlobsPresent != 0 ||
+		res.BlobsUploaded != len(blobs)+len(loc) || res.BytesUploaded != size+locSize {
+		t.Errorf("counted %d mounted (%d B), %d present, %d uploaded (%d B); want 0 mounted, 0 present, %d uploaded (%d B)",
+			res.LeftOutMounted, res.BytesLeftOutMounted, res.BlobsPresent, res.BlobsUploaded, res.BytesUploaded, len(blobs)+len(loc), size+locSize)
+	}
+	want := relocate.LeftOutSource{Repository: a, Uploaded: len(blobs), UploadedBytes: size}
+	if len(res.LeftOutFrom) != 1 || res.LeftOutFrom[0] != want {
+		t.Errorf("left out from %+v, want [%+v]", res.LeftOutFrom, want)
+	}
+	var warned []string
+	for _, m := range rec.warnings() {
+		if strings.Contains(m, "did not mount") {
+			warned = append(warned, m)
+		}
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], fmt.Sprintf("%d left-out blobs", len(blobs))) || !strings.Contains(warned[0], a) {
+		t.Errorf("warnings %q; want one, with the count and %s", warned, a)
+	}
+	if rec.added != rec.total {
+		t.Errorf("progress: %d of %d bytes", rec.added, rec.total)
+	}
+}
+
 // TestDeltaMountProbesAreBounded: an inventory (made by hand, as an
 // archive's author may) names a thousand repositories of the destination's
 // registry, none of which holds the left-out blobs. The import asks each

@@ -3,6 +3,7 @@ package relocate
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -32,6 +33,22 @@ const (
 	MountProbesExtra   = 1000
 )
 
+// LeftOutSource is one repository of the destination's registry that an
+// import took a delta's left-out blobs from (ImportResult.LeftOutFrom).
+type LeftOutSource struct {
+	// Repository is the repository, registry/path.
+	Repository string `json:"repository"`
+	// Mounted and MountedBytes count the blobs mounted from it (in a dry
+	// run: to mount).
+	Mounted      int   `json:"mounted"`
+	MountedBytes int64 `json:"mountedBytes"`
+	// Uploaded and UploadedBytes count the blobs the registry would not
+	// mount from it (it opened an upload instead): read from it and
+	// uploaded, verified against their digest.
+	Uploaded      int   `json:"uploaded,omitempty"`
+	UploadedBytes int64 `json:"uploadedBytes,omitempty"`
+}
+
 // checkDelta makes sure, before anything is written, that the destination
 // holds every config and layer a delta archive left out. The probe found
 // those the repository has; for one that an inventory saw in another
@@ -39,9 +56,10 @@ const (
 // are asked (mountSearch), within MountProbesPerBlob and MountProbesExtra.
 // If any is still missing, the import stops, naming how many, the first
 // few, and the base the delta expected them from: nothing has been
-// written, not even a mount. Only then are the others mounted (in a dry
-// run, they are only noted, and a bundle's layer among them is read where
-// it is). It records in res what it found and mounted.
+// written, not even a mount. Only then are the others mounted (in a dry run, they are only noted, and
+// a bundle's layer among them is read where it is); one the registry will
+// not mount is read from where it is and uploaded. It records in res what
+// it found, mounted and uploaded, and from where.
 func (dst *destination) checkDelta(ctx context.Context, res *ImportResult) error {
 	if dst.head.delta == nil {
 		return nil
@@ -74,32 +92,46 @@ func (dst *destination) checkDelta(ctx context.Context, res *ImportResult) error
 		}
 		return dst.missingError(still, why)
 	}
+	uploaded := make([]bool, len(missing))
 	if !dst.opts.DryRun {
 		err := parallel.ForEach(ctx, dst.conc, len(missing), func(ctx context.Context, i int) error {
-			l, from := missing[i], *at[i]
-			r, err := dst.client.Repo(ctx, dst.repo, registry.Access{Push: true, MountFrom: &from})
-			if err != nil {
-				return err
-			}
-			ok, err := r.Mount(ctx, l.Digest)
-			if err == nil && !ok {
-				// The blob is there, but the registry opened an
-				// upload instead (no cross-repository mounts, or no
-				// right to read from).
-				err = fmt.Errorf("the registry did not mount blob %s from %s into %s, though %s holds it (it may not mount across repositories, or these credentials may not read %s): export in full", l.Digest, from, dst.repo, from, from)
-			}
+			mounted, err := dst.mountLeftOut(ctx, missing[i], *at[i])
+			uploaded[i] = !mounted
 			return err
 		})
 		if err != nil {
 			return err
 		}
 	}
-	count := map[string]int{}
+	from := map[string]*LeftOutSource{}
+	var sent []string
+	var sentN int
+	var sentBytes int64
 	for i, l := range missing {
+		repo := at[i].Name()
+		s := from[repo]
+		if s == nil {
+			s = &LeftOutSource{Repository: repo}
+			from[repo] = s
+		}
 		dst.blobPresent[l.Digest] = true
+		if uploaded[i] {
+			// In place now, but its bytes were sent: counted among the
+			// uploads (countBlobs), not the mounts.
+			if dst.leftOutSent == nil {
+				dst.leftOutSent = map[v1.Hash]bool{}
+			}
+			dst.leftOutSent[l.Digest] = true
+			s.Uploaded++
+			s.UploadedBytes += l.Size
+			sentN++
+			sentBytes += l.Size
+			continue
+		}
+		s.Mounted++
+		s.MountedBytes += l.Size
 		res.LeftOutMounted++
 		res.BytesLeftOutMounted += l.Size
-		count[at[i].Name()]++
 		if dst.opts.DryRun {
 			if dst.elsewhere == nil {
 				dst.elsewhere = map[v1.Hash]name.Repository{}
@@ -107,15 +139,28 @@ func (dst *destination) checkDelta(ctx context.Context, res *ImportResult) error
 			dst.elsewhere[l.Digest] = *at[i]
 		}
 	}
-	// The archive names where to mount from: -v says from where, the
-	// summary how many (ImportResult.LeftOutMounted). A mount is no
-	// warning: it is how a delta since an inventory is meant to land.
-	for _, repo := range slices.Sorted(maps.Keys(count)) {
+	// The archive names where to mount from: the result (and the
+	// summary) says from where, -v as it happens. A mount is no warning:
+	// it is how a delta since an inventory is meant to land; a mount the
+	// registry refused is one, once for all.
+	for _, repo := range slices.Sorted(maps.Keys(from)) {
+		s := from[repo]
+		res.LeftOutFrom = append(res.LeftOutFrom, *s)
+		if s.Uploaded > 0 {
+			sent = append(sent, fmt.Sprintf("%d from %s", s.Uploaded, repo))
+		}
+		if s.Mounted == 0 {
+			continue
+		}
 		verb := "mounted"
 		if dst.opts.DryRun {
 			verb = "would mount"
 		}
-		dst.rep.Logf("%s %d left-out blobs into %s from %s, where the delta's inventory saw them", verb, count[repo], dst.repo, repo)
+		dst.rep.Logf("%s %d left-out %s into %s from %s, where the delta's inventory saw them", verb, s.Mounted, plural(s.Mounted, "blob", "blobs"), dst.repo, repo)
+	}
+	if sentN > 0 {
+		dst.rep.Warnf("the registry did not mount %d left-out %s (%s) into %s (it may not mount across repositories, or these credentials may not read the source): read them from where they are (%s) and uploaded them instead",
+			sentN, plural(sentN, "blob", "blobs"), progress.Bytes(sentBytes), dst.repo, strings.Join(sent, ", "))
 	}
 	return nil
 }
@@ -198,6 +243,29 @@ func (dst *destination) findLeftOut(ctx context.Context, missing []archive.LeftO
 		}
 	}
 	return at, stopped, nil
+}
+
+// mountLeftOut puts left-out blob l into the destination from the
+// repository from, which holds it: mounted, or, when the registry opens an
+// upload instead, sent in that session, read from from and verified
+// against its digest as it streams, as a copy sends a blob. It reports
+// whether the blob was mounted.
+func (dst *destination) mountLeftOut(ctx context.Context, l archive.LeftOut, from name.Repository) (bool, error) {
+	up, err := dst.client.Repo(ctx, dst.repo, registry.Access{Push: true, MountFrom: &from})
+	if err != nil {
+		return false, err
+	}
+	b := Blob{Digest: l.Digest, Size: l.Size, Source: from.Digest(l.Digest.String())}
+	mounted, err := up.Upload(ctx, l.Digest, l.Size, func() (io.ReadCloser, error) {
+		return openSource(ctx, dst.client, b)
+	}, registry.OnRetry(func(attempt, attempts int, err error) {
+		dst.rep.Warnf("left-out blob %s failed on its way from %s to %s (%v); sending it again from a fresh download (attempt %d of %d)",
+			l.Digest, from, dst.repo, err, attempt, attempts)
+	}))
+	if err != nil {
+		return false, fmt.Errorf("left-out blob %s, from %s: %w", l.Digest, from, err)
+	}
+	return mounted, nil
 }
 
 // Why left-out blobs are missing, for missingError.
