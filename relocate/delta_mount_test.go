@@ -95,6 +95,50 @@ func TestDeltaMountRefusedIsUploadedFromItsSource(t *testing.T) {
 	}
 }
 
+// TestDeltaNoMount: the delta names dst/a, which holds every left-out
+// blob. Without NoMount the dry run would mount them all from there, and
+// says so; with it, the import and its dry run fail naming the missing
+// blobs and --no-mount, having asked dst/a nothing and written nothing.
+func TestDeltaNoMount(t *testing.T) {
+	w := newDeltaWorld(t, testregistry.NewDistribution)
+	delta, ex := w.delta(t, w.have)
+	var size int64
+	for _, l := range ex.Delta.LeftOut {
+		size += l.Size
+	}
+	a := impMust(name.NewRepository(w.reg.Repo("dst/a"))).Name()
+	opts := w.dst.options(t)
+	opts.DryRun = true
+	res, err := relocate.Import(context.Background(), bytes.NewReader(delta), w.dst.repo, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := relocate.LeftOutSource{Repository: a, Mounted: len(ex.Delta.LeftOut), MountedBytes: size}
+	if len(res.LeftOutFrom) != 1 || res.LeftOutFrom[0] != want {
+		t.Errorf("dry run: left out from %+v, want [%+v]", res.LeftOutFrom, want)
+	}
+	for _, dry := range []bool{true, false} {
+		opts := w.dst.options(t)
+		opts.DryRun = dry
+		opts.NoMount = true
+		w.reg.ResetCounts()
+		_, err := relocate.Import(context.Background(), bytes.NewReader(delta), w.dst.repo, opts)
+		if err == nil || !strings.Contains(err.Error(), "--no-mount") || !strings.Contains(err.Error(), fmt.Sprintf("leaves out %d blobs", len(ex.Delta.LeftOut))) ||
+			!strings.Contains(err.Error(), ex.Delta.LeftOut[0].Digest.String()) {
+			t.Errorf("dry run %v: %v; want the missing blobs named, and --no-mount", dry, err)
+		}
+		if writes := w.reg.Writes("dst/imported"); len(writes) != 0 {
+			t.Errorf("dry run %v: wrote %v", dry, writes)
+		}
+		for _, r := range w.reg.Requests() {
+			if r.Repo == "dst/a" {
+				t.Errorf("dry run %v: asked dst/a: %s %s", dry, r.Method, r.Path)
+				break
+			}
+		}
+	}
+}
+
 // TestDeltaMountProbesAreBounded: an inventory (made by hand, as an
 // archive's author may) names a thousand repositories of the destination's
 // registry, none of which holds the left-out blobs. The import asks each

@@ -57,6 +57,12 @@ type DestinationOptions struct {
 	// DryRun checks the destination and reports what would be sent and
 	// tagged, and changes nothing.
 	DryRun bool
+	// NoMount forbids taking a delta archive's left-out blobs from other
+	// repositories of the destination's registry, which the archive names
+	// (mounted, or read there and uploaded): those the destination lacks
+	// fail the import before any write, as when no repository holds them.
+	// A copy's mounts from its own sources are not concerned.
+	NoMount bool
 	// LockOutput, when set, is a file that receives, as imgpkg's copy
 	// writes it, a BundleLock naming the root bundle at its new home, or,
 	// without a root bundle, an ImagesLock naming the images there (the

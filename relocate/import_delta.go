@@ -56,7 +56,8 @@ type LeftOutSource struct {
 // are asked (mountSearch), within MountProbesPerBlob and MountProbesExtra.
 // If any is still missing, the import stops, naming how many, the first
 // few, and the base the delta expected them from: nothing has been
-// written, not even a mount. Only then are the others mounted (in a dry run, they are only noted, and
+// written, not even a mount. With NoMount no other repository is asked.
+// Only then are the others mounted (in a dry run, they are only noted, and
 // a bundle's layer among them is read where it is); one the registry will
 // not mount is read from where it is and uploaded. It records in res what
 // it found, mounted and uploaded, and from where.
@@ -74,6 +75,9 @@ func (dst *destination) checkDelta(ctx context.Context, res *ImportResult) error
 	}
 	if len(missing) == 0 {
 		return nil
+	}
+	if dst.opts.NoMount {
+		return dst.missingError(missing, errNoMount)
 	}
 	at, stopped, err := dst.findLeftOut(ctx, missing)
 	if err != nil {
@@ -276,12 +280,14 @@ const (
 	errNotHeld missingWhy = iota
 	// errSearchStopped: the bound on the search ended it first.
 	errSearchStopped
+	// errNoMount: NoMount, so no other repository was asked.
+	errNoMount
 )
 
 // missingError says which left-out blobs the destination lacks and where
 // the delta expected them from: an archive, to be imported first; an
 // inventory, whose repositories on this registry no longer hold them (or
-// never did: it is of another registry), or were not all asked (why).
+// never did: it is of another registry), or were not asked (why).
 func (dst *destination) missingError(still []archive.LeftOut, why missingWhy) error {
 	var size int64
 	var first []string
@@ -312,6 +318,8 @@ func (dst *destination) missingError(still []archive.LeftOut, why missingWhy) er
 	if len(inventories) > 0 {
 		reg := dst.repo.RegistryStr()
 		switch why {
+		case errNoMount:
+			expected = append(expected, fmt.Sprintf("the %s saw them; --no-mount forbids taking them from another repository of %s: import without it, or export in full", strings.Join(inventories, "; "), reg))
 		case errSearchStopped:
 			expected = append(expected, fmt.Sprintf("the %s saw them, but the repositories of %s asked do not hold them now, and ferry stopped asking after %d per blob and %d more in all, the delta naming more repositories than that", strings.Join(inventories, "; "), reg, MountProbesPerBlob, MountProbesExtra))
 		default:
