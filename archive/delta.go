@@ -41,6 +41,14 @@ const (
 	BaseInventory = "inventory"
 )
 
+// MaxBaseRepositories bounds the repositories one base of a delta may name
+// (Base.Repositories): an import asks each of them for the left-out blobs
+// its destination lacks, so the list is the archive's to choose. An
+// inventory names the repositories `ferry inventory --repo` was given,
+// each by name; a thousand is far more than any air gap mirrors, and the
+// Writer refuses more as the Reader does.
+const MaxBaseRepositories = 1000
+
 // Base is one --since: a previous archive, or an inventory.
 type Base struct {
 	// Kind is BaseArchive or BaseInventory.
@@ -59,11 +67,19 @@ type Base struct {
 func (b Base) String() string {
 	switch b.Kind {
 	case BaseInventory:
-		return fmt.Sprintf("inventory %s of %s (taken %s, sha256 %s)", b.Name, strings.Join(b.Repositories, ", "), b.Created, b.SHA256)
+		repos := b.Repositories
+		if len(repos) > baseStringRepositories {
+			repos = append(slices.Clone(repos[:baseStringRepositories]), fmt.Sprintf("and %d more", len(b.Repositories)-baseStringRepositories))
+		}
+		return fmt.Sprintf("inventory %s of %s (taken %s, sha256 %s)", b.Name, strings.Join(repos, ", "), b.Created, b.SHA256)
 	default:
 		return fmt.Sprintf("archive %s (sha256 %s)", b.Name, b.SHA256)
 	}
 }
+
+// baseStringRepositories is how many of an inventory's repositories
+// Base.String names; the others are counted.
+const baseStringRepositories = 5
 
 // LeftOut is one config or layer left out of a delta archive.
 type LeftOut struct {
@@ -114,6 +130,9 @@ func (d *Delta) check() error {
 	for i, b := range d.Bases {
 		if (b.Kind != BaseArchive && b.Kind != BaseInventory) || !isSHA256Hex(b.SHA256) {
 			return fmt.Errorf("base %d: kind %q, sha256 %q: want archive or inventory and 64 lowercase hex", i, b.Kind, b.SHA256)
+		}
+		if len(b.Repositories) > MaxBaseRepositories {
+			return fmt.Errorf("base %d (%s %q, sha256 %s) names %d repositories; a delta may name at most %d per base", i, b.Kind, b.Name, b.SHA256, len(b.Repositories), MaxBaseRepositories)
 		}
 	}
 	seen := make(map[v1.Hash]bool, len(d.LeftOut))

@@ -3,6 +3,7 @@ package archive
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -219,5 +220,51 @@ func TestDeltaOfManyBlobs(t *testing.T) {
 	long := strings.Replace(string(idx), `"ferry test"`, `"`+strings.Repeat("x", MaxIndexString+1)+`"`, 1)
 	if _, err := parseIndex([]byte(long)); err == nil || !strings.Contains(err.Error(), "more than the") {
 		t.Errorf("a created-by of %d bytes: %v, want it refused", MaxIndexString+1, err)
+	}
+}
+
+// TestDeltaRefusesABaseOfTooManyRepositories: an import asks every
+// repository a base names for the blobs its destination lacks, so the
+// list is bounded: MaxBaseRepositories are accepted, one more is refused
+// by the Writer and by the Reader, naming the base.
+func TestDeltaRefusesABaseOfTooManyRepositories(t *testing.T) {
+	fx := newFixture(t, fixtureOptions{})
+	delta := func(n int) *Delta {
+		repos := make([]string, n)
+		for i := range repos {
+			repos[i] = fmt.Sprintf("far.example/r%04d", i)
+		}
+		d := &Delta{Bases: []Base{
+			{Kind: BaseArchive, Name: "v1.tar.zst", SHA256: strings.Repeat("ab", 32)},
+			{Kind: BaseInventory, Name: "have.json", SHA256: strings.Repeat("cd", 32), Repositories: repos},
+		}}
+		for _, b := range fx.blobs[:2] {
+			d.LeftOut = append(d.LeftOut, LeftOut{Digest: b.d, Size: int64(len(b.b)), Base: 1, Repository: repos[0]})
+		}
+		return d
+	}
+	if _, err := BuildIndex(fx.entries, IndexOptions{CreatedBy: "ferry test", SkippedLayers: fx.skipped, Delta: delta(MaxBaseRepositories)}); err != nil {
+		t.Fatalf("%d repositories: %v", MaxBaseRepositories, err)
+	}
+	ok, err := json.Marshal(delta(MaxBaseRepositories))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseDelta(string(ok)); err != nil {
+		t.Fatalf("read, %d repositories: %v", MaxBaseRepositories, err)
+	}
+	tooMany := delta(MaxBaseRepositories + 1)
+	_, err = BuildIndex(fx.entries, IndexOptions{CreatedBy: "ferry test", SkippedLayers: fx.skipped, Delta: tooMany})
+	if err == nil || !strings.Contains(err.Error(), `"have.json"`) || !strings.Contains(err.Error(), fmt.Sprint(MaxBaseRepositories+1)) {
+		t.Errorf("write, %d repositories: %v; want a refusal naming the base and the count", MaxBaseRepositories+1, err)
+	}
+	// Written as another writer could: the Reader refuses it too.
+	raw, err := json.Marshal(tooMany)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = parseDelta(string(raw))
+	if err == nil || !strings.Contains(err.Error(), `"have.json"`) || !strings.Contains(err.Error(), fmt.Sprint(MaxBaseRepositories+1)) {
+		t.Errorf("read, %d repositories: %v; want a refusal naming the base and the count", MaxBaseRepositories+1, err)
 	}
 }

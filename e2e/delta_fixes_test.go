@@ -163,15 +163,18 @@ func TestDeltaSinceTheSameBaseTwiceRecordsItOnce(t *testing.T) {
 
 // TestDeltaImportSaysOnceWhatItMounted: a delta import that mounts its
 // left-out blobs from the repository its inventory saw them in says so in
-// its summary, in one line that fits 80 columns, with no warning (a mount
-// is how such a delta is meant to land); -v names the source repository.
+// its summary, in one line that fits 80 columns, and where from in the
+// next (the archive chose that repository: README, delta archives), with
+// no warning (a mount is how such a delta is meant to land); -v says it as
+// it happens.
 func TestDeltaImportSaysOnceWhatItMounted(t *testing.T) {
 	r := newReleases(t)
 	dst := testregistry.NewDistribution(t)
 	_, delta := v2SinceInventory(t, r, dst, r.v1Arch)
 	res := mustFerry(t, "import", "-f", delta, "--to-repo", dst.Repo("far/m"))
-	if strings.Contains(res.Stderr, "warning") || strings.Contains(res.Stderr, "far/a") {
-		t.Errorf("the mounts are reported as a warning:\n%s", res.Stderr)
+	if strings.Contains(res.Stderr, "warning") || strings.Count(res.Stderr, "far/a") != 1 ||
+		!regexp.MustCompile(`(?m)^  mounted +\d+ from \S+/far/a$`).MatchString(res.Stderr) {
+		t.Errorf("the mounts are reported as a warning, or their source is not named once:\n%s", res.Stderr)
 	}
 	var line string
 	for _, l := range strings.Split(res.Stderr, "\n") {
@@ -204,5 +207,42 @@ func TestDeltaVerifySinceAnInventorySaysSo(t *testing.T) {
 	}
 	if strings.Contains(res.Stderr, "neither zstd") {
 		t.Errorf("verify still calls the inventory a broken archive:\n%s", res.Stderr)
+	}
+}
+
+// TestDeltaMountSourcesShownAndNoMount: every blob of v2 is left out since
+// an inventory of far/a. The summary of the dry run and of the import say
+// from which repository they are mounted (no -v); --no-mount, on import and
+// copy --tar, fails before any write naming the missing blobs; copy
+// --to-repo refuses the flag.
+func TestDeltaMountSourcesShownAndNoMount(t *testing.T) {
+	r := newReleases(t)
+	dst := testregistry.NewDistribution(t)
+	_, delta := v2SinceInventory(t, r, dst, r.v2Full)
+	a, c := dst.Repo("far/a"), dst.Repo("far/c")
+	dst.ResetCounts()
+	for _, args := range [][]string{
+		{"import", "-f", delta, "--to-repo", c, "--no-mount"},
+		{"import", "-f", delta, "--to-repo", c, "--no-mount", "--dry-run"},
+		{"copy", "--tar", delta, "--to-repo", c, "--no-mount"},
+	} {
+		res := ferry(t, nil, args...)
+		if res.Code != 1 || !strings.Contains(res.Stderr, "does not hold") || !strings.Contains(res.Stderr, "--no-mount") {
+			t.Errorf("ferry %s: want exit 1 naming the missing blobs and --no-mount: %s", strings.Join(args, " "), res)
+		}
+	}
+	if w := dst.Writes("far/c"); len(w) != 0 {
+		t.Errorf("--no-mount wrote: %v", w)
+	}
+	if res := ferry(t, nil, "copy", "-b", r.v2, "--to-repo", c, "--no-mount"); res.Code != 2 || !strings.Contains(res.Stderr, "--no-mount") {
+		t.Errorf("copy --to-repo --no-mount: want a usage error: %s", res)
+	}
+	dry := mustFerry(t, "import", "-f", delta, "--to-repo", c, "--dry-run")
+	if !regexp.MustCompile(`(?m)^  to mount +\d+ from ` + regexp.QuoteMeta(a) + `$`).MatchString(dry.Stderr) {
+		t.Errorf("dry run: the summary does not name %s:\n%s", a, dry)
+	}
+	im := mustFerry(t, "import", "-f", delta, "--to-repo", c)
+	if !regexp.MustCompile(`(?m)^  mounted +\d+ from ` + regexp.QuoteMeta(a) + `$`).MatchString(im.Stderr) {
+		t.Errorf("import: the summary does not name %s:\n%s", a, im)
 	}
 }

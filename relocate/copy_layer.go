@@ -33,18 +33,11 @@ func (c *copier) copyBlob(ctx context.Context, dst *destination, b Blob) (bool, 
 			// Read (and verified) while planning: nothing to fetch.
 			return &progressReader{rc: rc, p: p, rep: dst.rep}, nil
 		}
-		src, err := dst.client.Repo(ctx, srcRepo, registry.Access{})
+		rc, err := openSource(ctx, dst.client, b)
 		if err != nil {
 			return nil, err
 		}
-		rc, err := src.GetBlob(ctx, b.Digest)
-		if err != nil {
-			if permanentHTTP(err) {
-				err = registry.Permanent(err)
-			}
-			return nil, err
-		}
-		return &progressReader{rc: copySource{newDigestReader(cutReader{rc}, b.Digest, b.Size, b.Source.String()), b}, p: p, rep: dst.rep}, nil
+		return &progressReader{rc: rc, p: p, rep: dst.rep}, nil
 	}, registry.OnRetry(func(attempt, attempts int, err error) {
 		dst.rep.Warnf("blob %s failed on its way from %s to %s (%v); sending it again from a fresh download (attempt %d of %d)",
 			b.Digest, b.Source, dst.repo, err, attempt, attempts)
@@ -57,6 +50,23 @@ func (c *copier) copyBlob(ctx context.Context, dst *destination, b Blob) (bool, 
 	}
 	p.finish(dst.rep, b.Size)
 	return mounted, nil
+}
+
+// openSource downloads blob b from b.Source, verified against its digest
+// as it streams (copySource): a fresh download for each upload attempt.
+func openSource(ctx context.Context, client *registry.Client, b Blob) (io.ReadCloser, error) {
+	src, err := client.Repo(ctx, b.Source.Context(), registry.Access{})
+	if err != nil {
+		return nil, err
+	}
+	rc, err := src.GetBlob(ctx, b.Digest)
+	if err != nil {
+		if permanentHTTP(err) {
+			err = registry.Permanent(err)
+		}
+		return nil, err
+	}
+	return copySource{newDigestReader(cutReader{rc}, b.Digest, b.Size, b.Source.String()), b}, nil
 }
 
 // permanentHTTP reports a registry refusal that asking again will not

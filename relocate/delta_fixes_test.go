@@ -3,7 +3,6 @@ package relocate_test
 import (
 	"bytes"
 	"context"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -250,35 +249,6 @@ func TestDeltaImportWithMissingBlobsWritesNothing(t *testing.T) {
 	}
 	if w.dst.hasBlob(t, impMust(w.src.app1.ConfigName())) {
 		t.Error("app1's config was mounted into the destination of a failed import")
-	}
-}
-
-// TestDeltaMountRefusedIsNamed: a registry that answers a mount request
-// by opening an upload (202, as one without cross-repository mounts does)
-// for a blob the mount source holds: the import says that the registry did
-// not mount it, not that it is missing, and tags nothing.
-func TestDeltaMountRefusedIsNamed(t *testing.T) {
-	w := newDeltaWorld(t, testregistry.NewDistribution)
-	// The inventory names dst/a as the proxy's clients see it.
-	proxy := testregistry.NewFaultProxy(t, w.reg)
-	a := impMust(name.NewRepository(proxy.Repo("dst/a")))
-	doc, err := relocate.TakeInventory(context.Background(), []name.Repository{a}, relocate.InventoryOptions{Remote: proxy.RemoteOptions(t), Client: registry.New(proxy.ClientOptions())})
-	if err != nil {
-		t.Fatal(err)
-	}
-	have := filepath.Join(w.dir, "proxied.json")
-	if err := doc.WriteFile(have); err != nil {
-		t.Fatal(err)
-	}
-	delta, _ := w.delta(t, have)
-	proxy.SetRules(testregistry.Rule{Method: http.MethodPost, Kind: testregistry.KindUpload, Fault: testregistry.FaultStatus, Status: http.StatusAccepted})
-	dst := &impDest{reg: w.reg, proxy: proxy, ep: &proxy.Endpoint, repo: impMust(name.NewRepository(proxy.Repo("dst/imported")))}
-	_, err = relocate.Import(context.Background(), bytes.NewReader(delta), dst.repo, dst.options(t))
-	if err == nil || !strings.Contains(err.Error(), "did not mount") || !strings.Contains(err.Error(), "/dst/a") {
-		t.Errorf("import: %v; want the refused mount named with its source", err)
-	}
-	if tags := w.dst.tags(t); len(tags) != 0 {
-		t.Errorf("tags written: %v", tags)
 	}
 }
 

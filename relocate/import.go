@@ -134,7 +134,8 @@ type ImportResult struct {
 	BlobsPresent int   `json:"blobsPresent"`
 	BytesPresent int64 `json:"bytesPresent"`
 	// BlobsLeftOut and BytesLeftOut count the blobs a delta archive left
-	// out, which the destination held (they are among BlobsPresent);
+	// out, which the destination held (they are among BlobsPresent, but
+	// for those the registry would not mount, among BlobsUploaded);
 	// LeftOutMounted and BytesLeftOutMounted count those of them mounted
 	// from another repository of the registry, where an inventory saw them
 	// (in a dry run: that would be).
@@ -142,6 +143,9 @@ type ImportResult struct {
 	BytesLeftOut        int64 `json:"bytesLeftOut,omitempty"`
 	LeftOutMounted      int   `json:"leftOutMounted,omitempty"`
 	BytesLeftOutMounted int64 `json:"bytesLeftOutMounted,omitempty"`
+	// LeftOutFrom says from which repositories those the destination
+	// lacked were taken (mounted, or uploaded), sorted by name.
+	LeftOutFrom []LeftOutSource `json:"leftOutFrom,omitempty"`
 	// ManifestsPushed and ManifestsPresent count the manifests
 	// and indexes PUT (in a dry run: missing) and already there; a
 	// locations image counts in ManifestsPushed when it is written.

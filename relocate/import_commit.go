@@ -57,6 +57,12 @@ type DestinationOptions struct {
 	// DryRun checks the destination and reports what would be sent and
 	// tagged, and changes nothing.
 	DryRun bool
+	// NoMount forbids taking a delta archive's left-out blobs from other
+	// repositories of the destination's registry, which the archive names
+	// (mounted, or read there and uploaded): those the destination lacks
+	// fail the import before any write, as when no repository holds them.
+	// A copy's mounts from its own sources are not concerned.
+	NoMount bool
 	// LockOutput, when set, is a file that receives, as imgpkg's copy
 	// writes it, a BundleLock naming the root bundle at its new home, or,
 	// without a root bundle, an ImagesLock naming the images there (the
@@ -122,6 +128,10 @@ type destination struct {
 	manifestPresent map[v1.Hash]bool
 	// existing are the tags of the repository before anything is written.
 	existing map[string]bool
+	// leftOutSent are the left-out blobs checkDelta sent, read from where
+	// they are, as the registry would not mount them: in repo now
+	// (blobPresent), they count as uploaded.
+	leftOutSent map[v1.Hash]bool
 }
 
 // newDestination checks what can be checked before anything is changed
@@ -421,12 +431,18 @@ func bookkeepingTagError(o importTag, other v1.Hash) error {
 // countBlobs sets the blob counts of res from what repo is known to have
 // and what the mover mounted, and returns the bytes missing there (or not
 // checked yet). A mounted blob is not among the uploaded: its bytes were
-// never sent.
+// never sent. A delta's left-out blob that checkDelta sent (leftOutSent)
+// is, but its bytes are not among those returned: they are sent already.
 func (dst *destination) countBlobs(res *ImportResult) int64 {
 	res.BlobsPresent, res.BytesPresent, res.BlobsUploaded, res.BytesUploaded = 0, 0, 0, 0
 	res.BlobsMounted, res.BytesMounted = 0, 0
+	var sentBefore int64
 	for _, b := range dst.head.blobs {
 		switch {
+		case dst.leftOutSent[b.Digest]:
+			res.BlobsUploaded++
+			res.BytesUploaded += b.Size
+			sentBefore += b.Size
 		case dst.blobPresent[b.Digest]:
 			res.BlobsPresent++
 			res.BytesPresent += b.Size
@@ -438,7 +454,7 @@ func (dst *destination) countBlobs(res *ImportResult) int64 {
 			res.BytesUploaded += b.Size
 		}
 	}
-	return res.BytesUploaded + res.BytesMounted
+	return res.BytesUploaded + res.BytesMounted - sentBefore
 }
 
 // markMounted records that the mover mounted blob d instead of sending it.

@@ -72,6 +72,7 @@ as to ferry export.`,
 			&cli.BoolFlag{Name: "repo-based-tags", Usage: "tag images <source-path>-sha256-<hex>.imgpkg, as imgpkg's flag of the same name"},
 			&cli.StringFlag{Name: "lock-output", Usage: "write a lock naming what was copied at its new home, as imgpkg does: a BundleLock for a bundle, an ImagesLock for -i or --lock images.yml (that lock, relocated)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "report what would be sent and tagged; change nothing"},
+			noMountFlag(),
 			&cli.StringFlag{Name: "level", Value: "default", Usage: "zstd level of --to-tar: fastest, default, better or best"},
 			splitSizeFlag(),
 			// export's and import's own names for the archive, set from
@@ -126,9 +127,9 @@ func copyModeOf(c *cli.Context) (copyMode, error) {
 		if toRepo != "" {
 			return 0, usagef("copy: give one destination, --to-repo REPO or --to-tar FILE, not both")
 		}
-		return copyToTar, refuse("--to-tar (an export)", "repo-based-tags", "lock-output", "dry-run")
+		return copyToTar, refuse("--to-tar (an export)", "repo-based-tags", "lock-output", "dry-run", "no-mount")
 	case toRepo != "":
-		return copyToRepo, refuse("--to-repo", "level", "since", "split-size")
+		return copyToRepo, refuse("--to-repo", "level", "since", "split-size", "no-mount")
 	}
 	return 0, usagef("copy: give a destination: --to-repo REPO, or --to-tar FILE for an archive")
 }

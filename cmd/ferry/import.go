@@ -46,6 +46,7 @@ copy --tar would.`,
 			&cli.BoolFlag{Name: "repo-based-tags", Usage: "tag images <source-path>-sha256-<hex>.imgpkg, as imgpkg's flag of the same name"},
 			&cli.StringFlag{Name: "lock-output", Usage: "write a lock naming what was imported at its new home, as imgpkg copy --tar does: a BundleLock for a bundle, an ImagesLock for images"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "report what would be uploaded and tagged; change nothing"},
+			noMountFlag(),
 			&cli.StringFlag{Name: "spool-dir", Action: existingFile("spool-dir"), Usage: "when reading from a pipe (or an archive without a seek table), keep each large blob in a temporary file under `DIR` until its upload is done, so that a failed upload is sent again in full (default: stream it, nothing on disk)"},
 			&cli.BoolFlag{Name: "cosign-signatures", Usage: importArtifactsUsage},
 			&cli.BoolFlag{Name: "referrers", Usage: importArtifactsUsage},
@@ -104,6 +105,7 @@ func runImport(c *cli.Context) error {
 			Concurrency:   c.Int("concurrency"),
 			RepoBasedTags: c.Bool("repo-based-tags"),
 			DryRun:        c.Bool("dry-run"),
+			NoMount:       c.Bool("no-mount"),
 			LockOutput:    c.String("lock-output"),
 			Reporter:      out.Reporter(),
 		},
@@ -118,6 +120,11 @@ func runImport(c *cli.Context) error {
 		return fmt.Errorf("%s: %w", source, explain(err, to))
 	}
 	return printImportResult(out, command, res, c.String("lock-output"))
+}
+
+// noMountFlag is --no-mount, of import and copy --tar.
+func noMountFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "no-mount", Usage: "a delta archive: never take a left-out blob from another repository of the destination's registry that the archive names (no mount, no copy); the import fails, before any write, unless the destination holds them all"}
 }
 
 // importJSON is the --json result of import and copy.
@@ -189,7 +196,6 @@ func printImport(w io.Writer, command string, j importJSON, took time.Duration, 
 	}
 	fmt.Fprintf(tw, "  manifests\t%d %s, %d already there\n", res.ManifestsPushed, pushed, res.ManifestsPresent)
 	if res.BlobsLeftOut > 0 {
-		// A mount is always from another repository; -v names it.
 		line := fmt.Sprintf("%d left out (%s), all held by the destination", res.BlobsLeftOut, humanBytes(res.BytesLeftOut))
 		switch {
 		case res.LeftOutMounted > 0 && res.DryRun:
@@ -198,6 +204,20 @@ func printImport(w io.Writer, command string, j importJSON, took time.Duration, 
 			line += fmt.Sprintf(" (%d mounted)", res.LeftOutMounted)
 		}
 		fmt.Fprintf(tw, "  delta\t%s\n", line)
+		// Where from, always: another repository, which the archive
+		// named (README: delta archives, trust).
+		mounted := "mounted"
+		if res.DryRun {
+			mounted = "to mount"
+		}
+		for _, s := range res.LeftOutFrom {
+			if s.Mounted > 0 {
+				fmt.Fprintf(tw, "  %s\t%d from %s\n", mounted, s.Mounted, s.Repository)
+			}
+			if s.Uploaded > 0 {
+				fmt.Fprintf(tw, "  copied\t%d from %s (the registry would not mount them)\n", s.Uploaded, s.Repository)
+			}
+		}
 	}
 	if j.LockOutput != "" {
 		fmt.Fprintf(tw, "  lock\twritten to %s\n", j.LockOutput)

@@ -443,12 +443,21 @@ func TestRelocationSummary(t *testing.T) {
 	delta := &relocate.ImportResult{Repository: "reg/far/app", Root: "reg/far/app@" + d, Tag: "v1",
 		Tags:          []relocate.TagResult{{Tag: "v1", Digest: d, Action: relocate.TagCreate}},
 		BlobsUploaded: 7, BytesUploaded: 7 << 20, BlobsPresent: 4, BytesPresent: 5 << 20,
-		BlobsLeftOut: 3, BytesLeftOut: 3 << 20, LeftOutMounted: 3, BytesLeftOutMounted: 3 << 20}
+		BlobsLeftOut: 3, BytesLeftOut: 3 << 20, LeftOutMounted: 3, BytesLeftOutMounted: 3 << 20,
+		LeftOutFrom: []relocate.LeftOutSource{{Repository: "reg/far/base", Mounted: 3, MountedBytes: 3 << 20}}}
 	buf.Reset()
 	printImport(&buf, "import", importJSON{ImportResult: delta}, time.Second, false)
 	if !strings.Contains(buf.String(), "  blobs      7 uploaded (7.0 MiB), 3 mounted (3.0 MiB, not sent), 1 already there (2.0 MiB)\n") ||
-		!strings.Contains(buf.String(), "  delta      3 left out (3.0 MiB), all held by the destination (3 mounted)\n") {
+		!strings.Contains(buf.String(), "  delta      3 left out (3.0 MiB), all held by the destination (3 mounted)\n  mounted    3 from reg/far/base\n") {
 		t.Errorf("a delta's left-out blobs mounted:\n%s", buf.String())
+	}
+	// Some the registry would not mount: uploaded from there, and said so.
+	delta.LeftOutMounted, delta.BytesLeftOutMounted = 2, 2<<20
+	delta.LeftOutFrom = []relocate.LeftOutSource{{Repository: "reg/far/base", Mounted: 2, MountedBytes: 2 << 20}, {Repository: "reg/far/old", Uploaded: 1, UploadedBytes: 1 << 20}}
+	buf.Reset()
+	printImport(&buf, "import", importJSON{ImportResult: delta}, time.Second, false)
+	if !strings.Contains(buf.String(), "  delta      3 left out (3.0 MiB), all held by the destination (2 mounted)\n  mounted    2 from reg/far/base\n  copied     1 from reg/far/old (the registry would not mount them)\n") {
+		t.Errorf("a delta's left-out blobs mounted and uploaded:\n%s", buf.String())
 	}
 
 	// --json: the lock file beside relocate's fields, unless a dry run.

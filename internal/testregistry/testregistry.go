@@ -51,6 +51,7 @@ type options struct {
 	tls            bool
 	dir            string
 	foreignURLs    []string
+	noMounts       bool
 }
 
 // WithAuth requires HTTP basic auth with this user and password, checked by
@@ -84,6 +85,31 @@ func WithFilesystem(dir string) Option {
 // ignores this option.
 func WithForeignLayerURLs(allow ...string) Option {
 	return func(o *options) { o.foreignURLs = append(o.foreignURLs, allow...) }
+}
+
+// WithoutMounts makes the registry ignore cross-repository mount requests
+// (POST /v2/NAME/blobs/uploads/?mount=DIGEST&from=REPO): it opens an
+// upload session instead (202 and a Location), as the OCI distribution
+// spec lets a registry do, and as one does that does not mount across
+// repositories or that will not let this client read the source. Neither
+// registry has a setting for it: the parameters are taken off the request
+// before the registry sees it (the recorded request keeps them).
+func WithoutMounts() Option {
+	return func(o *options) { o.noMounts = true }
+}
+
+// withoutMounts is the handler WithoutMounts puts in front of h.
+func withoutMounts(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if q := r.URL.Query(); r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/blobs/uploads/") && q.Has("mount") {
+			q.Del("mount")
+			q.Del("from")
+			r = r.Clone(r.Context())
+			r.URL.RawQuery = q.Encode()
+			r.RequestURI = r.URL.RequestURI()
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func collect(opts []Option) options {
@@ -286,6 +312,9 @@ func NewDistribution(t testing.TB, opts ...Option) *Registry {
 func start(t testing.TB, o options, h http.Handler, closeApp func()) *Registry {
 	t.Helper()
 	rec := newRecorder()
+	if o.noMounts {
+		h = withoutMounts(h)
+	}
 	srv := httptest.NewUnstartedServer(rec.wrap(h))
 	// A client that rejects our certificate makes the server log a TLS
 	// handshake error; that is the expected outcome of such tests.

@@ -403,3 +403,47 @@ func TestClose(t *testing.T) {
 		t.Errorf("closed registry answered %d", resp.StatusCode)
 	}
 }
+
+// TestWithoutMounts: distribution mounts a blob another repository holds
+// (201); WithoutMounts makes it open an upload session instead (202 and a
+// Location), and the recorded request still shows the mount asked.
+func TestWithoutMounts(t *testing.T) {
+	for _, mounts := range []bool{true, false} {
+		var opts []testregistry.Option
+		if !mounts {
+			opts = append(opts, testregistry.WithoutMounts())
+		}
+		reg := testregistry.NewDistribution(t, opts...)
+		layer, err := random.Layer(64, types.OCILayer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		repo, err := name.NewRepository(reg.Repo("src/a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.WriteLayer(repo, layer, reg.RemoteOptions(t)...); err != nil {
+			t.Fatal(err)
+		}
+		d, err := layer.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := reg.Client().Post(reg.URL+"/v2/dst/b/blobs/uploads/?mount="+d.String()+"&from=src/a", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want := http.StatusCreated
+		if !mounts {
+			want = http.StatusAccepted
+		}
+		if resp.StatusCode != want || (!mounts && resp.Header.Get("Location") == "") {
+			t.Errorf("mounts %v: %s, Location %q; want %d", mounts, resp.Status, resp.Header.Get("Location"), want)
+		}
+		reqs := reg.Requests()
+		if last := reqs[len(reqs)-1]; last.Method != http.MethodPost || last.Status != want {
+			t.Errorf("mounts %v: recorded %+v", mounts, last)
+		}
+	}
+}
