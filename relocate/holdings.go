@@ -64,6 +64,9 @@ func TakeInventory(ctx context.Context, repos []name.Repository, opts InventoryO
 		return nil, err
 	}
 	doc := &inventory.Document{MediaType: inventory.MediaType, FormatVersion: inventory.FormatVersion, CreatedBy: createdBy, Created: time.Now().UTC().Truncate(time.Second)}
+	if len(repos) > archive.MaxBaseRepositories {
+		return nil, fmt.Errorf("inventory of %d repositories: export --since reads at most %d from one inventory; take several", len(repos), archive.MaxBaseRepositories)
+	}
 	maxManifests := opts.MaxManifests
 	if maxManifests <= 0 {
 		maxManifests = MaxInventoryManifests

@@ -229,6 +229,11 @@ func readInventory(ctx context.Context, r io.Reader, size int64, path, name stri
 	if err != nil {
 		return nil, err
 	}
+	if len(doc.Repositories) > archive.MaxBaseRepositories {
+		// Said here, before any blob is fetched: the delta's head would
+		// refuse it (an import asks each repository for what it lacks).
+		return nil, fmt.Errorf("the inventory lists %d repositories; a delta's base may name at most %d: take inventories of fewer repositories, and give each with --since", len(doc.Repositories), archive.MaxBaseRepositories)
+	}
 	n := 0
 	for _, r := range doc.Repositories {
 		n += len(r.Blobs)

@@ -1,10 +1,16 @@
 package relocate
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/inventory"
 
 	"github.com/ferry-dev/ferry/internal/progress"
 )
@@ -29,5 +35,33 @@ func TestReadSinceOfNoFileOrADirectory(t *testing.T) {
 				t.Errorf("openBases: %v; want ErrNotABaseArchive, %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestSinceAnInventoryOfTooManyRepositories: an inventory listing more
+// repositories than a delta's base may name is refused when --since reads
+// it, naming the count and the bound, not later while the archive's head
+// is written; at the bound it is read.
+func TestSinceAnInventoryOfTooManyRepositories(t *testing.T) {
+	doc := func(n int) string {
+		var repos []string
+		for i := range n {
+			repos = append(repos, fmt.Sprintf(`{"registry": "reg.example:5000", "repository": "mirror/app%d", "tags": 0, "manifests": [], "blobs": []}`, i))
+		}
+		return `{"mediaType": "` + inventory.MediaType + `", "formatVersion": 1, "createdBy": "hand", "created": "2026-11-29T16:00:46Z", "repositories": [` + strings.Join(repos, ", ") + `]}`
+	}
+	dir := t.TempDir()
+	for _, n := range []int{archive.MaxBaseRepositories, archive.MaxBaseRepositories + 1} {
+		path := filepath.Join(dir, fmt.Sprintf("have-%d.json", n))
+		if err := os.WriteFile(path, []byte(doc(n)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s, err := ReadSince(context.Background(), path, nil)
+		switch {
+		case n <= archive.MaxBaseRepositories && (err != nil || len(s.Base.Repositories) != n):
+			t.Errorf("%d repositories: %v; want them read", n, err)
+		case n > archive.MaxBaseRepositories && (err == nil || !strings.Contains(err.Error(), fmt.Sprintf("lists %d repositories", n)) || !strings.Contains(err.Error(), path)):
+			t.Errorf("%d repositories: %v; want a refusal naming the file and the count", n, err)
+		}
 	}
 }
