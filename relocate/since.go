@@ -151,7 +151,9 @@ func ReadSince(ctx context.Context, path string, rep progress.Reporter) (*Since,
 	rep = progress.OrNop(rep)
 	var in io.ReadCloser
 	var err error
-	if fi, serr := os.Stat(path); serr == nil && fi.Mode()&fs.ModeNamedPipe != 0 {
+	fi, serr := os.Stat(path)
+	pipe := serr == nil && fi.Mode()&fs.ModeNamedPipe != 0
+	if pipe {
 		var f *os.File
 		f, err = openPipe(ctx, path)
 		if err == nil {
@@ -168,6 +170,11 @@ func ReadSince(ctx context.Context, path string, rep progress.Reporter) (*Since,
 	}
 	defer in.Close()
 	ra, size, ok := archive.RandomAccess(in)
+	if !ok && !pipe {
+		// A device (/dev/null, a terminal): neither a file nor what a
+		// command writes an inventory into.
+		return nil, fmt.Errorf("--since %s: %w", path, notRegular(in))
+	}
 	if !ok {
 		s, err := readSinceStream(ctx, path, in)
 		if err != nil {

@@ -1,4 +1,4 @@
-//go:build !unix
+//go:build !linux
 
 package relocate
 
@@ -7,7 +7,10 @@ import (
 	"os"
 )
 
-// openPipe opens the named pipe at path for reading.
+// openPipe opens the named pipe at path for reading. Where the runtime
+// cannot poll a FIFO (darwin never adds one to its poller, so the Linux
+// way of waiting would fail), open(2) waits for the writer as it does for
+// any program, and a read for its bytes; a second Ctrl-C ends ferry.
 func openPipe(_ context.Context, path string) (*os.File, error) {
 	return os.Open(path)
 }

@@ -65,3 +65,13 @@ func TestSinceAnInventoryOfTooManyRepositories(t *testing.T) {
 		}
 	}
 }
+
+// TestSinceADeviceIsNotAPipe: a character device is neither a file nor
+// a pipe an inventory comes through: refused as not a regular file,
+// rather than read (or waited on) as a stream.
+func TestSinceADeviceIsNotAPipe(t *testing.T) {
+	_, err := ReadSince(context.Background(), os.DevNull, nil)
+	if !errors.Is(err, ErrNotABase) || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("--since %s: %v; want ErrNotABase, not a regular file", os.DevNull, err)
+	}
+}
