@@ -172,12 +172,25 @@ func (s *Server) Serve(ctx context.Context, h http.Handler) error {
 		// end then still count themselves out.
 		s.cut = int(s.inFlight.Load())
 		srv.Close()
+		// Close does not wait for the handlers: a little while for them
+		// to see their connection gone and log themselves as cut short,
+		// before the caller says it stopped and closes the archive.
+		for deadline := time.Now().Add(cutWait); s.inFlight.Load() > 0 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
 }
+
+// cutWait is how long Serve waits, once the grace is over and the
+// connections closed, for the handlers cut short to end.
+const cutWait = 2 * time.Second
+
+// Grace is how long requests in flight get once Serve is asked to stop.
+func (s *Server) Grace() time.Duration { return s.grace }
 
 // CutShort is how many requests were still in flight when Serve's grace
 // ended: their connections were closed, their clients got less than

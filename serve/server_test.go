@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -169,8 +170,9 @@ func readAll(t *testing.T, resp *http.Response) []byte {
 
 // TestStoppingWithRequestsInFlightSaysSoAndCountsThoseCutShort: asked to
 // stop while a request is in flight, the server says how many and how
-// long they get, waits that long, then closes their connections and
-// counts them; with none in flight it says nothing and counts none.
+// long they get, waits that long, then closes their connections, counts
+// them and waits for their handlers to end; with none in flight it says
+// nothing and counts none.
 func TestStoppingWithRequestsInFlightSaysSoAndCountsThoseCutShort(t *testing.T) {
 	type stop struct {
 		n     int
@@ -183,9 +185,12 @@ func TestStoppingWithRequestsInFlightSaysSoAndCountsThoseCutShort(t *testing.T) 
 		t.Fatal(err)
 	}
 	started := make(chan struct{})
+	var ended atomic.Bool
 	// A download that never ends by itself: it sends a first part, then
-	// waits for its connection to go.
+	// waits for its connection to go, and takes a moment to end (as a
+	// handler logging itself does).
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() { time.Sleep(50 * time.Millisecond); ended.Store(true) }()
 		w.Header().Set("Content-Length", "1000000")
 		w.Write(make([]byte, 1000))
 		w.(http.Flusher).Flush()
@@ -209,6 +214,9 @@ func TestStoppingWithRequestsInFlightSaysSoAndCountsThoseCutShort(t *testing.T) 
 	}
 	if took := time.Since(begun); took < grace {
 		t.Errorf("Serve returned after %s, before the grace of %s", took, grace)
+	}
+	if !ended.Load() {
+		t.Error("Serve returned before the handler it cut short had ended: its log line would come after ferry said it stopped")
 	}
 	select {
 	case s := <-stops:

@@ -198,7 +198,7 @@ func runServe(c *cli.Context) error {
 	}
 	if !out.json && out.level > levelQuiet {
 		if n := srv.CutShort(); n > 0 {
-			fmt.Fprintf(out.stderr, "Stopped; cut short %s still in flight after %s.\n", plural(n, "request"), serve.ShutdownGrace)
+			fmt.Fprintf(out.stderr, "Stopped; cut short %s still in flight after %s.\n", plural(n, "request"), srv.Grace())
 		} else {
 			fmt.Fprintln(out.stderr, "Stopped.")
 		}
