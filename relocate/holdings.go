@@ -100,6 +100,7 @@ type walker struct {
 	repo name.Repository
 	reg  *registry.Repo
 	conc int
+	max  int // manifests walked at most
 	rep  progress.Reporter
 
 	mu        sync.Mutex
@@ -127,7 +128,7 @@ func holdings(ctx context.Context, repo name.Repository, puller *remote.Puller, 
 	if err != nil {
 		return out, err
 	}
-	w := &walker{repo: repo, reg: reg, conc: conc, rep: rep, manifests: map[v1.Hash]int64{}, blobs: map[v1.Hash]int64{}, skipped: map[v1.Hash]bool{}}
+	w := &walker{repo: repo, reg: reg, conc: conc, max: maxManifests, rep: rep, manifests: map[v1.Hash]int64{}, blobs: map[v1.Hash]int64{}, skipped: map[v1.Hash]bool{}}
 	var level []walkRef
 	for t := range tagSet {
 		level = append(level, walkRef{ref: t})
@@ -137,7 +138,7 @@ func holdings(ctx context.Context, repo name.Repository, puller *remote.Puller, 
 	// referrers of everything found so far, until nothing new turns up.
 	for len(level) > 0 {
 		if n := len(w.manifests) + len(level); n > maxManifests {
-			return out, fmt.Errorf("more than %d manifests to walk (%d found, %d more named): a repository this large, or a registry that keeps naming new ones, is beyond what an inventory lists", maxManifests, len(w.manifests), len(level))
+			return out, w.tooMany(len(level))
 		}
 		next, err := w.fetchLevel(ctx, level)
 		if err != nil {
@@ -170,6 +171,14 @@ func holdings(ctx context.Context, repo name.Repository, puller *remote.Puller, 
 // tag deleted while the walk runs is skipped without one.
 func (w *walker) fetchLevel(ctx context.Context, refs []walkRef) ([]walkRef, error) {
 	found := make([][]walkRef, len(refs))
+	// What the level names is kept once, and counted against the bound as
+	// it is found: many manifests of a level, each naming thousands of
+	// children, would otherwise be held whole before the next level's
+	// check.
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	room := w.max - len(w.manifests) - len(refs)
+	named := 0
 	err := parallel.ForEach(ctx, w.conc, len(refs), func(ctx context.Context, i int) error {
 		r := refs[i]
 		raw, mt, d, err := w.reg.GetManifest(ctx, r.ref, archive.DefaultMaxManifestSize)
@@ -201,23 +210,36 @@ func (w *walker) fetchLevel(ctx context.Context, refs []walkRef) ([]walkRef, err
 		if err != nil {
 			return err
 		}
-		found[i] = append(children, refd...)
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range append(children, refd...) {
+			if !seen[r.ref] && !w.known(r.ref) {
+				seen[r.ref] = true
+				found[i] = append(found[i], r)
+			}
+		}
+		if named += len(found[i]); named > room {
+			return w.tooMany(len(refs) + named)
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	var next []walkRef
-	seen := map[string]bool{}
 	for _, f := range found {
-		for _, r := range f {
-			if !seen[r.ref] && !w.known(r.ref) {
-				seen[r.ref] = true
-				next = append(next, r)
-			}
-		}
+		next = append(next, f...)
 	}
 	return next, nil
+}
+
+// tooMany is the error of a walk that would pass its bound, with named
+// manifests to fetch beyond those it has.
+func (w *walker) tooMany(named int) error {
+	w.mu.Lock()
+	have := len(w.manifests)
+	w.mu.Unlock()
+	return fmt.Errorf("more than %d manifests to walk (%d found, %d more named): a repository this large, or a registry that keeps naming new ones, is beyond what an inventory lists", w.max, have, named)
 }
 
 // name names the manifest r led to, of digest d, in a warning.

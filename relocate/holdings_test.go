@@ -271,4 +271,19 @@ func TestInventoryStopsPastItsManifestBound(t *testing.T) {
 	if err := take(); err == nil || !strings.Contains(err.Error(), "more than 3 manifests") || !strings.Contains(err.Error(), repo.String()) {
 		t.Errorf("four manifests, a bound of three: %v, want an error naming the repository and the bound", err)
 	}
+
+	// One tag whose index names four children: the bound is passed by
+	// what one manifest names.
+	idxRepo := impMust(name.NewRepository(reg.Repo("far/index")))
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for range 4 {
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: impMust(random.Image(256, 1))})
+	}
+	if err := remote.WriteIndex(idxRepo.Tag("v1"), idx, opts...); err != nil {
+		t.Fatal(err)
+	}
+	_, err := relocate.TakeInventory(context.Background(), []name.Repository{idxRepo}, relocate.InventoryOptions{Remote: opts, MaxManifests: 3})
+	if err == nil || !strings.Contains(err.Error(), "more than 3 manifests") {
+		t.Errorf("an index of four children, a bound of three: %v, want the bound named", err)
+	}
 }
