@@ -383,17 +383,20 @@ func (r *reporter) columns() int {
 // terminals' cursor on the next row.
 //
 // A spinner: "⠋ " DESC "  [" ELAPSED "] ", the elapsed time up to
-// "9h59m59s". A bar: DESC "  45% |" BAR "| " STATS " [" ELAPSED ":" LEFT
+// "99h59m59s". A bar: DESC "  45% |" BAR "| " STATS " [" ELAPSED ":" LEFT
 // "]", STATS up to "(1023 KiB/1023 MiB, 1023 MiB/s)" and the time left up
-// to "99h59m59s"; without them (a narrow terminal) DESC "  45% |" BAR "|  ".
+// to "999h59m59s" (the library prints its estimate whole: at a few bytes
+// a second it can reach "2562047h47m16s", which would not leave a usable
+// bar at 80 columns, so a line that far from done may wrap); without them
+// (a narrow terminal) DESC "  45% |" BAR "|  ".
 const (
-	spinnerChrome  = 2 + 3 + len("9h59m59s") + 2 + 1
-	barChrome      = 5 + 1 + 2 + 1 + len("(1023 KiB/1023 MiB, 1023 MiB/s)") + 2 + len("9h59m59s") + 1 + len("99h59m59s") + 1 + 1
+	spinnerChrome  = 2 + 3 + len("99h59m59s") + 2 + 1
+	barChrome      = 5 + 1 + 2 + 1 + len("(1023 KiB/1023 MiB, 1023 MiB/s)") + 2 + len("99h59m59s") + 1 + len("999h59m59s") + 1 + 1
 	shortBarChrome = 5 + 1 + 2 + 1 + 1 + 1
 	// barWidth is the bar's width where there is room, minBarWidth the
 	// least it is shrunk to before the description is shortened.
 	barWidth    = 30
-	minBarWidth = 10
+	minBarWidth = 8
 	// minBarDescription is how much of a description a bar with its
 	// figures must leave room for: else they are dropped.
 	minBarDescription = len("import")
