@@ -176,7 +176,7 @@ func pushRandom(t *testing.T, ref string, opts ...remote.Option) v1.Hash {
 // head resolves ref with o's options, as every ferry command will.
 func head(t *testing.T, ctx context.Context, ref string, o Options) (*v1.Descriptor, error) {
 	t.Helper()
-	r, err := ParseReference(ref, o)
+	r, err := name.ParseReference(ref, o.NameOptions()...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -43,7 +44,7 @@ func TestExplainStorageRefusingARedirectedDownload(t *testing.T) {
 	}
 	ref := host + "/team/app:v1"
 	o := fast(1)
-	r, err := ParseReference(ref, o)
+	r, err := name.ParseReference(ref, o.NameOptions()...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -140,25 +140,6 @@ func (o Options) NameOptions() []name.Option {
 	return opts
 }
 
-// ParseReference parses a tag or digest reference with o's name options.
-func ParseReference(s string, o Options) (name.Reference, error) {
-	ref, err := name.ParseReference(s, o.NameOptions()...)
-	if err != nil {
-		return nil, fmt.Errorf("parse reference %q: %w", s, err)
-	}
-	return ref, nil
-}
-
-// ParseRepository parses a repository (no tag or digest), such as the
-// argument of --to-repo, with o's name options.
-func ParseRepository(s string, o Options) (name.Repository, error) {
-	repo, err := name.NewRepository(s, o.NameOptions()...)
-	if err != nil {
-		return name.Repository{}, fmt.Errorf("parse repository %q: %w", s, err)
-	}
-	return repo, nil
-}
-
 // Keychain resolves credentials: none when Anon, the explicit ones for the
 // CredentialHosts (every registry when empty) when given, otherwise the
 // Docker config and credential helpers.
