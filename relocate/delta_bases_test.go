@@ -173,10 +173,7 @@ func TestSinceAnInventoryOfTwoRegistries(t *testing.T) {
 func TestDeltaImportRefusalSinceAnInventory(t *testing.T) {
 	w := newDeltaWorld(t, testregistry.NewGGCR)
 	delta, ex := w.delta(t, w.have)
-	var size int64
-	for _, l := range ex.Delta.LeftOut {
-		size += l.Size
-	}
+	size := leftOutSize(ex.Delta)
 	other := impNewDest(t, false)
 	_, err := relocate.Import(context.Background(), bytes.NewReader(delta), other.repo, other.options(t))
 	if err == nil {

@@ -196,10 +196,7 @@ func TestDeltaPrefersABaseThatNamesAMountSource(t *testing.T) {
 			if res.LeftOutMounted != len(ex.Delta.LeftOut) {
 				t.Errorf("%d of %d left-out blobs mounted", res.LeftOutMounted, len(ex.Delta.LeftOut))
 			}
-			var size int64
-			for _, l := range ex.Delta.LeftOut {
-				size += l.Size
-			}
+			size := leftOutSize(ex.Delta)
 			if res.BytesLeftOutMounted != size {
 				t.Errorf("%d bytes of left-out blobs mounted, want %d", res.BytesLeftOutMounted, size)
 			}
@@ -317,4 +314,13 @@ func TestDeltaSinceABaseThatHoldsNothingSaysSo(t *testing.T) {
 	if len(warnings) != 2 || !strings.Contains(warnings[0], "unrelated.json") || !strings.Contains(warnings[1], "full one") {
 		t.Errorf("warnings %q; want unrelated.json named, then the archive said to be a full one", warnings)
 	}
+}
+
+// leftOutSize is the bytes of the blobs delta d left out.
+func leftOutSize(d *archive.Delta) int64 {
+	var size int64
+	for _, l := range d.LeftOut {
+		size += l.Size
+	}
+	return size
 }

@@ -102,10 +102,7 @@ func TestDeltaMountRefusedIsUploadedFromItsSource(t *testing.T) {
 func TestDeltaNoMount(t *testing.T) {
 	w := newDeltaWorld(t, testregistry.NewDistribution)
 	delta, ex := w.delta(t, w.have)
-	var size int64
-	for _, l := range ex.Delta.LeftOut {
-		size += l.Size
-	}
+	size := leftOutSize(ex.Delta)
 	a := impMust(name.NewRepository(w.reg.Repo("dst/a"))).Name()
 	opts := w.dst.options(t)
 	opts.DryRun = true
