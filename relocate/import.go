@@ -127,18 +127,19 @@ type ImportResult struct {
 	BytesUploaded int64 `json:"bytesUploaded"`
 	// BlobsMounted and BytesMounted count, apart from those, the blobs a
 	// copy within one registry mounted from their source repository
-	// instead of sending their bytes.
+	// instead of sending their bytes, and a delta's left-out blobs mounted
+	// from another repository (LeftOutMounted).
 	BlobsMounted int   `json:"blobsMounted,omitempty"`
 	BytesMounted int64 `json:"bytesMounted,omitempty"`
 	// BlobsPresent and BytesPresent count those the destination already had.
 	BlobsPresent int   `json:"blobsPresent"`
 	BytesPresent int64 `json:"bytesPresent"`
 	// BlobsLeftOut and BytesLeftOut count the blobs a delta archive left
-	// out, which the destination held (they are among BlobsPresent, but
-	// for those the registry would not mount, among BlobsUploaded);
-	// LeftOutMounted and BytesLeftOutMounted count those of them mounted
-	// from another repository of the registry, where an inventory saw them
-	// (in a dry run: that would be).
+	// out, which the destination held: each is among BlobsPresent when
+	// repo had it, BlobsMounted when it was mounted from another
+	// repository of the registry, where an inventory saw it (in a dry run:
+	// would be), BlobsUploaded when the registry would not mount it;
+	// LeftOutMounted and BytesLeftOutMounted count the mounted ones.
 	BlobsLeftOut        int   `json:"blobsLeftOut,omitempty"`
 	BytesLeftOut        int64 `json:"bytesLeftOut,omitempty"`
 	LeftOutMounted      int   `json:"leftOutMounted,omitempty"`

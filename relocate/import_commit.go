@@ -113,8 +113,9 @@ type destination struct {
 	foundMu   sync.Mutex
 	found     map[v1.Hash]bool
 	// mounted are the blobs a copy mounted from their source repository
-	// instead of sending them (under foundMu); in a dry run, those it
-	// would try to mount (wouldMount).
+	// instead of sending them, and the left-out blobs of a delta mounted
+	// from another repository (under foundMu); in a dry run, those it
+	// would try to mount (wouldMount, checkDelta).
 	mounted map[v1.Hash]bool
 	// wouldMount, set by a copy, says whether its mover would try to mount
 	// blob d rather than send it: a dry run counts those as to mount.
@@ -443,12 +444,14 @@ func (dst *destination) countBlobs(res *ImportResult) int64 {
 			res.BlobsUploaded++
 			res.BytesUploaded += b.Size
 			sentBefore += b.Size
+		case dst.mounted[b.Digest]:
+			// Before blobPresent: a delta's left-out blob mounted from
+			// another repository is in repo now, but was not there before.
+			res.BlobsMounted++
+			res.BytesMounted += b.Size
 		case dst.blobPresent[b.Digest]:
 			res.BlobsPresent++
 			res.BytesPresent += b.Size
-		case dst.mounted[b.Digest]:
-			res.BlobsMounted++
-			res.BytesMounted += b.Size
 		default:
 			res.BlobsUploaded++
 			res.BytesUploaded += b.Size

@@ -134,6 +134,7 @@ func (dst *destination) checkDelta(ctx context.Context, res *ImportResult) error
 		}
 		s.Mounted++
 		s.MountedBytes += l.Size
+		dst.markMounted(l.Digest)
 		res.LeftOutMounted++
 		res.BytesLeftOutMounted += l.Size
 		if dst.opts.DryRun {

@@ -123,7 +123,7 @@ func resolvePlan(c *cli.Context, out *printer) (*relocate.Plan, relocate.Options
 	if err != nil {
 		return nil, opts, explain(err, src.String())
 	}
-	out.Verbosef("resolved %s and %s (%s)", plural(len(p.Images), "image"), plural(len(p.Blobs), "blob"), humanBytes(p.TotalBytes))
+	out.Verbosef("resolved %s and %s (%s with their manifests)", plural(len(p.Images), "image"), plural(len(p.Blobs), "blob"), humanBytes(p.TotalBytes))
 	return p, opts, nil
 }
 
@@ -306,7 +306,11 @@ func exportOptions(c *cli.Context, out *printer, dest string) (relocate.ExportOp
 		return relocate.ExportOptions{}, err
 	}
 	if dest == "-" && out.json {
-		return relocate.ExportOptions{}, usagef("%s: --json prints on standard output, which -o - uses for the archive", c.Command.Name)
+		flag := "--to-tar -" // copy and push
+		if c.Command.Name == "export" {
+			flag = "-o -"
+		}
+		return relocate.ExportOptions{}, usagef("%s: --json prints on standard output, which %s uses for the archive", c.Command.Name, flag)
 	}
 	if f, ok := c.App.Writer.(*os.File); ok && dest == "-" && term.IsTerminal(int(f.Fd())) {
 		return relocate.ExportOptions{}, usagef("%s: the archive would go to standard output, which is a terminal: redirect it to a file (> FILE.tar.zst) or pipe it to a command", c.Command.Name)

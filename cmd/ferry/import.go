@@ -170,11 +170,8 @@ func printImport(w io.Writer, command string, j importJSON, took time.Duration, 
 	// index (bundles, images, indexes, artifacts).
 	fmt.Fprintf(tw, "  images\t%d\n", res.Images)
 	var blobs string
-	// A delta's left-out blobs mounted from another repository count
-	// among those present in the result, but they were not there: here
-	// they are said to be mounted, as a copy's mounts are.
-	mountedN, mountedBytes := res.BlobsMounted+res.LeftOutMounted, res.BytesMounted+res.BytesLeftOutMounted
-	presentN, presentBytes := res.BlobsPresent-res.LeftOutMounted, res.BytesPresent-res.BytesLeftOutMounted
+	mountedN, mountedBytes := res.BlobsMounted, res.BytesMounted
+	presentN, presentBytes := res.BlobsPresent, res.BytesPresent
 	if sent > 0 || mountedN == 0 {
 		blobs = fmt.Sprintf("%d %s (%s), ", sent, upload, humanBytes(sentBytes))
 	}

@@ -439,10 +439,11 @@ func TestRelocationSummary(t *testing.T) {
 	}
 
 	// A delta whose left-out blobs were mounted from another repository:
-	// the result counts them among those present, the summary as mounted.
+	// the result counts them among those mounted, and so does the summary.
 	delta := &relocate.ImportResult{Repository: "reg/far/app", Root: "reg/far/app@" + d, Tag: "v1",
 		Tags:          []relocate.TagResult{{Tag: "v1", Digest: d, Action: relocate.TagCreate}},
-		BlobsUploaded: 7, BytesUploaded: 7 << 20, BlobsPresent: 4, BytesPresent: 5 << 20,
+		BlobsUploaded: 7, BytesUploaded: 7 << 20, BlobsPresent: 1, BytesPresent: 2 << 20,
+		BlobsMounted: 3, BytesMounted: 3 << 20,
 		BlobsLeftOut: 3, BytesLeftOut: 3 << 20, LeftOutMounted: 3, BytesLeftOutMounted: 3 << 20,
 		LeftOutFrom: []relocate.LeftOutSource{{Repository: "reg/far/base", Mounted: 3, MountedBytes: 3 << 20}}}
 	buf.Reset()
@@ -453,6 +454,7 @@ func TestRelocationSummary(t *testing.T) {
 	}
 	// Some the registry would not mount: uploaded from there, and said so.
 	delta.LeftOutMounted, delta.BytesLeftOutMounted = 2, 2<<20
+	delta.BlobsMounted, delta.BytesMounted = 2, 2<<20
 	delta.LeftOutFrom = []relocate.LeftOutSource{{Repository: "reg/far/base", Mounted: 2, MountedBytes: 2 << 20}, {Repository: "reg/far/old", Uploaded: 1, UploadedBytes: 1 << 20}}
 	buf.Reset()
 	printImport(&buf, "import", importJSON{ImportResult: delta}, time.Second, false)

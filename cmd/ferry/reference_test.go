@@ -204,3 +204,12 @@ func TestReferenceErrorsNameTheCommandAndTheFlag(t *testing.T) {
 		wantUsage(t, tc.args, tc.want)
 	}
 }
+
+// --json refused beside an archive on standard output names the flag that
+// sends it there: -o for export, --to-tar for copy and push (copy and push
+// said "-o -", which they do not have).
+func TestJSONBesideArchiveOnStdoutNamesTheFlag(t *testing.T) {
+	wantUsage(t, []string{"export", "-i", "127.0.0.1:1/x/y:1", "-o", "-", "--json"}, "export: --json prints on standard output, which -o - uses")
+	wantUsage(t, []string{"copy", "-i", "127.0.0.1:1/x/y:1", "--to-tar", "-", "--json"}, "copy: --json prints on standard output, which --to-tar - uses")
+	wantUsage(t, []string{"push", "-b", "127.0.0.1:1/x/y:1", "-f", t.TempDir(), "--to-tar", "-", "--json"}, "push: --json prints on standard output, which --to-tar - uses")
+}
