@@ -23,8 +23,9 @@ import (
 // sizes), and the requests that arrive meanwhile wait for that same
 // check; no byte leaves before it passes. Afterwards every request, a
 // Range request included, reads only what it needs (a ferry archive's
-// frames that hold it, each still checked against its zstd checksum; a
-// range of an imgpkg tarball). A blob that fails is refused to every
+// frames that hold it, each still checked against its zstd checksum and
+// the fingerprint the check recorded for it, so that a frame swapped for
+// another valid one since fails; a range of an imgpkg tarball). A blob that fails is refused to every
 // client from then on, without being read again.
 
 // verification is the check of one blob, shared by the requests for it.
