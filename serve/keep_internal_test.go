@@ -1,0 +1,70 @@
+package serve
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// changedBlob is a verified blob whose bytes, read again, are others: the
+// archive file changed between its check and keepSmall's read.
+type changedBlob struct {
+	d     v1.Hash
+	bytes []byte
+}
+
+func (c changedBlob) Digest() v1.Hash { return c.d }
+func (c changedBlob) Size() int64     { return int64(len(c.bytes)) }
+func (c changedBlob) Range(off, n int64) (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(c.bytes[off : off+n])), nil
+}
+
+// warnings is a progress.Reporter keeping its warnings.
+type warnings struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (w *warnings) Start(string, int64) {}
+func (w *warnings) Add(int64)           {}
+func (w *warnings) Done()               {}
+func (w *warnings) Logf(string, ...any) {}
+func (w *warnings) Warnf(f string, a ...any) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.lines = append(w.lines, fmt.Sprintf(f, a...))
+}
+
+// A small blob read again after its check is kept in memory (and served
+// from there for the server's life) only if those bytes match its digest.
+func TestKeepSmallKeepsOnlyBytesOfTheDigest(t *testing.T) {
+	right := []byte(`{"config":{"Env":["A=1"]}}`)
+	sum := sha256.Sum256(right)
+	d := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", sum)}
+	other := bytes.Clone(right)
+	other[5] ^= 0x20
+
+	rep := &warnings{}
+	r := &Registry{rep: rep, small: map[v1.Hash][]byte{}}
+	r.keepSmall(changedBlob{d: d, bytes: other})
+	if b, ok := r.smallBlob(d); ok {
+		t.Fatalf("kept %q for %s, whose bytes are %q", b, d, right)
+	}
+	if r.smallBytes != 0 {
+		t.Errorf("%d bytes of the budget taken", r.smallBytes)
+	}
+	if len(rep.lines) != 1 || !strings.Contains(rep.lines[0], d.String()) || !strings.Contains(rep.lines[0], "changed") {
+		t.Errorf("warnings %q, want one naming %s and that the archive changed", rep.lines, d)
+	}
+
+	r.keepSmall(changedBlob{d: d, bytes: right})
+	if b, ok := r.smallBlob(d); !ok || !bytes.Equal(b, right) {
+		t.Errorf("the blob's own bytes: kept %v (%q)", ok, b)
+	}
+}
