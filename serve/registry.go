@@ -159,7 +159,7 @@ func New(ctx context.Context, f relocate.RandomArchive, opts Options) (*Registry
 		}
 		view, err = relocate.RepoView(ctx, f, opts.Repository, relocate.RepoViewOptions{RepoBasedTags: opts.RepoBasedTags})
 	} else {
-		view, err = relocate.MirrorView(f.Head())
+		view, err = relocate.MirrorView(f.Head(), CheckRepository)
 	}
 	if err != nil {
 		return nil, err
