@@ -9,6 +9,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/ferry-dev/ferry/serve"
@@ -34,6 +35,29 @@ func fetch(t *testing.T, url, rng string) (*http.Response, []byte, error) {
 	return resp, body, err
 }
 
+// servedCopy serves a copy of the source's archive, which the test may
+// change, and gets the big layer from it once, so that it is checked. It
+// returns the archive's bytes, the copy's path, the server, and the big
+// layer's URL.
+func servedCopy(t *testing.T) (s *source, data []byte, path string, srv *served, url string) {
+	t.Helper()
+	s = newSource(t)
+	data, err := os.ReadFile(s.archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path = filepath.Join(t.TempDir(), "copy.tar.zst")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv = startServer(t, path, serve.Options{})
+	url = srv.url + "/v2/src/app/blobs/" + s.bigDigest.String()
+	if resp, body := do(t, http.MethodGet, url, nil); resp.StatusCode != http.StatusOK || !bytes.Equal(body, s.big) {
+		t.Fatalf("the blob before the change: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	return s, data, path, srv, url
+}
+
 // A blob is checked before its first byte is sent; the archive file may
 // change afterwards (a failing disk, a copy still being written). A range
 // that ends inside a zstd frame is then read from the changed frame, whose
@@ -42,20 +66,7 @@ func fetch(t *testing.T, url, rng string) (*http.Response, []byte, error) {
 // range (or a whole multipart answer) of bytes other than the blob's: the
 // response is cut short instead. Ranges over unchanged bytes are served.
 func TestARangeOfAFileChangedSinceItsCheckIsNeverSentWhole(t *testing.T) {
-	s := newSource(t)
-	data, err := os.ReadFile(s.archive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := t.TempDir() + "/changing.tar.zst"
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	srv := startServer(t, path, serve.Options{})
-	url := srv.url + "/v2/src/app/blobs/" + s.bigDigest.String()
-	if resp, body := do(t, http.MethodGet, url, nil); resp.StatusCode != http.StatusOK || !bytes.Equal(body, s.big) {
-		t.Fatalf("the blob before the change: %d, %d bytes", resp.StatusCode, len(body))
-	}
+	s, data, path, _, url := servedCopy(t)
 
 	// The layer is random, stored as zstd raw blocks: its bytes lie in
 	// the file as they are. One byte of its first frame changes.
@@ -175,20 +186,7 @@ func zstdFrames(t *testing.T, data []byte) [][2]int {
 // sends those bytes whole under the blob's digest: the answer is cut
 // short, and a warning says the archive changed.
 func TestFramesSwappedSinceTheCheckAreNeverSentAsTheBlob(t *testing.T) {
-	s := newSource(t)
-	data, err := os.ReadFile(s.archive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := t.TempDir() + "/swapped.tar.zst"
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	srv := startServer(t, path, serve.Options{})
-	url := srv.url + "/v2/src/app/blobs/" + s.bigDigest.String()
-	if resp, body := do(t, http.MethodGet, url, nil); resp.StatusCode != http.StatusOK || !bytes.Equal(body, s.big) {
-		t.Fatalf("the blob before the change: %d, %d bytes", resp.StatusCode, len(body))
-	}
+	s, data, path, srv, url := servedCopy(t)
 
 	// The frame holding the big layer's byte at 5 MiB (random bytes lie
 	// in the file as they are) and one beside it of the same compressed

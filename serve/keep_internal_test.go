@@ -4,26 +4,12 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
-
-// changedBlob is a verified blob whose bytes, read again, are others: the
-// archive file changed between its check and keepSmall's read.
-type changedBlob struct {
-	d     v1.Hash
-	bytes []byte
-}
-
-func (c changedBlob) Digest() v1.Hash { return c.d }
-func (c changedBlob) Size() int64     { return int64(len(c.bytes)) }
-func (c changedBlob) Range(off, n int64) (io.ReadCloser, error) {
-	return io.NopCloser(bytes.NewReader(c.bytes[off : off+n])), nil
-}
 
 // warnings is a progress.Reporter keeping its warnings.
 type warnings struct {
@@ -52,7 +38,7 @@ func TestKeepSmallKeepsOnlyBytesOfTheDigest(t *testing.T) {
 
 	rep := &warnings{}
 	r := &Registry{rep: rep, small: map[v1.Hash][]byte{}}
-	r.keepSmall(changedBlob{d: d, bytes: other})
+	r.keepSmall(heldBlob{d: d, b: other}) // as if the file changed between the check and this read
 	if b, ok := r.smallBlob(d); ok {
 		t.Fatalf("kept %q for %s, whose bytes are %q", b, d, right)
 	}
@@ -63,7 +49,7 @@ func TestKeepSmallKeepsOnlyBytesOfTheDigest(t *testing.T) {
 		t.Errorf("warnings %q, want one naming %s and that the archive changed", rep.lines, d)
 	}
 
-	r.keepSmall(changedBlob{d: d, bytes: right})
+	r.keepSmall(heldBlob{d: d, b: right})
 	if b, ok := r.smallBlob(d); !ok || !bytes.Equal(b, right) {
 		t.Errorf("the blob's own bytes: kept %v (%q)", ok, b)
 	}
