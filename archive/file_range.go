@@ -3,11 +3,13 @@ package archive
 import (
 	"archive/tar"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"sort"
 
+	"github.com/cespare/xxhash/v2"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/zstd"
 )
@@ -20,6 +22,15 @@ import (
 // frame by frame, for the frames of one blob, together with the blob's
 // bytes; the VerifiedBlob it returns then reads any range of the blob
 // decoding only the frames that hold it.
+//
+// The file may change after the check (copied over in place, a failing
+// disk): a frame that then fails its own zstd checksum or size is
+// refused, but one replaced whole by another valid frame of the same sizes
+// (two frames of a random layer traded places) passes both. VerifyBlob
+// therefore records a fingerprint of each frame of the blob (frameSum, 8
+// bytes a frame), and Range compares every frame it reads to its end with
+// it: a frame that is not the one verified fails, naming the entry and the
+// frame, rather than giving other bytes under the blob's digest.
 
 // VerifiedBlob is a config or layer of a File that VerifyBlob read in full
 // and found right: its tar header, its size and digest, and every frame it
@@ -36,6 +47,9 @@ type VerifiedBlob struct {
 	// start is where the blob's bytes begin, counted from the start of
 	// frame first: the length of its tar header.
 	start int64
+	// sums are the fingerprints (frameSum) of frames first to last as
+	// VerifyBlob read them.
+	sums []uint64
 }
 
 // VerifyBlob reads blob d in full, one frame at a time, and checks
@@ -44,7 +58,9 @@ type VerifiedBlob struct {
 // spans decompresses on its own to the size the seek table gives it, with
 // a valid zstd checksum. Only then do offsets within the blob, computed
 // from the seek table, point at the blob's bytes: a VerifiedBlob reads
-// ranges on that basis. It stops with ctx's error when ctx ends.
+// ranges on that basis. It records each frame's fingerprint as it ends
+// (frameSum), which Range checks again. It stops with ctx's error when ctx
+// ends.
 func (f *File) VerifyBlob(ctx context.Context, d v1.Hash) (*VerifiedBlob, error) {
 	b, ok := f.blobs[d]
 	if !ok {
@@ -56,6 +72,7 @@ func (f *File) VerifyBlob(ctx context.Context, d v1.Hash) (*VerifiedBlob, error)
 		return nil, err
 	}
 	defer fr.Close()
+	fr.first, fr.record = b.Frame, true
 	// archive/tar reads exactly the header blocks, so what it has read
 	// when Next returns is the header's length.
 	cr := &countingReader{r: fr}
@@ -100,6 +117,11 @@ func (f *File) VerifyBlob(ctx context.Context, d v1.Hash) (*VerifiedBlob, error)
 	if err := fr.endFrame(); err != nil {
 		return nil, err
 	}
+	if len(fr.sums) != v.last-v.first+1 {
+		// Not reached: every frame from first to last was read to its end.
+		return nil, fmt.Errorf("archive entry %s: %d frames fingerprinted of frames %d to %d", name, len(fr.sums), v.first, v.last)
+	}
+	v.sums = fr.sums
 	return v, nil
 }
 
@@ -113,8 +135,8 @@ func (v *VerifiedBlob) Size() int64 { return v.size }
 // off. It decompresses from the frame that holds off, discarding what
 // precedes off in that frame, and no frame past the one holding the last
 // byte. The bytes are not hashed again (VerifyBlob did): each frame is
-// still checked against its zstd checksum and its size when read to its
-// end. Close releases the decoder.
+// still checked against its zstd checksum, its size and the fingerprint
+// VerifyBlob recorded when read to its end. Close releases the decoder.
 func (v *VerifiedBlob) Range(off, n int64) (io.ReadCloser, error) {
 	if off < 0 || n < 0 || off > v.size || n > v.size-off {
 		return nil, fmt.Errorf("archive entry %s: range of %d bytes at %d is outside its %d bytes", blobName(v.d), n, off, v.size)
@@ -135,6 +157,7 @@ func (v *VerifiedBlob) Range(off, n int64) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
+	fr.first, fr.sums = v.first, v.sums
 	if skip := at - (frames[k].tarOffset - base); skip > 0 {
 		if _, err := io.CopyN(io.Discard, fr, skip); err != nil {
 			fr.Close()
@@ -177,7 +200,7 @@ func (r *rangeReader) Read(p []byte) (int, error) {
 const maxHeld = 4 << 20
 
 // CheckFrame reads the frame that held the last byte read to its end, so
-// that its size and zstd checksum are checked, and keeps what the range
+// that its size, zstd checksum and fingerprint are checked, and keeps what the range
 // still needs of it for the reads that follow. A range that ends inside a
 // frame is otherwise never checked: its bytes were checked when the blob
 // was verified, but the file may have changed since (a failing disk, a
@@ -213,6 +236,8 @@ func (r *rangeReader) Close() error { return r.fr.Close() }
 
 // frameReader reads the tar from frame cur on, decoding each frame on its
 // own and checking that it gives exactly the bytes the seek table says.
+// Each frame read to its end has its fingerprint (frameSum) recorded in
+// sums (record: VerifyBlob) or compared with it (Range).
 type frameReader struct {
 	f    *File
 	name string // the entry being read, for messages
@@ -221,6 +246,13 @@ type frameReader struct {
 	n    int64 // bytes of it read so far
 	done bool  // frame cur is read to its end
 	err  error
+
+	tap *frameTap      // the compressed bytes of frame cur, as the decoder reads them
+	xx  *xxhash.Digest // its decoded bytes, hashed when it has no checksum
+	// sums[i] is the fingerprint of frame first+i; nil: none compared.
+	sums   []uint64
+	first  int
+	record bool // append each frame's fingerprint to sums
 }
 
 func (f *File) newFrameReader(name string, frame int) (*frameReader, error) {
@@ -228,7 +260,7 @@ func (f *File) newFrameReader(name string, frame int) (*frameReader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("archive entry %s: zstd: %w", name, err)
 	}
-	r := &frameReader{f: f, name: name, dec: dec}
+	r := &frameReader{f: f, name: name, dec: dec, tap: &frameTap{}, xx: xxhash.New()}
 	if err := r.open(frame); err != nil {
 		dec.Close()
 		return nil, err
@@ -242,11 +274,91 @@ func (r *frameReader) open(i int) error {
 		return fmt.Errorf("archive entry %s: truncated archive: no frame %d", r.name, i)
 	}
 	fr := r.f.frames[i]
-	if err := r.dec.Reset(io.NewSectionReader(r.f.ra, fr.offset, fr.size)); err != nil {
+	*r.tap = frameTap{r: io.NewSectionReader(r.f.ra, fr.offset, fr.size)}
+	r.xx.Reset()
+	if err := r.dec.Reset(r.tap); err != nil {
 		return fmt.Errorf("archive entry %s: frame %d (offset %d): %w", r.name, i, fr.offset, explain(err))
 	}
 	r.cur, r.n, r.done = i, 0, false
 	return nil
+}
+
+// decode reads decoded bytes of the current frame into p, hashing them
+// when the frame has no checksum of its own (frameSum).
+func (r *frameReader) decode(p []byte) (int, error) {
+	n, err := r.dec.Read(p)
+	if n > 0 && !r.tap.checksummed() {
+		r.xx.Write(p[:n])
+	}
+	return n, err
+}
+
+// frameSum returns the fingerprint of the current frame, read to its
+// end: its zstd content checksum (the low 32 bits of the xxhash64 of its
+// decoded bytes, which the decoder has just checked them against, read
+// for free as the last 4 bytes of the frame) or, for a frame without one,
+// the xxhash64 of its decoded bytes with the top bit set, so that the two
+// kinds never match each other.
+func (r *frameReader) frameSum() uint64 {
+	if r.tap.checksummed() {
+		return uint64(binary.LittleEndian.Uint32(r.tap.tail[:]))
+	}
+	return r.xx.Sum64() | 1<<63
+}
+
+// checkSum records or compares the fingerprint of the current frame, read
+// to its end.
+func (r *frameReader) checkSum() error {
+	i, sum := r.cur-r.first, r.frameSum()
+	switch {
+	case r.record:
+		if i == len(r.sums) {
+			r.sums = append(r.sums, sum)
+		}
+		return nil
+	case r.sums == nil:
+		return nil
+	case i < 0 || i >= len(r.sums):
+		return fmt.Errorf("archive entry %s: frame %d (offset %d) is not one of the frames %d to %d that were verified", r.name, r.cur, r.f.frames[r.cur].offset, r.first, r.first+len(r.sums)-1)
+	case r.sums[i] != sum:
+		return fmt.Errorf("archive entry %s: frame %d (offset %d) is not the frame that was verified (fingerprint %016x, was %016x): the archive changed since the blob was checked",
+			r.name, r.cur, r.f.frames[r.cur].offset, sum, r.sums[i])
+	}
+	return nil
+}
+
+// frameTap reads one frame's compressed bytes for the decoder, keeping
+// what frameSum needs: the frame header's descriptor and the last 4 bytes
+// read, which, once the decoder has reached the frame's end, are its
+// content checksum if it has one.
+type frameTap struct {
+	r    io.Reader
+	n    int64   // bytes read so far
+	head [5]byte // the first bytes: magic number and descriptor
+	tail [4]byte // the last 4 bytes read
+}
+
+// Read implements io.Reader.
+func (t *frameTap) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	b := p[:n]
+	if t.n < int64(len(t.head)) {
+		copy(t.head[t.n:], b)
+	}
+	t.n += int64(n)
+	if len(b) >= len(t.tail) {
+		copy(t.tail[:], b[len(b)-len(t.tail):])
+	} else {
+		keep := copy(t.tail[:], t.tail[len(b):])
+		copy(t.tail[keep:], b)
+	}
+	return n, err
+}
+
+// checksummed reports whether the frame is a zstd frame whose header
+// sets Content_Checksum_flag (RFC 8878, 3.1.1.1.1).
+func (t *frameTap) checksummed() bool {
+	return t.n >= int64(len(t.head)) && binary.LittleEndian.Uint32(t.head[:4]) == 0xFD2FB528 && t.head[4]&(1<<2) != 0
 }
 
 // Read implements io.Reader: the frames' bytes, one after the other.
@@ -257,7 +369,7 @@ func (r *frameReader) Read(p []byte) (int, error) {
 				break
 			}
 		}
-		n, err := r.dec.Read(p)
+		n, err := r.decode(p)
 		if r.err = r.account(n, err); r.err != nil || n > 0 {
 			return n, r.err
 		}
@@ -266,7 +378,7 @@ func (r *frameReader) Read(p []byte) (int, error) {
 }
 
 // account records n bytes read from the current frame and the decoder's
-// error: at the frame's end, its size is checked.
+// error: at the frame's end, its size and fingerprint are checked.
 func (r *frameReader) account(n int, err error) error {
 	fr := r.f.frames[r.cur]
 	r.n += int64(n)
@@ -276,18 +388,19 @@ func (r *frameReader) account(n int, err error) error {
 			r.name, r.cur, fr.offset, r.n, fr.tarSize)
 	case err == io.EOF:
 		r.done = true
+		return r.checkSum()
 	case err != nil:
 		return fmt.Errorf("archive entry %s: frame %d (offset %d): %w", r.name, r.cur, fr.offset, explain(err))
 	}
 	return nil
 }
 
-// endFrame reads the current frame to its end, so that its checksum and
-// size are checked.
+// endFrame reads the current frame to its end, so that its checksum,
+// size and fingerprint are checked.
 func (r *frameReader) endFrame() error {
 	var buf [4 << 10]byte
 	for r.err == nil && !r.done {
-		n, err := r.dec.Read(buf[:])
+		n, err := r.decode(buf[:])
 		r.err = r.account(n, err)
 	}
 	return r.err

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/zstd"
 )
@@ -225,5 +226,132 @@ func TestVerifyBlobRefusesAnotherEntryOfItsSize(t *testing.T) {
 		if _, err := openBytes(t, data).VerifyBlob(t.Context(), b.d); err != nil {
 			t.Errorf("blob %s of the sound archive: %v", b.d, err)
 		}
+	}
+}
+
+// readChecked reads n bytes at off as serve does: the range, then its
+// last frame to its end (CheckFrame).
+func readChecked(v *VerifiedBlob, off, n int64) error {
+	rc, err := v.Range(off, n)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if _, err := io.ReadAll(rc); err != nil {
+		return err
+	}
+	return rc.(*rangeReader).CheckFrame()
+}
+
+// changingFile is a file whose bytes a test replaces while it is open, as
+// `cp` over an archive being served rewrites it in place.
+type changingFile struct {
+	mu   sync.Mutex
+	data []byte
+}
+
+func (c *changingFile) ReadAt(p []byte, off int64) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.NewReader(c.data).ReadAt(p, off)
+}
+
+func (c *changingFile) set(data []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.data = data
+}
+
+// swapFrames returns data with frames i and j, of one compressed size,
+// traded places: each is still a valid zstd frame of the sizes the seek
+// table gives, with a valid checksum if it has one.
+func swapFrames(t *testing.T, data []byte, frames []frameLoc, i, j int) []byte {
+	t.Helper()
+	a, b := frames[i], frames[j]
+	if a.size != b.size || a.tarSize != b.tarSize {
+		t.Fatalf("frames %d and %d differ in size (%d/%d and %d/%d bytes)", i, j, a.size, a.tarSize, b.size, b.tarSize)
+	}
+	out := bytes.Clone(data)
+	copy(out[a.offset:a.offset+a.size], data[b.offset:b.offset+b.size])
+	copy(out[b.offset:b.offset+b.size], data[a.offset:a.offset+a.size])
+	return out
+}
+
+// TestVerifiedBlobRefusesAFrameSwappedAfterTheCheck: after VerifyBlob, two
+// frames of the blob trade places in the file. Each passes its own zstd
+// checksum and size, so only the fingerprints VerifyBlob recorded tell
+// that the bytes are not the blob's: every range reading one of them
+// fails, naming the entry and the frame, and never returns other bytes.
+// Frames without a content checksum are fingerprinted too.
+func TestVerifiedBlobRefusesAFrameSwappedAfterTheCheck(t *testing.T) {
+	fx, data := seekableFixture(t)
+	big := fx.bigBlob(t)
+	name := "blobs/sha256/" + big.d.Hex
+	first, _ := blobFrames(t, data, big)
+
+	// Frames first+1 and first+2 re-made as frames of Raw blocks (as an
+	// export stores a random layer), so that they have one compressed
+	// size: with and without a content checksum.
+	remade := func(crc bool) ([]byte, []frameLoc) {
+		out := data
+		for _, i := range []int{first + 1, first + 2} {
+			fr, _ := trailerOf(t, out)
+			plain, err := unzstdErr(out[fr[i].offset : fr[i].offset+fr[i].size])
+			if err != nil {
+				t.Fatal(err)
+			}
+			var raw bytes.Buffer
+			if _, err := writeRawFrame(&raw, plain, xxhash.Sum64(plain)); err != nil {
+				t.Fatal(err)
+			}
+			re := raw.Bytes()
+			if !crc {
+				re[4] &^= 1 << 2 // Content_Checksum_flag
+				re = re[:len(re)-4]
+			}
+			out = spliceFrame(t, out, i, re)
+		}
+		fr, _ := trailerOf(t, out)
+		return out, fr
+	}
+	withCRC, withCRCFrames := remade(true)
+	noCRC, noCRCFrames := remade(false)
+
+	for _, c := range []struct {
+		what   string
+		data   []byte
+		frames []frameLoc
+	}{{"with checksums", withCRC, withCRCFrames}, {"without checksums", noCRC, noCRCFrames}} {
+		t.Run(c.what, func(t *testing.T) {
+			file := &changingFile{data: c.data}
+			f, err := OpenFile(file, int64(len(c.data)), ReaderOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := f.VerifyBlob(t.Context(), big.d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			size := int64(len(big.b))
+			if got, err := readRange(v, 0, size); err != nil || !bytes.Equal(got, big.b) {
+				t.Fatalf("before the swap: %v", err)
+			}
+			file.set(swapFrames(t, c.data, c.frames, first+1, first+2))
+			// Frame first+1 holds the blob's bytes from 64 KiB - 512 on
+			// (its tar header takes the first 512 bytes of frame first).
+			const frame = 64 << 10
+			for _, r := range [][2]int64{
+				{0, size},                  // the whole blob
+				{frame - 512, frame},       // frame first+1 exactly
+				{frame + 100, 10},          // a few bytes inside it
+				{2*frame - 512 + 10, 1000}, // inside frame first+2
+			} {
+				wantErr(t, readChecked(v, r[0], r[1]), name, "frame", "the archive changed since the blob was checked")
+			}
+			// The frames not swapped still read.
+			if got, err := readRange(v, 3*frame, 1000); err != nil || !bytes.Equal(got, big.b[3*frame:3*frame+1000]) {
+				t.Errorf("a range of an unchanged frame: %v", err)
+			}
+		})
 	}
 }

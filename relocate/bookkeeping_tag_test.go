@@ -142,7 +142,7 @@ func TestOriginalTagThatIsAnotherImagesBookkeepingTagIsRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		view, err := relocate.MirrorView(head)
+		view, err := relocate.MirrorView(head, nil)
 		if err != nil {
 			t.Fatalf("mirror view of the archive tagged %s: %v", tag, err)
 		}

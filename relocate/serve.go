@@ -41,7 +41,8 @@ type RegistryView struct {
 	// tagged image) when it has a tag, for people to pull.
 	Root string
 	// Warnings say what MirrorView could not place: an entry without an
-	// original reference, or two entries claiming one tag.
+	// original reference, or whose repository the server cannot serve, or
+	// two entries claiming one tag.
 	Warnings []string
 }
 
@@ -192,8 +193,11 @@ func locksLeftOut(head *importHead) error {
 // (the root bundle's, a cosign signature's), so that a client pulling
 // HOST/team/app@sha256:… from the server finds what it would find at
 // registry.example.com/team/app. Entries without an original reference
-// are not served (Warnings says so).
-func MirrorView(h *archive.Head) (*RegistryView, error) {
+// are not served (Warnings says so), nor are those whose repository path
+// checkRepo, when not nil, refuses: a name the reference's grammar allows
+// but the server's does not ("team/app_", "a..b") would be listed and then
+// refused to every request.
+func MirrorView(h *archive.Head, checkRepo func(repo string) error) (*RegistryView, error) {
 	head, err := archiveImportHead(h)
 	if err != nil {
 		return nil, err
@@ -210,7 +214,14 @@ func MirrorView(h *archive.Head) (*RegistryView, error) {
 			v.Warnings = append(v.Warnings, fmt.Sprintf("index.json entry %s: original reference %q: %v: not served", d, e.OriginalRef, err))
 			continue
 		}
-		r := v.repository(ref.Context().RepositoryStr())
+		repo := ref.Context().RepositoryStr()
+		if checkRepo != nil {
+			if err := checkRepo(repo); err != nil {
+				v.Warnings = append(v.Warnings, fmt.Sprintf("index.json entry %s: original reference %q: %v: not served (serve the archive with --repo to serve it)", d, e.OriginalRef, err))
+				continue
+			}
+		}
+		r := v.repository(repo)
 		v.reach(r, d)
 		// A reference without a tag parses with "latest": only a tag
 		// actually written counts.

@@ -108,7 +108,7 @@ func TestRepoViewHasExactlyTheTagsAnImportWrites(t *testing.T) {
 func TestMirrorViewPutsEachImageBackInItsRepository(t *testing.T) {
 	s := newArtSource(t)
 	f := openArchive(t, s.exportWith(t, true, true))
-	v, err := relocate.MirrorView(f.Head())
+	v, err := relocate.MirrorView(f.Head(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,18 +2,22 @@ package serve
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/crypto/bcrypt"
 )
 
-// maxAuthCache bounds the credentials remembered as checked.
+// maxAuthCache bounds the credentials remembered as checked, passed and
+// failed each.
 const maxAuthCache = 1024
 
 // Htpasswd is a set of users and their bcrypt password hashes, read from
@@ -23,15 +27,32 @@ const maxAuthCache = 1024
 // bcrypt costs tens of milliseconds per check by design, and a pull makes
 // dozens of requests: credentials that passed once are remembered (by the
 // sha256 of user and password, in memory, at most 1024 of them), so only
-// the first request of a user pays for it.
+// the first request of a user pays for it. Credentials that failed are
+// remembered the same way (the file is read once: an answer never
+// changes), so a client retrying a wrong password pays once too.
+//
+// Credentials never seen cost a bcrypt check each, which anyone who can
+// reach the port can send: at most half the CPUs (GOMAXPROCS/2, at least
+// one) check at once, so that the rest keep serving the clients already
+// authenticated. A request beyond that waits for a check to end, for as
+// long as its context lasts, rather than being refused (429): clients
+// rarely retry a refused login, and a wait costs a goroutine, which the
+// connections' own limits bound.
 type Htpasswd struct {
 	users map[string][]byte
 	// dummy is checked against when the user is unknown, so that an
 	// unknown user costs the same time as a wrong password.
 	dummy []byte
 
-	mu sync.Mutex
-	ok map[[sha256.Size]byte]bool
+	// checks holds a token per bcrypt check under way; waiting counts
+	// the requests waiting for one.
+	checks  chan struct{}
+	waiting atomic.Int64
+	// compare is bcrypt.CompareHashAndPassword (a test's hook).
+	compare func(hash, password []byte) error
+
+	mu       sync.Mutex
+	ok, fail map[[sha256.Size]byte]bool
 }
 
 // LoadHtpasswd reads path: lines "user:hash", blank lines and lines
@@ -44,7 +65,13 @@ func LoadHtpasswd(path string) (*Htpasswd, error) {
 		return nil, fmt.Errorf("htpasswd: %w", err)
 	}
 	defer f.Close()
-	h := &Htpasswd{users: map[string][]byte{}, ok: map[[sha256.Size]byte]bool{}}
+	h := &Htpasswd{
+		users:   map[string][]byte{},
+		checks:  make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
+		compare: bcrypt.CompareHashAndPassword,
+		ok:      map[[sha256.Size]byte]bool{},
+		fail:    map[[sha256.Size]byte]bool{},
+	}
 	sc := bufio.NewScanner(f)
 	cost := bcrypt.DefaultCost
 	for n := 1; sc.Scan(); n++ {
@@ -82,27 +109,39 @@ func LoadHtpasswd(path string) (*Htpasswd, error) {
 	return h, nil
 }
 
-// Authenticate reports whether password is user's.
-func (h *Htpasswd) Authenticate(user, password string) bool {
+// Authenticate reports whether password is user's. Waiting for a check
+// (see Htpasswd) ends with ctx's error when ctx ends.
+func (h *Htpasswd) Authenticate(ctx context.Context, user, password string) (bool, error) {
 	key := sha256.Sum256([]byte(user + "\x00" + password))
 	h.mu.Lock()
-	known := h.ok[key]
+	ok, failed := h.ok[key], h.fail[key]
 	h.mu.Unlock()
-	if known {
-		return true
+	if ok || failed {
+		return ok, nil
+	}
+	h.waiting.Add(1)
+	select {
+	case h.checks <- struct{}{}:
+		h.waiting.Add(-1)
+	case <-ctx.Done():
+		h.waiting.Add(-1)
+		return false, ctx.Err()
 	}
 	hash, exists := h.users[user]
 	if !exists {
 		hash = h.dummy
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !exists {
-		return false
+	ok = h.compare(hash, []byte(password)) == nil && exists
+	<-h.checks
+	remember := h.ok
+	if !ok {
+		remember = h.fail
 	}
 	h.mu.Lock()
-	if len(h.ok) >= maxAuthCache {
-		clear(h.ok)
+	if len(remember) >= maxAuthCache {
+		clear(remember)
 	}
-	h.ok[key] = true
+	remember[key] = true
 	h.mu.Unlock()
-	return true
+	return ok, nil
 }

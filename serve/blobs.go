@@ -3,6 +3,8 @@ package serve
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -23,8 +25,9 @@ import (
 // sizes), and the requests that arrive meanwhile wait for that same
 // check; no byte leaves before it passes. Afterwards every request, a
 // Range request included, reads only what it needs (a ferry archive's
-// frames that hold it, each still checked against its zstd checksum; a
-// range of an imgpkg tarball). A blob that fails is refused to every
+// frames that hold it, each still checked against its zstd checksum and
+// the fingerprint the check recorded for it, so that a frame swapped for
+// another valid one since fails; a range of an imgpkg tarball). A blob that fails is refused to every
 // client from then on, without being read again.
 
 // verification is the check of one blob, shared by the requests for it.
@@ -486,7 +489,10 @@ const (
 
 // keepSmall keeps verified blob vb in memory if it is small and the
 // budget allows. It runs within the verification's stream; reading the
-// blob again costs little, as its bytes start its first frame.
+// blob again costs little, as its bytes start its first frame. What it
+// read is hashed again before it is kept, for the server's life: the file
+// may have changed since the check (a range that ends inside a frame is
+// not checked against the frame's end).
 func (r *Registry) keepSmall(vb verifiedBlob) {
 	size := vb.Size()
 	r.mu.Lock()
@@ -502,6 +508,11 @@ func (r *Registry) keepSmall(vb verifiedBlob) {
 	defer rc.Close()
 	b := make([]byte, size)
 	if _, err := io.ReadFull(rc, b); err != nil {
+		return
+	}
+	if got := sha256.Sum256(b); vb.Digest().Algorithm != "sha256" || hex.EncodeToString(got[:]) != vb.Digest().Hex {
+		// Served from the archive instead, whose reads check each frame.
+		r.rep.Warnf("blob %s: read again after its check, its %d bytes have sha256:%x: the archive changed since; not kept in memory", vb.Digest(), size, got)
 		return
 	}
 	r.mu.Lock()

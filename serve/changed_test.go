@@ -2,12 +2,14 @@ package serve_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/ferry-dev/ferry/serve"
@@ -33,6 +35,29 @@ func fetch(t *testing.T, url, rng string) (*http.Response, []byte, error) {
 	return resp, body, err
 }
 
+// servedCopy serves a copy of the source's archive, which the test may
+// change, and gets the big layer from it once, so that it is checked. It
+// returns the archive's bytes, the copy's path, the server, and the big
+// layer's URL.
+func servedCopy(t *testing.T) (s *source, data []byte, path string, srv *served, url string) {
+	t.Helper()
+	s = newSource(t)
+	data, err := os.ReadFile(s.archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path = filepath.Join(t.TempDir(), "copy.tar.zst")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv = startServer(t, path, serve.Options{})
+	url = srv.url + "/v2/src/app/blobs/" + s.bigDigest.String()
+	if resp, body := do(t, http.MethodGet, url, nil); resp.StatusCode != http.StatusOK || !bytes.Equal(body, s.big) {
+		t.Fatalf("the blob before the change: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	return s, data, path, srv, url
+}
+
 // A blob is checked before its first byte is sent; the archive file may
 // change afterwards (a failing disk, a copy still being written). A range
 // that ends inside a zstd frame is then read from the changed frame, whose
@@ -41,20 +66,7 @@ func fetch(t *testing.T, url, rng string) (*http.Response, []byte, error) {
 // range (or a whole multipart answer) of bytes other than the blob's: the
 // response is cut short instead. Ranges over unchanged bytes are served.
 func TestARangeOfAFileChangedSinceItsCheckIsNeverSentWhole(t *testing.T) {
-	s := newSource(t)
-	data, err := os.ReadFile(s.archive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := t.TempDir() + "/changing.tar.zst"
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	srv := startServer(t, path, serve.Options{})
-	url := srv.url + "/v2/src/app/blobs/" + s.bigDigest.String()
-	if resp, body := do(t, http.MethodGet, url, nil); resp.StatusCode != http.StatusOK || !bytes.Equal(body, s.big) {
-		t.Fatalf("the blob before the change: %d, %d bytes", resp.StatusCode, len(body))
-	}
+	s, data, path, _, url := servedCopy(t)
 
 	// The layer is random, stored as zstd raw blocks: its bytes lie in
 	// the file as they are. One byte of its first frame changes.
@@ -114,5 +126,107 @@ func onlyBlobBytes(resp *http.Response, body, blob []byte) bool {
 		if !bytes.Equal(got, blob[first:last+1]) {
 			return false
 		}
+	}
+}
+
+// zstdFrames returns the offset and length of each frame (skippable frames
+// included) of the zstd stream data, walked as RFC 8878 (3.1) lays it out.
+func zstdFrames(t *testing.T, data []byte) [][2]int {
+	t.Helper()
+	var out [][2]int
+	for off := 0; off < len(data); {
+		magic := binary.LittleEndian.Uint32(data[off:])
+		if magic&0xFFFFFFF0 == 0x184D2A50 {
+			n := 8 + int(binary.LittleEndian.Uint32(data[off+4:]))
+			out = append(out, [2]int{off, n})
+			off += n
+			continue
+		}
+		if magic != 0xFD2FB528 {
+			t.Fatalf("no zstd frame at offset %d", off)
+		}
+		p := off + 4
+		fhd := data[p]
+		p++
+		single, checksum, dictID, fcsFlag := fhd>>5&1, fhd>>2&1, fhd&3, fhd>>6
+		if single == 0 {
+			p++ // Window_Descriptor
+		}
+		p += []int{0, 1, 2, 4}[dictID]
+		fcs := []int{0, 2, 4, 8}[fcsFlag]
+		if fcsFlag == 0 && single == 1 {
+			fcs = 1
+		}
+		p += fcs
+		for {
+			bh := int(data[p]) | int(data[p+1])<<8 | int(data[p+2])<<16
+			p += 3
+			if bh>>1&3 == 1 { // RLE: one byte
+				p++
+			} else {
+				p += bh >> 3
+			}
+			if bh&1 == 1 {
+				break
+			}
+		}
+		if checksum == 1 {
+			p += 4
+		}
+		out = append(out, [2]int{off, p - off})
+		off = p
+	}
+	return out
+}
+
+// After the blob is checked, the archive file is rewritten in place (as
+// `cp` over it does) with two frames of the big layer traded places: each
+// is a valid zstd frame of the same sizes with a valid checksum, so only
+// the frames' fingerprints recorded by the check tell. The server never
+// sends those bytes whole under the blob's digest: the answer is cut
+// short, and a warning says the archive changed.
+func TestFramesSwappedSinceTheCheckAreNeverSentAsTheBlob(t *testing.T) {
+	s, data, path, srv, url := servedCopy(t)
+
+	// The frame holding the big layer's byte at 5 MiB (random bytes lie
+	// in the file as they are) and one beside it of the same compressed
+	// size (frames of 4 MiB of tar).
+	frames := zstdFrames(t, data)
+	var a, b [2]int
+	for i := 1; i+1 < len(frames); i++ {
+		fr := frames[i]
+		if !bytes.Contains(data[fr[0]:fr[0]+fr[1]], s.big[5<<20:5<<20+64]) {
+			continue
+		}
+		for _, other := range [][2]int{frames[i-1], frames[i+1]} {
+			if other[1] == fr[1] {
+				a, b = other, fr
+			}
+		}
+		break
+	}
+	if a[1] == 0 {
+		t.Fatal("no two frames of the big layer of one size")
+	}
+	swapped := bytes.Clone(data)
+	copy(swapped[a[0]:], data[b[0]:b[0]+b[1]])
+	copy(swapped[b[0]:], data[a[0]:a[0]+a[1]])
+	if err := os.WriteFile(path, swapped, 0o644); err != nil { // the same inode, rewritten
+		t.Fatal(err)
+	}
+
+	for _, rng := range []string{
+		"", // the whole blob
+		"bytes=5000000-5000099",
+		"bytes=0-99,5000000-5000099",
+		"bytes=5000000-",
+	} {
+		resp, body, err := fetch(t, url, rng)
+		if err == nil && (resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusPartialContent) {
+			t.Errorf("Range %q after the swap: a whole %d answer of %d bytes (only the blob's bytes: %v), want it cut short", rng, resp.StatusCode, len(body), resp.StatusCode == http.StatusOK && bytes.Equal(body, s.big) || resp.StatusCode == http.StatusPartialContent && onlyBlobBytes(resp, body, s.big))
+		}
+	}
+	if srv.rep.count(true, "the archive changed since the blob was checked") == 0 {
+		t.Errorf("no warning says the archive changed: %q", srv.rep.warns)
 	}
 }

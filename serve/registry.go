@@ -159,7 +159,7 @@ func New(ctx context.Context, f relocate.RandomArchive, opts Options) (*Registry
 		}
 		view, err = relocate.RepoView(ctx, f, opts.Repository, relocate.RepoViewOptions{RepoBasedTags: opts.RepoBasedTags})
 	} else {
-		view, err = relocate.MirrorView(f.Head())
+		view, err = relocate.MirrorView(f.Head(), CheckRepository)
 	}
 	if err != nil {
 		return nil, err
@@ -294,7 +294,13 @@ func (r *Registry) serve(w http.ResponseWriter, req *http.Request, user *string)
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	if r.users != nil {
 		u, p, ok := req.BasicAuth()
-		if !ok || !r.users.Authenticate(u, p) {
+		if ok {
+			var err error
+			if ok, err = r.users.Authenticate(req.Context(), u, p); err != nil {
+				return // the client went away while its check waited
+			}
+		}
+		if !ok {
 			w.Header().Set("WWW-Authenticate", `Basic realm="ferry serve"`)
 			newError(http.StatusUnauthorized, codeUnauthorized, "authentication required").write(w)
 			return

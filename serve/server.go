@@ -104,9 +104,12 @@ func Listen(opts ListenOptions) (*Server, error) {
 			missing = append(missing, "authentication (--htpasswd)")
 		}
 		if len(missing) > 0 {
-			what := strings.Join(missing, " and ")
+			what, them := strings.Join(missing, " and "), "it"
+			if len(missing) > 1 {
+				them = "them"
+			}
 			if !opts.Insecure {
-				return nil, exposedError{fmt.Errorf("listen on %s: beyond loopback ferry serve needs %s; give them, or --insecure to serve without", opts.Addr, what)}
+				return nil, exposedError{fmt.Errorf("listen on %s: beyond loopback ferry serve needs %s; give %s, or --insecure to serve without", opts.Addr, what, them)}
 			}
 			rep.Warnf("serving on %s, beyond loopback, without %s: anyone who can reach it can read what it serves", opts.Addr, what)
 		}

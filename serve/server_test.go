@@ -89,14 +89,17 @@ func TestHtpasswdAcceptsOnlyBcrypt(t *testing.T) {
 func TestListenRefusesBeyondLoopbackWithoutTLSAndAuth(t *testing.T) {
 	files := testregistry.NewServerFiles(t)
 	// Refused before anything listens: these never bind.
-	for _, c := range []serve.ListenOptions{
-		{Addr: "0.0.0.0:0"},
-		{Addr: ":0", Auth: true},
-		{Addr: "0.0.0.0:0", TLSCert: files.Cert, TLSKey: files.Key},
+	for _, c := range []struct {
+		serve.ListenOptions
+		give string // what the message asks for
+	}{
+		{serve.ListenOptions{Addr: "0.0.0.0:0"}, "needs TLS (--tls-cert and --tls-key) and authentication (--htpasswd); give them,"},
+		{serve.ListenOptions{Addr: ":0", Auth: true}, "needs TLS (--tls-cert and --tls-key); give it,"},
+		{serve.ListenOptions{Addr: "0.0.0.0:0", TLSCert: files.Cert, TLSKey: files.Key}, "needs authentication (--htpasswd); give it,"},
 	} {
-		srv, err := serve.Listen(c)
-		if err == nil || !strings.Contains(err.Error(), "--insecure") {
-			t.Errorf("%+v: %v, want a refusal naming --insecure", c, err)
+		srv, err := serve.Listen(c.ListenOptions)
+		if err == nil || !strings.Contains(err.Error(), "--insecure") || !strings.Contains(err.Error(), c.give) {
+			t.Errorf("%+v: %v, want a refusal naming --insecure and saying %q", c.ListenOptions, err, c.give)
 		}
 		if srv != nil {
 			t.Errorf("%+v: a server was returned", c)
