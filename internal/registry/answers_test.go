@@ -119,6 +119,24 @@ func other(t *testing.T) (*httptest.Server, func() []string) {
 	}
 }
 
+// storedAnswering is a hook that has the registry store the PUTs match
+// selects (it must answer 201), then answers status in its place, without
+// its headers: a front that says nothing of what was stored.
+func (h *hooked) storedAnswering(t *testing.T, match func(*http.Request) bool, status int) func(w http.ResponseWriter, r *http.Request) bool {
+	return func(w http.ResponseWriter, req *http.Request) bool {
+		if !match(req) {
+			return false
+		}
+		rec := httptest.NewRecorder()
+		h.inner.ServeHTTP(rec, req)
+		if rec.Code != http.StatusCreated {
+			t.Errorf("the registry answered %s %s %d", req.Method, req.URL.Path, rec.Code)
+		}
+		w.WriteHeader(status)
+		return true
+	}
+}
+
 func isManifestPUT(r *http.Request) bool {
 	return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/")
 }
@@ -275,18 +293,7 @@ func TestPutManifestConfirmsASuccessThatNamesNoDigest(t *testing.T) {
 	}
 
 	// Stored, answered 202 without the digest.
-	reg.setHook(func(w http.ResponseWriter, req *http.Request) bool {
-		if isManifestPUT(req) {
-			rec := httptest.NewRecorder()
-			reg.inner.ServeHTTP(rec, req)
-			if rec.Code != http.StatusCreated {
-				t.Errorf("the registry answered the manifest PUT %d", rec.Code)
-			}
-			w.WriteHeader(http.StatusAccepted)
-			return true
-		}
-		return false
-	})
+	reg.setHook(reg.storedAnswering(t, isManifestPUT, http.StatusAccepted))
 	if got, err := r.PutManifest(ctx, "v2", m, types.OCIManifestSchema1); err != nil || got != d {
 		t.Errorf("manifest PUT stored and answered 202: %s, %v; want %s", got, err, d)
 	}
@@ -578,18 +585,7 @@ func TestUploadConfirmsACommitThatNamesNoBlob(t *testing.T) {
 			check("streamed", r.UploadStream(ctx, d, int64(len(blob)), bytes.NewReader(blob)))
 
 			// Stored, answered status without the digest.
-			reg.setHook(func(w http.ResponseWriter, req *http.Request) bool {
-				if isBlobCommit(req) {
-					rec := httptest.NewRecorder()
-					reg.inner.ServeHTTP(rec, req)
-					if rec.Code != http.StatusCreated {
-						t.Errorf("the registry answered the blob PUT %d", rec.Code)
-					}
-					w.WriteHeader(status)
-					return true
-				}
-				return false
-			})
+			reg.setHook(reg.storedAnswering(t, isBlobCommit, status))
 			for i, up := range []func(b []byte) error{
 				func(b []byte) error { _, err := r.Upload(ctx, digestOf(b), int64(len(b)), opener(b, nil)); return err },
 				func(b []byte) error { return r.UploadStream(ctx, digestOf(b), int64(len(b)), bytes.NewReader(b)) },

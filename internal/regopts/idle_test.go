@@ -213,19 +213,25 @@ func TestTrickledDocumentFailsAfterTheTimeout(t *testing.T) {
 
 	// A blob trickled for longer than the timeout.
 	blobHost := serve(t, trickle(quietRegistry(), 5*time.Millisecond, func(p string) bool { return strings.Contains(p, "/blobs/sha256:") }))
-	bref := blobHost + "/team/app:v1"
-	pushRandom(t, bref)
-	img, err := remote.Image(mustRef(t, bref), opts...)
-	if err != nil {
-		t.Fatal(err)
+	// readsWhole pushes an image to host and reads its config, which
+	// must take longer than the timeout and come whole.
+	readsWhole := func(how, host string) {
+		t.Helper()
+		ref := mustRef(t, host+"/team/app:v1")
+		pushRandom(t, ref.String())
+		img, err := remote.Image(ref, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if _, err := img.RawConfigFile(); err != nil {
+			t.Fatalf("a config %s one byte every 5 ms: %v", how, err)
+		}
+		if d := time.Since(start); d < o.ResponseHeaderTimeout {
+			t.Fatalf("the config %s took %s, not longer than the timeout: the test exercised nothing", how, d)
+		}
 	}
-	start = time.Now()
-	if _, err := img.RawConfigFile(); err != nil {
-		t.Fatalf("a config trickled one byte every 5 ms: %v", err)
-	}
-	if d := time.Since(start); d < o.ResponseHeaderTimeout {
-		t.Fatalf("the config took %s, not longer than the timeout: the test exercised nothing", d)
-	}
+	readsWhole("trickled", blobHost)
 
 	// The same, the blob's GET redirected to storage elsewhere (as
 	// distribution on S3 does), which trickles it.
@@ -241,19 +247,7 @@ func TestTrickledDocumentFailsAfterTheTimeout(t *testing.T) {
 		}
 		inner.ServeHTTP(w, r)
 	}))
-	rref := front + "/team/app:v1"
-	pushRandom(t, rref)
-	img, err = remote.Image(mustRef(t, rref), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	start = time.Now()
-	if _, err := img.RawConfigFile(); err != nil {
-		t.Fatalf("a config redirected to storage that trickles it one byte every 5 ms: %v", err)
-	}
-	if d := time.Since(start); d < o.ResponseHeaderTimeout {
-		t.Fatalf("the redirected config took %s, not longer than the timeout: the test exercised nothing", d)
-	}
+	readsWhole("redirected to storage that trickles it", front)
 }
 
 func mustRef(t *testing.T, s string) name.Reference {
