@@ -2,6 +2,8 @@ package relocate
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"sync"
@@ -37,6 +39,9 @@ type InventoryOptions struct {
 	// MaxManifests bounds the manifests walked in each repository; 0
 	// means MaxInventoryManifests.
 	MaxManifests int
+	// MaxBlobs bounds the blobs (configs and layers) the document lists,
+	// all repositories together; 0 means MaxInventoryBlobs.
+	MaxBlobs int
 }
 
 // TakeInventory lists what each repository holds (`ferry inventory`):
@@ -71,8 +76,13 @@ func TakeInventory(ctx context.Context, repos []name.Repository, opts InventoryO
 	if maxManifests <= 0 {
 		maxManifests = MaxInventoryManifests
 	}
+	maxBlobs := opts.MaxBlobs
+	if maxBlobs <= 0 {
+		maxBlobs = MaxInventoryBlobs
+	}
+	listed := 0 // blobs the repositories before this one list
 	for _, repo := range repos {
-		r, err := holdings(ctx, repo, puller, client, conc, maxManifests, rep)
+		r, err := holdings(ctx, repo, puller, client, conc, maxManifests, blobBound{max: maxBlobs, before: listed}, rep)
 		if err != nil {
 			return nil, fmt.Errorf("inventory of %s: %w", repo, withHTTPStatus(err))
 		}
@@ -82,6 +92,7 @@ func TakeInventory(ctx context.Context, repos []name.Repository, opts InventoryO
 			rep.Warnf("%s has no tags (it is empty, or does not exist): the inventory lists nothing from it", repo)
 		}
 		rep.Logf("%s: %d tags, %d manifests, %d blobs", repo, r.Tags, len(r.Manifests), len(r.Blobs))
+		listed += len(r.Blobs)
 		doc.Repositories = append(doc.Repositories, r)
 	}
 	return doc, nil
@@ -95,17 +106,40 @@ func TakeInventory(ctx context.Context, repos []name.Repository, opts InventoryO
 // that many is a few tens of MiB.
 const MaxInventoryManifests = 250_000
 
+// MaxInventoryBlobs bounds the distinct blobs (configs and layers) one
+// inventory lists, all its repositories together, each counted as the
+// walk finds it: a registry that does not check that the layers a
+// manifest names exist (go-containerregistry's pkg/registry, a proxy)
+// would otherwise let a few manifests of made-up layers fill memory, and
+// the manifest bound allows billions. 1,000,000 is four blobs of their
+// own for each of the MaxInventoryManifests manifests of a repository at
+// that bound (images share most layers: a config and a layer or two of
+// their own is typical); as JSON that is about 150 MB, within the
+// inventory.MaxSize that export --since reads; the walk holds about 50
+// bytes for each (a 32-byte key and its size), the document about 110.
+const MaxInventoryBlobs = 1_000_000
+
+// blobBound is what the walk of one repository may add to an inventory's
+// blobs: max in all, of which the repositories before it list before.
+type blobBound struct {
+	max, before int
+}
+
 // walker is the state of one repository's walk.
 type walker struct {
 	repo name.Repository
 	reg  *registry.Repo
 	conc int
 	max  int // manifests walked at most
+	blob blobBound
 	rep  progress.Reporter
 
 	mu        sync.Mutex
 	manifests map[v1.Hash]int64
-	blobs     map[v1.Hash]int64
+	// blobs are keyed by their sha256 (parse lets no other through), 32
+	// bytes without a pointer: a million of them cost a fraction of what
+	// v1.Hash keys and their strings do.
+	blobs map[[sha256.Size]byte]int64
 	// skipped are the digests named to the walk that it went on without:
 	// the repository does not hold them, or their manifest is unusable.
 	skipped map[v1.Hash]bool
@@ -118,7 +152,7 @@ type walkRef struct {
 	ref, from string
 }
 
-func holdings(ctx context.Context, repo name.Repository, puller *remote.Puller, client *registry.Client, conc, maxManifests int, rep progress.Reporter) (inventory.Repository, error) {
+func holdings(ctx context.Context, repo name.Repository, puller *remote.Puller, client *registry.Client, conc, maxManifests int, blobs blobBound, rep progress.Reporter) (inventory.Repository, error) {
 	out := inventory.Repository{Registry: repo.RegistryStr(), Repository: repo.RepositoryStr()}
 	tagSet, err := importListTags(ctx, puller, repo)
 	if err != nil {
@@ -128,7 +162,7 @@ func holdings(ctx context.Context, repo name.Repository, puller *remote.Puller, 
 	if err != nil {
 		return out, err
 	}
-	w := &walker{repo: repo, reg: reg, conc: conc, max: maxManifests, rep: rep, manifests: map[v1.Hash]int64{}, blobs: map[v1.Hash]int64{}, skipped: map[v1.Hash]bool{}}
+	w := &walker{repo: repo, reg: reg, conc: conc, max: maxManifests, blob: blobs, rep: rep, manifests: map[v1.Hash]int64{}, blobs: map[[sha256.Size]byte]int64{}, skipped: map[v1.Hash]bool{}}
 	var level []walkRef
 	for t := range tagSet {
 		level = append(level, walkRef{ref: t})
@@ -149,7 +183,8 @@ func holdings(ctx context.Context, repo name.Repository, puller *remote.Puller, 
 	for d, size := range w.manifests {
 		out.Manifests = append(out.Manifests, inventory.Item{Digest: d, Size: size})
 	}
-	for d, size := range w.blobs {
+	for k, size := range w.blobs {
+		d := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(k[:])}
 		if _, isManifest := w.manifests[d]; !isManifest {
 			out.Blobs = append(out.Blobs, inventory.Item{Digest: d, Size: size})
 		}
@@ -202,9 +237,12 @@ func (w *walker) fetchLevel(ctx context.Context, refs []walkRef) ([]walkRef, err
 		if !w.add(d, int64(len(raw))) {
 			return nil
 		}
-		children, err := w.parse(d, raw, mt)
+		children, blobs, err := w.parse(d, raw, mt)
 		if err != nil {
 			w.rep.Warnf("%s: %v: listed without what it references", w.name(r, d.String()), err)
+		}
+		if err := w.addBlobs(blobs); err != nil {
+			return err
 		}
 		refd, err := w.referrers(ctx, d)
 		if err != nil {
@@ -285,43 +323,56 @@ func (w *walker) known(d string) bool {
 	return ok || w.skipped[h]
 }
 
-func (w *walker) addBlob(d v1.Descriptor) {
-	if !d.MediaType.IsDistributable() {
-		return
-	}
+// addBlobs records the blobs a manifest references (but non-distributable
+// layers), each counted against the inventory's blob bound as it is found.
+func (w *walker) addBlobs(descs []v1.Descriptor) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.blobs[d.Digest] = d.Size
+	for _, d := range descs {
+		if !d.MediaType.IsDistributable() {
+			continue
+		}
+		var k [sha256.Size]byte
+		if n, err := hex.Decode(k[:], []byte(d.Digest.Hex)); err != nil || n != len(k) || d.Digest.Algorithm != "sha256" {
+			return fmt.Errorf("a manifest names blob %q, not a sha256 digest", d.Digest)
+		}
+		if _, ok := w.blobs[k]; !ok && w.blob.before+len(w.blobs) >= w.blob.max {
+			before := ""
+			if w.blob.before > 0 {
+				before = fmt.Sprintf(", %d of them in the repositories before it", w.blob.before)
+			}
+			return fmt.Errorf("more than %d blobs to list (%d found%s): a repository this large, or a registry that names layers it does not hold, is beyond what an inventory lists; take several inventories", w.blob.max, w.blob.before+len(w.blobs), before)
+		}
+		w.blobs[k] = d.Size
+	}
+	return nil
 }
 
-// parse records the blobs a manifest references and returns the manifests
-// an index names. It records nothing from a manifest it cannot read: one
+// parse returns the blobs a manifest references and the manifests an
+// index names. It returns nothing from a manifest it cannot read: one
 // parseImportManifest refuses (Docker schema 1), one of another media type
 // than an image manifest or index (an OCI artifact manifest of the 1.1
 // release candidates, whose "blobs" the image parser would not see), or
 // one that names something by another digest than sha256 (or by none),
 // which an inventory cannot list.
-func (w *walker) parse(d v1.Hash, raw []byte, mt types.MediaType) ([]walkRef, error) {
+func (w *walker) parse(d v1.Hash, raw []byte, mt types.MediaType) ([]walkRef, []v1.Descriptor, error) {
 	m, err := parseImportManifest(d, raw, mt)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !m.mediaType.IsImage() && !m.mediaType.IsIndex() {
-		return nil, fmt.Errorf("media type %s is neither an image manifest nor an index", m.mediaType)
+		return nil, nil, fmt.Errorf("media type %s is neither an image manifest nor an index", m.mediaType)
 	}
 	for _, b := range slices.Concat(m.blobs, m.children) {
 		if b.Digest.Algorithm != "sha256" {
-			return nil, fmt.Errorf("it names a %s without a sha256 digest (%q)", b.MediaType, b.Digest)
+			return nil, nil, fmt.Errorf("it names a %s without a sha256 digest (%q)", b.MediaType, b.Digest)
 		}
-	}
-	for _, b := range m.blobs {
-		w.addBlob(b)
 	}
 	var children []walkRef
 	for _, c := range m.children {
 		children = append(children, walkRef{ref: c.Digest.String(), from: fmt.Sprintf("a child of %s@%s", w.repo, d)})
 	}
-	return children, nil
+	return children, m.blobs, nil
 }
 
 // referrers returns the manifests whose subject is d: every page of the

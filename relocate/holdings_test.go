@@ -3,6 +3,7 @@ package relocate_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -285,5 +286,52 @@ func TestInventoryStopsPastItsManifestBound(t *testing.T) {
 	_, err := relocate.TakeInventory(context.Background(), []name.Repository{idxRepo}, relocate.InventoryOptions{Remote: opts, MaxManifests: 3})
 	if err == nil || !strings.Contains(err.Error(), "more than 3 manifests") {
 		t.Errorf("an index of four children, a bound of three: %v, want the bound named", err)
+	}
+}
+
+// madeUpLayers returns n layer descriptors of distinct digests that no
+// registry holds, the first numbered from.
+func madeUpLayers(from, n int) []v1.Descriptor {
+	out := make([]v1.Descriptor, n)
+	for i := range out {
+		out[i] = v1.Descriptor{MediaType: types.OCILayer, Size: 1, Digest: sha256Of(fmt.Appendf(nil, "made-up layer %d", from+i))}
+	}
+	return out
+}
+
+// TestInventoryStopsPastItsBlobBound: a registry that does not check that
+// a manifest's layers exist (go-containerregistry's) holds two tags of
+// images naming made-up layers. At the bound they are listed; one more
+// blob than the bound stops the inventory with an error naming the
+// repository and the bound, and the bound counts the blobs of the
+// repositories walked before.
+func TestInventoryStopsPastItsBlobBound(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	opts := reg.RemoteOptions(t)
+	repo := impMust(name.NewRepository(reg.Repo("far/madeup")))
+	for i, tag := range []string{"a", "b"} {
+		raw := impMust(json.Marshal(v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
+			Config: v1.Descriptor{MediaType: types.OCIConfigJSON, Size: 2, Digest: sha256Of(fmt.Appendf(nil, "config %d", i))},
+			Layers: madeUpLayers(i*5, 5)}))
+		tagRaw(t, opts, raw, types.OCIManifestSchema1, repo.Tag(tag))
+	}
+	// 2 configs and 10 layers.
+	take := func(max int, repos ...name.Repository) error {
+		_, err := relocate.TakeInventory(context.Background(), repos, relocate.InventoryOptions{Remote: opts, MaxBlobs: max})
+		return err
+	}
+	if err := take(12, repo); err != nil {
+		t.Fatalf("12 blobs, a bound of 12: %v", err)
+	}
+	if err := take(11, repo); err == nil || !strings.Contains(err.Error(), "more than 11 blobs") || !strings.Contains(err.Error(), repo.String()) {
+		t.Errorf("12 blobs, a bound of 11: %v, want an error naming the repository and the bound", err)
+	}
+	// Another repository of 2 blobs before it: 14 in the document.
+	other, _, _ := farRepo(t, reg)
+	if err := take(14, other, repo); err != nil {
+		t.Fatalf("14 blobs in two repositories, a bound of 14: %v", err)
+	}
+	if err := take(13, other, repo); err == nil || !strings.Contains(err.Error(), "more than 13 blobs") || !strings.Contains(err.Error(), "inventory of "+repo.String()) {
+		t.Errorf("14 blobs in two repositories, a bound of 13: %v, want an error naming the second repository and the bound", err)
 	}
 }

@@ -115,3 +115,25 @@ func TestImportRefusesARedirectedManifestPUT(t *testing.T) {
 		t.Errorf("v1 written: %s", got)
 	}
 }
+
+// A proxy in front of a registry that does not check a manifest's blobs
+// (go-containerregistry's) drops every blob PUT and answers 202: the
+// import fails, naming the blob it was told was stored, and writes no
+// tag, though every manifest PUT would have been accepted.
+func TestImportConfirmsABlobPUTAnswered202(t *testing.T) {
+	src := impNewSource(t, 0)
+	archive := src.export(t)
+	for _, via := range impVias {
+		t.Run(via.name, func(t *testing.T) {
+			dst := impNewDest(t, true)
+			dst.proxy.SetRules(testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindUpload, Fault: testregistry.FaultStatus, Status: http.StatusAccepted})
+			_, err := relocate.Import(context.Background(), via.open(archive), dst.repo, dst.options(t))
+			if err == nil || !strings.Contains(err.Error(), "does not hold blob sha256:") || !strings.Contains(err.Error(), "202") {
+				t.Errorf("import through PUTs answered 202 and dropped: %v; want an error naming a blob the registry does not hold", err)
+			}
+			if tags := dst.tags(t); len(tags) != 0 {
+				t.Errorf("tags written over blobs never stored: %v", tags)
+			}
+		})
+	}
+}

@@ -38,7 +38,7 @@ func registryFlags() []cli.Flag {
 		&cli.IntFlag{Name: "registry-retry-count", Value: regopts.DefaultRetryCount, Category: cat, Action: atLeastOne("registry-retry-count"),
 			Usage: "attempts per request on 5xx, 429 and dropped connections, with exponential backoff; 1 makes no retries"},
 		&cli.DurationFlag{Name: "registry-response-header-timeout", Value: regopts.DefaultResponseHeaderTimeout, Category: cat, Action: positiveDuration("registry-response-header-timeout"),
-			Usage: "how long to wait for a registry's response headers, and the longest a download or upload may make no progress; a positive duration with its unit (30s, 2m). A TLS handshake waits this long or 10s (Go's limit), whichever is shorter"},
+			Usage: "how long to wait for a registry's response headers, and the longest a download or upload may make no progress; a positive duration with its unit (30s, 2m). A TLS handshake waits this long or 10s (Go's limit), whichever is shorter. Anything but a blob's bytes (a manifest, a tag list or referrers page, a token, an error) must then come at 64 KiB/s at least: this long plus its size at that rate"},
 	}
 }
 

@@ -119,6 +119,24 @@ func other(t *testing.T) (*httptest.Server, func() []string) {
 	}
 }
 
+// storedAnswering is a hook that has the registry store the PUTs match
+// selects (it must answer 201), then answers status in its place, without
+// its headers: a front that says nothing of what was stored.
+func (h *hooked) storedAnswering(t *testing.T, match func(*http.Request) bool, status int) func(w http.ResponseWriter, r *http.Request) bool {
+	return func(w http.ResponseWriter, req *http.Request) bool {
+		if !match(req) {
+			return false
+		}
+		rec := httptest.NewRecorder()
+		h.inner.ServeHTTP(rec, req)
+		if rec.Code != http.StatusCreated {
+			t.Errorf("the registry answered %s %s %d", req.Method, req.URL.Path, rec.Code)
+		}
+		w.WriteHeader(status)
+		return true
+	}
+}
+
 func isManifestPUT(r *http.Request) bool {
 	return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/")
 }
@@ -275,18 +293,7 @@ func TestPutManifestConfirmsASuccessThatNamesNoDigest(t *testing.T) {
 	}
 
 	// Stored, answered 202 without the digest.
-	reg.setHook(func(w http.ResponseWriter, req *http.Request) bool {
-		if isManifestPUT(req) {
-			rec := httptest.NewRecorder()
-			reg.inner.ServeHTTP(rec, req)
-			if rec.Code != http.StatusCreated {
-				t.Errorf("the registry answered the manifest PUT %d", rec.Code)
-			}
-			w.WriteHeader(http.StatusAccepted)
-			return true
-		}
-		return false
-	})
+	reg.setHook(reg.storedAnswering(t, isManifestPUT, http.StatusAccepted))
 	if got, err := r.PutManifest(ctx, "v2", m, types.OCIManifestSchema1); err != nil || got != d {
 		t.Errorf("manifest PUT stored and answered 202: %s, %v; want %s", got, err, d)
 	}
@@ -533,6 +540,75 @@ func TestUploadRefusesAnotherDigest(t *testing.T) {
 	var target *registry.SourceError
 	if errors.As(err, &target) {
 		t.Errorf("the registry's answer reported as the source's: %v", err)
+	}
+}
+
+// isBlobCommit reports whether r is the PUT that completes a blob upload.
+func isBlobCommit(r *http.Request) bool {
+	return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/")
+}
+
+// A blob PUT answered otherwise than 201 with the blob's digest (202, 204,
+// or 201 naming none) counts only once a HEAD finds the blob: a front
+// that answers without storing fails the upload, naming the blob, the
+// repository and the answer, without another session; one that stored it
+// passes. A 201 with the digest is taken without a HEAD.
+func TestUploadConfirmsACommitThatNamesNoBlob(t *testing.T) {
+	ctx := context.Background()
+	for _, status := range []int{http.StatusAccepted, http.StatusNoContent, http.StatusCreated} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			reg := newHooked(t)
+			r := repoOf(t, &reg.Endpoint, "team/app", registry.Access{Push: true})
+			// Answered status, without a digest, and dropped.
+			reg.setHook(func(w http.ResponseWriter, req *http.Request) bool {
+				if isBlobCommit(req) {
+					_, _ = io.Copy(io.Discard, req.Body)
+					w.WriteHeader(status)
+					return true
+				}
+				return false
+			})
+			blob := []byte("answered but never stored")
+			d := digestOf(blob)
+			check := func(how string, err error) {
+				t.Helper()
+				if err == nil || !strings.Contains(err.Error(), d.String()) || !strings.Contains(err.Error(), "team/app") ||
+					!strings.Contains(err.Error(), fmt.Sprint(status)) || !strings.Contains(err.Error(), "does not hold") {
+					t.Errorf("%s, the PUT answered %d but not stored: %v; want an error naming the blob, the repository and the answer", how, status, err)
+				}
+			}
+			_, err := r.Upload(ctx, d, int64(len(blob)), opener(blob, nil))
+			check("uploaded", err)
+			if n := len(reg.requests(http.MethodPost)); n != 1 {
+				t.Errorf("%d sessions, want 1: the registry would answer the same", n)
+			}
+			check("streamed", r.UploadStream(ctx, d, int64(len(blob)), bytes.NewReader(blob)))
+
+			// Stored, answered status without the digest.
+			reg.setHook(reg.storedAnswering(t, isBlobCommit, status))
+			for i, up := range []func(b []byte) error{
+				func(b []byte) error { _, err := r.Upload(ctx, digestOf(b), int64(len(b)), opener(b, nil)); return err },
+				func(b []byte) error { return r.UploadStream(ctx, digestOf(b), int64(len(b)), bytes.NewReader(b)) },
+			} {
+				if err := up(fmt.Appendf(nil, "stored, answered %d, %d", status, i)); err != nil {
+					t.Errorf("blob PUT stored and answered %d: %v", status, err)
+				}
+			}
+		})
+	}
+
+	// A 201 with the digest: no HEAD.
+	reg := newHooked(t)
+	r := repoOf(t, &reg.Endpoint, "team/app", registry.Access{Push: true})
+	blob := []byte("stored and named")
+	if _, err := r.Upload(ctx, digestOf(blob), int64(len(blob)), opener(blob, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.UploadStream(ctx, digestOf(blob), int64(len(blob)), bytes.NewReader(blob)); err != nil {
+		t.Fatal(err)
+	}
+	if heads := reg.requests(http.MethodHead); len(heads) != 0 {
+		t.Errorf("%d HEADs after uploads answered 201 with the digest, want none: %v", len(heads), heads)
 	}
 }
 

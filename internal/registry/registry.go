@@ -763,7 +763,9 @@ func IsPermanent(err error) bool {
 // Options.UploadAttempts times; an error of the source marked Permanent
 // ends the upload at once. Errors of the source come wrapped in
 // SourceError. The registry verifies the bytes against d before it stores
-// them.
+// them; a PUT answered otherwise than 201 with d as its
+// Docker-Content-Digest counts only once a HEAD finds the blob
+// (confirmStored).
 func (r *Repo) Upload(ctx context.Context, d v1.Hash, size int64, open Opener, opts ...UploadOption) (mounted bool, err error) {
 	var cfg uploadConfig
 	for _, o := range opts {
@@ -892,11 +894,10 @@ func (r *Repo) uploadOnce(ctx context.Context, d v1.Hash, size int64, open Opene
 	}
 	src := &ctxio.ErrReader{R: rc} // tells a failing source from a failing destination
 	defer rc.Close()
-	err = r.send(ctx, http.MethodPut, loc, src, size, http.Header{"Content-Type": {"application/octet-stream"}}, func(resp *http.Response) error {
-		if err := checkError(resp, http.StatusCreated, http.StatusNoContent, http.StatusAccepted); err != nil {
-			return err
-		}
-		return checkDigest(resp, d)
+	var answer *committed
+	err = r.send(ctx, http.MethodPut, loc, src, size, http.Header{"Content-Type": {"application/octet-stream"}}, func(resp *http.Response) (err error) {
+		answer, err = commitAnswer(resp, d)
+		return err
 	})
 	// send returns once the transport is done with src: its error, and rc,
 	// are the caller's again.
@@ -905,7 +906,53 @@ func (r *Repo) uploadOnce(ctx context.Context, d v1.Hash, size int64, open Opene
 		// that its body ended early.
 		return false, &SourceError{src.Err}
 	}
-	return false, err
+	if err != nil {
+		return false, err
+	}
+	return false, r.confirmStored(ctx, answer, d, size)
+}
+
+// committed is what the answer to the PUT that completes a blob's upload
+// leaves to check: its status, and whether the registry named the blob.
+type committed struct {
+	status string
+	named  bool // 201 with the blob's Docker-Content-Digest
+}
+
+// commitAnswer checks the answer to the PUT that completes the upload of
+// blob d: a success (201, or the 202 and 204 some registries answer) that
+// names no other digest.
+func commitAnswer(resp *http.Response, d v1.Hash) (*committed, error) {
+	if err := checkError(resp, http.StatusCreated, http.StatusNoContent, http.StatusAccepted); err != nil {
+		return nil, err
+	}
+	if err := checkDigest(resp, d); err != nil {
+		return nil, err
+	}
+	return &committed{status: resp.Status, named: resp.StatusCode == http.StatusCreated && resp.Header.Get("Docker-Content-Digest") != ""}, nil
+}
+
+// confirmStored makes sure that blob d, of size bytes, is stored once the
+// PUT completing its upload was answered a. The OCI distribution spec's
+// answer is 201 Created with the blob's Docker-Content-Digest, which
+// distribution and go-containerregistry's registry send: that is taken as
+// is. Any other success (202 or 204, or no digest) says nothing of what
+// was stored, so a HEAD must find the blob: a front that answers without
+// storing would otherwise let a manifest, and the user's tag, be written
+// over blobs the registry lacks (one that does not check a manifest's
+// blobs accepts it).
+func (r *Repo) confirmStored(ctx context.Context, a *committed, d v1.Hash, size int64) error {
+	if a.named {
+		return nil
+	}
+	ok, err := r.BlobExists(ctx, d, size)
+	switch {
+	case err != nil:
+		return fmt.Errorf("the registry answered %s to the PUT that completes the upload without saying it stored the blob, and asking whether it holds it failed: %w", a.status, err)
+	case !ok:
+		return &answerError{fmt.Errorf("the registry answered %s to the PUT that completes the upload, but does not hold blob %s in %s", a.status, d, r.name)}
+	}
+	return nil
 }
 
 // send makes a request with a body that net/http may go on reading after
@@ -1053,7 +1100,8 @@ const DefaultResumeWindow = 8 << 20
 // bytes the session holds (the OCI distribution API's upload status) and
 // resumes from there, up to Options.UploadAttempts times, as long as those
 // bytes are still in the window. An error reading src (wrapped in
-// SourceError) ends the upload at once: src cannot be read again.
+// SourceError) ends the upload at once: src cannot be read again. The
+// PUT's answer is confirmed as Upload's is.
 func (r *Repo) UploadStream(ctx context.Context, d v1.Hash, size int64, src io.Reader) error {
 	err := r.uploadStream(ctx, d, size, src)
 	if err != nil {
@@ -1098,11 +1146,12 @@ func (r *Repo) uploadStream(ctx context.Context, d v1.Hash, size int64, src io.R
 	loc.RawQuery = q.Encode()
 	resp, err := r.do(ctx, http.MethodPut, loc, nil, 0, nil)
 	if err == nil {
-		err = checkError(resp, http.StatusCreated, http.StatusNoContent, http.StatusAccepted)
-		if err == nil {
-			err = checkDigest(resp, d)
-		}
+		var answer *committed
+		answer, err = commitAnswer(resp, d)
 		drain(resp)
+		if err == nil {
+			err = r.confirmStored(ctx, answer, d, size)
+		}
 	}
 	var ae *answerError
 	if err != nil && !errors.As(err, &ae) {
