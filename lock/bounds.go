@@ -283,6 +283,19 @@ func DocumentKind(data []byte) string {
 	return ""
 }
 
+// ReadDocumentFrom reads r to its end as ReadDocument reads a file, for a
+// caller that opened the file itself; source names it in errors.
+func ReadDocumentFrom(r io.Reader, source string) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, MaxDocumentSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", source, err)
+	}
+	if len(b) > MaxDocumentSize {
+		return nil, parseErrorf(source, 0, "more than the %d bytes a lock document may have", MaxDocumentSize)
+	}
+	return b, nil
+}
+
 // readLimited reads the file at path, refusing one larger than
 // MaxDocumentSize without reading more than that.
 func readLimited(path string) ([]byte, error) {
@@ -291,14 +304,7 @@ func readLimited(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxDocumentSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > MaxDocumentSize {
-		return nil, parseErrorf(path, 0, "more than the %d bytes a lock document may have", MaxDocumentSize)
-	}
-	return b, nil
+	return ReadDocumentFrom(f, path)
 }
 
 // elemKind is the kind of the elements of slice or array type t, past

@@ -95,6 +95,10 @@ type BuildOptions struct {
 	// about a bundle.yml that ferry cannot read (pushed all the same, as
 	// imgpkg pushes it); nil is fine.
 	Reporter progress.Reporter
+
+	// afterWalk, when set (by tests), runs once the inputs are listed and
+	// before any file is read: the moment to change them under a build.
+	afterWalk func()
 }
 
 // Image is an image made by Build. Its layer lives in a temporary file that
@@ -121,9 +125,13 @@ func Build(ctx context.Context, dirs []string, opts BuildOptions) (Image, error)
 	if _, ok := opts.Labels[LabelKey]; ok {
 		return nil, fmt.Errorf("build: label %q is reserved: it is set for bundles and only for them", LabelKey)
 	}
-	entries, err := collect(ctx, dirs, opts)
+	entries, roots, err := collect(ctx, dirs, opts)
 	if err != nil {
 		return nil, fmt.Errorf("build: %w", err)
+	}
+	defer roots.Close()
+	if opts.afterWalk != nil {
+		opts.afterWalk()
 	}
 	if opts.Bundle {
 		if err := validateBundle(dirs, entries, progress.OrNop(opts.Reporter)); err != nil {
@@ -149,20 +157,45 @@ func Build(ctx context.Context, dirs []string, opts BuildOptions) (Image, error)
 // validation error comes before the (possibly long) copy.
 type entry struct {
 	rel   string // name in the tar, slash-separated
-	disk  string // where it is read from
+	disk  string // where it was found (a file given as an input is read from there)
 	shown string // how errors name it: input path joined with rel
 	dir   bool
 	mode  int64
 	size  int64
+	// info is what the walk saw (not following a link), and root the input
+	// directory it was found in, nil for a regular file given as an input.
+	// The file read is opened through root, so that nothing outside the
+	// input can be read, and must be info's file (see open).
+	info fs.FileInfo
+	root *os.Root
+	// data, once set (images.yml, after it was validated), is what the
+	// layer holds: the bytes checked are the bytes pushed.
+	data []byte
 }
 
-func collect(ctx context.Context, inputs []string, opts BuildOptions) ([]entry, error) {
+// roots are the input directories opened by collect, closed when the
+// build is over.
+type roots []*os.Root
+
+func (rs roots) Close() {
+	for _, r := range rs {
+		_ = r.Close()
+	}
+}
+
+func collect(ctx context.Context, inputs []string, opts BuildOptions) (_ []entry, opened roots, err error) {
+	defer func() {
+		if err != nil {
+			opened.Close()
+			opened = nil
+		}
+	}()
 	exclusions := opts.Exclusions
 	if exclusions == nil {
 		exclusions = DefaultExclusions()
 	}
 	if err := CheckExclusions(exclusions); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	excluded := make(map[string]bool, len(exclusions))
 	for _, e := range exclusions {
@@ -185,7 +218,7 @@ func collect(ctx context.Context, inputs []string, opts BuildOptions) ([]entry, 
 	for _, input := range inputs {
 		info, err := os.Stat(input)
 		if err != nil {
-			return nil, err
+			return nil, opened, err
 		}
 		switch {
 		case info.Mode().IsRegular():
@@ -194,33 +227,43 @@ func collect(ctx context.Context, inputs []string, opts BuildOptions) ([]entry, 
 				continue
 			}
 			if err := claim(e); err != nil {
-				return nil, err
+				return nil, opened, err
 			}
 			entries = append(entries, e)
 		case info.IsDir():
-			found, err := walk(ctx, input, info, excluded, opts.PreservePermissions)
+			found, root, err := walk(ctx, input, info, excluded, opts.PreservePermissions)
+			if root != nil {
+				opened = append(opened, root)
+			}
 			if err != nil {
-				return nil, err
+				return nil, opened, err
 			}
 			for _, e := range found {
 				if err := claim(e); err != nil {
-					return nil, err
+					return nil, opened, err
 				}
 			}
 			entries = append(entries, found...)
 		default:
-			return nil, fmt.Errorf("%s is a %s: only directories and regular files can be pushed", input, kind(info.Mode()))
+			return nil, opened, fmt.Errorf("%s is a %s: only directories and regular files can be pushed", input, kind(info.Mode()))
 		}
 	}
-	return entries, nil
+	return entries, opened, nil
 }
 
-func walk(ctx context.Context, input string, rootInfo fs.FileInfo, excluded map[string]bool, preserve bool) ([]entry, error) {
+// walk lists the input directory input and opens it as an os.Root, through
+// which its files are read later; the caller closes the root, returned even
+// with an error.
+func walk(ctx context.Context, input string, rootInfo fs.FileInfo, excluded map[string]bool, preserve bool) ([]entry, *os.Root, error) {
 	// A symlink given on the command line is followed (os.Stat above did),
 	// while links found inside are refused.
 	root, err := filepath.EvalSymlinks(input)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, nil, err
 	}
 	dirMode := int64(0o700)
 	if preserve {
@@ -250,24 +293,26 @@ func walk(ctx context.Context, input string, rootInfo fs.FileInfo, excluded map[
 			}
 			return nil
 		}
-		if d.IsDir() {
-			entries = append(entries, entry{rel: rel, disk: p, shown: shown, dir: true, mode: dirMode})
-			return nil
-		}
 		info, err := d.Info()
 		if err != nil {
 			return err
 		}
+		if info.IsDir() {
+			entries = append(entries, entry{rel: rel, disk: p, shown: shown, dir: true, mode: dirMode, info: info, root: r})
+			return nil
+		}
 		if !info.Mode().IsRegular() {
 			return fmt.Errorf("%s is a %s: bundles and images hold only regular files and directories", shown, kind(info.Mode()))
 		}
-		entries = append(entries, fileEntry(rel, p, shown, info, preserve))
+		e := fileEntry(rel, p, shown, info, preserve)
+		e.root = r
+		entries = append(entries, e)
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, r, err
 	}
-	return entries, nil
+	return entries, r, nil
 }
 
 func fileEntry(rel, disk, shown string, info fs.FileInfo, preserve bool) entry {
@@ -275,7 +320,95 @@ func fileEntry(rel, disk, shown string, info fs.FileInfo, preserve bool) entry {
 	if preserve {
 		mode = int64(info.Mode())
 	}
-	return entry{rel: rel, disk: disk, shown: shown, mode: mode, size: info.Size()}
+	return entry{rel: rel, disk: disk, shown: shown, mode: mode, size: info.Size(), info: info}
+}
+
+// open opens e's file for reading: through e.root, which refuses a path
+// that leaves the input directory, without blocking (a named pipe put in
+// the file's place would otherwise hold the open until a writer came), and
+// then checks that what it opened is the regular file the walk saw, the
+// same device and inode. A file replaced after the walk (by a link to a
+// file elsewhere, a pipe, another file) is an error naming it, rather than
+// other bytes in the layer.
+func (e entry) open() (*os.File, error) {
+	var f *os.File
+	var err error
+	if e.root != nil {
+		f, err = e.root.OpenFile(filepath.FromSlash(e.rel), os.O_RDONLY|nonBlocking, 0)
+	} else {
+		f, err = os.OpenFile(e.disk, os.O_RDONLY|nonBlocking, 0)
+	}
+	if err != nil {
+		if changed := e.changed(); changed != nil {
+			return nil, changed
+		}
+		return nil, err
+	}
+	info, err := f.Stat()
+	if err == nil && (!info.Mode().IsRegular() || !os.SameFile(e.info, info)) {
+		err = changedError(e, info)
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// checkDir checks that the directory entry e is still the directory the
+// walk saw, looked up through its root: a directory replaced by a link
+// after the walk would have had its listing taken elsewhere.
+func (e entry) checkDir() error {
+	info, err := e.root.Lstat(filepath.FromSlash(e.rel))
+	if err != nil {
+		if changed := e.changed(); changed != nil {
+			return changed
+		}
+		return err
+	}
+	if !info.IsDir() || !os.SameFile(e.info, info) {
+		return changedError(e, info)
+	}
+	return nil
+}
+
+// changed is the error for e when its path no longer names what the walk
+// saw, nil when it still does (or cannot be looked at).
+func (e entry) changed() error {
+	lstat := os.Lstat
+	if e.root == nil {
+		lstat = os.Stat // a file given as an input is followed
+	}
+	info, err := lstat(e.disk)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s changed while push was reading it: it is gone", e.shown)
+	case err != nil:
+		return nil
+	case os.SameFile(e.info, info) && info.Mode().Type() == e.info.Mode().Type():
+		return nil
+	}
+	return changedError(e, info)
+}
+
+func changedError(e entry, now fs.FileInfo) error {
+	switch {
+	case now.Mode().Type() != e.info.Mode().Type():
+		return fmt.Errorf("%s changed while push was reading it: it is now a %s", e.shown, describe(now.Mode()))
+	default:
+		return fmt.Errorf("%s changed while push was reading it: it is another file", e.shown)
+	}
+}
+
+// describe names the type of a file of mode m.
+func describe(m fs.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "regular file"
+	case m.IsDir():
+		return "directory"
+	}
+	return kind(m)
 }
 
 func kind(m fs.FileMode) string {
@@ -362,6 +495,11 @@ func writeEntry(ctx context.Context, tw *tar.Writer, e entry, r progress.Reporte
 	}
 	hdr := &tar.Header{Name: e.rel, Mode: e.mode, ModTime: time.Time{}, Typeflag: tar.TypeDir}
 	if e.dir {
+		if e.root != nil {
+			if err := e.checkDir(); err != nil {
+				return err
+			}
+		}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return fmt.Errorf("adding %s: %w", e.shown, err)
 		}
@@ -371,20 +509,37 @@ func writeEntry(ctx context.Context, tw *tar.Writer, e entry, r progress.Reporte
 	if err := tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("adding %s: %w", e.shown, err)
 	}
-	in, err := os.Open(e.disk)
-	if err != nil {
-		return err
+	if e.data != nil {
+		n, err := tw.Write(e.data)
+		r.Add(int64(n))
+		if err != nil {
+			return fmt.Errorf("adding %s: %w", e.shown, err)
+		}
+		return nil
 	}
-	defer in.Close()
-	n, err := io.CopyN(tw, ctxio.NewReader(ctx, in), e.size)
+	f, err := e.open()
+	if err != nil {
+		return fmt.Errorf("adding %s: %w", e.shown, err)
+	}
+	defer f.Close()
+	in := ctxio.NewReader(ctx, f)
+	n, err := io.CopyN(tw, in, e.size)
 	r.Add(n)
 	if errors.Is(err, io.EOF) {
-		return fmt.Errorf("adding %s: it shrank from %d to %d bytes while being read", e.shown, e.size, n)
+		return shrankError(e, n)
 	}
 	if err != nil {
 		return fmt.Errorf("adding %s: %w", e.shown, err)
 	}
 	return nil
+}
+
+func shrankError(e entry, n int64) error {
+	return fmt.Errorf("%s shrank from %d to %d bytes while push was reading it", e.shown, e.size, n)
+}
+
+func grewError(e entry) error {
+	return fmt.Errorf("%s grew beyond its %d bytes while push was reading it", e.shown, e.size)
 }
 
 func (s *staged) image(opts BuildOptions) (Image, error) {

@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -605,5 +606,25 @@ func TestBuildFileShrinkingWhileCopyingIsAnError(t *testing.T) {
 	wantErr(t, err, victim, "shrank")
 	if n := countFiles(t, tmp); n != 0 {
 		t.Errorf("%d files left in TempDir, want 0", n)
+	}
+}
+
+// images.yml is validated, then copied: what the layer holds is the lock
+// that was checked, even if the file is rewritten in between.
+func TestBuildStagesTheImagesLockItValidated(t *testing.T) {
+	want := goldenImagesYML(t)
+	dir := bundleTree(t)
+	victim := filepath.Join(dir, ".imgpkg", "images.yml")
+	img := build(t, []string{dir}, BuildOptions{Bundle: true, TempDir: t.TempDir(), Reporter: &onStart{fn: func() {
+		// Same size, same file: only the bytes differ.
+		if err := os.WriteFile(victim, bytes.Repeat([]byte("x"), len(want)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}}})
+	entries, _ := layerEntries(t, img)
+	for _, e := range entries {
+		if e.name == ImagesLockPath && e.content != string(want) {
+			t.Errorf("images.yml in the layer holds %q, want the lock validated, %q", e.content, want)
+		}
 	}
 }

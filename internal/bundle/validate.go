@@ -23,10 +23,10 @@ import (
 // YAML content (empty or comments only), which is simply no metadata.
 func validateBundle(inputs []string, entries []entry, rep progress.Reporter) error {
 	var found []entry
-	byRel := make(map[string]entry, len(entries))
-	for _, e := range entries {
+	byRel := make(map[string]int, len(entries))
+	for i, e := range entries {
 		if e.rel != "." {
-			byRel[e.rel] = e
+			byRel[e.rel] = i
 		}
 		if path.Base(e.rel) == MetadataDir {
 			found = append(found, e)
@@ -51,30 +51,41 @@ func validateBundle(inputs []string, entries []entry, rep progress.Reporter) err
 		return fmt.Errorf("%s is not a directory", meta.shown)
 	}
 
-	locks, ok := byRel[ImagesLockPath]
+	i, ok := byRel[ImagesLockPath]
 	if !ok {
 		return fmt.Errorf("%s does not exist: a bundle needs its %s", filepath.Join(meta.shown, path.Base(ImagesLockPath)), ImagesLockPath)
 	}
-	if err := parseFile(locks, func(data []byte) error {
-		_, err := lock.ParseImagesLock(data, locks.shown)
-		return err
-	}); err != nil {
+	locks := entries[i]
+	data, err := readFile(locks)
+	if err != nil {
 		return err
 	}
-	switch md, ok := byRel[BundleMetadataPath]; {
-	case !ok:
-	case md.dir:
+	if _, err := lock.ParseImagesLock(data, locks.shown); err != nil {
+		return err
+	}
+	// The layer holds the lock just checked, not whatever the file holds
+	// by the time it is copied.
+	entries[i].data = data
+	i, ok = byRel[BundleMetadataPath]
+	if !ok {
+		return nil
+	}
+	md := entries[i]
+	if md.dir {
 		rep.Warnf("%s: pushed as it is, though it is a directory, not bundle metadata (imgpkg never reads it)", md.shown)
-	default:
-		if err := parseFile(md, func(data []byte) error {
-			if lock.IsEmptyDocument(data) {
-				return nil
-			}
-			_, err := lock.ParseBundle(data, md.shown)
-			return err
-		}); err != nil {
-			rep.Warnf("%s: pushed as it is, though ferry cannot read it as bundle metadata (imgpkg never reads it): %v", md.shown, unwrapSource(err, md.shown))
-		}
+		return nil
+	}
+	// What cannot be read here (too large, say) is warned about too: the
+	// copy reads it again, with the same checks on what it opens.
+	data, err = readFile(md)
+	if err == nil && lock.IsEmptyDocument(data) {
+		return nil
+	}
+	if err == nil {
+		_, err = lock.ParseBundle(data, md.shown)
+	}
+	if err != nil {
+		rep.Warnf("%s: pushed as it is, though ferry cannot read it as bundle metadata (imgpkg never reads it): %v", md.shown, unwrapSource(err, md.shown))
 	}
 	return nil
 }
@@ -85,13 +96,26 @@ func unwrapSource(err error, source string) string {
 	return strings.TrimPrefix(err.Error(), source+": ")
 }
 
-func parseFile(e entry, parse func([]byte) error) error {
+// readFile reads the document e, opened as the copy opens it (entry.open:
+// inside its input directory, the file the walk saw), and of the size the
+// walk saw.
+func readFile(e entry) ([]byte, error) {
 	if e.dir {
-		return fmt.Errorf("%s is a directory, not a file", e.shown)
+		return nil, fmt.Errorf("%s is a directory, not a file", e.shown)
 	}
-	data, err := lock.ReadDocument(e.disk)
+	f, err := e.open()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return parse(data)
+	defer f.Close()
+	data, err := lock.ReadDocumentFrom(f, e.shown)
+	switch n := int64(len(data)); {
+	case err != nil:
+		return nil, err
+	case n < e.size:
+		return nil, shrankError(e, n)
+	case n > e.size:
+		return nil, grewError(e)
+	}
+	return data, nil
 }
