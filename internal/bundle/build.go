@@ -531,6 +531,14 @@ func writeEntry(ctx context.Context, tw *tar.Writer, e entry, r progress.Reporte
 	if err != nil {
 		return fmt.Errorf("adding %s: %w", e.shown, err)
 	}
+	// The header has promised e.size bytes: a file that grew since the walk
+	// would be cut, silently, to its earlier size.
+	switch _, err := io.ReadFull(in, make([]byte, 1)); {
+	case err == nil:
+		return grewError(e)
+	case !errors.Is(err, io.EOF):
+		return fmt.Errorf("adding %s: %w", e.shown, err)
+	}
 	return nil
 }
 

@@ -609,6 +609,28 @@ func TestBuildFileShrinkingWhileCopyingIsAnError(t *testing.T) {
 	}
 }
 
+// The tar header promises the size the walk saw: a file that grew since
+// used to be cut to it, silently.
+func TestBuildFileGrowingWhileCopyingIsAnError(t *testing.T) {
+	dir := writeTree(t, [2]string{"a.txt", "twelve bytes"})
+	victim := filepath.Join(dir, "a.txt")
+	tmp := t.TempDir()
+	_, err := Build(context.Background(), []string{dir}, BuildOptions{TempDir: tmp, Reporter: &onStart{fn: func() {
+		f, err := os.OpenFile(victim, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString(" and more"); err != nil {
+			t.Error(err)
+		}
+	}}})
+	wantErr(t, err, victim, "grew", "while push was reading it")
+	if n := countFiles(t, tmp); n != 0 {
+		t.Errorf("%d files left in TempDir, want 0", n)
+	}
+}
+
 // images.yml is validated, then copied: what the layer holds is the lock
 // that was checked, even if the file is rewritten in between.
 func TestBuildStagesTheImagesLockItValidated(t *testing.T) {
