@@ -36,7 +36,9 @@ tag TAG, with every tag an import writes. It takes export's --level,
 --cosign-signatures and --referrers (for the locked images: a bundle never
 pushed has no signatures yet), and --since BASE
 (repeatable: a previous archive, or an inventory of the far side) to write a
-delta archive that leaves out the configs and layers BASE holds.`,
+delta archive that leaves out the configs and layers BASE holds. FILE may not
+be inside a DIR (it would go into the next push's layer) unless its directory
+is left out with --file-exclusion.`,
 		Flags: withRegistryFlags("also print each tag as it is written at the destination",
 			&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "bundle reference to push to (REPO:TAG)"},
 			&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "plain image reference to push to (REPO:TAG)"},
@@ -163,6 +165,11 @@ func pushToArchive(c *cli.Context, out *printer, target string, dirs []string, b
 	eopts, err := exportOptions(c, out, dest)
 	if err != nil {
 		return err
+	}
+	if dest != "-" {
+		if err := push.CheckArchiveOutsideInputs(dest, dirs, build.Exclusions); err != nil {
+			return usagef("push: --to-tar: %w", err)
+		}
 	}
 	if eopts.Since, err = readSince(c, eopts.Reporter); err != nil {
 		return err

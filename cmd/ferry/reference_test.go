@@ -213,3 +213,15 @@ func TestJSONBesideArchiveOnStdoutNamesTheFlag(t *testing.T) {
 	wantUsage(t, []string{"copy", "-i", "127.0.0.1:1/x/y:1", "--to-tar", "-", "--json"}, "copy: --json prints on standard output, which --to-tar - uses")
 	wantUsage(t, []string{"push", "-b", "127.0.0.1:1/x/y:1", "-f", t.TempDir(), "--to-tar", "-", "--json"}, "push: --json prints on standard output, which --to-tar - uses")
 }
+
+// push --to-tar into a directory being pushed is a usage error (exit 2),
+// naming both, before anything is built or written: the archive went into
+// the next push's layer, which grew with each.
+func TestPushToTarInsideAnInputIsAUsageError(t *testing.T) {
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "out.tar.zst")
+	wantUsage(t, []string{"push", "-b", "127.0.0.1:1/x/y:1", "-f", dir, "--to-tar", archive}, "push: --to-tar", archive, "inside the input directory "+dir)
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+		t.Errorf("a refused push --to-tar left %d entries in its input (%v)", len(entries), err)
+	}
+}

@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
 
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/relocate"
@@ -31,6 +35,9 @@ type ArchiveOptions struct {
 // written to ref's registry, which need not exist.
 func ToArchive(ctx context.Context, ref string, dirs []string, opts ArchiveOptions) (*relocate.ExportResult, error) {
 	if opts.Path != "-" {
+		if err := CheckArchiveOutsideInputs(opts.Path, dirs, opts.Build.Exclusions); err != nil {
+			return nil, err
+		}
 		// An unwritable destination fails before the build and downloads.
 		if err := relocate.CheckExportPath(opts.Path, opts.Export); err != nil {
 			return nil, err
@@ -53,4 +60,67 @@ func ToArchive(ctx context.Context, ref string, dirs []string, opts ArchiveOptio
 		return relocate.Export(ctx, p, opts.Stdout, opts.Export)
 	}
 	return relocate.ExportFile(ctx, p, opts.Path, opts.Export)
+}
+
+// CheckArchiveOutsideInputs refuses an archive path (ToArchive's Path)
+// inside one of the input directories dirs, unless its directory is left
+// out by exclusions (as BuildOptions.Exclusions: nil is the default .git):
+// the archive, its volumes, its .sha256 and its temporary files, all
+// written beside it, would go into the layer of the next push of dirs,
+// which would grow with each. Paths are compared with symbolic links
+// resolved; a regular file given as an input is no directory to be inside.
+func CheckArchiveOutsideInputs(archive string, dirs []string, exclusions []string) error {
+	if exclusions == nil {
+		exclusions = bundle.DefaultExclusions()
+	}
+	excluded := make(map[string]bool, len(exclusions))
+	for _, e := range exclusions {
+		excluded[path.Clean(filepath.ToSlash(e))] = true
+	}
+	out := resolved(filepath.Dir(archive))
+	for _, dir := range dirs {
+		if info, err := os.Stat(dir); err != nil || !info.IsDir() {
+			continue // the build says what is wrong with it
+		}
+		rel, err := filepath.Rel(resolved(dir), out)
+		if err != nil {
+			continue
+		}
+		rel = filepath.ToSlash(rel)
+		if rel == ".." || strings.HasPrefix(rel, "../") || filepath.IsAbs(rel) {
+			continue
+		}
+		if leftOut(rel, excluded) {
+			continue
+		}
+		hint := ""
+		if rel != "." {
+			hint = fmt.Sprintf(", or leave %s out with --file-exclusion %s", filepath.Join(dir, filepath.FromSlash(rel)), rel)
+		}
+		return fmt.Errorf("the archive %s is inside the input directory %s: it (and its volumes, checksum and temporary files) would go into the layer of the next push of %s; write it outside %s%s", archive, dir, dir, dir, hint)
+	}
+	return nil
+}
+
+// resolved is p made absolute, its symbolic links resolved where it
+// exists.
+func resolved(p string) string {
+	if abs, err := filepath.Abs(p); err == nil {
+		p = abs
+	}
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		p = r
+	}
+	return p
+}
+
+// leftOut reports whether rel, a clean slash-separated path relative to an
+// input directory, or one of its parents is in excluded.
+func leftOut(rel string, excluded map[string]bool) bool {
+	for ; rel != "." && rel != "/"; rel = path.Dir(rel) {
+		if excluded[rel] {
+			return true
+		}
+	}
+	return false
 }

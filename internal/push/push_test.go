@@ -354,3 +354,69 @@ func TestPushWarnsAboutABundleYMLItCannotRead(t *testing.T) {
 	}
 	warned(t, rec, 1)
 }
+
+// An archive written inside a directory it was built from went into the
+// layer of the next push of that directory, which grew with each. It is
+// refused, unless its directory is left out of the layer.
+func TestArchiveInsideAnInputDirectoryIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"out", ".git", "sub/dist"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outside := t.TempDir()
+	link := filepath.Join(outside, "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(outside, "file.yml")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		archive    string
+		dirs       []string
+		exclusions []string
+		refused    bool
+	}{
+		{name: "at the root", archive: filepath.Join(dir, "o.tar.zst"), dirs: []string{dir}, refused: true},
+		{name: "in a subdirectory", archive: filepath.Join(dir, "out", "o.tar.zst"), dirs: []string{outside, dir}, refused: true},
+		{name: "through a link", archive: filepath.Join(link, "out", "o.tar.zst"), dirs: []string{dir}, refused: true},
+		{name: "input named through a link", archive: filepath.Join(dir, "o.tar.zst"), dirs: []string{link}, refused: true},
+		{name: "exclusions given replace .git", archive: filepath.Join(dir, ".git", "o.tar.zst"), dirs: []string{dir}, exclusions: []string{"out"}, refused: true},
+		{name: "outside", archive: filepath.Join(outside, "o.tar.zst"), dirs: []string{dir}},
+		{name: "beside a file given as an input", archive: filepath.Join(outside, "o.tar.zst"), dirs: []string{file}},
+		{name: "in .git, left out by default", archive: filepath.Join(dir, ".git", "o.tar.zst"), dirs: []string{dir}},
+		{name: "in an excluded directory", archive: filepath.Join(dir, "out", "o.tar.zst"), dirs: []string{dir}, exclusions: []string{"out"}},
+		{name: "below an excluded directory", archive: filepath.Join(dir, "sub", "dist", "o.tar.zst"), dirs: []string{dir}, exclusions: []string{"sub"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := push.CheckArchiveOutsideInputs(tc.archive, tc.dirs, tc.exclusions)
+			switch {
+			case !tc.refused && err != nil:
+				t.Errorf("archive %s, inputs %v: %v, want it accepted", tc.archive, tc.dirs, err)
+			case tc.refused && (err == nil || !strings.Contains(err.Error(), tc.archive) || !strings.Contains(err.Error(), "inside the input directory")):
+				t.Errorf("archive %s, inputs %v: %v, want it refused, naming it and the directory", tc.archive, tc.dirs, err)
+			}
+		})
+	}
+	// ToArchive itself refuses it, before anything is written.
+	golden := copyGolden(t)
+	archive := filepath.Join(golden, "o.tar.zst")
+	before, err := os.ReadDir(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = push.ToArchive(context.Background(), "127.0.0.1:1/b:1", []string{golden}, push.ArchiveOptions{
+		Build: bundle.BuildOptions{Bundle: true},
+		Path:  archive,
+	})
+	if err == nil || !strings.Contains(err.Error(), "inside the input directory") {
+		t.Errorf("ToArchive into its input directory: %v, want it refused", err)
+	}
+	if after, err := os.ReadDir(golden); err != nil || len(after) != len(before) {
+		t.Errorf("ToArchive refused left %d entries in its input, want the %d it had (%v)", len(after), len(before), err)
+	}
+}
