@@ -137,7 +137,8 @@ func fileSource(source, file string) string {
 }
 
 // readLayerFile returns the content of the regular file named want in the
-// only layer of img. Names are compared after cleaning, so "./x" matches "x".
+// only layer of img. Names are compared as pull extracts them (layerName):
+// "./x" and ".\x" are "x".
 // The whole layer is read even after the file is found: reading to the end
 // is what makes go-containerregistry check the layer against its digest, and
 // a second entry of the same name (which extraction would let win) is an
@@ -284,7 +285,7 @@ func readFileIn(l v1.Layer, source, want string) (data []byte, found bool, err e
 		if err != nil {
 			return nil, false, fmt.Errorf("%s: reading layer: %w", source, err)
 		}
-		if strings.TrimPrefix(path.Clean(h.Name), "/") != want {
+		if layerName(h.Name) != want {
 			continue
 		}
 		if h.Typeflag != tar.TypeReg {
@@ -308,4 +309,16 @@ func readFileIn(l v1.Layer, source, want string) (data []byte, found bool, err e
 		return nil, false, fmt.Errorf("%s: reading layer: %w", source, err)
 	}
 	return data, found, nil
+}
+
+// layerName is the slash-separated path, relative to the layer's root, that
+// the tar entry name n stands for, read as pull extracts it
+// (internal/safetar): a backslash is a separator, as in imgpkg's pull,
+// because older imgpkg releases running on Windows wrote such names, and a
+// leading "/" or "./" says nothing. The file export and copy take for
+// .imgpkg/images.yml is thus the one pull writes there, and a layer that
+// holds it under both spellings is refused by both, as a second entry of
+// the same name.
+func layerName(n string) string {
+	return strings.TrimPrefix(path.Clean(strings.ReplaceAll(n, `\`, "/")), "/")
 }

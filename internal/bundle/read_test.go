@@ -3,8 +3,11 @@ package bundle
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -17,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/ferry-dev/ferry/internal/safetar"
 	"github.com/ferry-dev/ferry/lock"
 )
 
@@ -256,4 +260,61 @@ func TestReadImagesLockVerifiesTheWholeLayer(t *testing.T) {
 	if raw != nil {
 		t.Error("a tampered layer was kept")
 	}
+}
+
+// A backslash in a layer's names is a separator for pull (internal/safetar,
+// as imgpkg's pull: older imgpkg releases on Windows wrote such names), so
+// export and copy read the lock pull extracts: a bundle whose only lock is
+// `.imgpkg\images.yml` had its lock rewritten by pull while export said it
+// had none. Both spellings at once are one name twice, which pull refuses
+// too.
+func TestReadImagesLockTakesBackslashesAsPullDoes(t *testing.T) {
+	imagesYML := string(goldenImagesYML(t))
+	entries := [][2]string{{`.imgpkg\`, "/"}, {`.imgpkg\images.yml`, imagesYML}, {`config\app.yml`, "a: 1\n"}}
+	img := layerImage(t, entries...)
+	got, err := ReadImagesLock(img, "reg/b@sha256:x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := lock.ParseImagesLock([]byte(imagesYML), "golden images.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("images lock %+v, want %+v", got, want)
+	}
+	// What pull extracts from the same layer is that file.
+	out := t.TempDir()
+	if err := safetar.Extract(context.Background(), bytes.NewReader(layerTar(t, img)), out, safetar.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(filepath.Join(out, ".imgpkg", "images.yml")); err != nil || string(data) != imagesYML {
+		t.Errorf("pull extracts .imgpkg/images.yml as %q, %v; want the lock read", data, err)
+	}
+
+	twice := layerImage(t, [2]string{".imgpkg/images.yml", imagesYML}, [2]string{`.imgpkg\images.yml`, imagesYML})
+	_, err = ReadImagesLock(twice, "reg/b@sha256:x")
+	wantErr(t, err, "twice")
+	if err := safetar.Extract(context.Background(), bytes.NewReader(layerTar(t, twice)), t.TempDir(), safetar.Options{}); err == nil {
+		t.Error("pull extracted a layer holding .imgpkg/images.yml twice")
+	}
+}
+
+// layerTar is the uncompressed tar of img's only layer.
+func layerTar(t *testing.T, img v1.Image) []byte {
+	t.Helper()
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		t.Fatalf("%d layers, %v; want 1", len(layers), err)
+	}
+	rc, err := layers[0].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
