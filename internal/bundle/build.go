@@ -342,7 +342,7 @@ func (e entry) open() (*os.File, error) {
 		if changed := e.changed(); changed != nil {
 			return nil, changed
 		}
-		return nil, err
+		return nil, fmt.Errorf("opening %s: %w", e.shown, err)
 	}
 	info, err := f.Stat()
 	if err == nil && (!info.Mode().IsRegular() || !os.SameFile(e.info, info)) {
@@ -364,7 +364,7 @@ func (e entry) checkDir() error {
 		if changed := e.changed(); changed != nil {
 			return changed
 		}
-		return err
+		return fmt.Errorf("adding %s: %w", e.shown, err)
 	}
 	if !info.IsDir() || !os.SameFile(e.info, info) {
 		return changedError(e, info)
@@ -519,7 +519,7 @@ func writeEntry(ctx context.Context, tw *tar.Writer, e entry, r progress.Reporte
 	}
 	f, err := e.open()
 	if err != nil {
-		return fmt.Errorf("adding %s: %w", e.shown, err)
+		return err
 	}
 	defer f.Close()
 	in := ctxio.NewReader(ctx, f)
