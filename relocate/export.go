@@ -121,7 +121,8 @@ type ExportResult struct {
 // whether a directory stands where the export would write or replace a
 // file: path itself, path.sha256, a volume of an earlier export under the
 // name, or with opts.SplitSize any volume name the archive may take
-// (volumes.CheckNames). A path that is a device, a named pipe or a socket,
+// (volumes.CheckNames). So is one that would write or replace a file one
+// of opts.Since was read from (ErrOutputIsABase). A path that is a device, a named pipe or a socket,
 // or a symbolic link to one, is refused (atomicfile.ErrNotRegular): a
 // stream there is for Export. A symbolic link to a file (or to a name
 // not yet taken) is followed: the archive, its volumes and its checksum
@@ -141,6 +142,9 @@ func CheckExportPath(path string, opts ExportOptions) error {
 		return fmt.Errorf("export to %s: %w", path, err)
 	}
 	if err := volumes.CheckNames(target, opts.SplitSize > 0); err != nil {
+		return fmt.Errorf("export to %s: %w", path, err)
+	}
+	if err := checkNotABase(target, opts.Since); err != nil {
 		return fmt.Errorf("export to %s: %w", path, err)
 	}
 	return nil
@@ -169,6 +173,9 @@ func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (
 		return nil, fmt.Errorf("export to %s: %w", path, err)
 	}
 	path = target
+	if err := checkNotABase(path, opts.Since); err != nil {
+		return nil, fmt.Errorf("export to %s: %w", path, err)
+	}
 	// What an export to path killed for good left (SIGKILL, a second
 	// signal, a crash) would only take up the disk this one needs. It
 	// runs before this export creates its own temporary files: where

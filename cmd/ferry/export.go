@@ -264,6 +264,12 @@ func runExport(c *cli.Context) error {
 	if eopts.Since, err = readSince(c, eopts.Reporter); err != nil {
 		return err
 	}
+	if dest != "-" && len(eopts.Since) > 0 {
+		// A delta written over one of its bases.
+		if err := relocate.CheckExportPath(dest, eopts); err != nil {
+			return outputError(c, dest, err)
+		}
+	}
 	var p *relocate.Plan
 	if fromTar != "" {
 		out.Begin("reading " + fromTar)
@@ -295,10 +301,14 @@ func runExport(c *cli.Context) error {
 }
 
 // outputError is err, about the archive file dest a command was to write,
-// as a usage error telling how to write to it when dest is a device, a
-// named pipe or a socket (atomicfile.ErrNotRegular): standard output,
-// redirected.
+// as a usage error when dest would replace a --since base
+// (relocate.ErrOutputIsABase) or is a device, a named pipe or a socket
+// (atomicfile.ErrNotRegular), telling how to write to one: standard
+// output, redirected.
 func outputError(c *cli.Context, dest string, err error) error {
+	if errors.Is(err, relocate.ErrOutputIsABase) {
+		return usageError{err}
+	}
 	if !errors.Is(err, atomicfile.ErrNotRegular) {
 		return err
 	}

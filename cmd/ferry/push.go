@@ -178,7 +178,7 @@ func pushToArchive(c *cli.Context, out *printer, target string, dirs []string, b
 	res, err := push.ToArchive(c.Context, target, dirs, push.ArchiveOptions{
 		Build: build, Resolve: ropts, Export: eopts, Path: dest, Stdout: c.App.Writer,
 	})
-	if errors.Is(err, atomicfile.ErrNotRegular) {
+	if errors.Is(err, atomicfile.ErrNotRegular) || errors.Is(err, relocate.ErrOutputIsABase) {
 		return outputError(c, dest, err)
 	}
 	if err != nil {
