@@ -18,6 +18,7 @@ import (
 
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/ctxio"
+	"github.com/ferry-dev/ferry/internal/fifo"
 	"github.com/ferry-dev/ferry/internal/inventory"
 	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/internal/volumes"
@@ -227,12 +228,12 @@ func ReadSince(ctx context.Context, path string, rep progress.Reporter) (s *Sinc
 	pipe := serr == nil && fi.Mode()&fs.ModeNamedPipe != 0
 	if pipe {
 		var f *os.File
-		f, err = openPipe(ctx, path)
+		f, err = fifo.Open(ctx, path)
 		if err == nil {
 			in = f
 		}
 	} else {
-		in, err = volumes.OpenArchive(path)
+		in, err = volumes.OpenArchive(ctx, path)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		err = notABase{err}
