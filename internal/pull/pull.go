@@ -379,10 +379,18 @@ func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantB
 // mode it was extracted with: imgpkg rewrites it in place (os.WriteFile on
 // the existing file), so its mode is whatever the layer and the umask gave
 // it, while lock.WriteFile makes new files private (0600).
+//
+// The extraction made it a regular file: anything else there now (a
+// symbolic link, which lock.WriteFile would follow) was put there by
+// another process, and is refused. The directories above it are not
+// checked against a swap: lock.WriteFile takes a path, not an os.Root.
 func rewriteLock(path string, l *lock.ImagesLock) error {
-	fi, err := os.Stat(path)
+	fi, err := os.Lstat(path)
 	if err != nil {
 		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is no longer the file the pull extracted (now %s): not rewritten", path, fi.Mode().Type())
 	}
 	if err := l.WriteFile(path); err != nil {
 		return err
