@@ -635,7 +635,9 @@ func OpenArchive(ctx context.Context, path string) (io.ReadCloser, error) {
 	var f *os.File
 	var err error
 	if fi, serr := os.Stat(path); serr == nil && fi.Mode()&fs.ModeNamedPipe != 0 {
-		f, err = fifo.Open(ctx, path)
+		if f, err = fifo.Open(ctx, path); err != nil && ctx.Err() != nil {
+			return nil, fmt.Errorf("open %s: waiting for the named pipe's writer: %w", path, err)
+		}
 	} else {
 		f, err = os.Open(path)
 	}
