@@ -4,10 +4,8 @@ package e2e
 
 import (
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // TestArchiveFIFONobodyWritesEndsOnInterrupt: a FIFO given as the archive
@@ -19,25 +17,13 @@ func TestArchiveFIFONobodyWritesEndsOnInterrupt(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	outDir := t.TempDir()
 	for _, args := range [][]string{
 		{"inspect", fifo},
 		{"verify", fifo},
 		{"import", "-f", fifo, "--to-repo", "127.0.0.1:1/x"},
-		{"export", "--from-tar", fifo, "-o", filepath.Join(t.TempDir(), "o.tar.zst")},
+		{"export", "--from-tar", fifo, "-o", filepath.Join(outDir, "o.tar.zst")},
 	} {
-		t.Run(args[0], func(t *testing.T) {
-			outDir, tmpDir := t.TempDir(), t.TempDir()
-			p := startFerry(t, tmpDir, nil, args...)
-			waitFor(t, p, "opening the FIFO", func() bool { return hasOpen(p.cmd.Process.Pid, fifo) })
-			time.Sleep(200 * time.Millisecond) // waiting for its writer
-			if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
-				t.Fatal(err)
-			}
-			ws := p.wait(t, 20*time.Second)
-			if ws.Signaled() || ws.ExitStatus() != 1 || !namesCancellation(p.stderr.String()) || !strings.Contains(p.stderr.String(), fifo) {
-				t.Fatalf("want exit 1 naming the cancellation and %s, got exit %d:\n%s", fifo, ws.ExitStatus(), p.stderr.String())
-			}
-			assertNothingLeft(t, outDir, tmpDir)
-		})
+		t.Run(args[0], func(t *testing.T) { interruptWaitingOnFIFO(t, fifo, outDir, args...) })
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -35,30 +36,23 @@ func TestFailedPullRemovesOnlyWhatItWrote(t *testing.T) {
 		".imgpkg/bundles/x/theirs.md": "nested\n",
 	}
 	var once sync.Once
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	drop := false
-	var mu sync.Mutex
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		armed := drop
-		mu.Unlock()
-		if armed && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
-			once.Do(func() {
-				for name, content := range theirs {
-					p := filepath.Join(dir, filepath.FromSlash(name))
-					if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-						t.Error(err)
-					}
-					if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-						t.Error(err)
-					}
-				}
-			})
+	var armed atomic.Bool
+	host := hookedRegistry(t, func(r *http.Request) {
+		if !armed.Load() || r.Method != http.MethodGet || !strings.Contains(r.URL.Path, "/blobs/") {
+			return
 		}
-		reg.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
+		once.Do(func() {
+			for name, content := range theirs {
+				p := filepath.Join(dir, filepath.FromSlash(name))
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Error(err)
+				}
+				if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	})
 	ref := pushBundleTar(t, host+"/team/bad:v1", []tarEntry{
 		{hdr: tar.Header{Name: "good.txt", Typeflag: tar.TypeReg, Mode: 0o644}, body: "good\n"},
 		{hdr: tar.Header{Name: "shared/ours.txt", Typeflag: tar.TypeReg, Mode: 0o644}, body: "ours\n"},
@@ -66,9 +60,7 @@ func TestFailedPullRemovesOnlyWhatItWrote(t *testing.T) {
 		{hdr: tar.Header{Name: ".imgpkg/images.yml", Typeflag: tar.TypeReg, Mode: 0o644}, body: "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages: []\n"},
 		{hdr: tar.Header{Name: "escape", Typeflag: tar.TypeSymlink, Linkname: "../../../etc/passwd"}},
 	}, nil)
-	mu.Lock()
-	drop = true
-	mu.Unlock()
+	armed.Store(true)
 
 	_, err := Pull(context.Background(), ref, dir, Options{Bundle: true})
 	if err == nil || !strings.Contains(err.Error(), `"escape"`) {
@@ -105,4 +97,18 @@ func TestFailedPullRemovesOnlyWhatItWrote(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(dir, "own")); !os.IsNotExist(err) {
 		t.Errorf("the directory the pull made for own/deep/file.txt is still there (%v)", err)
 	}
+}
+
+// hookedRegistry serves go-containerregistry's registry on loopback, calling
+// hook with each request before the registry answers it, and returns its
+// host.
+func hookedRegistry(t *testing.T, hook func(*http.Request)) string {
+	t.Helper()
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hook(r)
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
 }

@@ -210,18 +210,15 @@ func (p *puller) removeCreated() error {
 // rootHoldsSomething reports whether rel, in root, is a directory with
 // something in it.
 func rootHoldsSomething(root *os.Root, rel string) bool {
-	f, err := root.Open(rel)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	names, _ := f.Readdirnames(1)
-	return len(names) > 0
+	return nonEmpty(root.Open(rel))
 }
 
 // holdsSomething reports whether dir is a directory with something in it.
-func holdsSomething(dir string) bool {
-	f, err := os.Open(dir)
+func holdsSomething(dir string) bool { return nonEmpty(os.Open(dir)) }
+
+// nonEmpty reports whether f, just opened (err), is a directory with
+// something in it, and closes it.
+func nonEmpty(f *os.File, err error) bool {
 	if err != nil {
 		return false
 	}

@@ -3,17 +3,12 @@ package pull
 import (
 	"archive/tar"
 	"context"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/google/go-containerregistry/pkg/registry"
 )
 
 // images.yml swapped for a symbolic link after the extraction (here while
@@ -27,24 +22,21 @@ func TestPullDoesNotRewriteImagesYMLThroughALink(t *testing.T) {
 	if err := os.WriteFile(outside, []byte("mine\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	var once sync.Once
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.Path, "image-locations") {
-			once.Do(func() {
-				lockPath := filepath.Join(dir, ".imgpkg", "images.yml")
-				if err := os.Remove(lockPath); err != nil {
-					t.Error(err)
-				}
-				if err := os.Symlink(outside, lockPath); err != nil {
-					t.Error(err)
-				}
-			})
+	host := hookedRegistry(t, func(r *http.Request) {
+		if !strings.Contains(r.URL.Path, "image-locations") {
+			return
 		}
-		reg.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
+		once.Do(func() {
+			lockPath := filepath.Join(dir, ".imgpkg", "images.yml")
+			if err := os.Remove(lockPath); err != nil {
+				t.Error(err)
+			}
+			if err := os.Symlink(outside, lockPath); err != nil {
+				t.Error(err)
+			}
+		})
+	})
 	ref := pushBundleTar(t, host+"/team/b:v1", []tarEntry{
 		{hdr: tar.Header{Name: ".imgpkg/images.yml", Typeflag: tar.TypeReg, Mode: 0o644}, body: "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages: []\n"},
 	}, nil)
