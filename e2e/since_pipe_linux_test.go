@@ -116,8 +116,19 @@ func TestDeltaSinceAFIFONobodyWritesEndsOnInterrupt(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	outDir, tmpDir := t.TempDir(), t.TempDir()
-	p := startFerry(t, tmpDir, nil, "export", "-b", r.v2, "-o", filepath.Join(outDir, "v2.tar.zst"), "--since", fifo)
+	outDir := t.TempDir()
+	interruptWaitingOnFIFO(t, fifo, outDir, "export", "-b", r.v2, "-o", filepath.Join(outDir, "v2.tar.zst"), "--since", fifo)
+}
+
+// interruptWaitingOnFIFO runs ferry with args, waits until it has the FIFO
+// at fifo open (waiting for its writer, which never comes), sends it one
+// SIGINT and checks that it ends at once with exit 1, naming the
+// cancellation and the FIFO, leaving nothing in outDir nor in its
+// temporary directory.
+func interruptWaitingOnFIFO(t *testing.T, fifo, outDir string, args ...string) {
+	t.Helper()
+	tmpDir := t.TempDir()
+	p := startFerry(t, tmpDir, nil, args...)
 	waitFor(t, p, "opening the FIFO", func() bool { return hasOpen(p.cmd.Process.Pid, fifo) })
 	time.Sleep(200 * time.Millisecond) // waiting for its writer
 	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {

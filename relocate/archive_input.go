@@ -1,6 +1,7 @@
 package relocate
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -90,9 +91,9 @@ func openRandom(r io.Reader) (RandomArchive, bool, error) {
 // archive.ErrNotSeekable: only a front-to-back read, as import makes,
 // reaches its blobs. The archive is an *archive.File or an
 // *archive.ImgpkgTar. Closing the returned Closer closes the file or the
-// volumes.
-func OpenSeekable(path string) (RandomArchive, io.Closer, error) {
-	in, err := volumes.OpenArchive(path)
+// volumes. ctx ends the open of a named pipe waiting for its writer.
+func OpenSeekable(ctx context.Context, path string) (RandomArchive, io.Closer, error) {
+	in, err := volumes.OpenArchive(ctx, path)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -2,6 +2,7 @@ package relocate
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"os"
@@ -131,7 +132,7 @@ func TestOpenHashesOnlyTheHeadAndTrailerVolumes(t *testing.T) {
 	}
 
 	undo := flip(mid)
-	_, c, err := OpenSeekable(path)
+	_, c, err := OpenSeekable(context.Background(), path)
 	if err != nil {
 		t.Fatalf("a damaged blob-only volume .%03d was read at open: %v", mid, err)
 	}
@@ -139,7 +140,7 @@ func TestOpenHashesOnlyTheHeadAndTrailerVolumes(t *testing.T) {
 	undo()
 
 	flip(1)
-	if _, c, err := OpenSeekable(path); err == nil {
+	if _, c, err := OpenSeekable(context.Background(), path); err == nil {
 		c.Close()
 		t.Fatal("a damaged first volume (the head's) was not refused at open")
 	} else if !strings.Contains(err.Error(), "volume .001") {

@@ -121,18 +121,30 @@ type ExportResult struct {
 // whether a directory stands where the export would write or replace a
 // file: path itself, path.sha256, a volume of an earlier export under the
 // name, or with opts.SplitSize any volume name the archive may take
-// (volumes.CheckNames). The CLI calls it before Resolve, so that a typo in
-// -o fails before anything is fetched; ExportFile checks again, for real,
-// when it starts.
+// (volumes.CheckNames). So is one that would write or replace a file one
+// of opts.Since was read from (ErrOutputIsABase). A path that is a device, a named pipe or a socket,
+// or a symbolic link to one, is refused (atomicfile.ErrNotRegular): a
+// stream there is for Export. A symbolic link to a file (or to a name
+// not yet taken) is followed: the archive, its volumes and its checksum
+// file are written where it leads (atomicfile.Target). The CLI calls it
+// before Resolve, so that a typo in -o fails before anything is fetched;
+// ExportFile checks again, for real, when it starts.
 func CheckExportPath(path string, opts ExportOptions) error {
-	f, err := atomicfile.Create(path)
+	target, err := atomicfile.Target(path)
+	if err != nil {
+		return fmt.Errorf("export to %s: %w", path, err)
+	}
+	f, err := atomicfile.Create(target)
 	if err != nil {
 		return fmt.Errorf("export to %s: %w", path, err)
 	}
 	if err := f.Abort(); err != nil {
 		return fmt.Errorf("export to %s: %w", path, err)
 	}
-	if err := volumes.CheckNames(path, opts.SplitSize > 0); err != nil {
+	if err := volumes.CheckNames(target, opts.SplitSize > 0); err != nil {
+		return fmt.Errorf("export to %s: %w", path, err)
+	}
+	if err := checkNotABase(target, opts.Since); err != nil {
 		return fmt.Errorf("export to %s: %w", path, err)
 	}
 	return nil
@@ -146,12 +158,24 @@ func CheckExportPath(path string, opts ExportOptions) error {
 // download, and the names it replaces checked (CheckExportPath), so an
 // unwritable destination fails fast. Before that, the temporary files an
 // export to path left when it was killed are removed, with a warning
-// (volumes.RemoveTemporaries). Writing to standard
-// output ("-") is the caller's business: use Export. Like Export, it closes
-// p when it returns.
+// (volumes.RemoveTemporaries). A symbolic link at path is followed, and
+// the archive written where it leads, which ExportResult.Path names; a
+// device, named pipe or socket is refused (CheckExportPath). Writing to
+// standard output ("-") is the caller's business: use Export. Like Export,
+// it closes p when it returns.
 func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (*ExportResult, error) {
 	// Released even when the file cannot be created and Export never runs.
 	defer p.Close()
+	// The archive, its volumes and its checksum file go side by side
+	// where a symbolic link leads.
+	target, err := atomicfile.Target(path)
+	if err != nil {
+		return nil, fmt.Errorf("export to %s: %w", path, err)
+	}
+	path = target
+	if err := checkNotABase(path, opts.Since); err != nil {
+		return nil, fmt.Errorf("export to %s: %w", path, err)
+	}
 	// What an export to path killed for good left (SIGKILL, a second
 	// signal, a crash) would only take up the disk this one needs. It
 	// runs before this export creates its own temporary files: where

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/parallel"
 	"github.com/ferry-dev/ferry/internal/progress"
@@ -609,7 +610,9 @@ func (dst *destination) check() error {
 }
 
 // CheckLockOutput reports whether a lock output can be written at path:
-// its directory exists. Import and copy check it before they change
+// its directory exists, and path is not what atomicfile.Target refuses (a
+// directory, a device, a named pipe, a socket, a symbolic link to none or
+// to one of these). Import and copy check it before they change
 // anything; a caller may check it before it resolves what to copy.
 func CheckLockOutput(path string) error {
 	dir := filepath.Dir(path)
@@ -619,6 +622,9 @@ func CheckLockOutput(path string) error {
 	}
 	if !fi.IsDir() {
 		return fmt.Errorf("lock output %s: %s is not a directory", path, dir)
+	}
+	if _, err := atomicfile.Target(path); err != nil {
+		return fmt.Errorf("lock output %s: %w", path, err)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/ctxio"
+	"github.com/ferry-dev/ferry/internal/fifo"
 	"github.com/ferry-dev/ferry/internal/inventory"
 	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/internal/volumes"
@@ -32,6 +33,73 @@ type Since struct {
 	// Blobs are the configs and layers it says the destination holds, each
 	// with the repository an inventory found it in ("" for an archive).
 	Blobs map[v1.Hash]string
+	// path is the --since path ReadSince read, files what it read there
+	// (the volumes of a split archive): an export must not replace one
+	// (checkNotABase).
+	path  string
+	files []os.FileInfo
+}
+
+// ErrOutputIsABase is matched (errors.Is) by the error of an export whose
+// output would replace a file one of its --since bases was read from: the
+// delta would take the place of the archive it leaves blobs out for. Like
+// a wrong flag, it is a matter of how ferry was called.
+var ErrOutputIsABase = errors.New("the output would replace a --since base")
+
+// checkNotABase refuses an export to path (as atomicfile.Target returned
+// it) that would write or replace a file one of since was read from: path
+// itself, its checksum file, or a volume name (an unsplit export replaces
+// the volumes of an earlier one, a split one writes them).
+func checkNotABase(path string, since []*Since) error {
+	if len(since) == 0 {
+		return nil
+	}
+	names := []string{path, path + ".sha256"}
+	for i := 1; i <= volumes.MaxVolumes; i++ {
+		names = append(names, volumes.Name(path, i))
+	}
+	for _, name := range names {
+		fi, err := os.Lstat(name)
+		if err != nil {
+			continue
+		}
+		for _, s := range since {
+			for _, b := range s.files {
+				if os.SameFile(fi, b) {
+					return fmt.Errorf("%w: %s is %s, which --since %s was read from; write the delta under another name", ErrOutputIsABase, name, describeBaseFile(b, s), s.path)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// describeBaseFile names b, one of the files s was read from.
+func describeBaseFile(b os.FileInfo, s *Since) string {
+	if len(s.files) > 1 {
+		return "the volume " + b.Name() + " of the base"
+	}
+	return "the base itself"
+}
+
+// sinceFiles describes the files in, as ReadSince opened it, holds: the
+// file, or each volume of a Set.
+func sinceFiles(in io.Reader) []os.FileInfo {
+	switch in := in.(type) {
+	case *os.File:
+		if fi, err := in.Stat(); err == nil {
+			return []os.FileInfo{fi}
+		}
+	case *volumes.Set:
+		var out []os.FileInfo
+		for _, v := range in.Volumes() {
+			if fi, err := os.Stat(v.Path); err == nil {
+				out = append(out, fi)
+			}
+		}
+		return out
+	}
+	return nil
 }
 
 // ErrNotABase is matched (errors.Is) by ReadSince's error for a --since
@@ -147,20 +215,25 @@ func (c ctxErrReader) Read(p []byte) (int, error) {
 // front to back as it comes (readSinceStream). A FIFO is opened without
 // waiting in open(2) for its writer, and its reads end when ctx is done,
 // so that a signal still ends ferry while nothing writes to it.
-func ReadSince(ctx context.Context, path string, rep progress.Reporter) (*Since, error) {
+func ReadSince(ctx context.Context, path string, rep progress.Reporter) (s *Since, err error) {
 	rep = progress.OrNop(rep)
 	var in io.ReadCloser
-	var err error
+	var files []os.FileInfo
+	defer func() {
+		if s != nil {
+			s.path, s.files = path, files
+		}
+	}()
 	fi, serr := os.Stat(path)
 	pipe := serr == nil && fi.Mode()&fs.ModeNamedPipe != 0
 	if pipe {
 		var f *os.File
-		f, err = openPipe(ctx, path)
+		f, err = fifo.Open(ctx, path)
 		if err == nil {
 			in = f
 		}
 	} else {
-		in, err = volumes.OpenArchive(path)
+		in, err = volumes.OpenArchive(ctx, path)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		err = notABase{err}
@@ -169,6 +242,7 @@ func ReadSince(ctx context.Context, path string, rep progress.Reporter) (*Since,
 		return nil, fmt.Errorf("--since %s: %w", path, err)
 	}
 	defer in.Close()
+	files = sinceFiles(in)
 	ra, size, ok := archive.RandomAccess(in)
 	if !ok && !pipe {
 		// A device (/dev/null, a terminal): neither a file nor what a
@@ -206,7 +280,7 @@ func ReadSince(ctx context.Context, path string, rep progress.Reporter) (*Since,
 	if err != nil {
 		return nil, fmt.Errorf("--since %s: %w", path, err)
 	}
-	s := &Since{Base: archive.Base{Kind: archive.BaseArchive, Name: name, SHA256: sum}, Blobs: make(map[v1.Hash]string, len(b.held))}
+	s = &Since{Base: archive.Base{Kind: archive.BaseArchive, Name: name, SHA256: sum}, Blobs: make(map[v1.Hash]string, len(b.held))}
 	for d := range b.held {
 		s.Blobs[d] = ""
 	}

@@ -85,7 +85,7 @@ func VerifyFile(ctx context.Context, path string, opts VerifyOptions) (*VerifyRe
 		return nil, err
 	}
 	defer closeBases()
-	in, err := volumes.OpenArchive(path)
+	in, err := volumes.OpenArchive(ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
@@ -255,7 +255,7 @@ func openBases(ctx context.Context, paths []string, rep progress.Reporter) ([]ve
 			closeAll()
 			return nil, nil, fmt.Errorf("verify --since %s: %w", p, notABase{errors.New("is a pipe or device, not a file: a base archive is read at random; give the file")})
 		}
-		f, err := volumes.OpenArchive(p)
+		f, err := volumes.OpenArchive(ctx, p)
 		if errors.Is(err, fs.ErrNotExist) {
 			err = notABase{err}
 		}

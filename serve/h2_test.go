@@ -2,6 +2,7 @@ package serve_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
@@ -35,7 +36,7 @@ func TestAResponseCutShortOverHTTP2IsReset(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	a, closer, err := relocate.OpenSeekable(path)
+	a, closer, err := relocate.OpenSeekable(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}

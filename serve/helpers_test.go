@@ -223,7 +223,7 @@ func startServer(t *testing.T, path string, opts serve.Options) *served {
 	t.Helper()
 	rep := &recorder{}
 	opts.Reporter = rep
-	a, closer, err := relocate.OpenSeekable(path)
+	a, closer, err := relocate.OpenSeekable(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}

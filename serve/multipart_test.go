@@ -1,6 +1,7 @@
 package serve_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -23,7 +24,7 @@ import (
 // the server goes on serving the blob.
 func TestAMultipartRangeWhoseClientLeavesCrashesNothing(t *testing.T) {
 	s := newSource(t)
-	a, closer, err := relocate.OpenSeekable(s.archive)
+	a, closer, err := relocate.OpenSeekable(context.Background(), s.archive)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -151,7 +151,7 @@ func archiveInput(c *cli.Context, path, what string) (io.Reader, func(), error) 
 		in, done := stdinArchive(c)
 		return in, done, nil
 	}
-	f, err := volumes.OpenArchive(path)
+	f, err := volumes.OpenArchive(c.Context, path)
 	if err != nil {
 		return nil, nil, namedArchive(c, path, fmt.Errorf("%s: %w", what, err))
 	}

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/internal/volumes"
 	"github.com/ferry-dev/ferry/relocate"
@@ -257,11 +258,17 @@ func runExport(c *cli.Context) error {
 	if dest != "-" {
 		// A missing or read-only directory fails before any download.
 		if err := relocate.CheckExportPath(dest, eopts); err != nil {
-			return err
+			return outputError(c, dest, err)
 		}
 	}
 	if eopts.Since, err = readSince(c, eopts.Reporter); err != nil {
 		return err
+	}
+	if dest != "-" && len(eopts.Since) > 0 {
+		// A delta written over one of its bases.
+		if err := relocate.CheckExportPath(dest, eopts); err != nil {
+			return outputError(c, dest, err)
+		}
 	}
 	var p *relocate.Plan
 	if fromTar != "" {
@@ -291,6 +298,25 @@ func runExport(c *cli.Context) error {
 		return explain(err, "")
 	}
 	return printExportResult(out, dest, res)
+}
+
+// outputError is err, about the archive file dest a command was to write,
+// as a usage error when dest would replace a --since base
+// (relocate.ErrOutputIsABase) or is a device, a named pipe or a socket
+// (atomicfile.ErrNotRegular), telling how to write to one: standard
+// output, redirected.
+func outputError(c *cli.Context, dest string, err error) error {
+	if errors.Is(err, relocate.ErrOutputIsABase) {
+		return usageError{err}
+	}
+	if !errors.Is(err, atomicfile.ErrNotRegular) {
+		return err
+	}
+	flag := "-o"
+	if c.Command.Name != "export" {
+		flag = "--to-tar"
+	}
+	return usageError{fmt.Errorf("%w; to write the archive there, give %s - and redirect standard output: %s - >%s", err, flag, flag, dest)}
 }
 
 // exportOptions reads the flags of c that say how an archive is written

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/push"
 	"github.com/ferry-dev/ferry/relocate"
@@ -183,6 +185,9 @@ func pushToArchive(c *cli.Context, out *printer, target string, dirs []string, b
 	res, err := push.ToArchive(c.Context, target, dirs, push.ArchiveOptions{
 		Build: build, Resolve: ropts, Export: eopts, Path: dest, Stdout: c.App.Writer,
 	})
+	if errors.Is(err, atomicfile.ErrNotRegular) || errors.Is(err, relocate.ErrOutputIsABase) {
+		return outputError(c, dest, err)
+	}
 	if err != nil {
 		return explain(err, "")
 	}

@@ -149,7 +149,7 @@ func runServe(c *cli.Context) error {
 	}
 	// Serve closes it too; this is for the failures before.
 	defer srv.Close()
-	af, closer, err := relocate.OpenSeekable(path)
+	af, closer, err := relocate.OpenSeekable(c.Context, path)
 	if err == nil {
 		defer closer.Close()
 	}

@@ -105,9 +105,83 @@ func (b *backgroundSync) stop(wait bool) error {
 	return b.err
 }
 
+// ErrNotRegular is matched (errors.Is) by the error of Target and Create
+// for a path that is, or leads through a symbolic link to, a
+// device, a named pipe (FIFO) or a socket: a file renamed over it would
+// replace it (as root, /dev/null itself) rather than write to it, and the
+// reader of a FIFO would wait on for ever. Such a destination takes a
+// stream: a caller that can write to standard output says so.
+var ErrNotRegular = errors.New("not a regular file")
+
+// Target returns the file that Create writes for path: path itself or,
+// when path is a symbolic link, the file it leads to in the end
+// (filepath.EvalSymlinks), the link staying as it is. It refuses a
+// symbolic link that leads nowhere (to nothing, or round a loop: the file
+// to create is then the user's to name), a directory, and a device, named
+// pipe or socket (ErrNotRegular), whether path names it or a link leads to
+// it. A path that does not exist, or that cannot be looked at, is returned
+// as it is: creating the file says why it cannot be.
+func Target(path string) (string, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return path, nil
+	}
+	what := ""
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		dest, _ := os.Readlink(path)
+		what = "a symbolic link to " + dest + ", "
+		if fi, err = os.Stat(path); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return "", fmt.Errorf("%s is a symbolic link to %s, which does not exist: name the file to write itself", path, dest)
+			}
+			return "", fmt.Errorf("%s is a symbolic link to %s, which cannot be followed: %w", path, dest, err)
+		}
+	}
+	if err := regularOrNone(path, what, fi.Mode()); err != nil {
+		return "", err
+	}
+	if what == "" {
+		return path, nil
+	}
+	// /dev/stdout and the like lead to /proc/self/fd/N, which Stat
+	// follows to the pipe or terminal and which was refused above; a link
+	// that Stat follows to a regular file resolves too.
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", fmt.Errorf("%s is %swhich cannot be followed: %w", path, what, err)
+	}
+	return target, nil
+}
+
+// regularOrNone refuses mode unless it is a regular file's; what says how
+// path led to it ("" or "a symbolic link to DEST, ").
+func regularOrNone(path, what string, mode fs.FileMode) error {
+	var kind string
+	switch {
+	case mode.IsRegular():
+		return nil
+	case mode.IsDir():
+		return fmt.Errorf("%s is %sa directory", path, what)
+	case mode&fs.ModeCharDevice != 0:
+		kind = "a character device"
+	case mode&fs.ModeDevice != 0:
+		kind = "a block device"
+	case mode&fs.ModeNamedPipe != 0:
+		kind = "a named pipe (FIFO)"
+	case mode&fs.ModeSocket != 0:
+		kind = "a socket"
+	default:
+		kind = "a file of type " + mode.Type().String()
+	}
+	return fmt.Errorf("%s is %s%s, %w: a file written beside it and renamed over it would replace it", path, what, kind, ErrNotRegular)
+}
+
 // Create starts writing path. It fails at once, before the caller does any
 // expensive work, if path's directory is missing, is not a directory or is
-// not writable, or if path is a directory. The file is created with mode
+// not writable, or if path is what Target refuses: a directory, a device,
+// a named pipe or a socket (ErrNotRegular), or a symbolic link to none or
+// to one of these. A symbolic link to a file is followed: the file is
+// written where it leads (Target), which Path returns, and the link stays. The file is created with mode
 // 0666 less the umask, like os.Create.
 //
 // The temporary file, named as TempTarget reads, is created under the
@@ -118,24 +192,43 @@ func (b *backgroundSync) stop(wait bool) error {
 // file system's having no flock(2): it never hands out a file that a
 // clean-up would take for abandoned.
 func Create(path string) (*File, error) {
+	target, err := Target(path)
+	if err != nil {
+		// It names path.
+		return nil, err
+	}
+	return create(target, path)
+}
+
+// CreateName is Create for a name the caller derives from one Target
+// returned (a volume of an archive, its checksum file): whatever stands
+// under it, but a directory, is replaced, a symbolic link included, so
+// that the files of one archive stay side by side.
+func CreateName(path string) (*File, error) {
+	return create(path, path)
+}
+
+// create is Create of path, which Target returned for asked (named in
+// errors).
+func create(path, asked string) (*File, error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
 	if base == "" || base == "." || base == ".." {
-		return nil, fmt.Errorf("create %s: not a file name", path)
+		return nil, fmt.Errorf("create %s: not a file name", asked)
 	}
 	fi, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("create %s: directory %s does not exist", path, dir)
+		return nil, fmt.Errorf("create %s: directory %s does not exist", asked, dir)
 	case err != nil:
-		return nil, fmt.Errorf("create %s: %w", path, err)
+		return nil, fmt.Errorf("create %s: %w", asked, err)
 	case !fi.IsDir():
-		return nil, fmt.Errorf("create %s: %s is not a directory", path, dir)
+		return nil, fmt.Errorf("create %s: %s is not a directory", asked, dir)
 	}
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		return nil, fmt.Errorf("create %s: is a directory", path)
+		return nil, fmt.Errorf("create %s: is a directory", asked)
 	}
 	unlock, err := lockDir(dir)
 	if err != nil {
@@ -399,7 +492,7 @@ func CreateChecksums(sidecar string, sums []Checksum) (*File, error) {
 		}
 		b.WriteString(line)
 	}
-	f, err := Create(sidecar)
+	f, err := CreateName(sidecar)
 	if err != nil {
 		return nil, err
 	}

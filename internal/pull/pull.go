@@ -115,16 +115,18 @@ func Pull(ctx context.Context, ref name.Reference, dir string, opts Options) (*R
 		if p.clear != nil {
 			return nil, fmt.Errorf("pull %s: %w", ref, err)
 		}
-		// Once it began, the directory held nothing of the user's (it was
-		// empty, or Overwrite gave it up after PrepareDir's checks), so
-		// everything in it is this pull's: emptying it needs no check, not
-		// even for ".", and leaves no half-pulled bundle behind.
-		cerr := safetar.RemoveContents(dir)
+		// Once it began, only what this pull created is removed, newest
+		// first: another pull into the same directory, or a file the user
+		// dropped there meanwhile, stays, and so does a directory holding
+		// one. No half-pulled bundle of this pull's is left behind.
+		cerr := p.removeCreated()
 		if cerr == nil {
 			cerr = removeDirs(made)
 		}
 		if cerr != nil {
 			err = errors.Join(err, fmt.Errorf("cleaning up %s: %w", dir, cerr))
+		} else if holdsSomething(dir) {
+			err = errors.Join(err, fmt.Errorf("left in %s what this pull did not write (another pull into it, or files put there meanwhile), and the directories that hold it", dir))
 		}
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
@@ -147,10 +149,15 @@ func missingDirs(dir string) []string {
 	}
 }
 
-// removeDirs removes the empty directories dirs, in order.
+// removeDirs removes the empty directories dirs, in order; one that holds
+// something (another pull's files, or a user's, put there meanwhile)
+// stays, and so do those above it.
 func removeDirs(dirs []string) error {
 	for _, d := range dirs {
 		if err := os.Remove(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if holdsSomething(d) {
+				return nil
+			}
 			return err
 		}
 	}
@@ -162,6 +169,62 @@ type puller struct {
 	root  string
 	seen  map[v1.Hash]bool
 	clear func() error // empties the output directory before the first extraction
+	// created are the files and directories this pull created below root,
+	// relative to it, in the order created: what a failed pull removes.
+	created []string
+}
+
+// record notes rel, below dir (root or a nested bundle's directory in
+// it), as created by this pull.
+func (p *puller) record(dir, rel string) {
+	base, err := filepath.Rel(p.root, dir)
+	if err != nil {
+		return
+	}
+	p.created = append(p.created, filepath.Join(base, filepath.FromSlash(rel)))
+}
+
+// removeCreated removes what this pull created, newest first, through an
+// os.Root of the output directory (a directory swapped for a link
+// meanwhile leads nowhere outside). What is already gone is skipped, and
+// a directory that holds something this pull did not write stays.
+func (p *puller) removeCreated() error {
+	if len(p.created) == 0 {
+		return nil
+	}
+	root, err := os.OpenRoot(p.root)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	var errs []error
+	for i := len(p.created) - 1; i >= 0; i-- {
+		rel := p.created[i]
+		if err := root.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) && !rootHoldsSomething(root, rel) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// rootHoldsSomething reports whether rel, in root, is a directory with
+// something in it.
+func rootHoldsSomething(root *os.Root, rel string) bool {
+	return nonEmpty(root.Open(rel))
+}
+
+// holdsSomething reports whether dir is a directory with something in it.
+func holdsSomething(dir string) bool { return nonEmpty(os.Open(dir)) }
+
+// nonEmpty reports whether f, just opened (err), is a directory with
+// something in it, and closes it.
+func nonEmpty(f *os.File, err error) bool {
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	names, _ := f.Readdirnames(1)
+	return len(names) > 0
 }
 
 func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantBundle bool) (*Result, error) {
@@ -215,7 +278,7 @@ func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantB
 	if err != nil {
 		return nil, fmt.Errorf("reading layer: %w", err)
 	}
-	err = safetar.Extract(ctx, rc, dir, safetar.Options{})
+	err = safetar.Extract(ctx, rc, dir, safetar.Options{Created: func(rel string) { p.record(dir, rel) }})
 	rc.Close()
 	if err != nil {
 		return nil, err
@@ -282,7 +345,17 @@ func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantB
 		// and nothing else; ferry does the same, below the output directory.
 		rel := filepath.Join(".imgpkg", "bundles", h.Algorithm+"-"+h.Hex)
 		sub := filepath.Join(p.root, rel)
+		// The directories ResetDir is about to make are this pull's.
+		var missing []string
+		for d := rel; d != "."; d = filepath.Dir(d) {
+			if _, err := os.Lstat(filepath.Join(p.root, d)); errors.Is(err, fs.ErrNotExist) {
+				missing = append([]string{d}, missing...)
+			}
+		}
 		replaced, err := safetar.ResetDir(p.root, rel)
+		for _, d := range missing {
+			p.record(p.root, filepath.ToSlash(d))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("nested bundle %s: %w", img.Image, err)
 		}
@@ -303,10 +376,18 @@ func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantB
 // mode it was extracted with: imgpkg rewrites it in place (os.WriteFile on
 // the existing file), so its mode is whatever the layer and the umask gave
 // it, while lock.WriteFile makes new files private (0600).
+//
+// The extraction made it a regular file: anything else there now (a
+// symbolic link, which lock.WriteFile would follow) was put there by
+// another process, and is refused. The directories above it are not
+// checked against a swap: lock.WriteFile takes a path, not an os.Root.
 func rewriteLock(path string, l *lock.ImagesLock) error {
-	fi, err := os.Stat(path)
+	fi, err := os.Lstat(path)
 	if err != nil {
 		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is no longer the file the pull extracted (now %s): not rewritten", path, fi.Mode().Type())
 	}
 	if err := l.WriteFile(path); err != nil {
 		return err

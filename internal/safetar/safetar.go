@@ -72,6 +72,13 @@ type Options struct {
 	// 0600 file becomes 0644 and its 0700 script 0755, while a 0640 file
 	// stays 0640.
 	PreservePermissions bool
+	// Created, when set, is called with the name (slash-separated,
+	// relative to dir) of each file and directory Extract creates, once
+	// created, in that order: what a caller removes, in reverse order, to
+	// undo an extraction that failed, leaving alone what another process
+	// put in dir meanwhile. A file whose writing fails is removed by
+	// Extract itself.
+	Created func(rel string)
 }
 
 // Extract reads the tar stream r and recreates its regular files and
@@ -101,7 +108,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts Options) error {
 	}
 	defer root.Close()
 
-	x := &extractor{ctx: ctx, root: root, opts: opts, dirs: map[string]bool{}}
+	x := &extractor{ctx: ctx, root: root, opts: opts, dirs: map[string]bool{}, files: map[string]bool{}}
 	if err := x.run(r); err != nil {
 		return fmt.Errorf("extract to %s: %w", dir, err)
 	}
@@ -119,6 +126,9 @@ type extractor struct {
 	// chmods are the header modes of directories, applied at the end when
 	// permissions are preserved.
 	chmods []dirMode
+	// files are the files this extraction created, to tell a duplicate
+	// entry from a file something else put in dir.
+	files map[string]bool
 }
 
 type dirMode struct {
@@ -209,6 +219,7 @@ func (x *extractor) ensureParents(rel string) error {
 			if err := x.root.Mkdir(p, pullDirMode); err != nil {
 				return err
 			}
+			x.created(p)
 		case err != nil:
 			return err
 		case fi.Mode()&fs.ModeSymlink != 0:
@@ -235,6 +246,7 @@ func (x *extractor) mkdir(rel string, mode fs.FileMode) error {
 		if err := x.root.Mkdir(rel, create); err != nil {
 			return err
 		}
+		x.created(rel)
 	case err != nil:
 		return err
 	case fi.Mode()&fs.ModeSymlink != 0:
@@ -258,11 +270,19 @@ func (x *extractor) writeFile(rel string, mode fs.FileMode, body io.Reader) erro
 	// least of all a symbolic link planted in the directory.
 	f, err := x.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("%q already exists in the output directory (duplicate entry?)", rel)
+		switch {
+		case x.files[rel]:
+			return fmt.Errorf("%q is in the layer twice (a duplicate entry)", rel)
+		case x.dirs[rel]:
+			return fmt.Errorf("%q is in the layer as a directory, then as a file", rel)
+		}
+		return fmt.Errorf("%q already exists in the output directory, not written by this extraction (another process put it there?)", rel)
 	}
 	if err != nil {
 		return err
 	}
+	x.files[rel] = true
+	x.created(rel)
 	_, err = io.Copy(f, body)
 	if err == nil && x.opts.PreservePermissions {
 		// The umask narrowed the mode given to open; preserving means
@@ -278,6 +298,13 @@ func (x *extractor) writeFile(rel string, mode fs.FileMode, body io.Reader) erro
 		return err
 	}
 	return nil
+}
+
+// created reports rel, just created, to Options.Created.
+func (x *extractor) created(rel string) {
+	if x.opts.Created != nil {
+		x.opts.Created(rel)
+	}
 }
 
 // applyDirModes sets preserved directory modes deepest first, so a parent

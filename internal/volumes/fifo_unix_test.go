@@ -4,6 +4,7 @@ package volumes
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -84,7 +85,7 @@ func TestFIFOsBesideVolumesAreNotWaitedOn(t *testing.T) {
 		mkfifo(t, fifo)
 		for _, name := range []string{Name(path, 1), Name(path, 2), path} {
 			promptly(t, []string{fifo}, func() {
-				rc, err := OpenArchive(name)
+				rc, err := OpenArchive(context.Background(), name)
 				if err == nil {
 					rc.Close()
 				}
@@ -104,7 +105,7 @@ func TestFIFOsBesideVolumesAreNotWaitedOn(t *testing.T) {
 			mkfifo(t, f)
 		}
 		promptly(t, fifos, func() {
-			rc, err := OpenArchive(Name(path, 1))
+			rc, err := OpenArchive(context.Background(), Name(path, 1))
 			if err != nil {
 				t.Error(err)
 				return

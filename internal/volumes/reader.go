@@ -3,6 +3,7 @@ package volumes
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ferry-dev/ferry/internal/fifo"
 	"github.com/ferry-dev/ferry/internal/hashing"
 )
 
@@ -622,12 +624,23 @@ func ReadChecksums(path string) (map[string]string, error) {
 // the Set of its volumes when path is a volume of one (FILE.001; setOf
 // says when a name ending with three digits is) or when there is no file
 // at path but there are volumes of it (FILE.001, …). Both are an
-// io.ReaderAt whose size archive.RandomAccess finds.
-func OpenArchive(path string) (io.ReadCloser, error) {
+// io.ReaderAt whose size archive.RandomAccess finds. A named pipe (FIFO)
+// is opened by fifo.Open: until its writer comes the open waits, and ends
+// with ctx.Err() when ctx is done, where the open of a plain open(2) would
+// wait for the writer whatever signal came (on Linux; elsewhere it does).
+func OpenArchive(ctx context.Context, path string) (io.ReadCloser, error) {
 	if base, ok := setOf(path); ok {
 		return openSet(base)
 	}
-	f, err := os.Open(path)
+	var f *os.File
+	var err error
+	if fi, serr := os.Stat(path); serr == nil && fi.Mode()&fs.ModeNamedPipe != 0 {
+		if f, err = fifo.Open(ctx, path); err != nil && ctx.Err() != nil {
+			return nil, fmt.Errorf("open %s: waiting for the named pipe's writer: %w", path, err)
+		}
+	} else {
+		f, err = os.Open(path)
+	}
 	if err == nil {
 		return f, nil
 	}

@@ -2,6 +2,7 @@ package volumes
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"io/fs"
@@ -23,21 +24,21 @@ func TestOpenArchiveReadsAFileNamedLikeAVolume(t *testing.T) {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		rc, err := OpenArchive(path)
+		rc, err := OpenArchive(context.Background(), path)
 		if err != nil {
-			t.Fatalf("OpenArchive(%s): %v", name, err)
+			t.Fatalf("OpenArchive(context.Background(), %s): %v", name, err)
 		}
 		if _, ok := rc.(*os.File); !ok {
-			t.Errorf("OpenArchive(%s) is a %T, want the file", name, rc)
+			t.Errorf("OpenArchive(context.Background(), %s) is a %T, want the file", name, rc)
 		}
 		got, _ := io.ReadAll(rc)
 		rc.Close()
 		if !bytes.Equal(got, data) {
-			t.Errorf("OpenArchive(%s) reads other bytes", name)
+			t.Errorf("OpenArchive(context.Background(), %s) reads other bytes", name)
 		}
 	}
 	// Two releases side by side are two files, not volumes of one.
-	rc, err := OpenArchive(filepath.Join(dir, "app-1.0.100"))
+	rc, err := OpenArchive(context.Background(), filepath.Join(dir, "app-1.0.100"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,9 +65,9 @@ func TestOpenSetBesideFilesNamedLikeVolumes(t *testing.T) {
 	if err := os.WriteFile(path+".2024", []byte("a backup"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rc, err := OpenArchive(path)
+	rc, err := OpenArchive(context.Background(), path)
 	if err != nil {
-		t.Fatalf("OpenArchive(%s): %v", path, err)
+		t.Fatalf("OpenArchive(context.Background(), %s): %v", path, err)
 	}
 	defer rc.Close()
 	got, err := io.ReadAll(rc)
@@ -106,17 +107,17 @@ func TestOpenArchiveNamesTheMissingFirstVolume(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, name := range []string{Name(path, 1), path, Name(path, 2)} {
-			rc, err := OpenArchive(name)
+			rc, err := OpenArchive(context.Background(), name)
 			if err == nil {
 				rc.Close()
 			}
 			if err == nil || !strings.Contains(err.Error(), "volume .001 is missing") {
-				t.Errorf("OpenArchive(%s), checksum file %v: %v, want volume .001 named missing", name, sidecar, err)
+				t.Errorf("OpenArchive(context.Background(), %s), checksum file %v: %v, want volume .001 named missing", name, sidecar, err)
 			}
 		}
 		// A volume that is not there, and that nothing lists, is just
 		// not there.
-		if _, err := OpenArchive(Name(path, 7)); !errors.Is(err, fs.ErrNotExist) {
+		if _, err := OpenArchive(context.Background(), Name(path, 7)); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("OpenArchive of a .007 nobody lists: %v", err)
 		}
 	}
@@ -124,7 +125,7 @@ func TestOpenArchiveNamesTheMissingFirstVolume(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "release.tar.zst")
 	split(t, path, archiveBytes(7000, 3), 3000)
 	os.Remove(Name(path, 3))
-	if _, err := OpenArchive(Name(path, 3)); err == nil || !strings.Contains(err.Error(), "volume .003 is missing") {
+	if _, err := OpenArchive(context.Background(), Name(path, 3)); err == nil || !strings.Contains(err.Error(), "volume .003 is missing") {
 		t.Errorf("OpenArchive of the missing listed .003: %v", err)
 	}
 }
@@ -201,17 +202,17 @@ func TestOpenArchiveReadsAWholeArchiveItsChecksumFileNames(t *testing.T) {
 		}
 	}
 	for i, want := range data {
-		rc, err := OpenArchive(Name(base, i))
+		rc, err := OpenArchive(context.Background(), Name(base, i))
 		if err != nil {
-			t.Fatalf("OpenArchive(%s): %v", Name(base, i), err)
+			t.Fatalf("OpenArchive(context.Background(), %s): %v", Name(base, i), err)
 		}
 		if _, ok := rc.(*os.File); !ok {
-			t.Errorf("OpenArchive(%s) is a %T, want the file its checksum file names", Name(base, i), rc)
+			t.Errorf("OpenArchive(context.Background(), %s) is a %T, want the file its checksum file names", Name(base, i), rc)
 		}
 		got, _ := io.ReadAll(rc)
 		rc.Close()
 		if !bytes.Equal(got, want) {
-			t.Errorf("OpenArchive(%s) reads %d bytes, want the file's %d", Name(base, i), len(got), len(want))
+			t.Errorf("OpenArchive(context.Background(), %s) reads %d bytes, want the file's %d", Name(base, i), len(got), len(want))
 		}
 	}
 }

@@ -2,6 +2,7 @@ package volumes
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -406,33 +407,33 @@ func TestCheckSumsNamesTheDamagedVolume(t *testing.T) {
 func TestOpenArchive(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "release.tar.zst")
-	if _, err := OpenArchive(path); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := OpenArchive(context.Background(), path); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("no file, no volumes: %v", err)
 	}
 	data := archiveBytes(5000, 9)
 	split(t, path, data, 2000)
 	for _, name := range []string{path, Name(path, 2)} {
-		rc, err := OpenArchive(name)
+		rc, err := OpenArchive(context.Background(), name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if _, ok := rc.(*Set); !ok {
-			t.Fatalf("OpenArchive(%s) is a %T, want the volumes", name, rc)
+			t.Fatalf("OpenArchive(context.Background(), %s) is a %T, want the volumes", name, rc)
 		}
 		got, _ := io.ReadAll(rc)
 		rc.Close()
 		if !bytes.Equal(got, data) {
-			t.Fatalf("OpenArchive(%s) reads other bytes", name)
+			t.Fatalf("OpenArchive(context.Background(), %s) reads other bytes", name)
 		}
 	}
 	// A file under the archive's own name is what the user names.
 	os.WriteFile(path, []byte("unsplit"), 0o644)
-	rc, err := OpenArchive(path)
+	rc, err := OpenArchive(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := rc.(*os.File); !ok {
-		t.Fatalf("OpenArchive(%s) with a file there is a %T", path, rc)
+		t.Fatalf("OpenArchive(context.Background(), %s) with a file there is a %T", path, rc)
 	}
 	rc.Close()
 }

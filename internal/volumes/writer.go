@@ -87,7 +87,7 @@ func Create(path string, size int64) (*Writer, error) {
 // next starts the next volume.
 func (w *Writer) next() error {
 	i := len(w.done) + 1
-	f, err := atomicfile.Create(Name(w.path, i))
+	f, err := atomicfile.CreateName(Name(w.path, i))
 	if err != nil {
 		return err
 	}

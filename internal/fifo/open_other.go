@@ -1,16 +1,16 @@
 //go:build !linux
 
-package relocate
+package fifo
 
 import (
 	"context"
 	"os"
 )
 
-// openPipe opens the named pipe at path for reading. Where the runtime
+// Open opens the named pipe at path for reading. Where the runtime
 // cannot poll a FIFO (darwin never adds one to its poller, so the Linux
 // way of waiting would fail), open(2) waits for the writer as it does for
 // any program, and a read for its bytes; a second Ctrl-C ends ferry.
-func openPipe(_ context.Context, path string) (*os.File, error) {
+func Open(_ context.Context, path string) (*os.File, error) {
 	return os.Open(path)
 }

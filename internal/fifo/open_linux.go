@@ -1,6 +1,6 @@
 //go:build linux
 
-package relocate
+package fifo
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// openPipe opens the FIFO at path for reading, and waits until a writer
+// Open opens the FIFO at path for reading, and waits until a writer
 // has written to it or come and gone, or ctx is done. open(2) would wait
 // for the writer itself, where nothing can end the wait but a writer: a
 // signal would not end ferry. Opened non-blocking, it does not wait; the
@@ -20,7 +20,7 @@ import (
 // which a read deadline ends when ctx is done. Before any writer has
 // come, a read of the FIFO would give end of file at once: that is why
 // the first bytes are waited for here, not left to the first Read.
-func openPipe(ctx context.Context, path string) (*os.File, error) {
+func Open(ctx context.Context, path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
@@ -59,7 +59,8 @@ func openPipe(ctx context.Context, path string) (*os.File, error) {
 		}
 		return nil, err
 	}
-	// Should ctx end from here on, the deadline may be set or not:
-	// readSinceStream's reads (readCtx) end with ctx.Err() either way.
+	// Should ctx end from here on, the deadline may be set or not: a
+	// caller whose reads must end with ctx (relocate's readCtx) sets its
+	// own, and says ctx.Err() either way.
 	return f, nil
 }
