@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -135,6 +136,13 @@ type frameWriter struct {
 	out  chan *frameJob // jobs in output order
 	done chan struct{}  // closed when the output goroutine ends
 
+	// quit is closed by cancel, from any goroutine: no job is waited for
+	// any more, no frame is written after the one being written, and
+	// Close and abort do not wait for that one (a write blocked on a
+	// stalled output may never return).
+	quit     chan struct{}
+	quitOnce sync.Once
+
 	// cut counts the frames cut so far (written or being compressed), so
 	// that the frame an entry starts in is known when it starts.
 	cut int
@@ -204,11 +212,12 @@ func newFrameWriter(w io.Writer, level Level, concurrency, size int) (*frameWrit
 		free:    make(chan *frameJob, jobs),
 		out:     make(chan *frameJob, jobs),
 		done:    make(chan struct{}),
+		quit:    make(chan struct{}),
 	}
 	for range jobs {
 		f.free <- &frameJob{}
 	}
-	go f.output(f.out)
+	go f.output(f.out, f.free)
 	return f, nil
 }
 
@@ -224,14 +233,14 @@ func (e *OutputError) Error() string { return "writing the archive: " + e.Err.Er
 func (e *OutputError) Unwrap() error { return e.Err }
 
 // output writes the frames in order as each is ready, and records them.
-func (f *frameWriter) output(out <-chan *frameJob) {
+// Once the writer has failed, been cancelled or abandoned (f.err), the
+// frames still queued are dropped, not written: it waits only for their
+// compression to end, so that their buffers are free again.
+func (f *frameWriter) output(out <-chan *frameJob, free chan<- *frameJob) {
 	defer close(f.done)
 	for j := range out {
 		<-j.ready
-		f.mu.Lock()
-		failed := f.err != nil
-		f.mu.Unlock()
-		if !failed {
+		if f.failure() == nil {
 			var n int64
 			var err error
 			if j.raw {
@@ -242,9 +251,7 @@ func (f *frameWriter) output(out <-chan *frameJob) {
 				n = int64(k)
 			}
 			if err != nil {
-				f.mu.Lock()
-				f.err = &OutputError{Err: err}
-				f.mu.Unlock()
+				f.outputFailed(err)
 			} else {
 				e := seekEntry{compressed: uint32(n), decompressed: uint32(len(j.src))}
 				if j.skippable {
@@ -253,7 +260,24 @@ func (f *frameWriter) output(out <-chan *frameJob) {
 				f.table = append(f.table, e)
 			}
 		}
-		f.free <- j
+		free <- j
+	}
+	// out was closed by Close (abort and cancel set f.err first): the
+	// stream ends with the seek table, written here too, so that a cancel
+	// need not wait for this write either.
+	if f.failure() == nil {
+		if _, err := f.w.Write(encodeSeekTable(f.table)); err != nil {
+			f.outputFailed(err)
+		}
+	}
+}
+
+// outputFailed records err, a write's, unless the writer failed already.
+func (f *frameWriter) outputFailed(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil {
+		f.err = &OutputError{Err: err}
 	}
 }
 
@@ -264,9 +288,29 @@ func (f *frameWriter) failure() error {
 	return f.err
 }
 
-// job returns a job to fill, waiting while every job is in use.
+// cancel fails the writer with err, from any goroutine: a call waiting
+// for a job returns, the frames queued are dropped, and Close and abort
+// no longer wait for the output goroutine, which may be blocked in a write
+// that never returns; done says when it has ended. The first failure
+// stays the one reported.
+func (f *frameWriter) cancel(err error) {
+	f.mu.Lock()
+	if f.err == nil {
+		f.err = err
+	}
+	f.mu.Unlock()
+	f.quitOnce.Do(func() { close(f.quit) })
+}
+
+// job returns a job to fill, waiting while every job is in use, or nil
+// once the writer is cancelled.
 func (f *frameWriter) job() *frameJob {
-	j := <-f.free
+	var j *frameJob
+	select {
+	case j = <-f.free:
+	case <-f.quit:
+		return nil
+	}
 	if cap(j.src) < f.size {
 		j.src = make([]byte, 0, f.size)
 	}
@@ -283,7 +327,9 @@ func (f *frameWriter) Write(p []byte) (int, error) {
 			return n, err
 		}
 		if f.cur == nil {
-			f.cur = f.job()
+			if f.cur = f.job(); f.cur == nil {
+				return n, f.failure()
+			}
 		}
 		src := f.cur.src
 		k := copy(src[len(src):cap(src)], p)
@@ -307,7 +353,9 @@ func (f *frameWriter) readFrom(r io.Reader, n int64, h hash.Hash) (int64, error)
 			return done, err
 		}
 		if f.cur == nil {
-			f.cur = f.job()
+			if f.cur = f.job(); f.cur == nil {
+				return done, f.failure()
+			}
 		}
 		src := f.cur.src
 		room := src[len(src):cap(src)]
@@ -342,6 +390,12 @@ func (f *frameWriter) endFrame() {
 	}
 	f.cur = nil
 	f.cut++
+	select {
+	case <-f.quit:
+		// Cancelled: it would not be written.
+		return
+	default:
+	}
 	if f.conc == 1 {
 		f.compress(j)
 		close(j.ready)
@@ -351,6 +405,7 @@ func (f *frameWriter) endFrame() {
 			close(j.ready)
 		}()
 	}
+	// Never waits: out holds every job there is.
 	f.out <- j
 }
 
@@ -394,6 +449,9 @@ func (f *frameWriter) compress(j *frameJob) {
 func (f *frameWriter) writeSkippable(magic uint32, payload []byte) {
 	f.endFrame()
 	j := f.job()
+	if j == nil {
+		return
+	}
 	j.dst = append(j.dst, skippableFrame(magic, payload)...)
 	j.skippable = true
 	close(j.ready)
@@ -401,34 +459,46 @@ func (f *frameWriter) writeSkippable(magic uint32, payload []byte) {
 	f.out <- j
 }
 
-// wait ends the output goroutine once every queued frame is written.
+// wait ends the output goroutine once every queued frame is written (or
+// dropped); once the writer is cancelled it does not wait for it.
 func (f *frameWriter) wait() {
 	if f.out != nil {
 		close(f.out)
 		f.out = nil
 	}
-	<-f.done
+	select {
+	case <-f.done:
+	case <-f.quit:
+	}
 }
 
-// Close compresses what is left and waits for every frame, then, unless a
-// write failed, ends the stream with the seek table (seektable.go); it does
-// not close the underlying writer. It always waits, even after an error,
-// so that no goroutine outlives the Writer.
+// Close compresses what is left and waits for every frame, then for the
+// output goroutine to end the stream with the seek table (seektable.go),
+// unless a write failed; it does not close the underlying writer. It
+// always waits, even after an error, so that no goroutine outlives the
+// Writer, unless the writer was cancelled: then it returns at once, and
+// the output goroutine ends when its write in progress, if any, returns
+// (done).
 func (f *frameWriter) Close() error {
 	f.endFrame()
 	f.wait()
-	if f.err == nil {
-		if _, err := f.w.Write(encodeSeekTable(f.table)); err != nil {
-			f.err = &OutputError{Err: err}
-		}
-	}
 	f.cur, f.free = nil, nil
-	return f.err
+	return f.failure()
 }
 
-// abort waits for the frames being compressed and written and writes
-// nothing more.
+// errAbandoned is what the output goroutine of an aborted writer sees:
+// the frames still queued are dropped.
+var errAbandoned = errors.New("archive abandoned")
+
+// abort drops the frames queued and waits for the one being written, if
+// any (not once the writer is cancelled: see cancel), and for those being
+// compressed; it writes nothing more.
 func (f *frameWriter) abort() {
+	f.mu.Lock()
+	if f.err == nil {
+		f.err = errAbandoned
+	}
+	f.mu.Unlock()
 	f.cur = nil
 	f.wait()
 	f.free = nil

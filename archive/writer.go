@@ -330,6 +330,27 @@ func (w *Writer) Close() error {
 	return err
 }
 
+// Cancel abandons the archive; unlike every other method it may be called
+// from any goroutine, at any time, and more than once. The call in
+// progress, if any (one waiting for the output to take a frame included),
+// and every later one fail with err (the first Cancel's, unless the Writer
+// failed before); the frames queued are dropped, not written; and Close
+// returns without waiting for a write in progress on the underlying
+// writer, which cannot be interrupted (a full pipe nobody reads, a stalled
+// disk): it may go on after Close, until it returns, and nothing is written
+// after it. Done says when it has. What was written must be discarded.
+func (w *Writer) Cancel(err error) {
+	w.fw.cancel(err)
+}
+
+// Done returns a channel closed once nothing more will be written to the
+// underlying writer: after Close, when its last write has returned. Close
+// waits for that unless the Writer was cancelled: a caller that owns the
+// underlying writer waits for Done before closing or reusing it.
+func (w *Writer) Done() <-chan struct{} {
+	return w.fw.done
+}
+
 // tarBlock is tar's block size, to which an entry is padded with zeros.
 const tarBlock = 512
 

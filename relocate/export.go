@@ -193,9 +193,9 @@ func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (
 		f.Abort()
 		return nil, fmt.Errorf("export to %s: %w", path, err)
 	}
-	res, err := Export(ctx, p, opts.wrapFile(f), opts)
+	res, idle, err := export(ctx, p, opts.wrapFile(f), opts)
 	if err != nil {
-		f.Abort()
+		abortWhenIdle(f, idle)
 		return nil, fmt.Errorf("export to %s: %w", path, err)
 	}
 	sum, err := hex.DecodeString(res.SHA256)
@@ -223,11 +223,52 @@ func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (
 // verified against its digest and size as it is written. On error, what was
 // written to w is incomplete and must be discarded. Export closes p
 // (Plan.Close) when it returns: a plan of a stream is read once.
-func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res *ExportResult, err error) {
+//
+// Once ctx ends, Export returns its error without waiting for w: the
+// frames waiting to be written are dropped, and a write to w in progress,
+// which nothing can interrupt (a pipe nobody reads, a stalled disk), is
+// left to return on its own; nothing is written to w after it. Such a
+// write may therefore still be in progress when Export returns, and stays
+// blocked until w takes its bytes: for standard output nobody reads, until
+// the process exits, as with ctxio.Detached.
+func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (*ExportResult, error) {
+	res, _, err := export(ctx, p, w, opts)
+	return res, err
+}
+
+// abortWhenIdle aborts f, an output Export gave up on, once idle (closed
+// when nothing more will be written to it) is closed. If a write to it is
+// still in progress, its temporary files are removed at once
+// (atomicfile.File.Unlink), so that neither they nor anything under the
+// final name are left however long that write takes, and it is closed by
+// a goroutine of its own once the write returns.
+func abortWhenIdle(f interface {
+	Unlink() error
+	Abort() error
+}, idle <-chan struct{}) {
+	select {
+	case <-idle:
+		f.Abort()
+		return
+	default:
+	}
+	f.Unlink()
+	go func() {
+		<-idle
+		f.Abort()
+	}()
+}
+
+// export is Export; idle is closed once nothing more will be written to w
+// (at once when nothing was: nil is never returned).
+func export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res *ExportResult, idle <-chan struct{}, err error) {
 	// A plan of a stream is read once: what it holds is released on every
 	// return, after the blobs being read are closed (deferred first, so
 	// run last).
 	defer p.Close()
+	nothing := make(chan struct{})
+	close(nothing)
+	idle = nothing
 	rep := progress.OrNop(opts.Reporter)
 	conc := opts.Concurrency
 	if conc <= 0 {
@@ -264,19 +305,27 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 	}
 	index, manifests, err := archiveHead(p, createdBy, d)
 	if err != nil {
-		return nil, err
+		return nil, idle, err
 	}
 
 	sum := sha256.New()
 	out := &archiveCounter{w: io.MultiWriter(w, sum)}
 	aw, err := archive.NewWriter(out, archive.WriterOptions{Level: opts.Level})
 	if err != nil {
-		return nil, err
+		return nil, idle, err
 	}
+	idle = aw.Done()
+	// Cancelling the export cancels the Writer, even while it waits for the
+	// output to take a frame, which a stalled output never does. Released
+	// after the Writer is closed (deferred first, so run last): the Close
+	// of an abandoned archive waits for the write in progress unless
+	// cancelled.
+	stop := context.AfterFunc(ctx, func() { aw.Cancel(ctx.Err()) })
+	defer stop()
 	closed := false
 	defer func() {
 		if !closed {
-			// The archive is abandoned; only the encoder's resources matter.
+			// The archive is abandoned: what is queued is dropped.
 			aw.Close()
 		}
 	}()
@@ -285,7 +334,7 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 	defer rep.Done()
 
 	if err := aw.WriteHeader(index, manifests); err != nil {
-		return nil, fmt.Errorf("write archive head: %w", err)
+		return nil, idle, fmt.Errorf("write archive head: %w", err)
 	}
 	var manifestBytes int64
 	for _, m := range manifests {
@@ -350,10 +399,10 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 	}()
 	for i, b := range p.Blobs {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, idle, err
 		}
 		if err := writeBlob(ctx, aw, pf, i, b, rep, resume); err != nil {
-			return nil, err
+			return nil, idle, err
 		}
 		for _, im := range done.ready(i) {
 			logImage(rep, im, opts.Into)
@@ -361,7 +410,7 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 	}
 	closed = true
 	if err := aw.Close(); err != nil {
-		return nil, fmt.Errorf("finish archive: %w", err)
+		return nil, idle, fmt.Errorf("finish archive: %w", err)
 	}
 	return &ExportResult{
 		SHA256:        hex.EncodeToString(sum.Sum(nil)),
@@ -374,7 +423,7 @@ func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 		Skipped:       p.Skipped,
 		Delta:         d,
 		LeftOutBytes:  leftOutBytes,
-	}, nil
+	}, idle, nil
 }
 
 func writeBlob(ctx context.Context, aw *archive.Writer, pf *prefetcher, i int, b Blob, rep progress.Reporter, resume resumeFunc) error {

@@ -32,9 +32,9 @@ func exportVolumes(ctx context.Context, p *Plan, path string, opts ExportOptions
 		progress.OrNop(opts.Reporter).Warnf("%d bytes to export, more than the %d volumes of %d bytes an export writes: unless they compress, the export will fail at its end, naming the split size it needs",
 			p.TotalBytes, volumes.MaxVolumes, opts.SplitSize)
 	}
-	res, err := Export(ctx, p, opts.wrapFile(w), opts)
+	res, idle, err := export(ctx, p, opts.wrapFile(w), opts)
 	if err != nil {
-		w.Abort()
+		abortWhenIdle(w, idle)
 		return nil, fmt.Errorf("export to %s: %w", path, err)
 	}
 	vols, warnings, err := w.Commit()

@@ -400,6 +400,21 @@ func (f *File) Abort() error {
 	return nil
 }
 
+// Unlink removes the temporary file's name at once, before Abort: unlike
+// every other method it may be called while a Write is in progress in
+// another goroutine, one blocked on a stalled disk or writer that the
+// caller gives up waiting for. What is written after it goes to a file
+// with no name, freed when Abort closes it, and Rename and Commit fail:
+// nothing can take the final name any more. Abort must still be
+// called, once no Write is in progress, to close the file and release its
+// lock. It must not be called after Commit or Rename.
+func (f *File) Unlink() error {
+	if err := os.Remove(f.tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("abort %s: %w", f.path, err)
+	}
+	return nil
+}
+
 // tempInfix is what Create puts between "."+base and the 16 hex digits of
 // a temporary file's name.
 const tempInfix = ".tmp-"

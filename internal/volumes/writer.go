@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"github.com/ferry-dev/ferry/internal/hashing"
@@ -60,6 +61,13 @@ type Writer struct {
 	// are not written: the Writer only counts them, so that Commit can
 	// name the split size the archive needs instead of a guess.
 	over int64
+
+	// files are every volume's temporary file, and unlinked is set by
+	// Unlink, both under mu: Unlink may be called while a Write is in
+	// progress.
+	mu       sync.Mutex
+	files    []*atomicfile.File
+	unlinked bool
 }
 
 // written is a volume whose bytes are all written, waiting for Commit.
@@ -87,12 +95,37 @@ func Create(path string, size int64) (*Writer, error) {
 // next starts the next volume.
 func (w *Writer) next() error {
 	i := len(w.done) + 1
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.unlinked {
+		return errors.New("split: aborted")
+	}
 	f, err := atomicfile.CreateName(Name(w.path, i))
 	if err != nil {
 		return err
 	}
+	w.files = append(w.files, f)
 	w.cur, w.curN = f, 0
 	return nil
+}
+
+// Unlink removes the temporary files of the volumes at once, before
+// Abort: unlike every other method it may be called while a Write is in
+// progress in another goroutine, one blocked on a stalled disk that the
+// caller gives up waiting for (atomicfile.File.Unlink). No volume is
+// started after it, and Commit fails. Abort must still be called, once no
+// Write is in progress, to close the files and release their locks.
+func (w *Writer) Unlink() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.unlinked = true
+	var first error
+	for _, f := range w.files {
+		if err := f.Unlink(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // finish closes the current volume's hashing; its file waits for Commit.
@@ -174,6 +207,11 @@ func (w *Writer) Commit() ([]Volume, []error, error) {
 	if w.err == nil && w.over > 0 {
 		w.err = w.tooMany()
 	}
+	w.mu.Lock()
+	if w.err == nil && w.unlinked {
+		w.err = errors.New("split: aborted")
+	}
+	w.mu.Unlock()
 	if w.err != nil {
 		err := w.err
 		w.Abort()
