@@ -196,7 +196,7 @@ func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (
 	res, idle, err := export(ctx, p, opts.wrapFile(f), opts)
 	if err != nil {
 		abortWhenIdle(f, idle)
-		return nil, fmt.Errorf("export to %s: %w", path, err)
+		return nil, fmt.Errorf("export to %s: %w", path, withHTTPStatus(err))
 	}
 	sum, err := hex.DecodeString(res.SHA256)
 	if err != nil {
@@ -233,7 +233,10 @@ func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (
 // the process exits, as with ctxio.Detached.
 func Export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (*ExportResult, error) {
 	res, _, err := export(ctx, p, w, opts)
-	return res, err
+	if err != nil {
+		return nil, withHTTPStatus(err)
+	}
+	return res, nil
 }
 
 // abortWhenIdle aborts f, an output Export gave up on, once idle (closed

@@ -35,7 +35,7 @@ func exportVolumes(ctx context.Context, p *Plan, path string, opts ExportOptions
 	res, idle, err := export(ctx, p, opts.wrapFile(w), opts)
 	if err != nil {
 		abortWhenIdle(w, idle)
-		return nil, fmt.Errorf("export to %s: %w", path, err)
+		return nil, fmt.Errorf("export to %s: %w", path, withHTTPStatus(err))
 	}
 	vols, warnings, err := w.Commit()
 	if err != nil {
