@@ -224,10 +224,13 @@ func runImport(ctx context.Context, r io.Reader, repo name.Repository, opts Impo
 	if ok {
 		return importFile(ctx, f, repo, opts)
 	}
-	// No read starts once ctx ends. A read already blocked on a silent pipe
-	// still waits for its data, unless r returns on its own when ctx ends
-	// (the CLI reads standard input through ctxio.Detached).
-	ar, err := archive.NewReader(ctxio.NewReader(ctx, r), archive.ReaderOptions{})
+	// No read starts once ctx ends, or once the uploads have failed
+	// (importer.stream ends reads). A read already blocked on a silent pipe
+	// still waits for its data, unless r is a ctxio.ContextReader (the CLI
+	// reads standard input through a ctxio.Detached), which returns at once.
+	reads, endReads := context.WithCancelCause(ctx)
+	defer endReads(nil)
+	ar, err := archive.NewReader(ctxio.NewReader(reads, r), archive.ReaderOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +244,7 @@ func runImport(ctx context.Context, r io.Reader, repo name.Repository, opts Impo
 		return nil, err
 	}
 	dst.checkInMove = true
-	im := &importer{ar: ar, opts: opts}
+	im := &importer{ar: ar, opts: opts, endReads: endReads}
 	return dst.commit(ctx, opts.operation(), func(ctx context.Context, dst *destination, _ *ImportResult) error {
 		return im.stream(ctx, dst)
 	})
@@ -252,6 +255,8 @@ func runImport(ctx context.Context, r io.Reader, repo name.Repository, opts Impo
 type importer struct {
 	ar   *archive.Reader
 	opts ImportOptions
+	// endReads ends the reads of the archive's stream.
+	endReads context.CancelCauseFunc
 }
 
 // stream reads the archive's configs and layers, uploading those repo
@@ -267,6 +272,14 @@ func (im *importer) stream(ctx context.Context, dst *destination) error {
 	}
 	up := newImportUploads(ctx, dst, slots, budget, im.opts.SpoolDir)
 	defer up.close()
+	// Once an upload has failed for good nothing more is read: a read
+	// waiting on a silent stream (or copying a large blob) returns, and the
+	// upload's failure, recorded first, is the one returned.
+	defer context.AfterFunc(up.ctx, func() {
+		if err := up.failure(); err != nil {
+			im.endReads(err)
+		}
+	})()
 	defer dst.headAhead(up.ctx, dst.head.archiveOrder())()
 
 	seen := map[v1.Hash]bool{}

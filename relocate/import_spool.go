@@ -10,6 +10,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/ferry-dev/ferry/internal/ctxio"
 	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/internal/registry"
 )
@@ -247,7 +248,7 @@ func (u *importUploads) spool(sp *importSpool, toFile bool, r io.Reader) error {
 		sp.mem = u.chunks(spoolChunks(sp.size))
 		// One byte more than the blob: its reader is read to its end,
 		// where it verifies the blob.
-		n, err := readChunks(r, sp.mem)
+		n, err := readChunks(ctxio.NewReader(u.ctx, r), sp.mem)
 		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 			return err
 		}
@@ -266,7 +267,8 @@ func (u *importUploads) spool(sp *importSpool, toFile bool, r io.Reader) error {
 		return fmt.Errorf("spool blob %s: %w", sp.digest, err)
 	}
 	sp.file = f.Name()
-	n, err := io.Copy(f, r)
+	// A large blob stops being copied once another upload failed.
+	n, err := io.Copy(f, ctxio.NewReader(u.ctx, r))
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("spool blob %s: %w", sp.digest, cerr)
 	}

@@ -12,9 +12,20 @@ import (
 
 // NewReader returns a reader of r that fails with ctx.Err() once ctx is
 // done. It checks before each Read, so it stops within one buffer; a Read
-// already blocked in r is not interrupted (r must be closed for that).
+// already blocked in r is not interrupted (r must be closed for that),
+// unless r is a ContextReader (a Detached), whose reads it makes through
+// ReadContext with ctx: so a caller can end, with a context of its own, a
+// read of a Detached tied to a longer-lived one.
 func NewReader(ctx context.Context, r io.Reader) io.Reader {
 	return &reader{ctx: ctx, r: r}
+}
+
+// ContextReader is a reader whose reads a context other than its own can
+// end, even while one is blocked: Detached.
+type ContextReader interface {
+	io.Reader
+	// ReadContext is Read, but returns ctx.Err() as soon as ctx is done.
+	ReadContext(ctx context.Context, p []byte) (int, error)
 }
 
 type reader struct {
@@ -25,6 +36,9 @@ type reader struct {
 func (c *reader) Read(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
+	}
+	if cr, ok := c.r.(ContextReader); ok {
+		return cr.ReadContext(c.ctx, p)
 	}
 	return c.r.Read(p)
 }
@@ -109,6 +123,13 @@ func NewDetached(ctx context.Context, r io.Reader) *Detached {
 // nothing left. Once ctx is done it fails with ctx.Err(), at once, whatever
 // R is doing.
 func (d *Detached) Read(p []byte) (int, error) {
+	return d.ReadContext(d.ctx, p)
+}
+
+// ReadContext is Read, and also fails with ctx.Err() as soon as ctx is
+// done, whatever R is doing: the read of R in progress goes on, and its
+// bytes are for the next Read. It implements ContextReader.
+func (d *Detached) ReadContext(ctx context.Context, p []byte) (int, error) {
 	select {
 	case <-d.quit:
 		return 0, errDetachedClosed
@@ -123,6 +144,9 @@ func (d *Detached) Read(p []byte) (int, error) {
 		return 0, d.err
 	}
 	if err := d.ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
 	if len(p) == 0 {
@@ -152,6 +176,8 @@ func (d *Detached) Read(p []byte) (int, error) {
 		return n, nil
 	case <-d.ctx.Done():
 		return 0, d.ctx.Err()
+	case <-ctx.Done():
+		return 0, ctx.Err()
 	case <-d.quit:
 		return 0, errDetachedClosed
 	}

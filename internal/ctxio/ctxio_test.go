@@ -152,3 +152,42 @@ func (r *countingReader) Read(p []byte) (int, error) {
 	r.reads++
 	return len(p), nil
 }
+
+// A Detached read through NewReader with a context of the caller's that
+// ends before the Detached's own (an import whose uploads failed, reading
+// standard input tied to the command's context): the blocked read
+// returns, and the bytes that arrive later are still there for the next
+// read.
+func TestReaderEndsABlockedReadOfADetached(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	d := NewDetached(context.Background(), pr)
+	defer d.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := NewReader(ctx, d)
+	done := make(chan error, 1)
+	buf := make([]byte, 16)
+	go func() {
+		_, err := r.Read(buf) // nothing is sent
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("read returned %v before anything was sent or the context ended", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("read after cancel: %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("read still blocked 10s after the reader's context was cancelled")
+	}
+	// The Detached itself goes on: what is sent now is read.
+	go pw.Write([]byte("late"))
+	if n, err := d.Read(buf); err != nil || string(buf[:n]) != "late" {
+		t.Errorf("read of the Detached after: %q, %v; want \"late\"", buf[:n], err)
+	}
+}
