@@ -91,6 +91,27 @@ func (f *failingReader) Read(p []byte) (int, error) {
 // few hundred KiB fills more frames than the writer can queue.
 const testFrame = 64 << 10
 
+// gatedWriter is a Writer of an archive of one incompressible layer of 16
+// test frames (seeded), to a gateWriter, with the head and the config
+// written: they go through, the layer's first frame will stall.
+func gatedWriter(t *testing.T, seed uint64, conc int) (*Writer, *gateWriter, testBlob) {
+	t.Helper()
+	layer := newBlob("", randomBytes(seed, 16*testFrame))
+	idx, ms, cfg := oneBlobArchive(t, layer.d, int64(len(layer.b)))
+	g := newGateWriter(16 << 10)
+	w, err := newWriter(g, WriterOptions{Concurrency: conc}, testFrame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteHeader(idx, ms); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteBlob(cfg.d, int64(len(cfg.b)), bytes.NewReader(cfg.b)); err != nil {
+		t.Fatal(err)
+	}
+	return w, g, layer
+}
+
 // The output stalls (a pipe nobody reads) while the writer waits for a
 // frame buffer it never gets back: Cancel, from another goroutine, ends
 // the call waiting, and Close returns without waiting for the write that
@@ -99,21 +120,7 @@ const testFrame = 64 << 10
 func TestWriterCancelWhileOutputStalls(t *testing.T) {
 	for _, conc := range []int{1, 2} {
 		t.Run(fmt.Sprint("concurrency ", conc), func(t *testing.T) {
-			layer := newBlob("", randomBytes(7, 16*testFrame))
-			idx, ms, cfg := oneBlobArchive(t, layer.d, int64(len(layer.b)))
-			// The head and the config go through; the layer's first
-			// frame stalls.
-			g := newGateWriter(16 << 10)
-			w, err := newWriter(g, WriterOptions{Concurrency: conc}, testFrame)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := w.WriteHeader(idx, ms); err != nil {
-				t.Fatal(err)
-			}
-			if err := w.WriteBlob(cfg.d, int64(len(cfg.b)), bytes.NewReader(cfg.b)); err != nil {
-				t.Fatal(err)
-			}
+			w, g, layer := gatedWriter(t, 7, conc)
 			res := make(chan error, 1)
 			go func() { res <- w.WriteBlob(layer.d, int64(len(layer.b)), bytes.NewReader(layer.b)) }()
 			select {
@@ -167,19 +174,7 @@ func TestWriterCancelWhileOutputStalls(t *testing.T) {
 // An archive abandoned (its blob's reader failed) while frames wait to be
 // written has them dropped: only the frame being written goes on.
 func TestWriterAbandonedDropsQueuedFrames(t *testing.T) {
-	layer := newBlob("", randomBytes(8, 16*testFrame))
-	idx, ms, cfg := oneBlobArchive(t, layer.d, int64(len(layer.b)))
-	g := newGateWriter(16 << 10)
-	w, err := newWriter(g, WriterOptions{Concurrency: 2}, testFrame)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.WriteHeader(idx, ms); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.WriteBlob(cfg.d, int64(len(cfg.b)), bytes.NewReader(cfg.b)); err != nil {
-		t.Fatal(err)
-	}
+	w, g, layer := gatedWriter(t, 8, 2)
 	// Three jobs (concurrency + 1): the first frame stalls in its write,
 	// the second is queued, the third is being filled when the read fails.
 	broken := errors.New("source failed")
