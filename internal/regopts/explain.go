@@ -179,6 +179,13 @@ func innermost(err error) error {
 			return err
 		}
 		next := errors.Unwrap(err)
+		if joined, ok := err.(interface{ Unwrap() []error }); ok && next == nil {
+			// Attempts joined (https, then plain http on loopback): the
+			// first is the one asked for.
+			if errs := joined.Unwrap(); len(errs) > 0 {
+				next = errs[0]
+			}
+		}
 		if next == nil {
 			return err
 		}
