@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -179,18 +180,36 @@ func innermost(err error) error {
 			return err
 		}
 		next := errors.Unwrap(err)
-		if joined, ok := err.(interface{ Unwrap() []error }); ok && next == nil {
-			// Attempts joined (https, then plain http on loopback): the
-			// first is the one asked for.
-			if errs := joined.Unwrap(); len(errs) > 0 {
-				next = errs[0]
-			}
+		if next == nil {
+			// Attempts joined (https, then plain http on loopback, as
+			// go-containerregistry's ping gathers them in a slice
+			// type of its own): the first is the one asked for.
+			next = firstJoined(err)
 		}
 		if next == nil {
 			return err
 		}
 		err = next
 	}
+}
+
+// firstJoined is the first of the errors err joins (errors.Join, or a
+// slice of errors such as go-containerregistry's multierrs), nil when it
+// joins none.
+func firstJoined(err error) error {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		if errs := joined.Unwrap(); len(errs) > 0 {
+			return errs[0]
+		}
+		return nil
+	}
+	v := reflect.ValueOf(err)
+	if v.Kind() == reflect.Slice && v.Len() > 0 {
+		if first, ok := v.Index(0).Interface().(error); ok {
+			return first
+		}
+	}
+	return nil
 }
 
 // certificateHint says why a registry's certificate was refused: expired
