@@ -98,22 +98,3 @@ func TestExplainTellsCertificateFailuresApart(t *testing.T) {
 		})
 	}
 }
-
-// The cause of a certificate failure is the certificate's error, not the
-// https and plain-http attempts go-containerregistry's ping joins.
-func TestCertificateFailureCauseIsTheCertificate(t *testing.T) {
-	host, _, _ := tlsRegistry(t)
-	ref := host + "/app:v1"
-	_, err := head(t, context.Background(), ref, Options{Anon: true, RetryCount: 1})
-	if err == nil {
-		t.Fatal("Head against an untrusted certificate succeeded")
-	}
-	ex, ok := Options{}.Explain(err, ref).(Explained)
-	if !ok {
-		t.Fatalf("Explain(%v) is not Explained", err)
-	}
-	cause := ex.Cause().Error()
-	if !strings.Contains(cause, "x509: certificate signed by unknown authority") || strings.Contains(cause, "http://") {
-		t.Errorf("Cause = %q, want the certificate's error alone", cause)
-	}
-}
