@@ -120,10 +120,8 @@ func TestImportFromAStalledPipeEndsOnTerminate(t *testing.T) {
 	}
 }
 
-// namesCancellation reports whether a command's error says it was
-// cancelled: "context canceled" where the stalled read returned, or the
-// signal itself ("terminated signal received", the context's cause) where
-// a request in flight (an upload) was the first to see it.
+// namesCancellation reports whether a command's error says a signal
+// stopped it ("ferry: interrupted (SIGTERM): import stopped").
 func namesCancellation(stderr string) bool {
-	return strings.Contains(stderr, "context canceled") || strings.Contains(stderr, "signal received")
+	return strings.Contains(stderr, "ferry: interrupted (SIG") && strings.Contains(stderr, " stopped")
 }

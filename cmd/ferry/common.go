@@ -207,12 +207,20 @@ func parseLabels(kvs []string) (map[string]string, error) {
 	return labels, nil
 }
 
-// explain turns registry errors into ones that tell the user what to do.
-func explain(err error, ref string) error {
+// explain turns registry errors into ones that tell the user what to do,
+// knowing the registry options the command used (see regopts.Explain).
+func explain(reg regopts.Options, err error, ref string) error {
 	if err == nil {
 		return nil
 	}
-	return regopts.Explain(err, ref)
+	return reg.Explain(err, ref)
+}
+
+// explainFor is explain where the options are not at hand: they are read
+// again from c's flags (which registryOptions checked before any work).
+func explainFor(c *cli.Context, err error, ref string) error {
+	reg, _ := registryOptions(c)
+	return explain(reg, err, ref)
 }
 
 // plural returns "1 image" or "2 images".

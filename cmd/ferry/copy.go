@@ -195,7 +195,7 @@ func runCopy(c *cli.Context) error {
 	if err != nil {
 		// The failing side (source or destination) is named by the
 		// request that failed, not by --to-repo.
-		return explain(err, "")
+		return explain(reg, err, "")
 	}
 	return printImportResult(out, "copy", res, c.String("lock-output"))
 }

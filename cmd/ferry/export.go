@@ -122,7 +122,7 @@ func resolvePlan(c *cli.Context, out *printer) (*relocate.Plan, relocate.Options
 	out.Begin("resolving " + src.String())
 	p, err := relocate.Resolve(c.Context, src, opts)
 	if err != nil {
-		return nil, opts, explain(err, src.String())
+		return nil, opts, explainFor(c, err, src.String())
 	}
 	out.Verbosef("resolved %s and %s (%s with their manifests)", plural(len(p.Images), "image"), plural(len(p.Blobs), "blob"), humanBytes(p.TotalBytes))
 	return p, opts, nil
@@ -295,7 +295,7 @@ func runExport(c *cli.Context) error {
 		res, err = relocate.ExportFile(c.Context, p, dest, eopts)
 	}
 	if err != nil {
-		return explain(err, "")
+		return explainFor(c, err, "")
 	}
 	return printExportResult(out, dest, res)
 }

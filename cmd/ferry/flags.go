@@ -122,10 +122,37 @@ func registryOptions(c *cli.Context) (regopts.Options, error) {
 		ResponseHeaderTimeout: c.Duration("registry-response-header-timeout"),
 		UserAgent:             "ferry/" + readVersion().short,
 	}
+	o.CredentialsFrom = credentialsFrom(c, o)
 	if err := o.Check(); err != nil {
 		return o, usageError{fmt.Errorf("%s: %w", strings.TrimPrefix(c.Command.HelpName, c.App.Name+" "), err)}
 	}
 	return o, nil
+}
+
+// credentialsFrom names where the explicit credentials came from, for
+// messages: the variable (FERRY_USERNAME, FERRY_TOKEN) when they came
+// from one rather than from the command line, else the flag.
+func credentialsFrom(c *cli.Context, o regopts.Options) string {
+	flag, env, value := "registry-username", "FERRY_USERNAME", o.Username
+	if o.Token != "" {
+		flag, env, value = "registry-token", "FERRY_TOKEN", o.Token
+	}
+	if value == "" {
+		return ""
+	}
+	args, _ := c.App.Metadata["args"].([]string)
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if n := strings.TrimLeft(a, "-"); n != a && (n == flag || strings.HasPrefix(n, flag+"=")) {
+			return "--" + flag
+		}
+	}
+	if os.Getenv(env) == value {
+		return env
+	}
+	return "--" + flag
 }
 
 // credentialHosts lists the registries that get explicit credentials: those

@@ -117,7 +117,7 @@ func runImport(c *cli.Context) error {
 		if file == "-" {
 			source = "standard input"
 		}
-		return fmt.Errorf("%s: %w", source, explain(err, to))
+		return fmt.Errorf("%s: %w", source, explain(reg, err, to))
 	}
 	return printImportResult(out, command, res, c.String("lock-output"))
 }

@@ -93,7 +93,7 @@ func runInventory(c *cli.Context) error {
 		Reporter:    out.Reporter(),
 	})
 	if err != nil {
-		return explain(err, "")
+		return explain(reg, err, "")
 	}
 	if dest == "-" {
 		// Written where a shell or ssh takes it: ssh far ferry inventory … -o - > have.json

@@ -101,7 +101,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	// Errors quote references and tags from archives and registries:
 	// their control characters are escaped, never sent to the terminal.
-	fmt.Fprintf(stderr, "ferry: %s\n", forTerminal(err.Error()))
+	command, _ := app.Metadata["command"].(string)
+	verbose, _ := app.Metadata["verbose"].(bool)
+	json, _ := app.Metadata["json"].(bool)
+	fmt.Fprint(stderr, errorText(ctx, err, command, verbose, json))
 	var ue usageError
 	if errors.As(err, &ue) {
 		return 2

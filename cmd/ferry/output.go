@@ -74,6 +74,7 @@ func newPrinter(c *cli.Context) (*printer, error) {
 	case c.Bool("quiet"):
 		p.level = levelQuiet
 	}
+	noteCommand(c, p.level == levelVerbose, p.json)
 	if f, ok := c.App.ErrWriter.(*os.File); ok {
 		p.tty = term.IsTerminal(int(f.Fd()))
 		if p.tty {
@@ -574,7 +575,7 @@ func (r *reporter) line(prefix, format string, args []any) {
 // the query strings of URLs hidden (see redactQueries), and the details of
 // registry errors shown without Go's map syntax (see readableDetails).
 func forTerminal(msg string) string {
-	return escapeControls(redactQueries(readableDetails(msg)))
+	return escapeControls(redactQueries(readableDetails(readableAccess(trimBodies(msg)))))
 }
 
 // readableDetails rewrites the Go maps in msg ("map[name:team/app]") as

@@ -80,7 +80,7 @@ func runPull(c *cli.Context) error {
 		Reporter: noSteps{out.Reporter()},
 	})
 	if err != nil {
-		return explain(err, src)
+		return explain(reg, err, src)
 	}
 	took := out.Elapsed()
 	return out.Result(res, func(w io.Writer) {

@@ -119,7 +119,7 @@ func runPush(c *cli.Context) error {
 		Reporter:   out.Reporter(),
 	})
 	if err != nil {
-		return explain(err, target)
+		return explain(reg, err, target)
 	}
 	took := out.Elapsed()
 	return out.Result(res, func(w io.Writer) {
@@ -189,7 +189,7 @@ func pushToArchive(c *cli.Context, out *printer, target string, dirs []string, b
 		return outputError(c, dest, err)
 	}
 	if err != nil {
-		return explain(err, "")
+		return explainFor(c, err, "")
 	}
 	return printExportResult(out, dest, res)
 }

@@ -66,7 +66,7 @@ func runTagList(c *cli.Context) error {
 		Remote:   remoteOpts,
 	})
 	if err != nil {
-		return explain(tagListError(err, repo), src)
+		return explain(reg, tagListError(err, repo), src)
 	}
 	if list == nil {
 		// A repository with only internal tags lists none: [], not null.

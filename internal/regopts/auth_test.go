@@ -122,7 +122,7 @@ func TestRefusedLoginNamesRegistryAndNeverLeaksPassword(t *testing.T) {
 	if !slices.Contains(rec.authorizations(), "Basic "+basicValue(testUser+":"+wrong)) {
 		t.Fatalf("the wrong password was never offered; saw %q", rec.authorizations())
 	}
-	explained := Explain(err, ref)
+	explained := Options{Username: testUser, Password: wrong}.Explain(err, ref)
 	for _, e := range []error{err, explained} {
 		msg := e.Error()
 		if strings.Contains(msg, wrong) || strings.Contains(msg, basicValue(testUser+":"+wrong)) {
@@ -130,8 +130,8 @@ func TestRefusedLoginNamesRegistryAndNeverLeaksPassword(t *testing.T) {
 		}
 	}
 	msg := explained.Error()
-	for _, want := range []string{"registry " + host + " refused", "--registry-username", "--registry-password",
-		"FERRY_USERNAME", "FERRY_PASSWORD", `docker login ` + host} {
+	for _, want := range []string{"registry " + host + " refused",
+		"refused the credentials given by --registry-username (" + testUser + ")", "--registry-password"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("Explain = %q, missing %q", msg, want)
 		}

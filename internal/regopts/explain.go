@@ -8,19 +8,29 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
+	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
+// Explain is Options{}.Explain: the explanation given when nothing is
+// known of the options the failed operation used.
+func Explain(err error, ref string) error { return Options{}.Explain(err, ref) }
+
 // Explain turns the registry failures users can fix themselves (refused
 // credentials, an untrusted certificate, an unreachable host) into a message
-// saying what to do. ref is the reference or repository the operation
-// concerned, as the user wrote it. The original error stays wrapped, so
-// errors.Is and errors.As keep working; other errors are returned unchanged.
-func Explain(err error, ref string) error {
+// saying what to do, given the options the failed operation used (which
+// registries got the explicit credentials, the timeouts). ref is the
+// reference or repository the operation concerned, as the user wrote it.
+// The original error stays wrapped, so errors.Is and errors.As keep working;
+// other errors are returned unchanged. The result's Hint and Cause give its
+// two parts apart (see Explained).
+func (o Options) Explain(err error, ref string) error {
 	var done *explainedError
 	if err == nil || errors.As(err, &done) {
 		// Several layers may call Explain on the way up; say it once.
@@ -41,30 +51,107 @@ func Explain(err error, ref string) error {
 			"the storage's signed URL may have expired (is this host's clock right?), "+
 			"or the storage does not accept it; the registry's credentials are not at fault", host, about, storage)
 	case isCertificateError(err):
-		hint = fmt.Sprintf("cannot verify the TLS certificate of registry %s%s: "+
-			"if it is signed by a private CA, trust that CA with --registry-ca-cert-path FILE, "+
-			"or skip verification with --registry-insecure (unsafe)", host, about)
+		hint = certificateHint(err, host, about)
 	case isAuthError(err):
-		hint = fmt.Sprintf("registry %s refused access%s: "+
-			"give (or correct) credentials with --registry-username and --registry-password "+
-			"(or FERRY_USERNAME and FERRY_PASSWORD), a token with --registry-token (or FERRY_TOKEN), "+
-			"or run \"docker login %s\"", host, about, host)
+		hint = fmt.Sprintf("registry %s refused access%s: %s", host, about, o.authHint(host))
 	case errors.Is(err, syscall.ECONNREFUSED):
 		hint = fmt.Sprintf("cannot reach registry %s%s: connection refused", host, about)
 	case isDNSError(err):
 		hint = fmt.Sprintf("cannot reach registry %s%s: its host name does not resolve", host, about)
 	case strings.Contains(err.Error(), "net/http: TLS handshake timeout"):
 		// A host that accepts connections and never answers (net/http
-		// gives no error type to test).
-		// Go's own limit of 10s, or the flag when shorter: which one
-		// fired is not known here.
-		hint = fmt.Sprintf("cannot reach registry %s%s: no answer to the TLS handshake within 10s (or --registry-response-header-timeout, when shorter)", host, about)
+		// gives no error type to test). The transport shortens Go's
+		// 10s to the response header timeout when that is shorter.
+		limit, why := 10*time.Second, "Go's limit"
+		if t := o.responseHeaderTimeout(); t > 0 && t < limit {
+			limit, why = t, "--registry-response-header-timeout"
+		}
+		hint = fmt.Sprintf("cannot reach registry %s%s: no answer to the TLS handshake within %s (%s)", host, about, limit, why)
 	case strings.Contains(err.Error(), "net/http: timeout awaiting response headers"):
-		hint = fmt.Sprintf("cannot reach registry %s%s: no response within --registry-response-header-timeout", host, about)
+		hint = fmt.Sprintf("cannot reach registry %s%s: no response within %s (--registry-response-header-timeout)", host, about, o.responseHeaderTimeout())
 	default:
 		return err
 	}
 	return &explainedError{hint: hint, err: err}
+}
+
+// responseHeaderTimeout is the limit the transport applies to a
+// registry's answers; 0 when there is none.
+func (o Options) responseHeaderTimeout() time.Duration {
+	switch {
+	case o.ResponseHeaderTimeout == 0:
+		return DefaultResponseHeaderTimeout
+	case o.ResponseHeaderTimeout < 0:
+		return 0
+	}
+	return o.ResponseHeaderTimeout
+}
+
+// explicitFor reports whether the explicit credentials (a username and
+// password, or a token) go to host.
+func (o Options) explicitFor(host string) bool {
+	if o.Anon || (o.Username == "" && o.Token == "") {
+		return false
+	}
+	return o.CredentialHosts == nil || slices.Contains(o.CredentialHosts, host)
+}
+
+// credentialFlag names where the explicit credentials came from, as the
+// user gave them.
+func (o Options) credentialFlag() string {
+	switch {
+	case o.CredentialsFrom != "":
+		return o.CredentialsFrom
+	case o.Token != "":
+		return "--registry-token"
+	}
+	return "--registry-username"
+}
+
+// authHint says which credentials host refused (or that there were none),
+// where they came from, and what would change that. It never quotes a
+// password or a token.
+func (o Options) authHint(host string) string {
+	switch {
+	case o.Anon:
+		return "--registry-anon sends no credentials; drop it to use the Docker config's, or give --registry-username/--registry-password"
+	case o.explicitFor(host) && o.Token != "":
+		return fmt.Sprintf("it refused the token given by %s: correct it, or give --registry-username/--registry-password instead", o.credentialFlag())
+	case o.explicitFor(host):
+		return fmt.Sprintf("it refused the credentials given by %s (%s): correct --registry-username/--registry-password", o.credentialFlag(), o.Username)
+	}
+	var parts []string
+	if o.Username != "" || o.Token != "" {
+		flags := "--registry-username/--registry-password go"
+		if o.Token != "" {
+			flags = "--registry-token goes"
+		}
+		parts = append(parts, fmt.Sprintf("%s only to %s; add --registry-credential-host %s (or '*')",
+			flags, strings.Join(o.CredentialHosts, ", "), host))
+	}
+	cfg := loadDockerConfig()
+	switch helper := cfg.helper(host); {
+	case helper != "":
+		parts = append(parts, fmt.Sprintf("it refused the credentials of credential helper %s (%s): run \"docker login %s\"", helper, cfg.path, host))
+	case cfg.has(host):
+		parts = append(parts, fmt.Sprintf("it refused the credentials for %s in %s: run \"docker login %s\"", host, cfg.path, host))
+	case len(parts) == 0:
+		parts = append(parts, fmt.Sprintf("no credentials found for %s (docker login %s, or --registry-username/--registry-password, or --registry-token)", host, host))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Explained is what Explain's errors offer besides Error (the hint, then
+// the whole chain of the failure, on one line): the hint alone, for a
+// person, and the failure it explains.
+type Explained interface {
+	error
+	// Hint says what failed, where, and what to do.
+	Hint() string
+	// Cause is the innermost error of the failure that says something on
+	// its own (a registry's error response, a certificate's, a network
+	// operation's), without the URLs and operations wrapped around it.
+	Cause() error
 }
 
 // explainedError is a registry failure with advice in front of it.
@@ -76,6 +163,95 @@ type explainedError struct {
 func (e *explainedError) Error() string { return e.hint + ": " + e.err.Error() }
 
 func (e *explainedError) Unwrap() error { return e.err }
+
+// Hint implements Explained.
+func (e *explainedError) Hint() string { return e.hint }
+
+// Cause implements Explained.
+func (e *explainedError) Cause() error { return innermost(e.err) }
+
+// innermost follows err's chain to the first error that says something on
+// its own, or to its end.
+func innermost(err error) error {
+	for {
+		switch err.(type) {
+		case *transport.Error, *tls.CertificateVerificationError, x509.UnknownAuthorityError,
+			x509.HostnameError, x509.CertificateInvalidError, *net.OpError, *net.DNSError:
+			return err
+		}
+		next := errors.Unwrap(err)
+		if next == nil {
+			// Attempts joined (https, then plain http on loopback, as
+			// go-containerregistry's ping gathers them in a slice
+			// type of its own): the first is the one asked for.
+			next = firstJoined(err)
+		}
+		if next == nil {
+			return err
+		}
+		err = next
+	}
+}
+
+// firstJoined is the first of the errors err joins (errors.Join, or a
+// slice of errors such as go-containerregistry's multierrs), nil when it
+// joins none.
+func firstJoined(err error) error {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		if errs := joined.Unwrap(); len(errs) > 0 {
+			return errs[0]
+		}
+		return nil
+	}
+	v := reflect.ValueOf(err)
+	if v.Kind() == reflect.Slice && v.Len() > 0 {
+		if first, ok := v.Index(0).Interface().(error); ok {
+			return first
+		}
+	}
+	return nil
+}
+
+// certificateHint says why a registry's certificate was refused: expired
+// (or not yet valid), issued for other names, or signed by an authority
+// this host does not trust.
+func certificateHint(err error, host, about string) string {
+	var (
+		ierr x509.CertificateInvalidError
+		herr x509.HostnameError
+	)
+	switch {
+	case errors.As(err, &ierr) && ierr.Reason == x509.Expired && ierr.Cert != nil:
+		now := time.Now()
+		if now.Before(ierr.Cert.NotBefore) {
+			return fmt.Sprintf("the TLS certificate of registry %s%s is not valid before %s: check the server's certificate or this host's clock",
+				host, about, ierr.Cert.NotBefore.UTC().Format(time.RFC3339))
+		}
+		return fmt.Sprintf("the TLS certificate of registry %s%s expired on %s: check the server's certificate or this host's clock",
+			host, about, ierr.Cert.NotAfter.UTC().Format(time.RFC3339))
+	case errors.As(err, &herr) && herr.Certificate != nil:
+		names := slices.Clone(herr.Certificate.DNSNames)
+		for _, ip := range herr.Certificate.IPAddresses {
+			names = append(names, ip.String())
+		}
+		if len(names) == 0 && herr.Certificate.Subject.CommonName != "" {
+			names = append(names, herr.Certificate.Subject.CommonName)
+		}
+		return fmt.Sprintf("the TLS certificate of registry %s%s is for %s, not %s: reach the registry by a name it is issued for, or fix the server's certificate",
+			host, about, strings.Join(names, ", "), hostOnly(host))
+	}
+	return fmt.Sprintf("cannot verify the TLS certificate of registry %s%s: "+
+		"if it is signed by a private CA, trust that CA with --registry-ca-cert-path FILE, "+
+		"or skip verification with --registry-insecure (unsafe)", host, about)
+}
+
+// hostOnly is host without its port.
+func hostOnly(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		return h
+	}
+	return host
+}
 
 func isCertificateError(err error) bool {
 	var (

@@ -66,6 +66,10 @@ type Options struct {
 	// private, loopback or link-local IP other than the registry's own
 	// host:port (TestTokenRealms).
 	CredentialHosts []string
+	// CredentialsFrom names where Username and Password (or Token) came
+	// from, as the user gave them ("--registry-username",
+	// "FERRY_USERNAME"), for messages only; empty means the flag.
+	CredentialsFrom string
 	// Token is an explicit bearer token (--registry-token, FERRY_TOKEN),
 	// sent as is instead of running the registry's token exchange.
 	Token string
@@ -157,7 +161,7 @@ func (o Options) Keychain() authn.Keychain {
 	case o.Username != "":
 		return o.scoped(&authn.Basic{Username: o.Username, Password: o.Password})
 	default:
-		return authn.DefaultKeychain
+		return helperKeychain{inner: authn.DefaultKeychain}
 	}
 }
 
@@ -171,7 +175,7 @@ func (o Options) scoped(auth authn.Authenticator) authn.Keychain {
 	for _, h := range o.CredentialHosts {
 		hosts[h] = true
 	}
-	return hostKeychain{hosts: hosts, auth: auth, others: authn.DefaultKeychain}
+	return hostKeychain{hosts: hosts, auth: auth, others: helperKeychain{inner: authn.DefaultKeychain}}
 }
 
 // hostKeychain answers its hosts with auth and defers the others.

@@ -61,6 +61,11 @@ func TestUntrustedCertificateIsACertificateError(t *testing.T) {
 			t.Errorf("Explain = %q, missing %q", msg, want)
 		}
 	}
+	// Its cause is the certificate's error, not the https and plain-http
+	// attempts go-containerregistry's ping joins.
+	if cause := Explain(err, ref).(Explained).Cause().Error(); !strings.Contains(cause, "x509: certificate signed by unknown authority") || strings.Contains(cause, "http://") {
+		t.Errorf("Cause = %q, want the certificate's error alone", cause)
+	}
 }
 
 func TestInsecureSkipsVerification(t *testing.T) {
