@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"maps"
 	"slices"
 
@@ -169,9 +170,14 @@ func NewReader(r io.Reader, opts ReaderOptions) (*Reader, error) {
 	magic, err := br.Peek(512)
 	if len(magic) == 0 {
 		if err == nil || err == io.EOF {
-			err = errors.New("empty input")
+			return nil, errors.New("not a ferry archive: empty input")
 		}
-		return nil, fmt.Errorf("archive: %w", err)
+		// The caller names the file; a read's *fs.PathError would name
+		// it again ("read adir: is a directory").
+		if pe, ok := errors.AsType[*fs.PathError](err); ok {
+			return nil, fmt.Errorf("cannot read it: %w", pe.Err)
+		}
+		return nil, fmt.Errorf("cannot read it: %w", err)
 	}
 	ar := &Reader{
 		offsets: map[v1.Hash]int64{},
@@ -212,7 +218,7 @@ func NewReader(r io.Reader, opts ReaderOptions) (*Reader, error) {
 	case bytes.HasPrefix(magic, []byte("BZh")):
 		return nil, errors.New("archive: bzip2 compression is not supported (zstd, gzip or none)")
 	default:
-		return nil, errors.New("archive: not a ferry archive: neither zstd, gzip nor a tar")
+		return nil, errors.New("not a ferry archive: neither zstd, gzip nor a tar")
 	}
 	ar.src = &countingReader{r: tarStream}
 	ar.tr = tar.NewReader(ar.src)
