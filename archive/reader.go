@@ -119,6 +119,7 @@ type Head struct {
 // for concurrent use.
 type Reader struct {
 	src    *countingReader // the decompressed tar
+	raw    *countingReader // the bytes given to NewReader, as read
 	closer func()
 	tr     *tar.Reader
 
@@ -166,7 +167,8 @@ type Reader struct {
 // Close releases the decoder; it does not close r.
 func NewReader(r io.Reader, opts ReaderOptions) (*Reader, error) {
 	opts = opts.withDefaults()
-	br := bufio.NewReaderSize(r, 64<<10)
+	raw := &countingReader{r: r}
+	br := bufio.NewReaderSize(raw, 64<<10)
 	magic, err := br.Peek(512)
 	if len(magic) == 0 {
 		if err == nil || err == io.EOF {
@@ -180,6 +182,7 @@ func NewReader(r io.Reader, opts ReaderOptions) (*Reader, error) {
 		return nil, fmt.Errorf("cannot read it: %w", err)
 	}
 	ar := &Reader{
+		raw:     raw,
 		offsets: map[v1.Hash]int64{},
 		seen:    map[string]bool{},
 		present: map[v1.Hash]bool{},
@@ -289,6 +292,28 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// truncated says where an archive cut short ends, err being the read's
+// io.ErrUnexpectedEOF: inside the last entry or after it, and at which
+// byte of what NewReader was given. Its digest is short; the error
+// matches ErrDamaged.
+func (r *Reader) truncated(err error) error {
+	where := "after"
+	if r.src.n < r.entryEnd {
+		where = "inside"
+	}
+	return r.truncatedAt(where, r.last, err)
+}
+
+// truncatedAt is truncated, cut where ("inside", "after") entry name.
+func (r *Reader) truncatedAt(where, name string, err error) error {
+	last := name
+	if d, ok := parseBlobName(last); ok {
+		last = "blobs/sha256/" + d.Hex[:12]
+	}
+	return damaged(fmt.Errorf("archive truncated %s entry %s (at byte %d of the file, expected more): the copy is incomplete (%s): %w",
+		where, last, r.raw.n, joinHint, err))
+}
+
 // next reads the next tar header and checks what any entry must satisfy:
 // a name of the layout, seen once, a regular file (or one of the two
 // optional directories before the first blob).
@@ -310,6 +335,9 @@ func (r *Reader) next() (*tar.Header, error) {
 	if err != nil {
 		if r.last == "" {
 			return nil, fmt.Errorf("first archive entry: %w", explain(err))
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, r.truncated(err)
 		}
 		return nil, fmt.Errorf("archive entry after %s: %w", r.last, explain(err))
 	}
@@ -815,6 +843,9 @@ func (b *blobReader) Read(p []byte) (int, error) {
 		b.r.bodyBlobs++
 		b.r.bodyBytes += b.size
 		return n, io.EOF
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		b.err = b.r.truncatedAt("inside", b.name, err)
+		return n, b.err
 	case err != nil:
 		b.err = fmt.Errorf("archive entry %s: %w", b.name, explain(err))
 		return n, b.err
