@@ -41,3 +41,24 @@ func TestImportNamesTheFileOnlyForArchiveErrors(t *testing.T) {
 		t.Errorf("import of a file that is no archive: %s\nwant it named first", r)
 	}
 }
+
+// TestMissingTagSaysNotFound: export, copy and pull of a tag the
+// repository does not have say so in one line, with the command that
+// lists its tags, not the request's URL and the registry's error code.
+func TestMissingTagSaysNotFound(t *testing.T) {
+	reg := testregistry.NewDistribution(t)
+	seedImage(t, reg, "app/m1", 1)
+	ref := reg.Repo("app/m1") + ":v9"
+	want := "ferry: bundle " + ref + " not found: the repository has no tag v9 (ferry tag list -i " + reg.Repo("app/m1") + " lists them)\n"
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"export", "-b", ref, "-o", filepath.Join(dir, "x.tar.zst")},
+		{"copy", "-b", ref, "--to-repo", reg.Repo("far/m1")},
+		{"pull", "-b", ref, "-o", filepath.Join(dir, "out")},
+	} {
+		r := ferry(t, nil, args...)
+		if r.Code != 1 || r.Stderr != want {
+			t.Errorf("ferry %s: %s\nwant exit 1 and %q", strings.Join(args, " "), r, want)
+		}
+	}
+}
