@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"maps"
 	"slices"
 
@@ -118,6 +119,7 @@ type Head struct {
 // for concurrent use.
 type Reader struct {
 	src    *countingReader // the decompressed tar
+	raw    *countingReader // the bytes given to NewReader, as read
 	closer func()
 	tr     *tar.Reader
 
@@ -165,15 +167,22 @@ type Reader struct {
 // Close releases the decoder; it does not close r.
 func NewReader(r io.Reader, opts ReaderOptions) (*Reader, error) {
 	opts = opts.withDefaults()
-	br := bufio.NewReaderSize(r, 64<<10)
+	raw := &countingReader{r: r}
+	br := bufio.NewReaderSize(raw, 64<<10)
 	magic, err := br.Peek(512)
 	if len(magic) == 0 {
 		if err == nil || err == io.EOF {
-			err = errors.New("empty input")
+			return nil, errors.New("not a ferry archive: empty input")
 		}
-		return nil, fmt.Errorf("archive: %w", err)
+		// The caller names the file; a read's *fs.PathError would name
+		// it again ("read adir: is a directory").
+		if pe, ok := errors.AsType[*fs.PathError](err); ok {
+			return nil, fmt.Errorf("cannot read it: %w", pe.Err)
+		}
+		return nil, fmt.Errorf("cannot read it: %w", err)
 	}
 	ar := &Reader{
+		raw:     raw,
 		offsets: map[v1.Hash]int64{},
 		seen:    map[string]bool{},
 		present: map[v1.Hash]bool{},
@@ -212,7 +221,7 @@ func NewReader(r io.Reader, opts ReaderOptions) (*Reader, error) {
 	case bytes.HasPrefix(magic, []byte("BZh")):
 		return nil, errors.New("archive: bzip2 compression is not supported (zstd, gzip or none)")
 	default:
-		return nil, errors.New("archive: not a ferry archive: neither zstd, gzip nor a tar")
+		return nil, errors.New("not a ferry archive: neither zstd, gzip nor a tar")
 	}
 	ar.src = &countingReader{r: tarStream}
 	ar.tr = tar.NewReader(ar.src)
@@ -283,6 +292,28 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// truncated says where an archive cut short ends, err being the read's
+// io.ErrUnexpectedEOF: inside the last entry or after it, and at which
+// byte of what NewReader was given. Its digest is short; the error
+// matches ErrDamaged.
+func (r *Reader) truncated(err error) error {
+	where := "after"
+	if r.src.n < r.entryEnd {
+		where = "inside"
+	}
+	return r.truncatedAt(where, r.last, err)
+}
+
+// truncatedAt is truncated, cut where ("inside", "after") entry name.
+func (r *Reader) truncatedAt(where, name string, err error) error {
+	last := name
+	if d, ok := parseBlobName(last); ok {
+		last = "blobs/sha256/" + d.Hex[:12]
+	}
+	return damaged(fmt.Errorf("archive truncated %s entry %s (at byte %d of the file, expected more): the copy is incomplete (%s): %w",
+		where, last, r.raw.n, joinHint, err))
+}
+
 // next reads the next tar header and checks what any entry must satisfy:
 // a name of the layout, seen once, a regular file (or one of the two
 // optional directories before the first blob).
@@ -304,6 +335,9 @@ func (r *Reader) next() (*tar.Header, error) {
 	if err != nil {
 		if r.last == "" {
 			return nil, fmt.Errorf("first archive entry: %w", explain(err))
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, r.truncated(err)
 		}
 		return nil, fmt.Errorf("archive entry after %s: %w", r.last, explain(err))
 	}
@@ -809,6 +843,9 @@ func (b *blobReader) Read(p []byte) (int, error) {
 		b.r.bodyBlobs++
 		b.r.bodyBytes += b.size
 		return n, io.EOF
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		b.err = b.r.truncatedAt("inside", b.name, err)
+		return n, b.err
 	case err != nil:
 		b.err = fmt.Errorf("archive entry %s: %w", b.name, explain(err))
 		return n, b.err

@@ -292,17 +292,24 @@ func TestCopyFromASourceThatLostABlobNamesIt(t *testing.T) {
 	root, layer := smallBundle(t, &proxy.Endpoint, nil)
 	// The source loses the layer once the copy has been planned (resolving
 	// never reads an image's layers): gone, or a dropped connection.
-	for _, fault := range []testregistry.Rule{
-		{Method: http.MethodGet, Kind: testregistry.KindBlob, Path: regexp.MustCompile(layer), Fault: testregistry.FaultStatus, Status: http.StatusNotFound},
-		{Method: http.MethodGet, Kind: testregistry.KindBlob, Path: regexp.MustCompile(layer), Fault: testregistry.FaultDrop},
+	// Gone, it is a layer the source no longer has (digest short); a
+	// dropped connection names where it was read from.
+	for _, tc := range []struct {
+		fault testregistry.Rule
+		names string
+	}{
+		{testregistry.Rule{Method: http.MethodGet, Kind: testregistry.KindBlob, Path: regexp.MustCompile(layer), Fault: testregistry.FaultStatus, Status: http.StatusNotFound},
+			"source " + proxy.Host + "/src/app no longer has layer " + layer[:len("sha256:")+12] + " of image "},
+		{testregistry.Rule{Method: http.MethodGet, Kind: testregistry.KindBlob, Path: regexp.MustCompile(layer), Fault: testregistry.FaultDrop},
+			proxy.Host + "/src/app@" + layer},
 	} {
-		proxy.SetRules(fault)
+		proxy.SetRules(tc.fault)
 		dst := testregistry.NewDistribution(t)
 		r := ferry(t, nil, "copy", "-b", root, "--to-repo", dst.Repo("far/release"), "--registry-retry-count", "1")
 		if r.Code != 1 {
 			t.Fatalf("want exit 1: %s", r)
 		}
-		for _, want := range []string{proxy.Host + "/src/app@" + layer, dst.Repo("far/release")} {
+		for _, want := range []string{tc.names, dst.Repo("far/release")} {
 			if !strings.Contains(r.Stderr, want) {
 				t.Errorf("error does not name %s: %s", want, r.Stderr)
 			}

@@ -54,7 +54,7 @@ func TestStreamJoinedOutOfOrderIsNamedCorrupt(t *testing.T) {
 	// Where the misjoined bytes fail depends on the data: a frame the
 	// decompressor refuses (corrupt) or a tar that ends early (truncated);
 	// either way the hint must be there.
-	named := strings.Contains(r.Stderr, "corrupt") || strings.Contains(r.Stderr, "truncated archive")
+	named := strings.Contains(r.Stderr, "corrupt") || strings.Contains(r.Stderr, "archive truncated")
 	if r.Code != 1 || !named || !strings.Contains(r.Stderr, "check their order and that none is missing") {
 		t.Fatalf("import of .001 .003 .002 .004 joined: %s", r)
 	}

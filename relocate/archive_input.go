@@ -124,10 +124,27 @@ func blameVolume(in io.Reader, err error) error {
 		return err
 	}
 	if serr := vs.CheckSums(); serr != nil {
-		return fmt.Errorf("%w (reading it: %w)", serr, err)
+		return sumBlame(serr, err)
 	}
 	return err
 }
+
+// sumBlame is serr, the checksum error of the volume at fault, with err,
+// the read that stopped, after it in parentheses, unless that read stopped
+// at the very mismatch (volumes.Set compares each volume with its line as
+// its end is read): the same thing is not said twice. Both stay wrapped.
+func sumBlame(serr, err error) error {
+	if _, ok := errors.AsType[*volumes.SumError](err); ok {
+		return &blamedVolume{sum: serr, read: err}
+	}
+	return fmt.Errorf("%w (reading it: %w)", serr, err)
+}
+
+// blamedVolume says sum and wraps both errors.
+type blamedVolume struct{ sum, read error }
+
+func (e *blamedVolume) Error() string   { return e.sum.Error() }
+func (e *blamedVolume) Unwrap() []error { return []error{e.sum, e.read} }
 
 // checkTrusted compares with the checksum file that lists the volumes of
 // f, when there is one, the volumes holding the bytes OpenFile trusted

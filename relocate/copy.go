@@ -44,6 +44,11 @@ type CopyOptions struct {
 // is missing.
 func Copy(ctx context.Context, p *Plan, repo name.Repository, opts CopyOptions) (*ImportResult, error) {
 	res, err := runCopy(ctx, p, repo, opts)
+	if g, ok := errors.AsType[*sourceBlobGone](err); ok {
+		// The source's fault, said first: the blobs go before any manifest
+		// or tag.
+		return nil, blobGone(g.b, err, "nothing was tagged at the destination "+repo.String())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("copy to %s: %w", repo, withHTTPStatus(err))
 	}

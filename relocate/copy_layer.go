@@ -35,6 +35,9 @@ func (c *copier) copyBlob(ctx context.Context, dst *destination, b Blob) (bool, 
 		}
 		rc, err := openSource(ctx, dst.client, b)
 		if err != nil {
+			if g := blobGone(b, err, ""); g != nil {
+				err = registry.Permanent(g)
+			}
 			return nil, err
 		}
 		return &progressReader{rc: rc, p: p, rep: dst.rep}, nil

@@ -431,6 +431,9 @@ func export(ctx context.Context, p *Plan, w io.Writer, opts ExportOptions) (res 
 
 func writeBlob(ctx context.Context, aw *archive.Writer, pf *prefetcher, i int, b Blob, rep progress.Reporter, resume resumeFunc) error {
 	rc, err := pf.next(i)
+	if g := blobGone(b, err, "the archive was not completed"); g != nil {
+		return g
+	}
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", b.origin(), err)
 	}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -615,13 +613,8 @@ func (dst *destination) check() error {
 // to one of these). Import and copy check it before they change
 // anything; a caller may check it before it resolves what to copy.
 func CheckLockOutput(path string) error {
-	dir := filepath.Dir(path)
-	fi, err := os.Stat(dir)
-	if err != nil {
+	if err := atomicfile.CheckDir(path); err != nil {
 		return fmt.Errorf("lock output %s: %w", path, err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("lock output %s: %s is not a directory", path, dir)
 	}
 	if _, err := atomicfile.Target(path); err != nil {
 		return fmt.Errorf("lock output %s: %w", path, err)

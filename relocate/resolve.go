@@ -19,6 +19,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/parallel"
 	"github.com/ferry-dev/ferry/internal/progress"
+	"github.com/ferry-dev/ferry/internal/regerr"
 	"github.com/ferry-dev/ferry/internal/registry"
 	"github.com/ferry-dev/ferry/lock"
 	"github.com/ferry-dev/ferry/tags"
@@ -377,6 +378,12 @@ func (e *heldError) Error() string {
 
 // wantError names the reference that failed and what refers to it.
 func wantError(w want, err error) error {
+	if _, ok := errors.AsType[*regerr.NotFoundError](err); ok {
+		return err
+	}
+	if regerr.IsManifestNotFound(err) {
+		return wantNotFound(w, err)
+	}
 	switch w.kind {
 	case wantRootBundle:
 		return fmt.Errorf("resolve bundle %s: %w", w.original, err)
@@ -384,6 +391,19 @@ func wantError(w want, err error) error {
 		return fmt.Errorf("resolve image %s: %w", w.original, err)
 	default:
 		return fmt.Errorf("resolve %s (locked by %s): %w", w.original, w.lockedBy, err)
+	}
+}
+
+// wantNotFound says in plain words that the registry has no manifest for
+// w, wrapping its answer.
+func wantNotFound(w want, err error) error {
+	switch w.kind {
+	case wantRootBundle:
+		return regerr.NotFound("bundle", w.ref, "", err)
+	case wantRootImage:
+		return regerr.NotFound("image", w.ref, "", err)
+	default:
+		return regerr.NotFound("image", w.ref, w.lockedBy, err)
 	}
 }
 
@@ -508,6 +528,9 @@ func (r *resolver) resolveLockImage(ctx context.Context, w want, ref name.Digest
 		return desc, ref, viaFallback, nil
 	case err == nil:
 		return desc, ref, viaOriginal, nil
+	case inErr != nil && regerr.IsManifestNotFound(inErr) && regerr.IsManifestNotFound(err):
+		return nil, name.Digest{}, 0, &regerr.NotFoundError{What: "image", Ref: ref, LockedBy: w.lockedBy,
+			Elsewhere: "the repository " + w.bundleRepo.String() + " the bundle was relocated to", Err: err}
 	case inErr != nil:
 		return nil, name.Digest{}, 0, fmt.Errorf("not in the repository %s the bundle was relocated to (%v), nor at its original reference: %w", w.bundleRepo, inErr, err)
 	}

@@ -139,7 +139,7 @@ func VerifyFile(ctx context.Context, path string, opts VerifyOptions) (*VerifyRe
 			// The read stopped at the damage, maybe before the end of
 			// the volume that holds it: name that volume if its sum says.
 			if serr := vs.CheckSums(); serr != nil {
-				return res, fmt.Errorf("verify %s: %w (reading it: %v)", path, serr, err)
+				return res, fmt.Errorf("verify %s: %w", path, sumBlame(serr, err))
 			}
 		}
 		return res, fmt.Errorf("verify %s: %w", path, err)

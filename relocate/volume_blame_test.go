@@ -12,14 +12,14 @@ import (
 	"github.com/ferry-dev/ferry/relocate"
 )
 
-// A volume damaged in place keeps its size and every frame start, so the
-// set passes the checks made before anything is read; the blob read
-// through the damage fails. Its checksum line then names the volume, for
-// an import and for a re-pack (export --from-tar) alike.
-func TestReadingDamagedVolumesNamesTheVolume(t *testing.T) {
+// splitSource exports a source with a 2 MiB layer into volumes of 256 KiB
+// named after name, with their checksum file, and returns the archive's
+// path and its volumes.
+func splitSource(t *testing.T, name string) (string, []volumes.Volume) {
+	t.Helper()
 	src := impNewSource(t, 2<<20)
 	data := src.export(t)
-	path := filepath.Join(t.TempDir(), "release.tar.zst")
+	path := filepath.Join(t.TempDir(), name)
 	w, err := volumes.Create(path, 256<<10)
 	if err != nil {
 		t.Fatal(err)
@@ -31,6 +31,15 @@ func TestReadingDamagedVolumesNamesTheVolume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return path, vols
+}
+
+// A volume damaged in place keeps its size and every frame start, so the
+// set passes the checks made before anything is read; the blob read
+// through the damage fails. Its checksum line then names the volume, for
+// an import and for a re-pack (export --from-tar) alike.
+func TestReadingDamagedVolumesNamesTheVolume(t *testing.T) {
+	path, vols := splitSource(t, "release.tar.zst")
 	// The 2 MiB layer of random bytes fills the middle volumes.
 	bad := len(vols) / 2
 	vpath := volumes.Name(path, bad)

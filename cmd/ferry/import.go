@@ -1,10 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-dev/ferry/relocate"
@@ -113,13 +116,25 @@ func runImport(c *cli.Context) error {
 		Operation: command,
 	})
 	if err != nil {
-		source := file
-		if file == "-" {
-			source = "standard input"
-		}
-		return fmt.Errorf("%s: %w", source, explain(reg, err, to))
+		return importError(file, explain(reg, err, to))
 	}
 	return printImportResult(out, command, res, c.String("lock-output"))
+}
+
+// importError names the archive file in front of err only when err is
+// about the archive: a registry's answer, or a failure to reach one, is
+// about the destination, which Import's message names already.
+func importError(file string, err error) error {
+	var te *transport.Error
+	var ue *url.Error
+	if errors.As(err, &te) || errors.As(err, &ue) {
+		return err
+	}
+	source := file
+	if file == "-" {
+		source = "standard input"
+	}
+	return fmt.Errorf("%s: %w", source, err)
 }
 
 // noMountFlag is --no-mount, of import and copy --tar.

@@ -208,6 +208,36 @@ func CreateName(path string) (*File, error) {
 	return create(path, path)
 }
 
+// CheckDir reports, as Create does before it creates anything, whether a
+// file can go at path: path names a file, and the directory it goes into
+// exists. Its errors do not name path ("directory nodir/ does not exist"):
+// the caller does.
+func CheckDir(path string) error {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	if base == "" || base == "." || base == ".." {
+		return errors.New("not a file name")
+	}
+	// Without its trailing separator: "f/" of a file f would be ENOTDIR.
+	// (Not Clean: "link/../" is where link leads, not ".".)
+	at := strings.TrimRight(dir, string(filepath.Separator))
+	if at == "" {
+		at = dir
+	}
+	fi, err := os.Stat(at)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("directory %s does not exist", dir)
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	return nil
+}
+
 // create is Create of path, which Target returned for asked (named in
 // errors).
 func create(path, asked string) (*File, error) {
@@ -215,17 +245,8 @@ func create(path, asked string) (*File, error) {
 	if dir == "" {
 		dir = "."
 	}
-	if base == "" || base == "." || base == ".." {
-		return nil, fmt.Errorf("create %s: not a file name", asked)
-	}
-	fi, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("create %s: directory %s does not exist", asked, dir)
-	case err != nil:
+	if err := CheckDir(path); err != nil {
 		return nil, fmt.Errorf("create %s: %w", asked, err)
-	case !fi.IsDir():
-		return nil, fmt.Errorf("create %s: %s is not a directory", asked, dir)
 	}
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return nil, fmt.Errorf("create %s: is a directory", asked)

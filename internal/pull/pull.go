@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -113,7 +114,7 @@ func Pull(ctx context.Context, ref name.Reference, dir string, opts Options) (*R
 	if err != nil {
 		// Before extraction began, the directory is untouched.
 		if p.clear != nil {
-			return nil, fmt.Errorf("pull %s: %w", ref, err)
+			return nil, pullError(ref, err)
 		}
 		// Once it began, only what this pull created is removed, newest
 		// first: another pull into the same directory, or a file the user
@@ -128,9 +129,49 @@ func Pull(ctx context.Context, ref name.Reference, dir string, opts Options) (*R
 		} else if holdsSomething(dir) {
 			err = errors.Join(err, fmt.Errorf("left in %s what this pull did not write (another pull into it, or files put there meanwhile), and the directories that hold it", dir))
 		}
-		return nil, fmt.Errorf("pull %s: %w", ref, err)
+		return nil, pullError(ref, err)
 	}
 	return res, nil
+}
+
+// namedError is an error whose text begins with the reference pulled.
+type namedError struct{ error }
+
+func (e namedError) Unwrap() error { return e.error }
+
+// pullError names ref in front of err, unless err names it already.
+func pullError(ref name.Reference, err error) error {
+	switch err.(type) {
+	case namedError, *regerr.NotFoundError:
+		return err
+	}
+	return fmt.Errorf("pull %s: %w", ref, err)
+}
+
+// indexError refuses an image index: a bundle is never one, and ferry
+// pulls one image, not a platform it would have to pick. It lists the
+// index's images, by full reference, for -i.
+func indexError(ref name.Reference, desc *remote.Descriptor, wantBundle bool) error {
+	if wantBundle {
+		return namedError{fmt.Errorf("%s is an image index (%s), not a bundle", ref, desc.MediaType)}
+	}
+	var pick []string
+	if idx, err := desc.ImageIndex(); err == nil {
+		if im, err := idx.IndexManifest(); err == nil {
+			for _, m := range im.Manifests {
+				p := "unknown platform"
+				if m.Platform != nil {
+					p = m.Platform.String()
+				}
+				pick = append(pick, fmt.Sprintf("%s@%s (%s)", ref.Context().Name(), m.Digest, p))
+			}
+		}
+	}
+	msg := fmt.Sprintf("%s is an image index (%s): ferry pulls one image and does not pick a platform; pull one of its images with -i", ref, desc.MediaType)
+	if len(pick) > 0 {
+		msg += ": " + strings.Join(pick, ", ")
+	}
+	return namedError{errors.New(msg)}
 }
 
 // missingDirs lists dir and those of its parents that do not exist, deepest
@@ -230,7 +271,18 @@ func nonEmpty(f *os.File, err error) bool {
 func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantBundle bool) (*Result, error) {
 	rep := p.opts.Reporter
 	rep.Start("pull: fetching "+ref.String(), 0)
-	img, err := remote.Image(ref, p.opts.Remote...)
+	what := "image"
+	if wantBundle {
+		what = "bundle"
+	}
+	desc, err := remote.Get(ref, p.opts.Remote...)
+	if err != nil {
+		return nil, regerr.NotFound(what, ref, "", err)
+	}
+	if desc.MediaType.IsIndex() {
+		return nil, indexError(ref, desc, wantBundle)
+	}
+	img, err := desc.Image()
 	if err != nil {
 		return nil, err
 	}
@@ -246,9 +298,9 @@ func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantB
 	isBundle := bundle.IsBundle(cfg)
 	switch {
 	case wantBundle && !isBundle:
-		return nil, fmt.Errorf("%s is not a bundle (its config has no %q label); use -i to pull a plain image", ref, bundle.LabelKey)
+		return nil, namedError{fmt.Errorf("%s is not a bundle (its config has no %q label); use -i to pull a plain image", ref, bundle.LabelKey)}
 	case !wantBundle && isBundle:
-		return nil, fmt.Errorf("%s is a bundle; use -b to pull a bundle", ref)
+		return nil, namedError{fmt.Errorf("%s is a bundle; use -b to pull a bundle", ref)}
 	}
 	layers, err := img.Layers()
 	if err != nil {

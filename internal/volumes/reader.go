@@ -519,8 +519,20 @@ func (s *Set) CheckSum(i int) error {
 // sumError names volume i, whose sha256 is sum and not its line's.
 func (s *Set) sumError(i int, sum string) error {
 	v := s.vols[i]
-	return fmt.Errorf("volume %s (%s) has sha256 %s, %s says %s: damaged, out of order, or from another export",
-		Suffix(i+1), v.path, sum, filepath.Base(s.sidecar), v.want)
+	return &SumError{Volume: Suffix(i + 1), Path: v.path, Got: sum, Want: v.want, Sidecar: filepath.Base(s.sidecar)}
+}
+
+// SumError is a volume whose sha256 is not the one its checksum file's
+// line gives: damaged, out of order, or from another export.
+type SumError struct {
+	// Volume is its suffix (.002), Path its file, Sidecar the checksum
+	// file's name; Got and Want are hex sha256 sums.
+	Volume, Path, Got, Want, Sidecar string
+}
+
+func (e *SumError) Error() string {
+	return fmt.Sprintf("volume %s (%s) has sha256 %s, %s says %s: damaged, out of order, or from another export",
+		e.Volume, e.Path, e.Got, e.Sidecar, e.Want)
 }
 
 // Close closes the volumes' files. The Set must not be read afterwards.
