@@ -124,9 +124,9 @@ type ExportResult struct {
 // (volumes.CheckNames). So is one that would write or replace a file one
 // of opts.Since was read from (ErrOutputIsABase). A path that is a device, a named pipe or a socket,
 // or a symbolic link to one, is refused (atomicfile.ErrNotRegular): a
-// stream there is for Export. A symbolic link to a file (or to a name
-// not yet taken) is followed: the archive, its volumes and its checksum
-// file are written where it leads (atomicfile.Target). The CLI calls it
+// stream there is for Export. A symbolic link to a file is followed: the
+// archive, its volumes and its checksum file are written where it leads
+// (atomicfile.Target); a link that leads nowhere is refused. The CLI calls it
 // before Resolve, so that a typo in -o fails before anything is fetched;
 // ExportFile checks again, for real, when it starts.
 func CheckExportPath(path string, opts ExportOptions) error {
@@ -172,9 +172,14 @@ func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (
 	if err != nil {
 		return nil, fmt.Errorf("export to %s: %w", path, err)
 	}
+	// Errors name the path as given, and where a link led.
+	name := path
+	if target != path {
+		name = path + " (a link to " + target + ")"
+	}
 	path = target
 	if err := checkNotABase(path, opts.Since); err != nil {
-		return nil, fmt.Errorf("export to %s: %w", path, err)
+		return nil, fmt.Errorf("export to %s: %w", name, err)
 	}
 	// What an export to path killed for good left (SIGKILL, a second
 	// signal, a crash) would only take up the disk this one needs. It
@@ -187,21 +192,21 @@ func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (
 	}
 	f, err := atomicfile.Create(path)
 	if err != nil {
-		return nil, fmt.Errorf("export to %s: %w", path, err)
+		return nil, fmt.Errorf("export to %s: %w", name, err)
 	}
 	if err := volumes.CheckNames(path, false); err != nil {
 		f.Abort()
-		return nil, fmt.Errorf("export to %s: %w", path, err)
+		return nil, fmt.Errorf("export to %s: %w", name, err)
 	}
 	res, idle, err := export(ctx, p, opts.wrapFile(f), opts)
 	if err != nil {
 		abortWhenIdle(f, idle)
-		return nil, fmt.Errorf("export to %s: %w", path, withHTTPStatus(err))
+		return nil, fmt.Errorf("export to %s: %w", name, withHTTPStatus(err))
 	}
 	sum, err := hex.DecodeString(res.SHA256)
 	if err != nil {
 		f.Abort()
-		return nil, fmt.Errorf("export to %s: %w", path, err)
+		return nil, fmt.Errorf("export to %s: %w", name, err)
 	}
 	// Archive and checksum are put in place together, under a lock, so
 	// that two exports to one path never leave one's checksum beside the
@@ -209,7 +214,7 @@ func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (
 	// name go with the archive it replaces.
 	warnings, err := volumes.Put(path, []*atomicfile.File{f}, []atomicfile.Checksum{{Path: path, Sum: sum}})
 	if err != nil {
-		return nil, fmt.Errorf("export to %s: %w", path, err)
+		return nil, fmt.Errorf("export to %s: %w", name, err)
 	}
 	warnAll(opts.Reporter, warnings)
 	res.Path = path

@@ -31,7 +31,6 @@ func Open(ctx context.Context, path string) (*os.File, error) {
 		return nil, err
 	}
 	stop := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
 	var perr error
 	err = rc.Read(func(fd uintptr) bool {
 		// Ready once it has bytes, or its writer has ended (POLLHUP,
@@ -52,6 +51,12 @@ func Open(ctx context.Context, path string) (*os.File, error) {
 	if err == nil {
 		err = perr
 	}
+	// stop false: ctx ended and the deadline is set (or being set), even
+	// if the writer came first; the file would then fail its first Read
+	// with a timeout, which says nothing of the cause. ctx's error does.
+	if !stop() && err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
 		f.Close()
 		if cerr := ctx.Err(); cerr != nil {
@@ -59,8 +64,7 @@ func Open(ctx context.Context, path string) (*os.File, error) {
 		}
 		return nil, err
 	}
-	// Should ctx end from here on, the deadline may be set or not: a
-	// caller whose reads must end with ctx (relocate's readCtx) sets its
-	// own, and says ctx.Err() either way.
+	// Should ctx end from here on, no deadline is set: a caller whose
+	// reads must end with ctx (relocate's readCtx) sets its own.
 	return f, nil
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/relocate"
 )
@@ -77,7 +78,13 @@ func CheckArchiveOutsideInputs(archive string, dirs []string, exclusions []strin
 	for _, e := range exclusions {
 		excluded[path.Clean(filepath.ToSlash(e))] = true
 	}
-	out := resolved(filepath.Dir(archive))
+	// The archive lands where a symbolic link at its name leads
+	// (atomicfile.Target): that place, not the name, must be outside.
+	target, err := atomicfile.Target(archive)
+	if err != nil {
+		return err
+	}
+	out := resolved(filepath.Dir(target))
 	for _, dir := range dirs {
 		if info, err := os.Stat(dir); err != nil || !info.IsDir() {
 			continue // the build says what is wrong with it

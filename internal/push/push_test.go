@@ -374,6 +374,18 @@ func TestArchiveInsideAnInputDirectoryIsRefused(t *testing.T) {
 	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The archive is written where a link at its name leads
+	// (atomicfile.Target): a link outside leading inside is refused, a
+	// link inside leading outside is not.
+	intoDir, outOfDir := filepath.Join(outside, "into.tar.zst"), filepath.Join(dir, "out", "away.tar.zst")
+	for link, to := range map[string]string{intoDir: filepath.Join(dir, "o.tar.zst"), outOfDir: filepath.Join(outside, "away.tar.zst")} {
+		if err := os.WriteFile(to, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(to, link); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, tc := range []struct {
 		name       string
 		archive    string
@@ -387,6 +399,8 @@ func TestArchiveInsideAnInputDirectoryIsRefused(t *testing.T) {
 		{name: "input named through a link", archive: filepath.Join(dir, "o.tar.zst"), dirs: []string{link}, refused: true},
 		{name: "exclusions given replace .git", archive: filepath.Join(dir, ".git", "o.tar.zst"), dirs: []string{dir}, exclusions: []string{"out"}, refused: true},
 		{name: "outside", archive: filepath.Join(outside, "o.tar.zst"), dirs: []string{dir}},
+		{name: "a link outside leading inside", archive: intoDir, dirs: []string{dir}, refused: true},
+		{name: "a link inside leading outside", archive: outOfDir, dirs: []string{dir}},
 		{name: "beside a file given as an input", archive: filepath.Join(outside, "o.tar.zst"), dirs: []string{file}},
 		{name: "in .git, left out by default", archive: filepath.Join(dir, ".git", "o.tar.zst"), dirs: []string{dir}},
 		{name: "in an excluded directory", archive: filepath.Join(dir, "out", "o.tar.zst"), dirs: []string{dir}, exclusions: []string{"out"}},

@@ -96,18 +96,31 @@ func Create(path string, size int64) (*Writer, error) {
 func (w *Writer) next() error {
 	i := len(w.done) + 1
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.unlinked {
-		return errors.New("split: aborted")
+	unlinked := w.unlinked
+	w.mu.Unlock()
+	if unlinked {
+		return errSplitAborted
 	}
+	// Created without holding mu: on a stalled disk the create may block,
+	// and Unlink, which takes mu, must not wait for it.
 	f, err := atomicfile.CreateName(Name(w.path, i))
 	if err != nil {
 		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.unlinked {
+		// Unlink ran meanwhile: this file is not among those it removed.
+		f.Abort()
+		return errSplitAborted
 	}
 	w.files = append(w.files, f)
 	w.cur, w.curN = f, 0
 	return nil
 }
+
+// errSplitAborted is what a Writer says once Unlink has run.
+var errSplitAborted = errors.New("split: aborted")
 
 // Unlink removes the temporary files of the volumes at once, before
 // Abort: unlike every other method it may be called while a Write is in
