@@ -79,10 +79,12 @@ func CheckArchiveOutsideInputs(archive string, dirs []string, exclusions []strin
 		excluded[path.Clean(filepath.ToSlash(e))] = true
 	}
 	// The archive lands where a symbolic link at its name leads
-	// (atomicfile.Target): that place, not the name, must be outside.
+	// (atomicfile.Target): that place, not the name, must be outside. A
+	// name Target refuses is left to the export's own check, which says
+	// what to do instead.
 	target, err := atomicfile.Target(archive)
 	if err != nil {
-		return err
+		return nil
 	}
 	out := resolved(filepath.Dir(target))
 	for _, dir := range dirs {
