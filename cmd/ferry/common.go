@@ -208,7 +208,7 @@ func parseLabels(kvs []string) (map[string]string, error) {
 }
 
 // explain turns registry errors into ones that tell the user what to do,
-// knowing the registry options the command used (see regopts.Explain).
+// knowing the registry options the command used (see regopts.Options.Explain).
 func explain(reg regopts.Options, err error, ref string) error {
 	if err == nil {
 		return nil

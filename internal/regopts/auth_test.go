@@ -157,7 +157,7 @@ func TestTokenIsSentAsBearerAndNeverLeaked(t *testing.T) {
 	if !slices.Contains(rec.authorizations(), "Bearer "+token) {
 		t.Errorf("registry never saw the bearer token; saw %q", rec.authorizations())
 	}
-	if strings.Contains(err.Error(), token) || strings.Contains(Explain(err, ref).Error(), token) {
+	if strings.Contains(err.Error(), token) || strings.Contains((Options{}).Explain(err, ref).Error(), token) {
 		t.Errorf("error leaks the token: %v", err)
 	}
 }

@@ -18,10 +18,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
-// Explain is Options{}.Explain: the explanation given when nothing is
-// known of the options the failed operation used.
-func Explain(err error, ref string) error { return Options{}.Explain(err, ref) }
-
 // Explain turns the registry failures users can fix themselves (refused
 // credentials, an untrusted certificate, an unreachable host) into a message
 // saying what to do, given the options the failed operation used (which

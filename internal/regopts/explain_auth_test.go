@@ -73,7 +73,7 @@ func TestExplainSaysWhichCredentialsWereRefused(t *testing.T) {
 		if err == nil {
 			t.Fatal("Head succeeded")
 		}
-		msg := Explain(err, ref).Error()
+		msg := (Options{}).Explain(err, ref).Error()
 		wantAll(t, msg, "refused the credentials for "+host+" in "+filepath.Join(os.Getenv("DOCKER_CONFIG"), "config.json"))
 		if strings.Contains(msg, wrong) || strings.Contains(msg, basicValue(testUser+":"+wrong)) {
 			t.Errorf("Explain leaks the password: %q", msg)

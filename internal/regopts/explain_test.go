@@ -36,7 +36,7 @@ func TestExplainDenied(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = remote.Get(r, opts...)
-	explained := Explain(err, ref)
+	explained := Options{}.Explain(err, ref)
 	msg := explained.Error()
 	for _, want := range []string{"registry " + host + " refused access for " + ref, "--registry-username", "docker login " + host} {
 		if !strings.Contains(msg, want) {
@@ -62,7 +62,7 @@ func TestExplainConnectionRefused(t *testing.T) {
 	if err == nil {
 		t.Fatal("Head against a closed port succeeded")
 	}
-	explained := Explain(err, ref)
+	explained := Options{}.Explain(err, ref)
 	if want := "cannot reach registry " + host; !strings.Contains(explained.Error(), want) {
 		t.Errorf("Explain = %q, want it to contain %q", explained, want)
 	}
@@ -72,22 +72,22 @@ func TestExplainConnectionRefused(t *testing.T) {
 }
 
 func TestExplainLeavesOtherErrorsAlone(t *testing.T) {
-	if Explain(nil, "example.com/a:b") != nil {
+	if (Options{}).Explain(nil, "example.com/a:b") != nil {
 		t.Error("Explain(nil) != nil")
 	}
 	other := errors.New("manifest has no layers")
-	if got := Explain(other, "example.com/a:b"); got != other {
+	if got := (Options{}).Explain(other, "example.com/a:b"); got != other {
 		t.Errorf("Explain(%v) = %v, want it unchanged", other, got)
 	}
 	notFound := &transport.Error{StatusCode: http.StatusNotFound}
-	if got := Explain(notFound, "example.com/a:b"); got != error(notFound) {
+	if got := (Options{}).Explain(notFound, "example.com/a:b"); got != error(notFound) {
 		t.Errorf("Explain(404) = %v, want it unchanged", got)
 	}
 }
 
 func TestExplainNamesDockerHubForShortNames(t *testing.T) {
 	err := &transport.Error{StatusCode: http.StatusUnauthorized}
-	msg := Explain(err, "library/nginx:1.27").Error()
+	msg := Options{}.Explain(err, "library/nginx:1.27").Error()
 	if want := "registry " + name.DefaultRegistry + " refused"; !strings.Contains(msg, want) {
 		t.Errorf("Explain = %q, want it to contain %q", msg, want)
 	}
@@ -120,8 +120,8 @@ func TestNameOptions(t *testing.T) {
 
 func TestExplainSaysItOnce(t *testing.T) {
 	err := &transport.Error{StatusCode: http.StatusUnauthorized}
-	once := Explain(err, "example.com/a:b")
-	twice := Explain(once, "example.com/a:b")
+	once := Options{}.Explain(err, "example.com/a:b")
+	twice := Options{}.Explain(once, "example.com/a:b")
 	if twice.Error() != once.Error() {
 		t.Errorf("explaining twice changed the message:\n%s\n%s", once, twice)
 	}

@@ -75,7 +75,7 @@ func TestExplainStorageRefusingARedirectedDownload(t *testing.T) {
 		rc.Close()
 		t.Fatal("download from a storage answering 403 succeeded")
 	}
-	msg := Explain(err, ref).Error()
+	msg := (Options{}).Explain(err, ref).Error()
 	for _, want := range []string{"registry " + host + " redirected the download", "to its storage " + storageHost + ", which refused it"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("Explain = %q, missing %q", msg, want)
@@ -87,7 +87,7 @@ func TestExplainStorageRefusingARedirectedDownload(t *testing.T) {
 		}
 	}
 	var te *transport.Error
-	if !errors.As(Explain(err, ref), &te) || te.StatusCode != http.StatusForbidden {
+	if !errors.As((Options{}).Explain(err, ref), &te) || te.StatusCode != http.StatusForbidden {
 		t.Errorf("Explain lost the 403 transport.Error: %v", err)
 	}
 }

@@ -55,7 +55,7 @@ func TestUntrustedCertificateIsACertificateError(t *testing.T) {
 	if msg := err.Error(); !strings.Contains(msg, "x509") && !strings.Contains(msg, "certificate") {
 		t.Fatalf("error %q does not mention the certificate", msg)
 	}
-	msg := Explain(err, ref).Error()
+	msg := (Options{}).Explain(err, ref).Error()
 	for _, want := range []string{"TLS certificate of registry " + host, "--registry-ca-cert-path", "--registry-insecure"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("Explain = %q, missing %q", msg, want)
@@ -63,7 +63,7 @@ func TestUntrustedCertificateIsACertificateError(t *testing.T) {
 	}
 	// Its cause is the certificate's error, not the https and plain-http
 	// attempts go-containerregistry's ping joins.
-	if cause := Explain(err, ref).(Explained).Cause().Error(); !strings.Contains(cause, "x509: certificate signed by unknown authority") || strings.Contains(cause, "http://") {
+	if cause := (Options{}).Explain(err, ref).(Explained).Cause().Error(); !strings.Contains(cause, "x509: certificate signed by unknown authority") || strings.Contains(cause, "http://") {
 		t.Errorf("Cause = %q, want the certificate's error alone", cause)
 	}
 }

@@ -83,16 +83,6 @@ func PrepareDir(dir string, replace bool) error {
 	if err := refuseDangerous(dir); err != nil {
 		return err
 	}
-	return RemoveContents(dir)
-}
-
-// RemoveContents empties dir, as PrepareDir does when replacing, but without
-// its refusal of the filesystem root or of a directory holding the current
-// one. It is for a caller that found dir empty (or created it) and filled it
-// itself, so that everything in it is the caller's own: a failed pull into
-// "." must take back what it wrote there, where replacing "." is a typing
-// mistake to refuse.
-func RemoveContents(dir string) error {
 	if err := removeContents(dir); err != nil {
 		return fmt.Errorf("output directory %s: remove contents: %w", dir, err)
 	}

@@ -110,21 +110,6 @@ func TestRefuseDangerousRoot(t *testing.T) {
 	}
 }
 
-// A pull that filled "." itself takes its files back: RemoveContents skips
-// the refusal that PrepareDir's replace makes for the current directory.
-func TestRemoveContentsEmptiesTheCurrentDirectory(t *testing.T) {
-	parent, out := workspace(t)
-	must(t, os.MkdirAll(filepath.Join(out, ".imgpkg"), 0o755))
-	must(t, os.WriteFile(filepath.Join(out, ".imgpkg", "images.yml"), []byte("l"), 0o600))
-	must(t, os.WriteFile(filepath.Join(out, "good.txt"), []byte("g"), 0o600))
-	t.Chdir(out)
-	if err := RemoveContents("."); err != nil {
-		t.Fatal(err)
-	}
-	assertNames(t, out)
-	assertNames(t, parent, "out")
-}
-
 func TestResetDir(t *testing.T) {
 	parent, out := workspace(t)
 	// A tree with a read-only directory, and a file where a directory goes.
