@@ -39,7 +39,9 @@ func (s *blobStore) blobOpener(blobs []Blob) blobOpener {
 		i := index[b.Digest]
 		s.mu.Lock()
 		s.fetches[i]++
-		if s.failFirst[i] && s.fetches[i] == 1 {
+		first := s.fetches[i] == 1
+		cut := s.cutFirst[i] && first
+		if s.failFirst[i] && first {
 			s.mu.Unlock()
 			return nil, fmt.Errorf("blob %d: transient failure", i)
 		}
@@ -55,7 +57,7 @@ func (s *blobStore) blobOpener(blobs []Blob) blobOpener {
 			return nil, ctx.Err()
 		}
 		r := io.Reader(bytes.NewReader(s.data[i]))
-		if s.cutFirst[i] && s.fetches[i] == 1 {
+		if cut {
 			half := s.data[i][:len(s.data[i])/2]
 			r = io.MultiReader(bytes.NewReader(half), iotest.ErrReader(io.ErrUnexpectedEOF))
 		}
@@ -176,8 +178,11 @@ func TestPrefetcherFetchesAgainABlobCutShort(t *testing.T) {
 	if err != nil || !bytes.Equal(got, s.data[1]) {
 		t.Errorf("blob 1: %d bytes (%v), want its %d", len(got), err, len(s.data[1]))
 	}
-	if s.fetches[1] != 2 {
-		t.Errorf("blob 1 fetched %d times, want 2", s.fetches[1])
+	s.mu.Lock()
+	fetches := s.fetches[1]
+	s.mu.Unlock()
+	if fetches != 2 {
+		t.Errorf("blob 1 fetched %d times, want 2", fetches)
 	}
 }
 
