@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -18,15 +19,17 @@ import (
 // starts: after the probe read the destination's tags, before the commit.
 type startHook struct {
 	impRecorder
+	once sync.Once // Reporters may be called from any goroutine
 	hook func()
 }
 
 func (r *startHook) Start(phase string, total int64) {
 	r.impRecorder.Start(phase, total)
-	if h := r.hook; h != nil {
-		r.hook = nil
-		h()
-	}
+	r.once.Do(func() {
+		if r.hook != nil {
+			r.hook()
+		}
+	})
 }
 
 // Another import writes the original tag while this one uploads: the probe

@@ -409,6 +409,7 @@ func cpCutAndCopy(t *testing.T, dst *impDest, remoteOpts []remote.Option) {
 	if _, err := relocate.Copy(context.Background(), p, dst.repo, opts); err != nil {
 		t.Fatal(err)
 	}
+	reg.Settle()
 	if n := cpBlobGets(reg.Requests(), big.Digest); n != 3 {
 		t.Errorf("the cut blob was downloaded %d times, want 3 (two cut, one whole)", n)
 	}

@@ -388,18 +388,11 @@ func TestExportFetchesEachBlobOnce(t *testing.T) {
 	if _, err := Export(context.Background(), p, io.Discard, ExportOptions{Remote: w.opts}); err != nil {
 		t.Fatal(err)
 	}
-	// The registry records a request once its handler returns, which may
-	// be a moment after the client read the last byte.
-	var got map[string]int
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		got = map[string]int{}
-		for _, r := range w.reg.Requests() {
-			if r.Method == http.MethodGet && r.Kind == testregistry.KindBlob {
-				got[r.Ref]++
-			}
-		}
-		if len(got) >= len(p.Blobs)-len(p.Cached) || time.Now().After(deadline) {
-			break
+	w.reg.Settle()
+	got := map[string]int{}
+	for _, r := range w.reg.Requests() {
+		if r.Method == http.MethodGet && r.Kind == testregistry.KindBlob {
+			got[r.Ref]++
 		}
 	}
 	for _, b := range p.Blobs {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ferry-dev/ferry/fixtures"
@@ -66,12 +67,15 @@ func checkReleased(t *testing.T, p *Plan, dir string) {
 // cancelAt cancels the export once n bytes are reported written.
 type cancelAt struct {
 	progress.Nop
+	mu      sync.Mutex // Reporters may be called from any goroutine
 	n, seen int64
 	cancel  func()
 	at      func()
 }
 
 func (c *cancelAt) Add(n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.seen += n
 	if c.seen >= c.n && c.cancel != nil {
 		c.at()

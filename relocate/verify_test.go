@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -211,11 +212,14 @@ func writeManyBundlesArchive(t *testing.T, path string, n, layerSize int) int64 
 // every MiB of progress: the most verify held at once while reading.
 type heapPeak struct {
 	progress.Nop
+	mu         sync.Mutex // Reporters may be called from any goroutine
 	done, next int64
 	peak       uint64
 }
 
 func (h *heapPeak) Add(n int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	h.done += n
 	if h.done < h.next {
 		return

@@ -264,23 +264,33 @@ func (l smallSendBuffers) Accept() (net.Conn, error) {
 // do sends a request and returns the response with its body read.
 func do(t *testing.T, method, url string, header map[string]string) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, url, nil)
+	resp, body, err := tryDo(t.Context(), method, url, header)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return resp, body
+}
+
+// tryDo is do for a goroutine other than the test's, which must not call
+// t.Fatal.
+func tryDo(ctx context.Context, method, url string, header map[string]string) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		return nil, nil, err
 	}
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: reading the body: %v", method, url, err)
+		return nil, nil, fmt.Errorf("%s %s: reading the body: %w", method, url, err)
 	}
-	return resp, body
+	return resp, body, nil
 }
 
 // wantError checks that a response is the spec's error document with code.

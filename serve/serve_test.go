@@ -175,7 +175,11 @@ func TestConcurrentFirstRequestsShareOneVerification(t *testing.T) {
 			if i%2 == 1 {
 				h["Range"] = "bytes=4000000-"
 			}
-			resp, body := do(t, http.MethodGet, blobURL, h)
+			resp, body, err := tryDo(t.Context(), http.MethodGet, blobURL, h)
+			if err != nil {
+				t.Errorf("request %d: %v", i, err)
+				return
+			}
 			want := s.big
 			if i%2 == 1 {
 				want = s.big[4000000:]

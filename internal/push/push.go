@@ -124,12 +124,23 @@ func write(ref name.Tag, img v1.Image, ropts []remote.Option, rep progress.Repor
 	}
 	rep.Start("push", blobs)
 	updates := make(chan v1.Update, 16)
+	quit := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		var sent int64
 		manifest := false
-		for u := range updates {
+		for {
+			var u v1.Update
+			select {
+			case <-quit:
+				return
+			case v, ok := <-updates:
+				if !ok {
+					return
+				}
+				u = v
+			}
 			if c := min(u.Complete, blobs); c > sent {
 				rep.Add(c - sent)
 				sent = c
@@ -142,13 +153,15 @@ func write(ref name.Tag, img v1.Image, ropts []remote.Option, rep progress.Repor
 			}
 		}
 	}()
-	if err := remote.Write(ref, img, append(ropts, remote.WithProgress(updates))...); err != nil {
-		// The channel is closed too, unless the options were refused
-		// before any write: then nothing more is reported either way.
-		return err
+	err := remote.Write(ref, img, append(ropts, remote.WithProgress(updates))...)
+	if err != nil {
+		// go-containerregistry leaves the channel open when it refuses
+		// the options before writing; either way nothing may report
+		// once Push has returned (its caller ends the phase then).
+		close(quit)
 	}
 	<-done
-	return nil
+	return err
 }
 
 // checkTag refuses a tag of the shape of one that names a manifest by its

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"sync"
+	"time"
 )
 
 // Kind is what a registry API request addresses, derived from its path.
@@ -120,13 +121,25 @@ func classify(path string) (kind Kind, repo, ref string) {
 type recorder struct {
 	mu  sync.Mutex
 	log []Request
+	// inflight counts handlers still running: a request is logged when its
+	// handler returns, which can be a moment after the client read the
+	// last byte of a large response.
+	inflight int
+	settled  *sync.Cond
 }
 
-func newRecorder() *recorder { return &recorder{} }
+func newRecorder() *recorder {
+	rec := &recorder{}
+	rec.settled = sync.NewCond(&rec.mu)
+	return rec
+}
 
 func (rec *recorder) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w}
+		rec.mu.Lock()
+		rec.inflight++
+		rec.mu.Unlock()
 		defer func() {
 			kind, repo, ref := classify(r.URL.Path)
 			rec.add(Request{
@@ -142,6 +155,28 @@ func (rec *recorder) add(r Request) {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	rec.log = append(rec.log, r)
+	rec.inflight--
+	if rec.inflight == 0 {
+		rec.settled.Broadcast()
+	}
+}
+
+// settle waits until no handler is running, or until timeout has passed
+// (a handler a fault holds, say), so that counts taken after an operation
+// returned include its last requests.
+func (rec *recorder) settle(timeout time.Duration) {
+	timer := time.AfterFunc(timeout, func() {
+		rec.mu.Lock()
+		rec.settled.Broadcast()
+		rec.mu.Unlock()
+	})
+	defer timer.Stop()
+	deadline := time.Now().Add(timeout)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for rec.inflight > 0 && time.Now().Before(deadline) {
+		rec.settled.Wait()
+	}
 }
 
 func (rec *recorder) counts() Counts {

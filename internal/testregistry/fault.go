@@ -197,6 +197,10 @@ func (p *FaultProxy) Requests() []Request { return p.rec.requests() }
 // ResetCounts forgets the requests received so far.
 func (p *FaultProxy) ResetCounts() { p.rec.reset() }
 
+// Settle waits, at most 5 s, until every request the proxy has received is
+// answered and recorded (see Registry.Settle).
+func (p *FaultProxy) Settle() { p.rec.settle(5 * time.Second) }
+
 // Close stops the proxy, ending stalled requests first so that it does not
 // wait for them. It is safe to call more than once; t.Cleanup calls it too.
 func (p *FaultProxy) Close() {

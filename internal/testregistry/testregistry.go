@@ -221,6 +221,13 @@ func (r *Registry) Counts() Counts { return r.rec.counts() }
 // they completed, since it started or since the last ResetCounts.
 func (r *Registry) Requests() []Request { return r.rec.requests() }
 
+// Settle waits, at most 5 s, until every request the registry has
+// received is answered and recorded. A request is recorded when its handler
+// returns, which may be a moment after the client read a large response to
+// its end: a test that counts exact requests right after an operation calls
+// Settle first.
+func (r *Registry) Settle() { r.rec.settle(5 * time.Second) }
+
 // Writes lists the requests received for repo that could change it
 // (anything but GET and HEAD), as "METHOD PATH": what a test that expects
 // nothing written there checks is empty.

@@ -37,21 +37,31 @@ func snapshot(t *testing.T, dir string) map[string]string {
 // it, and returns the files and their checksum lines.
 func newFiles(t *testing.T, names, contents []string) ([]*atomicfile.File, []atomicfile.Checksum) {
 	t.Helper()
+	files, sums, err := createFiles(names, contents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files, sums
+}
+
+// createFiles is newFiles for a goroutine other than the test's, which
+// must not call t.Fatal.
+func createFiles(names, contents []string) ([]*atomicfile.File, []atomicfile.Checksum, error) {
 	var files []*atomicfile.File
 	var sums []atomicfile.Checksum
 	for i, name := range names {
 		f, err := atomicfile.Create(name)
 		if err != nil {
-			t.Fatal(err)
+			return nil, nil, err
 		}
+		files = append(files, f)
 		if _, err := f.Write([]byte(contents[i])); err != nil {
-			t.Fatal(err)
+			return nil, nil, err
 		}
 		s := sha256.Sum256([]byte(contents[i]))
-		files = append(files, f)
 		sums = append(sums, atomicfile.Checksum{Path: name, Sum: s[:]})
 	}
-	return files, sums
+	return files, sums, nil
 }
 
 // seed writes files directly, as an earlier export left them.
@@ -389,9 +399,13 @@ func TestPutRacing(t *testing.T) {
 				for i := range names {
 					contents[i] = fmt.Sprintf("round %d writer %d part %d", round, w, i)
 				}
-				files, sums := newFiles(t, names, contents)
+				files, sums, err := createFiles(names, contents)
 				<-start
-				_, err := Put(path, files, sums)
+				if err != nil {
+					errs <- fmt.Errorf("writer %d: %w", w, err)
+					return
+				}
+				_, err = Put(path, files, sums)
 				errs <- err
 			}()
 		}
