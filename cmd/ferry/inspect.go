@@ -237,7 +237,9 @@ func runVerify(c *cli.Context) error {
 	return out.Result(res, func(w io.Writer) {
 		fmt.Fprintf(w, "OK: %s verified in %s (%s)\n", path, formatDuration(took), rate(res.Bytes, took))
 		tw := summaryTable(w)
-		fmt.Fprintf(tw, "  content\t%s, %s (%s), %s\n", plural(res.Images, "image"), plural(res.Blobs, "blob"), humanBytes(res.Bytes), plural(res.Bundles, "bundle lock"))
+		// Bundles counts the bundles whose images.yml was read and
+		// checked against the archive.
+		fmt.Fprintf(tw, "  content\t%s, %s (%s), the images.yml of %s checked\n", plural(res.Images, "image"), plural(res.Blobs, "blob"), humanBytes(res.Bytes), plural(res.Bundles, "bundle"))
 		if n := len(res.Volumes); n > 0 {
 			fmt.Fprintf(tw, "  volumes\t%d, %s\n", n, volumeRange(res.Volumes))
 			fmt.Fprintf(tw, "  sha256\t%s (the volumes joined)\n", res.SHA256)
