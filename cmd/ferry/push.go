@@ -12,6 +12,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/push"
 	"github.com/ferry-dev/ferry/relocate"
+	"github.com/ferry-dev/ferry/tags"
 )
 
 func pushCommand() *cli.Command {
@@ -118,6 +119,11 @@ func runPush(c *cli.Context) error {
 		Remote:     remoteOpts,
 		Reporter:   out.Reporter(),
 	})
+	if errors.Is(err, tags.ErrBookkeeping) {
+		// A tag the user chose, refused before anything is written: a
+		// bad reference (README: exit status).
+		return usageError{err}
+	}
 	if err != nil {
 		return explain(reg, err, target)
 	}
@@ -187,6 +193,9 @@ func pushToArchive(c *cli.Context, out *printer, target string, dirs []string, b
 	})
 	if errors.Is(err, atomicfile.ErrNotRegular) || errors.Is(err, relocate.ErrOutputIsABase) {
 		return outputError(c, dest, err)
+	}
+	if errors.Is(err, tags.ErrBookkeeping) {
+		return usageError{err}
 	}
 	if err != nil {
 		return explainFor(c, err, "")
