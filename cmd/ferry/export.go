@@ -217,6 +217,10 @@ func readSince(c *cli.Context, rep progress.Reporter) ([]*relocate.Since, error)
 	var out []*relocate.Since
 	for _, path := range c.StringSlice("since") {
 		s, err := relocate.ReadSince(c.Context, path, rep)
+		if err != nil {
+			// "export: --since FILE: …", as the other flags' errors.
+			err = fmt.Errorf("%s: %w", commandPath(c), err)
+		}
 		if errors.Is(err, relocate.ErrNotABase) {
 			return nil, usageError{err}
 		}

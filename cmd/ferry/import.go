@@ -1,13 +1,10 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-dev/ferry/relocate"
@@ -114,27 +111,21 @@ func runImport(c *cli.Context) error {
 		},
 		SpoolDir:  c.String("spool-dir"),
 		Operation: command,
+		Archive:   archiveNoun(file),
 	})
 	if err != nil {
-		return importError(file, explain(reg, err, to))
+		return explain(reg, err, to)
 	}
 	return printImportResult(out, command, res, c.String("lock-output"))
 }
 
-// importError names the archive file in front of err only when err is
-// about the archive: a registry's answer, or a failure to reach one, is
-// about the destination, which Import's message names already.
-func importError(file string, err error) error {
-	var te *transport.Error
-	var ue *url.Error
-	if errors.As(err, &te) || errors.As(err, &ue) {
-		return err
+// archiveNoun is how messages name the archive a command reads from path:
+// the path, or "standard input" for "-".
+func archiveNoun(path string) string {
+	if path == "-" {
+		return "standard input"
 	}
-	source := file
-	if file == "-" {
-		source = "standard input"
-	}
-	return fmt.Errorf("%s: %w", source, err)
+	return path
 }
 
 // noMountFlag is --no-mount, of import and copy --tar.

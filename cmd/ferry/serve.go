@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"strconv"
 	"time"
@@ -155,6 +156,12 @@ func runServe(c *cli.Context) error {
 	}
 	if errors.Is(err, archive.ErrNotSeekable) {
 		return fmt.Errorf("serve %s: %w: it was written by an older ferry, or recompressed (gzip, plain tar, zstd), and serve reads each blob where it lies; import it with 'ferry import -f %s --to-repo REPO', or export it again", path, err, path)
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) && err == error(pe) {
+		// "serve: open FILE: …", as inspect and verify say it: the
+		// error names the file already.
+		return namedArchive(c, path, fmt.Errorf("serve: %w", err))
 	}
 	if err != nil {
 		return namedArchive(c, path, fmt.Errorf("serve %s: %w", path, err))
