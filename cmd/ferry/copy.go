@@ -73,6 +73,7 @@ as to ferry export.`,
 			&cli.StringFlag{Name: "lock-output", Usage: "write a lock naming what was copied at its new home, as imgpkg does: a BundleLock for a bundle, an ImagesLock for -i or --lock images.yml (that lock, relocated)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "report what would be sent and tagged; change nothing"},
 			noMountFlag(),
+			spoolDirFlag(),
 			&cli.StringFlag{Name: "level", Value: "default", Usage: "zstd level of --to-tar: fastest, default, better or best"},
 			splitSizeFlag(),
 			// export's and import's own names for the archive, set from
@@ -127,9 +128,9 @@ func copyModeOf(c *cli.Context) (copyMode, error) {
 		if toRepo != "" {
 			return 0, usagef("copy: give one destination, --to-repo REPO or --to-tar FILE, not both")
 		}
-		return copyToTar, refuse("--to-tar (an export)", "repo-based-tags", "lock-output", "dry-run", "no-mount")
+		return copyToTar, refuse("--to-tar (an export)", "repo-based-tags", "lock-output", "dry-run", "no-mount", "spool-dir")
 	case toRepo != "":
-		return copyToRepo, refuse("--to-repo", "level", "since", "split-size", "no-mount")
+		return copyToRepo, refuse("--to-repo", "level", "since", "split-size", "no-mount", "spool-dir")
 	}
 	return 0, usagef("copy: give a destination: --to-repo REPO, or --to-tar FILE for an archive")
 }

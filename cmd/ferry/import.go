@@ -47,7 +47,7 @@ copy --tar would.`,
 			&cli.StringFlag{Name: "lock-output", Usage: "write a lock naming what was imported at its new home, as imgpkg copy --tar does: a BundleLock for a bundle, an ImagesLock for images"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "report what would be uploaded and tagged; change nothing"},
 			noMountFlag(),
-			&cli.StringFlag{Name: "spool-dir", Action: existingFile("spool-dir"), Usage: "when reading from a pipe (or an archive without a seek table), keep each large blob in a temporary file under `DIR` until its upload is done, so that a failed upload is sent again in full (default: stream it, nothing on disk)"},
+			spoolDirFlag(),
 			&cli.BoolFlag{Name: "cosign-signatures", Usage: importArtifactsUsage},
 			&cli.BoolFlag{Name: "referrers", Usage: importArtifactsUsage},
 			concurrencyFlag(relocate.DefaultImportConcurrency, "registry requests (blob checks and uploads) at once"),
@@ -126,6 +126,11 @@ func archiveNoun(path string) string {
 		return "standard input"
 	}
 	return path
+}
+
+// spoolDirFlag is --spool-dir, of import and copy --tar.
+func spoolDirFlag() cli.Flag {
+	return &cli.StringFlag{Name: "spool-dir", Action: existingFile("spool-dir"), Usage: "when reading from a pipe (or an archive without a seek table), keep each large blob in a temporary file under `DIR` until its upload is done, so that a failed upload is sent again in full (default: stream it, nothing on disk)"}
 }
 
 // noMountFlag is --no-mount, of import and copy --tar.
