@@ -405,8 +405,8 @@ func TestImgpkgTarballMissingALockedImageNamesTheCommand(t *testing.T) {
 		args      []string
 		want, not string
 	}{
-		{[]string{"import", "-f", path, "--to-repo", dst.Repo("m/a")}, "import to " + dst.Repo("m/a") + ":", "copy to"},
-		{[]string{"copy", "--tar", path, "--to-repo", dst.Repo("m/b")}, "copy to " + dst.Repo("m/b") + ":", "import to"},
+		{[]string{"import", "-f", path, "--to-repo", dst.Repo("m/a")}, "ferry: import " + path + " to " + dst.Repo("m/a") + ":", "copy "},
+		{[]string{"copy", "--tar", path, "--to-repo", dst.Repo("m/b")}, "ferry: copy " + path + " to " + dst.Repo("m/b") + ":", "import "},
 	} {
 		r := ferry(t, nil, tc.args...)
 		if r.Code != 1 || !strings.Contains(r.Stderr, tc.want) || strings.Contains(r.Stderr, tc.not) || !strings.Contains(r.Stderr, "nothing tagged") {

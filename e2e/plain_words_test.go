@@ -10,11 +10,12 @@ import (
 	"github.com/ferry-dev/ferry/internal/testregistry"
 )
 
-// TestImportNamesTheFileOnlyForArchiveErrors: an import into a registry
-// nobody listens on says it cannot reach that registry, without the
-// archive's name in front as if the file were at fault; an archive that
-// is not one is named.
-func TestImportNamesTheFileOnlyForArchiveErrors(t *testing.T) {
+// TestImportNamesTheFileAfterTheCommand: an import into a registry nobody
+// listens on says it cannot reach that registry, without the archive's
+// name in front as if the file were at fault; an archive that is not one
+// is named after the command, as what the import read ("import FILE to
+// REPO: …").
+func TestImportNamesTheFileAfterTheCommand(t *testing.T) {
 	reg := testregistry.NewGGCR(t)
 	img := seedImage(t, reg, "app/m1", 1)
 	dir := t.TempDir()
@@ -37,8 +38,8 @@ func TestImportNamesTheFileOnlyForArchiveErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = ferry(t, nil, "import", "-f", junk, "--to-repo", reg.Repo("x"))
-	if r.Code != 1 || !strings.HasPrefix(r.Stderr, "ferry: "+junk+": ") {
-		t.Errorf("import of a file that is no archive: %s\nwant it named first", r)
+	if r.Code != 1 || !strings.HasPrefix(r.Stderr, "ferry: import "+junk+" to "+reg.Repo("x")+": ") {
+		t.Errorf("import of a file that is no archive: %s\nwant it named after the command", r)
 	}
 }
 

@@ -124,6 +124,9 @@ func TestDeltaNoMount(t *testing.T) {
 			!strings.Contains(err.Error(), ex.Delta.LeftOut[0].Digest.String()) {
 			t.Errorf("dry run %v: %v; want the missing blobs named, and --no-mount", dry, err)
 		}
+		if err != nil && (strings.Count(err.Error(), "export in full") != 1 || !strings.Contains(err.Error(), "import without it (or export in full)")) {
+			t.Errorf("dry run %v: %v; want the remedies said once: import without it (or export in full)", dry, err)
+		}
 		if writes := w.reg.Writes("dst/imported"); len(writes) != 0 {
 			t.Errorf("dry run %v: wrote %v", dry, writes)
 		}

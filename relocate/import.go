@@ -64,6 +64,10 @@ type ImportOptions struct {
 	// Operation is what the caller calls the import, which its errors
 	// name ("copy to REPO: …" for copy --tar); empty means "import".
 	Operation string
+	// Archive is what the caller calls the archive read ("rel.tar.zst",
+	// "standard input"), which the errors name after the operation
+	// ("import rel.tar.zst to REPO: …"); empty names none.
+	Archive string
 
 	// spoolSlots overrides how many blobs may be held at once (tests and
 	// measurements); 0 means Concurrency+1.
@@ -202,7 +206,11 @@ type ImportResult struct {
 func Import(ctx context.Context, r io.Reader, repo name.Repository, opts ImportOptions) (*ImportResult, error) {
 	res, err := runImport(ctx, r, repo, opts)
 	if err != nil {
-		return nil, fmt.Errorf("%s to %s: %w", opts.operation(), repo, withHTTPStatus(blameVolume(r, err)))
+		what := opts.operation()
+		if opts.Archive != "" {
+			what += " " + opts.Archive
+		}
+		return nil, fmt.Errorf("%s to %s: %w", what, repo, withHTTPStatus(blameVolume(r, err)))
 	}
 	return res, nil
 }

@@ -1208,7 +1208,7 @@ func (dst *destination) dryRunTags(ctx context.Context, imgpkg, originals []impo
 			continue
 		}
 		all = append(all, importTag{tag: tags.ImageLocations(b.digest)})
-		unchecked = append(unchecked, fmt.Sprintf("the images.yml of bundle %s (its layer is not at hand before it is uploaded): its locations image, and whether every image it locks is in the archive or at the destination", b.name()))
+		unchecked = append(unchecked, fmt.Sprintf("the images.yml of bundle %s, whose layer is not at hand before it is uploaded: its locations image, and whether every image it locks is in the archive or at the destination", b.name()))
 	}
 	all = append(all, originals...)
 

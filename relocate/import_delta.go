@@ -320,7 +320,7 @@ func (dst *destination) missingError(still []archive.LeftOut, why missingWhy) er
 		reg := dst.repo.RegistryStr()
 		switch why {
 		case errNoMount:
-			expected = append(expected, fmt.Sprintf("the %s saw them; --no-mount forbids taking them from another repository of %s: import without it, or export in full", strings.Join(inventories, "; "), reg))
+			expected = append(expected, fmt.Sprintf("the %s saw them; --no-mount forbids taking them from another repository of %s: import without it", strings.Join(inventories, "; "), reg))
 		case errSearchStopped:
 			expected = append(expected, fmt.Sprintf("the %s saw them, but the repositories of %s asked do not hold them now, and ferry stopped asking after %d per blob and %d more in all, the delta naming more repositories than that", strings.Join(inventories, "; "), reg, MountProbesPerBlob, MountProbesExtra))
 		default:

@@ -72,6 +72,13 @@ func TestARelabelledBundleIsRefused(t *testing.T) {
 	if len(res.Unchecked) == 0 {
 		t.Errorf("a dry run from a stream, with no bundle layer at the destination, says it checked everything: %+v", res)
 	}
+	// Each line names the bundle, its digest in parentheses, and says why
+	// in words: one parenthesis after another read as two asides.
+	for _, u := range res.Unchecked {
+		if !strings.Contains(u, "whose layer is not at hand") || strings.Contains(u, ") (") {
+			t.Errorf("dry run: not checked %q; want the reason in words, no parentheses back to back", u)
+		}
+	}
 
 	_, err = relocate.Import(context.Background(), bytes.NewReader(data), dst.repo, dst.options(t))
 	if err == nil {

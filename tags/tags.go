@@ -6,6 +6,7 @@
 package tags
 
 import (
+	"errors"
 	"regexp"
 	"strings"
 
@@ -145,6 +146,11 @@ func isLowerHex(s string) bool {
 	}
 	return true
 }
+
+// ErrBookkeeping is wrapped by the refusal of a tag of the shape of a
+// bookkeeping tag (NamesADigest) given for a manifest it does not name:
+// push's tag, a root's tag at export. It reads "a bookkeeping tag".
+var ErrBookkeeping = errors.New("a bookkeeping tag")
 
 // NamesADigest reports whether tag has the shape of a tag that names some
 // manifest by its digest for bookkeeping: "[<path>-]sha256-<hex>" followed

@@ -9,11 +9,18 @@ import (
 )
 
 // splitSizeFlag is --split-size, which every command that writes an
-// archive takes (export, copy --to-tar, push --to-tar).
-func splitSizeFlag() cli.Flag {
+// archive takes (export, copy --to-tar, push --to-tar); mode prefixes its
+// help ("with --to-tar: "). The sizes FAT32 and a DVD take, and the limit
+// of 99 volumes, are in export's description.
+func splitSizeFlag(mode string) cli.Flag {
 	return &cli.StringFlag{Name: "split-size",
-		Usage: "write the archive as volumes FILE.001, FILE.002, … of at most `SIZE` bytes each, and nothing under FILE " +
-			"(4G, 4.7G, 700M: powers of 1000; 4Gi, 700Mi: powers of 1024; FAT32 takes at most 4294967295); at most 99 volumes, all that cat FILE.0* joins"}
+		Usage: mode + "write the archive as volumes FILE.001, FILE.002, … of at most `SIZE` bytes each: 4G, 700M (powers of 1000), 4Gi, 700Mi (powers of 1024) (default: one file)"}
+}
+
+// levelFlag is --level, the zstd level of an archive written; mode as
+// splitSizeFlag's.
+func levelFlag(mode string) cli.Flag {
+	return &cli.StringFlag{Name: "level", Value: "default", Usage: mode + "zstd `LEVEL` of the archive: fastest, default, better or best"}
 }
 
 // splitSize reads --split-size: 0 when it is not given.

@@ -181,6 +181,7 @@ func TestMissingNamedFilesAreUsageErrors(t *testing.T) {
 		{"import", "-f", missing, "--to-repo", "127.0.0.1:1/x"},
 		{"copy", "--tar", missing, "--to-repo", "127.0.0.1:1/x"},
 		{"import", "-f", present, "--to-repo", "127.0.0.1:1/x", "--spool-dir", missing},
+		{"copy", "--tar", present, "--to-repo", "127.0.0.1:1/x", "--spool-dir", missing},
 		{"export", "--from-tar", missing, "-o", filepath.Join(t.TempDir(), "x.tar.zst")},
 		{"export", "--lock", missing, "-o", filepath.Join(t.TempDir(), "x.tar.zst")},
 		{"copy", "--lock", missing, "--to-repo", "127.0.0.1:1/x"},
@@ -218,4 +219,12 @@ func TestHelpIsOnlyAFlagAfterTheCommand(t *testing.T) {
 			t.Errorf("ferry %v: exit %d, want the help: %s", args, code, stdout)
 		}
 	}
+}
+
+// copy refuses a flag of one of its modes given to another, naming the
+// mode, rather than ignore it: --spool-dir is copy --tar's (an import's).
+func TestCopySpoolDirIsCopyFromTarsOnly(t *testing.T) {
+	dir := t.TempDir()
+	wantUsage(t, []string{"copy", "-b", "127.0.0.1:1/a:v1", "--to-repo", "127.0.0.1:1/b", "--spool-dir", dir}, "copy: --spool-dir does not apply to --to-repo")
+	wantUsage(t, []string{"copy", "-b", "127.0.0.1:1/a:v1", "--to-tar", filepath.Join(dir, "x.tar.zst"), "--spool-dir", dir}, "copy: --spool-dir does not apply to --to-tar")
 }

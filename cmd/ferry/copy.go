@@ -11,10 +11,10 @@ func copyCommand() *cli.Command {
 		Name:  "copy",
 		Usage: "copy a bundle and every image it locks into one repository (registry to registry), or to/from an archive",
 		UsageText: "ferry copy -b REF --to-repo REPO [--repo-based-tags] [--lock-output FILE] [--dry-run]\n" +
-			"   ferry copy -i REF --to-repo REPO [--lock-output FILE]\n" +
-			"   ferry copy --lock images.yml --to-repo REPO [--lock-output FILE]\n" +
-			"   ferry copy -b REF --to-tar FILE.tar.zst [--level L]     (the same as ferry export)\n" +
-			"   ferry copy --tar FILE.tar.zst --to-repo REPO            (the same as ferry import)",
+			"ferry copy -i REF --to-repo REPO [--lock-output FILE]\n" +
+			"ferry copy --lock images.yml --to-repo REPO [--lock-output FILE]\n" +
+			"ferry copy -b REF --to-tar FILE.tar.zst [--level L]     (the same as ferry export)\n" +
+			"ferry copy --tar FILE.tar.zst --to-repo REPO            (the same as ferry import)",
 		Description: `With --to-repo, copies straight from registry to registry what ferry export
 and ferry import would carry through an archive: the bundle, every image its
 .imgpkg/images.yml locks, nested bundles to any depth and every child of an
@@ -37,12 +37,14 @@ image-locations image), so a second hop needs no access to the first side;
 ferry says when an original location had to be used instead.
 
 --cosign-signatures and --referrers (off by default: they cost requests for
-every image) also carry, for the bundle, nested bundles and every image a
-lock names, cosign's sha256-<hex>.sig/.att/.sbom artifacts (same tags at
-REPO, plus sha256-<their hex>.imgpkg as imgpkg writes) and the OCI 1.1
-referrers (pushed by digest; REPO lists them through its referrers API, or
-the sha256-<hex> fallback tag where it has none). With --tar they change
-nothing: the archive holds what its export carried.
+every image, found or not: three HEADs for cosign's three tags, one
+referrers request) also carry, for the bundle, nested bundles and every
+image a lock names, cosign's sha256-<hex>.sig/.att/.sbom artifacts (same
+tags at REPO, plus sha256-<their hex>.imgpkg as imgpkg writes) and the OCI
+1.1 referrers (pushed by digest; REPO lists them through its referrers API, or
+the sha256-<hex> fallback tag where it has none). With --tar they have no
+effect (accepted, as import accepts them): the archive holds what its
+export carried, and all of it is copied.
 
 Credentials: --registry-username/--registry-password/--registry-token and
 the FERRY_* variables go to the registries of -b/-i and --to-repo (and of
@@ -61,20 +63,29 @@ imgpkg's spellings work unchanged:
                                          (the same as ferry import -f FILE --to-repo REPO)
 --tar also reads the tarball imgpkg copy --to-tar writes, giving REPO the
 tags and digests imgpkg's own copy --tar would; ferry's .tar.zst (an OCI
-image layout) is not one imgpkg can read. --split-size applies to --to-tar
-as to ferry export.`,
+image layout) is not one imgpkg can read.
+
+Each flag says which mode it belongs to (with --to-repo, --to-tar or --tar)
+when it does not apply to all three; given in another mode it is refused.
+With --to-tar, --level, --since and --split-size are ferry export's (see
+ferry export --help). With --tar, --no-mount and --spool-dir are ferry
+import's (see ferry import --help): --spool-dir DIR keeps each large blob
+read from a pipe in a file under DIR until its upload is done, so that a
+failed upload is sent again in full rather than resumed from what the
+registry holds.`,
 		Flags: withRegistryFlags("also print the resolution steps and one line per manifest and tag as it is written at the destination, with full digests", append(sourceFlags(
-			concurrencyFlag(relocate.DefaultImportConcurrency, "registry requests (manifests, blob checks, uploads, mounts; with --to-tar: downloads) at once")),
+			concurrencyFlag(relocate.DefaultImportConcurrency, "`N` registry requests at once: manifests, blob checks, uploads and mounts (with --to-tar: downloads)"), "with --to-repo or --to-tar: "),
 			toRepoFlag(),
-			&cli.StringFlag{Name: "to-tar", Usage: "write an archive instead, as ferry export -o (FILE.tar.zst, or - for standard output)"},
-			sinceFlag(),
-			&cli.StringFlag{Name: "tar", Usage: "copy from an archive instead, as ferry import -f (FILE.tar.zst, or - for standard input)"},
-			&cli.BoolFlag{Name: "repo-based-tags", Usage: "tag images <source-path>-sha256-<hex>.imgpkg, as imgpkg's flag of the same name"},
-			&cli.StringFlag{Name: "lock-output", Usage: "write a lock naming what was copied at its new home, as imgpkg does: a BundleLock for a bundle, an ImagesLock for -i or --lock images.yml (that lock, relocated)"},
-			&cli.BoolFlag{Name: "dry-run", Usage: "report what would be sent and tagged; change nothing"},
-			noMountFlag(),
-			&cli.StringFlag{Name: "level", Value: "default", Usage: "zstd level of --to-tar: fastest, default, better or best"},
-			splitSizeFlag(),
+			&cli.StringFlag{Name: "to-tar", Usage: "write an archive instead, as ferry export -o: `FILE` (FILE.tar.zst), or - for standard output"},
+			sinceFlag("with --to-tar: "),
+			&cli.StringFlag{Name: "tar", Usage: "copy from an archive instead, as ferry import -f: `FILE` (FILE.tar.zst), or - for standard input"},
+			&cli.BoolFlag{Name: "repo-based-tags", Usage: "with --to-repo or --tar: tag images <source-path>-sha256-<hex>.imgpkg, as imgpkg's flag of the same name"},
+			&cli.StringFlag{Name: "lock-output", Usage: "with --to-repo or --tar: write to `FILE` a lock naming what was copied at its new home, as imgpkg does: a BundleLock for a bundle, an ImagesLock for -i or --lock images.yml (that lock, relocated)"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "with --to-repo or --tar: report what would be sent and tagged; change nothing"},
+			noMountFlag("with --tar: "),
+			spoolDirFlag("with --tar: "),
+			levelFlag("with --to-tar: "),
+			splitSizeFlag("with --to-tar: "),
 			// export's and import's own names for the archive, set from
 			// --to-tar and --tar so that those spellings run exactly the
 			// export and import commands.
@@ -127,9 +138,9 @@ func copyModeOf(c *cli.Context) (copyMode, error) {
 		if toRepo != "" {
 			return 0, usagef("copy: give one destination, --to-repo REPO or --to-tar FILE, not both")
 		}
-		return copyToTar, refuse("--to-tar (an export)", "repo-based-tags", "lock-output", "dry-run", "no-mount")
+		return copyToTar, refuse("--to-tar (an export)", "repo-based-tags", "lock-output", "dry-run", "no-mount", "spool-dir")
 	case toRepo != "":
-		return copyToRepo, refuse("--to-repo", "level", "since", "split-size", "no-mount")
+		return copyToRepo, refuse("--to-repo", "level", "since", "split-size", "no-mount", "spool-dir")
 	}
 	return 0, usagef("copy: give a destination: --to-repo REPO, or --to-tar FILE for an archive")
 }

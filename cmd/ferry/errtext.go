@@ -39,7 +39,7 @@ func errorText(ctx context.Context, err error, command string, verbose, json boo
 	full, whole := err.Error(), ex.Error()
 	first := ex.Hint()
 	if i := strings.Index(full, whole); i >= 0 {
-		// What the command wrapped around it ("import rel.tar.zst: ").
+		// What the command wrapped around it ("import rel.tar.zst to REPO: ").
 		first = full[:i] + ex.Hint() + full[i+len(whole):]
 	}
 	cause := ex.Cause()

@@ -19,33 +19,38 @@ import (
 )
 
 // sourceFlags select what a move carries: a bundle, an image or a lock file;
-// concurrency is the --concurrency flag, whose meaning differs by command.
-func sourceFlags(concurrency cli.Flag) []cli.Flag {
+// concurrency is the --concurrency flag, whose meaning differs by command;
+// mode prefixes the help of the others where they apply to some of the
+// command's modes only ("with --to-repo or --to-tar: "), except the
+// artifact flags, which every mode of copy takes (--tar ignores them, as
+// import does).
+func sourceFlags(concurrency cli.Flag, mode string) []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "bundle to carry, with every image its images.yml locks (nested bundles too)"},
-		&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "one image or image index to carry as is"},
-		&cli.StringFlag{Name: "lock", Usage: "an ImagesLock or BundleLock file naming what to carry", Action: existingFile("lock")},
+		&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: mode + "bundle `REF` to carry, with every image its images.yml locks (nested bundles too)"},
+		&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: mode + "image or image index `REF` to carry as it is"},
+		&cli.StringFlag{Name: "lock", Usage: mode + "ImagesLock or BundleLock `FILE` naming what to carry", Action: existingFile("lock")},
 		concurrency,
-		&cli.BoolFlag{Name: "include-non-distributable-layers", Usage: "also carry foreign (non-distributable) layers, which are left out by default"},
-		cosignSignaturesFlag(),
-		referrersFlag(),
+		&cli.BoolFlag{Name: "include-non-distributable-layers", Usage: mode + "also carry foreign (non-distributable) layers"},
+		cosignSignaturesFlag(""),
+		referrersFlag(""),
 	}
 }
 
 // The artifact flags cost requests for every image, found or not, so they
-// are off by default (as imgpkg's --cosign-signatures is).
+// are off by default (as imgpkg's --cosign-signatures is); how many is in
+// the commands' descriptions.
 const (
-	cosignSignaturesUsage = "also carry cosign's signatures, attestations and SBOMs (tags sha256-<hex>.sig, .att, .sbom) of the bundle and every image it locks; 3 requests per image"
-	referrersUsage        = "also carry OCI 1.1 referrers (artifacts whose subject is the bundle or an image it locks); 1 request per image"
-	importArtifactsUsage  = "accepted for scripts; an import carries the signatures and referrers the archive holds (export decides)"
+	cosignSignaturesUsage = "also carry cosign's signatures, attestations and SBOMs (tags sha256-<hex>.sig, .att, .sbom) of the bundle and every image it locks"
+	referrersUsage        = "also carry the OCI 1.1 referrers (artifacts whose subject is the bundle or an image it locks)"
+	importArtifactsUsage  = "no effect: an import carries the signatures and referrers the archive holds (export decides); accepted for scripts"
 )
 
-func cosignSignaturesFlag() cli.Flag {
-	return &cli.BoolFlag{Name: "cosign-signatures", Usage: cosignSignaturesUsage}
+func cosignSignaturesFlag(mode string) cli.Flag {
+	return &cli.BoolFlag{Name: "cosign-signatures", Usage: mode + cosignSignaturesUsage}
 }
 
-func referrersFlag() cli.Flag {
-	return &cli.BoolFlag{Name: "referrers", Usage: referrersUsage}
+func referrersFlag(mode string) cli.Flag {
+	return &cli.BoolFlag{Name: "referrers", Usage: mode + referrersUsage}
 }
 
 // planSource reads -b, -i and --lock, exactly one of which must be given.
@@ -132,7 +137,7 @@ func exportCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "export",
 		Usage:     "write a bundle and every image it locks into one .tar.zst archive",
-		UsageText: "ferry export -b REF -o FILE.tar.zst [--level fastest|default|better|best] [--concurrency N] [--split-size SIZE]\n   ferry export -i REF -o FILE.tar.zst\n   ferry export --lock images.yml -o FILE.tar.zst\n   ferry export -b REF -o - > FILE.tar.zst\n   ferry export --from-tar bundle.imgpkg.tar -o FILE.tar.zst",
+		UsageText: "ferry export -b REF -o FILE.tar.zst [--level fastest|default|better|best] [--concurrency N] [--split-size SIZE]\nferry export -i REF -o FILE.tar.zst\nferry export --lock images.yml -o FILE.tar.zst\nferry export -b REF -o - > FILE.tar.zst\nferry export --from-tar bundle.imgpkg.tar -o FILE.tar.zst",
 		Description: `Resolves the bundle, every image its .imgpkg/images.yml locks, nested
 bundles to any depth and every child of an image index, and writes them,
 each blob once, into one zstd-compressed OCI image layout that crane, oras
@@ -148,10 +153,12 @@ goes to standard output and the result to standard error.
 level mostly costs time: default is the measured best trade-off.
 
 --cosign-signatures and --referrers (off by default: they cost requests for
-every image) also carry, for the bundle, nested bundles and every image a
-lock names, cosign's sha256-<hex>.sig/.att/.sbom artifacts and the OCI 1.1
-referrers (from the referrers API, or its sha256-<hex> fallback tag). The
-children of an image index and the artifacts of artifacts are not looked up.
+every image, found or not: three HEADs for cosign's three tags, one
+referrers request) also carry, for the bundle, nested bundles and every
+image a lock names, cosign's sha256-<hex>.sig/.att/.sbom artifacts and the
+OCI 1.1 referrers (from the referrers API, or its sha256-<hex> fallback
+tag). The children of an image index and the artifacts of artifacts are not
+looked up.
 
 --since FILE makes a delta archive: every config and layer that FILE says
 the far side holds is left out (manifests always travel). FILE is a
@@ -179,12 +186,12 @@ is compressed at --level and split as asked. A gzip'd file or standard
 input is read once, front to back. A delta archive (--since) cannot be
 re-packed: it lacks the blobs it left out.`,
 		Flags: withRegistryFlags("also print the resolution steps and one line per image as it is written into the archive, with its full digest", append(sourceFlags(
-			concurrencyFlag(relocate.DefaultConcurrency, "registry requests (manifests, blob downloads) at once; never changes the archive")),
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive to write (FILE.tar.zst, or - for standard output)"},
-			&cli.StringFlag{Name: "level", Value: "default", Usage: "zstd level: fastest, default, better or best"},
-			sinceFlag(),
-			splitSizeFlag(),
-			&cli.StringFlag{Name: "from-tar", Usage: "re-pack this archive (an imgpkg tarball, gzip'd or not, or a ferry archive; - for standard input) instead of resolving -b, -i or --lock"},
+			concurrencyFlag(relocate.DefaultConcurrency, "`N` registry requests (manifests, blob downloads) at once"), ""),
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive `FILE` to write (FILE.tar.zst), or - for standard output"},
+			levelFlag(""),
+			sinceFlag(""),
+			splitSizeFlag(""),
+			&cli.StringFlag{Name: "from-tar", Usage: "re-pack the archive `FILE` (an imgpkg tarball, gzip'd or not, or a ferry archive; - for standard input) instead of resolving -b, -i or --lock"},
 		)...),
 		Action: runExport,
 	}
@@ -207,9 +214,10 @@ type exportJSON struct {
 	Volumes []volumes.Volume `json:"volumes,omitempty"`
 }
 
-// sinceFlag is --since, of export and copy --to-tar.
-func sinceFlag() cli.Flag {
-	return &cli.StringSliceFlag{Name: "since", Usage: "make a delta: leave out every config and layer that `FILE` says the destination holds (a previous ferry archive or its volumes, or a ferry inventory); repeatable"}
+// sinceFlag is --since, of export, copy --to-tar and push --to-tar; mode
+// as splitSizeFlag's.
+func sinceFlag(mode string) cli.Flag {
+	return &cli.StringSliceFlag{Name: "since", Usage: mode + "make a delta: leave out every config and layer that `FILE` says the destination holds (a previous ferry archive or its volumes, or a ferry inventory); repeatable (default: none, a full archive)"}
 }
 
 // readSince reads the --since files, before anything is fetched.
@@ -217,6 +225,10 @@ func readSince(c *cli.Context, rep progress.Reporter) ([]*relocate.Since, error)
 	var out []*relocate.Since
 	for _, path := range c.StringSlice("since") {
 		s, err := relocate.ReadSince(c.Context, path, rep)
+		if err != nil {
+			// "export: --since FILE: …", as the other flags' errors.
+			err = fmt.Errorf("%s: %w", commandPath(c), err)
+		}
 		if errors.Is(err, relocate.ErrNotABase) {
 			return nil, usageError{err}
 		}

@@ -16,30 +16,48 @@ import (
 )
 
 // registryFlags are the registry access flags every command takes; their
-// names follow imgpkg's so that scripts move over unchanged.
-func registryFlags() []cli.Flag {
+// names follow imgpkg's so that scripts move over unchanged. named lists
+// the command's flags whose registries get the explicit credentials ("-b
+// and -i"), for --registry-credential-host's default. What the timeout
+// also bounds is said in the app's description, not here: a flag's help
+// is what it does and its default.
+func registryFlags(named string) []cli.Flag {
 	const cat = "Registry"
+	const docker = "the Docker config and its credential helpers"
 	return []cli.Flag{
 		&cli.StringFlag{Name: "registry-username", EnvVars: []string{"FERRY_USERNAME"}, Category: cat,
-			Usage: "username for the registries (default: Docker config and credential helpers)"},
+			Usage: "username `USER` for the registries, with --registry-password (default: " + docker + ")"},
 		&cli.StringFlag{Name: "registry-password", EnvVars: []string{"FERRY_PASSWORD"}, Category: cat,
-			Usage: "password for the registries"},
+			Usage: "password `PASSWORD` of --registry-username (default: " + docker + ")"},
 		&cli.StringFlag{Name: "registry-token", EnvVars: []string{"FERRY_TOKEN"}, Category: cat,
-			Usage: "bearer token for the registries"},
+			Usage: "bearer token `TOKEN` for the registries, instead of a username and password (default: " + docker + ")"},
 		&cli.StringSliceFlag{Name: "registry-credential-host", Category: cat,
-			Usage: "another registry (host[:port]) that gets the explicit credentials, * for every one; repeatable " +
-				"(default: only the registries of -b, -i, --to-repo and inventory's --repo, and the token services they name)"},
+			Usage: "another registry `HOST` (or HOST:PORT) that gets the explicit credentials, * for every one; repeatable " +
+				"(default: only the registries of " + named + ", and the token services they name)"},
 		&cli.BoolFlag{Name: "registry-anon", Category: cat,
 			Usage: "send no credentials at all"},
 		&cli.BoolFlag{Name: "registry-insecure", Category: cat,
-			Usage: "allow plain HTTP beyond loopback and unverified TLS (never the default; plain HTTP to 127.0.0.1, ::1 or localhost needs no flag)"},
+			Usage: "allow plain HTTP beyond loopback and unverified TLS (plain HTTP to 127.0.0.1, ::1 or localhost needs no flag)"},
 		&cli.StringSliceFlag{Name: "registry-ca-cert-path", Category: cat, Action: existingFiles("registry-ca-cert-path"),
-			Usage: "PEM file with CA certificates to trust besides the system's (repeatable)"},
+			Usage: "PEM `FILE` of CA certificates to trust besides the system's; repeatable (default: the system's only)"},
 		&cli.IntFlag{Name: "registry-retry-count", Value: regopts.DefaultRetryCount, Category: cat, Action: atLeastOne("registry-retry-count"),
-			Usage: "attempts per request on 5xx, 429 and dropped connections, with exponential backoff; 1 makes no retries"},
-		&cli.DurationFlag{Name: "registry-response-header-timeout", Value: regopts.DefaultResponseHeaderTimeout, Category: cat, Action: positiveDuration("registry-response-header-timeout"),
-			Usage: "how long to wait for a registry's response headers, and the longest a download or upload may make no progress; a positive duration with its unit (30s, 2m). A TLS handshake waits this long or 10s (Go's limit), whichever is shorter. Anything but a blob's bytes (a manifest, a tag list or referrers page, a token, an error) must then come at 64 KiB/s at least: this long plus its size at that rate"},
+			Usage: "`N` attempts per request on 5xx, 429 and dropped connections, with exponential backoff; 1 makes no retries"},
+		&cli.DurationFlag{Name: "registry-response-header-timeout", Value: regopts.DefaultResponseHeaderTimeout, DefaultText: durationText(regopts.DefaultResponseHeaderTimeout), Category: cat, Action: positiveDuration("registry-response-header-timeout"),
+			Usage: "how long to wait for a registry's response headers, and the longest a download or upload may make no progress: a positive `DURATION` with its unit (30s, 2m)"},
 	}
+}
+
+// durationText is d as the README and the help write durations: "2m",
+// not time.Duration's "2m0s".
+func durationText(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // toRepoFlag is --to-repo, the repository import and copy write into. Its
@@ -102,8 +120,27 @@ func existingFile(name string) func(*cli.Context, string) error {
 
 // withRegistryFlags appends the output flags (--json, -v, -q, verbose
 // saying what -v adds) and the registry flags to a command's own.
+// --registry-credential-host's default names those of flags that name
+// registries (credentialHosts).
 func withRegistryFlags(verbose string, flags ...cli.Flag) []cli.Flag {
-	return append(append(flags, outputFlags(verbose)...), registryFlags()...)
+	var named []string
+	for _, f := range flags {
+		switch f.Names()[0] {
+		case "bundle":
+			named = append(named, "-b")
+		case "image":
+			named = append(named, "-i")
+		case "to-repo":
+			named = append(named, "--to-repo")
+		case "repo":
+			named = append(named, "--repo")
+		}
+	}
+	list := strings.Join(named, ", ")
+	if n := len(named); n > 1 {
+		list = strings.Join(named[:n-1], ", ") + " and " + named[n-1]
+	}
+	return append(append(flags, outputFlags(verbose)...), registryFlags(list)...)
 }
 
 // registryOptions reads the registry flags of c. Flags that contradict each

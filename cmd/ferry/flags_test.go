@@ -126,3 +126,37 @@ func TestCopyFromTarNamesCopy(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want a failure naming copy, not import", code, errOut.String())
 	}
 }
+
+// Every error names the command first: "ferry: CMD: …" where what follows
+// names its own subject (a flag and its value, "open FILE"), "ferry: CMD
+// FILE to REPO: …" where the work on the archive failed. --since's errors
+// named no command, serve's failure to open named the file twice, and an
+// import's put the file before the command.
+func TestErrorsBeginWithTheCommand(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "g.tar.zst")
+	if err := os.WriteFile(garbage, []byte("not an archive\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "nope.json")
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"export", "-b", "127.0.0.1:1/a:v1", "-o", filepath.Join(dir, "x.tar.zst"), "--since", missing}, 2, "ferry: export: --since " + missing + ": open " + missing + ": "},
+		{[]string{"copy", "-b", "127.0.0.1:1/a:v1", "--to-tar", filepath.Join(dir, "x.tar.zst"), "--since", garbage}, 2, "ferry: copy: --since " + garbage + ": neither a ferry archive nor a ferry inventory"},
+		{[]string{"serve", filepath.Join(dir, "nope.tar.zst")}, 2, "ferry: serve: open " + filepath.Join(dir, "nope.tar.zst") + ": no such file"},
+		{[]string{"import", "-f", garbage, "--to-repo", "127.0.0.1:1/x"}, 1, "ferry: import " + garbage + " to 127.0.0.1:1/x: not a ferry archive"},
+		{[]string{"copy", "--tar", garbage, "--to-repo", "127.0.0.1:1/x"}, 1, "ferry: copy " + garbage + " to 127.0.0.1:1/x: not a ferry archive"},
+	} {
+		code, _, stderr := runFerry(tc.args...)
+		if code != tc.code || !strings.HasPrefix(stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", tc.args, code, stderr, tc.code, tc.want)
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"ferry", "import", "-f", "-", "--to-repo", "127.0.0.1:1/x"}, strings.NewReader("not an archive\n"), &out, &errOut); code != 1 || !strings.HasPrefix(errOut.String(), "ferry: import standard input to 127.0.0.1:1/x: ") {
+		t.Errorf("import -f -: exit %d, stderr %q; want it to name standard input after the command", code, errOut.String())
+	}
+}

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-dev/ferry/relocate"
@@ -16,8 +13,8 @@ import (
 func importCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "import",
-		Usage:     "upload a ferry archive into one repository, with imgpkg's tags",
-		UsageText: "ferry import -f FILE.tar.zst --to-repo REPO [--repo-based-tags] [--lock-output FILE] [--dry-run]\n   ferry import -f FILE.tar.zst.001 --to-repo REPO          (volumes of a split export)\n   ferry import -f bundle.imgpkg.tar --to-repo REPO         (imgpkg copy --to-tar's tarball)\n   zstd -d < FILE.tar.zst | ferry import -f - --to-repo REPO",
+		Usage:     "upload a ferry archive or an imgpkg tarball into one repository, with imgpkg's tags",
+		UsageText: "ferry import -f FILE.tar.zst --to-repo REPO [--repo-based-tags] [--lock-output FILE] [--dry-run]\nferry import -f FILE.tar.zst.001 --to-repo REPO          (volumes of a split export)\nferry import -f bundle.imgpkg.tar --to-repo REPO         (imgpkg copy --to-tar's tarball)\nzstd -d < FILE.tar.zst | ferry import -f - --to-repo REPO",
 		Description: `Reads the archive without extracting it (a file, or - for standard input;
 zstd, gzip or plain tar), uploads every blob REPO does not have yet, each
 verified against its digest, then writes every manifest and
@@ -35,6 +32,20 @@ original tag.
 --dry-run reads only the archive's head and reports what would be uploaded
 and which tags would be created or moved, changing nothing.
 
+Read front to back (from a pipe, or an archive without a seek table), a
+large blob streams from the archive into its upload, and an upload cut part
+way resumes from what the registry holds. With --spool-dir DIR it waits in
+a temporary file under DIR until its upload is done instead, so that a
+failed upload is sent again in full (at the cost of writing the blob to
+disk); the files go when the import ends.
+
+--no-mount is for a delta archive (export --since), which leaves out blobs
+the destination is expected to hold. By default an import takes a left-out
+blob that REPO lacks from another repository of REPO's registry that the
+archive names (mounted, or copied where the registry will not mount it),
+and says from where. With --no-mount it takes none: the import fails, before
+anything is written, unless REPO holds them all.
+
 From a file, only the blobs REPO lacks are read, each where it lies. The
 volumes of a split export (export --split-size) are read in place: -f FILE
 (when only its volumes exist) or -f FILE.001; a missing, extra, out-of-order
@@ -44,16 +55,16 @@ matches). A tarball written by imgpkg copy --to-tar is
 read in place as well, and gives REPO exactly the tags and digests imgpkg
 copy --tar would.`,
 		Flags: withRegistryFlags("also print one line per manifest and tag as it is written at the destination, with full digests",
-			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "archive to import (- for standard input)"},
+			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "archive `FILE` to import, or - for standard input"},
 			toRepoFlag(),
 			&cli.BoolFlag{Name: "repo-based-tags", Usage: "tag images <source-path>-sha256-<hex>.imgpkg, as imgpkg's flag of the same name"},
-			&cli.StringFlag{Name: "lock-output", Usage: "write a lock naming what was imported at its new home, as imgpkg copy --tar does: a BundleLock for a bundle, an ImagesLock for images"},
+			&cli.StringFlag{Name: "lock-output", Usage: "write to `FILE` a lock naming what was imported at its new home, as imgpkg copy --tar does: a BundleLock for a bundle, an ImagesLock for images"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "report what would be uploaded and tagged; change nothing"},
-			noMountFlag(),
-			&cli.StringFlag{Name: "spool-dir", Action: existingFile("spool-dir"), Usage: "when reading from a pipe (or an archive without a seek table), keep each large blob in a temporary file under `DIR` until its upload is done, so that a failed upload is sent again in full (default: stream it, nothing on disk)"},
+			noMountFlag(""),
+			spoolDirFlag(""),
 			&cli.BoolFlag{Name: "cosign-signatures", Usage: importArtifactsUsage},
 			&cli.BoolFlag{Name: "referrers", Usage: importArtifactsUsage},
-			concurrencyFlag(relocate.DefaultImportConcurrency, "registry requests (blob checks and uploads) at once"),
+			concurrencyFlag(relocate.DefaultImportConcurrency, "`N` registry requests (blob checks and uploads) at once"),
 		),
 		Action: runImport,
 	}
@@ -114,32 +125,33 @@ func runImport(c *cli.Context) error {
 		},
 		SpoolDir:  c.String("spool-dir"),
 		Operation: command,
+		Archive:   archiveNoun(file),
 	})
 	if err != nil {
-		return importError(file, explain(reg, err, to))
+		return explain(reg, err, to)
 	}
 	return printImportResult(out, command, res, c.String("lock-output"))
 }
 
-// importError names the archive file in front of err only when err is
-// about the archive: a registry's answer, or a failure to reach one, is
-// about the destination, which Import's message names already.
-func importError(file string, err error) error {
-	var te *transport.Error
-	var ue *url.Error
-	if errors.As(err, &te) || errors.As(err, &ue) {
-		return err
+// archiveNoun is how messages name the archive a command reads from path:
+// the path, or "standard input" for "-".
+func archiveNoun(path string) string {
+	if path == "-" {
+		return "standard input"
 	}
-	source := file
-	if file == "-" {
-		source = "standard input"
-	}
-	return fmt.Errorf("%s: %w", source, err)
+	return path
 }
 
-// noMountFlag is --no-mount, of import and copy --tar.
-func noMountFlag() cli.Flag {
-	return &cli.BoolFlag{Name: "no-mount", Usage: "a delta archive: never take a left-out blob from another repository of the destination's registry that the archive names (no mount, no copy); the import fails, before any write, unless the destination holds them all"}
+// spoolDirFlag is --spool-dir, of import and copy --tar; mode prefixes
+// its help ("with --tar: "). Why one would: the command's description.
+func spoolDirFlag(mode string) cli.Flag {
+	return &cli.StringFlag{Name: "spool-dir", Action: existingFile("spool-dir"), Usage: mode + "keep each large blob read from a pipe in a temporary file under `DIR` until its upload is done (default: stream it, nothing on disk)"}
+}
+
+// noMountFlag is --no-mount, of import and copy --tar; mode as
+// spoolDirFlag's. What it is for: the command's description.
+func noMountFlag(mode string) cli.Flag {
+	return &cli.BoolFlag{Name: "no-mount", Usage: mode + "take no blob a delta archive left out from another repository of the destination's registry (default: false: mount or copy it from there)"}
 }
 
 // importJSON is the --json result of import and copy.

@@ -20,7 +20,7 @@ func inspectCommand() *cli.Command {
 		Name:      "inspect",
 		Args:      true, // one: refuseStrayArgs refuses more
 		Usage:     "show what an archive holds and the tags an import will write",
-		UsageText: "ferry inspect FILE.tar.zst [--json]\n   ferry inspect - < FILE.tar.zst",
+		UsageText: "ferry inspect FILE.tar.zst [--json]\nferry inspect - < FILE.tar.zst",
 		Description: `Reads only the head of the archive (index.json and the manifests come
 first), so it answers at once whatever the archive's size. It verifies what
 it reads; ferry verify checks the configs and layers too. FILE may be the
@@ -167,7 +167,7 @@ func verifyCommand() *cli.Command {
 		Name:      "verify",
 		Args:      true, // one: refuseStrayArgs refuses more
 		Usage:     "check an archive offline: every digest, size and reference",
-		UsageText: "ferry verify FILE.tar.zst [--since BASE.tar.zst...] [--json]\n   ferry verify FILE.tar.zst.001          (the volumes of a split export)\n   cat FILE.tar.zst | ferry verify -      (standard input: no FILE.sha256 to compare)",
+		UsageText: "ferry verify FILE.tar.zst [--since BASE.tar.zst...] [--json]\nferry verify FILE.tar.zst.001          (the volumes of a split export)\ncat FILE.tar.zst | ferry verify -      (standard input: no FILE.sha256 to compare)",
 		Description: `Reads the whole archive once, without a network, and checks the layout,
 index.json, every manifest, every config and layer against its digest and
 size, that every image a bundle's images.yml locks is in the archive, and,
@@ -185,7 +185,7 @@ The volumes of a split export are each checked against their line of
 FILE.sha256, so a damaged, missing, extra or out-of-order volume is named.
 A tarball imgpkg copy --to-tar wrote is checked the same way.`,
 		Flags: append(outputFlags("print full digests in what could not be checked (as --json does)"),
-			&cli.StringSliceFlag{Name: "since", Usage: "a base `ARCHIVE` the delta was made against: check that it holds every blob left out (repeatable)"}),
+			&cli.StringSliceFlag{Name: "since", Usage: "a base `ARCHIVE` the delta was made against: check that it holds every blob left out; repeatable (default: none: they are reported as expected at the destination)"}),
 		Action: runVerify,
 	}
 }
@@ -237,7 +237,9 @@ func runVerify(c *cli.Context) error {
 	return out.Result(res, func(w io.Writer) {
 		fmt.Fprintf(w, "OK: %s verified in %s (%s)\n", path, formatDuration(took), rate(res.Bytes, took))
 		tw := summaryTable(w)
-		fmt.Fprintf(tw, "  content\t%s, %s (%s), %s\n", plural(res.Images, "image"), plural(res.Blobs, "blob"), humanBytes(res.Bytes), plural(res.Bundles, "bundle lock"))
+		// Bundles counts the bundles whose images.yml was read and
+		// checked against the archive.
+		fmt.Fprintf(tw, "  content\t%s, %s (%s), the images.yml of %s checked\n", plural(res.Images, "image"), plural(res.Blobs, "blob"), humanBytes(res.Bytes), plural(res.Bundles, "bundle"))
 		if n := len(res.Volumes); n > 0 {
 			fmt.Fprintf(tw, "  volumes\t%d, %s\n", n, volumeRange(res.Volumes))
 			fmt.Fprintf(tw, "  sha256\t%s (the volumes joined)\n", res.SHA256)

@@ -29,3 +29,14 @@ func TestInspectCountsLocationsTagsPerBundleDigest(t *testing.T) {
 		t.Errorf("inspect's tag list:\n%s\nwant 2 locations tags (two bundle digests)", out.String())
 	}
 }
+
+// verify's summary counts the bundles whose images.yml it checked, as
+// such: an imgpkg tarball of one bundle (basic.imgpkg.tar, which imgpkg
+// wrote of bundle-basic and the one image it locks) has one. A
+// "bundle lock" is another imgpkg document, which verify does not read.
+func TestVerifySummarySaysWhatItCountsOfBundles(t *testing.T) {
+	code, _, stderr := runFerry("verify", "../../fixtures/golden/basic.imgpkg.tar")
+	if code != 0 || !strings.Contains(stderr, "2 images, 4 blobs") || !strings.Contains(stderr, "the images.yml of 1 bundle checked") || strings.Contains(stderr, "bundle lock") {
+		t.Errorf("verify: exit %d, stderr:\n%s\nwant the images.yml of 1 bundle checked, no bundle lock", code, stderr)
+	}
+}

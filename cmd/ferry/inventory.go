@@ -29,9 +29,9 @@ layer the far side already holds, and ferry import checks, before writing
 anything, that they are there. Give every repository the imports go into;
 blobs held in another repository of the same registry are mounted from it.`,
 		Flags: withRegistryFlags("also print each repository's counts as soon as it is walked",
-			&cli.StringSliceFlag{Name: "repo", Usage: "a repository to list (REGISTRY/PATH); repeatable"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "the inventory file to write (written atomically; - for standard output)"},
-			concurrencyFlag(relocate.DefaultConcurrency, "registry requests at once"),
+			&cli.StringSliceFlag{Name: "repo", Usage: "repository `REPO` to walk (REGISTRY/PATH); repeatable"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "inventory `FILE` to write (written atomically), or - for standard output"},
+			concurrencyFlag(relocate.DefaultConcurrency, "`N` registry requests at once"),
 		),
 		Action: runInventory,
 	}

@@ -127,7 +127,13 @@ imgpkg writes, so that imgpkg pull and ferry pull find every image there;
 ferry serve answers registry pulls straight from an archive.
 
 Credentials come from --registry-* flags, FERRY_USERNAME/FERRY_PASSWORD/
-FERRY_TOKEN, or the Docker config and its credential helpers.`,
+FERRY_TOKEN, or the Docker config and its credential helpers.
+
+--registry-response-header-timeout also bounds a TLS handshake (or Go's
+limit, 10s, whichever is shorter); once it has passed, anything but a
+blob's bytes (a manifest, a tag list or referrers page, a token, an error)
+must come at 64 KiB/s at least, so that a registry trickling a byte at a
+time fails the request, named. README: Registry options.`,
 		Reader:                 stdin,
 		Writer:                 stdout,
 		ErrWriter:              stderr,
@@ -154,9 +160,25 @@ FERRY_TOKEN, or the Docker config and its credential helpers.`,
 	for _, c := range app.Commands {
 		setUsageHandler(c, onUsage)
 		defaultOnce(c)
+		helpLayout(c)
 		refuseStrayArgs(c, c.Name)
 	}
 	return app
+}
+
+// helpLayout gives c and its subcommands one help layout: options sorted
+// by name, --help among them. urfave/cli lists the options of a command
+// with a flag category (the registry flags) sorted, from the flags it has
+// at start-up, before it adds --help; those of any other command in the
+// order they are defined, --help last.
+func helpLayout(c *cli.Command) {
+	if cli.HelpFlag != nil && !c.HideHelp && !slices.Contains(c.Flags, cli.HelpFlag) {
+		c.Flags = append(c.Flags, cli.HelpFlag)
+	}
+	slices.SortStableFunc(c.Flags, func(a, b cli.Flag) int { return strings.Compare(a.Names()[0], b.Names()[0]) })
+	for _, sub := range c.Subcommands {
+		helpLayout(sub)
+	}
 }
 
 func setUsageHandler(c *cli.Command, h cli.OnUsageErrorFunc) {
@@ -264,8 +286,12 @@ func refuseStrayArgs(c *cli.Command, path string) {
 			refuseStrayArgs(sub, path+" "+sub.Name)
 		}
 		if c.Action == nil {
+			// Its help lists its commands, without urfave/cli's own help
+			// command ("Shows a list of commands or help for one
+			// command"); `ferry tag help` still shows it.
+			c.HideHelpCommand = true
 			c.Action = func(ctx *cli.Context) error {
-				if ctx.NArg() == 0 {
+				if ctx.NArg() == 0 || ctx.NArg() == 1 && ctx.Args().First() == "help" {
 					return cli.ShowSubcommandHelp(ctx)
 				}
 				var names []string

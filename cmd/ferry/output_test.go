@@ -394,7 +394,7 @@ func TestVerboseHelpSaysWhatItAddsToEachCommand(t *testing.T) {
 		"export":    "image as it is written into the archive",
 		"inspect":   "every blob a delta archive left out",
 		"verify":    "full digests",
-		"tag list":  "adds nothing",
+		"tag list":  "no effect",
 		"inventory": "each repository's counts",
 		"pull":      "full digests",
 		"push":      "each tag",

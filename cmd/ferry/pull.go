@@ -16,7 +16,7 @@ func pullCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "pull",
 		Usage:     "pull a bundle (-b) or plain image (-i) into a directory",
-		UsageText: "ferry pull -b REF -o DIR [-r] [--overwrite]\n   ferry pull -i REF -o DIR",
+		UsageText: "ferry pull -b REF -o DIR [-r] [--overwrite]\nferry pull -i REF -o DIR",
 		Description: `Extracts the bundle's files into DIR. Entries that would land outside DIR
 (.., absolute paths, links) are refused.
 
@@ -27,10 +27,10 @@ otherwise only if every image is found there by digest.
 
 -r also pulls nested bundles into DIR/.imgpkg/bundles/sha256-<hex>/.`,
 		Flags: withRegistryFlags("print full digests in the summary, which names every bundle pulled and where",
-			&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "bundle to pull (tag or digest reference)"},
-			&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "plain image to pull"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "directory to write into (created if missing; must be empty unless --overwrite)"},
-			&cli.BoolFlag{Name: "recursive", Aliases: []string{"r"}, Usage: "also pull nested bundles"},
+			&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "bundle `REF` to pull, by tag or digest"},
+			&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "plain image `REF` to pull, by tag or digest"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "directory `DIR` to write into, created if missing; it must be empty unless --overwrite"},
+			&cli.BoolFlag{Name: "recursive", Aliases: []string{"r"}, Usage: "also pull nested bundles, into DIR/.imgpkg/bundles/sha256-<hex>/"},
 			&cli.BoolFlag{Name: "overwrite", Usage: "replace the contents of a non-empty output directory"},
 		),
 		Action: runPull,

@@ -12,22 +12,27 @@ import (
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/push"
 	"github.com/ferry-dev/ferry/relocate"
+	"github.com/ferry-dev/ferry/tags"
 )
 
 func pushCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "push",
 		Usage:     "push a directory as a bundle (-b) or a plain image (-i)",
-		UsageText: "ferry push -b REPO:TAG -f DIR [-f DIR...] [--lock-output FILE]\n   ferry push -i REPO:TAG -f DIR [-f DIR...]\n   ferry push -b REPO:TAG -f DIR --to-tar FILE.tar.zst [--level L] [--split-size SIZE] [--since BASE]",
+		UsageText: "ferry push -b REPO:TAG -f DIR [-f DIR...] [--lock-output FILE]\nferry push -i REPO:TAG -f DIR [-f DIR...]\nferry push -b REPO:TAG -f DIR --to-tar FILE.tar.zst [--level L] [--split-size SIZE] [--since BASE]",
 		Description: `Builds one layer from the files under each DIR, exactly as imgpkg does (so
 the same directory gives the same digest), and pushes it with the given tag
 and the tag sha256-<hex>.imgpkg.
 
 A bundle's directories must hold exactly one .imgpkg/ with a valid
 images.yml (an ImagesLock naming every image by digest). Only regular files
-and directories are allowed; .git is left out unless --file-exclusion is
-given, which replaces that default (as imgpkg's does): add
---file-exclusion .git to keep it out.
+and directories are allowed. Files keep the owner's permission bits only
+(mode & 0700), as imgpkg does, unless --preserve-permissions is given.
+
+--file-exclusion PATH leaves out the file or directory at PATH below each
+DIR: an exact match, as in imgpkg (.git is DIR/.git, not DIR/sub/.git).
+.git is left out unless --file-exclusion is given, which replaces that
+default (as imgpkg's does): add --file-exclusion .git to keep it out.
 
 --to-tar FILE (- for standard output) pushes nothing: it builds the bundle
 exactly as above (the same digest), fetches every image its images.yml locks
@@ -36,27 +41,28 @@ write had the bundle been pushed first. Importing it gives the bundle the
 tag TAG, with every tag an import writes. It takes export's --level,
 --split-size, --concurrency, --include-non-distributable-layers,
 --cosign-signatures and --referrers (for the locked images: a bundle never
-pushed has no signatures yet), and --since BASE
+pushed has no signatures yet; see ferry export --help for what each costs
+and does), and --since BASE
 (repeatable: a previous archive, or an inventory of the far side) to write a
 delta archive that leaves out the configs and layers BASE holds. FILE may not
 be inside a DIR (it would go into the next push's layer) unless its directory
 is left out with --file-exclusion.`,
 		Flags: withRegistryFlags("also print each tag as it is written at the destination",
-			&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "bundle reference to push to (REPO:TAG)"},
-			&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "plain image reference to push to (REPO:TAG)"},
-			&cli.StringSliceFlag{Name: "file", Aliases: []string{"f"}, Action: existingFiles("file"), Usage: "directory (or file) to include; repeatable"},
-			&cli.StringFlag{Name: "lock-output", Usage: "write a BundleLock (bundle digest and tag) to this file"},
-			&cli.BoolFlag{Name: "preserve-permissions", Usage: "keep files' group and other permission bits (default: mode & 0700, as imgpkg)"},
-			&cli.StringSliceFlag{Name: "file-exclusion", Value: cli.NewStringSlice(".git"), Usage: "path to leave out, relative to each -f directory (exact match: .git is DIR/.git only, as in imgpkg); repeatable. Giving it replaces the default: add --file-exclusion .git to keep .git out"},
-			&cli.StringSliceFlag{Name: "labels", Aliases: []string{"l"}, Usage: "config label KEY=VALUE; repeatable"},
-			&cli.StringFlag{Name: "to-tar", Usage: "push nothing: write the archive ferry export would write of the pushed bundle (FILE.tar.zst, or - for standard output)"},
-			&cli.StringFlag{Name: "level", Value: "default", Usage: "zstd level of --to-tar: fastest, default, better or best"},
-			splitSizeFlag(),
-			concurrencyFlag(relocate.DefaultConcurrency, "with --to-tar: registry requests (manifests, blob downloads) at once; never changes the archive"),
+			&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "bundle to push, to the tag `REF` (REPO:TAG)"},
+			&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "plain image to push, to the tag `REF` (REPO:TAG)"},
+			&cli.StringSliceFlag{Name: "file", Aliases: []string{"f"}, Action: existingFiles("file"), Usage: "directory `DIR` (or a file) to include; repeatable"},
+			&cli.StringFlag{Name: "lock-output", Usage: "write a BundleLock (bundle digest and tag) to `FILE`"},
+			&cli.BoolFlag{Name: "preserve-permissions", Usage: "keep files' group and other permission bits; without it only the owner's are kept (mode & 0700), as imgpkg does"},
+			&cli.StringSliceFlag{Name: "file-exclusion", Value: cli.NewStringSlice(".git"), Usage: "`PATH` to leave out, relative to each -f directory; repeatable; giving it replaces the default"},
+			&cli.StringSliceFlag{Name: "labels", Aliases: []string{"l"}, Usage: "config label `KEY=VALUE`; repeatable"},
+			&cli.StringFlag{Name: "to-tar", Usage: "push nothing: write the archive ferry export would write of the pushed bundle, `FILE` (FILE.tar.zst), or - for standard output"},
+			levelFlag("with --to-tar: "),
+			splitSizeFlag("with --to-tar: "),
+			concurrencyFlag(relocate.DefaultConcurrency, "with --to-tar: `N` registry requests (manifests, blob downloads) at once"),
 			&cli.BoolFlag{Name: "include-non-distributable-layers", Usage: "with --to-tar: also carry foreign (non-distributable) layers"},
-			cosignSignaturesFlag(),
-			referrersFlag(),
-			sinceFlag(),
+			cosignSignaturesFlag("with --to-tar: "),
+			referrersFlag("with --to-tar: "),
+			sinceFlag("with --to-tar: "),
 		),
 		Action: runPush,
 	}
@@ -118,6 +124,11 @@ func runPush(c *cli.Context) error {
 		Remote:     remoteOpts,
 		Reporter:   out.Reporter(),
 	})
+	if errors.Is(err, tags.ErrBookkeeping) {
+		// A tag the user chose, refused before anything is written: a
+		// bad reference (README: exit status).
+		return usageError{err}
+	}
 	if err != nil {
 		return explain(reg, err, target)
 	}
@@ -187,6 +198,9 @@ func pushToArchive(c *cli.Context, out *printer, target string, dirs []string, b
 	})
 	if errors.Is(err, atomicfile.ErrNotRegular) || errors.Is(err, relocate.ErrOutputIsABase) {
 		return outputError(c, dest, err)
+	}
+	if errors.Is(err, tags.ErrBookkeeping) {
+		return usageError{err}
 	}
 	if err != nil {
 		return explainFor(c, err, "")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"strconv"
 	"time"
@@ -57,22 +58,27 @@ for a few seconds; it then exits 1 if a config or layer was found damaged
 (each is an error on stderr, even with -q, when found). -v logs one line
 per request.
 
+A config or layer is read from the archive by one of --streams streams,
+each holding a few MiB while it decompresses; a request that finds them all
+busy waits up to --stream-wait, then is answered 429 with Retry-After. A
+small config already verified needs no stream.
+
 It serves a ferry archive with the seek table ferry export writes, the
 volumes of a split export (FILE when only FILE.001, ... exist, or
 FILE.001), and an imgpkg tarball ('imgpkg copy --to-tar'), each read in
 place. An archive from an older ferry, or recompressed (gzip, plain tar),
 is refused: import it with ferry import, or export it again.`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:5000", Usage: "address to listen on, `HOST:PORT` (port 0 picks a free one; beyond loopback see above)"},
-			&cli.StringFlag{Name: "repo", Usage: "serve everything as this one repository `NAME` (a path, e.g. team/app-bundle) with the tags an import into it writes"},
+			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:5000", Usage: "address to listen on, `HOST:PORT`; port 0 picks a free one; beyond loopback it needs TLS and --htpasswd, or --insecure"},
+			&cli.StringFlag{Name: "repo", Usage: "serve everything as one repository `NAME` (a path, e.g. team/app-bundle) with the tags an import into it writes (default: each image under its original repository path, a mirror)"},
 			&cli.BoolFlag{Name: "repo-based-tags", Usage: "with --repo: the tags of an import with --repo-based-tags"},
-			&cli.StringFlag{Name: "tls-cert", Usage: "serve HTTPS with this PEM certificate `FILE` (and --tls-key)"},
-			&cli.StringFlag{Name: "tls-key", Usage: "the certificate's PEM private key `FILE`"},
-			&cli.StringFlag{Name: "htpasswd", Action: existingFile("htpasswd"), Usage: "require HTTP basic auth from the users of this htpasswd `FILE` (bcrypt entries)"},
+			&cli.StringFlag{Name: "tls-cert", Usage: "serve HTTPS with the PEM certificate `FILE`, and --tls-key (default: plain HTTP)"},
+			&cli.StringFlag{Name: "tls-key", Usage: "the PEM private key `FILE` of --tls-cert (default: plain HTTP)"},
+			&cli.StringFlag{Name: "htpasswd", Action: existingFile("htpasswd"), Usage: "require HTTP basic auth from the users of the htpasswd `FILE`, bcrypt entries (default: no authentication)"},
 			&cli.BoolFlag{Name: "insecure", Usage: "allow serving beyond loopback without TLS or without --htpasswd"},
-			&cli.IntFlag{Name: "streams", Value: serve.DefaultStreams, Action: atLeastOne("streams"), Usage: "configs and layers read from the archive at once (each holds a few MiB); more requests wait their turn (see --stream-wait); small verified configs need none"},
-			&cli.DurationFlag{Name: "stream-wait", Value: serve.DefaultStreamWait, Usage: "how long a blob request waits for a stream before it is answered 429 TOOMANYREQUESTS with Retry-After (clients retry it)"},
-			&cli.BoolFlag{Name: "lazy", Usage: "check each config and layer only when a client first asks for it (default: all of them from start-up, one at a time, in the background)"},
+			&cli.IntFlag{Name: "streams", Value: serve.DefaultStreams, Action: atLeastOne("streams"), Usage: "`N` configs and layers read from the archive at once; more requests wait their turn (--stream-wait)"},
+			&cli.DurationFlag{Name: "stream-wait", Value: serve.DefaultStreamWait, DefaultText: durationText(serve.DefaultStreamWait), Usage: "how long a blob request waits for a stream before it is answered 429 TOOMANYREQUESTS with Retry-After (clients retry it): a `DURATION` with its unit"},
+			&cli.BoolFlag{Name: "lazy", Usage: "check each config and layer only when a client first asks for it (default: false: all of them from start-up, one at a time, in the background)"},
 			&cli.BoolFlag{Name: "json", Usage: "once listening, print one line of JSON on stdout: url, host, repositories (see the README)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log one line per request, and each blob verified"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print errors only"},
@@ -155,6 +161,12 @@ func runServe(c *cli.Context) error {
 	}
 	if errors.Is(err, archive.ErrNotSeekable) {
 		return fmt.Errorf("serve %s: %w: it was written by an older ferry, or recompressed (gzip, plain tar, zstd), and serve reads each blob where it lies; import it with 'ferry import -f %s --to-repo REPO', or export it again", path, err, path)
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) && err == error(pe) {
+		// "serve: open FILE: …", as inspect and verify say it: the
+		// error names the file already.
+		return namedArchive(c, path, fmt.Errorf("serve: %w", err))
 	}
 	if err != nil {
 		return namedArchive(c, path, fmt.Errorf("serve %s: %w", path, err))

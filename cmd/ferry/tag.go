@@ -16,8 +16,9 @@ import (
 
 func tagCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "tag",
-		Usage: "work with a repository's tags",
+		Name:      "tag",
+		Usage:     "work with a repository's tags",
+		UsageText: "ferry tag list -i REPO [--digests] [--imgpkg-internal-tags]",
 		Subcommands: []*cli.Command{{
 			Name:      "list",
 			Aliases:   []string{"ls"},
@@ -26,8 +27,8 @@ func tagCommand() *cli.Command {
 			Description: `Lists the tags of REPO. The tags imgpkg and ferry write for their own
 bookkeeping (sha256-<hex>.imgpkg, ….image-locations.imgpkg, cosign's
 .sig/.att/.sbom) are hidden unless --imgpkg-internal-tags is given.`,
-			Flags: withRegistryFlags("adds nothing to tag list's output, the listing itself",
-				&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "repository to list"},
+			Flags: withRegistryFlags("no effect: tag list prints the listing and nothing more",
+				&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "repository to list, `REPO` (REGISTRY/PATH)"},
 				&cli.BoolFlag{Name: "digests", Usage: "also show the digest each tag points at"},
 				&cli.BoolFlag{Name: "imgpkg-internal-tags", Usage: "include imgpkg's and cosign's internal tags"},
 			),

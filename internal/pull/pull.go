@@ -396,7 +396,7 @@ func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantB
 		// so the directory named after the digest holds that bundle's files
 		// and nothing else; ferry does the same, below the output directory.
 		rel := filepath.Join(".imgpkg", "bundles", h.Algorithm+"-"+h.Hex)
-		sub := filepath.Join(p.root, rel)
+		sub := under(p.root, rel)
 		// The directories ResetDir is about to make are this pull's.
 		var missing []string
 		for d := rel; d != "."; d = filepath.Dir(d) {
@@ -422,6 +422,17 @@ func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantB
 		rep.Start(checking, 0)
 	}
 	return res, nil
+}
+
+// under is rel below root, root kept as given ("./out/.imgpkg/…" for
+// "./out", where filepath.Join would clean it to "out/.imgpkg/…"): a
+// nested bundle's directory, in the Result and in messages, begins as the
+// root's does.
+func under(root, rel string) string {
+	if root != "" && os.IsPathSeparator(root[len(root)-1]) {
+		return root + rel
+	}
+	return root + string(filepath.Separator) + rel
 }
 
 // rewriteLock replaces the extracted images.yml at path with l, keeping the

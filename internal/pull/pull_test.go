@@ -524,11 +524,16 @@ func TestPullRecursiveNestedDirectoryHoldsOnlyTheNestedBundle(t *testing.T) {
 				"root.yml":           "from root\n",
 				tc.planted:           "foreign\n",
 			}, nil, opts)
-			out := filepath.Join(t.TempDir(), "out")
+			// Given as a user might type it, not clean: every Dir of the
+			// result begins with it as given.
+			out := filepath.Join(t.TempDir(), "out") + string(filepath.Separator) + "." + string(filepath.Separator)
 			warns := &warnings{}
 			res, err := Pull(context.Background(), root, out, Options{Bundle: true, Recursive: true, Remote: opts, Reporter: warns})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if len(res.Nested) == 1 && (res.Dir != out || res.Nested[0].Dir != out+filepath.FromSlash(xdir)) {
+				t.Errorf("dirs %q and %q; want %q and %q, both as -o was given", res.Dir, res.Nested[0].Dir, out, out+filepath.FromSlash(xdir))
 			}
 			// The user is told what was thrown away.
 			if len(warns.lines) != 1 || !strings.Contains(warns.lines[0], filepath.FromSlash(xdir)) {

@@ -169,13 +169,14 @@ func write(ref name.Tag, img v1.Image, ropts []remote.Option, rep progress.Repor
 // digest d, unless it is d's own .imgpkg tag: such a tag belongs to the
 // manifest its digest names. Pushed over, another image's .imgpkg tag
 // would leave it unprotected, and its locations or cosign tag would name
-// this image instead. Import refuses such an original tag too.
+// this image instead. Import refuses such an original tag too. The error
+// wraps tags.ErrBookkeeping.
 func checkTag(tag name.Tag, d v1.Hash) error {
 	t := tag.TagStr()
 	if !tags.NamesADigest(t) || t == tags.Imgpkg(d) || t == tags.RepoBased(tag.RepositoryStr(), d) {
 		return nil
 	}
-	return fmt.Errorf("push %s: the tag %q has the shape of a bookkeeping tag (sha256-<hex>.imgpkg, a locations tag, cosign's), which belongs to the manifest its digest names, not to this one (%s); choose another tag", tag, t, d)
+	return fmt.Errorf("push %s: the tag %q has the shape of %w (sha256-<hex>.imgpkg, a locations tag, cosign's), which belongs to the manifest its digest names, not to this one (%s); choose another tag", tag, t, tags.ErrBookkeeping, d)
 }
 
 // buildOptions is build with, unless it has one, a Reporter that passes
