@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 	"testing"
 	"time"
 )
@@ -84,23 +85,39 @@ func TestDetachedPassesThroughInOrder(t *testing.T) {
 
 type iotestErr struct{ err error }
 
+// enteredReader closes entered when its first Read begins.
+type enteredReader struct {
+	r       io.Reader
+	entered chan struct{}
+	once    sync.Once
+}
+
+func (e *enteredReader) Read(p []byte) (int, error) {
+	e.once.Do(func() { close(e.entered) })
+	return e.r.Read(p)
+}
+
 func (e iotestErr) Read([]byte) (int, error) { return 0, e.err }
 
 // Once the context has ended, its goroutine ends too as soon as the read it
 // was blocked in returns: nothing is left behind once the pipe moves.
 func TestDetachedGoroutineEndsOnceItsReadReturns(t *testing.T) {
 	pr, pw := io.Pipe()
+	defer pw.Close()
+	entered := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
-	d := NewDetached(ctx, pr)
+	d := NewDetached(ctx, &enteredReader{r: pr, entered: entered})
 	done := make(chan error, 1)
 	go func() {
 		_, err := d.Read(make([]byte, 8))
 		done <- err
 	}()
-	time.Sleep(20 * time.Millisecond)
+	<-entered // the goroutine is in R's Read, blocked on the pipe
 	cancel()
 	<-done
-	pw.Write([]byte("late")) // the blocked read returns; its bytes go nowhere
+	// The blocked read returns; its bytes go nowhere. Written from a
+	// goroutine: were the read not blocked, the write would wait forever.
+	go pw.Write([]byte("late"))
 	select {
 	case <-d.ended:
 	case <-time.After(10 * time.Second):

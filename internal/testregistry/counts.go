@@ -165,16 +165,17 @@ func (rec *recorder) add(r Request) {
 // (a handler a fault holds, say), so that counts taken after an operation
 // returned include its last requests.
 func (rec *recorder) settle(timeout time.Duration) {
+	timedOut := false
 	timer := time.AfterFunc(timeout, func() {
 		rec.mu.Lock()
+		timedOut = true
 		rec.settled.Broadcast()
 		rec.mu.Unlock()
 	})
 	defer timer.Stop()
-	deadline := time.Now().Add(timeout)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	for rec.inflight > 0 && time.Now().Before(deadline) {
+	for rec.inflight > 0 && !timedOut {
 		rec.settled.Wait()
 	}
 }
