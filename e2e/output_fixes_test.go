@@ -189,7 +189,7 @@ func TestCopyOfMountedBlobsShowsNoRate(t *testing.T) {
 	// mounted and no byte is sent.
 	repo := reg.Repo("mirror/app1")
 	r := mustFerry(t, "copy", "-i", f.app1.String(), "--to-repo", repo)
-	lines := strings.Split(r.Stderr, "\n")
+	lines := strings.Split(withoutHeartbeats(r.Stderr), "\n")
 	if !regexp.MustCompile(`^Copied into ` + regexp.QuoteMeta(repo) + ` in [0-9.]+m?s$`).MatchString(lines[0]) {
 		t.Errorf("first line %q: want where and how long, and no rate when nothing was sent", lines[0])
 	}
@@ -351,7 +351,7 @@ func TestServeDamagedBlobIsAnErrorEvenQuiet(t *testing.T) {
 }
 
 func TestHeartbeatWithoutATerminalWhileWaiting(t *testing.T) {
-	_, archive := exported(t)
+	f, archive, src := exportedFrom(t)
 	dst := testregistry.NewDistribution(t)
 	// Two waits longer than the 5 s heartbeat: a manifest check before any
 	// byte moves, then an upload part way through the blobs.
@@ -395,4 +395,11 @@ func TestHeartbeatWithoutATerminalWhileWaiting(t *testing.T) {
 			t.Errorf("a heartbeat after the summary: %q", l)
 		}
 	}
+	// What the checks of summaries elsewhere drop (withoutHeartbeats) is
+	// these lines, and none of the summary's: a summary after heartbeats
+	// passes them.
+	if got, want := withoutHeartbeats(r.Stderr), strings.Join(lines[summary:], "\n"); got != want {
+		t.Errorf("without the heartbeats:\n%s\nwant the summary alone:\n%s", got, want)
+	}
+	assertRelocationSummary(t, r.Stderr, "Imported", repo, src.Host, "create", f.wantTags(t))
 }

@@ -27,7 +27,10 @@ func TestUploadAnsweredLateIsRetried(t *testing.T) {
 			reg := testregistry.NewDistribution(t)
 			proxy := testregistry.NewFaultProxy(t, reg)
 			dst := &impDest{reg: reg, proxy: proxy, ep: &proxy.Endpoint, repo: impMust(name.NewRepository(proxy.Repo("dst/imported")))}
-			ro := regopts.Options{RetryBackoff: 5 * time.Millisecond, ResponseHeaderTimeout: 400 * time.Millisecond}
+			// Every request of the whole move must be answered within the
+			// timeout: 1.5 s, for a loaded machine.
+			const timeout = 1500 * time.Millisecond
+			ro := regopts.Options{RetryBackoff: 5 * time.Millisecond, ResponseHeaderTimeout: timeout}
 			dopts := relocate.DestinationOptions{
 				Remote: impMust(ro.RemoteOptions(context.Background())),
 				Client: registry.New(impMust(ro.ClientOptions())),
@@ -36,8 +39,9 @@ func TestUploadAnsweredLateIsRetried(t *testing.T) {
 			if move == "import" {
 				data = src.export(t)
 			}
-			// Held longer than the timeout, once: the first attempt fails.
-			proxy.SetRules(testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindUpload, Fault: testregistry.FaultStall, Delay: 1500 * time.Millisecond, Times: 1})
+			// Held well past the timeout, once: the first attempt fails (the
+			// proxy stops holding it when the client gives up).
+			proxy.SetRules(testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindUpload, Fault: testregistry.FaultStall, Delay: 4 * timeout, Times: 1})
 			var err error
 			if move == "copy" {
 				_, err = relocate.Copy(context.Background(), cpPlan(t, src), dst.repo, relocate.CopyOptions{DestinationOptions: dopts})

@@ -8,7 +8,6 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -527,18 +526,14 @@ func checkImage(img v1.Image) error {
 
 func TestAStalledClientIsDroppedAndFreesItsStream(t *testing.T) {
 	s := newSource(t)
-	srv := startServer(t, s.archive, serve.Options{Streams: 1, StallTimeout: 300 * time.Millisecond})
+	// The stall timeout is 1 s: the second client, which reads, must not
+	// be taken for stalled when a loaded machine pauses it.
+	srv := startServer(t, s.archive, serve.Options{Streams: 1, StallTimeout: time.Second})
 	path := "/v2/src/app/blobs/" + s.bigDigest.String()
-	// A client that asks for the 9 MiB layer and never reads: more than
-	// the socket buffers hold, so the one stream is stuck with it.
-	conn, err := net.Dial("tcp", srv.host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.(*net.TCPConn).SetReadBuffer(4096)
-	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, srv.host)
-	time.Sleep(200 * time.Millisecond)
+	// A client that asks for the 9 MiB layer and never reads past the
+	// header: more than the socket buffers hold, so the one stream is
+	// stuck with it. The header comes once it holds the stream.
+	stalled, conn := holdStream(t, srv.host, path)
 
 	// Another client gets the blob once the stalled one is dropped.
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -555,7 +550,7 @@ func TestAStalledClientIsDroppedAndFreesItsStream(t *testing.T) {
 	// The stalled client's response was cut short: reading now, it gets
 	// what was in the socket buffers, not the blob.
 	conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-	n, _ := io.Copy(io.Discard, conn)
+	n, _ := io.Copy(io.Discard, stalled.Body)
 	if n >= int64(len(s.big)) {
 		t.Errorf("the stalled client got %d bytes, the whole blob", n)
 	}

@@ -542,11 +542,15 @@ func (c *closeCounter) Close() error {
 // timeout: the retry finds the blob with one HEAD and sends it no second
 // time.
 func TestUploadAnsweredLateIsFoundStoredBeforeSendingAgain(t *testing.T) {
+	// Every other request must be answered within the timeout: 1.5 s, for
+	// a loaded machine. The late answer comes well after it (the proxy
+	// stops holding it when the client gives up).
+	const timeout = 1500 * time.Millisecond
 	reg := testregistry.NewDistribution(t)
-	proxy := testregistry.NewFaultProxy(t, reg, testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindUpload, Fault: testregistry.FaultLateAnswer, Delay: 2 * time.Second, Times: 1})
+	proxy := testregistry.NewFaultProxy(t, reg, testregistry.Rule{Method: http.MethodPut, Kind: testregistry.KindUpload, Fault: testregistry.FaultLateAnswer, Delay: 4 * timeout, Times: 1})
 	opts := proxy.Endpoint.ClientOptions()
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.ResponseHeaderTimeout = 300 * time.Millisecond
+	tr.ResponseHeaderTimeout = timeout
 	opts.Transport = tr
 	repo, err := name.NewRepository(proxy.Repo("team/app"))
 	if err != nil {

@@ -29,7 +29,8 @@ func TestStalledBodyFailsAfterTheIdleTimeout(t *testing.T) {
 	defer srv.Close()
 	defer close(release)
 
-	rt, err := Options{ResponseHeaderTimeout: 300 * time.Millisecond, RetryCount: 1}.transport()
+	// The headers must come within the timeout: 1 s, for a loaded machine.
+	rt, err := Options{ResponseHeaderTimeout: time.Second, RetryCount: 1}.transport()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,9 @@ func TestAPausingConsumerIsNotAStall(t *testing.T) {
 		w.Write([]byte(strings.Repeat("z", 64<<10)))
 	}))
 	defer srv.Close()
-	rt, _ := Options{ResponseHeaderTimeout: 200 * time.Millisecond, RetryCount: 1}.transport()
+	// The headers must come within the timeout: 1 s, for a loaded machine.
+	const timeout = time.Second
+	rt, _ := Options{ResponseHeaderTimeout: timeout, RetryCount: 1}.transport()
 	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
 	resp, err := rt.RoundTrip(req)
 	if err != nil {
@@ -97,7 +100,7 @@ func TestAPausingConsumerIsNotAStall(t *testing.T) {
 	}
 	// The reader is busy elsewhere for longer than the timeout; the data is
 	// all there, so the rest must still read.
-	time.Sleep(600 * time.Millisecond)
+	time.Sleep(3 * timeout)
 	if _, err := io.ReadAll(resp.Body); err != nil {
 		t.Fatalf("a pause of the consumer was taken for a stall: %v", err)
 	}
