@@ -11,9 +11,11 @@ all: build
 build:
 	$(GO) build -trimpath $(if $(VERSION),-ldflags "-X main.version=$(VERSION)") -o $(BIN) ./cmd/ferry
 
-## test: formatting, vet, and every test (unit, end-to-end, fuzz seed corpora) under the race detector
+## test: formatting, vet, and every test (unit, end-to-end, fuzz seed corpora) under the race detector,
+## then the tests that compare timings (files built with `!race`) without it, where the timings mean something
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 60m $(PKGS)
+	$(GO) test -count=1 -timeout 20m -run '^TestInspectLinearInHostileHeads$$' ./archive/
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
