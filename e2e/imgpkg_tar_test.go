@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path"
@@ -415,5 +416,67 @@ func TestImgpkgTarballMissingALockedImageNamesTheCommand(t *testing.T) {
 		if tags := tagsOf(t, dst, tc.args[len(tc.args)-1]); len(tags) != 0 {
 			t.Errorf("%s tagged %v", tc.args[0], tags)
 		}
+	}
+}
+
+// withRootTag is basic.imgpkg.tar with its root's tag replaced by tag.
+func withRootTag(t *testing.T, tag string) []byte {
+	t.Helper()
+	gold, err := golden.ReadFile("basic.imgpkg.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := readTarEntries(t, "basic.imgpkg.tar", bytes.NewReader(gold))
+	var items []map[string]any
+	if err := json.Unmarshal(entries[0].Data, &items); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, it := range items {
+		if img, ok := it["Image"].(map[string]any); ok && img["Tag"] == "v1" {
+			img["Tag"] = tag
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("manifest.json of basic.imgpkg.tar: %d items tagged v1, want 1", n)
+	}
+	if entries[0].Data, err = json.Marshal(items); err != nil {
+		t.Fatal(err)
+	}
+	return writeTar(t, entries)
+}
+
+// TestExportFromTarRefusesWhatImportRefuses: export --from-tar re-packed,
+// without a word, imgpkg tarballs that every import and verify of the
+// result refuses: one without an image its bundle locks, and one whose
+// root is tagged with a bookkeeping tag. It refuses them as export -b
+// does, from a file and from a pipe, and writes no archive.
+func TestExportFromTarRefusesWhatImportRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		tar  []byte
+		want string
+	}{
+		{"a locked image missing", withoutApp1(t), "locks 127.0.0.1:5900/src/app1@" + golden.App1 + ", which the archive does not hold"},
+		{"a bookkeeping tag on the root", withRootTag(t, "sha256-"+strings.Repeat("0", 64)+".imgpkg"), "is a bookkeeping tag"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			in := filepath.Join(dir, "in.imgpkg.tar")
+			if err := os.WriteFile(in, tc.tar, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for i, from := range []string{in, "-"} {
+				out := filepath.Join(dir, fmt.Sprintf("out%d.tar.zst", i))
+				r := ferryIn(t, nil, bytes.NewReader(tc.tar), "export", "--from-tar", from, "-o", out)
+				if r.Code != 1 || !strings.Contains(r.Stderr, tc.want) {
+					t.Errorf("export --from-tar %s: want exit 1 and %q: %s", from, tc.want, r)
+				}
+				if _, err := os.Stat(out); !os.IsNotExist(err) {
+					t.Errorf("export --from-tar %s left %s: %v", from, out, err)
+				}
+			}
+		})
 	}
 }

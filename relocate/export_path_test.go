@@ -32,7 +32,10 @@ func TestExportRefusesADirectoryInTheWayBeforeDownloading(t *testing.T) {
 	}{
 		{"the checksum file", nil, "x.sha256", false, true},
 		{"the checksum file of volumes", nil, "x.sha256", true, true},
-		{"a volume of an earlier export without a checksum file", map[string]string{"x.001": "o1"}, "x.003", false, true},
+		// Without a checksum file no volume name is an earlier export's:
+		// an unsplit export leaves them, a split one refuses them.
+		{"a volume name without a checksum file, unsplit", map[string]string{"x.001": "o1"}, "x.003", false, false},
+		{"a volume name without a checksum file, split", map[string]string{"x.001": "o1"}, "x.003", true, true},
 		{"a volume the earlier checksum file lists", map[string]string{"x.001": "o1", "x.sha256": sumLine("x.001", "o1") + sumLine("x.002", "o2")}, "x.002", false, true},
 		{"a volume name a split archive may take", map[string]string{"x": "old", "x.sha256": sumLine("x", "old")}, "x.050", true, true},
 		{"a volume name no earlier export wrote, unsplit", map[string]string{"x": "old", "x.sha256": sumLine("x", "old")}, "x.050", false, false},

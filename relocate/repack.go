@@ -2,6 +2,7 @@ package relocate
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -94,6 +95,17 @@ func repackPlan(h *archive.Head, open func(v1.Hash) (io.ReadCloser, error)) (*Pl
 		// has nowhere to read those blobs from.
 		return nil, fmt.Errorf("a delta archive (export --since) cannot be re-packed on its own: it leaves out %d configs and layers, expected at the destination, that a re-packed archive would have to carry; re-pack the full archive instead", len(h.Delta.LeftOut))
 	}
+	// What an import or verify of the archive refuses, a re-pack
+	// refuses before it writes: the root's tag, another manifest's
+	// bookkeeping tag, and (as each bundle's layer is read, below) a
+	// bundle locking an image the archive does not hold.
+	if err := importRefusal(h); err != nil {
+		return nil, err
+	}
+	locks, err := newLockChecks(h)
+	if err != nil {
+		return nil, err
+	}
 	p := &Plan{Manifests: make(map[v1.Hash]Manifest, len(h.Manifests)), local: map[v1.Hash]func() (io.ReadCloser, error){}}
 
 	// Media types come from the descriptors that name each manifest:
@@ -182,6 +194,16 @@ func repackPlan(h *archive.Head, open func(v1.Hash) (io.ReadCloser, error)) (*Pl
 		p.TotalBytes += d.Size
 		digest := d.Digest
 		p.local[digest] = func() (io.ReadCloser, error) { return open(digest) }
+		if bs, ok := locks.byLayer[digest]; ok {
+			size := d.Size
+			p.local[digest] = func() (io.ReadCloser, error) {
+				rc, err := open(digest)
+				if err != nil {
+					return nil, err
+				}
+				return newLockedHeldReader(rc, size, bs[0], locks), nil
+			}
+		}
 	}
 	// The order Resolve gives: configs, then layers, each by digest.
 	byDigest := func(bs []Blob) {
@@ -361,4 +383,87 @@ func (b *streamBlob) Close() error {
 		b.spool = nil
 	}
 	return nil
+}
+
+// lockedHeldReader passes a bundle's layer through while a goroutine
+// parses its images.yml from a copy of the bytes and checks that every
+// image it locks is an entry of the archive; the check's error is the
+// read's, with the layer's last bytes, so a re-pack of such an archive
+// fails before it is put in place. The layer is never held: the check
+// reads it as it streams (a pipe), as verify does.
+type lockedHeldReader struct {
+	rc     io.ReadCloser
+	pw     *io.PipeWriter
+	left   int64 // bytes of the layer not yet read
+	result chan error
+	err    error // the check's, once known
+	ended  bool
+}
+
+func newLockedHeldReader(rc io.ReadCloser, size int64, b bundleRef, locks *lockChecks) *lockedHeldReader {
+	pr, pw := io.Pipe()
+	r := &lockedHeldReader{rc: rc, pw: pw, left: size, result: make(chan error, 1)}
+	go func() {
+		l, err := parseBundleLayer(context.Background(), locks.manifests, b, pr)
+		if err == nil {
+			_, err = lockedHeld(b.source(), l, locks.inArchive)
+		}
+		// To its end, whatever images.yml held, so the reader never
+		// blocks on a write nobody reads.
+		io.Copy(io.Discard, pr)
+		pr.Close()
+		r.result <- err
+	}()
+	return r
+}
+
+func (r *lockedHeldReader) Read(p []byte) (int, error) {
+	if r.ended {
+		if r.err != nil {
+			return 0, r.err
+		}
+		return r.rc.Read(p)
+	}
+	n, err := r.rc.Read(p)
+	if n > 0 {
+		r.pw.Write(p[:n])
+		r.left -= int64(n)
+	}
+	switch {
+	case err == nil && r.left > 0:
+		return n, nil
+	case err == nil || err == io.EOF:
+		// The whole layer (a reader that stops at its size never asks
+		// for the EOF): the check has all it reads. Its refusal keeps
+		// the last bytes back, for a reader of exactly the size
+		// (io.ReadFull) drops an error that comes with them.
+		r.end(nil)
+		if r.err != nil {
+			return 0, r.err
+		}
+		return n, err
+	}
+	r.end(err)
+	return n, err
+}
+
+// end closes the copy for the check, with cause when the layer's read
+// failed, and waits for the check.
+func (r *lockedHeldReader) end(cause error) {
+	if r.ended {
+		return
+	}
+	r.ended = true
+	if cause != nil {
+		r.pw.CloseWithError(cause)
+		<-r.result
+		return
+	}
+	r.pw.Close()
+	r.err = <-r.result
+}
+
+func (r *lockedHeldReader) Close() error {
+	r.end(errors.New("the layer was closed before its end"))
+	return r.rc.Close()
 }

@@ -611,20 +611,13 @@ func (c *lockChecks) read(ctx context.Context, d v1.Hash, layer io.Reader) error
 	if err != nil {
 		return err
 	}
-	for _, li := range l.Images {
-		d, err := li.Digest()
-		if err != nil {
-			return fmt.Errorf("%s: %w", src, err)
-		}
-		h, err := v1.NewHash(d.DigestStr())
-		if err != nil {
-			return fmt.Errorf("%s: %w", src, err)
-		}
-		if !c.inArchive[h] {
-			return fmt.Errorf("%s locks %s, which the archive does not hold", src, li.Image)
-		}
+	held, err := lockedHeld(src, l, c.inArchive)
+	if err != nil {
+		return err
+	}
+	for i, h := range held {
 		if _, seen := c.roleOf[h]; !seen && !c.named[h] {
-			c.roleOf[h] = lockedImage{src: src, image: li.Image}
+			c.roleOf[h] = lockedImage{src: src, image: l.Images[i].Image}
 		}
 	}
 	c.bundles += len(bs)
@@ -632,20 +625,49 @@ func (c *lockChecks) read(ctx context.Context, d v1.Hash, layer io.Reader) error
 	return nil
 }
 
+// lockedHeld returns the digest of every image l, the images.yml of
+// bundle src, locks, in its order, or an error naming the first that is
+// not an entry of the archive (inArchive).
+func lockedHeld(src string, l *lock.ImagesLock, inArchive map[v1.Hash]bool) ([]v1.Hash, error) {
+	out := make([]v1.Hash, 0, len(l.Images))
+	for _, li := range l.Images {
+		d, err := li.Digest()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", src, err)
+		}
+		h, err := v1.NewHash(d.DigestStr())
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", src, err)
+		}
+		if !inArchive[h] {
+			return nil, fmt.Errorf("%s locks %s, which the archive does not hold", src, li.Image)
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
 // parse reads the images.yml of bundle b from its layer as import reads
 // it (readBundleLock): through the bundle's manifest as the archive holds
 // it, the layer streamed.
 func (c *lockChecks) parse(ctx context.Context, b bundleRef, layer io.Reader) (*lock.ImagesLock, error) {
+	c.parsed++
+	return parseBundleLayer(ctx, c.manifests, b, layer)
+}
+
+// parseBundleLayer is lockChecks.parse for callers that read several
+// layers at once: it changes nothing but what it reads of layer.
+func parseBundleLayer(ctx context.Context, manifests map[v1.Hash][]byte, b bundleRef, layer io.Reader) (*lock.ImagesLock, error) {
 	src := b.source()
 	d := b.entry.Descriptor.Digest
-	m, err := parseImportManifest(d, c.manifests[d], b.entry.Descriptor.MediaType)
+	m, err := parseImportManifest(d, manifests[d], b.entry.Descriptor.MediaType)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", src, err)
 	}
 	opened := false
 	img, err := partial.CompressedToImage(&importBlobImage{ctx: ctx, m: m, blob: func(_ context.Context, h v1.Hash) (io.ReadCloser, error) {
 		if h != b.layer.Digest || opened {
-			return nil, fmt.Errorf("blob %s: verify reads the layer %s of the bundle, once, and nothing else", h, b.layer.Digest)
+			return nil, fmt.Errorf("blob %s: the check reads the layer %s of the bundle, once, and nothing else", h, b.layer.Digest)
 		}
 		opened = true
 		return io.NopCloser(layer), nil
@@ -653,7 +675,6 @@ func (c *lockChecks) parse(ctx context.Context, b bundleRef, layer io.Reader) (*
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", src, err)
 	}
-	c.parsed++
 	return bundle.ReadImagesLock(img, src)
 }
 

@@ -114,6 +114,12 @@ func put(path string, files []*atomicfile.File, sums []atomicfile.Checksum, ops 
 	for _, st := range strays {
 		switch {
 		case taken[st]:
+			// Named after no checksum line, a directory here is
+			// no export's: it is refused, never set aside.
+			if fi, err := os.Lstat(st); err == nil && fi.IsDir() {
+				abortAll()
+				return nil, inTheWay(dir, filepath.Base(st), filepath.Base(path))
+			}
 			olds = append(olds, st)
 		case !taken[path]:
 			strayWarnings = append(strayWarnings, fmt.Errorf("left %s in place: named like a volume of %s, but no earlier export of it wrote it; a reader of the new volumes refuses it as an extra volume", st, filepath.Base(path)))
@@ -215,12 +221,14 @@ var setAsideName = regexp.MustCompile(`^\.(.+)\.old-[0-9a-f]{12}$`)
 // directory under one of those names is refused: it is not an export's,
 // and replacing it would lose it.
 //
-// Only what an export can have written is replaced: the volumes the old
-// path.sha256 lists, or, without one (lost, or not in sha256sum format),
-// the files named as export names volumes (.001 to .099). A file whose own
+// Only what an export can be shown to have written is replaced: the
+// volumes the old path.sha256 lists. Without one (lost, or not in
+// sha256sum format) no file named like a volume is taken for an earlier
+// export's, for nothing tells it from a user's own (notes.tar.zst.007):
+// ferry deletes no file it cannot tell it wrote. A file whose own
 // checksum file lists it is an archive of its own (app-1.0.099 beside
 // app-1.0) and stays. What stays although named like a volume is returned
-// as strays: beside new volumes, readers refuse it as an extra volume.
+// as strays: beside new volumes, readers refuse them as an extra volume.
 func earlier(path string) (olds, leftovers, strays []string, err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
@@ -235,24 +243,30 @@ func earlier(path string) (olds, leftovers, strays []string, err error) {
 		listed = nil
 	}
 	volume := func(name string) (vol, stray bool) {
-		i, ok := VolumeNumber(name, base)
-		if !ok || wholeArchive(filepath.Join(dir, name)) {
+		if _, ok := VolumeNumber(name, base); !ok || wholeArchive(filepath.Join(dir, name)) {
 			return false, false
 		}
-		if listed != nil {
-			_, vol = listed[name]
-		} else {
-			vol = i <= MaxVolumes
-		}
+		_, vol = listed[name]
 		return vol, !vol
 	}
 	ours := func(name string) bool {
 		vol, _ := volume(name)
 		return name == base || name == base+".sha256" || vol
 	}
+	// setAside reports whether name is one Put set aside: a hidden copy
+	// of the archive, of its checksum file or of a volume an export may
+	// write. Only Put makes such names, so no checksum file is needed.
+	setAside := func(name string) bool {
+		m := setAsideName.FindStringSubmatch(name)
+		if m == nil {
+			return false
+		}
+		i, vol := VolumeNumber(m[1], base)
+		return m[1] == base || m[1] == base+".sha256" || vol && i <= MaxVolumes
+	}
 	for _, e := range entries {
 		name := e.Name()
-		if m := setAsideName.FindStringSubmatch(name); m != nil && ours(m[1]) && !e.IsDir() {
+		if setAside(name) && !e.IsDir() {
 			leftovers = append(leftovers, filepath.Join(dir, name))
 			continue
 		}
@@ -303,11 +317,11 @@ func inTheWay(dir, name, base string) error {
 // that cannot be listed, is left to atomicfile.Create, which says so.
 //
 // A split export is refused too when files named like volumes of path
-// stand there that no earlier export of it wrote (the old path.sha256 does
-// not list them; without one, those above .099): Put would leave them, or
-// replace someone else's file with a volume, and readers of the new
-// volumes would refuse them as extra volumes (cat path.0* would join them
-// in). They are named, for the user to remove or move; nothing is
+// stand there that no earlier export of it can be shown to have written
+// (the old path.sha256 does not list them, or there is none): Put would
+// leave them, or replace someone else's file with a volume, and readers of
+// the new volumes would refuse them as extra volumes (cat path.0* would
+// join them in). They are named, for the user to remove or move; nothing is
 // deleted. An unsplit export leaves them: path is read as the file it is.
 func CheckNames(path string, split bool) error {
 	path = filepath.Clean(path)
@@ -342,7 +356,7 @@ func CheckNames(path string, split bool) error {
 			names[i] = filepath.Base(st)
 		}
 		sort.Strings(names)
-		why := "numbered above " + Suffix(MaxVolumes) + ", which no export writes"
+		why := "there is no " + base + ".sha256 to say that an earlier export wrote them"
 		if _, err := os.Stat(path + ".sha256"); err == nil {
 			why = base + ".sha256, of the earlier export, does not list them"
 		}

@@ -80,9 +80,9 @@ func TestPutReplacesAllAnEarlierExportLeft(t *testing.T) {
 		earlier map[string]string
 		split   bool
 	}{
-		{"volumes with a gap and no readable checksum file, by fewer volumes", map[string]string{"a.001": "o1", "a.002": "o2", "a.004": "o4", "a.099": "o99", "a.sha256": "old"}, true},
+		{"volumes with a gap, by fewer volumes", map[string]string{"a.001": "o1", "a.002": "o2", "a.004": "o4", "a.099": "o99", "a.sha256": sumLine("a.001", "o1") + sumLine("a.002", "o2") + sumLine("a.004", "o4") + sumLine("a.099", "o99")}, true},
 		{"an unsplit archive, by volumes", map[string]string{"a": "old", "a.sha256": "old"}, true},
-		{"volumes, by an unsplit archive", map[string]string{"a.001": "o1", "a.002": "o2", "a.003": "o3", "a.sha256": "old"}, false},
+		{"volumes, by an unsplit archive", map[string]string{"a.001": "o1", "a.002": "o2", "a.003": "o3", "a.sha256": sumLine("a.001", "o1") + sumLine("a.002", "o2") + sumLine("a.003", "o3")}, false},
 		{"a mix a crash may leave, by volumes", map[string]string{"a.001": "o1", "a.sha256": "old", ".a.old-0123456789ab": "old", ".a.001.old-0123456789ab": "o1"}, true},
 	} {
 		for _, noLinks := range []bool{false, true} {
@@ -461,11 +461,57 @@ func TestCheckNamesRefusesStrayVolumesOfASplitExport(t *testing.T) {
 	if got := snapshot(t, dir); !maps.Equal(got, files) {
 		t.Errorf("CheckNames changed the directory: %v", got)
 	}
-	// Without a checksum file, .001 to .099 are an earlier export's; a
-	// volume number above is not.
+	// Without a checksum file, nothing says an export wrote any of them:
+	// all are named (a user's notes.tar.zst.007 was once deleted so).
 	os.Remove(filepath.Join(dir, "a.sha256"))
 	os.WriteFile(filepath.Join(dir, "a.100"), []byte("x"), 0o644)
-	if err := CheckNames(path, true); err == nil || !strings.Contains(err.Error(), "a.100:") || strings.Contains(err.Error(), "a.005") {
-		t.Errorf("CheckNames(split), no checksum file = %v; want a refusal naming a.100 only", err)
+	if err := CheckNames(path, true); err == nil || !strings.Contains(err.Error(), "a.001, a.002, a.005, a.007, a.100: named like volumes of a, but there is no a.sha256") {
+		t.Errorf("CheckNames(split), no checksum file = %v; want a refusal naming a.001 to a.100", err)
+	}
+}
+
+// TestPutKeepsVolumeNamesNoChecksumFileLists: without a checksum file (lost,
+// or not in sha256sum format), files named like volumes may be anyone's.
+// An unsplit export leaves them all; a split one sets aside only those its
+// own volumes replace (CheckNames refused the export up front, so only a
+// file that appeared since is concerned) and refuses a directory there.
+func TestPutKeepsVolumeNamesNoChecksumFileLists(t *testing.T) {
+	for _, checksum := range []string{"", "not sha256sum lines"} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "r.tar.zst")
+		mine := map[string]string{"r.tar.zst.001": "mine 1", "r.tar.zst.007": "my notes", "r.tar.zst.042": "mine 42"}
+		if checksum != "" {
+			mine["r.tar.zst.sha256"] = checksum
+		}
+		seed(t, dir, mine)
+		files, sums := newFiles(t, []string{path}, []string{"new"})
+		if _, err := Put(path, files, sums); err != nil {
+			t.Fatal(err)
+		}
+		got := snapshot(t, dir)
+		for name, content := range mine {
+			if name != "r.tar.zst.sha256" && got[name] != content {
+				t.Errorf("checksum file %q: an unsplit export left %s as %q, want %q", checksum, name, got[name], content)
+			}
+		}
+		if got["r.tar.zst"] != "new" {
+			t.Errorf("checksum file %q: the archive is %q", checksum, got["r.tar.zst"])
+		}
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "r.tar.zst")
+	files, sums := newFiles(t, []string{Name(path, 1), Name(path, 2)}, []string{"n1", "n2"})
+	// Made after the files were created, which refuses it up front.
+	if err := os.Mkdir(Name(path, 2), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Put(path, files, sums); err == nil || !strings.Contains(err.Error(), "r.tar.zst.002 is a directory") {
+		t.Errorf("Put over a directory named like the second volume = %v, want a refusal naming it", err)
+	}
+	if fi, err := os.Stat(Name(path, 2)); err != nil || !fi.IsDir() {
+		t.Errorf("the directory r.tar.zst.002 is gone: %v", err)
+	}
+	if _, err := os.Stat(Name(path, 1)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a failed Put left r.tar.zst.001: %v", err)
 	}
 }

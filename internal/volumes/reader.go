@@ -576,8 +576,9 @@ func checkRegular(f *os.File, path string) error {
 
 // ReadChecksums reads a checksum file in sha256sum format (text or binary
 // mode, GNU's escaped names included) and returns the hex sum of each file
-// it names, by name as written, but for a leading "./" (sha256sum
-// ./FILE.0* writes one, and sha256sum -c finds the same file). A file given
+// it names, by the name's last element: the files are read beside the
+// checksum file, whichever directory sha256sum was run in (sha256sum
+// ./FILE.0* or dir/FILE.0* write a directory into each name). A file given
 // two different sums is an error, and so is one that is not a regular file
 // (a FIFO is not waited on) or is over maxChecksumFile bytes.
 func ReadChecksums(path string) (map[string]string, error) {
@@ -615,8 +616,10 @@ func ReadChecksums(path string) (map[string]string, error) {
 		if escaped {
 			name = strings.NewReplacer(`\\`, `\`, `\n`, "\n", `\r`, "\r").Replace(name)
 		}
-		for strings.HasPrefix(name, "./") && len(name) > 2 {
-			name = name[2:]
+		// The files named are beside the checksum file, whatever
+		// directory sha256sum was run from (sha256sum dir/FILE.0*).
+		if i := strings.LastIndexByte(name, '/'); i >= 0 && i < len(name)-1 {
+			name = name[i+1:]
 		}
 		// sha256sum -c checks every line: a file named twice, one sum
 		// wrong, fails there whichever line comes first. Keeping either

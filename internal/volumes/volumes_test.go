@@ -98,11 +98,17 @@ func TestSplitJoinsToTheArchive(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "release.tar.zst")
 	data := archiveBytes(10_000, 1)
-	// What an earlier export left: an unsplit archive, more volumes.
-	for _, stale := range []string{path, Name(path, 5), Name(path, 6)} {
-		if err := os.WriteFile(stale, []byte("stale"), 0o644); err != nil {
+	// What earlier exports left: an unsplit archive, more volumes, and
+	// the checksum file that says they are an export's.
+	var stale strings.Builder
+	for _, name := range []string{path, Name(path, 5), Name(path, 6)} {
+		if err := os.WriteFile(name, []byte("stale"), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		fmt.Fprintf(&stale, "%s  %s\n", sum([]byte("stale")), filepath.Base(name))
+	}
+	if err := os.WriteFile(path+".sha256", []byte(stale.String()), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	vols := split(t, path, data, 3000)
 	if len(vols) != 4 {
@@ -491,6 +497,14 @@ func TestReadChecksums(t *testing.T) {
 	os.WriteFile(path, []byte(a+"  ./r\n"+b+"  r\n"), 0o644)
 	if _, err := ReadChecksums(path); err == nil {
 		t.Error("ReadChecksums accepted ./r and r with two sums")
+	}
+	// sha256sum dir/r.tar.zst.0*, run beside dir, writes the directory
+	// into each name. The file is read beside the volumes, so the name
+	// is the last element: import once ignored such a file, which verify
+	// refused, and with it the check of the head volumes.
+	os.WriteFile(path, []byte(a+"  b/r.tar.zst.001\n"+b+" */abs/dir/r.tar.zst.002\n"), 0o644)
+	if got, err := ReadChecksums(path); err != nil || got["r.tar.zst.001"] != a || got["r.tar.zst.002"] != strings.ToLower(b) || len(got) != 2 {
+		t.Errorf("names with a directory: %v, %v", got, err)
 	}
 }
 
