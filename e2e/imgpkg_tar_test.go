@@ -9,7 +9,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -17,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/ferry-dev/ferry/fixtures"
 	"github.com/ferry-dev/ferry/fixtures/golden"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 	"github.com/ferry-dev/ferry/lock"
@@ -354,42 +354,11 @@ func withoutApp1(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type item struct {
-		Image *struct {
-			Manifest struct{ Digest string }
-			Layers   []struct{ Digest string }
-		}
-	}
-	entries := readTarEntries(t, "basic.imgpkg.tar", bytes.NewReader(gold))
-	if len(entries) == 0 || entries[0].Header.Name != "manifest.json" {
-		t.Fatal("basic.imgpkg.tar does not begin with manifest.json")
-	}
-	var raw, keep []json.RawMessage
-	if err := json.Unmarshal(entries[0].Data, &raw); err != nil {
+	b, err := fixtures.DropImgpkgImage(gold, golden.App1)
+	if err != nil {
 		t.Fatal(err)
 	}
-	drop := map[string]bool{}
-	for _, r := range raw {
-		var it item
-		if err := json.Unmarshal(r, &it); err != nil {
-			t.Fatal(err)
-		}
-		if it.Image != nil && it.Image.Manifest.Digest == golden.App1 {
-			for _, l := range it.Image.Layers {
-				drop["sha256-"+hexOf(l.Digest)+".tar.gz"] = true
-			}
-			continue
-		}
-		keep = append(keep, r)
-	}
-	if len(keep) != len(raw)-1 || len(drop) == 0 {
-		t.Fatalf("manifest.json of basic.imgpkg.tar: app1 found %d times, with %d layers", len(raw)-len(keep), len(drop))
-	}
-	if entries[0].Data, err = json.Marshal(keep); err != nil {
-		t.Fatal(err)
-	}
-	entries = slices.DeleteFunc(entries, func(e tarEntry) bool { return drop[e.Header.Name] })
-	return writeTar(t, entries)
+	return b
 }
 
 // TestImgpkgTarballMissingALockedImageNamesTheCommand: an imgpkg tarball

@@ -1055,7 +1055,8 @@ func (dst *destination) locations(ctx context.Context, bundles []importEntry) ([
 // manifest of its head, PUT before any tag) or already in the destination. A
 // locations image would otherwise tell `pull` that the image is in repo
 // when it is nowhere there, and the user's tag would name a bundle that
-// cannot be deployed from its new home.
+// cannot be deployed from its new home. Without a destination (serve
+// --repo, a repository made of the archive alone) only the archive counts.
 func (dst *destination) checkLocked(ctx context.Context, locs []*importLocations, conc int) error {
 	type locked struct {
 		ref, by string
@@ -1074,13 +1075,15 @@ func (dst *destination) checkLocked(ctx context.Context, locs []*importLocations
 		return err
 	}
 	present := make([]bool, len(ask))
-	err = parallel.ForEach(ctx, conc, len(ask), func(ctx context.Context, i int) error {
-		desc, err := dst.reg.ManifestDescriptor(ctx, ask[i].h.String())
-		present[i] = desc != nil && desc.Digest == ask[i].h
-		return err
-	})
-	if err != nil {
-		return err
+	if dst.reg != nil {
+		err = parallel.ForEach(ctx, conc, len(ask), func(ctx context.Context, i int) error {
+			desc, err := dst.reg.ManifestDescriptor(ctx, ask[i].h.String())
+			present[i] = desc != nil && desc.Digest == ask[i].h
+			return err
+		})
+		if err != nil {
+			return err
+		}
 	}
 	var missing []string
 	for i, a := range ask {
@@ -1088,11 +1091,15 @@ func (dst *destination) checkLocked(ctx context.Context, locs []*importLocations
 			missing = append(missing, fmt.Sprintf("%s (locked by bundle %s)", a.ref, a.by))
 		}
 	}
-	if len(missing) > 0 {
-		return fmt.Errorf("nothing tagged: %d locked %s neither in the archive nor in %s: %s",
-			len(missing), plural(len(missing), "image is", "images are"), dst.repo, strings.Join(missing, ", "))
+	switch {
+	case len(missing) == 0:
+		return nil
+	case dst.reg == nil:
+		return fmt.Errorf("%d locked %s not in the archive, which an import refuses: %s",
+			len(missing), plural(len(missing), "image is", "images are"), strings.Join(missing, ", "))
 	}
-	return nil
+	return fmt.Errorf("nothing tagged: %d locked %s neither in the archive nor in %s: %s",
+		len(missing), plural(len(missing), "image is", "images are"), dst.repo, strings.Join(missing, ", "))
 }
 
 func plural(n int, one, many string) string {

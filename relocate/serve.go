@@ -129,6 +129,11 @@ func RepoView(ctx context.Context, f RandomArchive, repo string, opts RepoViewOp
 	if _, err := dst.checkRoles(ctx, locs, f.Has); err != nil {
 		return nil, err
 	}
+	// Its locations images would tell pull that a locked image missing
+	// from the archive is in the repository.
+	if err := dst.checkLocked(ctx, locs, dst.conc); err != nil {
+		return nil, err
+	}
 	v := newRegistryView(head)
 	r := v.repository(repo)
 	for d := range head.manifests {

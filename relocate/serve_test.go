@@ -13,6 +13,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/fixtures"
+	"github.com/ferry-dev/ferry/fixtures/golden"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 	"github.com/ferry-dev/ferry/relocate"
 )
@@ -189,5 +191,36 @@ func TestRepoViewRefusesADeltaThatLeftOutABundleLayer(t *testing.T) {
 	}
 	if _, err := relocate.RepoView(t.Context(), openArchive(t, full), "far/release", relocate.RepoViewOptions{}); err != nil {
 		t.Errorf("RepoView of the full archive: %v", err)
+	}
+}
+
+// TestRepoViewRefusesABundleWhoseLockedImageIsMissing (issue 13, item 1,
+// through serve): an archive without an image its bundle locks, which
+// import and verify refuse, was served with --repo, its locations image
+// telling pull that the image was in the repository. RepoView refuses it,
+// naming the image, as an import would.
+func TestRepoViewRefusesABundleWhoseLockedImageIsMissing(t *testing.T) {
+	gold, err := golden.ReadFile("basic.imgpkg.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := fixtures.DropImgpkgImage(gold, golden.App1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(b []byte) *archive.ImgpkgTar {
+		f, err := archive.OpenImgpkg(bytes.NewReader(b), int64(len(b)), archive.ReaderOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	_, err = relocate.RepoView(t.Context(), open(bad), "far/release", relocate.RepoViewOptions{})
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:5900/src/app1@"+golden.App1) || !strings.Contains(err.Error(), "not in the archive") {
+		t.Fatalf("RepoView of a tarball without a locked image: %v; want a refusal naming it", err)
+	}
+	// The whole tarball is served.
+	if _, err := relocate.RepoView(t.Context(), open(gold), "far/release", relocate.RepoViewOptions{}); err != nil {
+		t.Errorf("RepoView of basic.imgpkg.tar: %v", err)
 	}
 }
