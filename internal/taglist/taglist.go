@@ -26,6 +26,11 @@ const (
 	// DefaultMaxTags is far more tags than any repository ferry writes
 	// to holds; a million short names take tens of MB.
 	DefaultMaxTags = 1 << 20
+	// DefaultMaxBytes bounds the names of a listing together: 800,000
+	// tags of imgpkg's shape (sha256-<64 hex>.imgpkg, 78 bytes). Without
+	// it, a million names of MaxTagBytes each came to a GiB, which a
+	// registry listing long names on ever-new pages made ferry hold.
+	DefaultMaxBytes = 64 << 20
 	// MaxTagBytes bounds one listed name: the spec allows 128 bytes, some
 	// registries more (ECR 300); a longer one is no tag, but a registry
 	// filling memory.
@@ -36,6 +41,8 @@ const (
 type Limits struct {
 	MaxPages int
 	MaxTags  int
+	// MaxBytes bounds the length of the distinct names, summed.
+	MaxBytes int
 }
 
 // Options control a listing.
@@ -55,9 +62,10 @@ type Options struct {
 // Names returns every tag of repo, following the registry's pagination. It
 // stops with an error naming the registry when a page links to a page
 // already read, when a listed name is longer than MaxTagBytes, or when
-// the listing passes l.MaxPages pages
-// or l.MaxTags tags (each page is bounded in bytes by the transport,
-// regopts.MaxTagPageSize). A tag listed on more than one page is returned once.
+// the listing passes l.MaxPages pages, l.MaxTags tags or l.MaxBytes bytes
+// of names, each checked as a name is added (each page is bounded in bytes
+// by the transport, regopts.MaxTagPageSize). A tag listed on more than one
+// page is returned once.
 func Names(ctx context.Context, p *remote.Puller, repo name.Repository, l Limits) ([]string, error) {
 	if l.MaxPages <= 0 {
 		l.MaxPages = DefaultMaxPages
@@ -65,11 +73,15 @@ func Names(ctx context.Context, p *remote.Puller, repo name.Repository, l Limits
 	if l.MaxTags <= 0 {
 		l.MaxTags = DefaultMaxTags
 	}
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = DefaultMaxBytes
+	}
 	lister, err := p.Lister(ctx, repo)
 	if err != nil {
 		return nil, err
 	}
 	var out []string
+	held := 0 // bytes of the names in out
 	seenTag := map[string]bool{}
 	// The first page's URL is the one go-containerregistry builds; a link
 	// back to it is caught when it comes round the second time.
@@ -86,14 +98,20 @@ func Names(ctx context.Context, p *remote.Puller, repo name.Repository, l Limits
 				// bytes (ECR: 300), and they are listed; none this long.
 				return nil, fmt.Errorf("registry %s lists a name of %d bytes (%q…) among the tags of %s, more than the %d a tag may have here; refusing to read on", repo.RegistryStr(), len(t), t[:64], repo, MaxTagBytes)
 			}
-			if !seenTag[t] {
-				seenTag[t] = true
-				out = append(out, t)
+			if seenTag[t] {
+				continue
+			}
+			seenTag[t] = true
+			out = append(out, t)
+			held += len(t)
+			switch {
+			case len(out) > l.MaxTags:
+				return nil, fmt.Errorf("registry %s lists more than %d tags for %s (on %d pages); refusing to read on", repo.RegistryStr(), l.MaxTags, repo, pages)
+			case held > l.MaxBytes:
+				return nil, fmt.Errorf("registry %s lists tags for %s whose names come to more than %d bytes (%d tags on %d pages); refusing to read on", repo.RegistryStr(), repo, l.MaxBytes, len(out), pages)
 			}
 		}
 		switch {
-		case len(out) > l.MaxTags:
-			return nil, fmt.Errorf("registry %s lists more than %d tags for %s (after %d pages); refusing to read on", repo.RegistryStr(), l.MaxTags, repo, pages)
 		case page.Next == "":
 		case seenPage[page.Next]:
 			return nil, fmt.Errorf("registry %s: the tag list of %s loops: page %d links back to %s, already read", repo.RegistryStr(), repo, pages, page.Next)

@@ -254,6 +254,20 @@ func TestListBoundsPagesAndTags(t *testing.T) {
 	if want := fmt.Sprintf("more than %d tags", n-1); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "registry "+s.reg.Host) {
 		t.Errorf("MaxTags %d, %d tags held: err = %v, want one naming %s and %q", n-1, n, err, s.reg.Host, want)
 	}
+
+	// The bound on the names' bytes, at its edge: a registry listing
+	// long names on ever-new pages once made ferry hold a GiB of them.
+	size := 0
+	for _, tg := range got {
+		size += len(tg.Name)
+	}
+	if _, err := listWithin(t, s.repo, taglist.Options{Remote: s.reg.RemoteOptions(t), Internal: true, Limits: taglist.Limits{MaxBytes: size}}); err != nil {
+		t.Errorf("MaxBytes %d, names of %d bytes held: %v", size, size, err)
+	}
+	_, err = listWithin(t, s.repo, taglist.Options{Remote: s.reg.RemoteOptions(t), Internal: true, Limits: taglist.Limits{MaxBytes: size - 1}})
+	if want := fmt.Sprintf("more than %d bytes", size-1); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "registry "+s.reg.Host) {
+		t.Errorf("MaxBytes %d, names of %d bytes held: err = %v, want one naming %s and %q", size-1, size, err, s.reg.Host, want)
+	}
 }
 
 // A name longer than the spec's 128 bytes (ECR allows 300) is listed; one
