@@ -163,13 +163,51 @@ func (r *Registry) blob(w http.ResponseWriter, req *http.Request, repo *relocate
 	http.ServeContent(w, req, "", time.Time{}, c)
 	if err := c.Err(); err != nil {
 		// The response is cut short (its Content-Length unmet), so the
-		// client sees a failure, never other bytes: aborted, so that
-		// HTTP/1 closes the connection and HTTP/2 resets the stream
-		// rather than end it as if it were whole.
-		r.rep.Warnf("blob %s: %v", d, err)
+		// client sees a failure, never a whole answer of other bytes:
+		// aborted, so that HTTP/1 closes the connection and HTTP/2
+		// resets the stream rather than end it as if it were whole.
+		// The archive no longer gives the bytes that were checked (it
+		// changed, or its disk fails): the blob is damaged from now on,
+		// as if its check had failed, for every client.
+		r.damagedSince(d, err)
 		panic(http.ErrAbortHandler)
 	}
 	return nil
+}
+
+// damagedSince records that blob d, checked already, could not be read
+// again as it was checked (err): every request for it is then refused,
+// as for a blob whose check failed, and it counts in DamagedBlobs. While
+// the server stops, a read that fails is not the blob's fault.
+func (r *Registry) damagedSince(d v1.Hash, err error) {
+	if r.ctx.Err() != nil {
+		r.rep.Warnf("blob %s: %v", d, err)
+		return
+	}
+	err = fmt.Errorf("the archive changed since its check, or cannot be read: %w", err)
+	v := &verification{started: make(chan struct{}), done: make(chan struct{}), err: err}
+	close(v.started)
+	close(v.done)
+	r.mu.Lock()
+	if old, ok := r.verified[d]; ok {
+		select {
+		case <-old.done:
+			if old.err != nil {
+				// Found damaged by another request already.
+				r.mu.Unlock()
+				return
+			}
+		default:
+		}
+	}
+	r.verified[d] = v
+	r.mu.Unlock()
+	r.damaged.Add(1)
+	if r.onDamage != nil {
+		r.onDamage(d, err)
+		return
+	}
+	r.rep.Warnf("blob %s is damaged and refused to every client: %v", d, err)
 }
 
 // ifMatch reports whether req's If-Match, if any, names etag (a strong

@@ -64,9 +64,13 @@ func servedCopy(t *testing.T) (s *source, data []byte, path string, srv *served,
 // checksum is only checked at its end: its last byte is given only once
 // the frame has been read to its end, so that a client never gets a whole
 // range (or a whole multipart answer) of bytes other than the blob's: the
-// response is cut short instead. Ranges over unchanged bytes are served.
+// response is cut short instead. From then on the blob is damaged, as if
+// its check had failed: every request for it is refused (500), ranges of
+// unchanged frames and HEAD included, and a warning says so. (It once
+// went on serving, every request for the changed bytes cut short with
+// nothing else said.)
 func TestARangeOfAFileChangedSinceItsCheckIsNeverSentWhole(t *testing.T) {
-	s, data, path, _, url := servedCopy(t)
+	s, data, path, srv, url := servedCopy(t)
 
 	// The layer is random, stored as zstd raw blocks: its bytes lie in
 	// the file as they are. One byte of its first frame changes.
@@ -96,12 +100,18 @@ func TestARangeOfAFileChangedSinceItsCheckIsNeverSentWhole(t *testing.T) {
 			t.Errorf("Range %s over the changed byte: a whole 206 answer of %d bytes (only the blob's bytes: %v), want it cut short", rng, len(body), onlyBlobBytes(resp, body, s.big))
 		}
 	}
+	if srv.rep.count(true, "is damaged and refused to every client") != 1 {
+		t.Errorf("want one warning that the blob is damaged: %q", srv.rep.warns)
+	}
 
-	// A range of another frame, unchanged, is served whole and right.
+	// Refused now, even a range of another frame, unchanged, and HEAD.
 	from := int64(len(s.big) - 1000)
 	resp, body, err := fetch(t, url, fmt.Sprintf("bytes=%d-%d", from, from+99))
-	if err != nil || resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, s.big[from:from+100]) {
-		t.Errorf("a range of an unchanged frame: %v, %v, %d bytes", err, resp, len(body))
+	if err != nil || resp.StatusCode != http.StatusInternalServerError || !bytes.Contains(body, []byte(s.bigDigest.String())) {
+		t.Errorf("a range of an unchanged frame once the blob is damaged: %v, %v, %q; want a 500 naming the blob", err, resp, body)
+	}
+	if resp, _ := do(t, http.MethodHead, url, nil); resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("HEAD once the blob is damaged: %d, want 500", resp.StatusCode)
 	}
 }
 
