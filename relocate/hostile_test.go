@@ -143,7 +143,7 @@ func dropImage(t *testing.T, plain []byte, img v1.Image, keep map[v1.Hash]bool) 
 
 // rewriteTar copies the plain tar archive entry by entry through edit,
 // which returns each entry's new body, or false to leave it out.
-func rewriteTar(t *testing.T, plain []byte, edit func(name string, body []byte) ([]byte, bool)) []byte {
+func rewriteTar(t testing.TB, plain []byte, edit func(name string, body []byte) ([]byte, bool)) []byte {
 	t.Helper()
 	var out bytes.Buffer
 	tw := tar.NewWriter(&out)
