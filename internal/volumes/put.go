@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -107,22 +108,23 @@ func put(path string, files []*atomicfile.File, sums []atomicfile.Checksum, ops 
 	for _, f := range files {
 		taken[filepath.Clean(f.Path())] = true
 	}
-	// A stray whose name a new volume takes is set aside like an old
-	// file, so that a failure puts it back; the others stay, and only
-	// beside new volumes do they matter.
+	// A stray is no export's that ferry can tell: one whose name a new
+	// volume takes (it appeared after CheckNames, while the export ran)
+	// fails the export, named, rather than be replaced; the others stay,
+	// each named in a warning.
 	var strayWarnings []error
 	for _, st := range strays {
 		switch {
 		case taken[st]:
-			// Named after no checksum line, a directory here is
-			// no export's: it is refused, never set aside.
+			abortAll()
 			if fi, err := os.Lstat(st); err == nil && fi.IsDir() {
-				abortAll()
 				return nil, inTheWay(dir, filepath.Base(st), filepath.Base(path))
 			}
-			olds = append(olds, st)
-		case !taken[path]:
-			strayWarnings = append(strayWarnings, fmt.Errorf("left %s in place: named like a volume of %s, but no earlier export of it wrote it; a reader of the new volumes refuses it as an extra volume", st, filepath.Base(path)))
+			return nil, fmt.Errorf("%s is named like a volume of %s, which the export writes, but no earlier export of it can be shown to have written it (it appeared while the export ran?): remove or move it, or export under another name", st, filepath.Base(path))
+		case taken[path]:
+			strayWarnings = append(strayWarnings, fmt.Errorf("left %s in place: named like a volume of %s, but no earlier export of it can be shown to have written it; import %s reads the new archive, but a reader given %s, or cat %s.0*, would read it", st, filepath.Base(path), filepath.Base(path), filepath.Base(st), filepath.Base(path)))
+		default:
+			strayWarnings = append(strayWarnings, fmt.Errorf("left %s in place: named like a volume of %s, but no earlier export of it can be shown to have written it; a reader of the new volumes refuses it as an extra volume", st, filepath.Base(path)))
 		}
 	}
 	type setAside struct {
@@ -238,9 +240,17 @@ func earlier(path string) (olds, leftovers, strays []string, err error) {
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("list %s: %w", dir, err)
 	}
-	listed, err := ReadChecksums(path + ".sha256")
-	if err != nil {
+	// Only a file as an export writes it (bare names) says what one
+	// wrote; one made by sha256sum dir/FILE.0* does not.
+	listed, stripped, err := readChecksums(path + ".sha256")
+	if err != nil || stripped {
 		listed = nil
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		// A Put that crashed after setting the old checksum file aside
+		// (it goes first) left it under a hidden name: what it lists
+		// is still an export's.
+		listed = setAsideChecksums(dir, base, entries)
 	}
 	volume := func(name string) (vol, stray bool) {
 		if _, ok := VolumeNumber(name, base); !ok || wholeArchive(filepath.Join(dir, name)) {
@@ -262,7 +272,9 @@ func earlier(path string) (olds, leftovers, strays []string, err error) {
 			return false
 		}
 		i, vol := VolumeNumber(m[1], base)
-		return m[1] == base || m[1] == base+".sha256" || vol && i <= MaxVolumes
+		// An archive of its own named like a volume (app-1.0.099
+		// beside app-1.0) keeps its own copy set aside.
+		return m[1] == base || m[1] == base+".sha256" || vol && i <= MaxVolumes && !wholeArchive(filepath.Join(dir, m[1]))
 	}
 	for _, e := range entries {
 		name := e.Name()
@@ -282,6 +294,28 @@ func earlier(path string) (olds, leftovers, strays []string, err error) {
 		olds = append(olds, filepath.Join(dir, name))
 	}
 	return olds, leftovers, strays, nil
+}
+
+// setAsideChecksums reads the checksum files of base that a crashed Put
+// set aside (".BASE.sha256.old-<hex>") among entries of dir, and returns
+// the names they list together; nil when there are none.
+func setAsideChecksums(dir, base string, entries []fs.DirEntry) map[string]string {
+	var listed map[string]string
+	for _, e := range entries {
+		m := setAsideName.FindStringSubmatch(e.Name())
+		if m == nil || m[1] != base+".sha256" || e.IsDir() {
+			continue
+		}
+		sums, stripped, err := readChecksums(filepath.Join(dir, e.Name()))
+		if err != nil || stripped {
+			continue
+		}
+		if listed == nil {
+			listed = map[string]string{}
+		}
+		maps.Copy(listed, sums)
+	}
+	return listed
 }
 
 // asideName is a hidden name beside name, for the while a new file takes

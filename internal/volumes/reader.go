@@ -576,29 +576,42 @@ func checkRegular(f *os.File, path string) error {
 
 // ReadChecksums reads a checksum file in sha256sum format (text or binary
 // mode, GNU's escaped names included) and returns the hex sum of each file
-// it names, by the name's last element: the files are read beside the
-// checksum file, whichever directory sha256sum was run in (sha256sum
-// ./FILE.0* or dir/FILE.0* write a directory into each name). A file given
-// two different sums is an error, and so is one that is not a regular file
-// (a FIFO is not waited on) or is over maxChecksumFile bytes.
+// it names, by name as written, but for a leading "./" (sha256sum ./FILE.0*
+// writes one, and sha256sum -c finds the same file) and for a directory
+// that every line names (sha256sum dir/FILE.0*, run beside dir): the files
+// are read beside the checksum file. A file given two different sums is an
+// error, and so is one that is not a regular file (a FIFO is not waited
+// on) or is over maxChecksumFile bytes.
 func ReadChecksums(path string) (map[string]string, error) {
+	sums, _, err := readChecksums(path)
+	return sums, err
+}
+
+// readChecksums is ReadChecksums, and reports whether the names had a
+// directory in common, stripped: such a file was not written by an export
+// (which writes bare names), so it proves nothing of what one wrote.
+func readChecksums(path string) (sums map[string]string, stripped bool, err error) {
 	f, err := openRegular(path)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer f.Close()
 	// One byte past the cap tells a file over it from one at it: cut at
 	// the cap, its last line would be read as a whole one.
 	b, err := io.ReadAll(io.LimitReader(f, maxChecksumFile+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, false, fmt.Errorf("%s: %w", path, err)
 	}
 	if len(b) > maxChecksumFile {
-		return nil, fmt.Errorf("%s is more than %d bytes, the most ferry reads of a checksum file", path, maxChecksumFile)
+		return nil, false, fmt.Errorf("%s is more than %d bytes, the most ferry reads of a checksum file", path, maxChecksumFile)
 	}
-	out := map[string]string{}
+	type line struct {
+		n         int
+		name, sum string
+	}
+	var lines []line
 	sc := bufio.NewScanner(bytes.NewReader(b))
-	for line := 1; sc.Scan(); line++ {
+	for n := 1; sc.Scan(); n++ {
 		text := sc.Text()
 		if strings.TrimSpace(text) == "" {
 			continue
@@ -607,32 +620,56 @@ func ReadChecksums(path string) (map[string]string, error) {
 		text = strings.TrimPrefix(text, `\`)
 		sum, name, ok := strings.Cut(text, " ")
 		if !ok || len(sum) != 2*sha256.Size || name == "" || (name[0] != ' ' && name[0] != '*') {
-			return nil, fmt.Errorf("%s: line %d is not in sha256sum format", path, line)
+			return nil, false, fmt.Errorf("%s: line %d is not in sha256sum format", path, n)
 		}
 		if _, err := hex.DecodeString(sum); err != nil {
-			return nil, fmt.Errorf("%s: line %d is not in sha256sum format", path, line)
+			return nil, false, fmt.Errorf("%s: line %d is not in sha256sum format", path, n)
 		}
 		name = name[1:]
 		if escaped {
 			name = strings.NewReplacer(`\\`, `\`, `\n`, "\n", `\r`, "\r").Replace(name)
 		}
-		// The files named are beside the checksum file, whatever
-		// directory sha256sum was run from (sha256sum dir/FILE.0*).
-		if i := strings.LastIndexByte(name, '/'); i >= 0 && i < len(name)-1 {
-			name = name[i+1:]
+		for strings.HasPrefix(name, "./") && len(name) > 2 {
+			name = name[2:]
+		}
+		lines = append(lines, line{n, name, strings.ToLower(sum)})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, false, fmt.Errorf("%s: %w", path, err)
+	}
+	// One directory on every line: the files beside the checksum file.
+	dir := ""
+	for i, l := range lines {
+		d, _, ok := cutLast(l.name, "/")
+		if !ok || (i > 0 && d != dir) {
+			dir = ""
+			break
+		}
+		dir = d
+	}
+	out := map[string]string{}
+	for _, l := range lines {
+		name := l.name
+		if dir != "" {
+			name = strings.TrimPrefix(name, dir+"/")
 		}
 		// sha256sum -c checks every line: a file named twice, one sum
 		// wrong, fails there whichever line comes first. Keeping either
 		// line would make ferry's answer depend on their order.
-		if prev, seen := out[name]; seen && prev != strings.ToLower(sum) {
-			return nil, fmt.Errorf("%s: line %d gives %s another sum than an earlier line (%s): sha256sum -c would fail one of them", path, line, name, prev)
+		if prev, seen := out[name]; seen && prev != l.sum {
+			return nil, false, fmt.Errorf("%s: line %d gives %s another sum than an earlier line (%s): sha256sum -c would fail one of them", path, l.n, name, prev)
 		}
-		out[name] = strings.ToLower(sum)
+		out[name] = l.sum
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	return out, dir != "", nil
+}
+
+// cutLast slices s around the last sep.
+func cutLast(s, sep string) (before, after string, found bool) {
+	if i := strings.LastIndex(s, sep); i >= 0 {
+		return s[:i], s[i+len(sep):], true
 	}
-	return out, nil
+	return s, "", false
 }
 
 // OpenArchive opens the archive at path for reading: the file itself, or
