@@ -446,6 +446,12 @@ func TestExportFromTarRefusesWhatImportRefuses(t *testing.T) {
 					t.Errorf("export --from-tar %s left %s: %v", from, out, err)
 				}
 			}
+			// From a file, the refusal comes before anything is
+			// written: nothing on standard output either.
+			r := ferry(t, nil, "export", "--from-tar", in, "-o", "-")
+			if r.Code != 1 || !strings.Contains(r.Stderr, tc.want) || r.Stdout != "" {
+				t.Errorf("export --from-tar FILE -o -: want exit 1, %q and no output, got %d bytes: %s", tc.want, len(r.Stdout), r)
+			}
 		})
 	}
 }

@@ -51,7 +51,40 @@ func PlanArchive(r io.Reader) (*Plan, error) {
 			return &blamingReader{ReadCloser: rc, in: r}, nil
 		}
 	}
-	return repackPlan(f.Head(), open)
+	p, err := repackPlan(f.Head(), open, false)
+	if err != nil {
+		return nil, err
+	}
+	// At random, the bundles' layers (small) are read now, so that a
+	// bundle locking an image the archive does not hold is refused
+	// before anything is written, as export -b refuses it.
+	if err := checkLocksAhead(f.Head(), open); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// checkLocksAhead reads the layer of every bundle of h through open and
+// checks, as verify does, that every image its images.yml locks is an
+// entry of h; a layer that does not match its digest is named as such
+// first.
+func checkLocksAhead(h *archive.Head, open func(v1.Hash) (io.ReadCloser, error)) error {
+	locks, err := newLockChecks(h)
+	if err != nil {
+		return err
+	}
+	for _, d := range keysInOrder(locks.byLayer) {
+		rc, err := open(d)
+		if err != nil {
+			return err
+		}
+		err = locks.read(context.Background(), d, rc)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // blamingReader passes the errors of reading a blob of in through
@@ -76,7 +109,7 @@ func planStream(r io.Reader) (*Plan, error) {
 		return nil, err
 	}
 	s := &streamBlobs{r: ar, spooled: map[v1.Hash]*os.File{}, taken: map[v1.Hash]bool{}}
-	p, err := repackPlan(ar.Head(), s.open)
+	p, err := repackPlan(ar.Head(), s.open, true)
 	if err != nil {
 		ar.Close()
 		return nil, err
@@ -88,17 +121,20 @@ func planStream(r io.Reader) (*Plan, error) {
 }
 
 // repackPlan is the plan of re-packing the archive whose head is h; open
-// reads a config or layer of it.
-func repackPlan(h *archive.Head, open func(v1.Hash) (io.ReadCloser, error)) (*Plan, error) {
+// reads a config or layer of it. checkLocks has each bundle's layer
+// checked as it is read (lockedHeldReader), for a stream, whose layers
+// cannot be read ahead.
+func repackPlan(h *archive.Head, open func(v1.Hash) (io.ReadCloser, error), checkLocks bool) (*Plan, error) {
 	if h.Delta != nil {
 		// Its import finds what it left out at the destination; a re-pack
 		// has nowhere to read those blobs from.
 		return nil, fmt.Errorf("a delta archive (export --since) cannot be re-packed on its own: it leaves out %d configs and layers, expected at the destination, that a re-packed archive would have to carry; re-pack the full archive instead", len(h.Delta.LeftOut))
 	}
-	// What an import or verify of the archive refuses, a re-pack
-	// refuses before it writes: the root's tag, another manifest's
-	// bookkeeping tag, and (as each bundle's layer is read, below) a
-	// bundle locking an image the archive does not hold.
+	// Two refusals of every import, a re-pack makes before it writes:
+	// the root's tag, another manifest's bookkeeping tag, here, and a
+	// bundle locking an image the archive does not hold (PlanArchive
+	// reads the layers ahead; a stream is checked as each bundle's layer
+	// is read, below).
 	if err := importRefusal(h); err != nil {
 		return nil, err
 	}
@@ -194,7 +230,7 @@ func repackPlan(h *archive.Head, open func(v1.Hash) (io.ReadCloser, error)) (*Pl
 		p.TotalBytes += d.Size
 		digest := d.Digest
 		p.local[digest] = func() (io.ReadCloser, error) { return open(digest) }
-		if bs, ok := locks.byLayer[digest]; ok {
+		if bs, ok := locks.byLayer[digest]; ok && checkLocks {
 			size := d.Size
 			p.local[digest] = func() (io.ReadCloser, error) {
 				rc, err := open(digest)
@@ -436,7 +472,9 @@ func (r *lockedHeldReader) Read(p []byte) (int, error) {
 		// The whole layer (a reader that stops at its size never asks
 		// for the EOF): the check has all it reads. Its refusal keeps
 		// the last bytes back, for a reader of exactly the size
-		// (io.ReadFull) drops an error that comes with them.
+		// (io.ReadFull) drops an error that comes with them. A stream's
+		// blob gives a digest mismatch with its last bytes: that error
+		// comes first, in the case below.
 		r.end(nil)
 		if r.err != nil {
 			return 0, r.err
