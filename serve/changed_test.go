@@ -100,8 +100,8 @@ func TestARangeOfAFileChangedSinceItsCheckIsNeverSentWhole(t *testing.T) {
 			t.Errorf("Range %s over the changed byte: a whole 206 answer of %d bytes (only the blob's bytes: %v), want it cut short", rng, len(body), onlyBlobBytes(resp, body, s.big))
 		}
 	}
-	if srv.rep.count(true, "is damaged and refused to every client") != 1 {
-		t.Errorf("want one warning that the blob is damaged: %q", srv.rep.warns)
+	if srv.rep.count(true, "is damaged and refused to every client") != 1 || srv.reg.DamagedBlobs() != 1 {
+		t.Errorf("want one warning that the blob is damaged, and it counted (for the exit status) once: %d counted, %q", srv.reg.DamagedBlobs(), srv.rep.warns)
 	}
 
 	// Refused now, even a range of another frame, unchanged, and HEAD.

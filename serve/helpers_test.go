@@ -215,6 +215,7 @@ type served struct {
 	url  string
 	host string
 	rep  *recorder
+	reg  *serve.Registry
 }
 
 // startServer serves the archive (or imgpkg tarball) at path, opened as
@@ -236,7 +237,7 @@ func startServer(t *testing.T, path string, opts serve.Options) *served {
 	srv.Listener = smallSendBuffers{srv.Listener}
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return &served{url: srv.URL, host: strings.TrimPrefix(srv.URL, "http://"), rep: rep}
+	return &served{url: srv.URL, host: strings.TrimPrefix(srv.URL, "http://"), rep: rep, reg: reg}
 }
 
 // smallSendBuffers is a listener whose connections have a small send
