@@ -171,11 +171,17 @@ type eofReader struct{}
 
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
-// rangeReader is what Range returns.
+// rangeReader is what Range returns. It gives no byte of a frame before
+// the frame has been read to its end and checked (CheckFrame): the blob
+// was checked once, but the file may have changed since (a failing disk,
+// another archive copied over it in place), and a reader cut short must
+// not have had bytes other than the blob's either. What the range needs
+// of a frame, at most maxHeld bytes, waits in held meanwhile.
 type rangeReader struct {
 	fr   *frameReader
 	left int64  // bytes of the range not given yet
-	held []byte // read ahead by CheckFrame, given first
+	held []byte // read and checked, given first
+	buf  []byte // held's storage, kept from frame to frame
 }
 
 // Read implements io.Reader.
@@ -184,15 +190,32 @@ func (r *rangeReader) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	p = p[:min(int64(len(p)), r.left)]
-	if len(r.held) > 0 {
-		n := copy(p, r.held)
-		r.held = r.held[n:]
-		r.left -= int64(n)
-		return n, nil
+	for len(r.held) == 0 {
+		if r.left <= 0 {
+			return 0, io.EOF
+		}
+		if err := r.fill(); err != nil {
+			return 0, err
+		}
 	}
-	n, err := r.fr.Read(p)
+	n := copy(p, r.held)
+	r.held = r.held[n:]
 	r.left -= int64(n)
-	return n, err
+	return n, nil
+}
+
+// fill reads what the range needs of the frame under way, or of the next
+// one, into held, and checks the frame to its end.
+func (r *rangeReader) fill() error {
+	if r.fr.err != nil {
+		return r.fr.err
+	}
+	if r.fr.done {
+		if r.fr.err = r.fr.open(r.fr.cur + 1); r.fr.err != nil {
+			return r.fr.err
+		}
+	}
+	return r.CheckFrame()
 }
 
 // maxHeld bounds what CheckFrame keeps of a frame: a frame of ferry's
@@ -214,7 +237,10 @@ func (r *rangeReader) CheckFrame() error {
 	}
 	rest := r.f().frames[r.fr.cur].tarSize - r.fr.n
 	keep := min(rest, r.left, maxHeld)
-	buf := make([]byte, keep)
+	if int64(cap(r.buf)) < keep {
+		r.buf = make([]byte, keep)
+	}
+	buf := r.buf[:keep]
 	n, err := io.ReadFull(r.fr, buf)
 	if err != nil {
 		if r.fr.err != nil {
