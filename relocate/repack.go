@@ -424,8 +424,8 @@ func (b *streamBlob) Close() error {
 // lockedHeldReader passes a bundle's layer through while a goroutine
 // parses its images.yml from a copy of the bytes and checks that every
 // image it locks is an entry of the archive; the check's error is the
-// read's, with the layer's last bytes, so a re-pack of such an archive
-// fails before it is put in place. The layer is never held: the check
+// read's, in place of the layer's last bytes, so a re-pack of such an
+// archive fails before it is put in place. The layer is never held: the check
 // reads it as it streams (a pipe), as verify does.
 type lockedHeldReader struct {
 	rc     io.ReadCloser
