@@ -172,7 +172,7 @@ type eofReader struct{}
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
 // rangeReader is what Range returns. It gives no byte of a frame before
-// the frame has been read to its end and checked (CheckFrame): the blob
+// the frame has been read to its end and checked (checkFrame): the blob
 // was checked once, but the file may have changed since (a failing disk,
 // another archive copied over it in place), and a reader cut short must
 // not have had bytes other than the blob's either. What the range needs
@@ -215,23 +215,19 @@ func (r *rangeReader) fill() error {
 			return r.fr.err
 		}
 	}
-	return r.CheckFrame()
+	return r.checkFrame()
 }
 
-// maxHeld bounds what CheckFrame keeps of a frame: a frame of ferry's
+// maxHeld bounds what checkFrame keeps of a frame: a frame of ferry's
 // archives (4 MiB) at most.
 const maxHeld = 4 << 20
 
-// CheckFrame reads the frame that held the last byte read to its end, so
-// that its size, zstd checksum and fingerprint are checked, and keeps what the range
-// still needs of it for the reads that follow. A range that ends inside a
-// frame is otherwise never checked: its bytes were checked when the blob
-// was verified, but the file may have changed since (a failing disk, a
-// copy still being written). A caller that gives the last byte of a range
-// only after CheckFrame succeeds never gives a whole range of unchecked
-// bytes. Of a frame larger than ferry writes, at most maxHeld bytes are
-// kept: the reader then ends there, early, and a new Range goes on.
-func (r *rangeReader) CheckFrame() error {
+// checkFrame reads the frame under way to its end, so that its size, zstd
+// checksum and fingerprint are checked, and keeps what the range needs of
+// it in held for the reads that follow. Of a frame larger than ferry
+// writes, at most maxHeld bytes are kept: the reader then ends there,
+// early, and a new Range goes on.
+func (r *rangeReader) checkFrame() error {
 	if len(r.held) > 0 || r.fr.done {
 		return r.fr.err
 	}

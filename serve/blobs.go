@@ -620,14 +620,10 @@ type blobContent struct {
 	rc     io.ReadCloser
 	at     int64 // where rc is
 	err    error // the first read error
-	// reopened is set when rc ended early (see archive's
-	// rangeReader.CheckFrame) and a new one was opened in its place.
+	// reopened is set when rc ended early (a frame larger than archive's
+	// rangeReader holds) and a new one was opened in its place.
 	reopened bool
 }
-
-// frameChecker is a range reader that checks the frame it read last to
-// its end on demand (archive's rangeReader).
-type frameChecker interface{ CheckFrame() error }
 
 // wholeChecker is a range reader that can only check what it reads with
 // the whole blob (a range of an imgpkg tarball's layer).
@@ -748,13 +744,10 @@ func (c *blobContent) read(p []byte) (int, error) {
 }
 
 // check checks again what the last byte of a range was read from, before
-// it is given (see blobContent).
+// it is given (see blobContent). A ferry archive's range reader has
+// checked each frame before giving any of it (archive's rangeReader); an
+// imgpkg tarball's layer, a plain range of the file, is hashed whole.
 func (c *blobContent) check(last bool) error {
-	if fc, ok := c.rc.(frameChecker); ok {
-		if err := fc.CheckFrame(); err != nil {
-			return err
-		}
-	}
 	if wc, ok := c.rc.(wholeChecker); ok && last {
 		err := wc.CheckWhole()
 		// It read on, or read the blob apart: rc is not where c.at says.

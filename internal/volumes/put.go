@@ -43,8 +43,10 @@ import (
 //
 // The returned warnings say what could not be removed once the new archive
 // was in place, what an interrupted Put had left, and which files named
-// like a volume of path, that no export of it wrote, stay beside new
-// volumes (readers refuse them as extra volumes); they are not failures.
+// like a volume of path, that no export of it can be shown to have
+// written, stay (beside new volumes readers refuse them as extra volumes;
+// beside an unsplit archive a reader given one reads it); they are not
+// failures. Such a file whose name a new volume takes fails the Put.
 func Put(path string, files []*atomicfile.File, sums []atomicfile.Checksum) (warnings []error, err error) {
 	return put(path, files, sums, osOps)
 }
@@ -224,10 +226,12 @@ var setAsideName = regexp.MustCompile(`^\.(.+)\.old-[0-9a-f]{12}$`)
 // and replacing it would lose it.
 //
 // Only what an export can be shown to have written is replaced: the
-// volumes the old path.sha256 lists. Without one (lost, or not in
-// sha256sum format) no file named like a volume is taken for an earlier
-// export's, for nothing tells it from a user's own (notes.tar.zst.007):
-// ferry deletes no file it cannot tell it wrote. A file whose own
+// volumes the old path.sha256 lists, or, when a crashed Put set it aside,
+// its hidden copy. Without one as an export writes it (lost, not in
+// sha256sum format, or made by sha256sum dir/FILE.0*) no file named like
+// a volume is taken for an earlier export's, for nothing tells it from a
+// user's own (notes.tar.zst.007): ferry deletes no file it cannot tell it
+// wrote. A file whose own
 // checksum file lists it is an archive of its own (app-1.0.099 beside
 // app-1.0) and stays. What stays although named like a volume is returned
 // as strays: beside new volumes, readers refuse them as an extra volume.
