@@ -15,6 +15,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ferry-dev/ferry/internal/pagination"
 )
 
 // Bounds of a referrers listing; see ReferrersLimits. A registry that
@@ -49,8 +51,9 @@ type ReferrersLimits struct {
 // each manifest's subject once it has it.
 //
 // It stops with an error naming the registry when a page links to one
-// already read, or to another host, or when the listing passes l.MaxPages
-// pages or l.MaxReferrers descriptors.
+// already read (known by a key of fixed size: pagination.Pages), to
+// another host, or by a link longer than pagination.MaxLinkBytes, or when
+// the listing passes l.MaxPages pages or l.MaxReferrers descriptors.
 func (r *Repo) Referrers(ctx context.Context, d v1.Hash, l ReferrersLimits) ([]v1.Descriptor, error) {
 	if l.MaxPages <= 0 {
 		l.MaxPages = DefaultMaxReferrerPages
@@ -61,7 +64,8 @@ func (r *Repo) Referrers(ctx context.Context, d v1.Hash, l ReferrersLimits) ([]v
 	what := "referrers of " + r.name.Name() + "@" + d.String()
 	u := r.url("/referrers/" + d.String())
 	var out []v1.Descriptor
-	seen := map[string]bool{u.String(): true}
+	var seen pagination.Pages
+	seen.Visit(u.String()) //nolint:errcheck // a URL of ours, short
 	for pages := 1; ; pages++ {
 		descs, next, ok, err := r.referrersPage(ctx, u, pages == 1)
 		if err != nil {
@@ -77,13 +81,17 @@ func (r *Repo) Referrers(ctx context.Context, d v1.Hash, l ReferrersLimits) ([]v
 		case next == nil:
 			return out, nil
 		case next.Host != u.Host || next.Scheme != u.Scheme:
-			return nil, fmt.Errorf("list %s: registry %s links page %d to %s, on another server; refusing to follow", what, r.name.RegistryStr(), pages+1, next.Redacted())
-		case seen[next.String()]:
-			return nil, fmt.Errorf("list %s: registry %s: the list loops: page %d links back to %s, already read", what, r.name.RegistryStr(), pages, next.Redacted())
+			return nil, fmt.Errorf("list %s: registry %s links page %d to %s, on another server; refusing to follow", what, r.name.RegistryStr(), pages+1, pagination.Shorten(next.Redacted()))
+		}
+		again, err := seen.Visit(next.String())
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("list %s: registry %s: page %d has %w; refusing to follow", what, r.name.RegistryStr(), pages, err)
+		case again:
+			return nil, fmt.Errorf("list %s: registry %s: the list loops: page %d links back to %s, already read", what, r.name.RegistryStr(), pages, pagination.Shorten(next.Redacted()))
 		case pages >= l.MaxPages:
 			return nil, fmt.Errorf("list %s: registry %s lists them on more than %d pages; refusing to read on", what, r.name.RegistryStr(), l.MaxPages)
 		}
-		seen[next.String()] = true
 		u = next
 	}
 }

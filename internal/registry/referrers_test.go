@@ -3,6 +3,7 @@ package registry_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/ferry-dev/ferry/internal/pagination"
 	"github.com/ferry-dev/ferry/internal/registry"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 )
@@ -109,6 +111,38 @@ func TestReferrersFollowsEveryPage(t *testing.T) {
 			}
 			if n := reg.Counts().Get("GET", testregistry.KindReferrers); n > 10 {
 				t.Errorf("%d referrers requests before giving up", n)
+			}
+		})
+	}
+}
+
+// A page is known by what is sent for it: links that differ only in their
+// fragment lead to the same page, and a link too long to be a page token
+// is refused, before it is followed, quoted short. Kept whole, links with
+// a megabyte of fragment each held memory page after page.
+func TestReferrersKnowsAPageByWhatIsSent(t *testing.T) {
+	reg := testregistry.NewPagedReferrers(t, 2)
+	d, _ := pushReferrers(t, &reg.Endpoint, "team/app", 5)
+	page := `</v2/team/app/referrers/` + d.String() + `?page=1`
+	for _, tc := range []struct {
+		name, link string
+		requests   int
+		want       string
+	}{
+		{"fragments", page + `#%d` + strings.Repeat("A", 1<<10) + `>; rel="next"`, 2, "loops"},
+		{"long", page + `&x=` + strings.Repeat("b", pagination.MaxLinkBytes) + `%d>; rel="next"`, 1, "refusing to follow"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proxy := testregistry.NewFaultProxy(t, reg.Registry, testregistry.Rule{
+				Method: http.MethodGet, Kind: testregistry.KindReferrers, Fault: testregistry.FaultLink, Link: tc.link,
+			})
+			r := repoOf(t, &proxy.Endpoint, "team/app", registry.Access{})
+			_, err := r.Referrers(context.Background(), d, registry.ReferrersLimits{MaxPages: 50})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), proxy.Host) || len(err.Error()) > 1000 {
+				t.Errorf("err = %.300v (%d bytes); want one naming %s, saying %q, short", err, len(fmt.Sprint(err)), proxy.Host, tc.want)
+			}
+			if n := proxy.Counts().Get(http.MethodGet, testregistry.KindReferrers); n != tc.requests {
+				t.Errorf("%d referrers requests, want %d", n, tc.requests)
 			}
 		})
 	}

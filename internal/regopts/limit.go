@@ -19,6 +19,11 @@ const MaxManifestSize = 4 << 20
 // go-containerregistry decodes a page whole, whatever its size.
 const MaxTagPageSize = 96 << 20
 
+// MaxResponseHeaderBytes bounds the headers of one answer (net/http's
+// default is 10 MiB). A registry's headers take a few KiB; a Link header
+// of megabytes, one page after another, is a registry filling memory.
+const MaxResponseHeaderBytes = 1 << 20
+
 // bodyLimit is a kind of response whose body is bounded.
 type bodyLimit struct {
 	path *regexp.Regexp

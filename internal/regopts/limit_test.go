@@ -88,10 +88,10 @@ func TestManifestsAboveTheLimitAreRefused(t *testing.T) {
 	}
 }
 
-// A tag list page is decoded whole by go-containerregistry: one that
-// declares more than MaxTagPageSize, or sends more, is refused before it
-// is read, naming the page; a page within the bound is listed.
-func TestTagListPagesAboveTheLimitAreRefused(t *testing.T) {
+// tagListFaults serves a registry holding app:v1 whose tag list answers
+// f may replace (armed), and returns the options of a client of it.
+func tagListFaults(t *testing.T) (*faults, name.Reference, []remote.Option) {
+	t.Helper()
 	f := &faults{next: quietRegistry(), match: func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/tags/list") }}
 	host := serve(t, f)
 	ref, err := name.ParseReference(host + "/app:v1")
@@ -106,6 +106,14 @@ func TestTagListPagesAboveTheLimitAreRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.arm()
+	return f, ref, ropts
+}
+
+// A tag list page is decoded whole by go-containerregistry: one that
+// declares more than MaxTagPageSize, or sends more, is refused before it
+// is read, naming the page; a page within the bound is listed.
+func TestTagListPagesAboveTheLimitAreRefused(t *testing.T) {
+	f, ref, ropts := tagListFaults(t)
 	if got, err := remote.List(ref.Context(), ropts...); err != nil || len(got) != 1 {
 		t.Fatalf("a page within the bound: %v, %v", got, err)
 	}
@@ -130,6 +138,28 @@ func TestTagListPagesAboveTheLimitAreRefused(t *testing.T) {
 		_, err := remote.List(ref.Context(), ropts...)
 		if err == nil || !strings.Contains(err.Error(), "tag list page") || !strings.Contains(err.Error(), "/v2/app/tags/list") {
 			t.Errorf("%s: err = %v, want the page refused, named", how, err)
+		}
+	}
+}
+
+// A registry's headers take a few KiB; headers past MaxResponseHeaderBytes
+// (a Link of megabytes, page after page, was a registry filling memory)
+// fail the request rather than being read whole.
+func TestHeadersAboveTheLimitAreRefused(t *testing.T) {
+	f, ref, ropts := tagListFaults(t)
+	for _, tc := range []struct {
+		size int
+		ok   bool
+	}{{MaxResponseHeaderBytes / 2, true}, {MaxResponseHeaderBytes + 1, false}} {
+		f.inject = func(_ int, w http.ResponseWriter, r *http.Request) bool {
+			w.Header().Set("X-Padding", strings.Repeat("p", tc.size))
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"name":"app","tags":["v1"]}`))
+			return true
+		}
+		got, err := remote.List(ref.Context(), ropts...)
+		if tc.ok != (err == nil) || (err == nil && len(got) != 1) {
+			t.Errorf("a header of %d bytes: %v, %v; want ok %v", tc.size, got, err, tc.ok)
 		}
 	}
 }

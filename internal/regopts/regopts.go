@@ -301,6 +301,7 @@ func (o Options) transport() (http.RoundTripper, error) {
 		base = http.DefaultTransport.(*http.Transport).Clone()
 	}
 	base.TLSClientConfig = tlsConfig
+	base.MaxResponseHeaderBytes = MaxResponseHeaderBytes
 	switch {
 	case o.ResponseHeaderTimeout == 0:
 		base.ResponseHeaderTimeout = DefaultResponseHeaderTimeout

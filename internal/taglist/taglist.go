@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/ferry-dev/ferry/internal/pagination"
 	"github.com/ferry-dev/ferry/internal/parallel"
 	"github.com/ferry-dev/ferry/tags"
 )
@@ -61,7 +62,7 @@ type Options struct {
 
 // Names returns every tag of repo, following the registry's pagination. It
 // stops with an error naming the registry when a page links to a page
-// already read, when a listed name is longer than MaxTagBytes, or when
+// already read or by a link longer than pagination.MaxLinkBytes, when a listed name is longer than MaxTagBytes, or when
 // the listing passes l.MaxPages pages, l.MaxTags tags or l.MaxBytes bytes
 // of names, each checked as a name is added (each page is bounded in bytes
 // by the transport, regopts.MaxTagPageSize). A tag listed on more than one
@@ -85,7 +86,7 @@ func Names(ctx context.Context, p *remote.Puller, repo name.Repository, l Limits
 	seenTag := map[string]bool{}
 	// The first page's URL is the one go-containerregistry builds; a link
 	// back to it is caught when it comes round the second time.
-	seenPage := map[string]bool{}
+	var seenPage pagination.Pages
 	for pages := 0; lister.HasNext(); {
 		page, err := lister.Next(ctx)
 		if err != nil {
@@ -111,14 +112,17 @@ func Names(ctx context.Context, p *remote.Puller, repo name.Repository, l Limits
 				return nil, fmt.Errorf("registry %s lists tags for %s whose names come to more than %d bytes (%d tags on %d pages); refusing to read on", repo.RegistryStr(), repo, l.MaxBytes, len(out), pages)
 			}
 		}
+		if page.Next == "" {
+			continue
+		}
+		again, err := seenPage.Visit(page.Next)
 		switch {
-		case page.Next == "":
-		case seenPage[page.Next]:
-			return nil, fmt.Errorf("registry %s: the tag list of %s loops: page %d links back to %s, already read", repo.RegistryStr(), repo, pages, page.Next)
+		case err != nil:
+			return nil, fmt.Errorf("registry %s: page %d of the tag list of %s has %w; refusing to follow", repo.RegistryStr(), pages, repo, err)
+		case again:
+			return nil, fmt.Errorf("registry %s: the tag list of %s loops: page %d links back to %s, already read", repo.RegistryStr(), repo, pages, pagination.Shorten(page.Next))
 		case pages >= l.MaxPages:
 			return nil, fmt.Errorf("registry %s lists the tags of %s on more than %d pages; refusing to read on", repo.RegistryStr(), repo, l.MaxPages)
-		default:
-			seenPage[page.Next] = true
 		}
 	}
 	return out, nil

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/ferry-dev/ferry/internal/pagination"
 	"github.com/ferry-dev/ferry/internal/taglist"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 )
@@ -225,6 +226,34 @@ func TestListStopsOnAPaginationLoop(t *testing.T) {
 	}
 	if n := proxy.Counts().Get(http.MethodGet, testregistry.KindTags); n != 2 {
 		t.Errorf("%d tag list requests; the loop shows at the second page", n)
+	}
+}
+
+// TestListKnowsAPageByWhatIsSent: links that differ only in a fragment,
+// which a client never sends, lead to the same page; kept whole, such
+// links (a megabyte of fragment each) once held memory page after page
+// until the page bound, tens of GiB. A link too long to be a registry's
+// page token is refused, and quoted short.
+func TestListKnowsAPageByWhatIsSent(t *testing.T) {
+	s := seed(t)
+	frag := strings.Repeat("A", 1<<10)
+	proxy, repo := loopingProxy(t, s, `</v2/team/app/tags/list?n=100&last=v2#%d`+frag+`>; rel="next"`)
+	_, err := listWithin(t, repo, taglist.Options{Remote: proxy.RemoteOptions(t), Limits: taglist.Limits{MaxPages: 50}})
+	if err == nil || !strings.Contains(err.Error(), "loops") || !strings.Contains(err.Error(), "bytes)") {
+		t.Errorf("err = %.400v; want the loop named, its link quoted short", err)
+	}
+	if n := proxy.Counts().Get(http.MethodGet, testregistry.KindTags); n != 2 {
+		t.Errorf("%d tag list requests; the loop shows at the second page, whose link differs from the first's in its fragment only", n)
+	}
+
+	long := strings.Repeat("b", pagination.MaxLinkBytes)
+	proxy, repo = loopingProxy(t, s, `</v2/team/app/tags/list?last=`+long+`%d>; rel="next"`)
+	_, err = listWithin(t, repo, taglist.Options{Remote: proxy.RemoteOptions(t)})
+	if err == nil || !strings.Contains(err.Error(), "registry "+proxy.Host) || !strings.Contains(err.Error(), "refusing to follow") || len(err.Error()) > 1000 {
+		t.Errorf("err = %.400v (%d bytes); want the long link refused, naming %s, quoted short", err, len(fmt.Sprint(err)), proxy.Host)
+	}
+	if n := proxy.Counts().Get(http.MethodGet, testregistry.KindTags); n != 1 {
+		t.Errorf("%d tag list requests; the long link is refused before it is followed", n)
 	}
 }
 
