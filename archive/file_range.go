@@ -125,6 +125,31 @@ func (f *File) VerifyBlob(ctx context.Context, d v1.Hash) (*VerifiedBlob, error)
 	return v, nil
 }
 
+// MaxRangeFrame is the most tar a frame holding a config or layer may
+// decompress to for Range to read it: a range reader holds what it gives
+// of a frame until the frame is read to its end and checked. ferry's
+// writer cuts frames at this size (frameSize).
+const MaxRangeFrame = frameSize
+
+// CheckRanges returns an error naming the first frame, from the first
+// config or layer on, that holds more than MaxRangeFrame bytes of tar:
+// Range refuses to read such a frame, which only a writer other than
+// ferry's makes, and a server is to refuse the archive at its start
+// rather than a client's request later. It reads nothing but the seek
+// table already read.
+func (f *File) CheckRanges() error {
+	first := len(f.frames)
+	for _, b := range f.blobs {
+		first = min(first, b.Frame)
+	}
+	for i := first; i < len(f.frames); i++ {
+		if fr := f.frames[i]; fr.tarSize > MaxRangeFrame {
+			return fmt.Errorf("archive: frame %d (offset %d) decompresses to %d bytes, more than the %d bytes of the frames ferry writes, which a range is read and checked in", i, fr.offset, fr.tarSize, MaxRangeFrame)
+		}
+	}
+	return nil
+}
+
 // Digest is the blob's digest.
 func (v *VerifiedBlob) Digest() v1.Hash { return v.d }
 
@@ -149,6 +174,11 @@ func (v *VerifiedBlob) Range(off, n int64) (io.ReadCloser, error) {
 	base := v.f.frames[v.first].tarOffset
 	at := v.start + off
 	frames := v.f.frames[v.first : v.last+1]
+	for i, fr := range frames {
+		if fr.tarSize > MaxRangeFrame {
+			return nil, fmt.Errorf("archive entry %s: frame %d (offset %d) decompresses to %d bytes, more than the %d a range is read and checked in (see CheckRanges)", blobName(v.d), v.first+i, fr.offset, fr.tarSize, MaxRangeFrame)
+		}
+	}
 	k := sort.Search(len(frames), func(i int) bool { return frames[i].tarOffset-base+frames[i].tarSize > at })
 	if k == len(frames) {
 		return nil, fmt.Errorf("archive entry %s: offset %d is beyond its frames", blobName(v.d), off)
@@ -176,7 +206,8 @@ func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 // was checked once, but the file may have changed since (a failing disk,
 // another archive copied over it in place), and a reader cut short must
 // not have had bytes other than the blob's either. What the range needs
-// of a frame, at most maxHeld bytes, waits in held meanwhile.
+// of a frame, at most MaxRangeFrame bytes (Range refuses larger frames),
+// waits in held meanwhile.
 type rangeReader struct {
 	fr   *frameReader
 	left int64  // bytes of the range not given yet
@@ -218,21 +249,19 @@ func (r *rangeReader) fill() error {
 	return r.checkFrame()
 }
 
-// maxHeld bounds what checkFrame keeps of a frame: a frame of ferry's
-// archives (4 MiB) at most.
-const maxHeld = 4 << 20
-
 // checkFrame reads the frame under way to its end, so that its size, zstd
 // checksum and fingerprint are checked, and keeps what the range needs of
-// it in held for the reads that follow. Of a frame larger than ferry
-// writes, at most maxHeld bytes are kept: the reader then ends there,
-// early, and a new Range goes on.
+// it in held for the reads that follow.
 func (r *rangeReader) checkFrame() error {
 	if len(r.held) > 0 || r.fr.done {
 		return r.fr.err
 	}
 	rest := r.f().frames[r.fr.cur].tarSize - r.fr.n
-	keep := min(rest, r.left, maxHeld)
+	keep := min(rest, r.left)
+	if keep > MaxRangeFrame {
+		// Not reached: Range refused the frame.
+		return fmt.Errorf("archive entry %s: frame %d holds more than %d bytes", r.fr.name, r.fr.cur, MaxRangeFrame)
+	}
 	if int64(cap(r.buf)) < keep {
 		r.buf = make([]byte, keep)
 	}
@@ -245,9 +274,6 @@ func (r *rangeReader) checkFrame() error {
 		return fmt.Errorf("archive entry %s: %w", r.fr.name, err)
 	}
 	r.held = buf[:n]
-	if r.left > keep && rest > keep {
-		r.left = keep // ends early: see above
-	}
 	return r.fr.endFrame()
 }
 

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 
@@ -351,5 +353,39 @@ func TestVerifiedBlobRefusesAFrameSwappedAfterTheCheck(t *testing.T) {
 				t.Errorf("a range of an unchanged frame: %v", err)
 			}
 		})
+	}
+}
+
+// Frames larger than ferry writes (another writer's, or a hand-made
+// archive): Range once gave the first MaxRangeFrame bytes of such a frame
+// and a clean io.EOF, a short read that ferry serve took for the archive
+// changing under it, marking an intact blob damaged for every client, and
+// decoded the whole frame again for every MaxRangeFrame bytes given.
+// CheckRanges names the frame from the seek table alone, for serve to
+// refuse the archive at its start, and Range refuses it with an error.
+func TestRangeRefusesFramesLargerThanItHolds(t *testing.T) {
+	fx := newFixture(t, fixtureOptions{bigLayer: 3 * MaxRangeFrame, random: true})
+	b := fx.bigBlob(t)
+
+	ferrys := openBytes(t, fx.writeFrames(t, WriterOptions{Concurrency: 2}, frameSize, nil))
+	if err := ferrys.CheckRanges(); err != nil {
+		t.Errorf("CheckRanges of an archive of ferry's frames: %v", err)
+	}
+
+	f := openBytes(t, fx.writeFrames(t, WriterOptions{Concurrency: 2}, 8*MaxRangeFrame, nil))
+	err := f.CheckRanges()
+	if err == nil || !strings.Contains(err.Error(), "decompresses to") || !strings.Contains(err.Error(), fmt.Sprint(MaxRangeFrame)) {
+		t.Errorf("CheckRanges of frames of %d bytes: %v; want the first one named", 8*MaxRangeFrame, err)
+	}
+	// The blob itself is right: its check passes, its ranges are refused.
+	v, err := f.VerifyBlob(t.Context(), b.d)
+	if err != nil {
+		t.Fatalf("VerifyBlob: %v", err)
+	}
+	for _, off := range []int64{0, MaxRangeFrame + 10} {
+		got, err := readRange(v, off, v.Size()-off)
+		if err == nil || !strings.Contains(err.Error(), "more than") {
+			t.Errorf("Range at %d of a blob in a frame of %d bytes: %d bytes, %v; want an error, never a short read", off, 8*MaxRangeFrame, len(got), err)
+		}
 	}
 }

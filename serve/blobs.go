@@ -620,9 +620,6 @@ type blobContent struct {
 	rc     io.ReadCloser
 	at     int64 // where rc is
 	err    error // the first read error
-	// reopened is set when rc ended early (a frame larger than archive's
-	// rangeReader holds) and a new one was opened in its place.
-	reopened bool
 }
 
 // wholeChecker is a range reader that can only check what it reads with
@@ -718,14 +715,6 @@ func (c *blobContent) read(p []byte) (int, error) {
 		p = p[:1]
 	}
 	n, err := c.rc.Read(p)
-	if n == 0 && err == io.EOF && !c.reopened {
-		// rc ended early, past a frame too large to keep: a new range
-		// reader goes on from here.
-		c.closeReader()
-		c.reopened = true
-		return c.read(p)
-	}
-	c.reopened = false
 	if n > 0 && c.pos+int64(n) == end {
 		if err2 := c.check(last); err2 != nil {
 			c.err = err2

@@ -39,6 +39,12 @@ type verifiedBlob interface {
 func sourceOf(a relocate.RandomArchive) (source, error) {
 	switch a := a.(type) {
 	case *archive.File:
+		// Checked now, from the seek table: otherwise the first range of
+		// such a frame would fail in front of a client, and the blob
+		// would be taken for damaged.
+		if err := a.CheckRanges(); err != nil {
+			return nil, fmt.Errorf("serve: %w; serve reads a frame whole before it sends any of it: re-pack the archive with `ferry export --from-tar`, or import it", err)
+		}
 		return ferryArchive{a}, nil
 	case *archive.ImgpkgTar:
 		return imgpkgTarball{a}, nil
