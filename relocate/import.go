@@ -15,22 +15,17 @@ import (
 
 // DefaultImportConcurrency is how many registry requests an import runs at
 // once (existence checks, uploads, manifests, tags) when
-// ImportOptions.Concurrency is zero. It is also the number of blobs
-// uploading at once; one more is spooled while they do.
+// ImportOptions.Concurrency is zero, and so how many blobs upload at once.
 //
-// Measured with BenchmarkImport (16 images × 4 layers of 2 MiB, 134 MB,
-// into an in-memory distribution registry on 2 cores), in MB/s:
-//
-//	concurrency (spooled)    1 (1)  1 (2)  2 (3)  4 (5)  4 (8)  8 (9)  16 (17)
-//	loopback                  ~150   ~140   ~150   ~140   ~150   ~160   ~160
-//	10 ms per request           21     21     40     69     67     92    105
-//
-// On loopback client and registry share the CPU (reading, verifying and
-// the registry's hashing), so overlap gains nothing; with any latency each
-// upload's four round trips (HEAD, POST, PATCH, PUT) dominate and
-// concurrency pays up to about 8. Spooling more blobs than are uploading
-// does not help (4/5 vs 4/8). A re-import with every blob present reads
-// and verifies the archive at about 1 GB/s.
+// Why 8: on loopback client and registry share the CPU (reading,
+// verifying, the registry's hashing), so overlap gains nothing; behind
+// latency each upload's round trips dominate and concurrency pays up to
+// about 8. BenchmarkImport (16 images × 4 layers of 2 MiB into an
+// in-memory distribution registry, 2 cores, 10 ms per request) gave 21 MB/s
+// at 1, 40 at 2, 69 at 4, 92 at 8 and 105 at 16, when an upload took four
+// round trips (HEAD, POST, PATCH, PUT); it takes two now (POST, PUT: the
+// HEADs are made first, for every blob at once), and make bench's latency
+// run gives today's figures (README, Performance).
 const DefaultImportConcurrency = 8
 
 // DefaultImportSpoolBytes bounds the temporary disk used by blobs waiting

@@ -172,11 +172,9 @@ func runCopy(c *cli.Context) error {
 	if _, err := planSource(c); err != nil {
 		return err
 	}
-	if lo := c.String("lock-output"); lo != "" {
-		// Before the source is resolved: its requests would be wasted.
-		if err := relocate.CheckLockOutput(lo); err != nil {
-			return err
-		}
+	// Before the source is resolved: its requests would be wasted.
+	if err := checkLockOutput(c); err != nil {
+		return err
 	}
 	reg, err := registryOptions(c)
 	if err != nil {

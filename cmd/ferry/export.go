@@ -314,11 +314,12 @@ func runExport(c *cli.Context) error {
 
 // outputError is err, about the archive file dest a command was to write,
 // as a usage error when dest would replace a --since base
-// (relocate.ErrOutputIsABase) or is a device, a named pipe or a socket
+// (relocate.ErrOutputIsABase), is a symbolic link to nothing
+// (atomicfile.ErrDangling) or is a device, a named pipe or a socket
 // (atomicfile.ErrNotRegular), telling how to write to one: standard
 // output, redirected.
 func outputError(c *cli.Context, dest string, err error) error {
-	if errors.Is(err, relocate.ErrOutputIsABase) {
+	if errors.Is(err, relocate.ErrOutputIsABase) || errors.Is(err, atomicfile.ErrDangling) {
 		return usageError{err}
 	}
 	if !errors.Is(err, atomicfile.ErrNotRegular) {
@@ -329,6 +330,34 @@ func outputError(c *cli.Context, dest string, err error) error {
 		flag = "--to-tar"
 	}
 	return usageError{fmt.Errorf("%w; to write the archive there, give %s - and redirect standard output: %s - >%s", err, flag, flag, dest)}
+}
+
+// checkLockOutput checks the --lock-output file of c, if given, as
+// checkOutputFile does.
+func checkLockOutput(c *cli.Context) error {
+	if lo := c.String("lock-output"); lo != "" {
+		return checkOutputFile("lock output", lo)
+	}
+	return nil
+}
+
+// checkOutputFile checks, before any request, that a file (what) can be
+// written at path: its directory exists, and path is no device, named
+// pipe, socket or symbolic link to one of them or to nothing, which are
+// usage errors, as for an archive's -o.
+func checkOutputFile(what, path string) error {
+	err := atomicfile.CheckDir(path)
+	if err == nil {
+		_, err = atomicfile.Target(path)
+	}
+	if err == nil {
+		return nil
+	}
+	err = fmt.Errorf("%s %s: %w", what, path, err)
+	if errors.Is(err, atomicfile.ErrNotRegular) || errors.Is(err, atomicfile.ErrDangling) {
+		return usageError{err}
+	}
+	return err
 }
 
 // exportOptions reads the flags of c that say how an archive is written

@@ -41,7 +41,7 @@ func registryFlags(named string) []cli.Flag {
 		&cli.StringSliceFlag{Name: "registry-ca-cert-path", Category: cat, Action: existingFiles("registry-ca-cert-path"),
 			Usage: "PEM `FILE` of CA certificates to trust besides the system's; repeatable (default: the system's only)"},
 		&cli.IntFlag{Name: "registry-retry-count", Value: regopts.DefaultRetryCount, Category: cat, Action: atLeastOne("registry-retry-count"),
-			Usage: "`N` attempts per request on 5xx, 429 and dropped connections, with exponential backoff; 1 makes no retries"},
+			Usage: "`N` attempts per request on 408, 429, 5xx (but 501, 505), dropped connections and timeouts, with exponential backoff; 1 makes no retries"},
 		&cli.DurationFlag{Name: "registry-response-header-timeout", Value: regopts.DefaultResponseHeaderTimeout, DefaultText: durationText(regopts.DefaultResponseHeaderTimeout), Category: cat, Action: positiveDuration("registry-response-header-timeout"),
 			Usage: "how long to wait for a registry's response headers, and the longest a download or upload may make no progress: a positive `DURATION` with its unit (30s, 2m)"},
 	}

@@ -89,6 +89,9 @@ func runImport(c *cli.Context) error {
 		}
 		return usagef("import: give the archive with -f FILE (or -f -) and the destination with --to-repo REPO")
 	}
+	if err := checkLockOutput(c); err != nil {
+		return err
+	}
 	reg, err := registryOptions(c)
 	if err != nil {
 		return err

@@ -64,6 +64,12 @@ func runInventory(c *cli.Context) error {
 	if dest == "-" && c.Bool("json") {
 		return usagef("inventory: -o - writes the inventory on stdout, where --json would write its result too: give one of them")
 	}
+	if dest != "-" {
+		// Before the walk: its requests would be wasted.
+		if err := checkOutputFile("inventory", dest); err != nil {
+			return err
+		}
+	}
 	reg, err := registryOptions(c)
 	if err != nil {
 		return err

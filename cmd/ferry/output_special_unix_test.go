@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -31,5 +32,53 @@ func TestArchiveOutputToANamedPipeIsAUsageError(t *testing.T) {
 	wantUsage(t, []string{"push", "-b", "127.0.0.1:1/b:1", "-f", bundleDir, "--to-tar", fifo}, fifo, "named pipe", "--to-tar - >"+fifo)
 	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&fs.ModeNamedPipe == 0 {
 		t.Errorf("the FIFO is now %v (%v), want it a FIFO still", fi, err)
+	}
+}
+
+// --lock-output follows -o's rules before any request (127.0.0.1:1
+// answers nothing, an archive that is not there is never opened): a named
+// pipe, or a symbolic link to nothing, is a usage error naming it, for
+// import, copy --tar, copy and push alike; and so is a dangling -o.
+func TestLockOutputToANamedPipeOrNowhereIsAUsageError(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dangling := filepath.Join(dir, "dangling")
+	if err := os.Symlink(filepath.Join(dir, "nowhere", "lock.yml"), dangling); err != nil {
+		t.Fatal(err)
+	}
+	bundleDir := filepath.Join(dir, "bundle")
+	if err := os.MkdirAll(filepath.Join(bundleDir, ".imgpkg"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bundleDir, ".imgpkg", "images.yml"), []byte("apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(dir, "absent.tar.zst")
+	for _, out := range []struct{ path, says string }{{fifo, "named pipe"}, {dangling, "does not exist"}} {
+		wantUsage(t, []string{"import", "-f", archive, "--to-repo", "127.0.0.1:1/r", "--lock-output", out.path}, out.path, out.says)
+		wantUsage(t, []string{"copy", "--tar", archive, "--to-repo", "127.0.0.1:1/r", "--lock-output", out.path}, out.path, out.says)
+		wantUsage(t, []string{"copy", "-b", "127.0.0.1:1/b:1", "--to-repo", "127.0.0.1:1/r", "--lock-output", out.path}, out.path, out.says)
+		wantUsage(t, []string{"push", "-b", "127.0.0.1:1/b:1", "-f", bundleDir, "--lock-output", out.path}, out.path, out.says)
+	}
+	wantUsage(t, []string{"export", "-b", "127.0.0.1:1/b:1", "-o", dangling}, dangling, "does not exist")
+}
+
+// inventory's -o is checked before the walk (127.0.0.1:1 answers
+// nothing): a named pipe is a usage error, a directory that does not
+// exist an error naming it, rather than after every repository was read.
+func TestInventoryOutputIsCheckedBeforeTheWalk(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantUsage(t, []string{"inventory", "--repo", "127.0.0.1:1/r", "-o", fifo}, fifo, "named pipe")
+	missing := filepath.Join(dir, "nodir", "have.json")
+	code, _, stderr := runFerry("inventory", "--repo", "127.0.0.1:1/r", "-o", missing)
+	if code != 1 || !strings.Contains(stderr, filepath.Join(dir, "nodir")) || strings.Contains(stderr, "127.0.0.1:1") {
+		t.Errorf("inventory -o %s: exit %d, %q; want 1, naming the directory, before any request", missing, code, stderr)
 	}
 }

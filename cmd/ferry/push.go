@@ -85,6 +85,9 @@ func runPush(c *cli.Context) error {
 	if c.IsSet("lock-output") && !isBundle {
 		return usagef("push: --lock-output is for bundles (-b)")
 	}
+	if err := checkLockOutput(c); err != nil {
+		return err
+	}
 	if err := bundle.CheckExclusions(c.StringSlice("file-exclusion")); err != nil {
 		return usagef("push: --file-exclusion: %w", err)
 	}

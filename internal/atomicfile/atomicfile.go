@@ -113,6 +113,10 @@ func (b *backgroundSync) stop(wait bool) error {
 // stream: a caller that can write to standard output says so.
 var ErrNotRegular = errors.New("not a regular file")
 
+// ErrDangling is what Target returns (wrapped) for a symbolic link that
+// leads nowhere: the file it would create there is the user's to name.
+var ErrDangling = errors.New("a symbolic link to nothing")
+
 // Target returns the file that Create writes for path: path itself or,
 // when path is a symbolic link, the file it leads to in the end
 // (filepath.EvalSymlinks), the link staying as it is. It refuses a
@@ -132,7 +136,7 @@ func Target(path string) (string, error) {
 		what = "a symbolic link to " + dest + ", "
 		if fi, err = os.Stat(path); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				return "", fmt.Errorf("%s is a symbolic link to %s, which does not exist: name the file to write itself", path, dest)
+				return "", fmt.Errorf("%s is a symbolic link to %s, which does not exist: name the file to write itself (%w)", path, dest, ErrDangling)
 			}
 			return "", fmt.Errorf("%s is a symbolic link to %s, which cannot be followed: %w", path, dest, err)
 		}
