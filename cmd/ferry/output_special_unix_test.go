@@ -11,22 +11,30 @@ import (
 	"testing"
 )
 
-// An archive to write to a named pipe (-o, --to-tar) is a usage error
-// that says to write to standard output and redirect it, before any
-// registry is asked (127.0.0.1:1 answers nothing); the pipe stays.
-func TestArchiveOutputToANamedPipeIsAUsageError(t *testing.T) {
-	dir := t.TempDir()
-	fifo := filepath.Join(dir, "fifo")
+// fifoAndBundle makes in dir a named pipe and a bundle directory locking
+// no image, and returns their paths.
+func fifoAndBundle(t *testing.T, dir string) (fifo, bundleDir string) {
+	t.Helper()
+	fifo = filepath.Join(dir, "fifo")
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	bundleDir := filepath.Join(dir, "bundle")
+	bundleDir = filepath.Join(dir, "bundle")
 	if err := os.MkdirAll(filepath.Join(bundleDir, ".imgpkg"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(bundleDir, ".imgpkg", "images.yml"), []byte("apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return fifo, bundleDir
+}
+
+// An archive to write to a named pipe (-o, --to-tar) is a usage error
+// that says to write to standard output and redirect it, before any
+// registry is asked (127.0.0.1:1 answers nothing); the pipe stays.
+func TestArchiveOutputToANamedPipeIsAUsageError(t *testing.T) {
+	dir := t.TempDir()
+	fifo, bundleDir := fifoAndBundle(t, dir)
 	wantUsage(t, []string{"export", "-b", "127.0.0.1:1/b:1", "-o", fifo}, fifo, "named pipe", "-o - >"+fifo)
 	wantUsage(t, []string{"copy", "-b", "127.0.0.1:1/b:1", "--to-tar", fifo}, fifo, "named pipe", "--to-tar - >"+fifo)
 	wantUsage(t, []string{"push", "-b", "127.0.0.1:1/b:1", "-f", bundleDir, "--to-tar", fifo}, fifo, "named pipe", "--to-tar - >"+fifo)
@@ -41,19 +49,9 @@ func TestArchiveOutputToANamedPipeIsAUsageError(t *testing.T) {
 // import, copy --tar, copy and push alike; and so is a dangling -o.
 func TestLockOutputToANamedPipeOrNowhereIsAUsageError(t *testing.T) {
 	dir := t.TempDir()
-	fifo := filepath.Join(dir, "fifo")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fifo, bundleDir := fifoAndBundle(t, dir)
 	dangling := filepath.Join(dir, "dangling")
 	if err := os.Symlink(filepath.Join(dir, "nowhere", "lock.yml"), dangling); err != nil {
-		t.Fatal(err)
-	}
-	bundleDir := filepath.Join(dir, "bundle")
-	if err := os.MkdirAll(filepath.Join(bundleDir, ".imgpkg"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(bundleDir, ".imgpkg", "images.yml"), []byte("apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	archive := filepath.Join(dir, "absent.tar.zst")
