@@ -62,11 +62,12 @@ type Options struct {
 
 // Names returns every tag of repo, following the registry's pagination. It
 // stops with an error naming the registry when a page links to a page
-// already read or by a link longer than pagination.MaxLinkBytes, when a listed name is longer than MaxTagBytes, or when
-// the listing passes l.MaxPages pages, l.MaxTags tags or l.MaxBytes bytes
-// of names, each checked as a name is added (each page is bounded in bytes
-// by the transport, regopts.MaxTagPageSize). A tag listed on more than one
-// page is returned once.
+// already read or by a link longer than pagination.MaxLinkBytes, when a
+// listed name is longer than MaxTagBytes, or when the listing passes
+// l.MaxPages pages, l.MaxTags tags or l.MaxBytes bytes of names, each
+// checked as a name is added (each page is bounded in bytes by the
+// transport, regopts.MaxTagPageSize). A tag listed on more than one page
+// is returned once.
 func Names(ctx context.Context, p *remote.Puller, repo name.Repository, l Limits) ([]string, error) {
 	if l.MaxPages <= 0 {
 		l.MaxPages = DefaultMaxPages
