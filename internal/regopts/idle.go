@@ -62,21 +62,24 @@ func (t idleTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 var blobPath = regexp.MustCompile(`^/v2/.+/blobs/[^/]+$`)
 
 // blobBody reports whether resp carries a blob's bytes: a 2xx answer to a
-// GET of a blob, or of the storage a blob's GET was redirected to.
+// GET of a blob, or of the storage a blob's GET was redirected to. What
+// was asked for decides, not where the registry sent the client: a
+// manifest's GET redirected to a blob's path is still a document's.
 func blobBody(req *http.Request, resp *http.Response) bool {
 	if req.Method != http.MethodGet || resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return false
 	}
-	for r := req; r != nil; {
-		if blobPath.MatchString(r.URL.Path) {
-			return true
-		}
-		if r.Response == nil {
-			break
-		}
-		r = r.Response.Request
+	return blobPath.MatchString(firstRequest(req).URL.Path)
+}
+
+// firstRequest returns the request that began req's chain of redirects
+// (req itself when it follows none): net/http links each redirected
+// request to the answer that caused it.
+func firstRequest(req *http.Request) *http.Request {
+	for req.Response != nil && req.Response.Request != nil {
+		req = req.Response.Request
 	}
-	return false
+	return req
 }
 
 // idleBody arms its timer for the length of each Read and cancels the

@@ -50,8 +50,11 @@ func (t limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || req.Method != http.MethodGet || resp.StatusCode != http.StatusOK {
 		return resp, err
 	}
+	// What was asked for decides, not where a redirect led: a manifest
+	// served from another path is bounded as a manifest.
+	asked := firstRequest(req).URL.Path
 	for _, l := range bodyLimits {
-		if !l.path.MatchString(req.URL.Path) {
+		if !l.path.MatchString(asked) {
 			continue
 		}
 		if resp.ContentLength > l.max {

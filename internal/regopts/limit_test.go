@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -161,5 +163,64 @@ func TestHeadersAboveTheLimitAreRefused(t *testing.T) {
 		if tc.ok != (err == nil) || (err == nil && len(got) != 1) {
 			t.Errorf("a header of %d bytes: %v, %v; want ok %v", tc.size, got, err, tc.ok)
 		}
+	}
+}
+
+// What was asked for decides how an answer is bounded, not where a
+// registry's redirect led: a manifest or a tag list page redirected to
+// another path is still bounded in size, and a manifest redirected to a
+// blob's path is still a document, held to MinDocumentRate. Both once
+// escaped: a 1000 MiB tag page read whole, a manifest trickled for ever.
+func TestRedirectedDocumentsAreBoundedAsDocuments(t *testing.T) {
+	inner := quietRegistry()
+	const elsewhere = "/v2/team/app/blobs/sha256:" + "0000000000000000000000000000000000000000000000000000000000000000"
+	var trickleManifest atomic.Bool
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method != http.MethodGet:
+		case strings.HasSuffix(r.URL.Path, "/tags/list"), strings.HasSuffix(r.URL.Path, "/manifests/v1"):
+			http.Redirect(w, r, elsewhere+"?was="+r.URL.Path, http.StatusTemporaryRedirect)
+			return
+		case r.URL.Path == elsewhere && strings.HasSuffix(r.URL.Query().Get("was"), "/tags/list"):
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Length", fmt.Sprint(MaxTagPageSize+1))
+			w.WriteHeader(http.StatusOK)
+			return
+		case r.URL.Path == elsewhere && !trickleManifest.Load():
+			w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+			w.Header().Set("Content-Length", fmt.Sprint(MaxManifestSize+1))
+			w.WriteHeader(http.StatusOK)
+			return
+		case r.URL.Path == elsewhere:
+			r.URL.Path = r.URL.Query().Get("was")
+			trickle(inner, 20*time.Millisecond, func(string) bool { return true }).ServeHTTP(w, r)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	})
+	host := serve(t, h)
+	ref := host + "/team/app:v1"
+	pushRandom(t, ref)
+	o := Options{ResponseHeaderTimeout: 300 * time.Millisecond, RetryCount: 1}
+	opts, err := o.RemoteOptions(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = remote.List(mustRef(t, ref).Context(), opts...)
+	if err == nil || !strings.Contains(err.Error(), "tag list page") {
+		t.Errorf("a tag list page of %d bytes behind a redirect: %v; want it refused", MaxTagPageSize+1, err)
+	}
+	_, err = remote.Get(mustRef(t, ref), opts...)
+	if err == nil || !strings.Contains(err.Error(), "a manifest may have at most") {
+		t.Errorf("a manifest of %d bytes behind a redirect: %v; want it refused", MaxManifestSize+1, err)
+	}
+	trickleManifest.Store(true)
+	start := time.Now()
+	_, err = remote.Get(mustRef(t, ref), opts...)
+	if err == nil || !strings.Contains(err.Error(), "too slowly") {
+		t.Errorf("a manifest trickled behind a redirect to a blob's path: %v; want it refused as too slow", err)
+	}
+	if d := time.Since(start); d > 6*time.Second {
+		t.Errorf("the trickled manifest took %s to fail", d)
 	}
 }

@@ -5,6 +5,7 @@ package taglist
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"sort"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -62,9 +63,9 @@ type Options struct {
 
 // Names returns every tag of repo, following the registry's pagination. It
 // stops with an error naming the registry when a page links to a page
-// already read or by a link longer than pagination.MaxLinkBytes, when a
-// listed name is longer than MaxTagBytes, or when the listing passes
-// l.MaxPages pages, l.MaxTags tags or l.MaxBytes bytes of names, each
+// already read, to another path than the tag list's or by a link longer
+// than pagination.MaxLinkBytes, when a listed name is longer than
+// MaxTagBytes, or when the listing passes l.MaxPages pages, l.MaxTags tags or l.MaxBytes bytes of names, each
 // checked as a name is added (each page is bounded in bytes by the
 // transport, regopts.MaxTagPageSize). A tag listed on more than one page
 // is returned once.
@@ -118,6 +119,10 @@ func Names(ctx context.Context, p *remote.Puller, repo name.Repository, l Limits
 		}
 		again, err := seenPage.Visit(page.Next)
 		switch {
+		case err == nil && !tagListPath(page.Next, repo):
+			// The transport bounds a page by the path asked for: a page
+			// elsewhere would escape it.
+			return nil, fmt.Errorf("registry %s: page %d of the tag list of %s links to %s, not to the tag list; refusing to follow", repo.RegistryStr(), pages, repo, pagination.Shorten(page.Next))
 		case err != nil:
 			return nil, fmt.Errorf("registry %s: page %d of the tag list of %s has %w; refusing to follow", repo.RegistryStr(), pages, repo, err)
 		case again:
@@ -127,6 +132,13 @@ func Names(ctx context.Context, p *remote.Puller, repo name.Repository, l Limits
 		}
 	}
 	return out, nil
+}
+
+// tagListPath says whether link, a next page's URL, is repo's tag list
+// (its query, which carries the registry's place in the list, aside).
+func tagListPath(link string, repo name.Repository) bool {
+	u, err := url.Parse(link)
+	return err == nil && u.Path == "/v2/"+repo.RepositoryStr()+"/tags/list"
 }
 
 // Tag is one listed tag.

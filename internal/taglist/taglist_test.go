@@ -246,6 +246,17 @@ func TestListKnowsAPageByWhatIsSent(t *testing.T) {
 		t.Errorf("%d tag list requests; the loop shows at the second page, whose link differs from the first's in its fragment only", n)
 	}
 
+	// A page elsewhere than the tag list would escape the transport's
+	// bound on a page's size, which goes by the path asked for.
+	proxy, repo = loopingProxy(t, s, `</v2/team/app/other?last=v2>; rel="next"`)
+	_, err = listWithin(t, repo, taglist.Options{Remote: proxy.RemoteOptions(t)})
+	if err == nil || !strings.Contains(err.Error(), "not to the tag list") {
+		t.Errorf("err = %.400v; want a link to another path refused", err)
+	}
+	if n := proxy.Counts().Get(http.MethodGet, testregistry.KindTags); n != 1 {
+		t.Errorf("%d tag list requests; the link elsewhere is refused before it is followed", n)
+	}
+
 	long := strings.Repeat("b", pagination.MaxLinkBytes)
 	proxy, repo = loopingProxy(t, s, `</v2/team/app/tags/list?last=`+long+`%d>; rel="next"`)
 	_, err = listWithin(t, repo, taglist.Options{Remote: proxy.RemoteOptions(t)})
