@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -636,5 +637,42 @@ func TestParseRetryAfter(t *testing.T) {
 		if got != tc.want || ok != tc.wantOK {
 			t.Errorf("ParseRetryAfter(%q) = %s, %v; want %s, %v", tc.in, got, ok, tc.want, tc.wantOK)
 		}
+	}
+}
+
+// A read is not followed from a registry to another host given as a
+// loopback or private address (the registry is addressed as localhost,
+// the redirect names 127.0.0.1): any registry a lock names could reach
+// the operator's own services through ferry. Nothing reaches that host,
+// and the error names both ends.
+func TestReadsAreNotRedirectedToAnotherHostsInternalAddress(t *testing.T) {
+	ctx := context.Background()
+	elsewhere, sentElsewhere := other(t)
+	reg := newHooked(t)
+	_, port, err := net.SplitHostPort(reg.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := name.NewRepository("localhost:"+port+"/team/app", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := registry.New(reg.ClientOptions()).Repo(ctx, repo, registry.Access{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.setHook(func(w http.ResponseWriter, req *http.Request) bool {
+		if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/") {
+			http.Redirect(w, req, elsewhere.URL+req.URL.Path, http.StatusTemporaryRedirect)
+			return true
+		}
+		return false
+	})
+	_, err = r.GetBlob(ctx, digestOf([]byte("anything")))
+	if err == nil || !strings.Contains(err.Error(), "localhost:"+port) || !strings.Contains(err.Error(), elsewhere.URL) || !strings.Contains(err.Error(), "loopback, private or link-local") {
+		t.Errorf("blob GET redirected from localhost to 127.0.0.1: %v; want it refused, naming both", err)
+	}
+	if got := sentElsewhere(); len(got) != 0 {
+		t.Errorf("the internal host received %v", got)
 	}
 }

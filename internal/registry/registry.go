@@ -27,6 +27,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -253,11 +254,22 @@ const maxRedirects = 10
 // 202, not through redirects), so a redirected write is a misconfigured
 // proxy or a login page: it is an error naming what was asked and where
 // the registry pointed.
+//
+// A read is not followed to another host given as a loopback, private or
+// link-local address either (go-containerregistry's rule, which pull and
+// push follow): any registry a bundle's lock names could otherwise make
+// ferry send requests to services on the operator's machine or network,
+// and print their answers. A registry redirecting to its storage on the
+// same host, or to storage named by a host name, is followed.
 func checkRedirect(req *http.Request, via []*http.Request) error {
 	first := via[0]
 	if first.Method == http.MethodGet || first.Method == http.MethodHead {
 		if len(via) >= maxRedirects {
 			return fmt.Errorf("stopped after %d redirects", maxRedirects)
+		}
+		if to := req.URL.Hostname(); to != first.URL.Hostname() && internalAddress(to) {
+			return &answerError{fmt.Errorf("the registry redirected %s %s to %s, another host at a loopback, private or link-local address, which ferry does not follow from a registry (name that storage by a host name)",
+				first.Method, redacted(first.URL), redacted(req.URL))}
 		}
 		return nil
 	}
@@ -266,6 +278,48 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 		status = req.Response.Status
 	}
 	return redirectError(first, status, req.URL)
+}
+
+// internalAddress says whether host is an IP address, in any form a
+// resolver may read as one (127.1, 2130706433 and 0x7f.1 are 127.0.0.1 to
+// inet_aton), that is loopback, private, link-local or unspecified.
+func internalAddress(host string) bool {
+	host, _, _ = strings.Cut(host, "%") // a zone, which the dialer ignores
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		var ok bool
+		if a, ok = legacyIPv4(host); !ok {
+			return false
+		}
+	}
+	a = a.Unmap()
+	return a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsUnspecified()
+}
+
+// legacyIPv4 reads the forms inet_aton(3) takes: one to four numbers
+// (decimal, 0 octal or 0x hexadecimal) separated by dots, each but the last
+// a byte, the last filling the bytes left.
+func legacyIPv4(s string) (netip.Addr, bool) {
+	parts := strings.Split(s, ".")
+	if len(parts) > 4 {
+		return netip.Addr{}, false
+	}
+	var v uint64
+	for i, p := range parts {
+		n, err := strconv.ParseUint(p, 0, 32)
+		if err != nil {
+			return netip.Addr{}, false
+		}
+		bits := 8
+		if i == len(parts)-1 {
+			bits = 8 * (4 - i)
+		}
+		if n >= 1<<bits {
+			return netip.Addr{}, false
+		}
+		v = v<<bits | n
+	}
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), true
 }
 
 // redirectError names a write the registry redirected to.
