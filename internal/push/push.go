@@ -82,6 +82,13 @@ func Push(ctx context.Context, tag name.Tag, dirs []string, opts Options) (*Resu
 	if err := write(internal, img, ropts, rep); err != nil {
 		return nil, fmt.Errorf("push %s: %w", tag, err)
 	}
+	// A registry, or a proxy before it, that stored other bytes than
+	// those sent (converted, re-indented) would leave both tags on
+	// another manifest and the lock naming a digest it does not hold:
+	// what the .imgpkg tag names is checked before the user's tag moves.
+	if err := checkStored(internal, digest, ropts); err != nil {
+		return nil, fmt.Errorf("push %s: %w", tag, err)
+	}
 	rep.Logf("pushed manifest %s@%s", tag.Context(), digest)
 	rep.Logf("tagged %s (%s)", internal, digest)
 	rep.Start("push: writing tag "+tag.String(), 0)
@@ -106,6 +113,19 @@ func Push(ctx context.Context, tag name.Tag, dirs []string, opts Options) (*Resu
 		res.LockOutput = opts.LockOutput
 	}
 	return res, nil
+}
+
+// checkStored checks that the registry's tag ref names the manifest of
+// digest d, which was just written under it.
+func checkStored(ref name.Tag, d v1.Hash, ropts []remote.Option) error {
+	desc, err := remote.Head(ref, ropts...)
+	if err != nil {
+		return fmt.Errorf("check what %s names: %w", ref, err)
+	}
+	if desc.Digest != d {
+		return fmt.Errorf("the registry stored other bytes than were sent: %s names %s, the manifest pushed has %s (a proxy or registry that rewrites manifests?); the tag and the lock output were not written", ref, desc.Digest, d)
+	}
+	return nil
 }
 
 // write pushes img under ref, reporting the blobs' bytes sent as the

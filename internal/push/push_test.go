@@ -1,9 +1,13 @@
 package push_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferry-dev/ferry/fixtures/golden"
@@ -150,6 +155,45 @@ func TestPushRefusedImgpkgTagLeavesUserTagAlone(t *testing.T) {
 	}
 }
 
+// A registry (here, a proxy before it) that stores other bytes than the
+// manifest sent leaves the user's tag and the lock unwritten: push once
+// reported the digest it sent and wrote a lock naming it, while both tags
+// named another manifest and REPO@digest was not there.
+func TestPushChecksTheManifestTheRegistryStored(t *testing.T) {
+	inner := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") {
+			b, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			b = append(b, '\n') // still JSON, another digest
+			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	tag, err := name.NewTag(strings.TrimPrefix(srv.URL, "http://") + "/team/basic:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lockPath := filepath.Join(t.TempDir(), "bundle.lock.yml")
+	_, err = push.Push(context.Background(), tag, []string{copyGolden(t)}, push.Options{
+		Build:      bundle.BuildOptions{Bundle: true},
+		LockOutput: lockPath,
+	})
+	if err == nil || !strings.Contains(err.Error(), "stored other bytes") || !strings.Contains(err.Error(), goldenDigest) {
+		t.Fatalf("err = %v; want the push refused, naming the digest sent", err)
+	}
+	if _, err := remote.Head(tag); err == nil {
+		t.Errorf("the user's tag %s was written", tag)
+	}
+	if _, err := os.Stat(lockPath); !os.IsNotExist(err) {
+		t.Errorf("lock output written (%v)", err)
+	}
+}
+
 func TestPushWithAnUnwritableLockOutputWritesNoTag(t *testing.T) {
 	reg := testregistry.NewGGCR(t)
 	tag, err := name.NewTag(reg.Repo("team/basic") + ":v1")
@@ -259,6 +303,7 @@ func TestPushRefusesAnotherManifestsBookkeepingTag(t *testing.T) {
 		"sha256-" + otherHex + ".imgpkg",
 		"sha256-" + otherHex + ".image-locations.imgpkg",
 		"sha256-" + otherHex + ".sig",
+		"sha256-" + otherHex, // the referrers tag schema's index
 	} {
 		tag, err := name.NewTag(reg.Repo("team/basic") + ":" + bad)
 		if err != nil {
