@@ -137,6 +137,13 @@ func isCosignTag(tag string) bool {
 	return false
 }
 
+// isReferrersTag reports whether tag is "sha256-<hex>", the referrers tag
+// schema's.
+func isReferrersTag(tag string) bool {
+	hex, ok := strings.CutPrefix(tag, "sha256-")
+	return ok && len(hex) == 64 && isLowerHex(hex)
+}
+
 func isLowerHex(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -155,11 +162,14 @@ var ErrBookkeeping = errors.New("a bookkeeping tag")
 // NamesADigest reports whether tag has the shape of a tag that names some
 // manifest by its digest for bookkeeping: "[<path>-]sha256-<hex>" followed
 // by ".imgpkg", ".image-locations.imgpkg" (imgpkg's and ferry's), or
-// ".sig", ".att", ".sbom" (cosign's). Such a tag belongs to whatever
-// manifest its digest names, whoever wrote it, so a tag chosen by a person
-// (an original tag) that has this shape could move another image's.
+// ".sig", ".att", ".sbom" (cosign's), or "sha256-<hex>" alone, the index
+// of an image's referrers on a registry without the referrers API (the
+// distribution spec's tag schema, which go-containerregistry keeps and
+// ferry reads). Such a tag belongs to whatever manifest its digest names,
+// whoever wrote it, so a tag chosen by a person (an original tag) that has
+// this shape could move another image's.
 func NamesADigest(tag string) bool {
-	if isCosignTag(tag) {
+	if isCosignTag(tag) || isReferrersTag(tag) {
 		return true
 	}
 	rest, ok := strings.CutSuffix(tag, Suffix)
