@@ -309,12 +309,27 @@ func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantB
 	if len(layers) != 1 {
 		return nil, fmt.Errorf("%s has %d layers; ferry pulls images with exactly one layer, as imgpkg pushes them", ref, len(layers))
 	}
+	layer := layers[0]
+	if mt, err := layer.MediaType(); err == nil && !mt.IsDistributable() {
+		// go-containerregistry fetches a non-distributable layer that the
+		// registry lacks from the URLs its descriptor lists, on any host:
+		// a bundle's author could make this machine send requests to its
+		// own services. imgpkg pushes no such layer; the registry's copy,
+		// if it has one, is taken, never the URLs.
+		d, err := layer.Digest()
+		if err != nil {
+			return nil, err
+		}
+		if layer, err = remote.Layer(ref.Context().Digest(d.String()), p.opts.Remote...); err != nil {
+			return nil, err
+		}
+	}
 	size, err := layers[0].Size()
 	if err != nil {
 		return nil, err
 	}
 	rep.Start("pull", size)
-	local, cleanup, err := fetchLayer(layers[0], rep)
+	local, cleanup, err := fetchLayer(layer, rep)
 	if err != nil {
 		return nil, err
 	}

@@ -267,6 +267,20 @@ func pushBundleTar(t *testing.T, ref string, entries []tarEntry, opts []remote.O
 	if err != nil {
 		t.Fatal(err)
 	}
+	img = labelBundle(t, img)
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img, opts...); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// labelBundle returns img with the bundle label in its config.
+func labelBundle(t *testing.T, img v1.Image) v1.Image {
+	t.Helper()
 	cfg, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
@@ -276,14 +290,7 @@ func pushBundleTar(t *testing.T, ref string, entries []tarEntry, opts []remote.O
 	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		t.Fatal(err)
 	}
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img, opts...); err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return img
 }
 
 // seedApp pushes a small image, the same in every repository, to repo:v1
