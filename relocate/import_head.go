@@ -119,6 +119,14 @@ func (h *importHead) isBundle(d v1.Hash) bool {
 	return ok && e.isBundle()
 }
 
+// MaxNesting bounds how deep a plan nests: indexes within indexes (an
+// archive's head, a copy's source), and, when resolving from registries,
+// every step down from the root (an index's child, a bundle's lock, an
+// image's artifacts). Real images nest two or three indexes deep; the
+// bound keeps the walks of a head, some recursive, within a small stack,
+// where a head within its size limit could chain a million indexes.
+const MaxNesting = 1000
+
 // archiveImportHead builds the plan from an archive's head.
 func archiveImportHead(h *archive.Head) (*importHead, error) {
 	head, err := newImportHead(h.Entries, h.SkippedLayers, func(d v1.Hash) ([]byte, bool) {
@@ -189,31 +197,36 @@ func newImportHead(entries []archive.Entry, skipped []v1.Hash, manifest func(v1.
 		}
 	}
 
-	// Walk every manifest reachable from index.json.
-	var walk func(d v1.Hash, mt types.MediaType, from string) error
-	walk = func(d v1.Hash, mt types.MediaType, from string) error {
-		if _, ok := h.manifests[d]; ok {
-			return nil
-		}
-		raw, ok := manifest(d)
-		if !ok {
-			return fmt.Errorf("manifest %s (referenced by %s) is not in the archive", d, from)
-		}
-		m, err := parseImportManifest(d, raw, mt)
-		if err != nil {
-			return fmt.Errorf("archive entry blobs/%s/%s (referenced by %s): %w", d.Algorithm, d.Hex, from, err)
-		}
-		h.manifests[d] = m
-		for _, c := range m.children {
-			if err := walk(c.Digest, c.MediaType, "index "+d.String()); err != nil {
-				return err
-			}
-		}
-		return nil
+	// Walk every manifest reachable from index.json, depth first in the
+	// order of the children, without recursion: a head may chain indexes
+	// a million deep within its size limit, which recursion would take
+	// for a stack overflow, fatal, before the depth is refused below.
+	type visit struct {
+		d    v1.Hash
+		mt   types.MediaType
+		from string
 	}
 	for _, e := range h.entries {
-		if err := walk(e.digest, e.Descriptor.MediaType, "index.json entry "+e.name()); err != nil {
-			return nil, err
+		stack := []visit{{e.digest, e.Descriptor.MediaType, "index.json entry " + e.name()}}
+		for len(stack) > 0 {
+			v := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if _, ok := h.manifests[v.d]; ok {
+				continue
+			}
+			raw, ok := manifest(v.d)
+			if !ok {
+				return nil, fmt.Errorf("manifest %s (referenced by %s) is not in the archive", v.d, v.from)
+			}
+			m, err := parseImportManifest(v.d, raw, v.mt)
+			if err != nil {
+				return nil, fmt.Errorf("archive entry blobs/%s/%s (referenced by %s): %w", v.d.Algorithm, v.d.Hex, v.from, err)
+			}
+			h.manifests[v.d] = m
+			for i := len(m.children) - 1; i >= 0; i-- {
+				c := m.children[i]
+				stack = append(stack, visit{c.Digest, c.MediaType, "index " + v.d.String()})
+			}
 		}
 	}
 
@@ -241,7 +254,11 @@ func newImportHead(entries []archive.Entry, skipped []v1.Hash, manifest func(v1.
 		}
 	}
 	sort.Slice(h.blobs, func(i, j int) bool { return h.blobs[i].Digest.String() < h.blobs[j].Digest.String() })
-	h.commit = importCommitOrder(h)
+	var depth int
+	h.commit, depth = importCommitOrder(h)
+	if depth > MaxNesting {
+		return nil, fmt.Errorf("indexes nest %d deep, more than the %d ferry reads (real images nest two or three)", depth, MaxNesting)
+	}
 	return h, nil
 }
 
@@ -329,7 +346,9 @@ const (
 // children first (deepest first), then indexes, then images, then nested
 // bundles and last the root bundle, so that a bundle appears in the
 // destination only once everything it locks is there.
-func importCommitOrder(h *importHead) [][]v1.Hash {
+//
+// depth is the greatest height: how deep indexes nest.
+func importCommitOrder(h *importHead) (order [][]v1.Hash, depth int) {
 	isChild := map[v1.Hash]bool{}
 	for _, m := range h.manifests {
 		for _, c := range m.children {
@@ -369,6 +388,7 @@ func importCommitOrder(h *importHead) [][]v1.Hash {
 				hgt = max(hgt, height[c.Digest]+1)
 			}
 			height[top.d] = hgt
+			depth = max(depth, hgt)
 			stack = stack[:len(stack)-1]
 		}
 		return height[root]
@@ -408,5 +428,5 @@ func importCommitOrder(h *importHead) [][]v1.Hash {
 		sort.Slice(g, func(i, j int) bool { return g[i].String() < g[j].String() })
 		out = append(out, g)
 	}
-	return out
+	return out, depth
 }

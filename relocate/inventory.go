@@ -104,6 +104,12 @@ func Inspect(r io.Reader) (*Inventory, error) {
 		inv.Manifests++
 		inv.ManifestBytes += int64(len(m))
 	}
+	// First: it refuses indexes nested deeper than reach, which recurses,
+	// may go.
+	head, err := archiveImportHead(h)
+	if err != nil {
+		return nil, err
+	}
 	memo := map[v1.Hash]reached{}
 	for _, e := range h.Entries {
 		d := e.Descriptor.Digest
@@ -118,10 +124,6 @@ func Inspect(r io.Reader) (*Inventory, error) {
 		if e.Role.IsArtifact() {
 			inv.Images[len(inv.Images)-1].Subject = e.Subject.String()
 		}
-	}
-	head, err := archiveImportHead(h)
-	if err != nil {
-		return nil, err
 	}
 	inv.Tags, inv.ImportRefused, err = importTagOrder(head)
 	if err != nil {

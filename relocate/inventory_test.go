@@ -52,27 +52,11 @@ func TestInspectIsLinearInRepeatedIndexChildren(t *testing.T) {
 		manifests[hashOf(raw)] = raw
 		child = v1.Descriptor{MediaType: types.OCIImageIndex, Digest: hashOf(raw), Size: int64(len(raw))}
 	}
-	index, err := archive.BuildIndex([]archive.Entry{{Descriptor: child, Role: archive.RoleImage, OriginalRef: "127.0.0.1:5000/x@" + child.Digest.String()}}, archive.IndexOptions{CreatedBy: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	w, err := archive.NewWriter(&buf, archive.WriterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.WriteHeader(index, manifests); err != nil {
-		t.Fatal(err)
-	}
-	w.WriteBlob(hashOf(cfg), int64(len(cfg)), bytes.NewReader(cfg))
-	w.WriteBlob(hashOf(layer), int64(len(layer)), bytes.NewReader(layer))
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	data := archiveOf(t, []archive.Entry{{Descriptor: child, Role: archive.RoleImage, OriginalRef: "127.0.0.1:5000/x@" + child.Digest.String()}}, manifests, cfg, layer)
 
 	done := make(chan error, 1)
 	go func() {
-		_, err := Inspect(bytes.NewReader(buf.Bytes()))
+		_, err := Inspect(bytes.NewReader(data))
 		done <- err
 	}()
 	select {

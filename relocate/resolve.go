@@ -165,7 +165,14 @@ type job struct {
 }
 
 func (r *resolver) run(ctx context.Context, level []want) error {
-	for len(level) > 0 {
+	for depth := 0; len(level) > 0; depth++ {
+		if depth > MaxNesting {
+			// Each level is one step down: into an index, a bundle's
+			// lock, an image's artifacts. The import of so deep a plan
+			// would refuse it, and the walks of its head recurse.
+			w := level[0]
+			return fmt.Errorf("%s (named by %s) lies more than %d levels below the root (indexes within indexes, bundles locking bundles); refusing to read on", w.ref, w.lockedBy, MaxNesting)
+		}
 		jobs := r.jobsFor(level)
 		err := parallel.ForEach(ctx, r.conc, len(jobs), func(ctx context.Context, i int) error {
 			return r.do(ctx, jobs[i])

@@ -1,0 +1,155 @@
+package relocate
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/testregistry"
+)
+
+// chainHead is an image under n indexes, each naming the next: its
+// index.json entry and manifests.
+func chainHead(t *testing.T, n int) ([]archive.Entry, map[v1.Hash][]byte, [2][]byte) {
+	t.Helper()
+	cfg, layer := []byte("{}"), []byte("layer")
+	img, err := json.Marshal(v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
+		Config: v1.Descriptor{MediaType: types.OCIConfigJSON, Digest: hashOf(cfg), Size: int64(len(cfg))},
+		Layers: []v1.Descriptor{{MediaType: types.OCIUncompressedLayer, Digest: hashOf(layer), Size: int64(len(layer))}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifests := map[v1.Hash][]byte{hashOf(img): img}
+	child := v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: hashOf(img), Size: int64(len(img))}
+	for range n {
+		raw, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{child}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		manifests[hashOf(raw)] = raw
+		child = v1.Descriptor{MediaType: types.OCIImageIndex, Digest: hashOf(raw), Size: int64(len(raw))}
+	}
+	entries := []archive.Entry{{Descriptor: child, Role: archive.RoleImage, OriginalRef: "127.0.0.1:5000/deep@" + child.Digest.String()}}
+	return entries, manifests, [2][]byte{cfg, layer}
+}
+
+// Indexes nested deeper than MaxNesting are refused with an error, by
+// inspect, verify and import alike, before any walk of the head that
+// recurses: a chain of a million indexes, within the head's size limit,
+// once ended inspect, verify and import in a fatal stack overflow (and
+// verify, short of it, said OK after 4.5 GB). A chain of MaxNesting is
+// read.
+func TestIndexesNestedTooDeepAreRefused(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []int{MaxNesting, MaxNesting + 1} {
+		entries, manifests, blobs := chainHead(t, n)
+		path := filepath.Join(dir, fmt.Sprintf("chain%d.tar.zst", n))
+		data := archiveOf(t, entries, manifests, blobs[0], blobs[1])
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, ierr := Inspect(bytes.NewReader(data))
+		_, verr := VerifyFile(t.Context(), path, VerifyOptions{})
+		_, herr := newImportHead(entries, nil, func(d v1.Hash) ([]byte, bool) { b, ok := manifests[d]; return b, ok })
+		for what, err := range map[string]error{"inspect": ierr, "verify": verr, "the import's head": herr} {
+			deep := err != nil && strings.Contains(err.Error(), fmt.Sprintf("nest %d deep, more than the %d", n, MaxNesting))
+			if want := n > MaxNesting; deep != want || (!want && err != nil) {
+				t.Errorf("%s of a chain of %d indexes: %v; want refused: %v", what, n, err, want)
+			}
+		}
+	}
+}
+
+// archiveOf is the archive of entries whose manifests are given, with
+// blobs, in that order, as its configs and layers.
+func archiveOf(t *testing.T, entries []archive.Entry, manifests map[v1.Hash][]byte, blobs ...[]byte) []byte {
+	t.Helper()
+	index, err := archive.BuildIndex(entries, archive.IndexOptions{CreatedBy: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w, err := archive.NewWriter(&buf, archive.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteHeader(index, manifests); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blobs {
+		if err := w.WriteBlob(hashOf(b), int64(len(b)), bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// Resolving from a registry goes no deeper than MaxNesting levels below
+// the root either, as the archive's head: a registry serving a chain of
+// MaxNesting + 1 indexes is refused, naming the reference where it
+// stopped; the plan of a chain of MaxNesting (the image MaxNesting levels
+// down) is made.
+func TestResolveStopsBelowMaxNesting(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	opts := reg.RemoteOptions(t)
+	entries, manifests, blobs := chainHead(t, MaxNesting+1)
+	repo, err := name.NewRepository(reg.Repo("team/deep"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blobs {
+		if err := remote.WriteLayer(repo, static.NewLayer(b, types.OCIUncompressedLayer), opts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Innermost first, each by digest: a registry takes an index only
+	// once it holds its children.
+	var chain []v1.Hash
+	for d := entries[0].Descriptor.Digest; ; {
+		chain = append(chain, d)
+		var idx v1.IndexManifest
+		if json.Unmarshal(manifests[d], &idx) != nil || len(idx.Manifests) == 0 {
+			break
+		}
+		d = idx.Manifests[0].Digest
+	}
+	for i := len(chain) - 1; i >= 0; i-- {
+		mt := types.OCIImageIndex
+		if i == len(chain)-1 {
+			mt = types.OCIManifestSchema1
+		}
+		if err := remote.Put(repo.Digest(chain[i].String()), rawManifest{manifests[chain[i]], mt}, opts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = Resolve(t.Context(), Source{Image: repo.Digest(chain[0].String()).String()}, Options{Remote: opts})
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("more than %d levels below the root", MaxNesting)) {
+		t.Errorf("resolve of a chain of %d indexes: %v; want it refused", MaxNesting+1, err)
+	}
+	if _, err := Resolve(t.Context(), Source{Image: repo.Digest(chain[1].String()).String()}, Options{Remote: opts}); err != nil {
+		t.Errorf("resolve of a chain of %d indexes: %v", MaxNesting, err)
+	}
+}
+
+// rawManifest is a manifest's bytes and media type, for remote.Put.
+type rawManifest struct {
+	b  []byte
+	mt types.MediaType
+}
+
+func (m rawManifest) RawManifest() ([]byte, error)        { return m.b, nil }
+func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
