@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/ctxio"
 	"github.com/ferry-dev/ferry/internal/registry"
@@ -156,6 +157,42 @@ func archiveInput(c *cli.Context, path, what string) (io.Reader, func(), error) 
 		return nil, nil, namedArchive(c, path, fmt.Errorf("%s: %w", what, err))
 	}
 	return f, func() { f.Close() }, nil
+}
+
+// lockOutputNotInput refuses, as a usage error, a --lock-output (lo) that
+// would replace the archive an import reads from path (in, as
+// archiveInput opened it): the file, one of its volumes, or the checksum
+// file beside them. Written once the import succeeded, the lock would
+// otherwise take the place of the one copy of the release that crossed
+// the gap, silently.
+func lockOutputNotInput(lo, path string, in io.Reader) error {
+	if lo == "" || path == "-" {
+		return nil
+	}
+	target, err := atomicfile.Target(lo)
+	if err != nil {
+		return nil // checkLockOutput said why already
+	}
+	fi, err := os.Stat(target)
+	if err != nil {
+		return nil // a new file replaces nothing
+	}
+	inputs := []string{path, path + ".sha256"}
+	if vs, ok := in.(*volumes.Set); ok {
+		inputs = []string{vs.Base() + ".sha256"}
+		if s := vs.Sidecar(); s != "" {
+			inputs = append(inputs, s)
+		}
+		for _, v := range vs.Volumes() {
+			inputs = append(inputs, v.Path)
+		}
+	}
+	for _, p := range inputs {
+		if pi, err := os.Stat(p); err == nil && os.SameFile(fi, pi) {
+			return usagef("--lock-output %s is %s, which this import reads: the lock would replace it; write the lock under another name", lo, p)
+		}
+	}
+	return nil
 }
 
 // namedArchive is namedFile for the archive path a command reads (-f, --tar,

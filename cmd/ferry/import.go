@@ -105,6 +105,9 @@ func runImport(c *cli.Context) error {
 		return err
 	}
 	defer done()
+	if err := lockOutputNotInput(c.String("lock-output"), file, in); err != nil {
+		return err
+	}
 	remoteOpts, err := reg.RemoteOptions(c.Context)
 	if err != nil {
 		return err

@@ -80,3 +80,38 @@ func TestInventoryOutputIsCheckedBeforeTheWalk(t *testing.T) {
 		t.Errorf("inventory -o %s: exit %d, %q; want 1, naming the directory, before any request", missing, code, stderr)
 	}
 }
+
+// --lock-output naming the archive an import reads (the file, its
+// checksum file, one of its volumes, or a link to one) is a usage error
+// before any request, and the file stays: the lock, written once the
+// import succeeded, once replaced the one copy of the release, silently.
+func TestLockOutputThatIsTheArchiveIsAUsageError(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	file := write("one.tar.zst", "an archive")
+	sum := write("one.tar.zst.sha256", "a checksum")
+	vol1, vol2 := write("split.tar.zst.001", "volume 1"), write("split.tar.zst.002", "volume 2")
+	link := filepath.Join(dir, "link.yml")
+	if err := os.Symlink(file, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ in, lock string }{
+		{file, file}, {file, sum}, {file, link},
+		{vol1, vol2}, {filepath.Join(dir, "split.tar.zst"), vol1},
+	} {
+		for _, cmd := range [][]string{{"import", "-f"}, {"copy", "--tar"}} {
+			wantUsage(t, append(cmd, tc.in, "--to-repo", "127.0.0.1:1/r", "--lock-output", tc.lock), tc.lock, "which this import reads")
+		}
+	}
+	for p, want := range map[string]string{file: "an archive", sum: "a checksum", vol1: "volume 1", vol2: "volume 2"} {
+		if got, err := os.ReadFile(p); err != nil || string(got) != want {
+			t.Errorf("%s now holds %q (%v)", p, got, err)
+		}
+	}
+}
