@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-dev/ferry/archive"
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/parallel"
+	"github.com/ferry-dev/ferry/lock"
 )
 
 // A bundle is a bundle by its config's label (imgpkg's rule), whatever
@@ -152,12 +153,16 @@ func (dst *destination) readable(d v1.Hash) bool {
 }
 
 // eachLocked calls f with every image the bundles of locs lock (their
-// images.yml, where read), its reference as written and its digest.
+// images.yml, where read), its reference as written and its digest; once
+// per lock, which bundles sharing a layer share (f sees the first).
 func eachLocked(locs []*importLocations, f func(l *importLocations, ref string, h v1.Hash)) error {
+	seen := map[*lock.ImagesLock]bool{}
 	for _, l := range locs {
-		if l.lock == nil {
+		if l.lock == nil || seen[l.lock] {
+			// Bundles sharing a layer share its lock (locations): once.
 			continue
 		}
+		seen[l.lock] = true
 		for _, img := range l.lock.Images {
 			ref, err := img.Digest()
 			if err != nil {

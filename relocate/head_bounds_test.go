@@ -2,11 +2,14 @@ package relocate
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -153,3 +156,62 @@ type rawManifest struct {
 
 func (m rawManifest) RawManifest() ([]byte, error)        { return m.b, nil }
 func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
+
+// An import reads a bundle layer's images.yml, and builds its locations
+// image, once however many bundles share the layer: per bundle, a few
+// hundred KB archive of thousands of bundles with one layer cost minutes
+// and gigabytes, where verify took a second. Every bundle still gets its
+// locations (the same image).
+func TestImportReadsEachBundleLayerOnce(t *testing.T) {
+	const n = 20
+	entries, manifests, images := bundleOnlyArchive(t, true)
+	var m v1.Manifest
+	if err := json.Unmarshal(manifests[entries[0].Descriptor.Digest], &m); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		m.Annotations = map[string]string{"copy": fmt.Sprint(i)}
+		raw, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := hashOf(raw)
+		manifests[d] = raw
+		entries = append(entries, archive.Entry{Descriptor: v1.Descriptor{MediaType: m.MediaType, Digest: d, Size: int64(len(raw))},
+			Role: archive.RoleNestedBundle, OriginalRef: fmt.Sprintf("127.0.0.1:5000/copy%d@%s", i, d)})
+	}
+	h, err := newImportHead(entries, nil, func(d v1.Hash) ([]byte, bool) { b, ok := manifests[d]; return b, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := images[0].Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	opened := map[v1.Hash]int{}
+	dst := &destination{head: h, conc: 4, blob: func(_ context.Context, d v1.Hash) (io.ReadCloser, error) {
+		mu.Lock()
+		opened[d]++
+		mu.Unlock()
+		return layers[0].Compressed()
+	}}
+	locs, err := dst.locations(t.Context(), h.bundles())
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer, _ := layers[0].Digest()
+	if len(opened) != 1 || opened[layer] != 1 {
+		t.Errorf("blobs opened %v; want the bundle layer %s once", opened, layer)
+	}
+	seen := map[v1.Hash]bool{}
+	for _, l := range locs {
+		seen[l.bundle.digest] = true
+		if l.digest != locs[0].digest || l.lock == nil {
+			t.Errorf("bundle %s: locations %s, lock %v; want %s, the lock", l.bundle.digest, l.digest, l.lock, locs[0].digest)
+		}
+	}
+	if len(locs) != n+1 || len(seen) != n+1 {
+		t.Errorf("%d locations for %d bundles, want one each of %d", len(locs), len(seen), n+1)
+	}
+}
