@@ -98,8 +98,12 @@ type importSpool struct {
 	size   int64
 	// mem holds a blob spooled in memory: chunks of prefetchChunk bytes
 	// (the last one cut to what was read), reused from blob to blob.
-	mem  [][]byte
-	file string
+	mem [][]byte
+	// f holds a blob spooled to disk; its name is removed as soon as it
+	// is created, where the system allows (name is then ""), so that an
+	// import killed outright (SIGKILL) leaves nothing behind.
+	f    *os.File
+	name string
 	// progress is what has been reported of the blob, across upload
 	// attempts.
 	progress blobProgress
@@ -107,7 +111,7 @@ type importSpool struct {
 
 // disk is the temporary disk the spool holds against the budget.
 func (s *importSpool) disk() int64 {
-	if s.file == "" {
+	if s.f == nil {
 		return 0
 	}
 	return s.size
@@ -115,7 +119,7 @@ func (s *importSpool) disk() int64 {
 
 // memory is the memory the spool holds against the budget.
 func (s *importSpool) memory() int64 {
-	if s.file != "" {
+	if s.f != nil {
 		return 0
 	}
 	return spoolChunks(s.size)
@@ -129,8 +133,11 @@ func spoolChunks(size int64) int64 {
 }
 
 func (s *importSpool) remove() {
-	if s.file != "" {
-		_ = os.Remove(s.file)
+	if s.f != nil {
+		_ = s.f.Close()
+	}
+	if s.name != "" {
+		_ = os.Remove(s.name)
 	}
 }
 
@@ -149,7 +156,6 @@ type importUploads struct {
 	closeOnce sync.Once
 
 	mu   sync.Mutex
-	dir  string // created on the first file spool
 	err  error
 	free [][]byte // memory chunks not in use; what is in use stays within the budget
 }
@@ -258,43 +264,23 @@ func (u *importUploads) spool(sp *importSpool, toFile bool, r io.Reader) error {
 		sp.mem = cutChunks(sp.mem, n)
 		return nil
 	}
-	dir, err := u.tempDir()
-	if err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "blob-*")
+	f, err := os.CreateTemp(u.spoolDir, "ferry-import-*")
 	if err != nil {
 		return fmt.Errorf("spool blob %s: %w", sp.digest, err)
 	}
-	sp.file = f.Name()
+	sp.f = f
+	if os.Remove(f.Name()) != nil {
+		sp.name = f.Name() // removed when the blob is dropped
+	}
 	// A large blob stops being copied once another upload failed.
 	n, err := io.Copy(f, ctxio.NewReader(u.ctx, r))
-	if cerr := f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("spool blob %s: %w", sp.digest, cerr)
-	}
 	if err != nil {
-		return err
+		return fmt.Errorf("spool blob %s: %w", sp.digest, err)
 	}
 	if n != sp.size {
 		return fmt.Errorf("blob %s: read %d bytes, expected %d", sp.digest, n, sp.size)
 	}
 	return nil
-}
-
-// tempDir creates the spool directory on first use, so that an import with
-// nothing to upload touches no disk.
-func (u *importUploads) tempDir() (string, error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.dir != "" {
-		return u.dir, nil
-	}
-	dir, err := os.MkdirTemp(u.spoolDir, "ferry-import-*")
-	if err != nil {
-		return "", fmt.Errorf("create spool directory: %w", err)
-	}
-	u.dir = dir
-	return dir, nil
 }
 
 func (u *importUploads) work() {
@@ -353,17 +339,11 @@ func (u *importUploads) upload(sp *importSpool) error {
 }
 
 // close waits for the uploads queued so far (after a failure they are
-// dropped), removes the spool directory and returns the first failure.
+// dropped, their spool files with them) and returns the first failure.
 func (u *importUploads) close() error {
 	u.closeOnce.Do(func() {
 		close(u.jobs)
 		u.wg.Wait()
-		u.mu.Lock()
-		dir := u.dir
-		u.mu.Unlock()
-		if dir != "" {
-			_ = os.RemoveAll(dir)
-		}
 		u.cancel(nil)
 	})
 	return u.failure()
@@ -374,12 +354,10 @@ func (u *importUploads) close() error {
 func (s *importSpool) open(rep progress.Reporter) registry.Opener {
 	return func() (io.ReadCloser, error) {
 		var rc io.ReadCloser
-		if s.file != "" {
-			f, err := os.Open(s.file)
-			if err != nil {
-				return nil, registry.Permanent(err)
-			}
-			rc = f
+		if s.f != nil {
+			// Each attempt reads the file from its start, at its own
+			// offsets: attempts may overlap a failed one's last read.
+			rc = io.NopCloser(io.NewSectionReader(s.f, 0, s.size))
 		} else {
 			rc = io.NopCloser(&chunkReader{chunks: s.mem})
 		}

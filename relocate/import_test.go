@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -397,9 +398,9 @@ func TestImportReadsGzipAndPlainTar(t *testing.T) {
 }
 
 func TestImportSpoolsLargeBlobsWithinItsBudgetAndCleansUp(t *testing.T) {
-	// A 2 MiB layer goes to a spool file; a budget of one byte still lets
-	// it through, alone.
-	src := impNewSource(t, 2<<20)
+	// A layer larger than the 4 MiB kept in memory (memSpoolMax) goes to
+	// a spool file; a budget of one byte still lets it through, alone.
+	src := impNewSource(t, 5<<20)
 	archive := src.export(t)
 	dst := impNewDest(t, false)
 	opts := dst.options(t)
@@ -418,6 +419,53 @@ func TestImportSpoolsLargeBlobsWithinItsBudgetAndCleansUp(t *testing.T) {
 	if left := impDirEntries(t, opts.SpoolDir); len(left) != 0 {
 		t.Errorf("spool left behind: %v", left)
 	}
+}
+
+// A spooled blob's file has no name while its upload runs (it is removed
+// as soon as it is made), so that an import killed outright (SIGKILL)
+// leaves nothing in the spool directory: a killed run once left up to the
+// spool budget there for good. Bytes are reported as the spooled layer
+// (larger than the 4 MiB kept in memory) is sent: the directory is
+// looked at then.
+func TestImportSpoolFilesHaveNoName(t *testing.T) {
+	src := impNewSource(t, 5<<20)
+	archive := src.export(t)
+	dst := impNewDest(t, false)
+	opts := dst.options(t)
+	opts.SpoolDir = t.TempDir()
+	rec := &spoolWatcher{dir: opts.SpoolDir}
+	opts.Reporter = rec
+	if _, err := relocate.Import(context.Background(), impVias[1].open(archive), dst.repo, opts); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.looks == 0 {
+		t.Fatal("no bytes reported: the test looked at nothing")
+	}
+	if len(rec.seen) != 0 {
+		t.Errorf("the spool directory held %v during the import", rec.seen)
+	}
+}
+
+// spoolWatcher lists dir whenever bytes are reported.
+type spoolWatcher struct {
+	impRecorder
+	dir   string
+	mu    sync.Mutex
+	looks int
+	seen  []string
+}
+
+func (w *spoolWatcher) Add(n int64) {
+	ents, _ := os.ReadDir(w.dir)
+	w.mu.Lock()
+	w.looks++
+	for _, e := range ents {
+		w.seen = append(w.seen, e.Name())
+	}
+	w.mu.Unlock()
+	w.impRecorder.Add(n)
 }
 
 func TestImportRetriesFailedUploads(t *testing.T) {
