@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/fixtures"
+	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 )
 
@@ -214,4 +216,79 @@ func TestImportReadsEachBundleLayerOnce(t *testing.T) {
 	if len(locs) != n+1 || len(seen) != n+1 {
 		t.Errorf("%d locations for %d bundles, want one each of %d", len(locs), len(seen), n+1)
 	}
+}
+
+// One rule for verify and import: a bundle may lock only an image the
+// archive holds as an entry of its own (or the destination holds). An
+// archive that holds the locked image only inside an index is refused by
+// both; import once accepted it, tagged the bundle, and gave the image no
+// .imgpkg tag of its own. ferry's export makes every locked image an entry.
+func TestALockedImageOnlyInsideAnIndexIsRefused(t *testing.T) {
+	app, err := fixtures.Image(7, 1, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appDigest := mustGet(t, app.Digest)
+	appRaw := mustGet(t, app.RawManifest)
+	idx := mustJSON(t, v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex,
+		Manifests: []v1.Descriptor{{MediaType: mustGet(t, app.MediaType), Digest: appDigest, Size: int64(len(appRaw))}}})
+	idxDigest := hashOf(idx)
+	dir := filepath.Join(t.TempDir(), "b")
+	if err := fixtures.WriteBundleDir(dir, []string{"127.0.0.1:5000/app@" + appDigest.String()}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := bundle.Build(context.Background(), []string{dir}, bundle.BuildOptions{Bundle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	bd, braw := mustGet(t, b.Digest), mustGet(t, b.RawManifest)
+	entries := []archive.Entry{
+		{Descriptor: v1.Descriptor{MediaType: mustGet(t, b.MediaType), Digest: bd, Size: int64(len(braw))}, Role: archive.RoleBundle, OriginalRef: "127.0.0.1:5000/b:v1", Tag: "v1"},
+		{Descriptor: v1.Descriptor{MediaType: types.OCIImageIndex, Digest: idxDigest, Size: int64(len(idx))}, Role: archive.RoleImage, OriginalRef: "127.0.0.1:5000/multi@" + idxDigest.String()},
+	}
+	manifests := map[v1.Hash][]byte{bd: braw, appDigest: appRaw, idxDigest: idx}
+	path := filepath.Join(t.TempDir(), "inside.tar.zst")
+	writeTestArchive(t, path, entries, manifests, []v1.Image{b, app})
+
+	if _, err := VerifyFile(context.Background(), path, VerifyOptions{}); err == nil || !strings.Contains(err.Error(), appDigest.String()) {
+		t.Errorf("verify: %v; want it to name %s", err, appDigest)
+	}
+	reg := testregistry.NewGGCR(t)
+	repo, err := name.NewRepository(reg.Repo("dst/imported"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, err = Import(context.Background(), f, repo, ImportOptions{DestinationOptions: DestinationOptions{Remote: reg.RemoteOptions(t)}})
+	if err == nil || !strings.Contains(err.Error(), "only inside an index") || !strings.Contains(err.Error(), appDigest.String()) {
+		t.Errorf("import: %v; want it refused, naming %s", err, appDigest)
+	}
+	if tags, err := remote.List(repo, reg.RemoteOptions(t)...); err == nil && len(tags) != 0 {
+		t.Errorf("tags written: %v", tags)
+	}
+}
+
+// mustGet returns what f gives, failing t on its error.
+func mustGet[T any](t *testing.T, f func() (T, error)) T {
+	t.Helper()
+	v, err := f()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// mustJSON is v marshalled, failing t on an error.
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

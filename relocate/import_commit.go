@@ -1081,8 +1081,10 @@ func (dst *destination) locations(ctx context.Context, bundles []importEntry) ([
 }
 
 // checkLocked applies verify's rule before any locations image or tag is
-// written: every image a bundle's images.yml locks is in the archive (a
-// manifest of its head, PUT before any tag) or already in the destination. A
+// written: every image a bundle's images.yml locks is in the archive (an
+// entry of its index.json, PUT before any tag and given its own .imgpkg
+// tag; one held only inside an index is refused, as verify refuses it) or
+// already in the destination. A
 // locations image would otherwise tell `pull` that the image is in repo
 // when it is nowhere there, and the user's tag would name a bundle that
 // cannot be deployed from its new home. Without a destination (serve
@@ -1093,16 +1095,28 @@ func (dst *destination) checkLocked(ctx context.Context, locs []*importLocations
 		h       v1.Hash
 	}
 	var ask []locked
+	var inside []string
 	asked := map[v1.Hash]bool{}
 	err := eachLocked(locs, func(l *importLocations, ref string, h v1.Hash) {
-		if _, inArchive := dst.head.manifests[h]; inArchive || asked[h] {
+		if _, entry := dst.head.byDigest[h]; entry || asked[h] {
 			return
 		}
 		asked[h] = true
+		if _, held := dst.head.manifests[h]; held {
+			// Held only inside an index: verify refuses it, and it
+			// would get no .imgpkg tag of its own. ferry's export makes
+			// every locked image an entry.
+			inside = append(inside, fmt.Sprintf("%s (locked by bundle %s)", ref, l.bundle.name()))
+			return
+		}
 		ask = append(ask, locked{ref: ref, by: l.bundle.name(), h: h})
 	})
 	if err != nil {
 		return err
+	}
+	if len(inside) > 0 {
+		return fmt.Errorf("nothing tagged: the archive is inconsistent: %d locked %s only inside an index, not an image of the archive of %s own: %s",
+			len(inside), plural(len(inside), "image is", "images are"), plural(len(inside), "its", "their"), strings.Join(inside, ", "))
 	}
 	present := make([]bool, len(ask))
 	if dst.reg != nil {
