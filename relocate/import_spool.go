@@ -10,6 +10,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"github.com/ferry-dev/ferry/internal/ctxio"
 	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/internal/registry"
@@ -99,8 +100,8 @@ type importSpool struct {
 	// mem holds a blob spooled in memory: chunks of prefetchChunk bytes
 	// (the last one cut to what was read), reused from blob to blob.
 	mem [][]byte
-	// f holds a blob spooled to disk; its name is removed as soon as it
-	// is created, where the system allows (name is then ""), so that an
+	// f holds a blob spooled to disk, a file without a name where the
+	// system allows (atomicfile.Anonymous; name is then ""), so that an
 	// import killed outright (SIGKILL) leaves nothing behind.
 	f    *os.File
 	name string
@@ -264,14 +265,11 @@ func (u *importUploads) spool(sp *importSpool, toFile bool, r io.Reader) error {
 		sp.mem = cutChunks(sp.mem, n)
 		return nil
 	}
-	f, err := os.CreateTemp(u.spoolDir, "ferry-import-*")
+	f, name, err := atomicfile.Anonymous(u.spoolDir, "ferry-import-*")
 	if err != nil {
 		return fmt.Errorf("spool blob %s: %w", sp.digest, err)
 	}
-	sp.f = f
-	if os.Remove(f.Name()) != nil {
-		sp.name = f.Name() // removed when the blob is dropped
-	}
+	sp.f, sp.name = f, name // a name left is removed when the blob is dropped
 	// A large blob stops being copied once another upload failed.
 	n, err := io.Copy(f, ctxio.NewReader(u.ctx, r))
 	if err != nil {
