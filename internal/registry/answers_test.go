@@ -640,39 +640,81 @@ func TestParseRetryAfter(t *testing.T) {
 	}
 }
 
-// A read is not followed from a registry to another host given as a
-// loopback or private address (the registry is addressed as localhost,
-// the redirect names 127.0.0.1): any registry a lock names could reach
-// the operator's own services through ferry. Nothing reaches that host,
-// and the error names both ends.
+// A read is not followed from a registry outside to another host at a
+// loopback or private address, or localhost: any registry a lock names
+// could otherwise reach the operator's own services through ferry. The
+// registry is addressed by a name outside (a dialer takes it to the test
+// server); nothing reaches the internal host, and the error names both
+// ends. A registry at an internal address itself may redirect to another
+// (an air-gapped registry and its storage by IP), and so may a repository
+// ferry writes to (the destination, which the operator chose).
 func TestReadsAreNotRedirectedToAnotherHostsInternalAddress(t *testing.T) {
 	ctx := context.Background()
 	elsewhere, sentElsewhere := other(t)
+	_, otherPort, err := net.SplitHostPort(strings.TrimPrefix(elsewhere.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	reg := newHooked(t)
 	_, port, err := net.SplitHostPort(reg.Host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	repo, err := name.NewRepository("localhost:"+port+"/team/app", name.Insecure)
-	if err != nil {
-		t.Fatal(err)
+	opts := reg.ClientOptions()
+	tr := reg.Transport()
+	dial := (&net.Dialer{}).DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if strings.HasPrefix(addr, "registry.example:") {
+			addr = reg.Host
+		}
+		return dial(ctx, network, addr)
 	}
-	r, err := registry.New(reg.ClientOptions()).Repo(ctx, repo, registry.Access{})
-	if err != nil {
-		t.Fatal(err)
+	opts.Transport = tr
+	repoAt := func(host string, access registry.Access) *registry.Repo {
+		t.Helper()
+		repo, err := name.NewRepository(host+":"+port+"/team/app", name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := registry.New(opts).Repo(ctx, repo, access)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
 	}
+	var to string
 	reg.setHook(func(w http.ResponseWriter, req *http.Request) bool {
 		if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/") {
-			http.Redirect(w, req, elsewhere.URL+req.URL.Path, http.StatusTemporaryRedirect)
+			http.Redirect(w, req, "http://"+to+req.URL.Path, http.StatusTemporaryRedirect)
 			return true
 		}
 		return false
 	})
-	_, err = r.GetBlob(ctx, digestOf([]byte("anything")))
-	if err == nil || !strings.Contains(err.Error(), "localhost:"+port) || !strings.Contains(err.Error(), elsewhere.URL) || !strings.Contains(err.Error(), "loopback, private or link-local") {
-		t.Errorf("blob GET redirected from localhost to 127.0.0.1: %v; want it refused, naming both", err)
+	d := digestOf([]byte("anything"))
+	for _, internal := range []string{"127.0.0.1:" + otherPort, "localhost:" + otherPort} {
+		to = internal
+		_, err := repoAt("registry.example", registry.Access{}).GetBlob(ctx, d)
+		if err == nil || !strings.Contains(err.Error(), "registry.example:"+port) || !strings.Contains(err.Error(), internal) || !strings.Contains(err.Error(), "loopback, private or link-local") {
+			t.Errorf("blob GET redirected from registry.example to %s: %v; want it refused, naming both", internal, err)
+		}
+		if got := sentElsewhere(); len(got) != 0 {
+			t.Fatalf("the internal host received %v", got)
+		}
 	}
-	if got := sentElsewhere(); len(got) != 0 {
-		t.Errorf("the internal host received %v", got)
+	to = "127.0.0.1:" + otherPort
+	for what, r := range map[string]*registry.Repo{
+		"from a registry at localhost": repoAt("localhost", registry.Access{}),
+		"from a destination":           repoAt("registry.example", registry.Access{Push: true}),
+	} {
+		rc, err := r.GetBlob(ctx, d)
+		if err == nil {
+			rc.Close()
+		}
+		if err != nil && strings.Contains(err.Error(), "loopback, private or link-local") {
+			t.Errorf("%s: %v; want the redirect followed", what, err)
+		}
+	}
+	if got := sentElsewhere(); len(got) != 2 {
+		t.Errorf("the storage received %v, want the two redirects followed", got)
 	}
 }

@@ -204,7 +204,7 @@ func (c *Client) newRepo(ctx context.Context, repo name.Repository, access Acces
 			return &Repo{
 				name:   repo,
 				access: access,
-				client: &http.Client{Transport: transport.NewUserAgent(c.opts.Transport, c.opts.UserAgent), CheckRedirect: checkRedirect},
+				client: &http.Client{Transport: transport.NewUserAgent(c.opts.Transport, c.opts.UserAgent), CheckRedirect: redirectPolicy(access)},
 				opts:   c.opts,
 				scheme: scheme,
 			}, nil
@@ -225,7 +225,7 @@ func (c *Client) newRepo(ctx context.Context, repo name.Repository, access Acces
 	return &Repo{
 		name:   repo,
 		access: access,
-		client: &http.Client{Transport: rt, CheckRedirect: checkRedirect},
+		client: &http.Client{Transport: rt, CheckRedirect: redirectPolicy(access)},
 		opts:   c.opts,
 	}, nil
 }
@@ -255,21 +255,38 @@ const maxRedirects = 10
 // proxy or a login page: it is an error naming what was asked and where
 // the registry pointed.
 //
-// A read is not followed to another host given as a loopback, private or
-// link-local address either (go-containerregistry's rule, which pull and
-// push follow): any registry a bundle's lock names could otherwise make
-// ferry send requests to services on the operator's machine or network,
-// and print their answers. A registry redirecting to its storage on the
-// same host, or to storage named by a host name, is followed.
+// A read from a registry ferry only reads (a source: any registry a
+// bundle's lock names, which its author chooses) is not followed from a
+// host outside to a loopback, private or link-local address, or to
+// localhost, of another host (go-containerregistry's rule, which pull and
+// push follow, against a registry that would make ferry send requests to
+// services on the operator's machine or network and print their
+// answers). A registry at such an address itself may redirect to its
+// storage at another (an air-gapped registry and its MinIO, both by IP),
+// and so may a repository ferry writes to (the destination, which the
+// operator chose).
+func redirectPolicy(access Access) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		err := checkRedirect(req, via)
+		first := via[0]
+		if err != nil || access.Push || first.Method != http.MethodGet && first.Method != http.MethodHead {
+			return err
+		}
+		from, to := first.URL.Hostname(), req.URL.Hostname()
+		if to != from && internalAddress(to) && !internalAddress(from) {
+			return &answerError{fmt.Errorf("the registry redirected %s %s to %s, another host at a loopback, private or link-local address, which ferry does not follow from a registry outside them (name that storage by a host name)",
+				first.Method, redacted(first.URL), redacted(req.URL))}
+		}
+		return nil
+	}
+}
+
+// checkRedirect is the rule for every repository, see redirectPolicy.
 func checkRedirect(req *http.Request, via []*http.Request) error {
 	first := via[0]
 	if first.Method == http.MethodGet || first.Method == http.MethodHead {
 		if len(via) >= maxRedirects {
 			return fmt.Errorf("stopped after %d redirects", maxRedirects)
-		}
-		if to := req.URL.Hostname(); to != first.URL.Hostname() && internalAddress(to) {
-			return &answerError{fmt.Errorf("the registry redirected %s %s to %s, another host at a loopback, private or link-local address, which ferry does not follow from a registry (name that storage by a host name)",
-				first.Method, redacted(first.URL), redacted(req.URL))}
 		}
 		return nil
 	}
@@ -280,10 +297,15 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 	return redirectError(first, status, req.URL)
 }
 
-// internalAddress says whether host is an IP address, in any form a
+// internalAddress says whether host is localhost (or a name under
+// .localhost, loopback by RFC 6761) or an IP address, in any form a
 // resolver may read as one (127.1, 2130706433 and 0x7f.1 are 127.0.0.1 to
-// inet_aton), that is loopback, private, link-local or unspecified.
+// inet_aton), that is loopback, private, link-local, shared (100.64/10,
+// where clouds put metadata services) or unspecified.
 func internalAddress(host string) bool {
+	if n := strings.ToLower(strings.TrimSuffix(host, ".")); n == "localhost" || strings.HasSuffix(n, ".localhost") {
+		return true
+	}
 	host, _, _ = strings.Cut(host, "%") // a zone, which the dialer ignores
 	a, err := netip.ParseAddr(host)
 	if err != nil {
@@ -293,8 +315,13 @@ func internalAddress(host string) bool {
 		}
 	}
 	a = a.Unmap()
-	return a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsUnspecified()
+	return a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsUnspecified() || sharedSpace.Contains(a)
 }
+
+// sharedSpace is RFC 6598's shared address space (carrier-grade NAT),
+// which netip does not call private; Alibaba Cloud's metadata service
+// answers in it.
+var sharedSpace = netip.MustParsePrefix("100.64.0.0/10")
 
 // legacyIPv4 reads the forms inet_aton(3) takes: one to four numbers
 // (decimal, 0 octal or 0x hexadecimal) separated by dots, each but the last
