@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/internal/regerr"
@@ -309,20 +310,18 @@ func (p *puller) pull(ctx context.Context, ref name.Reference, dir string, wantB
 	if len(layers) != 1 {
 		return nil, fmt.Errorf("%s has %d layers; ferry pulls images with exactly one layer, as imgpkg pushes them", ref, len(layers))
 	}
-	layer := layers[0]
-	if mt, err := layer.MediaType(); err == nil && !mt.IsDistributable() {
-		// go-containerregistry fetches a non-distributable layer that the
-		// registry lacks from the URLs its descriptor lists, on any host:
-		// a bundle's author could make this machine send requests to its
-		// own services. imgpkg pushes no such layer; the registry's copy,
-		// if it has one, is taken, never the URLs.
-		d, err := layer.Digest()
-		if err != nil {
-			return nil, err
-		}
-		if layer, err = remote.Layer(ref.Context().Digest(d.String()), p.opts.Remote...); err != nil {
-			return nil, err
-		}
+	// Read by digest from the registry: go-containerregistry fetches a
+	// layer the registry lacks from the URLs its descriptor lists, on any
+	// host it takes for public (a name such as localhost included), and so
+	// would let a bundle's author make this machine send requests to its
+	// own services.
+	d, err := layers[0].Digest()
+	if err != nil {
+		return nil, err
+	}
+	layer, err := remote.Layer(ref.Context().Digest(d.String()), p.opts.Remote...)
+	if err != nil {
+		return nil, err
 	}
 	size, err := layers[0].Size()
 	if err != nil {
@@ -599,9 +598,11 @@ func (c counter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// fetchLayer downloads l's compressed bytes to a temporary file and checks
+// fetchLayer downloads l's compressed bytes to a scratch file and checks
 // them against l's digest before anything is extracted: extraction stops at
 // the tar's end marker, which would otherwise leave the digest unchecked.
+// The file has no name where the system allows (atomicfile.Anonymous), so
+// that a pull killed outright leaves no layer behind.
 func fetchLayer(l v1.Layer, rep progress.Reporter) (v1.Layer, func(), error) {
 	want, err := l.Digest()
 	if err != nil {
@@ -612,16 +613,18 @@ func fetchLayer(l v1.Layer, rep progress.Reporter) (v1.Layer, func(), error) {
 		return nil, nil, fmt.Errorf("layer %s: %w", want, err)
 	}
 	defer rc.Close()
-	f, err := os.CreateTemp("", "ferry-pull-layer-")
+	f, name, err := atomicfile.Anonymous("", "ferry-pull-layer-*")
 	if err != nil {
 		return nil, nil, fmt.Errorf("layer %s: %w", want, err)
 	}
-	cleanup := func() { os.Remove(f.Name()) }
-	h := sha256.New()
-	_, err = io.Copy(io.MultiWriter(f, h, counter{rep}), rc)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	cleanup := func() {
+		f.Close()
+		if name != "" {
+			os.Remove(name)
+		}
 	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h, counter{rep}), rc)
 	if err != nil {
 		cleanup()
 		return nil, nil, fmt.Errorf("layer %s: %w", want, err)
@@ -630,7 +633,9 @@ func fetchLayer(l v1.Layer, rep progress.Reporter) (v1.Layer, func(), error) {
 		cleanup()
 		return nil, nil, fmt.Errorf("layer %s: downloaded content has digest sha256:%s", want, got)
 	}
-	local, err := tarball.LayerFromFile(f.Name())
+	local, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(io.NewSectionReader(f, 0, n)), nil
+	})
 	if err != nil {
 		cleanup()
 		return nil, nil, fmt.Errorf("layer %s: %w", want, err)

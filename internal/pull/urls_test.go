@@ -24,23 +24,27 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// A bundle whose one layer is non-distributable, with URLs: go-
-// containerregistry would fetch it, when the registry lacks it, from those
-// URLs on any host given by name (localhost here), so a bundle's author
-// could make the puller's machine send requests to its own services. Pull
-// takes such a layer from the registry only: the registry lacking it, the
-// pull fails naming it, and the URL's host hears nothing; the registry
-// holding it, the pull succeeds, still without a request to the URL.
-func TestPullTakesANonDistributableLayerFromTheRegistryOnly(t *testing.T) {
+// A bundle whose one layer lists URLs: go-containerregistry fetches a
+// layer the registry lacks from those URLs on any host given by name
+// (localhost here), so a bundle's author could make the puller's machine
+// send requests to its own services, whatever the layer's media type. Pull
+// takes the layer from the registry only: the registry lacking it (a
+// front answers 404 for it), the pull fails naming it and the URL's host
+// hears nothing; the registry holding it, the pull succeeds, still without
+// a request to the URL.
+func TestPullTakesALayerFromTheRegistryOnly(t *testing.T) {
+	for _, mt := range []types.MediaType{types.DockerForeignLayer, types.DockerLayer} {
+		t.Run(string(mt), func(t *testing.T) { pullWithLayerURLs(t, mt) })
+	}
+}
+
+func pullWithLayerURLs(t *testing.T, mt types.MediaType) {
 	var heard atomic.Int32
 	victim := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		heard.Add(1)
 		_, _ = io.WriteString(w, "an internal service")
 	}))
 	t.Cleanup(victim.Close)
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
 
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -54,12 +58,28 @@ func TestPullTakesANonDistributableLayerFromTheRegistryOnly(t *testing.T) {
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	layer, err := tarball.LayerFromReader(bytes.NewReader(buf.Bytes()), tarball.WithMediaType(types.DockerForeignLayer))
+	layer, err := tarball.LayerFromReader(bytes.NewReader(buf.Bytes()), tarball.WithMediaType(mt))
 	if err != nil {
 		t.Fatal(err)
 	}
+	d, err := layer.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hide atomic.Bool
+	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hide.Load() && r.Method != http.MethodPost && r.Method != http.MethodPatch && r.Method != http.MethodPut && strings.HasSuffix(r.URL.Path, "/blobs/"+d.String()) {
+			http.Error(w, `{"errors":[{"code":"BLOB_UNKNOWN"}]}`, http.StatusNotFound)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+
 	url := strings.Replace(victim.URL, "127.0.0.1", "localhost", 1) + "/admin?reboot=1"
-	img, err := mutate.Append(empty.Image, mutate.Addendum{Layer: layer, URLs: []string{url}, MediaType: types.DockerForeignLayer})
+	img, err := mutate.Append(empty.Image, mutate.Addendum{Layer: layer, URLs: []string{url}, MediaType: mt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,23 +88,11 @@ func TestPullTakesANonDistributableLayerFromTheRegistryOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// go-containerregistry's writer leaves a foreign layer out.
 	if err := remote.Write(ref, img); err != nil {
 		t.Fatal(err)
 	}
-	d, err := layer.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = Pull(context.Background(), ref, filepath.Join(t.TempDir(), "out"), Options{Bundle: true})
-	if err == nil || !strings.Contains(err.Error(), d.String()) {
-		t.Errorf("pull of a layer the registry lacks: %v; want an error naming %s", err, d)
-	}
-	if n := heard.Load(); n != 0 {
-		t.Fatalf("the layer's URL received %d requests", n)
-	}
-
-	// The same bytes as a distributable layer, which the writer uploads.
+	// The bytes as a distributable layer, which the writer uploads (it
+	// leaves a foreign one out).
 	rc, err := layer.Compressed()
 	if err != nil {
 		t.Fatal(err)
@@ -97,6 +105,17 @@ func TestPullTakesANonDistributableLayerFromTheRegistryOnly(t *testing.T) {
 	if err := remote.WriteLayer(ref.Context(), static.NewLayer(b, types.DockerLayer)); err != nil {
 		t.Fatal(err)
 	}
+
+	hide.Store(true)
+	_, err = Pull(context.Background(), ref, filepath.Join(t.TempDir(), "out"), Options{Bundle: true})
+	if err == nil || !strings.Contains(err.Error(), d.String()) {
+		t.Errorf("pull of a layer the registry lacks: %v; want an error naming %s", err, d)
+	}
+	if n := heard.Load(); n != 0 {
+		t.Fatalf("the layer's URL received %d requests", n)
+	}
+
+	hide.Store(false)
 	out := filepath.Join(t.TempDir(), "out")
 	if _, err := Pull(context.Background(), ref, out, Options{Bundle: true}); err != nil {
 		t.Fatalf("pull of a layer the registry holds: %v", err)
