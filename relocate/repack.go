@@ -13,6 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ferry-dev/ferry/archive"
+	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"github.com/ferry-dev/ferry/internal/volumes"
 )
 
@@ -108,7 +109,7 @@ func planStream(r io.Reader) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &streamBlobs{r: ar, spooled: map[v1.Hash]*os.File{}, taken: map[v1.Hash]bool{}}
+	s := &streamBlobs{r: ar, spooled: map[v1.Hash]*spoolFile{}, taken: map[v1.Hash]bool{}}
 	p, err := repackPlan(ar.Head(), s.open, true)
 	if err != nil {
 		ar.Close()
@@ -263,7 +264,7 @@ func repackPlan(h *archive.Head, open func(v1.Hash) (io.ReadCloser, error), chec
 type streamBlobs struct {
 	mu      sync.Mutex
 	r       *archive.Reader
-	spooled map[v1.Hash]*os.File
+	spooled map[v1.Hash]*spoolFile
 	taken   map[v1.Hash]bool
 	left    int // blobs not yet handed out
 	done    bool
@@ -317,13 +318,13 @@ func (s *streamBlobs) open(d v1.Hash) (io.ReadCloser, error) {
 
 // spool copies blob d, met before its turn, to a temporary file.
 func (s *streamBlobs) spool(d v1.Hash, rd io.Reader) error {
-	f, err := os.CreateTemp("", "ferry-repack-*")
+	// Without a name where the system allows it, so that nothing is left
+	// whatever happens next, a kill included.
+	af, name, err := atomicfile.Anonymous("", "ferry-repack-*")
 	if err != nil {
 		return fmt.Errorf("blob %s, ahead of its turn in the stream: %w", d, err)
 	}
-	// Removed now where the system allows it (an open file stays
-	// readable), so that nothing is left whatever happens next.
-	os.Remove(f.Name())
+	f := &spoolFile{File: af, name: name}
 	if _, err := io.Copy(f, rd); err != nil {
 		closeSpool(f)
 		return fmt.Errorf("blob %s, ahead of its turn in the stream: %w", d, err)
@@ -332,10 +333,19 @@ func (s *streamBlobs) spool(d v1.Hash, rd io.Reader) error {
 	return nil
 }
 
-// closeSpool closes a temporary file and removes it, if it is still there.
-func closeSpool(f *os.File) {
+// spoolFile is a blob met before its turn: a scratch file, with the name
+// that could not be removed at once, if any.
+type spoolFile struct {
+	*os.File
+	name string
+}
+
+// closeSpool closes a scratch file and removes its name, if it has one.
+func closeSpool(f *spoolFile) {
 	f.Close()
-	os.Remove(f.Name())
+	if f.name != "" {
+		os.Remove(f.name)
+	}
 }
 
 // close releases the stream's decompressor and the temporary files of the
@@ -386,7 +396,7 @@ type streamBlob struct {
 	r     io.Reader
 	size  int64
 	n     int64
-	spool *os.File
+	spool *spoolFile
 	ended bool
 }
 
