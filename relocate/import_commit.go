@@ -971,7 +971,7 @@ func (dst *destination) listEntryTags() (imgpkg, originals []importTag, err erro
 }
 
 // refuseBookkeeping refuses an original tag of the shape of one that names
-// a digest (sha256-<hex>.imgpkg, a locations tag, cosign's): such a tag
+// a digest (sha256-<hex>.imgpkg, a locations tag, cosign's, the referrers tag schema's sha256-<hex>): such a tag
 // belongs to the manifest of that digest, and the original tag, written
 // last over whatever it names, would move it off that manifest onto the
 // root, leaving what it protected untagged, whether this run or another

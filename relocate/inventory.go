@@ -48,7 +48,8 @@ type Inventory struct {
 	// ImportRefused says why an import would refuse the archive before
 	// writing anything, when it would: an original tag that is another
 	// manifest's bookkeeping tag (sha256-<hex>.imgpkg, a locations tag,
-	// cosign's). That tag is then not among Tags.
+	// cosign's, the referrers tag schema's sha256-<hex>). That tag is then
+	// not among Tags.
 	ImportRefused string `json:"importRefused,omitempty"`
 }
 

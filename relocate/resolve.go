@@ -890,7 +890,7 @@ func (r *resolver) register(level []want, jobs []*job) ([]want, error) {
 
 // checkRootTag refuses a root whose tag, written last at the destination,
 // has the shape of a tag that names some manifest by its digest
-// (sha256-<hex>.imgpkg, a locations tag, cosign's): an import refuses such
+// (sha256-<hex>.imgpkg, a locations tag, cosign's, the referrers tag schema's sha256-<hex>): an import refuses such
 // an archive (refuseBookkeeping), so it is refused here, the same way,
 // before anything is downloaded. Only a .imgpkg tag of the root's own
 // digest, plain or repo-based, names the root already: writing it there
@@ -899,7 +899,7 @@ func checkRootTag(w want, d v1.Hash) error {
 	if (w.kind != wantRootBundle && w.kind != wantRootImage) || w.tag == "" || !tags.NamesADigest(w.tag) || tags.IsImgpkgOf(w.tag, d) {
 		return nil
 	}
-	return fmt.Errorf("its tag %q is %w (sha256-<hex>.imgpkg, a locations tag, cosign's) of the manifest its digest names, not of %s: written last at the destination, it would move onto %s and leave what it tags unprotected, so an import refuses it; give the root by digest or by another tag", w.tag, tags.ErrBookkeeping, d, d)
+	return fmt.Errorf("its tag %q is %w (sha256-<hex>.imgpkg, a locations tag, cosign's, the referrers tag schema's sha256-<hex>) of the manifest its digest names, not of %s: written last at the destination, it would move onto %s and leave what it tags unprotected, so an import refuses it; give the root by digest or by another tag", w.tag, tags.ErrBookkeeping, d, d)
 }
 
 // reportVia says, in plan order, when the images of a relocated bundle

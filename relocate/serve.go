@@ -246,7 +246,7 @@ func MirrorView(h *archive.Head, checkRepo func(repo string) error) (*RegistryVi
 
 // mirrorTag reports whether an original tag may name e in a mirror, and
 // warns when not: a tag of the shape of one that names another manifest
-// by its digest (sha256-<hex>.imgpkg, a locations tag, cosign's) would
+// by its digest (sha256-<hex>.imgpkg, a locations tag, cosign's, the referrers tag schema's sha256-<hex>) would
 // let the archive pass e off as that manifest's bookkeeping (its
 // locations, its signature), which an import refuses too. e stays served
 // by digest. e's own such tags are its own: its .imgpkg tag (plain or

@@ -116,11 +116,17 @@ func Push(ctx context.Context, tag name.Tag, dirs []string, opts Options) (*Resu
 }
 
 // checkStored checks that the registry's tag ref names the manifest of
-// digest d, which was just written under it.
+// digest d, which was just written under it: by a HEAD, or, where that
+// fails (a registry whose HEAD gives no Docker-Content-Digest, or not yet
+// the new manifest), by a GET, whose bytes say it.
 func checkStored(ref name.Tag, d v1.Hash, ropts []remote.Option) error {
 	desc, err := remote.Head(ref, ropts...)
 	if err != nil {
-		return fmt.Errorf("check what %s names: %w", ref, err)
+		g, gerr := remote.Get(ref, ropts...)
+		if gerr != nil {
+			return fmt.Errorf("check what %s names: %w", ref, err)
+		}
+		desc = &g.Descriptor
 	}
 	if desc.Digest != d {
 		return fmt.Errorf("the registry stored other bytes than were sent: %s names %s, the manifest pushed has %s (a proxy or registry that rewrites manifests?); the tag and the lock output were not written", ref, desc.Digest, d)
@@ -185,7 +191,7 @@ func write(ref name.Tag, img v1.Image, ropts []remote.Option, rep progress.Repor
 }
 
 // checkTag refuses a tag of the shape of one that names a manifest by its
-// digest (sha256-<hex>.imgpkg, a locations tag, cosign's) for the image of
+// digest (sha256-<hex>.imgpkg, a locations tag, cosign's, the referrers tag schema's sha256-<hex>) for the image of
 // digest d, unless it is d's own .imgpkg tag: such a tag belongs to the
 // manifest its digest names. Pushed over, another image's .imgpkg tag
 // would leave it unprotected, and its locations or cosign tag would name
@@ -196,7 +202,7 @@ func checkTag(tag name.Tag, d v1.Hash) error {
 	if !tags.NamesADigest(t) || t == tags.Imgpkg(d) || t == tags.RepoBased(tag.RepositoryStr(), d) {
 		return nil
 	}
-	return fmt.Errorf("push %s: the tag %q has the shape of %w (sha256-<hex>.imgpkg, a locations tag, cosign's), which belongs to the manifest its digest names, not to this one (%s); choose another tag", tag, t, tags.ErrBookkeeping, d)
+	return fmt.Errorf("push %s: the tag %q has the shape of %w (sha256-<hex>.imgpkg, a locations tag, cosign's, the referrers tag schema's sha256-<hex>), which belongs to the manifest its digest names, not to this one (%s); choose another tag", tag, t, tags.ErrBookkeeping, d)
 }
 
 // buildOptions is build with, unless it has one, a Reporter that passes

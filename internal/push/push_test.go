@@ -194,6 +194,36 @@ func TestPushChecksTheManifestTheRegistryStored(t *testing.T) {
 	}
 }
 
+// A registry whose manifest HEAD gives no Docker-Content-Digest (which
+// go-containerregistry's HEAD refuses) still takes a push: the stored
+// manifest is then checked by a GET of its bytes.
+func TestPushChecksTheStoredManifestWithoutAHeadDigest(t *testing.T) {
+	inner := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead && strings.Contains(r.URL.Path, "/manifests/") {
+			rec := httptest.NewRecorder()
+			inner.ServeHTTP(rec, r)
+			for k, v := range rec.Header() {
+				if k != "Docker-Content-Digest" {
+					w.Header()[k] = v
+				}
+			}
+			w.WriteHeader(rec.Code)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	tag, err := name.NewTag(strings.TrimPrefix(srv.URL, "http://") + "/team/basic:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := push.Push(context.Background(), tag, []string{copyGolden(t)}, push.Options{Build: bundle.BuildOptions{Bundle: true}})
+	if err != nil || res.Digest != goldenDigest {
+		t.Fatalf("push: %+v, %v; want %s pushed", res, err, goldenDigest)
+	}
+}
+
 func TestPushWithAnUnwritableLockOutputWritesNoTag(t *testing.T) {
 	reg := testregistry.NewGGCR(t)
 	tag, err := name.NewTag(reg.Repo("team/basic") + ":v1")
