@@ -50,7 +50,12 @@ func blobGone(b Blob, err error, then string) error {
 		return &c
 	}
 	var te *transport.Error
-	if !errors.As(err, &te) || te.Request == nil || te.Request.URL == nil || !strings.Contains(te.Request.URL.Path, "/blobs/") {
+	if !errors.As(err, &te) || te.Request == nil {
+		return nil
+	}
+	// A blob's GET redirected to storage that answers 404 is still a
+	// blob's: what was asked for decides.
+	if asked := regerr.FirstRequest(te.Request); asked.URL == nil || !strings.Contains(asked.URL.Path, "/blobs/") {
 		return nil
 	}
 	unknown := te.StatusCode == http.StatusNotFound

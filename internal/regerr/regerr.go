@@ -48,7 +48,21 @@ func IsManifestNotFound(err error) bool {
 	}
 	var te *transport.Error
 	errors.As(err, &te)
-	return te.Request != nil && te.Request.URL != nil && strings.Contains(te.Request.URL.Path, "/manifests/")
+	if te.Request == nil {
+		return false
+	}
+	asked := FirstRequest(te.Request)
+	return asked.URL != nil && strings.Contains(asked.URL.Path, "/manifests/")
+}
+
+// FirstRequest returns the request that began req's chain of redirects
+// (req itself when it follows none): what was asked for, where an error's
+// request is where the registry's redirects led (storage, for a blob).
+func FirstRequest(req *http.Request) *http.Request {
+	for req.Response != nil && req.Response.Request != nil {
+		req = req.Response.Request
+	}
+	return req
 }
 
 // NotFoundError is a registry's "not found" for a manifest, said in plain

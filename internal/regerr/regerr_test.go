@@ -96,3 +96,28 @@ func TestIsNotFoundByCode(t *testing.T) {
 		}
 	}
 }
+
+// A manifest's GET that the registry redirects elsewhere (a CDN, storage),
+// where it is not found, is still about a manifest: what was asked for
+// decides, not where the redirect led. A plain 404 without the registry's
+// code once read as a blob's there.
+func TestIsManifestNotFoundGoesByWhatWasAsked(t *testing.T) {
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/manifests/") && r.Method == http.MethodGet {
+			http.Redirect(w, r, "/storage/blobs/x", http.StatusTemporaryRedirect)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/storage/") {
+			http.NotFound(w, r)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	repo := mustRepo(t, strings.TrimPrefix(srv.URL, "http://")+"/app")
+	_, err := remote.Get(repo.Tag("gone"))
+	if !IsManifestNotFound(err) {
+		t.Errorf("a manifest GET redirected to storage that answers 404: IsManifestNotFound(%v) = false", err)
+	}
+}
