@@ -37,7 +37,7 @@ large blob streams from the archive into its upload, and an upload cut part
 way resumes from what the registry holds. With --spool-dir DIR it waits in
 a temporary file under DIR until its upload is done instead, so that a
 failed upload is sent again in full (at the cost of writing the blob to
-disk); the files go when the import ends.
+disk); each file has no name (Linux) and goes when its upload is done.
 
 --no-mount is for a delta archive (export --since), which leaves out blobs
 the destination is expected to hold. By default an import takes a left-out

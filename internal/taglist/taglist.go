@@ -65,10 +65,10 @@ type Options struct {
 // stops with an error naming the registry when a page links to a page
 // already read, to another path than the tag list's or by a link longer
 // than pagination.MaxLinkBytes, when a listed name is longer than
-// MaxTagBytes, or when the listing passes l.MaxPages pages, l.MaxTags tags or l.MaxBytes bytes of names, each
-// checked as a name is added (each page is bounded in bytes by the
-// transport, regopts.MaxTagPageSize). A tag listed on more than one page
-// is returned once.
+// MaxTagBytes, or when the listing passes l.MaxPages pages, l.MaxTags tags
+// or l.MaxBytes bytes of names, each checked as a name is added (each page
+// is bounded in bytes by the transport, regopts.MaxTagPageSize). A tag
+// listed on more than one page is returned once.
 func Names(ctx context.Context, p *remote.Puller, repo name.Repository, l Limits) ([]string, error) {
 	if l.MaxPages <= 0 {
 		l.MaxPages = DefaultMaxPages
