@@ -272,6 +272,9 @@ func runExport(c *cli.Context) error {
 		if err := relocate.CheckExportPath(dest, eopts); err != nil {
 			return outputError(c, dest, err)
 		}
+		if err := lockNotOutput(c.String("lock"), dest); err != nil {
+			return err
+		}
 	}
 	if eopts.Since, err = readSince(c, eopts.Reporter); err != nil {
 		return err
@@ -330,6 +333,34 @@ func outputError(c *cli.Context, dest string, err error) error {
 		flag = "--to-tar"
 	}
 	return usageError{fmt.Errorf("%w; to write the archive there, give %s - and redirect standard output: %s - >%s", err, flag, flag, dest)}
+}
+
+// lockNotOutput refuses, as a usage error, an archive written at dest
+// (or its checksum file, or a volume) that would replace lock, the --lock
+// file the run reads: renamed into place at the end, the archive would
+// take the place of the only input of the run, silently.
+func lockNotOutput(lock, dest string) error {
+	if lock == "" {
+		return nil
+	}
+	li, err := os.Stat(lock)
+	if err != nil {
+		return nil // reading it says why
+	}
+	target, err := atomicfile.Target(dest)
+	if err != nil {
+		return nil // CheckExportPath said why
+	}
+	names := []string{target, target + ".sha256"}
+	for i := 1; i <= volumes.MaxVolumes; i++ {
+		names = append(names, volumes.Name(target, i))
+	}
+	for _, n := range names {
+		if fi, err := os.Stat(n); err == nil && os.SameFile(li, fi) {
+			return usagef("the archive would replace --lock %s (as %s), which this run reads: write the archive under another name", lock, n)
+		}
+	}
+	return nil
 }
 
 // checkLockOutput checks the --lock-output file of c, if given, as

@@ -115,3 +115,27 @@ func TestLockOutputThatIsTheArchiveIsAUsageError(t *testing.T) {
 		}
 	}
 }
+
+// An archive written over the --lock file the run reads (the same name, a
+// link to it, or its checksum file's name) is a usage error before any
+// request, and the lock stays: the archive, renamed into place at the
+// end, once replaced the only input of the run, exit 0.
+func TestArchiveOverItsLockIsAUsageError(t *testing.T) {
+	dir := t.TempDir()
+	lock := filepath.Join(dir, "images.yml")
+	content := "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages: []\n"
+	if err := os.WriteFile(lock, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.tar.zst")
+	if err := os.Symlink(lock, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{lock, link} {
+		wantUsage(t, []string{"export", "--lock", lock, "-o", out}, lock, "which this run reads")
+		wantUsage(t, []string{"copy", "--lock", lock, "--to-tar", out}, lock, "which this run reads")
+	}
+	if got, err := os.ReadFile(lock); err != nil || string(got) != content {
+		t.Errorf("the lock now holds %q (%v)", got, err)
+	}
+}
