@@ -168,21 +168,26 @@ func (r *resolver) referrerWants(ctx context.Context, im *Image) ([]want, error)
 	sort.Slice(descs, func(i, j int) bool { return descs[i].Digest.String() < descs[j].Digest.String() })
 	var out []want
 	seen := map[v1.Hash]bool{}
+	by := "referrers of " + im.OriginalRef // one string for every referrer
 	for _, d := range descs {
 		if seen[d.Digest] || (!d.MediaType.IsImage() && !d.MediaType.IsIndex()) {
 			continue
 		}
 		seen[d.Digest] = true
 		ref := im.Source.Context().Digest(d.Digest.String())
-		out = append(out, want{
+		w := want{
 			ref:      ref,
 			digest:   d.Digest,
 			original: ref.String(),
 			kind:     wantArtifact,
-			lockedBy: "referrers of " + im.OriginalRef,
+			lockedBy: by,
 			role:     archive.RoleReferrer,
 			subject:  im.Digest,
-		})
+		}
+		if err := r.name(w); err != nil {
+			return nil, err
+		}
+		out = append(out, w)
 	}
 	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/internal/testregistry"
@@ -80,5 +81,40 @@ func TestResolveStopsAtTheManifestBudget(t *testing.T) {
 	// One at a time, the run stops at the manifest that passes the budget.
 	if most := budget/pad + 1; fetched > most {
 		t.Errorf("%d of the %d locked manifests fetched; the budget is passed by the %dth", fetched, images, most)
+	}
+}
+
+// Naming manifests costs before any is fetched: an index (or a referrers
+// listing) naming manifests by the hundred thousand, a few MB, once took
+// gigabytes of wants and jobs before the first child was asked for. Each
+// manifest named is counted (namedCost) against the same budget: an index
+// naming more than the budget allows is refused, naming it, and none of
+// its children is fetched.
+func TestResolveCountsManifestsNamedAgainstTheBudget(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	const children, budget = 200, 64 << 10 // 200 × 512 bytes named: past the budget
+	base := must(mutate.AppendLayers(empty.Image, must(random.Layer(64, types.DockerLayer))))
+	repo := must(name.NewRepository(reg.Repo("many/idx")))
+	idx := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
+	for i := range children {
+		img := mutate.Annotations(base, map[string]string{"n": fmt.Sprint(i)}).(v1.Image)
+		d := must(img.Digest())
+		if err := remote.Write(repo.Digest(d.String()), img, reg.RemoteOptions(t)...); err != nil {
+			t.Fatal(err)
+		}
+		idx.Manifests = append(idx.Manifests, v1.Descriptor{MediaType: must(img.MediaType()), Size: int64(len(must(img.RawManifest()))), Digest: d})
+	}
+	if err := remote.Put(repo.Tag("v1"), rawManifest{mustJSON(t, idx), types.OCIImageIndex}, reg.RemoteOptions(t)...); err != nil {
+		t.Fatal(err)
+	}
+	reg.ResetCounts()
+	_, err := Resolve(context.Background(), Source{Image: repo.Tag("v1").String()}, Options{Remote: reg.RemoteOptions(t), maxManifestBytes: budget})
+	if _, ok := errors.AsType[*heldError](err); !ok || !strings.Contains(err.Error(), "index "+repo.Tag("v1").String()) {
+		t.Fatalf("an index naming %d manifests under a budget of %d bytes: %v; want a heldError naming the index", children, budget, err)
+	}
+	for _, r := range reg.Requests() {
+		if r.Kind == testregistry.KindManifest && r.Ref != "v1" {
+			t.Fatalf("a child was fetched: %s %s", r.Method, r.Path)
+		}
 	}
 }

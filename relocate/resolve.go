@@ -368,6 +368,23 @@ func (r *resolver) hold(w want, raw []byte) error {
 	return &heldError{max: r.maxHeld, at: w.original, lockedBy: w.lockedBy}
 }
 
+// namedCost is what naming a manifest costs before it is fetched (the want
+// and job that carry it, about a KiB), counted by name against the budget
+// hold keeps: an index or a referrers listing names manifests by the
+// hundred thousand in a few MB, which once took gigabytes before one of
+// them was fetched. A release of 10,000 images of a few platforms and
+// referrers each names some 100,000: 50 MB of the 256 MiB.
+const namedCost = 512
+
+// name counts w, a manifest named and not yet fetched, against the budget
+// hold keeps, and refuses it past the budget.
+func (r *resolver) name(w want) error {
+	if r.held.Add(namedCost) <= r.maxHeld {
+		return nil
+	}
+	return &heldError{max: r.maxHeld, at: w.original, lockedBy: w.lockedBy}
+}
+
 // heldError is a run stopped by hold; Resolve names its source in front.
 type heldError struct {
 	max          int64
@@ -868,6 +885,7 @@ func (r *resolver) register(level []want, jobs []*job) ([]want, error) {
 			if err != nil {
 				return nil, wantError(w, err)
 			}
+			by := "index " + w.original // one string for every child
 			for _, c := range idx.Manifests {
 				if !c.MediaType.IsImage() && !c.MediaType.IsIndex() {
 					continue
@@ -875,13 +893,18 @@ func (r *resolver) register(level []want, jobs []*job) ([]want, error) {
 				if c.Size < 0 || c.Size > archive.DefaultMaxManifestSize {
 					return nil, fmt.Errorf("index %s names manifest %s of %d bytes; a manifest may have at most %d", w.original, c.Digest, c.Size, archive.DefaultMaxManifestSize)
 				}
-				next = append(next, want{
-					ref:      n.source.Context().Digest(c.Digest.String()),
+				ref := n.source.Context().Digest(c.Digest.String())
+				cw := want{
+					ref:      ref,
 					digest:   c.Digest,
-					original: n.source.Context().Digest(c.Digest.String()).String(),
+					original: ref.String(),
 					kind:     wantChild,
-					lockedBy: "index " + w.original,
-				})
+					lockedBy: by,
+				}
+				if err := r.name(cw); err != nil {
+					return nil, err
+				}
+				next = append(next, cw)
 			}
 		}
 	}
