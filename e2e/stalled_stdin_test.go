@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferry-dev/ferry/fixtures"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 )
 
@@ -118,45 +117,6 @@ func TestImportFromAStalledPipeEndsOnTerminate(t *testing.T) {
 	assertEmptyDir(t, spool, "an import ended by SIGTERM")
 	if _, ok := tagsOf(t, dst, dst.Repo("far/stalled"))["v1"]; ok {
 		t.Error("the original tag was written by an import that never read its whole archive")
-	}
-}
-
-// TestSpoolDirOfImportAndCopyFromTar: copy --tar - takes --spool-dir as
-// import -f - does. A blob over the 4 MiB an import keeps in memory, read
-// from a pipe, waits for its upload in a file of a directory under DIR;
-// once the command ends (here stopped by SIGTERM while its standard input
-// stalls) DIR is empty again.
-func TestSpoolDirOfImportAndCopyFromTar(t *testing.T) {
-	reg := testregistry.NewDistribution(t)
-	img, err := fixtures.Image(91, 2, 6<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := seed2(t, reg, "src/big", img)
-	mustFerry(t, "push", "-b", reg.Repo("src/bundle")+":v1", "-f", bundleDir(t, d))
-	archive := filepath.Join(t.TempDir(), "big.tar.zst")
-	mustFerry(t, "export", "-b", reg.Repo("src/bundle")+":v1", "-o", archive)
-	for _, args := range [][]string{{"import", "-f", "-"}, {"copy", "--tar", "-"}} {
-		t.Run(args[0], func(t *testing.T) {
-			dst := testregistry.NewDistribution(t)
-			in, _ := stalledPipe(t, archive)
-			spool, tmpDir := t.TempDir(), t.TempDir()
-			p := startFerryIn(t, tmpDir, in, nil, append(args, "--to-repo", dst.Repo("far/app"), "--spool-dir", spool)...)
-			in.Close()
-			waitFor(t, p, "a blob spooled under --spool-dir", func() bool {
-				left, _ := os.ReadDir(spool)
-				return len(left) > 0
-			})
-			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-				t.Fatal(err)
-			}
-			ws := p.wait(t, 20*time.Second)
-			if ws.Signaled() || ws.ExitStatus() != 1 || !namesCancellation(p.stderr.String()) {
-				t.Fatalf("want exit 1 naming the cancellation, got exit %d:\n%s", ws.ExitStatus(), p.stderr.String())
-			}
-			assertEmptyDir(t, spool, args[0]+" ended by SIGTERM")
-			assertEmptyDir(t, tmpDir, args[0]+" with --spool-dir")
-		})
 	}
 }
 
