@@ -179,3 +179,54 @@ func TestAListedReferrerMustNameTheImageAsItsSubject(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A listing may name a manifest its registry no longer has (a referrer
+// deleted since the fallback index was written): the image is carried
+// with the referrers that are there, and the missing one is named in a
+// warning, rather than the whole export failing.
+func TestAListedReferrerThatIsGoneIsLeftOutWithAWarning(t *testing.T) {
+	reg := testregistry.NewDistribution(t)
+	opts := reg.RemoteOptions(t)
+	repo := impMust(name.NewRepository(reg.Repo("src/app")))
+	a := impMust(random.Image(512, 1))
+	if err := remote.Write(repo.Tag("a"), a, opts...); err != nil {
+		t.Fatal(err)
+	}
+	kept, gone := sbomOf(t, a, 1), sbomOf(t, a, 2)
+	var idx v1.ImageIndex = empty.Index
+	for _, art := range []v1.Image{kept, gone} {
+		if err := remote.Write(repo.Digest(impMust(art.Digest()).String()), art, opts...); err != nil {
+			t.Fatal(err)
+		}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: art})
+	}
+	ad := impMust(a.Digest())
+	if err := remote.WriteIndex(repo.Tag("sha256-"+ad.Hex), idx, opts...); err != nil {
+		t.Fatal(err)
+	}
+	goneDigest := impMust(gone.Digest())
+	if err := remote.Delete(repo.Digest(goneDigest.String()), opts...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Head(repo.Digest(goneDigest.String()), opts...); err == nil {
+		t.Fatal("the deleted referrer is still served")
+	}
+
+	rec := &impRecorder{}
+	p, err := relocate.Resolve(context.Background(), relocate.Source{Image: repo.Tag("a").String()}, relocate.Options{Remote: opts, Referrers: true, Reporter: rec})
+	if err != nil {
+		t.Fatalf("resolve with a listed referrer that is gone: %v", err)
+	}
+	if got, want := referrersIn(p, ad), []string{impMust(kept.Digest()).String()}; !slices.Equal(got, want) {
+		t.Errorf("plan's referrers of a %v, want %v", got, want)
+	}
+	if !slices.ContainsFunc(rec.logs, func(l string) bool {
+		return strings.HasPrefix(l, "warning: ") && strings.Contains(l, goneDigest.String()) && strings.Contains(l, "does not have")
+	}) {
+		t.Errorf("logs %q warn of no missing %s", rec.logs, goneDigest)
+	}
+	var buf bytes.Buffer
+	if _, err := relocate.Export(context.Background(), p, &buf, relocate.ExportOptions{Remote: opts}); err != nil {
+		t.Fatal(err)
+	}
+}

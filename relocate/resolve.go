@@ -153,6 +153,9 @@ type resolver struct {
 	// beside, and artifactsFound how many of each role register took.
 	artifactSubjects int
 	artifactsFound   map[archive.Role]int
+	// goneReferrers are manifests a referrers listing named that their
+	// registry no longer has: register leaves them out with a warning.
+	goneReferrers map[v1.Hash]bool
 }
 
 // job is the work one digest needs at one level.
@@ -162,6 +165,11 @@ type job struct {
 	checkConfig bool
 	readLock    bool
 	result      *node
+	// onlyReferrer: every want merged into the job is a listed referrer,
+	// so that a manifest the registry lacks is left out, not an error.
+	onlyReferrer bool
+	// gone: the manifest was not found and onlyReferrer is set.
+	gone bool
 }
 
 func (r *resolver) run(ctx context.Context, level []want) error {
@@ -182,6 +190,12 @@ func (r *resolver) run(ctx context.Context, level []want) error {
 		}
 		var added []v1.Hash
 		for _, j := range jobs {
+			if j.gone {
+				if r.goneReferrers == nil {
+					r.goneReferrers = map[v1.Hash]bool{}
+				}
+				r.goneReferrers[j.w.digest] = true
+			}
 			if j.result != nil {
 				if _, ok := r.nodes[j.result.digest]; !ok {
 					r.nodes[j.result.digest] = j.result
@@ -235,6 +249,7 @@ func (r *resolver) jobsFor(level []want) []*job {
 	for _, w := range level {
 		needConfig := w.kind != wantChild && w.kind != wantArtifact
 		needLock := w.followsLock()
+		referrer := w.role == archive.RoleReferrer
 		if w.digest == (v1.Hash{}) {
 			jobs = append(jobs, &job{w: w, checkConfig: needConfig, readLock: needLock})
 			continue
@@ -242,13 +257,14 @@ func (r *resolver) jobsFor(level []want) []*job {
 		if j, ok := byDigest[w.digest]; ok {
 			j.checkConfig = j.checkConfig || needConfig
 			j.readLock = j.readLock || needLock
+			j.onlyReferrer = j.onlyReferrer && referrer
 			continue
 		}
 		n := r.nodes[w.digest]
 		if n != nil && n.done(needConfig, needLock) {
 			continue
 		}
-		j := &job{w: w, n: n, checkConfig: needConfig, readLock: needLock}
+		j := &job{w: w, n: n, checkConfig: needConfig, readLock: needLock, onlyReferrer: referrer}
 		byDigest[w.digest] = j
 		jobs = append(jobs, j)
 	}
@@ -285,6 +301,13 @@ func (r *resolver) do(ctx context.Context, j *job) error {
 		j.result = n
 	} else if n == nil {
 		m, src, via, err := r.fetch(ctx, w)
+		if err != nil && j.onlyReferrer && regerr.IsManifestNotFound(err) {
+			// A listing is the registry's word, and a referrer deleted
+			// since (or an index entry anyone can tag) does not make
+			// the image it is about any less carriable.
+			j.gone = true
+			return nil
+		}
 		if err != nil {
 			return wantError(w, err)
 		}
@@ -805,6 +828,10 @@ func (r *resolver) register(level []want, jobs []*job) ([]want, error) {
 	for _, w := range level {
 		d := rootDigest(w)
 		n := r.nodes[d]
+		if n == nil && w.role == archive.RoleReferrer && r.goneReferrers[d] {
+			r.rep.Warnf("%s lists %s, which %s does not have (manifest unknown); leaving it out", w.lockedBy, d, w.ref.Context())
+			continue
+		}
 		if n == nil {
 			return nil, wantError(w, errors.New("not resolved")) // unreachable: do() fetched it
 		}
