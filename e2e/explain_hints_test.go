@@ -13,7 +13,8 @@ import (
 // registry only, and the refusal says so and names the flag that sends
 // them further, instead of asking for credentials that were given. With
 // that flag the export works; a wrong password from FERRY_PASSWORD is said
-// to come from the variables.
+// to come from the variables. The message names the locked image the
+// registry refused, reached through the bundle.
 func TestExportExplainsWhereCredentialsWent(t *testing.T) {
 	plain := testregistry.NewGGCR(t)
 	auth := testregistry.NewDistribution(t, testregistry.WithAuth("alice", "s3cret"))
@@ -28,6 +29,8 @@ func TestExportExplainsWhereCredentialsWent(t *testing.T) {
 	}
 	first, _, _ := strings.Cut(r.Stderr, "\n")
 	for _, want := range []string{"registry " + auth.Host + " refused access",
+		// The image that needs them, not only the bundle that locks it.
+		"for " + img.String() + " (reached through bundle " + bundle + ")",
 		"--registry-username/--registry-password go only to " + plain.Host,
 		"add --registry-credential-host " + auth.Host + " (or '*')"} {
 		if !strings.Contains(first, want) {

@@ -33,10 +33,7 @@ func (o Options) Explain(err error, ref string) error {
 		return err
 	}
 	host := registryHost(ref, err)
-	about := ""
-	if ref != "" {
-		about = " for " + ref
-	}
+	about := aboutWhat(ref, err)
 	var hint string
 	switch storage := redirectedTo(err); {
 	case storage != "" && isAuthError(err):
@@ -298,6 +295,80 @@ func redirectedTo(err error) string {
 // registryHost names the registry that failed: the failed request's host
 // when the error carries it (the host of the first request, when the
 // registry redirected it to storage), else ref's.
+// aboutWhat says what a failure concerned: ref, or, where the failing
+// request asked for something of another repository (an image a bundle's
+// lock names, on another registry), that, reached through ref, so that the
+// user learns which image needs the credentials or the certificate.
+func aboutWhat(ref string, err error) string {
+	if ref == "" {
+		return ""
+	}
+	asked := requested(err)
+	if asked == "" || mentions(ref, asked) {
+		return " for " + ref
+	}
+	return " for " + asked + " (reached through " + ref + ")"
+}
+
+// requested is what err's first request asked for, as a reference:
+// HOST/REPO@DIGEST or HOST/REPO:TAG for a manifest, "blob DIGEST of
+// HOST/REPO" for a blob; "" when the request was for something else (a
+// token, the /v2/ ping) or there is none.
+func requested(err error) string {
+	var te *transport.Error
+	if !errors.As(err, &te) || te.Request == nil || te.Request.URL == nil {
+		return ""
+	}
+	first := te.Request
+	for first.Response != nil && first.Response.Request != nil && first.Response.Request.URL != nil {
+		first = first.Response.Request
+	}
+	p, ok := strings.CutPrefix(first.URL.Path, "/v2/")
+	if !ok {
+		return ""
+	}
+	for _, kind := range []string{"/manifests/", "/blobs/"} {
+		repo, id, ok := strings.Cut(p, kind)
+		if !ok || repo == "" || id == "" || strings.Contains(id, "/") {
+			continue
+		}
+		at := first.URL.Host + "/" + repo
+		switch {
+		case kind == "/blobs/":
+			return "blob " + id + " of " + at
+		case strings.Contains(id, ":"):
+			return at + "@" + id
+		default:
+			return at + ":" + id
+		}
+	}
+	return ""
+}
+
+// mentions reports whether ref names the repository of asked (a result
+// of requested), so that a failure is not said to concern it twice.
+func mentions(ref, asked string) bool {
+	if _, rest, ok := strings.Cut(asked, " of "); ok {
+		asked = rest
+	}
+	if i := strings.LastIndexAny(asked, "@"); i >= 0 {
+		asked = asked[:i]
+	} else if i := strings.LastIndex(asked, ":"); i > strings.LastIndex(asked, "/") {
+		asked = asked[:i]
+	}
+	for i := 0; ; {
+		j := strings.Index(ref[i:], asked)
+		if j < 0 {
+			return false
+		}
+		end := i + j + len(asked)
+		if end == len(ref) || strings.ContainsRune(":@ ,)", rune(ref[end])) {
+			return true
+		}
+		i = end
+	}
+}
+
 func registryHost(ref string, err error) string {
 	// The failing request's host comes first: a move touches several
 	// registries, and the one that refused may not be the one in ref.

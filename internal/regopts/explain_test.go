@@ -126,3 +126,34 @@ func TestExplainSaysItOnce(t *testing.T) {
 		t.Errorf("explaining twice changed the message:\n%s\n%s", once, twice)
 	}
 }
+
+// A failure names what the failing request asked for when that is not
+// what the command was given (a locked image of a bundle, a blob), and
+// only the reference given when the request was about it.
+func TestExplainNamesWhatTheRefusedRequestAskedFor(t *testing.T) {
+	refused := func(u string) error {
+		req, err := http.NewRequest(http.MethodGet, u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &transport.Error{StatusCode: http.StatusUnauthorized, Request: req}
+	}
+	d := "sha256:" + strings.Repeat("ab", 32)
+	for _, c := range []struct{ url, ref, want string }{
+		{"https://b.example/v2/lib/img/manifests/" + d, "bundle a.example/app/bundle:v1",
+			" for b.example/lib/img@" + d + " (reached through bundle a.example/app/bundle:v1): "},
+		{"https://a.example/v2/lib/img/manifests/v2", "a.example/app:v1",
+			" for a.example/lib/img:v2 (reached through a.example/app:v1): "},
+		{"https://a.example/v2/app/blobs/" + d, "a.example/app:v1", " for a.example/app:v1: "},
+		{"https://a.example/v2/app/manifests/" + d, "bundle a.example/app:v1", " for bundle a.example/app:v1: "},
+		// A repository whose name begins with the given one's is another.
+		{"https://a.example/v2/app-x/blobs/" + d, "a.example/app:v1",
+			" for blob " + d + " of a.example/app-x (reached through a.example/app:v1): "},
+		{"https://a.example/token?scope=x", "a.example/app:v1", " for a.example/app:v1: "},
+	} {
+		msg := Options{}.Explain(refused(c.url), c.ref).Error()
+		if !strings.Contains(msg, "refused access"+c.want) {
+			t.Errorf("%s for %s: %q, want it to contain %q", c.url, c.ref, msg, "refused access"+c.want)
+		}
+	}
+}
