@@ -9,12 +9,13 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ferry-dev/ferry/internal/procfd"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 )
 
@@ -129,7 +130,10 @@ func interruptWaitingOnFIFO(t *testing.T, fifo, outDir string, args ...string) {
 	t.Helper()
 	tmpDir := t.TempDir()
 	p := startFerry(t, tmpDir, nil, args...)
-	waitFor(t, p, "opening the FIFO", func() bool { return hasOpen(p.cmd.Process.Pid, fifo) })
+	waitFor(t, p, "opening the FIFO", func() bool {
+		targets, _ := procfd.Targets(p.cmd.Process.Pid)
+		return slices.Contains(targets, fifo)
+	})
 	time.Sleep(200 * time.Millisecond) // waiting for its writer
 	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
@@ -139,24 +143,4 @@ func interruptWaitingOnFIFO(t *testing.T, fifo, outDir string, args ...string) {
 		t.Fatalf("want exit 1 naming the cancellation and %s, got exit %d:\n%s", fifo, ws.ExitStatus(), p.stderr.String())
 	}
 	assertNothingLeft(t, outDir, tmpDir)
-}
-
-// hasOpen reports whether process pid has path open, from /proc (Linux);
-// where there is no /proc, it waits a second and says yes.
-func hasOpen(pid int, path string) bool {
-	dir := filepath.Join("/proc", strconv.Itoa(pid), "fd")
-	fds, err := os.ReadDir(dir)
-	if err != nil {
-		if _, serr := os.Stat("/proc/self/fd"); serr != nil {
-			time.Sleep(time.Second)
-			return true
-		}
-		return false
-	}
-	for _, fd := range fds {
-		if target, err := os.Readlink(filepath.Join(dir, fd.Name())); err == nil && target == path {
-			return true
-		}
-	}
-	return false
 }

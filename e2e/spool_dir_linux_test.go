@@ -1,15 +1,13 @@
 package e2e
 
 import (
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferry-dev/ferry/fixtures"
+	"github.com/ferry-dev/ferry/internal/procfd"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 )
 
@@ -37,7 +35,8 @@ func TestSpoolDirOfImportAndCopyFromTar(t *testing.T) {
 			p := startFerryIn(t, tmpDir, in, nil, append(args, "--to-repo", dst.Repo("far/app"), "--spool-dir", spool)...)
 			in.Close()
 			waitFor(t, p, "a blob spooled in a file under --spool-dir", func() bool {
-				return hasOpenUnder(p.cmd.Process.Pid, spool)
+				n, _ := procfd.CountUnder(p.cmd.Process.Pid, spool)
+				return n > 0
 			})
 			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
@@ -50,25 +49,4 @@ func TestSpoolDirOfImportAndCopyFromTar(t *testing.T) {
 			assertEmptyDir(t, tmpDir, args[0]+" with --spool-dir")
 		})
 	}
-}
-
-// hasOpenUnder reports whether process pid has a file open directly in
-// dir, named or not: an O_TMPFILE file reads back from /proc as
-// "DIR/#INODE (deleted)".
-func hasOpenUnder(pid int, dir string) bool {
-	if real, err := filepath.EvalSymlinks(dir); err == nil {
-		dir = real
-	}
-	fdDir := filepath.Join("/proc", strconv.Itoa(pid), "fd")
-	fds, err := os.ReadDir(fdDir)
-	if err != nil {
-		return false
-	}
-	for _, fd := range fds {
-		target, err := os.Readlink(filepath.Join(fdDir, fd.Name()))
-		if err == nil && filepath.Dir(strings.TrimSuffix(target, " (deleted)")) == dir {
-			return true
-		}
-	}
-	return false
 }

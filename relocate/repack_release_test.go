@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferry-dev/ferry/fixtures"
 	"github.com/ferry-dev/ferry/fixtures/golden"
+	"github.com/ferry-dev/ferry/internal/procfd"
 	"github.com/ferry-dev/ferry/internal/progress"
 )
 
@@ -32,19 +33,12 @@ func gzipReversedTarball(t *testing.T) []byte {
 	return fixtures.Gzip(reordered)
 }
 
-// openSpools counts this process's open files in dir, removed or not.
+// openSpools counts this process's open files in dir, named or not.
 func openSpools(t *testing.T, dir string) int {
 	t.Helper()
-	fds, err := os.ReadDir("/proc/self/fd")
+	n, err := procfd.CountUnder(0, dir)
 	if err != nil {
 		t.Skipf("open files are counted through /proc/self/fd: %v", err)
-	}
-	n := 0
-	for _, fd := range fds {
-		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
-		if err == nil && strings.HasPrefix(target, dir+string(filepath.Separator)) {
-			n++
-		}
 	}
 	return n
 }

@@ -12,11 +12,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"github.com/ferry-dev/ferry/internal/ctxio"
 	"github.com/ferry-dev/ferry/internal/progress"
 )
@@ -101,9 +103,9 @@ type BuildOptions struct {
 	afterWalk func()
 }
 
-// Image is an image made by Build. Its layer lives in a temporary file that
-// the caller owns: use the image (push it, export it) and then Close it to
-// remove the file. Digest, Manifest and ConfigFile keep working after Close;
+// Image is an image made by Build. Its layer lives in a scratch file (with
+// no name, where the system allows) that the caller owns: use the image
+// (push it, export it) and then Close it to free the file. Digest, Manifest and ConfigFile keep working after Close;
 // reading the layer does not.
 type Image interface {
 	v1.Image
@@ -437,31 +439,52 @@ func validatePlain(entries []entry) error {
 	return nil
 }
 
-// staged is a layer written to a temporary file.
+// staged is a layer written to a scratch file that has no name where the
+// system allows (atomicfile.Anonymous), so that a push killed outright
+// leaves nothing behind; name is set only when it kept one.
 type staged struct {
-	path string
-	once sync.Once
-	err  error
+	f      *os.File
+	name   string
+	where  string // the directory, for errors
+	size   int64
+	closed atomic.Bool
+	once   sync.Once
+	err    error
 }
 
 func (s *staged) Close() error {
 	s.once.Do(func() {
-		if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.err = err
+		s.closed.Store(true)
+		s.err = s.f.Close()
+		if s.name != "" {
+			if err := os.Remove(s.name); err != nil && !errors.Is(err, fs.ErrNotExist) && s.err == nil {
+				s.err = err
+			}
 		}
 	})
 	return s.err
 }
 
+// open reads the layer from the start; each caller gets its own reader,
+// since the image may read the layer more than once, and at once.
+func (s *staged) open() (io.ReadCloser, error) {
+	if s.closed.Load() {
+		return nil, fmt.Errorf("the layer staged in %s was removed (the image was closed)", s.where)
+	}
+	return io.NopCloser(io.NewSectionReader(s.f, 0, s.size)), nil
+}
+
 func stage(ctx context.Context, entries []entry, opts BuildOptions) (_ *staged, err error) {
-	f, err := os.CreateTemp(opts.TempDir, "ferry-layer-*.tar")
+	f, name, err := atomicfile.Anonymous(opts.TempDir, "ferry-layer-*.tar")
 	if err != nil {
 		return nil, err
 	}
-	s := &staged{path: f.Name()}
+	s := &staged{f: f, name: name, where: opts.TempDir}
+	if s.where == "" {
+		s.where = os.TempDir()
+	}
 	defer func() {
 		if err != nil {
-			_ = f.Close()
 			_ = s.Close()
 		}
 	}()
@@ -481,10 +504,10 @@ func stage(ctx context.Context, entries []entry, opts BuildOptions) (_ *staged, 
 		}
 	}
 	if err := tw.Close(); err != nil {
-		return nil, fmt.Errorf("writing %s: %w", s.path, err)
+		return nil, fmt.Errorf("writing the layer staged in %s: %w", s.where, err)
 	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("writing %s: %w", s.path, err)
+	if s.size, err = f.Seek(0, io.SeekCurrent); err != nil {
+		return nil, fmt.Errorf("writing the layer staged in %s: %w", s.where, err)
 	}
 	return s, nil
 }
@@ -551,11 +574,9 @@ func grewError(e entry) error {
 }
 
 func (s *staged) image(opts BuildOptions) (Image, error) {
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return os.Open(s.path)
-	})
+	layer, err := tarball.LayerFromOpener(s.open)
 	if err != nil {
-		return nil, fmt.Errorf("layer from %s: %w", s.path, err)
+		return nil, fmt.Errorf("layer staged in %s: %w", s.where, err)
 	}
 	var labels map[string]string
 	if len(opts.Labels) > 0 || opts.Bundle {
@@ -579,5 +600,5 @@ type builtImage struct {
 	staged *staged
 }
 
-// Close implements io.Closer: it removes the staged layer.
+// Close implements io.Closer: it frees the staged layer.
 func (b *builtImage) Close() error { return b.staged.Close() }
