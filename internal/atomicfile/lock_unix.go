@@ -8,15 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
-	"time"
 )
-
-// lockWait is how long lockDir waits for another writer's lock on a
-// directory. Writers hold it only to create, rename and clean up (well
-// under a second); one held for minutes belongs to a process that is
-// stopped (^Z, a debugger) or hung, and a clear error then serves the
-// user better than a command that waits without a word.
-const lockWait = 2 * time.Minute
 
 // lockDir takes an exclusive flock on dir and returns what releases it.
 // flock(2) locks taken through different open files exclude each other
@@ -25,14 +17,8 @@ const lockWait = 2 * time.Minute
 // it returns at once and the caller runs unlocked, and so where dir may be
 // written but not read (a drop box, mode 0733): creating and renaming need
 // no more, and this user's clean-up cannot list such a directory either.
-// Any other failure (no descriptor left) is an error, and so is a lock
-// another process holds for longer than lockWait.
+// Any other failure (no descriptor left) is an error.
 func lockDir(dir string) (unlock func(), err error) {
-	return lockDirWithin(dir, lockWait)
-}
-
-// lockDirWithin is lockDir waiting at most wait for another holder.
-func lockDirWithin(dir string, wait time.Duration) (unlock func(), err error) {
 	d, err := os.Open(dir)
 	if errors.Is(err, fs.ErrPermission) {
 		return func() {}, nil
@@ -40,7 +26,7 @@ func lockDirWithin(dir string, wait time.Duration) (unlock func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock directory %s: %w", dir, err)
 	}
-	if err := flockWithin(d, wait); err != nil {
+	if err := flock(d, syscall.LOCK_EX); err != nil {
 		d.Close()
 		if lockUnsupported(err) {
 			return func() {}, nil
@@ -58,24 +44,6 @@ func flock(f *os.File, how int) error {
 		if !errors.Is(err, syscall.EINTR) {
 			return err
 		}
-	}
-}
-
-// flockWithin takes an exclusive flock on f, polling rather than blocking
-// so that the wait is bounded: a blocked flock(2) cannot be given up.
-func flockWithin(f *os.File, wait time.Duration) error {
-	deadline := time.Now().Add(wait)
-	pause := 5 * time.Millisecond
-	for {
-		err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB)
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("another process has held its lock for over %v (another ferry writing there, stopped or hung?)", wait)
-		}
-		time.Sleep(pause)
-		pause = min(2*pause, 250*time.Millisecond)
 	}
 }
 

@@ -116,39 +116,3 @@ func TestRemoveAbandonedLeavesWhatIsNotARegularFile(t *testing.T) {
 		t.Errorf("the symbolic link is gone: %v", err)
 	}
 }
-
-// A directory lock another process keeps (here another open file, which
-// flock(2) treats alike) is waited for while it is released in time, and
-// refused with an error naming the directory when it is not, rather than
-// waited for without end.
-func TestLockDirWaitsForAHolderButNotForever(t *testing.T) {
-	dir := t.TempDir()
-	holder, err := os.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close()
-	if err := syscall.Flock(int(holder.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-
-	if unlock, err := lockDirWithin(dir, 100*time.Millisecond); err == nil {
-		unlock()
-		t.Fatal("took the lock another holder keeps")
-	} else if !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "held its lock") {
-		t.Errorf("the error does not say which directory and why: %v", err)
-	}
-
-	fd, released := int(holder.Fd()), make(chan struct{})
-	go func() {
-		defer close(released)
-		time.Sleep(200 * time.Millisecond)
-		syscall.Flock(fd, syscall.LOCK_UN)
-	}()
-	defer func() { <-released }()
-	unlock, err := lockDirWithin(dir, 30*time.Second)
-	if err != nil {
-		t.Fatalf("a lock released after 200ms was not taken: %v", err)
-	}
-	unlock()
-}
