@@ -16,6 +16,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/ferry-dev/ferry/internal/regerr"
 )
 
 // Explain turns the registry failures users can fix themselves (refused
@@ -33,7 +35,7 @@ func (o Options) Explain(err error, ref string) error {
 		return err
 	}
 	host := registryHost(ref, err)
-	about := aboutWhat(ref, err)
+	about := o.aboutWhat(ref, err)
 	var hint string
 	switch storage := redirectedTo(err); {
 	case storage != "" && isAuthError(err):
@@ -292,83 +294,89 @@ func redirectedTo(err error) string {
 	return te.Request.URL.Host
 }
 
-// registryHost names the registry that failed: the failed request's host
-// when the error carries it (the host of the first request, when the
-// registry redirected it to storage), else ref's.
 // aboutWhat says what a failure concerned: ref, or, where the failing
 // request asked for something of another repository (an image a bundle's
 // lock names, on another registry), that, reached through ref, so that the
 // user learns which image needs the credentials or the certificate.
-func aboutWhat(ref string, err error) string {
+func (o Options) aboutWhat(ref string, err error) string {
 	if ref == "" {
 		return ""
 	}
-	asked := requested(err)
-	if asked == "" || mentions(ref, asked) {
+	asked, ok := requested(err)
+	if !ok || o.names(ref, asked.repo) {
 		return " for " + ref
 	}
-	return " for " + asked + " (reached through " + ref + ")"
+	return " for " + asked.what + " (reached through " + ref + ")"
 }
 
-// requested is what err's first request asked for, as a reference:
-// HOST/REPO@DIGEST or HOST/REPO:TAG for a manifest, "blob DIGEST of
-// HOST/REPO" for a blob; "" when the request was for something else (a
+// request is what a failed request asked for.
+type request struct {
+	repo string // HOST/REPO
+	what string // HOST/REPO@DIGEST, HOST/REPO:TAG, or "blob DIGEST of HOST/REPO"
+}
+
+// requested is what err's first request asked for: a manifest or a blob
+// of a repository. ok is false when the request was for something else (a
 // token, the /v2/ ping) or there is none.
-func requested(err error) string {
+func requested(err error) (_ request, ok bool) {
 	var te *transport.Error
-	if !errors.As(err, &te) || te.Request == nil || te.Request.URL == nil {
-		return ""
+	if !errors.As(err, &te) || te.Request == nil {
+		return request{}, false
 	}
-	first := te.Request
-	for first.Response != nil && first.Response.Request != nil && first.Response.Request.URL != nil {
-		first = first.Response.Request
+	first := regerr.FirstRequest(te.Request)
+	if first.URL == nil {
+		return request{}, false
 	}
 	p, ok := strings.CutPrefix(first.URL.Path, "/v2/")
 	if !ok {
-		return ""
+		return request{}, false
 	}
 	for _, kind := range []string{"/manifests/", "/blobs/"} {
-		repo, id, ok := strings.Cut(p, kind)
-		if !ok || repo == "" || id == "" || strings.Contains(id, "/") {
+		// The last: a repository's own path may hold "blobs".
+		i := strings.LastIndex(p, kind)
+		if i <= 0 {
 			continue
 		}
-		at := first.URL.Host + "/" + repo
+		repo, id := first.URL.Host+"/"+p[:i], p[i+len(kind):]
 		switch {
+		case id == "" || strings.Contains(id, "/"):
+			continue
 		case kind == "/blobs/":
-			return "blob " + id + " of " + at
+			return request{repo: repo, what: "blob " + id + " of " + repo}, true
 		case strings.Contains(id, ":"):
-			return at + "@" + id
+			return request{repo: repo, what: repo + "@" + id}, true
 		default:
-			return at + ":" + id
+			return request{repo: repo, what: repo + ":" + id}, true
 		}
 	}
-	return ""
+	return request{}, false
 }
 
-// mentions reports whether ref names the repository of asked (a result
-// of requested), so that a failure is not said to concern it twice.
-func mentions(ref, asked string) bool {
-	if _, rest, ok := strings.Cut(asked, " of "); ok {
-		asked = rest
-	}
-	if i := strings.LastIndexAny(asked, "@"); i >= 0 {
-		asked = asked[:i]
-	} else if i := strings.LastIndex(asked, ":"); i > strings.LastIndex(asked, "/") {
-		asked = asked[:i]
-	}
-	for i := 0; ; {
-		j := strings.Index(ref[i:], asked)
-		if j < 0 {
-			return false
+// names reports whether one of ref's words ("bundle HOST/REPO:TAG") is a
+// reference into repo (HOST/REPO as requested), parsed as the command
+// parsed it, so that "me/app" is index.docker.io/me/app and a mirror's
+// longer host is another registry.
+func (o Options) names(ref, repo string) bool {
+	for _, word := range strings.Fields(ref) {
+		word = strings.Trim(word, "(),")
+		var r name.Repository
+		if parsed, err := name.ParseReference(word, o.NameOptions()...); err == nil {
+			r = parsed.Context()
+		} else if parsed, err := name.NewRepository(word, o.NameOptions()...); err == nil {
+			r = parsed
+		} else {
+			continue
 		}
-		end := i + j + len(asked)
-		if end == len(ref) || strings.ContainsRune(":@ ,)", rune(ref[end])) {
+		if r.RegistryStr()+"/"+r.RepositoryStr() == repo {
 			return true
 		}
-		i = end
 	}
+	return false
 }
 
+// registryHost names the registry that failed: the failed request's host
+// when the error carries it (the host of the first request, when the
+// registry redirected it to storage), else ref's.
 func registryHost(ref string, err error) string {
 	// The failing request's host comes first: a move touches several
 	// registries, and the one that refused may not be the one in ref.

@@ -150,6 +150,14 @@ func TestExplainNamesWhatTheRefusedRequestAskedFor(t *testing.T) {
 		{"https://a.example/v2/app-x/blobs/" + d, "a.example/app:v1",
 			" for blob " + d + " of a.example/app-x (reached through a.example/app:v1): "},
 		{"https://a.example/token?scope=x", "a.example/app:v1", " for a.example/app:v1: "},
+		// Docker Hub's short names are its repositories as requested.
+		{"https://index.docker.io/v2/me/app/manifests/v1", "me/app:v1", " for me/app:v1: "},
+		{"https://index.docker.io/v2/library/nginx/manifests/1.27", "push nginx:1.27", " for push nginx:1.27: "},
+		// A mirror whose host ends with the registry's is another registry.
+		{"https://gcr.io/v2/lib/nginx/manifests/1", "mirror.gcr.io/lib/nginx:1",
+			" for gcr.io/lib/nginx:1 (reached through mirror.gcr.io/lib/nginx:1): "},
+		// A repository whose path holds "blobs".
+		{"https://a.example/v2/x/blobs/y/blobs/" + d, "a.example/x/blobs/y:v1", " for a.example/x/blobs/y:v1: "},
 	} {
 		msg := Options{}.Explain(refused(c.url), c.ref).Error()
 		if !strings.Contains(msg, "refused access"+c.want) {
