@@ -109,8 +109,8 @@ func TestResolveCountsManifestsNamedAgainstTheBudget(t *testing.T) {
 	}
 	reg.ResetCounts()
 	_, err := Resolve(context.Background(), Source{Image: repo.Tag("v1").String()}, Options{Remote: reg.RemoteOptions(t), maxManifestBytes: budget})
-	if _, ok := errors.AsType[*heldError](err); !ok || !strings.Contains(err.Error(), "index "+repo.Tag("v1").String()) {
-		t.Fatalf("an index naming %d manifests under a budget of %d bytes: %v; want a heldError naming the index", children, budget, err)
+	if _, ok := errors.AsType[*heldError](err); !ok || !strings.Contains(err.Error(), "index "+repo.Tag("v1").String()) || !strings.Contains(err.Error(), "names more manifests") {
+		t.Fatalf("an index naming %d manifests under a budget of %d bytes: %v; want a heldError naming the index and saying it names too many", children, budget, err)
 	}
 	for _, r := range reg.Requests() {
 		if r.Kind == testregistry.KindManifest && r.Ref != "v1" {

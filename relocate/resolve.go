@@ -405,19 +405,26 @@ func (r *resolver) name(w want) error {
 	if r.held.Add(namedCost) <= r.maxHeld {
 		return nil
 	}
-	return &heldError{max: r.maxHeld, at: w.original, lockedBy: w.lockedBy}
+	return &heldError{max: r.maxHeld, at: w.original, lockedBy: w.lockedBy, named: true}
 }
 
 // heldError is a run stopped by hold; Resolve names its source in front.
 type heldError struct {
 	max          int64
 	at, lockedBy string
+	// named: the budget ran out on manifests named (by an index or a
+	// referrers listing), none of them fetched yet.
+	named bool
 }
 
 func (e *heldError) Error() string {
 	at := e.at
 	if e.lockedBy != "" {
 		at += " (locked by " + e.lockedBy + ")"
+	}
+	if e.named {
+		return fmt.Sprintf("it names more manifests than ferry holds while resolving (%d bytes counted for each, %s in all, the most an archive's head may carry) when %s lists %s; "+
+			"split it into smaller bundles or lock files", namedCost, progress.Bytes(e.max), e.lockedBy, e.at)
 	}
 	return fmt.Sprintf("its manifests and indexes come to more than %s (%d bytes) in all, the most ferry holds while resolving and the most an archive's head may carry, when %s is fetched; "+
 		"split it into smaller bundles or lock files", progress.Bytes(e.max), e.max, at)
@@ -829,7 +836,7 @@ func (r *resolver) register(level []want, jobs []*job) ([]want, error) {
 		d := rootDigest(w)
 		n := r.nodes[d]
 		if n == nil && w.role == archive.RoleReferrer && r.goneReferrers[d] {
-			r.rep.Warnf("%s lists %s, which %s does not have (manifest unknown); leaving it out", w.lockedBy, d, w.ref.Context())
+			r.rep.Warnf("%s lists %s, which %s does not have (not found); leaving it out", w.lockedBy, d, w.ref.Context())
 			continue
 		}
 		if n == nil {
