@@ -134,6 +134,7 @@ func CheckExportPath(path string, opts ExportOptions) error {
 	if err != nil {
 		return fmt.Errorf("export to %s: %w", path, err)
 	}
+	sayIfLocked(opts.Reporter, target)
 	f, err := atomicfile.Create(target)
 	if err != nil {
 		return fmt.Errorf("export to %s: %w", path, err)
@@ -186,6 +187,7 @@ func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (
 	// runs before this export creates its own temporary files: where
 	// flock is emulated by fcntl locks (NFS), a process's own locks do
 	// not exclude it, and the clean-up's closing a file drops them.
+	sayIfLocked(opts.Reporter, path)
 	warnAll(opts.Reporter, volumes.RemoveTemporaries(path))
 	if opts.SplitSize > 0 {
 		return exportVolumes(ctx, p, path, opts)
@@ -212,6 +214,7 @@ func ExportFile(ctx context.Context, p *Plan, path string, opts ExportOptions) (
 	// that two exports to one path never leave one's checksum beside the
 	// other's archive; the volumes of an earlier split export under this
 	// name go with the archive it replaces.
+	sayIfLocked(opts.Reporter, path)
 	warnings, err := volumes.Put(path, []*atomicfile.File{f}, []atomicfile.Checksum{{Path: path, Sum: sum}})
 	if err != nil {
 		return nil, fmt.Errorf("export to %s: %w", name, err)

@@ -3,7 +3,10 @@ package relocate
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"time"
 
+	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"github.com/ferry-dev/ferry/internal/progress"
 	"github.com/ferry-dev/ferry/internal/volumes"
 )
@@ -37,6 +40,7 @@ func exportVolumes(ctx context.Context, p *Plan, path string, opts ExportOptions
 		abortWhenIdle(w, idle)
 		return nil, fmt.Errorf("export to %s: %w", path, withHTTPStatus(err))
 	}
+	sayIfLocked(opts.Reporter, path)
 	vols, warnings, err := w.Commit()
 	if err != nil {
 		return nil, fmt.Errorf("export to %s: %w", path, err)
@@ -44,6 +48,21 @@ func exportVolumes(ctx context.Context, p *Plan, path string, opts ExportOptions
 	warnAll(opts.Reporter, warnings)
 	res.Path, res.Volumes = path, vols
 	return res, nil
+}
+
+// lockGrace is how long another writer may hold the lock on the output's
+// directory before the user is told why the export waits: writers hold it
+// for moments.
+const lockGrace = time.Second
+
+// sayIfLocked warns, before a step that takes the lock on path's directory
+// (atomicfile.LockDir) and would wait for it without a word, that another
+// process holds it. The step still waits: giving up would throw away an
+// archive already written, and the other process may only be stopped.
+func sayIfLocked(rep progress.Reporter, path string) {
+	if dir := filepath.Dir(path); atomicfile.Busy(dir, lockGrace) {
+		progress.OrNop(rep).Warnf("waiting for the lock on %s, which another process holds (another ferry writing there, stopped with ^Z?)", dir)
+	}
 }
 
 // warnAll reports what was left of an earlier export once the new archive

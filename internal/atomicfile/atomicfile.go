@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // File is a file being written to a temporary name until Commit.
@@ -507,6 +508,14 @@ func RemoveAbandoned(path string) (TempState, error) {
 // unlocked. Any other failure (dir cannot be opened, no descriptor left) is
 // an error. The returned function releases the lock.
 func LockDir(dir string) (unlock func(), err error) { return lockDir(dir) }
+
+// Busy reports whether another holder keeps dir's lock (LockDir, which
+// Create takes too) for longer than grace, so that a caller can say why
+// what follows waits: writers hold it for moments, and one held longer
+// belongs to a process that is stopped (^Z) or hung, which LockDir waits
+// for without end rather than give up work already done. It takes and
+// releases the lock when it is free; false where there are no locks.
+func Busy(dir string, grace time.Duration) bool { return busy(dir, grace) }
 
 // Checksum is one line of a checksum file: a file and its raw sha256.
 type Checksum struct {

@@ -6,11 +6,15 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"time"
 )
 
 // lockDir does nothing where flock(2) is not available: LockDir's callers
 // then run their steps unlocked.
 func lockDir(string) (unlock func(), err error) { return func() {}, nil }
+
+// busy never sees a lock where flock(2) is not available.
+func busy(string, time.Duration) bool { return false }
 
 // holdTemp takes no lock where flock(2) is not available.
 func holdTemp(*os.File) (*os.File, error) { return nil, nil }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+	"time"
 )
 
 // lockDir takes an exclusive flock on dir and returns what releases it.
@@ -35,6 +36,26 @@ func lockDir(dir string) (unlock func(), err error) {
 	}
 	// Closing the last descriptor of the open file releases the lock.
 	return func() { d.Close() }, nil
+}
+
+func busy(dir string, grace time.Duration) bool {
+	d, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer d.Close()
+	deadline := time.Now().Add(grace)
+	for {
+		err := flock(d, syscall.LOCK_EX|syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			// Taken (and released by the close), or no lock to be had.
+			return false
+		}
+		if time.Now().After(deadline) {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // flock is flock(2) on f, retried on EINTR.

@@ -116,3 +116,35 @@ func TestRemoveAbandonedLeavesWhatIsNotARegularFile(t *testing.T) {
 		t.Errorf("the symbolic link is gone: %v", err)
 	}
 }
+
+// Busy says no at once for a free directory, and for one whose holder
+// lets go within the grace; yes for one held past it. It leaves the lock
+// free either way.
+func TestBusyTellsALockHeldPastTheGrace(t *testing.T) {
+	dir := t.TempDir()
+	if Busy(dir, time.Second) {
+		t.Fatal("a free directory is busy")
+	}
+	unlock, err := LockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Busy(dir, 50*time.Millisecond) {
+		t.Error("a directory locked past the grace is not busy")
+	}
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		time.Sleep(100 * time.Millisecond)
+		unlock()
+	}()
+	if Busy(dir, 10*time.Second) {
+		t.Error("a lock released within the grace is busy")
+	}
+	<-released
+	again, err := LockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again()
+}
