@@ -381,14 +381,10 @@ func registryHost(ref string, err error) string {
 	// The failing request's host comes first: a move touches several
 	// registries, and the one that refused may not be the one in ref.
 	var te *transport.Error
-	if errors.As(err, &te) && te.Request != nil && te.Request.URL != nil {
-		first := te.Request
-		// Response is the redirect that led to a request, whose own
-		// Request is the one redirected.
-		for first.Response != nil && first.Response.Request != nil && first.Response.Request.URL != nil {
-			first = first.Response.Request
+	if errors.As(err, &te) && te.Request != nil {
+		if first := regerr.FirstRequest(te.Request); first.URL != nil {
+			return first.URL.Host
 		}
-		return first.URL.Host
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
