@@ -35,17 +35,13 @@ func TestExportFileSaysItWaitsForALockedDirectory(t *testing.T) {
 		done <- err
 	}()
 	said := func() bool {
-		rec.mu.Lock()
-		defer rec.mu.Unlock()
-		return slices.ContainsFunc(rec.warnings, func(s string) bool {
+		return slices.ContainsFunc(rec.warned(), func(s string) bool {
 			return strings.Contains(s, "waiting for the lock on "+dir) && strings.Contains(s, "another process")
 		})
 	}
 	for deadline := time.Now().Add(30 * time.Second); !said(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			rec.mu.Lock()
-			warnings := slices.Clone(rec.warnings)
-			rec.mu.Unlock()
+			warnings := rec.warned()
 			unlock()
 			t.Fatalf("no warning of the wait; warnings %q", warnings)
 		}
