@@ -3,8 +3,6 @@ package relocate
 import (
 	"context"
 	"fmt"
-	"path/filepath"
-	"time"
 
 	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"github.com/ferry-dev/ferry/internal/progress"
@@ -50,19 +48,10 @@ func exportVolumes(ctx context.Context, p *Plan, path string, opts ExportOptions
 	return res, nil
 }
 
-// lockGrace is how long another writer may hold the lock on the output's
-// directory before the user is told why the export waits: writers hold it
-// for moments.
-const lockGrace = time.Second
-
-// sayIfLocked warns, before a step that takes the lock on path's directory
-// (atomicfile.LockDir) and would wait for it without a word, that another
-// process holds it. The step still waits: giving up would throw away an
-// archive already written, and the other process may only be stopped.
+// sayIfLocked warns, before a step that takes the lock on path's directory,
+// that another process holds it (atomicfile.WarnIfBusy).
 func sayIfLocked(rep progress.Reporter, path string) {
-	if dir := filepath.Dir(path); atomicfile.Busy(dir, lockGrace) {
-		progress.OrNop(rep).Warnf("waiting for the lock on %s, which another process holds (another ferry writing there, stopped with ^Z?)", dir)
-	}
+	atomicfile.WarnIfBusy(path, progress.OrNop(rep).Warnf)
 }
 
 // warnAll reports what was left of an earlier export once the new archive

@@ -339,6 +339,7 @@ func (dst *destination) commit(ctx context.Context, phase string, move blobMover
 	}
 	res.Tags = results
 	if dst.opts.LockOutput != "" {
+		sayIfLocked(dst.rep, dst.opts.LockOutput)
 		if err := dst.writeLockOutput(); err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/urfave/cli/v2"
 
+	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"github.com/ferry-dev/ferry/relocate"
 )
 
@@ -113,8 +114,11 @@ func runInventory(c *cli.Context) error {
 			return fmt.Errorf("inventory: standard output: %w", err)
 		}
 		dest = "standard output"
-	} else if err := doc.WriteFile(dest); err != nil {
-		return err
+	} else {
+		atomicfile.WarnIfBusy(dest, out.Reporter().Warnf)
+		if err := doc.WriteFile(dest); err != nil {
+			return err
+		}
 	}
 	j := inventoryJSON{Output: dest}
 	for _, r := range doc.Repositories {

@@ -517,6 +517,22 @@ func LockDir(dir string) (unlock func(), err error) { return lockDir(dir) }
 // releases the lock when it is free; false where there are no locks.
 func Busy(dir string, grace time.Duration) bool { return busy(dir, grace) }
 
+// busyGrace is how long another writer may hold a directory's lock before
+// WarnIfBusy says why the caller waits: writers hold it for moments.
+const busyGrace = time.Second
+
+// WarnIfBusy, called before a step that takes the lock on path's directory
+// (Create, LockDir), calls warnf when another process has held that lock
+// for over a second, so that the user learns why nothing moves. The step
+// still waits: giving up would throw away the work done before it, and the
+// other process may only be stopped. warnf is a progress reporter's Warnf;
+// the message is here so that every command says it alike.
+func WarnIfBusy(path string, warnf func(format string, args ...any)) {
+	if dir := filepath.Dir(path); busy(dir, busyGrace) {
+		warnf("waiting for the lock on %s, which another process holds (another ferry writing there, stopped with ^Z?)", dir)
+	}
+}
+
 // Checksum is one line of a checksum file: a file and its raw sha256.
 type Checksum struct {
 	Path string

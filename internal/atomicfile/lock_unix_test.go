@@ -3,6 +3,7 @@
 package atomicfile
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -147,4 +148,25 @@ func TestBusyTellsALockHeldPastTheGrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	again()
+}
+
+// WarnIfBusy says nothing for a path whose directory is free, and, for one
+// whose directory is held past its second of grace, names that directory.
+func TestWarnIfBusyNamesTheLockedDirectory(t *testing.T) {
+	dir := t.TempDir()
+	var said []string
+	warnf := func(format string, args ...any) { said = append(said, fmt.Sprintf(format, args...)) }
+	WarnIfBusy(filepath.Join(dir, "a.tar.zst"), warnf)
+	if len(said) != 0 {
+		t.Fatalf("a free directory: %q", said)
+	}
+	unlock, err := LockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	WarnIfBusy(filepath.Join(dir, "a.tar.zst"), warnf)
+	if len(said) != 1 || !strings.Contains(said[0], "waiting for the lock on "+dir) {
+		t.Errorf("a locked directory: %q", said)
+	}
 }

@@ -53,6 +53,7 @@ func Push(ctx context.Context, tag name.Tag, dirs []string, opts Options) (*Resu
 	if opts.LockOutput != "" {
 		// A lock file that cannot be written must fail the push before any
 		// tag moves, not after.
+		atomicfile.WarnIfBusy(opts.LockOutput, rep.Warnf)
 		f, err := atomicfile.Create(opts.LockOutput)
 		if err != nil {
 			return nil, fmt.Errorf("push %s: lock output: %w", tag, err)
@@ -107,6 +108,7 @@ func Push(ctx context.Context, tag name.Tag, dirs []string, opts Options) (*Resu
 			Kind:       lock.KindBundleLock,
 			Bundle:     lock.BundleRef{Image: res.Image, Tag: tag.TagStr()},
 		}
+		atomicfile.WarnIfBusy(opts.LockOutput, rep.Warnf)
 		if err := bl.WriteFile(opts.LockOutput); err != nil {
 			return nil, err
 		}

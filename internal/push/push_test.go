@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferry-dev/ferry/fixtures/golden"
+	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/push"
 	"github.com/ferry-dev/ferry/internal/testregistry"
@@ -507,5 +508,64 @@ func TestArchiveInsideAnInputDirectoryIsRefused(t *testing.T) {
 	}
 	if after, err := os.ReadDir(golden); err != nil || len(after) != len(before) {
 		t.Errorf("ToArchive refused left %d entries in its input, want the %d it had (%v)", len(after), len(before), err)
+	}
+}
+
+// A push whose --lock-output directory another writer keeps locked (a
+// ferry stopped with ^Z) says that it waits for that lock, naming the
+// directory, rather than hanging without a word; once the lock is
+// released it pushes and writes the lock file.
+func TestPushSaysItWaitsForALockedLockOutputDirectory(t *testing.T) {
+	reg := testregistry.NewGGCR(t)
+	tag, err := name.NewTag(reg.Repo("team/basic") + ":v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	unlock, err := atomicfile.LockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	lockPath := filepath.Join(dir, "bundle.lock.yml")
+	rec := &recorder{}
+	done := make(chan error, 1)
+	go func() {
+		_, err := push.Push(context.Background(), tag, []string{copyGolden(t)}, push.Options{
+			Build:      bundle.BuildOptions{Bundle: true},
+			LockOutput: lockPath,
+			Remote:     reg.RemoteOptions(t),
+			Reporter:   rec,
+		})
+		done <- err
+	}()
+	said := func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		for _, s := range rec.logs {
+			if strings.Contains(s, "waiting for the lock on "+dir) && strings.Contains(s, "another process") {
+				return true
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(30 * time.Second); !said(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			unlock()
+			<-done
+			t.Fatal("no warning of the wait")
+		}
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the push ended while the directory was locked: %v", err)
+	default:
+	}
+	unlock()
+	if err := <-done; err != nil {
+		t.Fatalf("the push did not finish once the lock was released: %v", err)
+	}
+	if _, err := os.Stat(lockPath); err != nil {
+		t.Errorf("no lock output: %v", err)
 	}
 }
