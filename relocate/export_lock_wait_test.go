@@ -5,52 +5,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
-	"github.com/ferry-dev/ferry/internal/atomicfile"
+	"github.com/ferry-dev/ferry/internal/lockwait"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 )
-
-// waitsSayingSo runs work while dir is locked by another holder (as by a
-// ferry stopped with ^Z), and checks that rec receives a warning naming
-// dir and the other process, that work does not end while the lock is
-// held, and that it ends without error once it is released.
-func waitsSayingSo(t *testing.T, dir string, rec *recorder, work func() error) {
-	t.Helper()
-	unlock, err := atomicfile.LockDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- work() }()
-	said := func() bool {
-		return slices.ContainsFunc(rec.warned(), func(s string) bool {
-			return strings.Contains(s, "waiting for the lock on "+dir) && strings.Contains(s, "another process")
-		})
-	}
-	for deadline := time.Now().Add(30 * time.Second); !said(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			warnings := rec.warned()
-			unlock()
-			<-done
-			t.Fatalf("no warning of the wait; warnings %q", warnings)
-		}
-	}
-	select {
-	case err := <-done:
-		t.Fatalf("the work ended while the directory was locked: %v", err)
-	default:
-	}
-	unlock()
-	if err := <-done; err != nil {
-		t.Fatalf("the work did not finish once the lock was released: %v", err)
-	}
-}
 
 // An export whose directory another writer keeps locked says that it
 // waits for that lock, naming the directory, rather than hanging without a
@@ -65,7 +27,7 @@ func TestExportFileSaysItWaitsForALockedDirectory(t *testing.T) {
 	dir := t.TempDir()
 	rec := &recorder{}
 	out := filepath.Join(dir, "bundle.tar.zst")
-	waitsSayingSo(t, dir, rec, func() error {
+	lockwait.Check(t, dir, rec.warned, func() error {
 		_, err := ExportFile(context.Background(), p, out, ExportOptions{Remote: w.opts, Reporter: rec})
 		return err
 	})
@@ -96,7 +58,7 @@ func TestImportLockOutputSaysItWaitsForALockedDirectory(t *testing.T) {
 	dir := t.TempDir()
 	lockOut := filepath.Join(dir, "bundle.lock.yml")
 	rec := &recorder{}
-	waitsSayingSo(t, dir, rec, func() error {
+	lockwait.Check(t, dir, rec.warned, func() error {
 		_, err := Import(context.Background(), bytes.NewReader(archive.Bytes()), repo, ImportOptions{
 			DestinationOptions: DestinationOptions{Remote: dst.RemoteOptions(t), LockOutput: lockOut, Reporter: rec},
 			SpoolDir:           t.TempDir(),

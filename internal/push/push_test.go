@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,8 +22,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferry-dev/ferry/fixtures/golden"
-	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"github.com/ferry-dev/ferry/internal/bundle"
+	"github.com/ferry-dev/ferry/internal/lockwait"
 	"github.com/ferry-dev/ferry/internal/push"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 	"github.com/ferry-dev/ferry/relocate"
@@ -269,7 +270,14 @@ func (r *recorder) Logf(format string, args ...any) {
 	r.logs = append(r.logs, fmt.Sprintf(format, args...))
 }
 func (r *recorder) Warnf(format string, args ...any) { r.Logf(format, args...) }
-func (r *recorder) Done()                            { r.mu.Lock(); r.done++; r.mu.Unlock() }
+
+// logged returns what was logged and warned so far.
+func (r *recorder) logged() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.logs)
+}
+func (r *recorder) Done() { r.mu.Lock(); r.done++; r.mu.Unlock() }
 
 // A push reports its upload as a phase with the bytes sent (a bar, or a
 // heartbeat in a log), and names the manifest and each tag it wrote with
@@ -522,49 +530,17 @@ func TestPushSaysItWaitsForALockedLockOutputDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	unlock, err := atomicfile.LockDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unlock()
 	lockPath := filepath.Join(dir, "bundle.lock.yml")
 	rec := &recorder{}
-	done := make(chan error, 1)
-	go func() {
+	lockwait.Check(t, dir, rec.logged, func() error {
 		_, err := push.Push(context.Background(), tag, []string{copyGolden(t)}, push.Options{
 			Build:      bundle.BuildOptions{Bundle: true},
 			LockOutput: lockPath,
 			Remote:     reg.RemoteOptions(t),
 			Reporter:   rec,
 		})
-		done <- err
-	}()
-	said := func() bool {
-		rec.mu.Lock()
-		defer rec.mu.Unlock()
-		for _, s := range rec.logs {
-			if strings.Contains(s, "waiting for the lock on "+dir) && strings.Contains(s, "another process") {
-				return true
-			}
-		}
-		return false
-	}
-	for deadline := time.Now().Add(30 * time.Second); !said(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			unlock()
-			<-done
-			t.Fatal("no warning of the wait")
-		}
-	}
-	select {
-	case err := <-done:
-		t.Fatalf("the push ended while the directory was locked: %v", err)
-	default:
-	}
-	unlock()
-	if err := <-done; err != nil {
-		t.Fatalf("the push did not finish once the lock was released: %v", err)
-	}
+		return err
+	})
 	if _, err := os.Stat(lockPath); err != nil {
 		t.Errorf("no lock output: %v", err)
 	}
