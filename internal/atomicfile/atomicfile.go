@@ -526,8 +526,13 @@ const busyGrace = time.Second
 // for over a second, so that the user learns why nothing moves. The step
 // still waits: giving up would throw away the work done before it, and the
 // other process may only be stopped. warnf is a progress reporter's Warnf;
-// the message is here so that every command says it alike.
+// the message is here so that every command says it alike. A symbolic
+// link is followed as Create follows it: the lock is that of the
+// directory the file is written in.
 func WarnIfBusy(path string, warnf func(format string, args ...any)) {
+	if t, err := Target(path); err == nil {
+		path = t
+	}
 	if dir := filepath.Dir(path); busy(dir, busyGrace) {
 		warnf("waiting for the lock on %s, which another process holds (another ferry writing there, stopped with ^Z?)", dir)
 	}

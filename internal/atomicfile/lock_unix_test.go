@@ -169,4 +169,19 @@ func TestWarnIfBusyNamesTheLockedDirectory(t *testing.T) {
 	if len(said) != 1 || !strings.Contains(said[0], "waiting for the lock on "+dir) {
 		t.Errorf("a locked directory: %q", said)
 	}
+	// A link in a free directory to a file in the locked one: the lock
+	// Create would wait for is the locked directory's.
+	if err := os.WriteFile(filepath.Join(dir, "a.tar.zst"), []byte("an earlier archive"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := t.TempDir()
+	link := filepath.Join(elsewhere, "link.tar.zst")
+	if err := os.Symlink(filepath.Join(dir, "a.tar.zst"), link); err != nil {
+		t.Fatal(err)
+	}
+	said = nil
+	WarnIfBusy(link, warnf)
+	if len(said) != 1 || !strings.Contains(said[0], "waiting for the lock on "+dir) {
+		t.Errorf("a link into a locked directory: %q", said)
+	}
 }
