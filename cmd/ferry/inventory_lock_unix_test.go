@@ -3,13 +3,15 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/ferry-dev/ferry/internal/atomicfile"
+	"github.com/ferry-dev/ferry/internal/lockwait"
 	"github.com/ferry-dev/ferry/internal/testregistry"
 )
 
@@ -26,25 +28,15 @@ func TestInventorySaysItWaitsForALockedDirectory(t *testing.T) {
 		t.Fatalf("push: exit %d: %s", code, stderr)
 	}
 	dir := t.TempDir()
-	unlock, err := atomicfile.LockDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	released := make(chan struct{})
-	go func() {
-		defer close(released)
-		time.Sleep(2 * time.Second) // past the second WarnIfBusy grants
-		unlock()
-	}()
 	out := filepath.Join(dir, "have.json")
-	code, _, stderr := runFerry("inventory", "--repo", reg.Repo("team/app"), "-o", out)
-	<-released
-	if code != 0 {
-		t.Fatalf("inventory: exit %d: %s", code, stderr)
-	}
-	if !strings.Contains(stderr, "waiting for the lock on "+dir) {
-		t.Errorf("stderr does not say it waits for the lock on %s:\n%s", dir, stderr)
-	}
+	stderr := newLockedBuffer()
+	lockwait.Check(t, dir, func() []string { return strings.Split(stderr.String(), "\n") }, func() error {
+		args := []string{"ferry", "inventory", "--repo", reg.Repo("team/app"), "-o", out}
+		if code := run(context.Background(), args, strings.NewReader(""), io.Discard, stderr); code != 0 {
+			return fmt.Errorf("exit %d: %s", code, stderr.String())
+		}
+		return nil
+	})
 	if _, err := os.Stat(out); err != nil {
 		t.Errorf("no inventory written: %v", err)
 	}

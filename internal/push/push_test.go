@@ -270,6 +270,7 @@ func (r *recorder) Logf(format string, args ...any) {
 	r.logs = append(r.logs, fmt.Sprintf(format, args...))
 }
 func (r *recorder) Warnf(format string, args ...any) { r.Logf(format, args...) }
+func (r *recorder) Done()                            { r.mu.Lock(); r.done++; r.mu.Unlock() }
 
 // logged returns what was logged and warned so far.
 func (r *recorder) logged() []string {
@@ -277,7 +278,6 @@ func (r *recorder) logged() []string {
 	defer r.mu.Unlock()
 	return slices.Clone(r.logs)
 }
-func (r *recorder) Done() { r.mu.Lock(); r.done++; r.mu.Unlock() }
 
 // A push reports its upload as a phase with the bytes sent (a bar, or a
 // heartbeat in a log), and names the manifest and each tag it wrote with
