@@ -120,9 +120,18 @@ func TestDeltaNoMount(t *testing.T) {
 		opts.NoMount = true
 		w.reg.ResetCounts()
 		_, err := relocate.Import(context.Background(), bytes.NewReader(delta), w.dst.repo, opts)
+		// The error names the first five of the missing blobs in its own
+		// order (by digest), not the archive's: count the left-out blobs it
+		// names rather than look for the archive's first.
+		named := 0
+		for _, l := range ex.Delta.LeftOut {
+			if err != nil && strings.Contains(err.Error(), l.Digest.String()) {
+				named++
+			}
+		}
 		if err == nil || !strings.Contains(err.Error(), "--no-mount") || !strings.Contains(err.Error(), fmt.Sprintf("leaves out %d blobs", len(ex.Delta.LeftOut))) ||
-			!strings.Contains(err.Error(), ex.Delta.LeftOut[0].Digest.String()) {
-			t.Errorf("dry run %v: %v; want the missing blobs named, and --no-mount", dry, err)
+			named != min(5, len(ex.Delta.LeftOut)) {
+			t.Errorf("dry run %v: %v; want the missing blobs named (%d of them named), and --no-mount", dry, err, named)
 		}
 		if err != nil && (strings.Count(err.Error(), "export in full") != 1 || !strings.Contains(err.Error(), "import without it (or export in full)")) {
 			t.Errorf("dry run %v: %v; want the remedies said once: import without it (or export in full)", dry, err)
